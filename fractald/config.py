@@ -1,0 +1,328 @@
+"""The daemon's configuration: one TOML file validated into frozen attrs classes.
+
+No file means the embedded default (`Config()`): paper trading on the
+bundled BTC candles. Validation reports every problem at once, each naming
+the key path, the bad value and what is allowed; `load_config` raises one
+`ConfigError` carrying them all.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import attrs
+import cattrs
+
+from fractald.core.models import TIMEFRAME_MS
+from fractald.errors import ConfigError
+
+VENUES = ("replay", "hyperliquid", "hyperliquid-testnet", "binance", "binance-futures")
+LOG_FORMATS = ("auto", "json", "console")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+BROKERS = ("paper",)
+
+# Keys that a SIGHUP reload may change; anything else needs a restart.
+LIVE_RELOADABLE_SECTIONS = ("log", "risk", "strategies", "metrics", "alerts")
+
+
+def _in(*allowed: Any) -> Any:
+    def check(_inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value not in allowed:
+            raise ValueError(f"must be one of {', '.join(map(repr, allowed))}")
+
+    return check
+
+
+def _between(lo: float, hi: float, *, lo_open: bool = False) -> Any:
+    def check(_inst: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+        low_ok = value > lo if lo_open else value >= lo
+        if not (low_ok and value <= hi):
+            bracket = "(" if lo_open else "["
+            raise ValueError(f"must be within {bracket}{lo}, {hi}]")
+
+    return check
+
+
+def _timeframes(_inst: Any, attribute: attrs.Attribute[Any], value: list[str]) -> None:
+    bad = [tf for tf in value if tf not in TIMEFRAME_MS]
+    if bad:
+        raise ValueError(f"unknown timeframe(s) {bad}; allowed: {', '.join(TIMEFRAME_MS)}")
+    if not value:
+        raise ValueError("needs at least one timeframe")
+
+
+def _non_empty(_inst: Any, attribute: attrs.Attribute[Any], value: list[Any]) -> None:
+    if not value:
+        raise ValueError("must not be empty")
+
+
+@attrs.frozen
+class DaemonConfig:
+    state_dir: str = ""  # "" = $STATE_DIRECTORY, else ./state
+    runtime_dir: str = ""  # "" = $RUNTIME_DIRECTORY, else the state directory
+    shutdown_timeout_s: float = attrs.field(default=8.0, validator=_between(0.5, 60))
+    gate_timeout_s: float = attrs.field(default=30.0, validator=_between(0.1, 600))
+    stall_limit_s: float = attrs.field(default=20.0, validator=_between(0.5, 600))
+    snapshot_interval_s: float = attrs.field(default=60.0, validator=_between(1, 86400))
+    backup_interval_s: float = attrs.field(default=3600.0, validator=_between(10, 7 * 86400))
+    backups_keep: int = attrs.field(default=5, validator=_between(1, 100))
+    restart_budget: int = attrs.field(default=5, validator=_between(1, 1000))
+    restart_window_s: float = attrs.field(default=300.0, validator=_between(1, 86400))
+    backoff_base_s: float = attrs.field(default=0.5, validator=_between(0.01, 60))
+    backoff_cap_s: float = attrs.field(default=30.0, validator=_between(0.1, 3600))
+    # Enables control commands that exist only for tests (e.g. blocking the event loop).
+    test_hooks: bool = False
+
+
+@attrs.frozen
+class FeedConfig:
+    venue: str = attrs.field(default="replay", validator=_in(*VENUES))
+    symbols: list[str] = attrs.field(factory=lambda: ["BTC-PERP"], validator=_non_empty)
+    timeframes: list[str] = attrs.field(
+        factory=lambda: ["1m", "5m", "15m", "1h", "4h"], validator=_timeframes
+    )
+    ws_url: str = ""  # "" = the venue's default
+    rest_url: str = ""
+    replay_path: str = ""  # "" = the bundled BTC 1m candles
+    replay_speed: float = attrs.field(default=600.0, validator=_between(0, 1_000_000))
+    stale_after_s: float = attrs.field(default=30.0, validator=_between(0.1, 86400))
+    silence_timeout_s: float = attrs.field(default=20.0, validator=_between(0.1, 3600))
+    late_grace_s: float = attrs.field(default=2.0, validator=_between(0, 60))
+
+
+@attrs.frozen
+class BrokerConfig:
+    kind: str = attrs.field(default="paper", validator=_in(*BROKERS))
+    starting_equity: float = attrs.field(default=10_000.0, validator=_between(0, 1e12, lo_open=True))
+    taker_fee_bps: float = attrs.field(default=4.5, validator=_between(0, 100))
+    maker_fee_bps: float = attrs.field(default=1.5, validator=_between(-10, 100))
+    slippage_bps: float = attrs.field(default=1.0, validator=_between(0, 500))
+    latency_ms: int = attrs.field(default=50, validator=_between(0, 60_000))
+    tick_size: float = attrs.field(default=0.5, validator=_between(0, 1e9, lo_open=True))
+    lot_size: float = attrs.field(default=0.001, validator=_between(0, 1e9, lo_open=True))
+    # Names of credential files under $CREDENTIALS_DIRECTORY (systemd LoadCredential=).
+    api_key_credential: str = ""
+    api_secret_credential: str = ""
+
+
+@attrs.frozen
+class RiskConfig:
+    mode: str = attrs.field(default="paper", validator=_in("paper", "live"))
+    risk_per_trade: float = attrs.field(default=0.005, validator=_between(0, 0.05, lo_open=True))
+    heat_cap: float = attrs.field(default=0.06, validator=_between(0, 0.5, lo_open=True))
+    max_drawdown: float = attrs.field(default=0.20, validator=_between(0, 0.9, lo_open=True))
+    daily_loss_limit: float = attrs.field(default=0.05, validator=_between(0, 0.9, lo_open=True))
+    max_trades_per_day: int = attrs.field(default=50, validator=_between(1, 10_000))
+    max_consecutive_losses: int = attrs.field(default=8, validator=_between(1, 1000))
+    max_open_positions: int = attrs.field(default=3, validator=_between(1, 1000))
+    min_data_quality: float = attrs.field(default=0.80, validator=_between(0, 1))
+    min_execution_quality: float = attrs.field(default=0.75, validator=_between(0, 1))
+
+
+@attrs.frozen
+class StrategiesConfig:
+    enabled: list[str] = attrs.field(
+        factory=lambda: ["liquidity_sweep", "fvg_fill", "bos_orderblock"]
+    )
+    timeframe: str = attrs.field(default="15m", validator=_in(*TIMEFRAME_MS))
+    params: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class ControlConfig:
+    socket_path: str = ""  # "" = <runtime dir>/control.sock
+    allowed_uids: list[int] = attrs.field(factory=list)
+    allowed_gids: list[int] = attrs.field(factory=list)
+    idle_timeout_s: float = attrs.field(default=600.0, validator=_between(1, 86400))
+    max_line_bytes: int = attrs.field(default=65536, validator=_between(256, 16 * 1024 * 1024))
+
+
+@attrs.frozen
+class LogConfig:
+    format: str = attrs.field(default="auto", validator=_in(*LOG_FORMATS))
+    level: str = attrs.field(default="info", validator=_in(*LOG_LEVELS))
+
+
+@attrs.frozen
+class MetricsConfig:
+    textfile_path: str = ""  # "" = no textfile; node_exporter's collector dir otherwise
+    interval_s: float = attrs.field(default=15.0, validator=_between(1, 3600))
+
+
+@attrs.frozen
+class AlertsConfig:
+    webhook_urls: list[str] = attrs.field(factory=list)
+    telegram_chat_id: str = ""
+    telegram_token_credential: str = ""  # credential file name; the token is a secret
+    telegram_api_url: str = "https://api.telegram.org"
+    feed_stale_alert_s: float = attrs.field(default=120.0, validator=_between(1, 86400))
+
+
+@attrs.frozen
+class Config:
+    daemon: DaemonConfig = attrs.Factory(DaemonConfig)
+    feed: FeedConfig = attrs.Factory(FeedConfig)
+    broker: BrokerConfig = attrs.Factory(BrokerConfig)
+    risk: RiskConfig = attrs.Factory(RiskConfig)
+    strategies: StrategiesConfig = attrs.Factory(StrategiesConfig)
+    control: ControlConfig = attrs.Factory(ControlConfig)
+    log: LogConfig = attrs.Factory(LogConfig)
+    metrics: MetricsConfig = attrs.Factory(MetricsConfig)
+    alerts: AlertsConfig = attrs.Factory(AlertsConfig)
+
+    def state_path(self) -> Path:
+        return Path(self.daemon.state_dir or os.environ.get("STATE_DIRECTORY", "") or "./state")
+
+    def runtime_path(self) -> Path:
+        return Path(self.daemon.runtime_dir or os.environ.get("RUNTIME_DIRECTORY", "")
+                    or self.state_path())
+
+    def socket_path(self) -> Path:
+        return Path(self.control.socket_path or self.runtime_path() / "control.sock")
+
+
+_converter = cattrs.Converter(forbid_extra_keys=True)
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+_TYPE_NAMES = {bool: "a boolean (true or false)", int: "an integer", float: "a number", str: "a string"}
+
+
+def _type_name(tp: Any) -> str:
+    if tp in _TYPE_NAMES:
+        return _TYPE_NAMES[tp]
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is list:
+        return f"a list of {_type_name(args[0])[2:].lstrip()} values"
+    if origin is dict:
+        return f"a table of {_type_name(args[1])[2:].lstrip()} values"
+    return str(tp).replace("typing.", "")
+
+
+def _check_type(value: Any, tp: Any) -> bool:
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return True
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is str:
+        return isinstance(value, str)
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        return isinstance(value, list) and all(_check_type(v, item) for v in value)
+    if origin is dict:
+        key_tp, val_tp = typing.get_args(tp)
+        return isinstance(value, dict) and all(
+            _check_type(k, key_tp) and _check_type(v, val_tp) for k, v in value.items()
+        )
+    if origin in (typing.Union, types.UnionType):
+        return any(_check_type(value, arg) for arg in typing.get_args(tp))
+    return True
+
+
+def _validate_table(cls: type, data: Any, path: str, problems: list[str]) -> None:
+    if not isinstance(data, dict):
+        problems.append(f"{path}: expected a table, got {_describe(data)}")
+        return
+    attrs.resolve_types(cls)
+    fields = {f.name: f for f in attrs.fields(cls)}
+    for key in data:
+        if key not in fields:
+            problems.append(
+                f"{path}.{key}: unknown key; allowed keys in [{path}]: {', '.join(fields)}"
+            )
+    for name, field in fields.items():
+        if name not in data:
+            continue
+        value, where = data[name], f"{path}.{name}"
+        if attrs.has(field.type):
+            _validate_table(field.type, value, where, problems)
+            continue
+        if not _check_type(value, field.type):
+            problems.append(f"{where}: {_describe(value)} is not a valid value: expected {_type_name(field.type)}")
+            continue
+        if field.validator is not None:
+            try:
+                field.validator(None, field, _converter.structure(value, field.type))
+            except (ValueError, TypeError) as exc:
+                problems.append(f"{where}: {_describe(value)} {exc}")
+
+
+def config_from_dict(data: dict[str, Any], source: str = "config") -> Config:
+    """Validate a parsed TOML document; raise ConfigError listing every problem."""
+    problems: list[str] = []
+    _validate_table(Config, data, "config", problems)
+    if not problems:
+        try:
+            config = _converter.structure(data, Config)
+        except Exception as exc:  # a cross-field check the per-key pass cannot see
+            problems.extend(cattrs.transform_error(exc, path="config")
+                            if isinstance(exc, cattrs.BaseValidationError) else [str(exc)])
+        else:
+            problems.extend(_cross_checks(config))
+            if not problems:
+                return config
+    raise ConfigError(
+        f"{source}: {len(problems)} problem(s): " + "; ".join(problems), problems=problems
+    )
+
+
+def _cross_checks(config: Config) -> list[str]:
+    problems = []
+    if config.daemon.backoff_cap_s < config.daemon.backoff_base_s:
+        problems.append(
+            f"config.daemon.backoff_cap_s: {config.daemon.backoff_cap_s} must be >= "
+            f"backoff_base_s ({config.daemon.backoff_base_s})"
+        )
+    if config.feed.venue != "replay" and config.feed.replay_path:
+        problems.append(
+            f"config.feed.replay_path: {config.feed.replay_path!r} is only used with "
+            f"venue = \"replay\", not {config.feed.venue!r}"
+        )
+    return problems
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Load and validate a TOML file; `None` gives the embedded default."""
+    if path is None:
+        return Config()
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror or exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return config_from_dict(data, source=str(path))
+
+
+def unstructure(config: Config) -> dict[str, Any]:
+    return typing.cast(dict[str, Any], _converter.unstructure(config))
+
+
+def reload_changes(old: Config, new: Config) -> tuple[list[str], list[str]]:
+    """Split the differences between two configs into (applied live, refused: need a restart)."""
+    old_d, new_d = unstructure(old), unstructure(new)
+    live, refused = [], []
+    for section in old_d:
+        if old_d[section] == new_d[section]:
+            continue
+        changed = sorted(k for k in new_d[section] if old_d[section].get(k) != new_d[section][k])
+        target = live if section in LIVE_RELOADABLE_SECTIONS else refused
+        target.extend(f"{section}.{key}" for key in changed)
+    return sorted(live), sorted(refused)
