@@ -1,0 +1,387 @@
+"""Performance statistics over closed trades and an equity curve.
+
+Pure functions over plain data: no clock, no I/O. A period is given as
+millisecond bounds (both inclusive); `period_bounds` turns "day", "week",
+"month" or "all" into bounds relative to a `now_ms` the caller supplies.
+
+The risk-adjusted ratios (Sharpe, Sortino, Calmar) and the drawdown series
+come from empyrical-reloaded, a maintained fork of Quantopian's empyrical,
+rather than hand-rolled formulas: its definitions are the ones traders
+compare against and its edge cases (zero dispersion, too few points) are
+handled. They are computed over *daily* returns of the equity curve (UTC
+days, last equity of each day), annualised with 365 periods a year since
+crypto trades every day. The maximum drawdown, in contrast, is taken from
+the curve at full resolution, since an intraday dip is real risk; so
+Calmar (annual return over the daily-close drawdown) need not equal
+annual return over `drawdown.max_pct`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import attrs
+import cattrs
+import empyrical
+import empyrical.stats
+import numpy as np
+import pandas as pd
+
+from fractald.core.models import ClosedTrade
+
+MS_PER_DAY = 86_400_000
+PERIOD_NAMES = ("day", "week", "month", "all")
+# Confidence bucket edges: [0,50) [50,60) ... [90,100]; strategies mostly emit 50..100.
+CONFIDENCE_EDGES: tuple[float, ...] = (0.0, 50.0, 60.0, 70.0, 80.0, 90.0, 100.0)
+DEFAULT_PERIODS_PER_YEAR = 365
+
+
+def _optional_int(instance: Any, attribute: attrs.Attribute[Any], value: int | None) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ValueError(f"{attribute.name} must be an int of epoch milliseconds or None, got {value!r}")
+
+
+@attrs.frozen(slots=True)
+class Period:
+    """Inclusive bounds in epoch milliseconds; None means unbounded on that side."""
+
+    start_ms: int | None = attrs.field(default=None, validator=_optional_int)
+    end_ms: int | None = attrs.field(default=None, validator=_optional_int)
+    label: str = "all"
+
+    def __attrs_post_init__(self) -> None:
+        if self.start_ms is not None and self.end_ms is not None and self.end_ms < self.start_ms:
+            raise ValueError(f"period end {self.end_ms} is before its start {self.start_ms}")
+
+    def contains(self, ts_ms: int) -> bool:
+        return (self.start_ms is None or ts_ms >= self.start_ms) and (
+            self.end_ms is None or ts_ms <= self.end_ms
+        )
+
+
+def period_bounds(name: str, now_ms: int, *, calendar: bool = True) -> Period:
+    """The period called `name` ending at `now_ms`.
+
+    With `calendar` (the default) "day" starts at 00:00 UTC today, "week" on
+    Monday 00:00 UTC and "month" on the 1st at 00:00 UTC: what an operator
+    means by "today's P&L". With `calendar=False` they are the rolling last
+    24 hours, 7 days and 30 days (what a daily summary sent at midnight wants).
+    """
+    if name not in PERIOD_NAMES:
+        raise ValueError(f"unknown period {name!r}; allowed: {', '.join(PERIOD_NAMES)}")
+    if name == "all":
+        return Period(None, now_ms, "all")
+    if not calendar:
+        days = {"day": 1, "week": 7, "month": 30}[name]
+        return Period(now_ms - days * MS_PER_DAY, now_ms, name)
+    day_start = now_ms - now_ms % MS_PER_DAY
+    if name == "day":
+        start = day_start
+    elif name == "week":
+        # 1970-01-01 was a Thursday: weekday (Monday = 0) of day number d is (d + 3) % 7.
+        start = day_start - ((now_ms // MS_PER_DAY + 3) % 7) * MS_PER_DAY
+    else:
+        now = dt.datetime.fromtimestamp(now_ms / 1000, tz=dt.timezone.utc)
+        first = dt.datetime(now.year, now.month, 1, tzinfo=dt.timezone.utc)
+        start = int(first.timestamp()) * 1000
+    return Period(start, now_ms, name)
+
+
+@attrs.frozen(slots=True)
+class TradeStats:
+    """Figures over a set of closed trades. Money is in the account currency, net of fees."""
+
+    trades: int
+    wins: int
+    losses: int
+    breakeven: int
+    win_rate: float | None  # wins / trades
+    gross_profit: float
+    gross_loss: float  # sum of losing P&L, <= 0
+    net_pnl: float
+    fees: float
+    avg_win: float | None
+    avg_loss: float | None  # <= 0
+    profit_factor: float | None  # gross profit / |gross loss|; None without losses
+    expectancy: float | None  # mean P&L per trade
+    avg_r: float | None  # mean R multiple
+
+
+@attrs.frozen(slots=True)
+class GroupStats:
+    """TradeStats of the trades sharing one strategy or one symbol."""
+
+    key: str
+    stats: TradeStats
+
+
+@attrs.frozen(slots=True)
+class ConfidenceBucket:
+    """Trades whose signal confidence was in [low, high) (the last bucket includes 100)."""
+
+    low: float
+    high: float
+    trades: int
+    wins: int
+    win_rate: float | None
+    net_pnl: float
+
+
+@attrs.frozen(slots=True)
+class TradeRef:
+    trade_id: str
+    symbol: str
+    strategy: str
+    pnl: float
+    ts_exit: int
+
+
+@attrs.frozen(slots=True)
+class Drawdown:
+    """The deepest peak-to-trough fall of the equity curve and how long it lasted.
+
+    `duration_ms` runs from the peak to the recovery (equity back at the
+    peak), or to the end of the period when `recovered` is False.
+    """
+
+    max_pct: float  # fraction of the peak, >= 0 (0.12 = 12 %)
+    max_abs: float  # currency, >= 0
+    peak_ms: int | None
+    trough_ms: int | None
+    recovery_ms: int | None
+    recovered: bool
+    duration_ms: int
+
+
+@attrs.frozen(slots=True)
+class Report:
+    period: Period
+    starting_equity: float
+    ending_equity: float
+    pnl_abs: float
+    pnl_pct: float  # fraction of the starting equity (0.05 = 5 %)
+    stats: TradeStats
+    sharpe: float | None
+    sortino: float | None
+    calmar: float | None
+    drawdown: Drawdown
+    best_trade: TradeRef | None
+    worst_trade: TradeRef | None
+    confidence: tuple[ConfidenceBucket, ...]
+    by_strategy: tuple[GroupStats, ...]
+    by_symbol: tuple[GroupStats, ...]
+    equity_points: int
+    daily_returns: int
+    periods_per_year: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data (None where a figure is undefined; never NaN)."""
+        return _converter.unstructure(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Report:
+        return _converter.structure(data, cls)
+
+
+_converter = cattrs.Converter()
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return float(np.mean(values)) if len(values) else None
+
+
+def trade_stats(trades: Sequence[ClosedTrade]) -> TradeStats:
+    """Win rate, averages, profit factor and expectancy of `trades`."""
+    pnls = [t.pnl for t in trades]
+    wins = [p for p in pnls if p > 0]
+    losses = [p for p in pnls if p < 0]
+    gross_profit = float(sum(wins))
+    gross_loss = float(sum(losses))
+    n = len(pnls)
+    return TradeStats(
+        trades=n,
+        wins=len(wins),
+        losses=len(losses),
+        breakeven=n - len(wins) - len(losses),
+        win_rate=len(wins) / n if n else None,
+        gross_profit=gross_profit,
+        gross_loss=gross_loss,
+        net_pnl=float(sum(pnls)),
+        fees=float(sum(t.fees for t in trades)),
+        avg_win=_mean(wins),
+        avg_loss=_mean(losses),
+        profit_factor=gross_profit / -gross_loss if losses else None,
+        expectancy=_mean(pnls),
+        avg_r=_mean([t.r_multiple for t in trades]),
+    )
+
+
+def _group(trades: Sequence[ClosedTrade], key: str) -> tuple[GroupStats, ...]:
+    groups: dict[str, list[ClosedTrade]] = {}
+    for t in trades:
+        groups.setdefault(getattr(t, key), []).append(t)
+    return tuple(GroupStats(k, trade_stats(groups[k])) for k in sorted(groups))
+
+
+def confidence_buckets(
+    trades: Sequence[ClosedTrade], edges: Sequence[float] = CONFIDENCE_EDGES
+) -> tuple[ConfidenceBucket, ...]:
+    """How trades and their outcome spread over signal confidence (a calibration check)."""
+    buckets = []
+    last = len(edges) - 2
+    for i, (low, high) in enumerate(zip(edges, edges[1:])):
+        inside = [
+            t for t in trades
+            if low <= t.confidence < high or (i == last and t.confidence == high)
+        ]
+        wins = sum(1 for t in inside if t.pnl > 0)
+        buckets.append(ConfidenceBucket(
+            low=float(low), high=float(high), trades=len(inside), wins=wins,
+            win_rate=wins / len(inside) if inside else None,
+            net_pnl=float(sum(t.pnl for t in inside)),
+        ))
+    return tuple(buckets)
+
+
+def _ref(trade: ClosedTrade) -> TradeRef:
+    return TradeRef(trade.trade_id, trade.symbol, trade.strategy, trade.pnl, trade.ts_exit)
+
+
+def _check_equity(equity: Sequence[tuple[int, float]]) -> None:
+    last_ts: int | None = None
+    for i, (ts, value) in enumerate(equity):
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError(f"equity[{i}] must be a positive finite number, got {value!r}")
+        if last_ts is not None and ts < last_ts:
+            raise ValueError(f"equity[{i}] at ts {ts} is earlier than the point before it ({last_ts})")
+        last_ts = ts
+
+
+def equity_from_trades(
+    trades: Iterable[ClosedTrade], starting_equity: float
+) -> list[tuple[int, float]]:
+    """A realised-P&L equity curve: one point per trade exit, in exit order."""
+    curve = []
+    equity = starting_equity
+    for t in sorted(trades, key=lambda t: t.ts_exit):
+        equity += t.pnl
+        curve.append((t.ts_exit, equity))
+    return curve
+
+
+def _period_curve(
+    equity: Sequence[tuple[int, float]], starting_equity: float, period: Period
+) -> tuple[np.ndarray, np.ndarray]:
+    """Timestamps and values within the period, anchored by the equity it started with."""
+    before = [v for ts, v in equity if period.start_ms is not None and ts < period.start_ms]
+    inside = [(ts, v) for ts, v in equity if period.contains(ts)]
+    anchor_value = before[-1] if before else starting_equity
+    if period.start_ms is not None:
+        anchor_ts = period.start_ms
+    else:
+        anchor_ts = inside[0][0] if inside else 0
+    ts = np.array([anchor_ts] + [p[0] for p in inside], dtype=np.int64)
+    values = np.array([anchor_value] + [p[1] for p in inside], dtype=float)
+    return ts, values
+
+
+def _daily_returns(ts: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Returns from one UTC day's last equity to the next's, starting from the anchor."""
+    series = pd.Series(values[1:], index=pd.to_datetime(ts[1:], unit="ms", utc=True))
+    if series.empty:
+        return np.array([], dtype=float)
+    closes = series.resample("1D").last().ffill().to_numpy()
+    chain = np.concatenate([[values[0]], closes])
+    return np.diff(chain) / chain[:-1]
+
+
+def _finite_or_none(value: float) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _drawdown(ts: np.ndarray, values: np.ndarray) -> Drawdown:
+    if len(values) < 2:
+        return Drawdown(0.0, 0.0, None, None, None, True, 0)
+    returns = np.diff(values) / values[:-1]
+    # empyrical's series has one value per return; the anchor itself is at 0 drawdown.
+    dd = np.concatenate([[0.0], np.asarray(empyrical.stats.drawdown_series(returns), dtype=float)])
+    trough = int(np.argmin(dd))
+    if dd[trough] >= 0:
+        return Drawdown(0.0, 0.0, None, None, None, True, 0)
+    peak = int(np.argmax(values[: trough + 1]))
+    after = np.nonzero(values[trough:] >= values[peak])[0]
+    recovery = trough + int(after[0]) if len(after) else None
+    end = recovery if recovery is not None else len(values) - 1
+    return Drawdown(
+        max_pct=float(-dd[trough]),
+        max_abs=float(values[peak] - values[trough]),
+        peak_ms=int(ts[peak]),
+        trough_ms=int(ts[trough]),
+        recovery_ms=int(ts[recovery]) if recovery is not None else None,
+        recovered=recovery is not None,
+        duration_ms=int(ts[end] - ts[peak]),
+    )
+
+
+def _ratios(daily: np.ndarray, periods_per_year: int) -> tuple[float | None, ...]:
+    if len(daily) < 2:
+        return None, None, None
+    return (
+        _finite_or_none(empyrical.sharpe_ratio(daily, annualization=periods_per_year)),
+        _finite_or_none(empyrical.sortino_ratio(daily, annualization=periods_per_year)),
+        _finite_or_none(empyrical.calmar_ratio(daily, annualization=periods_per_year)),
+    )
+
+
+def build_report(
+    trades: Sequence[ClosedTrade],
+    equity: Sequence[tuple[int, float]],
+    starting_equity: float,
+    period: Period | None = None,
+    *,
+    periods_per_year: int = DEFAULT_PERIODS_PER_YEAR,
+) -> Report:
+    """The performance report over `period` (default: everything).
+
+    `equity` is the account's equity curve as (ts_ms, equity) in time order;
+    when empty, the realised-P&L curve implied by `trades` is used.
+    `starting_equity` is the account's equity before the first point; a
+    period that starts later begins at the last equity seen before it.
+    Trades belong to the period their exit falls in.
+    """
+    if not (math.isfinite(starting_equity) and starting_equity > 0):
+        raise ValueError(f"starting_equity must be a positive finite number, got {starting_equity!r}")
+    if periods_per_year <= 0:
+        raise ValueError(f"periods_per_year must be positive, got {periods_per_year!r}")
+    period = period or Period()
+    curve = list(equity) if equity else equity_from_trades(trades, starting_equity)
+    _check_equity(curve)
+    ts, values = _period_curve(curve, starting_equity, period)
+    chosen = sorted((t for t in trades if period.contains(t.ts_exit)), key=lambda t: t.ts_exit)
+    daily = _daily_returns(ts, values)
+    sharpe, sortino, calmar = _ratios(daily, periods_per_year)
+    start_value, end_value = float(values[0]), float(values[-1])
+    return Report(
+        period=period,
+        starting_equity=start_value,
+        ending_equity=end_value,
+        pnl_abs=end_value - start_value,
+        pnl_pct=(end_value - start_value) / start_value,
+        stats=trade_stats(chosen),
+        sharpe=sharpe,
+        sortino=sortino,
+        calmar=calmar,
+        drawdown=_drawdown(ts, values),
+        best_trade=_ref(max(chosen, key=lambda t: t.pnl)) if chosen else None,
+        worst_trade=_ref(min(chosen, key=lambda t: t.pnl)) if chosen else None,
+        confidence=confidence_buckets(chosen),
+        by_strategy=_group(chosen, "strategy"),
+        by_symbol=_group(chosen, "symbol"),
+        equity_points=len(values),
+        daily_returns=len(daily),
+        periods_per_year=periods_per_year,
+    )
