@@ -1,0 +1,1 @@
+"""Pure risk: sizing, portfolio gates, circuit breakers, execution quality, strategy reliability."""

@@ -1,0 +1,179 @@
+"""Circuit breakers and the trading state ACTIVE / REDUCING / HALTED.
+
+REDUCING allows only orders that reduce risk; HALTED allows nothing new
+from strategies (protective exits of what is held still run, because a
+halt must never leave a position without its stop). A trip stays until an
+explicit `resume`, except the daily breakers, which a new UTC day clears
+when `daily_reset` is on.
+
+Counters are updated by `record_*` (the engine calls them when it applies
+ledger events), trips are found by `check_*` (pure reads) and made real
+by `trip`, so a rebuild from the ledger replays the same state.
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+from typing import Any
+
+import attrs
+
+from fractald.core.risk.params import BreakerAction, BreakerParams
+
+MS_PER_DAY = 86_400_000
+
+
+class TradingState(enum.Enum):
+    ACTIVE = "ACTIVE"
+    REDUCING = "REDUCING"
+    HALTED = "HALTED"
+
+
+_SEVERITY = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
+
+
+class Breaker(enum.Enum):
+    MAX_DRAWDOWN = "max_drawdown"
+    DAILY_LOSS = "daily_loss"
+    TRADES_PER_DAY = "trades_per_day"
+    CONSECUTIVE_LOSSES = "consecutive_losses"
+    ERROR_BURST = "error_burst"
+    KILL_SWITCH = "kill_switch"
+    OPERATOR = "operator"  # an operator's halt or reduce command
+    RECONCILIATION = "reconciliation"
+
+
+DAILY_BREAKERS = frozenset({Breaker.DAILY_LOSS, Breaker.TRADES_PER_DAY})
+
+
+@attrs.frozen(slots=True)
+class Trip:
+    breaker: Breaker
+    state: TradingState
+    reason: str
+    ts: int
+    figures: dict[str, Any] = attrs.field(factory=dict, hash=False)
+
+
+def _state_of(action: BreakerAction) -> TradingState:
+    return TradingState(action.value)
+
+
+class CircuitBreakers:
+    def __init__(self, params: BreakerParams, equity: float = 0.0) -> None:
+        self.params = params
+        self.trips: dict[Breaker, Trip] = {}
+        self.peak_equity = equity
+        self.day = -1
+        self.day_start_equity = equity
+        self.trades_today = 0
+        self.consecutive_losses = 0
+        self.errors: collections.deque[int] = collections.deque(maxlen=params.error_burst_count)
+
+    # -- state -------------------------------------------------------------
+    @property
+    def state(self) -> TradingState:
+        state = TradingState.ACTIVE
+        for t in self.trips.values():
+            if _SEVERITY[t.state] > _SEVERITY[state]:
+                state = t.state
+        return state
+
+    def trip(self, t: Trip) -> None:
+        self.trips[t.breaker] = t
+
+    def resume(self, equity: float) -> None:
+        """Operator resume: clear every trip and start the drawdown and loss counts afresh."""
+        self.trips.clear()
+        self.peak_equity = equity
+        self.consecutive_losses = 0
+        self.errors.clear()
+
+    # -- counters (applied from events) -------------------------------------
+    def roll_day(self, ts: int, equity: float) -> list[Breaker]:
+        """Start a new UTC day if `ts` is in one; returns the daily trips this cleared."""
+        day = ts // MS_PER_DAY
+        if day == self.day:
+            return []
+        self.day = day
+        self.day_start_equity = equity
+        self.trades_today = 0
+        cleared = [b for b in self.trips if b in DAILY_BREAKERS] if self.params.daily_reset else []
+        for b in cleared:
+            del self.trips[b]
+        return cleared
+
+    def mark_equity(self, ts: int, equity: float) -> None:
+        if self.day < 0:
+            self.roll_day(ts, equity)
+        self.peak_equity = max(self.peak_equity, equity)
+
+    def record_trade_opened(self) -> None:
+        self.trades_today += 1
+
+    def record_trade_closed(self, pnl: float) -> None:
+        self.consecutive_losses = self.consecutive_losses + 1 if pnl < 0 else 0
+
+    def record_error(self, ts: int) -> None:
+        self.errors.append(ts)
+
+    # -- checks (pure reads) --------------------------------------------------
+    def _new(self, breaker: Breaker, action: BreakerAction, ts: int, reason: str,
+             **figures: Any) -> list[Trip]:
+        if breaker in self.trips:
+            return []
+        return [Trip(breaker, _state_of(action), reason, ts, figures)]
+
+    def check_equity(self, ts: int, equity: float) -> list[Trip]:
+        p = self.params
+        out: list[Trip] = []
+        if self.peak_equity > 0:
+            dd = (self.peak_equity - equity) / self.peak_equity
+            if dd >= p.max_drawdown_fraction:
+                out += self._new(Breaker.MAX_DRAWDOWN, p.drawdown_action, ts,
+                                 f"drawdown {dd:.2%} from peak {self.peak_equity:.2f} reached the "
+                                 f"limit {p.max_drawdown_fraction:.2%}", value=dd,
+                                 limit=p.max_drawdown_fraction, peak=self.peak_equity, equity=equity)
+        if self.day_start_equity > 0:
+            loss = (self.day_start_equity - equity) / self.day_start_equity
+            if loss >= p.daily_loss_fraction:
+                out += self._new(Breaker.DAILY_LOSS, p.daily_loss_action, ts,
+                                 f"daily loss {loss:.2%} reached the limit {p.daily_loss_fraction:.2%}",
+                                 value=loss, limit=p.daily_loss_fraction,
+                                 day_start=self.day_start_equity, equity=equity)
+        return out
+
+    def check_counters(self, ts: int) -> list[Trip]:
+        p = self.params
+        out: list[Trip] = []
+        if self.trades_today >= p.max_trades_per_day:
+            out += self._new(Breaker.TRADES_PER_DAY, p.trades_per_day_action, ts,
+                             f"{self.trades_today} trades today reached the limit {p.max_trades_per_day}",
+                             value=self.trades_today, limit=p.max_trades_per_day)
+        if self.consecutive_losses >= p.max_consecutive_losses:
+            out += self._new(Breaker.CONSECUTIVE_LOSSES, p.consecutive_losses_action, ts,
+                             f"{self.consecutive_losses} losses in a row reached the limit "
+                             f"{p.max_consecutive_losses}",
+                             value=self.consecutive_losses, limit=p.max_consecutive_losses)
+        recent = sum(1 for t in self.errors if t > ts - p.error_burst_window_ms)
+        if recent >= p.error_burst_count:
+            out += self._new(Breaker.ERROR_BURST, p.error_burst_action, ts,
+                             f"{recent} errors within {p.error_burst_window_ms} ms reached the limit "
+                             f"{p.error_burst_count}", value=recent, limit=p.error_burst_count,
+                             window_ms=p.error_burst_window_ms)
+        return out
+
+    # -- persistence ------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        return {"peak_equity": self.peak_equity, "day": self.day,
+                "day_start_equity": self.day_start_equity, "trades_today": self.trades_today,
+                "consecutive_losses": self.consecutive_losses, "errors": list(self.errors)}
+
+    def restore(self, data: dict[str, Any]) -> None:
+        self.peak_equity = float(data["peak_equity"])
+        self.day = int(data["day"])
+        self.day_start_equity = float(data["day_start_equity"])
+        self.trades_today = int(data["trades_today"])
+        self.consecutive_losses = int(data["consecutive_losses"])
+        self.errors = collections.deque(data["errors"], maxlen=self.params.error_burst_count)
