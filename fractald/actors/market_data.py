@@ -1,0 +1,78 @@
+"""The market_data actor: runs the venue feed and hands its events to the trading actor.
+
+It waits for the trading state to be recovered so the feed can resume
+right after the last bar that state covers (crash-only: a restart re-reads
+nothing twice and skips nothing). The feeds gate passes on the first
+event, or when a replay has nothing left to send.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+
+from fractald.actors.supervisor import ActorContext
+from fractald.core.models import FeedHealth
+
+if TYPE_CHECKING:
+    from fractald.daemon import Daemon
+
+FORWARD_BUFFER = 256
+
+
+class MarketDataActor:
+    def __init__(self, daemon: Daemon, downstream: trio.MemorySendChannel[Any]) -> None:
+        self.daemon = daemon
+        self.downstream = downstream
+        self.health: dict[str, FeedHealth] = {}
+        self.replay_finished = False
+        self.events_forwarded = 0
+
+    def health_dicts(self) -> dict[str, dict[str, Any]]:
+        return {symbol: attrs.asdict(h) for symbol, h in self.health.items()}
+
+    def feed_settings(self) -> Any:
+        from fractald.venues.feed import FeedSettings
+
+        f = self.daemon.config.feed
+        return FeedSettings(
+            venue=f.venue, symbols=tuple(f.symbols), timeframes=tuple(f.timeframes),
+            ws_url=f.ws_url or None, rest_url=f.rest_url or None,
+            replay_path=f.replay_path or None, replay_speed=f.replay_speed,
+            stale_after_s=f.stale_after_s, silence_timeout_s=f.silence_timeout_s,
+            grace_s=f.late_grace_s,
+            resume_after_ms=self.daemon.trading.resume_after_ms(),
+        )
+
+    async def run(self, ctx: ActorContext) -> None:
+        from fractald.venues.feed import run_feed
+
+        await self.daemon.trading.recovered.wait()
+        send, receive = trio.open_memory_channel[Any](FORWARD_BUFFER)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._forward, ctx, receive)
+            async with send:
+                await run_feed(self.feed_settings(), send, ctx.beat, ctx.log)
+            # A replay that ended (or had nothing left after a resume) still counts as started.
+        self.replay_finished = True
+        ctx.pass_gate("feeds")
+        ctx.log.info("feed_finished", forwarded=self.events_forwarded)
+        self.daemon.bus.publish("replay_finished", {"forwarded": self.events_forwarded})
+        await _idle(ctx)
+
+    async def _forward(self, ctx: ActorContext, receive: trio.MemoryReceiveChannel[Any]) -> None:
+        async with receive:
+            async for event in receive:
+                ctx.pass_gate("feeds")
+                if isinstance(event, FeedHealth):
+                    self.health[event.symbol] = event
+                await self.downstream.send(event)
+                self.events_forwarded += 1
+                ctx.beat()
+
+
+async def _idle(ctx: ActorContext) -> None:
+    while True:
+        await ctx.sleep(3600)

@@ -1,0 +1,115 @@
+"""`fractald` command line: run, check-config, backtest, chart, preflight, version.
+
+Heavy modules are imported inside each sub-command so `fractald version`
+and `check-config` stay instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from fractald import __version__
+from fractald.errors import ConfigError, ExitStatus
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from fractald.daemon import main as daemon_main
+
+    return daemon_main(args.config)
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    from fractald.config import load_config, unstructure
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"{args.config or '(embedded default)'}: invalid configuration, "
+              f"{len(exc.problems)} problem(s):", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return int(ExitStatus.CONFIG)
+    if args.json:
+        print(json.dumps(unstructure(config), indent=2))
+    else:
+        print(f"{args.config or '(embedded default)'}: configuration OK "
+              f"(venue {config.feed.venue}, symbols {', '.join(config.feed.symbols)}, "
+              f"broker {config.broker.kind})")
+    return 0
+
+
+def _cmd_version(args: argparse.Namespace) -> int:
+    print(f"fractald {__version__}")
+    return 0
+
+
+def _cmd_backtest(args: argparse.Namespace) -> int:
+    from fractald.backtest import run_backtest
+
+    return int(run_backtest(args))
+
+
+def _cmd_chart(args: argparse.Namespace) -> int:
+    from fractald.reporting.chart_cli import run_chart
+
+    return int(run_chart(args))
+
+
+def _cmd_preflight(args: argparse.Namespace) -> int:
+    from fractald.preflight import run_preflight
+
+    return int(run_preflight(args.config, args.json))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fractald", description="fractald: a supervised SMC trading daemon.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the daemon in the foreground (what systemd runs)")
+    run.add_argument("--config", help="TOML config file (default: the embedded paper/replay config)")
+    run.set_defaults(func=_cmd_run)
+
+    check = sub.add_parser("check-config", help="validate a config file without running")
+    check.add_argument("config", nargs="?", help="TOML config file (default: embedded)")
+    check.add_argument("--json", action="store_true", help="print the effective config as JSON")
+    check.set_defaults(func=_cmd_check_config)
+
+    version = sub.add_parser("version", help="print the version")
+    version.set_defaults(func=_cmd_version)
+
+    backtest = sub.add_parser("backtest", help="run the trading pipeline over candles")
+    try:
+        from fractald.backtest import add_backtest_arguments
+    except ImportError:
+        pass
+    else:
+        add_backtest_arguments(backtest)
+    backtest.set_defaults(func=_cmd_backtest)
+
+    chart = sub.add_parser("chart", help="draw multi-timeframe candles with SMC structure")
+    try:
+        from fractald.reporting.chart_cli import add_chart_arguments
+    except ImportError:
+        pass
+    else:
+        add_chart_arguments(chart)
+    chart.set_defaults(func=_cmd_chart)
+
+    preflight = sub.add_parser("preflight", help="the deployment checklist before trading")
+    preflight.add_argument("--config", help="TOML config file (default: embedded)")
+    preflight.add_argument("--json", action="store_true", help="machine-readable output")
+    preflight.set_defaults(func=_cmd_preflight)
+    return parser
+
+
+def fractald_main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(fractald_main())

@@ -1,0 +1,92 @@
+"""The daemon's control commands, registered on the generic ControlServer.
+
+Each handler reads or steers the running daemon; the protocol layer
+validates arguments, logs mutating commands with the peer's uid and turns
+CommandError into a coded reply.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from fractald import __version__
+from fractald.actors.supervisor import ActorContext
+from fractald.config import unstructure
+from fractald.control.protocol import Arg, CommandError, PeerCred
+from fractald.control.server import CommandRegistry, ControlServer
+from fractald.logs import redactor
+
+if TYPE_CHECKING:
+    from fractald.daemon import Daemon
+
+
+class ControlActor:
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.registry = CommandRegistry()
+        self._register()
+
+    async def run(self, ctx: ActorContext) -> None:
+        cfg = self.daemon.config
+        server = ControlServer(
+            cfg.socket_path(), cfg.control.allowed_uids, cfg.control.allowed_gids,
+            self.registry, ctx.log, idle_timeout_s=cfg.control.idle_timeout_s,
+            max_line_bytes=cfg.control.max_line_bytes)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(server.serve)
+            self.daemon.control_ready.set()
+            while True:  # the server runs in its own tasks; this loop only proves liveness
+                await ctx.sleep(ctx.beat_interval_s)
+
+    # -- registration --------------------------------------------------------------------
+    def _register(self) -> None:
+        r = self.registry
+        d = self.daemon
+        r.register("version", self.version, help="the daemon's version")
+        r.register("status", self.status, help="daemon, actors, gates, feeds, trading state")
+        r.register("config", self.config, help="the effective configuration (secrets redacted)")
+        r.register("tail", self.tail, help="stream the daemon's events as JSON lines",
+                   args=[Arg("kind", list, help="only these event kinds")])
+        r.register("reload", self.reload, mutating=True, help="re-read the config (like SIGHUP)")
+        r.register("backup", self.backup, mutating=True, help="write an online backup now")
+        d.trading.register_commands(r)
+        if d.config.daemon.test_hooks:
+            r.register("debug-block-loop", self.block_loop, mutating=True,
+                       args=[Arg("seconds", float, required=True, minimum=0, maximum=3600)],
+                       help="TEST ONLY: block the event loop (to exercise the watchdog)")
+
+    # -- handlers ------------------------------------------------------------------------
+    async def version(self, args: dict[str, Any], peer: PeerCred) -> dict[str, Any]:
+        return {"version": __version__}
+
+    async def status(self, args: dict[str, Any], peer: PeerCred) -> dict[str, Any]:
+        return self.daemon.status()
+
+    async def config(self, args: dict[str, Any], peer: PeerCred) -> dict[str, Any]:
+        return redactor.redact(unstructure(self.daemon.config))  # type: ignore[no-any-return]
+
+    async def tail(self, args: dict[str, Any], peer: PeerCred) -> AsyncIterator[dict[str, Any]]:
+        kinds = set(args.get("kind") or []) or None
+        with self.daemon.bus.subscribe(kinds) as events:
+            async for event in events:
+                yield event.as_dict()
+
+    async def reload(self, args: dict[str, Any], peer: PeerCred) -> dict[str, Any]:
+        return await self.daemon.reload()
+
+    async def backup(self, args: dict[str, Any], peer: PeerCred) -> dict[str, Any]:
+        try:
+            path = await self.daemon.store.backup(self.daemon.log)
+        except Exception as exc:
+            raise CommandError("backup_failed", f"backup failed: {exc}") from exc
+        return {"path": path}
+
+    async def block_loop(self, args: dict[str, Any], peer: PeerCred) -> dict[str, Any]:
+        seconds = float(args["seconds"])
+        self.daemon.log.warning("debug_block_loop", seconds=seconds, **peer.as_log())
+        time.sleep(seconds)  # deliberately blocking: the point is to starve the loop
+        return {"blocked_s": seconds}

@@ -1,0 +1,221 @@
+"""The daemon: wires config, store, actors, control socket and systemd together.
+
+Start-up is crash recovery: open (and if need be restore) the state
+database, rebuild trading state from its latest snapshot, start the feed
+where the state left off, and only then tell systemd READY=1. SIGTERM
+stops new work, writes a final snapshot and exits 0; SIGHUP reloads what
+may change live and refuses the rest with a log line naming it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from fractald import __version__
+from fractald.actors.events import EventBus
+from fractald.actors.heartbeat import Heartbeat
+from fractald.actors.supervisor import ActorContext, ActorSpec, RestartPolicy, Supervisor
+from fractald.config import Config, load_config, reload_changes
+from fractald.errors import ConfigError, ExitStatus, FatalError, FractalError
+from fractald.logs import configure_logging, get_logger, redactor
+from fractald.notify import Notifier
+
+
+def wall_ms() -> int:
+    """Wall-clock time for the daemon's own record (never used for trading decisions)."""
+    return time.time_ns() // 1_000_000
+
+
+class Daemon:
+    def __init__(self, config: Config, config_path: str | None, notifier: Notifier) -> None:
+        from fractald.actors.market_data import MarketDataActor
+        from fractald.actors.store import StoreActor
+        from fractald.actors.trading import TradingActor
+
+        self.config = config
+        self.config_path = config_path
+        self.notifier = notifier
+        self.bus = EventBus()
+        self.supervisor = Supervisor(on_event=self.bus.publish)
+        self.log = get_logger("daemon")
+        self.phase = "starting"
+        self.started_wall_ms = wall_ms()
+        self.store = StoreActor(self)
+        self.trading = TradingActor(self)
+        self.market_data = MarketDataActor(self, self.trading.market_send)
+        self.heartbeat = Heartbeat(self.supervisor, notifier, self.status_line)
+        self.control_ready = trio.Event()
+
+    # -- what operators see ------------------------------------------------------------
+    def status_line(self) -> str:
+        t = self.trading
+        return (f"{self.phase} | {self.config.feed.venue} {','.join(self.config.feed.symbols)} "
+                f"| {t.summary_line()}")
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "daemon": {
+                "version": __version__, "pid": os.getpid(), "phase": self.phase,
+                "ready": self.phase == "ready",
+                "uptime_s": round(trio.current_time() - self.supervisor.started_at, 3),
+                "config": self.config_path or "(embedded default)",
+                "state_dir": str(self.config.state_path()),
+                "socket": str(self.config.socket_path()),
+            },
+            "gates": self.supervisor.gates_status(),
+            "actors": self.supervisor.snapshot(),
+            "feed": self.market_data.health_dicts(),
+            "trading": self.trading.status(),
+        }
+
+    # -- life cycle ----------------------------------------------------------------------
+    def actor_specs(self) -> list[ActorSpec]:
+        from fractald.control.commands import ControlActor
+
+        d = self.config.daemon
+        common = dict(budget=d.restart_budget, window_s=d.restart_window_s,
+                      backoff_base_s=d.backoff_base_s, backoff_cap_s=d.backoff_cap_s,
+                      stall_limit_s=d.stall_limit_s)
+        control = ControlActor(self)
+        return [
+            ActorSpec("store", self.store.run, **common),
+            ActorSpec("trading", self.trading.run, **common),
+            ActorSpec("market_data", self.market_data.run, **common),
+            ActorSpec("heartbeat", self.heartbeat.run, **common),
+            ActorSpec("control", control.run, **common),
+        ]
+
+    async def run(self) -> int:
+        self.log.info("daemon_starting", version=__version__, pid=os.getpid(),
+                      config=self.config_path or "(embedded default)",
+                      state_dir=str(self.config.state_path()))
+        self.notifier.status("starting")
+        await self.supervisor.run(self.actor_specs(), main=self._main)
+        return await self._finish()
+
+    async def _main(self, nursery: trio.Nursery) -> None:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+            nursery.start_soon(self._startup)
+            async for signum in signals:
+                if signum == signal.SIGHUP:
+                    await self.reload()
+                else:
+                    self.log.info("signal_received", signal=signal.Signals(signum).name)
+                    await self.shutdown()
+                    return
+
+    async def _startup(self) -> None:
+        await self.supervisor.wait_gates(self.config.daemon.gate_timeout_s)
+        await self.control_ready.wait()
+        self.phase = "ready"
+        self.notifier.ready(status=self.status_line())
+        self.log.info("daemon_ready", status=self.status_line(),
+                      after_s=round(trio.current_time() - self.supervisor.started_at, 3))
+        self.bus.publish("daemon_ready", {"status": self.status_line()})
+
+    async def shutdown(self, reason: str = "signal") -> None:
+        """Stop taking new work, write a final snapshot, then stop every actor."""
+        if self.phase == "stopping":
+            return
+        self.phase = "stopping"
+        self.notifier.stopping(status="stopping: writing final snapshot")
+        self.trading.accepting = False
+        with trio.move_on_after(self.config.daemon.shutdown_timeout_s) as scope:
+            await self.trading.final_snapshot()
+        if scope.cancelled_caught:
+            self.log.error("final_snapshot_timeout", timeout_s=self.config.daemon.shutdown_timeout_s)
+        self.supervisor.stop_daemon()
+
+    async def reload(self) -> dict[str, list[str]]:
+        """SIGHUP / `fractalctl reload`: apply what may change live, refuse the rest."""
+        self.notifier.reloading()
+        self.log.info("reload_requested", config=self.config_path or "(embedded default)")
+        try:
+            new = load_config(self.config_path)
+        except ConfigError as exc:
+            self.log.error("reload_refused_invalid_config", problems=exc.problems)
+            self.notifier.ready(status=self.status_line())
+            return {"applied": [], "refused": [], "errors": exc.problems}
+        applied, refused = reload_changes(self.config, new)
+        if refused:
+            self.log.warning("reload_refused_keys", keys=refused,
+                             reason="these keys need a restart (systemctl restart fractald)")
+        if applied:
+            self.apply_live(new)
+            self.log.info("reload_applied", keys=applied)
+        self.notifier.ready(status=self.status_line())
+        self.bus.publish("reload", {"applied": applied, "refused": refused})
+        return {"applied": applied, "refused": refused, "errors": []}
+
+    def apply_live(self, new: Config) -> None:
+        import attrs as _attrs
+
+        merged = _attrs.evolve(self.config, log=new.log, risk=new.risk, strategies=new.strategies,
+                               metrics=new.metrics, alerts=new.alerts)
+        self.config = merged
+        configure_logging(merged.log.format, merged.log.level)
+        self.trading.apply_config(merged)
+
+    async def _finish(self) -> int:
+        fatal = self.supervisor.fatal
+        status = ExitStatus.OK if fatal is None else getattr(fatal, "exit_status", ExitStatus.FATAL)
+        detail: dict[str, Any] = {"exit_status": int(status)}
+        if fatal is not None:
+            detail["error"] = fatal.as_dict()
+            self.log.error("daemon_fatal", exit_status=int(status), error=fatal.as_dict())
+            self.notifier.stopping(status=f"fatal: {fatal.code}: {fatal.message}"[:200])
+        await self.store.close(detail)
+        self.log.info("daemon_stopped", exit_status=int(status))
+        return int(status)
+
+
+def _load_secrets_for_redaction(config: Config) -> None:
+    """Register every credential the config names, so no log line can show one."""
+    cred_dir = os.environ.get("CREDENTIALS_DIRECTORY")
+    names = [config.broker.api_key_credential, config.broker.api_secret_credential,
+             config.alerts.telegram_token_credential]
+    if not cred_dir:
+        return
+    secrets = []
+    for name in filter(None, names):
+        try:
+            secrets.append((Path(cred_dir) / name).read_text().strip())
+        except OSError:
+            pass  # preflight reports missing credentials; the feed fails with AuthError
+    redactor.register(secrets)
+
+
+def main(config_path: str | None) -> int:
+    """`fractald run`: returns the process exit status."""
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        configure_logging("auto", "info")
+        get_logger("daemon").error("config_invalid", config=config_path, problems=exc.problems)
+        return int(ExitStatus.CONFIG)
+    configure_logging(config.log.format, config.log.level)
+    _load_secrets_for_redaction(config)
+    notifier = Notifier()
+    try:
+        daemon_instance: list[Daemon] = []
+
+        async def _run() -> int:
+            daemon = Daemon(config, config_path, notifier)
+            daemon_instance.append(daemon)
+            return await daemon.run()
+
+        return trio.run(_run)
+    except FatalError as exc:
+        get_logger("daemon").error("daemon_fatal", error=exc.as_dict())
+        return int(exc.exit_status)
+    except FractalError as exc:
+        get_logger("daemon").error("daemon_fatal", error=exc.as_dict())
+        return int(ExitStatus.FATAL)
+    finally:
+        notifier.close()
