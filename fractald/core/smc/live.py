@@ -153,9 +153,11 @@ class SwingPoint:
 
 
 @attrs.frozen(slots=True)
-class FairValueGap:
+class Zone:
+    """A price zone (gap or block) between `bottom` and `top` made at bar `index`."""
+
     direction: Direction
-    index: int  # the middle bar
+    index: int
     ts: int
     top: float
     bottom: float
@@ -164,14 +166,13 @@ class FairValueGap:
 
 
 @attrs.frozen(slots=True)
-class FVGMitigated:
-    direction: Direction
-    index: int  # the gap's middle bar
-    ts: int
-    top: float
-    bottom: float
-    known_index: int  # the mitigating bar
-    known_ts: int
+class FairValueGap(Zone):
+    """`index` is the middle bar of the three; known when the third closes."""
+
+
+@attrs.frozen(slots=True)
+class FVGMitigated(Zone):
+    """`index` is the gap's middle bar; `known_index` the mitigating bar."""
 
 
 @attrs.frozen(slots=True)
@@ -204,25 +205,13 @@ class OrderBlock:
 
 
 @attrs.frozen(slots=True)
-class OrderBlockMitigated:
-    direction: Direction
-    index: int
-    ts: int
-    top: float
-    bottom: float
-    known_index: int
-    known_ts: int
+class OrderBlockMitigated(Zone):
+    """Price traded through the block (it becomes a breaker)."""
 
 
 @attrs.frozen(slots=True)
-class OrderBlockInvalidated:
-    direction: Direction
-    index: int
-    ts: int
-    top: float
-    bottom: float
-    known_index: int
-    known_ts: int
+class OrderBlockInvalidated(Zone):
+    """After mitigation, price went back beyond the block's far side."""
 
 
 @attrs.frozen(slots=True)
