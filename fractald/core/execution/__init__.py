@@ -1,0 +1,1 @@
+"""Pure execution: order state machine, brackets, paper fill model, accounting, and the TradingEngine."""

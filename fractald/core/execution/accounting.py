@@ -1,0 +1,218 @@
+"""Accounting: positions, average price, realized and unrealized P&L, fees, funding, equity.
+
+Books are kept per (strategy, symbol); per-symbol and per-strategy views
+are sums over them. A round trip (flat -> open -> flat) becomes a
+ClosedTrade; a fill that flips a position closes the old trip and opens a
+new one with the rest. Cash = initial equity + realized P&L - fees -
+funding; equity = cash + unrealized P&L at the last mark.
+"""
+
+from __future__ import annotations
+
+import collections
+from typing import Any
+
+import attrs
+import cattrs
+
+from fractald.core.models import ClosedTrade, Side
+from fractald.core.execution.orders import QTY_EPS
+
+
+@attrs.define(slots=True)
+class Position:
+    strategy: str
+    symbol: str
+    quantity: float = 0.0  # signed: + long, - short
+    avg_price: float = 0.0
+    realized_pnl: float = 0.0  # gross of fees
+    fees: float = 0.0
+    funding: float = 0.0
+    mark_price: float = 0.0
+    # the open round trip
+    trip_id: str = ""
+    trip_ts_entry: int = 0
+    trip_max_qty: float = 0.0
+    trip_entry_notional: float = 0.0
+    trip_entry_qty: float = 0.0
+    trip_exit_notional: float = 0.0
+    trip_exit_qty: float = 0.0
+    trip_pnl: float = 0.0
+    trip_fees: float = 0.0
+    trip_risk: float = 0.0
+    trip_confidence: float = 0.0
+    trip_exit_reason: str = ""
+    trip_long: bool = True
+
+    @property
+    def unrealized_pnl(self) -> float:
+        if self.quantity == 0 or self.mark_price <= 0:
+            return 0.0
+        return (self.mark_price - self.avg_price) * self.quantity
+
+    @property
+    def side(self) -> Side | None:
+        if abs(self.quantity) <= QTY_EPS:
+            return None
+        return Side.BUY if self.quantity > 0 else Side.SELL
+
+
+@attrs.frozen(slots=True)
+class TripContext:
+    """What the engine knows about the trade a fill belongs to."""
+
+    trip_id: str = ""
+    risk: float = 0.0  # money at risk at entry, for the R multiple
+    confidence: float = 0.0
+    exit_reason: str = ""
+
+
+class Accounting:
+    def __init__(self, initial_equity: float, equity_curve_cap: int = 10_000) -> None:
+        self.initial_equity = initial_equity
+        self.positions: dict[tuple[str, str], Position] = {}
+        self.marks: dict[str, float] = {}
+        self.equity_curve: collections.deque[tuple[int, float]] = collections.deque(
+            maxlen=equity_curve_cap)
+        self.closed_count = 0
+
+    def position(self, strategy: str, symbol: str) -> Position:
+        key = (strategy, symbol)
+        p = self.positions.get(key)
+        if p is None:
+            p = self.positions[key] = Position(strategy, symbol, mark_price=self.marks.get(symbol, 0.0))
+        return p
+
+    def apply_fill(self, strategy: str, symbol: str, side: Side, qty: float, price: float, fee: float,
+                   ts: int, ctx: TripContext = TripContext()) -> list[ClosedTrade]:
+        """Book one fill; returns the round trips it closed (0, or 1 when flat or flipped)."""
+        p = self.position(strategy, symbol)
+        signed = qty * side.sign
+        closed: list[ClosedTrade] = []
+        p.fees += fee
+        if abs(p.quantity) <= QTY_EPS or p.quantity * signed > 0:
+            self._open(p, signed, price, fee, ts, ctx)
+            return closed
+        closing = min(abs(signed), abs(p.quantity))
+        fee_close = fee * closing / qty
+        pnl = (price - p.avg_price) * closing * (1 if p.quantity > 0 else -1)
+        p.realized_pnl += pnl
+        p.trip_pnl += pnl
+        p.trip_fees += fee_close
+        p.trip_exit_notional += closing * price
+        p.trip_exit_qty += closing
+        p.quantity += closing * side.sign
+        if ctx.exit_reason:
+            p.trip_exit_reason = ctx.exit_reason
+        if abs(p.quantity) <= QTY_EPS:
+            p.quantity = 0.0
+            closed.append(self._close_trip(p, ts))
+            p.avg_price = 0.0
+        rest = qty - closing
+        if rest > QTY_EPS:  # flipped through zero: the rest opens a new trip
+            self._open(p, rest * side.sign, price, fee - fee_close, ts, ctx)
+        return closed
+
+    def _open(self, p: Position, signed: float, price: float, fee: float, ts: int,
+              ctx: TripContext) -> None:
+        if abs(p.quantity) <= QTY_EPS:
+            p.trip_id = ctx.trip_id or f"{p.strategy}:{p.symbol}:{ts}"
+            p.trip_ts_entry = ts
+            p.trip_max_qty = p.trip_entry_notional = p.trip_entry_qty = 0.0
+            p.trip_exit_notional = p.trip_exit_qty = p.trip_pnl = p.trip_fees = p.trip_risk = 0.0
+            p.trip_confidence = ctx.confidence
+            p.trip_exit_reason = ""
+            p.trip_long = signed > 0
+        new_qty = p.quantity + signed
+        p.avg_price = (p.avg_price * abs(p.quantity) + price * abs(signed)) / abs(new_qty)
+        p.quantity = new_qty
+        p.trip_entry_notional += abs(signed) * price
+        p.trip_entry_qty += abs(signed)
+        p.trip_max_qty = max(p.trip_max_qty, abs(new_qty))
+        p.trip_fees += fee
+        p.trip_risk += ctx.risk
+
+    def _close_trip(self, p: Position, ts: int) -> ClosedTrade:
+        self.closed_count += 1
+        net = p.trip_pnl - p.trip_fees
+        side = Side.BUY if p.trip_long else Side.SELL
+        return ClosedTrade(
+            trade_id=p.trip_id, symbol=p.symbol, strategy=p.strategy, side=side,
+            quantity=p.trip_max_qty, entry_price=p.trip_entry_notional / p.trip_entry_qty,
+            exit_price=p.trip_exit_notional / p.trip_exit_qty, ts_entry=p.trip_ts_entry, ts_exit=ts,
+            pnl=net, fees=p.trip_fees, confidence=p.trip_confidence,
+            r_multiple=net / p.trip_risk if p.trip_risk > 0 else 0.0, exit_reason=p.trip_exit_reason)
+
+    def apply_funding(self, symbol: str, rate: float) -> float:
+        """Charge one funding interval at the current mark: longs pay a positive rate."""
+        total = 0.0
+        for p in self.positions.values():
+            if p.symbol == symbol and p.quantity and p.mark_price > 0:
+                cost = p.quantity * p.mark_price * rate
+                p.funding += cost
+                total += cost
+        return total
+
+    def mark(self, symbol: str, price: float) -> None:
+        self.marks[symbol] = price
+        for p in self.positions.values():
+            if p.symbol == symbol:
+                p.mark_price = price
+
+    # -- views ---------------------------------------------------------------------
+    @property
+    def cash(self) -> float:
+        return self.initial_equity + sum(p.realized_pnl - p.fees - p.funding
+                                         for p in self.positions.values())
+
+    @property
+    def unrealized(self) -> float:
+        return sum(p.unrealized_pnl for p in self.positions.values())
+
+    @property
+    def equity(self) -> float:
+        return self.cash + self.unrealized
+
+    def record_equity(self, ts: int) -> float:
+        eq = self.equity
+        if self.equity_curve and self.equity_curve[-1][0] == ts:
+            self.equity_curve[-1] = (ts, eq)
+        else:
+            self.equity_curve.append((ts, eq))
+        return eq
+
+    def net_quantity(self, symbol: str) -> float:
+        return sum(p.quantity for p in self.positions.values() if p.symbol == symbol)
+
+    def summary(self, by: str) -> dict[str, dict[str, float]]:
+        """P&L per 'symbol' or per 'strategy'."""
+        out: dict[str, dict[str, float]] = {}
+        for p in self.positions.values():
+            key = p.symbol if by == "symbol" else p.strategy
+            row = out.setdefault(key, {"quantity": 0.0, "realized_pnl": 0.0, "unrealized_pnl": 0.0,
+                                       "fees": 0.0, "funding": 0.0})
+            if by == "symbol":
+                row["quantity"] += p.quantity
+            else:
+                row.pop("quantity", None)
+            row["realized_pnl"] += p.realized_pnl
+            row["unrealized_pnl"] += p.unrealized_pnl
+            row["fees"] += p.fees
+            row["funding"] += p.funding
+        return out
+
+    def snapshot(self) -> dict[str, Any]:
+        conv = cattrs.Converter()
+        return {"initial_equity": self.initial_equity, "marks": dict(self.marks),
+                "positions": [conv.unstructure(p) for p in self.positions.values()],
+                "equity_curve": [list(x) for x in self.equity_curve], "closed_count": self.closed_count}
+
+    def restore(self, data: dict[str, Any]) -> None:
+        conv = cattrs.Converter()
+        self.initial_equity = float(data["initial_equity"])
+        self.marks = {k: float(v) for k, v in data["marks"].items()}
+        self.positions = {(p.strategy, p.symbol): p for p in
+                          (conv.structure(d, Position) for d in data["positions"])}
+        self.equity_curve.clear()
+        self.equity_curve.extend((int(t), float(e)) for t, e in data["equity_curve"])
+        self.closed_count = int(data["closed_count"])
