@@ -1,0 +1,294 @@
+"""Trades to base bars, base bars to every configured timeframe, with gap handling.
+
+Pure: event time comes in with the data (`now_ms` is the venue-time
+watermark the shell estimates). Rules a trader relies on:
+
+* Bars are aligned to UTC boundaries (epoch multiples of the timeframe).
+* A base bar closes when the watermark passes its end plus the grace
+  window; trades that arrive late but before then amend it. Trades for a
+  bar that has already closed are counted (`late_trades`) and dropped.
+* Every base bar is emitted exactly once and in order, with no hole. A
+  minute we have no trustworthy data for (no trades, or it overlapped a
+  disconnect) is not guessed: the pipeline stops and asks for it
+  (`GapRequest`); the shell fetches it from REST and calls `resolve_gap`.
+  What REST cannot supply goes out with `complete=False` (our partial bar
+  if we have one, else a flat bar at the last close with zero volume).
+* A higher-timeframe bar goes out when its last base bar does; it is
+  complete only if every base bar in it is present and complete.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import attrs
+
+from fractald.core.models import Bar, TradeTick, timeframe_ms
+
+
+@attrs.frozen(slots=True)
+class GapRequest:
+    """Base bars [start_ms, end_ms) (ts_open values) must be fetched before anything else goes out."""
+
+    symbol: str
+    timeframe: str
+    start_ms: int
+    end_ms: int
+
+    @property
+    def bars(self) -> int:
+        return (self.end_ms - self.start_ms) // timeframe_ms(self.timeframe)
+
+
+@attrs.frozen(slots=True)
+class Step:
+    """The result of one input: closed bars in emission order, and maybe a gap to fill first."""
+
+    bars: tuple[Bar, ...] = ()
+    gap: GapRequest | None = None
+
+
+EMPTY_STEP = Step()
+
+
+class _OpenBar:
+    """A bar still taking trades; mutable because it changes on every trade."""
+
+    __slots__ = ("ts_open", "open", "high", "low", "close", "volume")
+
+    def __init__(self, ts_open: int, price: float, size: float) -> None:
+        self.ts_open = ts_open
+        self.open = self.high = self.low = self.close = price
+        self.volume = size
+
+    def add(self, price: float, size: float) -> None:
+        if price > self.high:
+            self.high = price
+        elif price < self.low:
+            self.low = price
+        self.close = price
+        self.volume += size
+
+    def freeze(self, symbol: str, timeframe: str, complete: bool = True) -> Bar:
+        return Bar(symbol, timeframe, self.ts_open, self.open, self.high, self.low,
+                   self.close, self.volume, complete)
+
+
+class TimeframeRollup:
+    """Rolls consecutive base bars into one higher timeframe, aligned to UTC."""
+
+    def __init__(self, symbol: str, timeframe: str, base_timeframe: str) -> None:
+        self.symbol = symbol
+        self.timeframe = timeframe
+        self.tf_ms = timeframe_ms(timeframe)
+        self.base_ms = timeframe_ms(base_timeframe)
+        if self.tf_ms <= self.base_ms or self.tf_ms % self.base_ms:
+            raise ValueError(
+                f"timeframe {timeframe} is not a multiple of the base timeframe {base_timeframe}")
+        self.per_bar = self.tf_ms // self.base_ms
+        self._period: int | None = None
+        self._acc: _OpenBar | None = None
+        self._count = 0
+        self._complete = True
+
+    def on_base(self, bar: Bar) -> Bar | None:
+        period = bar.ts_open - bar.ts_open % self.tf_ms
+        if self._period != period:
+            # First bar seen, or (only after a skipped stretch) a new period.
+            self._period, self._acc, self._count, self._complete = period, None, 0, True
+        self._count += 1
+        self._complete = self._complete and bar.complete
+        if bar.complete or bar.volume > 0:
+            # Flat placeholders for missing bars carry no prices of their own period.
+            acc = self._acc
+            if acc is None:
+                acc = self._acc = _OpenBar(period, bar.open, 0.0)
+                acc.high, acc.low = bar.high, bar.low
+            else:
+                acc.high = max(acc.high, bar.high)
+                acc.low = min(acc.low, bar.low)
+            acc.close = bar.close
+            acc.volume += bar.volume
+        if bar.ts_open + self.base_ms < period + self.tf_ms:
+            return None
+        acc, self._acc, self._period = self._acc, None, None
+        if acc is None:  # nothing but placeholders: one flat placeholder
+            return Bar(self.symbol, self.timeframe, period, bar.close, bar.close, bar.close,
+                       bar.close, 0.0, False)
+        return acc.freeze(self.symbol, self.timeframe,
+                          self._complete and self._count == self.per_bar)
+
+
+def _floor(ts: int, step: int) -> int:
+    return ts - ts % step
+
+
+class SymbolBars:
+    """The bar pipeline for one symbol: base bars from trades or candles, gaps, rollups.
+
+    Feed it with `on_trade` (live) or `on_base_bar` (candle replay, REST
+    candles), tell it the venue time with `advance`, report outages with
+    `note_outage`, and answer every `GapRequest` with `resolve_gap`.
+    """
+
+    def __init__(self, symbol: str, timeframes: Sequence[str], *, base_timeframe: str = "1m",
+                 grace_ms: int = 2_000, max_gap_bars: int = 5_000) -> None:
+        if grace_ms < 0:
+            raise ValueError(f"grace_ms must be >= 0, got {grace_ms}")
+        self.symbol = symbol
+        self.base_timeframe = base_timeframe
+        self.step_ms = timeframe_ms(base_timeframe)
+        if grace_ms >= self.step_ms:
+            raise ValueError(f"grace_ms {grace_ms} must be shorter than the base bar")
+        self.grace_ms = grace_ms
+        self.max_gap_bars = max_gap_bars
+        higher = sorted({tf for tf in timeframes if tf != base_timeframe}, key=timeframe_ms)
+        self.rollups = [TimeframeRollup(symbol, tf, base_timeframe) for tf in higher]
+        self._open: dict[int, _OpenBar] = {}
+        self._closed: dict[int, Bar] = {}
+        self._suspect: list[tuple[int, int]] = []  # [start, end) ranges of base ts_open
+        self.next_ts: int | None = None  # ts_open of the next base bar to emit
+        self.frontier: int | None = None  # every base bar opening before this is closed
+        self.pending_gap: GapRequest | None = None
+        self.last_close: float | None = None
+        # Counters for feed health and logs.
+        self.late_trades = 0
+        self.duplicate_bars = 0
+        self.gaps_found = 0
+        self.bars_filled = 0
+        self.bars_unfilled = 0
+        self.bars_skipped = 0
+
+    # -- inputs -------------------------------------------------------------
+    def on_trade(self, tick: TradeTick) -> Step:
+        return self.add_trade(tick.price, tick.size, tick.ts_event)
+
+    def add_trade(self, price: float, size: float, ts: int) -> Step:
+        minute = ts - ts % self.step_ms
+        if self.next_ts is None:
+            self.next_ts = minute
+            self.frontier = minute
+            # We joined mid-bar: the first bar lacks the trades before we came.
+            self._suspect.append((minute, minute + self.step_ms))
+        if minute < self.frontier:  # type: ignore[operator]
+            self.late_trades += 1
+            return self.advance(ts)
+        bar = self._open.get(minute)
+        if bar is None:
+            self._open[minute] = _OpenBar(minute, price, size)
+        else:
+            bar.add(price, size)
+        return self.advance(ts)
+
+    def on_base_bar(self, bar: Bar) -> Step:
+        """A finished base bar from a candle source (replay file, venue candle stream)."""
+        if bar.timeframe != self.base_timeframe or bar.symbol != self.symbol:
+            raise ValueError(
+                f"expected a {self.symbol} {self.base_timeframe} bar, got {bar.symbol} {bar.timeframe}")
+        if self.next_ts is None:
+            self.next_ts = bar.ts_open
+            self.frontier = bar.ts_open
+        if bar.ts_open < self.next_ts or bar.ts_open in self._closed:
+            self.duplicate_bars += 1
+            return EMPTY_STEP
+        self._closed[bar.ts_open] = bar
+        self.frontier = max(self.frontier, bar.ts_open + self.step_ms)  # type: ignore[type-var]
+        return self._drain()
+
+    def advance(self, now_ms: int) -> Step:
+        """The venue clock reached `now_ms`: close every bar whose end + grace has passed."""
+        if self.frontier is None:
+            return EMPTY_STEP
+        frontier = _floor(now_ms - self.grace_ms, self.step_ms)
+        if frontier <= self.frontier:
+            return EMPTY_STEP
+        self.frontier = frontier
+        for ts in [ts for ts in self._open if ts < frontier]:
+            self._closed[ts] = self._open.pop(ts).freeze(self.symbol, self.base_timeframe)
+        return self._drain()
+
+    def note_outage(self, start_ms: int, end_ms: int) -> None:
+        """Data between these venue times may be missing (disconnect, stall): refetch those bars."""
+        if end_ms < start_ms:
+            start_ms, end_ms = end_ms, start_ms
+        self._suspect.append((_floor(start_ms, self.step_ms),
+                              _floor(end_ms, self.step_ms) + self.step_ms))
+
+    def resolve_gap(self, candles: Iterable[Bar] | None) -> Step:
+        """Answer the pending GapRequest with what REST returned (None or [] when it failed)."""
+        gap = self.pending_gap
+        if gap is None:
+            raise ValueError("resolve_gap called with no gap pending")
+        fetched = {c.ts_open: c for c in (candles or ())
+                   if c.symbol == self.symbol and c.timeframe == self.base_timeframe
+                   and gap.start_ms <= c.ts_open < gap.end_ms and c.complete}
+        self.pending_gap = None
+        out: list[Bar] = []
+        for ts in range(gap.start_ms, gap.end_ms, self.step_ms):
+            ours = self._closed.pop(ts, None)
+            bar = fetched.get(ts)
+            if bar is not None:
+                self.bars_filled += 1
+            else:
+                self.bars_unfilled += 1
+                bar = self._placeholder(ts, ours)
+            self._emit(bar, out)
+        self._suspect = [(s, e) for s, e in self._suspect if e > gap.end_ms]
+        rest = self._drain()
+        return Step(tuple(out) + rest.bars, rest.gap)
+
+    # -- internals ----------------------------------------------------------
+    def _placeholder(self, ts: int, ours: Bar | None) -> Bar:
+        if ours is not None:
+            return attrs.evolve(ours, complete=False)
+        price = self.last_close
+        if price is None:
+            # Nothing ever seen: there is no honest price; use the next bar we hold.
+            later = [b for t, b in sorted(self._closed.items()) if t > ts]
+            price = later[0].open if later else 0.0
+        return Bar(self.symbol, self.base_timeframe, ts, price, price, price, price, 0.0, False)
+
+    def _is_suspect(self, ts: int) -> bool:
+        return any(s <= ts < e for s, e in self._suspect)
+
+    def _emit(self, bar: Bar, out: list[Bar]) -> None:
+        out.append(bar)
+        self.last_close = bar.close
+        self.next_ts = bar.ts_open + self.step_ms
+        for rollup in self.rollups:
+            higher = rollup.on_base(bar)
+            if higher is not None:
+                out.append(higher)
+
+    def _drain(self) -> Step:
+        """Emit what can go out in order; a new gap is reported once, in the Step that finds it."""
+        out: list[Bar] = []
+        assert self.next_ts is not None and self.frontier is not None
+        new_gap: GapRequest | None = None
+        while self.pending_gap is None and self.next_ts < self.frontier:
+            ts = self.next_ts
+            bar = self._closed.get(ts)
+            if bar is not None and not self._is_suspect(ts):
+                del self._closed[ts]
+                self._emit(bar, out)
+                continue
+            new_gap = self.pending_gap = self._gap_from(ts)
+            self.gaps_found += 1
+        if not out and new_gap is None:
+            return EMPTY_STEP
+        return Step(tuple(out), new_gap)
+
+    def _gap_from(self, start: int) -> GapRequest:
+        assert self.frontier is not None
+        end = start + self.step_ms
+        while end < self.frontier and (end not in self._closed or self._is_suspect(end)):
+            end += self.step_ms
+        if (end - start) // self.step_ms > self.max_gap_bars:
+            # Too long to fill bar by bar (days offline): skip to the recent part, say so.
+            skipped_to = end - self.max_gap_bars * self.step_ms
+            self.bars_skipped += (skipped_to - start) // self.step_ms
+            for ts in [t for t in self._closed if t < skipped_to]:
+                del self._closed[ts]
+            start = skipped_to
+            self.next_ts = start
+        return GapRequest(self.symbol, self.base_timeframe, start, end)

@@ -1,0 +1,211 @@
+"""Replay sources: candle files (CSV, JSON, Parquet), recorded WS captures, and pacing.
+
+Candle files become lists of base Bars; the timeframe is read from the
+data (the most common spacing), so 1-minute and 5-minute files both work.
+Captures use the cryptofeed layout: a first line `<url> <-> <epoch s>`,
+then `<receive epoch s>: <raw message>` per line; REST captures are
+`<url> -> <epoch s>: <raw JSON>`.
+
+Pacing takes time from trio only, so a MockClock test runs a day of
+candles in no time.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator, Callable, Iterable
+from pathlib import Path
+from typing import TypeVar
+
+import attrs
+import numpy as np
+import pandas as pd
+import trio
+
+from fractald.core.models import TIMEFRAME_MS, Bar
+from fractald.datasets import BUNDLED_SYMBOL, bundled_btc_1m_arrays
+
+T = TypeVar("T")
+
+CANDLE_SUFFIXES = (".csv", ".json", ".parquet", ".pq")
+_TIME_COLUMNS = ("ts_open_ms", "timestamp", "date", "time", "open_time", "t")
+_PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
+
+
+class ReplayError(ValueError):
+    """A replay file that cannot be used; the message names the file and the problem."""
+
+
+@attrs.frozen(slots=True)
+class CaptureLine:
+    """One recorded message: when it was received (epoch s) and the raw text."""
+
+    received_s: float
+    raw: str
+
+
+@attrs.frozen(slots=True)
+class RestCapture:
+    url: str
+    received_s: float
+    body: str
+
+
+# -- candles --------------------------------------------------------------------
+
+def _timeframe_of(ts_ms: np.ndarray, path: object) -> str:
+    if len(ts_ms) < 2:
+        raise ReplayError(f"{path}: need at least 2 candles to tell the timeframe")
+    diffs = np.diff(ts_ms)
+    values, counts = np.unique(diffs[diffs > 0], return_counts=True)
+    if not len(values):
+        raise ReplayError(f"{path}: candle times do not increase")
+    step = int(values[np.argmax(counts)])
+    for name, ms in TIMEFRAME_MS.items():
+        if ms == step:
+            return name
+    raise ReplayError(f"{path}: candle spacing {step} ms is not a known timeframe "
+                      f"({', '.join(TIMEFRAME_MS)})")
+
+
+def _times_ms(column: pd.Series, path: object) -> np.ndarray:
+    if pd.api.types.is_numeric_dtype(column):
+        values = column.to_numpy(dtype="float64")
+        # Seconds, milliseconds or microseconds since the epoch: pick by magnitude.
+        scale = 1000.0 if values.max() < 1e11 else 1e-3 if values.max() > 1e14 else 1.0
+        return (values * scale).astype("int64")
+    stamps = pd.to_datetime(column, utc=True, errors="coerce")
+    if stamps.isna().any():
+        raise ReplayError(f"{path}: unreadable time in row {int(stamps.isna().to_numpy().argmax())}")
+    return stamps.dt.as_unit("ms").astype("int64").to_numpy()
+
+
+def frame_to_bars(frame: pd.DataFrame, symbol: str, path: object = "frame") -> list[Bar]:
+    """An OHLCV DataFrame (time column or DatetimeIndex) as base Bars, sorted, duplicates dropped."""
+    columns = {c.lower(): c for c in frame.columns}
+    missing = [c for c in _PRICE_COLUMNS if c not in columns]
+    if missing:
+        raise ReplayError(f"{path}: missing column(s) {', '.join(missing)}; have {list(frame.columns)}")
+    time_col = next((columns[c] for c in _TIME_COLUMNS if c in columns), None)
+    if time_col is not None:
+        ts = _times_ms(frame[time_col], path)
+    elif isinstance(frame.index, pd.DatetimeIndex):
+        ts = _times_ms(frame.index.to_series(), path)
+    else:
+        raise ReplayError(f"{path}: no time column (one of {', '.join(_TIME_COLUMNS)})")
+    arrays = {c: frame[columns[c]].to_numpy(dtype="float64") for c in _PRICE_COLUMNS}
+    return arrays_to_bars(ts, arrays, symbol, path)
+
+
+def arrays_to_bars(ts: np.ndarray, arrays: dict[str, np.ndarray], symbol: str,
+                   path: object = "arrays") -> list[Bar]:
+    order = np.argsort(ts, kind="stable")
+    ts = ts[order]
+    keep = np.concatenate(([True], np.diff(ts) > 0))  # first of any duplicate time wins
+    ts = ts[keep]
+    cols = [arrays[c][order][keep] for c in _PRICE_COLUMNS]
+    bad = ~np.isfinite(np.vstack(cols)).all(axis=0)
+    if bad.any():
+        raise ReplayError(f"{path}: non-finite price or volume at candle {int(np.argmax(bad))}")
+    timeframe = _timeframe_of(ts, path)
+    step = TIMEFRAME_MS[timeframe]
+    if (ts % step).any():
+        raise ReplayError(f"{path}: candle times are not aligned to {timeframe}")
+    o, h, lo, c, v = (col.tolist() for col in cols)
+    return [Bar(symbol, timeframe, t, o[i], h[i], lo[i], c[i], v[i])
+            for i, t in enumerate(ts.tolist())]
+
+
+def load_candles(path: str | Path, symbol: str) -> list[Bar]:
+    """Candles from CSV, JSON (pandas "columns" layout, as freqtrade writes) or Parquet."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        raise ReplayError(f"replay file {path} does not exist")
+    try:
+        if suffix == ".csv":
+            frame = pd.read_csv(path)
+        elif suffix == ".json":
+            frame = pd.read_json(path, convert_dates=False)
+        elif suffix in (".parquet", ".pq"):
+            frame = pd.read_parquet(path)
+        else:
+            raise ReplayError(f"{path}: unknown candle format {suffix!r}; use {', '.join(CANDLE_SUFFIXES)}")
+    except ReplayError:
+        raise
+    except (ValueError, OSError, ImportError) as exc:
+        raise ReplayError(f"{path}: cannot read: {exc}") from exc
+    return frame_to_bars(frame, symbol, path)
+
+
+def bundled_candles(symbol: str = BUNDLED_SYMBOL) -> list[Bar]:
+    """The embedded default: real BTC 1-minute candles shipped inside the package."""
+    arrays = bundled_btc_1m_arrays()
+    return arrays_to_bars(arrays["ts_open_ms"].astype("int64"), arrays, symbol, "bundled")
+
+
+# -- captures -------------------------------------------------------------------
+
+def is_capture(path: str | Path) -> bool:
+    """cryptofeed captures are named like BINANCE_FUTURES.ws.1.0."""
+    return ".ws." in Path(path).name
+
+
+def read_capture(path: str | Path) -> tuple[str, list[CaptureLine]]:
+    """The stream URL and every recorded message of a cryptofeed WS capture."""
+    lines = Path(path).read_text().splitlines()
+    if not lines or " <-> " not in lines[0]:
+        raise ReplayError(f"{path}: first line should be '<url> <-> <epoch s>'")
+    url = lines[0].split(" <-> ", 1)[0]
+    out = []
+    for n, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        stamp, sep, raw = line.partition(": ")
+        try:
+            received = float(stamp)
+        except ValueError:
+            received = math.nan
+        if not sep or math.isnan(received):
+            raise ReplayError(f"{path}:{n}: expected '<epoch s>: <message>'")
+        out.append(CaptureLine(received, raw))
+    return url, out
+
+
+def read_rest_capture(path: str | Path) -> list[RestCapture]:
+    """REST responses of a cryptofeed capture (`<url> -> <epoch s>: <body>`)."""
+    out = []
+    for n, line in enumerate(Path(path).read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        url, sep, rest = line.partition(" -> ")
+        stamp, sep2, body = rest.partition(": ")
+        if not sep or not sep2:
+            raise ReplayError(f"{path}:{n}: expected '<url> -> <epoch s>: <body>'")
+        out.append(RestCapture(url, float(stamp), body))
+    return out
+
+
+# -- pacing ---------------------------------------------------------------------
+
+async def paced(items: Iterable[T], time_ms: Callable[[T], int], speed: float,
+                *, checkpoint_every: int = 256) -> AsyncIterator[T]:
+    """Yield items at `speed` times the pace of their own timestamps (0: as fast as possible).
+
+    The schedule is anchored at the first item, so a slow consumer does not
+    make the replay drift further and further behind.
+    """
+    if speed < 0 or not math.isfinite(speed):
+        raise ValueError(f"replay speed must be >= 0 and finite, got {speed!r}")
+    start_clock: float | None = None
+    start_ms = 0
+    for n, item in enumerate(items):
+        if speed > 0:
+            if start_clock is None:
+                start_clock, start_ms = trio.current_time(), time_ms(item)
+            due = start_clock + (time_ms(item) - start_ms) / 1000.0 / speed
+            await trio.sleep_until(due)
+        elif n % checkpoint_every == 0:
+            await trio.sleep(0)  # let the rest of the daemon run
+        yield item
+
