@@ -1,0 +1,174 @@
+"""Vectorised building blocks for the offline SMC detectors.
+
+The reference library answers questions such as "the first later candle whose low reaches
+this level" with one scan of the remaining frame per event, and running extremes with a
+Python loop per row. Here the same questions are answered for all events at once:
+
+* `FirstHit` answers many "first index j >= start with values[j] <op> threshold" queries
+  with a two-level search (fixed blocks of candles, plus a sparse table over block
+  aggregates), so the work per query is O(block + log n) instead of O(n).
+* `segmented_cummax` / `segmented_cummin` give running extremes that restart at segment
+  boundaries, without a per-row loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+# Candles per block of the two-level search: small enough that scanning a block row per
+# query is cheap, large enough that the sparse table over blocks stays small.
+_BLOCK = 32
+
+Compare = Callable[[np.ndarray, np.ndarray], np.ndarray]
+_COMPARE: dict[str, Compare] = {
+    "<": np.less,
+    "<=": np.less_equal,
+    ">": np.greater,
+    ">=": np.greater_equal,
+}
+
+
+class FirstHit:
+    """Index over one array for "first j >= start where values[j] <op> threshold" queries.
+
+    Build once per (array, op), then call `first` with arrays of starts and thresholds.
+    Missing answers are -1. NaN values never hit (like NumPy comparisons).
+    """
+
+    __slots__ = ("_n", "_hit", "_rows", "_levels")
+
+    def __init__(self, values: np.ndarray, op: str) -> None:
+        if op not in _COMPARE:
+            raise ValueError(f"op must be one of {sorted(_COMPARE)}, got {op!r}")
+        values = np.asarray(values, dtype=np.float64)
+        self._n = n = len(values)
+        self._hit = _COMPARE[op]
+        below = op in ("<", "<=")
+        # A block can hold a hit only if its minimum (for < and <=) or maximum (for > and >=)
+        # does; fmin/fmax ignore NaN so one NaN candle does not hide the rest of its block.
+        combine = np.fmin if below else np.fmax
+        blocks = max(1, -(-n // _BLOCK))
+        padded = np.full(blocks * _BLOCK, np.nan)
+        padded[:n] = values
+        self._rows = padded.reshape(blocks, _BLOCK)
+        level = combine.reduce(self._rows, axis=1)
+        # levels[k][b] aggregates blocks b .. b + 2**k - 1
+        self._levels = [level]
+        while (1 << len(self._levels)) <= blocks:
+            half = 1 << (len(self._levels) - 1)
+            level = combine(level[:-half], level[half:])
+            self._levels.append(level)
+
+    def first(self, starts: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+        """For each query, the first index >= start whose value hits its threshold, else -1."""
+        starts = np.asarray(starts, dtype=np.int64)
+        thresholds = np.asarray(thresholds, dtype=np.float64)
+        out = np.full(len(starts), -1, dtype=np.int64)
+        live = np.flatnonzero((starts >= 0) & (starts < self._n))
+        if len(live) == 0:
+            return out
+        start, thr = starts[live], thresholds[live]
+        block, offset = np.divmod(start, _BLOCK)
+        # 1. the rest of the start's own block
+        mask = self._hit(self._rows[block], thr[:, None])
+        mask &= np.arange(_BLOCK) >= offset[:, None]
+        found = mask.any(axis=1)
+        out[live[found]] = block[found] * _BLOCK + mask[found].argmax(axis=1)
+        rest = ~found
+        if not rest.any():
+            return out
+        # 2. the first later block holding a hit, by binary lifting over the sparse table
+        live, thr = live[rest], thr[rest]
+        pos = block[rest] + 1
+        blocks = len(self._rows)
+        for k in range(len(self._levels) - 1, -1, -1):
+            step = 1 << k
+            level = self._levels[k]
+            fits = pos + step <= blocks
+            agg = level[np.minimum(pos, len(level) - 1)]
+            pos = pos + np.where(fits & ~self._hit(agg, thr), step, 0)
+        inside = pos < blocks
+        live, thr, pos = live[inside], thr[inside], pos[inside]
+        # 3. the first hit inside that block
+        mask = self._hit(self._rows[pos], thr[:, None])
+        hit = pos * _BLOCK + mask.argmax(axis=1)
+        out[live] = np.where(hit < self._n, hit, -1)
+        return out
+
+
+def sliding_extreme(values: np.ndarray, width: int, combine: Callable) -> np.ndarray:
+    """combine (np.maximum or np.minimum) over every window values[j : j + width].
+
+    Doubling: windows of 1, 2, 4, ... candles, then two overlapping power-of-two windows
+    cover any width; O(n log width). Returns len(values) - width + 1 entries (or none).
+    """
+    n = len(values)
+    if width < 1 or n < width:
+        return np.empty(0, dtype=values.dtype)
+    cur, span = values, 1
+    while 2 * span <= width:
+        cur = combine(cur[:-span], cur[span:])
+        span *= 2
+    if span == width:
+        return cur
+    return combine(cur[: n - width + 1], cur[width - span :])
+
+
+def run_starts(values: np.ndarray) -> np.ndarray:
+    """Boolean mask: True where a run of equal consecutive values begins."""
+    starts = np.ones(len(values), dtype=bool)
+    starts[1:] = values[1:] != values[:-1]
+    return starts
+
+
+def segmented_cummax(values: np.ndarray, new_segment: np.ndarray) -> np.ndarray:
+    """Running maximum of `values` that restarts wherever `new_segment` is True.
+
+    Rank trick: replace values by their ranks, add segment_id * n (segments increase along
+    the array, so a later segment always dominates an earlier one), take one global running
+    maximum of those integer keys and map ranks back to values. No NaN expected.
+    """
+    n = len(values)
+    if n == 0:
+        return values.copy()
+    order = np.argsort(values, kind="stable")
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n)
+    segment = np.cumsum(new_segment) - 1
+    if not new_segment[0]:
+        segment += 1
+    base = segment * n
+    best = np.maximum.accumulate(base + rank) - base
+    return values[order[best]]
+
+
+def segmented_cummin(values: np.ndarray, new_segment: np.ndarray) -> np.ndarray:
+    """Running minimum that restarts wherever `new_segment` is True."""
+    return -segmented_cummax(-values, new_segment)
+
+
+def flat_ranges(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All indices of the ranges [lo, hi) concatenated, and the offset where each range begins.
+
+    Empty ranges contribute nothing (their offset equals the next one's).
+    """
+    lengths = np.maximum(hi - lo, 0)
+    offsets = np.cumsum(lengths) - lengths
+    total = int(lengths.sum())
+    flat = np.arange(total, dtype=np.int64) - np.repeat(offsets - lo, lengths)
+    return flat, offsets
+
+
+def last_arg_extreme(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, lowest: bool) -> np.ndarray:
+    """For each non-empty range [lo, hi): the LAST index holding its min (or max) value."""
+    if len(lo) == 0:
+        return np.empty(0, dtype=np.int64)
+    flat, offsets = flat_ranges(lo, hi)
+    picked = values[flat]
+    reduce = np.minimum if lowest else np.maximum
+    extreme = reduce.reduceat(picked, offsets)
+    lengths = hi - lo
+    is_extreme = picked == np.repeat(extreme, lengths)
+    return np.maximum.reduceat(np.where(is_extreme, flat, -1), offsets)
