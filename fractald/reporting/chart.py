@@ -1,0 +1,367 @@
+"""Multi-timeframe SMC chart: stacked candles on one time axis, the structure over them,
+and what the bot did, as a PNG a trader can read at a glance.
+
+Each panel is one timeframe (coarsest on top). Over the candles:
+swing highs and lows (small triangles), BOS and CHoCH (a line from the
+broken swing to the bar that broke it; CHoCH dashed), fair value gaps and
+order blocks (shaded zones until mitigated), liquidity (dotted lines, a
+cross where swept), and the bot's entries, exits, stops and targets.
+
+The structure comes from `fractald.smc` (same API as smartmoneyconcepts
+0.0.27); `smc_api()` falls back to the reference library when that
+module is not importable.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch, Rectangle
+
+from fractald.core.models import ClosedTrade, Side, Signal, timeframe_ms
+from fractald.reporting.plots import save_png, to_datenum, utc_date_axis
+
+BULL, BEAR = "#26a69a", "#ef5350"
+ZONE_FVG_BULL, ZONE_FVG_BEAR = "#7fd3a6", "#f4a3a3"
+ZONE_OB_BULL, ZONE_OB_BEAR = "#4a7fd6", "#e08a2e"
+LIQUIDITY, STRUCTURE = "#8e44ad", "#333333"
+ENTRY, STOP, TARGET = "#1f4e8c", "#d62728", "#1b9e4b"
+OHLC = ("open", "high", "low", "close", "volume")
+DEFAULT_SWING_LENGTH = 8
+# Bars either side that make a swing: fewer on coarse timeframes, which have fewer bars in view.
+SWING_LENGTHS = {"1d": 3, "4h": 4, "2h": 6, "1h": 8, "30m": 8, "15m": 8}
+DEFAULT_WINDOW_MS = 4 * 86_400_000
+
+
+def smc_api() -> Any:
+    """The SMC detector namespace: fractald's own, else the reference smartmoneyconcepts."""
+    try:
+        from fractald.smc import smc
+    except ImportError:  # until fractald/smc.py lands, or in a trimmed install
+        from smartmoneyconcepts import smc
+    return smc
+
+
+@attrs.frozen(slots=True)
+class SmcOverlays:
+    """The detector outputs for one timeframe, row-aligned with its OHLC frame.
+
+    Columns as smartmoneyconcepts 0.0.27 returns them; indices such as
+    BrokenIndex or MitigatedIndex are bar positions in the frame.
+    """
+
+    swings: pd.DataFrame
+    fvg: pd.DataFrame
+    bos_choch: pd.DataFrame
+    ob: pd.DataFrame
+    liquidity: pd.DataFrame
+
+
+def compute_overlays(ohlc: pd.DataFrame, swing_length: int = DEFAULT_SWING_LENGTH) -> SmcOverlays:
+    smc = smc_api()
+    swings = smc.swing_highs_lows(ohlc, swing_length=swing_length)
+    return SmcOverlays(
+        swings=swings,
+        fvg=smc.fvg(ohlc),
+        bos_choch=smc.bos_choch(ohlc, swings),
+        ob=smc.ob(ohlc, swings),
+        liquidity=smc.liquidity(ohlc, swings),
+    )
+
+
+def resample_ohlcv(df: pd.DataFrame, timeframe: str) -> pd.DataFrame:
+    """Candles of `timeframe` from finer ones (UTC-aligned, labelled by their open time)."""
+    rule = f"{timeframe_ms(timeframe) // 60_000}min"
+    agg = {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
+    return df.resample(rule, label="left", closed="left").agg(agg).dropna(subset=["open"])
+
+
+def frames_from(df: pd.DataFrame, timeframes: Sequence[str]) -> dict[str, pd.DataFrame]:
+    return {tf: resample_ohlcv(df, tf) for tf in timeframes}
+
+
+class MarkKind(enum.Enum):
+    ENTRY = "entry"
+    STOP = "stop"
+    TARGET = "target"
+    EXIT = "exit"
+
+
+@attrs.frozen(slots=True)
+class OrderMark:
+    """An order of the bot at a price, live from `ts_ms` until `ts_end_ms` (None: still live)."""
+
+    kind: MarkKind
+    price: float
+    ts_ms: int
+    ts_end_ms: int | None = None
+    label: str = ""
+
+
+_MARK_STYLE = {MarkKind.ENTRY: (ENTRY, "-"), MarkKind.STOP: (STOP, "--"),
+               MarkKind.TARGET: (TARGET, "--"), MarkKind.EXIT: (STRUCTURE, ":")}
+
+
+@attrs.frozen(slots=True)
+class _Panel:
+    """One timeframe's frame, clipped to the window, with bar positions as x values."""
+
+    timeframe: str
+    frame: pd.DataFrame
+    x: np.ndarray  # candle centres as date numbers, for every bar of the full frame
+    width: float  # one bar, in days
+    visible: np.ndarray  # boolean mask of bars inside the window
+    x0: float
+    x1: float
+
+    def xat(self, index: float) -> float:
+        i = int(index)
+        return float(self.x[i]) if 0 <= i < len(self.x) else self.x1
+
+
+def _panel(timeframe: str, frame: pd.DataFrame, start_ms: int, end_ms: int) -> _Panel:
+    tf = timeframe_ms(timeframe)
+    opens = frame.index.as_unit("ms").asi8
+    x = to_datenum(opens + tf / 2)
+    visible = (opens + tf > start_ms) & (opens <= end_ms)
+    return _Panel(timeframe, frame, x, tf / 86_400_000, visible,
+                  float(to_datenum([start_ms])[0]), float(to_datenum([end_ms])[0]))
+
+
+def _candles(ax: Any, p: _Panel) -> None:
+    f = p.frame[p.visible]
+    x = p.x[p.visible]
+    up = (f["close"] >= f["open"]).to_numpy()
+    colours = np.where(up, BULL, BEAR)
+    ax.vlines(x, f["low"], f["high"], colors=colours, linewidth=0.8, zorder=3)
+    body_low = np.minimum(f["open"], f["close"]).to_numpy()
+    body = np.abs(f["close"] - f["open"]).to_numpy()
+    span = float(f["high"].max() - f["low"].min()) if len(f) else 0.0
+    body = np.maximum(body, span * 0.002)  # a doji stays visible
+    ax.bar(x, body, bottom=body_low, width=p.width * 0.7, color=colours, edgecolor=colours,
+           linewidth=0.4, zorder=4)
+
+
+def _zone(ax: Any, p: _Panel, i: int, end_index: float, top: float, bottom: float,
+          colour: str, alpha: float, hatch: str | None = None) -> None:
+    left = p.xat(i) - p.width / 2
+    right = p.xat(end_index) if end_index and end_index > i else p.x1
+    if right < p.x0 or left > p.x1:
+        return
+    ax.add_patch(Rectangle((left, bottom), right - left, top - bottom, facecolor=colour,
+                           alpha=alpha, edgecolor=colour, linewidth=0.6, hatch=hatch, zorder=1))
+
+
+def _gap_floor(p: _Panel) -> float:
+    """Gaps thinner than this (a fifth of the median bar range) are noise on the chart."""
+    ranges = (p.frame["high"] - p.frame["low"]).to_numpy()
+    return float(np.median(ranges)) * 0.2 if len(ranges) else 0.0
+
+
+def _fvgs(ax: Any, p: _Panel, fvg: pd.DataFrame) -> None:
+    floor = _gap_floor(p)
+    for i, row in fvg.dropna(subset=["FVG"]).iterrows():
+        if row.Top - row.Bottom >= floor:
+            colour = ZONE_FVG_BULL if row.FVG > 0 else ZONE_FVG_BEAR
+            _zone(ax, p, int(i), row.MitigatedIndex, row.Top, row.Bottom, colour, 0.35)
+
+
+def _order_blocks(ax: Any, p: _Panel, ob: pd.DataFrame) -> None:
+    for i, row in ob.dropna(subset=["OB"]).iterrows():
+        colour = ZONE_OB_BULL if row.OB > 0 else ZONE_OB_BEAR
+        _zone(ax, p, int(i), row.MitigatedIndex, row.Top, row.Bottom, colour, 0.22, hatch="//")
+
+
+def _structure(ax: Any, p: _Panel, bos: pd.DataFrame) -> None:
+    for i, row in bos.dropna(subset=["Level"]).iterrows():
+        choch = not math.isnan(row.CHOCH)
+        direction = row.CHOCH if choch else row.BOS
+        if not row.BrokenIndex or row.BrokenIndex <= i:
+            continue
+        left, right = p.xat(int(i)), p.xat(row.BrokenIndex)
+        if right < p.x0 or left > p.x1:
+            continue
+        colour = BULL if direction > 0 else BEAR
+        ax.hlines(row.Level, left, right, colors=colour, linewidth=1.3,
+                  linestyles="--" if choch else "-", zorder=5)
+        ax.annotate("CHoCH" if choch else "BOS", (max((left + right) / 2, p.x0), row.Level),
+                    xytext=(0, 3 if direction > 0 else -3), textcoords="offset points",
+                    ha="center", va="bottom" if direction > 0 else "top", fontsize=7.5,
+                    color=colour, fontweight="bold", zorder=6, annotation_clip=True)
+
+
+def _swings(ax: Any, p: _Panel, swings: pd.DataFrame) -> None:
+    marked = swings.dropna(subset=["HighLow"])
+    marked = marked[p.visible[marked.index.to_numpy(dtype=int)]]
+    for high, marker, colour, offset in ((1, "v", BEAR, 1), (-1, "^", BULL, -1)):
+        part = marked[marked.HighLow == high]
+        xs = [p.x[int(i)] for i in part.index]
+        ax.scatter(xs, part.Level, marker=marker, s=22, color=colour, edgecolors="black",
+                   linewidths=0.4, zorder=6)
+
+
+def _liquidity(ax: Any, p: _Panel, liq: pd.DataFrame) -> None:
+    for i, row in liq.dropna(subset=["Liquidity"]).iterrows():
+        swept = bool(row.Swept) and row.Swept > i
+        left = p.xat(int(i))
+        right = p.xat(row.Swept) if swept else p.x1
+        if right < p.x0 or left > p.x1:
+            continue
+        ax.hlines(row.Level, left, right, colors=LIQUIDITY, linewidth=1.0, linestyles=":",
+                  zorder=5)
+        ax.annotate("liq", (max(left, p.x0), row.Level), xytext=(2, 2),
+                    textcoords="offset points", fontsize=7, color=LIQUIDITY, zorder=6,
+                    annotation_clip=True)
+        if swept:
+            ax.scatter([right], [row.Level], marker="x", s=30, color=LIQUIDITY, zorder=6)
+
+
+def _trades(ax: Any, trades: Sequence[ClosedTrade]) -> None:
+    for t in trades:
+        x_in, x_out = to_datenum([t.ts_entry, t.ts_exit])
+        won = t.pnl > 0
+        ax.plot([x_in, x_out], [t.entry_price, t.exit_price], color=TARGET if won else STOP,
+                linewidth=1.2, linestyle="-.", zorder=7)
+        ax.scatter([x_in], [t.entry_price], marker="^" if t.side is Side.BUY else "v", s=90,
+                   color=ENTRY, edgecolors="white", linewidths=0.8, zorder=8)
+        ax.scatter([x_out], [t.exit_price], marker="X", s=80, color=TARGET if won else STOP,
+                   edgecolors="white", linewidths=0.8, zorder=8)
+
+
+def _signal_marks(signals: Sequence[Signal], span_ms: int) -> list[OrderMark]:
+    marks = []
+    for s in signals:
+        end = s.ts_event + span_ms
+        marks.append(OrderMark(MarkKind.ENTRY, s.entry, s.ts_event, end, f"{s.side.value} {s.strategy}"))
+        marks.append(OrderMark(MarkKind.STOP, s.stop, s.ts_event, end, "SL"))
+        marks += [OrderMark(MarkKind.TARGET, t, s.ts_event, end, f"TP{n}")
+                  for n, t in enumerate(s.targets, 1)]
+    return marks
+
+
+def _orders(ax: Any, p: _Panel, marks: Sequence[OrderMark]) -> None:
+    for m in marks:
+        colour, style = _MARK_STYLE[m.kind]
+        left = float(to_datenum([m.ts_ms])[0])
+        right = float(to_datenum([m.ts_end_ms])[0]) if m.ts_end_ms is not None else p.x1
+        if right < p.x0 or left > p.x1:
+            continue
+        ax.hlines(m.price, left, right, colors=colour, linewidth=1.6, linestyles=style, zorder=7)
+        if m.label:
+            ax.annotate(m.label, (min(right, p.x1), m.price), xytext=(-2, 1),
+                        textcoords="offset points", fontsize=7.5, color=colour, ha="right",
+                        va="bottom", fontweight="bold", zorder=8, annotation_clip=False,
+                        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none",
+                              "alpha": 0.75})
+
+
+def _price_range(p: _Panel, trades: Sequence[ClosedTrade], marks: Sequence[OrderMark],
+                 start_ms: int, end_ms: int) -> tuple[float, float]:
+    f = p.frame[p.visible]
+    low, high = float(f["low"].min()), float(f["high"].max())
+    prices = [t.entry_price for t in trades if start_ms <= t.ts_entry <= end_ms]
+    prices += [t.exit_price for t in trades if start_ms <= t.ts_exit <= end_ms]
+    prices += [m.price for m in marks if m.ts_ms <= end_ms and (m.ts_end_ms or end_ms) >= start_ms]
+    low, high = min([low, *prices]), max([high, *prices])
+    pad = (high - low) * 0.04 or high * 0.001
+    return low - pad, high + pad
+
+
+def _legend_handles() -> list[Any]:
+    return [
+        Line2D([], [], color=BULL, linewidth=1.3, label="BOS (bull / bear colour)"),
+        Line2D([], [], color=BEAR, linewidth=1.3, linestyle="--", label="CHoCH"),
+        Patch(facecolor=ZONE_FVG_BULL, alpha=0.5, label="fair value gap"),
+        Patch(facecolor=ZONE_OB_BULL, alpha=0.3, hatch="//", label="order block (bull)"),
+        Patch(facecolor=ZONE_OB_BEAR, alpha=0.3, hatch="//", label="order block (bear)"),
+        Line2D([], [], color=LIQUIDITY, linestyle=":", label="liquidity (x = swept)"),
+        Line2D([], [], marker="v", color=BEAR, linestyle="", markeredgecolor="black",
+               label="swing high / low"),
+        Line2D([], [], marker="^", color=ENTRY, linestyle="", markersize=9, label="entry"),
+        Line2D([], [], marker="X", color=TARGET, linestyle="", markersize=9,
+               label="exit (green win, red loss)"),
+        Line2D([], [], color=STOP, linestyle="--", label="stop"),
+        Line2D([], [], color=TARGET, linestyle="--", label="target"),
+    ]
+
+
+def plot_chart(frames: Mapping[str, pd.DataFrame], path: str | os.PathLike[str],
+               **options: Any) -> Path:
+    """Draw the chart (see `chart_figure` for the options) and write it as a PNG to `path`."""
+    return save_png(chart_figure(frames, **options), path)
+
+
+def chart_figure(
+    frames: Mapping[str, pd.DataFrame],
+    *,
+    overlays: Mapping[str, SmcOverlays] | None = None,
+    trades: Sequence[ClosedTrade] = (),
+    signals: Sequence[Signal] = (),
+    orders: Sequence[OrderMark] = (),
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+    symbol: str = "",
+    swing_length: int | Mapping[str, int] = SWING_LENGTHS,
+) -> Figure:
+    """Draw `frames` (timeframe -> OHLCV DataFrame with a UTC DatetimeIndex) stacked,
+    coarsest on top, over one time window.
+
+    The window defaults to the last four days of the data. Overlays not
+    given are computed from each full frame (so structure that began
+    before the window is still drawn).
+    """
+    if not frames:
+        raise ValueError("plot_chart needs at least one timeframe frame")
+    order = sorted(frames, key=timeframe_ms, reverse=True)
+    for tf in order:
+        missing = [c for c in OHLC[:4] if c not in frames[tf].columns]
+        if missing or frames[tf].empty:
+            raise ValueError(f"frame {tf!r} is empty or lacks columns {missing}")
+    last_ms = max(int(frames[tf].index[-1].value // 1_000_000) + timeframe_ms(tf) for tf in order)
+    end_ms = last_ms if end_ms is None else end_ms
+    start_ms = end_ms - DEFAULT_WINDOW_MS if start_ms is None else start_ms
+    if end_ms <= start_ms:
+        raise ValueError(f"chart window is empty: start {start_ms} >= end {end_ms}")
+    marks = list(orders) + _signal_marks(signals, (end_ms - start_ms) // 12)
+
+    fig = Figure(figsize=(16, 1.2 + 3.7 * len(order)), layout="constrained")
+    axes = fig.subplots(len(order), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, tf in zip(axes, order):
+        if isinstance(swing_length, Mapping):
+            length = swing_length.get(tf, DEFAULT_SWING_LENGTH)
+        else:
+            length = swing_length
+        over = (overlays or {}).get(tf) or compute_overlays(frames[tf], length)
+        p = _panel(tf, frames[tf], start_ms, end_ms)
+        if not p.visible.any():
+            raise ValueError(f"frame {tf!r} has no bars inside the chart window")
+        _fvgs(ax, p, over.fvg)
+        _order_blocks(ax, p, over.ob)
+        _candles(ax, p)
+        _liquidity(ax, p, over.liquidity)
+        _structure(ax, p, over.bos_choch)
+        _swings(ax, p, over.swings)
+        _orders(ax, p, marks)
+        _trades(ax, trades)
+        ax.set_xlim(p.x0, p.x1)
+        ax.set_ylim(*_price_range(p, trades, marks, start_ms, end_ms))
+        ax.grid(True, alpha=0.25)
+        ax.set_title(f"{symbol} {tf}".strip(), loc="left", fontsize=11, fontweight="bold")
+        close = float(p.frame[p.visible]["close"].iloc[-1])
+        ax.set_title(f"last close {close:,.2f}", loc="right", fontsize=9)
+        ax.yaxis.set_major_formatter("{x:,.0f}")
+    utc_date_axis(axes[-1])
+    axes[-1].set_xlabel("time (UTC)")
+    fig.legend(handles=_legend_handles(), loc="outside upper center", ncol=6, fontsize=8.5,
+               frameon=False)
+    return fig
