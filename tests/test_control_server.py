@@ -106,6 +106,7 @@ class Recorder:
         reg.register("tail", self.tail, args=[Arg("size", int, default=10)])
         reg.register("burst", self.burst, streaming=True, args=[Arg("count", int, default=3)])
         reg.register("unjsonable", self.unjsonable)
+        reg.register("own_timeout", self.own_timeout)
         return reg
 
     async def echo(self, args: dict[str, Any], peer: PeerCred) -> Any:
@@ -144,6 +145,10 @@ class Recorder:
         for i in range(args["count"]):
             await send({"seq": i})
         return {"sent": args["count"]}
+
+    async def own_timeout(self, args: dict[str, Any], peer: PeerCred) -> Any:
+        with trio.fail_after(0.001):  # the handler's own deadline, not the client's
+            await trio.sleep(1)
 
     async def unjsonable(self, args: dict[str, Any], peer: PeerCred) -> Any:
         loop: dict[str, Any] = {}
@@ -240,6 +245,8 @@ async def test_handler_errors_are_replies_and_the_connection_survives(
     assert "ValueError: the handler broke" in reply["error"]["message"]
     assert any(e["event"] == "control_command_failed" for e in logs)
     assert (await client.call("unjsonable"))["error"]["code"] == "internal"
+    reply = await client.call("own_timeout")
+    assert reply["error"]["code"] == "internal" and "TooSlowError" in reply["error"]["message"]
     assert (await client.call("ping"))["result"] == "pong"
 
 

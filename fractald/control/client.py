@@ -43,7 +43,7 @@ _MAX_REPLY_BYTES = 256 * 1024 * 1024  # reports and plots can be large; this onl
 # Options that shape the output on this side and are never sent to the daemon.
 _LOCAL_OPTIONS = {"output", "format", "plot"}
 _PLOT_FIELD = "plot_png"  # base64 PNG in a result, when the request asked for "plot": true
-_START_HINT = ("start it with `sudo systemctl start fractald` (or `fractald run` in the "
+_START_HINT = ("Start it with `sudo systemctl start fractald` (or `fractald run` in the "
                "foreground), or point fractalctl at its socket with --socket PATH or "
                "$FRACTALD_SOCKET")
 
@@ -290,7 +290,6 @@ _SIMPLE = {
     "strategies": "strategies: reliability, throttle, quarantine",
     "metrics": "the Prometheus metrics the daemon exports",
     "backup": "take an online backup of the state database now",
-    "help": "the commands the daemon knows",
 }
 
 
@@ -307,10 +306,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT_S,
                         metavar="S", help=f"seconds to wait for a reply "
                                           f"(default {DEFAULT_TIMEOUT_S:g})")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="subcommand", metavar="COMMAND", required=True)
     for name, help in _SIMPLE.items():
         _command(sub, name, help)
 
+    p = _command(sub, "help", "the commands the daemon knows, or one command's arguments")
+    p.add_argument("command", nargs="?", help="describe this command")
     p = _command(sub, "tail", "stream the daemon's events as JSON lines until Ctrl-C")
     p.add_argument("--kind", nargs="+", action="extend", metavar="K",
                    help="only these event kinds (repeatable)")
@@ -349,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_NOT_SENT = {"socket", "json", "timeout", "command", "cmd", "risk_action"} | _LOCAL_OPTIONS
+_NOT_SENT = {"socket", "json", "timeout", "subcommand", "cmd", "risk_action"} | _LOCAL_OPTIONS
 
 
 def request_args(ns: argparse.Namespace) -> dict[str, Any]:
@@ -428,7 +429,7 @@ def run(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None,
                 result = _save_plot(result, ns.plot, err)
             _emit(format_result(result, ns), getattr(ns, "output", None), out, err)
     except ClientError as exc:
-        print(f"fractalctl: {ns.command}: {exc.message}", file=err)
+        print(f"fractalctl: {ns.subcommand}: {exc.message}", file=err)
         return exc.exit_status
     return EXIT_OK
 

@@ -75,6 +75,14 @@ class _IdleTimeout(Exception):
     pass
 
 
+class _ClientGone(Exception):
+    """This client's connection broke or it stopped reading; nothing more can be said to it.
+
+    Distinct from the trio errors it wraps, so a handler's own TooSlowError or
+    BrokenResourceError is reported as an internal error, not mistaken for this.
+    """
+
+
 # --------------------------------------------------------------------------- registry
 
 
@@ -234,7 +242,10 @@ class _Connection:
                 return None
             data = b""
             with trio.move_on_after(self.idle_timeout_s) as scope:
-                data = await self.stream.receive_some(_RECV_BYTES)
+                try:
+                    data = await self.stream.receive_some(_RECV_BYTES)
+                except _TRANSPORT_ERRORS as exc:
+                    raise _ClientGone from exc
             if scope.cancelled_caught:
                 raise _IdleTimeout
             if not data:
@@ -247,19 +258,23 @@ class _Connection:
 
     async def send(self, message: dict[str, Any]) -> None:
         data = encode(message)
-        with trio.fail_after(self.send_timeout_s):
-            await self.stream.send_all(data)
+        try:
+            # A client that stops reading must not hold its task (and a stream) forever.
+            with trio.fail_after(self.send_timeout_s):
+                await self.stream.send_all(data)
+        except (*_TRANSPORT_ERRORS, trio.TooSlowError) as exc:
+            raise _ClientGone from exc
 
     async def wait_until_gone(self) -> None:
         """Return when the client closes (or half-closes) its side. Input meanwhile is dropped."""
         try:
             while await self.stream.receive_some(_RECV_BYTES):
                 pass
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
+        except _TRANSPORT_ERRORS:
             pass
 
 
-_GONE = (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError)
+_TRANSPORT_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError)
 
 
 # --------------------------------------------------------------------------- server
@@ -380,7 +395,7 @@ class ControlServer:
                     await self._refuse(conn, forbidden_error(peer))
                     return
                 await self._converse(conn, peer)
-            except _GONE:
+            except _ClientGone:
                 pass  # the client went away or stopped reading: nothing to answer
             except Exception as exc:  # never let one client take the server down
                 self.log.exception("control_connection_failed", error=repr(exc), **peer.as_log())
@@ -390,7 +405,7 @@ class ControlServer:
     async def _refuse(self, conn: _Connection, error: CommandError) -> None:
         try:
             await conn.send(error_reply(None, error))
-        except _GONE:
+        except _ClientGone:
             pass
 
     async def _converse(self, conn: _Connection, peer: PeerCred) -> None:
@@ -436,7 +451,7 @@ class ControlServer:
         except CommandError as exc:
             outcome = exc.code
             await conn.send(error_reply(request.id, exc))
-        except _GONE:
+        except _ClientGone:
             outcome = "client_gone"
             raise
         except Exception as exc:
@@ -468,7 +483,7 @@ class ControlServer:
             nonlocal left
             try:
                 await conn.send(event_reply(request_id, event))
-            except _GONE:
+            except _ClientGone:
                 left = True
                 nursery.cancel_scope.cancel()
                 await trio.lowlevel.checkpoint()  # raises Cancelled into the handler
