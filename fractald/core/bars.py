@@ -147,6 +147,7 @@ class SymbolBars:
         self._open: dict[int, _OpenBar] = {}
         self._closed: dict[int, Bar] = {}
         self._suspect: list[tuple[int, int]] = []  # [start, end) ranges of base ts_open
+        self._outage_from: int | None = None  # an outage still going on since this bar
         self.next_ts: int | None = None  # ts_open of the next base bar to emit
         self.frontier: int | None = None  # every base bar opening before this is closed
         self.pending_gap: GapRequest | None = None
@@ -214,6 +215,17 @@ class SymbolBars:
         self._suspect.append((_floor(start_ms, self.step_ms),
                               _floor(end_ms, self.step_ms) + self.step_ms))
 
+    def begin_outage(self, start_ms: int) -> None:
+        """Connection lost after venue time `start_ms`: bars from then on are suspect until it is back."""
+        if self._outage_from is None:
+            self._outage_from = _floor(start_ms, self.step_ms)
+
+    def end_outage(self, end_ms: int) -> None:
+        """Connection back at venue time `end_ms`: bars up to and including that one stay suspect."""
+        if self._outage_from is not None:
+            self._suspect.append((self._outage_from, _floor(end_ms, self.step_ms) + self.step_ms))
+            self._outage_from = None
+
     def resolve_gap(self, candles: Iterable[Bar] | None) -> Step:
         """Answer the pending GapRequest with what REST returned (None or [] when it failed)."""
         gap = self.pending_gap
@@ -249,6 +261,8 @@ class SymbolBars:
         return Bar(self.symbol, self.base_timeframe, ts, price, price, price, price, 0.0, False)
 
     def _is_suspect(self, ts: int) -> bool:
+        if self._outage_from is not None and ts >= self._outage_from:
+            return True
         return any(s <= ts < e for s, e in self._suspect)
 
     def _emit(self, bar: Bar, out: list[Bar]) -> None:

@@ -13,6 +13,7 @@ candles in no time.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
@@ -74,7 +75,9 @@ def _times_ms(column: pd.Series, path: object) -> np.ndarray:
         # Seconds, milliseconds or microseconds since the epoch: pick by magnitude.
         scale = 1000.0 if values.max() < 1e11 else 1e-3 if values.max() > 1e14 else 1.0
         return (values * scale).astype("int64")
-    stamps = pd.to_datetime(column, utc=True, errors="coerce")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "could not infer format": we check below
+        stamps = pd.to_datetime(column, utc=True, errors="coerce")
     if stamps.isna().any():
         raise ReplayError(f"{path}: unreadable time in row {int(stamps.isna().to_numpy().argmax())}")
     return stamps.dt.as_unit("ms").astype("int64").to_numpy()
@@ -126,7 +129,7 @@ def load_candles(path: str | Path, symbol: str) -> list[Bar]:
         if suffix == ".csv":
             frame = pd.read_csv(path)
         elif suffix == ".json":
-            frame = pd.read_json(path, convert_dates=False)
+            frame = pd.read_json(path)
         elif suffix in (".parquet", ".pq"):
             frame = pd.read_parquet(path)
         else:
