@@ -167,7 +167,11 @@ def test_liquidity_pools_match_the_peer_with_the_same_range(case: dict) -> None:
     last: dict[int, LiquidityPool] = {}
     for p in of(case["events"], LiquidityPool):
         last[p.index] = p
-    swept = {e.index: e.known_index for e in of(case["events"], LiquiditySwept)}
+    swept_events = of(case["events"], LiquiditySwept)
+    swept = {e.index: e.swept_index for e in swept_events}
+    assert len(swept) == len(swept_events)  # each pool is reported swept once
+    for e in swept_events:
+        assert e.known_index >= e.swept_index and e.members >= 2
     got = {i: (int(p.direction), p.end_index, p.swept_index if p.swept_index is not None else swept.get(i))
            for i, p in last.items()}
     assert len(expected) > 3

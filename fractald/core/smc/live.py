@@ -85,6 +85,7 @@ from typing import Union
 import attrs
 
 from fractald.core.models import TIMEFRAME_MS, Bar
+from fractald.core.smc._live_validate import float_in, int_in, known_timeframe
 
 
 class Direction(enum.IntEnum):
@@ -99,42 +100,21 @@ class StructureKind(enum.Enum):
     CHOCH = "CHOCH"
 
 
-def _int_range(lo: int, hi: int):  # type: ignore[no-untyped-def]
-    def check(instance: object, attribute: attrs.Attribute, value: int) -> None:  # type: ignore[type-arg]
-        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-            raise ValueError(f"{attribute.name} must be an integer in {lo}..{hi}, got {value!r}")
-    return check
-
-
-def _float_range(lo: float, hi: float):  # type: ignore[no-untyped-def]
-    def check(instance: object, attribute: attrs.Attribute, value: float | None) -> None:  # type: ignore[type-arg]
-        if value is None and attribute.name == "liquidity_range":
-            return
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
-            raise ValueError(f"{attribute.name} must be a number in {lo}..{hi}, got {value!r}")
-    return check
-
-
-def _known_timeframe(instance: object, attribute: attrs.Attribute, value: str) -> None:  # type: ignore[type-arg]
-    if value not in TIMEFRAME_MS:
-        raise ValueError(f"{attribute.name} must be one of {', '.join(TIMEFRAME_MS)}, got {value!r}")
-
-
 @attrs.frozen(slots=True)
 class LiveSMCParams:
     """Tuning of the live detectors; a bad value names the parameter and its allowed range."""
 
-    swing_length: int = attrs.field(default=5, validator=_int_range(1, 500))
+    swing_length: int = attrs.field(default=5, validator=int_in(1, 500))
     close_break: bool = True
     close_mitigation: bool = False
-    liquidity_range: float | None = attrs.field(default=None, validator=_float_range(0.0, 1e12))
-    liquidity_atr_multiple: float = attrs.field(default=0.25, validator=_float_range(0.0, 100.0))
-    atr_length: int = attrs.field(default=14, validator=_int_range(1, 1000))
-    previous_timeframe: str = attrs.field(default="1d", validator=_known_timeframe)
-    max_fvgs: int = attrs.field(default=50, validator=_int_range(1, 100_000))
-    max_order_blocks: int = attrs.field(default=50, validator=_int_range(1, 100_000))
-    max_pools: int = attrs.field(default=50, validator=_int_range(1, 100_000))
-    max_structures: int = attrs.field(default=20, validator=_int_range(1, 100_000))
+    liquidity_range: float | None = attrs.field(default=None, validator=float_in(0.0, 1e12, optional=True))
+    liquidity_atr_multiple: float = attrs.field(default=0.25, validator=float_in(0.0, 100.0))
+    atr_length: int = attrs.field(default=14, validator=int_in(1, 1000))
+    previous_timeframe: str = attrs.field(default="1d", validator=known_timeframe)
+    max_fvgs: int = attrs.field(default=50, validator=int_in(1, 100_000))
+    max_order_blocks: int = attrs.field(default=50, validator=int_in(1, 100_000))
+    max_pools: int = attrs.field(default=50, validator=int_in(1, 100_000))
+    max_structures: int = attrs.field(default=20, validator=int_in(1, 100_000))
 
 
 # --- events -----------------------------------------------------------------
@@ -231,12 +211,21 @@ class LiquidityPool:
 
 @attrs.frozen(slots=True)
 class LiquiditySwept:
+    """A pool's anchor level + range was traded through at bar `swept_index`.
+
+    Usually known at that bar; when the pool itself only forms later (its second
+    swing becomes final after the sweep), it is reported when the pool forms.
+    `extreme` is the sweeping bar's high (pool of highs) or low (pool of lows).
+    """
+
     direction: Direction
     index: int  # the pool's anchor swing
     ts: int
     level: float
     members: int
-    known_index: int  # the sweeping bar
+    swept_index: int
+    extreme: float
+    known_index: int
     known_ts: int
 
 
@@ -262,19 +251,23 @@ SMCEvent = Union[
 class _SwingRec:
     """A confirmed swing plus what happened to its level since (break for BOS, sweep for pools)."""
 
-    __slots__ = ("point", "broken_index", "broken_ts", "swept_index", "range", "members",
-                 "level_sum", "end_index", "used")
+    __slots__ = ("point", "broken_index", "broken_ts", "swept_index", "sweep_extreme", "range", "members",
+                 "level_sum", "end_index")
 
     def __init__(self, point: SwingPoint, rng: float) -> None:
         self.point = point
         self.broken_index: int | None = None
         self.broken_ts = 0
         self.swept_index: int | None = None
+        self.sweep_extreme = 0.0
         self.range = rng
         self.members = 1
         self.level_sum = point.level
         self.end_index = point.index
-        self.used = False
+
+    def mark_swept(self, row: _BarRow) -> None:
+        self.swept_index = row.index
+        self.sweep_extreme = row.high if self.point.direction == Direction.BULLISH else row.low
 
 
 class _Pending:
@@ -552,7 +545,7 @@ class LiveSMC:
             if r.index <= rec.point.index:
                 continue
             if (side == 1 and r.high >= level + rec.range) or (side == -1 and r.low <= level - rec.range):
-                rec.swept_index = r.index
+                rec.mark_swept(r)
                 return
 
     def _finalize(self, rec: _SwingRec, row: _BarRow, events: list[SMCEvent]) -> None:
@@ -605,14 +598,18 @@ class LiveSMC:
             for a in self._anchors[side]:
                 seen.add(id(a))
                 if a.swept_index is None and self._sweeps(a, row):
-                    a.swept_index = row.index
+                    a.mark_swept(row)
                     if a.members >= 2:
-                        events.append(LiquiditySwept(a.point.direction, a.point.index, a.point.ts,
-                                                     a.level_sum / a.members, a.members,
-                                                     row.index, row.known_ts))
+                        events.append(self._swept_event(a, row))
         for rec in recs:  # swings not yet final: record the sweep for when they join the pools
             if id(rec) not in seen and rec.swept_index is None and self._sweeps(rec, row):
-                rec.swept_index = row.index
+                rec.mark_swept(row)
+
+    @staticmethod
+    def _swept_event(a: _SwingRec, row: _BarRow) -> LiquiditySwept:
+        assert a.swept_index is not None
+        return LiquiditySwept(a.point.direction, a.point.index, a.point.ts, a.level_sum / a.members,
+                              a.members, a.swept_index, a.sweep_extreme, row.index, row.known_ts)
 
     @staticmethod
     def _sweeps(a: _SwingRec, row: _BarRow) -> bool:
@@ -657,6 +654,8 @@ class LiveSMC:
                 a.level_sum += level
                 a.end_index = j
                 events.append(self._pool_event(a, row.index, row.known_ts))
+                if a.members == 2 and a.swept_index is not None:
+                    events.append(self._swept_event(a, row))  # swept before it was known to be a pool
                 return
         anchors.append(rec)
         self._prune_anchors(anchors, j)
