@@ -92,7 +92,7 @@ class Alert:
 
 
 def _iso(ts_ms: int) -> str:
-    return dt.datetime.fromtimestamp(ts_ms / 1000, tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return dt.datetime.fromtimestamp(ts_ms / 1000, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _fmt(value: Scalar) -> str:

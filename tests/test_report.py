@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import math
 import statistics
@@ -19,7 +20,7 @@ DAY0 = 1_704_067_200_000  # 2024-01-01 00:00 UTC, a Monday
 
 
 def ms(*args: int) -> int:
-    return int(dt.datetime(*args, tzinfo=dt.timezone.utc).timestamp()) * 1000
+    return int(dt.datetime(*args, tzinfo=dt.UTC).timestamp()) * 1000
 
 
 def trade(n: int, day: int, symbol: str, strategy: str, pnl: float, fees: float,
@@ -76,7 +77,7 @@ def test_drawdown_and_its_duration(full: Report) -> None:
 
 def test_risk_adjusted_ratios_match_textbook_formulas(full: Report) -> None:
     closes = [10_000.0, 10_200.0, 10_100.0, 10_000.0, 10_300.0, 10_300.0]
-    r = [b / a - 1 for a, b in zip(closes, closes[1:])]
+    r = [b / a - 1 for a, b in itertools.pairwise(closes)]
     assert full.daily_returns == 5
     sharpe = statistics.mean(r) / statistics.stdev(r) * math.sqrt(365)
     downside = math.sqrt(sum(min(x, 0.0) ** 2 for x in r) / len(r)) * math.sqrt(365)

@@ -48,7 +48,7 @@ def smc_api() -> Any:
     try:
         from fractald.smc import smc
     except ImportError:  # until fractald/smc.py lands, or in a trimmed install
-        from smartmoneyconcepts import smc
+        from smartmoneyconcepts import smc  # type: ignore[no-redef]
     return smc
 
 

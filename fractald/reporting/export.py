@@ -108,7 +108,7 @@ def _decoder(cls: type, field: str) -> Callable[[str], Any]:
         raise ValueError(f"CSV names an unknown field {field!r} of {cls.__name__}") from None
     args = typing.get_args(tp) if isinstance(tp, types.UnionType) else (tp,)
     optional = type(None) in args
-    base = next(a for a in args if a is not type(None))
+    base: Any = next(a for a in args if a is not type(None))
 
     def decode(text: str) -> Any:
         if text == "" and optional:
@@ -177,7 +177,7 @@ def _num(value: float | None) -> str:
 def _when(ts_ms: int | None) -> str:
     if ts_ms is None:
         return "-"
-    return dt.datetime.fromtimestamp(ts_ms / 1000, tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    return dt.datetime.fromtimestamp(ts_ms / 1000, tz=dt.UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def _duration(ms: int) -> str:
@@ -221,11 +221,11 @@ def to_table(report: Report) -> str:
         ("Expectancy", f"{_money(s.expectancy)} per trade, {_num(s.avg_r)} R"),
         ("Fees", _money(s.fees)),
         ("Sharpe / Sortino / Calmar",
-         f"{_num(report.sharpe)} / {_num(report.sortino)} / {_num(report.calmar)}"
-         f"  ({report.daily_returns} daily returns)"),
+         (f"{_num(report.sharpe)} / {_num(report.sortino)} / {_num(report.calmar)}"
+          f"  ({report.daily_returns} daily returns)")),
         ("Max drawdown", f"{_pct(d.max_pct)}  ({_money(d.max_abs)})"),
-        ("Drawdown time", f"{_duration(d.duration_ms)}  peak {_when(d.peak_ms)}, "
-                          f"trough {_when(d.trough_ms)}, {recovery}"),
+        ("Drawdown time", (f"{_duration(d.duration_ms)}  peak {_when(d.peak_ms)}, "
+                           f"trough {_when(d.trough_ms)}, {recovery}")),
         ("Best trade", _trade(report.best_trade)),
         ("Worst trade", _trade(report.worst_trade)),
     ]

@@ -16,14 +16,14 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.dates as mdates  # noqa: E402 - after choosing the backend
-import matplotlib.ticker as mticker  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
+import matplotlib.dates as mdates
+import matplotlib.ticker as mticker
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
-from fractald.core.models import ClosedTrade  # noqa: E402
-from fractald.reporting.report import build_report, equity_from_trades  # noqa: E402
+from fractald.core.models import ClosedTrade
+from fractald.reporting.report import build_report, equity_from_trades
 
 WIN, LOSS, FLAT = "#1b9e4b", "#d62728", "#7f7f7f"
 EQUITY, PEAK = "#1f4e8c", "#9aa7b8"
@@ -36,10 +36,10 @@ def to_datenum(ts_ms: Sequence[int] | np.ndarray) -> np.ndarray:
 
 
 def utc_date_axis(ax: object) -> None:
-    locator = mdates.AutoDateLocator(tz=dt.timezone.utc, minticks=4, maxticks=10)
+    locator = mdates.AutoDateLocator(tz=dt.UTC, minticks=4, maxticks=10)
     ax.xaxis.set_major_locator(locator)  # type: ignore[attr-defined]
     ax.xaxis.set_major_formatter(  # type: ignore[attr-defined]
-        mdates.ConciseDateFormatter(locator, tz=dt.timezone.utc))
+        mdates.ConciseDateFormatter(locator, tz=dt.UTC))
 
 
 def save_png(fig: Figure, path: str | os.PathLike[str]) -> Path:

@@ -19,6 +19,7 @@ annual return over `drawdown.max_pct`.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -84,8 +85,8 @@ def period_bounds(name: str, now_ms: int, *, calendar: bool = True) -> Period:
         # 1970-01-01 was a Thursday: weekday (Monday = 0) of day number d is (d + 3) % 7.
         start = day_start - ((now_ms // MS_PER_DAY + 3) % 7) * MS_PER_DAY
     else:
-        now = dt.datetime.fromtimestamp(now_ms / 1000, tz=dt.timezone.utc)
-        first = dt.datetime(now.year, now.month, 1, tzinfo=dt.timezone.utc)
+        now = dt.datetime.fromtimestamp(now_ms / 1000, tz=dt.UTC)
+        first = dt.datetime(now.year, now.month, 1, tzinfo=dt.UTC)
         start = int(first.timestamp()) * 1000
     return Period(start, now_ms, name)
 
@@ -232,7 +233,7 @@ def confidence_buckets(
     """How trades and their outcome spread over signal confidence (a calibration check)."""
     buckets = []
     last = len(edges) - 2
-    for i, (low, high) in enumerate(zip(edges, edges[1:])):
+    for i, (low, high) in enumerate(itertools.pairwise(edges)):
         inside = [
             t for t in trades
             if low <= t.confidence < high or (i == last and t.confidence == high)
