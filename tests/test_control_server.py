@@ -316,25 +316,30 @@ _SYSTEM_PYTHON = shutil.which("python3", path="/usr/bin:/bin")
 
 @pytest.mark.skipif(os.geteuid() != 0 or _SYSTEM_PYTHON is None,
                     reason="needs root (to connect as another user) and /usr/bin/python3")
-@pytest.mark.parametrize("allow_nobody", [False, True])
-async def test_another_user_is_refused_unless_allowed(nursery: trio.Nursery,
-                                                      recorder: Recorder,
-                                                      allow_nobody: bool) -> None:
+@pytest.mark.parametrize(("uids", "gids", "extra_groups", "allowed"), [
+    ([], [], [], False),
+    ([65534], [], [], True),  # by uid
+    ([], [4242], [4242], True),  # by a supplementary group (SO_PEERGROUPS)
+    ([], [4242], [4343], False),
+])
+async def test_another_user_is_refused_unless_allowed(
+        nursery: trio.Nursery, recorder: Recorder, uids: list[int], gids: list[int],
+        extra_groups: list[int], allowed: bool) -> None:
     nobody = 65534
     directory = Path(tempfile.mkdtemp(prefix="fctl"))
     try:
         directory.chmod(0o755)
         path = directory / "c.sock"
-        server = ControlServer(path, [nobody] if allow_nobody else [], [],
-                               recorder.registry(), mode=0o666)
+        server = ControlServer(path, uids, gids, recorder.registry(), mode=0o666)
         await nursery.start(server.serve)
         with structlog.testing.capture_logs() as logs:
             done = await trio.run_process(
                 [_SYSTEM_PYTHON, "-c", _PEER_SCRIPT, str(path)], user=nobody, group=nobody,
-                extra_groups=[], capture_stdout=True, capture_stderr=True, check=False)
+                extra_groups=extra_groups, capture_stdout=True, capture_stderr=True,
+                check=False)
         assert done.returncode == 0, done.stderr
         reply = json.loads(done.stdout)
-        if allow_nobody:
+        if allowed:
             assert reply == {"id": 1, "ok": True, "result": "pong"}
         else:
             assert reply["ok"] is False and reply["error"]["code"] == "forbidden"

@@ -91,3 +91,89 @@ def blocking_exchange(path: Path, data: bytes, half_close: bool = True,
 def blocking_ping(path: Path) -> None:
     replies = blocking_exchange(path, b'{"id": "p", "cmd": "ping"}\n')
     assert replies == [{"id": "p", "ok": True, "result": "pong"}]
+
+
+# --------------------------------------------------------------------------- benchmark
+# Run: .venv/bin/python tests/test_control_support.py   (prints figures; asserts nothing)
+
+
+def _serve_forever(path: str) -> None:
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(ControlServer(Path(path), [], [], CommandRegistry(),
+                                              max_clients=256).serve)
+
+    trio.run(main)
+
+
+def _ping_loop(path: Path, count: int, latencies: list[float]) -> None:
+    import time
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.connect(str(path))
+        reader = sock.makefile("rb")
+        for i in range(count):
+            start = time.perf_counter()
+            sock.sendall(b'{"id":%d,"cmd":"ping"}\n' % i)
+            reader.readline()
+            latencies.append(time.perf_counter() - start)
+
+
+def benchmark() -> None:
+    import statistics
+    import subprocess
+    import sys
+    import tempfile
+    import time
+
+    def pct(values: list[float], q: float) -> float:
+        return sorted(values)[min(len(values) - 1, int(q * len(values)))] * 1e6
+
+    with tempfile.TemporaryDirectory(prefix="fcb") as tmp:
+        path = Path(tmp) / "c.sock"
+        server = subprocess.Popen([sys.executable, __file__, "--serve", str(path)])
+        try:
+            deadline = time.monotonic() + 10
+            while not path.exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            one: list[float] = []
+            _ping_loop(path, 5000, one)
+            print(f"ping, 1 client, 5000 sequential: p50 {pct(one, .5):.0f} us, "
+                  f"p99 {pct(one, .99):.0f} us, {len(one) / sum(one):.0f} req/s")
+            clients, each = 64, 200
+            lats: list[float] = []
+            threads = [threading.Thread(target=_ping_loop, args=(path, each, lats))
+                       for _ in range(clients)]
+            start = time.perf_counter()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            took = time.perf_counter() - start
+            print(f"ping, {clients} concurrent clients x {each}: {clients * each / took:.0f} "
+                  f"req/s total, p50 {pct(lats, .5):.0f} us, p99 {pct(lats, .99):.0f} us")
+            connects: list[float] = []
+            for _ in range(500):
+                t0 = time.perf_counter()
+                blocking_ping(path)
+                connects.append(time.perf_counter() - t0)
+            print(f"connect + ping + close, 500 times: p50 {pct(connects, .5):.0f} us")
+            runs = []
+            for _ in range(10):
+                t0 = time.perf_counter()
+                subprocess.run([sys.executable, "-m", "fractald.control.client", "--socket",
+                                str(path), "ping"], check=True, capture_output=True)
+                runs.append(time.perf_counter() - t0)
+            print(f"fractalctl ping as a process: median {statistics.median(runs) * 1e3:.0f} ms")
+        finally:
+            server.terminate()
+            server.wait()
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:2] == ["--serve"]:
+        _serve_forever(sys.argv[2])
+    else:
+        benchmark()
