@@ -32,6 +32,7 @@ import trio
 
 from fractald.errors import classify, parse_retry_after
 from fractald.metrics import AlertCounters
+from fractald.reporting.report import Report
 
 log = structlog.get_logger("fractald.alerts")
 
@@ -126,8 +127,8 @@ def feed_stale(symbol: str, age_s: float, limit_s: float, ts_ms: int) -> Alert:
                  (("symbol", symbol), ("age_s", float(age_s)), ("limit_s", float(limit_s))))
 
 
-def daily_summary(report: Any, ts_ms: int) -> Alert:
-    """A summary of a `fractald.reporting.Report` (usually the last 24 hours)."""
+def daily_summary(report: Report, ts_ms: int) -> Alert:
+    """A summary of a performance report (usually the last 24 hours)."""
     s, d = report.stats, report.drawdown
     win_rate = "-" if s.win_rate is None else f"{s.win_rate * 100:.1f}%"
     text = (f"P&L {report.pnl_abs:+,.2f} ({report.pnl_pct * 100:+.2f}%), {s.trades} trades, "

@@ -169,7 +169,11 @@ def test_bad_input_is_named() -> None:
         Period(10, 5)
 
 
-@pytest.mark.parametrize("trades", [TRADES, [], TRADES[:1]], ids=["five", "none", "no-losses"])
+ODD_NAMES = [trade(7, 0, 'BTC,"PERP"', "smc\nob, v2", -3.0, 0.5, 60.0, -0.2)]
+
+
+@pytest.mark.parametrize("trades", [TRADES, [], TRADES[:1], ODD_NAMES],
+                         ids=["five", "none", "no-losses", "odd-names"])
 def test_json_and_csv_round_trip(trades: list[ClosedTrade]) -> None:
     rep = build_report(trades, [], 10_000.0, Period(None, DAY0 + 9 * DAY, "all"))
     assert export.from_json(export.to_json(rep)) == rep
