@@ -383,6 +383,10 @@ class ControlServer:
             except OSError as exc:
                 self.log.warning("control_peer_unknown", error=str(exc))
                 return
+            if not peer_allowed(peer, self.allowed_uids, self.allowed_gids, self.own_uid):
+                self.log.warning("control_peer_refused", **peer.as_log())
+                await self._refuse(conn, forbidden_error(peer))
+                return
             if self.active_clients >= self.max_clients:
                 await self._refuse(conn, CommandError(
                     ErrorCode.BUSY, f"too many control clients (limit {self.max_clients}); "
@@ -390,10 +394,6 @@ class ControlServer:
                 return
             self.active_clients += 1
             try:
-                if not peer_allowed(peer, self.allowed_uids, self.allowed_gids, self.own_uid):
-                    self.log.warning("control_peer_refused", **peer.as_log())
-                    await self._refuse(conn, forbidden_error(peer))
-                    return
                 await self._converse(conn, peer)
             except _ClientGone:
                 pass  # the client went away or stopped reading: nothing to answer
