@@ -198,6 +198,7 @@ class Order:
     ts_submitted: int = 0
     ts_last: int = 0
     reason: str = ""
+    intended_price: float = 0.0  # the price we expected, for slippage
 
     def __attrs_post_init__(self) -> None:
         if not self.quantity > 0:
@@ -217,13 +218,18 @@ class Order:
     def can(self, event: OrderEvent) -> bool:
         return (self.status, event) in TRANSITIONS
 
-    def _move(self, event: OrderEvent, ts: int) -> Applied:
+    def next_status(self, event: OrderEvent, fill_qty: float = 0.0) -> OrderStatus | None:
+        """Where `event` would take the order (None: not a legal transition). Pure read."""
         target = TRANSITIONS.get((self.status, event))
+        if target == RESUME:
+            filled = self.filled_qty + fill_qty
+            return S.PARTIALLY_FILLED if filled > QTY_EPS else self.resume_status
+        return target  # type: ignore[return-value]
+
+    def _move(self, event: OrderEvent, ts: int) -> Applied:
+        target = self.next_status(event)
         if target is None:
             return Applied.INVALID
-        if target == RESUME:
-            target = S.PARTIALLY_FILLED if self.filled_qty > QTY_EPS else self.resume_status
-        assert isinstance(target, OrderStatus)
         if target in (S.ACCEPTED, S.TRIGGERED, S.SUBMITTED):
             self.resume_status = target
         self.status = target
@@ -249,6 +255,9 @@ class Order:
             self.reason = kw["reason"]
         return self._move(event, ts)
 
+    def fill_event(self, qty: float) -> OrderEvent:
+        return E.FILL if self.filled_qty + qty >= self.quantity - QTY_EPS else E.PARTIAL_FILL
+
     def apply_fill(self, trade_id: str, qty: float, price: float, fee: float, ts: int) -> Applied:
         if trade_id in self.trade_ids:
             return Applied.DUPLICATE
@@ -261,7 +270,7 @@ class Order:
                 f"overfill on {self.client_order_id}: {new_filled} > {self.quantity}",
                 client_order_id=self.client_order_id, filled=new_filled, quantity=self.quantity)
         complete = new_filled >= self.quantity - QTY_EPS
-        event = E.FILL if complete else E.PARTIAL_FILL
+        event = self.fill_event(qty)
         if not self.can(event):
             return Applied.INVALID
         self.avg_fill_price = (self.avg_fill_price * self.filled_qty + price * qty) / new_filled

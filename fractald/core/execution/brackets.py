@@ -1,0 +1,194 @@
+"""Brackets: an entry with a protective stop and one or more scale-out targets.
+
+The stop is held locally (checked against every price the engine sees)
+and fires a reduce-only market exit, because many venues lack native
+trailing stops and a local stop can move (break-even, trailing) without
+cancel/replace races. Targets are reduce-only limit orders placed once the
+entry is done, sized to the quantity actually filled. The stop and the
+targets are one-cancels-other: the exit cancels the targets, and the last
+target fill ends the bracket.
+
+The methods here decide; they return what should happen (new stop, exit
+reason, target plan) and never mutate on their own except through the
+`on_*` bookkeeping the engine calls when it applies ledger events.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import attrs
+
+from fractald.core.execution.orders import QTY_EPS
+from fractald.core.models import Side
+from fractald.core.risk.params import in_range, int_range
+from fractald.core.risk.sizing import Instrument
+
+
+class TrailMode(enum.Enum):
+    NONE = "NONE"
+    FIXED = "FIXED"  # distance in price units
+    PERCENT = "PERCENT"  # fraction of the best price
+    ATR = "ATR"  # multiple of the ATR of the signal's timeframe
+
+
+@attrs.frozen(slots=True)
+class BracketParams:
+    # Fractions of the filled quantity per target, in target order; the last
+    # target takes whatever rounding leaves. Fewer fractions than targets:
+    # the remaining targets are ignored; more: the extra fractions are ignored.
+    target_fractions: tuple[float, ...] = (0.5, 0.5)
+    break_even_after_tp1: bool = True
+    break_even_offset_ticks: int = attrs.field(default=0, validator=int_range(0, 10_000))
+    trail_mode: TrailMode = TrailMode.NONE
+    trail_distance: float = attrs.field(default=0.0, validator=in_range(0, 1e12))
+    trail_after_tp1: bool = True
+    atr_period: int = attrs.field(default=14, validator=int_range(1, 1_000))
+    max_holding_bars: int = attrs.field(default=0, validator=int_range(0, 1_000_000))  # 0 = no time exit
+
+    def __attrs_post_init__(self) -> None:
+        if not self.target_fractions or any(not 0 < f <= 1 for f in self.target_fractions):
+            raise ValueError("BracketParams.target_fractions must be fractions within (0, 1], "
+                             f"got {self.target_fractions!r}")
+        if sum(self.target_fractions) > 1 + 1e-9:
+            raise ValueError(f"BracketParams.target_fractions must sum to at most 1, got "
+                             f"{sum(self.target_fractions)}")
+        if self.trail_mode is not TrailMode.NONE and self.trail_distance <= 0:
+            raise ValueError("BracketParams.trail_distance must be > 0 when trail_mode is set")
+
+
+class BracketState(enum.Enum):
+    PENDING = "PENDING"  # entry working, nothing filled yet
+    OPEN = "OPEN"  # holding a position
+    EXITING = "EXITING"  # exit order sent
+    CLOSED = "CLOSED"
+
+
+@attrs.define(slots=True)
+class Bracket:
+    signal_id: str
+    strategy: str
+    symbol: str
+    side: Side
+    timeframe: str
+    planned_qty: float
+    entry_price: float
+    stop: float
+    targets: list[float]
+    confidence: float
+    ts_open: int
+    initial_stop: float = 0.0
+    state: BracketState = BracketState.PENDING
+    entry_coid: str = ""
+    entry_done: bool = False
+    filled_qty: float = 0.0
+    avg_entry: float = 0.0
+    open_qty: float = 0.0
+    target_coids: list[str] = attrs.field(factory=list)
+    target_qtys: list[float] = attrs.field(factory=list)
+    target_filled: list[float] = attrs.field(factory=list)
+    exit_coids: list[str] = attrs.field(factory=list)
+    exit_reason: str = ""
+    break_even_done: bool = False
+    best_price: float = 0.0
+    ts_first_fill: int = 0
+
+    def __attrs_post_init__(self) -> None:
+        if not self.initial_stop:
+            self.initial_stop = self.stop
+
+    @property
+    def sign(self) -> int:
+        return self.side.sign
+
+    @property
+    def risk_amount(self) -> float:
+        """Money lost from the entry price to the initial stop on the filled quantity."""
+        return abs(self.avg_entry - self.initial_stop) * self.filled_qty
+
+    def open_risk(self) -> float:
+        """Heat: what the stop would still cost against the entry, on held plus still-wanted size."""
+        entry = self.avg_entry if self.filled_qty else self.entry_price
+        per_unit = max(0.0, (entry - self.stop) * self.sign)
+        pending = 0.0 if self.entry_done else max(0.0, self.planned_qty - self.filled_qty)
+        return per_unit * (self.open_qty + pending)
+
+    def exposure(self, mark: float) -> float:
+        pending = 0.0 if self.entry_done else max(0.0, self.planned_qty - self.filled_qty)
+        return self.open_qty * (mark or self.entry_price) + pending * self.entry_price
+
+    # -- bookkeeping (called when ledger events are applied) -----------------------
+    def on_entry_fill(self, qty: float, price: float, ts: int) -> None:
+        self.avg_entry = (self.avg_entry * self.filled_qty + price * qty) / (self.filled_qty + qty)
+        self.filled_qty += qty
+        self.open_qty += qty
+        if not self.ts_first_fill:
+            self.ts_first_fill = ts
+        if self.state is BracketState.PENDING:
+            self.state = BracketState.OPEN
+            self.best_price = price
+
+    def on_reduce_fill(self, coid: str, qty: float) -> None:
+        if coid in self.target_coids:
+            i = self.target_coids.index(coid)
+            self.target_filled[i] += qty
+        self.open_qty = max(0.0, self.open_qty - qty)
+
+    def tp1_done(self) -> bool:
+        return bool(self.target_qtys) and self.target_filled[0] >= self.target_qtys[0] - QTY_EPS
+
+    # -- decisions (pure reads) ------------------------------------------------------
+    def target_plan(self, params: BracketParams, inst: Instrument) -> list[tuple[float, float]]:
+        """(price, quantity) per target for the filled quantity; rounding leftovers go to the last."""
+        n = min(len(self.targets), len(params.target_fractions))
+        qtys = [inst.floor_qty(self.filled_qty * f) for f in params.target_fractions[:n]]
+        qtys[-1] = inst.floor_qty(self.filled_qty - sum(qtys[:-1]))
+        # A target too small to place folds into the next one.
+        plan: list[tuple[float, float]] = []
+        carry = 0.0
+        for price, q in zip(self.targets[:n], qtys):
+            q += carry
+            if q <= QTY_EPS:
+                carry = q
+                continue
+            carry = 0.0
+            plan.append((inst.round_price(price), round(q, 12)))
+        return plan
+
+    def stop_hit(self, price: float) -> bool:
+        return (price - self.stop) * self.sign <= 0
+
+    def trailing_stop(self, price: float, params: BracketParams, inst: Instrument,
+                      atr: float | None) -> float | None:
+        """A tighter stop from the trailing rule, or None. Updates `best_price` (market-derived)."""
+        if self.state is not BracketState.OPEN or params.trail_mode is TrailMode.NONE:
+            return None
+        if (price - self.best_price) * self.sign > 0:
+            self.best_price = price
+        if params.trail_after_tp1 and not self.tp1_done():
+            return None
+        if params.trail_mode is TrailMode.FIXED:
+            dist = params.trail_distance
+        elif params.trail_mode is TrailMode.PERCENT:
+            dist = self.best_price * params.trail_distance
+        else:
+            if not atr:
+                return None
+            dist = atr * params.trail_distance
+        raw = self.best_price - dist * self.sign
+        new = inst.round_price(raw, -self.sign)
+        if (new - self.stop) * self.sign > 0 and (price - new) * self.sign > 0:
+            return new
+        return None
+
+    def break_even_stop(self, params: BracketParams, inst: Instrument) -> float | None:
+        if not params.break_even_after_tp1 or self.break_even_done or not self.tp1_done():
+            return None
+        be = inst.round_price(self.avg_entry + self.sign * params.break_even_offset_ticks * inst.tick_size,
+                              self.sign)
+        return be if (be - self.stop) * self.sign > 0 else None
+
+    def time_exit_due(self, ts: int, params: BracketParams, timeframe_ms: int) -> bool:
+        if params.max_holding_bars <= 0 or self.state is not BracketState.OPEN:
+            return False
+        return ts - self.ts_first_fill >= params.max_holding_bars * timeframe_ms
