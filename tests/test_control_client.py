@@ -336,3 +336,11 @@ def test_help_lists_commands_and_describes_one(sock: Path) -> None:
     assert detail["command"] == "orders" and [a["name"] for a in detail["args"]] == ["all"]
     table = fractalctl("--socket", str(sock), "help", "orders").stdout.splitlines()
     assert table[table.index("args") + 1].split()[:3] == ["name", "type", "required"]
+
+
+def test_global_options_also_work_after_the_command(sock: Path) -> None:
+    done = fractalctl("status", "--json", "--socket", str(sock), "--timeout", "5")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["state"] == "ACTIVE"
+    done = fractalctl("--socket", "/nonexistent.sock", "ping", "--socket", str(sock))
+    assert done.stdout == "pong\n"  # the later one wins, as usual

@@ -271,8 +271,27 @@ def _flag(parser: argparse.ArgumentParser, name: str, help: str) -> None:
     parser.add_argument(name, action="store_const", const=True, default=None, help=help)
 
 
+def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    """--socket/--json/--timeout, before COMMAND and (suppress=True) after it as well:
+    `fractalctl status --json` is what people type."""
+
+    def default(value: Any) -> Any:
+        return argparse.SUPPRESS if suppress else value
+
+    parser.add_argument("--socket", metavar="PATH", default=default(None),
+                        help="control socket (default: $FRACTALD_SOCKET, else "
+                             "$RUNTIME_DIRECTORY/control.sock, /run/fractald/control.sock, "
+                             "./state/control.sock, the first that exists)")
+    parser.add_argument("--json", action="store_true", default=default(False),
+                        help="print the raw JSON result")
+    parser.add_argument("--timeout", type=_seconds, default=default(DEFAULT_TIMEOUT_S),
+                        metavar="S", help=f"seconds to wait for a reply "
+                                          f"(default {DEFAULT_TIMEOUT_S:g})")
+
+
 def _command(sub: Any, name: str, help: str, cmd: str | None = None) -> argparse.ArgumentParser:
     parser = sub.add_parser(name, help=help, description=help)
+    _global_options(parser, suppress=True)
     parser.set_defaults(cmd=cmd or name)
     return parser
 
@@ -298,14 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="fractalctl", description="Control a running fractald over its Unix socket.",
         epilog="Exit status: 0 ok, 1 error reply, 2 usage, 3 daemon not running, "
                "4 no reply, 77 permission denied.")
-    parser.add_argument("--socket", metavar="PATH",
-                        help="control socket (default: $FRACTALD_SOCKET, else "
-                             "$RUNTIME_DIRECTORY/control.sock, /run/fractald/control.sock, "
-                             "./state/control.sock, the first that exists)")
-    parser.add_argument("--json", action="store_true", help="print the raw JSON result")
-    parser.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT_S,
-                        metavar="S", help=f"seconds to wait for a reply "
-                                          f"(default {DEFAULT_TIMEOUT_S:g})")
+    _global_options(parser, suppress=False)
     sub = parser.add_subparsers(dest="subcommand", metavar="COMMAND", required=True)
     for name, help in _SIMPLE.items():
         _command(sub, name, help)
