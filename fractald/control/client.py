@@ -39,6 +39,9 @@ EXIT_NO_REPLY = 4
 EXIT_NOPERM = 77
 
 DEFAULT_TIMEOUT_S = 10.0
+# Commands that draw, compute over the whole history or copy the database get longer.
+SLOW_TIMEOUT_S = 120.0
+_SLOW_COMMANDS = {"report", "chart", "backup", "flatten", "halt"}
 _MAX_REPLY_BYTES = 256 * 1024 * 1024  # reports and plots can be large; this only stops a runaway
 # Options that shape the output on this side and are never sent to the daemon.
 _LOCAL_OPTIONS = {"output", "format", "plot"}
@@ -284,9 +287,9 @@ def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
                              "./state/control.sock, the first that exists)")
     parser.add_argument("--json", action="store_true", default=default(False),
                         help="print the raw JSON result")
-    parser.add_argument("--timeout", type=_seconds, default=default(DEFAULT_TIMEOUT_S),
-                        metavar="S", help=f"seconds to wait for a reply "
-                                          f"(default {DEFAULT_TIMEOUT_S:g})")
+    parser.add_argument("--timeout", type=_seconds, default=default(None), metavar="S",
+                        help=f"seconds to wait for a reply (default {DEFAULT_TIMEOUT_S:g}; "
+                             f"{SLOW_TIMEOUT_S:g} for {', '.join(sorted(_SLOW_COMMANDS))})")
 
 
 def _command(sub: Any, name: str, help: str, cmd: str | None = None) -> argparse.ArgumentParser:
@@ -433,7 +436,8 @@ def run(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None,
         return EXIT_USAGE
     path, tried = choose_socket(ns.socket, env)
     try:
-        with ControlClient(path, ns.timeout, tried) as client:
+        timeout = ns.timeout or (SLOW_TIMEOUT_S if ns.cmd in _SLOW_COMMANDS else DEFAULT_TIMEOUT_S)
+        with ControlClient(path, timeout, tried) as client:
             if ns.cmd == "tail":
                 return run_tail(client, args, out)
             result = client.request(ns.cmd, args)
