@@ -287,10 +287,15 @@ class AlertSender:
     def __init__(self, targets: Sequence[WebhookTarget], *, instance: str = "",
                  queue_size: int = 100, retry: RetryPolicy = RetryPolicy(),
                  timeout_s: float = 10.0, rng: random.Random | None = None,
-                 trust_env: bool = True) -> None:
+                 trust_env: bool = True, repeat_after_s: float = 300.0) -> None:
         if queue_size < 1:
             raise ValueError(f"queue_size must be >= 1, got {queue_size!r}")
+        if not (math.isfinite(repeat_after_s) and repeat_after_s >= 0):
+            raise ValueError(f"repeat_after_s must be >= 0, got {repeat_after_s!r}")
         self.instance = instance
+        self.repeat_after_ms = int(repeat_after_s * 1000)
+        self.suppressed = 0
+        self._last_seen: dict[tuple[AlertKind, str], int] = {}
         self.retry = retry
         self.timeout_s = timeout_s
         self.trust_env = trust_env
@@ -298,7 +303,16 @@ class AlertSender:
         self._lanes = [_Lane(t, collections.deque(maxlen=queue_size)) for t in targets]
 
     def notify(self, alert: Alert) -> None:
-        """Queue `alert` for every target. Never blocks; drops the oldest when a queue is full."""
+        """Queue `alert` for every target. Never blocks; drops the oldest when a queue is full.
+
+        A warning or info alert with the same kind and title as one sent less
+        than `repeat_after_s` earlier (by event time) is suppressed, so a
+        flapping breaker does not page the operator fifty times. Critical
+        alerts always go out.
+        """
+        if self._is_repeat(alert):
+            self.suppressed += 1
+            return
         for lane in self._lanes:
             if len(lane.queue) == lane.queue.maxlen:
                 lane.dropped += 1
@@ -306,10 +320,23 @@ class AlertSender:
             lane.queue.append(alert)
             lane.wakeup.set()
 
+    def _is_repeat(self, alert: Alert) -> bool:
+        if alert.severity is Severity.CRITICAL:
+            return False
+        key = (alert.kind, alert.title)
+        last = self._last_seen.get(key)
+        if last is not None and 0 <= alert.ts_ms - last < self.repeat_after_ms:
+            return True
+        if len(self._last_seen) >= 1024:  # bounded: forget the oldest key
+            self._last_seen.pop(next(iter(self._last_seen)))
+        self._last_seen[key] = alert.ts_ms
+        return False
+
     def counters(self) -> AlertCounters:
         return AlertCounters(sent=sum(x.sent for x in self._lanes),
                              failed=sum(x.failed for x in self._lanes),
-                             dropped=sum(x.dropped for x in self._lanes))
+                             dropped=sum(x.dropped for x in self._lanes),
+                             suppressed=self.suppressed)
 
     def lane_counters(self) -> dict[str, dict[str, int]]:
         """Per target: sent, failed, dropped, retries and queued."""

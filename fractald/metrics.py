@@ -56,6 +56,7 @@ class AlertCounters:
     sent: int = 0
     failed: int = 0
     dropped: int = 0
+    suppressed: int = 0  # repeats of a recent alert, deliberately not sent
 
 
 @attrs.frozen(slots=True)
@@ -161,7 +162,7 @@ def _health(s: MetricsSnapshot) -> Iterator[Metric]:
     yield _single(_gauge("loop_lag_max_seconds", "Largest event-loop lag in the recent window."),
                   s.loop_lag_max_s)
     alerts = _counter("alerts", "Alert notifications by outcome.", ("outcome",))
-    for outcome in ("sent", "failed", "dropped"):
+    for outcome in ("sent", "failed", "dropped", "suppressed"):
         alerts.add_metric([outcome], getattr(s.alerts, outcome))
     yield alerts
 

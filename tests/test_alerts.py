@@ -215,3 +215,17 @@ def test_daily_summary_and_its_schedule() -> None:
     assert al.next_daily_summary_ms(TS - 1) == TS
     assert al.next_daily_summary_ms(TS) == TS + 86_400_000
     assert al.next_daily_summary_ms(TS + 5, hour_utc=7) == TS + 7 * 3_600_000
+
+
+def test_repeats_are_suppressed_but_critical_alerts_never() -> None:
+    s = al.AlertSender([al.WebhookTarget(al.WebhookKind.GENERIC, "http://127.0.0.1:9/x")],
+                       repeat_after_s=300)
+    minute = 60_000
+    for t in (0, 1, 4, 5, 6):  # minutes: a breaker flapping
+        s.notify(al.breaker_trip("daily_loss", "lost 3%", TS + t * minute))
+    for t in (0, 1):
+        s.notify(al.kill_switch("halt", TS + t * minute))
+    s.notify(al.breaker_trip("drawdown", "dd 10%", TS + 2 * minute))  # another title: sent
+    # Sent at 0 and 5 (5 min after the first one sent); 1, 4 and 6 suppressed.
+    assert s.lane_counters()["generic:127.0.0.1"]["queued"] == 5
+    assert s.counters().suppressed == 3

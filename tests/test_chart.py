@@ -64,8 +64,10 @@ def test_chart_draws_structure_trades_and_signals(frames: dict[str, pd.DataFrame
                     "smc_ob", "15m", bar_ms(m15, len(m15) - 40))
     stop = chart.OrderMark(chart.MarkKind.STOP, entry * 0.985, bar_ms(m15, len(m15) - 30),
                            label="SL order")
-    fig = chart.chart_figure(frames, trades=sample_trades(m15), signals=[signal], orders=[stop],
-                             symbol="BTC-PERP")
+    eth = ClosedTrade("E1", "ETH-PERP", "smc_ob", Side.BUY, 1.0, 2500.0, 2600.0, bar_ms(m15, 10),
+                      bar_ms(m15, len(m15) - 5), 100.0, 1.0)
+    fig = chart.chart_figure(frames, trades=[*sample_trades(m15), eth], signals=[signal],
+                             orders=[stop], symbol="BTC-PERP")
     axes = fig.axes
     assert [ax.get_title(loc="left") for ax in axes] == ["BTC-PERP 4h", "BTC-PERP 1h", "BTC-PERP 15m"]
     assert len({ax.get_xlim() for ax in axes}) == 1  # one shared time window
@@ -77,6 +79,7 @@ def test_chart_draws_structure_trades_and_signals(frames: dict[str, pd.DataFrame
     # The panel's price range holds the signal's stop and targets.
     y0, y1 = low.get_ylim()
     assert y0 < entry * 0.99 and entry * 1.02 < y1
+    assert y0 > 3000  # the ETH trade is not drawn on the BTC chart
 
 
 def test_chart_uses_given_overlays_and_window(frames: dict[str, pd.DataFrame]) -> None:

@@ -46,7 +46,7 @@ def snapshot() -> MetricsSnapshot:
         breakers={"daily_loss": True, "feed_stale": False},
         loop_lag_s=0.003,
         loop_lag_max_s=0.31,
-        alerts=AlertCounters(sent=4, failed=1, dropped=0),
+        alerts=AlertCounters(sent=4, failed=1, dropped=0, suppressed=6),
     )
 
 
@@ -78,6 +78,7 @@ def test_output_parses_with_values_and_labels() -> None:
     assert got[("fractald_breaker_tripped", (("breaker", "daily_loss"),))] == 1
     assert got[("fractald_loop_lag_max_seconds", ())] == 0.31
     assert got[("fractald_alerts_total", (("outcome", "failed"),))] == 1
+    assert got[("fractald_alerts_total", (("outcome", "suppressed"),))] == 6
     assert got[("fractald_snapshot_timestamp_seconds", ())] == 1_704_067_200.0
     states = {dict(k[1])["state"]: v for k, v in got.items() if k[0] == "fractald_trading_state"}
     assert states == {"ACTIVE": 0, "REDUCING": 1, "HALTED": 0}

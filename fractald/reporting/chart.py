@@ -318,7 +318,8 @@ def chart_figure(
 
     The window defaults to the last four days of the data. Overlays not
     given are computed from each full frame (so structure that began
-    before the window is still drawn).
+    before the window is still drawn). With `symbol`, trades and signals
+    of other symbols are left out.
     """
     if not frames:
         raise ValueError("plot_chart needs at least one timeframe frame")
@@ -332,6 +333,9 @@ def chart_figure(
     start_ms = end_ms - DEFAULT_WINDOW_MS if start_ms is None else start_ms
     if end_ms <= start_ms:
         raise ValueError(f"chart window is empty: start {start_ms} >= end {end_ms}")
+    if symbol:  # another symbol's prices would wreck the price axis
+        trades = [t for t in trades if t.symbol == symbol]
+        signals = [sg for sg in signals if sg.symbol == symbol]
     marks = list(orders) + _signal_marks(signals, (end_ms - start_ms) // 12)
 
     fig = Figure(figsize=(16, 1.2 + 3.7 * len(order)), layout="constrained")
