@@ -240,6 +240,7 @@ class TradingEngine:
             return
         before = o.status
         o.apply(e.event, e.ts, reason=e.reason, venue_order_id=e.venue_order_id)
+        self._after_order_applied(o, before)
         venue, sym = self.params.venue, o.symbol
         if e.event is OE.ACCEPT:
             self.exec_quality.record_ack(venue, sym, e.ts - o.ts_submitted)
@@ -250,12 +251,12 @@ class TradingEngine:
             self.exec_quality.record_cancel_outcome(venue, sym, failed=True)
         elif e.event is OE.CANCEL and before is OrderStatus.PENDING_CANCEL:
             self.exec_quality.record_cancel_outcome(venue, sym, failed=False)
-        self._after_order_applied(o)
 
     def _a_fill(self, e: ev.OrderFilled) -> None:
         o = self.orders.get(e.client_order_id)
         if o is not None:
             first = o.filled_qty == 0
+            before = o.status
             o.apply_fill(e.trade_id, e.quantity, e.price, e.fee, e.ts)
             # Submit-to-fill latency means something for orders that take liquidity;
             # a resting limit waits for the market by design.
@@ -283,16 +284,15 @@ class TradingEngine:
         self._closed_pending += self.accounting.apply_fill(
             e.strategy, e.symbol, e.side, e.quantity, e.price, e.fee, e.ts, ctx)
         if o is not None:
-            self._after_order_applied(o)
+            self._after_order_applied(o, before)
 
-    def _after_order_applied(self, o: Order) -> None:
-        if not o.status.terminal:
+    def _after_order_applied(self, o: Order, before: OrderStatus) -> None:
+        if before.terminal or not o.status.terminal:
             return
         b = self.brackets.get(o.signal_id)
         if b is not None and o.role == "entry":
             b.entry_done = True
-        if o.client_order_id not in self.closed_orders:
-            self.closed_orders.append(o.client_order_id)
+        self.closed_orders.append(o.client_order_id)
         while len(self.closed_orders) > self.params.max_closed_orders:
             self.orders.pop(self.closed_orders.popleft(), None)
 

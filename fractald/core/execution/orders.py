@@ -36,6 +36,9 @@ class OrderStatus(enum.Enum):
     REJECTED = "REJECTED"
     EXPIRED = "EXPIRED"
 
+    # Members are singletons: identity hashing keeps the transition table fast.
+    __hash__ = object.__hash__
+
     @property
     def terminal(self) -> bool:
         return self in TERMINAL
@@ -86,6 +89,8 @@ class OrderEvent(enum.Enum):
     UPDATE = "UPDATE"
     UPDATE_REJECT = "UPDATE_REJECT"
     EXPIRE = "EXPIRE"
+
+    __hash__ = object.__hash__
 
 
 S, E = OrderStatus, OrderEvent

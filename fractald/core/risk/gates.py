@@ -111,8 +111,11 @@ class OrderRateLimiter:
         self._ts: collections.deque[int] = collections.deque(history, maxlen=limit)
 
     def count(self, ts: int) -> int:
-        # Only the newest `limit` stamps matter: more than that already denies.
-        return sum(1 for t in self._ts if t > ts - self.window_ms)
+        # Event time only moves forward here, so stamps that left the window
+        # never come back: drop them, and the count is the length.
+        while self._ts and self._ts[0] <= ts - self.window_ms:
+            self._ts.popleft()
+        return sum(1 for t in self._ts if t <= ts) if self._ts and self._ts[-1] > ts else len(self._ts)
 
     def check(self, ts: int, orders: int = 1) -> Denial | None:
         n = self.count(ts)
