@@ -1,0 +1,218 @@
+"""A fake Binance USD-M venue on 127.0.0.1 that misbehaves on command.
+
+WebSocket (`/stream`, the combined-stream protocol) and REST (klines,
+depth) on two loopback ports, both on trio. The market is a script of
+trades (`truth`) laid on the trio clock: a trade at venue time `ts` is sent
+when trio.current_time() * 1000 + t0_ms reaches `ts`, so the whole thing
+runs on MockClock. REST klines are computed from the complete truth, so a
+feed that backfills correctly reproduces it bar for bar.
+
+Misbehaviour is a list of `Trouble` items, each at a venue time, applied
+to whichever connection is live then: drop (clean close), abort (TCP close
+with no close frame: the client sees 1006), stall (open but silent),
+garbage, oversized frame, burst. REST can answer the first N requests
+with 429 and a Retry-After.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import attrs
+import trio
+from websockets.exceptions import ConnectionClosed
+from websockets.trio.server import serve
+
+MIN = 60_000
+
+
+@attrs.frozen
+class Trade:
+    ts: int
+    price: float
+    size: float
+    buyer_maker: bool = False
+
+
+class Trouble(enum.Enum):
+    DROP = "drop"  # close cleanly (1001) and hang up
+    ABORT = "abort"  # kill the TCP connection without a close frame: 1006 at the client
+    STALL = "stall"  # stay open, send nothing for `arg` seconds
+    GARBAGE = "garbage"  # a handful of frames that are not valid messages
+    OVERSIZED = "oversized"  # one frame of `arg` bytes
+    BURST = "burst"  # `arg` bookTicker messages back to back
+
+
+@attrs.frozen
+class Event:
+    at_ms: int
+    trouble: Trouble
+    arg: float = 0
+
+
+def minute_bars(trades: Sequence[Trade], symbol: str) -> dict[int, list[Any]]:
+    """Truth klines: {ts_open: [open time, o, h, l, c, v, close time, ...]}."""
+    out: dict[int, list[Any]] = {}
+    for t in trades:
+        m = t.ts - t.ts % MIN
+        row = out.get(m)
+        if row is None:
+            out[m] = [m, t.price, t.price, t.price, t.price, t.size, m + MIN - 1]
+        else:
+            row[2] = max(row[2], t.price)
+            row[3] = min(row[3], t.price)
+            row[4] = t.price
+            row[5] += t.size
+    return out
+
+
+class FakeBinance:
+    def __init__(self, truth: Sequence[Trade], *, t0_ms: int, symbol: str = "BTCUSDT",
+                 trouble: Sequence[Event] = (), rest_429_first: int = 0, retry_after_s: float = 3.0) -> None:
+        self.truth = sorted(truth, key=lambda t: t.ts)
+        self.t0_ms = t0_ms
+        self.symbol = symbol
+        self.trouble = sorted(trouble, key=lambda e: e.at_ms)
+        self.rest_429_first = rest_429_first
+        self.retry_after_s = retry_after_s
+        self.ws_port = 0
+        self.rest_port = 0
+        self.connections = 0
+        self.subscriptions: list[list[str]] = []  # per connection, what it asked for
+        self.rest_log: list[tuple[float, str, int]] = []  # (trio time, path, status)
+        self.sent_trades = 0
+        self._bars = minute_bars(self.truth, symbol)
+
+    def venue_ms(self) -> int:
+        return self.t0_ms + int(round(trio.current_time() * 1000))
+
+    def at(self, venue_ms: int) -> float:
+        return (venue_ms - self.t0_ms) / 1000.0
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.ws_port}/stream"
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://127.0.0.1:{self.rest_port}"
+
+    async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        ws_listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        rest_listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        self.ws_port = ws_listeners[0].socket.getsockname()[1]
+        self.rest_port = rest_listeners[0].socket.getsockname()[1]
+        async with trio.open_nursery() as nursery:
+            await nursery.start(lambda task_status: serve(self._ws, listeners=ws_listeners,
+                                                           compression=None, task_status=task_status))
+            await nursery.start(trio.serve_listeners, self._http, rest_listeners)
+            task_status.started()
+
+    # -- WebSocket ----------------------------------------------------------------
+    def _agg(self, t: Trade, n: int) -> str:
+        return json.dumps({"stream": f"{self.symbol.lower()}@aggTrade", "data": {
+            "e": "aggTrade", "E": t.ts + 5, "s": self.symbol, "a": n, "p": f"{t.price:.2f}",
+            "q": f"{t.size:.3f}", "f": n, "l": n, "T": t.ts, "m": t.buyer_maker}})
+
+    def _ticker(self, n: int, price: float) -> str:
+        ts = self.venue_ms()
+        return json.dumps({"stream": f"{self.symbol.lower()}@bookTicker", "data": {
+            "e": "bookTicker", "u": n, "s": self.symbol, "b": f"{price - 0.5:.2f}", "B": "1",
+            "a": f"{price + 0.5:.2f}", "A": "2", "T": ts, "E": ts}})
+
+    async def _ws(self, ws: Any) -> None:
+        try:
+            await self._stream(ws)
+        except ConnectionClosed:
+            pass  # the client hung up (on purpose, after a stall or a bad frame)
+
+    async def _stream(self, ws: Any) -> None:
+        self.connections += 1
+        request = json.loads(await ws.recv())
+        self.subscriptions.append(list(request.get("params", [])))
+        await ws.send(json.dumps({"result": None, "id": request.get("id")}))
+        now = self.venue_ms()
+        trades = [(n, t) for n, t in enumerate(self.truth) if t.ts >= now]
+        trouble = [e for e in self.trouble if e.at_ms >= now]
+        while trades or trouble:
+            next_trade = trades[0][1].ts if trades else None
+            next_trouble = trouble[0].at_ms if trouble else None
+            if next_trouble is not None and (next_trade is None or next_trouble <= next_trade):
+                event = trouble.pop(0)
+                await trio.sleep_until(self.at(event.at_ms))
+                if event not in self.trouble:
+                    continue  # another connection already had it: each happens once
+                self.trouble.remove(event)
+                if not await self._misbehave(ws, event):
+                    return
+                now = self.venue_ms()
+                trades = [(n, t) for n, t in trades if t.ts >= now]
+                continue
+            n, trade = trades.pop(0)
+            await trio.sleep_until(self.at(trade.ts))
+            await ws.send(self._agg(trade, n))
+            self.sent_trades += 1
+        await trio.sleep_forever()
+
+    async def _misbehave(self, ws: Any, event: Event) -> bool:
+        """Apply one trouble; False when the connection is gone."""
+        if event.trouble is Trouble.DROP:
+            await ws.aclose(1001, "going away")
+            return False
+        if event.trouble is Trouble.ABORT:
+            await trio.aclose_forcefully(ws.stream)
+            return False
+        if event.trouble is Trouble.STALL:
+            await trio.sleep(event.arg)
+        elif event.trouble is Trouble.GARBAGE:
+            for frame in ("{not json", "[]", '{"stream":"x@nothing","data":{"e":"nothing"}}',
+                          '{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","s":"BTCUSDT"}}'):
+                await ws.send(frame)
+        elif event.trouble is Trouble.OVERSIZED:
+            await ws.send("x" * int(event.arg))
+        elif event.trouble is Trouble.BURST:
+            price = self.truth[0].price
+            for n in range(int(event.arg)):
+                await ws.send(self._ticker(n, price))
+        return True
+
+    # -- REST ---------------------------------------------------------------------
+    async def _http(self, stream: trio.SocketStream) -> None:
+        try:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = await stream.receive_some(65536)
+                if not chunk:
+                    return
+                data += chunk
+            request_line = data.split(b"\r\n", 1)[0].decode()
+            method, target, _ = request_line.split(" ", 2)
+            status, headers, body = self._route(method, target)
+            self.rest_log.append((trio.current_time(), urlsplit(target).path, status))
+            payload = json.dumps(body).encode()
+            head = [f"HTTP/1.1 {status} X", "Content-Type: application/json",
+                    f"Content-Length: {len(payload)}", "Connection: close"]
+            head += [f"{k}: {v}" for k, v in headers.items()]
+            await stream.send_all(("\r\n".join(head) + "\r\n\r\n").encode() + payload)
+        except trio.BrokenResourceError:
+            pass
+        finally:
+            await stream.aclose()
+
+    def _route(self, method: str, target: str) -> tuple[int, dict[str, str], Any]:
+        url = urlsplit(target)
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        if len(self.rest_log) < self.rest_429_first:
+            return 429, {"Retry-After": f"{self.retry_after_s:g}"}, {"code": -1003, "msg": "Too many requests"}
+        if url.path == "/fapi/v1/klines":
+            start, end = int(query["startTime"]), int(query["endTime"])
+            limit = int(query.get("limit", 500))
+            now = self.venue_ms()
+            rows = [row for m, row in sorted(self._bars.items()) if start <= m <= end and m + MIN <= now]
+            return 200, {}, [[r[0], str(r[1]), str(r[2]), str(r[3]), str(r[4]), str(r[5]), r[6],
+                              "0", 1, "0", "0", "0"] for r in rows[:limit]]
+        return 404, {}, {"code": -1, "msg": f"no route {url.path}"}

@@ -1,0 +1,146 @@
+"""The live feed against a misbehaving fake Binance venue on 127.0.0.1, on trio's MockClock.
+
+The venue drops the connection, aborts TCP (1006), stalls while open,
+sends garbage and an oversized frame, bursts thousands of messages, and
+answers REST with 429 + Retry-After. The feed must survive all of it,
+reconnect, resubscribe, backfill, and emit every bar exactly once with the
+venue's true figures.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import trio
+import trio.testing
+from fakevenue.harness import Collected, RecordingLog
+from fakevenue.server import MIN, Event, FakeBinance, Trade, Trouble, minute_bars
+
+from fractald.core.models import Bar
+from fractald.errors import FeedDisconnected
+from fractald.venues.feed import FeedSettings, run_feed
+
+T0 = 1_700_006_400_000  # 2023-11-15 00:00 UTC
+SYMBOL = "BTCUSDT"
+
+
+def _truth(minutes: int, seed: int = 7) -> list[Trade]:
+    rng = random.Random(seed)
+    price, trades = 37_000.0, []
+    for i in range(int(minutes * 60 / 1.5)):
+        ts = T0 + 5_000 + int(i * 1500)  # the feed joins at 0:00, the first trade is at 0:05
+        if ts >= T0 + minutes * MIN:
+            break
+        price = round(price + rng.uniform(-5, 5), 2)
+        trades.append(Trade(ts, price, round(rng.uniform(0.001, 2.0), 3), rng.random() < 0.5))
+    # A burst of a thousand trades in one millisecond at 9:10.
+    burst_ts = T0 + 9 * MIN + 10_000
+    trades += [Trade(burst_ts, round(price + (k % 7) * 0.01, 2), 0.001, False) for k in range(1000)]
+    return sorted(trades, key=lambda t: t.ts)
+
+
+def _truth_bars(trades: list[Trade], minutes: int) -> list[Bar]:
+    rows = minute_bars(trades, SYMBOL)
+    return [Bar(SYMBOL, "1m", r[0], r[1], r[2], r[3], r[4], r[5]) for m, r in sorted(rows.items())
+            if m < T0 + minutes * MIN]
+
+
+def _settings(venue: FakeBinance, **kw: object) -> FeedSettings:
+    base = dict(venue="binance-futures", symbols=("btcusdt",), timeframes=("1m", "5m"),
+                ws_url=venue.ws_url, rest_url=venue.rest_url, silence_timeout_s=10.0, grace_s=1.0,
+                backoff_base_s=0.2, backoff_cap_s=2.0, max_frame_bytes=65_536, health_interval_s=1.0)
+    base.update(kw)
+    return FeedSettings(**base)  # type: ignore[arg-type]
+
+
+async def _run_until(venue: FakeBinance, done, limit_s: float, **settings: object):
+    got, log = Collected(), RecordingLog()
+    send, receive = trio.open_memory_channel[object](32)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(venue.run)  # the ports are known from here on
+        nursery.start_soon(got.consume, receive)
+        nursery.start_soon(run_feed, _settings(venue, **settings), send, got.beat, log)
+        with trio.move_on_after(limit_s):
+            while not done(got):
+                await trio.sleep(1.0)
+        nursery.cancel_scope.cancel()
+    return got, log
+
+
+@pytest.mark.slow
+async def test_feed_survives_every_misbehaviour_and_emits_each_true_bar_once(
+        mock_clock: trio.testing.MockClock) -> None:
+    mock_clock.autojump_threshold = 0.001
+    minutes = 12
+    truth = _truth(minutes)
+    trouble = [Event(T0 + 2 * MIN + 10_000, Trouble.DROP),
+               Event(T0 + 3 * MIN + 40_000, Trouble.ABORT),
+               Event(T0 + 5 * MIN, Trouble.STALL, 30.0),
+               Event(T0 + 6 * MIN + 30_000, Trouble.GARBAGE),
+               Event(T0 + 7 * MIN, Trouble.OVERSIZED, 200_000),
+               Event(T0 + 8 * MIN, Trouble.BURST, 3000)]
+    venue = FakeBinance(truth, t0_ms=T0, trouble=trouble, rest_429_first=2, retry_after_s=3.0)
+    want = _truth_bars(truth, minutes)
+
+    got, log = await _run_until(venue, lambda g: len(g.bars_of("1m")) >= minutes, limit_s=20 * 60)
+
+    ones = got.bars_of("1m")
+    opens = [b.ts_open for b in ones]
+    assert opens == list(range(T0, opens[-1] + MIN, MIN)), "a hole or a duplicate"
+    assert ones[:minutes] == want  # every bar, once, with the venue's true figures, complete
+    fives = got.bars_of("5m")
+    assert [b.ts_open for b in fives[:2]] == [T0, T0 + 5 * MIN] and all(b.complete for b in fives[:2])
+    assert fives[1].volume == pytest.approx(sum(b.volume for b in want[5:10]))
+
+    # Reconnected after the drop, the abort, the stall and the oversized frame; resubscribed each time.
+    assert venue.connections == 5
+    assert all(sub == ["btcusdt@aggTrade", "btcusdt@bookTicker"] for sub in venue.subscriptions)
+    reasons = [e["reason"] for e in log.events("feed_disconnected")]
+    assert reasons == ["closed", "closed", "silent", "oversized"]
+
+    # REST: 429 twice, each retry only after Retry-After.
+    statuses = [s for _, _, s in venue.rest_log]
+    assert statuses[:3] == [429, 429, 200]
+    assert venue.rest_log[1][0] - venue.rest_log[0][0] >= 3.0
+    assert venue.rest_log[2][0] - venue.rest_log[1][0] >= 3.0
+
+    ids = [t.trade_id for t in got.trades]
+    assert len(ids) == len(set(ids)) and len(ids) == venue.sent_trades
+    health = [h for h in got.health if h.symbol == SYMBOL][-1]
+    assert health.reconnects == 4 and health.unparsed == 4
+    assert health.gaps_found >= 4 and health.gaps_filled == health.gaps_found
+    assert got.beats > 60
+
+
+async def test_rest_down_for_good_marks_bars_incomplete_instead_of_inventing(
+        mock_clock: trio.testing.MockClock) -> None:
+    mock_clock.autojump_threshold = 0.001
+    truth = _truth(4)
+    venue = FakeBinance(truth, t0_ms=T0, trouble=[Event(T0 + 2 * MIN + 10_000, Trouble.DROP)],
+                        rest_429_first=10_000, retry_after_s=100.0)
+    got, log = await _run_until(venue, lambda g: len(g.bars_of("1m")) >= 4, limit_s=10 * 60)
+    ones = got.bars_of("1m")[:4]
+    want = _truth_bars(truth, 4)
+    assert [b.ts_open for b in ones] == [b.ts_open for b in want]
+    assert not ones[0].complete  # joined mid-minute, REST refused: partial, marked
+    assert ones[1] == want[1]  # a whole minute seen live needs no REST
+    assert not ones[2].complete  # the drop cut it; REST could not fill it
+    assert log.events("backfill_failed")[0]["error"] == "rate_limited"
+    health = [h for h in got.health if h.symbol == SYMBOL][-1]
+    assert health.gaps_filled < health.gaps_found and health.quality < 0.6
+
+
+async def test_venue_that_never_answers_raises_feed_disconnected(
+        autojump_clock: trio.testing.MockClock) -> None:
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    for listener in listeners:
+        await listener.aclose()  # nothing listens there now: every connect is refused
+    settings = FeedSettings(venue="binance", symbols=("BTCUSDT",), ws_url=f"ws://127.0.0.1:{port}/stream",
+                            rest_url=f"http://127.0.0.1:{port}", max_failures=3, backoff_base_s=0.5)
+    send, receive = trio.open_memory_channel[object](8)
+    log = RecordingLog()
+    with pytest.raises(FeedDisconnected, match="3 connection attempts in a row failed"):
+        await run_feed(settings, send, lambda: None, log)
+    assert len(log.events("ws_reconnecting")) == 2
