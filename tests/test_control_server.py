@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import structlog
 import trio
+import trio.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_control_support import ThreadServer, blocking_exchange, blocking_ping
@@ -52,9 +53,9 @@ class LineClient:
         await self.send_raw(json.dumps(body).encode() + b"\n")
         return request_id
 
-    async def read(self) -> dict[str, Any] | None:
+    async def read(self, timeout_s: float = REPLY_TIMEOUT_S) -> dict[str, Any] | None:
         """The next message, or None at EOF."""
-        with trio.fail_after(REPLY_TIMEOUT_S):
+        with trio.fail_after(timeout_s):
             while b"\n" not in self.buf:
                 try:
                     data = await self.stream.receive_some(65536)
@@ -487,6 +488,18 @@ async def test_idle_client_is_disconnected(nursery: trio.Nursery, tmp_path: Path
     assert await idle.read() is None
     assert trio.current_time() - start >= 0.3
     assert (await busy.call("ping"))["result"] == "pong"
+
+
+async def test_default_idle_timeout_under_a_mock_clock(autojump_clock: trio.testing.MockClock,
+                                                      server: ControlServer) -> None:
+    client = await LineClient.open(server.path)
+    assert (await client.call("ping"))["result"] == "pong"
+    start = trio.current_time()
+    reply = await client.read(timeout_s=3600)
+    assert reply is not None and reply["error"]["code"] == "idle_timeout"
+    assert "600 s" in reply["error"]["message"]
+    assert 600 <= trio.current_time() - start < 601
+    assert await client.read() is None
 
 
 async def test_half_closed_client_gets_its_answers(server: ControlServer) -> None:

@@ -8,6 +8,29 @@ arguments an operator gives are sent under their own names (``--last 5``
 its defaults. The daemon validates everything again; the client only
 saves a round trip on obvious mistakes.
 
+The wire contract (what the daemon's handlers receive; options not given are
+absent, so declare them with defaults in the command's Arg spec):
+
+    ping version status config positions pause resume reload
+    breakers strategies metrics backup          {}
+    help [COMMAND]                               {"command"?: str}
+    tail [--kind K ...]                          {"kind"?: [str]}         (streaming)
+    orders [--all]                               {"all"?: true}
+    trades [--since S] [--strategy S] [--symbol S]  {"since"?, "strategy"?, "symbol"?: str}
+    signals [--last N]                           {"last"?: int >= 1}
+    flatten [SYMBOL]                             {"symbol"?: str}
+    halt --yes                                   {"yes": true}     (register with confirm=True)
+    risk set KEY VALUE                 cmd "risk_set" {"key": str, "value": str}
+    report [--period P] [--from W] [--to W] [--plot F]
+                                                 {"period"?, "from"?, "to"?: str, "plot"?: true}
+    chart SYMBOL [--timeframes a,b] --plot F     {"symbol": str, "timeframes"?: [str],
+                                                  "plot": true}
+
+With ``"plot": true`` the result must carry the PNG base64-encoded in
+``"plot_png"``; fractalctl writes it to the file and shows the rest.
+``report --format table|json|csv`` and ``--output`` are handled here.
+A string result (``metrics``) is printed as it is.
+
 Exit statuses: 0 ok; 1 the daemon answered with an error; 2 bad command
 line (or a refused ``halt`` without ``--yes``); 3 the daemon is not running
 (no socket, connection refused); 4 no reply in time or a broken reply;

@@ -171,6 +171,15 @@ class Request:
     args: dict[str, Any]
 
 
+class RequestError(CommandError):
+    """A CommandError that still knows the id of the request it answers."""
+
+    def __init__(self, request_id: str | int | None, code: str | ErrorCode, message: str,
+                 **details: Any) -> None:
+        super().__init__(code, message, **details)
+        self.request_id = request_id
+
+
 def parse_request(line: bytes) -> Request:
     """Decode and check one request line. Raises CommandError (bad_json / bad_request).
 
@@ -206,15 +215,6 @@ def parse_request(line: bytes) -> Request:
         raise RequestError(req_id, ErrorCode.BAD_REQUEST,
                            f'"args" must be a JSON object, got {type(args).__name__}')
     return Request(id=req_id, cmd=cmd, args=args)
-
-
-class RequestError(CommandError):
-    """A CommandError that still knows the id of the request it answers."""
-
-    def __init__(self, request_id: str | int | None, code: str | ErrorCode, message: str,
-                 **details: Any) -> None:
-        super().__init__(code, message, **details)
-        self.request_id = request_id
 
 
 def request_id_of(exc: CommandError) -> str | int | None:
