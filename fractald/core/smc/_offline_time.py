@@ -32,84 +32,99 @@ def previous_high_low(ohlc: pd.DataFrame, time_frame: str = "1D") -> pd.DataFram
     n = len(high)
     index = ohlc.index if isinstance(ohlc.index, pd.DatetimeIndex) else pd.to_datetime(ohlc.index)
     offset = to_offset(time_frame)
-    bins = _fixed_bins(index, offset, open_, high, low, close)
-    if bins is None:
-        bins = _resampled_bins(index, time_frame, open_, high, low, close)
-    periods_before, bin_high, bin_low = bins
-    if len(bin_high) < 2:
+    periods = _fixed_periods(index, offset, open_, high, low, close)
+    if periods is None:
+        periods = _resampled_periods(index, time_frame, open_, high, low, close)
+    starts, refs, period_high, period_low = periods
+    if len(period_high) < 2:
         nan32 = np.full(n, np.nan, dtype=np.float32)
         zero = np.zeros(n, dtype=np.int32)
         return frame({"PreviousHigh": nan32, "PreviousLow": nan32.copy(),
                       "BrokenHigh": zero, "BrokenLow": zero.copy()})
-    reference = periods_before - 2
-    valid = reference >= 0
-    pick = np.maximum(reference, 0)
-    prev_high = np.where(valid, bin_high[pick], np.nan).astype(np.float32)
-    prev_low = np.where(valid, bin_low[pick], np.nan).astype(np.float32)
-    group_start = run_starts(reference)
-    broken_high = _seen_in_group(high > prev_high.astype(np.float64), group_start)
-    broken_low = _seen_in_group(low < prev_low.astype(np.float64), group_start)
+    # candles starts[g] .. ends[g]-1 all look back at period refs[g] (none when refs[g] < 0)
+    ends = np.append(starts[1:], n)
+    lengths = ends - starts
+    valid = refs >= 0
+    pick = np.maximum(refs, 0)
+    group_high = np.where(valid, period_high[pick], np.nan).astype(np.float32)
+    group_low = np.where(valid, period_low[pick], np.nan).astype(np.float32)
+    prev_high = np.repeat(group_high, lengths)
+    prev_low = np.repeat(group_low, lengths)
     return frame({
         "PreviousHigh": prev_high,
         "PreviousLow": prev_low,
-        "BrokenHigh": broken_high.astype(np.int32),
-        "BrokenLow": broken_low.astype(np.int32),
+        "BrokenHigh": _from_first_hit(high > prev_high, starts, ends),
+        "BrokenLow": _from_first_hit(low < prev_low, starts, ends),
     })
 
 
-def _seen_in_group(hit: np.ndarray, group_start: np.ndarray) -> np.ndarray:
-    """True from the first hit of each group to the group's end."""
-    seen = np.cumsum(hit)
-    first = np.maximum.accumulate(np.where(group_start, np.arange(len(hit)), 0))
-    return seen - seen[first] + hit[first] > 0
+def _from_first_hit(hit: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """int32 flags: 1 from the first hit of each group [starts, ends) to the group's end."""
+    positions = np.flatnonzero(hit)
+    first = ends.copy()
+    if len(positions):
+        k = np.searchsorted(positions, starts)
+        candidate = positions[np.minimum(k, len(positions) - 1)]
+        inside = (k < len(positions)) & (candidate < ends)
+        first[inside] = candidate[inside]
+    lengths = np.column_stack((first - starts, ends - first)).ravel()
+    flags = np.tile(np.array([0, 1], dtype=np.int32), len(starts))
+    return np.repeat(flags, lengths)
 
 
-def _fixed_bins(
-    index: pd.DatetimeIndex,
-    offset: pd.DateOffset,
-    *prices: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+def _fixed_periods(
+    index: pd.DatetimeIndex, offset: pd.DateOffset, *prices: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
     """Fast path for fixed-length periods on a sorted UTC (or naive) index without NaN.
 
-    pandas anchors such bins at midnight of the first candle's day; a bin is labelled by its
-    start. Returns None when the fast path does not apply.
+    pandas anchors such periods at midnight of the first candle's day and labels them by
+    their start; the candle boundaries of each period are found by binary search, so no
+    per-candle arithmetic is needed. Returns None when the fast path does not apply.
     """
     fixed = isinstance(offset, pd.offsets.Tick) or type(offset) is pd.offsets.Day
     utc_clock = index.tz is None or str(index.tz) == "UTC"
-    if not (fixed and utc_clock):
+    if not (fixed and utc_clock) or len(index) == 0 or not index.is_monotonic_increasing:
         return None
-    if len(index) == 0 or not index.is_monotonic_increasing:
-        return None
-    _, high, low, _ = prices
     if np.isnan(sum(float(p.sum()) for p in prices)):
-        return None
+        return None  # pandas drops periods whose prices are all NaN: leave that to pandas
     unit_ns = pd.Timedelta(1, unit=index.unit).value
     step_ns = pd.Timedelta(offset).value
     if step_ns <= 0 or step_ns % unit_ns or _DAY_NS % unit_ns:
         return None
     step, day = step_ns // unit_ns, _DAY_NS // unit_ns
     ticks = index.asi8
-    since_origin = ticks - (ticks[0] // day) * day
-    period = since_origin // step
-    new_period = run_starts(period)
-    starts = np.flatnonzero(new_period)
-    rank = np.cumsum(new_period) - 1
-    # count of non-empty periods starting strictly before each candle
-    periods_before = rank + (since_origin % step != 0)
-    return periods_before, np.maximum.reduceat(high, starts), np.minimum.reduceat(low, starts)
+    origin = (ticks[0] // day) * day
+    first, last = (ticks[0] - origin) // step, (ticks[-1] - origin) // step
+    edges = origin + np.arange(first, last + 2, dtype=np.int64) * step
+    bounds = np.searchsorted(ticks, edges, side="left")
+    filled = bounds[1:] > bounds[:-1]
+    period_start = bounds[:-1][filled]
+    _, high, low, _ = prices
+    period_high = np.maximum.reduceat(high, period_start)
+    period_low = np.minimum.reduceat(low, period_start)
+    # A candle counts the periods starting strictly before it: its own period's start is
+    # "before" unless the candle sits exactly on it. So period r's candles look back at
+    # r - 1, except a first candle exactly on the start, which still looks back at r - 2.
+    on_start = (ticks[period_start] == edges[:-1][filled]).astype(np.int64)
+    starts = period_start + on_start
+    refs = np.arange(-1, len(period_start) - 1)
+    if on_start[0]:
+        starts, refs = np.append(0, starts), np.append(-2, refs)
+    return starts, refs, period_high, period_low
 
 
-def _resampled_bins(
+def _resampled_periods(
     index: pd.DatetimeIndex, time_frame: str, *prices: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """General path: let pandas bin calendar periods (weeks, months, time zones)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """General path: let pandas bin calendar periods (weeks, months, time zones, NaN)."""
     open_, high, low, close = prices
     candles = pd.DataFrame({"open": open_, "high": high, "low": low, "close": close}, index=index)
     periods = candles.resample(time_frame).agg(
         {"open": "first", "high": "max", "low": "min", "close": "last"}
     ).dropna()
-    periods_before = np.searchsorted(periods.index.values, index.values, side="left")
-    return periods_before, periods["high"].to_numpy(), periods["low"].to_numpy()
+    refs = np.searchsorted(periods.index.asi8, index.asi8, side="left") - 2
+    starts = np.flatnonzero(run_starts(refs))
+    return starts, refs[starts], periods["high"].to_numpy(), periods["low"].to_numpy()
 
 
 _SESSIONS: dict[str, tuple[str, str]] = {
