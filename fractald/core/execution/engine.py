@@ -558,6 +558,7 @@ class TradingEngine:
                 self._reports.extend(self.broker.on_trade(tick))
                 self._drain()
                 self._on_price(bar.symbol, tick.price, tick.ts_event)
+            self._reports.extend(self.broker.advance(bar.symbol, bar.ts_event))
         self._on_price(bar.symbol, bar.close, bar.ts_event)
         if bar.complete:
             self._update_atr(bar)

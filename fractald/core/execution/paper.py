@@ -232,6 +232,10 @@ class PaperBroker:
                 out += self._trade_against_resting(o, t)
         return out
 
+    def advance(self, symbol: str, ts: int) -> list[VenueReport]:
+        """Let event time pass with no trade (e.g. a bar's close): due cancels and expiries."""
+        return self._housekeeping(symbol, ts)
+
     def _trade_against_resting(self, o: PaperOrder, t: TradeTick) -> list[VenueReport]:
         assert o.price is not None
         through = (o.price - t.price) * o.side.sign
