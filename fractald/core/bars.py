@@ -171,7 +171,8 @@ class SymbolBars:
             self.frontier = minute
             # We joined mid-bar: the first bar lacks the trades before we came.
             self._suspect.append((minute, minute + self.step_ms))
-        if minute < self.frontier:  # type: ignore[operator]
+        frontier: int = self.frontier  # type: ignore[assignment]
+        if minute < frontier:
             self.late_trades += 1
             return self.advance(ts)
         bar = self._open.get(minute)
@@ -179,6 +180,8 @@ class SymbolBars:
             self._open[minute] = _OpenBar(minute, price, size)
         else:
             bar.add(price, size)
+        if ts < frontier + self.step_ms + self.grace_ms:
+            return EMPTY_STEP  # the hot path: nothing can close yet
         return self.advance(ts)
 
     def on_base_bar(self, bar: Bar) -> Step:

@@ -72,6 +72,7 @@ class HealthTracker:
         self._last_price: float | None = None
         self._true_ranges: deque[float] = deque(maxlen=self.params.true_range_bars)
         self._prev_close: float | None = None
+        self._tr_sum = 0.0  # running sum of _true_ranges: checked on every trade
 
     # -- what happened ------------------------------------------------------
     def on_message(self, now_s: float, ts_event: int | None = None) -> None:
@@ -103,7 +104,11 @@ class HealthTracker:
         if not bar.complete:
             return
         prev = self._prev_close if self._prev_close is not None else bar.open
-        self._true_ranges.append(max(bar.high, prev) - min(bar.low, prev))
+        if len(self._true_ranges) == self._true_ranges.maxlen:
+            self._tr_sum -= self._true_ranges[0]
+        tr = max(bar.high, prev) - min(bar.low, prev)
+        self._true_ranges.append(tr)
+        self._tr_sum += tr
         self._prev_close = bar.close
 
     def check_price(self, now_s: float, price: float) -> bool:
@@ -111,7 +116,7 @@ class HealthTracker:
         last, self._last_price = self._last_price, price
         if last is None or len(self._true_ranges) < 2:
             return False
-        mean_tr = sum(self._true_ranges) / len(self._true_ranges)
+        mean_tr = self._tr_sum / len(self._true_ranges)
         if mean_tr <= 0 or abs(price - last) <= self.params.outlier_k * mean_tr:
             return False
         self._flag_outlier(now_s)

@@ -156,8 +156,22 @@ def _parse_data(msg: dict[str, Any]) -> list[VenueEvent]:
     raise UnknownChannel(repr(msg.get("stream", event)))
 
 
+_PARSE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError)
+
+
 def parse_message(raw: str | bytes) -> list[VenueEvent]:
     """Every pushed message as typed events; anything unreadable becomes one `Unparsed`."""
+    # Hot path: a well-formed market data push (tens of thousands a second).
+    try:
+        msg = json.loads(raw)
+        data = msg["data"]
+        return [_BY_EVENT[data["e"]](data)]
+    except _PARSE_ERRORS:
+        return _parse_slowly(raw)
+
+
+def _parse_slowly(raw: str | bytes) -> list[VenueEvent]:
+    """Everything else: acks, errors, spot bookTicker, and garbage, told apart with care."""
     text, msg = decode_object(raw)
     if not isinstance(msg, dict):
         return [msg]

@@ -107,7 +107,11 @@ class FeedOutput:
         self.sent = 0
 
     async def send(self, item: Bar | TradeTick) -> None:
-        await self._send.send(item)
+        try:
+            # No scheduler round trip while there is room; wait (never drop) when full.
+            self._send.send_nowait(item)
+        except trio.WouldBlock:
+            await self._send.send(item)
         self.sent += 1
 
     def offer(self, item: Quote | FeedHealth) -> None:
@@ -234,8 +238,10 @@ class FeedCore:
             self.log.warning("price_outlier", symbol=tick.symbol, price=tick.price, trade_id=tick.trade_id)
         sym.last_trade_ts = tick.ts_event
         await self.out.send(tick)
-        async with self.lock:
-            await self.emit_step(sym, sym.bars.on_trade(tick))
+        step = sym.bars.on_trade(tick)
+        if step.bars or step.gap is not None:
+            async with self.lock:
+                await self.emit_step(sym, step)
 
     def _quote(self, quote: Quote, now: float) -> None:
         sym = self.symbols.get(quote.symbol)
