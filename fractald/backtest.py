@@ -1,0 +1,291 @@
+"""`fractald backtest`: drive the daemon's pipeline over candles in a plain loop and report.
+
+The loop is what the daemon does bar by bar: each base candle goes to the
+pipeline, then every higher-timeframe bar that closes with it (rolled up
+from the base candles, UTC-aligned). Trades come out of the same engine
+(risk, paper fills, accounting) the daemon runs, so the numbers here are
+the numbers a paper replay of the same candles gives.
+
+Walk-forward (`--walk-forward K`): the candles are cut into K equal folds
+in time. Each fold is traded by a fresh pipeline and engine, after
+warming the detectors on the fold before it without trading (the first
+fold has no warm-up), so every fold is out of sample and no fold's
+trades depend on another's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from fractald.core.bars import TimeframeRollup
+from fractald.core.execution.engine import EngineParams, TradingEngine
+from fractald.core.models import TIMEFRAME_MS, Bar, ClosedTrade
+from fractald.core.pipeline import Pipeline, SetupSkipped, SignalEmitted, build_pipeline
+from fractald.core.strategies.registry import STRATEGIES
+from fractald.datasets import BUNDLED_SYMBOL
+from fractald.reporting.report import build_report
+
+DEFAULT_TREND_TIMEFRAMES = ("15m", "1h", "4h")
+
+
+def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", metavar="PATH", default=None,
+                        help="candles: CSV, JSON or Parquet (default: the bundled BTC 1m candles)")
+    parser.add_argument("--symbol", default=BUNDLED_SYMBOL, help=f"symbol name for the candles (default {BUNDLED_SYMBOL})")
+    parser.add_argument("--strategy", action="append", metavar="NAME", default=None,
+                        help=f"strategy to run, repeatable (default: all of {', '.join(sorted(STRATEGIES))})")
+    parser.add_argument("--timeframe", default="15m", help="timeframe the strategies trade on (default 15m)")
+    parser.add_argument("--trend-timeframes", default=",".join(DEFAULT_TREND_TIMEFRAMES),
+                        help="timeframes whose structure feeds the confidence (default 15m,1h,4h)")
+    parser.add_argument("--from", dest="start", default=None, metavar="WHEN",
+                        help="first candle: UTC date/time (2022-01-05, 2022-01-05T12:00) or epoch ms")
+    parser.add_argument("--to", dest="end", default=None, metavar="WHEN", help="stop before this time")
+    parser.add_argument("--equity", type=float, default=10_000.0, help="starting equity (default 10000)")
+    parser.add_argument("--walk-forward", type=int, default=0, metavar="K",
+                        help="split into K folds and report each out of sample")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+class BacktestError(ValueError):
+    """A bad backtest request; the message says what and how to fix it."""
+
+
+def parse_when(text: str | None, name: str) -> int | None:
+    """UTC ISO date/time or epoch milliseconds, as epoch ms."""
+    if text is None:
+        return None
+    if text.isdigit():
+        return int(text)
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise BacktestError(f"--{name} {text!r} is neither an ISO date/time nor epoch ms") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return int(dt.timestamp() * 1000)
+
+
+def load_bars(path: str | None, symbol: str) -> list[Bar]:
+    from fractald.venues.replay import bundled_candles, load_candles
+
+    return bundled_candles(symbol) if path is None else load_candles(path, symbol)
+
+
+def _select(bars: list[Bar], start: int | None, end: int | None) -> list[Bar]:
+    return [b for b in bars if (start is None or b.ts_open >= start) and (end is None or b.ts_open < end)]
+
+
+class Runner:
+    """The plain loop: base bars in, rollups out, both through one pipeline."""
+
+    def __init__(self, pipeline: Pipeline, timeframes: Iterable[str]) -> None:
+        base = pipeline.base_timeframe
+        self.pipeline = pipeline
+        higher = sorted({tf for tf in timeframes if TIMEFRAME_MS[tf] > TIMEFRAME_MS[base]}, key=TIMEFRAME_MS.get)
+        self.rollups = [TimeframeRollup(pipeline.symbol, tf, base) for tf in higher]
+        self.trades: list[ClosedTrade] = []
+        self.signals = 0
+        self.skips: Counter[str] = Counter()
+        self.denials: Counter[str] = Counter()
+
+    def step(self, bar: Bar, accepting: bool = True) -> list[Any]:
+        """One base bar and the higher-timeframe bars it closes; the events, in order."""
+        on_bar = self.pipeline.on_bar
+        events = on_bar(bar, accepting)
+        for r in self.rollups:
+            higher = r.on_base(bar)
+            if higher is not None:
+                events += on_bar(higher, accepting)
+        return events
+
+    def feed(self, bars: Sequence[Bar], accepting: bool = True) -> None:
+        step = self.step
+        for bar in bars:
+            events = step(bar, accepting)
+            if events:
+                self._tally(events, accepting)
+
+    def _tally(self, events: list[Any], counting: bool) -> None:
+        for e in events:
+            kind = getattr(e, "kind", "")
+            if kind == "trade_closed":
+                self.trades.append(e.trade)
+            elif not counting:
+                continue
+            elif isinstance(e, SignalEmitted):
+                self.signals += 1
+            elif isinstance(e, SetupSkipped):
+                self.skips[e.code] += 1
+            elif kind == "signal_denied":
+                self.denials[e.code.value] += 1
+
+
+def _timeframes(args: argparse.Namespace) -> tuple[str, list[str]]:
+    trend = [tf.strip() for tf in str(args.trend_timeframes).split(",") if tf.strip()]
+    for tf in [args.timeframe, *trend]:
+        if tf not in TIMEFRAME_MS:
+            raise BacktestError(f"unknown timeframe {tf!r}; allowed: {', '.join(TIMEFRAME_MS)}")
+    return args.timeframe, trend
+
+
+def _strategies(args: argparse.Namespace) -> list[str]:
+    names = args.strategy or sorted(STRATEGIES)
+    names = [n for item in names for n in item.split(",") if n]
+    unknown = [n for n in names if n not in STRATEGIES]
+    if unknown:
+        raise BacktestError(f"unknown strategy {', '.join(unknown)}; known: {', '.join(sorted(STRATEGIES))}")
+    return names
+
+
+def new_runner(symbol: str, base_timeframe: str, strategies: Sequence[str], timeframe: str,
+               trend: Sequence[str], equity: float) -> Runner:
+    if TIMEFRAME_MS[timeframe] < TIMEFRAME_MS[base_timeframe]:
+        raise BacktestError(f"--timeframe {timeframe} is shorter than the candles ({base_timeframe})")
+    trend = [tf for tf in trend if TIMEFRAME_MS[tf] >= TIMEFRAME_MS[base_timeframe]]
+    engine = TradingEngine(EngineParams(initial_equity=equity))
+    pipeline = build_pipeline(symbol, engine, strategies, timeframe, base_timeframe=base_timeframe,
+                              trend_timeframes=trend)
+    return Runner(pipeline, [timeframe, *trend])
+
+
+def _num(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else round(float(x), 6)
+
+
+def summarise(runner: Runner, bars: Sequence[Bar], equity: float) -> dict[str, Any]:
+    rep = build_report(runner.trades, [], equity)
+    st = rep.stats
+    engine = runner.pipeline.engine
+    return {
+        "bars": len(bars),
+        "from_ms": bars[0].ts_open if bars else None,
+        "to_ms": bars[-1].ts_event if bars else None,
+        "signals": runner.signals,
+        "skipped": dict(sorted(runner.skips.items())),
+        "denied": dict(sorted(runner.denials.items())),
+        "trades": st.trades,
+        "wins": st.wins,
+        "losses": st.losses,
+        "net_pnl": _num(st.net_pnl),
+        "return_pct": _num(rep.pnl_pct * 100),
+        "fees": _num(st.fees),
+        "win_rate": _num(st.win_rate),
+        "profit_factor": _num(st.profit_factor),
+        "expectancy": _num(st.expectancy),
+        "avg_r": _num(st.avg_r),
+        "sharpe": _num(rep.sharpe),
+        "sortino": _num(rep.sortino),
+        "max_drawdown_pct": _num(rep.drawdown.max_pct * 100),
+        "max_drawdown_abs": _num(rep.drawdown.max_abs),
+        "max_drawdown_duration_ms": rep.drawdown.duration_ms,
+        "open_brackets": len(getattr(engine, "brackets", {})),
+        "by_strategy": {g.key: {"trades": g.stats.trades, "net_pnl": _num(g.stats.net_pnl),
+                                "win_rate": _num(g.stats.win_rate), "profit_factor": _num(g.stats.profit_factor)}
+                        for g in rep.by_strategy},
+    }
+
+
+def _trade_row(t: ClosedTrade) -> dict[str, Any]:
+    return {"id": t.trade_id, "strategy": t.strategy, "side": t.side.value, "qty": t.quantity,
+            "entry": t.entry_price, "exit": t.exit_price, "ts_entry": t.ts_entry, "ts_exit": t.ts_exit,
+            "pnl": round(t.pnl, 6), "r": round(t.r_multiple, 4), "confidence": round(t.confidence, 2),
+            "exit_reason": t.exit_reason}
+
+
+def run_backtest(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the backtest `args` describe (see add_backtest_arguments) and return the report."""
+    if args.walk_forward < 0 or args.walk_forward == 1:
+        raise BacktestError(f"--walk-forward must be 0 (off) or at least 2 folds, got {args.walk_forward}")
+    if not (math.isfinite(args.equity) and args.equity > 0):
+        raise BacktestError(f"--equity must be a positive number, got {args.equity}")
+    names = _strategies(args)
+    timeframe, trend = _timeframes(args)
+    bars = _select(load_bars(args.data, args.symbol), parse_when(args.start, "from"), parse_when(args.end, "to"))
+    if not bars:
+        raise BacktestError("no candles in the chosen range")
+    base = bars[0].timeframe
+    report: dict[str, Any] = {
+        "data": args.data or "bundled", "symbol": args.symbol, "base_timeframe": base,
+        "timeframe": timeframe, "trend_timeframes": trend, "strategies": names, "equity": args.equity,
+    }
+    runner = new_runner(args.symbol, base, names, timeframe, trend, args.equity)
+    runner.feed(bars)
+    report["summary"] = summarise(runner, bars, args.equity)
+    report["trade_list"] = [_trade_row(t) for t in runner.trades]
+    if args.walk_forward:
+        report["folds"] = walk_forward(bars, args.walk_forward, names, timeframe, trend, args.equity, args.symbol)
+    return report
+
+
+def walk_forward(bars: Sequence[Bar], k: int, names: Sequence[str], timeframe: str, trend: Sequence[str],
+                 equity: float, symbol: str) -> list[dict[str, Any]]:
+    size = len(bars) // k
+    if size < 2:
+        raise BacktestError(f"{len(bars)} candles are too few for {k} folds")
+    folds = []
+    for i in range(k):
+        lo, hi = i * size, (len(bars) if i == k - 1 else (i + 1) * size)
+        runner = new_runner(symbol, bars[0].timeframe, names, timeframe, trend, equity)
+        warm = bars[max(0, lo - size):lo]
+        runner.feed(warm, accepting=False)
+        runner.trades.clear()  # a trade opened during warm-up cannot exist: nothing was sent
+        runner.feed(bars[lo:hi])
+        folds.append({"fold": i + 1, "warmup_bars": len(warm), **summarise(runner, bars[lo:hi], equity)})
+    return folds
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.4f}".rstrip("0").rstrip(".")
+    return str(v)
+
+
+def _when(ms: int | None) -> str:
+    return "-" if ms is None else datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M")
+
+
+SUMMARY_ROWS = ("trades", "wins", "losses", "net_pnl", "return_pct", "fees", "win_rate", "profit_factor",
+                "expectancy", "avg_r", "sharpe", "sortino", "max_drawdown_pct", "max_drawdown_abs")
+
+
+def format_report(report: dict[str, Any]) -> str:
+    s = report["summary"]
+    lines = [f"backtest {report['symbol']} {report['data']} {report['base_timeframe']} candles "
+             f"{_when(s['from_ms'])} .. {_when(s['to_ms'])} ({s['bars']} bars)",
+             f"strategies {', '.join(report['strategies'])} on {report['timeframe']}; trend "
+             f"{','.join(report['trend_timeframes'])}; equity {_fmt(report['equity'])}",
+             f"signals {s['signals']}  skipped {s['skipped'] or '-'}  denied {s['denied'] or '-'}", ""]
+    lines += [f"  {k:<26}{_fmt(s[k])}" for k in SUMMARY_ROWS]
+    lines.append(f"  {'max_drawdown_duration':<26}{s['max_drawdown_duration_ms'] / 3_600_000:.1f} h")
+    for name, g in s["by_strategy"].items():
+        lines.append(f"  {name:<18} trades {g['trades']:>4}  net {_fmt(g['net_pnl'])}  win {_fmt(g['win_rate'])}"
+                     f"  pf {_fmt(g['profit_factor'])}")
+    for f in report.get("folds", []):
+        lines.append(f"fold {f['fold']} {_when(f['from_ms'])} .. {_when(f['to_ms'])}: trades {f['trades']} "
+                     f"net {_fmt(f['net_pnl'])} win {_fmt(f['win_rate'])} pf {_fmt(f['profit_factor'])} "
+                     f"sharpe {_fmt(f['sharpe'])} maxdd% {_fmt(f['max_drawdown_pct'])}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="fractald backtest", description=__doc__.splitlines()[0])
+    add_backtest_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        report = run_backtest(args)
+    except ValueError as exc:  # BacktestError, ReplayError, bad params: all name the problem
+        parser.exit(2, f"fractald backtest: error: {exc}\n")
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

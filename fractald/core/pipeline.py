@@ -1,0 +1,258 @@
+"""The per-bar trading pipeline for one symbol, shared by the backtester and the daemon.
+
+Feed it closed bars of every timeframe in the order they close (a base bar,
+then the higher-timeframe bars that close with it). For each bar:
+
+* base bar: the engine (risk, orders, paper fills, accounting) sees it
+  first, then each open trade's strategy plans its management on it
+  (exit on invalidation or time, ratchet the stop);
+* a strategy or trend timeframe bar: the live SMC detectors update, the
+  multi-timeframe trends are read, each strategy on that timeframe detects
+  setups, plans entries (confidence, coded skips) and hands signals to the
+  engine, which sizes them or denies them with a code.
+
+`on_bar` returns every event in the order it happened: the engine's events
+and the pipeline's own (`SignalEmitted`, `SetupSkipped`,
+`ManagementRequested`). Nothing here reads a clock or does I/O, and the
+order of work is fixed, so the same bars always give the same events: a
+backtest and a daemon replay of the same candles make the same trades.
+
+The engine only sees base bars: a higher-timeframe bar repeats prices the
+base bars already traded through, and replaying them would fill stops
+that a later stop move had taken away.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Protocol
+
+import attrs
+
+from fractald.core.models import TIMEFRAME_MS, Bar, FeedHealth, Quote, Signal, TradeTick
+from fractald.core.smc.live import LiveSMCParams
+from fractald.core.strategies.base import (
+    TIMEFRAME_DEFAULTS, ExitNow, ManagementPlan, MarketState, MoveStop, Skip, Strategy, TradeState,
+)
+from fractald.core.strategies.confidence import ConfidenceModel
+from fractald.core.strategies.registry import create
+
+
+class Engine(Protocol):
+    """What the pipeline needs from the risk/execution core (fractald.core.execution.engine)."""
+
+    def on_bar(self, bar: Bar) -> list[Any]: ...
+    def on_signal(self, signal: Signal, ts: int) -> list[Any]: ...
+    def invalidate(self, signal_id: str, ts: int, reason: str = ...) -> list[Any]: ...
+
+
+class NullEngine:
+    """An engine that never trades: for signal-only runs (research, charts) and to measure the pipeline alone."""
+
+    def on_bar(self, bar: Bar) -> list[Any]:
+        return []
+
+    def on_signal(self, signal: Signal, ts: int) -> list[Any]:
+        return []
+
+    def invalidate(self, signal_id: str, ts: int, reason: str = "") -> list[Any]:
+        return []
+
+
+@attrs.frozen(slots=True)
+class SignalEmitted:
+    """A strategy's signal; `sent` is False while the pipeline is not accepting new entries."""
+
+    kind: ClassVar[str] = "signal"
+    ts: int
+    signal: Signal
+    sent: bool
+
+
+@attrs.frozen(slots=True)
+class SetupSkipped:
+    kind: ClassVar[str] = "setup_skipped"
+    ts: int
+    strategy: str
+    symbol: str
+    code: str
+    detail: str
+
+
+@attrs.frozen(slots=True)
+class ManagementRequested:
+    """A strategy asked for a stop move the engine cannot take (no `move_stop`); kept for the record."""
+
+    kind: ClassVar[str] = "management_requested"
+    ts: int
+    signal_id: str
+    action: str
+    stop: float
+    reason: str
+
+
+class _Managed:
+    __slots__ = ("strategy", "plan", "state")
+
+    def __init__(self, strategy: Strategy, plan: ManagementPlan) -> None:
+        self.strategy = strategy
+        self.plan = plan
+        self.state: TradeState | None = None  # set when the entry fills
+
+
+class Pipeline:
+    """Strategies + live SMC + the engine, for one symbol."""
+
+    def __init__(self, symbol: str, strategies: Sequence[Strategy], engine: Engine, *,
+                 base_timeframe: str = "1m", trend_timeframes: Sequence[str] = ("15m", "1h", "4h")) -> None:
+        for tf in (base_timeframe, *trend_timeframes):
+            if tf not in TIMEFRAME_MS:
+                raise ValueError(f"unknown timeframe {tf!r}; allowed: {', '.join(TIMEFRAME_MS)}")
+        for s in strategies:
+            if s.symbol != symbol:
+                raise ValueError(f"strategy {s.name} is for {s.symbol}, not {symbol}")
+            if TIMEFRAME_MS[s.timeframe] < TIMEFRAME_MS[base_timeframe]:
+                raise ValueError(f"strategy {s.name} runs on {s.timeframe}, below the base {base_timeframe}")
+        self.symbol = symbol
+        self.base_timeframe = base_timeframe
+        self.strategies = tuple(strategies)
+        self.engine = engine
+        self._states: dict[tuple[str, LiveSMCParams], MarketState] = {}
+        self._runs: dict[str, list[tuple[Strategy, MarketState]]] = {}
+        for s in self.strategies:
+            self._runs.setdefault(s.timeframe, []).append((s, self._state(s.timeframe, s.smc_params())))
+        self._trend: dict[str, MarketState] = {}
+        for tf in trend_timeframes:
+            mine = [ms for (t, _), ms in self._states.items() if t == tf]
+            default = LiveSMCParams(swing_length=TIMEFRAME_DEFAULTS[tf]["swing_length"])
+            self._trend[tf] = mine[0] if mine else self._state(tf, default)
+        self._by_tf: dict[str, list[MarketState]] = {}
+        for (tf, _), ms in self._states.items():
+            self._by_tf.setdefault(tf, []).append(ms)
+        self._trades: dict[str, _Managed] = {}
+        self._last_ts: dict[str, int] = {}
+        self.signals = 0
+        self.skips = 0
+        self.bars = 0
+
+    def _state(self, timeframe: str, params: LiveSMCParams) -> MarketState:
+        key = (timeframe, params)
+        if key not in self._states:
+            self._states[key] = MarketState(self.symbol, timeframe, params)
+        return self._states[key]
+
+    # --- views ----------------------------------------------------------------------
+    def trends(self) -> dict[str, int]:
+        return {tf: ms.smc.trend for tf, ms in self._trend.items()}
+
+    def open_trades(self) -> dict[str, TradeState | None]:
+        return {sid: m.state for sid, m in self._trades.items()}
+
+    def status(self) -> dict[str, Any]:
+        return {"symbol": self.symbol, "bars": self.bars, "signals": self.signals, "skips": self.skips,
+                "trends": self.trends(), "managed_trades": len(self._trades),
+                "strategies": {s.name: {"timeframe": s.timeframe, "trades_learned": s.trades_learned,
+                                        "reliability_multiplier": s.reliability_multiplier}
+                               for s in self.strategies}}
+
+    def summary_line(self) -> str:
+        trends = " ".join(f"{tf}:{t:+d}" for tf, t in self.trends().items())
+        return f"{self.symbol} bars={self.bars} signals={self.signals} trends {trends}"
+
+    # --- inputs ---------------------------------------------------------------------
+    def on_bar(self, bar: Bar, accepting: bool = True) -> list[Any]:
+        """One closed bar of any timeframe; returns the events it caused, in order."""
+        if bar.symbol != self.symbol:
+            raise ValueError(f"pipeline for {self.symbol} got a {bar.symbol} bar")
+        last = self._last_ts.get(bar.timeframe)
+        if last is not None and bar.ts_open <= last:
+            raise ValueError(f"{bar.timeframe} bars must arrive in time order: {bar.ts_open} after {last}")
+        self._last_ts[bar.timeframe] = bar.ts_open
+        out: list[Any] = []
+        if bar.timeframe == self.base_timeframe:
+            self.bars += 1
+            self._engine(self.engine.on_bar(bar), out)
+            self._manage(bar, out)
+        states = self._by_tf.get(bar.timeframe)
+        if states:
+            self._analyse(bar, states, accepting, out)
+        return out
+
+    def on_tick(self, tick: TradeTick | Quote) -> list[Any]:
+        out: list[Any] = []
+        handler = getattr(self.engine, "on_trade" if isinstance(tick, TradeTick) else "on_quote", None)
+        if handler is not None:
+            self._engine(handler(tick), out)
+        return out
+
+    def on_feed_health(self, health: FeedHealth) -> list[Any]:
+        out: list[Any] = []
+        handler = getattr(self.engine, "on_feed_health", None)
+        if handler is not None:
+            self._engine(handler(health), out)
+        return out
+
+    # --- the work -------------------------------------------------------------------
+    def _analyse(self, bar: Bar, states: list[MarketState], accepting: bool, out: list[Any]) -> None:
+        ctxs = {id(ms): ms.update(bar) for ms in states}
+        trends = self.trends()  # after this bar: the trend it just confirmed counts
+        for strategy, ms in self._runs.get(bar.timeframe, ()):
+            ctx = ctxs[id(ms)]
+            ctx.trends = trends
+            for setup in strategy.detect(ctx):
+                planned = strategy.plan_entry(setup)
+                if isinstance(planned, Skip):
+                    self.skips += 1
+                    out.append(SetupSkipped(bar.ts_event, planned.strategy, planned.symbol,
+                                            planned.code.value, planned.detail))
+                    continue
+                self.signals += 1
+                out.append(SignalEmitted(bar.ts_event, planned, accepting))
+                if accepting:
+                    self._trades[planned.signal_id] = _Managed(strategy, strategy.plan_management(planned, setup))
+                    self._engine(self.engine.on_signal(planned, bar.ts_event), out)
+
+    def _manage(self, bar: Bar, out: list[Any]) -> None:
+        for sid, m in list(self._trades.items()):
+            if m.state is None:
+                continue
+            m.state, action = m.strategy.plan_exit(m.plan, m.state, bar)
+            if isinstance(action, ExitNow):
+                self._engine(self.engine.invalidate(sid, bar.ts_event, f"strategy_{action.reason}"), out)
+            elif isinstance(action, MoveStop):
+                move = getattr(self.engine, "move_stop", None)
+                if move is not None:
+                    self._engine(move(sid, action.stop, bar.ts_event, action.reason), out)
+                else:
+                    out.append(ManagementRequested(bar.ts_event, sid, "move_stop", action.stop, action.reason))
+
+    def _engine(self, events: list[Any], out: list[Any]) -> None:
+        """Record the engine's events and follow the trades they open, move and close."""
+        out.extend(events)
+        for e in events:
+            kind = getattr(e, "kind", "")
+            sid = getattr(e, "signal_id", None)
+            m = self._trades.get(sid) if sid is not None else None
+            if kind == "order_filled" and m is not None and e.role == "entry" and m.state is None:
+                m.state = TradeState(e.price, m.plan.stop, e.price, e.ts)
+            elif kind == "stop_moved" and m is not None and m.state is not None:
+                m.state = attrs.evolve(m.state, stop=e.new)
+            elif kind in ("bracket_closed", "signal_denied"):
+                self._trades.pop(sid, None)  # type: ignore[arg-type]
+            elif kind == "trade_closed":
+                for s in self.strategies:
+                    if s.symbol == e.trade.symbol:
+                        s.learn(e.trade)
+
+
+def build_pipeline(symbol: str, engine: Engine, strategies: Sequence[str], timeframe: str = "15m", *,
+                   params: Mapping[str, Mapping[str, Any]] | None = None,
+                   confidence: ConfidenceModel | None = None, base_timeframe: str = "1m",
+                   trend_timeframes: Sequence[str] = ("15m", "1h", "4h")) -> Pipeline:
+    """A pipeline from plain settings (what [strategies] in the config holds)."""
+    params = params or {}
+    unknown = sorted(set(params) - set(strategies))
+    if unknown:
+        raise ValueError(f"params given for strategies that are not enabled: {', '.join(unknown)}")
+    built = [create(name, symbol, timeframe, params.get(name), confidence) for name in strategies]
+    return Pipeline(symbol, built, engine, base_timeframe=base_timeframe, trend_timeframes=trend_timeframes)

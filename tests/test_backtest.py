@@ -1,0 +1,106 @@
+"""`fractald backtest`: report figures agree with the trades, folds partition the data, files load."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from fractald.backtest import BacktestError, add_backtest_arguments, format_report, run_backtest
+from fractald.datasets import bundled_btc_1m
+
+FROM, TO = "2022-01-01", "2022-01-08"
+
+
+def args_of(*argv: str) -> argparse.Namespace:
+    p = argparse.ArgumentParser()
+    add_backtest_arguments(p)
+    return p.parse_args(list(argv))
+
+
+@pytest.fixture(scope="module")
+def report() -> dict:
+    return run_backtest(args_of("--from", FROM, "--to", TO))
+
+
+def test_report_figures_agree_with_its_trades(report: dict) -> None:
+    s, trades = report["summary"], report["trade_list"]
+    assert s["trades"] == len(trades) > 5
+    assert s["bars"] == 7 * 1440
+    assert s["net_pnl"] == pytest.approx(sum(t["pnl"] for t in trades), abs=1e-3)
+    wins = [t for t in trades if t["pnl"] > 0]
+    losses = [t for t in trades if t["pnl"] < 0]
+    assert (s["wins"], s["losses"]) == (len(wins), len(losses))
+    assert s["win_rate"] == pytest.approx(len(wins) / len(trades))
+    assert s["expectancy"] == pytest.approx(s["net_pnl"] / len(trades), rel=1e-6)
+    if losses:
+        assert s["profit_factor"] == pytest.approx(sum(t["pnl"] for t in wins) / -sum(t["pnl"] for t in losses),
+                                                   rel=1e-4)
+    assert 0 <= s["max_drawdown_pct"] and s["max_drawdown_duration_ms"] >= 0
+    for key in ("sharpe", "sortino"):
+        assert s[key] is None or math.isfinite(s[key])
+    lo, hi = pd.Timestamp(FROM, tz="UTC").value // 10**6, pd.Timestamp(TO, tz="UTC").value // 10**6
+    assert all(lo <= t["ts_entry"] <= t["ts_exit"] <= hi for t in trades)
+    assert sum(g["trades"] for g in s["by_strategy"].values()) == len(trades)
+    text = format_report(report)
+    assert f"trades                    {len(trades)}" in text and "profit_factor" in text
+
+
+def test_walk_forward_folds_partition_the_candles_and_are_out_of_sample() -> None:
+    rep = run_backtest(args_of("--from", FROM, "--to", TO, "--walk-forward", "3", "--strategy", "fvg_fill"))
+    folds = rep["folds"]
+    assert [f["fold"] for f in folds] == [1, 2, 3]
+    assert sum(f["bars"] for f in folds) == rep["summary"]["bars"]
+    assert folds[0]["warmup_bars"] == 0 and folds[1]["warmup_bars"] == folds[0]["bars"]
+    for a, b in zip(folds, folds[1:]):
+        assert a["to_ms"] == b["from_ms"]
+    assert set(rep["summary"]["by_strategy"]) <= {"fvg_fill"}
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".json", ".parquet"])
+def test_candle_files_give_the_same_backtest_as_the_bundled_data(tmp_path: Path, suffix: str, report: dict) -> None:
+    df = bundled_btc_1m()
+    df = df[(df.index >= pd.Timestamp(FROM, tz="UTC")) & (df.index < pd.Timestamp(TO, tz="UTC"))]
+    frame = df.reset_index(names="timestamp")
+    frame["timestamp"] = frame["timestamp"].astype("int64") // 1000  # us -> ms
+    path = tmp_path / f"candles{suffix}"
+    if suffix == ".csv":
+        frame.to_csv(path, index=False)
+    elif suffix == ".json":
+        frame.rename(columns={"timestamp": "date"}).to_json(path)
+    else:
+        frame.to_parquet(path)
+    rep = run_backtest(args_of("--data", str(path)))
+    assert rep["summary"]["bars"] == report["summary"]["bars"]
+    assert rep["trade_list"] == report["trade_list"]
+
+
+def test_bad_requests_name_the_problem() -> None:
+    with pytest.raises(BacktestError, match="unknown strategy nope; known: bos_orderblock"):
+        run_backtest(args_of("--strategy", "nope"))
+    with pytest.raises(BacktestError, match="--walk-forward must be 0"):
+        run_backtest(args_of("--walk-forward", "1"))
+    with pytest.raises(BacktestError, match="--from 'yesterday'"):
+        run_backtest(args_of("--from", "yesterday"))
+    with pytest.raises(BacktestError, match="no candles"):
+        run_backtest(args_of("--from", "2030-01-01"))
+    with pytest.raises(ValueError, match="does not exist"):
+        run_backtest(args_of("--data", "/nonexistent/candles.csv"))
+
+
+def test_command_prints_json_and_exits_2_on_error() -> None:
+    ok = subprocess.run([sys.executable, "-m", "fractald.backtest", "--json", "--from", "2022-01-03",
+                         "--to", "2022-01-05", "--strategy", "liquidity_sweep"],
+                        capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    rep = json.loads(ok.stdout)
+    assert rep["strategies"] == ["liquidity_sweep"] and rep["summary"]["bars"] == 2 * 1440
+    bad = subprocess.run([sys.executable, "-m", "fractald.backtest", "--strategy", "nope"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "unknown strategy nope" in bad.stderr
