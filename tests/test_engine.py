@@ -17,7 +17,8 @@ from fractald.core.execution.paper import PaperParams
 from fractald.core.models import Bar, FeedHealth, Quote, Side, Signal, TradeTick
 from fractald.core.risk.breakers import Breaker, TradingState
 from fractald.core.risk.denial import DenialCode
-from fractald.core.risk.params import BreakerParams, GateParams, RiskParams, SizingParams
+from fractald.core.risk.params import (BreakerParams, GateParams, ReliabilityParams, RiskParams,
+                                       SizingParams)
 from fractald.core.risk.sizing import Instrument
 
 M = 60_000
@@ -311,3 +312,45 @@ def test_random_runs_keep_the_books_straight(moves: list[int], every: int) -> No
     assert eng.brackets == {}
     closed = sum(t.trade.pnl for t in of(out, ev.TradeClosed))
     assert eng.equity == pytest.approx(10_000.0 + closed, abs=1e-6)
+
+
+def test_replay_of_bundled_candles_keeps_the_books_straight() -> None:
+    """Real BTC 1m candles (bundled in the package) through bar-mode paper trading."""
+    from fractald.datasets import bundled_btc_1m_arrays
+
+    arr = bundled_btc_1m_arrays()
+    # a coin-flip strategy would be quarantined soon; here the books are under test, not it
+    never = ReliabilityParams(throttle_after_losses=10_000, quarantine_after_losses=10_000,
+                              quarantine_expectancy_r=-100.0)
+    p = params(instruments=(Instrument("BTC", lot_size=0.001, tick_size=0.1),),
+               paper=PaperParams(latency_ms=50, slippage_bps=1.0),
+               brackets=BracketParams(trail_mode=TrailMode.PERCENT, trail_distance=0.003),
+               risk=RiskParams(sizing=SizingParams(risk_fraction=0.01, min_notional=0),
+                               reliability=never,
+                               breakers=BreakerParams(max_consecutive_losses=10_000, daily_loss_fraction=0.5),
+                               gates=GateParams(max_symbol_exposure_fraction=50,
+                                                max_gross_exposure_fraction=50)))
+    eng = TradingEngine(p)
+    out: list[Any] = []
+    n = 3_000
+    for i in range(n):
+        b = Bar("BTC", "1m", int(arr["ts_open_ms"][i]), float(arr["open"][i]), float(arr["high"][i]),
+                float(arr["low"][i]), float(arr["close"][i]), float(arr["volume"][i]))
+        out += eng.on_bar(b)
+        if i % 20 == 10:  # alternate long and short ideas with a 0.4% stop and 1R/2R targets
+            side = Side.BUY if (i // 20) % 2 else Side.SELL
+            risk = b.close * 0.004
+            out += eng.on_signal(Signal("BTC", side, b.close, b.close - side.sign * risk,
+                                        (b.close + side.sign * risk, b.close + 2 * side.sign * risk),
+                                        70.0, "alt", "1m", b.ts_event), b.ts_event)
+    trades = [e.trade for e in of(out, ev.TradeClosed)]
+    assert len(trades) > 40
+    assert {t.exit_reason for t in trades} <= {"stop", "target"}
+    net = sum(f.quantity * f.side.sign for f in of(out, ev.OrderFilled))
+    assert eng.accounting.net_quantity("BTC") == pytest.approx(net, abs=1e-9)
+    assert eng.broker is not None and eng.broker.positions["BTC"] == pytest.approx(net, abs=1e-9)
+    realized = sum(t.pnl for t in trades)
+    open_part = sum(p.realized_pnl - p.fees for p in eng.accounting.positions.values()) - realized
+    assert eng.equity == pytest.approx(10_000.0 + realized + open_part + eng.accounting.unrealized)
+    for t in trades:  # a stop-out loses 1R plus costs (fees are ~0.25R on a 0.4% stop), never more
+        assert t.r_multiple > -1.5

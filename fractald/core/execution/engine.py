@@ -203,6 +203,8 @@ class TradingEngine:
             e.signal_id, e.strategy, e.symbol, e.side, e.timeframe, e.quantity, e.entry, e.stop,
             list(e.targets), e.confidence, e.ts)
         self._remember_signal(e.signal_id)
+        # On a rebuild no price has rolled the day yet: count the trade on its own day.
+        self.breakers.roll_day(e.ts, self.equity)
         self.breakers.record_trade_opened()
 
     def _remember_signal(self, signal_id: str) -> None:
