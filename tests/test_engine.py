@@ -354,3 +354,13 @@ def test_replay_of_bundled_candles_keeps_the_books_straight() -> None:
     assert eng.equity == pytest.approx(10_000.0 + realized + open_part + eng.accounting.unrealized)
     for t in trades:  # a stop-out loses 1R plus costs (fees are ~0.25R on a 0.4% stop), never more
         assert t.r_multiple > -1.5
+
+
+def test_stale_signal_is_denied_and_market_entry_sizes_from_the_price() -> None:
+    eng = started()
+    eng.on_bar(flat(1, 99.0))
+    d = of(eng.on_signal(signal(0), T0 + 2 * M + 1), ev.SignalDenied)[0]
+    assert d.code is DenialCode.SIGNAL_STALE and d.figures["limit"] == M
+    out = eng.on_signal(signal(2), T0 + 2 * M)  # entry 100, stop 98, but the market is at 99
+    assert of(out, ev.BracketOpened)[0].entry == 99.0
+    assert of(out, ev.BracketOpened)[0].quantity == pytest.approx(100.0)

@@ -177,3 +177,9 @@ def test_correlation_clusters_from_returns() -> None:
     restored = CorrelationTracker(50, 0.7)
     restored.restore(tr.snapshot())
     assert restored.cluster_of("ETH") == frozenset({"BTC", "ETH"})
+
+
+def test_entry_override_measures_risk_from_the_market_price() -> None:
+    p = SizingParams(risk_fraction=0.01, min_notional=0)
+    out = size_signal(sig(100.0, 98.0), 10_000.0, BTC, p, entry=99.0)
+    assert isinstance(out, SizedOrder) and out.entry == 99.0 and out.quantity == pytest.approx(100.0)

@@ -58,6 +58,8 @@ class EngineParams:
     fills_from: FillSource = FillSource.BARS
     entry_type: OrderType = OrderType.MARKET
     entry_ttl_bars: int = attrs.field(default=3, validator=int_range(1, 100_000))  # LIMIT entries
+    # A signal older than this many bars of its timeframe is stale (e.g. replayed after a restart).
+    max_signal_age_bars: int = attrs.field(default=1, validator=int_range(0, 100_000))
     require_feed_health: bool = False
     instruments: tuple[Instrument, ...] = ()
     default_lot_size: float = attrs.field(default=0.001, validator=in_range(0, 1e9, lo_open=True))
@@ -351,6 +353,10 @@ class TradingEngine:
         """Every reason to say no, cheapest first; the sized order when all pass."""
         if s.signal_id in self.seen_signals:
             return deny(DenialCode.DUPLICATE_SIGNAL, f"signal {s.signal_id} was already handled")
+        age, max_age = ts - s.ts_event, self.params.max_signal_age_bars * timeframe_ms(s.timeframe)
+        if age > max_age:
+            return deny(DenialCode.SIGNAL_STALE, f"signal is {age} ms old, more than {max_age} ms",
+                        value=age, limit=max_age)
         state = self.state
         if state is not TradingState.ACTIVE:
             code = DenialCode.TRADING_HALTED if state is TradingState.HALTED else DenialCode.TRADING_REDUCING
@@ -376,8 +382,9 @@ class TradingEngine:
             return deny(DenialCode.STOP_ALREADY_HIT, f"price {price} is already through the stop {s.stop}",
                         price=price, stop=s.stop)
         equity = self.equity
+        market = self.params.entry_type is OrderType.MARKET
         sized = size_signal(s, equity, self.instrument(s.symbol), self.params.risk.sizing,
-                            self.reliability.scale(s.strategy))
+                            self.reliability.scale(s.strategy), entry=price if market else None)
         if isinstance(sized, Denial):
             return sized
         d = self.rate.check(ts)

@@ -33,6 +33,7 @@ class DenialCode(enum.Enum):
     TRADING_PAUSED = "trading_paused"
     STRATEGY_QUARANTINED = "strategy_quarantined"
     DUPLICATE_SIGNAL = "duplicate_signal"
+    SIGNAL_STALE = "signal_stale"
     POSITION_ALREADY_OPEN = "position_already_open"
     NOT_REDUCE_ONLY = "not_reduce_only"
 

@@ -66,8 +66,12 @@ def confidence_scale(confidence: float, p: SizingParams) -> float:
 
 
 def size_signal(signal: Signal, equity: float, instrument: Instrument, params: SizingParams,
-                strategy_scale: float = 1.0) -> SizedOrder | Denial:
-    """Size a signal, or say why not. `strategy_scale` comes from the reliability loop."""
+                strategy_scale: float = 1.0, entry: float | None = None) -> SizedOrder | Denial:
+    """Size a signal, or say why not. `strategy_scale` comes from the reliability loop.
+
+    `entry` overrides the signal's entry: a market entry fills near the current
+    price, and the risk to the stop must be measured from there.
+    """
     if not (math.isfinite(equity) and equity > 0):
         return deny(DenialCode.NO_EQUITY, f"equity must be positive to size a trade, got {equity}",
                     equity=equity)
@@ -77,7 +81,7 @@ def size_signal(signal: Signal, equity: float, instrument: Instrument, params: S
                     value=signal.confidence, limit=params.min_confidence)
     # Entry to the nearest tick; the stop rounds away from the entry so the
     # rounded risk per unit is never smaller than the signal's.
-    entry = instrument.round_price(signal.entry)
+    entry = instrument.round_price(signal.entry if entry is None else entry)
     stop = instrument.round_price(signal.stop, -1 if signal.side is Side.BUY else 1)
     risk_per_unit = abs(entry - stop)
     if risk_per_unit <= 0 or (stop - entry) * signal.side.sign >= 0:
