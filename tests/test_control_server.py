@@ -269,11 +269,17 @@ async def test_mutating_commands_are_logged_with_the_peer(server: ControlServer)
         await client.call("mutate", {"value": "v"})
         await client.call("mutate", {"value": 3})
         await client.call("whoami")
+        deep: Any = "x"
+        for _ in range(500):
+            deep = [deep]
+        await client.call("mutate", {"value": deep, "other": 1})
     audit = [e for e in logs if e["event"] == "control_command"]
-    assert [(e["cmd"], e["outcome"]) for e in audit] == [("mutate", "ok"),
-                                                          ("mutate", "bad_args")]
+    assert [(e["cmd"], e["outcome"]) for e in audit] == [
+        ("mutate", "ok"), ("mutate", "bad_args"), ("mutate", "bad_args")]
     assert audit[0]["peer_uid"] == os.getuid() and audit[0]["peer_pid"] == os.getpid()
     assert audit[0]["args"] == {"value": "v"}
+    assert audit[2]["args"] == ["other", "value"]  # a rejected request: names only
+    json.dumps(audit)  # every audit entry can be rendered as a JSON log line
 
 
 # --------------------------------------------------------------------------- peers

@@ -257,7 +257,9 @@ class _Connection:
                 self.pending.extend(self.lines.feed(data))
 
     async def send(self, message: dict[str, Any]) -> None:
-        data = encode(message)
+        await self.send_bytes(encode(message))
+
+    async def send_bytes(self, data: bytes) -> None:
         try:
             # A client that stops reading must not hold its task (and a stream) forever.
             with trio.fail_after(self.send_timeout_s):
@@ -437,6 +439,8 @@ class ControlServer:
             await conn.send(error_reply(request.id, self.registry.unknown(request.cmd)))
             return
         outcome = "ok"
+        args: dict[str, Any] | None = None
+        reply: bytes | None = None
         try:
             args = validate_args(request.cmd, command.spec(), request.args)
             if command.confirm and args.get("yes") is not True:
@@ -447,10 +451,10 @@ class ControlServer:
                 outcome = await self._stream(conn, request.id, request.cmd, command, args, peer)
             else:
                 result = await command.handler(args, peer)
-                await conn.send(ok_reply(request.id, result))
+                reply = encode(ok_reply(request.id, result))  # here: an unencodable result is ours
         except CommandError as exc:
             outcome = exc.code
-            await conn.send(error_reply(request.id, exc))
+            reply = encode(error_reply(request.id, exc))
         except _ClientGone:
             outcome = "client_gone"
             raise
@@ -458,13 +462,18 @@ class ControlServer:
             outcome = ErrorCode.INTERNAL.value
             self.log.exception("control_command_failed", cmd=request.cmd, error=repr(exc),
                                **peer.as_log())
-            await conn.send(error_reply(request.id, CommandError(
+            reply = encode(error_reply(request.id, CommandError(
                 ErrorCode.INTERNAL, f"{request.cmd} failed: {type(exc).__name__}: {exc}")))
         finally:
             if command.mutating:
-                # The audit trail: who changed the daemon's behaviour, and how it went.
-                self.log.info("control_command", cmd=request.cmd, args=request.args,
+                # The audit trail, written before the client hears back: who changed the
+                # daemon's behaviour, and how it went. Only validated args are logged
+                # whole: a rejected request could carry anything (deep nesting, megabytes).
+                self.log.info("control_command", cmd=request.cmd,
+                              args=args if args is not None else sorted(request.args)[:20],
                               outcome=outcome, **peer.as_log())
+        if reply is not None:
+            await conn.send_bytes(reply)
 
     async def _stream(self, conn: _Connection, request_id: Any, name: str, command: Command,
                       args: dict[str, Any], peer: PeerCred) -> str:
