@@ -20,7 +20,7 @@ import json
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from fractald.core.bars import TimeframeRollup
@@ -67,7 +67,7 @@ def parse_when(text: str | None, name: str) -> int | None:
     except ValueError:
         raise BacktestError(f"--{name} {text!r} is neither an ISO date/time nor epoch ms") from None
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return int(dt.timestamp() * 1000)
 
 
@@ -87,7 +87,7 @@ class Runner:
     def __init__(self, pipeline: Pipeline, timeframes: Iterable[str]) -> None:
         base = pipeline.base_timeframe
         self.pipeline = pipeline
-        higher = sorted({tf for tf in timeframes if TIMEFRAME_MS[tf] > TIMEFRAME_MS[base]}, key=TIMEFRAME_MS.get)
+        higher = sorted({tf for tf in timeframes if TIMEFRAME_MS[tf] > TIMEFRAME_MS[base]}, key=lambda tf: TIMEFRAME_MS[tf])
         self.rollups = [TimeframeRollup(pipeline.symbol, tf, base) for tf in higher]
         self.trades: list[ClosedTrade] = []
         self.signals = 0
@@ -249,7 +249,7 @@ def _fmt(v: Any) -> str:
 
 
 def _when(ms: int | None) -> str:
-    return "-" if ms is None else datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M")
+    return "-" if ms is None else datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
 
 
 SUMMARY_ROWS = ("trades", "wins", "losses", "net_pnl", "return_pct", "fees", "win_rate", "profit_factor",
@@ -258,10 +258,10 @@ SUMMARY_ROWS = ("trades", "wins", "losses", "net_pnl", "return_pct", "fees", "wi
 
 def format_report(report: dict[str, Any]) -> str:
     s = report["summary"]
-    lines = [f"backtest {report['symbol']} {report['data']} {report['base_timeframe']} candles "
-             f"{_when(s['from_ms'])} .. {_when(s['to_ms'])} ({s['bars']} bars)",
-             f"strategies {', '.join(report['strategies'])} on {report['timeframe']}; trend "
-             f"{','.join(report['trend_timeframes'])}; equity {_fmt(report['equity'])}",
+    lines = [(f"backtest {report['symbol']} {report['data']} {report['base_timeframe']} candles "
+              f"{_when(s['from_ms'])} .. {_when(s['to_ms'])} ({s['bars']} bars)"),
+             (f"strategies {', '.join(report['strategies'])} on {report['timeframe']}; trend "
+              f"{','.join(report['trend_timeframes'])}; equity {_fmt(report['equity'])}"),
              f"signals {s['signals']}  skipped {s['skipped'] or '-'}  denied {s['denied'] or '-'}", ""]
     lines += [f"  {k:<26}{_fmt(s[k])}" for k in SUMMARY_ROWS]
     lines.append(f"  {'max_drawdown_duration':<26}{s['max_drawdown_duration_ms'] / 3_600_000:.1f} h")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import subprocess
@@ -58,7 +59,7 @@ def test_walk_forward_folds_partition_the_candles_and_are_out_of_sample() -> Non
     assert [f["fold"] for f in folds] == [1, 2, 3]
     assert sum(f["bars"] for f in folds) == rep["summary"]["bars"]
     assert folds[0]["warmup_bars"] == 0 and folds[1]["warmup_bars"] == folds[0]["bars"]
-    for a, b in zip(folds, folds[1:]):
+    for a, b in itertools.pairwise(folds):
         assert a["to_ms"] == b["from_ms"]
     assert set(rep["summary"]["by_strategy"]) <= {"fvg_fill"}
 
@@ -97,10 +98,10 @@ def test_bad_requests_name_the_problem() -> None:
 def test_command_prints_json_and_exits_2_on_error() -> None:
     ok = subprocess.run([sys.executable, "-m", "fractald.backtest", "--json", "--from", "2022-01-03",
                          "--to", "2022-01-05", "--strategy", "liquidity_sweep"],
-                        capture_output=True, text=True, timeout=120)
+                        capture_output=True, text=True, timeout=120, check=False)
     assert ok.returncode == 0, ok.stderr
     rep = json.loads(ok.stdout)
     assert rep["strategies"] == ["liquidity_sweep"] and rep["summary"]["bars"] == 2 * 1440
     bad = subprocess.run([sys.executable, "-m", "fractald.backtest", "--strategy", "nope"],
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=120, check=False)
     assert bad.returncode == 2 and "unknown strategy nope" in bad.stderr

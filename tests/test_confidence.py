@@ -6,8 +6,14 @@ import pytest
 
 from fractald.core.models import Side
 from fractald.core.strategies.confidence import (
-    ConfidenceModel, ConfidenceWeights, Factors, score_gap_size, score_htf_alignment, score_session,
-    score_sweep_depth, score_volatility,
+    ConfidenceModel,
+    ConfidenceWeights,
+    Factors,
+    score_gap_size,
+    score_htf_alignment,
+    score_session,
+    score_sweep_depth,
+    score_volatility,
 )
 
 HOUR = 3_600_000

@@ -17,8 +17,18 @@ from hypothesis import strategies as st
 
 from fractald.core.models import Bar
 from fractald.core.smc.live import (
-    FairValueGap, FVGMitigated, LiquidityPool, LiquiditySwept, LiveSMC, LiveSMCParams, OrderBlock,
-    OrderBlockInvalidated, OrderBlockMitigated, PreviousLevelBroken, StructureBreak, SwingPoint,
+    FairValueGap,
+    FVGMitigated,
+    LiquidityPool,
+    LiquiditySwept,
+    LiveSMC,
+    LiveSMCParams,
+    OrderBlock,
+    OrderBlockInvalidated,
+    OrderBlockMitigated,
+    PreviousLevelBroken,
+    StructureBreak,
+    SwingPoint,
 )
 from fractald.datasets import bundled_btc_1m
 

@@ -4,13 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import pandas as pd
 import pytest
 
 from fractald.core.models import Bar, ClosedTrade, Side, Signal
-from fractald.core.smc.live import FVGMitigated, LiquiditySwept, OrderBlock, PreviousLevelBroken, StructureBreak
+from fractald.core.smc.live import (
+    FVGMitigated,
+    LiquiditySwept,
+    OrderBlock,
+    PreviousLevelBroken,
+    StructureBreak,
+)
 from fractald.core.strategies import (
-    STRATEGIES, ExitNow, MarketState, MoveStop, Setup, Skip, Strategy, StrategyParams, TradeState, create,
+    STRATEGIES,
+    ExitNow,
+    MarketState,
+    MoveStop,
+    Setup,
+    Skip,
+    Strategy,
+    StrategyParams,
+    TradeState,
+    create,
 )
 from fractald.core.strategies.bos_orderblock import BOSOrderBlockParams
 from fractald.core.strategies.liquidity_sweep import LiquiditySweepParams
@@ -49,7 +63,7 @@ def test_a_stop_hunt_of_equal_highs_that_closes_back_inside_is_sold() -> None:
     strat = STRATEGIES["liquidity_sweep"]("BTC-PERP", "15m", params)
     got = run(strat, bars)
     assert len(got) == 1
-    k, setup, signal = got[0]
+    k, _setup, signal = got[0]
     assert k == len(WARM) + len(LEG)
     assert isinstance(signal, Signal) and signal.side is Side.SELL
     assert signal.entry == 106.5 and signal.stop > 112

@@ -32,7 +32,14 @@ import attrs
 from fractald.core.models import TIMEFRAME_MS, Bar, FeedHealth, Quote, Signal, TradeTick
 from fractald.core.smc.live import LiveSMCParams
 from fractald.core.strategies.base import (
-    TIMEFRAME_DEFAULTS, ExitNow, ManagementPlan, MarketState, MoveStop, Skip, Strategy, TradeState,
+    TIMEFRAME_DEFAULTS,
+    ExitNow,
+    ManagementPlan,
+    MarketState,
+    MoveStop,
+    Skip,
+    Strategy,
+    TradeState,
 )
 from fractald.core.strategies.confidence import ConfidenceModel
 from fractald.core.strategies.registry import create
@@ -92,7 +99,7 @@ class ManagementRequested:
 
 
 class _Managed:
-    __slots__ = ("strategy", "plan", "state")
+    __slots__ = ("plan", "state", "strategy")
 
     def __init__(self, strategy: Strategy, plan: ManagementPlan) -> None:
         self.strategy = strategy

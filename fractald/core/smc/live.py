@@ -80,7 +80,6 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from typing import Union
 
 import attrs
 
@@ -240,10 +239,10 @@ class PreviousLevelBroken:
     known_ts: int
 
 
-SMCEvent = Union[
-    SwingPoint, FairValueGap, FVGMitigated, StructureBreak, OrderBlock, OrderBlockMitigated,
-    OrderBlockInvalidated, LiquidityPool, LiquiditySwept, PreviousLevelBroken,
-]
+SMCEvent = (
+    SwingPoint | FairValueGap | FVGMitigated | StructureBreak | OrderBlock | OrderBlockMitigated
+    | OrderBlockInvalidated | LiquidityPool | LiquiditySwept | PreviousLevelBroken
+)
 
 
 # --- mutable internal records (never leave this module) ------------------------
@@ -251,8 +250,17 @@ SMCEvent = Union[
 class _SwingRec:
     """A confirmed swing plus what happened to its level since (break for BOS, sweep for pools)."""
 
-    __slots__ = ("point", "broken_index", "broken_ts", "swept_index", "sweep_extreme", "range", "members",
-                 "level_sum", "end_index")
+    __slots__ = (
+        "broken_index",
+        "broken_ts",
+        "end_index",
+        "level_sum",
+        "members",
+        "point",
+        "range",
+        "sweep_extreme",
+        "swept_index",
+    )
 
     def __init__(self, point: SwingPoint, rng: float) -> None:
         self.point = point
@@ -287,7 +295,7 @@ class _OBRec:
 
 
 class _BarRow:
-    __slots__ = ("index", "ts", "known_ts", "open", "high", "low", "close", "volume")
+    __slots__ = ("close", "high", "index", "known_ts", "low", "open", "ts", "volume")
 
     def __init__(self, index: int, bar: Bar) -> None:
         self.index = index

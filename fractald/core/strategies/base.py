@@ -18,7 +18,7 @@ from __future__ import annotations
 import abc
 import enum
 from collections.abc import Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 import attrs
 
@@ -72,7 +72,7 @@ class StrategyParams:
             raise ValueError(f"min_risk_atr ({self.min_risk_atr}) must be below max_risk_atr ({self.max_risk_atr})")
 
     @classmethod
-    def for_timeframe(cls: type[P], timeframe: str, **overrides: Any) -> P:
+    def for_timeframe(cls, timeframe: str, **overrides: Any) -> Self:
         """Defaults for `timeframe`, then `overrides`; an unknown name is a ValueError listing the known ones."""
         if timeframe not in TIMEFRAME_DEFAULTS:
             raise ValueError(f"unknown timeframe {timeframe!r}; allowed: {', '.join(TIMEFRAME_DEFAULTS)}")
@@ -174,7 +174,7 @@ Action = MoveStop | ExitNow
 class BarContext:
     """One closed bar of the strategy's timeframe, the SMC events it produced, and the state around it."""
 
-    __slots__ = ("symbol", "timeframe", "bar", "index", "events", "smc", "trends", "atr_slow", "volume_mean")
+    __slots__ = ("atr_slow", "bar", "events", "index", "smc", "symbol", "timeframe", "trends", "volume_mean")
 
     def __init__(self, symbol: str, timeframe: str, bar: Bar, index: int, events: tuple[SMCEvent, ...],
                  smc: LiveSMC, trends: Mapping[str, int], atr_slow: float | None,
@@ -310,9 +310,9 @@ class Strategy(abc.ABC):
         gained = (best - state.entry_price) * sign
         new_stop = state.stop
         reason = ""
-        if plan.break_even_at_r is not None and gained >= plan.break_even_at_r * risk:
-            if (state.entry_price - new_stop) * sign > 0:
-                new_stop, reason = state.entry_price, "break_even"
+        be_due = plan.break_even_at_r is not None and gained >= plan.break_even_at_r * risk
+        if be_due and (state.entry_price - new_stop) * sign > 0:
+            new_stop, reason = state.entry_price, "break_even"
         if plan.trail_atr is not None and gained >= plan.trail_from_r * risk:
             trail = best - sign * plan.trail_atr * plan.atr
             if (trail - new_stop) * sign > 0:

@@ -76,7 +76,7 @@ class Factors:
 
 
 def _clip01(x: float) -> float:
-    return 0.0 if x < 0.0 else 1.0 if x > 1.0 else x
+    return 0.0 if x < 0.0 else min(x, 1.0)
 
 
 def score_htf_alignment(side: Side, trends: Mapping[str, int]) -> float:

@@ -30,7 +30,7 @@ class LiquiditySweepParams(StrategyParams):
 class _Hunt:
     """A sweep still waiting for its close back inside."""
 
-    __slots__ = ("side", "level", "extreme", "expires", "reason")
+    __slots__ = ("expires", "extreme", "level", "reason", "side")
 
     def __init__(self, side: Side, level: float, extreme: float, expires: int, reason: dict[str, Any]) -> None:
         self.side = side
