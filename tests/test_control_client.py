@@ -344,3 +344,11 @@ def test_global_options_also_work_after_the_command(sock: Path) -> None:
     assert json.loads(done.stdout)["state"] == "ACTIVE"
     done = fractalctl("--socket", "/nonexistent.sock", "ping", "--socket", str(sock))
     assert done.stdout == "pong\n"  # the later one wins, as usual
+
+
+def test_unwritable_output_is_a_clear_error(sock: Path, tmp_path: Path) -> None:
+    target = tmp_path / "no" / "such" / "dir" / "r.png"
+    done = fractalctl("--socket", str(sock), "chart", "BTC", "--plot", str(target))
+    assert done.returncode == 1
+    assert f"cannot write {target}: No such file or directory" in done.stderr
+    assert "Traceback" not in done.stderr

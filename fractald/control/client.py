@@ -406,10 +406,17 @@ def _emit(text: str, output: str | None, out: TextIO, err: TextIO) -> None:
     if not text.endswith("\n"):
         text += "\n"
     if output:
-        Path(output).write_text(text, encoding="utf-8")
+        _write(Path(output), text.encode("utf-8"))
         print(f"wrote {output}", file=err)
     else:
         out.write(text)
+
+
+def _write(path: Path, data: bytes) -> None:
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise ClientError(f"cannot write {path}: {exc.strerror or exc}", EXIT_ERROR) from None
 
 
 def _save_plot(result: Any, path: str, err: TextIO) -> Any:
@@ -420,7 +427,7 @@ def _save_plot(result: Any, path: str, err: TextIO) -> Any:
         png = base64.b64decode(result[_PLOT_FIELD], validate=True)
     except (binascii.Error, ValueError):
         raise ClientError(f"the daemon's {_PLOT_FIELD!r} is not base64", EXIT_ERROR) from None
-    Path(path).write_bytes(png)
+    _write(Path(path), png)
     print(f"wrote {path} ({len(png)} bytes)", file=err)
     return {k: v for k, v in result.items() if k != _PLOT_FIELD}
 
