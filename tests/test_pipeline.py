@@ -102,3 +102,22 @@ def test_bad_input_is_refused_with_a_clear_message(bars: list[Bar]) -> None:
         build_pipeline("BTC-PERP", NullEngine(), ["fvg_fill"], params={"bos_orderblock": {}})
     with pytest.raises(ValueError, match="unknown strategy 'x'"):
         build_pipeline("BTC-PERP", NullEngine(), ["x"])
+
+
+def test_a_portfolio_routes_each_symbol_to_its_pipeline_around_one_engine(bars: list[Bar]) -> None:
+    from fractald.core.execution.engine import TradingEngine
+    from fractald.core.pipeline import Portfolio, build_portfolio
+
+    engine = TradingEngine()
+    book = build_portfolio(["BTC-PERP", "ETH-PERP"], engine, ALL)
+    eth = [Bar("ETH-PERP", b.timeframe, b.ts_open, b.open / 10, b.high / 10, b.low / 10, b.close / 10, b.volume)
+           for b in bars[:3000]]
+    for a, b in zip(bars[:3000], eth):
+        book.on_bar(a)
+        book.on_bar(b)
+    assert book.pipelines["BTC-PERP"].bars == book.pipelines["ETH-PERP"].bars == 3000
+    assert set(engine.last_price) == {"BTC-PERP", "ETH-PERP"}
+    with pytest.raises(ValueError, match="no pipeline for SOL-PERP"):
+        book.on_bar(Bar("SOL-PERP", "1m", bars[0].ts_open, 1, 1, 1, 1, 1))
+    with pytest.raises(ValueError, match="share one engine"):
+        Portfolio([build_pipeline("A", TradingEngine(), ALL), build_pipeline("B", TradingEngine(), ALL)])

@@ -33,6 +33,8 @@ from fractald.core.smc.live import (
 from fractald.datasets import bundled_btc_1m
 
 smc = pytest.importorskip("smartmoneyconcepts").smc
+# the peer's previous_high_low reads DatetimeIndex.values, which pandas 3 deprecates
+pytestmark = pytest.mark.filterwarnings("ignore:DatetimeIndex.values returning")
 
 BIG = 10**5  # caps the peer never applies
 CASES = [(0, 3000, 5, True), (20_000, 22_500, 10, False), (40_000, 42_000, 3, True)]

@@ -17,9 +17,16 @@ and the pipeline's own (`SignalEmitted`, `SetupSkipped`,
 order of work is fixed, so the same bars always give the same events: a
 backtest and a daemon replay of the same candles make the same trades.
 
-The engine only sees base bars: a higher-timeframe bar repeats prices the
-base bars already traded through, and replaying them would fill stops
-that a later stop move had taken away.
+The engine's `on_bar` only sees base bars: a higher-timeframe bar repeats
+prices the base bars already traded through, and replaying them would fill
+stops that a later stop move had taken away. If the engine has
+`on_higher_timeframe_bar(bar)` (ATR and time exits per timeframe, no
+fills), higher-timeframe bars go there. Stop moves a strategy plans go to
+`engine.move_stop(signal_id, stop, ts, reason)` when the engine has it;
+otherwise they are recorded as `ManagementRequested` events.
+
+Several symbols share one engine (portfolio risk) through `Portfolio`,
+which routes each bar to its symbol's pipeline.
 """
 
 from __future__ import annotations
@@ -180,6 +187,10 @@ class Pipeline:
             self.bars += 1
             self._engine(self.engine.on_bar(bar), out)
             self._manage(bar, out)
+        else:
+            hook = getattr(self.engine, "on_higher_timeframe_bar", None)
+            if hook is not None:
+                self._engine(hook(bar), out)
         states = self._by_tf.get(bar.timeframe)
         if states:
             self._analyse(bar, states, accepting, out)
@@ -250,6 +261,50 @@ class Pipeline:
                 for s in self.strategies:
                     if s.symbol == e.trade.symbol:
                         s.learn(e.trade)
+
+
+class Portfolio:
+    """One pipeline per symbol around one shared engine; bars and ticks go to their symbol's pipeline."""
+
+    def __init__(self, pipelines: Sequence[Pipeline]) -> None:
+        if not pipelines:
+            raise ValueError("a portfolio needs at least one pipeline")
+        engines = {id(p.engine) for p in pipelines}
+        if len(engines) != 1:
+            raise ValueError("every pipeline of a portfolio must share one engine")
+        self.pipelines: dict[str, Pipeline] = {}
+        for p in pipelines:
+            if p.symbol in self.pipelines:
+                raise ValueError(f"two pipelines for {p.symbol}")
+            self.pipelines[p.symbol] = p
+        self.engine = pipelines[0].engine
+
+    def _for(self, symbol: str) -> Pipeline:
+        try:
+            return self.pipelines[symbol]
+        except KeyError:
+            raise ValueError(f"no pipeline for {symbol}; have {', '.join(sorted(self.pipelines))}") from None
+
+    def on_bar(self, bar: Bar, accepting: bool = True) -> list[Any]:
+        return self._for(bar.symbol).on_bar(bar, accepting)
+
+    def on_tick(self, tick: TradeTick | Quote) -> list[Any]:
+        return self._for(tick.symbol).on_tick(tick)
+
+    def on_feed_health(self, health: FeedHealth) -> list[Any]:
+        return self._for(health.symbol).on_feed_health(health)
+
+    def status(self) -> dict[str, Any]:
+        return {"symbols": {s: p.status() for s, p in self.pipelines.items()}}
+
+    def summary_line(self) -> str:
+        return "; ".join(p.summary_line() for p in self.pipelines.values())
+
+
+def build_portfolio(symbols: Sequence[str], engine: Engine, strategies: Sequence[str], timeframe: str = "15m",
+                    **kw: Any) -> Portfolio:
+    """`build_pipeline` for each symbol, all sharing `engine`."""
+    return Portfolio([build_pipeline(s, engine, strategies, timeframe, **kw) for s in symbols])
 
 
 def build_pipeline(symbol: str, engine: Engine, strategies: Sequence[str], timeframe: str = "15m", *,

@@ -71,7 +71,10 @@ these are the only ones on the bundled BTC candles):
    period *two* back (it counts periods starting strictly before the bar's
    open) and restarts its broken-flag running max at the second bar; live
    uses the last completed period from the first bar on.
-6. `join_consecutive` FVGs are not supported live (the merge needs the next
+6. Incomplete bars (gap fillers, `complete=False`) are processed like any
+   other bar (they are flat at the last close); strategies do not enter on
+   them.
+7. `join_consecutive` FVGs are not supported live (the merge needs the next
    bar); caps (`max_*`) drop the oldest structures, which the peer never
    does.
 """
