@@ -215,3 +215,22 @@ def test_csv_of_rows_and_of_nested_report_round_trips() -> None:
     parsed = dict(csv.reader(io.StringIO(render.to_csv(report))))
     assert parsed == {"key": "value", "equity.start": "100", "equity.end": "110",
                       "by_strategy.0.name": "ob", "by_strategy.0.n": "3"}
+
+
+_any_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner,
+                                                                max_size=4),
+    max_leaves=20,
+)
+
+
+@given(_any_json)
+def test_any_result_renders_as_table_and_csv(value: object) -> None:
+    assert isinstance(render.render(value), str)
+    rows = list(csv.reader(io.StringIO(render.to_csv(value), newline="")))
+    width = len(rows[0])
+    assert all(len(row) == width for row in rows)  # every field quoted as it needs
+    if isinstance(value, dict):
+        assert [row[0] for row in rows[1:]] == list(render.flatten(value))
+    json.loads(encode({"result": value}))  # and the wire form is strict JSON

@@ -160,9 +160,13 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def to_csv(value: Any) -> str:
-    """A list of dicts as a CSV table; anything else as key,value rows of flattened fields."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
+    """A list of dicts as a CSV table; anything else as key,value rows of flattened fields.
+
+    Rows without any field (``[{}]``) give just the header line.
+    """
+    buf = io.StringIO(newline="")
+    # RFC 4180 line ends: the writer then quotes any field holding \r or \n.
+    writer = csv.writer(buf, lineterminator="\r\n")
     if _is_row_list(value):
         rows = [flatten(row) for row in value]
         columns: list[str] = []
@@ -170,7 +174,8 @@ def to_csv(value: Any) -> str:
             columns.extend(k for k in row if k not in columns)
         writer.writerow(columns)
         for row in rows:
-            writer.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
+            if columns:
+                writer.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
     else:
         writer.writerow(["key", "value"])
         for key, sub in flatten(value).items():
