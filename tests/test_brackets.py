@@ -179,3 +179,48 @@ def test_partial_entry_then_expiry_sizes_targets_to_the_fill() -> None:
     tps = of(out, ev.OrderIntent)
     assert [(t.role, t.quantity, t.price) for t in tps] == [("tp1", 10.0, 101.0), ("tp2", 10.0, 103.0)]
     assert eng.brackets[sig().signal_id].state is BracketState.OPEN
+
+
+def stop_engine(venue: str = "paper") -> TradingEngine:
+    return TradingEngine(EngineParams(
+        venue=venue, instruments=(INST,), brackets=BracketParams(venue_stops=True),
+        paper=PaperParams(latency_ms=0, slippage_bps=0, maker_fee_bps=0, taker_fee_bps=0),
+        risk=RiskParams(sizing=SizingParams(risk_fraction=0.01, min_notional=0),
+                        gates=GateParams(max_symbol_exposure_fraction=50, max_gross_exposure_fraction=50))))
+
+
+def test_venue_stop_follows_the_position_and_fires_at_the_venue() -> None:
+    eng = stop_engine()
+    eng.on_bar(bar(0, 100, 100, 100, 100))
+    out = eng.on_signal(Signal("BTC", Side.BUY, 100, 98, (102, 104), 90.0, "s", "1m", T0 + M), T0 + M)
+    stops = [i for i in of(out, ev.OrderIntent) if i.role.startswith("stop")]
+    assert [(s.order_type, s.trigger_price, s.quantity, s.reduce_only) for s in stops] == [
+        (OrderType.STOP_MARKET, 98.0, 50.0, True)]
+    out = eng.on_bar(bar(1, 100, 102.5, 99.5, 102))  # TP1: half out, stop to break-even
+    stops = [i for i in of(out, ev.OrderIntent) if i.role.startswith("stop")]
+    assert [(s.role, s.trigger_price, s.quantity) for s in stops] == [("stop2", 100.0, 25.0)]
+    assert eng.orders[stops[0].client_order_id].status is OrderStatus.ACCEPTED
+    assert [o.status for o in eng.orders.values() if o.role == "stop1"] == [OrderStatus.CANCELED]
+    out = eng.on_bar(bar(2, 102, 102, 99, 99.5))
+    fills = of(out, ev.OrderFilled)
+    assert [(f.role, f.price) for f in fills] == [("stop2", 100.0)]  # the venue's stop, no market exit
+    trade = of(out, ev.TradeClosed)[0].trade
+    assert trade.exit_reason == "stop" and trade.pnl == pytest.approx(50.0)
+    assert [o.status for o in eng.orders.values() if o.role == "tp2"] == [OrderStatus.CANCELED]
+    assert eng.brackets == {} and eng.broker is not None and eng.broker.orders == {}
+
+
+def test_local_stop_is_the_backstop_when_the_venue_stop_is_gone() -> None:
+    eng = stop_engine("sim")
+    out = eng.on_signal(Signal("BTC", Side.BUY, 100, 98, (102,), 90.0, "s", "1m", T0 + M), T0 + M)
+    entry = of(out, ev.OrderIntent)[0].client_order_id
+    out = eng.on_venue_report(VenueReport(OrderEvent.FILL, entry, T0 + M + 1, trade_id="f1",
+                                          quantity=50.0, price=100.0, liquidity=Liquidity.TAKER))
+    stop = [i for i in of(out, ev.OrderIntent) if i.role == "stop1"][0].client_order_id
+    eng.on_venue_report(VenueReport(OrderEvent.ACCEPT, stop, T0 + M + 2))
+    # price through the stop while the venue stop works: the venue handles it, no local exit
+    assert of(eng.on_trade(TradeTick("BTC", 97.5, 1.0, Side.SELL, "a", T0 + M + 3)), ev.BracketExit) == []
+    eng.on_venue_report(VenueReport(OrderEvent.CANCEL, stop, T0 + M + 4, reason="margin"))
+    out = eng.on_trade(TradeTick("BTC", 97.5, 1.0, Side.SELL, "b", T0 + M + 5))
+    assert of(out, ev.BracketExit)[0].reason == "stop"
+    assert [i.role for i in of(out, ev.OrderIntent)] == ["exit1"]

@@ -291,10 +291,14 @@ def test_rebuild_from_snapshot_plus_events_matches() -> None:
     assert comparable(b.snapshot()) == comparable(a.snapshot())
 
 
-@settings(max_examples=40, deadline=None)
-@given(st.lists(st.integers(-4, 4), min_size=5, max_size=40), st.integers(2, 5))
-def test_random_runs_keep_the_books_straight(moves: list[int], every: int) -> None:
-    eng = TradingEngine(params())
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(-4, 4), min_size=5, max_size=40), st.integers(2, 5), st.booleans(),
+       st.sampled_from(list(TrailMode)))
+def test_random_runs_keep_the_books_straight(moves: list[int], every: int, venue_stops: bool,
+                                             trail: TrailMode) -> None:
+    eng = TradingEngine(params(brackets=BracketParams(
+        venue_stops=venue_stops, trail_mode=trail, trail_after_tp1=False, atr_period=3,
+        trail_distance=0 if trail is TrailMode.NONE else 0.01 if trail is TrailMode.PERCENT else 1.0)))
     out = drive(eng, scenario(moves, every))
     out += eng.flatten(None, T0 + (len(moves) + 2) * M)
     intents = [e.client_order_id for e in of(out, ev.OrderIntent)]

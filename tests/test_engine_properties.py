@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fractald.core.execution import events as ev
+from fractald.core.execution.brackets import BracketParams
 from fractald.core.execution.engine import EngineParams, TradingEngine
 from fractald.core.execution.orders import Liquidity, OrderEvent, OrderStatus
 from fractald.core.execution.reports import VenueReport
@@ -30,9 +31,9 @@ action = st.one_of(signal_a, report_a, report_a, report_a, price_a, price_a,
                    st.one_of(signal_a, command_a, report_a, price_a))
 
 
-def engine() -> TradingEngine:
+def engine(venue_stops: bool = False) -> TradingEngine:
     return TradingEngine(EngineParams(
-        venue="sim", risk=RiskParams(
+        venue="sim", brackets=BracketParams(venue_stops=venue_stops), risk=RiskParams(
             sizing=SizingParams(risk_fraction=0.01, min_notional=0),
             gates=GateParams(max_symbol_exposure_fraction=90, max_gross_exposure_fraction=90,
                              max_cluster_exposure_fraction=90, max_orders_per_window=10_000),
@@ -71,9 +72,10 @@ def run(eng: TradingEngine, actions: list[tuple[Any, ...]], start: int = 0) -> l
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(action, max_size=60))
-def test_random_venue_reports_keep_orders_valid_and_books_equal_fills(actions: list[tuple[Any, ...]]) -> None:
-    eng = engine()
+@given(st.lists(action, max_size=60), st.booleans())
+def test_random_venue_reports_keep_orders_valid_and_books_equal_fills(actions: list[tuple[Any, ...]],
+                                                                      venue_stops: bool) -> None:
+    eng = engine(venue_stops)
     out = run(eng, actions)
     fills: dict[tuple[str, str], float] = {}
     seen_trades: set[tuple[str, str]] = set()
@@ -96,14 +98,15 @@ def test_random_venue_reports_keep_orders_valid_and_books_equal_fills(actions: l
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(action, min_size=2, max_size=50), st.data())
-def test_snapshot_plus_events_rebuilds_the_same_books(actions: list[tuple[Any, ...]], data: st.DataObject) -> None:
+@given(st.lists(action, min_size=2, max_size=50), st.data(), st.booleans())
+def test_snapshot_plus_events_rebuilds_the_same_books(actions: list[tuple[Any, ...]], data: st.DataObject,
+                                                      venue_stops: bool) -> None:
     cut = data.draw(st.integers(0, len(actions)))
-    a = engine()
+    a = engine(venue_stops)
     run(a, actions[:cut])
     snap = json.loads(json.dumps(a.snapshot()))
     later = run(a, actions[cut:], start=cut)
-    b = engine()
+    b = engine(venue_stops)
     b.restore(snap)
     for e in later:
         b.apply(ev.from_dict(json.loads(json.dumps(ev.to_dict(e)))))

@@ -45,6 +45,11 @@ class BracketParams:
     trail_after_tp1: bool = True
     atr_period: int = attrs.field(default=14, validator=int_range(1, 1_000))
     max_holding_bars: int = attrs.field(default=0, validator=int_range(0, 1_000_000))  # 0 = no time exit
+    # Also rest a reduce-only stop-market order at the venue, so the position stays
+    # protected while the daemon is down. The local stop remains the backstop.
+    venue_stops: bool = False
+    # Replace the venue stop for a trailing move only when it moved this many ticks.
+    venue_stop_min_move_ticks: int = attrs.field(default=1, validator=int_range(1, 1_000_000))
 
     def __attrs_post_init__(self) -> None:
         if not self.target_fractions or any(not 0 < f <= 1 for f in self.target_fractions):
@@ -88,6 +93,7 @@ class Bracket:
     target_qtys: list[float] = attrs.field(factory=list)
     target_filled: list[float] = attrs.field(factory=list)
     exit_coids: list[str] = attrs.field(factory=list)
+    stop_coids: list[str] = attrs.field(factory=list)  # venue-side protective stops, newest last
     exit_reason: str = ""
     break_even_done: bool = False
     best_price: float = 0.0

@@ -84,6 +84,8 @@ class _Atr:
 
 
 _conv = cattrs.Converter()
+_LIVE_AT_VENUE = frozenset({OrderStatus.ACCEPTED, OrderStatus.TRIGGERED, OrderStatus.PARTIALLY_FILLED,
+                            OrderStatus.PENDING_UPDATE})
 
 
 class TradingEngine:
@@ -232,6 +234,8 @@ class TradingEngine:
             b.target_filled.append(0.0)
         elif e.role.startswith("exit"):
             b.exit_coids.append(e.client_order_id)
+        elif e.role.startswith("stop"):
+            b.stop_coids.append(e.client_order_id)
 
     def _a_cancel_requested(self, e: ev.CancelRequested) -> None:
         o = self.orders.get(e.client_order_id)
@@ -280,7 +284,8 @@ class TradingEngine:
                                   risk=abs(e.price - b.initial_stop) * e.quantity)
                 b.on_entry_fill(e.quantity, e.price, e.ts)
             else:
-                reason = "target" if e.role.startswith("tp") else (b.exit_reason or e.role)
+                reason = ("target" if e.role.startswith("tp") else "stop" if e.role.startswith("stop")
+                          else (b.exit_reason or e.role))
                 ctx = TripContext(exit_reason=reason)
                 b.on_reduce_fill(e.client_order_id, e.quantity)
         elif e.role == "flatten":
@@ -476,10 +481,40 @@ class TradingEngine:
             be = b.break_even_stop(self.params.brackets, inst)
             if be is not None and b.state is BracketState.OPEN:
                 self._emit(ev.StopMoved(ts, b.signal_id, b.stop, be, "break_even"))
+        elif o.role.startswith("stop") and o.filled_qty > QTY_EPS:
+            self._exit(b, "stop", ts, o.avg_fill_price)  # the venue stop fired: one cancels other
         elif o.role.startswith("exit") and o.status.terminal and b.open_qty > QTY_EPS:
             if self._working(b.exit_coids) == [] and len(b.exit_coids) < self.params.max_exit_attempts:
                 self._send_exit(b, ts)
+        self._sync_venue_stop(b, ts)
         self._maybe_close(b, ts)
+
+    def _venue_stop_live(self, b: Bracket) -> bool:
+        return self.params.brackets.venue_stops and any(
+            self.orders[c].status in _LIVE_AT_VENUE for c in self._working(b.stop_coids))
+
+    def _sync_venue_stop(self, b: Bracket, ts: int, min_move_ticks: int = 0) -> None:
+        """Keep one reduce-only venue stop at the bracket's stop price for the held quantity."""
+        if not self.params.brackets.venue_stops or b.state is not BracketState.OPEN:
+            return
+        inst = self.instrument(b.symbol)
+        qty = inst.floor_qty(b.open_qty)
+        working = self._working(b.stop_coids)
+        if working:
+            cur = self.orders[working[-1]]
+            same_qty = abs(cur.leaves_qty - qty) <= QTY_EPS
+            moved_ticks = abs((cur.trigger_price or 0.0) - b.stop) / inst.tick_size
+            if same_qty and moved_ticks < max(0.5, min_move_ticks):
+                return
+        for coid in working:
+            self._cancel(coid, ts, "stop_replaced")
+        if qty <= QTY_EPS:
+            return
+        role = f"stop{len(b.stop_coids) + 1}"
+        self._submit(ev.OrderIntent(ts, client_order_id(b.signal_id, role), b.symbol, b.side.opposite(),
+                                    OrderType.STOP_MARKET, qty, trigger_price=b.stop, reduce_only=True,
+                                    strategy=b.strategy, signal_id=b.signal_id, role=role,
+                                    intended_price=b.stop))
 
     def _working(self, coids: Iterable[str]) -> list[str]:
         return [c for c in coids if c in self.orders and not self.orders[c].status.terminal]
@@ -496,7 +531,7 @@ class TradingEngine:
             # Out of exit attempts: the venue says there is nothing to reduce. Say so, close it.
             self._emit(ev.OrderAnomaly(ts, b.exit_coids[-1], "exit_attempts_exhausted",
                                        f"{b.signal_id} still books {b.open_qty}"))
-        for coid in self._working(b.target_coids + [b.entry_coid]):
+        for coid in self._working(b.target_coids + b.stop_coids + [b.entry_coid]):
             self._cancel(coid, ts, "bracket_closed")
         if b.exit_reason:
             reason = b.exit_reason
@@ -522,7 +557,7 @@ class TradingEngine:
         if b.state in (BracketState.EXITING, BracketState.CLOSED):
             return
         self._emit(ev.BracketExit(ts, b.signal_id, reason, price))
-        for coid in self._working([b.entry_coid] + b.target_coids):
+        for coid in self._working([b.entry_coid] + b.target_coids + b.stop_coids):
             self._cancel(coid, ts, reason)
         self._send_exit(b, ts)
         self._maybe_close(b, ts)
@@ -542,7 +577,10 @@ class TradingEngine:
                                   self._atr_of(symbol, b.timeframe))
             if new is not None:
                 self._emit(ev.StopMoved(ts, b.signal_id, b.stop, new, "trailing"))
-            if b.stop_hit(price):
+                self._sync_venue_stop(b, ts, self.params.brackets.venue_stop_min_move_ticks)
+            # With a venue stop acknowledged and working, the venue fires it; the local check
+            # is the backstop for when none is (not acked yet, being replaced, canceled under us).
+            if b.stop_hit(price) and not self._venue_stop_live(b):
                 self._exit(b, "stop", ts, price)
         self._drain()
         self._check_equity(ts)
