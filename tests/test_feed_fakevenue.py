@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import random
 
+import attrs
 import pytest
 import trio
 import trio.testing
 from fakevenue.harness import Collected, RecordingLog
-from fakevenue.server import MIN, Event, FakeBinance, Trade, Trouble, minute_bars
+from fakevenue.server import MIN, Event, FakeBinance, FakeHyperliquid, Trade, Trouble, minute_bars
 
 from fractald.core.models import Bar
 from fractald.errors import FeedDisconnected
@@ -46,21 +47,21 @@ def _truth_bars(trades: list[Trade], minutes: int) -> list[Bar]:
             if m < T0 + minutes * MIN]
 
 
-def _settings(venue: FakeBinance, **kw: object) -> FeedSettings:
+def _settings(fake: FakeBinance, **kw: object) -> FeedSettings:
     base = dict(venue="binance-futures", symbols=("btcusdt",), timeframes=("1m", "5m"),
-                ws_url=venue.ws_url, rest_url=venue.rest_url, silence_timeout_s=10.0, grace_s=1.0,
+                ws_url=fake.ws_url, rest_url=fake.rest_url, silence_timeout_s=10.0, grace_s=1.0,
                 backoff_base_s=0.2, backoff_cap_s=2.0, max_frame_bytes=65_536, health_interval_s=1.0)
     base.update(kw)
     return FeedSettings(**base)  # type: ignore[arg-type]
 
 
-async def _run_until(venue: FakeBinance, done, limit_s: float, **settings: object):
+async def _run_until(fake: FakeBinance, done, limit_s: float, **settings: object):
     got, log = Collected(), RecordingLog()
     send, receive = trio.open_memory_channel[object](32)
     async with trio.open_nursery() as nursery:
-        await nursery.start(venue.run)  # the ports are known from here on
+        await nursery.start(fake.run)  # the ports are known from here on
         nursery.start_soon(got.consume, receive)
-        nursery.start_soon(run_feed, _settings(venue, **settings), send, got.beat, log)
+        nursery.start_soon(run_feed, _settings(fake, **settings), send, got.beat, log)
         with trio.move_on_after(limit_s):
             while not done(got):
                 await trio.sleep(1.0)
@@ -144,3 +145,24 @@ async def test_venue_that_never_answers_raises_feed_disconnected(
     with pytest.raises(FeedDisconnected, match="3 connection attempts in a row failed"):
         await run_feed(settings, send, lambda: None, log)
     assert len(log.events("ws_reconnecting")) == 2
+
+
+@pytest.mark.slow
+async def test_hyperliquid_feed_pings_resubscribes_and_replaces_a_connection_that_only_answers_pings(
+        mock_clock: trio.testing.MockClock) -> None:
+    mock_clock.autojump_threshold = 0.001
+    minutes = 6
+    truth = [Trade(t.ts, t.price, t.size, t.buyer_maker) for t in _truth(minutes) if t.ts < T0 + minutes * MIN]
+    # Silent for 100 s from 2:00 while still answering every ping.
+    venue = FakeHyperliquid(truth, t0_ms=T0, trouble=[Event(T0 + 2 * MIN, Trouble.STALL, 100.0),
+                                                      Event(T0 + 4 * MIN, Trouble.ABORT)])
+    got, log = await _run_until(venue, lambda g: len(g.bars_of("1m")) >= minutes, limit_s=15 * 60,
+                                venue="hyperliquid", symbols=("BTC",), silence_timeout_s=45.0)
+    want = [attrs.evolve(b, symbol="BTC") for b in _truth_bars(truth, minutes)]
+    assert got.bars_of("1m")[:minutes] == want
+    assert venue.connections == 3
+    assert all(subs == [{"type": "trades", "coin": "BTC"}, {"type": "bbo", "coin": "BTC"}]
+               for subs in venue.subscriptions)
+    assert venue.pings >= 3  # {"method": "ping"} every 30 s: the stall lasted long enough for some
+    assert [e["reason"] for e in log.events("feed_disconnected")] == ["silent", "closed"]
+    assert all(path == "/info" and status == 200 for _, path, status in venue.rest_log)

@@ -34,7 +34,7 @@ from fractald.core.models import TIMEFRAME_MS, Bar, FeedHealth, Quote, TradeTick
 from fractald.datasets import BUNDLED_SYMBOL
 from fractald.errors import FeedDisconnected, FractalError, TransientError
 from fractald.venues import binance, hyperliquid, replay, rest
-from fractald.venues.events import Unparsed, VenueErrorMsg, VenueEvent
+from fractald.venues.events import CandleUpdate, Mids, Unparsed, VenueErrorMsg, VenueEvent
 from fractald.venues.ws import Backoff, EndReason, WsSession, WsSettings
 
 DEFAULT_TIMEFRAMES = ("1m", "5m", "15m", "1h", "4h", "1d")
@@ -211,8 +211,10 @@ class FeedCore:
             self.clock_offset_ms = offset
 
     # -- events ---------------------------------------------------------------------
-    async def handle(self, events: Iterable[VenueEvent]) -> None:
+    async def handle(self, events: Iterable[VenueEvent]) -> bool:
+        """Route one message's events; True when it carried market data."""
         now = trio.current_time()
+        market = False
         for event in events:
             if isinstance(event, TradeTick):
                 await self._trade(event, now)
@@ -224,9 +226,15 @@ class FeedCore:
                 self._l2(event, now)
             elif isinstance(event, Unparsed):
                 self._unparsed(event, now)
+                continue
             elif isinstance(event, VenueErrorMsg):
                 self.log.warning("venue_error", message=event.message, code=event.code)
-            # Candles, acks, pongs and mids need nothing here: bars come from trades.
+                continue
+            elif not isinstance(event, (CandleUpdate, Mids)):
+                continue  # acks and pongs: the connection lives, the market says nothing
+            # Candles and mids need nothing more here: bars come from trades.
+            market = True
+        return market
 
     async def _trade(self, tick: TradeTick, now: float) -> None:
         sym = self.symbols.get(tick.symbol)
@@ -458,8 +466,8 @@ async def _run_live(settings: FeedSettings, out: FeedOutput, beat: Callable[[], 
                    max_failures=settings.max_failures),
         venue.subscriptions, log=log)
 
-    async def on_message(raw: str | bytes) -> None:
-        await core.handle(venue.parse(raw))
+    async def on_message(raw: str | bytes) -> bool:
+        return await core.handle(venue.parse(raw))
 
     async def on_connected(n: int) -> None:
         if n > 1:

@@ -4,8 +4,10 @@ One `WsSession.run()` call keeps one logical stream alive for as long as
 the caller wants:
 
 * connect, send every subscription, hand each message to the callback;
-* a connection that stays open but delivers nothing for
-  `silence_timeout_s` is treated as dead: closed and replaced;
+* a connection that stays open but delivers no market data for
+  `silence_timeout_s` is treated as dead: closed and replaced (pongs and
+  acks do not count: a venue that answers pings but streams nothing is
+  stuck all the same);
 * the venue's application ping (Hyperliquid) is sent on schedule; the
   protocol-level ping/pong (Binance's server pings) is answered by the
   library;
@@ -82,7 +84,8 @@ class WsStats:
     last_end: EndReason | None = None
 
 
-OnMessage = Callable[[str | bytes], Awaitable[None]]
+# Returns False for a message that is not market data (pong, ack): it does not end a silence.
+OnMessage = Callable[[str | bytes], Awaitable[bool | None]]
 OnConnected = Callable[[int], Awaitable[None]]
 OnDisconnected = Callable[[EndReason, str], Awaitable[None]]
 
@@ -186,6 +189,7 @@ class WsSession:
                 continue
             self.stats.messages += 1
             self.stats.failures_in_a_row = 0
-            await on_message(message)
-            # Time spent handing the message on (backpressure) is not venue silence.
-            waiting_since = trio.current_time()
+            if await on_message(message) is not False:
+                # Market data came. Time spent handing it on (backpressure) is not silence.
+                waiting_since = trio.current_time()
+            # else: a pong or an ack; a connection that only answers pings is still silent.

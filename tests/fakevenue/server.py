@@ -127,14 +127,35 @@ class FakeBinance:
     async def _ws(self, ws: Any) -> None:
         try:
             await self._stream(ws)
-        except ConnectionClosed:
+        except* ConnectionClosed:
             pass  # the client hung up (on purpose, after a stall or a bad frame)
 
     async def _stream(self, ws: Any) -> None:
         self.connections += 1
-        request = json.loads(await ws.recv())
-        self.subscriptions.append(list(request.get("params", [])))
-        await ws.send(json.dumps({"result": None, "id": request.get("id")}))
+        subs: list[Any] = []
+        self.subscriptions.append(subs)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._reader, ws, subs)
+            await self._script(ws)
+            nursery.cancel_scope.cancel()
+
+    async def _reader(self, ws: Any, subs: list[Any]) -> None:
+        """Everything the client sends: subscriptions (acknowledged) and pings (answered)."""
+        try:
+            async for raw in ws:
+                for reply in self._on_client_message(json.loads(raw), subs):
+                    await ws.send(reply)
+        except Exception:  # noqa: BLE001 - the connection went away under us: that is the point
+            return
+
+    def _on_client_message(self, msg: dict[str, Any], subs: list[Any]) -> list[str]:
+        if msg.get("method") == "SUBSCRIBE":
+            subs.extend(msg.get("params", []))
+            return [json.dumps({"result": None, "id": msg.get("id")})]
+        return []
+
+    async def _script(self, ws: Any) -> None:
+        """Send the market as it happens, and the trouble when it is due."""
         now = self.venue_ms()
         trades = [(n, t) for n, t in enumerate(self.truth) if t.ts >= now]
         trouble = [e for e in self.trouble if e.at_ms >= now]
@@ -189,9 +210,14 @@ class FakeBinance:
                 if not chunk:
                     return
                 data += chunk
-            request_line = data.split(b"\r\n", 1)[0].decode()
-            method, target, _ = request_line.split(" ", 2)
-            status, headers, body = self._route(method, target)
+            head_bytes, _, body_bytes = data.partition(b"\r\n\r\n")
+            lines = head_bytes.decode().split("\r\n")
+            method, target, _ = lines[0].split(" ", 2)
+            length = next((int(line.split(":", 1)[1]) for line in lines[1:]
+                           if line.lower().startswith("content-length:")), 0)
+            while len(body_bytes) < length:
+                body_bytes += await stream.receive_some(65536)
+            status, headers, body = self._route(method, target, json.loads(body_bytes) if length else None)
             self.rest_log.append((trio.current_time(), urlsplit(target).path, status))
             payload = json.dumps(body).encode()
             head = [f"HTTP/1.1 {status} X", "Content-Type: application/json",
@@ -203,16 +229,60 @@ class FakeBinance:
         finally:
             await stream.aclose()
 
-    def _route(self, method: str, target: str) -> tuple[int, dict[str, str], Any]:
+    def _route(self, method: str, target: str, body: Any) -> tuple[int, dict[str, str], Any]:
         url = urlsplit(target)
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
         if len(self.rest_log) < self.rest_429_first:
             return 429, {"Retry-After": f"{self.retry_after_s:g}"}, {"code": -1003, "msg": "Too many requests"}
-        if url.path == "/fapi/v1/klines":
+        return self._answer(url.path, query, body)
+
+    def _closed_rows(self, start: int, end: int) -> list[list[Any]]:
+        now = self.venue_ms()
+        return [row for m, row in sorted(self._bars.items()) if start <= m <= end and m + MIN <= now]
+
+    def _answer(self, path: str, query: dict[str, str], body: Any) -> tuple[int, dict[str, str], Any]:
+        if path == "/fapi/v1/klines":
             start, end = int(query["startTime"]), int(query["endTime"])
             limit = int(query.get("limit", 500))
-            now = self.venue_ms()
-            rows = [row for m, row in sorted(self._bars.items()) if start <= m <= end and m + MIN <= now]
+            rows = self._closed_rows(start, end)
             return 200, {}, [[r[0], str(r[1]), str(r[2]), str(r[3]), str(r[4]), str(r[5]), r[6],
                               "0", 1, "0", "0", "0"] for r in rows[:limit]]
-        return 404, {}, {"code": -1, "msg": f"no route {url.path}"}
+        return 404, {}, {"code": -1, "msg": f"no route {path}"}
+
+
+class FakeHyperliquid(FakeBinance):
+    """The same market and trouble, in Hyperliquid's protocol: JSON subscribe, app ping, POST /info."""
+
+    def __init__(self, truth: Sequence[Trade], *, t0_ms: int, symbol: str = "BTC", **kw: Any) -> None:
+        super().__init__(truth, t0_ms=t0_ms, symbol=symbol, **kw)
+        self.pings = 0
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.ws_port}/ws"
+
+    def _on_client_message(self, msg: dict[str, Any], subs: list[Any]) -> list[str]:
+        if msg.get("method") == "ping":
+            self.pings += 1
+            return [json.dumps({"channel": "pong"})]
+        if msg.get("method") == "subscribe":
+            subs.append(msg["subscription"])
+            return [json.dumps({"channel": "subscriptionResponse", "data": msg})]
+        return [json.dumps({"channel": "error", "data": f"unknown request {msg}"})]
+
+    def _agg(self, t: Trade, n: int) -> str:
+        return json.dumps({"channel": "trades", "data": [{
+            "coin": self.symbol, "side": "A" if t.buyer_maker else "B", "px": f"{t.price:.2f}",
+            "sz": f"{t.size:.3f}", "hash": "0x0", "time": t.ts, "tid": n}]})
+
+    def _ticker(self, n: int, price: float) -> str:
+        return json.dumps({"channel": "bbo", "data": {"coin": self.symbol, "time": self.venue_ms(), "bbo": [
+            {"px": f"{price - 0.5:.2f}", "sz": "1", "n": 1}, {"px": f"{price + 0.5:.2f}", "sz": "2", "n": 1}]}})
+
+    def _answer(self, path: str, query: dict[str, str], body: Any) -> tuple[int, dict[str, str], Any]:
+        if path != "/info" or not isinstance(body, dict) or body.get("type") != "candleSnapshot":
+            return 400, {}, {"error": "bad request"}
+        req = body["req"]
+        rows = self._closed_rows(int(req["startTime"]), int(req["endTime"]))[:5000]
+        return 200, {}, [{"t": r[0], "T": r[6], "s": self.symbol, "i": "1m", "o": str(r[1]), "c": str(r[4]),
+                          "h": str(r[2]), "l": str(r[3]), "v": str(r[5]), "n": 1} for r in rows]
