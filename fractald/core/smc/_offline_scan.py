@@ -83,11 +83,15 @@ class _BlockIndex:
         holes = np.isnan(level)
         if holes.any():
             level[holes] = (np.fmin if below else np.fmax).reduce(rows[holes], axis=1)
-        combine = np.minimum if below else np.maximum
-        # levels[k][b] aggregates blocks b .. b + 2**k - 1
+        # levels[k][b] aggregates blocks b .. b + 2**k - 1. Beyond the last block the table
+        # holds NaN, which never hits, so the lifting below needs no bounds checks: padding
+        # of 2 * 2**K covers every position it can reach.
+        combine = np.fmin if below else np.fmax
+        depth = max(1, blocks.bit_length())
+        level = np.concatenate((level, np.full(2 << depth, np.nan)))
         self._levels = [level]
-        while (1 << len(self._levels)) <= blocks:
-            half = 1 << (len(self._levels) - 1)
+        for k in range(1, depth):
+            half = 1 << (k - 1)
             level = combine(level[:-half], level[half:])
             self._levels.append(level)
 
@@ -110,13 +114,9 @@ class _BlockIndex:
         # 2. the first later block holding a hit, by binary lifting over the sparse table
         live, thr = live[rest], thr[rest]
         pos = block[rest] + 1
-        blocks = len(self._rows)
         for k in range(len(self._levels) - 1, -1, -1):
-            step = 1 << k
-            level = self._levels[k]
-            agg = level[np.minimum(pos, len(level) - 1)]
-            pos += np.where((pos + step <= blocks) & ~self._hit(agg, thr), step, 0)
-        inside = pos < blocks
+            pos += np.where(self._hit(self._levels[k][pos], thr), 0, 1 << k)
+        inside = pos < len(self._rows)
         live, thr, pos = live[inside], thr[inside], pos[inside]
         # 3. the first hit inside that block
         mask = self._hit(self._rows[pos], thr[:, None])

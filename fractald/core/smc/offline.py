@@ -440,27 +440,63 @@ def liquidity(
     n = len(high)
     highlow, level = swings(swing_highs_lows, n)
     out = np.full((n, 4), _NAN, dtype=np.float32)
-    if n:
-        band = (np.nanmax(high) - np.nanmin(low)) * float(range_percent)
-        _pools(out, 1, np.flatnonzero(highlow == 1), level, band, FirstHit(high, ">="))
-        _pools(out, -1, np.flatnonzero(highlow == -1), level, band, FirstHit(low, "<="))
+    highs, lows = np.flatnonzero(highlow == 1), np.flatnonzero(highlow == -1)
+    if len(highs) >= 2 or len(lows) >= 2:
+        top, bottom = high.max(), low.min()
+        if np.isnan(top) or np.isnan(bottom):  # like pandas, ignore missing prices
+            top, bottom = np.nanmax(high), np.nanmin(low)
+        _write_pools(out, _Pools(high, low, highs, lows, level, (top - bottom) * float(range_percent)))
     return pd.DataFrame(out, columns=["Liquidity", "Level", "End", "Swept"], copy=False)
 
 
-def _pools(
-    out: np.ndarray, sign: int, swing: np.ndarray, level: np.ndarray, band: float, sweep: FirstHit
-) -> None:
-    """Group one side's swings into pools (see liquidity()) and write them into `out`."""
-    count = len(swing)
-    if count < 2:
-        return
-    own = level[swing]
-    lower, upper = own - band, own + band
-    swept = sweep.first(swing + 1, upper if sign == 1 else lower)
-    # candidates of swing k: later swings (by rank) that sit before its sweeping candle
-    last = np.where(swept >= 0, np.searchsorted(swing, swept, side="left"), count)
-    lead, member = _claims(np.arange(1, count + 1), last)
-    near = (lower[lead] <= own[member]) & (own[member] <= upper[lead])
+class _Pools:
+    """Swing highs and lows as one problem: lows are mirrored (prices negated) so that
+    "a low reaches the band's bottom" reads like "a high reaches the band's top".
+
+    Ranks index the swings, highs first, then lows; `side_end[r]` is one past the last
+    rank of r's side. `stretch_far[r]` is the furthest mirrored price of the candles after
+    swing r up to and including the next swing of its side (to the end for the last one),
+    so a pool's sweeping candle lies in the first stretch whose far price reaches the band.
+    """
+
+    def __init__(self, high: np.ndarray, low: np.ndarray, highs: np.ndarray, lows: np.ndarray,
+                 level: np.ndarray, band: float) -> None:
+        n = len(high)
+        self.swing = np.concatenate((highs, lows))
+        self.sign = np.repeat(np.array([1.0, -1.0]), (len(highs), len(lows)))
+        self.side_end = np.repeat(np.array([len(highs), len(self.swing)]), (len(highs), len(lows)))
+        self.level = level[self.swing]
+        self.lower, self.upper = self.level - band, self.level + band
+        # the band edge that sweeps the pool, mirrored: high >= upper, or -low >= -lower
+        self.edge = np.where(self.sign == 1, self.upper, -self.lower)
+        self.stretch_far = np.concatenate(
+            (_stretch_extreme(high, highs, n, np.fmax), -_stretch_extreme(low, lows, n, np.fmin))
+        )
+        self.high, self.low = high, low
+        self.sweepers = (FirstHit(high, ">="), FirstHit(low, "<="))
+
+
+def _stretch_extreme(values: np.ndarray, swing: np.ndarray, n: int, reduce: np.ufunc) -> np.ndarray:
+    """reduce(values[s_k + 1 : s_{k+1} + 1]) per swing; the last stretch runs to the end."""
+    out = np.full(len(swing), np.nan)
+    starts = swing + 1
+    usable = starts < n  # a swing on the last candle has nothing after it
+    if usable.any():
+        out[usable] = reduce.reduceat(values, starts[usable])
+    return out
+
+
+def _write_pools(out: np.ndarray, pools: _Pools) -> None:
+    """Group swings into pools (see liquidity()) and write them into `out`."""
+    count = len(pools.swing)
+    rank = np.arange(count)
+    sweep_stretch = FirstHit(pools.stretch_far, ">=").first(rank, pools.edge)
+    swept = (sweep_stretch >= 0) & (sweep_stretch < pools.side_end)
+    # later swings of the same side that come before the sweeping candle
+    last = np.where(swept, sweep_stretch + 1, pools.side_end)
+    lead, member = _claims(rank + 1, last)
+    own = pools.level
+    near = (pools.lower[lead] <= own[member]) & (own[member] <= pools.upper[lead])
     lead, member = lead[near], member[near]
     free = _resolve_free(count, lead, member)
     # each taken swing belongs to its earliest free claimant
@@ -478,16 +514,46 @@ def _pools(
     for step in range(int(size.max())):
         more = size > step
         total[more] += own[member[first[more] + step]]
-    rows = swing[leaders]
-    out[rows, 0] = sign
+    rows = pools.swing[leaders]
+    out[rows, 0] = pools.sign[leaders]
     out[rows, 1] = total / (size + 1)
-    out[rows, 2] = swing[member[first + size - 1]]
-    out[rows, 3] = np.maximum(swept[leaders], 0)
+    out[rows, 2] = pools.swing[member[first + size - 1]]
+    out[rows, 3] = _sweeping_candles(pools, leaders, sweep_stretch[leaders], swept[leaders])
+
+
+def _sweeping_candles(pools: _Pools, leaders: np.ndarray, stretch: np.ndarray, swept: np.ndarray) -> np.ndarray:
+    """The candle that sweeps each pool (0 if none): the first hit inside its sweeping stretch.
+
+    The stretch is known to hold a hit, so only its candles are scanned (one gather for all
+    pools); an unusually long stretch falls back to the general first-hit search.
+    """
+    out = np.zeros(len(leaders))
+    if not swept.any():
+        return out
+    leaders, stretch = leaders[swept], stretch[swept]
+    n = len(pools.high)
+    start = pools.swing[stretch] + 1
+    has_next = stretch + 1 < pools.side_end[stretch]
+    stop = np.where(has_next, pools.swing[np.minimum(stretch + 1, len(pools.swing) - 1)] + 1, n)
+    width = int((stop - start).max())
+    bullish = pools.sign[leaders] == 1
+    if len(leaders) * width > 2 * n:
+        found = np.empty(len(leaders))
+        for side, sweeper, edge in ((bullish, pools.sweepers[0], pools.upper),
+                                    (~bullish, pools.sweepers[1], pools.lower)):
+            found[side] = sweeper.first(start[side], edge[leaders[side]])
+    else:
+        candle = np.minimum(start[:, None] + np.arange(width), n - 1)
+        mirrored = np.where(bullish[:, None], pools.high[candle], -pools.low[candle])
+        hit = (mirrored >= pools.edge[leaders][:, None]) & (candle < stop[:, None])
+        found = start + hit.argmax(axis=1)
+    out[swept] = found
+    return out
 
 
 def _claims(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """All pairs (k, j) with lo[k] <= j < hi[k], ordered by k then j."""
-    members, offsets = flat_ranges(lo, hi)
+    members, _ = flat_ranges(lo, hi)
     leads = np.repeat(np.arange(len(lo)), np.maximum(hi - lo, 0))
     return leads, members
 
