@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import attrs
 import pytest
 
 from fractald.core.models import Bar, ClosedTrade, Side, Signal
@@ -163,10 +164,11 @@ def test_management_exits_on_time_and_on_invalidation() -> None:
     late = Bar("BTC-PERP", "1m", 2 * M15 - 60_000, 100, 101, 99, 100, 1)
     assert strat.plan_exit(plan, state, early)[1] is None
     assert strat.plan_exit(plan, state, late)[1] == ExitNow(plan.signal_id, "time")
-    inv = plan.__class__(**{**{f: getattr(plan, f) for f in plan.__slots__ if not f.startswith("__")},
-                            "invalidation": 104.0})
-    assert strat.plan_exit(inv, state, Bar("BTC-PERP", "1m", 0, 100, 105, 99, 104.5, 1))[1] == \
-        ExitNow(plan.signal_id, "invalidated")
+    inv = attrs.evolve(plan, invalidation=104.0)
+    wick = Bar("BTC-PERP", "1m", 0, 100, 105, 99, 104.5, 1)  # a base-bar close beyond: not judged
+    assert strat.plan_exit(inv, state, wick)[1] is None
+    m15_close = Bar("BTC-PERP", "15m", 0, 100, 105, 99, 104.5, 1)
+    assert strat.plan_exit(inv, state, m15_close)[1] == ExitNow(plan.signal_id, "invalidated")
 
 
 def test_learning_from_losses_lowers_confidence() -> None:

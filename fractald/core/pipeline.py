@@ -5,7 +5,9 @@ then the higher-timeframe bars that close with it). For each bar:
 
 * base bar: the engine (risk, orders, paper fills, accounting) sees it
   first, then each open trade's strategy plans its management on it
-  (exit on invalidation or time, ratchet the stop);
+  (exit on time, ratchet the stop);
+* a bar of an open trade's strategy timeframe: its close may invalidate
+  the trade (judged before new setups on that bar);
 * a strategy or trend timeframe bar: the live SMC detectors update, the
   multi-timeframe trends are read, each strategy on that timeframe detects
   setups, plans entries (confidence, coded skips) and hands signals to the
@@ -191,6 +193,8 @@ class Pipeline:
             hook = getattr(self.engine, "on_higher_timeframe_bar", None)
             if hook is not None:
                 self._engine(hook(bar), out)
+        if self._trades and bar.timeframe != self.base_timeframe:
+            self._manage(bar, out)
         states = self._by_tf.get(bar.timeframe)
         if states:
             self._analyse(bar, states, accepting, out)
@@ -231,8 +235,9 @@ class Pipeline:
                     self._engine(self.engine.on_signal(planned, bar.ts_event), out)
 
     def _manage(self, bar: Bar, out: list[Any]) -> None:
+        base = bar.timeframe == self.base_timeframe
         for sid, m in list(self._trades.items()):
-            if m.state is None:
+            if m.state is None or not (base or m.plan.timeframe == bar.timeframe):
                 continue
             m.state, action = m.strategy.plan_exit(m.plan, m.state, bar)
             if isinstance(action, ExitNow):

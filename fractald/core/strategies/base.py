@@ -131,6 +131,7 @@ class ManagementPlan:
 
     signal_id: str
     strategy: str
+    timeframe: str  # the strategy's: invalidation is judged on closes of this timeframe
     side: Side
     entry: float
     stop: float
@@ -293,14 +294,20 @@ class Strategy(abc.ABC):
 
     def plan_management(self, signal: Signal, setup: Setup) -> ManagementPlan:
         p = self.params
-        return ManagementPlan(signal.signal_id, self.name, signal.side, signal.entry, signal.stop, signal.targets,
+        return ManagementPlan(signal.signal_id, self.name, self.timeframe, signal.side, signal.entry, signal.stop, signal.targets,
                               setup.atr, p.break_even_at_r, p.trail_atr, p.trail_from_r,
                               p.time_exit_bars * TIMEFRAME_MS[self.timeframe], setup.invalidation)
 
     def plan_exit(self, plan: ManagementPlan, state: TradeState, bar: Bar) -> tuple[TradeState, Action | None]:
-        """Called on every base bar while the trade is open: exit on invalidation or time, else ratchet the stop."""
+        """Called on every base bar and every bar of the plan's timeframe while the trade is open.
+
+        Exit when a close of the plan's timeframe is beyond the invalidation level
+        (a wick on a smaller timeframe does not break structure) or when the time
+        is up; else ratchet the stop: break-even, then trailing, never looser.
+        """
         sign = plan.side.sign
-        if plan.invalidation is not None and (bar.close - plan.invalidation) * sign < 0:
+        judged = bar.timeframe == plan.timeframe
+        if judged and plan.invalidation is not None and (bar.close - plan.invalidation) * sign < 0:
             return state, ExitNow(plan.signal_id, "invalidated")
         if bar.ts_event - state.ts_entry >= plan.time_exit_ms:
             return state, ExitNow(plan.signal_id, "time")
