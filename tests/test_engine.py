@@ -17,8 +17,13 @@ from fractald.core.execution.paper import PaperParams
 from fractald.core.models import Bar, FeedHealth, Quote, Side, Signal, TradeTick
 from fractald.core.risk.breakers import Breaker, TradingState
 from fractald.core.risk.denial import DenialCode
-from fractald.core.risk.params import (BreakerParams, GateParams, ReliabilityParams, RiskParams,
-                                       SizingParams)
+from fractald.core.risk.params import (
+    BreakerParams,
+    GateParams,
+    ReliabilityParams,
+    RiskParams,
+    SizingParams,
+)
 from fractald.core.risk.sizing import Instrument
 
 M = 60_000

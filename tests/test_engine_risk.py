@@ -15,8 +15,14 @@ from fractald.core.execution.reports import VenueReport
 from fractald.core.models import Bar, Side, Signal
 from fractald.core.risk.breakers import Breaker, TradingState
 from fractald.core.risk.denial import DenialCode
-from fractald.core.risk.params import (BreakerParams, ExecQualityParams, GateParams, ReliabilityParams,
-                                       RiskParams, SizingParams)
+from fractald.core.risk.params import (
+    BreakerParams,
+    ExecQualityParams,
+    GateParams,
+    ReliabilityParams,
+    RiskParams,
+    SizingParams,
+)
 from fractald.core.risk.reliability import StrategyState
 from fractald.errors import InvariantViolation
 

@@ -6,8 +6,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fractald.core.execution.orders import (TERMINAL, TRANSITIONS, Applied, Order, OrderEvent,
-                                            OrderStatus, OrderType, TimeInForce, client_order_id)
+from fractald.core.execution.orders import (
+    TERMINAL,
+    TRANSITIONS,
+    Applied,
+    Order,
+    OrderEvent,
+    OrderStatus,
+    OrderType,
+    TimeInForce,
+    client_order_id,
+)
 from fractald.core.models import Side
 from fractald.errors import InvariantViolation
 

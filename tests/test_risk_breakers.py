@@ -7,7 +7,7 @@ import pytest
 from fractald.core.models import ClosedTrade, Side
 from fractald.core.risk.breakers import MS_PER_DAY, Breaker, CircuitBreakers, TradingState
 from fractald.core.risk.exec_quality import ExecutionQuality
-from fractald.core.risk.params import (BreakerParams, ExecQualityParams, ReliabilityParams)
+from fractald.core.risk.params import BreakerParams, ExecQualityParams, ReliabilityParams
 from fractald.core.risk.reliability import StrategyReliability, StrategyState
 
 T0 = 20_000 * MS_PER_DAY  # midnight UTC

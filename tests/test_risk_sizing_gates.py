@@ -8,8 +8,14 @@ import pytest
 
 from fractald.core.models import FeedHealth, Side, Signal
 from fractald.core.risk.denial import Denial, DenialCode
-from fractald.core.risk.gates import (Candidate, CorrelationTracker, OpenRisk, OrderRateLimiter,
-                                      check_feed, check_portfolio)
+from fractald.core.risk.gates import (
+    Candidate,
+    CorrelationTracker,
+    OpenRisk,
+    OrderRateLimiter,
+    check_feed,
+    check_portfolio,
+)
 from fractald.core.risk.params import GateParams, SizingParams
 from fractald.core.risk.sizing import Instrument, SizedOrder, confidence_scale, size_signal
 

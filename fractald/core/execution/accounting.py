@@ -15,8 +15,8 @@ from typing import Any
 import attrs
 import cattrs
 
-from fractald.core.models import ClosedTrade, Side
 from fractald.core.execution.orders import QTY_EPS
+from fractald.core.models import ClosedTrade, Side
 
 
 @attrs.define(slots=True)

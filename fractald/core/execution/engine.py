@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import collections
 import enum
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import attrs
 import cattrs
@@ -26,16 +27,29 @@ import cattrs
 from fractald.core.execution import events as ev
 from fractald.core.execution.accounting import Accounting, TripContext
 from fractald.core.execution.brackets import Bracket, BracketParams, BracketState
-from fractald.core.execution.orders import (QTY_EPS, Order, OrderEvent, OrderStatus, OrderType,
-                                            TimeInForce, client_order_id)
+from fractald.core.execution.orders import (
+    QTY_EPS,
+    Order,
+    OrderEvent,
+    OrderStatus,
+    OrderType,
+    TimeInForce,
+    client_order_id,
+)
 from fractald.core.execution.paper import PaperBroker, PaperOrder, PaperParams, bar_path
 from fractald.core.execution.reports import VenueReport
 from fractald.core.models import Bar, FeedHealth, Quote, Side, Signal, TradeTick, timeframe_ms
 from fractald.core.risk.breakers import Breaker, CircuitBreakers, TradingState, Trip
 from fractald.core.risk.denial import Denial, DenialCode, deny
 from fractald.core.risk.exec_quality import ExecutionQuality
-from fractald.core.risk.gates import (Candidate, CorrelationTracker, OpenRisk, OrderRateLimiter,
-                                      check_feed, check_portfolio)
+from fractald.core.risk.gates import (
+    Candidate,
+    CorrelationTracker,
+    OpenRisk,
+    OrderRateLimiter,
+    check_feed,
+    check_portfolio,
+)
 from fractald.core.risk.params import RiskParams, in_range, int_range
 from fractald.core.risk.reliability import StrategyChange, StrategyReliability, StrategyState
 from fractald.core.risk.sizing import Instrument, SizedOrder, size_signal
@@ -67,9 +81,9 @@ class EngineParams:
     max_closed_orders: int = attrs.field(default=2_000, validator=int_range(10, 10_000_000))
     max_seen_signals: int = attrs.field(default=10_000, validator=int_range(10, 10_000_000))
     max_exit_attempts: int = attrs.field(default=3, validator=int_range(1, 100))
-    risk: RiskParams = RiskParams()
-    paper: PaperParams = PaperParams()
-    brackets: BracketParams = BracketParams()
+    risk: RiskParams = attrs.field(factory=RiskParams)
+    paper: PaperParams = attrs.field(factory=PaperParams)
+    brackets: BracketParams = attrs.field(factory=BracketParams)
 
     def __attrs_post_init__(self) -> None:
         if self.entry_type not in (OrderType.MARKET, OrderType.LIMIT):
@@ -126,7 +140,7 @@ class TradingEngine:
             ev.OrderAnomaly: lambda e: None,
             ev.StopMoved: self._a_stop_moved,
             ev.BracketExit: self._a_bracket_exit,
-            ev.BracketClosed: lambda e: self.brackets.pop(e.signal_id, None),
+            ev.BracketClosed: self._a_bracket_closed,
             ev.BreakerTripped: lambda e: self.breakers.trip(
                 Trip(e.breaker, e.state, e.reason, e.ts, dict(e.figures))),
             ev.BreakersCleared: self._a_breakers_cleared,
@@ -270,10 +284,9 @@ class TradingEngine:
             # a resting limit waits for the market by design.
             if first and o.order_type in (OrderType.MARKET, OrderType.STOP_MARKET):
                 self.exec_quality.record_fill_latency(self.params.venue, o.symbol, e.ts - o.ts_submitted)
-            if first:
-                if o.intended_price > 0:
-                    self.exec_quality.record_slippage(self.params.venue, o.symbol, o.side.sign,
-                                                      o.intended_price, e.price)
+            if first and o.intended_price > 0:
+                self.exec_quality.record_slippage(self.params.venue, o.symbol, o.side.sign,
+                                                  o.intended_price, e.price)
         if self.broker is not None and e.trade_id.startswith("paper-"):
             self.broker.seq = max(self.broker.seq, int(e.trade_id[6:]))
         b = self.brackets.get(e.signal_id)
@@ -304,6 +317,9 @@ class TradingEngine:
         self.closed_orders.append(o.client_order_id)
         while len(self.closed_orders) > self.params.max_closed_orders:
             self.orders.pop(self.closed_orders.popleft(), None)
+
+    def _a_bracket_closed(self, e: ev.BracketClosed) -> None:
+        self.brackets.pop(e.signal_id, None)
 
     def _a_stop_moved(self, e: ev.StopMoved) -> None:
         b = self.brackets.get(e.signal_id)
@@ -483,9 +499,9 @@ class TradingEngine:
                 self._emit(ev.StopMoved(ts, b.signal_id, b.stop, be, "break_even"))
         elif o.role.startswith("stop") and o.filled_qty > QTY_EPS:
             self._exit(b, "stop", ts, o.avg_fill_price)  # the venue stop fired: one cancels other
-        elif o.role.startswith("exit") and o.status.terminal and b.open_qty > QTY_EPS:
-            if self._working(b.exit_coids) == [] and len(b.exit_coids) < self.params.max_exit_attempts:
-                self._send_exit(b, ts)
+        elif (o.role.startswith("exit") and o.status.terminal and b.open_qty > QTY_EPS
+              and not self._working(b.exit_coids) and len(b.exit_coids) < self.params.max_exit_attempts):
+            self._send_exit(b, ts)  # an exit ended short of flat: try again, a bounded number of times
         self._sync_venue_stop(b, ts)
         self._maybe_close(b, ts)
 

@@ -13,7 +13,13 @@ from typing import Any, ClassVar
 import attrs
 import cattrs
 
-from fractald.core.execution.orders import Liquidity, OrderEvent, OrderStatus, OrderType, TimeInForce
+from fractald.core.execution.orders import (
+    Liquidity,
+    OrderEvent,
+    OrderStatus,
+    OrderType,
+    TimeInForce,
+)
 from fractald.core.models import ClosedTrade, Side
 from fractald.core.risk.breakers import Breaker, TradingState
 from fractald.core.risk.denial import DenialCode

@@ -21,14 +21,21 @@ Every output is a VenueReport, exactly as a real venue adapter produces.
 
 from __future__ import annotations
 
-
-from typing import Any, Iterable
+import itertools
+from collections.abc import Iterable
+from typing import Any
 
 import attrs
 import cattrs
 
-from fractald.core.execution.orders import (Liquidity, Order, OrderEvent, OrderType, TimeInForce,
-                                            QTY_EPS)
+from fractald.core.execution.orders import (
+    QTY_EPS,
+    Liquidity,
+    Order,
+    OrderEvent,
+    OrderType,
+    TimeInForce,
+)
 from fractald.core.execution.reports import VenueReport
 from fractald.core.models import Bar, Quote, Side, TradeTick
 from fractald.core.risk.params import in_range, int_range
@@ -77,7 +84,7 @@ def bar_path(bar: Bar, levels: Iterable[float] = ()) -> list[TradeTick]:
     corners = [bar.open, bar.low, bar.high, bar.close] if up else [bar.open, bar.high, bar.low, bar.close]
     lv = sorted(set(levels))
     prices: list[float] = [corners[0]]
-    for a, b in zip(corners, corners[1:]):
+    for a, b in itertools.pairwise(corners):
         inner = [x for x in lv if min(a, b) < x < max(a, b)]
         prices.extend(inner if b > a else reversed(inner))
         prices.append(b)

@@ -16,7 +16,7 @@ from fractald.core.risk.params import ExecQualityParams
 
 
 class _Stats:
-    __slots__ = ("slippage_bps", "ack_ms", "fill_ms", "rejects", "cancels")
+    __slots__ = ("ack_ms", "cancels", "fill_ms", "rejects", "slippage_bps")
 
     def __init__(self, window: int) -> None:
         self.slippage_bps: collections.deque[float] = collections.deque(maxlen=window)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import collections
 import math
-from typing import Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import attrs
 import numpy as np
@@ -103,7 +104,7 @@ def check_portfolio(candidate: Candidate, open_risks: Iterable[OpenRisk], equity
 class OrderRateLimiter:
     """Counts orders submitted in a sliding window of event time."""
 
-    __slots__ = ("window_ms", "limit", "_ts")
+    __slots__ = ("_ts", "limit", "window_ms")
 
     def __init__(self, limit: int, window_ms: int, history: Iterable[int] = ()) -> None:
         self.limit = limit
@@ -197,12 +198,12 @@ class CorrelationTracker:
             groups.setdefault(find(s), set()).add(s)
         return {s: frozenset(groups[find(s)]) for s in symbols}
 
-    def snapshot(self) -> dict[str, object]:
+    def snapshot(self) -> dict[str, Any]:
         return {"last_close": dict(self._last_close),
                 "returns": {s: [[t, r] for t, r in v.items()] for s, v in self._returns.items()}}
 
-    def restore(self, data: dict[str, object]) -> None:
-        self._last_close = dict(data.get("last_close", {}))  # type: ignore[arg-type]
+    def restore(self, data: dict[str, Any]) -> None:
+        self._last_close = {s: float(c) for s, c in data.get("last_close", {}).items()}
         self._returns = {s: collections.OrderedDict((int(t), float(r)) for t, r in v)
-                         for s, v in data.get("returns", {}).items()}  # type: ignore[union-attr]
+                         for s, v in data.get("returns", {}).items()}
         self._clusters = None

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import enum
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import attrs
 
@@ -166,8 +167,8 @@ class ReliabilityParams:
 class RiskParams:
     """Everything the risk side of the engine needs, as one config section."""
 
-    sizing: SizingParams = SizingParams()
-    gates: GateParams = GateParams()
-    breakers: BreakerParams = BreakerParams()
-    exec_quality: ExecQualityParams = ExecQualityParams()
-    reliability: ReliabilityParams = ReliabilityParams()
+    sizing: SizingParams = attrs.field(factory=SizingParams)
+    gates: GateParams = attrs.field(factory=GateParams)
+    breakers: BreakerParams = attrs.field(factory=BreakerParams)
+    exec_quality: ExecQualityParams = attrs.field(factory=ExecQualityParams)
+    reliability: ReliabilityParams = attrs.field(factory=ReliabilityParams)

@@ -10,7 +10,6 @@ bring it back to ACTIVE.
 
 from __future__ import annotations
 
-import collections
 import enum
 from typing import Any
 
