@@ -9,6 +9,7 @@ import pytest
 import trio
 import trio.testing
 from fakevenue.harness import RecordingLog
+from fakevenue.http import read_request, respond
 from websockets.trio.server import serve
 
 from fractald.errors import BadMessage, FatalError, RateLimited
@@ -121,17 +122,11 @@ class ScriptedHttp:
         await trio.serve_listeners(self._handle, listeners, task_status=task_status)
 
     async def _handle(self, stream: trio.SocketStream) -> None:
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = await stream.receive_some(65536)
-            if not chunk:
-                return
-            data += chunk
+        if await read_request(stream) is None:
+            return
         self.times.append(trio.current_time())
         status, headers, body = self.script[min(len(self.times), len(self.script)) - 1]
-        head = [f"HTTP/1.1 {status} X", f"Content-Length: {len(body)}", "Connection: close"]
-        head += [f"{k}: {v}" for k, v in headers.items()]
-        await stream.send_all(("\r\n".join(head) + "\r\n\r\n" + body).encode())
+        await respond(stream, status, headers, body.encode())
         await stream.aclose()
 
 

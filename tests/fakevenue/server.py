@@ -24,6 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import attrs
 import trio
+from fakevenue.http import read_request, respond
 from websockets.exceptions import ConnectionClosed
 from websockets.trio.server import serve
 
@@ -204,26 +205,12 @@ class FakeBinance:
     # -- REST ---------------------------------------------------------------------
     async def _http(self, stream: trio.SocketStream) -> None:
         try:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                chunk = await stream.receive_some(65536)
-                if not chunk:
-                    return
-                data += chunk
-            head_bytes, _, body_bytes = data.partition(b"\r\n\r\n")
-            lines = head_bytes.decode().split("\r\n")
-            method, target, _ = lines[0].split(" ", 2)
-            length = next((int(line.split(":", 1)[1]) for line in lines[1:]
-                           if line.lower().startswith("content-length:")), 0)
-            while len(body_bytes) < length:
-                body_bytes += await stream.receive_some(65536)
-            status, headers, body = self._route(method, target, json.loads(body_bytes) if length else None)
-            self.rest_log.append((trio.current_time(), urlsplit(target).path, status))
-            payload = json.dumps(body).encode()
-            head = [f"HTTP/1.1 {status} X", "Content-Type: application/json",
-                    f"Content-Length: {len(payload)}", "Connection: close"]
-            head += [f"{k}: {v}" for k, v in headers.items()]
-            await stream.send_all(("\r\n".join(head) + "\r\n\r\n").encode() + payload)
+            request = await read_request(stream)
+            if request is None:
+                return
+            status, headers, body = self._route(request.method, request.target, request.body)
+            self.rest_log.append((trio.current_time(), urlsplit(request.target).path, status))
+            await respond(stream, status, headers, json.dumps(body).encode())
         except trio.BrokenResourceError:
             pass
         finally:
