@@ -1,0 +1,76 @@
+"""`fractald chart`: the multi-timeframe SMC chart drawn offline from a candle file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from datetime import datetime, timezone
+
+import pandas as pd
+
+from fractald.core.models import TIMEFRAME_MS, Bar
+from fractald.errors import ExitStatus
+
+DEFAULT_TIMEFRAMES = "4h,1h,15m"
+
+
+def bars_to_frame(bars: Sequence[Bar]) -> pd.DataFrame:
+    """OHLCV DataFrame indexed by UTC open time, from bars of one timeframe."""
+    index = pd.to_datetime([b.ts_open for b in bars], unit="ms", utc=True)
+    return pd.DataFrame({"open": [b.open for b in bars], "high": [b.high for b in bars],
+                         "low": [b.low for b in bars], "close": [b.close for b in bars],
+                         "volume": [b.volume for b in bars]}, index=index)
+
+
+def parse_time_ms(text: str | None) -> int | None:
+    """An ISO-8601 date or time (UTC unless it says otherwise) as epoch milliseconds."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO-8601 date or time (e.g. 2022-01-15 or 2022-01-15T12:00)"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp() * 1000)
+
+
+def parse_timeframes(text: str) -> list[str]:
+    frames = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [t for t in frames if t not in TIMEFRAME_MS]
+    if bad or not frames:
+        raise argparse.ArgumentTypeError(
+            f"unknown timeframe(s) {bad or text!r}; allowed: {', '.join(TIMEFRAME_MS)}")
+    return frames
+
+
+def add_chart_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", help="candles: CSV, JSON or Parquet (default: bundled BTC 1m)")
+    parser.add_argument("--symbol", default="BTC-PERP", help="symbol name for the title")
+    parser.add_argument("--timeframes", type=parse_timeframes, default=DEFAULT_TIMEFRAMES,
+                        help=f"comma-separated, coarsest first (default {DEFAULT_TIMEFRAMES})")
+    parser.add_argument("--from", dest="start", type=parse_time_ms, help="window start (UTC)")
+    parser.add_argument("--to", dest="end", type=parse_time_ms, help="window end (UTC)")
+    parser.add_argument("--plot", required=True, help="PNG file to write")
+
+
+def run_chart(args: argparse.Namespace) -> int:
+    from fractald.reporting.chart import frames_from, plot_chart
+    from fractald.venues.replay import ReplayError, bundled_candles, load_candles
+
+    timeframes = args.timeframes
+    if isinstance(timeframes, str):
+        timeframes = parse_timeframes(timeframes)
+    try:
+        bars = load_candles(args.data, args.symbol) if args.data else bundled_candles(args.symbol)
+    except ReplayError as exc:
+        print(f"fractald chart: {exc}", file=sys.stderr)
+        return int(ExitStatus.USAGE)
+    frame = bars_to_frame(bars)
+    path = plot_chart(frames_from(frame, timeframes), args.plot, start_ms=args.start,
+                      end_ms=args.end, symbol=args.symbol)
+    print(f"chart written to {path} ({', '.join(timeframes)}, {len(bars)} candles)")
+    return 0
