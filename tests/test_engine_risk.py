@@ -204,3 +204,15 @@ def test_funding_is_charged_at_interval_boundaries() -> None:
     paid = of(out, ev.FundingPaid)
     assert len(paid) == 1 and paid[0].amount == pytest.approx(50 * 100 * 0.0001)
     assert eng.accounting.cash == pytest.approx(10_000 - 0.5)
+
+
+def test_orders_awaiting_ack_survive_a_restart() -> None:
+    eng = engine("venue")
+    out = eng.on_signal(sig(0), T0)
+    coid = of(out, ev.OrderIntent)[0].client_order_id
+    snap = eng.snapshot()
+    again = engine("venue")
+    again.restore(snap)
+    assert [o.client_order_id for o in again.orders_awaiting_ack()] == [coid]
+    again.on_venue_report(VenueReport(OrderEvent.ACCEPT, coid, T0 + 5))
+    assert again.orders_awaiting_ack() == []

@@ -176,6 +176,15 @@ class TradingEngine:
     def working_orders(self) -> list[Order]:
         return [o for o in self.orders.values() if not o.status.terminal]
 
+    def orders_awaiting_ack(self) -> list[Order]:
+        """Orders sent (or about to be, when the process died) with no word from the venue yet.
+
+        After a restart each must be looked up at the venue by client order id:
+        known there, carry on; unknown, it never left, so send it again (same id)
+        or reject it locally.
+        """
+        return [o for o in self.orders.values() if o.status is OrderStatus.SUBMITTED]
+
     def status(self) -> dict[str, Any]:
         """What `fractalctl status` shows."""
         return {"trading_state": self.state.value, "paused": self.paused, "equity": self.equity,
