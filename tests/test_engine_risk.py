@@ -199,11 +199,17 @@ def test_funding_is_charged_at_interval_boundaries() -> None:
                           funding_rate=0.0001, funding_interval_ms=8 * 3_600_000)))
     start = 19_700 * DAY + 7 * 3_600_000 + 58 * M  # 07:58 UTC
     eng.on_bar(Bar("BTC", "1m", start, 100, 100, 100, 100, 1.0))
-    eng.on_signal(Signal("BTC", Side.BUY, 100, 98, (110,), 90, "s", "1m", start + M), start + M)
-    out = eng.on_bar(Bar("BTC", "1m", start + M, 100, 100, 100, 100, 1.0))  # closes 08:00
+    snap = eng.snapshot()
+    out = eng.on_signal(Signal("BTC", Side.BUY, 100, 98, (110,), 90, "s", "1m", start + M), start + M)
+    out += eng.on_bar(Bar("BTC", "1m", start + M, 100, 100, 100, 100, 1.0))  # closes 08:00
     paid = of(out, ev.FundingPaid)
     assert len(paid) == 1 and paid[0].amount == pytest.approx(50 * 100 * 0.0001)
     assert eng.accounting.cash == pytest.approx(10_000 - 0.5)
+    rebuilt = TradingEngine(eng.params)
+    rebuilt.restore(snap)
+    for e in out:
+        rebuilt.apply(e)
+    assert rebuilt.accounting.cash == pytest.approx(eng.accounting.cash)
 
 
 def test_orders_awaiting_ack_survive_a_restart() -> None:

@@ -143,12 +143,13 @@ class Accounting:
             pnl=net, fees=p.trip_fees, confidence=p.trip_confidence,
             r_multiple=net / p.trip_risk if p.trip_risk > 0 else 0.0, exit_reason=p.trip_exit_reason)
 
-    def apply_funding(self, symbol: str, rate: float) -> float:
-        """Charge one funding interval at the current mark: longs pay a positive rate."""
+    def apply_funding(self, symbol: str, rate: float, mark: float | None = None) -> float:
+        """Charge one funding interval at `mark` (default: the current mark); longs pay a positive rate."""
         total = 0.0
         for p in self.positions.values():
-            if p.symbol == symbol and p.quantity and p.mark_price > 0:
-                cost = p.quantity * p.mark_price * rate
+            price = p.mark_price if mark is None else mark
+            if p.symbol == symbol and p.quantity and price > 0:
+                cost = p.quantity * price * rate
                 p.funding += cost
                 total += cost
         return total

@@ -354,7 +354,7 @@ class TradingEngine:
         self.breakers.record_trade_closed(e.trade.pnl)
 
     def _a_funding(self, e: ev.FundingPaid) -> None:
-        self.accounting.apply_funding(e.symbol, e.rate)
+        self.accounting.apply_funding(e.symbol, e.rate, e.mark or None)
 
     # ================================================================ signals
     def on_signal(self, signal: Signal, ts: int) -> list[Any]:
@@ -671,11 +671,12 @@ class TradingEngine:
         due = self.broker.funding_due(self.last_funding_ts, ts)
         self.last_funding_ts = ts
         rate = self.params.paper.funding_rate
+        mark = self.last_price.get(symbol, 0.0)
         for _ in range(due):
-            amount = sum(p.quantity * p.mark_price * rate for p in self.accounting.positions.values()
+            amount = sum(p.quantity * mark * rate for p in self.accounting.positions.values()
                          if p.symbol == symbol)
             if amount:
-                self._emit(ev.FundingPaid(ts, symbol, rate, amount))
+                self._emit(ev.FundingPaid(ts, symbol, rate, amount, mark))
 
     def on_trade(self, tick: TradeTick) -> list[Any]:
         self._begin(tick.ts_event)

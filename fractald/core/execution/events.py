@@ -222,6 +222,7 @@ class FundingPaid:
     symbol: str
     rate: float
     amount: float
+    mark: float = 0.0  # the price it was charged at, so a rebuild charges the same
 
 
 Event = (SignalDenied | BracketOpened | OrderIntent | CancelRequested | OrderStatusChanged
