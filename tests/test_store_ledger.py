@@ -262,7 +262,7 @@ def test_racing_connections_claim_each_submission_exactly_once(db_path: Path) ->
     Ledger.open(db_path).close()
     ids = [f"cid-{i}" for i in range(40)]
     claims: list[str] = []
-    barrier = threading.Barrier(4)
+    barrier = threading.Barrier(4, timeout=30)
     errors: list[BaseException] = []
 
     def contender() -> None:
@@ -274,6 +274,7 @@ def test_racing_connections_claim_each_submission_exactly_once(db_path: Path) ->
                     if mine.record_submission(cid, 1):
                         claims.append(cid)
         except BaseException as exc:  # surfaced below
+            barrier.abort()  # never leave the other contenders waiting
             errors.append(exc)
 
     threads = [threading.Thread(target=contender) for _ in range(4)]

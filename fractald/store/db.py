@@ -16,6 +16,7 @@ import fcntl
 import json
 import os
 import sqlite3
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -132,10 +133,10 @@ def ensure_state_dir(directory: Path) -> None:
         raise StateUnavailable(
             f"state directory {directory} cannot be created: {exc.strerror or exc}",
             path=str(directory)) from exc
-    probe = directory / f".write-probe-{os.getpid()}"
     try:
-        probe.write_bytes(b"")
-        probe.unlink()
+        # A unique name: several openers (threads, processes) may probe at once.
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-probe-"):
+            pass
     except OSError as exc:
         raise StateUnavailable(
             f"state directory {directory} is not writable: {exc.strerror or exc}",
