@@ -105,3 +105,14 @@ def test_command_prints_json_and_exits_2_on_error() -> None:
     bad = subprocess.run([sys.executable, "-m", "fractald.backtest", "--strategy", "nope"],
                          capture_output=True, text=True, timeout=120, check=False)
     assert bad.returncode == 2 and "unknown strategy nope" in bad.stderr
+
+
+@pytest.mark.slow
+def test_full_bundled_backtest_with_walk_forward() -> None:
+    rep = run_backtest(args_of("--walk-forward", "5"))
+    s = rep["summary"]
+    assert s["bars"] == 45_031 and s["trades"] == len(rep["trade_list"]) > 30
+    assert set(s["by_strategy"]) == {"bos_orderblock", "fvg_fill", "liquidity_sweep"}
+    folds = rep["folds"]
+    assert len(folds) == 5 and sum(f["bars"] for f in folds) == 45_031
+    assert all(f["warmup_bars"] == folds[0]["bars"] for f in folds[1:])

@@ -66,7 +66,9 @@ these are the only ones on the bundled BTC candles):
 4. Liquidity range: the peer derives it from the whole frame's high-low
    range times `range_percent`; live takes an absolute `liquidity_range` or,
    when it is None, `liquidity_atr_multiple` x ATR at the anchor's
-   confirmation. Live learns pool members when they become final.
+   confirmation. Live learns pool members when they become final, so the
+   last swing of the data (final for the peer, still open live) is not in
+   a pool yet.
 5. Previous high/low: the peer gives the first bar of each period the
    period *two* back (it counts periods starting strictly before the bar's
    open) and restarts its broken-flag running max at the second bar; live
