@@ -224,3 +224,38 @@ def test_local_stop_is_the_backstop_when_the_venue_stop_is_gone() -> None:
     out = eng.on_trade(TradeTick("BTC", 97.5, 1.0, Side.SELL, "b", T0 + M + 5))
     assert of(out, ev.BracketExit)[0].reason == "stop"
     assert [i.role for i in of(out, ev.OrderIntent)] == ["exit1"]
+
+
+def test_strategy_stop_moves_only_tighten_and_a_crossed_stop_exits() -> None:
+    eng = stop_engine()
+    eng.on_bar(bar(0, 100, 100, 100, 100))
+    s = Signal("BTC", Side.BUY, 100, 98, (104,), 90.0, "s", "1m", T0 + M)
+    eng.on_signal(s, T0 + M)
+    out = eng.move_stop(s.signal_id, 97.0, T0 + M + 1, "trail_swing")
+    assert of(out, ev.StopMoveRefused)[0].reason == "would_loosen" and eng.brackets[s.signal_id].stop == 98.0
+    out = eng.move_stop(s.signal_id, 99.2, T0 + M + 2, "trail_swing")
+    moved = of(out, ev.StopMoved)[0]
+    assert (moved.old, moved.new, moved.reason) == (98.0, 99.0, "trail_swing")  # rounded down to the tick
+    assert [(i.role, i.trigger_price) for i in of(out, ev.OrderIntent)] == [("stop2", 99.0)]
+    out = eng.move_stop(s.signal_id, 100.5, T0 + M + 3, "structure")  # above the price: out now
+    assert of(out, ev.BracketExit)[0].reason == "structure"
+    assert of(out, ev.TradeClosed)[0].trade.exit_reason == "structure"
+    assert of(eng.move_stop(s.signal_id, 99.0, T0 + M + 4), ev.StopMoveRefused)[0].reason == "no_open_trade"
+
+
+def test_higher_timeframe_bars_feed_atr_and_time_exits_without_fills() -> None:
+    eng = TradingEngine(EngineParams(
+        instruments=(INST,), brackets=BracketParams(max_holding_bars=1),
+        paper=PaperParams(latency_ms=0, slippage_bps=0, maker_fee_bps=0, taker_fee_bps=0),
+        risk=RiskParams(sizing=SizingParams(risk_fraction=0.01, min_notional=0),
+                        gates=GateParams(max_symbol_exposure_fraction=50, max_gross_exposure_fraction=50))))
+    eng.on_bar(bar(0, 100, 100, 100, 100))
+    s = Signal("BTC", Side.BUY, 100, 98, (104,), 90.0, "s", "15m", T0 + M)
+    eng.on_signal(s, T0 + M)
+    # a 15m bar whose low is through the stop: the base bars already decided that, so no fill here
+    h = Bar("BTC", "15m", T0 - 14 * M + M, 100, 101, 97, 100, 50.0)
+    out = eng.on_higher_timeframe_bar(h)
+    assert of(out, ev.OrderFilled) == [] and "BTC|15m" in eng.atr
+    late = Bar("BTC", "15m", T0 + M, 100, 101, 99, 100, 50.0)  # one full 15m bar after the fill
+    out = eng.on_higher_timeframe_bar(late)
+    assert of(out, ev.BracketExit)[0].reason == "time"

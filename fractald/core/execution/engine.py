@@ -138,6 +138,7 @@ class TradingEngine:
             ev.OrderStatusChanged: self._a_status,
             ev.OrderFilled: self._a_fill,
             ev.OrderAnomaly: lambda e: None,
+            ev.StopMoveRefused: lambda e: None,
             ev.StopMoved: self._a_stop_moved,
             ev.BracketExit: self._a_bracket_exit,
             ev.BracketClosed: self._a_bracket_closed,
@@ -633,12 +634,8 @@ class TradingEngine:
             self._reports.extend(self.broker.advance(bar.symbol, bar.ts_event))
         self._on_price(bar.symbol, bar.close, bar.ts_event)
         if bar.complete:
-            self._update_atr(bar)
             self.correlation.add_close(bar.symbol, bar.ts_open, bar.close)
-        for b in [b for b in self.brackets.values() if b.symbol == bar.symbol
-                  and b.timeframe == bar.timeframe]:
-            if b.time_exit_due(bar.ts_event, self.params.brackets, timeframe_ms(bar.timeframe)):
-                self._exit(b, "time", bar.ts_event, bar.close)
+        self._timeframe_close(bar)
         self._funding(bar.symbol, bar.ts_event)
         self.accounting.record_equity(bar.ts_event)
         for strategy, rec in list(self.reliability.records.items()):
@@ -647,6 +644,44 @@ class TradingEngine:
                 if change is not None:
                     self._emit(ev.StrategyStateChanged(bar.ts_event, strategy, change.old, change.new,
                                                        change.reason, dict(change.figures)))
+        return self._finish()
+
+    def on_higher_timeframe_bar(self, bar: Bar) -> list[Any]:
+        """A bar of a longer timeframe that the base bars already traded through.
+
+        No fills and no price marks (its prices were already seen); it feeds the
+        ATR of its timeframe and the time exits of trades on that timeframe.
+        Correlation stays on the base bars, so every symbol is compared on the same clock.
+        """
+        self._begin(bar.ts_event)
+        self._timeframe_close(bar)
+        return self._finish()
+
+    def _timeframe_close(self, bar: Bar) -> None:
+        if bar.complete:
+            self._update_atr(bar)
+        for b in [b for b in self.brackets.values() if b.symbol == bar.symbol
+                  and b.timeframe == bar.timeframe]:
+            if b.time_exit_due(bar.ts_event, self.params.brackets, timeframe_ms(bar.timeframe)):
+                self._exit(b, "time", bar.ts_event, bar.close)
+
+    def move_stop(self, signal_id: str, stop: float, ts: int, reason: str = "strategy") -> list[Any]:
+        """A strategy tightens a trade's stop. A stop is never loosened; one already crossed exits now."""
+        self._begin(ts)
+        b = self.brackets.get(signal_id)
+        if b is None or b.state not in (BracketState.OPEN, BracketState.PENDING):
+            self._emit(ev.StopMoveRefused(ts, signal_id, stop, b.stop if b else 0.0, "no_open_trade"))
+            return self._finish()
+        new = self.instrument(b.symbol).round_price(stop, -b.sign)
+        if (new - b.stop) * b.sign <= 0:
+            self._emit(ev.StopMoveRefused(ts, signal_id, new, b.stop, "would_loosen"))
+            return self._finish()
+        self._emit(ev.StopMoved(ts, signal_id, b.stop, new, reason))
+        price = self.last_price.get(b.symbol)
+        if price is not None and b.stop_hit(price):
+            self._exit(b, reason, ts, price)
+        else:
+            self._sync_venue_stop(b, ts)
         return self._finish()
 
     def _levels(self, symbol: str) -> list[float]:

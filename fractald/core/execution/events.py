@@ -137,6 +137,18 @@ class StopMoved:
 
 
 @attrs.frozen(slots=True)
+class StopMoveRefused:
+    """A requested stop move that was not made: stops only ever tighten."""
+
+    kind: ClassVar[str] = "stop_move_refused"
+    ts: int
+    signal_id: str
+    requested: float
+    current: float
+    reason: str  # would_loosen | no_open_trade
+
+
+@attrs.frozen(slots=True)
 class BracketExit:
     kind: ClassVar[str] = "bracket_exit"
     ts: int
@@ -226,13 +238,13 @@ class FundingPaid:
 
 
 Event = (SignalDenied | BracketOpened | OrderIntent | CancelRequested | OrderStatusChanged
-         | OrderFilled | OrderAnomaly | StopMoved | BracketExit | BracketClosed | BreakerTripped
+         | OrderFilled | OrderAnomaly | StopMoved | StopMoveRefused | BracketExit | BracketClosed | BreakerTripped
          | BreakersCleared | TradingStateChanged | Paused | ErrorRecorded | TradeClosed
          | StrategyStateChanged | FundingPaid)
 
 EVENT_TYPES: dict[str, type] = {t.kind: t for t in (  # type: ignore[attr-defined]
     SignalDenied, BracketOpened, OrderIntent, CancelRequested, OrderStatusChanged, OrderFilled,
-    OrderAnomaly, StopMoved, BracketExit, BracketClosed, BreakerTripped, BreakersCleared,
+    OrderAnomaly, StopMoved, StopMoveRefused, BracketExit, BracketClosed, BreakerTripped, BreakersCleared,
     TradingStateChanged, Paused, ErrorRecorded, TradeClosed, StrategyStateChanged, FundingPaid)}
 
 converter = cattrs.Converter()
