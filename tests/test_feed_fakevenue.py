@@ -20,7 +20,7 @@ from fakevenue.server import MIN, Event, FakeBinance, FakeHyperliquid, Trade, Tr
 
 from fractald.core.models import Bar
 from fractald.errors import FeedDisconnected
-from fractald.venues.feed import FeedSettings, run_feed
+from fractald.venues.feed import FeedSettings, FeedState, run_feed
 
 T0 = 1_700_006_400_000  # 2023-11-15 00:00 UTC
 SYMBOL = "BTCUSDT"
@@ -166,3 +166,28 @@ async def test_hyperliquid_feed_pings_resubscribes_and_replaces_a_connection_tha
     assert venue.pings >= 3  # {"method": "ping"} every 30 s: the stall lasted long enough for some
     assert [e["reason"] for e in log.events("feed_disconnected")] == ["silent", "closed"]
     assert all(path == "/info" and status == 200 for _, path, status in venue.rest_log)
+
+
+async def test_a_restarted_feed_with_its_state_carries_on_without_a_hole(
+        mock_clock: trio.testing.MockClock) -> None:
+    mock_clock.autojump_threshold = 0.001
+    minutes = 6
+    truth = [t for t in _truth(minutes) if t.ts < T0 + minutes * MIN]
+    venue = FakeBinance(truth, t0_ms=T0)
+    got, log = Collected(), RecordingLog()
+    state = FeedState()
+    send, receive = trio.open_memory_channel[object](32)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(venue.run)
+        nursery.start_soon(got.consume, receive)
+        settings = _settings(venue)
+        # First run dies at 2:20 (the supervisor cancels it), the restart comes 70 s later.
+        with trio.move_on_at(140.0):
+            await run_feed(settings, send.clone(), got.beat, log, state)
+        await trio.sleep(70.0)
+        nursery.start_soon(run_feed, settings, send, got.beat, log, state)
+        while len(got.bars_of("1m")) < minutes:
+            await trio.sleep(1.0)
+        nursery.cancel_scope.cancel()
+    assert got.bars_of("1m")[:minutes] == _truth_bars(truth, minutes)
+    assert [e["resumed"] for e in log.events("feed_started")] == [False, True]

@@ -175,26 +175,66 @@ class _Symbol:
 Backfill = Callable[[GapRequest], Awaitable[list[Bar] | None]]
 
 
+class FeedState:
+    """What a live feed keeps across supervisor restarts: bar pipelines, health, the venue clock.
+
+    Create one in the actor, outside its restart loop, and pass it to every
+    `run_feed` call: a restart then continues the bar sequence (the missed
+    stretch is refetched from REST) instead of starting a new one with a hole
+    the consumers never hear about. It is dropped when the settings that
+    shape the bars change.
+    """
+
+    def __init__(self) -> None:
+        self.symbols: dict[str, _Symbol] = {}
+        self.clock_offset_ms: float | None = None
+        self.runs = 0
+        self.key: tuple[Any, ...] | None = None
+
+    def adopt(self, settings: FeedSettings) -> bool:
+        """Start a run; True when it resumes an earlier one with the same shape."""
+        key = (settings.venue, settings.symbols, settings.timeframes, settings.grace_s)
+        if key != self.key:
+            self.symbols.clear()
+            self.clock_offset_ms = None
+            self.key = key
+        self.runs += 1
+        return any(sym.bars.next_ts is not None for sym in self.symbols.values())
+
+
 class FeedCore:
     """Routes venue events into bars, health and the output; the I/O around it varies."""
 
     def __init__(self, settings: FeedSettings, symbols: Sequence[str], out: FeedOutput, log: Any,
-                 *, base_tf: str = "1m", backfill: Backfill | None = None, futures: bool = False) -> None:
+                 *, base_tf: str = "1m", backfill: Backfill | None = None, futures: bool = False,
+                 state: FeedState | None = None) -> None:
         self.settings = settings
         self.out = out
         self.log = log
         self.backfill = backfill
+        self.state = state or FeedState()
         now = trio.current_time()
-        self.symbols = {s: _Symbol(s, settings, base_tf, now) for s in symbols}
+        for s in symbols:
+            if s not in self.state.symbols:
+                self.state.symbols[s] = _Symbol(s, settings, base_tf, now)
+        self.symbols = {s: self.state.symbols[s] for s in symbols}
         for sym in self.symbols.values():
+            sym.book_sync, sym.book = None, None  # a book never survives a restart
             if settings.book:
                 sym.book_sync = BinanceBookSync(sym.symbol, futures=futures)
                 sym.book = sym.book_sync.book
         self.lock = trio.Lock()  # bars go out in order even with the ticker and receiver both feeding
-        self.clock_offset_ms: float | None = None
         self.unparsed_logged = 0
         self.snapshot_wanted: set[str] = set()
         self.snapshot_event = trio.Event()
+
+    @property
+    def clock_offset_ms(self) -> float | None:
+        return self.state.clock_offset_ms
+
+    @clock_offset_ms.setter
+    def clock_offset_ms(self, value: float | None) -> None:
+        self.state.clock_offset_ms = value
 
     # -- clocks ---------------------------------------------------------------------
     def venue_now_ms(self) -> int | None:
@@ -452,13 +492,17 @@ async def _snapshots(core: FeedCore, client: rest.RestClient, market: binance.Ma
                     core.want_snapshot(symbol)
 
 
-async def _run_live(settings: FeedSettings, out: FeedOutput, beat: Callable[[], None], log: Any) -> None:
+async def _run_live(settings: FeedSettings, out: FeedOutput, beat: Callable[[], None], log: Any,
+                    state: FeedState) -> None:
     venue = _venue(settings)
+    resumed = state.adopt(settings)
     client = rest.RestClient(venue.rest_url, weight_per_minute=venue.weight_per_minute,
                              backoff=Backoff(settings.backoff_base_s, settings.backoff_cap_s), log=log)
     symbols = [venue.normalise(s) for s in settings.symbols]
     core = FeedCore(settings, symbols, out, log, backfill=_backfill_for(settings, client),
-                    futures=venue.futures)
+                    futures=venue.futures, state=state)
+    if resumed:
+        core.connection_lost()  # the last run's connection died with it
     session = WsSession(
         WsSettings(url=venue.ws_url, silence_timeout_s=settings.silence_timeout_s, app_ping=venue.app_ping,
                    max_connection_s=venue.max_connection_s, max_frame_bytes=settings.max_frame_bytes,
@@ -470,7 +514,7 @@ async def _run_live(settings: FeedSettings, out: FeedOutput, beat: Callable[[], 
         return await core.handle(venue.parse(raw))
 
     async def on_connected(n: int) -> None:
-        if n > 1:
+        if n > 1 or resumed:
             core.connection_back()
         elif settings.book and settings.venue in (VenueName.BINANCE, VenueName.BINANCE_FUTURES):
             for symbol in symbols:
@@ -481,7 +525,7 @@ async def _run_live(settings: FeedSettings, out: FeedOutput, beat: Callable[[], 
         core.connection_lost()
 
     log.info("feed_started", venue=settings.venue.value, url=venue.ws_url, symbols=symbols,
-             timeframes=list(settings.timeframes))
+             timeframes=list(settings.timeframes), run=state.runs, resumed=resumed)
     try:
         async with _nursery() as nursery:
             nursery.start_soon(out.pump)
@@ -570,12 +614,16 @@ async def _replay_capture(settings: FeedSettings, out: FeedOutput, beat: Callabl
 # -- entry point -------------------------------------------------------------------
 
 async def run_feed(settings: FeedSettings, send: trio.MemorySendChannel[Any], beat: Callable[[], None],
-                   log: Any) -> None:
-    """Run the market data feed described by `settings` until cancelled (or a replay ends)."""
+                   log: Any, state: FeedState | None = None) -> None:
+    """Run the market data feed described by `settings` until cancelled (or a replay ends).
+
+    Pass the same `state` to every restart of a live feed so that its bars
+    carry on without a hole (see FeedState).
+    """
     out = FeedOutput(send)
     try:
         if settings.venue is not VenueName.REPLAY:
-            await _run_live(settings, out, beat, log)
+            await _run_live(settings, out, beat, log, state or FeedState())
         elif settings.replay_path is not None and replay.is_capture(settings.replay_path):
             await _replay_capture(settings, out, beat, log)
         else:

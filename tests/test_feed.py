@@ -1,0 +1,81 @@
+"""FeedSettings validation and the output policy: bars/trades never dropped, quotes conflated."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.testing
+from fakevenue.harness import RecordingLog
+
+from fractald.core.models import Bar, Quote, Side, TradeTick
+from fractald.venues.events import Unparsed, UnparsedReason
+from fractald.venues.feed import FeedCore, FeedOutput, FeedSettings, VenueName
+
+T0 = 1_700_006_400_000
+
+
+def test_settings_defaults_are_the_embedded_replay() -> None:
+    s = FeedSettings()
+    assert s.venue is VenueName.REPLAY and s.replay_path is None and s.replay_speed == 0.0
+    assert s.timeframes == ("1m", "5m", "15m", "1h", "4h", "1d")
+    assert FeedSettings(timeframes=["1h", "1m", "1h"]).timeframes == ("1m", "1h")  # sorted, unique
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"venue": "kraken"}, "'kraken' is not a valid VenueName"),
+    ({"venue": "binance"}, "needs at least one symbol"),
+    ({"timeframes": ["7m"]}, "unknown timeframe '7m'"),
+    ({"timeframes": []}, "must not be empty"),
+    ({"replay_speed": -1}, "replay_speed must be >= 0"),
+    ({"silence_timeout_s": 0}, "silence_timeout_s must be a positive number"),
+    ({"grace_s": 60}, "grace_s must be under a minute"),
+])
+def test_bad_settings_name_the_problem(kw: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        FeedSettings(**kw)
+
+
+async def test_slow_consumer_gets_every_trade_and_bar_but_only_the_latest_quote() -> None:
+    send, receive = trio.open_memory_channel[object](4)
+    out = FeedOutput(send)
+    core = FeedCore(FeedSettings(venue="binance", symbols=("BTCUSDT",), timeframes=("1m",), grace_s=0),
+                    ["BTCUSDT"], out, RecordingLog())
+    received: list[object] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(out.pump)
+        events: list[object] = []
+        for i in range(200):
+            events.append(Quote("BTCUSDT", 100 + i, 1, 101 + i, 1, T0 + i))
+            events.append(TradeTick("BTCUSDT", 100.5 + i, 1, Side.BUY, str(i), T0 + i * 1000))
+        sender = trio.Event()
+
+        async def produce() -> None:
+            await core.handle(events)  # blocks whenever the channel is full: never drops
+            sender.set()
+
+        nursery.start_soon(produce)
+        await trio.sleep(0.01)
+        while not sender.is_set() or receive.statistics().current_buffer_used:
+            received.append(await receive.receive())
+            await trio.sleep(0)
+        await out.flush()
+        while receive.statistics().current_buffer_used:
+            received.append(receive.receive_nowait())
+        nursery.cancel_scope.cancel()
+    trades = [r for r in received if isinstance(r, TradeTick)]
+    assert [t.trade_id for t in trades] == [str(i) for i in range(200)]
+    bars = [r for r in received if isinstance(r, Bar)]
+    assert [b.ts_open for b in bars] == [T0 + 60_000 * k for k in range(len(bars))] and len(bars) >= 2
+    quotes = [r for r in received if isinstance(r, Quote)]
+    assert 1 <= len(quotes) < 200 and out.conflated > 0
+    assert quotes[-1].bid == 299  # the latest one is never lost
+
+
+async def test_garbage_is_counted_in_health_and_logged_sparingly() -> None:
+    send, receive = trio.open_memory_channel[object](1000)
+    log = RecordingLog()
+    core = FeedCore(FeedSettings(venue="binance", symbols=("BTCUSDT",)), ["BTCUSDT"], FeedOutput(send), log)
+    market = await core.handle([Unparsed(UnparsedReason.NOT_JSON, "x", "x")] * 250)
+    assert market is False  # garbage is not market data: it does not keep a connection alive
+    assert core.symbols["BTCUSDT"].health.unparsed == 250
+    assert len(log.events("unparsed_message")) == 12  # the first 10, then every 100th
