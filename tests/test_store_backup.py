@@ -88,9 +88,8 @@ def test_only_the_newest_backups_are_kept(db_path: Path) -> None:
 def test_a_sound_database_opens_without_restore(db_path: Path) -> None:
     write_events(db_path, 5)
     backup_database(db_path)
-    with capture_logs() as logs:
-        with verify_and_open(db_path) as led:
-            assert led.last_seq() == 5
+    with capture_logs() as logs, verify_and_open(db_path) as led:
+        assert led.last_seq() == 5
     assert not any(entry["event"] == "state_restored_from_backup" for entry in logs)
 
 
@@ -105,13 +104,12 @@ def test_corrupt_database_is_restored_then_all_backups_corrupt_is_fatal(db_path:
     overwrite_middle(db_path)
     assert integrity(db_path) != "ok"  # the damage is real
 
-    with capture_logs() as logs:
-        with verify_and_open(db_path) as led:
-            events = list(led.events_after(0))
-            assert [e.payload["i"] for e in events] == list(range(EVENTS))
-            assert led.get_intent("cid-1").payload == {"qty": 1}
-            assert led.get_settings() == {"risk.max_heat": 0.05}
-            led.check_integrity()
+    with capture_logs() as logs, verify_and_open(db_path) as led:
+        events = list(led.events_after(0))
+        assert [e.payload["i"] for e in events] == list(range(EVENTS))
+        assert led.get_intent("cid-1").payload == {"qty": 1}
+        assert led.get_settings() == {"risk.max_heat": 0.05}
+        led.check_integrity()
     restored = [e for e in logs if e["event"] == "state_restored_from_backup"]
     assert len(restored) == 1
     assert restored[0]["db"] == str(db_path) and restored[0]["backup"] == str(made)
@@ -148,9 +146,8 @@ def test_a_bad_newest_backup_falls_back_to_an_older_good_one(db_path: Path) -> N
     newer = backup_database(db_path)
     overwrite_middle(newer)
     overwrite_middle(db_path)
-    with capture_logs() as logs:
-        with verify_and_open(db_path) as led:
-            assert led.last_seq() == 2_000  # the older backup: the late event is lost
+    with capture_logs() as logs, verify_and_open(db_path) as led:
+        assert led.last_seq() == 2_000  # the older backup: the late event is lost
     names = [e["event"] for e in logs]
     assert "state_backup_bad" in names
     assert next(e for e in logs if e["event"] == "state_restored_from_backup")["backup"] == \

@@ -273,7 +273,7 @@ def test_racing_connections_claim_each_submission_exactly_once(db_path: Path) ->
                     mine.record_intent(cid, {"cid": cid})
                     if mine.record_submission(cid, 1):
                         claims.append(cid)
-        except BaseException as exc:  # surfaced below
+        except Exception as exc:  # surfaced below
             barrier.abort()  # never leave the other contenders waiting
             errors.append(exc)
 

@@ -22,7 +22,7 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import attrs
 import structlog
@@ -112,6 +112,12 @@ def _dict_json(value: object, what: str) -> str:
     return db.canonical_json(dict(value), what)
 
 
+def _rowid(cursor: sqlite3.Cursor) -> int:
+    """The rowid an INSERT just made (sqlite3 types it Optional; after an INSERT it is set)."""
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
+
+
 def _intent(row: sqlite3.Row | tuple[Any, ...]) -> IntentRecord:
     cid, payload, recorded, submitted, outcome, outcome_ms = row
     return IntentRecord(cid, json.loads(payload), recorded, submitted, outcome, outcome_ms)
@@ -178,7 +184,7 @@ class Ledger:
             self._lock.release()
             self._lock = None
 
-    def __enter__(self) -> Ledger:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -204,11 +210,11 @@ class Ledger:
         detail_json = _dict_json(detail, f"detail of daemon event {kind!r}")
         _check_int(ts_wall_ms, "ts_wall_ms", 0)
         with db.transaction(self._conn) as conn:
-            row_id = conn.execute(
+            row_id = _rowid(conn.execute(
                 "INSERT INTO daemon_events (ts_wall_ms, kind, detail) VALUES (?, ?, ?)",
-                (ts_wall_ms, kind, detail_json)).lastrowid
+                (ts_wall_ms, kind, detail_json)))
             conn.execute("DELETE FROM daemon_events WHERE id <= ?", (row_id - DAEMON_EVENTS_KEPT,))
-        return int(row_id)
+        return row_id
 
     def recent_daemon_events(self, limit: int = 50) -> list[DaemonEvent]:
         """The newest `limit` daemon events, newest first."""
@@ -238,8 +244,8 @@ class Ledger:
         if not rows:
             return []
         with db.transaction(self._conn) as conn:
-            return [int(conn.execute("INSERT INTO events (kind, ts_event, payload) VALUES (?, ?, ?)",
-                                     row).lastrowid) for row in rows]
+            return [_rowid(conn.execute("INSERT INTO events (kind, ts_event, payload) VALUES (?, ?, ?)",
+                                        row)) for row in rows]
 
     def last_seq(self) -> int:
         """The sequence number of the newest event (0 when the log is empty)."""
@@ -366,9 +372,9 @@ class Ledger:
             if last_seq > newest:
                 raise ValueError(f"snapshot last_seq {last_seq} is beyond the newest event "
                                  f"({newest})")
-            snap_id = int(conn.execute(
+            snap_id = _rowid(conn.execute(
                 "INSERT INTO snapshots (last_seq, ts_wall_ms, state, sha256) VALUES (?, ?, ?, ?)",
-                (last_seq, ts, state_json, snapshot_checksum(state_json, last_seq))).lastrowid)
+                (last_seq, ts, state_json, snapshot_checksum(state_json, last_seq))))
             conn.execute("DELETE FROM snapshots WHERE id <= ?", (snap_id - SNAPSHOTS_KEPT,))
         return snap_id
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import trio
 
@@ -68,7 +68,7 @@ class AsyncLedger:
             self._closed = True
             await trio.to_thread.run_sync(self._ledger.close, limiter=self._limiter)
 
-    async def __aenter__(self) -> AsyncLedger:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
