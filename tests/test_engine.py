@@ -390,3 +390,14 @@ def test_rebuilt_engine_trades_on_like_the_original() -> None:
     out_a, out_b = drive(a, steps[20:]), drive(b, steps[20:])
     assert [ev.to_dict(e) for e in out_b] == [ev.to_dict(e) for e in out_a]
     assert len(of(out_a, ev.OrderFilled)) > 3
+
+
+def test_engine_pickles_and_carries_on_identically() -> None:
+    """The daemon pickles the pipeline around the engine as its snapshot."""
+    import pickle
+
+    steps = scenario([1, 2, -1, -3, 2, 2, 1, -2, -1, 3, 1, -1, 2, -2, 1] * 2)
+    a = TradingEngine(params())
+    drive(a, steps[:12])
+    b = pickle.loads(pickle.dumps(a))
+    assert [ev.to_dict(e) for e in drive(b, steps[12:])] == [ev.to_dict(e) for e in drive(a, steps[12:])]

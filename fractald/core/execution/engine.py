@@ -130,7 +130,11 @@ class TradingEngine:
         self._reports: collections.deque[VenueReport] = collections.deque()
         self._closed_pending: list[Any] = []
         self._paper_dirty = False
-        self._appliers: dict[type, Callable[[Any], None]] = {
+        self._appliers = self._build_appliers()
+
+    def _build_appliers(self) -> dict[type, Callable[[Any], None]]:
+        """Event type -> how applying it changes the engine (the only way state changes)."""
+        return {
             ev.SignalDenied: lambda e: None,
             ev.BracketOpened: self._a_bracket_opened,
             ev.OrderIntent: self._a_intent,
@@ -153,6 +157,17 @@ class TradingEngine:
                 e.strategy, e.old, e.new, e.reason, e.ts, dict(e.figures))),
             ev.FundingPaid: self._a_funding,
         }
+
+    # Pickling (the daemon snapshots the pipeline around the engine): the bound
+    # appliers are rebuilt, not pickled.
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        del state["_appliers"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._appliers = self._build_appliers()
 
     # ======================================================================= views
     @property
