@@ -202,8 +202,10 @@ def test_render_empty_and_scalars() -> None:
     assert render.render([]) == "(none)"
     assert render.render("pong") == "pong"
     assert render.render({"symbols": ["BTC", "ETH"]}).split() == ["symbols", "BTC,", "ETH"]
-    assert render.format_float(0.000123456) == "0.000123456"
-    assert render.format_float(10000.0) == "10000.00"
+    assert [render.format_float(v) for v in (7.7185e-05, 0.5, -0.25, 2.61, 61.5, 3600.0,
+                                              10123.456, 1e-12, -1e-12)] == [
+        "0.00007719", "0.5", "-0.25", "2.61", "61.5", "3600", "10123.46", "0", "0"]
+    assert render.format_scalar("") == '""'
 
 
 def test_csv_of_rows_and_of_nested_report_round_trips() -> None:

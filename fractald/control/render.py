@@ -45,18 +45,20 @@ def format_scalar(value: Any, key: str = "") -> str:
     if isinstance(value, float):
         return format_float(value)
     if isinstance(value, str):
-        return value
+        return value or '""'  # an empty setting, shown as such rather than as a blank
     text = json.dumps(value, separators=(",", ":"), default=str)
     return text if len(text) <= MAX_CELL else text[: MAX_CELL - 3] + "..."
 
 
 def format_float(value: float) -> str:
+    """Plain decimals, never exponents: 0.00007718, 2.61, 46412, 10123.46."""
     if not math.isfinite(value):
         return str(value)
-    if value != 0 and abs(value) < 1:
-        return f"{value:.6g}"
     if value == int(value) and abs(value) < 1e15:
-        return f"{value:.2f}" if abs(value) >= 1000 else f"{value:g}"
+        return str(int(value))
+    if abs(value) < 1:
+        text = f"{value:.8f}".rstrip("0").rstrip(".")
+        return "0" if text in ("", "-0") else text
     return f"{value:.2f}" if abs(value) >= 100 else f"{value:.4g}"
 
 
