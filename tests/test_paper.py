@@ -160,3 +160,17 @@ def test_snapshot_round_trip_keeps_queue() -> None:
     b2.restore(b.snapshot())
     f = fills(b2.on_trade(tr(4, 99.0, 1.5)))
     assert f[0].quantity == pytest.approx(0.5)
+
+
+def test_modify_keeps_queue_on_size_change_and_loses_it_on_price_change() -> None:
+    b = broker()
+    b.on_quote(q(0, bid=99.0, bid_size=3.0))
+    b.submit(order("l1", Side.BUY, OrderType.LIMIT, 2.0, price=99.0), 1)
+    out = b.modify("l1", 2, quantity=3.0)
+    assert out[0].kind is E.UPDATE and b.orders["l1"].queue_ahead == 3.0
+    b.on_quote(q(3, bid=99.5, bid_size=4.0, ask=100.0))
+    b.modify("l1", 4, price=99.5)
+    assert b.orders["l1"].queue_ahead == 4.0  # the back of the new level's queue
+    assert fills(b.on_trade(tr(5, 99.5, 5.0)))[0].quantity == pytest.approx(1.0)
+    assert b.modify("l1", 6, quantity=0.5)[0].kind is E.UPDATE_REJECT  # below what already filled
+    assert b.modify("nope", 7, quantity=1.0)[0].kind is E.UPDATE_REJECT

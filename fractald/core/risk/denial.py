@@ -35,7 +35,6 @@ class DenialCode(enum.Enum):
     DUPLICATE_SIGNAL = "duplicate_signal"
     SIGNAL_STALE = "signal_stale"
     POSITION_ALREADY_OPEN = "position_already_open"
-    NOT_REDUCE_ONLY = "not_reduce_only"
 
 
 @attrs.frozen(slots=True)
