@@ -191,3 +191,21 @@ async def test_a_restarted_feed_with_its_state_carries_on_without_a_hole(
         nursery.cancel_scope.cancel()
     assert got.bars_of("1m")[:minutes] == _truth_bars(truth, minutes)
     assert [e["resumed"] for e in log.events("feed_started")] == [False, True]
+
+
+async def test_binance_book_syncs_from_a_snapshot_and_resyncs_after_a_lost_delta(
+        mock_clock: trio.testing.MockClock) -> None:
+    mock_clock.autojump_threshold = 0.001
+    truth = [t for t in _truth(4) if t.ts < T0 + 4 * MIN]
+    venue = FakeBinance(truth, t0_ms=T0, trouble=[Event(T0 + 1 * MIN, Trouble.SKIP_DEPTH),
+                                                  Event(T0 + 2 * MIN + 30_000, Trouble.DROP)])
+    got, log = await _run_until(venue, lambda g: len(g.bars_of("1m")) >= 4, limit_s=8 * 60, book=True)
+    assert all("btcusdt@depth@100ms" in subs for subs in venue.subscriptions)
+    depth_requests = [t for t, path, _ in venue.rest_log if path == "/fapi/v1/depth"]
+    # One snapshot at start, one after the lost delta, one after the reconnect: no more.
+    assert len(depth_requests) == 3
+    assert len(log.events("book_gap")) == 1
+    assert len(log.events("book_synced")) == 3  # and each snapshot brought the book back in step
+    health = [h for h in got.health if h.symbol == SYMBOL][-1]
+    assert health.outliers == 0  # the synced book never crossed
+    assert got.bars_of("1m")[:4] == _truth_bars(truth, 4)

@@ -309,8 +309,11 @@ class FeedCore:
         if sym is None or sym.book_sync is None:
             return
         self._saw_venue_time(delta.ts_event)
+        was_live = sym.book_sync.live
         result = sym.book_sync.on_delta(delta)
         sym.book = sym.book_sync.book
+        if sym.book_sync.live and not was_live:
+            self.log.info("book_synced", symbol=delta.symbol, update_id=delta.final_update_id)
         if result.gap:
             self.log.warning("book_gap", symbol=delta.symbol, gaps=sym.book_sync.gaps)
         if result.need_snapshot:
@@ -488,6 +491,9 @@ async def _snapshots(core: FeedCore, client: rest.RestClient, market: binance.Ma
                 continue
             if sym.book_sync is not None:
                 result = sym.book_sync.on_snapshot(snap)
+                sym.book = sym.book_sync.book
+                if sym.book_sync.live:
+                    core.log.info("book_synced", symbol=symbol, update_id=snap.last_update_id)
                 if result.need_snapshot:
                     core.want_snapshot(symbol)
 

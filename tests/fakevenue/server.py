@@ -46,6 +46,7 @@ class Trouble(enum.Enum):
     GARBAGE = "garbage"  # a handful of frames that are not valid messages
     OVERSIZED = "oversized"  # one frame of `arg` bytes
     BURST = "burst"  # `arg` bookTicker messages back to back
+    SKIP_DEPTH = "skip_depth"  # the next depth delta is lost on the way: a sequence gap
 
 
 @attrs.frozen
@@ -87,6 +88,11 @@ class FakeBinance:
         self.rest_log: list[tuple[float, str, int]] = []  # (trio time, path, status)
         self.sent_trades = 0
         self._bars = minute_bars(self.truth, symbol)
+        # A small order book on a fixed grid, changed with every trade (futures ids: U, u, pu).
+        self.book_bids = {100.0 + i: 1.0 for i in range(10)}
+        self.book_asks = {111.0 + i: 1.0 for i in range(10)}
+        self.update_id = 1_000
+        self._skip_next_depth = False
 
     def venue_ms(self) -> int:
         return self.t0_ms + int(round(trio.current_time() * 1000))
@@ -137,7 +143,7 @@ class FakeBinance:
         self.subscriptions.append(subs)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._reader, ws, subs)
-            await self._script(ws)
+            await self._script(ws, subs)
             nursery.cancel_scope.cancel()
 
     async def _reader(self, ws: Any, subs: list[Any]) -> None:
@@ -155,7 +161,7 @@ class FakeBinance:
             return [json.dumps({"result": None, "id": msg.get("id")})]
         return []
 
-    async def _script(self, ws: Any) -> None:
+    async def _script(self, ws: Any, subs: list[Any]) -> None:
         """Send the market as it happens, and the trouble when it is due."""
         now = self.venue_ms()
         trades = [(n, t) for n, t in enumerate(self.truth) if t.ts >= now]
@@ -178,7 +184,29 @@ class FakeBinance:
             await trio.sleep_until(self.at(trade.ts))
             await ws.send(self._agg(trade, n))
             self.sent_trades += 1
+            if any("@depth" in str(sub) for sub in subs):
+                depth = self._depth_update(n)
+                if self._skip_next_depth:
+                    self._skip_next_depth = False
+                else:
+                    await ws.send(depth)
         await trio.sleep_forever()
+
+    def _depth_update(self, n: int) -> str:
+        """Change two levels of the book; ids move by 3 per update, as futures ids jump."""
+        bid, ask = 100.0 + n % 10, 111.0 + (n * 7) % 10
+        self.book_bids[bid] = float(n % 4)  # 0 removes the level
+        self.book_asks[ask] = float((n + 1) % 3)
+        pu, self.update_id = self.update_id, self.update_id + 3
+        ts = self.venue_ms()
+        return json.dumps({"stream": f"{self.symbol.lower()}@depth@100ms", "data": {
+            "e": "depthUpdate", "E": ts, "T": ts, "s": self.symbol, "U": pu + 1, "u": self.update_id,
+            "pu": pu, "b": [[str(bid), str(self.book_bids[bid])]], "a": [[str(ask), str(self.book_asks[ask])]]}})
+
+    def book_snapshot(self) -> dict[str, Any]:
+        return {"lastUpdateId": self.update_id,
+                "bids": [[str(p), str(q)] for p, q in sorted(self.book_bids.items(), reverse=True) if q > 0],
+                "asks": [[str(p), str(q)] for p, q in sorted(self.book_asks.items()) if q > 0]}
 
     async def _misbehave(self, ws: Any, event: Event) -> bool:
         """Apply one trouble; False when the connection is gone."""
@@ -196,6 +224,8 @@ class FakeBinance:
                 await ws.send(frame)
         elif event.trouble is Trouble.OVERSIZED:
             await ws.send("x" * int(event.arg))
+        elif event.trouble is Trouble.SKIP_DEPTH:
+            self._skip_next_depth = True
         elif event.trouble is Trouble.BURST:
             price = self.truth[0].price
             for n in range(int(event.arg)):
@@ -234,6 +264,8 @@ class FakeBinance:
             rows = self._closed_rows(start, end)
             return 200, {}, [[r[0], str(r[1]), str(r[2]), str(r[3]), str(r[4]), str(r[5]), r[6],
                               "0", 1, "0", "0", "0"] for r in rows[:limit]]
+        if path == "/fapi/v1/depth":
+            return 200, {}, self.book_snapshot()
         return 404, {}, {"code": -1, "msg": f"no route {path}"}
 
 
