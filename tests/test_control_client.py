@@ -7,10 +7,12 @@ import csv
 import io
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -352,3 +354,31 @@ def test_unwritable_output_is_a_clear_error(sock: Path, tmp_path: Path) -> None:
     assert done.returncode == 1
     assert f"cannot write {target}: No such file or directory" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# --------------------------------------------------------------------------- another user
+# The venv's interpreter lives under /root, out of nobody's reach; the client needs only
+# the standard library and this package, so the system Python runs it with PYTHONPATH.
+_SYSTEM_PYTHON = shutil.which("python3", path="/usr/bin:/bin")
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or _SYSTEM_PYTHON is None,
+                    reason="needs root (to run as another user) and /usr/bin/python3")
+@pytest.mark.parametrize(("mode", "status", "message"), [
+    (0o660, 77, "permission denied on "),  # the file mode keeps nobody out
+    (0o666, 1, "[forbidden] uid 65534"),  # the file lets it in; the peer check does not
+])
+def test_another_user_is_kept_out(mode: int, status: int, message: str) -> None:
+    directory = Path(tempfile.mkdtemp(prefix="fctl"))
+    try:
+        directory.chmod(0o755)
+        with ThreadServer(directory / "c.sock", CommandRegistry(), mode=mode) as server:
+            done = subprocess.run(
+                [_SYSTEM_PYTHON, "-m", "fractald.control.client", "--socket", str(server.path),
+                 "status"], user=65534, group=65534, extra_groups=[], capture_output=True,
+                text=True, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+                cwd="/", timeout=30, check=False)
+    finally:
+        shutil.rmtree(directory)
+    assert done.returncode == status, done.stderr
+    assert message in done.stderr
