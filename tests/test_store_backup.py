@@ -78,6 +78,9 @@ def test_backup_while_the_ledger_is_open_and_written(db_path: Path) -> None:
 
 def test_only_the_newest_backups_are_kept(db_path: Path) -> None:
     write_events(db_path, 1)
+    stale = db_path.parent / "backups" / f"{db_path.stem}-20200101T000000000000Z.sqlite.tmp"
+    stale.parent.mkdir()
+    stale.write_bytes(b"half a copy from a crash")
     made = [backup_database(db_path, keep=3) for _ in range(5)]
     assert list_backups(db_path) == list(reversed(made[-3:]))
     assert not any(p.name.endswith(".tmp") for p in (db_path.parent / "backups").iterdir())

@@ -160,6 +160,14 @@ def test_append_and_read_back_in_order_across_pages(led: Ledger, monkeypatch) ->
     assert led.last_seq() == 10
 
 
+def test_any_text_round_trips(led: Ledger) -> None:
+    odd = {"name": "caf\u00e9 \u20bf \ud800", "k\u00e9y": ["\x00", "\U0001f680"]}
+    led.append("note", odd, 1)
+    led.write_snapshot(odd, 1)
+    assert next(led.events_after(0)).payload == odd
+    assert led.latest_good_snapshot().state == odd
+
+
 def test_append_many_is_one_transaction(led: Ledger) -> None:
     led.append("state", {"s": "ACTIVE"}, 1)
     # A trigger that fails the third insert: the first two must be rolled back with it.

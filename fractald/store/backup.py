@@ -136,6 +136,9 @@ def _prune(db_path: Path, backups_dir: Path, keep: int) -> None:
     for old in list_backups(db_path, backups_dir)[keep:]:
         old.unlink(missing_ok=True)
         log.info("state_backup_pruned", backup=str(old))
+    # Half-written copies left by a crash mid-backup (backups are serialised per ledger).
+    for stale in backups_dir.glob(f"{db_path.stem}-*{db_path.suffix or '.db'}.tmp"):
+        stale.unlink(missing_ok=True)
 
 
 def _needs_restore(db_path: Path, backups_dir: Path) -> str | None:

@@ -99,8 +99,8 @@ def canonical_json(value: Any, what: str) -> str:
     number keys as strings; callers store plain JSON-able data.
     """
     try:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                          allow_nan=False)
+        # ASCII output: any str (even a lone surrogate) survives UTF-8 storage and hashing.
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{what} is not plain JSON data: {exc}") from exc
 
