@@ -222,3 +222,23 @@ def test_orders_awaiting_ack_survive_a_restart() -> None:
     assert [o.client_order_id for o in again.orders_awaiting_ack()] == [coid]
     again.on_venue_report(VenueReport(OrderEvent.ACCEPT, coid, T0 + 5))
     assert again.orders_awaiting_ack() == []
+
+
+def test_a_sub_lot_remainder_still_goes_out_on_exit() -> None:
+    eng = engine("venue")
+    out = eng.on_signal(sig(0), T0)
+    coid = of(out, ev.OrderIntent)[0].client_order_id
+    odd = 10.0004  # not a whole number of 0.001 lots
+    eng.on_venue_report(VenueReport(OrderEvent.FILL, coid, T0 + 1, trade_id="t1", quantity=odd,
+                                    price=100.0))
+    out = eng.flatten("BTC", T0 + 2)
+    exits = [i for i in of(out, ev.OrderIntent) if i.role == "exit1"]
+    assert exits and exits[0].quantity == pytest.approx(10.0)
+    out = eng.on_venue_report(VenueReport(OrderEvent.FILL, exits[0].client_order_id, T0 + 3,
+                                          trade_id="x1", quantity=10.0, price=100.0))
+    rest = [i for i in of(out, ev.OrderIntent) if i.role == "exit2"]
+    assert rest and rest[0].quantity == pytest.approx(0.0004)
+    eng.on_venue_report(VenueReport(OrderEvent.CANCEL, coid, T0 + 4))  # the entry's unfilled rest
+    out = eng.on_venue_report(VenueReport(OrderEvent.FILL, rest[0].client_order_id, T0 + 5,
+                                          trade_id="x2", quantity=0.0004, price=100.0))
+    assert of(out, ev.BracketClosed) and eng.accounting.net_quantity("BTC") == pytest.approx(0.0)

@@ -585,7 +585,10 @@ class TradingEngine:
 
     def _send_exit(self, b: Bracket, ts: int) -> None:
         pending = sum(self.orders[c].leaves_qty for c in self._working(b.exit_coids))
-        qty = self.instrument(b.symbol).floor_qty(b.open_qty - pending)
+        rest = b.open_qty - pending
+        # Whole lots; a sub-lot remainder (an odd venue fill) goes out as it is, so
+        # nothing is left behind that no exit could ever close.
+        qty = self.instrument(b.symbol).floor_qty(rest) or round(rest, 12)
         if qty <= QTY_EPS:
             return
         role = f"exit{len(b.exit_coids) + 1}"
