@@ -231,8 +231,12 @@ class Pipeline:
                 self.signals += 1
                 out.append(SignalEmitted(bar.ts_event, planned, accepting))
                 if accepting:
-                    self._trades[planned.signal_id] = _Managed(strategy, strategy.plan_management(planned, setup))
-                    self._engine(self.engine.on_signal(planned, bar.ts_event), out)
+                    answer = self.engine.on_signal(planned, bar.ts_event)
+                    if any(getattr(e, "kind", "") == "bracket_opened" for e in answer):
+                        # only a trade the engine took is managed: a denied one leaves nothing behind
+                        self._trades[planned.signal_id] = _Managed(strategy,
+                                                                   strategy.plan_management(planned, setup))
+                    self._engine(answer, out)
 
     def _manage(self, bar: Bar, out: list[Any]) -> None:
         base = bar.timeframe == self.base_timeframe
@@ -260,7 +264,7 @@ class Pipeline:
                 m.state = TradeState(e.price, m.plan.stop, e.price, e.ts)
             elif kind == "stop_moved" and m is not None and m.state is not None:
                 m.state = attrs.evolve(m.state, stop=e.new)
-            elif kind in ("bracket_closed", "signal_denied"):
+            elif kind == "bracket_closed":
                 self._trades.pop(sid, None)  # type: ignore[arg-type]
             elif kind == "trade_closed":
                 for s in self.strategies:
