@@ -401,3 +401,26 @@ def test_engine_pickles_and_carries_on_identically() -> None:
     drive(a, steps[:12])
     b = pickle.loads(pickle.dumps(a))
     assert [ev.to_dict(e) for e in drive(b, steps[12:])] == [ev.to_dict(e) for e in drive(a, steps[12:])]
+
+
+def test_target_fill_racing_a_stop_exit_never_flips_the_position() -> None:
+    """Ticks mode with latency: the target's cancel is in flight when the target fills."""
+    p = params(fills_from=FillSource.TICKS, brackets=BracketParams(target_fractions=(1.0,)),
+               paper=PaperParams(latency_ms=50, slippage_bps=0, maker_fee_bps=0, taker_fee_bps=0))
+    eng = TradingEngine(p)
+    eng.on_quote(Quote("BTC", 99.5, 1.0, 100.0, 1.0, T0))
+    eng.on_signal(signal(0, targets=(101.0,)), T0)
+    eng.on_quote(Quote("BTC", 99.5, 1.0, 100.0, 1.0, T0 + 60))  # entry fills, the target rests
+    eng.on_quote(Quote("BTC", 99.5, 1.0, 100.0, 1.0, T0 + 120))
+    assert eng.accounting.net_quantity("BTC") == pytest.approx(50.0)
+    out = eng.on_trade(TradeTick("BTC", 97.5, 1.0, Side.SELL, "s1", T0 + 200))  # stop: exit + cancel tp
+    assert of(out, ev.BracketExit) and of(out, ev.CancelRequested)
+    # within the cancel's latency a wild print trades through the target; then the exit fills
+    out = eng.on_trade(TradeTick("BTC", 101.5, 60.0, Side.BUY, "s2", T0 + 220))
+    out += eng.on_trade(TradeTick("BTC", 97.0, 1.0, Side.SELL, "s3", T0 + 260))
+    assert [f.role for f in of(out, ev.OrderFilled)] == ["tp1"]  # the exit never filled
+    exit1 = next(o for o in eng.orders.values() if o.role == "exit1")
+    assert exit1.status is OrderStatus.CANCELED  # withdrawn once flat
+    assert eng.accounting.net_quantity("BTC") == pytest.approx(0.0)
+    assert eng.broker is not None and eng.broker.positions["BTC"] == pytest.approx(0.0)
+    assert eng.brackets == {}

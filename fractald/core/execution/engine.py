@@ -572,7 +572,9 @@ class TradingEngine:
             # Out of exit attempts: the venue says there is nothing to reduce. Say so, close it.
             self._emit(ev.OrderAnomaly(ts, b.exit_coids[-1], "exit_attempts_exhausted",
                                        f"{b.signal_id} still books {b.open_qty}"))
-        for coid in self._working(b.target_coids + b.stop_coids + [b.entry_coid]):
+        # Flat: nothing of this trade may stay at the venue, exits included (reduce-only
+        # would stop them flipping the position, but an order left working is a loose end).
+        for coid in self._working(b.target_coids + b.stop_coids + b.exit_coids + [b.entry_coid]):
             self._cancel(coid, ts, "bracket_closed")
         if b.exit_reason:
             reason = b.exit_reason
