@@ -8,8 +8,14 @@ from fakevenue.data import FUTURES_HTTP, FUTURES_WS, SPOT_HTTP, SPOT_WS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fractald.core.book import (SYNC_TRANSITIONS, BinanceBookSync, BookDelta, BookSnapshot, L2Book,
-                                SyncState)
+from fractald.core.book import (
+    SYNC_TRANSITIONS,
+    BinanceBookSync,
+    BookDelta,
+    BookSnapshot,
+    L2Book,
+    SyncState,
+)
 from fractald.venues import binance
 from fractald.venues.replay import read_capture, read_rest_capture
 

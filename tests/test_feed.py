@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import trio
+import trio.lowlevel
 import trio.testing
 from fakevenue.harness import RecordingLog
 
@@ -57,7 +58,7 @@ async def test_slow_consumer_gets_every_trade_and_bar_but_only_the_latest_quote(
         await trio.sleep(0.01)
         while not sender.is_set() or receive.statistics().current_buffer_used:
             received.append(await receive.receive())
-            await trio.sleep(0)
+            await trio.lowlevel.checkpoint()
         await out.flush()
         while receive.statistics().current_buffer_used:
             received.append(receive.receive_nowait())
@@ -72,7 +73,7 @@ async def test_slow_consumer_gets_every_trade_and_bar_but_only_the_latest_quote(
 
 
 async def test_garbage_is_counted_in_health_and_logged_sparingly() -> None:
-    send, receive = trio.open_memory_channel[object](1000)
+    send, _receive = trio.open_memory_channel[object](1000)
     log = RecordingLog()
     core = FeedCore(FeedSettings(venue="binance", symbols=("BTCUSDT",)), ["BTCUSDT"], FeedOutput(send), log)
     market = await core.handle([Unparsed(UnparsedReason.NOT_JSON, "x", "x")] * 250)

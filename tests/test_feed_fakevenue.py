@@ -48,9 +48,10 @@ def _truth_bars(trades: list[Trade], minutes: int) -> list[Bar]:
 
 
 def _settings(fake: FakeBinance, **kw: object) -> FeedSettings:
-    base = dict(venue="binance-futures", symbols=("btcusdt",), timeframes=("1m", "5m"),
-                ws_url=fake.ws_url, rest_url=fake.rest_url, silence_timeout_s=10.0, grace_s=1.0,
-                backoff_base_s=0.2, backoff_cap_s=2.0, max_frame_bytes=65_536, health_interval_s=1.0)
+    base: dict[str, object] = {
+        "venue": "binance-futures", "symbols": ("btcusdt",), "timeframes": ("1m", "5m"),
+        "ws_url": fake.ws_url, "rest_url": fake.rest_url, "silence_timeout_s": 10.0, "grace_s": 1.0,
+        "backoff_base_s": 0.2, "backoff_cap_s": 2.0, "max_frame_bytes": 65_536, "health_interval_s": 1.0}
     base.update(kw)
     return FeedSettings(**base)  # type: ignore[arg-type]
 
@@ -140,7 +141,7 @@ async def test_venue_that_never_answers_raises_feed_disconnected(
         await listener.aclose()  # nothing listens there now: every connect is refused
     settings = FeedSettings(venue="binance", symbols=("BTCUSDT",), ws_url=f"ws://127.0.0.1:{port}/stream",
                             rest_url=f"http://127.0.0.1:{port}", max_failures=3, backoff_base_s=0.5)
-    send, receive = trio.open_memory_channel[object](8)
+    send, _receive = trio.open_memory_channel[object](8)
     log = RecordingLog()
     with pytest.raises(FeedDisconnected, match="3 connection attempts in a row failed"):
         await run_feed(settings, send, lambda: None, log)

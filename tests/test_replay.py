@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pandas as pd
@@ -76,7 +77,7 @@ def test_capture_reader() -> None:
     url, lines = replay.read_capture(FUTURES_WS)
     assert url.startswith("wss://fstream.binance.com/stream?streams=")
     assert len(lines) == 764 + 613 + 91 + 67
-    assert all(a.received_s <= b.received_s for a, b in zip(lines, lines[1:]))
+    assert all(a.received_s <= b.received_s for a, b in itertools.pairwise(lines))
 
 
 async def _run(settings: FeedSettings, capacity: int = 64) -> tuple[Collected, RecordingLog]:

@@ -6,14 +6,29 @@ import json
 from collections import Counter
 
 import pytest
-from fakevenue.data import (FUTURES_HTTP, FUTURES_WS, HL_CANDLES, HL_L2, SPOT_WS, capture_messages,
-                            cassette_bodies)
+from fakevenue.data import (
+    FUTURES_HTTP,
+    FUTURES_WS,
+    HL_CANDLES,
+    HL_L2,
+    SPOT_WS,
+    capture_messages,
+    cassette_bodies,
+)
 
 from fractald.core.book import BookDelta, BookSnapshot
 from fractald.core.models import Bar, Quote, Side, TradeTick
 from fractald.venues import binance, hyperliquid
-from fractald.venues.events import (CandleUpdate, Mids, Pong, RAW_KEEP, SubscriptionAck, Unparsed,
-                                    UnparsedReason, VenueErrorMsg)
+from fractald.venues.events import (
+    RAW_KEEP,
+    CandleUpdate,
+    Mids,
+    Pong,
+    SubscriptionAck,
+    Unparsed,
+    UnparsedReason,
+    VenueErrorMsg,
+)
 from fractald.venues.replay import read_rest_capture
 
 

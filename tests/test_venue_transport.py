@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.lowlevel
 import trio.testing
 from fakevenue.harness import RecordingLog
 from fakevenue.http import read_request, respond
@@ -15,6 +16,10 @@ from websockets.trio.server import serve
 from fractald.errors import BadMessage, FatalError, RateLimited
 from fractald.venues.rest import RestClient, WeightBudget
 from fractald.venues.ws import Backoff, EndReason, WsSession, WsSettings
+
+
+async def _ignore(raw: str | bytes) -> None:
+    await trio.lowlevel.checkpoint()
 
 
 def test_backoff_grows_jittered_and_capped() -> None:
@@ -58,7 +63,7 @@ async def test_connection_is_rotated_before_its_max_age_and_resubscribed(
         session = WsSession(WsSettings(url=url, max_connection_s=100.0, silence_timeout_s=5.0),
                             lambda: ['{"subscribe": "all"}'])
         with trio.move_on_after(350.0):
-            await session.run(lambda raw: trio.sleep(0), on_disconnected=on_disconnected)
+            await session.run(_ignore, on_disconnected=on_disconnected)
         nursery.cancel_scope.cancel()
     assert ends == [EndReason.MAX_AGE] * 3
     assert len(received) == 4 and all(r == ['{"subscribe": "all"}'] for r in received)
@@ -89,7 +94,7 @@ async def test_handshake_429_waits_for_retry_after(mock_clock: trio.testing.Mock
     async with trio.open_nursery() as nursery:
         url = await _ws_server(nursery, handler, process_request)
         log = RecordingLog()
-        session = WsSession(WsSettings(url=url, backoff=Backoff(0.1, 1.0)), lambda: [], log=log)
+        session = WsSession(WsSettings(url=url, backoff=Backoff(0.1, 1.0)), list, log=log)
         nursery.start_soon(session.run, on_message)
         with trio.move_on_after(200.0):
             while not got:
@@ -101,9 +106,9 @@ async def test_handshake_429_waits_for_retry_after(mock_clock: trio.testing.Mock
 
 
 async def test_a_refused_url_is_fatal_not_retried_forever() -> None:
-    session = WsSession(WsSettings(url="http://127.0.0.1:1/not-a-websocket-url"), lambda: [])
+    session = WsSession(WsSettings(url="http://127.0.0.1:1/not-a-websocket-url"), list)
     with pytest.raises(FatalError):
-        await session.run(lambda raw: trio.sleep(0))
+        await session.run(_ignore)
 
 
 # -- REST -------------------------------------------------------------------------

@@ -54,7 +54,7 @@ EMPTY_STEP = Step()
 class _OpenBar:
     """A bar still taking trades; mutable because it changes on every trade."""
 
-    __slots__ = ("ts_open", "open", "high", "low", "close", "volume")
+    __slots__ = ("close", "high", "low", "open", "ts_open", "volume")
 
     def __init__(self, ts_open: int, price: float, size: float) -> None:
         self.ts_open = ts_open

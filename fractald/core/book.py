@@ -59,7 +59,7 @@ class BookDelta:
 class L2Book:
     """Price -> size on each side. Mutable on purpose: it is rebuilt thousands of times a second."""
 
-    __slots__ = ("symbol", "bids", "asks", "ts_event", "last_update_id")
+    __slots__ = ("asks", "bids", "last_update_id", "symbol", "ts_event")
 
     def __init__(self, symbol: str) -> None:
         self.symbol = symbol

@@ -15,15 +15,22 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
 
 from fractald.core.book import BookDelta, BookSnapshot
 from fractald.core.models import Bar, Quote, Side, TradeTick, timeframe_ms
-from fractald.venues.events import (CandleUpdate, SubscriptionAck, UnknownChannel, VenueErrorMsg,
-                                    VenueEvent, decode_object, guarded)
+from fractald.venues.events import (
+    CandleUpdate,
+    SubscriptionAck,
+    UnknownChannel,
+    VenueErrorMsg,
+    VenueEvent,
+    decode_object,
+    guarded,
+)
 
 
 class Market(enum.Enum):
@@ -129,7 +136,7 @@ def parse_depth_update(d: dict[str, Any]) -> BookDelta:
                      prev_final_update_id=None if pu is None else int(pu))
 
 
-_BY_EVENT = {
+_BY_EVENT: dict[str, Callable[[dict[str, Any]], VenueEvent]] = {
     "aggTrade": parse_agg_trade,
     "trade": parse_trade,
     "kline": parse_kline,
@@ -139,7 +146,7 @@ _BY_EVENT = {
 
 
 def _parse_data(msg: dict[str, Any]) -> list[VenueEvent]:
-    data = msg["data"] if "data" in msg else msg
+    data = msg.get("data", msg)
     event = data.get("e")
     parse = _BY_EVENT.get(event) if event is not None else None
     if parse is not None:
@@ -224,7 +231,7 @@ def depth_weight(market: Market, limit: int) -> int:
 def parse_klines(symbol: str, interval: str, payload: Any) -> list[Bar]:
     """REST klines rows [open time, o, h, l, c, v, close time, ...] as Bars."""
     if not isinstance(payload, list):
-        raise ValueError(f"klines: expected a list, got {type(payload).__name__}")
+        raise ValueError(f"klines: expected a list, got {type(payload).__name__}")  # noqa: TRY004
     try:
         return [Bar(symbol=symbol.upper(), timeframe=interval, ts_open=int(row[0]),
                     open=float(row[1]), high=float(row[2]), low=float(row[3]),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Callable
-from typing import Any, Union
+from typing import Any
 
 import attrs
 
@@ -77,8 +77,8 @@ class Mids:
     ts_event: int | None = None
 
 
-VenueEvent = Union[TradeTick, Quote, BookSnapshot, BookDelta, CandleUpdate, SubscriptionAck, Pong,
-                   VenueErrorMsg, Mids, Unparsed]
+VenueEvent = (TradeTick | Quote | BookSnapshot | BookDelta | CandleUpdate | SubscriptionAck | Pong
+              | VenueErrorMsg | Mids | Unparsed)
 
 
 
@@ -110,5 +110,19 @@ def guarded(parse: Callable[[], list[VenueEvent]], what: str, text: str) -> list
         return [Unparsed(UnparsedReason.BAD_VALUE, f"{what}: {exc}", text)]
 
 
-__all__ = ["UnknownChannel", "decode_object", "guarded", "BookDelta", "BookSnapshot", "CandleUpdate", "Mids", "Pong", "RAW_KEEP", "SubscriptionAck",
-           "Unparsed", "UnparsedReason", "VenueErrorMsg", "VenueEvent"]
+__all__ = [
+    "RAW_KEEP",
+    "BookDelta",
+    "BookSnapshot",
+    "CandleUpdate",
+    "Mids",
+    "Pong",
+    "SubscriptionAck",
+    "UnknownChannel",
+    "Unparsed",
+    "UnparsedReason",
+    "VenueErrorMsg",
+    "VenueEvent",
+    "decode_object",
+    "guarded",
+]

@@ -21,8 +21,17 @@ from typing import Any
 
 from fractald.core.book import BookSnapshot
 from fractald.core.models import Bar, Quote, Side, TradeTick, timeframe_ms
-from fractald.venues.events import (CandleUpdate, Mids, Pong, SubscriptionAck, UnknownChannel,
-                                    VenueErrorMsg, VenueEvent, decode_object, guarded)
+from fractald.venues.events import (
+    CandleUpdate,
+    Mids,
+    Pong,
+    SubscriptionAck,
+    UnknownChannel,
+    VenueErrorMsg,
+    VenueEvent,
+    decode_object,
+    guarded,
+)
 
 MAINNET_WS_URL = "wss://api.hyperliquid.xyz/ws"
 TESTNET_WS_URL = "wss://api.hyperliquid-testnet.xyz/ws"
@@ -175,7 +184,7 @@ def candle_snapshot_weight(candles: int) -> int:
 def parse_candle_snapshot(payload: Any) -> list[Bar]:
     """The candleSnapshot response; raises ValueError naming the problem (REST is not a stream)."""
     if not isinstance(payload, list):
-        raise ValueError(f"candleSnapshot: expected a list, got {type(payload).__name__}")
+        raise ValueError(f"candleSnapshot: expected a list, got {type(payload).__name__}")  # noqa: TRY004
     try:
         return [parse_candle(item) for item in payload]
     except (KeyError, TypeError) as exc:

@@ -22,6 +22,7 @@ import attrs
 import numpy as np
 import pandas as pd
 import trio
+import trio.lowlevel
 
 from fractald.core.models import TIMEFRAME_MS, Bar
 from fractald.datasets import BUNDLED_SYMBOL, bundled_btc_1m_arrays
@@ -209,6 +210,6 @@ async def paced(items: Iterable[T], time_ms: Callable[[T], int], speed: float,
             due = start_clock + (time_ms(item) - start_ms) / 1000.0 / speed
             await trio.sleep_until(due)
         elif n % checkpoint_every == 0:
-            await trio.sleep(0)  # let the rest of the daemon run
+            await trio.lowlevel.checkpoint()  # let the rest of the daemon run
         yield item
 

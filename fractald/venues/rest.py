@@ -23,10 +23,20 @@ import trio
 
 from fractald.core.book import BookSnapshot
 from fractald.core.models import Bar, timeframe_ms
-from fractald.errors import (BadMessage, FractalError, NetworkError, RateLimited, TransientError,
-                             VenueUnavailable, classify, parse_retry_after)
+from fractald.errors import (
+    BadMessage,
+    FractalError,
+    NetworkError,
+    RateLimited,
+    TransientError,
+    VenueUnavailable,
+    classify,
+    parse_retry_after,
+)
 from fractald.venues import binance, hyperliquid
 from fractald.venues.ws import Backoff
+
+REST_BACKOFF = Backoff(0.5, 8.0)
 
 
 class WeightBudget:
@@ -67,7 +77,7 @@ class WeightBudget:
 class RestClient:
     def __init__(self, base_url: str, *, weight_per_minute: float, client: httpx.AsyncClient | None = None,
                  max_attempts: int = 4, max_wait_s: float = 30.0, timeout_s: float = 10.0,
-                 backoff: Backoff = Backoff(0.5, 8.0), rng: random.Random | None = None,
+                 backoff: Backoff = REST_BACKOFF, rng: random.Random | None = None,
                  log: Any = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.client = client or httpx.AsyncClient(timeout=timeout_s, trust_env=False)

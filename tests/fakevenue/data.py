@@ -18,7 +18,7 @@ HL_L2 = DATA / "test_get_l2_snapshot.yaml"
 CANDLES_JSON = DATA / "candles.json"
 CANDLES_CSV = DATA / "btc-perp-20211231_1m_head3000.csv"
 
-_BODY = re.compile(r"string: '((?:[^']|'')*)'", re.S)
+_BODY = re.compile(r"string: '((?:[^']|'')*)'", re.DOTALL)
 
 
 def cassette_bodies(path: Path) -> list[Any]:

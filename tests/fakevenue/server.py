@@ -24,9 +24,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import attrs
 import trio
-from fakevenue.http import read_request, respond
 from websockets.exceptions import ConnectionClosed
 from websockets.trio.server import serve
+
+from fakevenue.http import read_request, respond
 
 MIN = 60_000
 
@@ -95,7 +96,7 @@ class FakeBinance:
         self._skip_next_depth = False
 
     def venue_ms(self) -> int:
-        return self.t0_ms + int(round(trio.current_time() * 1000))
+        return self.t0_ms + round(trio.current_time() * 1000)
 
     def at(self, venue_ms: int) -> float:
         return (venue_ms - self.t0_ms) / 1000.0
