@@ -180,6 +180,32 @@ def test_append_many_is_one_transaction(led: Ledger) -> None:
     assert led.append_many([]) == []
 
 
+def test_commit_batch_writes_events_intents_and_snapshot_together(led: Ledger) -> None:
+    led.append("state", {"s": "ACTIVE"}, 1)
+    led.record_intent("cid-old", {"q": 1})
+    seqs = led.commit_batch([("order_intent", {"cid": "cid-new"}, 2), ("fill", {"q": 1}, 2)],
+                            intents=[("cid-new", {"q": 2}), ("cid-old", {"q": 1})],
+                            state={"bars": 7})
+    assert seqs == [2, 3]
+    snapshot, events = led.recover()
+    assert snapshot is not None and (snapshot.last_seq, snapshot.state) == (3, {"bars": 7})
+    assert list(events) == []
+    assert [i.client_order_id for i in led.pending_intents()] == ["cid-old", "cid-new"]
+    led.commit_batch([], state={"bars": 8})  # a snapshot alone covers the log as it is
+    assert led.latest_good_snapshot().last_seq == 3
+
+
+def test_commit_batch_is_all_or_nothing(led: Ledger) -> None:
+    with pytest.raises(ValueError, match="client_order_id must be a non-empty string"):
+        led.commit_batch([("fill", {}, 1)], intents=[("", {})], state={})
+    led.connection.execute("""CREATE TEMP TRIGGER no_snap BEFORE INSERT ON snapshots
+                              BEGIN SELECT RAISE(ABORT, 'disk says no'); END""")
+    with pytest.raises(sqlite3.IntegrityError, match="disk says no"):
+        led.commit_batch([("fill", {}, 1)], intents=[("cid", {})], state={"x": 1})
+    assert led.last_seq() == 0 and led.get_intent("cid") is None
+    assert led.latest_good_snapshot() is None
+
+
 def test_append_many_validates_every_item_before_writing(led: Ledger) -> None:
     with pytest.raises(ValueError, match=r"ts_event of 'fill' event must be an int"):
         led.append_many([("fill", {"q": 1}, 2), ("fill", {"q": 2}, True)])

@@ -47,6 +47,8 @@ async def test_async_mirror_of_the_ledger(db_path: Path) -> None:
         assert await led.mark_outcome("cid", "filled", 14) is True
         assert (await led.get_intent("cid")).outcome == "filled"
         await led.write_snapshot({"pos": 1}, 3)
+        assert await led.commit_batch([], [("cid-2", {"q": 2})], None) == []
+        assert (await led.get_intent("cid-2")).payload == {"q": 2}
         await led.set_setting("risk.max_heat", 0.05)
         await led.check_integrity()
     async with await AsyncLedger.open(db_path) as reopened:

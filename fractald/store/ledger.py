@@ -126,6 +126,50 @@ def _intent(row: sqlite3.Row | tuple[Any, ...]) -> IntentRecord:
 _INTENT_COLUMNS = "client_order_id, payload, recorded_ms, submitted_ms, outcome, outcome_ms"
 
 
+def _event_rows(items: Iterable[tuple[str, Mapping[str, Any], int]]) -> list[tuple[str, int, str]]:
+    """Validate and encode events before any write, so a bad item writes nothing."""
+    rows = []
+    for kind, payload, ts_event in items:
+        _check_text(kind, "event kind")
+        rows.append((kind, _check_int(ts_event, f"ts_event of {kind!r} event"),
+                     _dict_json(payload, f"payload of {kind!r} event")))
+    return rows
+
+
+def _insert_events(conn: sqlite3.Connection, rows: list[tuple[str, int, str]]) -> list[int]:
+    return [_rowid(conn.execute("INSERT INTO events (kind, ts_event, payload) VALUES (?, ?, ?)",
+                                row)) for row in rows]
+
+
+def _intent_row(client_order_id: str, payload: Mapping[str, Any]) -> tuple[str, str]:
+    _check_text(client_order_id, "client_order_id", MAX_CLIENT_ORDER_ID_LEN)
+    return client_order_id, _dict_json(payload, f"payload of intent {client_order_id!r}")
+
+
+def _insert_intent(conn: sqlite3.Connection, client_order_id: str,
+                   payload_json: str) -> tuple[Any, ...]:
+    """Insert unless the id exists (never a second row); the stored row either way."""
+    conn.execute("INSERT INTO intents (client_order_id, payload, recorded_ms) VALUES (?, ?, ?) "
+                 "ON CONFLICT (client_order_id) DO NOTHING",
+                 (client_order_id, payload_json, db.now_ms()))
+    return tuple(conn.execute(f"SELECT {_INTENT_COLUMNS} FROM intents WHERE client_order_id = ?",
+                              (client_order_id,)).fetchone())
+
+
+def _warn_if_intent_differs(client_order_id: str, row: tuple[Any, ...], offered: str) -> None:
+    if row[1] != offered:
+        log.warning("intent_payload_mismatch", client_order_id=client_order_id,
+                    stored=row[1], offered=offered)
+
+
+def _insert_snapshot(conn: sqlite3.Connection, state_json: str, last_seq: int, ts: int) -> int:
+    snap_id = _rowid(conn.execute(
+        "INSERT INTO snapshots (last_seq, ts_wall_ms, state, sha256) VALUES (?, ?, ?, ?)",
+        (last_seq, ts, state_json, snapshot_checksum(state_json, last_seq))))
+    conn.execute("DELETE FROM snapshots WHERE id <= ?", (snap_id - SNAPSHOTS_KEPT,))
+    return snap_id
+
+
 class Ledger:
     """The state database. Open with `Ledger.open(path)` (or `backup.verify_and_open`)."""
 
@@ -236,16 +280,33 @@ class Ledger:
         Returns their sequence numbers in order. Every item is validated
         before anything is written.
         """
-        rows = []
-        for kind, payload, ts_event in items:
-            _check_text(kind, "event kind")
-            rows.append((kind, _check_int(ts_event, f"ts_event of {kind!r} event"),
-                         _dict_json(payload, f"payload of {kind!r} event")))
+        rows = _event_rows(items)
         if not rows:
             return []
         with db.transaction(self._conn) as conn:
-            return [_rowid(conn.execute("INSERT INTO events (kind, ts_event, payload) VALUES (?, ?, ?)",
-                                        row)) for row in rows]
+            return _insert_events(conn, rows)
+
+    def commit_batch(self, items: Iterable[tuple[str, Mapping[str, Any], int]],
+                     intents: Iterable[tuple[str, Mapping[str, Any]]] = (),
+                     state: Mapping[str, Any] | None = None) -> list[int]:
+        """Events, the intents among them and the state they lead to, in ONE transaction.
+
+        Appends `(kind, payload, ts_event)` events, records each
+        `(client_order_id, payload)` intent (idempotently, as `record_intent`)
+        and, when `state` is given, writes a snapshot covering every event
+        up to the last one appended. All or nothing; returns the new seqs.
+        """
+        rows = _event_rows(items)
+        intent_rows = [_intent_row(cid, payload) for cid, payload in intents]
+        state_json = None if state is None else _dict_json(state, "snapshot state")
+        with db.transaction(self._conn) as conn:
+            seqs = _insert_events(conn, rows)
+            stored = [_insert_intent(conn, cid, payload_json) for cid, payload_json in intent_rows]
+            if state_json is not None:
+                _insert_snapshot(conn, state_json, self.last_seq(), db.now_ms())
+        for (cid, offered), row in zip(intent_rows, stored, strict=True):
+            _warn_if_intent_differs(cid, row, offered)
+        return seqs
 
     def last_seq(self) -> int:
         """The sequence number of the newest event (0 when the log is empty)."""
@@ -279,18 +340,10 @@ class Ledger:
         existing row (the first payload wins; a different payload is logged
         as `intent_payload_mismatch`, since ids derive from the intent).
         """
-        _check_text(client_order_id, "client_order_id", MAX_CLIENT_ORDER_ID_LEN)
-        payload_json = _dict_json(payload, f"payload of intent {client_order_id!r}")
+        cid, payload_json = _intent_row(client_order_id, payload)
         with db.transaction(self._conn) as conn:
-            conn.execute(
-                "INSERT INTO intents (client_order_id, payload, recorded_ms) VALUES (?, ?, ?) "
-                "ON CONFLICT (client_order_id) DO NOTHING",
-                (client_order_id, payload_json, db.now_ms()))
-            row = conn.execute(f"SELECT {_INTENT_COLUMNS} FROM intents WHERE client_order_id = ?",
-                               (client_order_id,)).fetchone()
-        if row[1] != payload_json:
-            log.warning("intent_payload_mismatch", client_order_id=client_order_id,
-                        stored=row[1], offered=payload_json)
+            row = _insert_intent(conn, cid, payload_json)
+        _warn_if_intent_differs(cid, row, payload_json)
         return _intent(row)
 
     def get_intent(self, client_order_id: str) -> IntentRecord | None:
@@ -372,11 +425,7 @@ class Ledger:
             if last_seq > newest:
                 raise ValueError(f"snapshot last_seq {last_seq} is beyond the newest event "
                                  f"({newest})")
-            snap_id = _rowid(conn.execute(
-                "INSERT INTO snapshots (last_seq, ts_wall_ms, state, sha256) VALUES (?, ?, ?, ?)",
-                (last_seq, ts, state_json, snapshot_checksum(state_json, last_seq))))
-            conn.execute("DELETE FROM snapshots WHERE id <= ?", (snap_id - SNAPSHOTS_KEPT,))
-        return snap_id
+            return _insert_snapshot(conn, state_json, last_seq, ts)
 
     def latest_good_snapshot(self) -> Snapshot | None:
         """The newest snapshot whose checksum matches; bad ones are skipped with a log line."""

@@ -90,6 +90,11 @@ class AsyncLedger:
         # Materialise here: a caller's generator must not run on the worker thread.
         return await self._call(self._ledger.append_many, list(items))
 
+    async def commit_batch(self, items: Iterable[tuple[str, Mapping[str, Any], int]],
+                           intents: Iterable[tuple[str, Mapping[str, Any]]] = (),
+                           state: Mapping[str, Any] | None = None) -> list[int]:
+        return await self._call(self._ledger.commit_batch, list(items), list(intents), state)
+
     async def last_seq(self) -> int:
         return await self._call(self._ledger.last_seq)
 
