@@ -80,3 +80,29 @@ async def test_garbage_is_counted_in_health_and_logged_sparingly() -> None:
     assert market is False  # garbage is not market data: it does not keep a connection alive
     assert core.symbols["BTCUSDT"].health.unparsed == 250
     assert len(log.events("unparsed_message")) == 12  # the first 10, then every 100th
+
+
+async def test_a_trade_from_the_future_does_not_drag_the_bar_clock() -> None:
+    send, _receive = trio.open_memory_channel[object](1000)
+    log = RecordingLog()
+    core = FeedCore(FeedSettings(venue="binance", symbols=("BTCUSDT",), timeframes=("1m",)),
+                    ["BTCUSDT"], FeedOutput(send), log)
+    await core.handle([TradeTick("BTCUSDT", 100, 1, Side.BUY, "1", T0 + 5_000)])
+    await core.handle([TradeTick("BTCUSDT", 100, 1, Side.BUY, "2", T0 + 86_400_000)])  # a day ahead
+    await core.handle([TradeTick("BTCUSDT", 101, 1, Side.BUY, "3", T0 + 6_000)])
+    bars = core.symbols["BTCUSDT"].bars
+    assert bars.frontier == T0 and bars.late_trades == 0  # the real trades still count
+    assert log.events("trade_from_the_future")[0]["trade_id"] == "2"
+    assert core.symbols["BTCUSDT"].health.unparsed == 1
+
+
+async def test_a_crossed_hyperliquid_book_is_an_outlier() -> None:
+    from fractald.core.book import BookSnapshot
+
+    send, _receive = trio.open_memory_channel[object](10)
+    log = RecordingLog()
+    core = FeedCore(FeedSettings(venue="hyperliquid", symbols=("BTC",)), ["BTC"], FeedOutput(send), log)
+    await core.handle([BookSnapshot("BTC", [(100, 1)], [(101, 1)], T0)])
+    assert core.symbols["BTC"].health.outliers == 0
+    await core.handle([BookSnapshot("BTC", [(102, 1)], [(101, 1)], T0 + 1)])
+    assert core.symbols["BTC"].health.outliers == 1 and log.events("crossed_book")

@@ -167,6 +167,9 @@ async def test_hyperliquid_feed_pings_resubscribes_and_replaces_a_connection_tha
     assert venue.pings >= 3  # {"method": "ping"} every 30 s: the stall lasted long enough for some
     assert [e["reason"] for e in log.events("feed_disconnected")] == ["silent", "closed"]
     assert all(path == "/info" and status == 200 for _, path, status in venue.rest_log)
+    btc = [h for h in got.health if h.symbol == "BTC"]
+    assert any(h.stale and h.quality == 0.0 for h in btc)  # said so while the stream was stuck
+    assert not btc[-1].stale and btc[-1].reconnects == 2
 
 
 async def test_a_restarted_feed_with_its_state_carries_on_without_a_hole(

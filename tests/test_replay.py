@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import trio
 import trio.testing
-from fakevenue.data import CANDLES_CSV, CANDLES_JSON, FUTURES_WS
+from fakevenue.data import CANDLES_CSV, CANDLES_JSON, FUTURES_WS, SPOT_WS
 from fakevenue.harness import Collected, RecordingLog
 
 from fractald.core.models import Bar, timeframe_ms
@@ -135,3 +135,9 @@ async def test_capture_replay_builds_bars_and_trades_from_real_messages() -> Non
     # The capture covers part of two minutes: neither is a whole bar, and both say so.
     assert not any(b.complete for b in sushi)
     assert log.events("replay finished")
+
+
+async def test_spot_capture_replay_stamps_quotes_with_the_venue_clock() -> None:
+    got, log = await _run(FeedSettings(replay_path=str(SPOT_WS), timeframes=("1m",)))
+    assert got.quotes and all(q.ts_event > 1_633_998_000_000 for q in got.quotes)
+    assert not log.events("unparsed_message")

@@ -38,6 +38,8 @@ from fractald.venues.events import CandleUpdate, Mids, Unparsed, VenueErrorMsg, 
 from fractald.venues.ws import Backoff, EndReason, WsSession, WsSettings
 
 DEFAULT_TIMEFRAMES = ("1m", "5m", "15m", "1h", "4h", "1d")
+# A trade stamped further ahead of the venue clock than this is refused, not believed.
+FUTURE_TOLERANCE_MS = 60_000
 
 
 class VenueName(enum.Enum):
@@ -279,6 +281,13 @@ class FeedCore:
     async def _trade(self, tick: TradeTick, now: float) -> None:
         sym = self.symbols.get(tick.symbol)
         if sym is None:
+            return
+        venue_now = self.venue_now_ms()
+        if venue_now is not None and tick.ts_event > venue_now + FUTURE_TOLERANCE_MS:
+            # One bad timestamp must not drag the bar clock hours ahead of the market.
+            sym.health.on_unparsed(now)
+            self.log.warning("trade_from_the_future", symbol=tick.symbol, ts_event=tick.ts_event,
+                             venue_now=venue_now, trade_id=tick.trade_id)
             return
         self._saw_venue_time(tick.ts_event)
         sym.health.on_message(now, tick.ts_event)
