@@ -54,7 +54,7 @@ def test_daily_loss_trips_reducing_and_clears_next_day() -> None:
 
 
 def test_daily_reset_off_needs_resume() -> None:
-    b = breakers(daily_loss_fraction=0.05, daily_reset=False)
+    b = breakers(daily_loss_fraction=0.05, daily_reset_breakers=())
     trip_all(b, b.check_equity(T0 + 5, 9_000.0))
     b.roll_day(T0 + MS_PER_DAY, 9_000.0)
     assert b.state is TradingState.REDUCING
@@ -163,3 +163,16 @@ def test_negative_expectancy_quarantines() -> None:
     assert states[-1] is StrategyState.THROTTLED
     states = feed(rel, [-1.0])  # window -1,-2,1,-1 mean -0.75
     assert states[-1] is StrategyState.QUARANTINED
+
+
+def test_consecutive_losses_can_reset_daily_with_a_fresh_count() -> None:
+    b = breakers(max_consecutive_losses=2,
+                 daily_reset_breakers=("daily_loss", "trades_per_day", "consecutive_losses"))
+    b.record_trade_closed(-1)
+    b.record_trade_closed(-1)
+    trip_all(b, b.check_counters(T0))
+    assert b.state is TradingState.REDUCING
+    assert b.roll_day(T0 + MS_PER_DAY, 10_000.0) == [Breaker.CONSECUTIVE_LOSSES]
+    assert b.state is TradingState.ACTIVE and b.check_counters(T0 + MS_PER_DAY) == []
+    with pytest.raises(ValueError, match="max_drawdown.*cannot reset daily"):
+        BreakerParams(daily_reset_breakers=("max_drawdown",))

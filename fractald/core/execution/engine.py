@@ -362,8 +362,7 @@ class TradingEngine:
     def _a_breakers_cleared(self, e: ev.BreakersCleared) -> None:
         if e.reason == "resume":
             self.breakers.resume(e.equity)
-        for brk in e.breakers:
-            self.breakers.trips.pop(brk, None)
+        self.breakers.clear(e.breakers)
 
     def _a_trade_closed(self, e: ev.TradeClosed) -> None:
         self.reliability.record(e.trade)

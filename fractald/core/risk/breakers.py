@@ -4,7 +4,7 @@ REDUCING allows only orders that reduce risk; HALTED allows nothing new
 from strategies (protective exits of what is held still run, because a
 halt must never leave a position without its stop). A trip stays until an
 explicit `resume`, except the daily breakers, which a new UTC day clears
-when `daily_reset` is on.
+when listed in `daily_reset_breakers`.
 
 Counters are updated by `record_*` (the engine calls them when it applies
 ledger events), trips are found by `check_*` (pure reads) and made real
@@ -44,7 +44,6 @@ class Breaker(enum.Enum):
     RECONCILIATION = "reconciliation"
 
 
-DAILY_BREAKERS = frozenset({Breaker.DAILY_LOSS, Breaker.TRADES_PER_DAY})
 
 
 @attrs.frozen(slots=True)
@@ -99,10 +98,18 @@ class CircuitBreakers:
         self.day = day
         self.day_start_equity = equity
         self.trades_today = 0
-        cleared = [b for b in self.trips if b in DAILY_BREAKERS] if self.params.daily_reset else []
-        for b in cleared:
-            del self.trips[b]
+        cleared = [b for b in self.trips if b.value in self.params.daily_reset_breakers]
+        self.clear(cleared)
         return cleared
+
+    def clear(self, breakers: list[Breaker] | tuple[Breaker, ...]) -> None:
+        """Lift these trips, and start their counts afresh so they do not trip again at once."""
+        for b in breakers:
+            self.trips.pop(b, None)
+            if b is Breaker.CONSECUTIVE_LOSSES:
+                self.consecutive_losses = 0
+            elif b is Breaker.ERROR_BURST:
+                self.errors.clear()
 
     def mark_equity(self, ts: int, equity: float) -> None:
         if self.day < 0:

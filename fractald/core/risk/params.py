@@ -102,6 +102,10 @@ class BreakerAction(enum.Enum):
     HALTED = "HALTED"
 
 
+# Max drawdown is measured from the peak, which a new day does not change: only a resume clears it.
+DAILY_RESETTABLE = frozenset({"daily_loss", "trades_per_day", "consecutive_losses", "error_burst"})
+
+
 @attrs.frozen(slots=True)
 class BreakerParams:
     """Circuit breakers. Each trips when its figure reaches its limit (at or above)."""
@@ -117,9 +121,17 @@ class BreakerParams:
     trades_per_day_action: BreakerAction = BreakerAction.REDUCING
     consecutive_losses_action: BreakerAction = BreakerAction.REDUCING
     error_burst_action: BreakerAction = BreakerAction.HALTED
-    # A new UTC day clears the daily breakers (daily loss, trades per day) by
-    # itself when this is on; every other trip always needs an explicit resume.
-    daily_reset: bool = True
+    # Trips a new UTC day clears by itself (their counts start afresh); every
+    # other trip needs an explicit resume. A backtest may add "consecutive_losses".
+    daily_reset_breakers: tuple[str, ...] = attrs.field(
+        default=("daily_loss", "trades_per_day"), converter=tuple)
+
+    @daily_reset_breakers.validator
+    def _check_daily(self, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
+        bad = [v for v in value if v not in DAILY_RESETTABLE]
+        if bad:
+            raise ValueError(f"BreakerParams.daily_reset_breakers: {bad} cannot reset daily; "
+                             f"allowed: {sorted(DAILY_RESETTABLE)}")
 
     @classmethod
     def for_live(cls, **overrides: Any) -> BreakerParams:
