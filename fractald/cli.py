@@ -64,7 +64,8 @@ def _cmd_preflight(args: argparse.Namespace) -> int:
     return int(run_preflight(args.config, args.json))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; sub-commands with heavy imports get their arguments only when they are run."""
     parser = argparse.ArgumentParser(
         prog="fractald", description="fractald: a supervised SMC trading daemon.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -82,20 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
     version.set_defaults(func=_cmd_version)
 
     backtest = sub.add_parser("backtest", help="run the trading pipeline over candles")
-    try:
+    if command == "backtest":
         from fractald.backtest import add_backtest_arguments
-    except ImportError:
-        pass
-    else:
+
         add_backtest_arguments(backtest)
     backtest.set_defaults(func=_cmd_backtest)
 
     chart = sub.add_parser("chart", help="draw multi-timeframe candles with SMC structure")
-    try:
+    if command == "chart":
         from fractald.reporting.chart_cli import add_chart_arguments
-    except ImportError:
-        pass
-    else:
+
         add_chart_arguments(chart)
     chart.set_defaults(func=_cmd_chart)
 
@@ -107,7 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def fractald_main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(command).parse_args(argv)
     return int(args.func(args))
 
 

@@ -43,7 +43,6 @@ class MarketDataActor:
             replay_path=f.replay_path or None, replay_speed=f.replay_speed,
             stale_after_s=f.stale_after_s, silence_timeout_s=f.silence_timeout_s,
             grace_s=f.late_grace_s,
-            resume_after_ms=self.daemon.trading.resume_after_ms(),
         )
 
     async def run(self, ctx: ActorContext) -> None:

@@ -192,8 +192,12 @@ class Supervisor:
                         nursery: trio.Nursery) -> None:
         try:
             await main(nursery)
-        except FractalError as exc:
-            self.stop_daemon(exc if exc.category is Category.FATAL else FatalError(str(exc)))
+        except Exception as exc:  # the main task has no restart policy: any failure is fatal
+            error = classify(exc)
+            if error.category is not Category.FATAL:
+                error = FatalError(f"{error.code}: {error.message}")
+            self.log.error("main_task_failed", error=error.as_dict(), exc_info=exc)
+            self.stop_daemon(error)
 
     async def _supervise(self, spec: ActorSpec) -> None:
         state = self.states[spec.name]
