@@ -18,7 +18,7 @@ from __future__ import annotations
 import abc
 import enum
 from collections.abc import Mapping
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, Self
 
 import attrs
 
@@ -48,8 +48,6 @@ def _targets_r(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> No
     if not ok or list(value) != sorted(set(value)):
         raise ValueError(f"{attribute.name} must be a non-empty increasing tuple of numbers in 0.2..20, got {value!r}")
 
-
-P = TypeVar("P", bound="StrategyParams")
 
 
 @attrs.frozen(slots=True)
