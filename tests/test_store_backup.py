@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from fractald.errors import StateCorrupt
+from fractald.errors import StateCorrupt, StateUnavailable
 from fractald.store import backup, db
 from fractald.store.backup import backup_database, list_backups, verify_and_open
 from fractald.store.ledger import Ledger
@@ -184,3 +184,11 @@ def test_backing_up_a_corrupt_database_fails_loudly(db_path: Path) -> None:
 def test_restore_helper_raises_without_backups_dir(tmp_path: Path) -> None:
     with pytest.raises(StateCorrupt, match=db.RUNBOOK):
         backup.restore_from_backup(tmp_path / "x.sqlite", tmp_path / "nowhere", "broken")
+
+
+def test_start_up_refuses_state_held_by_another_daemon(db_path: Path) -> None:
+    write_events(db_path, 1)
+    with Ledger.open(db_path), pytest.raises(StateUnavailable, match="in use by another process"):
+        verify_and_open(db_path)
+    with verify_and_open(db_path) as led:  # and the refusal left nothing locked behind
+        assert led.last_seq() == 1
