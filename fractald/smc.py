@@ -15,9 +15,9 @@ whole frame (offline); do not feed them to live decisions bar by bar.
 
 from __future__ import annotations
 
-from fractald.core.smc import offline
-from fractald.core.smc.offline import *  # noqa: F403 - this module IS the public face of it
 from fractald.core.smc.offline import (
+    MissingColumnError,
+    SmcInputError,
     bos_choch,
     fvg,
     liquidity,
@@ -28,10 +28,11 @@ from fractald.core.smc.offline import (
     swing_highs_lows,
 )
 
-__all__ = [*offline.__all__, "smc"]
+__all__ = ["MissingColumnError", "SmcInputError", "bos_choch", "fvg", "liquidity", "ob",
+           "previous_high_low", "retracements", "sessions", "smc", "swing_highs_lows"]
 
 
-class smc:  # noqa: N801 - lower case on purpose, to mirror `from smartmoneyconcepts import smc`
+class smc:  # lower case on purpose, like `from smartmoneyconcepts import smc`
     """Namespace mirroring the reference library's `smc` class (all static methods)."""
 
     __version__ = "0.0.27"  # the reference version whose behaviour this reproduces

@@ -53,11 +53,28 @@ def swings(swing_highs_lows: pd.DataFrame, n: int) -> tuple[np.ndarray, np.ndarr
     )
 
 
+# Column labels of each output shape, built once: building a string Index per call costs
+# several times more than the frame around it (pandas 3 infers an Arrow-backed dtype).
+_LABELS: dict[tuple[str, ...], pd.Index] = {}
+
+
+def labels(*names: str) -> pd.Index:
+    """The (shared, immutable) column Index for these names."""
+    index = _LABELS.get(names)
+    if index is None:
+        index = _LABELS[names] = pd.Index(names)
+    return index
+
+
 def frame(data: dict[str, np.ndarray]) -> pd.DataFrame:
     """A result frame with a 0..n-1 RangeIndex, like the reference library returns."""
     dtypes = {arr.dtype for arr in data.values()}
     if len(dtypes) == 1:
         # one dtype: a single 2-D block is the cheapest frame to build
-        block = np.column_stack(list(data.values())) if data else np.empty((0, 0))
-        return pd.DataFrame(block, columns=list(data), copy=False)
+        return block_frame(np.column_stack(list(data.values())), *data)
     return pd.DataFrame(data, copy=False)
+
+
+def block_frame(block: np.ndarray, *names: str) -> pd.DataFrame:
+    """A result frame over one 2-D array, one column per name."""
+    return pd.DataFrame(block, columns=labels(*names), copy=False)

@@ -38,7 +38,7 @@ class FirstHit:
     queries, and kept. Missing answers are -1. NaN values never hit.
     """
 
-    __slots__ = ("_values", "_op", "_indexes")
+    __slots__ = ("_indexes", "_op", "_values")
 
     def __init__(self, values: np.ndarray, op: str) -> None:
         if op not in _COMPARE:
@@ -60,7 +60,7 @@ class FirstHit:
 class _BlockIndex:
     """Blocks of candles with their extremes, plus a sparse table over those extremes."""
 
-    __slots__ = ("_n", "_width", "_hit", "_rows", "_levels")
+    __slots__ = ("_hit", "_levels", "_n", "_rows", "_width")
 
     def __init__(self, values: np.ndarray, op: str, width: int) -> None:
         self._n = n = len(values)

@@ -24,6 +24,7 @@ import pandas as pd
 from fractald.core.smc._offline_input import (
     MissingColumnError,
     SmcInputError,
+    block_frame,
     columns,
     frame,
     swings,
@@ -446,7 +447,7 @@ def liquidity(
         if np.isnan(top) or np.isnan(bottom):  # like pandas, ignore missing prices
             top, bottom = np.nanmax(high), np.nanmin(low)
         _write_pools(out, _Pools(high, low, highs, lows, level, (top - bottom) * float(range_percent)))
-    return pd.DataFrame(out, columns=["Liquidity", "Level", "End", "Swept"], copy=False)
+    return block_frame(out, "Liquidity", "Level", "End", "Swept")
 
 
 class _Pools:
@@ -596,31 +597,39 @@ def retracements(ohlc: pd.DataFrame, swing_highs_lows: pd.DataFrame) -> pd.DataF
     high, low = columns(ohlc, "high", "low")
     n = len(high)
     highlow, level = swings(swing_highs_lows, n)
-    direction = np.zeros(n, dtype=np.int32)
-    current = np.zeros(n)
-    deepest = np.zeros(n)
     if n:
-        is_swing = (highlow == 1) | (highlow == -1)
-        direction = np.where(is_swing, highlow, 0.0)
-        direction = _carry_forward(direction, is_swing).astype(np.int32)
-        top = _carry_forward(np.where(highlow == 1, level, 0.0), highlow == 1)
-        bottom = _carry_forward(np.where(highlow == -1, level, 0.0), highlow == -1)
-        previous = np.empty(n, dtype=np.int32)
-        previous[1:] = direction[:-1]
-        previous[0] = direction[0] if n == 1 else 0  # the reference reads direction[-1] here
-        down = direction == -1
-        up = ~down & (previous == 1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            leg = top - bottom
-            up_value = np.where(leg != 0, 100 - ((low - bottom) / leg) * 100, 0.0)
-            down_value = np.where(-leg != 0, 100 - ((high - top) / (bottom - top)) * 100, 0.0)
-        current = np.round(np.where(down, down_value, np.where(up, up_value, 0.0)), 1)
-        deepest = np.maximum(segmented_cummax(current, run_starts(direction)), 0.0)
-        deepest[~(up | down)] = 0.0
+        direction, current, deepest = _retrace(high, low, highlow, level)
         direction, current, deepest = (np.roll(a, 1) for a in (direction, current, deepest))
         _zero_warm_up(direction, current, deepest)
+    else:
+        direction, current, deepest = np.zeros(0, dtype=np.int32), np.zeros(0), np.zeros(0)
     return frame({"Direction": direction, "CurrentRetracement%": current,
                   "DeepestRetracement%": deepest})
+
+
+def _retrace(
+    high: np.ndarray, low: np.ndarray, highlow: np.ndarray, level: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Direction, current and deepest retracement per candle, before the final shift."""
+    n = len(high)
+    is_swing = (highlow == 1) | (highlow == -1)
+    direction: np.ndarray = _carry_forward(np.where(is_swing, highlow, 0.0), is_swing).astype(np.int32)
+    top = _carry_forward(np.where(highlow == 1, level, 0.0), highlow == 1)
+    bottom = _carry_forward(np.where(highlow == -1, level, 0.0), highlow == -1)
+    previous = np.empty(n, dtype=np.int32)
+    previous[1:] = direction[:-1]
+    previous[0] = direction[0] if n == 1 else 0  # the reference reads direction[-1] here
+    down = direction == -1
+    up = ~down & (previous == 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        leg = top - bottom
+        up_value = np.where(leg != 0, 100 - ((low - bottom) / leg) * 100, 0.0)
+        down_value = np.where(-leg != 0, 100 - ((high - top) / (bottom - top)) * 100, 0.0)
+    # np.round is what the reference's round(np.float64, 1) calls
+    current: np.ndarray = np.round(np.where(down, down_value, np.where(up, up_value, 0.0)), 1)
+    deepest = np.maximum(segmented_cummax(current, run_starts(direction)), 0.0)
+    deepest[~(up | down)] = 0.0
+    return direction, current, deepest
 
 
 def _carry_forward(values: np.ndarray, present: np.ndarray) -> np.ndarray:
