@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -275,16 +276,21 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="fractald backtest", description=__doc__.splitlines()[0])
-    add_backtest_arguments(parser)
-    args = parser.parse_args(argv)
+def backtest_command(args: argparse.Namespace) -> int:
+    """`fractald backtest`: run, print the report (table or --json); exit status 2 on a bad request."""
     try:
         report = run_backtest(args)
     except ValueError as exc:  # BacktestError, ReplayError, bad params: all name the problem
-        parser.exit(2, f"fractald backtest: error: {exc}\n")
+        print(f"fractald backtest: error: {exc}", file=sys.stderr)
+        return 2
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="fractald backtest", description=__doc__.splitlines()[0])
+    add_backtest_arguments(parser)
+    return backtest_command(parser.parse_args(argv))
 
 
 if __name__ == "__main__":
