@@ -23,7 +23,9 @@ def test_settings_defaults_are_the_embedded_replay() -> None:
 
 
 @pytest.mark.parametrize("kw, match", [
-    ({"venue": "kraken"}, "'kraken' is not a valid VenueName"),
+    ({"venue": "kraken"}, "unknown venue 'kraken'; allowed: replay, hyperliquid, "),
+    ({"venue": "binance", "symbols": "BTCUSDT"}, "must be a list of names"),
+    ({"venue": "binance", "symbols": ["BTCUSDT", ""]}, "non-empty strings"),
     ({"venue": "binance"}, "needs at least one symbol"),
     ({"timeframes": ["7m"]}, "unknown timeframe '7m'"),
     ({"timeframes": []}, "must not be empty"),

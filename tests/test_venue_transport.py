@@ -11,9 +11,11 @@ import trio.lowlevel
 import trio.testing
 from fakevenue.harness import RecordingLog
 from fakevenue.http import read_request, respond
+from fakevenue.server import FakeBinance, FakeHyperliquid, Trade
 from websockets.trio.server import serve
 
 from fractald.errors import BadMessage, FatalError, RateLimited
+from fractald.venues import binance, rest
 from fractald.venues.rest import RestClient, WeightBudget
 from fractald.venues.ws import Backoff, EndReason, WsSession, WsSettings
 
@@ -210,3 +212,27 @@ async def test_weight_budget_spaces_requests(autojump_clock: trio.testing.MockCl
     with pytest.raises(RateLimited):
         await budget.acquire(100, max_wait_s=1.0)
 
+
+
+@pytest.mark.parametrize("venue_kind, minutes, pages", [("binance", 2500, 3), ("hyperliquid", 12_000, 3)])
+async def test_backfill_pages_within_the_venue_cap(venue_kind: str, minutes: int, pages: int) -> None:
+    t0 = 1_700_006_400_000
+    truth = [Trade(t0 + i * 60_000 + 1_000, 100.0 + i % 7, 1.0) for i in range(minutes)]
+    fake_cls = FakeBinance if venue_kind == "binance" else FakeHyperliquid
+    symbol = "BTCUSDT" if venue_kind == "binance" else "BTC"
+    fake = fake_cls(truth, t0_ms=t0 + (minutes + 10) * 60_000, symbol=symbol)  # all of it is history
+    async with trio.open_nursery() as nursery:
+        await nursery.start(fake.run)
+        client = RestClient(fake.rest_url, weight_per_minute=1200)
+        try:
+            if venue_kind == "binance":
+                bars = await rest.binance_klines(client, binance.Market.FUTURES, symbol, "1m",
+                                                 t0, t0 + minutes * 60_000)
+            else:
+                bars = await rest.hyperliquid_candles(client, symbol, "1m", t0, t0 + minutes * 60_000)
+        finally:
+            await client.aclose()
+            nursery.cancel_scope.cancel()
+    assert [b.ts_open for b in bars] == [t0 + i * 60_000 for i in range(minutes)]
+    assert [b.close for b in bars[:8]] == [100.0 + i % 7 for i in range(8)]
+    assert len(fake.rest_log) == pages and all(status == 200 for _, _, status in fake.rest_log)

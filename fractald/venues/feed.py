@@ -50,6 +50,24 @@ class VenueName(enum.Enum):
     BINANCE_FUTURES = "binance-futures"
 
 
+def _venue_name(value: str | VenueName) -> VenueName:
+    try:
+        return VenueName(value)
+    except ValueError:
+        allowed = ", ".join(v.value for v in VenueName)
+        raise ValueError(f"unknown venue {value!r}; allowed: {allowed}") from None
+
+
+def _symbols(value: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(value, str):
+        raise ValueError(f"symbols must be a list of names, got the string {value!r}")
+    symbols = tuple(value)
+    bad = [s for s in symbols if not isinstance(s, str) or not s.strip()]
+    if bad:
+        raise ValueError(f"symbols must be non-empty strings, got {bad!r}")
+    return symbols
+
+
 def _timeframes(value: Iterable[str]) -> tuple[str, ...]:
     tfs = tuple(value)
     for tf in tfs:
@@ -68,8 +86,8 @@ def _positive(instance: Any, attribute: attrs.Attribute[Any], value: float) -> N
 class FeedSettings:
     """Everything the feed needs; the config module maps the TOML onto it."""
 
-    venue: VenueName = attrs.field(default=VenueName.REPLAY, converter=VenueName)
-    symbols: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    venue: VenueName = attrs.field(default=VenueName.REPLAY, converter=_venue_name)
+    symbols: tuple[str, ...] = attrs.field(default=(), converter=_symbols)
     timeframes: tuple[str, ...] = attrs.field(default=DEFAULT_TIMEFRAMES, converter=_timeframes)
     ws_url: str | None = None  # None: the venue's public URL
     rest_url: str | None = None
@@ -171,7 +189,6 @@ class _Symbol:
         self.book_sync: BinanceBookSync | None = None
         self.book: L2Book | None = None
         self.last_trade_ts: int | None = None
-        self.snapshot_pending = False
 
 
 Backfill = Callable[[GapRequest], Awaitable[list[Bar] | None]]
