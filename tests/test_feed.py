@@ -108,3 +108,15 @@ async def test_a_crossed_hyperliquid_book_is_an_outlier() -> None:
     assert core.symbols["BTC"].health.outliers == 0
     await core.handle([BookSnapshot("BTC", [(102, 1)], [(101, 1)], T0 + 1)])
     assert core.symbols["BTC"].health.outliers == 1 and log.events("crossed_book")
+
+
+async def test_a_trade_after_its_bar_closed_is_counted_and_logged() -> None:
+    send, _receive = trio.open_memory_channel[object](1000)
+    log = RecordingLog()
+    core = FeedCore(FeedSettings(venue="binance", symbols=("BTCUSDT",), timeframes=("1m",), grace_s=1.0),
+                    ["BTCUSDT"], FeedOutput(send), log)
+    await core.handle([TradeTick("BTCUSDT", 100, 1, Side.BUY, "1", T0 + 5_000)])
+    await core.handle([TradeTick("BTCUSDT", 100, 1, Side.BUY, "2", T0 + 61_500)])  # closes minute 0
+    await core.handle([TradeTick("BTCUSDT", 99, 1, Side.SELL, "3", T0 + 59_000)])  # too late for it
+    assert core.symbols["BTCUSDT"].bars.late_trades == 1
+    assert log.events("late_trade")[0]["trade_id"] == "3"

@@ -60,7 +60,7 @@ def _venue_name(value: str | VenueName) -> VenueName:
 
 def _symbols(value: Iterable[str]) -> tuple[str, ...]:
     if isinstance(value, str):
-        raise ValueError(f"symbols must be a list of names, got the string {value!r}")
+        raise ValueError(f"symbols must be a list of names, got the string {value!r}")  # noqa: TRY004
     symbols = tuple(value)
     bad = [s for s in symbols if not isinstance(s, str) or not s.strip()]
     if bad:
@@ -194,6 +194,11 @@ class _Symbol:
 Backfill = Callable[[GapRequest], Awaitable[list[Bar] | None]]
 
 
+def _worth_logging(count: int) -> bool:
+    """The first ten of a kind in full, then one in a hundred: trouble must not flood the journal."""
+    return count <= 10 or count % 100 == 0
+
+
 class FeedState:
     """What a live feed keeps across supervisor restarts: bar pipelines, health, the venue clock.
 
@@ -312,7 +317,11 @@ class FeedCore:
             self.log.warning("price_outlier", symbol=tick.symbol, price=tick.price, trade_id=tick.trade_id)
         sym.last_trade_ts = tick.ts_event
         await self.out.send(tick)
+        late_before = sym.bars.late_trades
         step = sym.bars.on_trade(tick)
+        if sym.bars.late_trades != late_before and _worth_logging(sym.bars.late_trades):
+            self.log.warning("late_trade", symbol=tick.symbol, ts_event=tick.ts_event,
+                             trade_id=tick.trade_id, late_trades=sym.bars.late_trades)
         if step.bars or step.gap is not None:
             async with self.lock:
                 await self.emit_step(sym, step)
@@ -362,8 +371,7 @@ class FeedCore:
         for sym in self.symbols.values():
             sym.health.on_unparsed(now)
         self.unparsed_logged += 1
-        # Log the first few in full, then one in a hundred: garbage must not flood the journal.
-        if self.unparsed_logged <= 10 or self.unparsed_logged % 100 == 0:
+        if _worth_logging(self.unparsed_logged):
             self.log.warning("unparsed_message", reason=event.reason.value, detail=event.detail,
                              raw=event.raw, count=self.unparsed_logged)
 
