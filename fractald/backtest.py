@@ -24,6 +24,8 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import attrs
+
 from fractald.core.bars import TimeframeRollup
 from fractald.core.execution.engine import EngineParams, TradingEngine
 from fractald.core.models import TIMEFRAME_MS, Bar, ClosedTrade
@@ -39,9 +41,13 @@ def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", metavar="PATH", default=None,
                         help="candles: CSV, JSON or Parquet (default: the bundled BTC 1m candles)")
     parser.add_argument("--symbol", default=BUNDLED_SYMBOL, help=f"symbol name for the candles (default {BUNDLED_SYMBOL})")
+    parser.add_argument("--config", metavar="PATH", default=None,
+                        help="TOML config: its [strategies] enabled, timeframe and params are used")
     parser.add_argument("--strategy", action="append", metavar="NAME", default=None,
-                        help=f"strategy to run, repeatable (default: all of {', '.join(sorted(STRATEGIES))})")
-    parser.add_argument("--timeframe", default="15m", help="timeframe the strategies trade on (default 15m)")
+                        help="strategy to run, repeatable (default: the config's enabled ones, else all of "
+                             f"{', '.join(sorted(STRATEGIES))})")
+    parser.add_argument("--timeframe", default=None,
+                        help="timeframe the strategies trade on (default: the config's, else 15m)")
     parser.add_argument("--trend-timeframes", default=",".join(DEFAULT_TREND_TIMEFRAMES),
                         help="timeframes whose structure feeds the confidence (default 15m,1h,4h)")
     parser.add_argument("--from", dest="start", default=None, metavar="WHEN",
@@ -127,31 +133,45 @@ class Runner:
                 self.denials[e.code.value] += 1
 
 
-def _timeframes(args: argparse.Namespace) -> tuple[str, list[str]]:
-    trend = [tf.strip() for tf in str(args.trend_timeframes).split(",") if tf.strip()]
-    for tf in [args.timeframe, *trend]:
-        if tf not in TIMEFRAME_MS:
-            raise BacktestError(f"unknown timeframe {tf!r}; allowed: {', '.join(TIMEFRAME_MS)}")
-    return args.timeframe, trend
+@attrs.frozen(slots=True)
+class StrategySettings:
+    """What the backtest trades: names, timeframe, per-strategy params (from flags, then config)."""
+
+    names: tuple[str, ...]
+    timeframe: str
+    trend: tuple[str, ...]
+    params: dict[str, dict[str, Any]]
 
 
-def _strategies(args: argparse.Namespace) -> list[str]:
-    names = args.strategy or sorted(STRATEGIES)
-    names = [n for item in names for n in item.split(",") if n]
+def settings_from(args: argparse.Namespace) -> StrategySettings:
+    enabled, timeframe, params = sorted(STRATEGIES), "15m", {}
+    if getattr(args, "config", None):
+        from fractald.config import load_config
+
+        cfg = load_config(args.config).strategies
+        enabled, timeframe, params = list(cfg.enabled), cfg.timeframe, dict(cfg.params)
+    names = [n for item in (args.strategy or enabled) for n in item.split(",") if n]
     unknown = [n for n in names if n not in STRATEGIES]
     if unknown:
         raise BacktestError(f"unknown strategy {', '.join(unknown)}; known: {', '.join(sorted(STRATEGIES))}")
-    return names
+    timeframe = args.timeframe or timeframe
+    trend = [tf.strip() for tf in str(args.trend_timeframes).split(",") if tf.strip()]
+    for tf in [timeframe, *trend]:
+        if tf not in TIMEFRAME_MS:
+            raise BacktestError(f"unknown timeframe {tf!r}; allowed: {', '.join(TIMEFRAME_MS)}")
+    chosen = {n: dict(params[n]) for n in names if n in params}
+    return StrategySettings(tuple(names), timeframe, tuple(trend), chosen)
 
 
 def new_runner(symbol: str, base_timeframe: str, strategies: Sequence[str], timeframe: str,
-               trend: Sequence[str], equity: float) -> Runner:
+               trend: Sequence[str], equity: float,
+               params: dict[str, dict[str, Any]] | None = None) -> Runner:
     if TIMEFRAME_MS[timeframe] < TIMEFRAME_MS[base_timeframe]:
         raise BacktestError(f"--timeframe {timeframe} is shorter than the candles ({base_timeframe})")
     trend = [tf for tf in trend if TIMEFRAME_MS[tf] >= TIMEFRAME_MS[base_timeframe]]
     engine = TradingEngine(EngineParams(initial_equity=equity))
-    pipeline = build_pipeline(symbol, engine, strategies, timeframe, base_timeframe=base_timeframe,
-                              trend_timeframes=trend)
+    pipeline = build_pipeline(symbol, engine, strategies, timeframe, params=params,
+                              base_timeframe=base_timeframe, trend_timeframes=trend)
     return Runner(pipeline, [timeframe, *trend])
 
 
@@ -205,34 +225,34 @@ def run_backtest(args: argparse.Namespace) -> dict[str, Any]:
         raise BacktestError(f"--walk-forward must be 0 (off) or at least 2 folds, got {args.walk_forward}")
     if not (math.isfinite(args.equity) and args.equity > 0):
         raise BacktestError(f"--equity must be a positive number, got {args.equity}")
-    names = _strategies(args)
-    timeframe, trend = _timeframes(args)
+    st = settings_from(args)
     bars = _select(load_bars(args.data, args.symbol), parse_when(args.start, "from"), parse_when(args.end, "to"))
     if not bars:
         raise BacktestError("no candles in the chosen range")
     base = bars[0].timeframe
     report: dict[str, Any] = {
         "data": args.data or "bundled", "symbol": args.symbol, "base_timeframe": base,
-        "timeframe": timeframe, "trend_timeframes": trend, "strategies": names, "equity": args.equity,
+        "timeframe": st.timeframe, "trend_timeframes": list(st.trend), "strategies": list(st.names),
+        "params": st.params, "equity": args.equity,
     }
-    runner = new_runner(args.symbol, base, names, timeframe, trend, args.equity)
+    runner = new_runner(args.symbol, base, st.names, st.timeframe, st.trend, args.equity, st.params)
     runner.feed(bars)
     report["summary"] = summarise(runner, bars, args.equity)
     report["trade_list"] = [_trade_row(t) for t in runner.trades]
     if args.walk_forward:
-        report["folds"] = walk_forward(bars, args.walk_forward, names, timeframe, trend, args.equity, args.symbol)
+        report["folds"] = walk_forward(bars, args.walk_forward, st, args.equity, args.symbol)
     return report
 
 
-def walk_forward(bars: Sequence[Bar], k: int, names: Sequence[str], timeframe: str, trend: Sequence[str],
-                 equity: float, symbol: str) -> list[dict[str, Any]]:
+def walk_forward(bars: Sequence[Bar], k: int, st: StrategySettings, equity: float,
+                 symbol: str) -> list[dict[str, Any]]:
     size = len(bars) // k
     if size < 2:
         raise BacktestError(f"{len(bars)} candles are too few for {k} folds")
     folds = []
     for i in range(k):
         lo, hi = i * size, (len(bars) if i == k - 1 else (i + 1) * size)
-        runner = new_runner(symbol, bars[0].timeframe, names, timeframe, trend, equity)
+        runner = new_runner(symbol, bars[0].timeframe, st.names, st.timeframe, st.trend, equity, st.params)
         warm = bars[max(0, lo - size):lo]
         runner.feed(warm, accepting=False)
         runner.trades.clear()  # a trade opened during warm-up cannot exist: nothing was sent
@@ -278,9 +298,11 @@ def format_report(report: dict[str, Any]) -> str:
 
 def backtest_command(args: argparse.Namespace) -> int:
     """`fractald backtest`: run, print the report (table or --json); exit status 2 on a bad request."""
+    from fractald.errors import ConfigError
+
     try:
         report = run_backtest(args)
-    except ValueError as exc:  # BacktestError, ReplayError, bad params: all name the problem
+    except (ValueError, ConfigError) as exc:  # bad flags, file, params or config: all name the problem
         print(f"fractald backtest: error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(report, indent=2) if args.json else format_report(report))

@@ -15,6 +15,7 @@ import pytest
 
 from fractald.backtest import BacktestError, add_backtest_arguments, format_report, run_backtest
 from fractald.datasets import bundled_btc_1m
+from fractald.errors import ConfigError
 
 FROM, TO = "2022-01-01", "2022-01-08"
 
@@ -116,3 +117,16 @@ def test_full_bundled_backtest_with_walk_forward() -> None:
     folds = rep["folds"]
     assert len(folds) == 5 and sum(f["bars"] for f in folds) == 45_031
     assert all(f["warmup_bars"] == folds[0]["bars"] for f in folds[1:])
+
+
+def test_config_file_chooses_enabled_strategies_timeframe_and_params(tmp_path: Path) -> None:
+    cfg = tmp_path / "fractald.toml"
+    cfg.write_text('[strategies]\nenabled = ["fvg_fill"]\ntimeframe = "1h"\n\n'
+                   '[strategies.params.fvg_fill]\nmin_confidence = 0\n')
+    rep = run_backtest(args_of("--config", str(cfg), "--from", FROM, "--to", TO))
+    assert rep["strategies"] == ["fvg_fill"] and rep["timeframe"] == "1h"
+    assert rep["params"] == {"fvg_fill": {"min_confidence": 0}}
+    assert all(t["strategy"] == "fvg_fill" for t in rep["trade_list"])
+    cfg.write_text('[strategies]\nenabled = ["fvg_fill"]\n\n[strategies.params.fvg_fill]\nmin_confidence = 101\n')
+    with pytest.raises(ConfigError, match=r"min_confidence must be a number in 0\.0\.\.100\.0, got 101"):
+        run_backtest(args_of("--config", str(cfg)))
