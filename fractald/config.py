@@ -292,7 +292,26 @@ def _cross_checks(config: Config) -> list[str]:
             f"config.feed.replay_path: {config.feed.replay_path!r} is only used with "
             f"venue = \"replay\", not {config.feed.venue!r}"
         )
+    problems.extend(_pipeline_problems(config))
     return problems
+
+
+def _pipeline_problems(config: Config) -> list[str]:
+    """Strategy names and parameters are checked by building the pipeline they describe."""
+    if not config.strategies.enabled:
+        return []
+    from fractald.core.strategies.registry import STRATEGIES
+    from fractald.pipeline_factory import pipeline_from_config
+
+    unknown = [n for n in config.strategies.enabled if n not in STRATEGIES]
+    if unknown:
+        return [f"config.strategies.enabled: unknown strateg{'y' if len(unknown) == 1 else 'ies'} "
+                f"{unknown}; allowed: {', '.join(sorted(STRATEGIES))}"]
+    try:
+        pipeline_from_config(config)
+    except (ValueError, TypeError) as exc:
+        return [f"config.strategies: {exc}"]
+    return []
 
 
 def load_config(path: str | Path | None) -> Config:

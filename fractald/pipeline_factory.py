@@ -1,15 +1,64 @@
-"""Builds the pure trading pipeline from the config: the one place daemon and backtest share."""
+"""Builds the pure trading pipeline from the config: the one place the daemon and backtest share.
+
+A daemon replay and `fractald backtest` of the same candles make the same
+trades because both get their pipeline, engine parameters included, here.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+import attrs
+
 from fractald.config import Config
+from fractald.core.execution.engine import EngineParams, FillSource, TradingEngine
+from fractald.core.execution.paper import PaperParams
+from fractald.core.pipeline import Portfolio, build_portfolio
+from fractald.core.risk.params import BreakerParams, GateParams, RiskParams, SizingParams
 
 
-def pipeline_from_config(config: Config) -> Any:
-    try:
-        from fractald.core.pipeline import Pipeline  # noqa: F401
-    except ImportError:
-        return None
-    return None
+def risk_params(config: Config) -> RiskParams:
+    r = config.risk
+    breaker_fields = dict(
+        max_drawdown_fraction=r.max_drawdown, daily_loss_fraction=r.daily_loss_limit,
+        max_trades_per_day=r.max_trades_per_day, max_consecutive_losses=r.max_consecutive_losses)
+    breakers = (BreakerParams.for_live(**breaker_fields) if r.mode == "live"
+                else BreakerParams(**breaker_fields))
+    return RiskParams(
+        sizing=SizingParams(risk_fraction=r.risk_per_trade),
+        gates=GateParams(max_heat_fraction=r.heat_cap, max_open_positions=r.max_open_positions,
+                         min_data_quality=r.min_data_quality,
+                         min_execution_quality=r.min_execution_quality),
+        breakers=breakers,
+    )
+
+
+def engine_params(config: Config) -> EngineParams:
+    b = config.broker
+    replay = config.feed.venue == "replay"
+    return EngineParams(
+        initial_equity=b.starting_equity,
+        venue=config.feed.venue,
+        # Candle replays and backtests fill on each bar's intrabar path; live feeds on trades.
+        fills_from=FillSource.BARS if replay else FillSource.TICKS,
+        require_feed_health=not replay,
+        default_lot_size=b.lot_size,
+        default_tick_size=b.tick_size,
+        risk=risk_params(config),
+        paper=PaperParams(latency_ms=b.latency_ms, slippage_bps=b.slippage_bps,
+                          maker_fee_bps=b.maker_fee_bps, taker_fee_bps=b.taker_fee_bps),
+    )
+
+
+def pipeline_from_config(config: Config, symbols: list[str] | None = None) -> Portfolio:
+    """One pipeline per symbol around one shared engine (portfolio-wide risk)."""
+    engine = TradingEngine(engine_params(config))
+    s = config.strategies
+    return build_portfolio(symbols or list(config.feed.symbols), engine, list(s.enabled),
+                           s.timeframe, params=s.params or None)
+
+
+def describe(config: Config) -> dict[str, Any]:
+    """The engine parameters in force, for `fractalctl config`-like views."""
+    return attrs.asdict(engine_params(config), recurse=True,
+                        value_serializer=lambda _i, _f, v: getattr(v, "value", v))

@@ -58,15 +58,16 @@ class NotifyListener:
         self.messages: list[tuple[float, dict[str, str]]] = []
 
     def poll(self, timeout: float) -> None:
-        self.sock.settimeout(timeout)
-        try:
-            while True:
+        """Collect every datagram that arrives within `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            self.sock.settimeout(left)
+            try:
                 data = self.sock.recv(4096).decode()
-                fields = dict(line.split("=", 1) for line in data.splitlines() if "=" in line)
-                self.messages.append((time.monotonic(), fields))
-                self.sock.settimeout(0.01)
-        except (TimeoutError, BlockingIOError):
-            pass
+            except (TimeoutError, BlockingIOError):
+                return
+            fields = dict(line.split("=", 1) for line in data.splitlines() if "=" in line)
+            self.messages.append((time.monotonic(), fields))
 
     def wait_for(self, key: str, timeout: float, value: str | None = None) -> float:
         deadline = time.monotonic() + timeout
