@@ -123,6 +123,20 @@ def test_previous_high_low_matches_peer(btc: pd.DataFrame, time_frame: str) -> N
         assert ours["BrokenHigh"].any() and ours["BrokenLow"].any()
 
 
+@pytest.mark.parametrize("clock", ["naive", "Europe/Berlin", "shuffled"])
+@pytest.mark.parametrize("time_frame", ["4h", "1D"])
+def test_previous_high_low_other_clocks_match_peer(head: pd.DataFrame, clock: str, time_frame: str) -> None:
+    # naive clocks take the fast path; zones with daylight saving and unsorted candles
+    # take the pandas path; all must agree with the reference
+    if clock == "naive":
+        frame = head.tz_localize(None)
+    elif clock == "shuffled":
+        frame = head.iloc[np.random.default_rng(8).permutation(len(head))]
+    else:
+        frame = head.tz_convert(clock)
+    assert_same(smc.previous_high_low(frame, time_frame), peer.previous_high_low(frame, time_frame))
+
+
 def test_previous_high_low_candle_on_period_start_looks_two_back(btc: pd.DataFrame) -> None:
     # the reference counts periods starting strictly before a candle; on a period's very
     # first minute that excludes its own period, so it reports the period two back
@@ -147,7 +161,7 @@ def test_custom_sessions_match_peer(head: pd.DataFrame, start: str, end: str) ->
     assert_same(ours, peer.sessions(head.copy(), "Custom", start, end))
 
 
-@pytest.mark.parametrize("zone", ["UTC+2", "GMT-3"])
+@pytest.mark.parametrize("zone", ["UTC", "UTC+2", "GMT-3"])
 def test_sessions_time_zone_of_naive_index_matches_peer(head: pd.DataFrame, zone: str) -> None:
     naive = head.iloc[:2000].tz_localize(None)
     ours = smc.sessions(naive, "London", time_zone=zone)
