@@ -195,3 +195,17 @@ def test_a_very_long_outage_skips_to_the_recent_part() -> None:
     step = p.on_base_bar(Bar("X", "1m", T0 + 1000 * MIN, 1, 1, 1, 1, 1.0))
     assert step.gap == GapRequest("X", "1m", T0 + 900 * MIN, T0 + 1000 * MIN)
     assert p.bars_skipped == 899
+
+
+def test_history_at_start_makes_the_first_bar_of_every_timeframe_whole() -> None:
+    truth = {T0 + i * MIN: Bar("X", "1m", T0 + i * MIN, 10, 11, 9, 10, 1.0) for i in range(200)}
+    p = SymbolBars("X", ["1m", "5m", "1h"], grace_ms=0, history_bars=90)
+    now = T0 + 130 * MIN + 20_000  # 02:10:20; 90 bars back is 00:40, aligned to the hour: 00:00
+    first = p.add_trade(10.0, 1.0, now)
+    assert first.gap == GapRequest("X", "1m", T0, T0 + 130 * MIN)
+    bars = _run(p, [first, p.advance(T0 + 131 * MIN)], _rest_for(truth))
+    by_tf = _check_sequence(bars)
+    assert by_tf["1m"][0].ts_open == T0 and len(by_tf["1m"]) == 131
+    assert [b.ts_open for b in by_tf["1h"]] == [T0, T0 + 60 * MIN] and all(b.complete for b in by_tf["1h"])
+    with pytest.raises(ValueError, match="history_bars"):
+        SymbolBars("X", ["1m"], history_bars=6000)

@@ -132,9 +132,12 @@ class SymbolBars:
     """
 
     def __init__(self, symbol: str, timeframes: Sequence[str], *, base_timeframe: str = "1m",
-                 grace_ms: int = 2_000, max_gap_bars: int = 5_000) -> None:
+                 grace_ms: int = 2_000, max_gap_bars: int = 5_000, history_bars: int = 0) -> None:
         if grace_ms < 0:
             raise ValueError(f"grace_ms must be >= 0, got {grace_ms}")
+        if not 0 <= history_bars <= max_gap_bars:
+            raise ValueError(f"history_bars must be within 0..{max_gap_bars}, got {history_bars}")
+        self.history_bars = history_bars
         self.symbol = symbol
         self.base_timeframe = base_timeframe
         self.step_ms = timeframe_ms(base_timeframe)
@@ -167,7 +170,7 @@ class SymbolBars:
     def add_trade(self, price: float, size: float, ts: int) -> Step:
         minute = ts - ts % self.step_ms
         if self.next_ts is None:
-            self.next_ts = minute
+            self.next_ts = self._history_start(minute)
             self.frontier = minute
             # We joined mid-bar: the first bar lacks the trades before we came.
             self._suspect.append((minute, minute + self.step_ms))
@@ -181,8 +184,26 @@ class SymbolBars:
         else:
             bar.add(price, size)
         if ts < frontier + self.step_ms + self.grace_ms:
+            if self.next_ts < frontier:  # type: ignore[operator]
+                return self._drain()  # history to fetch before the first live bar
             return EMPTY_STEP  # the hot path: nothing can close yet
         return self.advance(ts)
+
+    def _history_start(self, minute: int) -> int:
+        """Where a live pipeline starts: `history_bars` back, on a boundary of the longest timeframe.
+
+        The history is fetched as a gap before anything goes out, so the
+        first bars of every timeframe are whole (and complete) ones.
+        """
+        if not self.history_bars:
+            return minute
+        start = minute - self.history_bars * self.step_ms
+        if self.rollups:
+            longest = self.rollups[-1].tf_ms
+            aligned = start - start % longest
+            if (minute - aligned) // self.step_ms <= self.max_gap_bars:
+                start = aligned
+        return start
 
     def on_base_bar(self, bar: Bar) -> Step:
         """A finished base bar from a candle source (replay file, venue candle stream)."""

@@ -104,6 +104,9 @@ class FeedSettings:
     outlier_k: float = attrs.field(default=8.0, validator=_positive)
     backfill_timeout_s: float = attrs.field(default=15.0, validator=_positive)
     max_frame_bytes: int = attrs.field(default=4 * 1024 * 1024, validator=attrs.validators.gt(0))
+    # Live feeds: 1m bars of history fetched from REST at start (up to 5000), so that the
+    # first bar of every timeframe is whole. 0: start with the current minute.
+    history_bars: int = attrs.field(default=0, validator=[attrs.validators.ge(0), attrs.validators.le(5000)])
 
     def __attrs_post_init__(self) -> None:
         if not (math.isfinite(self.replay_speed) and self.replay_speed >= 0):
@@ -183,7 +186,8 @@ class _Symbol:
     def __init__(self, symbol: str, settings: FeedSettings, base_tf: str, now_s: float) -> None:
         self.symbol = symbol
         tfs = [tf for tf in settings.timeframes if timeframe_ms(tf) >= timeframe_ms(base_tf)]
-        self.bars = SymbolBars(symbol, tfs, base_timeframe=base_tf, grace_ms=int(settings.grace_s * 1000))
+        self.bars = SymbolBars(symbol, tfs, base_timeframe=base_tf, grace_ms=int(settings.grace_s * 1000),
+                               history_bars=settings.history_bars)
         self.health = HealthTracker(symbol, HealthParams(stale_after_s=settings.stale_after_s,
                                                          outlier_k=settings.outlier_k), start_s=now_s)
         self.book_sync: BinanceBookSync | None = None
@@ -344,6 +348,7 @@ class FeedCore:
         if sym is None or sym.book_sync is None:
             return
         self._saw_venue_time(delta.ts_event)
+        sym.health.on_message(now, delta.ts_event)
         was_live = sym.book_sync.live
         result = sym.book_sync.on_delta(delta)
         sym.book = sym.book_sync.book
@@ -361,6 +366,7 @@ class FeedCore:
         if sym is None:
             return
         self._saw_venue_time(snap.ts_event)
+        sym.health.on_message(now, snap.ts_event)
         sym.book = sym.book or L2Book(snap.symbol)
         sym.book.load(snap)
         quote = sym.book.quote()
