@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 ANSIBLE_DIR = REPO / "deploy" / "ansible"
 BUILD_SCRIPT = ANSIBLE_DIR / "build-release.sh"
 RECAP = re.compile(r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+"
-                   r"unreachable=(?P<unreachable>\d+)\s+failed=(?P<failed>\d+)", re.M)
+                   r"unreachable=(?P<unreachable>\d+)\s+failed=(?P<failed>\d+)", re.MULTILINE)
 
 
 def venv_tool(name: str) -> str | None:
@@ -27,7 +27,8 @@ def venv_tool(name: str) -> str | None:
 def build_release(dist: Path) -> str:
     """Build the wheel and wheelhouse from this working tree into dist/<version>/; the version."""
     env = {**os.environ, "PYTHON": sys.executable}
-    proc = subprocess.run(["sh", str(BUILD_SCRIPT), str(REPO), str(dist)], capture_output=True,
+    proc = subprocess.run(["sh", str(BUILD_SCRIPT), str(REPO), str(dist)], check=False,
+                          capture_output=True,
                           text=True, env=env, timeout=1200, stdin=subprocess.DEVNULL)
     if proc.returncode != 0:
         raise RuntimeError(f"build-release.sh failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
@@ -67,7 +68,7 @@ def run_playbook(inventory: Path, extra_vars: dict[str, Any], workdir: Path,
            "ANSIBLE_LOCAL_TEMP": str(workdir / "ansible-tmp"), "ANSIBLE_RETRY_FILES_ENABLED": "0"}
     proc = subprocess.run(
         [playbook, "-i", str(inventory), "-e", f"@{vars_file}", str(ANSIBLE_DIR / "site.yml")],
-        capture_output=True, text=True, env=env, cwd=ANSIBLE_DIR, timeout=1200,
+        check=False, capture_output=True, text=True, env=env, cwd=ANSIBLE_DIR, timeout=1200,
         stdin=subprocess.DEVNULL)
     output = proc.stdout + proc.stderr
     match = RECAP.search(proc.stdout)

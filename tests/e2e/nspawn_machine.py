@@ -54,7 +54,7 @@ def unavailable_reason() -> str | None:
 def _run(cmd: Sequence[str], *, timeout: float = 600, check: bool = True,
          env: dict[str, str] | None = None, input_text: str | None = None,
          ) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout, env=env,
+    proc = subprocess.run(list(cmd), check=False, capture_output=True, text=True, timeout=timeout, env=env,
                           input=input_text, stdin=None if input_text is not None else subprocess.DEVNULL)
     if check and proc.returncode != 0:
         raise MachineError(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")

@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import pytest
-
 import deploy_helpers as dh
 import nspawn_machine as nm
+import pytest
 
 pytestmark = pytest.mark.e2e
 
@@ -30,7 +29,7 @@ SECURITY_LIMIT = 2.0
 # The config the test deploys: the bundled replay (no network), frequent
 # snapshots so a kill -9 has state to recover, and the test-only control hooks.
 E2E_CONFIG: dict[str, Any] = {
-    "daemon": {"test_hooks": True, "snapshot_interval_s": 2.0},
+    "daemon": {"test_hooks": True, "snapshot_interval_s": 2.0, "backup_interval_s": 10.0},
     "feed": {"venue": "replay", "replay_speed": 60.0},
     "log": {"format": "json", "level": "info"},
 }
@@ -44,6 +43,12 @@ class Deployment:
     inventory: Path
     extra_vars: dict[str, Any]
     first_run: tuple[int, str, dict[str, int]]
+
+    def require_deployed(self) -> None:
+        """Fail at once (not after every timeout) when the first deployment already failed."""
+        rc, output, _ = self.first_run
+        if rc != 0:
+            pytest.fail(f"the first playbook run failed ({rc}); its end:\n{output[-3000:]}")
 
     def sh(self, *cmd: str, check: bool = True, timeout: float = 120) -> str:
         return self.machine.run(list(cmd), check=check, timeout=timeout).stdout
@@ -61,7 +66,7 @@ class Deployment:
         while time.monotonic() < deadline:
             try:
                 last = predicate()
-            except Exception as exc:  # the daemon may be between processes
+            except Exception as exc:  # noqa: BLE001 - the daemon may be between processes
                 last = exc
             else:
                 if last:
@@ -82,7 +87,7 @@ class Deployment:
     def journal_tail(self) -> str:
         try:
             return self.journal("-n", "40")
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - diagnostics only
             return f"(no journal: {exc})"
 
     def control(self, cmd: str, args: dict[str, Any], timeout: float = 5) -> str:
@@ -155,6 +160,7 @@ def test_playbook_deploys_onto_a_fresh_host(deployment: Deployment) -> None:
 
 
 def test_second_playbook_run_changes_nothing(deployment: Deployment) -> None:
+    deployment.require_deployed()
     rc, output, recap = dh.run_playbook(deployment.inventory, deployment.extra_vars,
                                         deployment.workdir)
     assert rc == 0, output[-6000:]
@@ -162,6 +168,7 @@ def test_second_playbook_run_changes_nothing(deployment: Deployment) -> None:
 
 
 def test_release_layout_and_offline_install(deployment: Deployment) -> None:
+    deployment.require_deployed()
     version = deployment.extra_vars["fractald_version"]
     assert deployment.sh("readlink", "/opt/fractald/current").strip() == \
         f"/opt/fractald/releases/{version}"
@@ -174,6 +181,7 @@ def test_release_layout_and_offline_install(deployment: Deployment) -> None:
 
 
 def test_files_are_owned_and_private(deployment: Deployment) -> None:
+    deployment.require_deployed()
     stat = deployment.sh("stat", "-c", "%n %U %G %a", CONFIG, "/etc/fractald/credentials",
                          "/etc/fractald/credentials/api_key", "/var/lib/fractald")
     lines = dict(line.split(" ", 1) for line in stat.splitlines())
@@ -184,6 +192,7 @@ def test_files_are_owned_and_private(deployment: Deployment) -> None:
 
 
 def test_units_verify_clean(deployment: Deployment) -> None:
+    # Units are installed before the start, so this holds even when the start failed.
     proc = deployment.machine.run(["systemd-analyze", "verify",
                                    "/etc/systemd/system/fractald.service",
                                    "/etc/systemd/system/fractald@.service"], check=False)
@@ -193,6 +202,7 @@ def test_units_verify_clean(deployment: Deployment) -> None:
 
 @pytest.mark.parametrize("unit", ["fractald.service", "fractald@e2e.service"])
 def test_unit_security_exposure_is_ok(deployment: Deployment, unit: str) -> None:
+    # Units are installed before the start, so this holds even when the start failed.
     out = deployment.sh("systemd-analyze", "security", "--no-pager", unit)
     match = re.search(r"Overall exposure level for \S+: (\d+\.\d+) (\w+)", out)
     assert match, out[-2000:]
@@ -200,6 +210,7 @@ def test_unit_security_exposure_is_ok(deployment: Deployment, unit: str) -> None
 
 
 def test_unit_is_active_and_ready(deployment: Deployment) -> None:
+    deployment.require_deployed()
     props = deployment.show("ActiveState", "SubState", "Type", "NotifyAccess", "WatchdogUSec",
                             "StatusText", "UnitFileState")
     assert props["ActiveState"] == "active" and props["SubState"] == "running", props
@@ -214,6 +225,7 @@ def test_unit_is_active_and_ready(deployment: Deployment) -> None:
 
 
 def test_journal_holds_json_lines(deployment: Deployment) -> None:
+    deployment.require_deployed()
     lines = [ln for ln in deployment.journal("-o", "cat", "_TRANSPORT=stdout").splitlines() if ln]
     assert lines, deployment.journal_tail()
     records = [json.loads(line) for line in lines]
@@ -245,6 +257,7 @@ def _recovered_events(deployment: Deployment, pid: int) -> list[dict[str, Any]]:
 
 
 def test_kill_9_is_restarted_with_state_intact(deployment: Deployment) -> None:
+    deployment.require_deployed()
     deployment.wait_ready()
     # Let the daemon process bars and write a snapshot (every 2 s in the e2e config).
     before = deployment.wait_for(
@@ -271,6 +284,7 @@ def test_kill_9_is_restarted_with_state_intact(deployment: Deployment) -> None:
 
 
 def test_watchdog_kills_and_restarts_a_wedged_daemon(deployment: Deployment) -> None:
+    deployment.require_deployed()
     deployment.wait_ready()
     watchdog_s = _seconds(deployment.show("WatchdogUSec")["WatchdogUSec"])
     assert 0 < watchdog_s <= 120
@@ -280,11 +294,15 @@ def test_watchdog_kills_and_restarts_a_wedged_daemon(deployment: Deployment) -> 
     deployment.wait_for("the watchdog to restart the daemon",
                         lambda: _restarts(deployment) > restarts, timeout=watchdog_s + 60)
     assert _main_pid(deployment) != old_pid
-    assert "Watchdog timeout" in deployment.journal("-o", "cat")
+    journal = deployment.journal("-o", "cat")
+    assert "Watchdog timeout" in journal
+    # WatchdogSignal=SIGABRT + PYTHONFAULTHANDLER: the journal shows where the loop was stuck.
+    assert "Fatal Python error" in journal and "block_loop" in journal
     deployment.wait_ready()
 
 
 def test_stop_is_a_clean_exit_0(deployment: Deployment) -> None:
+    deployment.require_deployed()
     deployment.wait_ready()
     deployment.sh("systemctl", "stop", UNIT, timeout=60)
     props = deployment.show("ActiveState", "Result", "ExecMainCode", "ExecMainStatus")
@@ -296,6 +314,7 @@ def test_stop_is_a_clean_exit_0(deployment: Deployment) -> None:
 
 
 def test_broken_config_exits_78_without_a_restart_loop(deployment: Deployment) -> None:
+    deployment.require_deployed()
     good = deployment.sh("cat", CONFIG)
     deployment.machine.write_file(CONFIG, good + "\n[risk]\nrisk_per_trade = 7\n", 0o640)
     try:

@@ -1,0 +1,168 @@
+"""Fast checks of the deployment files that need no container: lint, syntax, units, config.
+
+The real proof is the e2e test on a booted systemd; these catch mistakes in
+seconds on any machine (ansible checks skip when ansible-core is absent).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import deploy_helpers as dh
+import pytest
+
+SYSTEMD_DIR = dh.REPO / "deploy" / "systemd"
+RUNBOOKS = dh.REPO / "runbooks"
+sys.path.insert(0, str(dh.ANSIBLE_DIR / "roles" / "fractald" / "filter_plugins"))
+from fractald_toml import TomlRenderError, to_fractald_toml
+
+
+def read_unit(name: str) -> dict[str, dict[str, list[str]]]:
+    """A unit file as section -> key -> every value (systemd keys may repeat)."""
+    sections: dict[str, dict[str, list[str]]] = {}
+    current: dict[str, list[str]] = {}
+    for raw in (SYSTEMD_DIR / name).read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("["):
+            current = sections.setdefault(line.strip("[]"), {})
+            continue
+        key, _, value = line.partition("=")
+        current.setdefault(key, []).append(value)
+    return sections
+
+
+REQUIRED_SERVICE = {
+    "Type": "notify", "NotifyAccess": "main", "Restart": "on-failure", "User": "fractald",
+    "StateDirectory": "fractald", "RuntimeDirectory": "fractald",
+    "ConfigurationDirectory": "fractald", "NoNewPrivileges": "yes", "ProtectSystem": "strict",
+    "ProtectHome": "yes", "PrivateTmp": "yes", "PrivateDevices": "yes",
+    "ProtectKernelTunables": "yes", "ProtectKernelModules": "yes", "ProtectKernelLogs": "yes",
+    "ProtectControlGroups": "yes", "CapabilityBoundingSet": "",
+    "RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6",
+}
+
+
+@pytest.mark.parametrize("unit", ["fractald.service", "fractald@.service"])
+def test_unit_has_the_required_settings(unit: str) -> None:
+    sections = read_unit(unit)
+    service = sections["Service"]
+    for key, value in REQUIRED_SERVICE.items():
+        if key.endswith("Directory") and unit.startswith("fractald@") and key != "ConfigurationDirectory":
+            value = f"{value}/%i"
+        assert service.get(key) == [value], f"{unit}: {key}={service.get(key)}"
+    assert "78" in service["RestartPreventExitStatus"][0].split()
+    for key in ("WatchdogSec", "RestartSec", "TimeoutStopSec", "MemoryMax"):
+        assert service.get(key), f"{unit}: {key} missing"
+    assert "@system-service" in service["SystemCallFilter"]
+    assert service["LoadCredential"][0].startswith("venue:/etc/fractald/credentials")
+    unit_section = sections["Unit"]
+    assert unit_section.get("StartLimitBurst") and unit_section.get("StartLimitIntervalSec")
+    # No secret may travel through the environment.
+    for env in service.get("Environment", []):
+        assert not any(word in env.lower() for word in ("key", "secret", "token"))
+
+
+def test_template_differs_only_by_instance() -> None:
+    """fractald@.service is fractald.service with per-instance paths; nothing else may drift."""
+    single, template = read_unit("fractald.service"), read_unit("fractald@.service")
+    instance_keys = {"StateDirectory", "RuntimeDirectory", "WorkingDirectory", "ExecStart",
+                     "LoadCredential", "SyslogIdentifier", "Description"}
+    for section in single:
+        for key, values in single[section].items():
+            if key not in instance_keys:
+                assert template[section].get(key) == values, f"[{section}] {key} drifted"
+            else:
+                assert all("%i" in v for v in template[section][key]), f"{key} lacks %i"
+
+
+def test_example_config_is_valid() -> None:
+    from fractald.config import config_from_dict
+
+    with (SYSTEMD_DIR / "fractald.toml.example").open("rb") as fh:
+        config = config_from_dict(tomllib.load(fh))
+    assert config.daemon.test_hooks is False and config.risk.mode == "paper"
+
+
+def test_toml_filter_round_trips_what_the_role_renders() -> None:
+    data = {"daemon": {"test_hooks": True, "snapshot_interval_s": 2.0},
+            "feed": {"venue": "replay", "symbols": ["BTC-PERP", "ETH-PERP"],
+                     "ws_url": 'wss://x/"quoted"\\path'},
+            "strategies": {"enabled": ["fvg_fill"], "params": {"fvg_fill": {"min_gap": 3}}},
+            "control": {"allowed_uids": []}}
+    assert tomllib.loads(to_fractald_toml(data)) == data
+    with pytest.raises(TomlRenderError, match="feed.bad"):
+        to_fractald_toml({"feed": {"bad": float("nan")}})
+    with pytest.raises(TomlRenderError, match="NoneType"):
+        to_fractald_toml({"feed": {"x": None}})
+
+
+def test_group_vars_example_renders_to_a_valid_config() -> None:
+    yaml = pytest.importorskip("yaml", reason="PyYAML comes with ansible-core")
+    from fractald.config import config_from_dict
+
+    group_vars = yaml.safe_load((dh.ANSIBLE_DIR / "inventory/example/group_vars/fractald.yml")
+                                .read_text())
+    defaults = yaml.safe_load((dh.ANSIBLE_DIR / "roles/fractald/defaults/main.yml").read_text())
+    merged = {**defaults["fractald_config_defaults"], **group_vars["fractald_config"]}
+    config = config_from_dict(tomllib.loads(to_fractald_toml(merged)))
+    assert config.broker.api_key_credential == "venue_api_key"
+    # Each credential the config names has a file the role writes (venue_ + file name).
+    files = {f"venue_{name}" for name in group_vars["fractald_credentials"]}
+    assert {config.broker.api_key_credential, config.broker.api_secret_credential} <= files
+
+
+def test_runbooks_cover_the_issue_and_link_correctly() -> None:
+    pages = {p.name for p in RUNBOOKS.glob("*.md")}
+    for name in ("install.md", "upgrade-and-rollback.md", "reading-logs.md",
+                 "daemon-will-not-start.md", "watchdog-restarts.md", "circuit-breaker-tripped.md",
+                 "feed-stale-or-flapping.md", "state-database-corrupt.md",
+                 "emergency-flatten-and-kill-switch.md", "rotating-api-keys.md",
+                 "moving-to-a-new-vps.md"):
+        assert name in pages
+    index = (RUNBOOKS / "README.md").read_text()
+    assert all(f"({p})" in index for p in pages - {"README.md"})
+    will_not_start = (RUNBOOKS / "daemon-will-not-start.md").read_text()
+    from fractald.errors import ExitStatus
+
+    for status in ExitStatus:
+        if status not in (ExitStatus.OK, ExitStatus.USAGE):
+            assert f"## {int(status)}:" in will_not_start, f"exit status {int(status)} undocumented"
+
+
+def _ansible_env(tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, "ANSIBLE_CONFIG": str(dh.ANSIBLE_DIR / "ansible.cfg"),
+            "ANSIBLE_HOME": str(tmp_path / "ansible-home"), "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp")}
+
+
+def test_playbook_syntax(tmp_path: Path) -> None:
+    playbook = dh.venv_tool("ansible-playbook")
+    if playbook is None:
+        pytest.skip("ansible-core not installed (pip install ansible-core)")
+    proc = subprocess.run([playbook, "--syntax-check", "site.yml"], cwd=dh.ANSIBLE_DIR,
+                          env=_ansible_env(tmp_path), capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_ansible_lint_is_clean(tmp_path: Path) -> None:
+    lint = dh.venv_tool("ansible-lint")
+    if lint is None:
+        pytest.skip("ansible-lint not installed (pip install ansible-lint)")
+    proc = subprocess.run([lint, "--offline", "--nocolor"], cwd=dh.ANSIBLE_DIR,
+                          env=_ansible_env(tmp_path), capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "profile 'production'" in proc.stdout + proc.stderr or "Passed" in proc.stderr
+
+
+def test_build_release_script_is_posix_sh() -> None:
+    proc = subprocess.run(["sh", "-n", str(dh.BUILD_SCRIPT)], capture_output=True, text=True,
+                          timeout=30, check=False)
+    assert proc.returncode == 0, proc.stderr
