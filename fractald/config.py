@@ -89,7 +89,7 @@ class FeedConfig:
     ws_url: str = ""  # "" = the venue's default
     rest_url: str = ""
     replay_path: str = ""  # "" = the bundled BTC 1m candles
-    replay_speed: float = attrs.field(default=600.0, validator=_between(0, 1_000_000))
+    replay_speed: float = attrs.field(default=3000.0, validator=_between(0, 1_000_000))
     stale_after_s: float = attrs.field(default=30.0, validator=_between(0.1, 86400))
     silence_timeout_s: float = attrs.field(default=20.0, validator=_between(0.1, 3600))
     late_grace_s: float = attrs.field(default=2.0, validator=_between(0, 60))
@@ -140,6 +140,8 @@ class ControlConfig:
     allowed_gids: list[int] = attrs.field(factory=list)
     idle_timeout_s: float = attrs.field(default=600.0, validator=_between(1, 86400))
     max_line_bytes: int = attrs.field(default=65536, validator=_between(256, 16 * 1024 * 1024))
+    max_clients: int = attrs.field(default=64, validator=_between(1, 10_000))
+    send_timeout_s: float = attrs.field(default=10.0, validator=_between(0.1, 3600))
 
 
 @attrs.frozen

@@ -35,7 +35,8 @@ class ControlActor:
         server = ControlServer(
             cfg.socket_path(), cfg.control.allowed_uids, cfg.control.allowed_gids,
             self.registry, ctx.log, idle_timeout_s=cfg.control.idle_timeout_s,
-            max_line_bytes=cfg.control.max_line_bytes)
+            max_line_bytes=cfg.control.max_line_bytes, max_clients=cfg.control.max_clients,
+            send_timeout_s=cfg.control.send_timeout_s)
         async with trio.open_nursery() as nursery:
             await nursery.start(server.serve)
             self.daemon.control_ready.set()
