@@ -209,3 +209,12 @@ def test_history_at_start_makes_the_first_bar_of_every_timeframe_whole() -> None
     assert [b.ts_open for b in by_tf["1h"]] == [T0, T0 + 60 * MIN] and all(b.complete for b in by_tf["1h"])
     with pytest.raises(ValueError, match="history_bars"):
         SymbolBars("X", ["1m"], history_bars=6000)
+
+
+def test_history_that_rest_cannot_give_is_flat_at_the_first_known_price() -> None:
+    p = SymbolBars("X", ["1m", "5m"], grace_ms=0, history_bars=3)
+    first = p.add_trade(42.0, 1.0, T0 + 3 * MIN + 10)
+    assert first.gap == GapRequest("X", "1m", T0, T0 + 3 * MIN)  # 3 back, on a 5m boundary
+    bars = p.resolve_gap(None).bars
+    assert len(bars) == 3 and all((b.timeframe, b.close, b.volume, b.complete) == ("1m", 42.0, 0.0, False)
+                                  for b in bars)

@@ -279,9 +279,10 @@ class SymbolBars:
             return attrs.evolve(ours, complete=False)
         price = self.last_close
         if price is None:
-            # Nothing ever seen: there is no honest price; use the next bar we hold.
-            later = [b for t, b in sorted(self._closed.items()) if t > ts]
-            price = later[0].open if later else 0.0
+            # Nothing before it: repeat the first price we hold after it (flat, volume 0, marked).
+            held = {t: b.open for t, b in self._closed.items() if t > ts}
+            held.update((t, b.open) for t, b in self._open.items() if t > ts)
+            price = held[min(held)] if held else 0.0
         return Bar(self.symbol, self.base_timeframe, ts, price, price, price, price, 0.0, False)
 
     def _is_suspect(self, ts: int) -> bool:
