@@ -55,9 +55,6 @@ __all__ = [
 _NAN = np.nan
 
 
-def _f32(values: np.ndarray) -> np.ndarray:
-    """Round to float32 and back: the value the reference compares after storing a level."""
-    return np.asarray(values, dtype=np.float32).astype(np.float64)
 
 
 # --------------------------------------------------------------------------- swings
@@ -299,9 +296,9 @@ def ob(
     min/max of (the breaking candle + the one before) against (the one two before), x100,
     in float32 like the reference.
 
-    A bullish block is mitigated by the first later candle whose low (or, with
-    close_mitigation, the lower of open and close) goes below Bottom; MitigatedIndex is the
-    candle BEFORE that one (reference quirk). A bearish block is mitigated when the high (or
+    From the candle after the break on, a bullish block is mitigated by the first candle
+    whose low (or, with close_mitigation, the lower of open and close) goes below Bottom;
+    MitigatedIndex is the candle BEFORE that one (reference quirk). A bearish block is mitigated when the high (or
     the higher of open and close) goes above Top; MitigatedIndex is that candle. After
     mitigation a block becomes a breaker and is deleted once price trades through its other
     side (above Top for bullish, below Bottom for bearish). Bullish and bearish blocks share
