@@ -236,3 +236,26 @@ async def test_backfill_pages_within_the_venue_cap(venue_kind: str, minutes: int
     assert [b.ts_open for b in bars] == [t0 + i * 60_000 for i in range(minutes)]
     assert [b.close for b in bars[:8]] == [100.0 + i % 7 for i in range(8)]
     assert len(fake.rest_log) == pages and all(status == 200 for _, _, status in fake.rest_log)
+
+
+async def test_an_error_in_the_callers_handler_is_raised_not_retried(
+        mock_clock: trio.testing.MockClock) -> None:
+    mock_clock.autojump_threshold = 0.001
+    connections = 0
+
+    async def handler(ws: Any) -> None:
+        nonlocal connections
+        connections += 1
+        await ws.send("tick")
+        await trio.sleep_forever()
+
+    async def broken(raw: str | bytes) -> None:
+        raise trio.BrokenResourceError("consumer went away")
+
+    async with trio.open_nursery() as nursery:
+        url = await _ws_server(nursery, handler)
+        session = WsSession(WsSettings(url=url), lambda: [])
+        with pytest.raises(trio.BrokenResourceError, match="consumer went away"):
+            await session.run(broken)
+        nursery.cancel_scope.cancel()
+    assert connections == 1

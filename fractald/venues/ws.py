@@ -90,6 +90,21 @@ OnConnected = Callable[[int], Awaitable[None]]
 OnDisconnected = Callable[[EndReason, str], Awaitable[None]]
 
 
+class _CallbackFailed(Exception):
+    """Carries an exception out of the caller's callback, past the reconnect logic."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+async def _call(awaitable: Awaitable[Any]) -> Any:
+    try:
+        return await awaitable
+    except Exception as exc:  # noqa: BLE001 - wrapped so that it is not taken for a network error
+        raise _CallbackFailed(exc) from exc
+
+
 async def _noop_connected(n: int) -> None:
     return None
 
@@ -119,6 +134,8 @@ class WsSession:
             retry_after: float | None = None
             try:
                 reason, detail = await self._one_connection(on_message, on_connected)
+            except _CallbackFailed as failed:
+                raise failed.error from None  # the caller's own failure: not ours to retry
             except Exception as exc:  # noqa: BLE001 - sorted into transient / fatal just below
                 reason, detail, retry_after = self._sort_failure(exc)
             self.stats.last_end = reason
@@ -162,7 +179,7 @@ class WsSession:
             for message in self.subscriptions():
                 await ws.send(message)
             self._log("ws_connected", connects=self.stats.connects)
-            await on_connected(self.stats.connects)
+            await _call(on_connected(self.stats.connects))
             return await self._receive(ws, on_message)
 
     async def _receive(self, ws: Any, on_message: OnMessage) -> tuple[EndReason, str]:
@@ -189,7 +206,7 @@ class WsSession:
                 continue
             self.stats.messages += 1
             self.stats.failures_in_a_row = 0
-            if await on_message(message) is not False:
+            if await _call(on_message(message)) is not False:
                 # Market data came. Time spent handing it on (backpressure) is not silence.
                 waiting_since = trio.current_time()
             # else: a pong or an ack; a connection that only answers pings is still silent.
