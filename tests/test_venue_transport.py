@@ -254,7 +254,7 @@ async def test_an_error_in_the_callers_handler_is_raised_not_retried(
 
     async with trio.open_nursery() as nursery:
         url = await _ws_server(nursery, handler)
-        session = WsSession(WsSettings(url=url), lambda: [])
+        session = WsSession(WsSettings(url=url), list)
         with pytest.raises(trio.BrokenResourceError, match="consumer went away"):
             await session.run(broken)
         nursery.cancel_scope.cancel()

@@ -101,7 +101,7 @@ class _CallbackFailed(Exception):
 async def _call(awaitable: Awaitable[Any]) -> Any:
     try:
         return await awaitable
-    except Exception as exc:  # noqa: BLE001 - wrapped so that it is not taken for a network error
+    except Exception as exc:
         raise _CallbackFailed(exc) from exc
 
 
