@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from fractald.backtest import new_runner
+from fractald.backtest import StrategySettings, new_runner
 from fractald.core.execution.engine import TradingEngine
 from fractald.core.pipeline import NullEngine
 from fractald.core.strategies.registry import STRATEGIES
@@ -27,12 +27,12 @@ def main() -> None:
     best_full = best_engine = best_null = float("inf")
     trades = 0
     for _ in range(n):
-        runner = new_runner(bars[0].symbol, "1m", sorted(STRATEGIES), "15m", ["15m", "1h", "4h"], 10_000.0)
+        runner = new_runner(bars[0].symbol, "1m", StrategySettings.of(sorted(STRATEGIES), "15m", ["15m", "1h", "4h"]), 10_000.0)
         t0 = time.perf_counter()
         runner.feed(bars)
         best_full = min(best_full, time.perf_counter() - t0)
         trades = len(runner.trades)
-        null = new_runner(bars[0].symbol, "1m", sorted(STRATEGIES), "15m", ["15m", "1h", "4h"], 10_000.0)
+        null = new_runner(bars[0].symbol, "1m", StrategySettings.of(sorted(STRATEGIES), "15m", ["15m", "1h", "4h"]), 10_000.0)
         null.pipeline.engine = NullEngine()
         t0 = time.perf_counter()
         null.feed(bars)

@@ -27,14 +27,14 @@ from typing import Any
 import attrs
 
 from fractald.core.bars import TimeframeRollup
-from fractald.core.execution.engine import EngineParams, TradingEngine
+from fractald.config import Config, load_config
+from fractald.core.execution.engine import FillSource, TradingEngine
 from fractald.core.models import TIMEFRAME_MS, Bar, ClosedTrade
 from fractald.core.pipeline import Pipeline, SetupSkipped, SignalEmitted, build_pipeline
 from fractald.core.strategies.registry import STRATEGIES
 from fractald.datasets import BUNDLED_SYMBOL
+from fractald.pipeline_factory import confidence_model, engine_params
 from fractald.reporting.report import build_report
-
-DEFAULT_TREND_TIMEFRAMES = ("15m", "1h", "4h")
 
 
 def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,18 +42,21 @@ def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
                         help="candles: CSV, JSON or Parquet (default: the bundled BTC 1m candles)")
     parser.add_argument("--symbol", default=BUNDLED_SYMBOL, help=f"symbol name for the candles (default {BUNDLED_SYMBOL})")
     parser.add_argument("--config", metavar="PATH", default=None,
-                        help="TOML config: its [strategies] enabled, timeframe and params are used")
+                        help="TOML config: its [strategies], [risk] and [broker] are used, as the "
+                             "daemon uses them (default: the embedded config)")
     parser.add_argument("--strategy", action="append", metavar="NAME", default=None,
                         help="strategy to run, repeatable (default: the config's enabled ones, else all of "
                              f"{', '.join(sorted(STRATEGIES))})")
     parser.add_argument("--timeframe", default=None,
                         help="timeframe the strategies trade on (default: the config's, else 15m)")
-    parser.add_argument("--trend-timeframes", default=",".join(DEFAULT_TREND_TIMEFRAMES),
-                        help="timeframes whose structure feeds the confidence (default 15m,1h,4h)")
+    parser.add_argument("--trend-timeframes", default=None,
+                        help="timeframes whose structure feeds the confidence (default: the "
+                             "config's, else 15m,1h,4h)")
     parser.add_argument("--from", dest="start", default=None, metavar="WHEN",
                         help="first candle: UTC date/time (2022-01-05, 2022-01-05T12:00) or epoch ms")
     parser.add_argument("--to", dest="end", default=None, metavar="WHEN", help="stop before this time")
-    parser.add_argument("--equity", type=float, default=10_000.0, help="starting equity (default 10000)")
+    parser.add_argument("--equity", type=float, default=None,
+                        help="starting equity (default: the config's broker.starting_equity, 10000)")
     parser.add_argument("--walk-forward", type=int, default=0, metavar="K",
                         help="split into K folds and report each out of sample")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -141,38 +144,44 @@ class StrategySettings:
     timeframe: str
     trend: tuple[str, ...]
     params: dict[str, dict[str, Any]]
+    config: Config
+
+    @classmethod
+    def of(cls, names: Sequence[str], timeframe: str = "15m",
+           trend: Sequence[str] = ("15m", "1h", "4h"), config: Config | None = None) -> StrategySettings:
+        """Settings for code (tests, benchmarks) rather than flags; the embedded config by default."""
+        return cls(tuple(names), timeframe, tuple(trend), {}, config or Config())
 
 
 def settings_from(args: argparse.Namespace) -> StrategySettings:
-    enabled, timeframe, params = sorted(STRATEGIES), "15m", {}
-    if getattr(args, "config", None):
-        from fractald.config import load_config
-
-        cfg = load_config(args.config).strategies
-        enabled, timeframe, params = list(cfg.enabled), cfg.timeframe, dict(cfg.params)
+    config = load_config(getattr(args, "config", None))
+    cfg = config.strategies
+    enabled, timeframe, params = list(cfg.enabled) or sorted(STRATEGIES), cfg.timeframe, dict(cfg.params)
     names = [n for item in (args.strategy or enabled) for n in item.split(",") if n]
     unknown = [n for n in names if n not in STRATEGIES]
     if unknown:
         raise BacktestError(f"unknown strategy {', '.join(unknown)}; known: {', '.join(sorted(STRATEGIES))}")
     timeframe = args.timeframe or timeframe
-    trend = [tf.strip() for tf in str(args.trend_timeframes).split(",") if tf.strip()]
+    trend_text = args.trend_timeframes or ",".join(cfg.trend_timeframes)
+    trend = [tf.strip() for tf in str(trend_text).split(",") if tf.strip()]
     for tf in [timeframe, *trend]:
         if tf not in TIMEFRAME_MS:
             raise BacktestError(f"unknown timeframe {tf!r}; allowed: {', '.join(TIMEFRAME_MS)}")
     chosen = {n: dict(params[n]) for n in names if n in params}
-    return StrategySettings(tuple(names), timeframe, tuple(trend), chosen)
+    return StrategySettings(tuple(names), timeframe, tuple(trend), chosen, config)
 
 
-def new_runner(symbol: str, base_timeframe: str, strategies: Sequence[str], timeframe: str,
-               trend: Sequence[str], equity: float,
-               params: dict[str, dict[str, Any]] | None = None) -> Runner:
-    if TIMEFRAME_MS[timeframe] < TIMEFRAME_MS[base_timeframe]:
-        raise BacktestError(f"--timeframe {timeframe} is shorter than the candles ({base_timeframe})")
-    trend = [tf for tf in trend if TIMEFRAME_MS[tf] >= TIMEFRAME_MS[base_timeframe]]
-    engine = TradingEngine(EngineParams(initial_equity=equity))
-    pipeline = build_pipeline(symbol, engine, strategies, timeframe, params=params,
+def new_runner(symbol: str, base_timeframe: str, st: StrategySettings, equity: float) -> Runner:
+    """A pipeline and engine built as the daemon builds them (fractald.pipeline_factory)."""
+    if TIMEFRAME_MS[st.timeframe] < TIMEFRAME_MS[base_timeframe]:
+        raise BacktestError(f"--timeframe {st.timeframe} is shorter than the candles ({base_timeframe})")
+    trend = [tf for tf in st.trend if TIMEFRAME_MS[tf] >= TIMEFRAME_MS[base_timeframe]]
+    params = attrs.evolve(engine_params(st.config), initial_equity=equity,
+                          fills_from=FillSource.BARS, require_feed_health=False)
+    pipeline = build_pipeline(symbol, TradingEngine(params), st.names, st.timeframe,
+                              params=st.params, confidence=confidence_model(st.config),
                               base_timeframe=base_timeframe, trend_timeframes=trend)
-    return Runner(pipeline, [timeframe, *trend])
+    return Runner(pipeline, [st.timeframe, *trend])
 
 
 def _num(x: float | None) -> float | None:
@@ -223,9 +232,11 @@ def run_backtest(args: argparse.Namespace) -> dict[str, Any]:
     """Run the backtest `args` describe (see add_backtest_arguments) and return the report."""
     if args.walk_forward < 0 or args.walk_forward == 1:
         raise BacktestError(f"--walk-forward must be 0 (off) or at least 2 folds, got {args.walk_forward}")
+    st = settings_from(args)
+    if args.equity is None:
+        args.equity = st.config.broker.starting_equity
     if not (math.isfinite(args.equity) and args.equity > 0):
         raise BacktestError(f"--equity must be a positive number, got {args.equity}")
-    st = settings_from(args)
     bars = _select(load_bars(args.data, args.symbol), parse_when(args.start, "from"), parse_when(args.end, "to"))
     if not bars:
         raise BacktestError("no candles in the chosen range")
@@ -235,7 +246,7 @@ def run_backtest(args: argparse.Namespace) -> dict[str, Any]:
         "timeframe": st.timeframe, "trend_timeframes": list(st.trend), "strategies": list(st.names),
         "params": st.params, "equity": args.equity,
     }
-    runner = new_runner(args.symbol, base, st.names, st.timeframe, st.trend, args.equity, st.params)
+    runner = new_runner(args.symbol, base, st, args.equity)
     runner.feed(bars)
     report["summary"] = summarise(runner, bars, args.equity)
     report["trade_list"] = [_trade_row(t) for t in runner.trades]
@@ -252,7 +263,7 @@ def walk_forward(bars: Sequence[Bar], k: int, st: StrategySettings, equity: floa
     folds = []
     for i in range(k):
         lo, hi = i * size, (len(bars) if i == k - 1 else (i + 1) * size)
-        runner = new_runner(symbol, bars[0].timeframe, st.names, st.timeframe, st.trend, equity, st.params)
+        runner = new_runner(symbol, bars[0].timeframe, st, equity)
         warm = bars[max(0, lo - size):lo]
         runner.feed(warm, accepting=False)
         runner.trades.clear()  # a trade opened during warm-up cannot exist: nothing was sent

@@ -47,9 +47,9 @@ def _cmd_version(args: argparse.Namespace) -> int:
 
 
 def _cmd_backtest(args: argparse.Namespace) -> int:
-    from fractald.backtest import run_backtest
+    from fractald.backtest import backtest_command
 
-    return int(run_backtest(args))
+    return backtest_command(args)
 
 
 def _cmd_chart(args: argparse.Namespace) -> int:

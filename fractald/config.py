@@ -84,7 +84,7 @@ class FeedConfig:
     venue: str = attrs.field(default="replay", validator=_in(*VENUES))
     symbols: list[str] = attrs.field(factory=lambda: ["BTC-PERP"], validator=_non_empty)
     timeframes: list[str] = attrs.field(
-        factory=lambda: ["1m", "5m", "15m", "1h", "4h"], validator=_timeframes
+        factory=lambda: ["1m", "15m", "1h", "4h"], validator=_timeframes
     )
     ws_url: str = ""  # "" = the venue's default
     rest_url: str = ""
@@ -130,7 +130,12 @@ class StrategiesConfig:
         factory=lambda: ["liquidity_sweep", "fvg_fill", "bos_orderblock"]
     )
     timeframe: str = attrs.field(default="15m", validator=_in(*TIMEFRAME_MS))
+    # Higher-timeframe structure the confidence model reads (H4, H1, M15 agreeing scores higher).
+    trend_timeframes: list[str] = attrs.field(
+        factory=lambda: ["15m", "1h", "4h"], validator=_timeframes)
     params: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    # Weights of the confidence factor model (fractald.core.strategies.confidence.ConfidenceWeights).
+    confidence: dict[str, float] = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -294,6 +299,12 @@ def _cross_checks(config: Config) -> list[str]:
             f"config.feed.replay_path: {config.feed.replay_path!r} is only used with "
             f"venue = \"replay\", not {config.feed.venue!r}"
         )
+    needed = {"1m", config.strategies.timeframe, *config.strategies.trend_timeframes}
+    missing = sorted(needed - set(config.feed.timeframes), key=lambda tf: TIMEFRAME_MS[tf])
+    if config.strategies.enabled and missing:
+        problems.append(
+            f"config.feed.timeframes: {config.feed.timeframes} lacks {missing}, which the "
+            f"strategies need (1m, strategies.timeframe and strategies.trend_timeframes)")
     problems.extend(_pipeline_problems(config))
     return problems
 

@@ -14,6 +14,7 @@ from fractald.config import Config
 from fractald.core.execution.engine import EngineParams, FillSource, TradingEngine
 from fractald.core.execution.paper import PaperParams
 from fractald.core.pipeline import Portfolio, build_portfolio
+from fractald.core.strategies.confidence import ConfidenceModel, ConfidenceWeights
 from fractald.core.risk.params import BreakerParams, GateParams, RiskParams, SizingParams
 
 
@@ -38,7 +39,7 @@ def engine_params(config: Config) -> EngineParams:
     replay = config.feed.venue == "replay"
     return EngineParams(
         initial_equity=b.starting_equity,
-        venue=config.feed.venue,
+        venue=b.kind,  # the broker the engine routes to ("paper"), not the data feed
         # Candle replays and backtests fill on each bar's intrabar path; live feeds on trades.
         fills_from=FillSource.BARS if replay else FillSource.TICKS,
         require_feed_health=not replay,
@@ -50,12 +51,19 @@ def engine_params(config: Config) -> EngineParams:
     )
 
 
-def pipeline_from_config(config: Config, symbols: list[str] | None = None) -> Portfolio:
+def confidence_model(config: Config) -> ConfidenceModel:
+    return ConfidenceModel(ConfidenceWeights(**config.strategies.confidence))
+
+
+def pipeline_from_config(config: Config, symbols: list[str] | None = None,
+                         engine: TradingEngine | None = None) -> Portfolio:
     """One pipeline per symbol around one shared engine (portfolio-wide risk)."""
-    engine = TradingEngine(engine_params(config))
     s = config.strategies
-    return build_portfolio(symbols or list(config.feed.symbols), engine, list(s.enabled),
-                           s.timeframe, params=s.params or None)
+    return build_portfolio(symbols or list(config.feed.symbols),
+                           engine or TradingEngine(engine_params(config)), list(s.enabled),
+                           s.timeframe, params=s.params or None,
+                           confidence=confidence_model(config),
+                           trend_timeframes=tuple(s.trend_timeframes))
 
 
 def describe(config: Config) -> dict[str, Any]:

@@ -21,7 +21,7 @@ def test_full_valid_file_round_trips(tmp_path: Path) -> None:
     path.write_text(
         '[daemon]\nstate_dir = "/var/lib/x"\n'
         '[feed]\nvenue = "binance-futures"\nsymbols = ["BTCUSDT", "ETHUSDT"]\n'
-        'timeframes = ["1m", "15m", "4h"]\nws_url = "ws://127.0.0.1:9000/ws"\n'
+        'timeframes = ["1m", "15m", "1h", "4h"]\nws_url = "ws://127.0.0.1:9000/ws"\n'
         '[risk]\nrisk_per_trade = 0.01\n[log]\nlevel = "debug"\n'
     )
     config = load_config(path)
@@ -81,3 +81,22 @@ def test_reload_splits_live_and_restart_only_changes() -> None:
     live, refused = reload_changes(old, new)
     assert live == ["log.level", "risk.heat_cap"]
     assert refused == ["feed.symbols"]
+
+
+def test_feed_must_carry_the_timeframes_strategies_need() -> None:
+    with pytest.raises(ConfigError) as info:
+        config_from_dict({"feed": {"timeframes": ["1m", "15m"]}})
+    assert any("config.feed.timeframes" in p and "'1h', '4h'" in p for p in info.value.problems)
+
+
+def test_strategy_names_and_params_are_checked_by_building_them() -> None:
+    with pytest.raises(ConfigError) as info:
+        config_from_dict({"strategies": {"enabled": ["liquidity_sweep", "moon_shot"]}})
+    assert "unknown strategy ['moon_shot']" in info.value.problems[0]
+    with pytest.raises(ConfigError) as info:
+        config_from_dict({"strategies": {"params": {"fvg_fill": {"swing_length": -3}}}})
+    assert info.value.problems[0].startswith("config.strategies:")
+    assert "swing_length" in info.value.problems[0]
+    with pytest.raises(ConfigError) as info:
+        config_from_dict({"strategies": {"confidence": {"htf_alignment": -1.0}}})
+    assert "htf_alignment" in info.value.problems[0]

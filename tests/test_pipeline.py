@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from fractald.backtest import Runner, new_runner
+from fractald.backtest import Runner, StrategySettings, new_runner
 from fractald.core.bars import SymbolBars
 from fractald.core.models import Bar
 from fractald.core.pipeline import NullEngine, SetupSkipped, SignalEmitted, build_pipeline
@@ -29,12 +29,12 @@ def events_of(runner: Runner, bars: list[Bar], accepting: bool = True) -> list[A
 
 @pytest.fixture(scope="module")
 def run(bars: list[Bar]) -> tuple[Runner, list[Any]]:
-    runner = new_runner("BTC-PERP", "1m", ALL, "15m", TREND, 10_000.0)
+    runner = new_runner("BTC-PERP", "1m", StrategySettings.of(ALL, "15m", TREND), 10_000.0)
     return runner, events_of(runner, bars)
 
 
 def test_same_bars_same_events(bars: list[Bar], run: tuple[Runner, list[Any]]) -> None:
-    again = events_of(new_runner("BTC-PERP", "1m", ALL, "15m", TREND, 10_000.0), bars)
+    again = events_of(new_runner("BTC-PERP", "1m", StrategySettings.of(ALL, "15m", TREND), 10_000.0), bars)
     assert [repr(e) for e in again] == [repr(e) for e in run[1]]
     assert any(getattr(e, "kind", "") == "trade_closed" for e in again)
 
@@ -42,7 +42,7 @@ def test_same_bars_same_events(bars: list[Bar], run: tuple[Runner, list[Any]]) -
 def test_daemon_bar_pipeline_gives_the_same_events_as_the_backtest_loop(bars: list[Bar],
                                                                          run: tuple[Runner, list[Any]]) -> None:
     """SymbolBars (what the market data actor runs) emits base then rollups in the order the backtest uses."""
-    pipe = new_runner("BTC-PERP", "1m", ALL, "15m", TREND, 10_000.0).pipeline
+    pipe = new_runner("BTC-PERP", "1m", StrategySettings.of(ALL, "15m", TREND), 10_000.0).pipeline
     feed = SymbolBars("BTC-PERP", ["1m", *TREND])
     out: list[Any] = []
     for bar in bars:
@@ -75,7 +75,7 @@ def test_strategies_learn_every_closed_trade_and_manage_exits(run: tuple[Runner,
 
 
 def test_not_accepting_emits_signals_but_opens_nothing(bars: list[Bar]) -> None:
-    out = events_of(new_runner("BTC-PERP", "1m", ALL, "15m", TREND, 10_000.0), bars[:6000], accepting=False)
+    out = events_of(new_runner("BTC-PERP", "1m", StrategySettings.of(ALL, "15m", TREND), 10_000.0), bars[:6000], accepting=False)
     emitted = [e for e in out if isinstance(e, SignalEmitted)]
     assert emitted and not any(e.sent for e in emitted)
     assert not any(getattr(e, "kind", "") in ("bracket_opened", "order_intent") for e in out)
@@ -83,7 +83,7 @@ def test_not_accepting_emits_signals_but_opens_nothing(bars: list[Bar]) -> None:
 
 def test_pipeline_state_pickles_and_continues_identically(bars: list[Bar]) -> None:
     """The daemon snapshots the pipeline by pickling it; a restored copy must trade on identically."""
-    runner = new_runner("BTC-PERP", "1m", ALL, "15m", TREND, 10_000.0)
+    runner = new_runner("BTC-PERP", "1m", StrategySettings.of(ALL, "15m", TREND), 10_000.0)
     events_of(runner, bars[:5000])
     twin = pickle.loads(pickle.dumps(runner))
     rest_a = [repr(e) for e in events_of(runner, bars[5000:9000])]
