@@ -136,3 +136,19 @@ def _wait_log(daemon: DaemonProcess, event: str, timeout: float = 15) -> None:
             return
         time.sleep(0.1)
     raise AssertionError(f"no {event} log line; got {daemon.log_lines()[-5:]}")
+
+
+def test_daemon_record_holds_starts_ready_and_stops(tmp_path: Path) -> None:
+    import sqlite3
+
+    config = write_config(tmp_path, replay_speed=0)
+    for _ in range(2):
+        daemon = DaemonProcess(config)
+        try:
+            _wait_ready(tmp_path / "state" / "control.sock")
+            assert daemon.stop() == 0
+        finally:
+            daemon.kill()
+    with sqlite3.connect(tmp_path / "state" / "fractald.db") as conn:
+        kinds = [k for (k,) in conn.execute("SELECT kind FROM daemon_events ORDER BY id")]
+    assert kinds == ["start", "daemon_ready", "stop"] * 2

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from fractald.store.writer import AsyncLedger
 
 DB_NAME = "fractald.db"
+SUPERVISION_EVENTS = {"actor_restart", "actor_fatal", "reload", "daemon_ready"}
 
 
 class StoreActor:
@@ -54,11 +55,21 @@ class StoreActor:
     async def run(self, ctx: ActorContext) -> None:
         ledger = await self.open(ctx)
         ctx.pass_gate("store")
-        interval = self.daemon.config.daemon.backup_interval_s
-        while True:
-            await ctx.sleep(interval)
-            await self.backup(ctx.log)
-            await ledger.check_integrity()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._record_supervision, ledger)
+            interval = self.daemon.config.daemon.backup_interval_s
+            while True:
+                await ctx.sleep(interval)
+                await self.backup(ctx.log)
+                await ledger.check_integrity()
+
+    async def _record_supervision(self, ledger: AsyncLedger) -> None:
+        """Actor restarts and fatal errors go into the daemon's own record."""
+        from fractald.daemon import wall_ms
+
+        with self.daemon.bus.subscribe(SUPERVISION_EVENTS) as events:
+            async for event in events:
+                await ledger.record_daemon_event(event.kind, event.data, wall_ms())
 
     async def backup(self, log: Any) -> str:
         if self.ledger is None:
