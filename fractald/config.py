@@ -92,7 +92,9 @@ class FeedConfig:
     replay_speed: float = attrs.field(default=3000.0, validator=_between(0, 1_000_000))
     stale_after_s: float = attrs.field(default=30.0, validator=_between(0.1, 86400))
     silence_timeout_s: float = attrs.field(default=20.0, validator=_between(0.1, 3600))
-    late_grace_s: float = attrs.field(default=2.0, validator=_between(0, 60))
+    late_grace_s: float = attrs.field(default=2.0, validator=_between(0, 59))
+    # 1m candles fetched from the venue at start, so the first bars of every timeframe are whole.
+    history_bars: int = attrs.field(default=0, validator=_between(0, 5000))
 
 
 @attrs.frozen
@@ -350,7 +352,8 @@ def unstructure(config: Config) -> dict[str, Any]:
 def reload_changes(old: Config, new: Config) -> tuple[list[str], list[str]]:
     """Split the differences between two configs into (applied live, refused: need a restart)."""
     old_d, new_d = unstructure(old), unstructure(new)
-    live, refused = [], []
+    live: list[str] = []
+    refused: list[str] = []
     for section in old_d:
         if old_d[section] == new_d[section]:
             continue

@@ -20,7 +20,7 @@ from fractald.core.risk.params import BreakerParams, GateParams, RiskParams, Siz
 
 def risk_params(config: Config) -> RiskParams:
     r = config.risk
-    breaker_fields = dict(
+    breaker_fields: dict[str, Any] = dict(
         max_drawdown_fraction=r.max_drawdown, daily_loss_fraction=r.daily_loss_limit,
         max_trades_per_day=r.max_trades_per_day, max_consecutive_losses=r.max_consecutive_losses)
     breakers = (BreakerParams.for_live(**breaker_fields) if r.mode == "live"
