@@ -19,9 +19,12 @@ from fractald.actors.events import EventBus
 from fractald.config import Config
 from fractald.core.models import Bar, FeedHealth, Quote, TradeTick
 from fractald.errors import StateCorrupt
+from fractald.reconcile import PaperVenue, ReconcileReport, reconcile
 from fractald.store.writer import AsyncLedger
 
 SNAPSHOT_FORMAT = 1
+# Events about one order, by client order id: after them the order may have reached its end.
+ORDER_EVENT_KINDS = frozenset({"order_intent", "order_status", "order_filled", "cancel_requested"})
 SNAPSHOT_EVERY_BARS = 500  # a snapshot at least this often, besides every bar with events
 
 _converter = cattrs.Converter()
@@ -45,10 +48,20 @@ def event_payload(event: Any) -> dict[str, Any]:
 
 
 def build_pipeline(config: Config) -> Any:
-    """The pure pipeline the backtester also drives (None until strategies are configured)."""
-    from fractald.pipeline_factory import pipeline_from_config
+    """The pure pipeline the backtester also drives, around an engine with the configured broker.
 
-    return pipeline_from_config(config)
+    The engine owns a PaperBroker only when its `venue` is "paper"; the
+    factory names the engine after the feed ("replay"), which left a paper
+    daemon without a broker (intents, never a fill). A paper broker is
+    what `broker.kind = "paper"` asks for, whatever feeds the prices.
+    """
+    from fractald.core.execution.engine import TradingEngine
+    from fractald.pipeline_factory import engine_params, pipeline_from_config
+
+    params = engine_params(config)
+    if config.broker.kind == "paper" and params.venue != "paper":
+        params = attrs.evolve(params, venue="paper")
+    return pipeline_from_config(config, engine=TradingEngine(params))
 
 
 class TradingSession:
@@ -64,6 +77,7 @@ class TradingSession:
         self.bars_processed = 0
         self.last_bar: dict[str, dict[str, Any]] = {}
         self.feed_health: dict[str, FeedHealth] = {}
+        self.last_reconcile: dict[str, Any] = {}
 
     # -- start-up == recovery -------------------------------------------------------------
     @classmethod
@@ -136,17 +150,104 @@ class TradingSession:
                 "bars_processed": self.bars_processed,
                 "pipeline": base64.b64encode(blob).decode() if blob else ""}
 
+    @property
+    def engine(self) -> Any:
+        return getattr(self.pipeline, "engine", None)
+
+    def _in_process_broker(self) -> bool:
+        """True when orders are 'sent' inside this process (the paper broker in the engine)."""
+        return getattr(self.engine, "broker", None) is not None
+
+    def _outcomes(self, events: list[Any]) -> list[tuple[str, str, int]]:
+        """Orders these events touched that are now in a terminal state, with that state."""
+        engine = self.engine
+        orders = getattr(engine, "orders", {})
+        out: list[tuple[str, str, int]] = []
+        for cid, ts in dict((e.client_order_id, e.ts) for e in events
+                            if event_kind(e) in ORDER_EVENT_KINDS).items():
+            order = orders.get(cid)
+            if order is not None and order.status.terminal:
+                out.append((cid, order.status.value.lower(), max(0, int(ts))))
+        return out
+
     async def commit(self, events: list[Any], ts_event: int) -> None:
-        """Events and the state they lead to, in one transaction: all or nothing."""
+        """Events, the intents among them, their lifecycle and the state they lead to: all or nothing.
+
+        Each OrderIntent is recorded. With the paper broker the order is
+        'sent' inside the engine call that made the intent, so its
+        submission is claimed in the same transaction as the intent, the
+        broker's answer and the snapshot: a crash before the commit forgets
+        all of it together (the bar is re-driven, deterministically), a
+        crash after keeps all of it. Orders that reached a terminal state
+        get their outcome in the same transaction too. (A real venue router
+        records the intent and claims the submission in a transaction of
+        its own BEFORE sending, then commits the venue's answer like this.)
+        """
         items = [(event_kind(e), event_payload(e), ts_event) for e in events]
-        intents = [(e.client_order_id, event_payload(e)) for e in events
+        intents = [e for e in events
                    if event_kind(e) == "order_intent" and hasattr(e, "client_order_id")]
-        await self.ledger.commit_batch(items, intents, self.snapshot_state())
+        submissions = ([(e.client_order_id, max(0, int(e.ts))) for e in intents]
+                       if self._in_process_broker() else [])
+        await self.ledger.commit_batch(
+            items, [(e.client_order_id, event_payload(e)) for e in intents],
+            self.snapshot_state(), submissions=submissions, outcomes=self._outcomes(events))
         self.bars_since_snapshot = 0
 
     async def write_snapshot(self, reason: str) -> None:
         await self.commit([], ts_event=0)
         self.log.info("snapshot_written", reason=reason, cursor=self.cursor)
+
+    # -- reconciliation ---------------------------------------------------------------------
+    async def reconcile(self, why: str) -> ReconcileReport | None:
+        """Ledger against broker; repairs what is definitive, else goes REDUCING and says why.
+
+        Only the paper broker can be asked today (its state is the engine's);
+        a real venue's `VenueReconciler` slots in here when its router exists.
+        """
+        engine = self.engine
+        if engine is None or not self._in_process_broker():
+            return None
+        books: dict[str, float] = {}
+        for position in engine.accounting.positions.values():
+            books[position.symbol] = books.get(position.symbol, 0.0) + position.quantity
+        ts = int(getattr(engine, "last_ts", 0))
+        report = await reconcile(self.ledger, PaperVenue(engine), books, ts)
+        self.last_reconcile = {"why": why, "clean": report.clean, "ts": ts,
+                               "repairs": len(report.repairs), "mismatches": len(report.mismatches)}
+        for repair in report.repairs:
+            self.log.warning("reconcile_repaired", why=why, **attrs.asdict(repair))
+        if report.clean:
+            self.log.info("reconcile_clean", why=why, **report.figures)
+            return report
+        found = report.as_dict()
+        self.log.error("reconcile_mismatch", why=why, **found)
+        self.bus.publish("reconcile_mismatch", {"why": why, **found})
+        await self._reduce(engine, ts, report)
+        return report
+
+    async def _reduce(self, engine: Any, ts: int, report: ReconcileReport) -> None:
+        """Trip the reconciliation breaker (REDUCING: only risk-reducing orders), once, persisted.
+
+        The engine has no public "trip this breaker" call, so the trip goes
+        in through `apply` (the path a rebuild takes); asked of the core.
+        """
+        from fractald.core.execution.events import BreakerTripped, TradingStateChanged
+        from fractald.core.risk.breakers import Breaker, TradingState
+
+        if Breaker.RECONCILIATION in engine.breakers.trips:
+            return
+        codes = sorted({m.code.value for m in report.mismatches})
+        old = engine.state
+        events: list[Any] = [BreakerTripped(ts, Breaker.RECONCILIATION, TradingState.REDUCING,
+                                            "reconciliation mismatch: " + ", ".join(codes),
+                                            {"mismatches": [m.as_dict() for m in report.mismatches]})]
+        engine.apply(events[0])
+        if engine.state is not old:
+            events.append(TradingStateChanged(ts, old, engine.state, events[0].reason))
+            engine.apply(events[1])
+        await self.commit(events, ts_event=ts)
+        for event in events:
+            self.bus.publish(event_kind(event), event_payload(event))
 
     # -- what operators see ---------------------------------------------------------------
     def summary_line(self) -> str:
@@ -156,7 +257,7 @@ class TradingSession:
 
     def status(self) -> dict[str, Any]:
         base: dict[str, Any] = {"bars_processed": self.bars_processed, "cursor": self.cursor,
-                                "last_bar": self.last_bar}
+                                "last_bar": self.last_bar, "reconcile": self.last_reconcile}
         if self.pipeline is not None and hasattr(self.pipeline, "status"):
             base.update(self.pipeline.status())
         return base

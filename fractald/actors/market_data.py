@@ -1,9 +1,13 @@
 """The market_data actor: runs the venue feed and hands its events to the trading actor.
 
-It waits for the trading state to be recovered so the feed can resume
-right after the last bar that state covers (crash-only: a restart re-reads
-nothing twice and skips nothing). The feeds gate passes on the first
-event, or when a replay has nothing left to send.
+It waits for the trading state to be recovered before starting the feed;
+bars the recovered state already covers are skipped by the session (a
+replay restarts from its first candle: a "resume after ts" option in the
+feed would spare re-reading them). When the trading actor recovers
+afresh (it restarted after an error), the feed is restarted too and
+announces itself with `FeedStart(generation)`, so nothing between the
+recovered cursor and the old feed's position is skipped. The feeds gate
+passes on the first event, or when a replay has nothing left to send.
 """
 
 from __future__ import annotations
@@ -46,10 +50,24 @@ class MarketDataActor:
         )
 
     async def run(self, ctx: ActorContext) -> None:
+        """One feed per recovery of the trading state; a re-recovery restarts the feed."""
+        trading = self.daemon.trading
+        while True:
+            await trading.recovered.wait()
+            generation, changed = trading.generation, trading.generation_changed
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._feed_once, ctx, generation)
+                await changed.wait()  # the trading actor recovered afresh: start over
+                nursery.cancel_scope.cancel()
+            ctx.log.info("feed_restarting", after_generation=generation)
+
+    async def _feed_once(self, ctx: ActorContext, generation: int) -> None:
+        from fractald.actors.trading import FeedStart
         from fractald.venues.feed import run_feed
 
-        await self.daemon.trading.recovered.wait()
+        self.replay_finished = False
         send, receive = trio.open_memory_channel[Any](FORWARD_BUFFER)
+        await self.downstream.send(FeedStart(generation))
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._forward, ctx, receive)
             async with send:
@@ -57,7 +75,7 @@ class MarketDataActor:
             # A replay that ended (or had nothing left after a resume) still counts as started.
         self.replay_finished = True
         ctx.pass_gate("feeds")
-        ctx.log.info("feed_finished", forwarded=self.events_forwarded)
+        ctx.log.info("feed_finished", forwarded=self.events_forwarded, generation=generation)
         self.daemon.bus.publish("replay_finished", {"forwarded": self.events_forwarded})
         await _idle(ctx)
 

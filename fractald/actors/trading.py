@@ -8,14 +8,19 @@ Split across actors, a decision would depend on task scheduling.
 Crash-only: every batch of events a bar produces is committed to the
 ledger together with a snapshot of the pipeline in one transaction,
 before the next bar is read; start-up restores the latest good snapshot
-and asks the feed to resume after the bar it covers. Re-driving the bars
-after it is deterministic, so nothing is sent twice or forgotten.
+and the session skips the bars it covers. Re-driving the bars after it
+is deterministic, so nothing is sent twice or forgotten. A restart of
+this actor inside a running daemon (after a transient error) takes the
+very same path: it recovers from the ledger (what it held in memory is
+dropped), reconciles, bumps `generation`, and the market_data actor
+restarts its feed so the bars after the recovered cursor come again.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import trio
 
 from fractald.actors.supervisor import ActorContext
@@ -30,6 +35,16 @@ if TYPE_CHECKING:
 MARKET_BUFFER = 1024  # bars and trades are never dropped: a full buffer holds the feed back
 
 
+RECONCILE_EVERY_S = 300.0  # periodic reconciliation (trio time); asked as a config key
+
+
+@attrs.frozen
+class FeedStart:
+    """Sent first by a feed started for recovery `generation`: what precedes it is stale."""
+
+    generation: int
+
+
 class TradingActor:
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
@@ -37,6 +52,12 @@ class TradingActor:
         self.accepting = True
         self.session: TradingSession | None = None
         self.recovered = trio.Event()
+        # Each (re)start of this actor recovers afresh: generation counts them, and
+        # `generation_changed` is set (then replaced) so the feed restarts after the cursor.
+        self.generation = 0
+        self.generation_changed = trio.Event()
+        self.reconcile_every_s = RECONCILE_EVERY_S
+        self._lock = trio.Lock()  # market events and reconciliation never interleave
 
     # -- for other actors and the control socket ------------------------------------------
     def resume_after_ms(self) -> dict[str, int]:
@@ -65,18 +86,59 @@ class TradingActor:
 
     # -- the actor ------------------------------------------------------------------------
     async def run(self, ctx: ActorContext) -> None:
+        """Start-up and restart are one path: recover from the ledger, reconcile, trade."""
         await ctx.wait_gate("store")
         ledger = self.daemon.store.ledger
         assert ledger is not None
+        self.session = None
+        if self.recovered.is_set():  # a restart: others wait for this recovery, not the last
+            self.recovered = trio.Event()
         self.session = await TradingSession.recover(self.daemon.config, ledger, ctx.log,
                                                     self.daemon.bus)
+        await self.session.reconcile("start")
+        self.generation += 1
+        generation = self.generation
+        stale = self._drain_stale() if generation > 1 else 0
         self.recovered.set()
+        changed, self.generation_changed = self.generation_changed, trio.Event()
+        changed.set()
+        ctx.log.info("trading_recovered", generation=generation, stale_events_dropped=stale)
         ctx.pass_gate("reconcile")
-        await ctx.wait_gate("feeds")
-        ctx.pass_gate("trading")
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._reconcile_periodically, ctx)
+            await ctx.wait_gate("feeds")
+            ctx.pass_gate("trading")
+            # After a restart, what the old feed had buffered is stale: wait for the new one.
+            waiting_for_feed = generation > 1
+            while True:
+                event = await ctx.receive(self.market_receive)
+                if isinstance(event, FeedStart):
+                    waiting_for_feed = waiting_for_feed and event.generation != generation
+                    continue
+                if not waiting_for_feed:
+                    async with self._lock:
+                        await self.on_market(event)
+
+    def _drain_stale(self) -> int:
+        dropped = 0
         while True:
-            event = await ctx.receive(self.market_receive)
-            await self.on_market(event)
+            try:
+                self.market_receive.receive_nowait()
+            except trio.WouldBlock:
+                return dropped
+            dropped += 1
+
+    async def _reconcile_periodically(self, ctx: ActorContext) -> None:
+        while True:
+            await ctx.sleep(self.reconcile_every_s)
+            async with self._lock:
+                if self.session is not None:
+                    await self.session.reconcile("periodic")
+
+    async def reconcile_now(self, why: str = "operator") -> Any:
+        """Run a reconciliation between two market events (for a control command or a test)."""
+        async with self._lock:
+            return None if self.session is None else await self.session.reconcile(why)
 
     async def on_market(self, event: Any) -> None:
         session = self.session
@@ -89,5 +151,6 @@ class TradingActor:
             session.on_feed_health(event)
 
     async def final_snapshot(self) -> None:
-        if self.session is not None:
-            await self.session.write_snapshot(reason="shutdown")
+        async with self._lock:
+            if self.session is not None:
+                await self.session.write_snapshot(reason="shutdown")

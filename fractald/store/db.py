@@ -79,6 +79,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             value TEXT NOT NULL,
             updated_ms INTEGER NOT NULL)""",
     ),
+    # v3 (issue 5, reconciliation): positions and fills are re-derived from the log by kind.
+    (
+        "CREATE INDEX events_kind ON events (kind, seq)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

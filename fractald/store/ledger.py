@@ -162,6 +162,20 @@ def _warn_if_intent_differs(client_order_id: str, row: tuple[Any, ...], offered:
                     stored=row[1], offered=offered)
 
 
+def _claim(conn: sqlite3.Connection, client_order_id: str, ts: int) -> bool:
+    """Set submitted_ms if unset; True when this call claimed the submission."""
+    return conn.execute("UPDATE intents SET submitted_ms = ? "
+                        "WHERE client_order_id = ? AND submitted_ms IS NULL",
+                        (ts, client_order_id)).rowcount == 1
+
+
+def _set_outcome(conn: sqlite3.Connection, client_order_id: str, outcome: str, ts: int) -> bool:
+    """Set the outcome if unset; True when this call set it."""
+    return conn.execute("UPDATE intents SET outcome = ?, outcome_ms = ? "
+                        "WHERE client_order_id = ? AND outcome IS NULL",
+                        (outcome, ts, client_order_id)).rowcount == 1
+
+
 def _insert_snapshot(conn: sqlite3.Connection, state_json: str, last_seq: int, ts: int) -> int:
     snap_id = _rowid(conn.execute(
         "INSERT INTO snapshots (last_seq, ts_wall_ms, state, sha256) VALUES (?, ?, ?, ?)",
@@ -288,24 +302,48 @@ class Ledger:
 
     def commit_batch(self, items: Iterable[tuple[str, Mapping[str, Any], int]],
                      intents: Iterable[tuple[str, Mapping[str, Any]]] = (),
-                     state: Mapping[str, Any] | None = None) -> list[int]:
-        """Events, the intents among them and the state they lead to, in ONE transaction.
+                     state: Mapping[str, Any] | None = None, *,
+                     submissions: Iterable[tuple[str, int]] = (),
+                     outcomes: Iterable[tuple[str, str, int]] = ()) -> list[int]:
+        """Events, the intents among them, their lifecycle and the state they lead to: ONE transaction.
 
         Appends `(kind, payload, ts_event)` events, records each
-        `(client_order_id, payload)` intent (idempotently, as `record_intent`)
-        and, when `state` is given, writes a snapshot covering every event
-        up to the last one appended. All or nothing; returns the new seqs.
+        `(client_order_id, payload)` intent (idempotently, as `record_intent`),
+        claims each `(client_order_id, ts)` submission, sets each
+        `(client_order_id, outcome, ts)` outcome (first one wins, as
+        `mark_outcome`) and, when `state` is given, writes a snapshot
+        covering every event up to the last one appended. All or nothing;
+        returns the new seqs.
+
+        A submission that was already claimed is an InvariantViolation and
+        the whole batch is rolled back: within one batch the order has just
+        been sent (an in-process broker), so a second claim means the same
+        client order id went out twice.
         """
         rows = _event_rows(items)
         intent_rows = [_intent_row(cid, payload) for cid, payload in intents]
+        claims = [(_check_text(cid, "client_order_id", MAX_CLIENT_ORDER_ID_LEN),
+                   _check_int(ts, "submission ts", 0)) for cid, ts in submissions]
+        ends = [(_check_text(cid, "client_order_id", MAX_CLIENT_ORDER_ID_LEN),
+                 _check_text(outcome, "outcome"), _check_int(ts, "outcome ts", 0))
+                for cid, outcome, ts in outcomes]
         state_json = None if state is None else _dict_json(state, "snapshot state")
         with db.transaction(self._conn) as conn:
             seqs = _insert_events(conn, rows)
             stored = [_insert_intent(conn, cid, payload_json) for cid, payload_json in intent_rows]
+            for cid, ts in claims:
+                if not _claim(conn, cid, ts):
+                    raise InvariantViolation(
+                        f"client order id {cid!r} was already submitted (or never recorded); "
+                        "refusing to record a second submission", client_order_id=cid)
+            conflicts = [(cid, outcome) for cid, outcome, ts in ends
+                         if not _set_outcome(conn, cid, outcome, ts)]
             if state_json is not None:
                 _insert_snapshot(conn, state_json, self.last_seq(), db.now_ms())
         for (cid, offered), row in zip(intent_rows, stored, strict=True):
             _warn_if_intent_differs(cid, row, offered)
+        for cid, outcome in conflicts:
+            self._explain_outcome_refused(cid, outcome)
         return seqs
 
     def last_seq(self) -> int:
@@ -371,10 +409,7 @@ class Ledger:
         _check_text(client_order_id, "client_order_id", MAX_CLIENT_ORDER_ID_LEN)
         _check_int(ts, "submission ts", 0)
         with db.transaction(self._conn) as conn:
-            claimed = conn.execute(
-                "UPDATE intents SET submitted_ms = ? "
-                "WHERE client_order_id = ? AND submitted_ms IS NULL",
-                (ts, client_order_id)).rowcount == 1
+            claimed = _claim(conn, client_order_id, ts)
         if not claimed:
             self._require_intent(client_order_id, "submit")
         return claimed
@@ -391,22 +426,67 @@ class Ledger:
         _check_text(outcome, "outcome")
         ts = db.now_ms() if ts is None else _check_int(ts, "outcome ts", 0)
         with db.transaction(self._conn) as conn:
-            updated = conn.execute(
-                "UPDATE intents SET outcome = ?, outcome_ms = ? "
-                "WHERE client_order_id = ? AND outcome IS NULL",
-                (outcome, ts, client_order_id)).rowcount == 1
+            updated = _set_outcome(conn, client_order_id, outcome, ts)
         if not updated:
-            existing = self._require_intent(client_order_id, "mark the outcome of")
-            if existing.outcome != outcome:
-                log.warning("intent_outcome_conflict", client_order_id=client_order_id,
-                            stored=existing.outcome, offered=outcome)
+            self._explain_outcome_refused(client_order_id, outcome)
         return updated
+
+    def _explain_outcome_refused(self, client_order_id: str, outcome: str) -> None:
+        existing = self._require_intent(client_order_id, "mark the outcome of")
+        if existing.outcome != outcome:
+            log.warning("intent_outcome_conflict", client_order_id=client_order_id,
+                        stored=existing.outcome, offered=outcome)
 
     def pending_intents(self) -> list[IntentRecord]:
         """Intents with no outcome yet, oldest first: the work crash recovery must finish."""
         rows = self._conn.execute(
             f"SELECT {_INTENT_COLUMNS} FROM intents WHERE outcome IS NULL ORDER BY id").fetchall()
         return [_intent(r) for r in rows]
+
+    def intents_by_id(self, client_order_ids: Iterable[str]) -> dict[str, IntentRecord]:
+        """The stored intents among `client_order_ids` (unknown ids are simply absent)."""
+        found: dict[str, IntentRecord] = {}
+        ids = list(dict.fromkeys(client_order_ids))
+        for start in range(0, len(ids), PAGE_SIZE):
+            chunk = ids[start:start + PAGE_SIZE]
+            marks = ",".join("?" * len(chunk))
+            for row in self._conn.execute(
+                    f"SELECT {_INTENT_COLUMNS} FROM intents WHERE client_order_id IN ({marks})",
+                    chunk):
+                found[row[0]] = _intent(row)
+        return found
+
+    # -- fills, re-derived from the log (reconciliation) ---------------------------------
+
+    def fill_positions(self) -> dict[str, float]:
+        """Net signed quantity per symbol, summed from every `order_filled` event in the log."""
+        rows = self._conn.execute(
+            "SELECT json_extract(payload, '$.symbol'), "
+            "sum(CASE json_extract(payload, '$.side') WHEN 'SELL' THEN -1.0 ELSE 1.0 END "
+            "    * json_extract(payload, '$.quantity')) "
+            "FROM events WHERE kind = 'order_filled' GROUP BY 1").fetchall()
+        return {str(symbol): float(qty) for symbol, qty in rows}
+
+    def fills_of(self, client_order_ids: Iterable[str]) -> dict[str, dict[str, float]]:
+        """Per client order id: {trade_id: quantity} of its `order_filled` events."""
+        wanted = set(client_order_ids)
+        out: dict[str, dict[str, float]] = {}
+        if not wanted:
+            return out
+        rows = self._conn.execute(
+            "SELECT json_extract(payload, '$.client_order_id'), "
+            "json_extract(payload, '$.trade_id'), json_extract(payload, '$.quantity') "
+            "FROM events WHERE kind = 'order_filled'")
+        for cid, trade_id, qty in rows:
+            if cid in wanted:
+                out.setdefault(cid, {})[str(trade_id)] = float(qty)
+        return out
+
+    def last_fill_ts(self) -> int:
+        """ts_event of the newest `order_filled` event (0 when there is none)."""
+        row = self._conn.execute("SELECT coalesce(max(ts_event), 0) FROM events "
+                                 "WHERE kind = 'order_filled'").fetchone()
+        return int(row[0])
 
     # -- snapshots -----------------------------------------------------------------------
 

@@ -92,8 +92,11 @@ class AsyncLedger:
 
     async def commit_batch(self, items: Iterable[tuple[str, Mapping[str, Any], int]],
                            intents: Iterable[tuple[str, Mapping[str, Any]]] = (),
-                           state: Mapping[str, Any] | None = None) -> list[int]:
-        return await self._call(self._ledger.commit_batch, list(items), list(intents), state)
+                           state: Mapping[str, Any] | None = None, *,
+                           submissions: Iterable[tuple[str, int]] = (),
+                           outcomes: Iterable[tuple[str, str, int]] = ()) -> list[int]:
+        return await self._call(self._ledger.commit_batch, list(items), list(intents), state,
+                                submissions=list(submissions), outcomes=list(outcomes))
 
     async def last_seq(self) -> int:
         return await self._call(self._ledger.last_seq)
