@@ -34,9 +34,13 @@ def wall_ms() -> int:
 
 class Daemon:
     def __init__(self, config: Config, config_path: str | None, notifier: Notifier) -> None:
+        from fractald.actors.alerts import AlertsActor
         from fractald.actors.market_data import MarketDataActor
+        from fractald.actors.metrics import MetricsActor
         from fractald.actors.store import StoreActor
         from fractald.actors.trading import TradingActor
+        from fractald.control.report_commands import BarHistory
+        from fractald.risk_overrides import RiskOverrides
 
         self.config = config
         self.config_path = config_path
@@ -48,7 +52,12 @@ class Daemon:
         self.started_wall_ms = wall_ms()
         self.store = StoreActor(self)
         self.trading = TradingActor(self)
-        self.market_data = MarketDataActor(self, self.trading.market_send)
+        # Recent 1m candles for `fractalctl chart`, recorded on their way to trading.
+        self.bar_history = BarHistory()
+        self.market_data = MarketDataActor(self, self.bar_history.tap(self.trading.market_send))
+        self.metrics = MetricsActor(self)
+        self.alerts = AlertsActor(self)
+        self.risk_overrides = RiskOverrides(self)
         self.heartbeat = Heartbeat(self.supervisor, notifier, self.status_line)
         self.control_ready = trio.Event()
 
@@ -59,6 +68,8 @@ class Daemon:
                 f"| {t.summary_line()}")
 
     def status(self) -> dict[str, Any]:
+        from fractald.control.trading_commands import account_status
+
         return {
             "daemon": {
                 "version": __version__, "pid": os.getpid(), "phase": self.phase,
@@ -71,6 +82,7 @@ class Daemon:
             "gates": self.supervisor.gates_status(),
             "actors": self.supervisor.snapshot(),
             "feed": self.market_data.health_dicts(),
+            "account": account_status(self),
             "trading": self.trading.status(),
         }
 
@@ -89,6 +101,9 @@ class Daemon:
             ActorSpec("market_data", self.market_data.run, **common),
             ActorSpec("heartbeat", self.heartbeat.run, **common),
             ActorSpec("control", control.run, **common),
+            ActorSpec("metrics", self.metrics.run, **common),
+            ActorSpec("alerts", self.alerts.run, **common),
+            ActorSpec("risk_overrides", self.risk_overrides.run, **common),
         ]
 
     async def run(self) -> int:
@@ -170,6 +185,9 @@ class Daemon:
             detail["error"] = fatal.as_dict()
             self.log.error("daemon_fatal", exit_status=int(status), error=fatal.as_dict())
             self.notifier.stopping(status=f"fatal: {fatal.code}: {fatal.message}"[:200])
+            left = await self.alerts.notify_fatal(fatal)
+            if left:
+                self.log.error("fatal_alert_undelivered", queued=left)
         await self.store.close(detail)
         self.log.info("daemon_stopped", exit_status=int(status))
         return int(status)

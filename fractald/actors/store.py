@@ -54,6 +54,8 @@ class StoreActor:
 
     async def run(self, ctx: ActorContext) -> None:
         ledger = await self.open(ctx)
+        # Persisted `risk set` overrides go over the config file before trading is built.
+        await self.daemon.risk_overrides.load(ledger, ctx.log)
         ctx.pass_gate("store")
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._record_supervision, ledger)

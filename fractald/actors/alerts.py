@@ -1,0 +1,157 @@
+"""The alerts actor: turns what happens in the daemon into webhook notifications.
+
+It maps bus events to alerts (a breaker trip, the kill switch), watches
+feed health for staleness beyond `[alerts] feed_stale_alert_s`, sends a
+daily summary at 00:00 UTC, and on a fatal stop the daemon calls
+`notify_fatal` then `flush`. Delivery is `fractald.alerts.AlertSender`:
+queued per target, retried with backoff, never in trading's way.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from fractald import alerts as al
+from fractald.control.protocol import CommandError
+from fractald.metrics import AlertCounters
+
+if TYPE_CHECKING:
+    from fractald.actors.supervisor import ActorContext
+    from fractald.daemon import Daemon
+
+FEED_CHECK_S = 5.0
+FATAL_FLUSH_S = 5.0
+_KILL_BREAKERS = {"operator", "kill_switch"}
+_BUS_KINDS = {"breaker_tripped", "kill_switch"}
+
+
+def _scalars(figures: dict[str, Any]) -> dict[str, al.Scalar]:
+    return {k: v for k, v in figures.items() if isinstance(v, (str, int, float, bool)) or v is None}
+
+
+def alert_for(kind: str, data: dict[str, Any], wall_ms: int) -> al.Alert | None:
+    """The alert a bus event calls for, if any (pure: the mapping is tested on its own)."""
+    if kind == "breaker_tripped":
+        breaker = str(data.get("breaker", "?"))
+        if breaker in _KILL_BREAKERS:
+            return None  # the operator's halt: announced once, by the kill_switch event
+        return al.breaker_trip(breaker, str(data.get("reason", "")), int(data.get("ts") or wall_ms),
+                               state=str(data.get("state", "")),
+                               **_scalars(dict(data.get("figures") or {})))
+    if kind == "kill_switch":
+        return al.kill_switch("operator halt: trading halted and every position flattened",
+                              wall_ms, by=f"uid {data.get('by_uid', '?')}")
+    return None
+
+
+def _telegram_token(name: str) -> str:
+    cred_dir = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not name or not cred_dir:
+        return ""
+    try:
+        return (Path(cred_dir) / name).read_text().strip()
+    except OSError:
+        return ""  # preflight names the missing credential; targets_from_config refuses it
+
+
+class AlertsActor:
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.sender: al.AlertSender | None = None
+        self.stale = al.FeedStaleWatch(daemon.config.alerts.feed_stale_alert_s)
+
+    def counters(self) -> AlertCounters:
+        return self.sender.counters() if self.sender is not None else AlertCounters()
+
+    def _build_sender(self) -> al.AlertSender | None:
+        cfg = self.daemon.config.alerts
+        targets = al.targets_from_config(cfg.webhook_urls, cfg.telegram_chat_id,
+                                         _telegram_token(cfg.telegram_token_credential),
+                                         cfg.telegram_api_url)
+        return al.AlertSender(targets, instance=socket.gethostname()) if targets else None
+
+    def notify(self, alert: al.Alert) -> None:
+        if self.sender is not None:
+            self.sender.notify(alert)
+            self.daemon.log.info("alert_queued", kind=alert.kind.value, title=alert.title)
+
+    # -- the actor -----------------------------------------------------------------------
+    async def run(self, ctx: ActorContext) -> None:
+        from fractald.daemon import wall_ms
+
+        if self.sender is None:
+            try:
+                self.sender = self._build_sender()
+            except ValueError as exc:  # a telegram chat without a token: say so, run without
+                ctx.log.error("alerts_misconfigured", problem=str(exc))
+        if self.sender is None:
+            while True:  # nothing to send to; stay alive for the supervisor
+                await ctx.sleep(3600)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self.sender.run)
+            nursery.start_soon(self._watch_feeds)
+            nursery.start_soon(self._daily_summaries)
+            with self.daemon.bus.subscribe(_BUS_KINDS) as events:
+                while True:
+                    event = await ctx.receive(events)
+                    alert = alert_for(event.kind, event.data, wall_ms())
+                    if alert is not None:
+                        self.notify(alert)
+
+    async def _watch_feeds(self) -> None:
+        from fractald.daemon import wall_ms
+
+        while True:
+            await trio.sleep(FEED_CHECK_S)
+            for symbol, health in self.daemon.market_data.health_dicts().items():
+                alert = self.stale.check(symbol, float(health.get("last_message_age_s", 0.0)),
+                                         wall_ms())
+                if alert is not None:
+                    self.notify(alert)
+
+    async def _daily_summaries(self) -> None:
+        from fractald.control.report_commands import closed_trades
+        from fractald.control.trading_commands import engine_of
+        from fractald.daemon import wall_ms
+        from fractald.reporting.report import build_report, period_bounds
+
+        while True:
+            now = wall_ms()
+            await trio.sleep((al.next_daily_summary_ms(now) - now) / 1000)
+            engine = engine_of(self.daemon.trading)
+            if engine is None:
+                continue
+            try:
+                trades = await closed_trades(self.daemon)
+                report = build_report(trades, list(engine.accounting.equity_curve),
+                                      engine.accounting.initial_equity,
+                                      period_bounds("day", engine.last_ts or wall_ms(),
+                                                    calendar=False))
+            except (CommandError, ValueError, RuntimeError, OSError) as exc:
+                # a summary must never take the alerts down (the ledger closing, a bad curve)
+                self.daemon.log.error("daily_summary_failed", error=str(exc))
+                continue
+            self.notify(al.daily_summary(report, wall_ms()))
+
+    # -- a fatal stop ----------------------------------------------------------------------
+    async def notify_fatal(self, error: BaseException) -> int:
+        """Queue the fatal-error alert and deliver what is queued; returns what was left."""
+        from fractald.daemon import wall_ms
+
+        if self.sender is None:
+            try:
+                self.sender = self._build_sender()
+            except ValueError:
+                return 0
+        if self.sender is None:
+            return 0
+        self.sender.notify(al.fatal_error(error, wall_ms()))
+        left = 0
+        with trio.CancelScope(shield=True):
+            left = await self.sender.flush(FATAL_FLUSH_S)
+        return left

@@ -1,0 +1,359 @@
+"""Control commands that look back: trades, signals, report, chart and metrics.
+
+History comes from where it is kept: closed trades and signals from the
+ledger's event log (so they survive restarts), the equity curve from the
+engine's accounting, and recent 1m candles from `BarHistory`, a bounded
+tap on the feed-to-trading channel. Drawing (matplotlib) and ledger reads
+run on worker threads, never on the trio loop.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import datetime as dt
+import io
+import json
+import re
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import cattrs
+import trio
+
+from fractald.control.protocol import Arg, CommandError, ErrorCode, PeerCred
+from fractald.core.models import TIMEFRAME_MS, Bar, ClosedTrade, Signal
+
+if TYPE_CHECKING:
+    from fractald.control.server import CommandRegistry
+    from fractald.core.execution.engine import TradingEngine
+    from fractald.daemon import Daemon
+    from fractald.store.ledger import Ledger
+
+BAR_HISTORY_CAP = 7 * 1440  # a week of 1m candles per symbol: the chart's default window is 4 days
+MAX_TRADES = 100_000  # a report reads at most this many closed trades (newest first)
+MAX_SIGNALS = 1_000
+DEFAULT_SIGNALS = 20
+PERIODS = ("day", "week", "month", "all")
+DEFAULT_CHART_TIMEFRAMES = ("4h", "1h", "15m")
+_RELATIVE = re.compile(r"^(\d+)([mhdw])$")
+_UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 7 * 86_400_000}
+_converter = cattrs.Converter()
+
+
+# --------------------------------------------------------------------------- bar history
+
+
+class BarHistory:
+    """Recent closed 1m bars per symbol, recorded as they pass to the trading actor.
+
+    `tap(downstream)` returns an object with the channel's `send` that
+    records, then forwards: the feed is held back exactly as before (no
+    buffering added, nothing dropped).
+    """
+
+    def __init__(self, cap: int = BAR_HISTORY_CAP) -> None:
+        if cap < 1:
+            raise ValueError(f"bar history cap must be >= 1, got {cap}")
+        self.cap = cap
+        self.bars: dict[str, collections.deque[Bar]] = {}
+
+    def record(self, event: Any) -> None:
+        if isinstance(event, Bar) and event.timeframe == "1m" and event.complete:
+            ring = self.bars.setdefault(event.symbol, collections.deque(maxlen=self.cap))
+            if not ring or event.ts_open > ring[-1].ts_open:
+                ring.append(event)
+
+    def of(self, symbol: str) -> list[Bar]:
+        return list(self.bars.get(symbol, ()))
+
+    def tap(self, downstream: Any) -> Any:
+        """`downstream` wrapped (typed Any: it stands in for the MemorySendChannel it wraps)."""
+        return _Tap(self, downstream)
+
+
+class _Tap:
+    """Quacks like the MemorySendChannel it wraps: `send` records, then forwards."""
+
+    def __init__(self, history: BarHistory, downstream: Any) -> None:
+        self._history = history
+        self._downstream = downstream
+
+    async def send(self, event: Any) -> None:
+        self._history.record(event)
+        await self._downstream.send(event)
+
+    def __getattr__(self, name: str) -> Any:  # send_nowait, clone, aclose...
+        return getattr(self._downstream, name)
+
+
+# --------------------------------------------------------------------------- time arguments
+
+
+def parse_when(text: str, now_ms: int, arg: str) -> int:
+    """An ISO-8601 date/time (UTC unless it says otherwise), or a span back from now: 30m, 12h, 1d, 2w."""
+    text = text.strip()
+    m = _RELATIVE.match(text)
+    if m:
+        return now_ms - int(m.group(1)) * _UNIT_MS[m.group(2)]
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise CommandError(ErrorCode.BAD_ARGS,
+                           f"argument {arg!r}: {text!r} is not an ISO-8601 date or time "
+                           "(2022-01-15, 2022-01-15T12:00) nor a span like 30m, 12h, 1d, 2w",
+                           argument=arg, allowed="ISO-8601 date/time or N[m|h|d|w]") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def event_now_ms(engine: TradingEngine | None) -> int:
+    """"Now" for periods and spans: the event time of the newest bar the engine saw.
+
+    On a replay this is the data's time, which is what "today" must mean there;
+    live it is within a bar of the wall clock.
+    """
+    if engine is not None and engine.last_ts > 0:
+        return int(engine.last_ts)
+    return time.time_ns() // 1_000_000
+
+
+# --------------------------------------------------------------------------- ledger reads
+
+
+def _rows(ledger: Ledger, kinds: Sequence[str], limit: int, since_ts: int | None = None,
+          min_seq: int = 0) -> list[tuple[int, str, int, dict[str, Any]]]:
+    """Events of `kinds`, newest first (walks the rowid backwards, so LIMIT stops early)."""
+    marks = ",".join("?" for _ in kinds)
+    sql = f"SELECT seq, kind, ts_event, payload FROM events WHERE kind IN ({marks}) AND seq > ?"
+    params: list[Any] = [*kinds, min_seq]
+    if since_ts is not None:
+        sql += " AND ts_event >= ?"
+        params.append(since_ts)
+    sql += " ORDER BY seq DESC LIMIT ?"
+    params.append(limit)
+    rows = ledger.connection.execute(sql, params).fetchall()
+    return [(seq, kind, ts, json.loads(payload)) for seq, kind, ts, payload in rows]
+
+
+async def read_ledger(daemon: Daemon, fn: Callable[[Ledger], Any]) -> Any:
+    ledger = daemon.store.ledger
+    if ledger is None:
+        raise CommandError("not_ready", "the state database is not open yet; try again")
+    return await ledger.run(fn)
+
+
+def _trade(payload: dict[str, Any]) -> ClosedTrade:
+    return _converter.structure(payload["trade"], ClosedTrade)
+
+
+async def closed_trades(daemon: Daemon, since_ms: int | None = None, strategy: str | None = None,
+                        symbol: str | None = None, limit: int = MAX_TRADES) -> list[ClosedTrade]:
+    """Closed trades from the ledger, oldest first, filtered by exit time, strategy and symbol."""
+    rows = await read_ledger(daemon, lambda led: _rows(led, ["trade_closed"], limit, since_ms))
+    trades = [_trade(p) for _, _, _, p in reversed(rows)]
+    return [t for t in trades if (since_ms is None or t.ts_exit >= since_ms)
+            and (strategy is None or t.strategy == strategy)
+            and (symbol is None or t.symbol == symbol)]
+
+
+def _signal_outcomes(ledger: Ledger, last: int) -> list[dict[str, Any]]:
+    signals = _rows(ledger, ["signal"], last)
+    if not signals:
+        return []
+    oldest = min(seq for seq, _, _, _ in signals) - 1
+    answers = _rows(ledger, ["bracket_opened", "signal_denied"], 10 * last + 100, min_seq=oldest)
+    outcome: dict[str, str] = {}
+    for _, kind, _, p in answers:
+        outcome.setdefault(p.get("signal_id", ""), "taken" if kind == "bracket_opened"
+                           else f"denied: {p.get('code', '')}")
+    out = []
+    for _, _, _, p in reversed(signals):
+        s = p["signal"]
+        sid = f"{s['strategy']}:{s['symbol']}:{s['timeframe']}:{s['side']}:{s['ts_event']}"
+        out.append({"ts": s["ts_event"], "symbol": s["symbol"], "strategy": s["strategy"],
+                    "timeframe": s["timeframe"], "side": s["side"], "entry": s["entry"],
+                    "stop": s["stop"], "targets": s["targets"], "confidence": s["confidence"],
+                    "outcome": outcome.get(sid, "taken" if p.get("sent", True) else
+                                           "not sent: paused"),
+                    "signal_id": sid})
+    return out
+
+
+async def recent_signals(daemon: Daemon, last: int) -> list[dict[str, Any]]:
+    """The last `last` signals from the ledger, oldest first, each with what became of it."""
+    return await read_ledger(daemon, lambda led: _signal_outcomes(led, last))  # type: ignore[no-any-return]
+
+
+async def signal_objects(daemon: Daemon, limit: int) -> list[Signal]:
+    rows = await read_ledger(daemon, lambda led: _rows(led, ["signal"], limit))
+    return [_converter.structure(p["signal"], Signal) for _, _, _, p in reversed(rows)]
+
+
+def trade_row(t: ClosedTrade) -> dict[str, Any]:
+    row: dict[str, Any] = _converter.unstructure(t)
+    row["hold_ms"] = t.ts_exit - t.ts_entry
+    return row
+
+
+def current_curve(engine: TradingEngine) -> list[tuple[int, float]]:
+    """The engine's equity curve (one point per base bar) ending at the equity of now.
+
+    The last bar's point predates whatever happened since (a flatten's fill,
+    its fees): the present equity replaces it, so the report ends where the
+    account is.
+    """
+    curve = list(engine.accounting.equity_curve)
+    now = (int(engine.last_ts), float(engine.equity))
+    if curve and curve[-1][0] >= now[0]:
+        curve[-1] = (curve[-1][0], now[1])
+    elif now[0] > 0:
+        curve.append(now)
+    return curve
+
+
+# --------------------------------------------------------------------------- drawing
+
+
+def png_base64(figure: Any) -> str:
+    """Render a matplotlib Figure to PNG, base64 (call on a worker thread)."""
+    from fractald.reporting.plots import DPI
+
+    buf = io.BytesIO()
+    figure.savefig(buf, format="png", dpi=DPI)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _equity_png(curve: list[tuple[int, float]], trades: list[ClosedTrade], start: float,
+                title: str) -> str:
+    from fractald.reporting.plots import equity_figure
+
+    return png_base64(equity_figure(curve, trades, starting_equity=start, title=title))
+
+
+def _chart_png(bars: list[Bar], timeframes: list[str], trades: list[ClosedTrade],
+               signals: list[Signal], symbol: str) -> str:
+    from fractald.reporting.chart import chart_figure, frames_from
+    from fractald.reporting.chart_cli import bars_to_frame
+
+    frames = frames_from(bars_to_frame(bars), timeframes)
+    frames = {tf: f for tf, f in frames.items() if not f.empty}
+    return png_base64(chart_figure(frames, trades=trades, signals=signals, symbol=symbol))
+
+
+# --------------------------------------------------------------------------- the commands
+
+
+class ReportCommands:
+    """Handlers for trades, signals, report, chart and metrics."""
+
+    def __init__(self, daemon: Daemon, engine: Callable[[], TradingEngine | None]) -> None:
+        self.daemon = daemon
+        self.engine = engine
+
+    def register(self, r: CommandRegistry) -> None:
+        r.register("trades", self.trades, help="closed trades (newest last)", args=[
+            Arg("since", str, help="closed since: ISO time or a span back (30m, 12h, 1d, 2w)"),
+            Arg("strategy", str, help="only this strategy"),
+            Arg("symbol", str, help="only this symbol")])
+        r.register("signals", self.signals, help="recent signals and what became of them",
+                   args=[Arg("last", int, default=DEFAULT_SIGNALS, minimum=1,
+                             maximum=MAX_SIGNALS, help="how many")])
+        r.register("report", self.report, help="performance report (equity, P&L, ratios)", args=[
+            Arg("period", str, default="all", choices=PERIODS, help="day, week, month or all"),
+            Arg("from", str, help="start: ISO date/time or a span back (7d)"),
+            Arg("to", str, help="end: ISO date/time"),
+            Arg("plot", bool, default=False, help="add the equity plot (PNG, base64)")])
+        r.register("chart", self.chart, help="multi-timeframe candles with SMC structure and trades",
+                   args=[Arg("symbol", str, required=True, help="a configured symbol"),
+                         Arg("timeframes", list, default=list(DEFAULT_CHART_TIMEFRAMES),
+                             choices=tuple(tf for tf in TIMEFRAME_MS if tf != "1m"),
+                             help="timeframes to stack, e.g. 4h,1h,15m"),
+                         Arg("plot", bool, default=False, help="draw it (PNG, base64)")])
+        r.register("metrics", self.metrics, help="the Prometheus metrics (same as the textfile)")
+
+    async def trades(self, args: dict[str, Any], peer: PeerCred) -> list[dict[str, Any]]:
+        since = None
+        if args.get("since"):
+            since = parse_when(args["since"], event_now_ms(self.engine()), "since")
+        trades = await closed_trades(self.daemon, since, args.get("strategy"), args.get("symbol"))
+        return [trade_row(t) for t in trades]
+
+    async def signals(self, args: dict[str, Any], peer: PeerCred) -> list[dict[str, Any]]:
+        return await recent_signals(self.daemon, int(args["last"]))
+
+    async def report(self, args: dict[str, Any], peer: PeerCred) -> dict[str, Any]:
+        from fractald.reporting.report import Period, build_report, period_bounds
+
+        engine = self.engine()
+        now = event_now_ms(engine)
+        period = period_bounds(args["period"], now)
+        start = parse_when(args["from"], now, "from") if args.get("from") else period.start_ms
+        end = parse_when(args["to"], now, "to") if args.get("to") else period.end_ms
+        if start is not None and end is not None and end < start:
+            raise CommandError(ErrorCode.BAD_ARGS, f"report: 'to' ({end}) is before 'from' ({start})",
+                               argument="to", allowed="a time after 'from'")
+        label = period.label if not (args.get("from") or args.get("to")) else "custom"
+        period = Period(start, end, label)
+        trades = await closed_trades(self.daemon)
+        starting = self.daemon.config.broker.starting_equity
+        curve: list[tuple[int, float]] = []
+        if engine is not None:
+            starting = engine.accounting.initial_equity
+            curve = current_curve(engine)
+        report = build_report(trades, curve, starting, period)
+        result: dict[str, Any] = report.to_dict()
+        result["open"] = self._open_summary(engine)
+        if args["plot"]:
+            chosen = [t for t in trades if period.contains(t.ts_exit)]
+            drawn = [p for p in curve if period.contains(p[0])] or curve
+            if len(drawn) < 2 and not chosen:
+                raise CommandError("no_data", "nothing to plot yet: no equity history and no "
+                                   "closed trades in this period")
+            title = f"fractald equity ({period.label})"
+            result["plot_png"] = await trio.to_thread.run_sync(
+                _equity_png, drawn, chosen, report.starting_equity, title)
+        return result
+
+    @staticmethod
+    def _open_summary(engine: TradingEngine | None) -> dict[str, Any]:
+        """What the report's closed trades leave out: the open positions' unrealized P&L."""
+        if engine is None:
+            return {}
+        acct = engine.accounting
+        return {"equity": acct.equity, "unrealized_pnl": acct.unrealized,
+                "open_positions": sum(1 for p in acct.positions.values() if p.side is not None)}
+
+    async def chart(self, args: dict[str, Any], peer: PeerCred) -> dict[str, Any]:
+        symbol = args["symbol"]
+        symbols = list(self.daemon.config.feed.symbols)
+        if symbol not in symbols:
+            raise CommandError(ErrorCode.BAD_ARGS,
+                               f"chart: unknown symbol {symbol!r}; valid: {', '.join(symbols)}",
+                               argument="symbol", allowed=symbols)
+        timeframes = sorted(set(args["timeframes"]), key=lambda tf: -TIMEFRAME_MS[tf])
+        history: BarHistory = self.daemon.bar_history
+        bars = history.of(symbol)
+        coarsest = TIMEFRAME_MS[timeframes[0]] // TIMEFRAME_MS["1m"]
+        if len(bars) < max(coarsest * 3, 30):
+            raise CommandError("no_data", f"chart: only {len(bars)} 1m bars of {symbol} seen so far; "
+                               f"{max(coarsest * 3, 30)} are needed for {timeframes[0]}")
+        result: dict[str, Any] = {"symbol": symbol, "timeframes": timeframes, "bars_1m": len(bars),
+                                  "from_ts": bars[0].ts_open, "to_ts": bars[-1].ts_open}
+        if args["plot"]:
+            trades = await closed_trades(self.daemon, since_ms=bars[0].ts_open, symbol=symbol)
+            # Only the signals the bot acted on: denied ones would draw entries never made.
+            taken = {row["signal_id"] for row in await recent_signals(self.daemon, MAX_SIGNALS)
+                     if row["outcome"] == "taken"}
+            signals = [s for s in await signal_objects(self.daemon, MAX_SIGNALS)
+                       if s.symbol == symbol and s.ts_event >= bars[0].ts_open
+                       and s.signal_id in taken]
+            result["trades"] = len(trades)
+            result["plot_png"] = await trio.to_thread.run_sync(
+                _chart_png, bars, timeframes, trades, signals, symbol)
+        return result
+
+    async def metrics(self, args: dict[str, Any], peer: PeerCred) -> str:
+        return self.daemon.metrics.render()

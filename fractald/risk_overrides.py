@@ -1,0 +1,192 @@
+"""`fractalctl risk set KEY VALUE`: live risk changes, validated like the config, kept across restarts.
+
+An override is validated by building the whole config with it
+(`config_from_dict`), so it obeys exactly the rules of the [risk] table
+and the cross-checks. It is stored in the ledger's settings as
+``risk.<key>``, applied at once (`Daemon.apply_live` plus the engine's
+risk parameters), and re-applied over the config file at every start-up
+and after every reload. ``risk set KEY default`` drops the override.
+"""
+
+from __future__ import annotations
+
+import typing
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+
+from fractald.config import Config, RiskConfig, config_from_dict, unstructure
+from fractald.control.protocol import Arg, CommandError, PeerCred
+from fractald.errors import ConfigError
+
+if TYPE_CHECKING:
+    from fractald.actors.supervisor import ActorContext
+    from fractald.control.server import CommandRegistry
+    from fractald.daemon import Daemon
+    from fractald.store.writer import AsyncLedger
+
+SETTING_PREFIX = "risk."
+RESET_WORD = "default"
+ENGINE_CHECK_S = 0.5  # how often to look for a rebuilt engine
+RISK_KEYS: tuple[str, ...] = tuple(f.name for f in attrs.fields(RiskConfig))
+_TYPES = typing.get_type_hints(RiskConfig)
+
+
+def parse_value(key: str, text: str) -> Any:
+    """The text an operator typed, as the type the [risk] key holds (validation comes after)."""
+    if key not in RISK_KEYS:
+        raise ValueError(f"unknown risk key {key!r}; valid keys: {', '.join(RISK_KEYS)}")
+    kind = _TYPES[key]
+    text = text.strip()
+    try:
+        if kind is int:
+            return int(text)
+        if kind is float:
+            return float(text)
+    except ValueError:
+        raise ValueError(f"risk.{key}: {text!r} is not {'an integer' if kind is int else 'a number'}") \
+            from None
+    return text
+
+
+def with_risk(config: Config, overrides: dict[str, Any]) -> Config:
+    """`config` with [risk] keys replaced; raises ConfigError naming each bad key and value."""
+    data = unstructure(config)
+    data["risk"].update(overrides)
+    return config_from_dict(data, source="risk override")
+
+
+def apply_to_engine(engine: Any, config: Config) -> None:
+    """Give a running engine the risk parameters `config` implies.
+
+    A restored engine keeps the parameters it was pickled with, and the
+    pipeline has no apply_config of its own yet, so the daemon's risk
+    settings reach the engine here: sizing, gates and breakers are replaced;
+    reliability and execution-quality settings (not in [risk]) are kept.
+    """
+    from fractald.pipeline_factory import risk_params
+
+    if engine is None:
+        return
+    new = risk_params(config)
+    risk = attrs.evolve(engine.params.risk, sizing=new.sizing, gates=new.gates,
+                        breakers=new.breakers)
+    engine.params = attrs.evolve(engine.params, risk=risk)
+    engine.breakers.params = risk.breakers
+
+
+def _engine(daemon: Daemon) -> Any:
+    return getattr(getattr(daemon.trading.session, "pipeline", None), "engine", None)
+
+
+class RiskOverrides:
+    """The persisted overrides and their life cycle in the daemon."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.active: dict[str, Any] = {}
+
+    async def load(self, ledger: AsyncLedger, log: Any) -> None:
+        """At start-up, before the trading session is built: stored overrides over the config file.
+
+        One that no longer validates (the config file changed under it) is
+        skipped with an error line rather than stopping the daemon.
+        """
+        stored = {k[len(SETTING_PREFIX):]: v for k, v in (await ledger.get_settings()).items()
+                  if k.startswith(SETTING_PREFIX)}
+        good: dict[str, Any] = {}
+        for key, value in sorted(stored.items()):
+            try:
+                with_risk(self.daemon.config, {**good, key: value})
+            except ConfigError as exc:
+                log.error("risk_override_invalid", key=key, value=value, problems=exc.problems)
+                continue
+            good[key] = value
+        if good:
+            self.daemon.config = with_risk(self.daemon.config, good)
+            log.info("risk_overrides_applied", overrides=good)
+        self.active = good
+
+    def reapply(self, log: Any) -> None:
+        """After a reload from the file: the overrides win again, and the engine follows."""
+        if self.active:
+            try:
+                self.daemon.apply_live(with_risk(self.daemon.config, self.active))
+            except ConfigError as exc:
+                log.error("risk_override_invalid", overrides=self.active, problems=exc.problems)
+        apply_to_engine(_engine(self.daemon), self.daemon.config)
+
+    async def set(self, key: str, text: str, uid: int) -> dict[str, Any]:
+        ledger = self.daemon.store.ledger
+        if ledger is None:
+            raise CommandError("not_ready", "the state database is not open yet; try again")
+        old = getattr(self.daemon.config.risk, key)
+        if text.strip().lower() == RESET_WORD:
+            overrides = {k: v for k, v in self.active.items() if k != key}
+            from fractald.config import load_config
+
+            try:
+                base = load_config(self.daemon.config_path)
+            except ConfigError as exc:
+                raise CommandError("config_invalid", f"cannot read the configured default: {exc}")\
+                    from None
+            new_config = with_risk(attrs.evolve(self.daemon.config, risk=base.risk), overrides)
+            await ledger.clear_setting(SETTING_PREFIX + key)
+        else:
+            try:
+                value = parse_value(key, text)
+                new_config = with_risk(self.daemon.config, {key: value})
+            except ValueError as exc:
+                raise CommandError("bad_value", str(exc), argument="value") from None
+            except ConfigError as exc:
+                raise CommandError("bad_value", "; ".join(exc.problems), argument="value",
+                                   problems=exc.problems) from None
+            overrides = {**self.active, key: value}
+            await ledger.set_setting(SETTING_PREFIX + key, value)
+        self.active = overrides
+        self.daemon.apply_live(new_config)
+        apply_to_engine(_engine(self.daemon), self.daemon.config)
+        new = getattr(self.daemon.config.risk, key)
+        self.daemon.log.warning("risk_override_set", key=key, old=old, new=new, by_uid=uid,
+                                persisted=key in overrides)
+        self.daemon.bus.publish("risk_set", {"key": key, "old": old, "new": new, "by_uid": uid})
+        return {"key": key, "old": old, "new": new, "persisted": key in overrides,
+                "overrides": dict(overrides)}
+
+    async def run(self, ctx: ActorContext) -> None:
+        """Keep the engine on the daemon's risk settings: after each (re)build and each reload.
+
+        A recovered engine is unpickled with the parameters it was saved with;
+        a new engine object (start-up, or the trading actor restarted) gets
+        the daemon's settings as soon as it appears, before the feed starts.
+        """
+        seen: int | None = None
+        with self.daemon.bus.subscribe({"reload"}) as events:
+            while not self.daemon.trading.recovered.is_set():
+                ctx.beat()
+                with trio.move_on_after(ctx.beat_interval_s):
+                    await self.daemon.trading.recovered.wait()
+            while True:
+                engine = _engine(self.daemon)
+                if engine is not None and id(engine) != seen:
+                    apply_to_engine(engine, self.daemon.config)
+                    seen = id(engine)
+                ctx.beat()
+                with trio.move_on_after(ENGINE_CHECK_S):
+                    event = await events.receive()
+                    if event.data.get("applied"):
+                        self.reapply(ctx.log)
+
+
+def register_risk_commands(registry: CommandRegistry, daemon: Daemon) -> None:
+    overrides: RiskOverrides = daemon.risk_overrides
+
+    async def risk_set(args: dict[str, Any], peer: PeerCred) -> dict[str, Any]:
+        return await overrides.set(args["key"], args["value"], peer.uid)
+
+    registry.register(
+        "risk_set", risk_set, mutating=True,
+        help=f"change a [risk] setting live, validated and persisted ('{RESET_WORD}' drops it)",
+        args=[Arg("key", str, required=True, choices=RISK_KEYS, help="a [risk] key"),
+              Arg("value", str, required=True, help=f"new value, or '{RESET_WORD}'")])

@@ -1,0 +1,183 @@
+"""The operator pieces on their own: risk overrides, the alert mapping, the bar tap, time arguments."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import structlog
+import trio
+from test_operator_support import HookServer
+
+from fractald import alerts as al
+from fractald.actors.alerts import AlertsActor, alert_for
+from fractald.config import Config, config_from_dict
+from fractald.control.protocol import CommandError
+from fractald.control.report_commands import BarHistory, current_curve, parse_when
+from fractald.core.execution.engine import TradingEngine
+from fractald.core.models import Bar
+from fractald.errors import ConfigError, StateCorrupt
+from fractald.pipeline_factory import engine_params
+from fractald.risk_overrides import (
+    RISK_KEYS,
+    RiskOverrides,
+    apply_to_engine,
+    parse_value,
+    with_risk,
+)
+from fractald.store.writer import AsyncLedger
+
+T0 = 1_641_000_000_000
+
+
+def bar(i: int, timeframe: str = "1m", complete: bool = True, symbol: str = "BTC-PERP") -> Bar:
+    ts = T0 + i * 60_000
+    return Bar(symbol=symbol, timeframe=timeframe, ts_open=ts, open=100.0,
+               high=101.0, low=99.0, close=100.5, volume=1.0, complete=complete)
+
+
+# --------------------------------------------------------------------------- risk overrides
+
+
+def test_parse_value_uses_the_type_of_the_risk_key() -> None:
+    assert parse_value("heat_cap", " 0.04 ") == 0.04
+    assert parse_value("max_open_positions", "5") == 5
+    assert parse_value("mode", "live") == "live"
+    with pytest.raises(ValueError, match="not an integer"):
+        parse_value("max_open_positions", "5.5")
+    with pytest.raises(ValueError, match="not a number"):
+        parse_value("heat_cap", "lots")
+    with pytest.raises(ValueError, match="valid keys: mode, risk_per_trade"):
+        parse_value("max_heat", "0.1")
+    assert set(RISK_KEYS) >= {"heat_cap", "risk_per_trade", "max_drawdown", "daily_loss_limit"}
+
+
+def test_with_risk_validates_exactly_like_the_config_file() -> None:
+    base = Config()
+    assert with_risk(base, {"heat_cap": 0.1}).risk.heat_cap == 0.1
+    assert with_risk(base, {"heat_cap": 0.1}).feed == base.feed
+    for key, value in [("heat_cap", 0.9), ("mode", "yolo"), ("max_trades_per_day", 0)]:
+        with pytest.raises(ConfigError) as from_override:
+            with_risk(base, {key: value})
+        with pytest.raises(ConfigError) as from_file:
+            config_from_dict({"risk": {key: value}})
+        assert from_override.value.problems == from_file.value.problems
+
+
+def test_apply_to_engine_replaces_sizing_gates_and_breakers_only() -> None:
+    config = Config()
+    engine = TradingEngine(engine_params(config))
+    reliability = engine.params.risk.reliability
+    changed = with_risk(config, {"heat_cap": 0.03, "risk_per_trade": 0.01,
+                                 "max_consecutive_losses": 2})
+    apply_to_engine(engine, changed)
+    assert engine.params.risk.gates.max_heat_fraction == 0.03
+    assert engine.params.risk.sizing.risk_fraction == 0.01
+    assert engine.breakers.params.max_consecutive_losses == 2
+    assert engine.params.risk.breakers is engine.breakers.params
+    assert engine.params.risk.reliability is reliability
+    apply_to_engine(None, changed)  # no engine (no strategies): nothing to do
+
+
+async def test_stored_overrides_go_over_the_config_and_bad_ones_are_skipped(tmp_path: Path) -> None:
+    ledger = await AsyncLedger.open(tmp_path / "state.db")
+    try:
+        await ledger.set_setting("risk.heat_cap", 0.03)
+        await ledger.set_setting("risk.max_open_positions", 0)  # no longer valid
+        await ledger.set_setting("unrelated", "x")
+        daemon = SimpleNamespace(config=Config())
+        overrides = RiskOverrides(daemon)  # type: ignore[arg-type]
+        await overrides.load(ledger, structlog.get_logger("test"))
+        assert daemon.config.risk.heat_cap == 0.03
+        assert daemon.config.risk.max_open_positions == Config().risk.max_open_positions
+        assert overrides.active == {"heat_cap": 0.03}
+    finally:
+        await ledger.aclose()
+
+
+# --------------------------------------------------------------------------- alerts
+
+
+def test_bus_events_map_to_alerts() -> None:
+    trip = alert_for("breaker_tripped", {"ts": T0, "breaker": "daily_loss", "state": "REDUCING",
+                                         "reason": "daily loss 5.1% reached the limit 5.0%",
+                                         "figures": {"value": 0.051, "limit": 0.05,
+                                                     "detail": {"nested": 1}}}, T0 + 5)
+    assert trip is not None and trip.kind is al.AlertKind.BREAKER_TRIP
+    assert trip.ts_ms == T0 and dict(trip.fields)["limit"] == 0.05
+    assert "detail" not in dict(trip.fields)  # only scalars go into an alert
+    kill = alert_for("kill_switch", {"by_uid": 1000}, T0)
+    assert kill is not None and kill.severity is al.Severity.CRITICAL
+    assert dict(kill.fields)["by"] == "uid 1000"
+    # The operator's own halt trips the "operator" breaker too: announced once, as the kill switch.
+    assert alert_for("breaker_tripped", {"breaker": "operator", "reason": "kill switch"}, T0) is None
+    assert alert_for("order_filled", {}, T0) is None
+
+
+async def test_a_fatal_stop_delivers_its_alert() -> None:
+    receiver = HookServer()
+    try:
+        config = config_from_dict({"alerts": {"webhook_urls": [receiver.url]}})
+        actor = AlertsActor(SimpleNamespace(config=config))  # type: ignore[arg-type]
+        left = await actor.notify_fatal(StateCorrupt("snapshot 7 cannot be read"))
+        assert left == 0
+        assert [b["kind"] for b in receiver.bodies] == ["fatal_error"]
+        assert "snapshot 7" in receiver.bodies[0]["text"]
+        assert actor.counters().sent == 1
+    finally:
+        receiver.close()
+
+
+async def test_no_webhook_configured_means_no_alerts_and_no_error() -> None:
+    actor = AlertsActor(SimpleNamespace(config=Config()))  # type: ignore[arg-type]
+    assert await actor.notify_fatal(RuntimeError("boom")) == 0
+    assert actor.counters().sent == 0
+
+
+# --------------------------------------------------------------------------- bar history
+
+
+async def test_the_tap_records_closed_1m_bars_and_forwards_everything_in_order() -> None:
+    history = BarHistory(cap=3)
+    send, receive = trio.open_memory_channel[Any](100)
+    tap = history.tap(send)
+    sent = [bar(0), bar(0, "15m"), bar(1, complete=False), "health", bar(1), bar(2), bar(3),
+            bar(4), bar(3), bar(0, symbol="ETH-PERP")]
+    for event in sent:
+        await tap.send(event)
+    received = [receive.receive_nowait() for _ in sent]
+    assert received == sent
+    assert [b.ts_open for b in history.of("BTC-PERP")] == [bar(i).ts_open for i in (2, 3, 4)]
+    assert len(history.of("ETH-PERP")) == 1 and history.of("SOL-PERP") == []
+    tap.close()  # anything else goes to the channel itself
+    with pytest.raises(trio.ClosedResourceError):
+        await tap.send(bar(9))
+    with pytest.raises(ValueError):
+        BarHistory(cap=0)
+
+
+# --------------------------------------------------------------------------- time and equity
+
+
+def test_parse_when_takes_iso_times_and_spans_back() -> None:
+    now = T0
+    assert parse_when("12h", now, "since") == now - 12 * 3_600_000
+    assert parse_when("2w", now, "since") == now - 14 * 86_400_000
+    assert parse_when("2022-01-01", now, "from") == 1_640_995_200_000
+    assert parse_when("2022-01-01T01:00:00+01:00", now, "from") == 1_640_995_200_000
+    with pytest.raises(CommandError) as info:
+        parse_when("last tuesday", now, "from")
+    assert info.value.code == "bad_args" and info.value.details["argument"] == "from"
+
+
+def test_the_report_curve_ends_at_the_equity_of_now() -> None:
+    engine = TradingEngine(engine_params(Config()))
+    assert current_curve(engine) == []  # no bar yet: nothing to show
+    engine.on_bar(bar(0))
+    engine.on_bar(bar(1))
+    curve = current_curve(engine)
+    assert [ts for ts, _ in curve] == [bar(0).ts_event, bar(1).ts_event]
+    engine.accounting.initial_equity += 5.0  # as if a fill had moved equity since the last bar
+    assert current_curve(engine)[-1] == (bar(1).ts_event, engine.equity)
