@@ -179,5 +179,7 @@ def test_the_report_curve_ends_at_the_equity_of_now() -> None:
     engine.on_bar(bar(1))
     curve = current_curve(engine)
     assert [ts for ts, _ in curve] == [bar(0).ts_event, bar(1).ts_event]
-    engine.accounting.initial_equity += 5.0  # as if a fill had moved equity since the last bar
-    assert current_curve(engine)[-1] == (bar(1).ts_event, engine.equity)
+    last_ts = curve[-1][0]
+    engine.accounting.equity_curve[-1] = (last_ts, 1.0)  # as if equity had moved since that bar
+    assert current_curve(engine)[-1] == (last_ts, engine.equity)
+    assert len(current_curve(engine)) == 2
