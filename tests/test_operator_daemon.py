@@ -376,3 +376,24 @@ def test_restart_keeps_the_risk_override_and_the_halt(env: Env) -> None:
     back = env.ctl("risk", "set", "heat_cap", "default")
     assert back["new"] == 0.06 and back["persisted"] is False
     assert env.ctl("status")["account"]["heat_cap"] == 0.06
+
+
+# --------------------------------------------------------------------------- a fatal stop
+
+
+def test_a_fatal_stop_is_alerted_before_the_daemon_exits(tmp_path: Path) -> None:
+    hook = HookServer()
+    blocker = tmp_path / "file-not-dir"
+    blocker.write_text("x")
+    config = write_config(tmp_path, f'[alerts]\nwebhook_urls = ["{hook.url}"]\n')
+    config.write_text(config.read_text().replace(str(tmp_path / "state"), str(blocker / "state")))
+    daemon = DaemonProcess(config)
+    try:
+        status = daemon.proc.wait(30)
+        assert status == 69  # EX_UNAVAILABLE: the state directory cannot be used
+        alert = hook.wait_for("fatal_error", timeout=1)[0]  # delivered before the exit
+        assert alert["severity"] == "critical" and str(blocker) in alert["text"]
+        assert alert["fields"]["category"] == "fatal"
+    finally:
+        daemon.kill()
+        hook.close()

@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 import structlog
 import trio
+import trio.testing
 from test_operator_support import HookServer
 
 from fractald import alerts as al
-from fractald.actors.alerts import AlertsActor, alert_for
+from fractald.actors.alerts import FEED_CHECK_S, AlertsActor, alert_for
 from fractald.config import Config, config_from_dict
 from fractald.control.protocol import CommandError
 from fractald.control.report_commands import BarHistory, current_curve, parse_when
@@ -183,3 +184,37 @@ def test_the_report_curve_ends_at_the_equity_of_now() -> None:
     engine.accounting.equity_curve[-1] = (last_ts, 1.0)  # as if equity had moved since that bar
     assert current_curve(engine)[-1] == (last_ts, engine.equity)
     assert len(current_curve(engine)) == 2
+
+
+async def test_a_feed_silent_beyond_the_limit_is_alerted_once(mock_clock: trio.testing.MockClock
+                                                              ) -> None:
+    receiver = HookServer()
+    health = {"BTC-PERP": {"last_message_age_s": 5.0}}
+    config = config_from_dict({"alerts": {"webhook_urls": [receiver.url],
+                                          "feed_stale_alert_s": 60}})
+    daemon = SimpleNamespace(config=config, market_data=SimpleNamespace(health_dicts=lambda: health),
+                             log=structlog.get_logger("test"))
+    actor = AlertsActor(daemon)  # type: ignore[arg-type]
+    actor.sender = al.AlertSender(al.targets_from_config([receiver.url]))
+
+    async def checks(n: int) -> None:
+        for _ in range(n):
+            await trio.testing.wait_all_tasks_blocked()
+            mock_clock.jump(FEED_CHECK_S)
+        await trio.testing.wait_all_tasks_blocked()
+
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(actor._watch_feeds)
+            await checks(3)
+            assert actor.sender.lane_counters()["webhook1"]["queued"] == 0
+            health["BTC-PERP"]["last_message_age_s"] = 61.0
+            await checks(3)  # three checks while stale: one alert
+            assert actor.sender.lane_counters()["webhook1"]["queued"] == 1
+            nursery.cancel_scope.cancel()
+        # The mock clock stands still, so the flush's deadline cannot pass before the POST lands.
+        assert await actor.sender.flush(5) == 0
+    finally:
+        receiver.close()
+    assert [b["kind"] for b in receiver.bodies] == ["feed_stale"]
+    assert receiver.bodies[0]["fields"]["symbol"] == "BTC-PERP"
