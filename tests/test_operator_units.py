@@ -114,6 +114,10 @@ def test_bus_events_map_to_alerts() -> None:
     assert dict(kill.fields)["by"] == "uid 1000"
     # The operator's own halt trips the "operator" breaker too: announced once, as the kill switch.
     assert alert_for("breaker_tripped", {"breaker": "operator", "reason": "kill switch"}, T0) is None
+    automatic = alert_for("breaker_tripped", {"breaker": "kill_switch", "reason": "venue lost",
+                                              "ts": T0}, T0 + 9)
+    assert automatic is not None and automatic.kind is al.AlertKind.KILL_SWITCH
+    assert dict(automatic.fields)["by"] == "daemon" and automatic.ts_ms == T0
     assert alert_for("order_filled", {}, T0) is None
 
 

@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 
 FEED_CHECK_S = 5.0
 FATAL_FLUSH_S = 5.0
-_KILL_BREAKERS = {"operator", "kill_switch"}
 _BUS_KINDS = {"breaker_tripped", "kill_switch"}
 
 
@@ -38,8 +37,11 @@ def alert_for(kind: str, data: dict[str, Any], wall_ms: int) -> al.Alert | None:
     """The alert a bus event calls for, if any (pure: the mapping is tested on its own)."""
     if kind == "breaker_tripped":
         breaker = str(data.get("breaker", "?"))
-        if breaker in _KILL_BREAKERS:
-            return None  # the operator's halt: announced once, by the kill_switch event
+        if breaker == "operator":
+            return None  # the operator's halt: announced once, by the kill_switch bus event
+        if breaker == "kill_switch":  # tripped by the daemon itself, not by a command
+            return al.kill_switch(str(data.get("reason", "")), int(data.get("ts") or wall_ms),
+                                  by="daemon")
         return al.breaker_trip(breaker, str(data.get("reason", "")), int(data.get("ts") or wall_ms),
                                state=str(data.get("state", "")),
                                **_scalars(dict(data.get("figures") or {})))
