@@ -78,6 +78,8 @@ class Daemon:
                 "config": self.config_path or "(embedded default)",
                 "state_dir": str(self.config.state_path()),
                 "socket": str(self.config.socket_path()),
+                "loop_lag_s": round(self.metrics.probe.last_s, 4),
+                "loop_lag_max_s": round(self.metrics.probe.max_s, 4),
             },
             "gates": self.supervisor.gates_status(),
             "actors": self.supervisor.snapshot(),

@@ -189,6 +189,7 @@ def test_status_carries_equity_risk_and_the_last_signal(env: Env) -> None:
     assert account["last_signal"]["ts"] == last["ts"]
     assert account["last_signal"]["strategy"] == last["strategy"]
     assert {a["name"] for a in status["actors"]} >= {"metrics", "alerts", "risk_overrides"}
+    assert 0 <= status["daemon"]["loop_lag_s"] <= status["daemon"]["loop_lag_max_s"] < 5
 
 
 def _samples(text: str) -> dict[str, list[Any]]:
