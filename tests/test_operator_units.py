@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 import structlog
 import trio
+import trio.lowlevel
 import trio.testing
 from test_operator_support import HookServer
 
@@ -222,3 +224,47 @@ async def test_a_feed_silent_beyond_the_limit_is_alerted_once(mock_clock: trio.t
         receiver.close()
     assert [b["kind"] for b in receiver.bodies] == ["feed_stale"]
     assert receiver.bodies[0]["fields"]["symbol"] == "BTC-PERP"
+
+
+async def test_the_daily_summary_goes_out_at_midnight_utc(tmp_path: Path,
+                                                          mock_clock: trio.testing.MockClock) -> None:
+    from fractald.core.models import ClosedTrade, Side
+
+    receiver = HookServer()
+    ledger = await AsyncLedger.open(tmp_path / "state.db")
+    engine = TradingEngine(engine_params(Config()))
+    engine.on_bar(bar(0))
+    trade = ClosedTrade(trade_id="t1", symbol="BTC-PERP", strategy="fvg_fill", side=Side.BUY,
+                        quantity=0.1, entry_price=100.0, exit_price=110.0, ts_entry=T0,
+                        ts_exit=T0 + 60_000, pnl=0.9, fees=0.1)
+    from fractald.core.execution.events import TradeClosed
+    from fractald.session import event_kind, event_payload
+
+    event = TradeClosed(T0 + 60_000, trade)
+    await ledger.append(event_kind(event), event_payload(event), event.ts)
+    config = config_from_dict({"alerts": {"webhook_urls": [receiver.url]}})
+    daemon = SimpleNamespace(
+        config=config, log=structlog.get_logger("test"), store=SimpleNamespace(ledger=ledger),
+        trading=SimpleNamespace(session=SimpleNamespace(pipeline=SimpleNamespace(engine=engine))))
+    actor = AlertsActor(daemon)  # type: ignore[arg-type]
+    actor.sender = al.AlertSender(al.targets_from_config([receiver.url]))
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(actor._daily_summaries)
+            await trio.testing.wait_all_tasks_blocked()
+            assert actor.sender.lane_counters()["webhook1"]["queued"] == 0
+            mock_clock.jump(86_400)  # whatever the time of day, midnight UTC has come
+            deadline = time.monotonic() + 10  # real time: the ledger read runs on a worker thread
+            while actor.sender.lane_counters()["webhook1"]["queued"] == 0:
+                assert time.monotonic() < deadline, "no daily summary queued"
+                await trio.lowlevel.checkpoint()
+                await trio.testing.wait_all_tasks_blocked()
+            nursery.cancel_scope.cancel()
+        assert await actor.sender.flush(5) == 0
+    finally:
+        receiver.close()
+        await ledger.aclose()
+    (summary,) = receiver.bodies
+    assert summary["kind"] == "daily_summary" and summary["fields"]["trades"] == 1
+    # Trades come from the ledger, equity from the engine (which, here, never held the trade).
+    assert summary["fields"]["equity"] == pytest.approx(engine.equity)

@@ -117,7 +117,7 @@ class AlertsActor:
                     self.notify(alert)
 
     async def _daily_summaries(self) -> None:
-        from fractald.control.report_commands import closed_trades
+        from fractald.control.report_commands import closed_trades, current_curve
         from fractald.control.trading_commands import engine_of
         from fractald.daemon import wall_ms
         from fractald.reporting.report import build_report, period_bounds
@@ -130,7 +130,7 @@ class AlertsActor:
                 continue
             try:
                 trades = await closed_trades(self.daemon)
-                report = build_report(trades, list(engine.accounting.equity_curve),
+                report = build_report(trades, current_curve(engine),
                                       engine.accounting.initial_equity,
                                       period_bounds("day", engine.last_ts or wall_ms(),
                                                     calendar=False))
