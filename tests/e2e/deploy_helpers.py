@@ -25,9 +25,14 @@ def venv_tool(name: str) -> str | None:
 
 
 def build_release(dist: Path) -> str:
-    """Build the wheel and wheelhouse from this working tree into dist/<version>/; the version."""
+    """Build the wheel and wheelhouse into dist/<version>/; return the version.
+
+    The source is this working tree, or $FRACTALD_E2E_SOURCE (e.g. a `git archive` of a
+    commit, to test what was committed while the tree is being edited).
+    """
     env = {**os.environ, "PYTHON": sys.executable}
-    proc = subprocess.run(["sh", str(BUILD_SCRIPT), str(REPO), str(dist)], check=False,
+    source = os.environ.get("FRACTALD_E2E_SOURCE") or str(REPO)
+    proc = subprocess.run(["sh", str(BUILD_SCRIPT), source, str(dist)], check=False,
                           capture_output=True,
                           text=True, env=env, timeout=1200, stdin=subprocess.DEVNULL)
     if proc.returncode != 0:
@@ -65,7 +70,8 @@ def run_playbook(inventory: Path, extra_vars: dict[str, Any], workdir: Path,
     vars_file.write_text(json.dumps(extra_vars))
     env = {**os.environ, "ANSIBLE_CONFIG": str(ANSIBLE_DIR / "ansible.cfg"),
            "ANSIBLE_NOCOLOR": "1", "ANSIBLE_HOME": str(workdir / "ansible-home"),
-           "ANSIBLE_LOCAL_TEMP": str(workdir / "ansible-tmp"), "ANSIBLE_RETRY_FILES_ENABLED": "0"}
+           "ANSIBLE_LOCAL_TEMP": str(workdir / "ansible-tmp"), "ANSIBLE_RETRY_FILES_ENABLED": "0",
+           "ANSIBLE_SSH_CONTROL_PATH_DIR": str(workdir / "ansible-cp")}
     proc = subprocess.run(
         [playbook, "-i", str(inventory), "-e", f"@{vars_file}", str(ANSIBLE_DIR / "site.yml")],
         check=False, capture_output=True, text=True, env=env, cwd=ANSIBLE_DIR, timeout=1200,
@@ -74,6 +80,14 @@ def run_playbook(inventory: Path, extra_vars: dict[str, Any], workdir: Path,
     match = RECAP.search(proc.stdout)
     recap = {k: int(v) for k, v in match.groupdict().items() if k != "host"} if match else {}
     return proc.returncode, output, recap
+
+
+def close_ssh_masters(workdir: Path) -> None:
+    """End the ssh ControlPersist masters Ansible left (they would hold a session open)."""
+    cp_dir = workdir / "ansible-cp"
+    for sock in cp_dir.glob("*") if cp_dir.is_dir() else []:
+        subprocess.run(["ssh", "-O", "exit", "-o", f"ControlPath={sock}", "e2e"], check=False,
+                       capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
 
 
 def changed_tasks(output: str) -> list[str]:

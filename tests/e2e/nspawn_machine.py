@@ -275,15 +275,22 @@ class Machine:
         ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.write_file("/root/.ssh/authorized_keys", public_key.strip() + "\n", 0o600)
 
-    def destroy(self) -> None:
-        """Power off (or kill), remove the veth and the private tree. Safe to call twice."""
+    def destroy(self, report: Path | None = None) -> None:
+        """Power off (or kill), remove the veth and the private tree. Safe to call twice.
+
+        `report` receives how the shutdown went (timings and the console's tail).
+        """
+        started = time.monotonic()
+        notes = []
         if self.proc is not None and self.proc.poll() is None:
             if self.leader is not None:
                 with contextlib.suppress(Exception):
                     self.run(["systemctl", "poweroff", "--no-block"], check=False, timeout=15)
             try:
                 self.proc.wait(timeout=30)
+                notes.append(f"powered off in {time.monotonic() - started:.1f}s")
             except subprocess.TimeoutExpired:
+                notes.append("poweroff timed out after 30s: killed")
                 # Killing nspawn alone would orphan the container: kill its PID 1 first
                 # (which takes the whole PID namespace down), then nspawn's process group.
                 leader = _namespace_init(self.proc.pid)
@@ -298,5 +305,8 @@ class Machine:
         if self.workdir.exists():
             for mount in sorted(_mounts_under(self.workdir), reverse=True):
                 _run(["umount", "-l", mount], check=False)
+            if report is not None:
+                report.write_text("\n".join([*notes, self.console()]))
             if not _mounts_under(self.workdir):
                 shutil.rmtree(self.workdir, ignore_errors=True)
+        notes.append(f"destroyed in {time.monotonic() - started:.1f}s")

@@ -30,7 +30,7 @@ SECURITY_LIMIT = 2.0
 # snapshots so a kill -9 has state to recover, and the test-only control hooks.
 E2E_CONFIG: dict[str, Any] = {
     "daemon": {"test_hooks": True, "snapshot_interval_s": 2.0, "backup_interval_s": 10.0},
-    "feed": {"venue": "replay", "replay_speed": 60.0},
+    "feed": {"venue": "replay", "replay_speed": 3000.0},
     "log": {"format": "json", "level": "info"},
 }
 E2E_CREDENTIALS = {"api_key": "e2e-not-a-real-key"}
@@ -149,7 +149,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         first = dh.run_playbook(inventory, extra_vars, workdir)
         yield Deployment(machine, workdir, inventory, extra_vars, first)
     finally:
-        machine.destroy()
+        dh.close_ssh_masters(workdir)
+        machine.destroy(report=workdir / "shutdown.log")
 
 
 def test_playbook_deploys_onto_a_fresh_host(deployment: Deployment) -> None:
@@ -250,34 +251,35 @@ def _restarts(deployment: Deployment) -> int:
     return int(deployment.show("NRestarts")["NRestarts"])
 
 
-def _recovered_events(deployment: Deployment, pid: int) -> list[dict[str, Any]]:
+def _events(deployment: Deployment, pid: int, event: str) -> list[dict[str, Any]]:
     out = deployment.journal("-o", "cat", f"_PID={pid}")
-    events = [json.loads(ln) for ln in out.splitlines() if ln.startswith("{")]
-    return [e for e in events if e.get("event") == "session_recovered"]
+    records = [json.loads(ln) for ln in out.splitlines() if ln.startswith("{")]
+    return [r for r in records if r.get("event") == event]
 
 
 def test_kill_9_is_restarted_with_state_intact(deployment: Deployment) -> None:
     deployment.require_deployed()
     deployment.wait_ready()
-    # Let the daemon process bars and write a snapshot (every 2 s in the e2e config).
-    before = deployment.wait_for(
-        "bars to be processed", lambda: (s := deployment.status())["trading"].get(
-            "bars_processed", 0) > 5 and s, timeout=60)
-    time.sleep(3)
+    # The session snapshots at least every SNAPSHOT_EVERY_BARS (500) bars: get past one.
+    deployment.wait_for("a snapshot's worth of bars", lambda: deployment.status()["trading"].get(
+        "bars_processed", 0) > 600, timeout=90)
     old_pid, restarts = _main_pid(deployment), _restarts(deployment)
     deployment.sh("python3", "-c", f"import os; os.kill({old_pid}, 9)")
     new_pid = deployment.wait_for("a new main PID", lambda: (p := _main_pid(deployment)) not in (
         0, old_pid) and p, timeout=60)
     after = deployment.wait_ready()
     assert _restarts(deployment) == restarts + 1
+    assert deployment.show("Result")["Result"] == "success"  # running again, not failed
     # Crash-only: the new process recovered from the ledger instead of starting fresh.
     recovered = deployment.wait_for("session_recovered in the journal",
-                                    lambda: _recovered_events(deployment, new_pid), timeout=30)
-    assert recovered[0].get("last_seq", 0) > 0
+                                    lambda: _events(deployment, new_pid, "session_recovered"),
+                                    timeout=30)
+    assert recovered[0]["last_seq"] > 0
+    assert not _events(deployment, new_pid, "session_fresh_start")
     assert after["trading"]["cursor"] is not None
-    assert after["trading"]["bars_processed"] >= 0
-    assert before["trading"]["cursor"] is not None
-    integrity = deployment.sh("python3", "-c", "import sqlite3;print(sqlite3.connect("
+    # As the service user: a root-owned -shm file would lock the daemon out.
+    integrity = deployment.sh("runuser", "-u", "fractald", "--", "python3", "-c",
+                              "import sqlite3;print(sqlite3.connect("
                               "'file:/var/lib/fractald/fractald.db?mode=ro',uri=True)"
                               ".execute('pragma integrity_check').fetchone()[0])")
     assert integrity.strip() == "ok"
