@@ -21,9 +21,11 @@ from typing import Any
 
 import pytest
 
-from fractald.preflight import Environment, Status, exit_status, run_checks
+from fractald.config import Config, StrategiesConfig
+from fractald.preflight import Environment, Status, check_strategies, exit_status, run_checks
 
 REPO = Path(__file__).resolve().parent.parent
+CLI = "import sys; from fractald.preflight import main; sys.exit(main(sys.argv[1:]))"
 
 
 def write_config(path: Path, text: str) -> str:
@@ -155,9 +157,15 @@ def test_credentials_under_systemd_and_live_without_any(tmp_path: Path,
 
 def test_unknown_strategy_is_red(tmp_path: Path, state: dict[str, str]) -> None:
     cfg = write_config(tmp_path / "s.toml", "[strategies]\nenabled = ['fvg_fill', 'astrology']\n")
-    check = checks_by_name(cfg, state)["strategies"]
+    checks = run_checks(cfg, Environment(env=state))
+    red = [c for c in checks if c.status is Status.FAIL]
+    assert red and "astrology" in red[0].detail and exit_status(checks) != 0
+    # The check itself, on a config built without the loader's validation:
+    config = Config(strategies=StrategiesConfig(enabled=["fvg_fill", "astrology"]))
+    check = check_strategies(config)
     assert check.status is Status.FAIL and "astrology" in check.detail
     assert "fvg_fill" in check.remedy  # names the known ones
+    assert check_strategies(Config()).status is Status.OK
 
 
 @pytest.mark.parametrize(("synced", "expected"), [(True, Status.OK), (False, Status.FAIL),
@@ -175,7 +183,7 @@ def test_clock_matters_for_a_live_feed(tmp_path: Path, state: dict[str, str],
 @pytest.fixture
 def http_server() -> Iterator[str]:
     class Quiet(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        def do_GET(self) -> None:
             self.send_response(404)  # any HTTP answer means reachable
             self.end_headers()
 
@@ -237,16 +245,14 @@ def test_skip_list_from_the_environment(tmp_path: Path, state: dict[str, str]) -
 def test_cli_json_and_exit_status(tmp_path: Path, state: dict[str, str]) -> None:
     bad = write_config(tmp_path / "live.toml", "[risk]\nmode = 'live'\n")
     env = {**os.environ, **state}
-    proc = subprocess.run([sys.executable, "-c", "import sys; from fractald.preflight import "
-                           "main; sys.exit(main(sys.argv[1:]))", "--config", bad, "--json"],
+    proc = subprocess.run([sys.executable, "-c", CLI, "--config", bad, "--json"], check=False,
                           capture_output=True, text=True, env=env, timeout=120, cwd=REPO)
     report = json.loads(proc.stdout)
     assert proc.returncode == 1 and report["ok"] is False and report["exit_status"] == 1
     red = {c["name"] for c in report["checks"] if c["status"] == "fail"}
     assert red == {"credentials"}
 
-    proc = subprocess.run([sys.executable, "-c", "import sys; from fractald.preflight import "
-                           "main; sys.exit(main(sys.argv[1:]))"],
+    proc = subprocess.run([sys.executable, "-c", CLI], check=False,
                           capture_output=True, text=True, env=env, timeout=120, cwd=REPO)
     assert proc.returncode == 0, proc.stdout
     assert proc.stdout.strip().endswith("preflight: all clear")
