@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import trio
 
 from fractald.core.models import FeedHealth
@@ -30,11 +31,14 @@ if TYPE_CHECKING:
 _WATCHED = {"order_filled", "signal"}
 
 
+_FEED_FIELDS = frozenset(f.name for f in attrs.fields(FeedHealth))
+
+
 def _feeds(health: dict[str, dict[str, Any]]) -> tuple[FeedHealth, ...]:
     out = []
     for data in health.values():
         try:
-            out.append(FeedHealth(**data))
+            out.append(FeedHealth(**{k: v for k, v in data.items() if k in _FEED_FIELDS}))
         except (TypeError, ValueError):
             continue  # a half-initialised feed: shown next time
     return tuple(out)
