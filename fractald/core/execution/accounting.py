@@ -68,6 +68,12 @@ class TripContext:
 
 
 class Accounting:
+    # Cash is read at every price the engine sees but changes only with fills and
+    # funding, so it is kept from the last read until one of those (or a restore)
+    # happens; positions change only through the methods here. The class default
+    # covers an Accounting unpickled from before the cache existed.
+    _cash: float | None = None
+
     def __init__(self, initial_equity: float, equity_curve_cap: int = 10_000) -> None:
         self.initial_equity = initial_equity
         self.positions: dict[tuple[str, str], Position] = {}
@@ -75,18 +81,21 @@ class Accounting:
         self.equity_curve: collections.deque[tuple[int, float]] = collections.deque(
             maxlen=equity_curve_cap)
         self.closed_count = 0
+        self._cash = None
 
     def position(self, strategy: str, symbol: str) -> Position:
         key = (strategy, symbol)
         p = self.positions.get(key)
         if p is None:
             p = self.positions[key] = Position(strategy, symbol, mark_price=self.marks.get(symbol, 0.0))
+            self._cash = None
         return p
 
     def apply_fill(self, strategy: str, symbol: str, side: Side, qty: float, price: float, fee: float,
                    ts: int, ctx: TripContext = TripContext()) -> list[ClosedTrade]:
         """Book one fill; returns the round trips it closed (0, or 1 when flat or flipped)."""
         p = self.position(strategy, symbol)
+        self._cash = None
         signed = qty * side.sign
         closed: list[ClosedTrade] = []
         p.fees += fee
@@ -146,6 +155,7 @@ class Accounting:
     def apply_funding(self, symbol: str, rate: float, mark: float | None = None) -> float:
         """Charge one funding interval at `mark` (default: the current mark); longs pay a positive rate."""
         total = 0.0
+        self._cash = None
         for p in self.positions.values():
             price = p.mark_price if mark is None else mark
             if p.symbol == symbol and p.quantity and price > 0:
@@ -163,8 +173,10 @@ class Accounting:
     # -- views ---------------------------------------------------------------------
     @property
     def cash(self) -> float:
-        return self.initial_equity + sum(p.realized_pnl - p.fees - p.funding
-                                         for p in self.positions.values())
+        if self._cash is None:
+            self._cash = self.initial_equity + sum(p.realized_pnl - p.fees - p.funding
+                                                   for p in self.positions.values())
+        return self._cash
 
     @property
     def unrealized(self) -> float:
@@ -181,6 +193,10 @@ class Accounting:
         else:
             self.equity_curve.append((ts, eq))
         return eq
+
+    def holds(self, symbol: str) -> bool:
+        """Whether any book holds `symbol`, so that its price moves the equity."""
+        return any(p.quantity != 0 and p.symbol == symbol for p in self.positions.values())
 
     def net_quantity(self, symbol: str) -> float:
         return sum(p.quantity for p in self.positions.values() if p.symbol == symbol)
@@ -210,6 +226,7 @@ class Accounting:
 
     def restore(self, data: dict[str, Any]) -> None:
         conv = cattrs.Converter()
+        self._cash = None
         self.initial_equity = float(data["initial_equity"])
         self.marks = {k: float(v) for k, v in data["marks"].items()}
         self.positions = {(p.strategy, p.symbol): p for p in

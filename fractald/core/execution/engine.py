@@ -26,7 +26,7 @@ import cattrs
 
 from fractald.core.execution import events as ev
 from fractald.core.execution.accounting import Accounting, TripContext
-from fractald.core.execution.brackets import Bracket, BracketParams, BracketState
+from fractald.core.execution.brackets import Bracket, BracketParams, BracketState, TrailMode
 from fractald.core.execution.orders import (
     QTY_EPS,
     Order,
@@ -36,10 +36,16 @@ from fractald.core.execution.orders import (
     TimeInForce,
     client_order_id,
 )
-from fractald.core.execution.paper import PaperBroker, PaperOrder, PaperParams, bar_path
+from fractald.core.execution.paper import (
+    PaperBroker,
+    PaperOrder,
+    PaperParams,
+    bar_path_points,
+    bar_path_trades,
+)
 from fractald.core.execution.reports import VenueReport
 from fractald.core.models import Bar, FeedHealth, Quote, Side, Signal, TradeTick, timeframe_ms
-from fractald.core.risk.breakers import Breaker, CircuitBreakers, TradingState, Trip
+from fractald.core.risk.breakers import MS_PER_DAY, Breaker, CircuitBreakers, TradingState, Trip
 from fractald.core.risk.denial import Denial, DenialCode, deny
 from fractald.core.risk.exec_quality import ExecutionQuality
 from fractald.core.risk.gates import (
@@ -611,6 +617,7 @@ class TradingEngine:
         """Local stops, trailing stops and marks at one price."""
         self.last_price[symbol] = price
         self.accounting.mark(symbol, price)
+        trailing = self.params.brackets.trail_mode is not TrailMode.NONE
         for b in [b for b in self.brackets.values() if b.symbol == symbol]:
             if b.state is BracketState.PENDING:
                 if b.stop_hit(price):
@@ -619,7 +626,7 @@ class TradingEngine:
             if b.state is not BracketState.OPEN:
                 continue
             new = b.trailing_stop(price, self.params.brackets, self.instrument(symbol),
-                                  self._atr_of(symbol, b.timeframe))
+                                  self._atr_of(symbol, b.timeframe)) if trailing else None
             if new is not None:
                 self._emit(ev.StopMoved(ts, b.signal_id, b.stop, new, "trailing"))
                 self._sync_venue_stop(b, ts, self.params.brackets.venue_stop_min_move_ticks)
@@ -644,26 +651,59 @@ class TradingEngine:
 
     # ================================================================ market data
     def on_bar(self, bar: Bar) -> list[Any]:
-        self._begin(bar.ts_event)
-        if self.broker is not None and self.params.fills_from is FillSource.BARS:
-            for tick in bar_path(bar, self._levels(bar.symbol)):
-                self._reports.extend(self.broker.on_trade(tick))
-                self._drain()
-                self._on_price(bar.symbol, tick.price, tick.ts_event)
-            self._reports.extend(self.broker.advance(bar.symbol, bar.ts_event))
-        self._on_price(bar.symbol, bar.close, bar.ts_event)
+        ts = bar.ts_event
+        self._begin(ts)
+        broker = self.broker
+        if broker is not None and self.params.fills_from is FillSource.BARS:
+            if self._quiet(bar.symbol, broker):
+                self._walk_quiet(bar, broker)
+            else:
+                self._walk(bar, broker)
+            self._reports.extend(broker.advance(bar.symbol, ts))
+        self._on_price(bar.symbol, bar.close, ts)
         if bar.complete:
             self.correlation.add_close(bar.symbol, bar.ts_open, bar.close)
-        self._timeframe_close(bar)
-        self._funding(bar.symbol, bar.ts_event)
-        self.accounting.record_equity(bar.ts_event)
+        self._timeframe_close(bar, ts)
+        self._funding(bar.symbol, ts)
+        self.accounting.record_equity(ts)
         for strategy, rec in list(self.reliability.records.items()):
             if rec.state is StrategyState.QUARANTINED:
-                change = self.reliability.evaluate(strategy, bar.ts_event)
+                change = self.reliability.evaluate(strategy, ts)
                 if change is not None:
-                    self._emit(ev.StrategyStateChanged(bar.ts_event, strategy, change.old, change.new,
+                    self._emit(ev.StrategyStateChanged(ts, strategy, change.old, change.new,
                                                        change.reason, dict(change.figures)))
         return self._finish()
+
+    def _walk(self, bar: Bar, broker: PaperBroker) -> None:
+        """Trade the bar's intrabar path through the paper broker, one price at a time."""
+        symbol = bar.symbol
+        for price, size, aggressor, ts in bar_path_trades(bar, self._levels(symbol)):
+            self._reports.extend(broker.trade(symbol, price, size, aggressor, ts))
+            self._drain()
+            self._on_price(symbol, price, ts)
+
+    def _quiet(self, symbol: str, broker: PaperBroker) -> bool:
+        """Nothing on `symbol` can fill or move the equity: no bracket, no paper order, no position."""
+        return not (any(b.symbol == symbol for b in self.brackets.values())
+                    or broker.has_orders(symbol) or self.accounting.holds(symbol))
+
+    def _walk_quiet(self, bar: Bar, broker: PaperBroker) -> None:
+        """`_walk` for a quiet symbol, stopping only at the path's points that can matter.
+
+        With nothing to fill and the equity flat along the path, a point of it
+        changes the symbol's marks (which the bar's close overwrites) and runs the
+        breaker check. A check at the same equity on the same UTC day as the one
+        before finds nothing new (the peak and the trips already hold it), so only
+        the first point and the first of each new day need it; reports queued by a
+        trip there are drained at the next stop, as the next point would have.
+        """
+        day = -1
+        for price, ts in bar_path_points(bar):
+            broker.record_trade(bar.symbol, price, ts)
+            if ts // MS_PER_DAY != day:
+                day = ts // MS_PER_DAY
+                self._drain()
+                self._on_price(bar.symbol, price, ts)
 
     def on_higher_timeframe_bar(self, bar: Bar) -> list[Any]:
         """A bar of a longer timeframe that the base bars already traded through.
@@ -672,17 +712,18 @@ class TradingEngine:
         ATR of its timeframe and the time exits of trades on that timeframe.
         Correlation stays on the base bars, so every symbol is compared on the same clock.
         """
-        self._begin(bar.ts_event)
-        self._timeframe_close(bar)
+        ts = bar.ts_event
+        self._begin(ts)
+        self._timeframe_close(bar, ts)
         return self._finish()
 
-    def _timeframe_close(self, bar: Bar) -> None:
+    def _timeframe_close(self, bar: Bar, ts: int) -> None:
         if bar.complete:
             self._update_atr(bar)
         for b in [b for b in self.brackets.values() if b.symbol == bar.symbol
                   and b.timeframe == bar.timeframe]:
-            if b.time_exit_due(bar.ts_event, self.params.brackets, timeframe_ms(bar.timeframe)):
-                self._exit(b, "time", bar.ts_event, bar.close)
+            if b.time_exit_due(ts, self.params.brackets, timeframe_ms(bar.timeframe)):
+                self._exit(b, "time", ts, bar.close)
 
     def move_stop(self, signal_id: str, stop: float, ts: int, reason: str = "strategy") -> list[Any]:
         """A strategy tightens a trade's stop. A stop is never loosened; one already crossed exits now."""
@@ -712,7 +753,10 @@ class TradingEngine:
         return levels
 
     def _update_atr(self, bar: Bar) -> None:
-        a = self.atr.setdefault(f"{bar.symbol}|{bar.timeframe}", _Atr())
+        key = f"{bar.symbol}|{bar.timeframe}"
+        a = self.atr.get(key)
+        if a is None:
+            a = self.atr[key] = _Atr()
         tr = bar.high - bar.low if a.n == 0 else max(bar.high, a.prev_close) - min(bar.low, a.prev_close)
         period = self.params.brackets.atr_period
         a.n += 1

@@ -22,6 +22,7 @@ Every output is a VenueReport, exactly as a real venue adapter produces.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -78,27 +79,57 @@ class PaperOrder:
         return self.quantity - self.filled
 
 
-def bar_path(bar: Bar, levels: Iterable[float] = ()) -> list[TradeTick]:
-    """A deterministic intrabar path as trades, with `levels` inserted where the path crosses them."""
+def bar_path_points(bar: Bar, levels: Iterable[float] = ()) -> list[tuple[float, int]]:
+    """The intrabar path as (price, ts): corners, with `levels` inserted where the path crosses them.
+
+    Times are spread evenly over [ts_open, ts_event - 1]; repeated prices are dropped.
+    """
+    _check_path_bar(bar)
     up = bar.close >= bar.open
-    corners = [bar.open, bar.low, bar.high, bar.close] if up else [bar.open, bar.high, bar.low, bar.close]
+    corners = (bar.open, bar.low, bar.high, bar.close) if up else (bar.open, bar.high, bar.low, bar.close)
     lv = sorted(set(levels))
     prices: list[float] = [corners[0]]
     for a, b in itertools.pairwise(corners):
-        inner = [x for x in lv if min(a, b) < x < max(a, b)]
-        prices.extend(inner if b > a else reversed(inner))
-        prices.append(b)
-    dedup = [p for i, p in enumerate(prices) if i == 0 or p != prices[i - 1]]
-    n = len(dedup)
+        if lv:
+            # strictly inside (a, b), so never equal to a neighbour
+            inner = [x for x in lv if min(a, b) < x < max(a, b)]
+            prices.extend(inner if b > a else reversed(inner))
+        if b != prices[-1]:
+            prices.append(b)
+    last = max(1, len(prices) - 1)
     span = max(1, bar.ts_event - 1 - bar.ts_open)
-    size = max(bar.volume / n, 1e-9)
-    ticks = []
-    for i, p in enumerate(dedup):
-        prev = dedup[i - 1] if i else p
-        aggressor = Side.BUY if p >= prev else Side.SELL
-        ts = bar.ts_open + (span * i) // max(1, n - 1)
-        ticks.append(TradeTick(bar.symbol, p, size, aggressor, f"{bar.symbol}:{bar.ts_open}:{i}", ts))
-    return ticks
+    t0 = bar.ts_open
+    return [(p, t0 + (span * i) // last) for i, p in enumerate(prices)]
+
+
+def bar_path_trades(bar: Bar, levels: Iterable[float] = ()) -> list[tuple[float, float, Side, int]]:
+    """`bar_path` as plain (price, size, aggressor, ts), for the bar-mode driver's hot loop."""
+    points = bar_path_points(bar, levels)
+    size = max(bar.volume / len(points), 1e-9)
+    out = []
+    prev = points[0][0]
+    for p, ts in points:
+        out.append((p, size, Side.BUY if p >= prev else Side.SELL, ts))
+        prev = p
+    return out
+
+
+def bar_path(bar: Bar, levels: Iterable[float] = ()) -> list[TradeTick]:
+    """A deterministic intrabar path as trades, with `levels` inserted where the path crosses them."""
+    return [TradeTick(bar.symbol, p, size, aggressor, f"{bar.symbol}:{bar.ts_open}:{i}", ts)
+            for i, (p, size, aggressor, ts) in enumerate(bar_path_trades(bar, levels))]
+
+
+def _check_path_bar(bar: Bar) -> None:
+    """A path is traded: its prices must be positive and finite, its volume finite (as a TradeTick's)."""
+    inf = math.inf
+    if not (0 < bar.open < inf and 0 < bar.high < inf and 0 < bar.low < inf and 0 < bar.close < inf):
+        raise ValueError(f"bar {bar.symbol} {bar.timeframe} at {bar.ts_open}: prices must be positive "
+                         f"and finite to trade its path, got o={bar.open} h={bar.high} l={bar.low} "
+                         f"c={bar.close}")
+    if not bar.volume < inf:
+        raise ValueError(f"bar {bar.symbol} {bar.timeframe} at {bar.ts_open}: volume must be finite "
+                         f"to trade its path, got {bar.volume}")
 
 
 class PaperBroker:
@@ -223,37 +254,49 @@ class PaperBroker:
         return out
 
     def on_trade(self, t: TradeTick) -> list[VenueReport]:
-        self.last_trade[t.symbol] = (t.ts_event, t.price)
-        out = self._housekeeping(t.symbol, t.ts_event)
-        for o in list(self._symbol_orders(t.symbol)):
-            if o.client_order_id not in self.orders or o.active_ts > t.ts_event:
+        return self.trade(t.symbol, t.price, t.size, t.aggressor, t.ts_event)
+
+    def trade(self, symbol: str, price: float, size: float, aggressor: Side, ts: int) -> list[VenueReport]:
+        """`on_trade` from a trade's fields (the bar-mode driver has no TradeTick to build)."""
+        self.last_trade[symbol] = (ts, price)
+        out = self._housekeeping(symbol, ts)
+        for o in self._symbol_orders(symbol):
+            if o.client_order_id not in self.orders or o.active_ts > ts:
                 continue
             if o.order_type in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT) and not o.triggered:
                 assert o.trigger_price is not None
-                if (t.price - o.trigger_price) * o.side.sign >= 0:
+                if (price - o.trigger_price) * o.side.sign >= 0:
                     o.triggered = True
-                    out.append(VenueReport(E.TRIGGER, o.client_order_id, t.ts_event))
-                    out += self._activate(o, t.ts_event)
+                    out.append(VenueReport(E.TRIGGER, o.client_order_id, ts))
+                    out += self._activate(o, ts)
                 continue
             if o.resting:
-                out += self._trade_against_resting(o, t)
+                out += self._trade_against_resting(o, price, size, aggressor, ts)
         return out
+
+    def has_orders(self, symbol: str) -> bool:
+        return any(o.symbol == symbol for o in self.orders.values())
+
+    def record_trade(self, symbol: str, price: float, ts: int) -> None:
+        """A trade print where the broker holds no order of `symbol` (then `on_trade` would only note its price)."""
+        self.last_trade[symbol] = (ts, price)
 
     def advance(self, symbol: str, ts: int) -> list[VenueReport]:
         """Let event time pass with no trade (e.g. a bar's close): due cancels and expiries."""
         return self._housekeeping(symbol, ts)
 
-    def _trade_against_resting(self, o: PaperOrder, t: TradeTick) -> list[VenueReport]:
+    def _trade_against_resting(self, o: PaperOrder, price: float, size: float, aggressor: Side,
+                               ts: int) -> list[VenueReport]:
         assert o.price is not None
-        through = (o.price - t.price) * o.side.sign
+        through = (o.price - price) * o.side.sign
         if through > 0:
-            return self._fill(o, o.remaining, o.price, Liquidity.MAKER, t.ts_event)
-        hits_us = t.aggressor is not o.side  # sells hit bids, buys lift offers
+            return self._fill(o, o.remaining, o.price, Liquidity.MAKER, ts)
+        hits_us = aggressor is not o.side  # sells hit bids, buys lift offers
         if through == 0 and hits_us and o.queue_ahead is not None:
-            left = t.size - o.queue_ahead
-            o.queue_ahead = max(0.0, o.queue_ahead - t.size)
+            left = size - o.queue_ahead
+            o.queue_ahead = max(0.0, o.queue_ahead - size)
             if left > QTY_EPS:
-                return self._fill(o, min(left, o.remaining), o.price, Liquidity.MAKER, t.ts_event)
+                return self._fill(o, min(left, o.remaining), o.price, Liquidity.MAKER, ts)
         return []
 
     def _symbol_orders(self, symbol: str) -> list[PaperOrder]:
