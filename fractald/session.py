@@ -163,8 +163,8 @@ class TradingSession:
         engine = self.engine
         orders = getattr(engine, "orders", {})
         out: list[tuple[str, str, int]] = []
-        for cid, ts in dict((e.client_order_id, e.ts) for e in events
-                            if event_kind(e) in ORDER_EVENT_KINDS).items():
+        for cid, ts in {e.client_order_id: e.ts for e in events
+                            if event_kind(e) in ORDER_EVENT_KINDS}.items():
             order = orders.get(cid)
             if order is not None and order.status.terminal:
                 out.append((cid, order.status.value.lower(), max(0, int(ts))))

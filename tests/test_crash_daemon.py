@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from daemon_harness import DaemonProcess, write_candles_csv, write_config
 
 pytestmark = pytest.mark.slow
@@ -68,7 +67,7 @@ def wait_for_events(daemon: DaemonProcess, db_path: Path, seq: int, timeout: flo
     """Wait until the ledger holds event `seq` (or the replay has finished)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and last_seq(db_path) < seq:
-        if any(line.get("event") == "feed_finished" for line in daemon.log_lines()):
+        if any(line.get("event") == "trading_caught_up" for line in daemon.log_lines()):
             return
         time.sleep(0.005)
 
@@ -77,7 +76,7 @@ def run_to_end(config: Path) -> DaemonProcess:
     """Start, let the replay finish, stop with SIGTERM (exit 0)."""
     daemon = DaemonProcess(config)
     try:
-        wait_for_log(daemon, {"feed_finished"}, timeout=120)
+        wait_for_log(daemon, {"trading_caught_up"}, timeout=120)
         assert daemon.stop(signal.SIGTERM, timeout=30) == 0
     finally:
         daemon.kill()
@@ -183,7 +182,7 @@ def test_twenty_sigkills_lose_and_duplicate_nothing(tmp_path: Path) -> None:
                 wait_for_log(daemon, {"session_recovered", "session_fresh_start"})
                 wait_for_events(daemon, db_path, last_seq(db_path) + rng.randint(1, step))
                 time.sleep(rng.uniform(0.0, 0.02))
-            finished_before_kill += any(line.get("event") == "feed_finished"
+            finished_before_kill += any(line.get("event") == "trading_caught_up"
                                         for line in daemon.log_lines())
             daemon.proc.send_signal(signal.SIGKILL)
             assert daemon.proc.wait(10) == -signal.SIGKILL

@@ -146,7 +146,7 @@ def test_filled_quantity_and_missing_fills_are_mismatches() -> None:
                      venue([vo("a", "partially_filled", 1.0, 0.5)],
                            fills=[VenueFill("a", "t1", 1), VenueFill("a", "t2", 2)]))
     assert sorted(m.code.value for m in report.mismatches) == ["fill_qty", "missing_fill"]
-    missing = [m for m in report.mismatches if m.code is MismatchCode.MISSING_FILL][0]
+    missing = next(m for m in report.mismatches if m.code is MismatchCode.MISSING_FILL)
     assert missing.figures["trade_id"] == "t2"
 
 
@@ -221,7 +221,7 @@ async def test_paper_session_records_intents_claims_and_outcomes(tmp_path: Path)
 async def test_an_order_ended_in_memory_is_repaired_from_the_engine(tmp_path: Path) -> None:
     session = await new_session(tmp_path, EventBus())
     events = await open_bracket(session)
-    tp2 = [e for e in events if isinstance(e, ev.OrderIntent) and e.role == "tp2"][0]
+    tp2 = next(e for e in events if isinstance(e, ev.OrderIntent) and e.role == "tp2")
     # Cancel without committing: the ledger still shows it pending, the broker has it canceled.
     session.engine._cancel(tp2.client_order_id, T0 + 2 * M, "test")
     session.engine._finish()

@@ -62,7 +62,7 @@ class MarketDataActor:
             ctx.log.info("feed_restarting", after_generation=generation)
 
     async def _feed_once(self, ctx: ActorContext, generation: int) -> None:
-        from fractald.actors.trading import FeedStart
+        from fractald.actors.trading import FeedEnd, FeedStart
         from fractald.venues.feed import run_feed
 
         self.replay_finished = False
@@ -73,6 +73,7 @@ class MarketDataActor:
             async with send:
                 await run_feed(self.feed_settings(), send, ctx.beat, ctx.log)
             # A replay that ended (or had nothing left after a resume) still counts as started.
+        await self.downstream.send(FeedEnd(generation))
         self.replay_finished = True
         ctx.pass_gate("feeds")
         ctx.log.info("feed_finished", forwarded=self.events_forwarded, generation=generation)

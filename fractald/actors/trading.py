@@ -45,6 +45,13 @@ class FeedStart:
     generation: int
 
 
+@attrs.frozen
+class FeedEnd:
+    """Sent by a feed that has nothing more to send (a finished replay), after its last event."""
+
+    generation: int
+
+
 class TradingActor:
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
@@ -115,9 +122,21 @@ class TradingActor:
                 if isinstance(event, FeedStart):
                     waiting_for_feed = waiting_for_feed and event.generation != generation
                     continue
+                if isinstance(event, FeedEnd):
+                    if not waiting_for_feed:
+                        self._caught_up(ctx)
+                    continue
                 if not waiting_for_feed:
                     async with self._lock:
                         await self.on_market(event)
+
+    def _caught_up(self, ctx: ActorContext) -> None:
+        """Every event of a finished feed is processed (and committed, if it made events)."""
+        session = self.session
+        assert session is not None
+        ctx.log.info("trading_caught_up", bars_processed=session.bars_processed,
+                     cursor=session.cursor)
+        self.daemon.bus.publish("trading_caught_up", {"bars_processed": session.bars_processed})
 
     def _drain_stale(self) -> int:
         dropped = 0
