@@ -71,6 +71,15 @@ def test_a_second_outcome_in_a_batch_keeps_the_first(tmp_path: Path) -> None:
         assert rec is not None and rec.outcome == "canceled" and led.last_seq() == 1
 
 
+def test_a_router_records_and_claims_before_sending_exactly_once(tmp_path: Path) -> None:
+    with Ledger.open(tmp_path / "l.db") as led:
+        assert led.record_and_claim("a", {"q": 1}, 10) is True
+        assert led.record_and_claim("a", {"q": 1}, 11) is False  # a restart: never send again
+        rec = led.get_intent("a")
+        assert rec is not None and rec.submitted_ms == 10 and rec.outcome is None
+        assert [r.client_order_id for r in led.pending_intents()] == ["a"]
+
+
 def test_positions_are_rederived_from_the_fills_in_the_log(tmp_path: Path) -> None:
     with Ledger.open(tmp_path / "l.db") as led:
         fills = [("BTC", "BUY", 2.0, "t1", "a"), ("BTC", "SELL", 0.5, "t2", "b"),

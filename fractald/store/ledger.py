@@ -384,6 +384,23 @@ class Ledger:
         _warn_if_intent_differs(cid, row, payload_json)
         return _intent(row)
 
+    def record_and_claim(self, client_order_id: str, payload: Mapping[str, Any],
+                         ts: int) -> bool:
+        """A venue router's step before sending: record the intent and claim it, one transaction.
+
+        True: this call claimed it, send the order now. False: it was claimed
+        before (a run that then crashed?): look it up at the venue by client
+        order id, never send it again. Then commit the venue's answer with
+        `commit_batch` (events and, once it ends, the outcome).
+        """
+        cid, payload_json = _intent_row(client_order_id, payload)
+        _check_int(ts, "submission ts", 0)
+        with db.transaction(self._conn) as conn:
+            row = _insert_intent(conn, cid, payload_json)
+            claimed = _claim(conn, cid, ts)
+        _warn_if_intent_differs(cid, row, payload_json)
+        return claimed
+
     def get_intent(self, client_order_id: str) -> IntentRecord | None:
         """The stored intent for `client_order_id`, or None."""
         row = self._conn.execute(f"SELECT {_INTENT_COLUMNS} FROM intents WHERE client_order_id = ?",

@@ -116,6 +116,10 @@ class AsyncLedger:
                             payload: Mapping[str, Any]) -> IntentRecord:
         return await self._call(self._ledger.record_intent, client_order_id, payload)
 
+    async def record_and_claim(self, client_order_id: str, payload: Mapping[str, Any],
+                               ts: int) -> bool:
+        return await self._call(self._ledger.record_and_claim, client_order_id, payload, ts)
+
     async def get_intent(self, client_order_id: str) -> IntentRecord | None:
         return await self._call(self._ledger.get_intent, client_order_id)
 
