@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 
 import numpy as np
@@ -31,8 +32,7 @@ def previous_high_low(ohlc: pd.DataFrame, time_frame: str = "1D") -> pd.DataFram
     open_, high, low, close = columns(ohlc, "open", "high", "low", "close")
     n = len(high)
     index = ohlc.index if isinstance(ohlc.index, pd.DatetimeIndex) else pd.to_datetime(ohlc.index)
-    offset = to_offset(time_frame)
-    periods = _fixed_periods(index, offset, open_, high, low, close)
+    periods = _fixed_periods(index, time_frame, open_, high, low, close)
     if periods is None:
         periods = _resampled_periods(index, time_frame, open_, high, low, close)
     starts, refs, period_high, period_low = periods
@@ -42,56 +42,78 @@ def previous_high_low(ohlc: pd.DataFrame, time_frame: str = "1D") -> pd.DataFram
         return frame({"PreviousHigh": nan32, "PreviousLow": nan32.copy(),
                       "BrokenHigh": zero, "BrokenLow": zero.copy()})
     # candles starts[g] .. ends[g]-1 all look back at period refs[g] (none when refs[g] < 0)
-    ends = np.append(starts[1:], n)
+    ends = np.empty_like(starts)
+    ends[:-1], ends[-1] = starts[1:], n
     lengths = ends - starts
-    valid = refs >= 0
     pick = np.maximum(refs, 0)
-    group_high = np.where(valid, period_high[pick], np.nan).astype(np.float32)
-    group_low = np.where(valid, period_low[pick], np.nan).astype(np.float32)
-    prev_high = np.repeat(group_high, lengths)
-    prev_low = np.repeat(group_low, lengths)
+    group_high, group_low = period_high[pick].astype(np.float32), period_low[pick].astype(np.float32)
+    group_high[refs < 0] = group_low[refs < 0] = np.nan
+    previous_high, previous_low = np.repeat(group_high, lengths), np.repeat(group_low, lengths)
+    # like the reference: float64 prices against the float32 levels (widened by NumPy)
     return frame({
-        "PreviousHigh": prev_high,
-        "PreviousLow": prev_low,
-        "BrokenHigh": _from_first_hit(high > prev_high, starts, ends),
-        "BrokenLow": _from_first_hit(low < prev_low, starts, ends),
+        "PreviousHigh": previous_high,
+        "PreviousLow": previous_low,
+        "BrokenHigh": _from_first_hit(np.greater(high, previous_high), starts, ends),
+        "BrokenLow": _from_first_hit(np.less(low, previous_low), starts, ends),
     })
 
 
 def _from_first_hit(hit: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """int32 flags: 1 from the first hit of each group [starts, ends) to the group's end."""
-    positions = np.flatnonzero(hit)
+    # A group's first hit is its first candle or a candle that starts a run of hits, and
+    # run starts are far fewer than hits, so only those are listed.
+    rising = np.empty_like(hit)
+    rising[0] = hit[0]
+    np.greater(hit[1:], hit[:-1], out=rising[1:])
+    rising[starts] = hit[starts]
+    positions = np.flatnonzero(rising)
     first = ends.copy()
     if len(positions):
         k = np.searchsorted(positions, starts)
         candidate = positions[np.minimum(k, len(positions) - 1)]
         inside = (k < len(positions)) & (candidate < ends)
         first[inside] = candidate[inside]
-    lengths = np.column_stack((first - starts, ends - first)).ravel()
-    flags = np.tile(np.array([0, 1], dtype=np.int32), len(starts))
+    # runs of 0 (start .. first hit) and 1 (first hit .. end), alternating
+    lengths = np.empty(2 * len(starts), dtype=np.int64)
+    lengths[0::2] = first - starts
+    lengths[1::2] = ends - first
+    flags = np.zeros(len(lengths), dtype=np.int32)
+    flags[1::2] = 1
     return np.repeat(flags, lengths)
 
 
+@functools.lru_cache(maxsize=64)
+def _period_ticks(time_frame: str, unit: str) -> int | None:
+    """Length of a `time_frame` period in index ticks when it is fixed and divides a day
+    into whole ticks (pandas then anchors periods at midnight); None for calendar periods
+    (weeks, months) and anything else the fast path does not handle."""
+    offset = to_offset(time_frame)
+    if not (isinstance(offset, pd.offsets.Tick) or type(offset) is pd.offsets.Day):
+        return None
+    unit_ns = pd.Timedelta(1, unit=unit).value
+    step_ns = pd.Timedelta(offset).value
+    if step_ns <= 0 or step_ns % unit_ns or _DAY_NS % unit_ns:
+        return None
+    return step_ns // unit_ns
+
+
 def _fixed_periods(
-    index: pd.DatetimeIndex, offset: pd.DateOffset, *prices: np.ndarray
+    index: pd.DatetimeIndex, time_frame: str, *prices: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
     """Fast path for fixed-length periods on a sorted UTC (or naive) index without NaN.
 
     pandas anchors such periods at midnight of the first candle's day and labels them by
-    their start; the candle boundaries of each period are found by binary search, so no
-    per-candle arithmetic is needed. Returns None when the fast path does not apply.
+    their start; the candle boundaries of each period are found by binary search of the
+    period edges (far fewer than candles), so no per-candle arithmetic is needed. Returns
+    None when the fast path does not apply.
     """
-    fixed = isinstance(offset, pd.offsets.Tick) or type(offset) is pd.offsets.Day
-    utc_clock = index.tz is None or str(index.tz) == "UTC"
-    if not (fixed and utc_clock) or len(index) == 0 or not index.is_monotonic_increasing:
+    if len(index) == 0 or not (index.tz is None or str(index.tz) == "UTC"):
         return None
-    if np.isnan(sum(float(p.sum()) for p in prices)):
-        return None  # pandas drops periods whose prices are all NaN: leave that to pandas
-    unit_ns = pd.Timedelta(1, unit=index.unit).value
-    step_ns = pd.Timedelta(offset).value
-    if step_ns <= 0 or step_ns % unit_ns or _DAY_NS % unit_ns:
+    step = _period_ticks(time_frame, index.unit)
+    if step is None or not index.is_monotonic_increasing:
         return None
-    step, day = step_ns // unit_ns, _DAY_NS // unit_ns
+    open_, high, low, close = prices
+    day = _DAY_NS // pd.Timedelta(1, unit=index.unit).value
     ticks = index.asi8
     origin = (ticks[0] // day) * day
     first, last = (ticks[0] - origin) // step, (ticks[-1] - origin) // step
@@ -99,13 +121,18 @@ def _fixed_periods(
     bounds = np.searchsorted(ticks, edges, side="left")
     filled = bounds[1:] > bounds[:-1]
     period_start = bounds[:-1][filled]
-    _, high, low, _ = prices
     period_high = np.maximum.reduceat(high, period_start)
     period_low = np.minimum.reduceat(low, period_start)
+    # pandas drops periods whose high, low, first open or last close is NaN; leave those
+    # to pandas. max/min propagate NaN, so the period extremes show any NaN high or low;
+    # an open (close) can only be NaN for a whole period if its first candle's is.
+    sample = period_high.sum() + period_low.sum() + open_[period_start].sum() + close[period_start].sum()
+    if np.isnan(sample):
+        return None
     # A candle counts the periods starting strictly before it: its own period's start is
     # "before" unless the candle sits exactly on it. So period r's candles look back at
     # r - 1, except a first candle exactly on the start, which still looks back at r - 2.
-    on_start = (ticks[period_start] == edges[:-1][filled]).astype(np.int64)
+    on_start = ticks[period_start] == edges[:-1][filled]
     starts = period_start + on_start
     refs = np.arange(-1, len(period_start) - 1)
     if on_start[0]:

@@ -31,6 +31,7 @@ from fractald.core.smc._offline_input import (
 )
 from fractald.core.smc._offline_scan import (
     FirstHit,
+    first_reaching,
     flat_ranges,
     last_arg_extreme,
     run_starts,
@@ -437,8 +438,11 @@ def liquidity(
     high, low = columns(ohlc, "high", "low")
     n = len(high)
     highlow, level = swings(swing_highs_lows, n)
-    out = np.full((n, 4), _NAN, dtype=np.float32)
-    highs, lows = np.flatnonzero(highlow == 1), np.flatnonzero(highlow == -1)
+    out = np.empty((4, n), dtype=np.float32)
+    out.fill(_NAN)
+    swing = np.flatnonzero(highlow == highlow)  # every swing, i.e. not NaN
+    kind = highlow[swing]
+    highs, lows = swing[kind == 1], swing[kind == -1]
     if len(highs) >= 2 or len(lows) >= 2:
         top, bottom = high.max(), low.min()
         if np.isnan(top) or np.isnan(bottom):  # like pandas, ignore missing prices
@@ -447,113 +451,126 @@ def liquidity(
     return block_frame(out, "Liquidity", "Level", "End", "Swept")
 
 
+# Candles per piece of a stretch (see _Pools): a sweeping candle is found by scanning the
+# maxima of at most (stretch length / _PIECE) pieces, then the _PIECE candles of one piece.
+_PIECE = 32
+
+
 class _Pools:
     """Swing highs and lows as one problem: lows are mirrored (prices negated) so that
     "a low reaches the band's bottom" reads like "a high reaches the band's top".
 
     Ranks index the swings, highs first, then lows; `side_end[r]` is one past the last
-    rank of r's side. `stretch_far[r]` is the furthest mirrored price of the candles after
-    swing r up to and including the next swing of its side (to the end for the last one),
-    so a pool's sweeping candle lies in the first stretch whose far price reaches the band.
+    rank of r's side. The stretch of swing r runs from the candle after it to the next
+    swing of its side (inclusive; to the end for the last one), so a pool's sweeping
+    candle lies in the first stretch whose furthest mirrored price reaches the band.
+    Stretches are cut into pieces of at most _PIECE candles: `piece_start`, `piece_far`
+    (furthest mirrored price of each piece), `first_piece[r]` and `pieces[r]` (how many);
+    `stretch_far[r]` is the furthest price of the whole stretch (NaN when it is empty).
     """
 
     def __init__(self, high: np.ndarray, low: np.ndarray, highs: np.ndarray, lows: np.ndarray,
                  level: np.ndarray, band: float) -> None:
-        n = len(high)
+        n, split = len(high), len(highs)
         self.swing = np.concatenate((highs, lows))
-        self.sign = np.repeat(np.array([1.0, -1.0]), (len(highs), len(lows)))
-        self.side_end = np.repeat(np.array([len(highs), len(self.swing)]), (len(highs), len(lows)))
+        count = len(self.swing)
+        self.bullish = np.arange(count) < split
+        self.side_end = np.where(self.bullish, split, count)
         self.level = level[self.swing]
         self.lower, self.upper = self.level - band, self.level + band
         # the band edge that sweeps the pool, mirrored: high >= upper, or -low >= -lower
-        self.edge = np.where(self.sign == 1, self.upper, -self.lower)
-        self.stretch_far = np.concatenate(
-            (_stretch_extreme(high, highs, n, np.fmax), -_stretch_extreme(low, lows, n, np.fmin))
-        )
+        self.edge = np.where(self.bullish, self.upper, -self.lower)
+        start = self.swing + 1
+        stop = np.empty_like(start)
+        stop[:-1] = start[1:]
+        stop[self.side_end - 1] = n
+        self.pieces = -(-(stop - start) // _PIECE)
+        self.first_piece = np.cumsum(self.pieces) - self.pieces
+        total = int(self.pieces.sum())
+        step = np.arange(total) - np.repeat(self.first_piece, self.pieces)
+        self.piece_start = np.repeat(start, self.pieces) + _PIECE * step
+        # pieces of one side are contiguous and cover its candles to the end: one pass each
+        cut = int(self.pieces[:split].sum())
+        self.piece_far = np.empty(total)
+        if cut:
+            self.piece_far[:cut] = np.fmax.reduceat(high, self.piece_start[:cut])
+        if cut < total:
+            self.piece_far[cut:] = -np.fmin.reduceat(low, self.piece_start[cut:])
+        self.stretch_far = np.full(count, np.nan)
+        filled = self.pieces > 0
+        if total:
+            self.stretch_far[filled] = np.fmax.reduceat(self.piece_far, self.first_piece[filled])
         self.high, self.low = high, low
-        self.sweepers = (FirstHit(high, ">="), FirstHit(low, "<="))
-
-
-def _stretch_extreme(values: np.ndarray, swing: np.ndarray, n: int, reduce: np.ufunc) -> np.ndarray:
-    """reduce(values[s_k + 1 : s_{k+1} + 1]) per swing; the last stretch runs to the end."""
-    out = np.full(len(swing), np.nan)
-    starts = swing + 1
-    usable = starts < n  # a swing on the last candle has nothing after it
-    if usable.any():
-        out[usable] = reduce.reduceat(values, starts[usable])
-    return out
 
 
 def _write_pools(out: np.ndarray, pools: _Pools) -> None:
-    """Group swings into pools (see liquidity()) and write them into `out`."""
+    """Group swings into pools (see liquidity()) and write them into `out` (4 rows)."""
     count = len(pools.swing)
     rank = np.arange(count)
-    sweep_stretch = FirstHit(pools.stretch_far, ">=").first(rank, pools.edge)
+    sweep_stretch = first_reaching(pools.stretch_far, pools.edge)
     swept = (sweep_stretch >= 0) & (sweep_stretch < pools.side_end)
     # later swings of the same side that come before the sweeping candle
     last = np.where(swept, sweep_stretch + 1, pools.side_end)
-    lead, member = _claims(rank + 1, last)
-    own = pools.level
-    near = (pools.lower[lead] <= own[member]) & (own[member] <= pools.upper[lead])
-    lead, member = lead[near], member[near]
+    members, offsets = flat_ranges(rank + 1, last)
+    leads = np.repeat(rank, last - rank - 1)
+    own = pools.level[members]
+    near = (pools.lower[leads] <= own) & (own <= pools.upper[leads])
+    lead, member = leads[near], members[near]
     free = _resolve_free(count, lead, member)
-    # each taken swing belongs to its earliest free claimant
+    # each taken swing belongs to its earliest free claimant; pairs run by lead, then member
     by_free = free[lead]
     lead, member = lead[by_free], member[by_free]
-    taken_first = np.unique(member, return_index=True)[1]
-    lead, member = lead[taken_first], member[taken_first]
     if len(lead) == 0:
         return
-    order = np.lexsort((member, lead))
-    lead, member = lead[order], member[order]
-    leaders, first, size = np.unique(lead, return_index=True, return_counts=True)
-    # mean as the reference sums: leader first, then members in time order, left to right
-    total = own[leaders].copy()
-    for step in range(int(size.max())):
-        more = size > step
-        total[more] += own[member[first[more] + step]]
+    keep = np.sort(np.unique(member, return_index=True)[1])
+    lead, member = lead[keep], member[keep]
+    new_pool = run_starts(lead)
+    first = np.flatnonzero(new_pool)
+    leaders = lead[first]
+    size = np.diff(np.append(first, len(lead)))
     rows = pools.swing[leaders]
-    out[rows, 0] = pools.sign[leaders]
-    out[rows, 1] = total / (size + 1)
-    out[rows, 2] = pools.swing[member[first + size - 1]]
-    out[rows, 3] = _sweeping_candles(pools, leaders, sweep_stretch[leaders], swept[leaders])
+    out[0, rows] = np.where(pools.bullish[leaders], 1.0, -1.0)
+    out[1, rows] = _pool_sums(pools.level, leaders, member, first, new_pool) / (size + 1)
+    out[2, rows] = pools.swing[member[first + size - 1]]
+    out[3, rows] = _sweeping_candles(pools, leaders, sweep_stretch[leaders], swept[leaders])
+
+
+def _pool_sums(level: np.ndarray, leaders: np.ndarray, member: np.ndarray, first: np.ndarray,
+               new_pool: np.ndarray) -> np.ndarray:
+    """Summed level of each pool, added as the reference adds: leader first, then members in
+    time order, left to right (np.add.accumulate is strictly sequential, and the zeros
+    padding short pools leave their sums unchanged)."""
+    pool = np.cumsum(new_pool) - 1
+    slot = np.arange(len(member)) - first[pool] + 1
+    table = np.zeros((int(slot.max()) + 1, len(leaders)))
+    table[0] = level[leaders]
+    table[slot, pool] = level[member]
+    return np.add.accumulate(table, axis=0)[-1]
 
 
 def _sweeping_candles(pools: _Pools, leaders: np.ndarray, stretch: np.ndarray, swept: np.ndarray) -> np.ndarray:
-    """The candle that sweeps each pool (0 if none): the first hit inside its sweeping stretch.
+    """The candle that sweeps each pool (0 if none): the first piece of its sweeping stretch
+    whose furthest price reaches the band, then the first candle of that piece that does.
 
-    The stretch is known to hold a hit, so only its candles are scanned (one gather for all
-    pools); an unusually long stretch falls back to the general first-hit search.
+    Queries run along the inner (contiguous) axis of the small 2-D arrays, so NumPy loops
+    over pieces and candles, not over pools.
     """
     out = np.zeros(len(leaders))
     if not swept.any():
         return out
     leaders, stretch = leaders[swept], stretch[swept]
+    edge = pools.edge[leaders]
+    first, pieces = pools.first_piece[stretch], pools.pieces[stretch]
+    step = np.arange(int(pieces.max()))[:, None]
+    at = np.minimum(first + step, len(pools.piece_far) - 1)
+    reaches = (pools.piece_far[at] >= edge) & (step < pieces)
+    piece = first + reaches.argmax(axis=0)
     n = len(pools.high)
-    start = pools.swing[stretch] + 1
-    has_next = stretch + 1 < pools.side_end[stretch]
-    stop = np.where(has_next, pools.swing[np.minimum(stretch + 1, len(pools.swing) - 1)] + 1, n)
-    width = int((stop - start).max())
-    bullish = pools.sign[leaders] == 1
-    if len(leaders) * width > 2 * n:
-        found = np.empty(len(leaders))
-        for side, sweeper, edge in ((bullish, pools.sweepers[0], pools.upper),
-                                    (~bullish, pools.sweepers[1], pools.lower)):
-            found[side] = sweeper.first(start[side], edge[leaders[side]])
-    else:
-        candle = np.minimum(start[:, None] + np.arange(width), n - 1)
-        mirrored = np.where(bullish[:, None], pools.high[candle], -pools.low[candle])
-        hit = (mirrored >= pools.edge[leaders][:, None]) & (candle < stop[:, None])
-        found = start + hit.argmax(axis=1)
-    out[swept] = found
+    candle = np.minimum(pools.piece_start[piece] + np.arange(_PIECE)[:, None], n - 1)
+    bullish = pools.bullish[leaders]
+    far = np.where(bullish, pools.high[candle], -pools.low[candle])
+    out[swept] = candle[0] + (far >= edge).argmax(axis=0)
     return out
-
-
-def _claims(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """All pairs (k, j) with lo[k] <= j < hi[k], ordered by k then j."""
-    members, _ = flat_ranges(lo, hi)
-    leads = np.repeat(np.arange(len(lo)), np.maximum(hi - lo, 0))
-    return leads, members
 
 
 def _resolve_free(count: int, lead: np.ndarray, member: np.ndarray) -> np.ndarray:
