@@ -13,7 +13,13 @@ python=${PYTHON:-python3}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-"$python" -m pip wheel --quiet --no-deps --wheel-dir "$tmp/wheel" "$src"
+# Build from a clean copy: an in-tree build would reuse (and ship) stale files in build/.
+mkdir "$tmp/src"
+tar -C "$src" --exclude=./.git --exclude=./.venv --exclude=./build --exclude=./dist \
+    --exclude='*.egg-info' --exclude=__pycache__ --exclude=./deploy/ansible/dist \
+    --exclude=./.mypy_cache --exclude=./.ruff_cache --exclude=./.pytest_cache --exclude=./.hypothesis \
+    -cf - . | tar -C "$tmp/src" -xf -
+"$python" -m pip wheel --quiet --no-deps --wheel-dir "$tmp/wheel" "$tmp/src"
 wheel=$(ls "$tmp"/wheel/fractald-*.whl)
 version=$(basename "$wheel" | cut -d- -f2)
 out="$dist/$version"

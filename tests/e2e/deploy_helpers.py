@@ -24,15 +24,34 @@ def venv_tool(name: str) -> str | None:
     return str(beside) if beside.exists() else shutil.which(name)
 
 
-def build_release(dist: Path) -> str:
+def source_dir() -> Path:
+    return Path(os.environ.get("FRACTALD_E2E_SOURCE") or REPO)
+
+
+def derive_source(dest: Path, version: str) -> Path:
+    """A copy of the source with another version number: a second release to upgrade to."""
+    shutil.copytree(source_dir(), dest, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis"))
+    for rel, pattern, line in (("pyproject.toml", r'(?m)^version = ".*"$', f'version = "{version}"'),
+                               ("fractald/__init__.py", r'(?m)^__version__ = ".*"$',
+                                f'__version__ = "{version}"')):
+        path = dest / rel
+        text, count = re.subn(pattern, line, path.read_text(), count=1)
+        if count != 1:
+            raise RuntimeError(f"no version line in {path}")
+        path.write_text(text)
+    return dest
+
+
+def build_release(dist: Path, source: Path | None = None) -> str:
     """Build the wheel and wheelhouse into dist/<version>/; return the version.
 
     The source is this working tree, or $FRACTALD_E2E_SOURCE (e.g. a `git archive` of a
     commit, to test what was committed while the tree is being edited).
     """
     env = {**os.environ, "PYTHON": sys.executable}
-    source = os.environ.get("FRACTALD_E2E_SOURCE") or str(REPO)
-    proc = subprocess.run(["sh", str(BUILD_SCRIPT), source, str(dist)], check=False,
+    src = str(source or source_dir())
+    proc = subprocess.run(["sh", str(BUILD_SCRIPT), src, str(dist)], check=False,
                           capture_output=True,
                           text=True, env=env, timeout=1200, stdin=subprocess.DEVNULL)
     if proc.returncode != 0:

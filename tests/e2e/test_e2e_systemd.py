@@ -339,3 +339,31 @@ def test_broken_config_exits_78_without_a_restart_loop(deployment: Deployment) -
         deployment.sh("systemctl", "reset-failed", UNIT, check=False)
         deployment.sh("systemctl", "start", UNIT, check=False, timeout=150)
     deployment.wait_ready()
+
+
+def test_upgrade_then_rollback_is_one_variable(deployment: Deployment,
+                                               tmp_path: Path) -> None:
+    deployment.require_deployed()
+    old = deployment.extra_vars["fractald_version"]
+    new = dh.build_release(tmp_path / "dist", dh.derive_source(tmp_path / "src", f"{old}.post1"))
+    assert new == f"{old}.post1"
+    upgrade = {**deployment.extra_vars, "fractald_version": new,
+               "fractald_release_src": str(tmp_path / "dist" / new)}
+    rc, output, recap = dh.run_playbook(deployment.inventory, upgrade, deployment.workdir)
+    assert rc == 0 and recap["changed"] > 0, output[-4000:]
+    assert deployment.sh("readlink", "/opt/fractald/current").strip().endswith(f"/{new}")
+    status = deployment.wait_ready()
+    assert status["daemon"]["version"] == new
+    assert _events(deployment, status["daemon"]["pid"], "session_recovered")  # state kept
+
+    # Rollback: only the version changes; the old release is still installed, so the
+    # controller needs no wheels for it (the source path points nowhere on purpose).
+    rollback = {**deployment.extra_vars, "fractald_release_src": str(tmp_path / "nowhere")}
+    rc, output, recap = dh.run_playbook(deployment.inventory, rollback, deployment.workdir)
+    assert rc == 0, output[-4000:]
+    assert deployment.sh("readlink", "/opt/fractald/current").strip().endswith(f"/{old}")
+    status = deployment.wait_ready()
+    assert status["daemon"]["version"] == old
+    assert _events(deployment, status["daemon"]["pid"], "session_recovered")
+    releases = deployment.sh("ls", "/opt/fractald/releases").split()
+    assert sorted(releases) == sorted([old, new])
