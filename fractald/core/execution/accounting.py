@@ -68,11 +68,13 @@ class TripContext:
 
 
 class Accounting:
-    # Cash is read at every price the engine sees but changes only with fills and
-    # funding, so it is kept from the last read until one of those (or a restore)
-    # happens; positions change only through the methods here. The class default
-    # covers an Accounting unpickled from before the cache existed.
+    # Equity is read at every price the engine sees. Cash changes only with fills
+    # and funding, unrealized P&L also with marks: each is kept from its last read
+    # until one of those (or a restore) happens; positions change only through the
+    # methods here. The class defaults cover an Accounting unpickled from before
+    # the caches existed.
     _cash: float | None = None
+    _unrealized: float | None = None
 
     def __init__(self, initial_equity: float, equity_curve_cap: int = 10_000) -> None:
         self.initial_equity = initial_equity
@@ -81,21 +83,21 @@ class Accounting:
         self.equity_curve: collections.deque[tuple[int, float]] = collections.deque(
             maxlen=equity_curve_cap)
         self.closed_count = 0
-        self._cash = None
+        self._changed()
 
     def position(self, strategy: str, symbol: str) -> Position:
         key = (strategy, symbol)
         p = self.positions.get(key)
         if p is None:
             p = self.positions[key] = Position(strategy, symbol, mark_price=self.marks.get(symbol, 0.0))
-            self._cash = None
+            self._changed()
         return p
 
     def apply_fill(self, strategy: str, symbol: str, side: Side, qty: float, price: float, fee: float,
                    ts: int, ctx: TripContext = TripContext()) -> list[ClosedTrade]:
         """Book one fill; returns the round trips it closed (0, or 1 when flat or flipped)."""
         p = self.position(strategy, symbol)
-        self._cash = None
+        self._changed()
         signed = qty * side.sign
         closed: list[ClosedTrade] = []
         p.fees += fee
@@ -155,7 +157,7 @@ class Accounting:
     def apply_funding(self, symbol: str, rate: float, mark: float | None = None) -> float:
         """Charge one funding interval at `mark` (default: the current mark); longs pay a positive rate."""
         total = 0.0
-        self._cash = None
+        self._changed()
         for p in self.positions.values():
             price = p.mark_price if mark is None else mark
             if p.symbol == symbol and p.quantity and price > 0:
@@ -164,8 +166,12 @@ class Accounting:
                 total += cost
         return total
 
+    def _changed(self) -> None:
+        self._cash = self._unrealized = None
+
     def mark(self, symbol: str, price: float) -> None:
         self.marks[symbol] = price
+        self._unrealized = None
         for p in self.positions.values():
             if p.symbol == symbol:
                 p.mark_price = price
@@ -180,7 +186,9 @@ class Accounting:
 
     @property
     def unrealized(self) -> float:
-        return sum(p.unrealized_pnl for p in self.positions.values())
+        if self._unrealized is None:
+            self._unrealized = sum(p.unrealized_pnl for p in self.positions.values())
+        return self._unrealized
 
     @property
     def equity(self) -> float:
@@ -226,7 +234,7 @@ class Accounting:
 
     def restore(self, data: dict[str, Any]) -> None:
         conv = cattrs.Converter()
-        self._cash = None
+        self._changed()
         self.initial_equity = float(data["initial_equity"])
         self.marks = {k: float(v) for k, v in data["marks"].items()}
         self.positions = {(p.strategy, p.symbol): p for p in

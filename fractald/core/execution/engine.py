@@ -104,6 +104,8 @@ class _Atr:
 
 
 _conv = cattrs.Converter()
+# Brackets whose local stop `_on_price` watches.
+_GUARDED = frozenset({BracketState.PENDING, BracketState.OPEN})
 _LIVE_AT_VENUE = frozenset({OrderStatus.ACCEPTED, OrderStatus.TRIGGERED, OrderStatus.PARTIALLY_FILLED,
                             OrderStatus.PENDING_UPDATE})
 
@@ -615,8 +617,7 @@ class TradingEngine:
 
     def _on_price(self, symbol: str, price: float, ts: int) -> None:
         """Local stops, trailing stops and marks at one price."""
-        self.last_price[symbol] = price
-        self.accounting.mark(symbol, price)
+        self._mark(symbol, price)
         trailing = self.params.brackets.trail_mode is not TrailMode.NONE
         for b in [b for b in self.brackets.values() if b.symbol == symbol]:
             if b.state is BracketState.PENDING:
@@ -637,6 +638,10 @@ class TradingEngine:
         self._drain()
         self._check_equity(ts)
 
+    def _mark(self, symbol: str, price: float) -> None:
+        self.last_price[symbol] = price
+        self.accounting.mark(symbol, price)
+
     def _atr_of(self, symbol: str, timeframe: str) -> float | None:
         a = self.atr.get(f"{symbol}|{timeframe}")
         return a.value if a is not None and a.n >= self.params.brackets.atr_period else None
@@ -654,13 +659,12 @@ class TradingEngine:
         ts = bar.ts_event
         self._begin(ts)
         broker = self.broker
-        if broker is not None and self.params.fills_from is FillSource.BARS:
-            if self._quiet(bar.symbol, broker):
-                self._walk_quiet(bar, broker)
-            else:
-                self._walk(bar, broker)
-            self._reports.extend(broker.advance(bar.symbol, ts))
-        self._on_price(bar.symbol, bar.close, ts)
+        if broker is None or self.params.fills_from is not FillSource.BARS:
+            self._on_price(bar.symbol, bar.close, ts)
+        elif self._quiet(bar.symbol, broker):
+            self._walk_quiet(bar, broker)
+        else:
+            self._walk(bar, broker)
         if bar.complete:
             self.correlation.add_close(bar.symbol, bar.ts_open, bar.close)
         self._timeframe_close(bar, ts)
@@ -675,12 +679,44 @@ class TradingEngine:
         return self._finish()
 
     def _walk(self, bar: Bar, broker: PaperBroker) -> None:
-        """Trade the bar's intrabar path through the paper broker, one price at a time."""
+        """Trade the bar's intrabar path through the paper broker one price at a time, then its close.
+
+        While no order or local stop of the symbol is within the path's reach
+        (`_inert`) and the walk has caused nothing yet, a point can only note the
+        trade, move the marks and check the breakers: only that is done there.
+        """
         symbol = bar.symbol
-        for price, size, aggressor, ts in bar_path_trades(bar, self._levels(symbol)):
+        path = bar_path_trades(bar, self._levels(symbol))
+        prices = [p[0] for p in path]
+        inert = self._inert(symbol, broker, min(prices), max(prices), path[-1][3])
+        emitted = len(self._out)
+        for price, size, aggressor, ts in path:
+            if inert and len(self._out) == emitted and not self._reports:
+                broker.record_trade(symbol, price, ts)
+                self._mark(symbol, price)
+                self._check_equity(ts)
+                continue
             self._reports.extend(broker.trade(symbol, price, size, aggressor, ts))
             self._drain()
             self._on_price(symbol, price, ts)
+        self._reports.extend(broker.advance(symbol, bar.ts_event))
+        self._on_price(symbol, bar.close, bar.ts_event)
+
+    def _inert(self, symbol: str, broker: PaperBroker, lo: float, hi: float, until_ts: int) -> bool:
+        """No paper order or local stop of `symbol` can act on prices within [lo, hi] until `until_ts`.
+
+        A stop hit is monotone in the price, so both ends of the range cover it;
+        a trailing stop may move at any price, so an open trade that trails is never inert.
+        """
+        if not broker.idle_within(symbol, lo, hi, until_ts):
+            return False
+        trailing = self.params.brackets.trail_mode is not TrailMode.NONE
+        for b in self.brackets.values():
+            if b.symbol != symbol or b.state not in _GUARDED:
+                continue
+            if (trailing and b.state is BracketState.OPEN) or b.stop_hit(lo) or b.stop_hit(hi):
+                return False
+        return True
 
     def _quiet(self, symbol: str, broker: PaperBroker) -> bool:
         """Nothing on `symbol` can fill or move the equity: no bracket, no paper order, no position."""
@@ -695,15 +731,23 @@ class TradingEngine:
         breaker check. A check at the same equity on the same UTC day as the one
         before finds nothing new (the peak and the trips already hold it), so only
         the first point and the first of each new day need it; reports queued by a
-        trip there are drained at the next stop, as the next point would have.
+        trip there are drained at the next stop, as the next point would have. The
+        close is the last stop, a full one only when it starts a day or reports wait
+        (`advance` has nothing to do: the broker holds no order of the symbol).
         """
+        symbol = bar.symbol
         day = -1
         for price, ts in bar_path_points(bar):
-            broker.record_trade(bar.symbol, price, ts)
+            broker.record_trade(symbol, price, ts)
             if ts // MS_PER_DAY != day:
                 day = ts // MS_PER_DAY
                 self._drain()
-                self._on_price(bar.symbol, price, ts)
+                self._on_price(symbol, price, ts)
+        ts = bar.ts_event
+        if ts // MS_PER_DAY != day or self._reports:
+            self._on_price(symbol, bar.close, ts)
+        else:
+            self._mark(symbol, bar.close)
 
     def on_higher_timeframe_bar(self, bar: Bar) -> list[Any]:
         """A bar of a longer timeframe that the base bars already traded through.
@@ -815,14 +859,16 @@ class TradingEngine:
 
     # ================================================================ breakers
     def _check_equity(self, ts: int) -> None:
-        equity = self.equity
-        old = self.state
-        cleared = self.breakers.roll_day(ts, equity)  # a new UTC day clears the daily breakers
-        if cleared:
-            self._emit(ev.BreakersCleared(ts, tuple(cleared), "daily_reset", equity))
-            self._state_change(old, ts, "daily reset")
-        self.breakers.mark_equity(ts, equity)
-        for t in self.breakers.check_equity(ts, equity):
+        equity = self.accounting.equity
+        breakers = self.breakers
+        if breakers.starts_day(ts):
+            old = breakers.state
+            cleared = breakers.roll_day(ts, equity)  # a new UTC day clears the daily breakers
+            if cleared:
+                self._emit(ev.BreakersCleared(ts, tuple(cleared), "daily_reset", equity))
+                self._state_change(old, ts, "daily reset")
+        breakers.mark_equity(ts, equity)
+        for t in breakers.check_equity(ts, equity):
             self._trip(t)
 
     def _check_counters(self, ts: int) -> None:

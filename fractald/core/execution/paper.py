@@ -21,9 +21,8 @@ Every output is a VenueReport, exactly as a real venue adapter produces.
 
 from __future__ import annotations
 
-import itertools
 import math
-from collections.abc import Iterable
+from collections.abc import Collection
 from typing import Any
 
 import attrs
@@ -42,6 +41,7 @@ from fractald.core.models import Bar, Quote, Side, TradeTick
 from fractald.core.risk.params import in_range, int_range
 
 E = OrderEvent
+_STOPS = frozenset({OrderType.STOP_MARKET, OrderType.STOP_LIMIT})
 
 
 @attrs.frozen(slots=True)
@@ -79,30 +79,32 @@ class PaperOrder:
         return self.quantity - self.filled
 
 
-def bar_path_points(bar: Bar, levels: Iterable[float] = ()) -> list[tuple[float, int]]:
+def bar_path_points(bar: Bar, levels: Collection[float] = ()) -> list[tuple[float, int]]:
     """The intrabar path as (price, ts): corners, with `levels` inserted where the path crosses them.
 
     Times are spread evenly over [ts_open, ts_event - 1]; repeated prices are dropped.
     """
     _check_path_bar(bar)
-    up = bar.close >= bar.open
-    corners = (bar.open, bar.low, bar.high, bar.close) if up else (bar.open, bar.high, bar.low, bar.close)
-    lv = sorted(set(levels))
-    prices: list[float] = [corners[0]]
-    for a, b in itertools.pairwise(corners):
+    o, h, lo, c = bar.open, bar.high, bar.low, bar.close
+    corners = (lo, h, c) if c >= o else (h, lo, c)
+    lv = sorted(set(levels)) if levels else ()
+    prices: list[float] = [o]
+    a = o
+    for b in corners:
         if lv:
             # strictly inside (a, b), so never equal to a neighbour
             inner = [x for x in lv if min(a, b) < x < max(a, b)]
             prices.extend(inner if b > a else reversed(inner))
         if b != prices[-1]:
             prices.append(b)
+        a = b
     last = max(1, len(prices) - 1)
     span = max(1, bar.ts_event - 1 - bar.ts_open)
     t0 = bar.ts_open
     return [(p, t0 + (span * i) // last) for i, p in enumerate(prices)]
 
 
-def bar_path_trades(bar: Bar, levels: Iterable[float] = ()) -> list[tuple[float, float, Side, int]]:
+def bar_path_trades(bar: Bar, levels: Collection[float] = ()) -> list[tuple[float, float, Side, int]]:
     """`bar_path` as plain (price, size, aggressor, ts), for the bar-mode driver's hot loop."""
     points = bar_path_points(bar, levels)
     size = max(bar.volume / len(points), 1e-9)
@@ -114,7 +116,7 @@ def bar_path_trades(bar: Bar, levels: Iterable[float] = ()) -> list[tuple[float,
     return out
 
 
-def bar_path(bar: Bar, levels: Iterable[float] = ()) -> list[TradeTick]:
+def bar_path(bar: Bar, levels: Collection[float] = ()) -> list[TradeTick]:
     """A deterministic intrabar path as trades, with `levels` inserted where the path crosses them."""
     return [TradeTick(bar.symbol, p, size, aggressor, f"{bar.symbol}:{bar.ts_open}:{i}", ts)
             for i, (p, size, aggressor, ts) in enumerate(bar_path_trades(bar, levels))]
@@ -263,7 +265,7 @@ class PaperBroker:
         for o in self._symbol_orders(symbol):
             if o.client_order_id not in self.orders or o.active_ts > ts:
                 continue
-            if o.order_type in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT) and not o.triggered:
+            if o.order_type in _STOPS and not o.triggered:
                 assert o.trigger_price is not None
                 if (price - o.trigger_price) * o.side.sign >= 0:
                     o.triggered = True
@@ -277,8 +279,33 @@ class PaperBroker:
     def has_orders(self, symbol: str) -> bool:
         return any(o.symbol == symbol for o in self.orders.values())
 
+    def idle_within(self, symbol: str, lo: float, hi: float, until_ts: int) -> bool:
+        """Whether trades of `symbol` priced within [lo, hi], up to `until_ts`, would only note their price.
+
+        No cancel or expiry falls due, no order waits to reach the book, and no
+        stop trigger or resting limit is within reach. Each reach test is monotone
+        in the price, so testing both ends of the range covers all of it.
+        """
+        for o in self._symbol_orders(symbol):
+            if (o.cancel_ts is not None and o.cancel_ts <= until_ts) or (
+                    o.expire_ts is not None and o.expire_ts <= until_ts):
+                return False
+            if o.resting:
+                assert o.price is not None
+                limit = o.price  # fills on a trade at (queue permitting) or through it
+                if (limit - lo) * o.side.sign >= 0 or (limit - hi) * o.side.sign >= 0:
+                    return False
+            elif o.order_type in _STOPS and not o.triggered:
+                assert o.trigger_price is not None
+                trigger = o.trigger_price
+                if (lo - trigger) * o.side.sign >= 0 or (hi - trigger) * o.side.sign >= 0:
+                    return False
+            else:
+                return False  # not on the book yet: the next trade activates it
+        return True
+
     def record_trade(self, symbol: str, price: float, ts: int) -> None:
-        """A trade print where the broker holds no order of `symbol` (then `on_trade` would only note its price)."""
+        """A trade that no order of `symbol` can act on (see `idle_within`): `on_trade` would only note its price."""
         self.last_trade[symbol] = (ts, price)
 
     def advance(self, symbol: str, ts: int) -> list[VenueReport]:
@@ -312,8 +339,7 @@ class PaperBroker:
             elif o.expire_ts is not None and o.expire_ts <= ts:
                 del self.orders[o.client_order_id]
                 out.append(VenueReport(E.EXPIRE, o.client_order_id, o.expire_ts))
-            elif not o.resting and o.active_ts <= ts and not (
-                    o.order_type in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT) and not o.triggered):
+            elif not o.resting and o.active_ts <= ts and not (o.order_type in _STOPS and not o.triggered):
                 out += self._activate(o, ts)
         return out
 

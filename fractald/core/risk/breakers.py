@@ -90,12 +90,15 @@ class CircuitBreakers:
         self.errors.clear()
 
     # -- counters (applied from events) -------------------------------------
+    def starts_day(self, ts: int) -> bool:
+        """Whether `ts` is in another UTC day than the current one (then `roll_day` starts it)."""
+        return ts // MS_PER_DAY != self.day
+
     def roll_day(self, ts: int, equity: float) -> list[Breaker]:
         """Start a new UTC day if `ts` is in one; returns the daily trips this cleared."""
-        day = ts // MS_PER_DAY
-        if day == self.day:
+        if not self.starts_day(ts):
             return []
-        self.day = day
+        self.day = ts // MS_PER_DAY
         self.day_start_equity = equity
         self.trades_today = 0
         cleared = [b for b in self.trips if b.value in self.params.daily_reset_breakers]
