@@ -20,9 +20,12 @@ from fractald.config import Config
 from fractald.core.models import Bar, FeedHealth, Quote, TradeTick
 from fractald.errors import StateCorrupt
 from fractald.reconcile import PaperVenue, ReconcileReport, reconcile
+from fractald.store.ledger import Snapshot
 from fractald.store.writer import AsyncLedger
 
 SNAPSHOT_FORMAT = 1
+# Events that do not change the trading state (may follow the newest snapshot).
+NOT_STATE_KINDS = ("intent_repaired",)
 # Events about one order, by client order id: after them the order may have reached its end.
 ORDER_EVENT_KINDS = frozenset({"order_intent", "order_status", "order_filled", "cancel_requested"})
 SNAPSHOT_EVERY_BARS = 500  # a snapshot at least this often, besides every bar with events
@@ -84,6 +87,7 @@ class TradingSession:
     async def recover(cls, config: Config, ledger: AsyncLedger, log: Any,
                       bus: EventBus) -> TradingSession:
         snapshot = await ledger.latest_good_snapshot()
+        await cls._check_covered(ledger, snapshot)
         if snapshot is None:
             log.info("session_fresh_start")
             return cls(config, ledger, log, bus, build_pipeline(config), {})
@@ -104,6 +108,28 @@ class TradingSession:
         log.info("session_recovered", snapshot_id=snapshot.id, last_seq=snapshot.last_seq,
                  cursor=session.cursor, bars_processed=session.bars_processed)
         return session
+
+    @staticmethod
+    async def _check_covered(ledger: AsyncLedger, snapshot: Snapshot | None) -> None:
+        """Refuse to re-drive bars whose events the log already holds.
+
+        Every batch of trading events is committed with a snapshot covering
+        it, so the newest good snapshot covers the whole log (only
+        reconciliation repairs may follow it). If it does not, a newer
+        snapshot was lost (bad checksum): re-driving the bars from this one
+        would append those orders and fills a second time. That is corrupt
+        state for a human to look at, not something to paper over.
+        """
+        last_seq = 0 if snapshot is None else snapshot.last_seq
+        uncovered = await ledger.run(
+            lambda led: led.count_events_after(last_seq, ignoring=NOT_STATE_KINDS))
+        if uncovered:
+            which = "no good snapshot" if snapshot is None else f"snapshot {snapshot.id}"
+            raise StateCorrupt(
+                f"{which} covers the event log up to seq {last_seq}, but {uncovered} trading "
+                "events follow it (a newer snapshot is damaged); re-driving would repeat "
+                "orders. See runbooks/state-database-corrupt.md",
+                last_seq=last_seq, uncovered=uncovered)
 
     def apply_config(self, config: Config) -> None:
         self.config = config

@@ -22,7 +22,7 @@ from fractald.core.models import Bar, Side, Signal
 from fractald.core.risk.breakers import Breaker, TradingState
 from fractald.core.risk.params import GateParams, RiskParams, SizingParams
 from fractald.core.risk.sizing import Instrument
-from fractald.errors import InvariantViolation
+from fractald.errors import InvariantViolation, StateCorrupt
 from fractald.reconcile import (
     NOT_SENT,
     LedgerView,
@@ -276,3 +276,20 @@ async def test_a_mismatch_goes_reducing_says_so_and_persists_the_trip(tmp_path: 
 
 def test_paper_venue_is_a_venue_reconciler() -> None:
     assert isinstance(PaperVenue(TradingEngine(engine_params())), VenueReconciler)
+
+
+async def test_recovery_refuses_a_log_its_snapshot_does_not_cover(tmp_path: Path) -> None:
+    session = await new_session(tmp_path, EventBus())
+    await open_bracket(session)
+    log = structlog.get_logger("t")
+    # Repairs may follow the newest snapshot: they change no trading state.
+    await session.ledger.commit_batch([("intent_repaired", {"client_order_id": "x"}, 1)])
+    assert (await TradingSession.recover(Config(), session.ledger, log, EventBus())).engine.orders
+    # A damaged newest snapshot: the older one does not cover the orders after it.
+    await session.ledger.run(lambda led: led.connection.execute(
+        "UPDATE snapshots SET sha256 = 'bad' WHERE id = (SELECT max(id) FROM snapshots)"))
+    with pytest.raises(StateCorrupt, match="re-driving would repeat orders") as info:
+        await TradingSession.recover(Config(), session.ledger, log, EventBus())
+    assert "runbooks/state-database-corrupt.md" in str(info.value)
+    assert info.value.exit_status == 65
+    await session.ledger.aclose()

@@ -65,6 +65,7 @@ class TradingActor:
         self.generation_changed = trio.Event()
         self.reconcile_every_s = RECONCILE_EVERY_S
         self._lock = trio.Lock()  # market events and reconciliation never interleave
+        self.stopped = False  # set by the final snapshot
 
     # -- for other actors and the control socket ------------------------------------------
     def resume_after_ms(self) -> dict[str, int]:
@@ -128,7 +129,8 @@ class TradingActor:
                     continue
                 if not waiting_for_feed:
                     async with self._lock:
-                        await self.on_market(event)
+                        if not self.stopped:
+                            await self.on_market(event)
 
     def _caught_up(self, ctx: ActorContext) -> None:
         """Every event of a finished feed is processed (and committed, if it made events)."""
@@ -170,6 +172,12 @@ class TradingActor:
             session.on_feed_health(event)
 
     async def final_snapshot(self) -> None:
+        """The last word before stopping: later market events are left for the next start.
+
+        Bars processed after it (with entries refused while stopping) would
+        be committed as covered, so the next start would never trade them.
+        """
         async with self._lock:
+            self.stopped = True
             if self.session is not None:
                 await self.session.write_snapshot(reason="shutdown")

@@ -350,6 +350,15 @@ class Ledger:
         """The sequence number of the newest event (0 when the log is empty)."""
         return int(self._conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
 
+    def count_events_after(self, seq: int, ignoring: Iterable[str] = ()) -> int:
+        """How many events lie after `seq`, not counting the kinds in `ignoring`."""
+        _check_int(seq, "seq", 0)
+        kinds = list(ignoring)
+        marks = ",".join("?" * len(kinds))
+        return int(self._conn.execute(
+            f"SELECT count(*) FROM events WHERE seq > ? AND kind NOT IN ({marks})",
+            (seq, *kinds)).fetchone()[0])
+
     def events_page(self, seq: int, limit: int | None = None) -> list[Event]:
         """Up to `limit` (default PAGE_SIZE) events with sequence numbers above `seq`, oldest first."""
         _check_int(seq, "seq", 0)
