@@ -51,20 +51,10 @@ def event_payload(event: Any) -> dict[str, Any]:
 
 
 def build_pipeline(config: Config) -> Any:
-    """The pure pipeline the backtester also drives, around an engine with the configured broker.
+    """The pure pipeline the backtester also drives, from the one shared factory."""
+    from fractald.pipeline_factory import pipeline_from_config
 
-    The engine owns a PaperBroker only when its `venue` is "paper"; the
-    factory names the engine after the feed ("replay"), which left a paper
-    daemon without a broker (intents, never a fill). A paper broker is
-    what `broker.kind = "paper"` asks for, whatever feeds the prices.
-    """
-    from fractald.core.execution.engine import TradingEngine
-    from fractald.pipeline_factory import engine_params, pipeline_from_config
-
-    params = engine_params(config)
-    if config.broker.kind == "paper" and params.venue != "paper":
-        params = attrs.evolve(params, venue="paper")
-    return pipeline_from_config(config, engine=TradingEngine(params))
+    return pipeline_from_config(config)
 
 
 class TradingSession:
