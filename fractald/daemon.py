@@ -154,7 +154,8 @@ class Daemon:
         self.notifier.reloading()
         self.log.info("reload_requested", config=self.config_path or "(embedded default)")
         try:
-            new = load_config(self.config_path)
+            # Operator overrides (`fractalctl risk set`) stay in force over the re-read file.
+            new = self.risk_overrides.overlay(load_config(self.config_path))
         except ConfigError as exc:
             self.log.error("reload_refused_invalid_config", problems=exc.problems)
             self.notifier.ready(status=self.status_line())
@@ -166,6 +167,7 @@ class Daemon:
         if applied:
             self.apply_live(new)
             self.log.info("reload_applied", keys=applied)
+        self.log.info("reload_done", applied=applied, refused=refused)
         self.notifier.ready(status=self.status_line())
         self.bus.publish("reload", {"applied": applied, "refused": refused})
         return {"applied": applied, "refused": refused, "errors": []}

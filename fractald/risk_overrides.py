@@ -108,6 +108,10 @@ class RiskOverrides:
             log.info("risk_overrides_applied", overrides=good)
         self.active = good
 
+    def overlay(self, config: Config) -> Config:
+        """`config` with the active overrides on top (ConfigError if they no longer fit)."""
+        return with_risk(config, self.active) if self.active else config
+
     def reapply(self, log: Any) -> None:
         """After a reload from the file: the overrides win again, and the engine follows."""
         if self.active:
