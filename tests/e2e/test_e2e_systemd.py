@@ -367,3 +367,23 @@ def test_upgrade_then_rollback_is_one_variable(deployment: Deployment,
     assert _events(deployment, status["daemon"]["pid"], "session_recovered")
     releases = deployment.sh("ls", "/opt/fractald/releases").split()
     assert sorted(releases) == sorted([old, new])
+
+
+def test_template_unit_runs_a_second_bot_beside_the_first(deployment: Deployment) -> None:
+    deployment.require_deployed()
+    deployment.machine.write_file("/etc/fractald/b.toml", deployment.sh("cat", CONFIG), 0o640)
+    deployment.sh("chown", "root:fractald", "/etc/fractald/b.toml")
+    deployment.sh("install", "-d", "-m", "0700", "/etc/fractald/credentials/b")
+    deployment.sh("systemctl", "start", "fractald@b.service", timeout=150)
+    try:
+        socket_b = "/run/fractald/b/control.sock"
+        status = deployment.wait_for("fractald@b to report ready", lambda: (s := json.loads(
+            deployment.sh(FRACTALCTL, "--socket", socket_b, "--json", "status")))["daemon"][
+            "ready"] and s, timeout=120)
+        assert status["daemon"]["state_dir"] == "/var/lib/fractald/b"
+        assert status["daemon"]["pid"] != deployment.wait_ready()["daemon"]["pid"]  # both run
+    finally:
+        deployment.sh("systemctl", "stop", "fractald@b.service", check=False, timeout=60)
+    props = deployment.sh("systemctl", "show", "fractald@b.service", "-p", "Result",
+                          "-p", "ExecMainStatus")
+    assert "Result=success" in props and "ExecMainStatus=0" in props
