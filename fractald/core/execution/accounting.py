@@ -204,7 +204,10 @@ class Accounting:
 
     def holds(self, symbol: str) -> bool:
         """Whether any book holds `symbol`, so that its price moves the equity."""
-        return any(p.quantity != 0 and p.symbol == symbol for p in self.positions.values())
+        for p in self.positions.values():
+            if p.quantity != 0 and p.symbol == symbol:
+                return True
+        return False
 
     def net_quantity(self, symbol: str) -> float:
         return sum(p.quantity for p in self.positions.values() if p.symbol == symbol)

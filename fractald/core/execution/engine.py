@@ -105,7 +105,7 @@ class _Atr:
 
 _conv = cattrs.Converter()
 # Brackets whose local stop `_on_price` watches.
-_GUARDED = frozenset({BracketState.PENDING, BracketState.OPEN})
+_GUARDED = (BracketState.PENDING, BracketState.OPEN)  # a tuple: `in` by identity, no enum hashing
 _LIVE_AT_VENUE = frozenset({OrderStatus.ACCEPTED, OrderStatus.TRIGGERED, OrderStatus.PARTIALLY_FILLED,
                             OrderStatus.PENDING_UPDATE})
 
@@ -720,8 +720,10 @@ class TradingEngine:
 
     def _quiet(self, symbol: str, broker: PaperBroker) -> bool:
         """Nothing on `symbol` can fill or move the equity: no bracket, no paper order, no position."""
-        return not (any(b.symbol == symbol for b in self.brackets.values())
-                    or broker.has_orders(symbol) or self.accounting.holds(symbol))
+        for b in self.brackets.values():
+            if b.symbol == symbol:
+                return False
+        return not (broker.has_orders(symbol) or self.accounting.holds(symbol))
 
     def _walk_quiet(self, bar: Bar, broker: PaperBroker) -> None:
         """`_walk` for a quiet symbol, stopping only at the path's points that can matter.
@@ -742,7 +744,9 @@ class TradingEngine:
             if ts // MS_PER_DAY != day:
                 day = ts // MS_PER_DAY
                 self._drain()
-                self._on_price(symbol, price, ts)
+                self._mark(symbol, price)  # `_on_price` with no bracket of the symbol to watch
+                self._drain()
+                self._check_equity(ts)
         ts = bar.ts_event
         if ts // MS_PER_DAY != day or self._reports:
             self._on_price(symbol, bar.close, ts)
@@ -812,6 +816,8 @@ class TradingEngine:
             return
         due = self.broker.funding_due(self.last_funding_ts, ts)
         self.last_funding_ts = ts
+        if not due:
+            return
         rate = self.params.paper.funding_rate
         mark = self.last_price.get(symbol, 0.0)
         for _ in range(due):

@@ -41,7 +41,7 @@ from fractald.core.models import Bar, Quote, Side, TradeTick
 from fractald.core.risk.params import in_range, int_range
 
 E = OrderEvent
-_STOPS = frozenset({OrderType.STOP_MARKET, OrderType.STOP_LIMIT})
+_STOPS = (OrderType.STOP_MARKET, OrderType.STOP_LIMIT)  # a tuple: `in` by identity, no enum hashing
 
 
 @attrs.frozen(slots=True)
@@ -87,7 +87,9 @@ def bar_path_points(bar: Bar, levels: Collection[float] = ()) -> list[tuple[floa
     _check_path_bar(bar)
     o, h, lo, c = bar.open, bar.high, bar.low, bar.close
     corners = (lo, h, c) if c >= o else (h, lo, c)
-    lv = sorted(set(levels)) if levels else ()
+    # only levels strictly inside the bar's range can lie strictly inside one of its legs
+    bottom, top = min(o, lo, h, c), max(o, lo, h, c)
+    lv = sorted({x for x in levels if bottom < x < top}) if levels else ()
     prices: list[float] = [o]
     a = o
     for b in corners:
@@ -277,7 +279,10 @@ class PaperBroker:
         return out
 
     def has_orders(self, symbol: str) -> bool:
-        return any(o.symbol == symbol for o in self.orders.values())
+        for o in self.orders.values():
+            if o.symbol == symbol:
+                return True
+        return False
 
     def idle_within(self, symbol: str, lo: float, hi: float, until_ts: int) -> bool:
         """Whether trades of `symbol` priced within [lo, hi], up to `until_ts`, would only note their price.

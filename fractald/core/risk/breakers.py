@@ -138,15 +138,14 @@ class CircuitBreakers:
     def check_equity(self, ts: int, equity: float) -> list[Trip]:
         p = self.params
         out: list[Trip] = []
-        # A breaker already tripped stays as it is (see _new): its figures are not even worked out.
-        if self.peak_equity > 0 and Breaker.MAX_DRAWDOWN not in self.trips:
+        if self.peak_equity > 0:
             dd = (self.peak_equity - equity) / self.peak_equity
             if dd >= p.max_drawdown_fraction:
                 out += self._new(Breaker.MAX_DRAWDOWN, p.drawdown_action, ts,
                                  f"drawdown {dd:.2%} from peak {self.peak_equity:.2f} reached the "
                                  f"limit {p.max_drawdown_fraction:.2%}", value=dd,
                                  limit=p.max_drawdown_fraction, peak=self.peak_equity, equity=equity)
-        if self.day_start_equity > 0 and Breaker.DAILY_LOSS not in self.trips:
+        if self.day_start_equity > 0:
             loss = (self.day_start_equity - equity) / self.day_start_equity
             if loss >= p.daily_loss_fraction:
                 out += self._new(Breaker.DAILY_LOSS, p.daily_loss_action, ts,
