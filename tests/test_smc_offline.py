@@ -24,6 +24,7 @@ peer = peer_module.smc
 from fractald import smc
 from fractald.core.smc._offline_scan import (
     FirstHit,
+    first_reaching,
     segmented_cummax,
     sliding_extreme,
 )
@@ -200,6 +201,33 @@ def test_ob_bearish_block_on_a_mitigated_bullish_block_matches_peer(close_mitiga
     assert_same(smc.ob(frame, swings, close_mitigation), peer.ob(frame, swings, close_mitigation))
 
 
+def test_missing_prices_match_peer(head: pd.DataFrame) -> None:
+    # NaN prices: a whole hour without opens (pandas drops that period), scattered NaN
+    # highs and lows; previous_high_low leaves its fast path, liquidity ignores them
+    frame = head.iloc[:3000].copy()
+    hour = (frame.index >= frame.index[600]) & (frame.index < frame.index[600] + pd.Timedelta("1h"))
+    frame.loc[hour, "open"] = np.nan
+    frame.iloc[[50, 1234, 2000], frame.columns.get_loc("high")] = np.nan
+    frame.iloc[[77, 1500], frame.columns.get_loc("low")] = np.nan
+    for time_frame in ("1h", "1D"):
+        assert_same(smc.previous_high_low(frame, time_frame), peer.previous_high_low(frame, time_frame))
+    swings = peer.swing_highs_lows(head.iloc[:3000], 10)
+    ours = smc.liquidity(frame, swings)
+    assert_same(ours, peer.liquidity(frame, swings))
+    assert ours["Liquidity"].notna().any()
+
+
+def test_frames_of_mixed_column_types_read_the_same(head: pd.DataFrame) -> None:
+    # a text column and integer volumes: columns are read one by one instead of as one block
+    mixed = head.assign(symbol="BTCUSDT", volume=head["volume"].round().astype(np.int64))
+    plain = head.assign(volume=mixed["volume"].astype(float))
+    swings = smc.swing_highs_lows(plain, 10)
+    assert_same(smc.swing_highs_lows(mixed, 10), swings)
+    assert_same(smc.liquidity(mixed, swings), smc.liquidity(plain, swings))
+    assert_same(smc.ob(mixed, swings), smc.ob(plain, swings))
+    assert_same(smc.previous_high_low(mixed, "1h"), smc.previous_high_low(plain, "1h"))
+
+
 # --------------------------------------------------------------------------- whole data set
 
 
@@ -327,6 +355,22 @@ def test_first_hit_equals_a_plain_scan(values: list[float], queries, op: str) ->
     assert index.first(many, np.resize(thresholds, len(many))).tolist() == (
         np.resize(np.array(expected, dtype=np.int64), len(many)).tolist()
     )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    pairs=st.lists(
+        st.tuples(st.one_of(st.integers(-5, 5).map(float), st.just(float("nan"))),
+                  st.one_of(st.integers(-6, 6).map(float), st.just(float("nan")), st.just(float("inf")))),
+        max_size=300,
+    ),
+)
+def test_first_reaching_equals_a_plain_scan(pairs: list[tuple[float, float]]) -> None:
+    values = np.array([p[0] for p in pairs], dtype=float)
+    thresholds = np.array([p[1] for p in pairs], dtype=float)
+    expected = [next((j for j in range(k, len(values)) if values[j] >= thresholds[k]), -1)
+                for k in range(len(values))]
+    assert first_reaching(values, thresholds).tolist() == expected
 
 
 @given(values=st.lists(st.integers(-9, 9), min_size=1, max_size=60), width=st.integers(1, 70))

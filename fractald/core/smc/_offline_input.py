@@ -28,7 +28,7 @@ def columns(ohlc: pd.DataFrame, *names: str) -> tuple[np.ndarray, ...]:
     if not isinstance(ohlc, pd.DataFrame):
         raise SmcInputError(f"ohlc must be a pandas DataFrame, got {type(ohlc).__name__}")
     header = ohlc.columns
-    found = [name for name in names if name in header]
+    found: list[object] = [name for name in names if name in header]
     if len(found) < len(names):
         by_lower: dict[str, object] = {}
         for label in header:
@@ -42,7 +42,7 @@ def columns(ohlc: pd.DataFrame, *names: str) -> tuple[np.ndarray, ...]:
     return _read(ohlc, found)
 
 
-def _read(data: pd.DataFrame, labels: list) -> tuple[np.ndarray, ...]:
+def _read(data: pd.DataFrame, names: list) -> tuple[np.ndarray, ...]:
     """Columns as float64 arrays, without a pandas Series per column when that is possible.
 
     Building a Series per column costs tens of microseconds (more with cold caches), more
@@ -55,8 +55,8 @@ def _read(data: pd.DataFrame, labels: list) -> tuple[np.ndarray, ...]:
     if getattr(data, "_can_fast_transpose", False) is True and header.is_unique:
         values = data.to_numpy(copy=False)
         if values.dtype == np.float64:
-            return tuple(values[:, header.get_loc(label)] for label in labels)
-    return tuple(data[label].to_numpy(dtype=np.float64) for label in labels)
+            return tuple(values[:, header.get_loc(name)] for name in names)
+    return tuple(data[name].to_numpy(dtype=np.float64) for name in names)
 
 
 def swings(swing_highs_lows: pd.DataFrame, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -86,10 +86,6 @@ def swings(swing_highs_lows: pd.DataFrame, n: int) -> tuple[np.ndarray, np.ndarr
 _LABELS: dict[tuple[str, ...], pd.Index] = {}
 
 
-# block placements (column positions), shared read-only
-_PLACEMENTS = tuple(np.array([i]) for i in range(16))
-
-
 def labels(*names: str) -> pd.Index:
     """The (shared, immutable) column Index for these names."""
     index = _LABELS.get(names)
@@ -113,7 +109,7 @@ def frame(data: dict[str, np.ndarray]) -> pd.DataFrame:
         out = pd.DataFrame(dict(enumerate(arrays)), index=pd.RangeIndex(n), copy=False)
         out.columns = labels(*data)
         return out
-    blocks = [(arr.reshape(1, n), _PLACEMENTS[i]) for i, arr in enumerate(arrays)]
+    blocks = [(arr.reshape(1, n), np.array([i])) for i, arr in enumerate(arrays)]
     return _from_blocks(blocks, index=pd.RangeIndex(n), columns=labels(*data))
 
 
@@ -122,6 +118,22 @@ def block_frame(rows: np.ndarray, *names: str) -> pd.DataFrame:
 
     Rows, not columns: pandas keeps a block as (columns, candles), so each output column
     is then contiguous, which makes reading it back (the swings frame is read by most
-    detectors) several times faster than a strided column.
+    detectors) several times faster than a strided column. The array becomes the frame's
+    only block as is.
     """
-    return pd.DataFrame(rows.T, columns=labels(*names), copy=False)
+    if _from_blocks is None:
+        return pd.DataFrame(rows.T, columns=labels(*names), copy=False)
+    return _from_blocks([(rows, _placement(len(names)))], index=pd.RangeIndex(rows.shape[1]),
+                        columns=labels(*names))
+
+
+def _placement(count: int) -> np.ndarray:
+    """Column positions 0..count-1 (shared, read-only)."""
+    found = _PLACEMENT.get(count)
+    if found is None:
+        found = _PLACEMENT[count] = np.arange(count)
+        found.flags.writeable = False
+    return found
+
+
+_PLACEMENT: dict[int, np.ndarray] = {}

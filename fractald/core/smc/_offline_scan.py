@@ -204,19 +204,22 @@ def last_arg_extreme(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, lowest:
 def first_reaching(values: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     """For each k: the first j >= k with values[j] >= thresholds[k], else -1 (NaN never does).
 
-    Binary lifting over a sparse table of running maxima: log2(len) small steps for all
-    queries together, whatever the distances (meant for short arrays, one entry per swing).
+    Binary lifting over a sparse table of running maxima: log2(len) steps of a few 1-D
+    NumPy calls for all queries together, whatever the distances (meant for short arrays,
+    one entry per swing, where each call costs more than its work). Thresholds may be
+    NaN or +inf (never reached) but not -inf: NaN values are stood in for by -inf.
     """
     m = len(values)
     depth = max(1, m.bit_length())  # 2**depth > m: a query that never hits walks past m
-    table = np.full(m + (1 << depth), np.nan)
-    table[:m] = values
-    levels = [table]  # levels[k][i] = max(values[i : i + 2**k]), ignoring NaN
+    table = np.full(m + (1 << depth), -np.inf)
+    np.copyto(table[:m], values, where=~np.isnan(values))
+    thresholds = np.where(np.isnan(thresholds), np.inf, thresholds)
+    levels = [table]  # levels[k][i] = max(values[i : i + 2**k])
     for k in range(1, depth):
         half = 1 << (k - 1)
-        levels.append(np.fmax(levels[-1][:-half], levels[-1][half:]))
+        levels.append(np.maximum(levels[-1][:-half], levels[-1][half:]))
     pos = np.arange(m)
     for k in range(depth - 1, -1, -1):
         # skip 2**k entries when none of them reaches
-        pos += np.where(levels[k][pos] >= thresholds, 0, 1 << k)
+        pos += (levels[k][pos] < thresholds) * (1 << k)
     return np.where(pos < m, pos, -1)

@@ -27,12 +27,15 @@ def previous_high_low(ohlc: pd.DataFrame, time_frame: str = "1D") -> pd.DataFram
 
     BrokenHigh is 1 once a candle of the same reference period has traded above
     PreviousHigh (cumulatively, resetting when the reference period changes), else 0;
-    BrokenLow likewise below PreviousLow.
+    BrokenLow likewise below PreviousLow. As in the reference, a candle with a missing
+    (NaN) high or low is never "broken" on that side, and periods whose open, high, low
+    or close are all missing do not count.
     """
     open_, high, low, close = columns(ohlc, "open", "high", "low", "close")
     n = len(high)
     index = ohlc.index if isinstance(ohlc.index, pd.DatetimeIndex) else pd.to_datetime(ohlc.index)
     periods = _fixed_periods(index, time_frame, open_, high, low, close)
+    fast = periods is not None  # the fast path takes no NaN prices
     if periods is None:
         periods = _resampled_periods(index, time_frame, open_, high, low, close)
     starts, refs, period_high, period_low = periods
@@ -50,11 +53,16 @@ def previous_high_low(ohlc: pd.DataFrame, time_frame: str = "1D") -> pd.DataFram
     group_high[refs < 0] = group_low[refs < 0] = np.nan
     previous_high, previous_low = np.repeat(group_high, lengths), np.repeat(group_low, lengths)
     # like the reference: float64 prices against the float32 levels (widened by NumPy)
+    broken_high = _from_first_hit(np.greater(high, previous_high), starts, ends)
+    broken_low = _from_first_hit(np.less(low, previous_low), starts, ends)
+    if not fast:  # the reference's running extreme is NaN on a NaN price: not broken there
+        broken_high[np.isnan(high)] = 0
+        broken_low[np.isnan(low)] = 0
     return frame({
         "PreviousHigh": previous_high,
         "PreviousLow": previous_low,
-        "BrokenHigh": _from_first_hit(np.greater(high, previous_high), starts, ends),
-        "BrokenLow": _from_first_hit(np.less(low, previous_low), starts, ends),
+        "BrokenHigh": broken_high,
+        "BrokenLow": broken_low,
     })
 
 
@@ -65,7 +73,8 @@ def _from_first_hit(hit: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np
     rising = np.empty_like(hit)
     rising[0] = hit[0]
     np.greater(hit[1:], hit[:-1], out=rising[1:])
-    rising[starts] = hit[starts]
+    opening = starts[starts < len(hit)]  # a group may be empty, at the very end
+    rising[opening] = hit[opening]
     positions = np.flatnonzero(rising)
     first = ends.copy()
     if len(positions):

@@ -440,20 +440,17 @@ def liquidity(
     highlow, level = swings(swing_highs_lows, n)
     out = np.empty((4, n), dtype=np.float32)
     out.fill(_NAN)
-    swing = np.flatnonzero(highlow == highlow)  # every swing, i.e. not NaN
+    swing = np.flatnonzero(~np.isnan(highlow))  # every swing
     kind = highlow[swing]
     highs, lows = swing[kind == 1], swing[kind == -1]
     if len(highs) >= 2 or len(lows) >= 2:
-        top, bottom = high.max(), low.min()
-        if np.isnan(top) or np.isnan(bottom):  # like pandas, ignore missing prices
-            top, bottom = np.nanmax(high), np.nanmin(low)
-        _write_pools(out, _Pools(high, low, highs, lows, level, (top - bottom) * float(range_percent)))
+        _write_pools(out, _Pools(high, low, highs, lows, level, float(range_percent)))
     return block_frame(out, "Liquidity", "Level", "End", "Swept")
 
 
 # Candles per piece of a stretch (see _Pools): a sweeping candle is found by scanning the
 # maxima of at most (stretch length / _PIECE) pieces, then the _PIECE candles of one piece.
-_PIECE = 32
+_PIECE = 64
 
 
 class _Pools:
@@ -470,16 +467,12 @@ class _Pools:
     """
 
     def __init__(self, high: np.ndarray, low: np.ndarray, highs: np.ndarray, lows: np.ndarray,
-                 level: np.ndarray, band: float) -> None:
+                 level: np.ndarray, range_percent: float) -> None:
         n, split = len(high), len(highs)
         self.swing = np.concatenate((highs, lows))
         count = len(self.swing)
         self.bullish = np.arange(count) < split
         self.side_end = np.where(self.bullish, split, count)
-        self.level = level[self.swing]
-        self.lower, self.upper = self.level - band, self.level + band
-        # the band edge that sweeps the pool, mirrored: high >= upper, or -low >= -lower
-        self.edge = np.where(self.bullish, self.upper, -self.lower)
         start = self.swing + 1
         stop = np.empty_like(start)
         stop[:-1] = start[1:]
@@ -489,18 +482,37 @@ class _Pools:
         total = int(self.pieces.sum())
         step = np.arange(total) - np.repeat(self.first_piece, self.pieces)
         self.piece_start = np.repeat(start, self.pieces) + _PIECE * step
-        # pieces of one side are contiguous and cover its candles to the end: one pass each
+        # The pieces of one side are contiguous and run to the last candle: one pass over
+        # the highs and one over the lows, each also covering the candles before the first
+        # piece, give the pieces' extremes and the frame's (NaN-ignoring, like pandas).
         cut = int(self.pieces[:split].sum())
         self.piece_far = np.empty(total)
-        if cut:
-            self.piece_far[:cut] = np.fmax.reduceat(high, self.piece_start[:cut])
-        if cut < total:
-            self.piece_far[cut:] = -np.fmin.reduceat(low, self.piece_start[cut:])
+        top = _head_and_pieces(high, self.piece_start[:cut], np.fmax, self.piece_far[:cut])
+        bottom = _head_and_pieces(low, self.piece_start[cut:], np.fmin, self.piece_far[cut:])
+        self.piece_far[cut:] *= -1
         self.stretch_far = np.full(count, np.nan)
         filled = self.pieces > 0
         if total:
             self.stretch_far[filled] = np.fmax.reduceat(self.piece_far, self.first_piece[filled])
+        band = (top - bottom) * range_percent  # the reference's band half-width
+        self.level = level[self.swing]
+        self.lower, self.upper = self.level - band, self.level + band
+        # the band edge that sweeps the pool, mirrored: high >= upper, or -low >= -lower
+        self.edge = np.where(self.bullish, self.upper, -self.lower)
         self.high, self.low = high, low
+
+
+def _head_and_pieces(values: np.ndarray, starts: np.ndarray, reduce: np.ufunc, out: np.ndarray) -> float:
+    """Write reduce(values[starts[i] : starts[i + 1]]) (the last piece to the end) into `out`
+    and return reduce over all of `values`, in one pass."""
+    if len(starts) == 0:
+        return reduce.reduce(values)
+    if starts[0] == 0:
+        out[:] = reduce.reduceat(values, starts)
+        return reduce.reduce(out)
+    with_head = reduce.reduceat(values, np.concatenate(([0], starts)))
+    out[:] = with_head[1:]
+    return reduce.reduce(with_head)
 
 
 def _write_pools(out: np.ndarray, pools: _Pools) -> None:
@@ -511,7 +523,7 @@ def _write_pools(out: np.ndarray, pools: _Pools) -> None:
     swept = (sweep_stretch >= 0) & (sweep_stretch < pools.side_end)
     # later swings of the same side that come before the sweeping candle
     last = np.where(swept, sweep_stretch + 1, pools.side_end)
-    members, offsets = flat_ranges(rank + 1, last)
+    members, _ = flat_ranges(rank + 1, last)
     leads = np.repeat(rank, last - rank - 1)
     own = pools.level[members]
     near = (pools.lower[leads] <= own) & (own <= pools.upper[leads])
@@ -522,7 +534,9 @@ def _write_pools(out: np.ndarray, pools: _Pools) -> None:
     lead, member = lead[by_free], member[by_free]
     if len(lead) == 0:
         return
-    keep = np.sort(np.unique(member, return_index=True)[1])
+    earliest = np.full(count, count)
+    np.minimum.at(earliest, member, lead)
+    keep = lead == earliest[member]
     lead, member = lead[keep], member[keep]
     new_pool = run_starts(lead)
     first = np.flatnonzero(new_pool)
@@ -566,10 +580,15 @@ def _sweeping_candles(pools: _Pools, leaders: np.ndarray, stretch: np.ndarray, s
     reaches = (pools.piece_far[at] >= edge) & (step < pieces)
     piece = first + reaches.argmax(axis=0)
     n = len(pools.high)
-    candle = np.minimum(pools.piece_start[piece] + np.arange(_PIECE)[:, None], n - 1)
+    found = np.empty(len(piece), dtype=np.int64)
     bullish = pools.bullish[leaders]
-    far = np.where(bullish, pools.high[candle], -pools.low[candle])
-    out[swept] = candle[0] + (far >= edge).argmax(axis=0)
+    for side, values, reaches, edge in ((bullish, pools.high, np.greater_equal, pools.upper),
+                                        (~bullish, pools.low, np.less_equal, pools.lower)):
+        start = pools.piece_start[piece[side]]
+        candle = np.minimum(start + np.arange(_PIECE)[:, None], n - 1)
+        hit = reaches(values[candle], edge[leaders[side]])
+        found[side] = start + hit.argmax(axis=0)
+    out[swept] = found
     return out
 
 
@@ -580,16 +599,19 @@ def _resolve_free(count: int, lead: np.ndarray, member: np.ndarray) -> np.ndarra
     undecided swing each round always progresses; rounds repeat only along chains of
     claims, which are short in practice.
     """
-    state = np.zeros(count, dtype=np.int8)  # 0 undecided, 1 free, 2 taken
+    claimed = np.zeros(count, dtype=bool)
+    claimed[member] = True
+    state = np.where(claimed, 0, 1).astype(np.int8)  # 0 undecided, 1 free, 2 taken
     while True:
+        of_lead = state[lead]
+        state[member[of_lead == 1]] = 2  # a free claimant takes it
         undecided = state == 0
         if not undecided.any():
             return state == 1
-        taken = np.zeros(count, dtype=bool)
-        taken[member[state[lead] == 1]] = True
-        open_claims = np.bincount(member, weights=(state[lead] != 2), minlength=count)
-        state[undecided & taken] = 2
-        state[undecided & ~taken & (open_claims == 0)] = 1
+        # free once no claimant is undecided any more (all taken); a claimant taken in
+        # this very round still counts as undecided, which only delays by one round
+        waiting = np.bincount(member[of_lead == 0], minlength=count)
+        state[undecided & (waiting == 0)] = 1
 
 
 # --------------------------------------------------------------------------- retracements
