@@ -42,8 +42,8 @@ def test_backtest_and_daemon_replay_make_the_same_trades(tmp_path: Path) -> None
 
     daemon = DaemonProcess(config)
     try:
-        wait_for_log(daemon, "feed_finished", timeout=240)
-        time.sleep(1.0)  # the trading actor drains what the feed sent
+        # Not feed_finished: bars may still be queued for the trading actor then.
+        wait_for_log(daemon, "trading_caught_up", timeout=240)
         assert daemon.stop() == 0
     finally:
         daemon.kill()

@@ -141,3 +141,22 @@ async def test_spot_capture_replay_stamps_quotes_with_the_venue_clock() -> None:
     got, log = await _run(FeedSettings(replay_path=str(SPOT_WS), timeframes=("1m",)))
     assert got.quotes and all(q.ts_event > 1_633_998_000_000 for q in got.quotes)
     assert not log.events("unparsed_message")
+
+
+async def test_resume_restarts_at_the_widest_bucket_and_rebuilds_whole_bars() -> None:
+    """After a restart the replay re-sends just enough for every higher bar to be whole."""
+    tfs = ("1m", "15m", "1h", "4h")
+    full, _ = await _run(FeedSettings(replay_path=str(CANDLES_CSV), timeframes=tfs,
+                                      symbols=("BTC-PERP",)))
+    covered = full.bars_of("1m")[1000].ts_open  # state covers the 1001st minute
+    resumed, log = await _run(FeedSettings(replay_path=str(CANDLES_CSV), timeframes=tfs,
+                                           symbols=("BTC-PERP",),
+                                           resume_after_ms={"BTC-PERP": covered}))
+    start = covered // 14_400_000 * 14_400_000
+    ones = resumed.bars_of("1m")
+    assert ones[0].ts_open == start and ones[0].ts_open <= covered
+    assert ones == [b for b in full.bars_of("1m") if b.ts_open >= start]
+    for tf in ("15m", "1h", "4h"):
+        assert resumed.bars_of(tf) == [b for b in full.bars_of(tf) if b.ts_open >= start]
+    [line] = log.events("replay_resumed")
+    assert line["candles_skipped"] == len(full.bars_of("1m")) - len(ones)

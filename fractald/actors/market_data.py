@@ -33,6 +33,10 @@ class MarketDataActor:
         self.health: dict[str, FeedHealth] = {}
         self.replay_finished = False
         self.events_forwarded = 0
+        # A live feed's bar pipelines survive restarts of this actor (the missed stretch is
+        # refetched); a new recovery of the trading state starts them afresh.
+        self.feed_state: Any = None
+        self._state_generation: int | None = None
 
     def health_dicts(self) -> dict[str, dict[str, Any]]:
         return {symbol: attrs.asdict(h) for symbol, h in self.health.items()}
@@ -46,7 +50,8 @@ class MarketDataActor:
             ws_url=f.ws_url or None, rest_url=f.rest_url or None,
             replay_path=f.replay_path or None, replay_speed=f.replay_speed,
             stale_after_s=f.stale_after_s, silence_timeout_s=f.silence_timeout_s,
-            grace_s=f.late_grace_s,
+            grace_s=f.late_grace_s, history_bars=f.history_bars,
+            resume_after_ms=self.daemon.trading.resume_after_ms(),
         )
 
     async def run(self, ctx: ActorContext) -> None:
@@ -61,6 +66,13 @@ class MarketDataActor:
                 nursery.cancel_scope.cancel()
             ctx.log.info("feed_restarting", after_generation=generation)
 
+    def _feed_state(self, generation: int) -> Any:
+        from fractald.venues.feed import FeedState
+
+        if self.feed_state is None or self._state_generation != generation:
+            self.feed_state, self._state_generation = FeedState(), generation
+        return self.feed_state
+
     async def _feed_once(self, ctx: ActorContext, generation: int) -> None:
         from fractald.actors.trading import FeedEnd, FeedStart
         from fractald.venues.feed import run_feed
@@ -71,7 +83,8 @@ class MarketDataActor:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._forward, ctx, receive)
             async with send:
-                await run_feed(self.feed_settings(), send, ctx.beat, ctx.log)
+                await run_feed(self.feed_settings(), send, ctx.beat, ctx.log,
+                               self._feed_state(generation))
             # A replay that ended (or had nothing left after a resume) still counts as started.
         await self.downstream.send(FeedEnd(generation))
         self.replay_finished = True

@@ -17,6 +17,8 @@ returns normally once everything is sent ("replay finished").
 
 from __future__ import annotations
 
+import bisect
+
 import enum
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -104,6 +106,12 @@ class FeedSettings:
     outlier_k: float = attrs.field(default=8.0, validator=_positive)
     backfill_timeout_s: float = attrs.field(default=15.0, validator=_positive)
     max_frame_bytes: int = attrs.field(default=4 * 1024 * 1024, validator=attrs.validators.gt(0))
+    # Candle replay only: per symbol, the open time of the last 1m bar the consumer's state
+    # already covers. The replay restarts at the start of the widest timeframe's bucket
+    # holding it, so every higher-timeframe bar is rebuilt whole; the consumer skips the bars
+    # it has (crash-only restart without re-pacing a month of candles).
+    resume_after_ms: tuple[tuple[str, int], ...] = attrs.field(
+        default=(), converter=lambda v: tuple(sorted(dict(v).items())))
     # Live feeds: 1m bars of history fetched from REST at start (up to 5000), so that the
     # first bar of every timeframe is whole. 0: start with the current minute.
     history_bars: int = attrs.field(default=0, validator=[attrs.validators.ge(0), attrs.validators.le(5000)])
@@ -587,12 +595,25 @@ async def _run_live(settings: FeedSettings, out: FeedOutput, beat: Callable[[], 
 
 # -- replay ------------------------------------------------------------------------
 
+def _resume_point(candles: list[Bar], settings: FeedSettings, symbol: str, log: Any) -> list[Bar]:
+    covered = dict(settings.resume_after_ms).get(symbol)
+    if covered is None:
+        return candles
+    widest = max(timeframe_ms(tf) for tf in settings.timeframes)
+    start = covered // widest * widest
+    first = bisect.bisect_left([c.ts_open for c in candles], start)
+    log.info("replay_resumed", symbol=symbol, covered_until_ms=covered, restart_at_ms=start,
+             candles_skipped=first)
+    return candles[first:]
+
+
 async def _replay_candles(settings: FeedSettings, out: FeedOutput, beat: Callable[[], None], log: Any) -> None:
     symbol = settings.symbols[0] if settings.symbols else (
         BUNDLED_SYMBOL if settings.replay_path is None else Path(settings.replay_path).stem)
     candles = (replay.bundled_candles(symbol) if settings.replay_path is None
                else replay.load_candles(settings.replay_path, symbol))
     base_tf = candles[0].timeframe
+    candles = _resume_point(candles, settings, symbol, log)
     skipped = [tf for tf in settings.timeframes if timeframe_ms(tf) < timeframe_ms(base_tf)]
     if skipped:
         log.warning("replay_timeframes_below_data", skipped=skipped, data_timeframe=base_tf)
