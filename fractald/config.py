@@ -71,6 +71,7 @@ class DaemonConfig:
     snapshot_interval_s: float = attrs.field(default=60.0, validator=_between(1, 86400))
     backup_interval_s: float = attrs.field(default=3600.0, validator=_between(10, 7 * 86400))
     backups_keep: int = attrs.field(default=5, validator=_between(1, 100))
+    reconcile_interval_s: float = attrs.field(default=300.0, validator=_between(5, 86400))
     restart_budget: int = attrs.field(default=5, validator=_between(1, 1000))
     restart_window_s: float = attrs.field(default=300.0, validator=_between(1, 86400))
     backoff_base_s: float = attrs.field(default=0.5, validator=_between(0.01, 60))

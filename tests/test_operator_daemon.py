@@ -139,6 +139,12 @@ def test_positions_and_orders(env: Env) -> None:
     assert error["code"] == "bad_args" and error["argument"] == "all"
 
 
+def test_reconcile_on_demand_is_clean_after_a_replay(env: Env) -> None:
+    result = env.ctl("reconcile")
+    assert result["clean"] is True and result["mismatches"] == []
+    assert env.ctl("status")["trading"]["reconcile"]["why"] == "operator"
+
+
 def test_signals_show_what_became_of_each(env: Env) -> None:
     last3 = env.ctl("signals", "--last", "3")
     assert len(last3) == 3 and [s["ts"] for s in last3] == sorted(s["ts"] for s in last3)

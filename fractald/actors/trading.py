@@ -35,8 +35,6 @@ if TYPE_CHECKING:
 MARKET_BUFFER = 1024  # bars and trades are never dropped: a full buffer holds the feed back
 
 
-RECONCILE_EVERY_S = 300.0  # periodic reconciliation (trio time); asked as a config key
-
 
 @attrs.frozen
 class FeedStart:
@@ -63,7 +61,7 @@ class TradingActor:
         # `generation_changed` is set (then replaced) so the feed restarts after the cursor.
         self.generation = 0
         self.generation_changed = trio.Event()
-        self.reconcile_every_s = RECONCILE_EVERY_S
+        self.reconcile_every_s = daemon.config.daemon.reconcile_interval_s
         self._lock = trio.Lock()  # market events and reconciliation never interleave
         self.stopped = False  # set by the final snapshot
 

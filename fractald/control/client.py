@@ -335,6 +335,7 @@ _SIMPLE = {
     "strategies": "strategies: reliability, throttle, quarantine",
     "metrics": "the Prometheus metrics the daemon exports",
     "backup": "take an online backup of the state database now",
+    "reconcile": "compare the ledger with the broker now (orders, fills, positions)",
 }
 
 

@@ -249,7 +249,16 @@ def register_trading_commands(registry: CommandRegistry, actor: TradingActor) ->
                 "positions": positions_view(engine),
                 "note": "halted and flattening; `fractalctl resume` to trade again"}
 
+    async def reconcile(args: dict[str, Any], peer: PeerCred) -> dict[str, Any]:
+        report = await actor.reconcile_now("operator")
+        if report is None:
+            raise CommandError("not_supported", "no reconciler for this broker yet (only the "
+                               "in-process paper broker can be reconciled)")
+        return {"clean": report.clean, **report.as_dict()}
+
     r = registry
+    r.register("reconcile", reconcile, mutating=True,
+               help="compare the ledger with the broker now; mismatches go REDUCING")
     r.register("positions", positions, help="open positions with stops, targets and open risk")
     r.register("orders", orders, help="working orders (all: finished ones too)",
                args=[Arg("all", bool, default=False, help="include finished orders")])
