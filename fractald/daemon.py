@@ -13,6 +13,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
@@ -46,7 +47,7 @@ class Daemon:
         self.config_path = config_path
         self.notifier = notifier
         self.bus = EventBus()
-        self.supervisor = Supervisor(on_event=self.bus.publish)
+        self.supervisor = Supervisor(on_event=self._supervision_event)
         self.log = get_logger("daemon")
         self.phase = "starting"
         self.started_wall_ms = wall_ms()
@@ -60,6 +61,9 @@ class Daemon:
         self.risk_overrides = RiskOverrides(self)
         self.heartbeat = Heartbeat(self.supervisor, notifier, self.status_line)
         self.control_ready = trio.Event()
+
+    def _supervision_event(self, kind: str, detail: dict[str, Any]) -> None:
+        self.bus.publish(kind, detail)
 
     # -- what operators see ------------------------------------------------------------
     def status_line(self) -> str:
@@ -93,19 +97,22 @@ class Daemon:
         from fractald.control.commands import ControlActor
 
         d = self.config.daemon
-        common = dict(budget=d.restart_budget, window_s=d.restart_window_s,
-                      backoff_base_s=d.backoff_base_s, backoff_cap_s=d.backoff_cap_s,
-                      stall_limit_s=d.stall_limit_s)
+
+        def spec(name: str, run: Callable[[ActorContext], Awaitable[None]]) -> ActorSpec:
+            return ActorSpec(name, run, budget=d.restart_budget, window_s=d.restart_window_s,
+                             backoff_base_s=d.backoff_base_s, backoff_cap_s=d.backoff_cap_s,
+                             stall_limit_s=d.stall_limit_s)
+
         control = ControlActor(self)
         return [
-            ActorSpec("store", self.store.run, **common),
-            ActorSpec("trading", self.trading.run, **common),
-            ActorSpec("market_data", self.market_data.run, **common),
-            ActorSpec("heartbeat", self.heartbeat.run, **common),
-            ActorSpec("control", control.run, **common),
-            ActorSpec("metrics", self.metrics.run, **common),
-            ActorSpec("alerts", self.alerts.run, **common),
-            ActorSpec("risk_overrides", self.risk_overrides.run, **common),
+            spec("store", self.store.run),
+            spec("trading", self.trading.run),
+            spec("market_data", self.market_data.run),
+            spec("heartbeat", self.heartbeat.run),
+            spec("control", control.run),
+            spec("metrics", self.metrics.run),
+            spec("alerts", self.alerts.run),
+            spec("risk_overrides", self.risk_overrides.run),
         ]
 
     async def run(self) -> int:

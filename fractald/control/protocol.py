@@ -251,6 +251,10 @@ _TYPE_NAMES: dict[type[Any], str] = {str: "string", int: "integer", float: "numb
 _ARG_TYPES: tuple[type[Any], ...] = tuple(_TYPE_NAMES)
 
 
+def _optional_tuple(values: Iterable[Any] | None) -> tuple[Any, ...] | None:
+    return None if values is None else tuple(values)
+
+
 @attrs.frozen
 class Arg:
     """One argument of a command: its JSON type, whether it is required, what values are allowed.
@@ -264,8 +268,7 @@ class Arg:
     type: type[Any] = attrs.field(default=str, validator=attrs.validators.in_(_ARG_TYPES))
     required: bool = False
     default: Any = None
-    choices: tuple[Any, ...] | None = attrs.field(
-        default=None, converter=attrs.converters.optional(tuple))
+    choices: tuple[Any, ...] | None = attrs.field(default=None, converter=_optional_tuple)
     minimum: float | None = None
     maximum: float | None = None
     help: str = ""
