@@ -31,6 +31,7 @@ SECURITY_LIMIT = 2.0
 E2E_CONFIG: dict[str, Any] = {
     "daemon": {"test_hooks": True, "snapshot_interval_s": 2.0, "backup_interval_s": 10.0},
     "feed": {"venue": "replay", "replay_speed": 3000.0},
+    "broker": {"api_key_credential": "venue_api_key"},
     "log": {"format": "json", "level": "info"},
 }
 E2E_CREDENTIALS = {"api_key": "e2e-not-a-real-key"}
@@ -190,6 +191,28 @@ def test_files_are_owned_and_private(deployment: Deployment) -> None:
     assert lines["/etc/fractald/credentials"] == "root root 700"
     assert lines["/etc/fractald/credentials/api_key"] == "root root 600"
     assert lines["/var/lib/fractald"].startswith("fractald fractald")
+    # The service user cannot read the originals; systemd hands the daemon its own copy.
+    denied = deployment.machine.run(["runuser", "-u", "fractald", "--", "cat",
+                                     "/etc/fractald/credentials/api_key"], check=False)
+    assert denied.returncode != 0 and "Permission denied" in denied.stderr
+    copy = deployment.sh("cat", "/run/credentials/fractald.service/venue_api_key")
+    assert copy == E2E_CREDENTIALS["api_key"]
+
+
+def test_preflight_on_the_host_is_green(deployment: Deployment) -> None:
+    deployment.require_deployed()
+    deployment.wait_for("a backup", lambda: deployment.sh(
+        "ls", "/var/lib/fractald/backups").strip(), timeout=60)
+    proc = deployment.machine.run(
+        ["env", "STATE_DIRECTORY=/var/lib/fractald",
+         "FRACTALD_CREDENTIALS_SOURCE=/etc/fractald/credentials",
+         "/usr/local/bin/fractald", "preflight", "--config", CONFIG, "--json"], check=False)
+    report = json.loads(proc.stdout)
+    checks = {c["name"]: c for c in report["checks"]}
+    assert proc.returncode == 0 and report["ok"], proc.stdout
+    for name in ("config", "limits", "state", "backup", "credentials", "strategies", "disk"):
+        assert checks[name]["status"] == "ok", checks[name]
+    assert checks["venue"]["status"] == "skipped"  # replay: nothing to reach
 
 
 def test_units_verify_clean(deployment: Deployment) -> None:
