@@ -175,7 +175,9 @@ def test_release_layout_and_offline_install(deployment: Deployment) -> None:
     assert deployment.sh("readlink", "/opt/fractald/current").strip() == \
         f"/opt/fractald/releases/{version}"
     assert version in deployment.sh("/opt/fractald/current/venv/bin/fractald", "version")
-    # Installed from the copied wheelhouse: pip must not need an index to re-resolve it.
+    # The host has no route out (only the /30 to the controller), so the install that
+    # just happened was offline, from the copied wheelhouse; pip needs no index for it.
+    assert "default" not in deployment.sh("ip", "route")
     out = deployment.sh("/opt/fractald/current/venv/bin/pip", "install", "--no-index",
                         "--find-links", f"/opt/fractald/releases/{version}/wheels",
                         f"fractald=={version}")
