@@ -221,5 +221,5 @@ def first_reaching(values: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     pos = np.arange(m)
     for k in range(depth - 1, -1, -1):
         # skip 2**k entries when none of them reaches
-        pos += (levels[k][pos] < thresholds) * (1 << k)
+        np.add(pos, 1 << k, out=pos, where=levels[k][pos] < thresholds)
     return np.where(pos < m, pos, -1)
