@@ -57,6 +57,13 @@ class Position:
         return Side.BUY if self.quantity > 0 else Side.SELL
 
 
+def _unrealized_at(p: Position, mark: float) -> float:
+    """`p.unrealized_pnl` with `p` marked at `mark`."""
+    if p.quantity == 0 or mark <= 0:
+        return 0.0
+    return (mark - p.avg_price) * p.quantity
+
+
 @attrs.frozen(slots=True)
 class TripContext:
     """What the engine knows about the trade a fill belongs to."""
@@ -171,10 +178,11 @@ class Accounting:
 
     def mark(self, symbol: str, price: float) -> None:
         self.marks[symbol] = price
-        self._unrealized = None
         for p in self.positions.values():
             if p.symbol == symbol:
                 p.mark_price = price
+                if p.quantity != 0:  # a flat book's unrealized P&L is 0 at any mark
+                    self._unrealized = None
 
     # -- views ---------------------------------------------------------------------
     @property
@@ -193,6 +201,11 @@ class Accounting:
     @property
     def equity(self) -> float:
         return self.cash + self.unrealized
+
+    def equity_at(self, symbol: str, price: float) -> float:
+        """`equity` as `mark(symbol, price)` would make it, marking nothing (the same sum, term by term)."""
+        return self.cash + sum(_unrealized_at(p, price) if p.symbol == symbol else p.unrealized_pnl
+                               for p in self.positions.values())
 
     def record_equity(self, ts: int) -> float:
         eq = self.equity

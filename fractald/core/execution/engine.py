@@ -40,6 +40,7 @@ from fractald.core.execution.paper import (
     PaperBroker,
     PaperOrder,
     PaperParams,
+    bar_path_ends,
     bar_path_points,
     bar_path_trades,
 )
@@ -108,6 +109,17 @@ _conv = cattrs.Converter()
 _GUARDED = (BracketState.PENDING, BracketState.OPEN)  # a tuple: `in` by identity, no enum hashing
 _LIVE_AT_VENUE = frozenset({OrderStatus.ACCEPTED, OrderStatus.TRIGGERED, OrderStatus.PARTIALLY_FILLED,
                             OrderStatus.PENDING_UPDATE})
+
+
+def _day_starts(points: list[tuple[float, int]]) -> list[tuple[float, int]]:
+    """The first point, and each point in another UTC day than the one before it."""
+    out: list[tuple[float, int]] = []
+    day = -1
+    for price, ts in points:
+        if ts // MS_PER_DAY != day:
+            day = ts // MS_PER_DAY
+            out.append((price, ts))
+    return out
 
 
 class TradingEngine:
@@ -692,15 +704,34 @@ class TradingEngine:
         emitted = len(self._out)
         for price, size, aggressor, ts in path:
             if inert and len(self._out) == emitted and not self._reports:
+                # Marking is left to the close (or to the first point that does more):
+                # nothing a breaker trip does here reads this symbol's marks.
                 broker.record_trade(symbol, price, ts)
-                self._mark(symbol, price)
-                self._check_equity(ts)
+                self._check_equity(ts, self.accounting.equity_at(symbol, price))
+                if len(self._out) != emitted:
+                    self._mark(symbol, price)
                 continue
+            inert = False
             self._reports.extend(broker.trade(symbol, price, size, aggressor, ts))
             self._drain()
             self._on_price(symbol, price, ts)
         self._reports.extend(broker.advance(symbol, bar.ts_event))
-        self._on_price(symbol, bar.close, bar.ts_event)
+        # Inert to its end, the path's last point was checked at the close's price.
+        settled = inert and len(self._out) == emitted
+        self._close_bar(symbol, bar.close, bar.ts_event, path[-1][3] // MS_PER_DAY if settled else None)
+
+    def _close_bar(self, symbol: str, close: float, ts: int, settled_day: int | None) -> None:
+        """The bar's close, at `ts`.
+
+        `settled_day`: the walk changed nothing since a breaker check at the
+        close's equity on that day, and no bracket of the symbol can act at the
+        close's price. Then the close only moves the marks, unless it starts a day
+        or reports wait; otherwise it is a full price point.
+        """
+        if settled_day is None or ts // MS_PER_DAY != settled_day or self._reports:
+            self._on_price(symbol, close, ts)
+        else:
+            self._mark(symbol, close)
 
     def _inert(self, symbol: str, broker: PaperBroker, lo: float, hi: float, until_ts: int) -> bool:
         """No paper order or local stop of `symbol` can act on prices within [lo, hi] until `until_ts`.
@@ -729,29 +760,26 @@ class TradingEngine:
         """`_walk` for a quiet symbol, stopping only at the path's points that can matter.
 
         With nothing to fill and the equity flat along the path, a point of it
-        changes the symbol's marks (which the bar's close overwrites) and runs the
-        breaker check. A check at the same equity on the same UTC day as the one
-        before finds nothing new (the peak and the trips already hold it), so only
-        the first point and the first of each new day need it; reports queued by a
-        trip there are drained at the next stop, as the next point would have. The
-        close is the last stop, a full one only when it starts a day or reports wait
-        (`advance` has nothing to do: the broker holds no order of the symbol).
+        changes the symbol's marks (which the bar's close overwrites) and the
+        broker's last trade (which only this symbol's orders read: there are none),
+        and runs the breaker check. A check at the same equity on the same UTC day
+        as the one before finds nothing new (the peak and the trips already hold
+        it), so only the first point and the first of each new day need it; reports
+        queued by a trip there are drained at the next stop, as the next point would
+        have. The close is the last stop, a full one only when it starts a day or
+        reports wait (`advance` has nothing to do: the broker holds no order of the symbol).
         """
         symbol = bar.symbol
-        day = -1
-        for price, ts in bar_path_points(bar):
-            broker.record_trade(symbol, price, ts)
-            if ts // MS_PER_DAY != day:
-                day = ts // MS_PER_DAY
-                self._drain()
-                self._mark(symbol, price)  # `_on_price` with no bracket of the symbol to watch
-                self._drain()
-                self._check_equity(ts)
-        ts = bar.ts_event
-        if ts // MS_PER_DAY != day or self._reports:
-            self._on_price(symbol, bar.close, ts)
-        else:
-            self._mark(symbol, bar.close)
+        first, last = bar_path_ends(bar)
+        day = last[1] // MS_PER_DAY
+        one_day = first[1] // MS_PER_DAY == day
+        for price, ts in [first] if one_day else _day_starts(bar_path_points(bar)):
+            self._drain()
+            self._mark(symbol, price)  # `_on_price` with no bracket of the symbol to watch
+            self._drain()
+            self._check_equity(ts)
+        broker.record_trade(symbol, *last)
+        self._close_bar(symbol, bar.close, bar.ts_event, day)
 
     def on_higher_timeframe_bar(self, bar: Bar) -> list[Any]:
         """A bar of a longer timeframe that the base bars already traded through.
@@ -864,8 +892,10 @@ class TradingEngine:
         return self._finish()
 
     # ================================================================ breakers
-    def _check_equity(self, ts: int) -> None:
-        equity = self.accounting.equity
+    def _check_equity(self, ts: int, equity: float | None = None) -> None:
+        """The equity breakers at `ts`, at the current equity (or at `equity`, what it is there)."""
+        if equity is None:
+            equity = self.accounting.equity
         breakers = self.breakers
         if breakers.starts_day(ts):
             old = breakers.state

@@ -106,6 +106,18 @@ def bar_path_points(bar: Bar, levels: Collection[float] = ()) -> list[tuple[floa
     return [(p, t0 + (span * i) // last) for i, p in enumerate(prices)]
 
 
+def bar_path_ends(bar: Bar) -> tuple[tuple[float, int], tuple[float, int]]:
+    """The first and last points of `bar_path_points(bar, levels)`, whatever the levels, without the path.
+
+    The path opens at the open and ends at the close at ts_event - 1; a flat bar is one point.
+    """
+    _check_path_bar(bar)
+    t0 = bar.ts_open
+    if bar.open == bar.high == bar.low == bar.close:
+        return (bar.open, t0), (bar.open, t0)
+    return (bar.open, t0), (bar.close, t0 + max(1, bar.ts_event - 1 - t0))
+
+
 def bar_path_trades(bar: Bar, levels: Collection[float] = ()) -> list[tuple[float, float, Side, int]]:
     """`bar_path` as plain (price, size, aggressor, ts), for the bar-mode driver's hot loop."""
     points = bar_path_points(bar, levels)
