@@ -89,3 +89,33 @@ def test_positions_equal_sum_of_fills_and_cash_conserves(fills: list[tuple]) -> 
     # equity = initial + cash flows + value of holdings at the mark
     holdings = sum(q * 100.0 for q in expected.values())
     assert a.equity == pytest.approx(1_000.0 + cashflow + holdings, abs=1e-6)
+
+
+fill_steps = st.lists(st.tuples(st.sampled_from(["s1", "s2"]), st.sampled_from(["BTC", "ETH"]),
+                                st.sampled_from([Side.BUY, Side.SELL]), st.floats(0.001, 5.0),
+                                st.floats(1.0, 1_000.0), st.floats(0.0, 10.0)), min_size=1, max_size=25)
+
+
+@settings(max_examples=150, deadline=None)
+@given(fill_steps, st.floats(0.5, 2_000.0), st.floats(0.0, 0.01))
+def test_cached_equity_and_equity_at_are_the_fresh_sums(steps: list[tuple], price: float,  # type: ignore[type-arg]
+                                                        rate: float) -> None:
+    """Equity is cached between changes; read at any point it is the sum worked out afresh, to the bit."""
+
+    def fresh(a: Accounting) -> float:
+        return (a.initial_equity + sum(p.realized_pnl - p.fees - p.funding for p in a.positions.values())
+                + sum(p.unrealized_pnl for p in a.positions.values()))
+
+    a = Accounting(10_000.0)
+    for i, (strategy, symbol, side, qty, px, fee) in enumerate(steps):
+        assert a.equity == fresh(a)
+        a.apply_fill(strategy, symbol, side, qty, px, fee, i)
+        assert a.equity == fresh(a)
+        a.mark(symbol, px * 1.01)
+        assert a.equity == fresh(a)
+        if i % 5 == 4:
+            a.apply_funding(symbol, rate)
+            assert a.equity == fresh(a)
+    at = a.equity_at("BTC", price)
+    a.mark("BTC", price)
+    assert at == a.equity == fresh(a)

@@ -19,9 +19,22 @@ import pytest
 from fractald.core.execution.brackets import BracketParams, TrailMode
 from fractald.core.execution.engine import EngineParams, FillSource, TradingEngine
 from fractald.core.execution.orders import OrderType
-from fractald.core.execution.paper import PaperBroker, PaperParams, bar_path, bar_path_points, bar_path_trades
+from fractald.core.execution.paper import (
+    PaperBroker,
+    PaperParams,
+    bar_path,
+    bar_path_ends,
+    bar_path_points,
+    bar_path_trades,
+)
 from fractald.core.models import Bar, Side, Signal
-from fractald.core.risk.params import BreakerParams, GateParams, ReliabilityParams, RiskParams, SizingParams
+from fractald.core.risk.params import (
+    BreakerParams,
+    GateParams,
+    ReliabilityParams,
+    RiskParams,
+    SizingParams,
+)
 from fractald.core.risk.sizing import Instrument
 from fractald.datasets import bundled_btc_1m_arrays
 
@@ -125,10 +138,10 @@ def test_bar_path_forms_agree() -> None:
     assert ticks[0].ts_event == bar.ts_open and ticks[-1].ts_event == bar.ts_event - 1
 
 
-@pytest.mark.parametrize("bad", [dict(low=0.0), dict(high=float("nan")), dict(close=float("inf")),
-                                 dict(volume=float("nan"))])
+@pytest.mark.parametrize("bad", [{"low": 0.0}, {"high": float("nan")}, {"close": float("inf")},
+                                 {"volume": float("nan")}])
 def test_a_bar_that_cannot_be_traded_is_refused_quiet_or_not(bad: dict[str, float]) -> None:
-    fields = dict(open=100.0, high=101.0, low=99.0, close=100.5, volume=5.0) | bad
+    fields = {"open": 100.0, "high": 101.0, "low": 99.0, "close": 100.5, "volume": 5.0} | bad
     bar = Bar("A", "1m", 1_700_000_040_000, **fields)
     with pytest.raises(ValueError, match="to trade its path"):
         TradingEngine(engine_params(OrderType.MARKET, False, False)).on_bar(bar)
@@ -171,3 +184,15 @@ def test_a_trip_inside_an_inert_path_hands_the_rest_of_it_to_the_full_walk() -> 
     assert [e.kind for e in want][:3] == ["breaker_tripped", "trading_state", "bracket_exit"]
     assert [e.kind for e in want].index("bracket_closed") < [e.kind for e in want].index("breakers_cleared")
     assert got == want
+
+
+@pytest.mark.parametrize("prices", [(100.0, 104.0, 97.0, 99.0), (100.0, 100.0, 100.0, 100.0),
+                                    (100.0, 101.0, 100.0, 101.0), (100.0, 100.0, 99.0, 99.0)])
+@pytest.mark.parametrize("ts_open", [1_700_000_040_000, 1_700_006_370_000])
+def test_bar_path_ends_are_the_paths_ends(prices: tuple[float, float, float, float], ts_open: int) -> None:
+    o, h, lo, c = prices
+    for timeframe in ("1m", "1h"):
+        bar = Bar("A", timeframe, ts_open, o, h, lo, c, 3.0)
+        for levels in ([], [99.5, 100.5, 103.0]):
+            points = bar_path_points(bar, levels)
+            assert bar_path_ends(bar) == (points[0], points[-1])
