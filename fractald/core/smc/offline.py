@@ -440,7 +440,7 @@ def liquidity(
     highlow, level = swings(swing_highs_lows, n)
     out = np.empty((4, n), dtype=np.float32)
     out.fill(_NAN)
-    swing = np.flatnonzero(~np.isnan(highlow))  # every swing
+    swing = np.flatnonzero(np.isfinite(highlow))  # every swing (then ±1 below)
     kind = highlow[swing]
     highs, lows = swing[kind == 1], swing[kind == -1]
     if len(highs) >= 2 or len(lows) >= 2:
