@@ -760,26 +760,24 @@ class TradingEngine:
         """`_walk` for a quiet symbol, stopping only at the path's points that can matter.
 
         With nothing to fill and the equity flat along the path, a point of it
-        changes the symbol's marks (which the bar's close overwrites) and the
-        broker's last trade (which only this symbol's orders read: there are none),
-        and runs the breaker check. A check at the same equity on the same UTC day
-        as the one before finds nothing new (the peak and the trips already hold
-        it), so only the first point and the first of each new day need it; reports
-        queued by a trip there are drained at the next stop, as the next point would
-        have. The close is the last stop, a full one only when it starts a day or
-        reports wait (`advance` has nothing to do: the broker holds no order of the symbol).
+        changes the symbol's marks and the broker's last trade, which the bar's
+        close overwrites and which nothing reads before then (there are no orders,
+        brackets or held books of the symbol: all a breaker trip or a drained report
+        touches is other symbols'), and runs the breaker check. A check at the same
+        equity on the same UTC day as the one before finds nothing new (the peak and
+        the trips already hold it), so only the first point and the first of each
+        new day need it; reports queued by a trip there are drained at the next
+        stop, as the next point would have. The close is the last stop, a full one
+        only when it starts a day or reports wait (`advance` has nothing to do).
         """
-        symbol = bar.symbol
         first, last = bar_path_ends(bar)
         day = last[1] // MS_PER_DAY
         one_day = first[1] // MS_PER_DAY == day
-        for price, ts in [first] if one_day else _day_starts(bar_path_points(bar)):
-            self._drain()
-            self._mark(symbol, price)  # `_on_price` with no bracket of the symbol to watch
+        for _, ts in [first] if one_day else _day_starts(bar_path_points(bar)):
             self._drain()
             self._check_equity(ts)
-        broker.record_trade(symbol, *last)
-        self._close_bar(symbol, bar.close, bar.ts_event, day)
+        broker.record_trade(bar.symbol, *last)
+        self._close_bar(bar.symbol, bar.close, bar.ts_event, day)
 
     def on_higher_timeframe_bar(self, bar: Bar) -> list[Any]:
         """A bar of a longer timeframe that the base bars already traded through.
