@@ -42,7 +42,7 @@ from fractald.core.execution.paper import (
     PaperParams,
     bar_path_ends,
     bar_path_points,
-    bar_path_trades,
+    path_trade,
 )
 from fractald.core.execution.reports import VenueReport
 from fractald.core.models import Bar, FeedHealth, Quote, Side, Signal, TradeTick, timeframe_ms
@@ -698,11 +698,11 @@ class TradingEngine:
         trade, move the marks and check the breakers: only that is done there.
         """
         symbol = bar.symbol
-        path = bar_path_trades(bar, self._levels(symbol))
-        prices = [p[0] for p in path]
-        inert = self._inert(symbol, broker, min(prices), max(prices), path[-1][3])
+        path = bar_path_points(bar, self._levels(symbol))
+        prices = [p for p, _ in path]
+        inert = self._inert(symbol, broker, min(prices), max(prices), path[-1][1])
         emitted = len(self._out)
-        for price, size, aggressor, ts in path:
+        for i, (price, ts) in enumerate(path):
             if inert and len(self._out) == emitted and not self._reports:
                 # Marking is left to the close (or to the first point that does more):
                 # nothing a breaker trip does here reads this symbol's marks.
@@ -712,13 +712,14 @@ class TradingEngine:
                     self._mark(symbol, price)
                 continue
             inert = False
+            size, aggressor = path_trade(bar, path, i)
             self._reports.extend(broker.trade(symbol, price, size, aggressor, ts))
             self._drain()
             self._on_price(symbol, price, ts)
         self._reports.extend(broker.advance(symbol, bar.ts_event))
         # Inert to its end, the path's last point was checked at the close's price.
         settled = inert and len(self._out) == emitted
-        self._close_bar(symbol, bar.close, bar.ts_event, path[-1][3] // MS_PER_DAY if settled else None)
+        self._close_bar(symbol, bar.close, bar.ts_event, path[-1][1] // MS_PER_DAY if settled else None)
 
     def _close_bar(self, symbol: str, close: float, ts: int, settled_day: int | None) -> None:
         """The bar's close, at `ts`.

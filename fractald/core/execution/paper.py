@@ -118,16 +118,17 @@ def bar_path_ends(bar: Bar) -> tuple[tuple[float, int], tuple[float, int]]:
     return (bar.open, t0), (bar.close, t0 + max(1, bar.ts_event - 1 - t0))
 
 
+def path_trade(bar: Bar, points: list[tuple[float, int]], i: int) -> tuple[float, Side]:
+    """Size and aggressor of `points[i]` (of `bar_path_points(bar, ...)`) traded: the bar's volume
+    spread evenly; a price at or above the one before is bought, a lower one sold."""
+    prev = points[i - 1][0] if i else points[0][0]
+    return max(bar.volume / len(points), 1e-9), Side.BUY if points[i][0] >= prev else Side.SELL
+
+
 def bar_path_trades(bar: Bar, levels: Collection[float] = ()) -> list[tuple[float, float, Side, int]]:
-    """`bar_path` as plain (price, size, aggressor, ts), for the bar-mode driver's hot loop."""
+    """`bar_path` as plain (price, size, aggressor, ts)."""
     points = bar_path_points(bar, levels)
-    size = max(bar.volume / len(points), 1e-9)
-    out = []
-    prev = points[0][0]
-    for p, ts in points:
-        out.append((p, size, Side.BUY if p >= prev else Side.SELL, ts))
-        prev = p
-    return out
+    return [(p, *path_trade(bar, points, i), ts) for i, (p, ts) in enumerate(points)]
 
 
 def bar_path(bar: Bar, levels: Collection[float] = ()) -> list[TradeTick]:
