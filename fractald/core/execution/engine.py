@@ -674,9 +674,9 @@ class TradingEngine:
         if broker is None or self.params.fills_from is not FillSource.BARS:
             self._on_price(bar.symbol, bar.close, ts)
         elif self._quiet(bar.symbol, broker):
-            self._walk_quiet(bar, broker)
+            self._walk_quiet(bar, broker, ts)
         else:
-            self._walk(bar, broker)
+            self._walk(bar, broker, ts)
         if bar.complete:
             self.correlation.add_close(bar.symbol, bar.ts_open, bar.close)
         self._timeframe_close(bar, ts)
@@ -690,12 +690,14 @@ class TradingEngine:
                                                        change.reason, dict(change.figures)))
         return self._finish()
 
-    def _walk(self, bar: Bar, broker: PaperBroker) -> None:
+    def _walk(self, bar: Bar, broker: PaperBroker, ts_close: int) -> None:
         """Trade the bar's intrabar path through the paper broker one price at a time, then its close.
 
         While no order or local stop of the symbol is within the path's reach
         (`_inert`) and the walk has caused nothing yet, a point can only note the
-        trade, move the marks and check the breakers: only that is done there.
+        trade, move the marks and check the breakers: there only the trade is
+        noted and the breakers checked at the equity its price gives, and the
+        marks move at the close (or at the first point that does more).
         """
         symbol = bar.symbol
         path = bar_path_points(bar, self._levels(symbol))
@@ -704,8 +706,7 @@ class TradingEngine:
         emitted = len(self._out)
         for i, (price, ts) in enumerate(path):
             if inert and len(self._out) == emitted and not self._reports:
-                # Marking is left to the close (or to the first point that does more):
-                # nothing a breaker trip does here reads this symbol's marks.
+                # Nothing a breaker trip does here reads this symbol's marks.
                 broker.record_trade(symbol, price, ts)
                 self._check_equity(ts, self.accounting.equity_at(symbol, price))
                 if len(self._out) != emitted:
@@ -716,10 +717,10 @@ class TradingEngine:
             self._reports.extend(broker.trade(symbol, price, size, aggressor, ts))
             self._drain()
             self._on_price(symbol, price, ts)
-        self._reports.extend(broker.advance(symbol, bar.ts_event))
+        self._reports.extend(broker.advance(symbol, ts_close))
         # Inert to its end, the path's last point was checked at the close's price.
         settled = inert and len(self._out) == emitted
-        self._close_bar(symbol, bar.close, bar.ts_event, path[-1][1] // MS_PER_DAY if settled else None)
+        self._close_bar(symbol, bar.close, ts_close, path[-1][1] // MS_PER_DAY if settled else None)
 
     def _close_bar(self, symbol: str, close: float, ts: int, settled_day: int | None) -> None:
         """The bar's close, at `ts`.
@@ -757,7 +758,7 @@ class TradingEngine:
                 return False
         return not (broker.has_orders(symbol) or self.accounting.holds(symbol))
 
-    def _walk_quiet(self, bar: Bar, broker: PaperBroker) -> None:
+    def _walk_quiet(self, bar: Bar, broker: PaperBroker, ts_close: int) -> None:
         """`_walk` for a quiet symbol, stopping only at the path's points that can matter.
 
         With nothing to fill and the equity flat along the path, a point of it
@@ -778,7 +779,7 @@ class TradingEngine:
             self._drain()
             self._check_equity(ts)
         broker.record_trade(bar.symbol, *last)
-        self._close_bar(bar.symbol, bar.close, bar.ts_event, day)
+        self._close_bar(bar.symbol, bar.close, ts_close, day)
 
     def on_higher_timeframe_bar(self, bar: Bar) -> list[Any]:
         """A bar of a longer timeframe that the base bars already traded through.
