@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import pytest
 
 from fractald.core.execution.brackets import BracketParams, TrailMode
@@ -28,6 +29,7 @@ from fractald.core.execution.paper import (
     bar_path_trades,
 )
 from fractald.core.models import Bar, Side, Signal
+from fractald.core.risk.breakers import Breaker
 from fractald.core.risk.params import (
     BreakerParams,
     GateParams,
@@ -196,3 +198,61 @@ def test_bar_path_ends_are_the_paths_ends(prices: tuple[float, float, float, flo
         for levels in ([], [99.5, 100.5, 103.0]):
             points = bar_path_points(bar, levels)
             assert bar_path_ends(bar) == (points[0], points[-1])
+
+
+def stopped_out(engine: TradingEngine, t0: int) -> list[Any]:
+    """Flat at 97.5 after a long from 100 stopped at 98: about 1% of equity lost."""
+    out = engine.on_bar(Bar("A", "1m", t0, 100.0, 100.0, 100.0, 100.0, 5.0))
+    out += engine.on_signal(Signal("A", Side.BUY, 100.0, 98.0, (110.0, 120.0), 90.0, "s", "1m",
+                                   t0 + 60_000), t0 + 60_000)
+    out += engine.on_bar(Bar("A", "1m", t0 + 60_000, 100.0, 100.0, 97.0, 97.5, 5.0))
+    out += engine.on_bar(Bar("A", "1m", t0 + 120_000, 97.5, 97.5, 97.5, 97.5, 5.0))
+    assert not engine.brackets
+    return out
+
+
+def small_loss_params(**breakers: Any) -> EngineParams:
+    return EngineParams(
+        initial_equity=10_000.0, fills_from=FillSource.BARS, instruments=(Instrument("A", 0.001, 0.1),),
+        paper=PaperParams(latency_ms=0, slippage_bps=0.0, maker_fee_bps=0.0, taker_fee_bps=0.0),
+        risk=RiskParams(sizing=SizingParams(risk_fraction=0.01, min_notional=0),
+                        gates=GateParams(max_gross_exposure_fraction=50, max_symbol_exposure_fraction=50,
+                                         max_cluster_exposure_fraction=50),
+                        breakers=BreakerParams(**breakers)))
+
+
+T_DAY = 1_700_006_400_000 + 3_600_000  # 01:00 UTC
+QUIET_BAR = Bar("A", "1m", T_DAY + 180_000, 97.5, 97.5, 97.5, 97.5, 5.0)
+
+
+def test_new_breaker_limits_are_checked_at_the_next_price_even_when_nothing_moves() -> None:
+    """The operator tightens the limits (as the daemon's risk overrides do) while flat: the next bar trips."""
+    p = small_loss_params()
+    results = []
+    for engine in (TradingEngine(p), FullWalkEngine(p)):
+        out = stopped_out(engine, T_DAY)
+        assert engine.breakers.trips == {}
+        tighter = attrs.evolve(p.risk.breakers, max_drawdown_fraction=0.005)
+        engine.params = attrs.evolve(engine.params, risk=attrs.evolve(engine.params.risk, breakers=tighter))
+        engine.breakers.params = tighter
+        results.append(out + engine.on_bar(QUIET_BAR))
+    got, want = results
+    assert [e.kind for e in want].count("order_filled") == 2
+    assert want[-2].kind == "breaker_tripped" and want[-2].ts == QUIET_BAR.ts_open
+    assert got == want
+
+
+def test_a_resumed_daily_loss_trips_again_at_the_next_price_even_when_nothing_moves() -> None:
+    """Resume clears the trip but not the day's loss: the next bar, at the same equity, trips it again."""
+    p = small_loss_params(daily_loss_fraction=0.005)
+    results = []
+    for engine in (TradingEngine(p), FullWalkEngine(p)):
+        out = stopped_out(engine, T_DAY)
+        assert list(engine.breakers.trips) == [Breaker.DAILY_LOSS]
+        out += engine.resume(QUIET_BAR.ts_open)
+        assert engine.breakers.trips == {}
+        results.append(out + engine.on_bar(QUIET_BAR))
+    got, want = results
+    assert [e.kind for e in want].count("breaker_tripped") == 2
+    assert want[-2].kind == "breaker_tripped" and want[-2].ts == QUIET_BAR.ts_open
+    assert got == want

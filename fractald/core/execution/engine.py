@@ -57,7 +57,7 @@ from fractald.core.risk.gates import (
     check_feed,
     check_portfolio,
 )
-from fractald.core.risk.params import RiskParams, in_range, int_range
+from fractald.core.risk.params import BreakerParams, RiskParams, in_range, int_range
 from fractald.core.risk.reliability import StrategyChange, StrategyReliability, StrategyState
 from fractald.core.risk.sizing import Instrument, SizedOrder, size_signal
 from fractald.errors import InvariantViolation
@@ -123,6 +123,11 @@ def _day_starts(points: list[tuple[float, int]]) -> list[tuple[float, int]]:
 
 
 class TradingEngine:
+    # (UTC day, equity, breaker limits) of the last breaker check, while no event has
+    # been applied since: a check on that day at that equity would find nothing new
+    # (see `_check_equity`). The class default covers an engine unpickled from before.
+    _settled: tuple[int, float, BreakerParams] | None = None
+
     def __init__(self, params: EngineParams | None = None) -> None:
         self.params = p = params or EngineParams()
         self.instruments = {i.symbol: i for i in p.instruments}
@@ -150,6 +155,7 @@ class TradingEngine:
         self._reports: collections.deque[VenueReport] = collections.deque()
         self._closed_pending: list[Any] = []
         self._paper_dirty = False
+        self._settled = None
         self._appliers = self._build_appliers()
 
     def _build_appliers(self) -> dict[type, Callable[[Any], None]]:
@@ -258,6 +264,7 @@ class TradingEngine:
             applier = self._appliers[type(event)]
         except KeyError:
             raise ValueError(f"not an engine event: {type(event).__name__}") from None
+        self._settled = None
         applier(event)
 
     # ================================================================ appliers
@@ -893,9 +900,23 @@ class TradingEngine:
 
     # ================================================================ breakers
     def _check_equity(self, ts: int, equity: float | None = None) -> None:
-        """The equity breakers at `ts`, at the current equity (or at `equity`, what it is there)."""
+        """The equity breakers at `ts`, at the current equity (or at `equity`, what it is there).
+
+        Skipped when it would find nothing: on the same UTC day and at the same
+        equity as the last check, with no event applied and the same limits since,
+        the peak and the trips already hold what this one would put there.
+        """
         if equity is None:
             equity = self.accounting.equity
+        breakers = self.breakers
+        day = ts // MS_PER_DAY
+        last = self._settled
+        if last is not None and last[0] == day and last[1] == equity and last[2] is breakers.params:
+            return
+        self._check_breakers(ts, equity)
+        self._settled = (day, equity, breakers.params)
+
+    def _check_breakers(self, ts: int, equity: float) -> None:
         breakers = self.breakers
         if breakers.starts_day(ts):
             old = breakers.state
@@ -1026,6 +1047,7 @@ class TradingEngine:
         self.exec_quality.restore(data["exec_quality"])
         self.correlation.restore(data["correlation"])
         self.rate = OrderRateLimiter(self.rate.limit, self.rate.window_ms, data["rate"])
+        self._settled = None
         if self.broker is not None and data.get("broker") is not None:
             self.broker.restore(data["broker"])
         self._paper_dirty = False
