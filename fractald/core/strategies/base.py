@@ -310,7 +310,8 @@ class Strategy(abc.ABC):
         if bar.ts_event - state.ts_entry >= plan.time_exit_ms:
             return state, ExitNow(plan.signal_id, "time")
         best = max(state.best, bar.high) if sign > 0 else min(state.best, bar.low)
-        state = attrs.evolve(state, best=best)
+        if best != state.best:
+            state = attrs.evolve(state, best=best)
         risk = abs(plan.entry - plan.stop)
         gained = (best - state.entry_price) * sign
         new_stop = state.stop
