@@ -689,12 +689,11 @@ class TradingEngine:
         self._timeframe_close(bar, ts)
         self._funding(bar.symbol, ts)
         self.accounting.record_equity(ts)
-        for strategy, rec in list(self.reliability.records.items()):
-            if rec.state is StrategyState.QUARANTINED:
-                change = self.reliability.evaluate(strategy, ts)
-                if change is not None:
-                    self._emit(ev.StrategyStateChanged(ts, strategy, change.old, change.new,
-                                                       change.reason, dict(change.figures)))
+        for strategy in self.reliability.quarantined():
+            change = self.reliability.evaluate(strategy, ts)
+            if change is not None:
+                self._emit(ev.StrategyStateChanged(ts, strategy, change.old, change.new,
+                                                   change.reason, dict(change.figures)))
         return self._finish()
 
     def _walk(self, bar: Bar, broker: PaperBroker, ts_close: int) -> None:

@@ -67,6 +67,11 @@ class StrategyReliability:
             rec = self.records[strategy] = StrategyRecord()
         return rec
 
+    def quarantined(self) -> list[str]:
+        """The strategies now in quarantine (each waits out its time there)."""
+        q = StrategyState.QUARANTINED
+        return [s for s, rec in self.records.items() if rec.state is q]
+
     def scale(self, strategy: str) -> float:
         state = self.record_of(strategy).state
         if state is StrategyState.QUARANTINED:
