@@ -1,6 +1,6 @@
 """Benchmark of the state store; prints figures, asserts nothing.
 
-    .venv/bin/python -m fractald.store.bench [STATE_DIR]
+    .venv/bin/python bench/bench_store.py [STATE_DIR]
 
 STATE_DIR defaults to a temporary directory; point it at the disk the daemon
 will use, since synchronous=FULL makes every commit wait for an fsync.
