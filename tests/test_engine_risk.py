@@ -140,7 +140,7 @@ def test_trades_per_day_limit_in_the_engine() -> None:
     assert denial(eng.on_signal(sig(1, "a"), T0 + M)) is None
     out = eng.on_signal(sig(1, "b"), T0 + M)
     assert denial(out) is None and of(out, ev.BreakerTripped)[0].breaker is Breaker.TRADES_PER_DAY
-    assert denial(eng.on_signal(sig(1, "c"), T0 + M)) is DenialCode.TRADING_REDUCING
+    assert denial(eng.on_signal(sig(1, "c"), T0 + M)) is DenialCode.TRADES_PER_DAY
 
 
 def test_correlated_symbols_share_a_cluster_cap() -> None:

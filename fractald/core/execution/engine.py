@@ -111,6 +111,13 @@ _LIVE_AT_VENUE = frozenset({OrderStatus.ACCEPTED, OrderStatus.TRIGGERED, OrderSt
                             OrderStatus.PENDING_UPDATE})
 
 
+# Breakers whose trip leaves entries not yet filled alone. The day's trade count
+# counts a trade when its bracket opens, so the trip at the limit comes with the
+# trade that reached it: that trade (and the earlier ones) are within the limit
+# and are kept; only the next one is refused (`_trade_count_denial`).
+_KEEPS_ENTRIES = (Breaker.TRADES_PER_DAY,)
+
+
 def _day_starts(points: list[tuple[float, int]]) -> list[tuple[float, int]]:
     """The first point, and each point in another UTC day than the one before it."""
     out: list[tuple[float, int]] = []
@@ -431,11 +438,11 @@ class TradingEngine:
                         value=age, limit=max_age)
         state = self.state
         if state is not TradingState.ACTIVE:
-            code = DenialCode.TRADING_HALTED if state is TradingState.HALTED else DenialCode.TRADING_REDUCING
-            return deny(code, f"trading is {state.value}: no new entries",
-                        trips=[t.breaker.value for t in self.breakers.trips.values()])
+            return self._state_denial(state, ts)
         if self.paused:
             return deny(DenialCode.TRADING_PAUSED, "trading is paused by the operator")
+        if self.breakers.trades_left(ts) <= 0:
+            return self._trade_count_denial(ts)
         rel = self.reliability.record_of(s.strategy)
         if rel.state is StrategyState.QUARANTINED:
             return deny(DenialCode.STRATEGY_QUARANTINED, f"strategy {s.strategy} is quarantined",
@@ -466,6 +473,21 @@ class TradingEngine:
         d = check_portfolio(cand, self.open_risks(), equity, self.params.risk.gates,
                             self.correlation.cluster_of(s.symbol))
         return d if d else sized
+
+    def _state_denial(self, state: TradingState, ts: int) -> Denial:
+        trips = self.breakers.trips
+        if set(trips) == {Breaker.TRADES_PER_DAY}:
+            return self._trade_count_denial(ts)  # say which limit, not just the state it set
+        code = DenialCode.TRADING_HALTED if state is TradingState.HALTED else DenialCode.TRADING_REDUCING
+        return deny(code, f"trading is {state.value}: no new entries",
+                    trips=[t.breaker.value for t in trips.values()])
+
+    def _trade_count_denial(self, ts: int) -> Denial:
+        limit = self.breakers.params.max_trades_per_day
+        done = limit - self.breakers.trades_left(ts)
+        return deny(DenialCode.TRADES_PER_DAY,
+                    f"{done} trades today reached the limit {limit}: no new entries until the "
+                    "next UTC day (or a higher risk.max_trades_per_day)", value=done, limit=limit)
 
     # ================================================================ orders
     def _submit(self, intent: ev.OrderIntent) -> None:
@@ -935,21 +957,61 @@ class TradingEngine:
         old = self.state
         self._emit(ev.BreakerTripped(t.ts, t.breaker, t.state, t.reason, dict(t.figures)))
         self._state_change(old, t.ts, t.reason)
+        if t.breaker not in _KEEPS_ENTRIES and self.state is not TradingState.ACTIVE:
+            self._withdraw_entries(t.ts)
 
     def _state_change(self, old: TradingState, ts: int, reason: str) -> None:
         new = self.state
-        if new is old:
-            return
-        self._emit(ev.TradingStateChanged(ts, old, new, reason))
-        if new is not TradingState.ACTIVE:
-            # No new risk: entries that have not filled yet are withdrawn.
-            for b in list(self.brackets.values()):
-                if b.state is BracketState.PENDING:
-                    self._exit(b, "trading_state", ts)
-                elif not b.entry_done:
-                    self._cancel(b.entry_coid, ts, "trading_state")
+        if new is not old:
+            self._emit(ev.TradingStateChanged(ts, old, new, reason))
+
+    def _withdraw_entries(self, ts: int) -> None:
+        """No new risk: entries that have not filled yet are withdrawn (none left: nothing to do)."""
+        for b in list(self.brackets.values()):
+            if b.state is BracketState.PENDING:
+                self._exit(b, "trading_state", ts)
+            elif not b.entry_done:
+                self._cancel(b.entry_coid, ts, "trading_state")
 
     # ================================================================ commands
+    def set_risk(self, params: RiskParams) -> None:
+        """Swap the risk parameters (sizing, gates, breakers, reliability, execution quality).
+
+        For a running engine or one unpickled with older settings. Counts, trips
+        and history stay; every part holding a copy of the parameters takes the
+        new ones. No event comes of it: new limits are judged at the next market
+        event (the breaker-check cache is keyed on the limits object, and is
+        dropped here too), a lower trade-count limit at the next signal.
+        """
+        if not isinstance(params, RiskParams):
+            raise TypeError(f"set_risk needs a RiskParams, got {type(params).__name__}")
+        if params == self.params.risk:
+            return  # nothing changes: keep the identity the check cache is keyed on
+        self.params = attrs.evolve(self.params, risk=params)
+        self.breakers.set_params(params.breakers)
+        self.reliability.params = params.reliability
+        self.exec_quality.set_params(params.exec_quality)
+        g = params.gates
+        self.correlation.set_params(g.correlation_window, g.correlation_threshold)
+        self.rate = OrderRateLimiter(g.max_orders_per_window, g.order_rate_window_ms, self.rate.history())
+        self._settled = None
+
+    def trip(self, breaker: Breaker, state: TradingState, reason: str,
+             figures: dict[str, Any] | None = None, ts: int | None = None) -> list[Any]:
+        """Trip `breaker` from outside the engine (reconciliation, an operator): events to persist.
+
+        The same path as a breaker the engine trips itself: the trip, the
+        state change it causes, and the withdrawal of entries not filled yet.
+        A breaker already tripped stays as it is (no events).
+        """
+        if state is TradingState.ACTIVE:
+            raise ValueError(f"a trip must set REDUCING or HALTED, not {state.value}")
+        ts = self.last_ts if ts is None else ts
+        self._begin(ts)
+        if breaker not in self.breakers.trips:
+            self._trip(Trip(breaker, state, reason, ts, dict(figures or {})))
+        return self._finish()
+
     def pause(self, ts: int | None = None) -> list[Any]:
         ts = self.last_ts if ts is None else ts
         self._begin(ts)

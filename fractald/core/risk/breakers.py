@@ -82,6 +82,16 @@ class CircuitBreakers:
     def trip(self, t: Trip) -> None:
         self.trips[t.breaker] = t
 
+    def set_params(self, params: BreakerParams) -> None:
+        """New limits; the counts and trips stay (a lowered limit trips at the next check)."""
+        self.params = params
+        self.errors = collections.deque(self.errors, maxlen=params.error_burst_count)
+
+    def trades_left(self, ts: int) -> int:
+        """How many more trades the day of `ts` allows (a day not started yet has none counted)."""
+        done = 0 if self.starts_day(ts) else self.trades_today
+        return self.params.max_trades_per_day - done
+
     def resume(self, equity: float) -> None:
         """Operator resume: clear every trip and start the drawdown and loss counts afresh."""
         self.trips.clear()

@@ -35,6 +35,7 @@ class DenialCode(enum.Enum):
     DUPLICATE_SIGNAL = "duplicate_signal"
     SIGNAL_STALE = "signal_stale"
     POSITION_ALREADY_OPEN = "position_already_open"
+    TRADES_PER_DAY = "trades_per_day"  # the day's trade count is at its limit
 
 
 @attrs.frozen(slots=True)

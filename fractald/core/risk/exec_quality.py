@@ -35,6 +35,15 @@ class ExecutionQuality:
         self.params = params
         self._stats: dict[tuple[str, str], _Stats] = {}
 
+    def set_params(self, params: ExecQualityParams) -> None:
+        """New thresholds; a new window keeps the newest figures that fit in it."""
+        old, self.params = self.params, params
+        if params.window == old.window:
+            return
+        for s in self._stats.values():
+            for name in _Stats.__slots__:
+                setattr(s, name, collections.deque(getattr(s, name), maxlen=params.window))
+
     def _s(self, venue: str, symbol: str) -> _Stats:
         key = (venue, symbol)
         s = self._stats.get(key)

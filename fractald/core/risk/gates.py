@@ -149,6 +149,15 @@ class CorrelationTracker:
         self._returns: dict[str, collections.OrderedDict[int, float]] = {}
         self._clusters: dict[str, frozenset[str]] | None = None
 
+    def set_params(self, window: int, threshold: float) -> None:
+        """New window and threshold: a shorter window drops the oldest returns, clusters are redone."""
+        self.window = window
+        self.threshold = threshold
+        for series in self._returns.values():
+            while len(series) > window:
+                series.popitem(last=False)
+        self._clusters = None
+
     def add_close(self, symbol: str, ts: int, close: float) -> None:
         prev = self._last_close.get(symbol)
         self._last_close[symbol] = close
