@@ -3,9 +3,10 @@
 An override is validated by building the whole config with it
 (`config_from_dict`), so it obeys exactly the rules of the [risk] table
 and the cross-checks. It is stored in the ledger's settings as
-``risk.<key>``, applied at once (`Daemon.apply_live` plus the engine's
-risk parameters), and re-applied over the config file at every start-up
-and after every reload. ``risk set KEY default`` drops the override.
+``risk.<key>``, applied at once (`Daemon.apply_live`, which reaches the
+engine through `TradingSession.apply_config` and `TradingEngine.set_risk`),
+and re-applied over the config file at every start-up and after every
+reload. ``risk set KEY default`` drops the override.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import trio
 from fractald.config import Config, RiskConfig, config_from_dict, unstructure
 from fractald.control.protocol import Arg, CommandError, PeerCred
 from fractald.errors import ConfigError
+from fractald.session import apply_risk_config as apply_to_engine
 
 if TYPE_CHECKING:
     from fractald.actors.supervisor import ActorContext
@@ -55,25 +57,6 @@ def with_risk(config: Config, overrides: dict[str, Any]) -> Config:
     data = unstructure(config)
     data["risk"].update(overrides)
     return config_from_dict(data, source="risk override")
-
-
-def apply_to_engine(engine: Any, config: Config) -> None:
-    """Give a running engine the risk parameters `config` implies.
-
-    A restored engine keeps the parameters it was pickled with, and the
-    pipeline has no apply_config of its own yet, so the daemon's risk
-    settings reach the engine here: sizing, gates and breakers are replaced;
-    reliability and execution-quality settings (not in [risk]) are kept.
-    """
-    from fractald.pipeline_factory import risk_params
-
-    if engine is None:
-        return
-    new = risk_params(config)
-    risk = attrs.evolve(engine.params.risk, sizing=new.sizing, gates=new.gates,
-                        breakers=new.breakers)
-    engine.params = attrs.evolve(engine.params, risk=risk)
-    engine.breakers.params = risk.breakers
 
 
 def _engine(daemon: Daemon) -> Any:
@@ -113,13 +96,12 @@ class RiskOverrides:
         return with_risk(config, self.active) if self.active else config
 
     def reapply(self, log: Any) -> None:
-        """After a reload from the file: the overrides win again, and the engine follows."""
+        """After a reload from the file: the overrides win again (`Daemon.reload` overlays them too)."""
         if self.active:
             try:
                 self.daemon.apply_live(with_risk(self.daemon.config, self.active))
             except ConfigError as exc:
                 log.error("risk_override_invalid", overrides=self.active, problems=exc.problems)
-        apply_to_engine(_engine(self.daemon), self.daemon.config)
 
     async def set(self, key: str, text: str, uid: int) -> dict[str, Any]:
         ledger = self.daemon.store.ledger
@@ -149,8 +131,7 @@ class RiskOverrides:
             overrides = {**self.active, key: value}
             await ledger.set_setting(SETTING_PREFIX + key, value)
         self.active = overrides
-        self.daemon.apply_live(new_config)
-        apply_to_engine(_engine(self.daemon), self.daemon.config)
+        self.daemon.apply_live(new_config)  # reaches the engine (TradingSession.apply_config)
         new = getattr(self.daemon.config.risk, key)
         self.daemon.log.warning("risk_override_set", key=key, old=old, new=new, by_uid=uid,
                                 persisted=key in overrides)
@@ -159,11 +140,13 @@ class RiskOverrides:
                 "overrides": dict(overrides)}
 
     async def run(self, ctx: ActorContext) -> None:
-        """Keep the engine on the daemon's risk settings: after each (re)build and each reload.
+        """A safety net keeping the engine on the daemon's risk settings.
 
-        A recovered engine is unpickled with the parameters it was saved with;
-        a new engine object (start-up, or the trading actor restarted) gets
-        the daemon's settings as soon as it appears, before the feed starts.
+        The settings reach the engine without it: a recovered session applies
+        the daemon's config (overrides included) to the engine it unpickled,
+        and a reload or `risk set` goes through `Daemon.apply_live` to
+        `TradingEngine.set_risk`. This re-checks each new engine object and
+        each reload; `set_risk` with unchanged parameters does nothing.
         """
         seen: int | None = None
         with self.daemon.bus.subscribe({"reload"}) as events:

@@ -57,6 +57,23 @@ def build_pipeline(config: Config) -> Any:
     return pipeline_from_config(config)
 
 
+def apply_risk_config(engine: Any, config: Config) -> None:
+    """Give an engine (running, or unpickled with older settings) the risk parameters `config` implies.
+
+    Sizing, gates and breakers come from [risk]; reliability and
+    execution-quality settings (not in [risk]) are kept as the engine has them.
+    An engine without `set_risk` (none, or a signal-only one) is left alone.
+    """
+    from fractald.pipeline_factory import risk_params
+
+    set_risk = getattr(engine, "set_risk", None)
+    if set_risk is None:
+        return
+    new = risk_params(config)
+    set_risk(attrs.evolve(engine.params.risk, sizing=new.sizing, gates=new.gates,
+                          breakers=new.breakers))
+
+
 class TradingSession:
     def __init__(self, config: Config, ledger: AsyncLedger, log: Any, bus: EventBus,
                  pipeline: Any, cursor: dict[str, int]) -> None:
@@ -122,9 +139,11 @@ class TradingSession:
                 last_seq=last_seq, uncovered=uncovered)
 
     def apply_config(self, config: Config) -> None:
+        """A new config (start-up over a restored pipeline, SIGHUP, `risk set`): [risk] reaches the engine."""
         self.config = config
         if self.pipeline is not None and hasattr(self.pipeline, "apply_config"):
             self.pipeline.apply_config(config)
+        apply_risk_config(self.engine, config)
 
     # -- market events --------------------------------------------------------------------
     async def on_bar(self, bar: Bar, accepting: bool = True) -> None:
@@ -244,23 +263,18 @@ class TradingSession:
     async def _reduce(self, engine: Any, ts: int, report: ReconcileReport) -> None:
         """Trip the reconciliation breaker (REDUCING: only risk-reducing orders), once, persisted.
 
-        The engine has no public "trip this breaker" call, so the trip goes
-        in through `apply` (the path a rebuild takes); asked of the core.
+        Through the portfolio when there is one, so entries the trip withdraws
+        also end their management in the pipelines.
         """
-        from fractald.core.execution.events import BreakerTripped, TradingStateChanged
         from fractald.core.risk.breakers import Breaker, TradingState
 
-        if Breaker.RECONCILIATION in engine.breakers.trips:
-            return
         codes = sorted({m.code.value for m in report.mismatches})
-        old = engine.state
-        events: list[Any] = [BreakerTripped(ts, Breaker.RECONCILIATION, TradingState.REDUCING,
-                                            "reconciliation mismatch: " + ", ".join(codes),
-                                            {"mismatches": [m.as_dict() for m in report.mismatches]})]
-        engine.apply(events[0])
-        if engine.state is not old:
-            events.append(TradingStateChanged(ts, old, engine.state, events[0].reason))
-            engine.apply(events[1])
+        trip = getattr(self.pipeline, "trip", None) or engine.trip
+        events = trip(Breaker.RECONCILIATION, TradingState.REDUCING,
+                      "reconciliation mismatch: " + ", ".join(codes),
+                      {"mismatches": [m.as_dict() for m in report.mismatches]}, ts)
+        if not events:
+            return  # tripped already
         await self.commit(events, ts_event=ts)
         for event in events:
             self.bus.publish(event_kind(event), event_payload(event))

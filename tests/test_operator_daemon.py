@@ -168,6 +168,11 @@ def test_breaker_trip_during_replay_was_alerted_after_a_webhook_failure(env: Env
     assert {b["breaker"] for b in view["breakers"]} == {b.value for b in Breaker}
     row = next(b for b in view["breakers"] if b["breaker"] == "trades_per_day")
     assert row["limit"] == 4 and row["daily_reset"] is True
+    # The trade that reached the limit is kept (it used to be withdrawn on the spot, held 0 s);
+    # a later signal that day is refused with the limit's own code.
+    assert not [t for t in env.ctl("trades") if t["exit_reason"] == "trading_state"]
+    outcomes = {s["outcome"] for s in env.ctl("signals", "--last", "1000")}
+    assert "denied: trades_per_day" in outcomes
     assert view["trading_state"] in ("ACTIVE", "REDUCING")
 
 

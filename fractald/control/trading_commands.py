@@ -3,9 +3,10 @@
 Views read the engine (`session.pipeline.engine`) directly: it is plain
 data, and a handler runs between two steps of the trading actor, never
 in the middle of one. Commands that change trading (pause, resume,
-flatten, halt) call the engine's own operator commands and then treat
-their events exactly like a bar's: committed to the ledger with a
-snapshot in one transaction, then published on the bus. So a halt
+flatten, halt) call the portfolio's operator commands (the engine's, with
+the events followed by every pipeline) and then treat their events
+exactly like a bar's: committed to the ledger with a snapshot in one
+transaction, then published on the bus. So a halt
 survives a restart, and `tail` and the alerts see it.
 """
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from fractald.actors.trading import TradingActor
     from fractald.control.server import CommandRegistry
     from fractald.core.execution.engine import TradingEngine
+    from fractald.core.pipeline import Portfolio
     from fractald.daemon import Daemon
 
 
@@ -48,30 +50,35 @@ def require_engine(actor: TradingActor) -> TradingEngine:
     return engine
 
 
-async def run_engine_command(actor: TradingActor, command: Callable[[TradingEngine], list[Any]]
+def require_portfolio(actor: TradingActor) -> Portfolio:
+    """The portfolio around the engine (the operator commands go through it)."""
+    require_engine(actor)
+    session = actor.session
+    assert session is not None
+    return session.pipeline  # type: ignore[no-any-return]
+
+
+async def run_engine_command(actor: TradingActor, command: Callable[[Portfolio], list[Any]]
                              ) -> list[Any]:
-    """Run an operator command on the engine; commit and publish its events like a bar's."""
+    """Run an operator command on the portfolio; commit and publish its events like a bar's."""
     # Between two market events, never inside one: the trading actor's lock when it has one.
     lock = getattr(actor, "_lock", None)
     async with lock if lock is not None else contextlib.nullcontext():
         return await _run_locked(actor, command)
 
 
-async def _run_locked(actor: TradingActor, command: Callable[[TradingEngine], list[Any]]
+async def _run_locked(actor: TradingActor, command: Callable[[Portfolio], list[Any]]
                       ) -> list[Any]:
     from fractald.session import event_kind, event_payload
 
     engine = require_engine(actor)
+    portfolio = require_portfolio(actor)
     session = actor.session
     assert session is not None
-    events = command(engine)
-    # The pipelines follow the trades they manage through the engine's events
-    # (a flatten that closes a bracket must end its management, a closed trade
-    # must reach its strategy's learning); they get these the same way.
-    for pipeline in getattr(session.pipeline, "pipelines", {}).values():
-        follow = getattr(pipeline, "_engine", None)
-        if follow is not None:
-            follow(events, [])
+    # The portfolio's commands route the engine's events through every pipeline
+    # (a flatten that closes a bracket ends its management, a closed trade reaches
+    # its strategy's learning), as a bar's events are.
+    events = command(portfolio)
     if events:
         await session.commit(events, ts_event=engine.last_ts)
     for event in events:
@@ -213,7 +220,7 @@ def register_trading_commands(registry: CommandRegistry, actor: TradingActor) ->
         return strategies_view(actor, require_engine(actor))
 
     async def pause(args: dict[str, Any], peer: PeerCred) -> dict[str, Any]:
-        events = await run_engine_command(actor, lambda e: e.pause())
+        events = await run_engine_command(actor, lambda p: p.pause())
         actor.accepting = False
         daemon.bus.publish("operator_pause", {"by_uid": peer.uid})
         return {"accepting": False, "events": _kinds(events),
@@ -222,7 +229,7 @@ def register_trading_commands(registry: CommandRegistry, actor: TradingActor) ->
     async def resume(args: dict[str, Any], peer: PeerCred) -> dict[str, Any]:
         engine = require_engine(actor)
         cleared = [b.value for b in engine.breakers.trips]
-        events = await run_engine_command(actor, lambda e: e.resume())
+        events = await run_engine_command(actor, lambda p: p.resume())
         actor.accepting = True
         daemon.bus.publish("operator_resume", {"by_uid": peer.uid, "cleared": cleared})
         return {"accepting": True, "trading_state": engine.state.value, "cleared": cleared,
@@ -235,13 +242,13 @@ def register_trading_commands(registry: CommandRegistry, actor: TradingActor) ->
             raise CommandError("bad_args", f"flatten: unknown symbol {symbol!r}; valid: "
                                f"{', '.join(symbols)} (or none for all)",
                                argument="symbol", allowed=symbols)
-        events = await run_engine_command(actor, lambda e: e.flatten(symbol))
+        events = await run_engine_command(actor, lambda p: p.flatten(symbol))
         daemon.bus.publish("operator_flatten", {"by_uid": peer.uid, "symbol": symbol or "*"})
         return {"symbol": symbol or "all", "events": _kinds(events),
                 "positions": positions_view(require_engine(actor))}
 
     async def halt(args: dict[str, Any], peer: PeerCred) -> dict[str, Any]:
-        events = await run_engine_command(actor, lambda e: e.kill())
+        events = await run_engine_command(actor, lambda p: p.kill())
         actor.accepting = False
         daemon.bus.publish("kill_switch", {"by_uid": peer.uid})
         engine = require_engine(actor)

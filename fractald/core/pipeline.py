@@ -39,6 +39,7 @@ from typing import Any, ClassVar, Protocol
 import attrs
 
 from fractald.core.models import TIMEFRAME_MS, Bar, FeedHealth, Quote, Signal, TradeTick
+from fractald.core.risk.params import RiskParams
 from fractald.core.smc.live import LiveSMCParams
 from fractald.core.strategies.base import (
     TIMEFRAME_DEFAULTS,
@@ -60,6 +61,22 @@ class Engine(Protocol):
     def on_bar(self, bar: Bar) -> list[Any]: ...
     def on_signal(self, signal: Signal, ts: int) -> list[Any]: ...
     def invalidate(self, signal_id: str, ts: int, reason: str = ...) -> list[Any]: ...
+
+
+class OperatedEngine(Engine, Protocol):
+    """An engine the operator can steer (what `Portfolio`'s commands need)."""
+
+    def pause(self, ts: int | None = ...) -> list[Any]: ...
+    def resume(self, ts: int | None = ...) -> list[Any]: ...
+    def flatten(self, symbol: str | None = ..., ts: int | None = ...) -> list[Any]: ...
+    def halt(self, ts: int | None = ..., reason: str = ...) -> list[Any]: ...
+    def kill(self, ts: int | None = ...) -> list[Any]: ...
+    def trip(self, breaker: Any, state: Any, reason: str, figures: dict[str, Any] | None = ...,
+             ts: int | None = ...) -> list[Any]: ...
+    def set_risk(self, params: RiskParams) -> None: ...
+
+
+_OPERATOR_CALLS = ("pause", "resume", "flatten", "halt", "kill", "trip", "set_risk")
 
 
 class NullEngine:
@@ -253,6 +270,15 @@ class Pipeline:
                 else:
                     out.append(ManagementRequested(bar.ts_event, sid, "move_stop", action.stop, action.reason))
 
+    def follow(self, events: list[Any]) -> None:
+        """Follow engine events that came from elsewhere (an operator command, a trip).
+
+        A flatten that closes a bracket must end its management here, and a
+        trade it closes must reach its strategy's learning, exactly as when a
+        bar caused them.
+        """
+        self._engine(events, [])
+
     def _engine(self, events: list[Any], out: list[Any]) -> None:
         """Record the engine's events and follow the trades they open, move and close."""
         out.extend(events)
@@ -305,6 +331,50 @@ class Portfolio:
 
     def status(self) -> dict[str, Any]:
         return {"symbols": {s: p.status() for s, p in self.pipelines.items()}}
+
+    # --- operator commands: the engine's, with their events followed by every pipeline ---
+    def pause(self, ts: int | None = None) -> list[Any]:
+        """No new entries; open trades are still managed."""
+        return self._follow(self._operated().pause(ts))
+
+    def resume(self, ts: int | None = None) -> list[Any]:
+        """Lift the pause and every breaker trip."""
+        return self._follow(self._operated().resume(ts))
+
+    def flatten(self, symbol: str | None = None, ts: int | None = None) -> list[Any]:
+        """Close the positions of `symbol` (None: all) at market."""
+        if symbol is not None:
+            self._for(symbol)  # an unknown symbol is an error, not a silent no-op
+        return self._follow(self._operated().flatten(symbol, ts))
+
+    def halt(self, ts: int | None = None) -> list[Any]:
+        """HALTED: nothing new; what is held keeps its protective exits."""
+        return self._follow(self._operated().halt(ts))
+
+    def kill(self, ts: int | None = None) -> list[Any]:
+        """Kill switch: halt and flatten everything."""
+        return self._follow(self._operated().kill(ts))
+
+    def trip(self, breaker: Any, state: Any, reason: str, figures: dict[str, Any] | None = None,
+             ts: int | None = None) -> list[Any]:
+        """Trip a breaker from outside (reconciliation); withdrawn entries end their management."""
+        return self._follow(self._operated().trip(breaker, state, reason, figures, ts))
+
+    def set_risk(self, params: RiskParams) -> None:
+        """New risk parameters for the shared engine (no events: judged at the next market event)."""
+        self._operated().set_risk(params)
+
+    def _operated(self) -> OperatedEngine:
+        missing = [name for name in _OPERATOR_CALLS if not hasattr(self.engine, name)]
+        if missing:
+            raise TypeError(f"{type(self.engine).__name__} takes no operator commands "
+                            f"(lacks {', '.join(missing)})")
+        return self.engine  # type: ignore[return-value]
+
+    def _follow(self, events: list[Any]) -> list[Any]:
+        for p in self.pipelines.values():
+            p.follow(events)
+        return events
 
     def summary_line(self) -> str:
         return "; ".join(p.summary_line() for p in self.pipelines.values())
