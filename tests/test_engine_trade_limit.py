@@ -117,6 +117,10 @@ def test_a_new_utc_day_clears_the_count_and_the_trip() -> None:
         assert opened(eng.on_signal(sig(n, ts), ts))
     assert eng.on_signal(sig("c", ts), ts)[0].code is DenialCode.TRADES_PER_DAY
     next_day = (T0 // DAY + 1) * DAY
+    # A signal of the new day before any of its prices: the trip is not cleared yet, and the
+    # denial does not claim a count the new day has not got.
+    early = eng.on_signal(sig("c", next_day), next_day)
+    assert [d.code for d in of(early, ev.SignalDenied)] == [DenialCode.TRADING_REDUCING]
     out = eng.on_bar(flat(next_day))
     cleared = of(out, ev.BreakersCleared)
     assert cleared and cleared[0].reason == "daily_reset" and Breaker.TRADES_PER_DAY in cleared[0].breakers

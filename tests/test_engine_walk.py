@@ -233,8 +233,7 @@ def test_new_breaker_limits_are_checked_at_the_next_price_even_when_nothing_move
         out = stopped_out(engine, T_DAY)
         assert engine.breakers.trips == {}
         tighter = attrs.evolve(p.risk.breakers, max_drawdown_fraction=0.005)
-        engine.params = attrs.evolve(engine.params, risk=attrs.evolve(engine.params.risk, breakers=tighter))
-        engine.breakers.params = tighter
+        engine.set_risk(attrs.evolve(engine.params.risk, breakers=tighter))
         results.append(out + engine.on_bar(QUIET_BAR))
     got, want = results
     assert [e.kind for e in want].count("order_filled") == 2

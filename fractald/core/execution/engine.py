@@ -476,7 +476,7 @@ class TradingEngine:
 
     def _state_denial(self, state: TradingState, ts: int) -> Denial:
         trips = self.breakers.trips
-        if set(trips) == {Breaker.TRADES_PER_DAY}:
+        if set(trips) == {Breaker.TRADES_PER_DAY} and self.breakers.trades_left(ts) <= 0:
             return self._trade_count_denial(ts)  # say which limit, not just the state it set
         code = DenialCode.TRADING_HALTED if state is TradingState.HALTED else DenialCode.TRADING_REDUCING
         return deny(code, f"trading is {state.value}: no new entries",
