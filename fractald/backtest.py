@@ -26,7 +26,7 @@ from typing import Any
 
 import attrs
 
-from fractald.core.bars import TimeframeRollup
+from fractald.core.bars import Rollups
 from fractald.config import Config, load_config
 from fractald.core.execution.engine import FillSource, TradingEngine
 from fractald.core.models import TIMEFRAME_MS, Bar, ClosedTrade
@@ -98,7 +98,7 @@ class Runner:
         base = pipeline.base_timeframe
         self.pipeline = pipeline
         higher = sorted({tf for tf in timeframes if TIMEFRAME_MS[tf] > TIMEFRAME_MS[base]}, key=lambda tf: TIMEFRAME_MS[tf])
-        self.rollups = [TimeframeRollup(pipeline.symbol, tf, base) for tf in higher]
+        self.rollups = Rollups(pipeline.symbol, higher, base)
         self.trades: list[ClosedTrade] = []
         self.signals = 0
         self.skips: Counter[str] = Counter()
@@ -108,18 +108,19 @@ class Runner:
         """One base bar and the higher-timeframe bars it closes; the events, in order."""
         on_bar = self.pipeline.on_bar
         events = on_bar(bar, accepting)
-        for r in self.rollups:
-            higher = r.on_base(bar)
-            if higher is not None:
-                events += on_bar(higher, accepting)
+        for higher in self.rollups.on_base(bar):
+            events += on_bar(higher, accepting)
         return events
 
     def feed(self, bars: Sequence[Bar], accepting: bool = True) -> None:
-        step = self.step
+        # step's body inlined, with the lookups hoisted: this loop is the backtest's hot path
+        on_bar, on_base, tally = self.pipeline.on_bar, self.rollups.on_base, self._tally
         for bar in bars:
-            events = step(bar, accepting)
+            events = on_bar(bar, accepting)
+            for higher in on_base(bar):
+                events += on_bar(higher, accepting)
             if events:
-                self._tally(events, accepting)
+                tally(events, accepting)
 
     def _tally(self, events: list[Any], counting: bool) -> None:
         for e in events:

@@ -20,6 +20,8 @@ watermark the shell estimates). Rules a trader relies on:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from functools import reduce
+from operator import add, attrgetter
 
 import attrs
 
@@ -74,49 +76,118 @@ class _OpenBar:
                    self.close, self.volume, complete)
 
 
+_NEVER = 1 << 62  # an idle period's start: no ts_open reaches it, so the next bar opens a new period
+_HIGH, _LOW, _VOLUME, _COMPLETE = (attrgetter(f) for f in ("high", "low", "volume", "complete"))
+
+
+class _Period:
+    """One timeframe's current period in a Rollups; its base bars are the shared buffer from `first` on."""
+
+    __slots__ = ("end", "first", "last", "per_bar", "start", "tf_ms", "timeframe")
+
+    def __init__(self, timeframe: str, tf_ms: int, per_bar: int) -> None:
+        self.timeframe = timeframe
+        self.tf_ms = tf_ms
+        self.per_bar = per_bar
+        self.idle()
+
+    def idle(self) -> None:
+        self.start, self.end, self.last, self.first = _NEVER, -_NEVER, -_NEVER, 0
+
+
+class Rollups:
+    """Rolls consecutive base bars into several higher timeframes, aligned to UTC, shortest first.
+
+    The base bars of every open period are kept (one shared buffer) and a
+    higher bar is built when its last base bar arrives, so a base bar that
+    closes nothing costs one range check and one append whatever the number
+    of timeframes. Rules for each timeframe: a bar goes out with its
+    period's last base bar; it holds the prices of the complete (or traded)
+    base bars in it, and is complete only if all `per_bar` base bars came
+    and were complete; a period of placeholders only gives one flat
+    placeholder at the closing bar's close. A base bar from another period
+    than the open one starts that period afresh (only after a skipped stretch).
+    """
+
+    def __init__(self, symbol: str, timeframes: Iterable[str], base_timeframe: str) -> None:
+        self.symbol = symbol
+        self.base_ms = base_ms = timeframe_ms(base_timeframe)
+        periods = []
+        for tf in sorted(set(timeframes), key=timeframe_ms):
+            tf_ms = timeframe_ms(tf)
+            if tf_ms <= base_ms or tf_ms % base_ms:
+                raise ValueError(
+                    f"timeframe {tf} is not a multiple of the base timeframe {base_timeframe}")
+            periods.append(_Period(tf, tf_ms, tf_ms // base_ms))
+        self.periods: tuple[_Period, ...] = tuple(periods)
+        self.timeframes = tuple(p.timeframe for p in periods)
+        self._buf: list[Bar] = []
+        # Every period holds [_lo, _hi) without closing there: a bar in it only joins the buffer.
+        self._lo, self._hi = _NEVER, -_NEVER
+
+    def on_base(self, bar: Bar) -> Sequence[Bar]:
+        """The next base bar; the higher bars it closes, shortest timeframe first."""
+        self._buf.append(bar)
+        if self._lo <= bar.ts_open < self._hi:
+            return ()
+        return self._turn(bar)
+
+    def _turn(self, bar: Bar) -> list[Bar]:
+        ts, buf, out = bar.ts_open, self._buf, []
+        for p in self.periods:
+            if not p.start <= ts < p.end:
+                p.start = ts - ts % p.tf_ms
+                p.end = p.start + p.tf_ms
+                p.last = p.end - self.base_ms
+                p.first = len(buf) - 1
+            if ts >= p.last:
+                out.append(self._roll(p, buf[p.first:]))
+                # the next period opens with the next bar (a bar from anywhere else restarts it anyway)
+                p.start, p.end, p.last, p.first = p.end, p.end + p.tf_ms, p.last + p.tf_ms, len(buf)
+        # with no timeframe at all no bar is kept: lo stays past every bar so each one comes here
+        keep, lo, hi = len(buf), (-_NEVER if self.periods else _NEVER), _NEVER
+        for p in self.periods:
+            if p.start != _NEVER and p.first < keep:
+                keep = p.first
+            if p.start > lo:
+                lo = p.start
+            if p.last < hi:
+                hi = p.last
+        if keep:
+            del buf[:keep]
+            for p in self.periods:
+                if p.start != _NEVER:
+                    p.first -= keep
+        self._lo, self._hi = lo, hi
+        return out
+
+    def _roll(self, p: _Period, bars: list[Bar]) -> Bar:
+        complete = all(map(_COMPLETE, bars))
+        # Flat placeholders for missing bars carry no prices of their own period.
+        priced = bars if complete else [b for b in bars if b.complete or b.volume > 0]
+        if not priced:  # nothing but placeholders: one flat placeholder
+            c = bars[-1].close
+            return Bar(self.symbol, p.timeframe, p.start, c, c, c, c, 0.0, False)
+        # max/min over the bars in order, and the volume summed from 0.0 in order, as a running total would
+        return Bar(self.symbol, p.timeframe, p.start, priced[0].open, max(map(_HIGH, priced)),
+                   min(map(_LOW, priced)), priced[-1].close, reduce(add, map(_VOLUME, priced), 0.0),
+                   complete and len(bars) == p.per_bar)
+
+
 class TimeframeRollup:
-    """Rolls consecutive base bars into one higher timeframe, aligned to UTC."""
+    """Rolls consecutive base bars into one higher timeframe, aligned to UTC (see Rollups)."""
 
     def __init__(self, symbol: str, timeframe: str, base_timeframe: str) -> None:
+        self._rollups = Rollups(symbol, [timeframe], base_timeframe)
         self.symbol = symbol
         self.timeframe = timeframe
         self.tf_ms = timeframe_ms(timeframe)
         self.base_ms = timeframe_ms(base_timeframe)
-        if self.tf_ms <= self.base_ms or self.tf_ms % self.base_ms:
-            raise ValueError(
-                f"timeframe {timeframe} is not a multiple of the base timeframe {base_timeframe}")
         self.per_bar = self.tf_ms // self.base_ms
-        self._period: int | None = None
-        self._acc: _OpenBar | None = None
-        self._count = 0
-        self._complete = True
 
     def on_base(self, bar: Bar) -> Bar | None:
-        period = bar.ts_open - bar.ts_open % self.tf_ms
-        if self._period != period:
-            # First bar seen, or (only after a skipped stretch) a new period.
-            self._period, self._acc, self._count, self._complete = period, None, 0, True
-        self._count += 1
-        self._complete = self._complete and bar.complete
-        if bar.complete or bar.volume > 0:
-            # Flat placeholders for missing bars carry no prices of their own period.
-            acc = self._acc
-            if acc is None:
-                acc = self._acc = _OpenBar(period, bar.open, 0.0)
-                acc.high, acc.low = bar.high, bar.low
-            else:
-                acc.high = max(acc.high, bar.high)
-                acc.low = min(acc.low, bar.low)
-            acc.close = bar.close
-            acc.volume += bar.volume
-        if bar.ts_open + self.base_ms < period + self.tf_ms:
-            return None
-        acc, self._acc, self._period = self._acc, None, None
-        if acc is None:  # nothing but placeholders: one flat placeholder
-            return Bar(self.symbol, self.timeframe, period, bar.close, bar.close, bar.close,
-                       bar.close, 0.0, False)
-        return acc.freeze(self.symbol, self.timeframe,
-                          self._complete and self._count == self.per_bar)
+        out = self._rollups.on_base(bar)
+        return out[0] if out else None
 
 
 def _floor(ts: int, step: int) -> int:
@@ -145,8 +216,7 @@ class SymbolBars:
             raise ValueError(f"grace_ms {grace_ms} must be shorter than the base bar")
         self.grace_ms = grace_ms
         self.max_gap_bars = max_gap_bars
-        higher = sorted({tf for tf in timeframes if tf != base_timeframe}, key=timeframe_ms)
-        self.rollups = [TimeframeRollup(symbol, tf, base_timeframe) for tf in higher]
+        self.rollups = Rollups(symbol, [tf for tf in timeframes if tf != base_timeframe], base_timeframe)
         self._open: dict[int, _OpenBar] = {}
         self._closed: dict[int, Bar] = {}
         self._suspect: list[tuple[int, int]] = []  # [start, end) ranges of base ts_open
@@ -198,8 +268,8 @@ class SymbolBars:
         if not self.history_bars:
             return minute
         start = minute - self.history_bars * self.step_ms
-        if self.rollups:
-            longest = self.rollups[-1].tf_ms
+        if self.rollups.periods:
+            longest = self.rollups.periods[-1].tf_ms
             aligned = start - start % longest
             if (minute - aligned) // self.step_ms <= self.max_gap_bars:
                 start = aligned
@@ -294,10 +364,7 @@ class SymbolBars:
         out.append(bar)
         self.last_close = bar.close
         self.next_ts = bar.ts_open + self.step_ms
-        for rollup in self.rollups:
-            higher = rollup.on_base(bar)
-            if higher is not None:
-                out.append(higher)
+        out.extend(self.rollups.on_base(bar))
 
     def _drain(self) -> Step:
         """Emit what can go out in order; a new gap is reported once, in the Step that finds it."""
