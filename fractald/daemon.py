@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 import signal
 import time
-from pathlib import Path
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -21,7 +21,7 @@ import trio
 from fractald import __version__
 from fractald.actors.events import EventBus
 from fractald.actors.heartbeat import Heartbeat
-from fractald.actors.supervisor import ActorContext, ActorSpec, RestartPolicy, Supervisor
+from fractald.actors.supervisor import ActorContext, ActorSpec, Supervisor
 from fractald.config import Config, load_config, reload_changes
 from fractald.errors import ConfigError, ExitStatus, FatalError, FractalError
 from fractald.logs import configure_logging, get_logger, redactor
@@ -112,7 +112,6 @@ class Daemon:
             spec("control", control.run),
             spec("metrics", self.metrics.run),
             spec("alerts", self.alerts.run),
-            spec("risk_overrides", self.risk_overrides.run),
         ]
 
     async def run(self) -> int:

@@ -15,22 +15,18 @@ import typing
 from typing import TYPE_CHECKING, Any
 
 import attrs
-import trio
 
 from fractald.config import Config, RiskConfig, config_from_dict, unstructure
 from fractald.control.protocol import Arg, CommandError, PeerCred
 from fractald.errors import ConfigError
-from fractald.session import apply_risk_config as apply_to_engine
 
 if TYPE_CHECKING:
-    from fractald.actors.supervisor import ActorContext
     from fractald.control.server import CommandRegistry
     from fractald.daemon import Daemon
     from fractald.store.writer import AsyncLedger
 
 SETTING_PREFIX = "risk."
 RESET_WORD = "default"
-ENGINE_CHECK_S = 0.5  # how often to look for a rebuilt engine
 RISK_KEYS: tuple[str, ...] = tuple(f.name for f in attrs.fields(RiskConfig))
 _TYPES = typing.get_type_hints(RiskConfig)
 
@@ -57,10 +53,6 @@ def with_risk(config: Config, overrides: dict[str, Any]) -> Config:
     data = unstructure(config)
     data["risk"].update(overrides)
     return config_from_dict(data, source="risk override")
-
-
-def _engine(daemon: Daemon) -> Any:
-    return getattr(getattr(daemon.trading.session, "pipeline", None), "engine", None)
 
 
 class RiskOverrides:
@@ -94,14 +86,6 @@ class RiskOverrides:
     def overlay(self, config: Config) -> Config:
         """`config` with the active overrides on top (ConfigError if they no longer fit)."""
         return with_risk(config, self.active) if self.active else config
-
-    def reapply(self, log: Any) -> None:
-        """After a reload from the file: the overrides win again (`Daemon.reload` overlays them too)."""
-        if self.active:
-            try:
-                self.daemon.apply_live(with_risk(self.daemon.config, self.active))
-            except ConfigError as exc:
-                log.error("risk_override_invalid", overrides=self.active, problems=exc.problems)
 
     async def set(self, key: str, text: str, uid: int) -> dict[str, Any]:
         ledger = self.daemon.store.ledger
@@ -138,32 +122,6 @@ class RiskOverrides:
         self.daemon.bus.publish("risk_set", {"key": key, "old": old, "new": new, "by_uid": uid})
         return {"key": key, "old": old, "new": new, "persisted": key in overrides,
                 "overrides": dict(overrides)}
-
-    async def run(self, ctx: ActorContext) -> None:
-        """A safety net keeping the engine on the daemon's risk settings.
-
-        The settings reach the engine without it: a recovered session applies
-        the daemon's config (overrides included) to the engine it unpickled,
-        and a reload or `risk set` goes through `Daemon.apply_live` to
-        `TradingEngine.set_risk`. This re-checks each new engine object and
-        each reload; `set_risk` with unchanged parameters does nothing.
-        """
-        seen: int | None = None
-        with self.daemon.bus.subscribe({"reload"}) as events:
-            while not self.daemon.trading.recovered.is_set():
-                ctx.beat()
-                with trio.move_on_after(ctx.beat_interval_s):
-                    await self.daemon.trading.recovered.wait()
-            while True:
-                engine = _engine(self.daemon)
-                if engine is not None and id(engine) != seen:
-                    apply_to_engine(engine, self.daemon.config)
-                    seen = id(engine)
-                ctx.beat()
-                with trio.move_on_after(ENGINE_CHECK_S):
-                    event = await events.receive()
-                    if event.data.get("applied"):
-                        self.reapply(ctx.log)
 
 
 def register_risk_commands(registry: CommandRegistry, daemon: Daemon) -> None:

@@ -199,7 +199,7 @@ def test_status_carries_equity_risk_and_the_last_signal(env: Env) -> None:
     last = env.ctl("signals", "--last", "1")[0]
     assert account["last_signal"]["ts"] == last["ts"]
     assert account["last_signal"]["strategy"] == last["strategy"]
-    assert {a["name"] for a in status["actors"]} >= {"metrics", "alerts", "risk_overrides"}
+    assert {a["name"] for a in status["actors"]} >= {"metrics", "alerts"}
     assert 0 <= status["daemon"]["loop_lag_s"] <= status["daemon"]["loop_lag_max_s"] < 5
 
 

@@ -23,13 +23,8 @@ from fractald.core.execution.engine import TradingEngine
 from fractald.core.models import Bar
 from fractald.errors import ConfigError, StateCorrupt
 from fractald.pipeline_factory import engine_params
-from fractald.risk_overrides import (
-    RISK_KEYS,
-    RiskOverrides,
-    apply_to_engine,
-    parse_value,
-    with_risk,
-)
+from fractald.risk_overrides import RISK_KEYS, RiskOverrides, parse_value, with_risk
+from fractald.session import apply_risk_config as apply_to_engine
 from fractald.store.writer import AsyncLedger
 
 T0 = 1_641_000_000_000
