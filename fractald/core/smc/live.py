@@ -85,11 +85,14 @@ from __future__ import annotations
 
 import enum
 from collections import deque
+from operator import attrgetter
 
 import attrs
 
 from fractald.core.models import TIMEFRAME_MS, Bar
 from fractald.core.smc._live_validate import float_in, int_in, known_timeframe
+
+_HIGH, _LOW = attrgetter("high"), attrgetter("low")
 
 
 class Direction(enum.IntEnum):
@@ -485,15 +488,14 @@ class LiveSMC:
             gaps = self._fvgs[side]
             if not gaps:
                 continue
-            keep = []
-            for g in gaps:
-                hit = row.low <= g.top if side == 1 else row.high >= g.bottom
-                if hit:
-                    events.append(FVGMitigated(g.direction, g.index, g.ts, g.top, g.bottom,
-                                               row.index, row.known_ts))
-                else:
-                    keep.append(g)
-            self._fvgs[side] = keep
+            low, high = row.low, row.high
+            hit = [g for g in gaps if (low <= g.top if side == 1 else high >= g.bottom)]
+            if not hit:
+                continue  # the usual bar: no gap reached, the list stays as it is
+            for g in hit:
+                events.append(FVGMitigated(g.direction, g.index, g.ts, g.top, g.bottom,
+                                           row.index, row.known_ts))
+            self._fvgs[side] = [g for g in gaps if not (low <= g.top if side == 1 else high >= g.bottom)]
 
     def _detect_fvg(self, row: _BarRow, events: list[SMCEvent]) -> None:
         if len(self._buf) < 3:
@@ -518,9 +520,9 @@ class LiveSMC:
         if len(buf) < 2 * L or row.index < 3 * L - 1:
             return
         cand = buf[L - 1]  # bar i = t - L; the buffer holds i-L+1 .. i+L
-        if cand.high == max(r.high for r in buf):
+        if cand.high == max(map(_HIGH, buf)):
             side, level = 1, cand.high
-        elif cand.low == min(r.low for r in buf):
+        elif cand.low == min(map(_LOW, buf)):
             side, level = -1, cand.low
         else:
             return
@@ -597,25 +599,24 @@ class LiveSMC:
         recs.extend(p.rec for p in self._pending)
         for rec in recs:
             if rec.broken_index is None:
-                if rec.point.direction == Direction.BULLISH:
-                    hit = up > rec.point.level
-                else:
-                    hit = down < rec.point.level
-                if hit:
+                pt = rec.point
+                if (up > pt.level) if pt.direction > 0 else (down < pt.level):
                     rec.broken_index, rec.broken_ts = row.index, row.known_ts
         self._sweep(row, events, recs)
 
     def _sweep(self, row: _BarRow, events: list[SMCEvent], recs: list[_SwingRec]) -> None:
-        seen: set[int] = set()
+        high, low = row.high, row.low
         for side in (1, -1):
-            for a in self._anchors[side]:
-                seen.add(id(a))
-                if a.swept_index is None and self._sweeps(a, row):
+            for a in self._anchors[side]:  # every anchor on this side has this direction
+                if a.swept_index is None and ((high >= a.point.level + a.range) if side == 1
+                                              else (low <= a.point.level - a.range)):
                     a.mark_swept(row)
                     if a.members >= 2:
                         events.append(self._swept_event(a, row))
-        for rec in recs:  # swings not yet final: record the sweep for when they join the pools
-            if id(rec) not in seen and rec.swept_index is None and self._sweeps(rec, row):
+        # swings not yet final: record the sweep for when they join the pools (an anchor among
+        # them was settled just above: swept now or before, or not reached by this bar)
+        for rec in recs:
+            if rec.swept_index is None and self._sweeps(rec, row):
                 rec.mark_swept(row)
 
     @staticmethod
@@ -626,7 +627,7 @@ class LiveSMC:
 
     @staticmethod
     def _sweeps(a: _SwingRec, row: _BarRow) -> bool:
-        if a.point.direction == Direction.BULLISH:
+        if a.point.direction > 0:
             return row.high >= a.point.level + a.range
         return row.low <= a.point.level - a.range
 
@@ -740,25 +741,26 @@ class LiveSMC:
             obs = self._obs[side]
             if not obs:
                 continue
-            keep = []
-            for rec in obs:
+            # a block is mitigated when `probe` passes its near side, then invalidated when `far` passes its far side
+            if side == 1:
+                probe, far = (min(row.open, row.close) if cm else row.low), row.high
+            else:
+                probe, far = (max(row.open, row.close) if cm else row.high), row.low
+            keep: list[_OBRec] | None = None  # made only once a block goes: most bars change nothing
+            for i, rec in enumerate(obs):
                 b = rec.block
                 if rec.breaker:
-                    gone = row.high > b.top if side == 1 else row.low < b.bottom
-                    if gone:
+                    if (far > b.top) if side == 1 else (far < b.bottom):
                         events.append(OrderBlockInvalidated(b.direction, b.index, b.ts, b.top, b.bottom,
                                                             row.index, row.known_ts))
+                        if keep is None:
+                            keep = obs[:i]
                         continue
-                else:
-                    if side == 1:
-                        probe = min(row.open, row.close) if cm else row.low
-                        hit = probe < b.bottom
-                    else:
-                        probe = max(row.open, row.close) if cm else row.high
-                        hit = probe > b.top
-                    if hit:
-                        rec.breaker = True
-                        events.append(OrderBlockMitigated(b.direction, b.index, b.ts, b.top, b.bottom,
-                                                          row.index, row.known_ts))
-                keep.append(rec)
-            self._obs[side] = keep
+                elif (probe < b.bottom) if side == 1 else (probe > b.top):
+                    rec.breaker = True
+                    events.append(OrderBlockMitigated(b.direction, b.index, b.ts, b.top, b.bottom,
+                                                      row.index, row.known_ts))
+                if keep is not None:
+                    keep.append(rec)
+            if keep is not None:
+                self._obs[side] = keep
