@@ -26,6 +26,14 @@ from fractald.store.writer import AsyncLedger
 SNAPSHOT_FORMAT = 1
 # Events that do not change the trading state (may follow the newest snapshot).
 NOT_STATE_KINDS = ("intent_repaired",)
+# Trading events an operator reads in `journalctl -u fractald` (the rest: `fractalctl tail`).
+LOGGED_KINDS = {
+    "signal": "info", "signal_denied": "info", "bracket_opened": "info",
+    "order_filled": "info", "stop_moved": "info", "bracket_closed": "info",
+    "trade_closed": "info", "breaker_tripped": "warning", "breakers_cleared": "info",
+    "trading_state": "warning", "strategy_state": "warning", "order_anomaly": "error",
+}
+_LOG_FIELD_CAP = 12
 # Events about one order, by client order id: after them the order may have reached its end.
 ORDER_EVENT_KINDS = frozenset({"order_intent", "order_status", "order_filled", "cancel_requested"})
 SNAPSHOT_EVERY_BARS = 500  # a snapshot at least this often, besides every bar with events
@@ -72,6 +80,18 @@ def apply_risk_config(engine: Any, config: Config) -> None:
     new = risk_params(config)
     set_risk(attrs.evolve(engine.params.risk, sizing=new.sizing, gates=new.gates,
                           breakers=new.breakers))
+
+
+def _log_fields(payload: dict[str, Any]) -> dict[str, Any]:
+    """A log line's fields: the payload's scalars and small nested records, never `event`."""
+    fields: dict[str, Any] = {}
+    for key, value in payload.items():
+        if len(fields) >= _LOG_FIELD_CAP:
+            break
+        if key in ("event", "reasons", "level", "actor"):
+            continue
+        fields["ts_event" if key == "ts" else key] = value  # `ts` is the log line's own time
+    return fields
 
 
 class TradingSession:
@@ -161,8 +181,7 @@ class TradingSession:
             self.bars_since_snapshot += 1
         if events or self.bars_since_snapshot >= SNAPSHOT_EVERY_BARS:
             await self.commit(events, ts_event=bar.ts_event)
-        for event in events:
-            self.bus.publish(event_kind(event), event_payload(event))
+        self._announce(events)
 
     async def on_tick(self, tick: TradeTick | Quote) -> None:
         if self.pipeline is None or not hasattr(self.pipeline, "on_tick"):
@@ -170,8 +189,7 @@ class TradingSession:
         events = list(self.pipeline.on_tick(tick))
         if events:
             await self.commit(events, ts_event=tick.ts_event)
-            for event in events:
-                self.bus.publish(event_kind(event), event_payload(event))
+            self._announce(events)
 
     def on_feed_health(self, health: FeedHealth) -> None:
         self.feed_health[health.symbol] = health
@@ -276,8 +294,16 @@ class TradingSession:
         if not events:
             return  # tripped already
         await self.commit(events, ts_event=ts)
+        self._announce(events)
+
+    def _announce(self, events: list[Any]) -> None:
+        """Committed events go to the bus (tail, alerts, metrics); the notable ones to the log too."""
         for event in events:
-            self.bus.publish(event_kind(event), event_payload(event))
+            kind, payload = event_kind(event), event_payload(event)
+            self.bus.publish(kind, payload)
+            level = LOGGED_KINDS.get(kind)
+            if level is not None:
+                getattr(self.log, level)(kind, **_log_fields(payload))
 
     # -- what operators see ---------------------------------------------------------------
     def summary_line(self) -> str:
