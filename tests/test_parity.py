@@ -48,6 +48,8 @@ def test_backtest_and_daemon_replay_make_the_same_trades(tmp_path: Path) -> None
     finally:
         daemon.kill()
     replayed = daemon_trades(tmp_path / "state" / "fractald.db")
+    logged = [line for line in daemon.log_lines() if line.get("event") == "trade_closed"]
+    assert [line["trade"]["trade_id"] for line in logged] == [t["trade_id"] for t in replayed]
 
     result = subprocess.run(
         [sys.executable, "-m", "fractald.cli", "backtest", "--config", str(config),
