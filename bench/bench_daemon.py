@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from daemon_harness import DaemonProcess, NotifyListener, write_candles_csv, write_config  # noqa: E402
+from daemon_harness import DaemonProcess, NotifyListener, write_candles_csv, write_config
 
 
 def cpu_seconds(pid: int) -> float:

@@ -14,8 +14,8 @@ from fractald.config import Config
 from fractald.core.execution.engine import EngineParams, FillSource, TradingEngine
 from fractald.core.execution.paper import PaperParams
 from fractald.core.pipeline import Portfolio, build_portfolio
-from fractald.core.strategies.confidence import ConfidenceModel, ConfidenceWeights
 from fractald.core.risk.params import BreakerParams, GateParams, RiskParams, SizingParams
+from fractald.core.strategies.confidence import ConfidenceModel, ConfidenceWeights
 
 
 def risk_params(config: Config) -> RiskParams:

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from daemon_harness import REPO, DaemonProcess, write_candles_csv, write_config
 
 pytestmark = pytest.mark.slow

@@ -18,7 +18,6 @@ returns normally once everything is sent ("replay finished").
 from __future__ import annotations
 
 import bisect
-
 import enum
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
