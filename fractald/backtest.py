@@ -60,6 +60,8 @@ def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--walk-forward", type=int, default=0, metavar="K",
                         help="split into K folds and report each out of sample")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--plot", metavar="FILE.png", default=None,
+                        help="also draw the equity curve, drawdown beneath, trades marked")
 
 
 class BacktestError(ValueError):
@@ -251,9 +253,23 @@ def run_backtest(args: argparse.Namespace) -> dict[str, Any]:
     runner.feed(bars)
     report["summary"] = summarise(runner, bars, args.equity)
     report["trade_list"] = [_trade_row(t) for t in runner.trades]
+    if getattr(args, "plot", None):
+        report["plot"] = str(_plot(runner, bars, args.equity, args.plot))
     if args.walk_forward:
         report["folds"] = walk_forward(bars, args.walk_forward, st, args.equity, args.symbol)
     return report
+
+
+def _plot(runner: Runner, bars: Sequence[Bar], equity: float, path: str) -> Any:
+    """The engine's own equity curve when it covers the run, else one built from the trades."""
+    from fractald.reporting.plots import plot_equity
+
+    curve = list(runner.pipeline.engine.accounting.equity_curve)
+    if not curve or curve[0][0] > bars[0].ts_event:
+        curve = [(bars[0].ts_open, equity)]
+        for t in sorted(runner.trades, key=lambda t: t.ts_exit):
+            curve.append((t.ts_exit, curve[-1][1] + t.pnl))
+    return plot_equity(curve, runner.trades, path, starting_equity=equity)
 
 
 def walk_forward(bars: Sequence[Bar], k: int, st: StrategySettings, equity: float,

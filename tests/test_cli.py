@@ -59,3 +59,18 @@ def test_chart_from_candle_file_writes_png(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "does not exist" in missing.stderr
     bad_tf = run_cli("chart", "--timeframes", "7m", "--plot", str(out))
     assert bad_tf.returncode == 2 and "unknown timeframe" in bad_tf.stderr
+
+
+@pytest.mark.slow
+def test_backtest_report_and_equity_plot(tmp_path: Path) -> None:
+    from daemon_harness import write_candles_csv
+
+    candles = write_candles_csv(tmp_path / "c.csv", start=0, count=8000)
+    out = tmp_path / "equity.png"
+    result = run_cli("backtest", "--data", str(candles), "--json", "--plot", str(out))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["summary"]["trades"] == len(report["trade_list"]) > 0
+    assert report["plot"] == str(out)
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(data[16:20], "big") >= 800
