@@ -1,0 +1,243 @@
+"""Market data in: bars (walked through the paper broker), ticks, quotes, feed health.
+
+With candles driving the paper broker, a bar's intrabar path is traded one
+price at a time (`_walk`), or only at the points that can matter when
+nothing on the symbol can act (`_walk_quiet`, `_inert`). Higher-timeframe
+bars feed the ATR and time exits; funding is charged as it falls due.
+
+Relies on (see `EngineCore`): `_begin`/`_emit`/`_finish` (EngineApply),
+`_on_price`/`_mark`/`_drain`/`_exit` (EngineOrders), `_check_equity`
+(EngineBreakers).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fractald.core.execution import events as ev
+from fractald.core.execution._engine_core import EngineCore, FillSource, _Atr
+from fractald.core.execution.brackets import BracketState, TrailMode
+from fractald.core.execution.paper import (
+    PaperBroker,
+    bar_path_ends,
+    bar_path_points,
+    path_trade,
+)
+from fractald.core.models import Bar, FeedHealth, Quote, Side, TradeTick, timeframe_ms
+from fractald.core.risk.breakers import MS_PER_DAY
+
+# Brackets whose local stop `_on_price` watches.
+_GUARDED = (BracketState.PENDING, BracketState.OPEN)  # a tuple: `in` by identity, no enum hashing
+
+
+def _day_starts(points: list[tuple[float, int]]) -> list[tuple[float, int]]:
+    """The first point, and each point in another UTC day than the one before it."""
+    out: list[tuple[float, int]] = []
+    day = -1
+    for price, ts in points:
+        if ts // MS_PER_DAY != day:
+            day = ts // MS_PER_DAY
+            out.append((price, ts))
+    return out
+
+
+class EngineMarket(EngineCore):
+    """Bars, ticks, quotes, feed health; the paper fills they drive; ATR and funding."""
+
+    def on_bar(self, bar: Bar) -> list[Any]:
+        ts = bar.ts_event
+        self._begin(ts)
+        broker = self.broker
+        if broker is None or self.params.fills_from is not FillSource.BARS:
+            self._on_price(bar.symbol, bar.close, ts)
+        elif self._quiet(bar.symbol, broker):
+            self._walk_quiet(bar, broker, ts)
+        else:
+            self._walk(bar, broker, ts)
+        if bar.complete:
+            self.correlation.add_close(bar.symbol, bar.ts_open, bar.close)
+        self._timeframe_close(bar, ts)
+        self._funding(bar.symbol, ts)
+        self.accounting.record_equity(ts)
+        for strategy in self.reliability.quarantined():
+            change = self.reliability.evaluate(strategy, ts)
+            if change is not None:
+                self._emit(ev.StrategyStateChanged(ts, strategy, change.old, change.new,
+                                                   change.reason, dict(change.figures)))
+        return self._finish()
+
+    def _walk(self, bar: Bar, broker: PaperBroker, ts_close: int) -> None:
+        """Trade the bar's intrabar path through the paper broker one price at a time, then its close.
+
+        While no order or local stop of the symbol is within the path's reach
+        (`_inert`) and the walk has caused nothing yet, a point can only note the
+        trade, move the marks and check the breakers: there only the trade is
+        noted and the breakers checked at the equity its price gives, and the
+        marks move at the close (or at the first point that does more).
+        """
+        symbol = bar.symbol
+        path = bar_path_points(bar, self._levels(symbol))
+        prices = [p for p, _ in path]
+        inert = self._inert(symbol, broker, min(prices), max(prices), path[-1][1])
+        emitted = len(self._out)
+        for i, (price, ts) in enumerate(path):
+            if inert and len(self._out) == emitted and not self._reports:
+                # Nothing a breaker trip does here reads this symbol's marks.
+                broker.record_trade(symbol, price, ts)
+                self._check_equity(ts, self.accounting.equity_at(symbol, price))
+                if len(self._out) != emitted:
+                    self._mark(symbol, price)
+                continue
+            inert = False
+            size, aggressor = path_trade(bar, path, i)
+            self._reports.extend(broker.trade(symbol, price, size, aggressor, ts))
+            self._drain()
+            self._on_price(symbol, price, ts)
+        self._reports.extend(broker.advance(symbol, ts_close))
+        # Inert to its end, the path's last point was checked at the close's price.
+        settled = inert and len(self._out) == emitted
+        self._close_bar(symbol, bar.close, ts_close, path[-1][1] // MS_PER_DAY if settled else None)
+
+    def _close_bar(self, symbol: str, close: float, ts: int, settled_day: int | None) -> None:
+        """The bar's close, at `ts`.
+
+        `settled_day`: the walk changed nothing since a breaker check at the
+        close's equity on that day, and no bracket of the symbol can act at the
+        close's price. Then the close only moves the marks, unless it starts a day
+        or reports wait; otherwise it is a full price point.
+        """
+        if settled_day is None or ts // MS_PER_DAY != settled_day or self._reports:
+            self._on_price(symbol, close, ts)
+        else:
+            self._mark(symbol, close)
+
+    def _inert(self, symbol: str, broker: PaperBroker, lo: float, hi: float, until_ts: int) -> bool:
+        """No paper order or local stop of `symbol` can act on prices within [lo, hi] until `until_ts`.
+
+        A stop hit is monotone in the price, so both ends of the range cover it;
+        a trailing stop may move at any price, so an open trade that trails is never inert.
+        """
+        if not broker.idle_within(symbol, lo, hi, until_ts):
+            return False
+        trailing = self.params.brackets.trail_mode is not TrailMode.NONE
+        for b in self.brackets.values():
+            if b.symbol != symbol or b.state not in _GUARDED:
+                continue
+            if (trailing and b.state is BracketState.OPEN) or b.stop_hit(lo) or b.stop_hit(hi):
+                return False
+        return True
+
+    def _quiet(self, symbol: str, broker: PaperBroker) -> bool:
+        """Nothing on `symbol` can fill or move the equity: no bracket, no paper order, no position."""
+        for b in self.brackets.values():
+            if b.symbol == symbol:
+                return False
+        return not (broker.has_orders(symbol) or self.accounting.holds(symbol))
+
+    def _walk_quiet(self, bar: Bar, broker: PaperBroker, ts_close: int) -> None:
+        """`_walk` for a quiet symbol, stopping only at the path's points that can matter.
+
+        With nothing to fill and the equity flat along the path, a point of it
+        changes the symbol's marks and the broker's last trade, which the bar's
+        close overwrites and which nothing reads before then (there are no orders,
+        brackets or held books of the symbol: all a breaker trip or a drained report
+        touches is other symbols'), and runs the breaker check. A check at the same
+        equity on the same UTC day as the one before finds nothing new (the peak and
+        the trips already hold it), so only the first point and the first of each
+        new day need it; reports queued by a trip there are drained at the next
+        stop, as the next point would have. The close is the last stop, a full one
+        only when it starts a day or reports wait (`advance` has nothing to do).
+        """
+        first, last = bar_path_ends(bar)
+        day = last[1] // MS_PER_DAY
+        one_day = first[1] // MS_PER_DAY == day
+        for _, ts in [first] if one_day else _day_starts(bar_path_points(bar)):
+            self._drain()
+            self._check_equity(ts)
+        broker.record_trade(bar.symbol, *last)
+        self._close_bar(bar.symbol, bar.close, ts_close, day)
+
+    def on_higher_timeframe_bar(self, bar: Bar) -> list[Any]:
+        """A bar of a longer timeframe that the base bars already traded through.
+
+        No fills and no price marks (its prices were already seen); it feeds the
+        ATR of its timeframe and the time exits of trades on that timeframe.
+        Correlation stays on the base bars, so every symbol is compared on the same clock.
+        """
+        ts = bar.ts_event
+        self._begin(ts)
+        self._timeframe_close(bar, ts)
+        return self._finish()
+
+    def _timeframe_close(self, bar: Bar, ts: int) -> None:
+        if bar.complete:
+            self._update_atr(bar)
+        for b in [b for b in self.brackets.values() if b.symbol == bar.symbol
+                  and b.timeframe == bar.timeframe]:
+            if b.time_exit_due(ts, self.params.brackets, timeframe_ms(bar.timeframe)):
+                self._exit(b, "time", ts, bar.close)
+
+
+    def _levels(self, symbol: str) -> list[float]:
+        assert self.broker is not None
+        levels = [b.stop for b in self.brackets.values() if b.symbol == symbol]
+        for o in self.broker.orders.values():
+            if o.symbol == symbol:
+                levels += [x for x in (o.price, o.trigger_price) if x]
+        return levels
+
+    def _update_atr(self, bar: Bar) -> None:
+        key = f"{bar.symbol}|{bar.timeframe}"
+        a = self.atr.get(key)
+        if a is None:
+            a = self.atr[key] = _Atr()
+        tr = bar.high - bar.low if a.n == 0 else max(bar.high, a.prev_close) - min(bar.low, a.prev_close)
+        period = self.params.brackets.atr_period
+        a.n += 1
+        a.value = tr if a.n == 1 else a.value + (tr - a.value) / min(a.n, period)  # Wilder smoothing
+        a.prev_close = bar.close
+
+    def _funding(self, symbol: str, ts: int) -> None:
+        if self.broker is None:
+            return
+        due = self.broker.funding_due(self.last_funding_ts, ts)
+        self.last_funding_ts = ts
+        if not due:
+            return
+        rate = self.params.paper.funding_rate
+        mark = self.last_price.get(symbol, 0.0)
+        for _ in range(due):
+            amount = sum(p.quantity * mark * rate for p in self.accounting.positions.values()
+                         if p.symbol == symbol)
+            if amount:
+                self._emit(ev.FundingPaid(ts, symbol, rate, amount, mark))
+
+    def on_trade(self, tick: TradeTick) -> list[Any]:
+        self._begin(tick.ts_event)
+        if self.broker is not None and self.params.fills_from is FillSource.TICKS:
+            self._reports.extend(self.broker.on_trade(tick))
+            self._drain()
+        self._on_price(tick.symbol, tick.price, tick.ts_event)
+        return self._finish()
+
+    def on_quote(self, q: Quote) -> list[Any]:
+        self._begin(q.ts_event)
+        if self.broker is not None and self.params.fills_from is FillSource.TICKS:
+            self._reports.extend(self.broker.on_quote(q))
+            self._drain()
+        if q.bid > 0 and q.ask > 0 and not q.crossed:
+            # Stops of longs are hit by the bid, of shorts by the ask: check the worse side.
+            held = {b.side for b in self.brackets.values() if b.symbol == q.symbol}
+            if Side.BUY in held:
+                self._on_price(q.symbol, q.bid, q.ts_event)
+            if Side.SELL in held:
+                self._on_price(q.symbol, q.ask, q.ts_event)
+            if not held:
+                self.last_price[q.symbol] = q.mid
+                self.accounting.mark(q.symbol, q.mid)
+        return self._finish()
+
+    def on_feed_health(self, h: FeedHealth) -> list[Any]:
+        self._begin(h.ts_event)
+        self.feed[h.symbol] = h
+        return self._finish()
