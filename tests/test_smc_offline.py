@@ -456,3 +456,66 @@ def test_empty_frame_gives_empty_results(head: pd.DataFrame) -> None:
                smc.previous_high_low(empty), smc.sessions(empty, "London")]
     assert all(len(result) == 0 for result in results)
     assert list(results[3].columns) == ["OB", "Top", "Bottom", "OBVolume", "MitigatedIndex", "Percentage"]
+
+
+# --------------------------------------------------------------------------- liquidity paths
+# liquidity() runs a numba kernel when numba is installed and a NumPy path otherwise; both
+# are held to the peer here (the tests above exercise whichever is active).
+
+
+@pytest.fixture(params=["compiled", "numpy"])
+def liquidity_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    from fractald.core.smc import offline
+
+    if request.param == "numpy":
+        monkeypatch.setattr(offline, "_compiled_pools", lambda: None)
+    elif offline._compiled_pools() is None:
+        pytest.skip("numba is not installed")
+    return request.param
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_liquidity_paths_match_peer_on_random_walks(liquidity_path: str, seed: int) -> None:
+    # long enough for many blocks of the kernel's sweep index; NaN candles, and coarse
+    # prices (ties at the band's edge) in half of the cases
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(200, 3000))
+    close = 1000 + np.cumsum(rng.normal(0, 2, n))
+    if seed % 2:
+        close = np.round(close / 5) * 5
+    high = close + rng.uniform(0, 3, n).round(1)
+    low = close - rng.uniform(0, 3, n).round(1)
+    frame = pd.DataFrame({"open": close, "high": high, "low": low, "close": close,
+                          "volume": np.ones(n)},
+                         index=pd.date_range("2024-01-01", periods=n, freq="1min"))
+    swings = peer.swing_highs_lows(frame, int(rng.integers(2, 12)))
+    holes = rng.choice(n, size=n // 100, replace=False)
+    frame.iloc[holes, 1] = np.nan
+    frame.iloc[holes[::2], 2] = np.nan
+    found = 0
+    for range_percent in (0.0, 0.005, 0.02, 0.1):
+        ours = smc.liquidity(frame, swings, range_percent)
+        assert_same(ours, peer.liquidity(frame, swings, range_percent))
+        found += int(ours["Liquidity"].notna().sum())
+    assert found > 0
+
+
+def test_liquidity_paths_match_peer_on_btc(liquidity_path: str, head: pd.DataFrame, head_swings) -> None:
+    swept = 0
+    for length in (3, 50):
+        for range_percent in (0.001, 0.01):
+            ours = smc.liquidity(head, head_swings[length], range_percent)
+            assert_same(ours, peer.liquidity(head, head_swings[length], range_percent))
+            swept += int(ours["Swept"].gt(0).sum())
+    assert swept > 0
+
+
+def test_daemon_start_up_does_not_import_numba() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, fractald.daemon, fractald.core.pipeline, fractald.smc; "
+            "import fractald.actors.supervisor, fractald.actors.trading; "
+            "print('numba' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

@@ -16,6 +16,8 @@ level in float32, so do we, and later comparisons use that rounded level like it
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from numbers import Integral, Real
 
 import numpy as np
@@ -444,8 +446,26 @@ def liquidity(
     kind = highlow[swing]
     highs, lows = swing[kind == 1], swing[kind == -1]
     if len(highs) >= 2 or len(lows) >= 2:
-        _write_pools(out, _Pools(high, low, highs, lows, level, float(range_percent)))
+        kernel = _compiled_pools()
+        if kernel is None:
+            _write_pools(out, _Pools(high, low, highs, lows, level, float(range_percent)))
+        else:
+            kernel(high, low, highs, lows, level, float(range_percent), out)
     return block_frame(out, "Liquidity", "Level", "End", "Swept")
+
+
+@functools.cache
+def _compiled_pools() -> Callable[..., None] | None:
+    """The numba kernel for liquidity(), or None without numba (then the NumPy path runs).
+
+    Imported on first use, not with this module: numba must stay off the daemon's start-up
+    path. Both paths give identical results (tests run both against the reference).
+    """
+    try:
+        from fractald.core.smc._offline_numba import write_pools
+    except ImportError:
+        return None
+    return write_pools
 
 
 # Candles per piece of a stretch (see _Pools): a sweeping candle is found by scanning the
