@@ -229,6 +229,9 @@ def main(config_path: str | None) -> int:
         return int(ExitStatus.CONFIG)
     configure_logging(config.log.format, config.log.level)
     _load_secrets_for_redaction(config)
+    from fractald.core.smc.offline import allow_compiled_kernels
+
+    allow_compiled_kernels(False)  # no JIT in the daemon (MemoryDenyWriteExecute=yes)
     notifier = Notifier()
     try:
         daemon_instance: list[Daemon] = []

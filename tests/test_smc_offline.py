@@ -519,3 +519,18 @@ def test_daemon_start_up_does_not_import_numba() -> None:
             "print('numba' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_compiled_kernels_can_be_switched_off_with_identical_results() -> None:
+    from fractald.core.smc import offline
+
+    frame = bundled_btc_1m().iloc[:3000].reset_index(drop=True)
+    swings = smc.swing_highs_lows(frame, swing_length=10)
+    with_kernel = smc.liquidity(frame, swings)
+    offline.allow_compiled_kernels(False)
+    try:
+        assert offline._compiled_pools() is None
+        without = smc.liquidity(frame, swings)
+    finally:
+        offline.allow_compiled_kernels(True)
+    pd.testing.assert_frame_equal(with_kernel, without)

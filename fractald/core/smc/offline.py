@@ -458,6 +458,20 @@ def liquidity(
     return block_frame(out, "Liquidity", "Level", "End", "Swept")
 
 
+_compiled_kernels_allowed = True
+
+
+def allow_compiled_kernels(allowed: bool) -> None:
+    """Switch the numba kernels on or off for this process (the results are the same).
+
+    The daemon switches them off: under systemd's MemoryDenyWriteExecute a JIT
+    cannot map executable memory, and its SMC charts do not need the speed.
+    """
+    global _compiled_kernels_allowed
+    _compiled_kernels_allowed = allowed
+    _compiled_pools.cache_clear()
+
+
 @functools.cache
 def _compiled_pools() -> Callable[..., None] | None:
     """The numba kernel for liquidity(), or None without numba (then the NumPy path runs).
@@ -467,6 +481,8 @@ def _compiled_pools() -> Callable[..., None] | None:
     RuntimeError is numba's answer when it finds no writable place for its on-disk cache
     (a read-only install without NUMBA_CACHE_DIR): the NumPy path serves then too.
     """
+    if not _compiled_kernels_allowed:
+        return None
     try:
         from fractald.core.smc._offline_numba import write_pools
     except (ImportError, RuntimeError):
