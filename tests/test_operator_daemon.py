@@ -410,3 +410,25 @@ def test_a_fatal_stop_is_alerted_before_the_daemon_exits(tmp_path: Path) -> None
     finally:
         daemon.kill()
         hook.close()
+
+
+def test_a_reload_that_adds_a_webhook_starts_alerting(tmp_path: Path) -> None:
+    hook = HookServer()
+    config = write_config(tmp_path, replay_speed=0)
+    sock = tmp_path / "state" / "control.sock"
+    daemon = DaemonProcess(config)
+    try:
+        _wait_replayed(sock, 3000)  # write_config replays 3,000 candles
+        config.write_text(config.read_text() + f'\n[alerts]\nwebhook_urls = ["{hook.url}"]\n')
+        daemon.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 15
+        while not any(line.get("event") == "alerts_reconfigured" for line in daemon.log_lines()):
+            assert time.monotonic() < deadline, "alerts were not rebuilt on reload"
+            time.sleep(0.1)
+        result = fractalctl(sock, "--json", "halt", "--yes")
+        assert result.returncode == 0, result.stderr
+        assert hook.wait_for("kill_switch")[0]["severity"] == "critical"
+        assert daemon.stop() == 0
+    finally:
+        daemon.kill()
+        hook.close()

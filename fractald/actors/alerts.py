@@ -84,6 +84,27 @@ class AlertsActor:
 
     # -- the actor -----------------------------------------------------------------------
     async def run(self, ctx: ActorContext) -> None:
+        """Serve alerts; a reload that changes [alerts] rebuilds the targets (queued ones flushed)."""
+        while True:
+            with self.daemon.bus.subscribe({"reload"}) as reloads:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._serve, ctx)
+                    await self._alerts_reloaded(ctx, reloads)
+                    if self.sender is not None:
+                        await self.sender.flush(FATAL_FLUSH_S)
+                    nursery.cancel_scope.cancel()
+            self.sender = None
+            self.stale = al.FeedStaleWatch(self.daemon.config.alerts.feed_stale_alert_s)
+            ctx.log.info("alerts_reconfigured")
+
+    async def _alerts_reloaded(self, ctx: ActorContext,
+                               reloads: trio.MemoryReceiveChannel[Any]) -> None:
+        while True:
+            event = await ctx.receive(reloads)
+            if any(key.startswith("alerts.") for key in event.data.get("applied", [])):
+                return
+
+    async def _serve(self, ctx: ActorContext) -> None:
         from fractald.daemon import wall_ms
 
         if self.sender is None:
