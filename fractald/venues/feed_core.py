@@ -1,0 +1,288 @@
+"""Per-symbol feed state (`FeedState`) and `FeedCore`, which routes venue events into bars,
+health and the output; shared by live feeds and capture replay."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any
+
+import attrs
+import trio
+
+from fractald.core.bars import GapRequest, Step, SymbolBars
+from fractald.core.book import BinanceBookSync, BookDelta, BookSnapshot, L2Book
+from fractald.core.feed_health import HealthParams, HealthTracker
+from fractald.core.models import Bar, Quote, TradeTick, timeframe_ms
+from fractald.errors import TransientError
+from fractald.venues.events import CandleUpdate, Mids, Unparsed, VenueErrorMsg, VenueEvent
+from fractald.venues.feed_output import FeedOutput
+from fractald.venues.feed_settings import FeedSettings
+
+# A trade stamped further ahead of the venue clock than this is refused, not believed.
+FUTURE_TOLERANCE_MS = 60_000
+
+
+class _Symbol:
+    def __init__(self, symbol: str, settings: FeedSettings, base_tf: str, now_s: float) -> None:
+        self.symbol = symbol
+        tfs = [tf for tf in settings.timeframes if timeframe_ms(tf) >= timeframe_ms(base_tf)]
+        self.bars = SymbolBars(symbol, tfs, base_timeframe=base_tf, grace_ms=int(settings.grace_s * 1000),
+                               history_bars=settings.history_bars)
+        self.health = HealthTracker(symbol, HealthParams(stale_after_s=settings.stale_after_s,
+                                                         outlier_k=settings.outlier_k), start_s=now_s)
+        self.book_sync: BinanceBookSync | None = None
+        self.book: L2Book | None = None
+        self.last_trade_ts: int | None = None
+
+
+Backfill = Callable[[GapRequest], Awaitable[list[Bar] | None]]
+
+
+def _worth_logging(count: int) -> bool:
+    """The first ten of a kind in full, then one in a hundred: trouble must not flood the journal."""
+    return count <= 10 or count % 100 == 0
+
+
+class FeedState:
+    """What a live feed keeps across supervisor restarts: bar pipelines, health, the venue clock.
+
+    Create one in the actor, outside its restart loop, and pass it to every
+    `run_feed` call: a restart then continues the bar sequence (the missed
+    stretch is refetched from REST) instead of starting a new one with a hole
+    the consumers never hear about. It is dropped when the settings that
+    shape the bars change.
+    """
+
+    def __init__(self) -> None:
+        self.symbols: dict[str, _Symbol] = {}
+        self.clock_offset_ms: float | None = None
+        self.runs = 0
+        self.key: tuple[Any, ...] | None = None
+
+    def adopt(self, settings: FeedSettings) -> bool:
+        """Start a run; True when it resumes an earlier one with the same shape."""
+        key = (settings.venue, settings.symbols, settings.timeframes, settings.grace_s)
+        if key != self.key:
+            self.symbols.clear()
+            self.clock_offset_ms = None
+            self.key = key
+        self.runs += 1
+        return any(sym.bars.next_ts is not None for sym in self.symbols.values())
+
+
+class FeedCore:
+    """Routes venue events into bars, health and the output; the I/O around it varies."""
+
+    def __init__(self, settings: FeedSettings, symbols: Sequence[str], out: FeedOutput, log: Any,
+                 *, base_tf: str = "1m", backfill: Backfill | None = None, futures: bool = False,
+                 state: FeedState | None = None) -> None:
+        self.settings = settings
+        self.out = out
+        self.log = log
+        self.backfill = backfill
+        self.state = state or FeedState()
+        now = trio.current_time()
+        for s in symbols:
+            if s not in self.state.symbols:
+                self.state.symbols[s] = _Symbol(s, settings, base_tf, now)
+        self.symbols = {s: self.state.symbols[s] for s in symbols}
+        for sym in self.symbols.values():
+            sym.book_sync, sym.book = None, None  # a book never survives a restart
+            if settings.book:
+                sym.book_sync = BinanceBookSync(sym.symbol, futures=futures)
+                sym.book = sym.book_sync.book
+        self.lock = trio.Lock()  # bars go out in order even with the ticker and receiver both feeding
+        self.unparsed_logged = 0
+        self.snapshot_wanted: set[str] = set()
+        self.snapshot_event = trio.Event()
+
+    @property
+    def clock_offset_ms(self) -> float | None:
+        return self.state.clock_offset_ms
+
+    @clock_offset_ms.setter
+    def clock_offset_ms(self, value: float | None) -> None:
+        self.state.clock_offset_ms = value
+
+    # -- clocks ---------------------------------------------------------------------
+    def venue_now_ms(self) -> int | None:
+        """The venue's clock as seen through its own timestamps (None before any arrived)."""
+        if self.clock_offset_ms is None:
+            return None
+        return int(trio.current_time() * 1000 + self.clock_offset_ms)
+
+    def _saw_venue_time(self, ts_ms: int) -> None:
+        if ts_ms <= 0:
+            return
+        offset = ts_ms - trio.current_time() * 1000
+        if self.clock_offset_ms is None or offset > self.clock_offset_ms:
+            self.clock_offset_ms = offset
+
+    # -- events ---------------------------------------------------------------------
+    async def handle(self, events: Iterable[VenueEvent]) -> bool:
+        """Route one message's events; True when it carried market data."""
+        now = trio.current_time()
+        market = False
+        for event in events:
+            if isinstance(event, TradeTick):
+                await self._trade(event, now)
+            elif isinstance(event, Quote):
+                self._quote(event, now)
+            elif isinstance(event, BookDelta):
+                self._delta(event, now)
+            elif isinstance(event, BookSnapshot):
+                self._l2(event, now)
+            elif isinstance(event, Unparsed):
+                self._unparsed(event, now)
+                continue
+            elif isinstance(event, VenueErrorMsg):
+                self.log.warning("venue_error", message=event.message, code=event.code)
+                continue
+            elif not isinstance(event, (CandleUpdate, Mids)):
+                continue  # acks and pongs: the connection lives, the market says nothing
+            # Candles and mids need nothing more here: bars come from trades.
+            market = True
+        return market
+
+    async def _trade(self, tick: TradeTick, now: float) -> None:
+        sym = self.symbols.get(tick.symbol)
+        if sym is None:
+            return
+        venue_now = self.venue_now_ms()
+        if venue_now is not None and tick.ts_event > venue_now + FUTURE_TOLERANCE_MS:
+            # One bad timestamp must not drag the bar clock hours ahead of the market.
+            sym.health.on_unparsed(now)
+            self.log.warning("trade_from_the_future", symbol=tick.symbol, ts_event=tick.ts_event,
+                             venue_now=venue_now, trade_id=tick.trade_id)
+            return
+        self._saw_venue_time(tick.ts_event)
+        sym.health.on_message(now, tick.ts_event)
+        if sym.health.check_price(now, tick.price):
+            self.log.warning("price_outlier", symbol=tick.symbol, price=tick.price, trade_id=tick.trade_id)
+        sym.last_trade_ts = tick.ts_event
+        await self.out.send(tick)
+        late_before = sym.bars.late_trades
+        step = sym.bars.on_trade(tick)
+        if sym.bars.late_trades != late_before and _worth_logging(sym.bars.late_trades):
+            self.log.warning("late_trade", symbol=tick.symbol, ts_event=tick.ts_event,
+                             trade_id=tick.trade_id, late_trades=sym.bars.late_trades)
+        if step.bars or step.gap is not None:
+            async with self.lock:
+                await self.emit_step(sym, step)
+
+    def _quote(self, quote: Quote, now: float) -> None:
+        sym = self.symbols.get(quote.symbol)
+        if sym is None:
+            return
+        if quote.ts_event == 0:
+            quote = attrs.evolve(quote, ts_event=self.venue_now_ms() or 0)
+        else:
+            self._saw_venue_time(quote.ts_event)
+        sym.health.on_message(now, quote.ts_event or None)
+        if sym.health.check_quote(now, quote):
+            self.log.warning("crossed_quote", symbol=quote.symbol, bid=quote.bid, ask=quote.ask)
+        self.out.offer(quote)
+
+    def _delta(self, delta: BookDelta, now: float) -> None:
+        sym = self.symbols.get(delta.symbol)
+        if sym is None or sym.book_sync is None:
+            return
+        self._saw_venue_time(delta.ts_event)
+        sym.health.on_message(now, delta.ts_event)
+        was_live = sym.book_sync.live
+        result = sym.book_sync.on_delta(delta)
+        sym.book = sym.book_sync.book
+        if sym.book_sync.live and not was_live:
+            self.log.info("book_synced", symbol=delta.symbol, update_id=delta.final_update_id)
+        if result.gap:
+            self.log.warning("book_gap", symbol=delta.symbol, gaps=sym.book_sync.gaps)
+        if result.need_snapshot:
+            self.want_snapshot(delta.symbol)
+        if result.crossed:
+            sym.health.check_quote(now, sym.book.quote())  # type: ignore[union-attr,arg-type]
+
+    def _l2(self, snap: BookSnapshot, now: float) -> None:
+        sym = self.symbols.get(snap.symbol)
+        if sym is None:
+            return
+        self._saw_venue_time(snap.ts_event)
+        sym.health.on_message(now, snap.ts_event)
+        sym.book = sym.book or L2Book(snap.symbol)
+        sym.book.load(snap)
+        quote = sym.book.quote()
+        if quote is not None and sym.health.check_quote(now, quote):
+            self.log.warning("crossed_book", symbol=snap.symbol)
+
+    def _unparsed(self, event: Unparsed, now: float) -> None:
+        for sym in self.symbols.values():
+            sym.health.on_unparsed(now)
+        self.unparsed_logged += 1
+        if _worth_logging(self.unparsed_logged):
+            self.log.warning("unparsed_message", reason=event.reason.value, detail=event.detail,
+                             raw=event.raw, count=self.unparsed_logged)
+
+    def want_snapshot(self, symbol: str) -> None:
+        self.snapshot_wanted.add(symbol)
+        self.snapshot_event.set()
+
+    # -- bars -----------------------------------------------------------------------
+    async def emit_step(self, sym: _Symbol, step: Step) -> None:
+        """Send a step's bars; fill its gap from REST first if there is one (lock held)."""
+        while True:
+            for bar in step.bars:
+                if bar.timeframe == sym.bars.base_timeframe:
+                    sym.health.on_bar(bar)
+                await self.out.send(bar)
+            if step.gap is None:
+                return
+            step = await self._fill(sym, step.gap)
+
+    async def _fill(self, sym: _Symbol, gap: GapRequest) -> Step:
+        fetched: list[Bar] | None = None
+        if self.backfill is not None:
+            with trio.move_on_after(self.settings.backfill_timeout_s):
+                try:
+                    fetched = await self.backfill(gap)
+                except TransientError as exc:
+                    self.log.warning("backfill_failed", symbol=sym.symbol, error=exc.code,
+                                     message=exc.message)
+        got = {b.ts_open for b in fetched or ()}
+        filled = all(ts in got for ts in range(gap.start_ms, gap.end_ms, timeframe_ms(gap.timeframe)))
+        sym.health.on_gap(trio.current_time(), filled=filled)
+        self.log.info("bar_gap", symbol=sym.symbol, start_ms=gap.start_ms, end_ms=gap.end_ms,
+                      bars=gap.bars, filled=filled)
+        return sym.bars.resolve_gap(fetched)
+
+    async def advance(self, venue_ms: int | None = None) -> None:
+        """Close bars by the venue clock even when no trade comes."""
+        now_ms = venue_ms if venue_ms is not None else self.venue_now_ms()
+        if now_ms is None:
+            return
+        async with self.lock:
+            for sym in self.symbols.values():
+                await self.emit_step(sym, sym.bars.advance(now_ms))
+
+    def publish_health(self) -> None:
+        now = trio.current_time()
+        ts = self.venue_now_ms() or 0
+        for sym in self.symbols.values():
+            self.out.offer(sym.health.snapshot(now, ts))
+
+    # -- connection events ------------------------------------------------------------
+    def connection_lost(self) -> None:
+        for sym in self.symbols.values():
+            start = sym.last_trade_ts if sym.last_trade_ts is not None else self.venue_now_ms()
+            if start is not None and sym.bars.next_ts is not None:
+                sym.bars.begin_outage(start)
+
+    def connection_back(self) -> None:
+        now_ms = self.venue_now_ms()
+        now = trio.current_time()
+        for sym in self.symbols.values():
+            sym.health.on_reconnect(now)
+            if now_ms is not None:
+                sym.bars.end_outage(now_ms)
+            if sym.book_sync is not None:
+                sym.book_sync = BinanceBookSync(sym.symbol, futures=sym.book_sync.futures)
+                sym.book = sym.book_sync.book
+                self.want_snapshot(sym.symbol)

@@ -1,0 +1,101 @@
+"""Replays: recorded candles (resumable) and recorded Binance WS captures."""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+import trio
+
+from fractald.core.models import Bar, timeframe_ms
+from fractald.datasets import BUNDLED_SYMBOL
+from fractald.venues import binance, replay
+from fractald.venues.feed_core import FeedCore
+from fractald.venues.feed_output import FeedOutput, feed_nursery
+from fractald.venues.feed_settings import FeedSettings
+
+
+def _resume_point(candles: list[Bar], settings: FeedSettings, symbol: str, log: Any) -> list[Bar]:
+    covered = dict(settings.resume_after_ms).get(symbol)
+    if covered is None:
+        return candles
+    widest = max(timeframe_ms(tf) for tf in settings.timeframes)
+    start = covered // widest * widest
+    first = bisect.bisect_left([c.ts_open for c in candles], start)
+    log.info("replay_resumed", symbol=symbol, covered_until_ms=covered, restart_at_ms=start,
+             candles_skipped=first)
+    return candles[first:]
+
+
+async def replay_candles(settings: FeedSettings, out: FeedOutput, beat: Callable[[], None], log: Any) -> None:
+    symbol = settings.symbols[0] if settings.symbols else (
+        BUNDLED_SYMBOL if settings.replay_path is None else Path(settings.replay_path).stem)
+    candles = (replay.bundled_candles(symbol) if settings.replay_path is None
+               else replay.load_candles(settings.replay_path, symbol))
+    base_tf = candles[0].timeframe
+    candles = _resume_point(candles, settings, symbol, log)
+    skipped = [tf for tf in settings.timeframes if timeframe_ms(tf) < timeframe_ms(base_tf)]
+    if skipped:
+        log.warning("replay_timeframes_below_data", skipped=skipped, data_timeframe=base_tf)
+    stale_after_s = settings.stale_after_s
+    if settings.replay_speed > 0:
+        # Candles arrive one per bar: silence between two of them is not staleness.
+        stale_after_s = max(stale_after_s, 3 * timeframe_ms(base_tf) / 1000 / settings.replay_speed)
+    core = FeedCore(attrs.evolve(settings, book=False, stale_after_s=stale_after_s), [symbol], out, log,
+                    base_tf=base_tf)
+    sym = core.symbols[symbol]
+    log.info("replay_started", path=settings.replay_path or "bundled", symbol=symbol, candles=len(candles),
+             timeframe=base_tf, speed=settings.replay_speed)
+    next_beat = trio.current_time()
+    async with feed_nursery() as nursery:
+        nursery.start_soon(out.pump)
+        async for bar in replay.paced(candles, lambda b: b.ts_event, settings.replay_speed):
+            now = trio.current_time()
+            sym.health.on_message(now, bar.ts_event)
+            core.clock_offset_ms = bar.ts_event - now * 1000
+            await core.emit_step(sym, sym.bars.on_base_bar(bar))
+            if now >= next_beat:
+                core.publish_health()
+                beat()
+                next_beat = now + settings.health_interval_s
+        core.publish_health()
+        await out.flush()
+        nursery.cancel_scope.cancel()
+    beat()
+    log.info("replay finished", symbol=symbol, bars_in=len(candles), sent=out.sent,
+             duplicates=sym.bars.duplicate_bars, unfilled=sym.bars.bars_unfilled)
+
+
+async def replay_capture(settings: FeedSettings, out: FeedOutput, beat: Callable[[], None], log: Any) -> None:
+    """A recorded Binance WS capture through the same codec and core as a live feed (no REST)."""
+    assert settings.replay_path is not None
+    url, lines = replay.read_capture(settings.replay_path)
+    futures = "fstream" in url or "dstream" in url
+    symbols = [s.upper() for s in settings.symbols] or sorted({
+        stream.split("@")[0].upper() for stream in url.split("streams=")[-1].split("/") if "@" in stream})
+    core = FeedCore(attrs.evolve(settings, book=False), symbols, out, log, futures=futures)
+    log.info("replay_started", path=settings.replay_path, symbols=symbols, messages=len(lines),
+             speed=settings.replay_speed)
+    next_beat = trio.current_time()
+    async with feed_nursery() as nursery:
+        nursery.start_soon(out.pump)
+        async for line in replay.paced(lines, lambda c: int(c.received_s * 1000), settings.replay_speed):
+            await core.handle(binance.parse_message(line.raw))
+            if trio.current_time() >= next_beat:
+                core.publish_health()
+                beat()
+                next_beat = trio.current_time() + settings.health_interval_s
+        # The capture ends mid-bar: what it holds of the last bars is partial, and says so.
+        end_ms = core.venue_now_ms() or 0
+        for sym in core.symbols.values():
+            if sym.bars.next_ts is not None:
+                sym.bars.note_outage(end_ms, end_ms)
+        await core.advance(end_ms + timeframe_ms("1m") + int(settings.grace_s * 1000))
+        core.publish_health()
+        await out.flush()
+        nursery.cancel_scope.cancel()
+    beat()
+    log.info("replay finished", symbols=symbols, sent=out.sent)
