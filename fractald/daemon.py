@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import attrs
 import trio
 
 from fractald import __version__
@@ -179,10 +180,8 @@ class Daemon:
         return {"applied": applied, "refused": refused, "errors": []}
 
     def apply_live(self, new: Config) -> None:
-        import attrs as _attrs
-
-        merged = _attrs.evolve(self.config, log=new.log, risk=new.risk, strategies=new.strategies,
-                               metrics=new.metrics, alerts=new.alerts)
+        merged = attrs.evolve(self.config, log=new.log, risk=new.risk, strategies=new.strategies,
+                              metrics=new.metrics, alerts=new.alerts)
         self.config = merged
         configure_logging(merged.log.format, merged.log.level)
         self.trading.apply_config(merged)
