@@ -31,36 +31,14 @@ import attrs
 
 from fractald.store.ledger import IntentRecord, Ledger
 from fractald.store.writer import AsyncLedger
+from fractald.venues.interface import TERMINAL_STATUSES, VenueFill, VenueOrder
 
 QTY_TOLERANCE = 1e-9  # quantities are floats summed in different orders
-TERMINAL_OUTCOMES = frozenset({"filled", "canceled", "rejected", "expired", "denied"})
+TERMINAL_OUTCOMES = TERMINAL_STATUSES
 NOT_SENT = "not_sent"  # an intent whose submission was never claimed and the venue never saw
 
 
-# ---------------------------------------------------------------- what a venue reports
-@attrs.frozen(slots=True)
-class VenueOrder:
-    """An order as the venue knows it, by our client order id."""
-
-    client_order_id: str
-    symbol: str
-    status: str  # lower-case: open, partially_filled, filled, canceled, rejected, expired, ...
-    quantity: float
-    filled_qty: float
-
-    @property
-    def terminal(self) -> bool:
-        return self.status in TERMINAL_OUTCOMES
-
-
-@attrs.frozen(slots=True)
-class VenueFill:
-    """One fill as the venue reports it (quantity 0.0 when the venue does not split them out)."""
-
-    client_order_id: str
-    trade_id: str
-    ts: int
-    quantity: float = 0.0
+# What a venue reports: one set of types for every venue (see fractald.venues.interface).
 
 
 @runtime_checkable
