@@ -82,8 +82,8 @@ PATHS = {
     Market.FUTURES: Paths(
         time="/fapi/v1/time", exchange_info="/fapi/v1/exchangeInfo", order="/fapi/v1/order",
         open_orders="/fapi/v1/openOrders", all_orders="/fapi/v1/allOrders",
-        account="/fapi/v2/account", user_trades="/fapi/v1/userTrades",
-        listen_key="/fapi/v1/listenKey", position_risk="/fapi/v2/positionRisk",
+        account="/fapi/v3/account", user_trades="/fapi/v1/userTrades",
+        listen_key="/fapi/v1/listenKey", position_risk="/fapi/v3/positionRisk",
         algo_order="/fapi/v1/algoOrder", open_algo_orders="/fapi/v1/openAlgoOrders",
         all_algo_orders="/fapi/v1/allAlgoOrders", leverage="/fapi/v1/leverage",
         margin_type="/fapi/v1/marginType"),
