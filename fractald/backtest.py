@@ -157,6 +157,9 @@ class StrategySettings:
 
 
 def settings_from(args: argparse.Namespace) -> StrategySettings:
+    from fractald.strategy_plugins import load_plugins
+
+    load_plugins()  # a broken plug-in is a ValueError naming it
     config = load_config(getattr(args, "config", None))
     cfg = config.strategies
     enabled, timeframe, params = list(cfg.enabled) or sorted(STRATEGIES), cfg.timeframe, dict(cfg.params)

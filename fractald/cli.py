@@ -100,6 +100,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     preflight.add_argument("--config", help="TOML config file (default: embedded)")
     preflight.add_argument("--json", action="store_true", help="machine-readable output")
     preflight.set_defaults(func=_cmd_preflight)
+
+    from fractald.research.cli import add_research_commands
+
+    add_research_commands(sub, command)
     return parser
 
 

@@ -318,11 +318,17 @@ def _pipeline_problems(config: Config) -> list[str]:
         return []
     from fractald.core.strategies.registry import STRATEGIES
     from fractald.pipeline_factory import pipeline_from_config
+    from fractald.strategy_plugins import PluginError, load_plugins
 
+    try:
+        load_plugins()
+    except PluginError as exc:
+        return [f"config.strategies: a strategy plug-in is broken: {exc}"]
     unknown = [n for n in config.strategies.enabled if n not in STRATEGIES]
     if unknown:
-        return [f"config.strategies.enabled: unknown strateg{'y' if len(unknown) == 1 else 'ies'} "
-                f"{unknown}; allowed: {', '.join(sorted(STRATEGIES))}"]
+        return [(f"config.strategies.enabled: unknown strateg{'y' if len(unknown) == 1 else 'ies'} "
+                 f"{unknown}; allowed: {', '.join(sorted(STRATEGIES))} (a plug-in strategy must be "
+                 f"installed in the daemon's environment under the 'fractald.strategies' entry points)")]
     try:
         pipeline_from_config(config)
     except (ValueError, TypeError) as exc:

@@ -1,0 +1,73 @@
+"""Where trials run: in this process, or on a Dask cluster (local by default, or one by address).
+
+The candles go to the workers once (scattered and broadcast); each trial then
+carries only slice bounds and parameters. A trial whose worker dies is retried
+on another (`retries`), so a lost worker costs time, not trials.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from fractald.core.models import Bar
+from fractald.research.evaluate import Request, run_slice
+
+Job = tuple[int, int, int, dict[str, Any]]  # lo, hi, warm_lo, params
+
+
+class Executor(Protocol):
+    workers: int
+
+    def run(self, request: Request, jobs: Sequence[Job]) -> list[dict[str, Any]]: ...
+
+    def close(self) -> None: ...
+
+
+class InProcess:
+    """Runs trials one after another here: for tests and one-core machines."""
+
+    workers = 1
+
+    def __init__(self, bars: Sequence[Bar]) -> None:
+        self.bars = bars
+
+    def run(self, request: Request, jobs: Sequence[Job]) -> list[dict[str, Any]]:
+        return [run_slice(self.bars, lo, hi, warm, request, params) for lo, hi, warm, params in jobs]
+
+    def close(self) -> None:
+        pass
+
+
+class OnDask:
+    """Runs trials on a Dask cluster: a LocalCluster with one single-threaded worker process per core
+    by default (the backtest is pure Python: threads would share one GIL), or `scheduler` if given."""
+
+    def __init__(self, bars: Sequence[Bar], scheduler: str | None = None, n_workers: int | None = None,
+                 retries: int = 2) -> None:
+        from dask.distributed import Client, LocalCluster
+
+        self._cluster = None
+        if scheduler:
+            self.client = Client(scheduler, timeout="20s")
+        else:
+            self._cluster = LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1,
+                                         processes=True, host="127.0.0.1", dashboard_address=None)
+            self.client = Client(self._cluster)
+        self.retries = retries
+        [self._bars] = self.client.scatter([list(bars)], broadcast=True)
+
+    @property
+    def workers(self) -> int:
+        return max(1, len(self.client.scheduler_info().get("workers", {})))
+
+    def run(self, request: Request, jobs: Sequence[Job]) -> list[dict[str, Any]]:
+        futures = [self.client.submit(run_slice, self._bars, lo, hi, warm, request, params, pure=False,
+                                      retries=self.retries) for lo, hi, warm, params in jobs]
+        return list(self.client.gather(futures))
+
+    def close(self) -> None:
+        self.client.close()
+        if self._cluster is not None:
+            self._cluster.close()

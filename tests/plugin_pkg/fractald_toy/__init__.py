@@ -1,0 +1,1 @@
+"""Toy strategies for fractald's plug-in tests."""
