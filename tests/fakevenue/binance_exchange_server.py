@@ -160,7 +160,7 @@ class FakeBinanceFutures:
     async def _ws(self, ws: Any) -> None:
         key = ws.request.path.rsplit("/", 1)[-1]
         if key not in self.listen_keys:
-            await ws.close(1008, "invalid listenKey")
+            await ws.aclose(1008, "invalid listenKey")
             return
         self.stream_connections += 1
         send, receive = trio.open_memory_channel[dict[str, Any] | None](10_000)
@@ -168,7 +168,7 @@ class FakeBinanceFutures:
         try:
             async for event in receive:
                 if event is None:  # dropped (key still valid: 1011) or expired (1000)
-                    await ws.close(1011 if key in self.listen_keys else 1000)
+                    await ws.aclose(1011 if key in self.listen_keys else 1000)
                     return
                 await ws.send(json.dumps(event))
         except ConnectionClosed:

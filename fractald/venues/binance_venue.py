@@ -1,0 +1,408 @@
+"""Binance USD-M futures (and spot) as a `Venue`: the router's view of Binance, on trio.
+
+Orders are named by our client order id everywhere: `newClientOrderId` for
+matching-engine orders, `clientAlgoId` for the conditional ones (stops and
+take-profit triggers, which Binance keeps in its Algo Service). Which of the
+two an id is, is remembered when we place it; after a restart an unknown id
+is looked up in the matching engine first and the Algo Service second.
+
+A triggered conditional order becomes a MARKET order in the matching engine
+with an id of Binance's choosing (`actualOrderId`); its fills are reported
+under *our* id, learned from ALGO_UPDATE (or from the algo order by REST).
+
+`stream_reports` keeps the user data stream: it makes the listenKey, keeps
+it alive every 30 minutes, reconnects with backoff when the stream drops
+and makes a new key when Binance expires it; after any gap it resyncs by
+REST (fills since the last one seen, and the state of every order it saw
+open), so a report lost in the gap still arrives.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import OrderedDict
+from collections.abc import Iterable
+from typing import Any
+
+import trio
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.trio.client import connect
+
+from fractald.core.execution.events import OrderIntent
+from fractald.core.execution.orders import OrderEvent
+from fractald.core.execution.reports import VenueReport
+from fractald.errors import AuthError, FatalError, FeedDisconnected, TransientError
+from fractald.venues import binance_orders as bo
+from fractald.venues import binance_replies as br
+from fractald.venues import binance_userstream as bu
+from fractald.venues.binance import Market
+from fractald.venues.binance_rest import BinanceRest
+from fractald.venues.interface import (
+    InstrumentSpec,
+    VenueAccount,
+    VenueFill,
+    VenueOrder,
+    VenuePosition,
+)
+from fractald.venues.ws import Backoff
+
+STREAM_BACKOFF = Backoff(0.5, 30.0)
+ALGO_LOOKBACK_MS = 7 * 24 * 3600 * 1000  # Binance keeps finished algo orders queryable this long
+NO_MARGIN_CHANGE = -4046  # "No need to change margin type."
+FILLS_REMEMBERED = 10_000  # trade ids kept to drop a fill seen twice (stream, then resync)
+
+
+class BinanceVenue:
+    """One Binance account on one market. `symbols` are the ones traded (userTrades needs them)."""
+
+    def __init__(self, market: Market, rest: BinanceRest, ws_url: str, symbols: Iterable[str], *,
+                 leverage: dict[str, int] | None = None, margin_type: dict[str, str] | None = None,
+                 keepalive_s: float = bo.LISTEN_KEY_KEEPALIVE_S, backoff: Backoff = STREAM_BACKOFF,
+                 rng: random.Random | None = None, log: Any = None) -> None:
+        self.market = market
+        self.name = "binance-futures" if market is Market.FUTURES else "binance-spot"
+        self.rest = rest
+        self.ws_url = ws_url
+        self.symbols = list(symbols)
+        self.leverage = dict(leverage or {})
+        self.margin_type = dict(margin_type or {})
+        self.keepalive_s = keepalive_s
+        self.backoff = backoff
+        self.rng = rng or random.Random()
+        self.log = log
+        self.specs: dict[str, InstrumentSpec] = {}
+        self.conditional: set[str] = set()  # our ids that live in the Algo Service
+        self.actual_to_ours: dict[str, str] = {}  # matching-engine orderId -> our id (triggered algos)
+        self.watching: dict[str, str] = {}  # our id -> symbol, orders seen open
+        self.fills_seen: OrderedDict[str, None] = OrderedDict()
+        self.last_fill_ts = 0
+        self.listen_key = bu.ListenKeySchedule(interval_s=keepalive_s)
+        self.stream_connects = 0
+        self.resyncs = 0
+        self.last_price: dict[str, float] = {}
+
+    # -- start-up ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Clock offset, instruments, then leverage and margin type per symbol (futures)."""
+        await self.rest.sync_clock()
+        await self.instruments()
+        problems = br.symbol_problems(self.symbols, self.specs, self.market)
+        if problems:
+            raise FatalError("; ".join(problems), problems=problems)
+        if self.market is Market.FUTURES:
+            await self.apply_symbol_settings()
+
+    async def apply_symbol_settings(self) -> None:
+        for symbol, margin in self.margin_type.items():
+            answer = await self.rest.call(bo.set_margin_type(symbol, margin))
+            if isinstance(answer, br.Refusal) and answer.code != NO_MARGIN_CHANGE:
+                raise FatalError(f"{symbol}: margin type {margin} refused: {answer.reason}")
+        for symbol, lev in self.leverage.items():
+            answer = await self.rest.call(bo.set_leverage(symbol, lev))
+            if isinstance(answer, br.Refusal):
+                raise FatalError(f"{symbol}: leverage {lev} refused: {answer.reason}")
+
+    async def symbol_settings(self) -> dict[str, tuple[int, str]]:
+        """(leverage, margin type) per symbol as Binance has them now (for preflight)."""
+        rows = await self._read(bo.position_risk())
+        return {r["symbol"]: (int(float(r.get("leverage", 0))), str(r.get("marginType", "")).lower())
+                for r in rows}
+
+    async def instruments(self) -> dict[str, InstrumentSpec]:
+        payload = await self.rest.public(bo.exchange_info(self.market))
+        self.rest.set_limits(payload)
+        self.specs = br.parse_exchange_info(payload, self.market)
+        return dict(self.specs)
+
+    async def _spec(self, symbol: str) -> InstrumentSpec:
+        if symbol not in self.specs:
+            await self.instruments()
+        spec = self.specs.get(symbol)
+        if spec is None:
+            raise FatalError(br.symbol_problems([symbol], self.specs, self.market, "order")[0])
+        return spec
+
+    async def _read(self, unsigned: bo.Unsigned) -> Any:
+        answer = await self.rest.call(unsigned)
+        if isinstance(answer, br.Refusal):
+            raise FatalError(f"binance refused {unsigned.method} {unsigned.path}: {answer.reason}")
+        return answer
+
+    # -- orders ------------------------------------------------------------------------
+
+    async def submit(self, intent: OrderIntent) -> VenueReport:
+        spec = await self._spec(intent.symbol)
+        try:
+            unsigned = bo.new_order(intent, spec, self.market,
+                                    reference_price=self.last_price.get(intent.symbol, 0.0))
+        except bo.OrderNotSendable as exc:
+            return VenueReport(OrderEvent.REJECT, intent.client_order_id, intent.ts,
+                               reason=f"{exc.code}: {exc}")
+        conditional = self.market is Market.FUTURES and bo.is_conditional(intent)
+        if conditional:
+            self.conditional.add(intent.client_order_id)
+        answer = await self.rest.call(unsigned, idempotent=False)
+        if isinstance(answer, br.Refusal):
+            return VenueReport(OrderEvent.REJECT, intent.client_order_id, intent.ts,
+                               reason=answer.reason)
+        order = br.parse_algo_order(answer) if conditional else br.parse_order(answer)
+        if not order.terminal:
+            self.watching[order.client_order_id] = order.symbol
+        return br.ack_report(order, intent.ts)[0]
+
+    async def cancel(self, client_order_id: str, symbol: str) -> VenueReport:
+        ts = self.rest.clock.venue_time(self.rest.now_ms())
+        first = client_order_id in self.conditional
+        refusals: list[br.Refusal] = []
+        for conditional in (first, not first) if self.market is Market.FUTURES else (False,):
+            answer = await self.rest.call(bo.cancel_order(self.market, symbol, client_order_id,
+                                                          conditional=conditional))
+            if not isinstance(answer, br.Refusal):
+                self.watching.pop(client_order_id, None)
+                return VenueReport(OrderEvent.CANCEL, client_order_id, ts)
+            refusals.append(answer)
+            if not answer.unknown_order:
+                break
+        # The first answer is about where the order was expected to be.
+        return VenueReport(OrderEvent.CANCEL_REJECT, client_order_id, ts, reason=refusals[0].reason)
+
+    async def modify(self, client_order_id: str, symbol: str, *, quantity: float | None = None,
+                     price: float | None = None, trigger_price: float | None = None) -> VenueReport:
+        ts = self.rest.clock.venue_time(self.rest.now_ms())
+        if self.market is not Market.FUTURES or trigger_price is not None \
+                or client_order_id in self.conditional:
+            return VenueReport(OrderEvent.UPDATE_REJECT, client_order_id, ts,
+                               reason="binance: only futures LIMIT orders can be modified; "
+                                      "cancel and replace stops")
+        current = await self.order_status(client_order_id, symbol)
+        if current is None or current.terminal or current.price is None:
+            return VenueReport(OrderEvent.UPDATE_REJECT, client_order_id, ts,
+                               reason="binance: no open LIMIT order with this id")
+        spec = await self._spec(symbol)
+        answer = await self.rest.call(bo.modify_order(
+            symbol, client_order_id, current.side,
+            bo.quantity_text(quantity if quantity is not None else current.quantity, spec),
+            bo.price_text(price if price is not None else current.price, spec)), idempotent=False)
+        if isinstance(answer, br.Refusal):
+            return VenueReport(OrderEvent.UPDATE_REJECT, client_order_id, ts, reason=answer.reason)
+        return VenueReport(OrderEvent.UPDATE, client_order_id, ts)
+
+    async def order_status(self, client_order_id: str, symbol: str) -> VenueOrder | None:
+        first = client_order_id in self.conditional
+        for conditional in (first, not first) if self.market is Market.FUTURES else (False,):
+            answer = await self.rest.call(bo.query_order(self.market, symbol, client_order_id,
+                                                         conditional=conditional))
+            if isinstance(answer, br.Refusal):
+                if answer.unknown_order:
+                    continue
+                raise FatalError(f"binance order query refused: {answer.reason}")
+            if conditional:
+                self.conditional.add(client_order_id)
+                order = br.parse_algo_order(answer)
+                if order.venue_order_id:
+                    self.actual_to_ours[order.venue_order_id] = client_order_id
+                return order
+            return br.parse_order(answer)
+        return None
+
+    async def open_orders(self) -> list[VenueOrder]:
+        rows = await self._read(bo.open_orders(self.market))
+        orders = [br.parse_order(r) for r in rows]
+        orders = [o for o in orders if o.venue_order_id not in self.actual_to_ours]
+        if self.market is Market.FUTURES:
+            algos = [br.parse_algo_order(r) for r in await self._read(bo.open_algo_orders())]
+            self.conditional.update(a.client_order_id for a in algos)
+            orders += algos
+        return orders
+
+    async def fills_since(self, ts: int) -> list[VenueFill]:
+        fills: list[VenueFill] = []
+        for symbol in self.symbols:
+            trades = await self._read(bo.user_trades(self.market, symbol, ts))
+            if not trades:
+                continue
+            ids = await self._client_ids(symbol, ts, {str(t["orderId"]) for t in trades})
+            fills += [f for f in (br.parse_user_trade(t, ids) for t in trades) if f is not None]
+        return sorted(fills, key=lambda f: (f.ts, f.trade_id))
+
+    async def _client_ids(self, symbol: str, ts: int, order_ids: set[str]) -> dict[str, str]:
+        """Binance orderId -> our client id for the orders behind some trades."""
+        ids = {k: v for k, v in self.actual_to_ours.items() if k in order_ids}
+        for row in await self._read(bo.all_orders(self.market, symbol, ts)):
+            ids.setdefault(str(row["orderId"]), row["clientOrderId"])
+        if self.market is Market.FUTURES and not order_ids <= self._ours(ids):
+            for row in await self._read(bo.all_algo_orders(symbol, ts - ALGO_LOOKBACK_MS)):
+                if row.get("actualOrderId"):
+                    self.actual_to_ours[str(row["actualOrderId"])] = row["clientAlgoId"]
+                    ids[str(row["actualOrderId"])] = row["clientAlgoId"]
+        return ids
+
+    def _ours(self, ids: dict[str, str]) -> set[str]:
+        return {k for k, v in ids.items() if v not in ("",) and not v.startswith("autoclose-")}
+
+    # -- positions and money --------------------------------------------------------------
+
+    async def position_details(self) -> list[VenuePosition]:
+        if self.market is Market.FUTURES:
+            return br.parse_position_risk(await self._read(bo.position_risk()))
+        balances = {b["asset"]: float(b["free"]) + float(b["locked"])
+                    for b in (await self._read(bo.account(self.market)))["balances"]}
+        out = []
+        for symbol in self.symbols:
+            base = symbol[:-4] if symbol.endswith("USDT") else symbol[:-3]
+            if balances.get(base):
+                out.append(VenuePosition(symbol, balances[base]))
+        return out
+
+    async def positions(self) -> dict[str, float]:
+        return {p.symbol: p.quantity for p in await self.position_details()}
+
+    async def account(self) -> VenueAccount:
+        payload = await self._read(bo.account(self.market))
+        if self.market is Market.FUTURES:
+            return br.parse_futures_account(payload)
+        return br.parse_spot_account(payload)
+
+    # -- the user data stream ----------------------------------------------------------------
+
+    async def stream_reports(self, send: trio.MemorySendChannel[VenueReport]) -> None:
+        failures = 0
+        while True:
+            if self.listen_key.needs_key:
+                key = br.parse_listen_key(await self.rest.public(bo.listen_key_create(self.market)))
+                self.listen_key = self.listen_key.created(key, trio.current_time())
+            try:
+                await self._one_connection(send)
+                failures = 0
+            except Exception as raised:
+                exc = _single(raised)
+                if not isinstance(exc, STREAM_LOSSES):
+                    raise
+                if isinstance(exc, InvalidStatus) and exc.response.status_code in (401, 403):
+                    raise AuthError(f"binance user stream refused: {exc}") from exc
+                if self.log is not None:
+                    self.log.warning("binance_user_stream_lost", error=f"{type(exc).__name__}: {exc}")
+                await trio.sleep(self.backoff.delay(failures, self.rng))
+                failures += 1
+            await self.resync(send)
+
+    async def _one_connection(self, send: trio.MemorySendChannel[VenueReport]) -> None:
+        url = bo.user_stream_url(self.ws_url, self.listen_key.listen_key)
+        async with connect(url, open_timeout=10, ping_interval=60, ping_timeout=60,
+                           close_timeout=2.0, proxy=None) as ws:
+            self.stream_connects += 1
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._keep_alive)
+                try:
+                    async for frame in ws:
+                        if not await self._on_frame(frame, send):
+                            break  # the key expired: a new key, a new stream
+                finally:
+                    nursery.cancel_scope.cancel()
+        if not self.listen_key.needs_key:
+            raise FeedDisconnected("binance user stream closed by the venue")
+
+    async def _keep_alive(self) -> None:
+        while True:
+            await trio.sleep_until(self.listen_key.next_keepalive())
+            answer = await self.rest.public(bo.listen_key_keepalive(self.market,
+                                                                    self.listen_key.listen_key))
+            if isinstance(answer, br.Refusal):  # -1125: the key is gone
+                self.listen_key = self.listen_key.expired()
+                raise FeedDisconnected(f"binance listenKey keepalive refused: {answer.reason}")
+            self.listen_key = self.listen_key.kept_alive(trio.current_time())
+
+    async def _on_frame(self, frame: str | bytes, send: trio.MemorySendChannel[VenueReport]) -> bool:
+        event = bu.parse_user_event(frame)
+        if isinstance(event, bu.ListenKeyExpired):
+            self.listen_key = self.listen_key.expired()
+            return False
+        for report in self._reports_of(event):
+            await send.send(report)
+        return True
+
+    def _reports_of(self, event: bu.UserEvent) -> list[VenueReport]:
+        if isinstance(event, bu.AlgoUpdate):
+            if event.actual_order_id:
+                self.actual_to_ours[event.actual_order_id] = event.client_order_id
+            self.conditional.add(event.client_order_id)
+            return self._track([event.report] if event.report else [], event.symbol)
+        if isinstance(event, bu.OrderUpdate) and event.report is not None:
+            ours = self.actual_to_ours.get(event.venue_order_id)
+            report = event.report
+            if ours is not None:  # the matching-engine half of one of our triggered stops
+                if report.kind is OrderEvent.ACCEPT:
+                    return []
+                report = _renamed(report, ours)
+            return self._track([report], event.symbol)
+        if isinstance(event, bu.Unrecognised) and self.log is not None:
+            self.log.warning("binance_user_stream_unrecognised", event=event.event,
+                             detail=event.detail)
+        return []
+
+    def _track(self, reports: list[VenueReport], symbol: str) -> list[VenueReport]:
+        out = []
+        for r in reports:
+            if r.trade_id:
+                if not self._first_sight(r.trade_id):
+                    continue
+                self.last_fill_ts = max(self.last_fill_ts, r.ts)
+            if r.kind in (OrderEvent.ACCEPT, OrderEvent.TRIGGER, OrderEvent.PARTIAL_FILL):
+                self.watching[r.client_order_id] = symbol
+            elif r.kind in (OrderEvent.FILL, OrderEvent.CANCEL, OrderEvent.EXPIRE, OrderEvent.REJECT):
+                self.watching.pop(r.client_order_id, None)
+            out.append(r)
+        return out
+
+    def _first_sight(self, trade_id: str) -> bool:
+        if trade_id in self.fills_seen:
+            return False
+        self.fills_seen[trade_id] = None
+        if len(self.fills_seen) > FILLS_REMEMBERED:
+            self.fills_seen.popitem(last=False)
+        return True
+
+    async def resync(self, send: trio.MemorySendChannel[VenueReport]) -> None:
+        """After a gap: fills since the last seen, and how every watched order ended."""
+        self.resyncs += 1
+        since = max(0, self.last_fill_ts - 1)
+        for fill in await self.fills_since(since):
+            if not self._first_sight(fill.trade_id):
+                continue
+            self.last_fill_ts = max(self.last_fill_ts, fill.ts)
+            await send.send(VenueReport(OrderEvent.FILL, fill.client_order_id, fill.ts,
+                                        trade_id=fill.trade_id, quantity=fill.quantity,
+                                        price=fill.price, fee=fill.fee))
+        for cid, symbol in list(self.watching.items()):
+            order = await self.order_status(cid, symbol)
+            ts = self.rest.clock.venue_time(self.rest.now_ms())
+            end = {"canceled": OrderEvent.CANCEL, "expired": OrderEvent.EXPIRE,
+                   "rejected": OrderEvent.REJECT}.get(order.status if order else "")
+            if order is not None and order.status == "triggered":
+                await send.send(VenueReport(OrderEvent.TRIGGER, cid, ts,
+                                            venue_order_id=order.venue_order_id))
+            if end is not None:
+                self.watching.pop(cid, None)
+                await send.send(VenueReport(end, cid, ts, reason="resync"))
+            elif order is not None and order.status == "filled":
+                self.watching.pop(cid, None)
+
+
+STREAM_LOSSES = (OSError, ConnectionClosed, InvalidHandshake, TransientError, trio.BrokenResourceError)
+
+
+def _single(exc: BaseException) -> BaseException:
+    """The one error inside nested exception groups (nurseries wrap them), else the group."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _renamed(report: VenueReport, client_order_id: str) -> VenueReport:
+    return VenueReport(report.kind, client_order_id, report.ts, trade_id=report.trade_id,
+                       quantity=report.quantity, price=report.price, fee=report.fee,
+                       liquidity=report.liquidity, reason=report.reason,
+                       venue_order_id=report.venue_order_id, trigger_price=report.trigger_price)
+
+
