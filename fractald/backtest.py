@@ -26,8 +26,8 @@ from typing import Any
 
 import attrs
 
-from fractald.core.bars import Rollups
 from fractald.config import Config, load_config
+from fractald.core.bars import Rollups
 from fractald.core.execution.engine import FillSource, TradingEngine
 from fractald.core.models import TIMEFRAME_MS, Bar, ClosedTrade
 from fractald.core.pipeline import Pipeline, SetupSkipped, SignalEmitted, build_pipeline

@@ -22,6 +22,7 @@ class ExitStatus(enum.IntEnum):
     UNAVAILABLE = 69  # EX_UNAVAILABLE: a required resource (state dir, socket) cannot be used
     AUTH = 77  # EX_NOPERM: credentials refused or missing
     CONFIG = 78  # EX_CONFIG: invalid configuration
+    STATE_TOO_NEW = 79  # trading state written by a newer release (a rollback): not loaded
 
 
 class Category(enum.Enum):
@@ -113,6 +114,13 @@ class StateCorrupt(FatalError):
 class StateUnavailable(FatalError):
     code = "state_unavailable"
     exit_status = ExitStatus.UNAVAILABLE
+
+
+class StateTooNew(FatalError):
+    """The trading state has a schema this release cannot read (a rollback); nothing was loaded."""
+
+    code = "state_too_new"
+    exit_status = ExitStatus.STATE_TOO_NEW
 
 
 class InvariantViolation(FatalError):

@@ -1,15 +1,15 @@
 """A trading session: the pure pipeline plus its persistence, as the trading actor runs it.
 
-The pipeline is plain Python over plain data, so its whole state is
-snapshotted (pickled, then checksummed by the ledger) together with the
-events each bar produced, in one transaction. Start-up restores the
-newest good snapshot; the feed resumes after the bar it covers.
+Every batch of events a bar produces is committed together with a JSON
+snapshot of the trading state (`fractald.session_state`, versioned by
+`fractald.state_schema`) and the candles detection read since the last
+batch, in one transaction. Start-up builds the pipeline from the current
+config, restores the newest good snapshot into it and rebuilds detection
+from the stored candles; the feed resumes after the bar the snapshot covers.
 """
 
 from __future__ import annotations
 
-import base64
-import pickle
 from typing import Any
 
 import attrs
@@ -20,10 +20,17 @@ from fractald.config import Config
 from fractald.core.models import Bar, FeedHealth, Quote, TradeTick
 from fractald.errors import StateCorrupt
 from fractald.reconcile import PaperVenue, ReconcileReport, reconcile
-from fractald.store.ledger import Snapshot
+from fractald.session_state import (
+    candle_row,
+    fold_legacy_events,
+    restore_into,
+    session_state,
+    warm_up_from,
+)
+from fractald.state_schema import LEGACY_PICKLE_SCHEMA, migrate, refuse_if_newer
+from fractald.store.ledger import CandleRow, Snapshot
 from fractald.store.writer import AsyncLedger
 
-SNAPSHOT_FORMAT = 1
 # Events that do not change the trading state (may follow the newest snapshot).
 NOT_STATE_KINDS = ("intent_repaired",)
 # Trading events an operator reads in `journalctl -u fractald` (the rest: `fractalctl tail`).
@@ -108,33 +115,76 @@ class TradingSession:
         self.last_bar: dict[str, dict[str, Any]] = {}
         self.feed_health: dict[str, FeedHealth] = {}
         self.last_reconcile: dict[str, Any] = {}
+        self._candles: list[CandleRow] = []  # read by detection, not yet committed
+        self._timeframes_of: dict[str, frozenset[str]] = {}
 
     # -- start-up == recovery -------------------------------------------------------------
     @classmethod
     async def recover(cls, config: Config, ledger: AsyncLedger, log: Any,
                       bus: EventBus) -> TradingSession:
+        """The pipeline from the current config, with the stored state put back into it.
+
+        A state newer than this code is refused (StateTooNew) before anything
+        is loaded; an older JSON one is migrated; a 0.1.0 one is rebuilt from
+        the event log and written back as JSON at once, so that happens once.
+        """
         snapshot = await ledger.latest_good_snapshot()
         await cls._check_covered(ledger, snapshot)
+        pipeline = build_pipeline(config)
         if snapshot is None:
             log.info("session_fresh_start")
-            return cls(config, ledger, log, bus, build_pipeline(config), {})
-        state = snapshot.state
-        if state.get("format") != SNAPSHOT_FORMAT:
-            raise StateCorrupt(
-                f"snapshot {snapshot.id} has format {state.get('format')!r}, this version reads "
-                f"{SNAPSHOT_FORMAT}; see runbooks/state-database-corrupt.md")
+            return cls(config, ledger, log, bus, pipeline, {})
+        where = f"snapshot {snapshot.id} of {ledger.path}"
+        version = refuse_if_newer(snapshot.state, where)
+        if version == LEGACY_PICKLE_SCHEMA:
+            return await cls._upgrade_legacy(config, ledger, log, bus, pipeline, snapshot)
         try:
-            pipeline = pickle.loads(base64.b64decode(state["pipeline"])) if state.get("pipeline") \
-                else build_pipeline(config)
-        except Exception as exc:
-            raise StateCorrupt(f"snapshot {snapshot.id} cannot be read ({exc}); "
+            state = migrate(dict(snapshot.state), where)
+            notes = restore_into(pipeline, state)
+            session = cls(config, ledger, log, bus, pipeline, dict(state["cursor"]))
+            session.bars_processed = int(state["bars_processed"])
+        except (KeyError, TypeError, ValueError, cattrs.BaseValidationError) as exc:
+            raise StateCorrupt(f"{where} cannot be read ({type(exc).__name__}: {exc}); "
                                "see runbooks/state-database-corrupt.md") from exc
-        session = cls(config, ledger, log, bus, pipeline, dict(state.get("cursor", {})))
-        session.bars_processed = int(state.get("bars_processed", 0))
-        session.apply_config(config)
+        for note in notes:
+            log.warning("state_restore_note", note=note)
+        warmed = await session._rebuild_detection()
         log.info("session_recovered", snapshot_id=snapshot.id, last_seq=snapshot.last_seq,
-                 cursor=session.cursor, bars_processed=session.bars_processed)
+                 schema_version=state["schema_version"], written_by=snapshot.state.get("code_version"),
+                 cursor=session.cursor, bars_processed=session.bars_processed,
+                 candles_replayed=warmed)
         return session
+
+    @classmethod
+    async def _upgrade_legacy(cls, config: Config, ledger: AsyncLedger, log: Any, bus: EventBus,
+                              pipeline: Any, snapshot: Snapshot) -> TradingSession:
+        """0.1.0's pickled pipeline is never loaded: fold the event log instead, then store JSON."""
+        state = snapshot.state
+        counts = await ledger.run(lambda led: fold_legacy_events(pipeline, led.events_after(0)))
+        session = cls(config, ledger, log, bus, pipeline, {str(k): int(v) for k, v in
+                                                            dict(state.get("cursor", {})).items()})
+        session.bars_processed = int(state.get("bars_processed", 0))
+        for p in getattr(pipeline, "pipelines", {}).values():
+            p.bars = session.bars_processed
+            p._last_ts = {key.split("/", 1)[1]: ts for key, ts in session.cursor.items()
+                          if key.split("/", 1)[0] == p.symbol}
+        await session.commit([], ts_event=0)
+        log.warning("state_upgraded_from_0_1_0", snapshot_id=snapshot.id, events_folded=counts,
+                    cursor=session.cursor,
+                    note="detection state starts afresh (0.1.0 stored no candles); open trades "
+                         "keep their stops and targets, their strategy management restarts "
+                         "with the next signal")
+        return session
+
+    async def _rebuild_detection(self) -> int:
+        """Run detection over the stored candles the cursor covers, a page at a time."""
+        after, fed = 0, 0
+        while True:
+            page = await self.ledger.run(lambda led, a=after: led.candles_page(a))  # type: ignore[misc]
+            if not page:
+                return fed
+            fed += warm_up_from(self.pipeline, (row for _, row in page), self.cursor)
+            after = page[-1][0]
 
     @staticmethod
     async def _check_covered(ledger: AsyncLedger, snapshot: Snapshot | None) -> None:
@@ -159,10 +209,13 @@ class TradingSession:
                 last_seq=last_seq, uncovered=uncovered)
 
     def apply_config(self, config: Config) -> None:
-        """A new config (start-up over a restored pipeline, SIGHUP, `risk set`): [risk] reaches the engine."""
+        """A new config on a running session (SIGHUP, `risk set`): [risk] reaches the engine.
+
+        [strategies] and [broker] shape the pipeline itself; they take
+        effect when it is built again, at the next start (see
+        `config.reload_changes`, which refuses them on reload).
+        """
         self.config = config
-        if self.pipeline is not None and hasattr(self.pipeline, "apply_config"):
-            self.pipeline.apply_config(config)
         apply_risk_config(self.engine, config)
 
     # -- market events --------------------------------------------------------------------
@@ -173,6 +226,8 @@ class TradingSession:
         events: list[Any] = []
         if self.pipeline is not None:
             events = list(self.pipeline.on_bar(bar, accepting=accepting))
+        if bar.timeframe in self._detection_timeframes(bar.symbol):
+            self._candles.append(candle_row(bar))
         self.last_bar[key] = {"ts_open": bar.ts_open, "close": bar.close,
                               "complete": bar.complete}
         self.cursor[key] = bar.ts_open
@@ -198,10 +253,14 @@ class TradingSession:
 
     # -- persistence ----------------------------------------------------------------------
     def snapshot_state(self) -> dict[str, Any]:
-        blob = b"" if self.pipeline is None else pickle.dumps(self.pipeline, protocol=5)
-        return {"format": SNAPSHOT_FORMAT, "cursor": dict(self.cursor),
-                "bars_processed": self.bars_processed,
-                "pipeline": base64.b64encode(blob).decode() if blob else ""}
+        return session_state(self.pipeline, self.cursor, self.bars_processed)
+
+    def _detection_timeframes(self, symbol: str) -> frozenset[str]:
+        timeframes = self._timeframes_of.get(symbol)
+        if timeframes is None:
+            of = getattr(self.pipeline, "detection_timeframes", None)
+            timeframes = self._timeframes_of[symbol] = frozenset() if of is None else of(symbol)
+        return timeframes
 
     @property
     def engine(self) -> Any:
@@ -243,7 +302,9 @@ class TradingSession:
                        if self._in_process_broker() else [])
         await self.ledger.commit_batch(
             items, [(e.client_order_id, event_payload(e)) for e in intents],
-            self.snapshot_state(), submissions=submissions, outcomes=self._outcomes(events))
+            self.snapshot_state(), submissions=submissions, outcomes=self._outcomes(events),
+            candles=self._candles)
+        self._candles = []
         self.bars_since_snapshot = 0
 
     async def write_snapshot(self, reason: str) -> None:

@@ -15,10 +15,8 @@ itself must show that no crash lost or duplicated an order:
 
 from __future__ import annotations
 
-import base64
 import collections
 import json
-import pickle
 import random
 import signal
 import sqlite3
@@ -102,8 +100,19 @@ def ledger_rows(db_path: Path) -> dict[str, Any]:
             "SELECT count(*) FROM daemon_events WHERE kind = 'start'").fetchone()[0]
     finally:
         conn.close()
-    return {"events": events, "intents": intents, "pipeline": pickle.loads(
-        base64.b64decode(state["pipeline"])), "starts": starts}
+    return {"events": events, "intents": intents, "pipeline": restored(state), "starts": starts}
+
+
+def restored(state: dict[str, Any]) -> Any:
+    """The final snapshot's trading state (JSON) restored into a pipeline built as the daemon's."""
+    from fractald.config import Config
+    from fractald.pipeline_factory import pipeline_from_config
+    from fractald.session_state import restore_into
+
+    assert state["schema_version"] >= 2, "the snapshot is versioned JSON"
+    pipeline = pipeline_from_config(Config())
+    restore_into(pipeline, state)
+    return pipeline
 
 
 def of_kind(rows: dict[str, Any], kind: str) -> list[dict[str, Any]]:

@@ -149,10 +149,8 @@ class Rollups:
         for p in self.periods:
             if p.start != _NEVER and p.first < keep:
                 keep = p.first
-            if p.start > lo:
-                lo = p.start
-            if p.last < hi:
-                hi = p.last
+            lo = max(lo, p.start)
+            hi = min(hi, p.last)
         if keep:
             del buf[:keep]
             for p in self.periods:

@@ -37,6 +37,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Protocol
 
 import attrs
+import cattrs
 
 from fractald.core.models import TIMEFRAME_MS, Bar, FeedHealth, Quote, Signal, TradeTick
 from fractald.core.risk.params import RiskParams
@@ -124,6 +125,9 @@ class ManagementRequested:
     reason: str
 
 
+_converter = cattrs.Converter()
+
+
 class _Managed:
     __slots__ = ("plan", "state", "strategy")
 
@@ -191,6 +195,75 @@ class Pipeline:
     def summary_line(self) -> str:
         trends = " ".join(f"{tf}:{t:+d}" for tf, t in self.trends().items())
         return f"{self.symbol} bars={self.bars} signals={self.signals} trends {trends}"
+
+    # --- state as data (the snapshot's `pipelines` entry) -----------------------------
+    def export_state(self) -> dict[str, Any]:
+        """What trading taught this pipeline, as plain JSON data (no class names).
+
+        Counters, the trades it manages (frozen plan and current state) and
+        each strategy's learning. What market data alone determines (live
+        SMC, slow averages, armed setups) is not here: `warm_up` rebuilds it
+        from the candles.
+        """
+        return {
+            "bars": self.bars, "signals": self.signals, "skips": self.skips,
+            "last_ts": dict(self._last_ts),
+            "trades": [{"strategy": m.strategy.name, "plan": _converter.unstructure(m.plan),
+                        "state": None if m.state is None else _converter.unstructure(m.state)}
+                       for m in self._trades.values()],
+            "learning": {s.name: s.learning_state() for s in self.strategies},
+        }
+
+    def import_state(self, data: Mapping[str, Any]) -> list[str]:
+        """Restore `export_state` into this pipeline (built from the current config).
+
+        A managed trade of a strategy no longer enabled keeps its frozen plan
+        under a management-only instance of that strategy; learning of a
+        strategy no longer enabled is dropped. Returns what was notable, for
+        the log.
+        """
+        notes: list[str] = []
+        self.bars, self.signals, self.skips = int(data["bars"]), int(data["signals"]), int(data["skips"])
+        self._last_ts = {str(k): int(v) for k, v in data["last_ts"].items()}
+        by_name = {s.name: s for s in self.strategies}
+        self._trades = {}
+        for t in data["trades"]:
+            plan = _converter.structure(t["plan"], ManagementPlan)
+            strategy = by_name.get(t["strategy"])
+            if strategy is None:
+                strategy = create(t["strategy"], self.symbol, plan.timeframe)
+                notes.append(f"trade {plan.signal_id} of disabled strategy {t['strategy']} "
+                             "stays managed by its plan")
+            managed = _Managed(strategy, plan)
+            managed.state = None if t["state"] is None else _converter.structure(t["state"], TradeState)
+            self._trades[plan.signal_id] = managed
+        for name, learned in data["learning"].items():
+            if name in by_name:
+                by_name[name].restore_learning(learned)
+            else:
+                notes.append(f"learning of disabled strategy {name} dropped")
+        return notes
+
+    def detection_timeframes(self) -> frozenset[str]:
+        """The timeframes whose closed bars detection reads (what `warm_up` needs again)."""
+        return frozenset(self._by_tf)
+
+    def warm_up(self, bar: Bar) -> None:
+        """Detection only, for a bar this pipeline saw before a restart: no trading, no events.
+
+        Feeding the stored candles through here in their original order
+        gives the live SMC, slow averages and strategies' armed setups the
+        state `on_bar` had left them in (the same code runs on the same bars).
+        """
+        states = self._by_tf.get(bar.timeframe)
+        if not states:
+            return
+        ctxs = {id(ms): ms.update(bar) for ms in states}
+        trends = self.trends()
+        for strategy, ms in self._runs.get(bar.timeframe, ()):
+            ctx = ctxs[id(ms)]
+            ctx.trends = trends
+            strategy.detect(ctx)
 
     # --- inputs ---------------------------------------------------------------------
     def on_bar(self, bar: Bar, accepting: bool = True) -> list[Any]:
@@ -331,6 +404,28 @@ class Portfolio:
 
     def status(self) -> dict[str, Any]:
         return {"symbols": {s: p.status() for s, p in self.pipelines.items()}}
+
+    # --- state as data ---------------------------------------------------------------
+    def export_state(self) -> dict[str, Any]:
+        return {symbol: p.export_state() for symbol, p in self.pipelines.items()}
+
+    def import_state(self, data: Mapping[str, Any]) -> list[str]:
+        """Each configured symbol's state; a symbol no longer configured is dropped (noted)."""
+        notes = [f"state of {symbol} dropped: not a configured symbol"
+                 for symbol in data if symbol not in self.pipelines]
+        for symbol, p in self.pipelines.items():
+            if symbol in data:
+                notes.extend(p.import_state(data[symbol]))
+        return notes
+
+    def detection_timeframes(self, symbol: str) -> frozenset[str]:
+        p = self.pipelines.get(symbol)
+        return frozenset() if p is None else p.detection_timeframes()
+
+    def warm_up(self, bar: Bar) -> None:
+        p = self.pipelines.get(bar.symbol)
+        if p is not None:
+            p.warm_up(bar)
 
     # --- operator commands: the engine's, with their events followed by every pipeline ---
     def pause(self, ts: int | None = None) -> list[Any]:

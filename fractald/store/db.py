@@ -83,6 +83,22 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         "CREATE INDEX events_kind ON events (kind, seq)",
     ),
+    # v4 (issue 11, JSON state): the closed candles detection ran on, in the order it saw
+    # them, so start-up rebuilds the live SMC state by running detection over them again.
+    (
+        """CREATE TABLE candles (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            symbol TEXT NOT NULL,
+            timeframe TEXT NOT NULL,
+            ts_open INTEGER NOT NULL,
+            open REAL NOT NULL,
+            high REAL NOT NULL,
+            low REAL NOT NULL,
+            close REAL NOT NULL,
+            volume REAL NOT NULL,
+            complete INTEGER NOT NULL CHECK (complete IN (0, 1)))""",
+        "CREATE INDEX candles_series ON candles (symbol, timeframe, id)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

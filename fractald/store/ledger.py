@@ -36,6 +36,11 @@ PAGE_SIZE = 500  # events read per query by `events_after`
 SNAPSHOTS_KEPT = 10
 DAEMON_EVENTS_KEPT = 10_000
 MAX_CLIENT_ORDER_ID_LEN = 128
+# Closed candles kept per (symbol, timeframe) for rebuilding detection state at start-up
+# (~208 days of 15m bars). Older ones are dropped: detection state is windowed, so what a
+# rebuild from this many differs in is long forgotten by the detectors' rolling windows.
+CANDLES_KEPT = 20_000
+CandleRow = tuple[str, str, int, float, float, float, float, float, bool]
 
 
 @attrs.frozen
@@ -176,6 +181,27 @@ def _set_outcome(conn: sqlite3.Connection, client_order_id: str, outcome: str, t
                         (outcome, ts, client_order_id)).rowcount == 1
 
 
+def _candle_rows(candles: Iterable[CandleRow]) -> list[CandleRow]:
+    rows = []
+    for row in candles:
+        symbol, timeframe, ts_open, *prices, complete = row
+        _check_text(symbol, "candle symbol")
+        _check_text(timeframe, "candle timeframe")
+        _check_int(ts_open, "candle ts_open", 0)
+        rows.append((symbol, timeframe, ts_open, *(float(p) for p in prices), bool(complete)))
+    return rows  # type: ignore[return-value]
+
+
+def _insert_candles(conn: sqlite3.Connection, rows: list[CandleRow]) -> None:
+    conn.executemany("INSERT INTO candles (symbol, timeframe, ts_open, open, high, low, close, "
+                     "volume, complete) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    for symbol, timeframe in {(r[0], r[1]) for r in rows}:
+        conn.execute("DELETE FROM candles WHERE symbol = ? AND timeframe = ? AND id <= ("
+                     "SELECT id FROM candles WHERE symbol = ? AND timeframe = ? "
+                     "ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                     (symbol, timeframe, symbol, timeframe, CANDLES_KEPT))
+
+
 def _insert_snapshot(conn: sqlite3.Connection, state_json: str, last_seq: int, ts: int) -> int:
     snap_id = _rowid(conn.execute(
         "INSERT INTO snapshots (last_seq, ts_wall_ms, state, sha256) VALUES (?, ?, ?, ?)",
@@ -304,14 +330,16 @@ class Ledger:
                      intents: Iterable[tuple[str, Mapping[str, Any]]] = (),
                      state: Mapping[str, Any] | None = None, *,
                      submissions: Iterable[tuple[str, int]] = (),
-                     outcomes: Iterable[tuple[str, str, int]] = ()) -> list[int]:
+                     outcomes: Iterable[tuple[str, str, int]] = (),
+                     candles: Iterable[CandleRow] = ()) -> list[int]:
         """Events, the intents among them, their lifecycle and the state they lead to: ONE transaction.
 
         Appends `(kind, payload, ts_event)` events, records each
         `(client_order_id, payload)` intent (idempotently, as `record_intent`),
         claims each `(client_order_id, ts)` submission, sets each
         `(client_order_id, outcome, ts)` outcome (first one wins, as
-        `mark_outcome`) and, when `state` is given, writes a snapshot
+        `mark_outcome`), appends the `candles` detection ran on since the last
+        batch, and, when `state` is given, writes a snapshot
         covering every event up to the last one appended. All or nothing;
         returns the new seqs.
 
@@ -328,8 +356,11 @@ class Ledger:
                  _check_text(outcome, "outcome"), _check_int(ts, "outcome ts", 0))
                 for cid, outcome, ts in outcomes]
         state_json = None if state is None else _dict_json(state, "snapshot state")
+        candle_rows = _candle_rows(candles)
         with db.transaction(self._conn) as conn:
             seqs = _insert_events(conn, rows)
+            if candle_rows:
+                _insert_candles(conn, candle_rows)
             stored = [_insert_intent(conn, cid, payload_json) for cid, payload_json in intent_rows]
             for cid, ts in claims:
                 if not _claim(conn, cid, ts):
@@ -513,6 +544,17 @@ class Ledger:
         row = self._conn.execute("SELECT coalesce(max(ts_event), 0) FROM events "
                                  "WHERE kind = 'order_filled'").fetchone()
         return int(row[0])
+
+    # -- candles (detection's input, for rebuilding its state) ---------------------------
+
+    def candles_page(self, after_id: int, limit: int | None = None) -> list[tuple[int, CandleRow]]:
+        """Up to `limit` stored candles with ids above `after_id`, in the order detection saw them."""
+        _check_int(after_id, "after_id", 0)
+        limit = PAGE_SIZE * 10 if limit is None else _check_int(limit, "limit", 1)
+        rows = self._conn.execute(
+            "SELECT id, symbol, timeframe, ts_open, open, high, low, close, volume, complete "
+            "FROM candles WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)).fetchall()
+        return [(r[0], (r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], bool(r[9]))) for r in rows]
 
     # -- snapshots -----------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from typing import Any, Self, TypeVar
 import trio
 
 from fractald.store import backup
-from fractald.store.ledger import DaemonEvent, Event, IntentRecord, Ledger, Snapshot
+from fractald.store.ledger import CandleRow, DaemonEvent, Event, IntentRecord, Ledger, Snapshot
 
 T = TypeVar("T")
 
@@ -94,9 +94,11 @@ class AsyncLedger:
                            intents: Iterable[tuple[str, Mapping[str, Any]]] = (),
                            state: Mapping[str, Any] | None = None, *,
                            submissions: Iterable[tuple[str, int]] = (),
-                           outcomes: Iterable[tuple[str, str, int]] = ()) -> list[int]:
+                           outcomes: Iterable[tuple[str, str, int]] = (),
+                           candles: Iterable[CandleRow] = ()) -> list[int]:
         return await self._call(self._ledger.commit_batch, list(items), list(intents), state,
-                                submissions=list(submissions), outcomes=list(outcomes))
+                                submissions=list(submissions), outcomes=list(outcomes),
+                                candles=list(candles))
 
     async def last_seq(self) -> int:
         return await self._call(self._ledger.last_seq)

@@ -334,6 +334,14 @@ class Strategy(abc.ABC):
         self.trades_learned += 1
         self.ewma_r += 0.1 * (max(-3.0, min(3.0, trade.r_multiple)) - self.ewma_r)
 
+    def learning_state(self) -> dict[str, Any]:
+        """What `learn` has accumulated, as plain data (part of the snapshot)."""
+        return {"trades_learned": self.trades_learned, "ewma_r": self.ewma_r}
+
+    def restore_learning(self, data: Mapping[str, Any]) -> None:
+        self.trades_learned = int(data["trades_learned"])
+        self.ewma_r = float(data["ewma_r"])
+
     @property
     def reliability_multiplier(self) -> float:
         """1.0 until 5 trades are known; then 1 + 0.2 x mean R, kept within 0.6..1.2."""

@@ -1,0 +1,86 @@
+"""The shape of the trading state a snapshot holds: its version, and the migrations between versions.
+
+A snapshot is one JSON object (the ledger's `snapshots.state` column, so
+`sqlite3 fractald.db "select state from snapshots order by id desc limit 1" | jq`
+reads it) with these keys:
+
+* ``schema_version``: the shape of everything below; `SCHEMA_VERSION` here;
+* ``code_version``: the fractald release that wrote it (for people, not checks);
+* ``cursor``, ``bars_processed``: how far the market data it covers goes;
+* ``engine``: `TradingEngine.snapshot()`;
+* ``pipelines``: per symbol, `Pipeline.export_state()` (counters, managed
+  trades, strategies' learning).
+
+What is derived from market data alone (live SMC state, slow ATR and volume
+means, strategies' armed setups) is not in it: it is rebuilt at start-up by
+running detection over the candles the ledger keeps (`candles` table), so it
+is always what the *current* code and config would have made of them.
+
+Start-up reads a snapshot through `migrate`: an older schema is brought
+forward one step at a time by `MIGRATIONS[v]` (v -> v + 1, each a pure
+function of plain data); a newer one is refused with `StateTooNew` before
+anything is loaded. Release 0.1.0 wrote schema 1 (a pickle inside the JSON);
+no dict migration can read that, so `fractald.session` rebuilds that state
+by folding the ledger's event log instead, once (`LEGACY_PICKLE_SCHEMA`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fractald import __version__
+from fractald.errors import StateCorrupt, StateTooNew
+
+SCHEMA_VERSION = 2
+CODE_VERSION = __version__
+LEGACY_PICKLE_SCHEMA = 1  # release 0.1.0: {"format": 1, "pipeline": <base64 pickle>, "cursor": ...}
+RUNBOOK = "runbooks/daemon-will-not-start.md"
+
+# MIGRATIONS[v]: a schema-v state (plain JSON data) -> the same state in schema v + 1.
+# Append a step when the shape changes; never edit a released one.
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+def schema_of(state: dict[str, Any]) -> int:
+    """The schema version a stored state says it has (0.1.0's `format` key counts as 1)."""
+    version = state.get("schema_version", state.get("format"))
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise StateCorrupt(f"snapshot has no valid schema_version (got {version!r}); "
+                           "see runbooks/state-database-corrupt.md")
+    return version
+
+
+def refuse_if_newer(state: dict[str, Any], where: str) -> int:
+    """The state's schema version; StateTooNew when this code cannot read it."""
+    version = schema_of(state)
+    if version > SCHEMA_VERSION:
+        raise StateTooNew(
+            f"{where} holds trading state of schema {version}, written by fractald "
+            f"{state.get('code_version', '?')}; this fractald {CODE_VERSION} reads schema "
+            f"{SCHEMA_VERSION} and older. Run that release (or newer) again, or restore a backup "
+            f"made before the upgrade; see {RUNBOOK}",
+            schema_version=version, readable=SCHEMA_VERSION,
+            written_by=state.get("code_version", "?"))
+    return version
+
+
+def migrate(state: dict[str, Any], where: str) -> dict[str, Any]:
+    """`state` brought to SCHEMA_VERSION (StateTooNew if newer; never half-loaded)."""
+    version = refuse_if_newer(state, where)
+    if version == LEGACY_PICKLE_SCHEMA:
+        raise ValueError("a 0.1.0 snapshot is rebuilt from the event log, not migrated")
+    while version < SCHEMA_VERSION:
+        step = MIGRATIONS.get(version)
+        if step is None:
+            raise StateCorrupt(f"{where}: no migration from state schema {version} to "
+                               f"{version + 1}; see runbooks/state-database-corrupt.md")
+        state = step(state)
+        version += 1
+        state["schema_version"] = version
+    return state
+
+
+def stamp(body: dict[str, Any]) -> dict[str, Any]:
+    """A state to store: `body` with this code's schema and version first."""
+    return {"schema_version": SCHEMA_VERSION, "code_version": CODE_VERSION, **body}

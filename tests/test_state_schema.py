@@ -1,0 +1,150 @@
+"""Versioned JSON state: no pickles, restore into a pipeline built from config, migrate, refuse newer."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+import structlog
+import trio
+
+from fractald import state_schema
+from fractald.actors.events import EventBus
+from fractald.config import Config
+from fractald.core.bars import SymbolBars
+from fractald.core.models import Bar
+from fractald.errors import ExitStatus, StateCorrupt, StateTooNew
+from fractald.pipeline_factory import pipeline_from_config
+from fractald.session import TradingSession
+from fractald.session_state import candle_row, restore_into, session_state, warm_up_from
+from fractald.store.ledger import Ledger, snapshot_checksum
+from fractald.store.writer import AsyncLedger
+from fractald.venues.replay import bundled_candles
+
+PACKAGE = Path(__file__).resolve().parent.parent / "fractald"
+PICKLING = re.compile(r"^\s*(import\s+(c?pickle|shelve|dill)\b|from\s+(c?pickle|shelve|dill)\s+import)"
+                      r"|\b(pickle|shelve)\.(loads?|dumps?|open|Unpickler|Pickler)\b", re.MULTILINE)
+
+
+def test_no_pickle_anywhere_in_fractald() -> None:
+    found = [f"{path.relative_to(PACKAGE.parent)}: {m.group(0).strip()}"
+             for path in sorted(PACKAGE.rglob("*.py"))
+             for m in PICKLING.finditer(path.read_text())]
+    assert found == [], "state is versioned JSON; pickles are code execution for whoever writes them"
+
+
+def test_the_pattern_catches_what_it_should() -> None:
+    assert PICKLING.search("import pickle\n") and PICKLING.search("    from pickle import loads")
+    assert PICKLING.search("x = pickle.loads(b)") and not PICKLING.search("# unpickled from 0.1.0")
+
+
+# -- the pipeline's state goes back into a pipeline built from the config -------------------
+
+def feed(bars: list[Bar]) -> list[Bar]:
+    builder = SymbolBars("BTC-PERP", ["1m", "15m", "1h", "4h"])
+    return [b for bar in bars for b in builder.on_base_bar(bar).bars]
+
+
+def drive(pipeline: Any, bars: list[Bar], candles: list[Any] | None = None) -> list[str]:
+    out: list[str] = []
+    for bar in bars:
+        if candles is not None and bar.timeframe in pipeline.detection_timeframes(bar.symbol):
+            candles.append(candle_row(bar))
+        out += [repr(e) for e in pipeline.on_bar(bar)]
+    return out
+
+
+@pytest.fixture(scope="module")
+def bars() -> list[Bar]:
+    return feed(bundled_candles()[:9000])
+
+
+def test_json_state_and_candles_continue_exactly_like_the_live_pipeline(bars: list[Bar]) -> None:
+    split = next(i for i, b in enumerate(bars) if b.ts_open >= bars[0].ts_open + 5000 * 60_000)
+    live = pipeline_from_config(Config())
+    candles: list[Any] = []
+    drive(live, bars[:split], candles)
+    cursor = {f"{b.symbol}/{b.timeframe}": b.ts_open for b in bars[:split]}
+    stored = json.loads(json.dumps(session_state(live, cursor, split)))  # through JSON text
+    assert stored["schema_version"] == state_schema.SCHEMA_VERSION
+    assert stored["code_version"] == state_schema.CODE_VERSION
+    assert stored["engine"]["orders"] and stored["pipelines"]["BTC-PERP"]["learning"]
+
+    twin = pipeline_from_config(Config())
+    assert restore_into(twin, stored) == []
+    assert warm_up_from(twin, candles, cursor) == len(candles)
+    rest_live, rest_twin = drive(live, bars[split:]), drive(twin, bars[split:])
+    assert rest_live == rest_twin
+    assert any("TradeClosed" in e for e in rest_live) and any("SignalEmitted" in e for e in rest_live)
+
+
+def test_a_restored_trade_of_a_strategy_no_longer_enabled_stays_managed(bars: list[Bar]) -> None:
+    live = pipeline_from_config(Config())
+    for i, bar in enumerate(bars):
+        live.on_bar(bar)
+        if live.pipelines["BTC-PERP"].open_trades():
+            break
+    held = next(iter(live.pipelines["BTC-PERP"]._trades.values())).strategy.name
+    others = [s for s in Config().strategies.enabled if s != held]
+    config = Config()
+    config = attrs.evolve(config, strategies=attrs.evolve(config.strategies, enabled=others))
+    twin = pipeline_from_config(config)
+    notes = restore_into(twin, json.loads(json.dumps(session_state(live, {}, i))))
+    assert any(held in n and "stays managed" in n for n in notes)
+    assert twin.pipelines["BTC-PERP"].open_trades().keys() == live.pipelines["BTC-PERP"].open_trades().keys()
+
+
+# -- migrations and refusal ------------------------------------------------------------------
+
+def test_forward_migrations_run_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(state_schema, "SCHEMA_VERSION", 4)
+    monkeypatch.setattr(state_schema, "MIGRATIONS", {
+        2: lambda s: {**s, "two_to_three": True},
+        3: lambda s: {**s, "three_to_four": s["two_to_three"]},
+    })
+    out = state_schema.migrate({"schema_version": 2, "cursor": {}}, "test")
+    assert out == {"schema_version": 4, "cursor": {}, "two_to_three": True, "three_to_four": True}
+
+
+def test_a_missing_migration_step_is_corrupt_state_not_a_guess(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(state_schema, "SCHEMA_VERSION", 3)
+    with pytest.raises(StateCorrupt, match="no migration from state schema 2 to 3"):
+        state_schema.migrate({"schema_version": 2}, "test")
+
+
+def test_a_newer_state_is_refused_with_its_own_exit_status() -> None:
+    newer = {"schema_version": state_schema.SCHEMA_VERSION + 1, "code_version": "9.9.9"}
+    with pytest.raises(StateTooNew, match=r"schema 3, written by fractald 9\.9\.9") as caught:
+        state_schema.migrate(newer, "snapshot 7")
+    assert caught.value.exit_status == ExitStatus.STATE_TOO_NEW == 79
+    assert "daemon-will-not-start.md" in str(caught.value)
+    with pytest.raises(StateCorrupt, match="no valid schema_version"):
+        state_schema.migrate({"cursor": {}}, "snapshot 7")
+
+
+def test_code_that_knows_only_an_older_schema_refuses_the_state_and_writes_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rollback in-process: state written by this code, read by 'older' code (SCHEMA_VERSION - 1)."""
+    db = tmp_path / "fractald.db"
+    pipeline = pipeline_from_config(Config())
+    for bar in feed(bundled_candles()[:300]):
+        pipeline.on_bar(bar)
+    with Ledger.open(db) as led:
+        led.append("paused", {"ts": 1, "paused": True}, 1)
+        led.write_snapshot(session_state(pipeline, {"BTC-PERP/1m": 1}, 1), led.last_seq())
+        text = led.connection.execute("SELECT state FROM snapshots").fetchone()[0]
+    monkeypatch.setattr(state_schema, "SCHEMA_VERSION", state_schema.SCHEMA_VERSION - 1)
+
+    async def start() -> None:
+        async with await AsyncLedger.open(db) as ledger:
+            await TradingSession.recover(Config(), ledger, structlog.get_logger("t"), EventBus())
+
+    with pytest.raises(StateTooNew, match="reads schema 1 and older"):
+        trio.run(start)
+    with Ledger.open(db) as led:
+        rows = led.connection.execute("SELECT state, sha256, last_seq FROM snapshots").fetchall()
+    assert [(r[0], r[1]) for r in rows] == [(text, snapshot_checksum(text, rows[0][2]))]
