@@ -24,7 +24,7 @@ from fractald.actors.events import EventBus
 from fractald.actors.heartbeat import Heartbeat
 from fractald.actors.supervisor import ActorContext, ActorSpec, Supervisor
 from fractald.config import Config, load_config, reload_changes
-from fractald.errors import ConfigError, ExitStatus, FatalError, FractalError
+from fractald.errors import ConfigError, ExitStatus, FatalError, FractalError, StartupGateFailed
 from fractald.logs import configure_logging, get_logger, redactor
 from fractald.notify import Notifier
 
@@ -135,7 +135,11 @@ class Daemon:
                     return
 
     async def _startup(self) -> None:
-        await self.supervisor.wait_gates(self.config.daemon.gate_timeout_s)
+        try:
+            await self.supervisor.wait_gates(self.config.daemon.gate_timeout_s)
+        except StartupGateFailed as exc:  # a clean fatal stop (logged, exit 1), not a traceback
+            self.supervisor.stop_daemon(exc)
+            return
         await self.control_ready.wait()
         self.phase = "ready"
         self.notifier.ready(status=self.status_line())

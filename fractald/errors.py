@@ -82,6 +82,14 @@ class BadMessage(TransientError):
     code = "bad_message"
 
 
+class VenueRefused(TransientError):
+    """A public (unauthenticated) endpoint said no: Binance's WAF 403, a 400 for a symbol it
+    does not know, a 404. No credential is involved, so it is never an auth failure: market
+    data retries later with backoff and the feed reports itself unhealthy meanwhile."""
+
+    code = "venue_refused"
+
+
 class FatalError(FractalError):
     """Not worth retrying: the daemon stops cleanly with `exit_status`."""
 
@@ -137,9 +145,11 @@ class StartupGateFailed(FatalError):
     code = "startup_gate_failed"
 
 
-def _http_status_error(status: int, headers: Any, message: str) -> FractalError:
+def _http_status_error(status: int, headers: Any, message: str, public: bool = False) -> FractalError:
     if status in (429, 418):
         return RateLimited(message, retry_after_s=parse_retry_after(headers), status=status)
+    if public and 400 <= status < 500 and status != 408:
+        return VenueRefused(message, status=status)
     if status in (401, 403):
         return AuthError(message, status=status)
     if status >= 500 or status == 408:
@@ -161,12 +171,14 @@ def parse_retry_after(headers: Any) -> float | None:
         return None
 
 
-def classify(exc: BaseException) -> FractalError:
+def classify(exc: BaseException, *, public: bool = False) -> FractalError:
     """Map any exception to a FractalError of the right category (returned, not raised).
 
     Known transport failures are transient; authentication refusals,
     programming errors and anything unknown are fatal, since restarting
-    cannot fix them and hiding them would be worse.
+    cannot fix them and hiding them would be worse. `public` says the call
+    carried no credentials (market data): then no HTTP status is an auth
+    failure, and a 4xx is `VenueRefused` (transient).
     """
     if isinstance(exc, FractalError):
         return exc
@@ -178,7 +190,7 @@ def classify(exc: BaseException) -> FractalError:
         httpx = None  # type: ignore[assignment]
     if httpx is not None:
         if isinstance(exc, httpx.HTTPStatusError):
-            return _http_status_error(exc.response.status_code, exc.response.headers, text)
+            return _http_status_error(exc.response.status_code, exc.response.headers, text, public)
         if isinstance(exc, httpx.TransportError):  # connect, read, timeouts, protocol errors
             return NetworkError(text)
 
@@ -188,7 +200,7 @@ def classify(exc: BaseException) -> FractalError:
         wsx = None  # type: ignore[assignment]
     if wsx is not None:
         if isinstance(exc, wsx.InvalidStatus):
-            return _http_status_error(exc.response.status_code, exc.response.headers, text)
+            return _http_status_error(exc.response.status_code, exc.response.headers, text, public)
         if isinstance(exc, (wsx.ConnectionClosed, wsx.InvalidHandshake, wsx.ProtocolError)):
             return FeedDisconnected(text)
 

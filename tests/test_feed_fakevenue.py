@@ -213,3 +213,33 @@ async def test_binance_book_syncs_from_a_snapshot_and_resyncs_after_a_lost_delta
     health = [h for h in got.health if h.symbol == SYMBOL][-1]
     assert health.outliers == 0  # the synced book never crossed
     assert got.bars_of("1m")[:4] == _truth_bars(truth, 4)
+
+
+async def test_public_403_and_400_are_the_venue_refusing_not_an_auth_failure(
+        mock_clock: trio.testing.MockClock) -> None:
+    mock_clock.autojump_threshold = 0.001
+    truth = [t for t in _truth(3) if t.ts < T0 + 3 * MIN]
+    # Binance's WAF answers 403 to the handshake twice, then REST klines 403 (retried) and 400.
+    venue = FakeBinance(truth, t0_ms=T0, ws_refuse=[403, 403], rest_refuse=[403, 400])
+    got, log = await _run_until(venue, lambda g: len(g.bars_of("1m")) >= 3, limit_s=6 * 60)
+    assert venue.handshakes_refused == 2 and venue.connections == 1
+    assert [e["reason"] for e in log.events("ws_reconnecting")][:2] == ["connect_failed"] * 2
+    assert [s for _, _, s in venue.rest_log][:2] == [403, 400]
+    failed = log.events("backfill_failed")
+    assert failed[0]["error"] == "venue_refused" and "HTTP 400" in failed[0]["message"]
+    assert got.bars_of("1m")[1:3] == _truth_bars(truth, 3)[1:3]  # the feed carried on
+
+
+def test_a_4xx_is_auth_only_where_credentials_were_sent() -> None:
+    import httpx
+
+    from fractald.errors import AuthError, FatalError, VenueRefused, classify
+
+    def status(code: int) -> httpx.HTTPStatusError:
+        request = httpx.Request("GET", "http://127.0.0.1/fapi/v1/klines")
+        return httpx.HTTPStatusError("x", request=request, response=httpx.Response(code, request=request))
+
+    assert isinstance(classify(status(403)), AuthError)  # a signed call: credentials refused
+    assert type(classify(status(400))) is FatalError
+    for code in (401, 403, 400, 404):
+        assert isinstance(classify(status(code), public=True), VenueRefused)

@@ -7,7 +7,9 @@ feed would spare re-reading them). When the trading actor recovers
 afresh (it restarted after an error), the feed is restarted too and
 announces itself with `FeedStart(generation)`, so nothing between the
 recovered cursor and the old feed's position is skipped. The feeds gate
-passes on the first event, or when a replay has nothing left to send.
+passes only on real market data (a trade, a quote or a bar) from every
+configured symbol, or when a replay has nothing left to send: health
+figures and acks prove nothing about the market.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ import attrs
 import trio
 
 from fractald.actors.supervisor import ActorContext
-from fractald.core.models import FeedHealth
+from fractald.core.models import Bar, FeedHealth, Quote, TradeTick
 
 if TYPE_CHECKING:
     from fractald.daemon import Daemon
 
 FORWARD_BUFFER = 256
+NO_DATA_LOG_EVERY_S = 5.0
 
 
 class MarketDataActor:
@@ -37,6 +40,8 @@ class MarketDataActor:
         # refetched); a new recovery of the trading state starts them afresh.
         self.feed_state: Any = None
         self._state_generation: int | None = None
+        self.symbols_with_data: set[str] = set()
+        self._no_data_logged_at = -1e9
 
     def health_dicts(self) -> dict[str, dict[str, Any]]:
         return {symbol: attrs.asdict(h) for symbol, h in self.health.items()}
@@ -93,12 +98,32 @@ class MarketDataActor:
         self.daemon.bus.publish("replay_finished", {"forwarded": self.events_forwarded})
         await _idle(ctx)
 
+    def symbols_expected(self) -> int:
+        """How many symbols must have sent market data before the feeds gate passes."""
+        f = self.daemon.config.feed
+        return 1 if f.venue == "replay" else len({s.upper() for s in f.symbols})
+
+    def _saw(self, ctx: ActorContext, event: Any) -> None:
+        if isinstance(event, (TradeTick, Quote, Bar)):
+            if event.symbol not in self.symbols_with_data:
+                self.symbols_with_data.add(event.symbol)
+                ctx.log.info("feed_first_data", symbol=event.symbol, kind=type(event).__name__)
+                if len(self.symbols_with_data) >= self.symbols_expected():
+                    ctx.pass_gate("feeds")
+        elif isinstance(event, FeedHealth) and len(self.symbols_with_data) < self.symbols_expected():
+            now = trio.current_time()
+            if now - self._no_data_logged_at >= NO_DATA_LOG_EVERY_S:
+                self._no_data_logged_at = now
+                waiting = sorted(set(self.health) - self.symbols_with_data)
+                ctx.log.warning("feed_no_data_yet", waiting_for=waiting,
+                                have=sorted(self.symbols_with_data))
+
     async def _forward(self, ctx: ActorContext, receive: trio.MemoryReceiveChannel[Any]) -> None:
         async with receive:
             async for event in receive:
-                ctx.pass_gate("feeds")
                 if isinstance(event, FeedHealth):
                     self.health[event.symbol] = event
+                self._saw(ctx, event)
                 await self.downstream.send(event)
                 self.events_forwarded += 1
                 ctx.beat()

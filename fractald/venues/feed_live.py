@@ -112,7 +112,8 @@ async def run_live(settings: FeedSettings, out: FeedOutput, beat: Callable[[], N
     venue = _venue(settings)
     resumed = state.adopt(settings)
     client = rest.RestClient(venue.rest_url, weight_per_minute=venue.weight_per_minute,
-                             backoff=Backoff(settings.backoff_base_s, settings.backoff_cap_s), log=log)
+                             backoff=Backoff(settings.backoff_base_s, settings.backoff_cap_s), log=log,
+                             public=True)
     symbols = [venue.normalise(s) for s in settings.symbols]
     core = FeedCore(settings, symbols, out, log, backfill=_backfill_for(settings, client),
                     futures=venue.futures, state=state)
@@ -122,7 +123,7 @@ async def run_live(settings: FeedSettings, out: FeedOutput, beat: Callable[[], N
         WsSettings(url=venue.ws_url, silence_timeout_s=settings.silence_timeout_s, app_ping=venue.app_ping,
                    max_connection_s=venue.max_connection_s, max_frame_bytes=settings.max_frame_bytes,
                    backoff=Backoff(settings.backoff_base_s, settings.backoff_cap_s),
-                   max_failures=settings.max_failures),
+                   max_failures=settings.max_failures, public=True),
         venue.subscriptions, log=log)
 
     async def on_message(raw: str | bytes) -> bool:

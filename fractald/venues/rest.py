@@ -29,6 +29,7 @@ from fractald.errors import (
     NetworkError,
     RateLimited,
     TransientError,
+    VenueRefused,
     VenueUnavailable,
     classify,
     parse_retry_after,
@@ -78,7 +79,10 @@ class RestClient:
     def __init__(self, base_url: str, *, weight_per_minute: float, client: httpx.AsyncClient | None = None,
                  max_attempts: int = 4, max_wait_s: float = 30.0, timeout_s: float = 10.0,
                  backoff: Backoff = REST_BACKOFF, rng: random.Random | None = None,
-                 log: Any = None) -> None:
+                 log: Any = None, public: bool = False) -> None:
+        # public: market data, no credentials. A 4xx is then the venue refusing (WAF 403, bad
+        # symbol 400), transient, never an auth failure that would stop the daemon for good.
+        self.public = public
         self.base_url = base_url.rstrip("/")
         self.client = client or httpx.AsyncClient(timeout=timeout_s, trust_env=False)
         self.budget = WeightBudget(weight_per_minute)
@@ -112,7 +116,7 @@ class RestClient:
                 outcome = self._judge(method, path, response)
                 if not isinstance(outcome, FractalError):
                     return outcome
-                if not isinstance(outcome, TransientError):
+                if not isinstance(outcome, TransientError) or _hopeless(outcome):
                     raise outcome
                 last = outcome
             delay = self.backoff.delay(attempt, self.rng)
@@ -139,11 +143,20 @@ class RestClient:
         if status >= 400:
             return classify(httpx.HTTPStatusError(f"{method} {path}: HTTP {status}: "
                                                   f"{response.text[:200]}",
-                                                  request=response.request, response=response))
+                                                  request=response.request, response=response),
+                            public=self.public)
         try:
             return response.json()
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             return BadMessage(f"{method} {path}: body is not JSON: {exc}")
+
+
+def _hopeless(error: TransientError) -> bool:
+    """The same request again now would get the same answer (a 400 or 404): the caller retries later.
+
+    A 403 from a public endpoint is the venue's firewall limit: worth a retry after a backoff.
+    """
+    return isinstance(error, VenueRefused) and error.context.get("status") != 403
 
 
 # -- venue calls -------------------------------------------------------------------

@@ -61,6 +61,9 @@ class WsSettings:
     keepalive_s: float | None = 20.0  # protocol ping interval and timeout
     backoff: Backoff = Backoff()
     max_failures: int = attrs.field(default=8, validator=attrs.validators.ge(1))
+    # A public stream (market data) carries no credentials: a 401/403 on its handshake is the
+    # venue's firewall or a limit, retried with backoff, never an auth failure.
+    public: bool = False
 
 
 class EndReason(enum.Enum):
@@ -156,7 +159,7 @@ class WsSession:
             await trio.sleep(delay)
 
     def _sort_failure(self, exc: Exception) -> tuple[EndReason, str, float | None]:
-        err = classify(exc)
+        err = classify(exc, public=self.settings.public)
         if err.category is not Category.TRANSIENT:
             raise err from exc
         detail = f"{type(exc).__name__}: {exc}"

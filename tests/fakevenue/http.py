@@ -35,6 +35,7 @@ async def read_request(stream: trio.abc.Stream) -> Request | None:
 
 
 async def respond(stream: trio.abc.Stream, status: int, headers: dict[str, str], body: bytes) -> None:
-    head = [f"HTTP/1.1 {status} X", "Content-Type: application/json", f"Content-Length: {len(body)}",
+    headers = {"Content-Type": "application/json", **headers}
+    head = [f"HTTP/1.1 {status} X", f"Content-Length: {len(body)}",
             "Connection: close"] + [f"{k}: {v}" for k, v in headers.items()]
     await stream.send_all(("\r\n".join(head) + "\r\n\r\n").encode() + body)

@@ -11,7 +11,8 @@ Misbehaviour is a list of `Trouble` items, each at a venue time, applied
 to whichever connection is live then: drop (clean close), abort (TCP close
 with no close frame: the client sees 1006), stall (open but silent),
 garbage, oversized frame, burst. REST can answer the first N requests
-with 429 and a Retry-After.
+with 429 and a Retry-After, refuse WebSocket handshakes (`ws_refuse`, e.g. 403: Binance's
+WAF answer), and answer scripted statuses first (`rest_refuse`, with the venue's error bodies).
 """
 
 from __future__ import annotations
@@ -57,6 +58,13 @@ class Event:
     arg: float = 0
 
 
+@attrs.frozen
+class RawBody:
+    """A response body sent as it is (not JSON): what a firewall answers."""
+
+    data: bytes
+
+
 def minute_bars(trades: Sequence[Trade], symbol: str) -> dict[int, list[Any]]:
     """Truth klines: {ts_open: [open time, o, h, l, c, v, close time, ...]}."""
     out: dict[int, list[Any]] = {}
@@ -75,13 +83,17 @@ def minute_bars(trades: Sequence[Trade], symbol: str) -> dict[int, list[Any]]:
 
 class FakeBinance:
     def __init__(self, truth: Sequence[Trade], *, t0_ms: int, symbol: str = "BTCUSDT",
-                 trouble: Sequence[Event] = (), rest_429_first: int = 0, retry_after_s: float = 3.0) -> None:
+                 trouble: Sequence[Event] = (), rest_429_first: int = 0, retry_after_s: float = 3.0,
+                 ws_refuse: Sequence[int] = (), rest_refuse: Sequence[int] = ()) -> None:
         self.truth = sorted(truth, key=lambda t: t.ts)
         self.t0_ms = t0_ms
         self.symbol = symbol
         self.trouble = sorted(trouble, key=lambda e: e.at_ms)
         self.rest_429_first = rest_429_first
         self.retry_after_s = retry_after_s
+        self.ws_refuse = list(ws_refuse)  # statuses for the next handshakes, one each
+        self.rest_refuse = list(rest_refuse)  # statuses for the next REST requests, one each
+        self.handshakes_refused = 0
         self.ws_port = 0
         self.rest_port = 0
         self.connections = 0
@@ -116,11 +128,20 @@ class FakeBinance:
         self.rest_port = rest_listeners[0].socket.getsockname()[1]
         async with trio.open_nursery() as nursery:
             await nursery.start(lambda task_status: serve(self._ws, listeners=ws_listeners,
-                                                           compression=None, task_status=task_status))
+                                                           compression=None, task_status=task_status,
+                                                           process_request=self._handshake))
             await nursery.start(trio.serve_listeners, self._http, rest_listeners)
             task_status.started()
 
     # -- WebSocket ----------------------------------------------------------------
+    def _handshake(self, connection: Any, request: Any) -> Any:
+        """Refuse the upgrade while `ws_refuse` says so (Binance's WAF answers 403 to anyone)."""
+        if not self.ws_refuse:
+            return None
+        self.handshakes_refused += 1
+        status = self.ws_refuse.pop(0)
+        return connection.respond(status, "Forbidden\n" if status == 403 else "Refused\n")
+
     def _agg(self, t: Trade, n: int) -> str:
         return json.dumps({"stream": f"{self.symbol.lower()}@aggTrade", "data": {
             "e": "aggTrade", "E": t.ts + 5, "s": self.symbol, "a": n, "p": f"{t.price:.2f}",
@@ -241,7 +262,8 @@ class FakeBinance:
                 return
             status, headers, body = self._route(request.method, request.target, request.body)
             self.rest_log.append((trio.current_time(), urlsplit(request.target).path, status))
-            await respond(stream, status, headers, json.dumps(body).encode())
+            await respond(stream, status, headers,
+                          body.data if isinstance(body, RawBody) else json.dumps(body).encode())
         except trio.BrokenResourceError:
             pass
         finally:
@@ -252,7 +274,17 @@ class FakeBinance:
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
         if len(self.rest_log) < self.rest_429_first:
             return 429, {"Retry-After": f"{self.retry_after_s:g}"}, {"code": -1003, "msg": "Too many requests"}
+        if self.rest_refuse:
+            return self._refusal(self.rest_refuse.pop(0))
         return self._answer(url.path, query, body)
+
+    def _refusal(self, status: int) -> tuple[int, dict[str, str], Any]:
+        """Binance's error bodies: WAF 403 is a bare page, a bad symbol is code -1121."""
+        if status == 403:
+            return 403, {"Content-Type": "text/html"}, RawBody(b"<html><body>403 Forbidden</body></html>")
+        if status == 400:
+            return 400, {}, {"code": -1121, "msg": "Invalid symbol."}
+        return status, {}, {"code": -1, "msg": f"HTTP {status}"}
 
     def _closed_rows(self, start: int, end: int) -> list[list[Any]]:
         now = self.venue_ms()
