@@ -7,10 +7,17 @@ from the base candles, UTC-aligned). Trades come out of the same engine
 the numbers a paper replay of the same candles gives.
 
 Walk-forward (`--walk-forward K`): the candles are cut into K equal folds
-in time. Each fold is traded by a fresh pipeline and engine, after
-warming the detectors on the fold before it without trading (the first
-fold has no warm-up), so every fold is out of sample and no fold's
-trades depend on another's.
+in time. Each fold is traded by a fresh pipeline and engine with the same
+parameters, after warming the detectors on the fold before it without
+trading (the first fold has no warm-up), so no fold's trades depend on
+another's. Nothing is fitted on the earlier folds yet: this is a
+stability check of fixed parameters across time, not an out-of-sample
+evaluation of fitted ones.
+
+Figures come from the run's equity curve (the engine's, marked at every
+base-bar close, kept over the whole run) through `fractald.core.figures`,
+the same module `fractalctl report`, the plot and the metrics use; the
+JSON's "report" is the same schema as `fractalctl report --json`.
 """
 
 from __future__ import annotations
@@ -29,12 +36,13 @@ import attrs
 from fractald.config import Config, load_config
 from fractald.core.bars import Rollups
 from fractald.core.execution.engine import FillSource, TradingEngine
+from fractald.core.figures import format_pct
 from fractald.core.models import TIMEFRAME_MS, Bar, ClosedTrade
 from fractald.core.pipeline import Pipeline, SetupSkipped, SignalEmitted, build_pipeline
 from fractald.core.strategies.registry import STRATEGIES
 from fractald.datasets import BUNDLED_SYMBOL
 from fractald.pipeline_factory import confidence_model, engine_params
-from fractald.reporting.report import build_report
+from fractald.reporting.report import Report, build_report
 
 
 def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,7 +66,8 @@ def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--equity", type=float, default=None,
                         help="starting equity (default: the config's broker.starting_equity, 10000)")
     parser.add_argument("--walk-forward", type=int, default=0, metavar="K",
-                        help="split into K folds and report each out of sample")
+                        help="also trade K consecutive folds separately, same parameters (a stability "
+                             "check: nothing is fitted in-sample yet)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--plot", metavar="FILE.png", default=None,
                         help="also draw the equity curve, drawdown beneath, trades marked")
@@ -194,8 +203,20 @@ def _num(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else round(float(x), 6)
 
 
+def equity_curve(runner: Runner) -> list[tuple[int, float]]:
+    """The engine's equity over the run (every base-bar close, bounded: core.equity_history)."""
+    engine: Any = runner.pipeline.engine  # the TradingEngine new_runner built
+    return list(engine.accounting.equity_curve)
+
+
+def run_report(runner: Runner, equity: float) -> Report:
+    """The run's performance report: the figures `fractalctl report` would give for it."""
+    return build_report(runner.trades, equity_curve(runner), equity)
+
+
 def summarise(runner: Runner, bars: Sequence[Bar], equity: float) -> dict[str, Any]:
-    rep = build_report(runner.trades, [], equity)
+    """Flat figures of the run (fractions for every ratio: 0.05 = 5 %) plus the full report."""
+    rep = run_report(runner, equity)
     st = rep.stats
     engine = runner.pipeline.engine
     return {
@@ -208,8 +229,10 @@ def summarise(runner: Runner, bars: Sequence[Bar], equity: float) -> dict[str, A
         "trades": st.trades,
         "wins": st.wins,
         "losses": st.losses,
+        "starting_equity": _num(rep.starting_equity),
+        "ending_equity": _num(rep.ending_equity),
         "net_pnl": _num(st.net_pnl),
-        "return_pct": _num(rep.pnl_pct * 100),
+        "pnl_pct": _num(rep.pnl_pct),
         "fees": _num(st.fees),
         "win_rate": _num(st.win_rate),
         "profit_factor": _num(st.profit_factor),
@@ -217,13 +240,17 @@ def summarise(runner: Runner, bars: Sequence[Bar], equity: float) -> dict[str, A
         "avg_r": _num(st.avg_r),
         "sharpe": _num(rep.sharpe),
         "sortino": _num(rep.sortino),
-        "max_drawdown_pct": _num(rep.drawdown.max_pct * 100),
+        "calmar": _num(rep.calmar),
+        "daily_returns": rep.daily_returns,
+        "ratios_note": rep.ratios_note,
+        "max_drawdown_pct": _num(rep.drawdown.max_pct),
         "max_drawdown_abs": _num(rep.drawdown.max_abs),
         "max_drawdown_duration_ms": rep.drawdown.duration_ms,
         "open_brackets": len(getattr(engine, "brackets", {})),
         "by_strategy": {g.key: {"trades": g.stats.trades, "net_pnl": _num(g.stats.net_pnl),
                                 "win_rate": _num(g.stats.win_rate), "profit_factor": _num(g.stats.profit_factor)}
                         for g in rep.by_strategy},
+        "report": rep.to_dict(),
     }
 
 
@@ -257,22 +284,18 @@ def run_backtest(args: argparse.Namespace) -> dict[str, Any]:
     report["summary"] = summarise(runner, bars, args.equity)
     report["trade_list"] = [_trade_row(t) for t in runner.trades]
     if getattr(args, "plot", None):
-        report["plot"] = str(_plot(runner, bars, args.equity, args.plot))
+        report["plot"] = str(_plot(runner, args.equity, args.plot))
     if args.walk_forward:
         report["folds"] = walk_forward(bars, args.walk_forward, st, args.equity, args.symbol)
     return report
 
 
-def _plot(runner: Runner, bars: Sequence[Bar], equity: float, path: str) -> Any:
-    """The engine's own equity curve when it covers the run, else one built from the trades."""
+def _plot(runner: Runner, equity: float, path: str) -> Any:
+    """The run's equity curve, drawn with the report's own figures in its headline."""
     from fractald.reporting.plots import plot_equity
 
-    curve = list(runner.pipeline.engine.accounting.equity_curve)
-    if not curve or curve[0][0] > bars[0].ts_event:
-        curve = [(bars[0].ts_open, equity)]
-        for t in sorted(runner.trades, key=lambda t: t.ts_exit):
-            curve.append((t.ts_exit, curve[-1][1] + t.pnl))
-    return plot_equity(curve, runner.trades, path, starting_equity=equity)
+    return plot_equity(equity_curve(runner), runner.trades, path, starting_equity=equity,
+                       report=run_report(runner, equity), title="fractald backtest equity")
 
 
 def walk_forward(bars: Sequence[Bar], k: int, st: StrategySettings, equity: float,
@@ -292,39 +315,49 @@ def walk_forward(bars: Sequence[Bar], k: int, st: StrategySettings, equity: floa
     return folds
 
 
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:,.4f}".rstrip("0").rstrip(".")
-    return str(v)
-
-
 def _when(ms: int | None) -> str:
     return "-" if ms is None else datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
 
 
-SUMMARY_ROWS = ("trades", "wins", "losses", "net_pnl", "return_pct", "fees", "win_rate", "profit_factor",
-                "expectancy", "avg_r", "sharpe", "sortino", "max_drawdown_pct", "max_drawdown_abs")
+def _counts(counter: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counter.items()) or "none"
 
 
 def format_report(report: dict[str, Any]) -> str:
+    """The backtest for people: what ran, then the same table `fractalctl report` prints."""
+    from fractald.reporting.export import to_table
+
     s = report["summary"]
-    lines = [(f"backtest {report['symbol']} {report['data']} {report['base_timeframe']} candles "
-              f"{_when(s['from_ms'])} .. {_when(s['to_ms'])} ({s['bars']} bars)"),
+    lines = [(f"backtest {report['symbol']} ({report['data']} {report['base_timeframe']} candles) "
+              f"{_when(s['from_ms'])} .. {_when(s['to_ms'])}, {s['bars']:,} bars"),
              (f"strategies {', '.join(report['strategies'])} on {report['timeframe']}; trend "
-              f"{','.join(report['trend_timeframes'])}; equity {_fmt(report['equity'])}"),
-             f"signals {s['signals']}  skipped {s['skipped'] or '-'}  denied {s['denied'] or '-'}", ""]
-    lines += [f"  {k:<26}{_fmt(s[k])}" for k in SUMMARY_ROWS]
-    lines.append(f"  {'max_drawdown_duration':<26}{s['max_drawdown_duration_ms'] / 3_600_000:.1f} h")
-    for name, g in s["by_strategy"].items():
-        lines.append(f"  {name:<18} trades {g['trades']:>4}  net {_fmt(g['net_pnl'])}  win {_fmt(g['win_rate'])}"
-                     f"  pf {_fmt(g['profit_factor'])}")
-    for f in report.get("folds", []):
-        lines.append(f"fold {f['fold']} {_when(f['from_ms'])} .. {_when(f['to_ms'])}: trades {f['trades']} "
-                     f"net {_fmt(f['net_pnl'])} win {_fmt(f['win_rate'])} pf {_fmt(f['profit_factor'])} "
-                     f"sharpe {_fmt(f['sharpe'])} maxdd% {_fmt(f['max_drawdown_pct'])}")
+              f"{','.join(report['trend_timeframes'])}; starting equity {report['equity']:,.2f}"),
+             (f"signals {s['signals']}; skipped: {_counts(s['skipped'])}; denied: {_counts(s['denied'])}"
+              f"; brackets still open at the end {s['open_brackets']}"),
+             "equity marked at every base-bar close (breakers also watch intrabar prices)", ""]
+    lines.append(to_table(Report.from_dict(s["report"])).rstrip("\n"))
+    folds = report.get("folds", [])
+    if folds:
+        lines += ["", "Walk-forward folds (same parameters in every fold; nothing fitted in-sample)"]
+        rows = [[str(f["fold"]), f"{_when(f['from_ms'])} .. {_when(f['to_ms'])}", str(f["trades"]),
+                 format_pct(f["pnl_pct"], sign=True), format_pct(f["win_rate"], 1),
+                 _ratio(f["profit_factor"]), _ratio(f["sharpe"]), format_pct(f["max_drawdown_pct"])]
+                for f in folds]
+        lines += _grid(["fold", "window (UTC)", "trades", "return", "win rate", "PF", "Sharpe", "max DD"],
+                       rows)
+    if report.get("plot"):
+        lines += ["", f"wrote {report['plot']}"]
     return "\n".join(lines)
+
+
+def _ratio(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"
+
+
+def _grid(headers: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    fmt = "  ".join(f"{{:<{w}}}" if i < 2 else f"{{:>{w}}}" for i, w in enumerate(widths))
+    return [fmt.format(*headers)] + [fmt.format(*r) for r in rows]
 
 
 def backtest_command(args: argparse.Namespace) -> int:
@@ -337,6 +370,8 @@ def backtest_command(args: argparse.Namespace) -> int:
         print(f"fractald backtest: error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(report, indent=2) if args.json else format_report(report))
+    if args.json and report.get("plot"):
+        print(f"wrote {report['plot']}", file=sys.stderr)  # stdout stays one JSON document
     return 0
 
 

@@ -84,6 +84,8 @@ class MetricsSnapshot:
     loop_lag_s: float = attrs.field(default=0.0, validator=_non_negative)
     loop_lag_max_s: float = attrs.field(default=0.0, validator=_non_negative)
     alerts: AlertCounters = AlertCounters()
+    # The deepest drawdown of the whole run, as `fractalctl report` computes it (core.figures).
+    max_drawdown: float = attrs.field(default=0.0, validator=_non_negative)
 
 
 def _gauge(name: str, doc: str, labels: tuple[str, ...] = (), unit: str = "") -> GaugeMetricFamily:
@@ -103,6 +105,9 @@ def _account(s: MetricsSnapshot) -> Iterator[Metric]:
     yield _single(_gauge("equity", "Account equity (mark to market), account currency."), s.equity)
     yield _single(_gauge("drawdown_ratio", "Fall of equity from its peak, fraction of the peak."),
                   s.drawdown)
+    yield _single(_gauge("max_drawdown_ratio", "Deepest fall of equity from its peak over the run "
+                         "(bar-close marks, as `fractalctl report`), fraction of the peak."),
+                  s.max_drawdown)
     yield _single(_gauge("open_risk", "Loss if every open position hit its stop, account currency."),
                   s.open_risk)
     yield _single(_gauge("heat_cap", "Most open risk the risk gate allows, account currency."),

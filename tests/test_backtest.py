@@ -51,7 +51,8 @@ def test_report_figures_agree_with_its_trades(report: dict) -> None:
     assert all(lo <= t["ts_entry"] <= t["ts_exit"] <= hi for t in trades)
     assert sum(g["trades"] for g in s["by_strategy"].values()) == len(trades)
     text = format_report(report)
-    assert f"trades                    {len(trades)}" in text and "profit_factor" in text
+    assert f"Trades                     {len(trades)}  (won {len(wins)}" in text
+    assert "Profit factor" in text and "{" not in text  # a table, not Python dict text
 
 
 def test_walk_forward_folds_partition_the_candles_and_are_out_of_sample() -> None:

@@ -182,7 +182,7 @@ def test_the_report_curve_ends_at_the_equity_of_now() -> None:
     curve = current_curve(engine)
     assert [ts for ts, _ in curve] == [bar(0).ts_event, bar(1).ts_event]
     last_ts = curve[-1][0]
-    engine.accounting.equity_curve[-1] = (last_ts, 1.0)  # as if equity had moved since that bar
+    engine.accounting.equity_curve.record(last_ts, 1.0)  # as if equity had moved since that bar
     assert current_curve(engine)[-1] == (last_ts, engine.equity)
     assert len(current_curve(engine)) == 2
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_harness import REPO, DaemonProcess, write_candles_csv, write_config
+from daemon_harness import REPO, DaemonProcess, ctl_json, write_candles_csv, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -43,6 +43,9 @@ def test_backtest_and_daemon_replay_make_the_same_trades(tmp_path: Path) -> None
     try:
         # Not feed_finished: bars may still be queued for the trading actor then.
         wait_for_log(daemon, "trading_caught_up", timeout=240)
+        sock = tmp_path / "state" / "control.sock"
+        daemon_report = ctl_json(sock, "report")
+        metrics_text = ctl_json(sock, "metrics")
         assert daemon.stop() == 0
     finally:
         daemon.kill()
@@ -67,3 +70,16 @@ def test_backtest_and_daemon_replay_make_the_same_trades(tmp_path: Path) -> None
         assert daemon_trade["exit_price"] == pytest.approx(bt["exit"], rel=1e-12)
         assert daemon_trade["ts_exit"] == bt["ts_exit"]
         assert daemon_trade["pnl"] == pytest.approx(bt["pnl"], abs=1e-6)
+
+    # One set of figures (issue 15): the backtest's report and the daemon's agree, and so do
+    # the metrics (the same run's deepest drawdown).
+    bt = json.loads(result.stdout)["summary"]["report"]
+    for key in ("starting_equity", "ending_equity", "pnl_pct", "sharpe", "sortino", "calmar"):
+        assert (daemon_report[key] is None) == (bt[key] is None), key
+        if bt[key] is not None:
+            assert daemon_report[key] == pytest.approx(bt[key], rel=1e-9, abs=1e-9), key
+    assert daemon_report["drawdown"]["max_pct"] == pytest.approx(bt["drawdown"]["max_pct"], rel=1e-9)
+    for key, value in bt["stats"].items():
+        assert daemon_report["stats"][key] == (None if value is None else pytest.approx(value)), key
+    line = next(li for li in metrics_text.splitlines() if li.startswith("fractald_max_drawdown_ratio "))
+    assert float(line.split()[1]) == pytest.approx(bt["drawdown"]["max_pct"], rel=1e-9)

@@ -86,7 +86,7 @@ def test_the_engine_alone_leaves_the_pipeline_managing_a_closed_trade(opened: by
 def test_kill_halts_and_flattens_through_the_pipelines(opened: bytes) -> None:
     book, engine = restore(opened)
     events = book.kill()
-    assert of(events, ev.BreakerTripped)[0].breaker is Breaker.OPERATOR
+    assert of(events, ev.BreakerTripped)[0].breaker is Breaker.KILL_SWITCH
     assert engine.state is TradingState.HALTED
     assert of(events, ev.BracketClosed) and book.pipelines[SYMBOL].open_trades() == {}
 

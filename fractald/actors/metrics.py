@@ -72,6 +72,10 @@ class MetricsActor:
                                    open_risk=0.0, heat_cap=0.0,
                                    breakers={b.value: False for b in Breaker}, **common)
         risk = risk_figures(engine)
+        from fractald.control.report_commands import current_curve
+        from fractald.reporting.report import max_drawdown_of
+
+        deepest = max_drawdown_of(current_curve(engine), engine.accounting.initial_equity).max_pct
         positions: dict[str, float] = {}
         for p in engine.accounting.positions.values():
             positions[p.symbol] = positions.get(p.symbol, 0.0) + p.quantity
@@ -82,7 +86,8 @@ class MetricsActor:
             equity=risk["equity"], drawdown=risk["drawdown"], open_risk=risk["open_risk"],
             heat_cap=risk["heat_cap_amount"], trading_state=engine.state.value,
             positions=positions, orders_by_state=orders,
-            breakers={b.value: b in engine.breakers.trips for b in Breaker}, **common)
+            breakers={b.value: b in engine.breakers.trips for b in Breaker},
+            max_drawdown=deepest, **common)
 
     def render(self) -> str:
         return render_metrics(self.snapshot())

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from fractald.control.protocol import Arg, CommandError, PeerCred
 from fractald.control.report_commands import ReportCommands
 from fractald.core.execution.orders import QTY_EPS
+from fractald.core.figures import drawdown_fraction
 from fractald.core.risk.breakers import Breaker
 
 if TYPE_CHECKING:
@@ -135,7 +136,7 @@ def risk_figures(engine: TradingEngine) -> dict[str, float]:
     heat_cap = engine.params.risk.gates.max_heat_fraction
     peak = engine.breakers.peak_equity
     return {"equity": equity, "peak_equity": peak,
-            "drawdown": max(0.0, (peak - equity) / peak) if peak > 0 else 0.0,
+            "drawdown": drawdown_fraction(peak, equity),
             "open_risk": open_risk, "heat": open_risk / equity if equity > 0 else 0.0,
             "heat_cap": heat_cap, "heat_cap_amount": heat_cap * max(equity, 0.0)}
 
@@ -160,8 +161,12 @@ def breakers_view(actor: TradingActor, engine: TradingEngine) -> dict[str, Any]:
                      "state": trip.state.value if trip else "-", "value": value, "limit": limit,
                      "daily_reset": breaker.value in p.daily_reset_breakers,
                      "since_ts": trip.ts if trip else None, "reason": trip.reason if trip else ""})
+    # Why this drawdown need not equal the report's (core.figures says the same).
+    basis = ("max_drawdown's value is the drawdown now from the peak since the last resume, "
+             "equity read at every intrabar price; `report` shows the deepest drawdown of the "
+             "equity marked at each bar close")
     return {"trading_state": engine.state.value, "paused": engine.paused,
-            "accepting": actor.accepting, "breakers": rows}
+            "accepting": actor.accepting, "breakers": rows, "note": basis}
 
 
 def strategies_view(actor: TradingActor, engine: TradingEngine) -> list[dict[str, Any]]:

@@ -181,9 +181,12 @@ def _when(ts_ms: int | None) -> str:
 
 
 def _duration(ms: int) -> str:
+    """3h12m, 2d 5h00m, 45m: what a trader reads at a glance."""
     minutes = ms // 60_000
     days, rem = divmod(minutes, 1440)
-    return f"{days}d {rem // 60:02d}h{rem % 60:02d}m"
+    if days:
+        return f"{days}d {rem // 60}h{rem % 60:02d}m"
+    return f"{rem // 60}h{rem % 60:02d}m" if rem >= 60 else f"{rem}m"
 
 
 def _grid(headers: list[str], rows: list[list[str]]) -> list[str]:
@@ -193,6 +196,10 @@ def _grid(headers: list[str], rows: list[list[str]]) -> list[str]:
     return [fmt.format(*headers), fmt.format(*("-" * w for w in widths))] + [
         fmt.format(*r) for r in rows
     ]
+
+
+def _first(*values: int | None) -> int | None:
+    return next((v for v in values if v is not None), None)
 
 
 def _stats_row(key: str, s: rp.TradeStats) -> list[str]:
@@ -211,7 +218,8 @@ def to_table(report: Report) -> str:
     s, d, p = report.stats, report.drawdown, report.period
     recovery = f"recovered {_when(d.recovery_ms)}" if d.recovered else "not recovered"
     summary = [
-        ("Period", f"{p.label}: {_when(p.start_ms)} .. {_when(p.end_ms)}"),
+        ("Period", (f"{p.label}: {_when(_first(p.start_ms, report.from_ms))} .. "
+                    f"{_when(_first(report.to_ms, p.end_ms))} UTC")),
         ("Equity", f"{_money(report.starting_equity)} -> {_money(report.ending_equity)}"),
         ("P&L", f"{_money(report.pnl_abs)}  ({_pct(report.pnl_pct)})"),
         ("Trades", f"{s.trades}  (won {s.wins}, lost {s.losses}, flat {s.breakeven})"),
@@ -222,7 +230,7 @@ def to_table(report: Report) -> str:
         ("Fees", _money(s.fees)),
         ("Sharpe / Sortino / Calmar",
          (f"{_num(report.sharpe)} / {_num(report.sortino)} / {_num(report.calmar)}"
-          f"  ({report.daily_returns} daily returns)")),
+          f"  ({report.ratios_note or f'{report.daily_returns} daily returns'})")),
         ("Max drawdown", f"{_pct(d.max_pct)}  ({_money(d.max_abs)})"),
         ("Drawdown time", (f"{_duration(d.duration_ms)}  peak {_when(d.peak_ms)}, "
                            f"trough {_when(d.trough_ms)}, {recovery}")),

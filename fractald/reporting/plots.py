@@ -22,8 +22,9 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from fractald.core.figures import drawdown_series, format_pct
 from fractald.core.models import ClosedTrade
-from fractald.reporting.report import build_report, equity_from_trades
+from fractald.reporting.report import Report, build_report, equity_from_trades
 
 WIN, LOSS, FLAT = "#1b9e4b", "#d62728", "#7f7f7f"
 EQUITY, PEAK = "#1f4e8c", "#9aa7b8"
@@ -49,12 +50,13 @@ def save_png(fig: Figure, path: str | os.PathLike[str]) -> Path:
     return target
 
 
-def _headline(trades: Sequence[ClosedTrade], curve: list[tuple[int, float]], start: float) -> str:
-    rep = build_report(trades, curve, start)
-    win = "-" if rep.stats.win_rate is None else f"{rep.stats.win_rate * 100:.0f}%"
+def _headline(rep: Report) -> str:
+    """The report's own figures (core.figures), so the plot and the table never disagree."""
+    sharpe = "-" if rep.sharpe is None else f"{rep.sharpe:.2f}"
     return (f"Equity {rep.starting_equity:,.0f} \u2192 {rep.ending_equity:,.0f} "
-            f"({rep.pnl_pct * 100:+.2f}%)   {rep.stats.trades} trades, win rate {win}   "
-            f"max drawdown {rep.drawdown.max_pct * 100:.2f}%")
+            f"({format_pct(rep.pnl_pct, sign=True)})   {rep.stats.trades} trades, win rate "
+            f"{format_pct(rep.stats.win_rate, 0)}   max drawdown {format_pct(rep.drawdown.max_pct)}"
+            f"   Sharpe {sharpe}")
 
 
 def plot_equity(
@@ -64,10 +66,11 @@ def plot_equity(
     *,
     starting_equity: float | None = None,
     title: str = "fractald equity",
+    report: Report | None = None,
 ) -> Path:
     """Draw the equity figure (see `equity_figure`) and write it as a PNG to `path`."""
-    return save_png(equity_figure(equity, trades, starting_equity=starting_equity, title=title),
-                    path)
+    return save_png(equity_figure(equity, trades, starting_equity=starting_equity, title=title,
+                                  report=report), path)
 
 
 def equity_figure(
@@ -76,12 +79,16 @@ def equity_figure(
     *,
     starting_equity: float | None = None,
     title: str = "fractald equity",
+    report: Report | None = None,
 ) -> Figure:
     """The equity curve, its running peak, trade exits (green win, red loss) and the
     drawdown (percent below the peak) underneath.
 
     `equity` is (ts_ms, equity) in time order; when empty, the realised
-    curve from `trades` and `starting_equity` is drawn instead.
+    curve from `trades` and `starting_equity` is drawn instead. The
+    headline shows `report`'s figures (default: the report of what is
+    drawn); the drawdown pane is `core.figures.drawdown_series`, so its
+    deepest point is the report's maximum drawdown.
     """
     curve = list(equity)
     if not curve:
@@ -95,7 +102,9 @@ def equity_figure(
     values = np.array([p[1] for p in curve], dtype=float)
     x = to_datenum(ts)
     peak = np.maximum.accumulate(values)
-    drawdown = (values - peak) / peak * 100.0
+    drawdown = -drawdown_series(values) * 100.0
+    if report is None:
+        report = build_report(trades, curve, float(values[0]))
 
     fig = Figure(figsize=(12, 7), layout="constrained")
     top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
@@ -105,7 +114,7 @@ def equity_figure(
     top.set_ylabel("equity")
     top.grid(True, alpha=0.3)
     top.yaxis.set_major_formatter(mticker.StrMethodFormatter("{x:,.0f}"))
-    top.set_title(_headline(trades, curve, float(values[0])), fontsize=11, loc="left")
+    top.set_title(_headline(report), fontsize=11, loc="left")
     fig.suptitle(title, fontsize=14, fontweight="bold", x=0.01, ha="left")
 
     bottom.fill_between(x, drawdown, 0, color=LOSS, alpha=0.35, linewidth=0)

@@ -1,19 +1,13 @@
-"""Performance statistics over closed trades and an equity curve.
+"""The performance report over closed trades and an equity curve.
 
 Pure functions over plain data: no clock, no I/O. A period is given as
 millisecond bounds (both inclusive); `period_bounds` turns "day", "week",
 "month" or "all" into bounds relative to a `now_ms` the caller supplies.
 
-The risk-adjusted ratios (Sharpe, Sortino, Calmar) and the drawdown series
-come from empyrical-reloaded, a maintained fork of Quantopian's empyrical,
-rather than hand-rolled formulas: its definitions are the ones traders
-compare against and its edge cases (zero dispersion, too few points) are
-handled. They are computed over *daily* returns of the equity curve (UTC
-days, last equity of each day), annualised with 365 periods a year since
-crypto trades every day. The maximum drawdown, in contrast, is taken from
-the curve at full resolution, since an intraday dip is real risk; so
-Calmar (annual return over the daily-close drawdown) need not equal
-annual return over `drawdown.max_pct`.
+Every figure (drawdown, return, Sharpe, Sortino, Calmar, win rate, profit
+factor) comes from `fractald.core.figures`, the one module the backtest,
+the plot, the metrics and the breakers use too; its docstring states the
+definitions and the unit convention (fractions in data: 0.05 = 5 %).
 """
 
 from __future__ import annotations
@@ -26,18 +20,17 @@ from typing import Any
 
 import attrs
 import cattrs
-import empyrical
-import empyrical.stats
 import numpy as np
-import pandas as pd
 
+from fractald.core import figures
+from fractald.core.figures import MIN_RATIO_RETURNS, Drawdown, TradeStats
 from fractald.core.models import ClosedTrade
 
 MS_PER_DAY = 86_400_000
 PERIOD_NAMES = ("day", "week", "month", "all")
 # Confidence bucket edges: [0,50) [50,60) ... [90,100]; strategies mostly emit 50..100.
 CONFIDENCE_EDGES: tuple[float, ...] = (0.0, 50.0, 60.0, 70.0, 80.0, 90.0, 100.0)
-DEFAULT_PERIODS_PER_YEAR = 365
+DEFAULT_PERIODS_PER_YEAR = figures.PERIODS_PER_YEAR
 
 
 def _optional_int(instance: Any, attribute: attrs.Attribute[Any], value: int | None) -> None:
@@ -92,26 +85,6 @@ def period_bounds(name: str, now_ms: int, *, calendar: bool = True) -> Period:
 
 
 @attrs.frozen(slots=True)
-class TradeStats:
-    """Figures over a set of closed trades. Money is in the account currency, net of fees."""
-
-    trades: int
-    wins: int
-    losses: int
-    breakeven: int
-    win_rate: float | None  # wins / trades
-    gross_profit: float
-    gross_loss: float  # sum of losing P&L, <= 0
-    net_pnl: float
-    fees: float
-    avg_win: float | None
-    avg_loss: float | None  # <= 0
-    profit_factor: float | None  # gross profit / |gross loss|; None without losses
-    expectancy: float | None  # mean P&L per trade
-    avg_r: float | None  # mean R multiple
-
-
-@attrs.frozen(slots=True)
 class GroupStats:
     """TradeStats of the trades sharing one strategy or one symbol."""
 
@@ -141,23 +114,6 @@ class TradeRef:
 
 
 @attrs.frozen(slots=True)
-class Drawdown:
-    """The deepest peak-to-trough fall of the equity curve and how long it lasted.
-
-    `duration_ms` runs from the peak to the recovery (equity back at the
-    peak), or to the end of the period when `recovered` is False.
-    """
-
-    max_pct: float  # fraction of the peak, >= 0 (0.12 = 12 %)
-    max_abs: float  # currency, >= 0
-    peak_ms: int | None
-    trough_ms: int | None
-    recovery_ms: int | None
-    recovered: bool
-    duration_ms: int
-
-
-@attrs.frozen(slots=True)
 class Report:
     period: Period
     starting_equity: float
@@ -177,6 +133,9 @@ class Report:
     equity_points: int
     daily_returns: int
     periods_per_year: int
+    ratios_note: str | None = None  # why sharpe/sortino/calmar are None, when they are
+    from_ms: int | None = None  # the first and last equity point the figures cover
+    to_ms: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data (None where a figure is undefined; never NaN)."""
@@ -190,34 +149,10 @@ class Report:
 _converter = cattrs.Converter()
 
 
-def _mean(values: Sequence[float]) -> float | None:
-    return float(np.mean(values)) if len(values) else None
-
-
 def trade_stats(trades: Sequence[ClosedTrade]) -> TradeStats:
-    """Win rate, averages, profit factor and expectancy of `trades`."""
-    pnls = [t.pnl for t in trades]
-    wins = [p for p in pnls if p > 0]
-    losses = [p for p in pnls if p < 0]
-    gross_profit = float(sum(wins))
-    gross_loss = float(sum(losses))
-    n = len(pnls)
-    return TradeStats(
-        trades=n,
-        wins=len(wins),
-        losses=len(losses),
-        breakeven=n - len(wins) - len(losses),
-        win_rate=len(wins) / n if n else None,
-        gross_profit=gross_profit,
-        gross_loss=gross_loss,
-        net_pnl=float(sum(pnls)),
-        fees=float(sum(t.fees for t in trades)),
-        avg_win=_mean(wins),
-        avg_loss=_mean(losses),
-        profit_factor=gross_profit / -gross_loss if losses else None,
-        expectancy=_mean(pnls),
-        avg_r=_mean([t.r_multiple for t in trades]),
-    )
+    """Win rate, averages, profit factor and expectancy of `trades` (see core.figures)."""
+    return figures.trade_stats([t.pnl for t in trades], [t.fees for t in trades],
+                               [t.r_multiple for t in trades])
 
 
 def _group(trades: Sequence[ClosedTrade], key: str) -> tuple[GroupStats, ...]:
@@ -289,53 +224,11 @@ def _period_curve(
     return ts, values
 
 
-def _daily_returns(ts: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Returns from one UTC day's last equity to the next's, starting from the anchor."""
-    series = pd.Series(values[1:], index=pd.to_datetime(ts[1:], unit="ms", utc=True))
-    if series.empty:
-        return np.array([], dtype=float)
-    closes = series.resample("1D").last().ffill().to_numpy()
-    chain = np.concatenate([[values[0]], closes])
-    return np.diff(chain) / chain[:-1]
-
-
-def _finite_or_none(value: float) -> float | None:
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def _drawdown(ts: np.ndarray, values: np.ndarray) -> Drawdown:
-    if len(values) < 2:
-        return Drawdown(0.0, 0.0, None, None, None, True, 0)
-    returns = np.diff(values) / values[:-1]
-    # empyrical's series has one value per return; the anchor itself is at 0 drawdown.
-    dd = np.concatenate([[0.0], np.asarray(empyrical.stats.drawdown_series(returns), dtype=float)])
-    trough = int(np.argmin(dd))
-    if dd[trough] >= 0:
-        return Drawdown(0.0, 0.0, None, None, None, True, 0)
-    peak = int(np.argmax(values[: trough + 1]))
-    after = np.nonzero(values[trough:] >= values[peak])[0]
-    recovery = trough + int(after[0]) if len(after) else None
-    end = recovery if recovery is not None else len(values) - 1
-    return Drawdown(
-        max_pct=float(-dd[trough]),
-        max_abs=float(values[peak] - values[trough]),
-        peak_ms=int(ts[peak]),
-        trough_ms=int(ts[trough]),
-        recovery_ms=int(ts[recovery]) if recovery is not None else None,
-        recovered=recovery is not None,
-        duration_ms=int(ts[end] - ts[peak]),
-    )
-
-
-def _ratios(daily: np.ndarray, periods_per_year: int) -> tuple[float | None, ...]:
-    if len(daily) < 2:
-        return None, None, None
-    return (
-        _finite_or_none(empyrical.sharpe_ratio(daily, annualization=periods_per_year)),
-        _finite_or_none(empyrical.sortino_ratio(daily, annualization=periods_per_year)),
-        _finite_or_none(empyrical.calmar_ratio(daily, annualization=periods_per_year)),
-    )
+def max_drawdown_of(equity: Sequence[tuple[int, float]], starting_equity: float,
+                    period: Period | None = None) -> Drawdown:
+    """The report's maximum drawdown alone (what the metrics export), computed the same way."""
+    ts, values = _period_curve(list(equity), starting_equity, period or Period())
+    return figures.max_drawdown(ts, values)
 
 
 def build_report(
@@ -345,6 +238,7 @@ def build_report(
     period: Period | None = None,
     *,
     periods_per_year: int = DEFAULT_PERIODS_PER_YEAR,
+    min_ratio_returns: int = MIN_RATIO_RETURNS,
 ) -> Report:
     """The performance report over `period` (default: everything).
 
@@ -362,21 +256,23 @@ def build_report(
     curve = list(equity) if equity else equity_from_trades(trades, starting_equity)
     _check_equity(curve)
     ts, values = _period_curve(curve, starting_equity, period)
+    inside = ts[1:]
     chosen = sorted((t for t in trades if period.contains(t.ts_exit)), key=lambda t: t.ts_exit)
-    daily = _daily_returns(ts, values)
-    sharpe, sortino, calmar = _ratios(daily, periods_per_year)
+    daily = figures.daily_returns(ts, values)
+    drawdown = figures.max_drawdown(ts, values)
+    ratios = figures.ratios(daily, drawdown.max_pct, periods_per_year, min_ratio_returns)
     start_value, end_value = float(values[0]), float(values[-1])
     return Report(
         period=period,
         starting_equity=start_value,
         ending_equity=end_value,
         pnl_abs=end_value - start_value,
-        pnl_pct=(end_value - start_value) / start_value,
+        pnl_pct=figures.total_return(start_value, end_value),
         stats=trade_stats(chosen),
-        sharpe=sharpe,
-        sortino=sortino,
-        calmar=calmar,
-        drawdown=_drawdown(ts, values),
+        sharpe=ratios.sharpe,
+        sortino=ratios.sortino,
+        calmar=ratios.calmar,
+        drawdown=drawdown,
         best_trade=_ref(max(chosen, key=lambda t: t.pnl)) if chosen else None,
         worst_trade=_ref(min(chosen, key=lambda t: t.pnl)) if chosen else None,
         confidence=confidence_buckets(chosen),
@@ -385,4 +281,7 @@ def build_report(
         equity_points=len(values),
         daily_returns=len(daily),
         periods_per_year=periods_per_year,
+        ratios_note=ratios.note,
+        from_ms=int(ts[0]) if len(inside) else None,
+        to_ms=int(ts[-1]) if len(inside) else None,
     )

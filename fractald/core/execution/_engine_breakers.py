@@ -153,10 +153,11 @@ class EngineBreakers(EngineCore):
         self._state_change(old, ts, "operator resume")
         return self._finish()
 
-    def halt(self, ts: int | None = None, reason: str = "operator halt") -> list[Any]:
+    def halt(self, ts: int | None = None, reason: str = "operator halt",
+             breaker: Breaker = Breaker.OPERATOR) -> list[Any]:
         ts = self.last_ts if ts is None else ts
         self._begin(ts)
-        self._trip(Trip(Breaker.OPERATOR, TradingState.HALTED, reason, ts))
+        self._trip(Trip(breaker, TradingState.HALTED, reason, ts))
         return self._finish()
 
     def flatten(self, symbol: str | None = None, ts: int | None = None) -> list[Any]:
@@ -179,4 +180,5 @@ class EngineBreakers(EngineCore):
 
     def kill(self, ts: int | None = None) -> list[Any]:
         """Kill switch: halt and flatten everything."""
-        return self.halt(ts, "kill switch") + self.flatten(None, ts)
+        # Its own breaker, so `breakers` shows the kill switch tripped (not an anonymous halt).
+        return self.halt(ts, "kill switch", Breaker.KILL_SWITCH) + self.flatten(None, ts)

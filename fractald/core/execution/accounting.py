@@ -9,12 +9,12 @@ funding; equity = cash + unrealized P&L at the last mark.
 
 from __future__ import annotations
 
-import collections
 from typing import Any
 
 import attrs
 import cattrs
 
+from fractald.core.equity_history import DEFAULT_CAP, EquityHistory
 from fractald.core.execution.orders import QTY_EPS
 from fractald.core.models import ClosedTrade, Side
 
@@ -83,12 +83,12 @@ class Accounting:
     _cash: float | None = None
     _unrealized: float | None = None
 
-    def __init__(self, initial_equity: float, equity_curve_cap: int = 10_000) -> None:
+    def __init__(self, initial_equity: float, equity_curve_cap: int = DEFAULT_CAP) -> None:
         self.initial_equity = initial_equity
         self.positions: dict[tuple[str, str], Position] = {}
         self.marks: dict[str, float] = {}
-        self.equity_curve: collections.deque[tuple[int, float]] = collections.deque(
-            maxlen=equity_curve_cap)
+        # The whole run at a bounded cost (see fractald.core.equity_history).
+        self.equity_curve = EquityHistory(equity_curve_cap)
         self.closed_count = 0
         self._changed()
 
@@ -209,10 +209,7 @@ class Accounting:
 
     def record_equity(self, ts: int) -> float:
         eq = self.equity
-        if self.equity_curve and self.equity_curve[-1][0] == ts:
-            self.equity_curve[-1] = (ts, eq)
-        else:
-            self.equity_curve.append((ts, eq))
+        self.equity_curve.record(ts, eq)
         return eq
 
     def holds(self, symbol: str) -> bool:
@@ -246,7 +243,8 @@ class Accounting:
         conv = cattrs.Converter()
         return {"initial_equity": self.initial_equity, "marks": dict(self.marks),
                 "positions": [conv.unstructure(p) for p in self.positions.values()],
-                "equity_curve": [list(x) for x in self.equity_curve], "closed_count": self.closed_count}
+                "equity_curve": [list(x) for x in self.equity_curve],
+                "equity_curve_width_ms": self.equity_curve.width_ms, "closed_count": self.closed_count}
 
     def restore(self, data: dict[str, Any]) -> None:
         conv = cattrs.Converter()
@@ -256,5 +254,6 @@ class Accounting:
         self.positions = {(p.strategy, p.symbol): p for p in
                           (conv.structure(d, Position) for d in data["positions"])}
         self.equity_curve.clear()
-        self.equity_curve.extend((int(t), float(e)) for t, e in data["equity_curve"])
+        self.equity_curve.extend(((int(t), float(e)) for t, e in data["equity_curve"]),
+                                 data.get("equity_curve_width_ms"))
         self.closed_count = int(data["closed_count"])

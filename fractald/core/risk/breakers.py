@@ -19,6 +19,7 @@ from typing import Any
 
 import attrs
 
+from fractald.core.figures import drawdown_fraction
 from fractald.core.risk.params import BreakerAction, BreakerParams
 
 MS_PER_DAY = 86_400_000
@@ -149,7 +150,7 @@ class CircuitBreakers:
         p = self.params
         out: list[Trip] = []
         if self.peak_equity > 0:
-            dd = (self.peak_equity - equity) / self.peak_equity
+            dd = drawdown_fraction(self.peak_equity, equity)
             if dd >= p.max_drawdown_fraction:
                 out += self._new(Breaker.MAX_DRAWDOWN, p.drawdown_action, ts,
                                  f"drawdown {dd:.2%} from peak {self.peak_equity:.2f} reached the "
