@@ -36,13 +36,13 @@ import attrs
 from fractald.config import Config, load_config
 from fractald.core.bars import Rollups
 from fractald.core.execution.engine import FillSource, TradingEngine
-from fractald.core.figures import format_pct
+from fractald.core.figures import MIN_RATIO_RETURNS, format_pct
 from fractald.core.models import TIMEFRAME_MS, Bar, ClosedTrade
 from fractald.core.pipeline import Pipeline, SetupSkipped, SignalEmitted, build_pipeline
 from fractald.core.strategies.registry import STRATEGIES
 from fractald.datasets import BUNDLED_SYMBOL
 from fractald.pipeline_factory import confidence_model, engine_params
-from fractald.reporting.report import Report, build_report
+from fractald.reporting.report import Period, Report, build_report
 
 
 def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
@@ -209,14 +209,21 @@ def equity_curve(runner: Runner) -> list[tuple[int, float]]:
     return list(engine.accounting.equity_curve)
 
 
-def run_report(runner: Runner, equity: float) -> Report:
-    """The run's performance report: the figures `fractalctl report` would give for it."""
-    return build_report(runner.trades, equity_curve(runner), equity)
+def run_report(runner: Runner, equity: float, start_ms: int | None = None,
+               min_ratio_returns: int = MIN_RATIO_RETURNS) -> Report:
+    """The run's performance report: the figures `fractalctl report` would give for it.
+
+    `start_ms` leaves out a warm-up before it (its equity is flat: nothing was traded).
+    """
+    period = Period(start_ms, None, "run") if start_ms is not None else None
+    return build_report(runner.trades, equity_curve(runner), equity, period,
+                        min_ratio_returns=min_ratio_returns)
 
 
-def summarise(runner: Runner, bars: Sequence[Bar], equity: float) -> dict[str, Any]:
-    """Flat figures of the run (fractions for every ratio: 0.05 = 5 %) plus the full report."""
-    rep = run_report(runner, equity)
+def summarise(runner: Runner, bars: Sequence[Bar], equity: float,
+              min_ratio_returns: int = MIN_RATIO_RETURNS) -> dict[str, Any]:
+    """Flat figures of the run over `bars` (fractions for every ratio: 0.05 = 5 %) plus the full report."""
+    rep = run_report(runner, equity, bars[0].ts_open if bars else None, min_ratio_returns)
     st = rep.stats
     engine = runner.pipeline.engine
     return {

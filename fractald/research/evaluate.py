@@ -41,7 +41,7 @@ def objective_value(summary: Mapping[str, Any], objective: str) -> float:
     if not summary.get("trades"):
         return NO_SCORE
     if objective == "calmar":
-        ret, dd = summary.get("return_pct"), summary.get("max_drawdown_pct")
+        ret, dd = summary.get("pnl_pct"), summary.get("max_drawdown_pct")  # both fractions
         if ret is None or dd is None:
             return NO_SCORE
         return float(ret) / max(float(dd), 1e-6)
@@ -69,6 +69,7 @@ def run_slice(bars: Sequence[Bar], lo: int, hi: int, warm_lo: int, request: Requ
         runner.trades.clear()
     window = bars[lo:hi]
     runner.feed(window)
-    summary = summarise(runner, window, request.equity)
+    # A fold is days long: its Sharpe is a score to rank trials, not a figure to show (hence 2).
+    summary = summarise(runner, window, request.equity, min_ratio_returns=2)
     summary["trade_points"] = [(t.ts_exit, t.pnl) for t in runner.trades]
     return summary
