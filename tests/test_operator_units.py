@@ -109,8 +109,9 @@ def test_bus_events_map_to_alerts() -> None:
     kill = alert_for("kill_switch", {"by_uid": 1000}, T0)
     assert kill is not None and kill.severity is al.Severity.CRITICAL
     assert dict(kill.fields)["by"] == "uid 1000"
-    # The operator's own halt trips the "operator" breaker too: announced once, as the kill switch.
-    assert alert_for("breaker_tripped", {"breaker": "operator", "reason": "kill switch"}, T0) is None
+    # The operator's own kill trips the kill_switch breaker too: announced once, by the command.
+    assert alert_for("breaker_tripped", {"breaker": "kill_switch", "reason": "kill switch"}, T0) is None
+    assert alert_for("breaker_tripped", {"breaker": "operator", "reason": "operator halt"}, T0) is None
     automatic = alert_for("breaker_tripped", {"breaker": "kill_switch", "reason": "venue lost",
                                               "ts": T0}, T0 + 9)
     assert automatic is not None and automatic.kind is al.AlertKind.KILL_SWITCH

@@ -37,8 +37,10 @@ def alert_for(kind: str, data: dict[str, Any], wall_ms: int) -> al.Alert | None:
     """The alert a bus event calls for, if any (pure: the mapping is tested on its own)."""
     if kind == "breaker_tripped":
         breaker = str(data.get("breaker", "?"))
-        if breaker == "operator":
-            return None  # the operator's halt: announced once, by the kill_switch bus event
+        if breaker == "operator" or (breaker == "kill_switch" and data.get("reason") == "kill switch"):
+            # The operator's halt or kill (the engine's kill() gives that reason): announced
+            # once, by the kill_switch bus event that names who did it.
+            return None
         if breaker == "kill_switch":  # tripped by the daemon itself, not by a command
             return al.kill_switch(str(data.get("reason", "")), int(data.get("ts") or wall_ms),
                                   by="daemon")
