@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -22,7 +23,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
-    from fractald.config import load_config, unstructure
+    from fractald.config import load_config, public_dict
 
     try:
         config = load_config(args.config)
@@ -33,7 +34,7 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
             print(f"  - {problem}", file=sys.stderr)
         return int(ExitStatus.CONFIG)
     if args.json:
-        print(json.dumps(unstructure(config), indent=2))
+        print(json.dumps(public_dict(config), indent=2))  # secrets masked
     else:
         print(f"{args.config or '(embedded default)'}: configuration OK "
               f"(venue {config.feed.venue}, symbols {', '.join(config.feed.symbols)}, "
@@ -110,8 +111,18 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 def fractald_main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
-    args = build_parser(command).parse_args(argv)
-    return int(args.func(args))
+    try:
+        args = build_parser(command).parse_args(argv)
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        # Ctrl-C before the daemon's own signal handling is up (during the heavy imports):
+        # nothing was started, so for `run` it is the documented clean stop.
+        print(f"fractald: {command or ''} interrupted".replace("  ", " "), file=sys.stderr)
+        return int(ExitStatus.OK) if command == "run" else 130
+    except BrokenPipeError:
+        # `fractald check-config --json | head`: the reader left; that is not an error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return int(ExitStatus.OK)
 
 
 if __name__ == "__main__":

@@ -9,9 +9,11 @@ the key path, the bad value and what is allowed; `load_config` raises one
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 import types
 import typing
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -200,7 +202,9 @@ _converter = cattrs.Converter(forbid_extra_keys=True)
 
 
 def _describe(value: Any) -> str:
-    text = repr(value)
+    from fractald.logs import redact_url
+
+    text = redact_url(repr(value), hide_path=True)  # a bad value may still hold a secret
     return text if len(text) <= 80 else text[:77] + "..."
 
 
@@ -291,7 +295,7 @@ def config_from_dict(data: dict[str, Any], source: str = "config") -> Config:
 
 
 def _cross_checks(config: Config) -> list[str]:
-    problems = []
+    problems = _input_problems(config)
     if config.daemon.backoff_cap_s < config.daemon.backoff_base_s:
         problems.append(
             f"config.daemon.backoff_cap_s: {config.daemon.backoff_cap_s} must be >= "
@@ -342,14 +346,28 @@ def load_config(path: str | Path | None) -> Config:
         return Config()
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file: {exc.strerror or exc}") from None
+    text = _decode(raw, path)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return config_from_dict(data, source=str(path))
+    config = config_from_dict(data, source=str(path))
+    _register_secrets(config)
+    return config
+
+
+def _decode(raw: bytes, path: Path) -> str:
+    """UTF-8 text, or a ConfigError naming the line and column (never the bytes: they may be a key)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError(f"{path}: not UTF-8 text: an invalid byte at line {line}, column "
+                          f"{column} (byte offset {exc.start}); save the file as UTF-8") from None
 
 
 def unstructure(config: Config) -> dict[str, Any]:
@@ -368,3 +386,112 @@ def reload_changes(old: Config, new: Config) -> tuple[list[str], list[str]]:
         target = live if section in LIVE_RELOADABLE_SECTIONS else refused
         target.extend(f"{section}.{key}" for key in changed)
     return sorted(live), sorted(refused)
+
+
+# -- input checks: every value that is only used at run time is checked here ---------------
+
+_WS_SCHEMES = ("ws", "wss")
+_HTTP_SCHEMES = ("http", "https")
+# A credential is named by a file under $CREDENTIALS_DIRECTORY ("venue:" prefix allowed).
+_CREDENTIAL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+_CREDENTIAL_FIELDS = (("broker", "api_key_credential"), ("broker", "api_secret_credential"),
+                      ("alerts", "telegram_token_credential"))
+
+
+def _url_problem(where: str, url: str, schemes: tuple[str, ...], *, secret_path: bool) -> str | None:
+    from fractald.logs import redact_url
+
+    shown = redact_url(url, hide_path=secret_path)
+    parts = urllib.parse.urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        return f"{where}: {shown!r} has an invalid port"
+    if parts.scheme not in schemes:
+        return (f"{where}: {shown!r} is not a valid URL: the scheme must be "
+                f"{' or '.join(s + '://' for s in schemes)}")
+    if not parts.hostname or any(c.isspace() for c in url):
+        return f"{where}: {shown!r} is not a valid URL: it needs a host and no spaces"
+    return None
+
+
+def _looks_like_secret(name: str) -> bool:
+    """A pasted API key: long, and letters and digits with nothing to separate words."""
+    core = name.split(":", 1)[-1]
+    return len(core) >= 24 and not re.search(r"[._-]", core) and \
+        any(c.isdigit() for c in core) and any(c.isalpha() for c in core)
+
+
+def _input_problems(config: Config) -> list[str]:
+    problems: list[str] = []
+    f = config.feed
+    for i, symbol in enumerate(f.symbols):
+        if not symbol.strip() or symbol != symbol.strip() or any(c.isspace() for c in symbol):
+            problems.append(f"config.feed.symbols[{i}]: {symbol!r} is not a symbol name "
+                            "(empty or with spaces); e.g. \"BTC-PERP\" or \"BTCUSDT\"")
+    if len(set(f.symbols)) != len(f.symbols):
+        problems.append(f"config.feed.symbols: {f.symbols} lists a symbol twice")
+    for key, url, schemes in (("ws_url", f.ws_url, _WS_SCHEMES),
+                              ("rest_url", f.rest_url, _HTTP_SCHEMES)):
+        if url:
+            problems.append(_url_problem(f"config.feed.{key}", url, schemes, secret_path=False)
+                            or "")
+    if f.replay_path:
+        replay = Path(f.replay_path)
+        if not replay.is_file():
+            problems.append(f"config.feed.replay_path: {f.replay_path!r} "
+                            f"{'is not a file' if replay.exists() else 'does not exist'} "
+                            f"(relative paths are from {Path.cwd()})")
+        elif not os.access(replay, os.R_OK):
+            problems.append(f"config.feed.replay_path: {f.replay_path!r} is not readable")
+    for i, url in enumerate(config.alerts.webhook_urls):
+        problems.append(_url_problem(f"config.alerts.webhook_urls[{i}]", url, _HTTP_SCHEMES,
+                                     secret_path=True) or "")
+    problems.append(_url_problem("config.alerts.telegram_api_url", config.alerts.telegram_api_url,
+                                 _HTTP_SCHEMES, secret_path=True) or "")
+    for section, key in _CREDENTIAL_FIELDS:
+        name = getattr(getattr(config, section), key)
+        if not name:
+            continue
+        where = f"config.{section}.{key}"
+        # Never echo the value: a pasted key is exactly what we must not print.
+        if _looks_like_secret(name):
+            problems.append(f"{where}: this looks like a secret itself ({len(name)} characters), "
+                            "not the name of a credential file; put the secret in a file under "
+                            "the credentials directory and give its file name here")
+        elif not _CREDENTIAL_NAME.match(name):
+            problems.append(f"{where}: not a credential file name ({len(name)} characters); "
+                            "use letters, digits, '.', '_', '-' (e.g. \"binance-api-key\")")
+    return [p for p in problems if p]
+
+
+def secret_strings(config: Config) -> list[str]:
+    """Every string in a config that may be or hold a secret (for the log redactor)."""
+    from fractald.logs import url_secrets
+
+    found: list[str] = []
+    for url in config.alerts.webhook_urls:
+        found += url_secrets(url, with_path=True)
+    for url in (config.feed.ws_url, config.feed.rest_url):
+        if url:
+            found += url_secrets(url)[1:]  # the password and query values, not the whole URL
+    return found
+
+
+def _register_secrets(config: Config) -> None:
+    from fractald.logs import redactor
+
+    redactor.register(secret_strings(config))
+
+
+def public_dict(config: Config) -> dict[str, Any]:
+    """The effective config with every secret-capable value masked (check-config --json, fractalctl)."""
+    from fractald.logs import redact_url
+
+    data = unstructure(config)
+    feed, alerts = data["feed"], data["alerts"]
+    for key in ("ws_url", "rest_url"):
+        feed[key] = redact_url(feed[key])
+    alerts["webhook_urls"] = [redact_url(u, hide_path=True) for u in alerts["webhook_urls"]]
+    alerts["telegram_api_url"] = redact_url(alerts["telegram_api_url"], hide_path=True)
+    return data

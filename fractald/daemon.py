@@ -161,15 +161,30 @@ class Daemon:
         self.supervisor.stop_daemon()
 
     async def reload(self) -> dict[str, list[str]]:
-        """SIGHUP / `fractalctl reload`: apply what may change live, refuse the rest."""
+        """SIGHUP / `fractalctl reload`: apply what may change live, refuse the rest.
+
+        A reload never stops the daemon: whatever goes wrong, the running config
+        stays, the log says why (never the file's contents) and systemd hears READY=1.
+        """
         self.notifier.reloading()
+        try:
+            return await self._reload()
+        except Exception as exc:  # noqa: BLE001 - a bad reload must not kill a trading daemon
+            self.log.error("reload_failed", error_type=type(exc).__name__,
+                           reason="kept the running configuration")
+            return {"applied": [], "refused": [],
+                    "errors": [(f"reload failed ({type(exc).__name__}); the running "
+                                "configuration is kept")]}
+        finally:
+            self.notifier.ready(status=self.status_line())
+
+    async def _reload(self) -> dict[str, list[str]]:
         self.log.info("reload_requested", config=self.config_path or "(embedded default)")
         try:
             # Operator overrides (`fractalctl risk set`) stay in force over the re-read file.
             new = self.risk_overrides.overlay(load_config(self.config_path))
         except ConfigError as exc:
             self.log.error("reload_refused_invalid_config", problems=exc.problems)
-            self.notifier.ready(status=self.status_line())
             return {"applied": [], "refused": [], "errors": exc.problems}
         applied, refused = reload_changes(self.config, new)
         if refused:
@@ -179,7 +194,6 @@ class Daemon:
             self.apply_live(new)
             self.log.info("reload_applied", keys=applied)
         self.log.info("reload_done", applied=applied, refused=refused)
-        self.notifier.ready(status=self.status_line())
         self.bus.publish("reload", {"applied": applied, "refused": refused})
         return {"applied": applied, "refused": refused, "errors": []}
 

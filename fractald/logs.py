@@ -8,6 +8,7 @@ masked, and every registered secret string is masked wherever it appears.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import threading
 from collections.abc import Iterable, MutableMapping
@@ -59,6 +60,50 @@ class SecretRedactor:
 
 redactor = SecretRedactor()
 
+# scheme://[userinfo@]host[:port][/path][?query][#fragment], as far as a URL can be told in text.
+_URL = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/?#@\s'\"]*@)?"
+                  r"(?P<host>[^/?#\s'\"]*)(?P<path>/[^?#\s'\"]*)?(?P<query>\?[^#\s'\"]*)?"
+                  r"(?P<fragment>#[^\s'\"]*)?")
+
+
+def redact_url(url: str, *, hide_path: bool = False) -> str:
+    """A URL safe to show: user:password and every query value masked; the path too if asked.
+
+    Webhook URLs carry their secret in the path (Slack, Discord, Telegram's
+    /bot<token>/), so they are shown as scheme://host/*** only.
+    """
+    def one(m: re.Match[str]) -> str:
+        out = m["scheme"] + (REDACTED + "@" if m["userinfo"] else "") + m["host"]
+        path = m["path"] or ""
+        if path and hide_path and path != "/":
+            path = "/" + REDACTED
+        out += path
+        if m["query"]:
+            pairs = m["query"][1:].split("&")
+            out += "?" + "&".join(p.split("=", 1)[0] + "=" + REDACTED if "=" in p else REDACTED
+                                  for p in pairs if p)
+        if m["fragment"]:
+            out += "#" + REDACTED
+        return out
+
+    return _URL.sub(one, url)
+
+
+def url_secrets(url: str, *, with_path: bool = False) -> list[str]:
+    """The parts of a URL that may be secret: the whole URL, password, query values (and path)."""
+    m = _URL.search(url)
+    if not m:
+        return []
+    found = [url]
+    if m["userinfo"]:
+        user, _, password = m["userinfo"][:-1].partition(":")
+        found += [password or user]
+    if m["query"]:
+        found += [p.split("=", 1)[1] for p in m["query"][1:].split("&") if "=" in p]
+    if with_path and m["path"] and m["path"] != "/":
+        found.append(m["path"])
+    return [s for s in found if s]
+
 
 def configure_logging(fmt: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:
     """Set up structlog for the process. `fmt` is auto (JSON unless stdout is a TTY), json or console."""
@@ -70,10 +115,13 @@ def configure_logging(fmt: str = "auto", level: str = "info", stream: TextIO | N
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
     ]
     if use_console:
-        processors = shared + [redactor, structlog.dev.ConsoleRenderer(colors=False)]
+        processors = shared + [redactor, structlog.dev.ConsoleRenderer(
+            colors=False, exception_formatter=structlog.dev.plain_traceback)]
     else:
         processors = shared + [
-            structlog.processors.dict_tracebacks,
+            # No frame locals: a traceback must never carry a config's bytes or a key.
+            structlog.processors.ExceptionRenderer(
+                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)),
             redactor,
             structlog.processors.JSONRenderer(default=str),
         ]

@@ -403,9 +403,17 @@ def render_text(checks: Sequence[Check], colour: bool) -> str:
     return "\n".join(lines)
 
 
+def _masked(check: Check) -> Check:
+    """A check safe to print: URL passwords and query values masked, registered secrets too."""
+    from fractald.logs import redact_url, redactor
+
+    return attrs.evolve(check, detail=redactor.redact(redact_url(check.detail)),
+                        remedy=redactor.redact(redact_url(check.remedy)))
+
+
 def run_preflight(config_path: str | None, as_json: bool) -> int:
     """Run every check, print them (text or JSON), return the exit status."""
-    checks = run_checks(config_path, Environment(env=os.environ))
+    checks = [_masked(c) for c in run_checks(config_path, Environment(env=os.environ))]
     status = exit_status(checks)
     if as_json:
         print(json.dumps({"ok": status == 0, "exit_status": status,

@@ -136,3 +136,25 @@ def ctl_json(socket_path: Path, *args: str) -> Any:
     result = fractalctl(socket_path, "--json", *args)
     assert result.returncode == 0, result.stderr + result.stdout
     return json.loads(result.stdout)
+
+
+def wait_ready(sock: Path, timeout: float = 30) -> None:
+    """Until `fractalctl status` says ready."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sock.exists():
+            result = fractalctl(sock, "--json", "status")
+            if result.returncode == 0 and '"ready": true' in result.stdout:
+                return
+        time.sleep(0.2)
+    raise AssertionError("daemon not ready in time")
+
+
+def wait_log(daemon: DaemonProcess, event: str, timeout: float = 15, count: int = 1) -> None:
+    """Until the daemon has logged `event` (`count` times)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sum(line.get("event") == event for line in daemon.log_lines()) >= count:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no {event} log line; got {daemon.log_lines()[-5:]}")

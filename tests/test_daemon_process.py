@@ -17,6 +17,8 @@ from daemon_harness import (
     fractalctl,
     write_config,
 )
+from daemon_harness import wait_log as _wait_log
+from daemon_harness import wait_ready as _wait_ready
 
 pytestmark = pytest.mark.slow
 
@@ -111,30 +113,6 @@ def test_fractalctl_without_daemon_says_so(tmp_path: Path) -> None:
     result = fractalctl(tmp_path / "nothing.sock", "status")
     assert result.returncode == 3
     assert "nothing.sock" in result.stderr
-
-
-def _wait_ready(sock: Path, timeout: float = 30) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if sock.exists():
-            result = fractalctl(sock, "--json", "status")
-            if result.returncode == 0 and '"ready": true' in result.stdout:
-                return
-        time.sleep(0.2)
-    raise AssertionError("daemon not ready in time")
-
-
-def _wait_log(daemon: DaemonProcess, event: str, timeout: float = 15) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if any(line.get("event") == event for line in daemon.log_lines()):
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"no {event} log line; got {daemon.log_lines()[-5:]}")
 
 
 def test_daemon_record_holds_starts_ready_and_stops(tmp_path: Path) -> None:

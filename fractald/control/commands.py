@@ -15,7 +15,7 @@ import trio
 
 from fractald import __version__
 from fractald.actors.supervisor import ActorContext
-from fractald.config import unstructure
+from fractald.config import public_dict
 from fractald.control.protocol import Arg, CommandError, PeerCred
 from fractald.control.server import CommandRegistry, ControlServer
 from fractald.logs import redactor
@@ -68,7 +68,7 @@ class ControlActor:
         return self.daemon.status()
 
     async def config(self, args: dict[str, Any], peer: PeerCred) -> dict[str, Any]:
-        return redactor.redact(unstructure(self.daemon.config))  # type: ignore[no-any-return]
+        return redactor.redact(public_dict(self.daemon.config))  # type: ignore[no-any-return]
 
     async def tail(self, args: dict[str, Any], peer: PeerCred) -> AsyncIterator[dict[str, Any]]:
         kinds = set(args.get("kind") or []) or None
