@@ -68,6 +68,9 @@ def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--walk-forward", type=int, default=0, metavar="K",
                         help="also trade K consecutive folds separately, same parameters (a stability "
                              "check: nothing is fitted in-sample yet)")
+    parser.add_argument("--catalog", metavar="DIR", default=None,
+                        help="read candles from this catalog (fractald download) by --venue/--symbol/--from/--to")
+    parser.add_argument("--venue", default="binance-futures", help="the catalog's venue (default binance-futures)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--plot", metavar="FILE.png", default=None,
                         help="also draw the equity curve, drawdown beneath, trades marked")
@@ -92,9 +95,19 @@ def parse_when(text: str | None, name: str) -> int | None:
     return int(dt.timestamp() * 1000)
 
 
-def load_bars(path: str | None, symbol: str) -> list[Bar]:
+def load_bars(path: str | None, symbol: str, catalog: str | None = None, venue: str = "binance-futures",
+              start: str | None = None, end: str | None = None) -> list[Bar]:
     from fractald.venues.replay import bundled_candles, load_candles
 
+    if catalog is not None:
+        from fractald.research.catalog import Catalog
+
+        if path is not None:
+            raise BacktestError("give either --data or --catalog, not both")
+        lo = parse_when(start, "from")
+        if lo is None:
+            raise BacktestError("--catalog needs --from (and optionally --to)")
+        return Catalog(catalog).load(venue, symbol, lo, parse_when(end, "to") or 2**62)
     return bundled_candles(symbol) if path is None else load_candles(path, symbol)
 
 
@@ -277,7 +290,9 @@ def run_backtest(args: argparse.Namespace) -> dict[str, Any]:
         args.equity = st.config.broker.starting_equity
     if not (math.isfinite(args.equity) and args.equity > 0):
         raise BacktestError(f"--equity must be a positive number, got {args.equity}")
-    bars = _select(load_bars(args.data, args.symbol), parse_when(args.start, "from"), parse_when(args.end, "to"))
+    bars = _select(load_bars(args.data, args.symbol, getattr(args, "catalog", None),
+                             getattr(args, "venue", "binance-futures"), args.start, args.end),
+                   parse_when(args.start, "from"), parse_when(args.end, "to"))
     if not bars:
         raise BacktestError("no candles in the chosen range")
     base = bars[0].timeframe

@@ -11,11 +11,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-RESEARCH_COMMANDS = ("optimize", "sweep", "lookahead-check")
+RESEARCH_COMMANDS = ("download", "optimize", "sweep", "lookahead-check")
 
 
 def add_research_commands(sub: Any, command: str | None) -> None:
     """Register the research sub-commands; their arguments only when one of them is run."""
+    dl = sub.add_parser("download", help="historical candles (and funding) into the local Parquet catalog")
+    if command == "download":
+        from fractald.research.download import add_download_arguments
+
+        add_download_arguments(dl)
+    dl.set_defaults(func=_download)
     helps = {"optimize": "walk-forward optimisation with Optuna (on Dask: all cores by default)",
              "sweep": "backtest every combination of a parameter grid (on Dask)",
              "lookahead-check": "report signals that change once later bars arrive"}
@@ -24,6 +30,12 @@ def add_research_commands(sub: Any, command: str | None) -> None:
         if command == name:
             _ARGUMENTS[name](p)
         p.set_defaults(func=_run)
+
+
+def _download(args: argparse.Namespace) -> int:
+    from fractald.research.download import download_command
+
+    return download_command(args)
 
 
 def _data_arguments(p: argparse.ArgumentParser) -> None:
@@ -39,6 +51,9 @@ def _data_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--from", dest="start", default=None, metavar="WHEN", help="first candle (UTC date or epoch ms)")
     p.add_argument("--to", dest="end", default=None, metavar="WHEN", help="stop before this time")
     p.add_argument("--equity", type=float, default=None, help="starting equity (default: the config's)")
+    p.add_argument("--catalog", metavar="DIR", default=None,
+                   help="read candles from this catalog (fractald download) by --venue/--symbol/--from/--to")
+    p.add_argument("--venue", default="binance-futures", help="the catalog's venue (default binance-futures)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
@@ -90,8 +105,8 @@ class _Setup:
                                 trend_timeframes=args.trend_timeframes)
         self.settings = st = settings_from(ns)
         self.cls = STRATEGIES[args.strategy]
-        self.bars = _select(load_bars(args.data, args.symbol), parse_when(args.start, "from"),
-                            parse_when(args.end, "to"))
+        self.bars = _select(load_bars(args.data, args.symbol, args.catalog, args.venue, args.start, args.end),
+                            parse_when(args.start, "from"), parse_when(args.end, "to"))
         if not self.bars:
             raise ValueError("no candles in the chosen range")
         equity = st.config.broker.starting_equity if args.equity is None else args.equity
