@@ -151,6 +151,8 @@ class ControlConfig:
     idle_timeout_s: float = attrs.field(default=600.0, validator=_between(1, 86400))
     max_line_bytes: int = attrs.field(default=65536, validator=_between(256, 16 * 1024 * 1024))
     max_clients: int = attrs.field(default=64, validator=_between(1, 10_000))
+    # `tail` streams have their own slots, so watchers can never lock out `halt`.
+    max_streams: int = attrs.field(default=16, validator=_between(1, 10_000))
     send_timeout_s: float = attrs.field(default=10.0, validator=_between(0.1, 3600))
 
 

@@ -366,7 +366,7 @@ _SYSTEM_PYTHON = shutil.which("python3", path="/usr/bin:/bin")
                     reason="needs root (to run as another user) and /usr/bin/python3")
 @pytest.mark.parametrize(("mode", "status", "message"), [
     (0o660, 77, "permission denied on "),  # the file mode keeps nobody out
-    (0o666, 1, "[forbidden] uid 65534"),  # the file lets it in; the peer check does not
+    (0o666, 77, "[forbidden] uid 65534"),  # the file lets it in; the peer check does not
 ])
 def test_another_user_is_kept_out(mode: int, status: int, message: str) -> None:
     directory = Path(tempfile.mkdtemp(prefix="fctl"))

@@ -438,21 +438,52 @@ async def test_many_concurrent_clients(nursery: trio.Nursery, tmp_path: Path,
     assert len(results) == count and min(results) >= count
 
 
-async def test_too_many_clients_get_busy(nursery: trio.Nursery, tmp_path: Path,
-                                         recorder: Recorder) -> None:
-    server = await start_server(nursery, tmp_path / "c.sock", recorder, max_clients=2)
+async def test_a_full_socket_evicts_the_client_idle_longest(nursery: trio.Nursery, tmp_path: Path,
+                                                            recorder: Recorder) -> None:
+    server = await start_server(nursery, tmp_path / "c.sock", recorder, max_clients=2, reserve=0)
     first, second = await LineClient.open(server.path), await LineClient.open(server.path)
     await first.call("ping")
     await second.call("ping")
     third = await LineClient.open(server.path)
-    reply = await third.read()
+    assert (await third.call("ping"))["result"] == "pong"
+    reply = await first.read()
     assert reply is not None and reply["error"]["code"] == "busy"
-    assert await third.read() is None
-    await first.aclose()
-    with trio.fail_after(5):
-        while server.active_clients > 1:
-            await trio.sleep(0.01)
-    await ping_ok(server.path)
+    assert "idle longest" in reply["error"]["message"]
+    assert await first.read() is None
+    assert (await second.call("ping"))["result"] == "pong"
+    assert server.evictions == 1
+
+
+async def test_busy_only_when_every_slot_runs_a_command_and_the_reserve_is_used(
+        nursery: trio.Nursery, tmp_path: Path, recorder: Recorder) -> None:
+    recorder.gate_size = 100  # `gate` holds its slot until the test ends
+    server = await start_server(nursery, tmp_path / "c.sock", recorder, max_clients=2, reserve=1)
+    for n in range(1, 4):  # two slots and the reserve, each running a command
+        client = await LineClient.open(server.path)
+        await client.send("gate")
+        with trio.fail_after(5):
+            while recorder.arrived < n:
+                await trio.sleep(0.01)
+    late = await LineClient.open(server.path)
+    reply = await late.read()
+    assert reply is not None and reply["error"]["code"] == "busy"
+    assert await late.read() is None
+
+
+async def test_streams_have_their_own_slots(nursery: trio.Nursery, tmp_path: Path,
+                                            recorder: Recorder) -> None:
+    server = await start_server(nursery, tmp_path / "c.sock", recorder, max_clients=1,
+                                max_streams=2, reserve=0)
+    tails = [await LineClient.open(server.path) for _ in range(2)]
+    for tail in tails:
+        await tail.send("tail")
+        assert "event" in (await tail.read() or {})
+    extra = await LineClient.open(server.path)
+    await extra.send("tail")
+    reply = await extra.read()
+    assert reply is not None and reply["error"]["code"] == "busy"
+    # The two streams hold no command slot: a command client still gets in.
+    assert (await (await LineClient.open(server.path)).call("ping"))["result"] == "pong"
 
 
 # --------------------------------------------------------------------------- hostile input

@@ -89,7 +89,9 @@ class ReplyError(ClientError):
     def __init__(self, error: Mapping[str, Any]) -> None:
         self.error = dict(error)
         self.code = str(error.get("code", "error"))
-        super().__init__(f"[{self.code}] {error.get('message', '(no message)')}", EXIT_ERROR)
+        # A refused peer is "permission denied" whichever side said it (documented: 77).
+        status = EXIT_NOPERM if self.code == "forbidden" else EXIT_ERROR
+        super().__init__(f"[{self.code}] {error.get('message', '(no message)')}", status)
 
 
 # --------------------------------------------------------------------------- socket path

@@ -36,7 +36,7 @@ class ControlActor:
             cfg.socket_path(), cfg.control.allowed_uids, cfg.control.allowed_gids,
             self.registry, ctx.log, idle_timeout_s=cfg.control.idle_timeout_s,
             max_line_bytes=cfg.control.max_line_bytes, max_clients=cfg.control.max_clients,
-            send_timeout_s=cfg.control.send_timeout_s)
+            send_timeout_s=cfg.control.send_timeout_s, max_streams=cfg.control.max_streams)
         async with trio.open_nursery() as nursery:
             await nursery.start(server.serve)
             self.daemon.control_ready.set()

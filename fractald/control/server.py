@@ -13,6 +13,9 @@ Rules an operator can rely on:
 - one task per client, all in the server's nursery; a bounded number of
   clients; a line length cap; an idle timeout; a send timeout so a client
   that stops reading cannot wedge its task;
+- the kill switch always gets through: when the command slots are full the
+  client idle the longest is evicted, streams (`tail`) have slots of their
+  own, and a reserve admits a few more when every slot is running a command;
 - nothing a client sends can raise out of its own connection task.
 """
 
@@ -279,6 +282,16 @@ class _Connection:
 _TRANSPORT_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError)
 
 
+@attrs.define(eq=False)
+class _Slot:
+    """One admitted client: how to close it, and since when it has been waiting idle."""
+
+    cancel: trio.CancelScope
+    idle_since: float | None  # trio time; None while a command of it runs
+    streaming: bool = False
+    evicted: bool = False
+
+
 # --------------------------------------------------------------------------- server
 
 
@@ -289,7 +302,7 @@ class ControlServer:
                  handlers: CommandRegistry, log: Any = None, *,
                  idle_timeout_s: float = 600.0, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
                  max_clients: int = 64, send_timeout_s: float = 10.0, mode: int = 0o660,
-                 backlog: int = 64) -> None:
+                 backlog: int = 64, max_streams: int = 16, reserve: int = 8) -> None:
         self.path = Path(path)
         self.allowed_uids = frozenset(allowed_uids)
         self.allowed_gids = frozenset(allowed_gids)
@@ -302,8 +315,37 @@ class ControlServer:
         self.mode = mode
         self.backlog = backlog
         self.own_uid = os.getuid()
-        self.active_clients = 0
+        self.max_streams = max_streams
+        self.reserve = reserve
+        self._slots: set[_Slot] = set()
+        self.evictions = 0
         self._inode: int | None = None
+
+    @property
+    def active_clients(self) -> int:
+        return len(self._slots)
+
+    def _command_slots(self) -> list[_Slot]:
+        return [s for s in self._slots if not s.streaming and not s.evicted]
+
+    def _admit(self) -> bool:
+        """Room for one more client? When full, the client idle the longest makes room.
+
+        Streams (`tail`) are counted apart (max_streams), so they can never fill
+        the command slots; idle clients are evicted first; when every slot is
+        busy with a command, `reserve` more are let in, so `halt` gets through.
+        """
+        commands = self._command_slots()
+        if len(commands) < self.max_clients:
+            return True
+        idle = [s for s in commands if s.idle_since is not None]
+        if idle:
+            victim = min(idle, key=lambda s: s.idle_since or 0.0)
+            victim.evicted = True
+            victim.cancel.cancel()
+            self.evictions += 1
+            return True
+        return len(commands) < self.max_clients + self.reserve
 
     # ---- socket life cycle
 
@@ -389,20 +431,28 @@ class ControlServer:
                 self.log.warning("control_peer_refused", **peer.as_log())
                 await self._refuse(conn, forbidden_error(peer))
                 return
-            if self.active_clients >= self.max_clients:
+            if not self._admit():
                 await self._refuse(conn, CommandError(
-                    ErrorCode.BUSY, f"too many control clients (limit {self.max_clients}); "
-                    "try again shortly"))
+                    ErrorCode.BUSY, f"too many control clients (limit {self.max_clients}, all "
+                    "busy with a command); try again shortly"))
                 return
-            self.active_clients += 1
+            slot = _Slot(trio.CancelScope(), trio.current_time())
+            self._slots.add(slot)
             try:
-                await self._converse(conn, peer)
+                with slot.cancel:
+                    await self._converse(conn, peer, slot)
             except _ClientGone:
                 pass  # the client went away or stopped reading: nothing to answer
             except Exception as exc:  # never let one client take the server down
                 self.log.exception("control_connection_failed", error=repr(exc), **peer.as_log())
             finally:
-                self.active_clients -= 1
+                self._slots.discard(slot)
+            if slot.evicted:
+                self.log.info("control_idle_client_evicted", **peer.as_log())
+                with trio.move_on_after(1.0):
+                    await self._refuse(conn, CommandError(
+                        ErrorCode.BUSY, "the control socket is full and this connection was "
+                        "the one idle longest; it is closed"))
 
     async def _refuse(self, conn: _Connection, error: CommandError) -> None:
         try:
@@ -410,8 +460,9 @@ class ControlServer:
         except _ClientGone:
             pass
 
-    async def _converse(self, conn: _Connection, peer: PeerCred) -> None:
+    async def _converse(self, conn: _Connection, peer: PeerCred, slot: _Slot) -> None:
         while True:
+            slot.idle_since = trio.current_time()
             try:
                 line = await conn.next_line()
             except LineTooLong as exc:
@@ -424,11 +475,13 @@ class ControlServer:
                     ErrorCode.IDLE_TIMEOUT,
                     f"no request for {self.idle_timeout_s:g} s; the connection is closed")))
                 return
-            if line is None:
+            slot.idle_since = None  # no checkpoint since the line came: it cannot be evicted now
+            if line is None or slot.evicted:
                 return
-            await self._dispatch(conn, line, peer)
+            await self._dispatch(conn, line, peer, slot)
 
-    async def _dispatch(self, conn: _Connection, line: bytes, peer: PeerCred) -> None:
+    async def _dispatch(self, conn: _Connection, line: bytes, peer: PeerCred,
+                        slot: _Slot | None = None) -> None:
         try:
             request = parse_request(line)
         except CommandError as exc:
@@ -448,7 +501,8 @@ class ControlServer:
                                    f"{request.cmd} needs confirmation: send args "
                                    '{"yes": true} (fractalctl: --yes)', argument="yes")
             if command.is_streaming:
-                outcome = await self._stream(conn, request.id, request.cmd, command, args, peer)
+                outcome = await self._stream_in_slot(conn, request.id, request.cmd, command,
+                                                     args, peer, slot)
             else:
                 result = await command.handler(args, peer)
                 reply = encode(ok_reply(request.id, result))  # here: an unencodable result is ours
@@ -474,6 +528,21 @@ class ControlServer:
                               outcome=outcome, **peer.as_log())
         if reply is not None:
             await conn.send_bytes(reply)
+
+    async def _stream_in_slot(self, conn: _Connection, request_id: Any, name: str,
+                              command: Command, args: dict[str, Any], peer: PeerCred,
+                              slot: _Slot | None) -> str:
+        """A stream leaves the command slots for the stream slots, which have their own cap."""
+        if slot is None:
+            return await self._stream(conn, request_id, name, command, args, peer)
+        if sum(s.streaming for s in self._slots) >= self.max_streams:
+            raise CommandError(ErrorCode.BUSY, f"too many streams ({name}) at once (limit "
+                               f"{self.max_streams}); try again shortly")
+        slot.streaming = True
+        try:
+            return await self._stream(conn, request_id, name, command, args, peer)
+        finally:
+            slot.streaming = False
 
     async def _stream(self, conn: _Connection, request_id: Any, name: str, command: Command,
                       args: dict[str, Any], peer: PeerCred) -> str:
