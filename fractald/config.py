@@ -26,7 +26,7 @@ from fractald.errors import ConfigError
 VENUES = ("replay", "hyperliquid", "hyperliquid-testnet", "binance", "binance-futures")
 LOG_FORMATS = ("auto", "json", "console")
 LOG_LEVELS = ("debug", "info", "warning", "error")
-BROKERS = ("paper",)
+BROKERS = ("paper", "binance-futures", "binance-spot")
 
 # Keys that a SIGHUP reload may change; anything else needs a restart.
 LIVE_RELOADABLE_SECTIONS = ("log", "risk", "strategies", "metrics", "alerts")
@@ -113,6 +113,13 @@ class BrokerConfig:
     # Names of credential files under $CREDENTIALS_DIRECTORY (systemd LoadCredential=).
     api_key_credential: str = ""
     api_secret_credential: str = ""
+    # Real venues (fractald/venues/binance_config.py): testnet unless told otherwise.
+    network: str = attrs.field(default="testnet", validator=_in("testnet", "mainnet"))
+    rest_url: str = ""  # "" = the network's default
+    ws_url: str = ""
+    recv_window_ms: int = attrs.field(default=5000, validator=_between(1, 60_000))
+    leverage: dict[str, int] = attrs.field(factory=dict)  # per symbol, set at start (futures)
+    margin_type: dict[str, str] = attrs.field(factory=dict)  # per symbol: isolated | cross
 
 
 @attrs.frozen
@@ -315,7 +322,14 @@ def _cross_checks(config: Config) -> list[str]:
             f"config.feed.timeframes: {config.feed.timeframes} lacks {missing}, which the "
             f"strategies need (1m, strategies.timeframe and strategies.trend_timeframes)")
     problems.extend(_pipeline_problems(config))
+    problems.extend(_venue_broker_problems(config))
     return problems
+
+
+def _venue_broker_problems(config: Config) -> list[str]:
+    from fractald.venues.binance_config import broker_problems
+
+    return broker_problems(config)
 
 
 def _pipeline_problems(config: Config) -> list[str]:

@@ -245,6 +245,11 @@ def main(config_path: str | None) -> int:
         get_logger("daemon").error("config_invalid", config=config_path, problems=exc.problems)
         return int(ExitStatus.CONFIG)
     configure_logging(config.log.format, config.log.level)
+    if config.broker.kind != "paper":  # venue brokers need the router actor (issue 12)
+        get_logger("daemon").error("broker_not_routable", kind=config.broker.kind,
+                                   reason="this build routes orders to the paper broker only; "
+                                          "refusing to paper-trade a venue config")
+        return int(ExitStatus.CONFIG)
     _load_secrets_for_redaction(config)
     from fractald.core.smc.offline import allow_compiled_kernels
 

@@ -342,6 +342,38 @@ def check_venue(config: Config, online: Callable[[], bool],
     return ok("venue", f"{url} answers")
 
 
+def check_broker(config: Config, host: Environment) -> Check:
+    """A venue broker's account as the venue sees it: key, symbols, margin, leverage, margin type."""
+    import trio
+
+    from fractald.errors import FractalError
+    from fractald.venues import binance_config
+
+    if binance_config.market_of(config) is None:
+        return skip("broker", f"broker {config.broker.kind!r}: no venue account to check")
+    url = binance_config.urls(config).rest_url
+    if not url.split("://", 1)[-1].startswith(("127.", "localhost", "[::1]")) and not host.online():
+        return skip("broker", f"host is offline: {url} not asked")
+    env, broker = dict(host.env), config.broker
+    if not env.get("CREDENTIALS_DIRECTORY"):  # outside systemd: the files LoadCredential= reads
+        env["CREDENTIALS_DIRECTORY"] = env.get("FRACTALD_CREDENTIALS_SOURCE",
+                                               "/etc/fractald/credentials")
+        broker = attrs.evolve(broker, api_key_credential=broker.api_key_credential.removeprefix(
+            CREDENTIAL_PREFIX), api_secret_credential=broker.api_secret_credential.removeprefix(
+            CREDENTIAL_PREFIX))
+    try:
+        venue = binance_config.build_venue(attrs.evolve(config, broker=broker), env)
+    except FractalError as exc:
+        return fail("broker", exc.message, "runbooks/binance-auth-refused.md")
+    findings = trio.run(binance_config.preflight_findings, venue)
+    if findings:
+        return fail("broker", "; ".join(findings),
+                    "see runbooks/binance-auth-refused.md for key errors; leverage and margin "
+                    "type are set by the daemon at start")
+    return ok("broker", f"{config.broker.kind} {config.broker.network} at {url}: key works, symbols "
+                        "trade, margin available, leverage and margin type as configured")
+
+
 # --------------------------------------------------------------------------- running
 
 
@@ -376,6 +408,8 @@ def run_checks(config_path: str | None, host: Environment) -> list[Check]:
     checks.append(check_clock(config, host.clock))
     checks.append(check_disk(state_dir))
     checks.append(check_venue(config, host.online, host.probe_url))
+    if config.broker.kind != "paper":
+        checks.append(check_broker(config, host))
     wanted_skips = {s.strip() for s in host.env.get("FRACTALD_PREFLIGHT_SKIP", "").split(",")}
     return [skip(c.name, f"skipped by FRACTALD_PREFLIGHT_SKIP (was: {c.status.value}: "
                          f"{c.detail})") if c.name in wanted_skips else c for c in checks]
