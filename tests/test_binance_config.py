@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 import trio
-
 from fakevenue.binance_exchange import Symbol
 from fakevenue.binance_exchange_server import FakeBinanceFutures
+
 from fractald import daemon
 from fractald.config import config_from_dict
 from fractald.errors import AuthError, ConfigError, ExitStatus
