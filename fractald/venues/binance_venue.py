@@ -188,7 +188,15 @@ class BinanceVenue:
             return VenueReport(OrderEvent.UPDATE_REJECT, client_order_id, ts, reason=answer.reason)
         return VenueReport(OrderEvent.UPDATE, client_order_id, ts)
 
-    async def order_status(self, client_order_id: str, symbol: str) -> VenueOrder | None:
+    async def order_status(self, client_order_id: str, symbol: str = "") -> VenueOrder | None:
+        """By our client order id; without a symbol (reconciliation after a restart) every
+        traded symbol is asked, since Binance looks orders up per symbol."""
+        if not symbol:
+            for candidate in self.symbols:
+                found = await self.order_status(client_order_id, candidate)
+                if found is not None:
+                    return found
+            return None
         first = client_order_id in self.conditional
         for conditional in (first, not first) if self.market is Market.FUTURES else (False,):
             answer = await self.rest.call(bo.query_order(self.market, symbol, client_order_id,
