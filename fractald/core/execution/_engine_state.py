@@ -25,6 +25,28 @@ from fractald.core.risk.sizing import Instrument
 
 _conv = cattrs.Converter()
 
+# What a snapshot holds that comes from market data rather than from events:
+# prices and their marks, the ATR, feed health, correlation windows, the paper
+# book's quotes and queue places, the equity curve, the drawdown peak and the
+# day's opening equity, the time of the latest input. A rebuild from a snapshot
+# plus later ledger events gets these from the snapshot (the events do not
+# carry them); everything else must come out equal to the live engine's.
+MARKET_DERIVED = ("last_ts", "last_funding_ts", "feed", "last_price", "atr", "correlation", "broker")
+_MARKET_DERIVED_ACCOUNTING = ("marks", "equity_curve")
+_MARKET_DERIVED_POSITION = ("mark_price",)
+_MARKET_DERIVED_BREAKERS = ("peak_equity", "day", "day_start_equity")
+
+
+def event_sourced(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """The part of `TradingEngine.snapshot()` that the ledger's events alone determine."""
+    out = {k: v for k, v in snapshot.items() if k not in MARKET_DERIVED}
+    acc = {k: v for k, v in snapshot["accounting"].items() if k not in _MARKET_DERIVED_ACCOUNTING}
+    acc["positions"] = [{k: v for k, v in p.items() if k not in _MARKET_DERIVED_POSITION}
+                        for p in acc["positions"]]
+    out["accounting"] = acc
+    out["breakers"] = {k: v for k, v in snapshot["breakers"].items() if k not in _MARKET_DERIVED_BREAKERS}
+    return out
+
 
 class EngineState(EngineCore):
     """Views (`state`, `equity`, `status`...), pickling, `snapshot` and `restore`."""

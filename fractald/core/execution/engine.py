@@ -30,7 +30,7 @@ from fractald.core.execution._engine_breakers import EngineBreakers
 from fractald.core.execution._engine_core import EngineParams, FillSource, _Atr
 from fractald.core.execution._engine_market import EngineMarket
 from fractald.core.execution._engine_orders import EngineOrders
-from fractald.core.execution._engine_state import EngineState
+from fractald.core.execution._engine_state import EngineState, event_sourced
 from fractald.core.execution.accounting import Accounting
 from fractald.core.execution.brackets import Bracket
 from fractald.core.execution.orders import Order
@@ -45,7 +45,7 @@ from fractald.core.risk.reliability import StrategyReliability
 
 # Pickles name EngineParams, FillSource and `_Atr` as classes of this module (their
 # `__module__` says so): the imports above keep those names resolving here.
-__all__ = ["EngineParams", "FillSource", "TradingEngine"]
+__all__ = ["EngineParams", "FillSource", "TradingEngine", "event_sourced"]
 
 
 class TradingEngine(EngineState, EngineApply, EngineOrders, EngineBrackets, EngineMarket,

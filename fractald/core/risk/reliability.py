@@ -62,6 +62,17 @@ class StrategyReliability:
         self.records: dict[str, StrategyRecord] = {}
 
     def record_of(self, strategy: str) -> StrategyRecord:
+        """The strategy's record; a fresh one (not kept) for a strategy with no history yet.
+
+        A pure read: asking about a strategy (a signal's checks, `fractalctl
+        strategies`) must not change the state, or a rebuild from the ledger,
+        which only sees events, would differ from the live engine.
+        """
+        rec = self.records.get(strategy)
+        return StrategyRecord() if rec is None else rec
+
+    def _record(self, strategy: str) -> StrategyRecord:
+        """The strategy's record, kept from now on (for the updates below)."""
         rec = self.records.get(strategy)
         if rec is None:
             rec = self.records[strategy] = StrategyRecord()
@@ -79,7 +90,7 @@ class StrategyReliability:
         return self.params.throttle_scale if state is StrategyState.THROTTLED else 1.0
 
     def record(self, trade: ClosedTrade) -> None:
-        rec = self.record_of(trade.strategy)
+        rec = self._record(trade.strategy)
         rec.trades += 1
         win = trade.pnl > 0
         rec.wins += win
@@ -120,7 +131,7 @@ class StrategyReliability:
         return StrategyChange(strategy, rec.state, new, reason, ts, figures)
 
     def apply(self, change: StrategyChange) -> None:
-        rec = self.record_of(change.strategy)
+        rec = self._record(change.strategy)
         if rec.state is StrategyState.QUARANTINED and change.new is StrategyState.THROTTLED:
             rec.recent_r.clear()  # probation starts with fresh evidence
             rec.loss_streak = rec.win_streak = 0
