@@ -185,6 +185,22 @@ class AlertsConfig:
 
 
 @attrs.frozen
+class TelegramConfig:
+    """Commands from a phone (fractald/control/telegram.py); answered only in `allowed_chat_ids`.
+
+    The token is read from the credential `token_credential` (default: the
+    alerts' `telegram_token_credential`); chats default to the alerts' chat.
+    """
+
+    enabled: bool = False
+    allowed_chat_ids: list[str] = attrs.field(factory=list)
+    token_credential: str = ""
+    api_url: str = "https://api.telegram.org"
+    poll_timeout_s: float = attrs.field(default=25.0, validator=_between(1, 50))
+    confirm_timeout_s: float = attrs.field(default=120.0, validator=_between(5, 3600))
+
+
+@attrs.frozen
 class Config:
     daemon: DaemonConfig = attrs.Factory(DaemonConfig)
     feed: FeedConfig = attrs.Factory(FeedConfig)
@@ -195,6 +211,7 @@ class Config:
     log: LogConfig = attrs.Factory(LogConfig)
     metrics: MetricsConfig = attrs.Factory(MetricsConfig)
     alerts: AlertsConfig = attrs.Factory(AlertsConfig)
+    telegram: TelegramConfig = attrs.Factory(TelegramConfig)
 
     def state_path(self) -> Path:
         return Path(self.daemon.state_dir or os.environ.get("STATE_DIRECTORY", "") or "./state")

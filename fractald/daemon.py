@@ -105,6 +105,11 @@ class Daemon:
                              stall_limit_s=d.stall_limit_s)
 
         control = ControlActor(self)
+        extra = []
+        if self.config.telegram.enabled:  # chat commands, over the control socket's command table
+            from fractald.actors.telegram import TelegramActor
+
+            extra.append(spec("telegram", TelegramActor(self, control.registry).run))
         return [
             spec("store", self.store.run),
             spec("trading", self.trading.run),
@@ -113,7 +118,7 @@ class Daemon:
             spec("control", control.run),
             spec("metrics", self.metrics.run),
             spec("alerts", self.alerts.run),
-        ]
+        ] + extra
 
     async def run(self) -> int:
         self.log.info("daemon_starting", version=__version__, pid=os.getpid(),
@@ -224,7 +229,7 @@ def _load_secrets_for_redaction(config: Config) -> None:
     """Register every credential the config names, so no log line can show one."""
     cred_dir = os.environ.get("CREDENTIALS_DIRECTORY")
     names = [config.broker.api_key_credential, config.broker.api_secret_credential,
-             config.alerts.telegram_token_credential]
+             config.alerts.telegram_token_credential, config.telegram.token_credential]
     if not cred_dir:
         return
     secrets = []
