@@ -202,5 +202,5 @@ def test_params_have_timeframe_defaults_and_name_bad_values() -> None:
         create("fvg_fill", "X", "1h", {"swing_lenght": 3})
     with pytest.raises(ValueError, match="targets_r"):
         StrategyParams(targets_r=(3.0, 1.0))
-    with pytest.raises(ValueError, match="unknown strategy 'nope'; known: bos_orderblock, fvg_fill, liquidity_sweep"):
+    with pytest.raises(ValueError, match="unknown strategy 'nope'; known: bos_orderblock, fvg_fill, k1_vwap_reversion.*liquidity_sweep"):
         create("nope", "X", "1h")

@@ -158,6 +158,10 @@ class Pipeline:
         self._runs: dict[str, list[tuple[Strategy, MarketState]]] = {}
         for s in self.strategies:
             self._runs.setdefault(s.timeframe, []).append((s, self._state(s.timeframe, s.smc_params())))
+        # Meta-strategies (k5_noise_filter) see each bar before the strategies they may veto.
+        for runs in self._runs.values():
+            runs.sort(key=lambda run: not hasattr(run[0], "veto"))
+        self._vetoes = tuple(s for s in self.strategies if hasattr(s, "veto"))
         self._trend: dict[str, MarketState] = {}
         for tf in trend_timeframes:
             mine = [ms for (t, _), ms in self._states.items() if t == tf]
@@ -317,6 +321,12 @@ class Pipeline:
                     self.skips += 1
                     out.append(SetupSkipped(bar.ts_event, planned.strategy, planned.symbol,
                                             planned.code.value, planned.detail))
+                    continue
+                veto = next(((v.name, why) for v in self._vetoes if (why := v.veto(planned))), None)
+                if veto is not None:
+                    self.skips += 1
+                    out.append(SetupSkipped(bar.ts_event, strategy.name, planned.symbol, "NOISE_VETO",
+                                            f"{veto[0]}: {veto[1]}"))
                     continue
                 self.signals += 1
                 out.append(SignalEmitted(bar.ts_event, planned, accepting))

@@ -9,10 +9,16 @@ from fractald.core.strategies.base import Strategy, StrategyParams
 from fractald.core.strategies.bos_orderblock import BOSOrderBlock
 from fractald.core.strategies.confidence import ConfidenceModel
 from fractald.core.strategies.fvg_fill import FVGFill
+from fractald.core.strategies.k1_vwap_reversion import VWAPReversion
+from fractald.core.strategies.k2_failed_break import FailedBreak
+from fractald.core.strategies.k3_sweep_reversal import SweepReversal
+from fractald.core.strategies.k4_momentum_extension import MomentumExtension
+from fractald.core.strategies.k5_noise_filter import NoiseFilter
 from fractald.core.strategies.liquidity_sweep import LiquiditySweep
 
 STRATEGIES: dict[str, type[Strategy]] = {
-    cls.name: cls for cls in (LiquiditySweep, FVGFill, BOSOrderBlock)
+    cls.name: cls for cls in (LiquiditySweep, FVGFill, BOSOrderBlock,
+                              VWAPReversion, FailedBreak, SweepReversal, MomentumExtension, NoiseFilter)
 }
 
 
