@@ -129,6 +129,10 @@ class RiskConfig:
     heat_cap: float = attrs.field(default=0.06, validator=_between(0, 0.5, lo_open=True))
     max_drawdown: float = attrs.field(default=0.20, validator=_between(0, 0.9, lo_open=True))
     daily_loss_limit: float = attrs.field(default=0.05, validator=_between(0, 0.9, lo_open=True))
+    # Limits in money and ticks (0 = off); the v1 futures bot ran $15 per trade, 12 ticks, $30 a day.
+    max_risk_money: float = attrs.field(default=0.0, validator=_between(0, 1e12))
+    max_stop_ticks: int = attrs.field(default=0, validator=_between(0, 1_000_000))
+    daily_loss_money: float = attrs.field(default=0.0, validator=_between(0, 1e12))
     max_trades_per_day: int = attrs.field(default=50, validator=_between(1, 10_000))
     max_consecutive_losses: int = attrs.field(default=8, validator=_between(1, 1000))
     max_open_positions: int = attrs.field(default=3, validator=_between(1, 1000))

@@ -22,11 +22,13 @@ def risk_params(config: Config) -> RiskParams:
     r = config.risk
     breaker_fields: dict[str, Any] = dict(
         max_drawdown_fraction=r.max_drawdown, daily_loss_fraction=r.daily_loss_limit,
+        daily_loss_money=r.daily_loss_money,
         max_trades_per_day=r.max_trades_per_day, max_consecutive_losses=r.max_consecutive_losses)
     breakers = (BreakerParams.for_live(**breaker_fields) if r.mode == "live"
                 else BreakerParams(**breaker_fields))
     return RiskParams(
-        sizing=SizingParams(risk_fraction=r.risk_per_trade),
+        sizing=SizingParams(risk_fraction=r.risk_per_trade, max_risk_money=r.max_risk_money,
+                            max_stop_ticks=r.max_stop_ticks),
         gates=GateParams(max_heat_fraction=r.heat_cap, max_open_positions=r.max_open_positions,
                          min_data_quality=r.min_data_quality,
                          min_execution_quality=r.min_execution_quality),

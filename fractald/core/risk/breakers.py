@@ -158,7 +158,13 @@ class CircuitBreakers:
                                  limit=p.max_drawdown_fraction, peak=self.peak_equity, equity=equity)
         if self.day_start_equity > 0:
             loss = (self.day_start_equity - equity) / self.day_start_equity
-            if loss >= p.daily_loss_fraction:
+            money = self.day_start_equity - equity
+            if p.daily_loss_money and money >= p.daily_loss_money:
+                out += self._new(Breaker.DAILY_LOSS, p.daily_loss_action, ts,
+                                 f"daily loss {money:.2f} reached the money limit {p.daily_loss_money:.2f}",
+                                 value=money, limit=p.daily_loss_money,
+                                 day_start=self.day_start_equity, equity=equity)
+            elif loss >= p.daily_loss_fraction:
                 out += self._new(Breaker.DAILY_LOSS, p.daily_loss_action, ts,
                                  f"daily loss {loss:.2%} reached the limit {p.daily_loss_fraction:.2%}",
                                  value=loss, limit=p.daily_loss_fraction,

@@ -16,6 +16,8 @@ class DenialCode(enum.Enum):
     BELOW_MIN_NOTIONAL = "below_min_notional"
     NO_EQUITY = "no_equity"
     STOP_ALREADY_HIT = "stop_already_hit"
+    RISK_MONEY = "risk_money"  # even one lot risks more money than max_risk_money
+    STOP_TICKS = "stop_ticks"  # the stop is farther from entry than max_stop_ticks
     # portfolio gates
     PORTFOLIO_HEAT = "portfolio_heat"
     GROSS_EXPOSURE = "gross_exposure"

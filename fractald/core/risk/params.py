@@ -58,6 +58,9 @@ class SizingParams:
     """
 
     risk_fraction: float = attrs.field(default=0.005, validator=in_range(0, 0.1, lo_open=True))
+    # Money and tick limits (0 = off), as the v1 futures bot set them ($15, 12 ticks).
+    max_risk_money: float = attrs.field(default=0.0, validator=in_range(0, 1e12))
+    max_stop_ticks: int = attrs.field(default=0, validator=int_range(0, 1_000_000))
     min_confidence: float = attrs.field(default=0.0, validator=in_range(0, 100))
     confidence_low: float = attrs.field(default=50.0, validator=in_range(0, 100))
     confidence_high: float = attrs.field(default=90.0, validator=in_range(0, 100))
@@ -112,6 +115,7 @@ class BreakerParams:
 
     max_drawdown_fraction: float = attrs.field(default=0.20, validator=in_range(0, 1, lo_open=True))
     daily_loss_fraction: float = attrs.field(default=0.05, validator=in_range(0, 1, lo_open=True))
+    daily_loss_money: float = attrs.field(default=0.0, validator=in_range(0, 1e12))  # 0 = off (v1: $30)
     max_trades_per_day: int = attrs.field(default=50, validator=int_range(1, 1_000_000))
     max_consecutive_losses: int = attrs.field(default=6, validator=int_range(1, 10_000))
     error_burst_count: int = attrs.field(default=10, validator=int_range(1, 1_000_000))

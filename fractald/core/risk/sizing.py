@@ -87,8 +87,22 @@ def size_signal(signal: Signal, equity: float, instrument: Instrument, params: S
     if risk_per_unit <= 0 or (stop - entry) * signal.side.sign >= 0:
         return deny(DenialCode.BAD_SIGNAL, "stop is not on the losing side of entry after rounding",
                     entry=entry, stop=stop)
+    if params.max_stop_ticks and risk_per_unit > params.max_stop_ticks * instrument.tick_size * (1 + _EPS):
+        return deny(DenialCode.STOP_TICKS,
+                    f"stop {risk_per_unit / instrument.tick_size:.6g} ticks from entry is over the limit "
+                    f"{params.max_stop_ticks}", value=risk_per_unit / instrument.tick_size,
+                    limit=params.max_stop_ticks)
     scale = confidence_scale(signal.confidence, params) * strategy_scale
     budget = equity * params.risk_fraction * scale
+    if params.max_risk_money:
+        if instrument.floor_qty(max(instrument.min_qty, instrument.lot_size)) * risk_per_unit \
+                > params.max_risk_money * (1 + _EPS):
+            smallest = max(instrument.min_qty, instrument.lot_size)
+            return deny(DenialCode.RISK_MONEY,
+                        f"the smallest size ({smallest}) risks {smallest * risk_per_unit:.6g}, over the "
+                        f"limit {params.max_risk_money} per trade", value=smallest * risk_per_unit,
+                        limit=params.max_risk_money)
+        budget = min(budget, params.max_risk_money)
     qty = instrument.floor_qty(budget / risk_per_unit)
     if qty * entry > params.max_notional:
         qty = instrument.floor_qty(params.max_notional / entry)
