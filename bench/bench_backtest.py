@@ -21,7 +21,7 @@ from fractald.backtest import StrategySettings, new_runner
 from fractald.core.bars import Rollups
 from fractald.core.execution.engine import TradingEngine
 from fractald.core.pipeline import NullEngine
-from fractald.core.strategies.registry import STRATEGIES
+from fractald.core.strategies.registry import SMC_STRATEGIES
 from fractald.venues.replay import bundled_candles
 
 
@@ -53,7 +53,7 @@ def main() -> None:
     best_engine = best_null = best_rollups = inf
     full: list[tuple[float, float]] = []
     trades = 0
-    settings = StrategySettings.of(sorted(STRATEGIES), "15m", ["15m", "1h", "4h"])
+    settings = StrategySettings.of(SMC_STRATEGIES, "15m", ["15m", "1h", "4h"])
     for _ in range(n):
         runner = new_runner(bars[0].symbol, "1m", settings, 10_000.0)
         t0 = clock()

@@ -39,7 +39,7 @@ from fractald.core.execution.engine import FillSource, TradingEngine
 from fractald.core.figures import MIN_RATIO_RETURNS, format_pct
 from fractald.core.models import TIMEFRAME_MS, Bar, ClosedTrade
 from fractald.core.pipeline import Pipeline, SetupSkipped, SignalEmitted, build_pipeline
-from fractald.core.strategies.registry import STRATEGIES
+from fractald.core.strategies.registry import SMC_STRATEGIES, STRATEGIES
 from fractald.datasets import BUNDLED_SYMBOL
 from fractald.pipeline_factory import confidence_model, engine_params
 from fractald.reporting.report import Period, Report, build_report
@@ -184,7 +184,7 @@ def settings_from(args: argparse.Namespace) -> StrategySettings:
     load_plugins()  # a broken plug-in is a ValueError naming it
     config = load_config(getattr(args, "config", None))
     cfg = config.strategies
-    enabled, timeframe, params = list(cfg.enabled) or sorted(STRATEGIES), cfg.timeframe, dict(cfg.params)
+    enabled, timeframe, params = list(cfg.enabled) or list(SMC_STRATEGIES), cfg.timeframe, dict(cfg.params)
     names = [n for item in (args.strategy or enabled) for n in item.split(",") if n]
     unknown = [n for n in names if n not in STRATEGIES]
     if unknown:

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from fractald.backtest import Runner, StrategySettings, new_runner
 from fractald.core.bars import Rollups, TimeframeRollup
 from fractald.core.models import Bar, timeframe_ms
-from fractald.core.strategies.registry import STRATEGIES
+from fractald.core.strategies.registry import SMC_STRATEGIES
 from fractald.venues.replay import bundled_candles
 
 T0 = 1_700_000_000_000 - 1_700_000_000_000 % 86_400_000  # a UTC midnight
@@ -90,7 +90,7 @@ def test_rollups_keep_only_the_open_periods_bars() -> None:
 
 def test_runner_feed_counts_what_step_gives() -> None:
     bars = bundled_candles()[:6000]
-    settings_ = StrategySettings.of(sorted(STRATEGIES))
+    settings_ = StrategySettings.of(list(SMC_STRATEGIES))
     fed, stepped = (new_runner("BTC-PERP", "1m", settings_, 10_000.0) for _ in range(2))
     fed.feed(bars)
     events = [e for bar in bars for e in stepped.step(bar)]

@@ -29,7 +29,7 @@ from fractald.core.execution.engine import EngineParams, FillSource, TradingEngi
 from fractald.core.execution.orders import OrderType
 from fractald.core.execution.paper import PaperParams
 from fractald.core.pipeline import build_pipeline
-from fractald.core.strategies.registry import STRATEGIES
+from fractald.core.strategies.registry import SMC_STRATEGIES
 from fractald.pipeline_factory import confidence_model, engine_params
 from fractald.venues.replay import bundled_candles
 
@@ -59,7 +59,7 @@ def _params(case: str, config: Any) -> EngineParams:
 
 def run_case(case: str) -> tuple[list[dict[str, Any]], str, dict[str, int]]:
     timeframe = "15m" if case == "default" else "5m"
-    st = StrategySettings.of(sorted(STRATEGIES), timeframe, [timeframe, "1h", "4h"])
+    st = StrategySettings.of(SMC_STRATEGIES, timeframe, [timeframe, "1h", "4h"])
     bars = bundled_candles()
     if case != "default":
         bars = bars[:15_000]

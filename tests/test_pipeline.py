@@ -11,10 +11,10 @@ from fractald.backtest import Runner, StrategySettings, new_runner
 from fractald.core.bars import SymbolBars
 from fractald.core.models import Bar
 from fractald.core.pipeline import NullEngine, SetupSkipped, SignalEmitted, build_pipeline
-from fractald.core.strategies.registry import STRATEGIES
+from fractald.core.strategies.registry import SMC_STRATEGIES, STRATEGIES
 from fractald.venues.replay import bundled_candles
 
-ALL = sorted(STRATEGIES)
+ALL = list(SMC_STRATEGIES)
 TREND = ["15m", "1h", "4h"]
 
 

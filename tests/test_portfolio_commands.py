@@ -23,7 +23,7 @@ from fractald.core.execution import events as ev
 from fractald.core.execution.engine import EngineParams, TradingEngine
 from fractald.core.pipeline import NullEngine, Portfolio, build_portfolio
 from fractald.core.risk.breakers import Breaker, TradingState
-from fractald.core.strategies.registry import STRATEGIES
+from fractald.core.strategies.registry import SMC_STRATEGIES
 from fractald.pipeline_factory import engine_params, pipeline_from_config
 from fractald.risk_overrides import with_risk
 from fractald.session import TradingSession, apply_risk_config
@@ -41,7 +41,7 @@ def of(events: list[Any], cls: type) -> list[Any]:
 def book_with_open_trade() -> tuple[Portfolio, TradingEngine]:
     """A one-symbol portfolio driven over the bundled candles until a managed trade is filled."""
     engine = TradingEngine(EngineParams())
-    book = build_portfolio([SYMBOL], engine, sorted(STRATEGIES), trend_timeframes=TREND)
+    book = build_portfolio([SYMBOL], engine, list(SMC_STRATEGIES), trend_timeframes=TREND)
     feed = SymbolBars(SYMBOL, ["1m", *TREND])
     for bar in bundled_candles(SYMBOL):
         for b in feed.on_base_bar(bar).bars:

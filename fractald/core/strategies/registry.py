@@ -21,6 +21,10 @@ STRATEGIES: dict[str, type[Strategy]] = {
                               VWAPReversion, FailedBreak, SweepReversal, MomentumExtension, NoiseFilter)
 }
 
+# The SMC strategies: what "all strategies" means for backtests and benchmarks (the K templates are
+# session templates for futures, chosen by name).
+SMC_STRATEGIES = ("bos_orderblock", "fvg_fill", "liquidity_sweep")
+
 
 def create(name: str, symbol: str, timeframe: str, params: Mapping[str, Any] | None = None,
            confidence: ConfidenceModel | None = None) -> Strategy:
