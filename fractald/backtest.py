@@ -41,7 +41,7 @@ from fractald.core.models import TIMEFRAME_MS, Bar, ClosedTrade
 from fractald.core.pipeline import Pipeline, SetupSkipped, SignalEmitted, build_pipeline
 from fractald.core.strategies.registry import SMC_STRATEGIES, STRATEGIES
 from fractald.datasets import BUNDLED_SYMBOL
-from fractald.pipeline_factory import confidence_model, engine_params
+from fractald.pipeline_factory import confidence_model, engine_params, session_gate_of
 from fractald.reporting.report import Period, Report, build_report
 
 
@@ -208,7 +208,8 @@ def new_runner(symbol: str, base_timeframe: str, st: StrategySettings, equity: f
                           fills_from=FillSource.BARS, require_feed_health=False)
     pipeline = build_pipeline(symbol, TradingEngine(params), st.names, st.timeframe,
                               params=st.params, confidence=confidence_model(st.config),
-                              base_timeframe=base_timeframe, trend_timeframes=trend)
+                              base_timeframe=base_timeframe, trend_timeframes=trend,
+                              session_gate=session_gate_of(st.config))
     return Runner(pipeline, [st.timeframe, *trend])
 
 

@@ -155,6 +155,16 @@ class StrategiesConfig:
 
 
 @attrs.frozen
+class SessionConfig:
+    # "" = a 24 h market (no gate); else an exchange_calendars name, e.g. "XNYS" for the
+    # regular hours of US equity-index futures (holidays and early closes included).
+    calendar: str = ""
+    skip_first_minutes: int = attrs.field(default=0, validator=_between(0, 1440))
+    no_entry_last_minutes: int = attrs.field(default=0, validator=_between(0, 1440))
+    flatten_before_close_minutes: int = attrs.field(default=0, validator=_between(0, 1440))
+
+
+@attrs.frozen
 class ControlConfig:
     socket_path: str = ""  # "" = <runtime dir>/control.sock
     allowed_uids: list[int] = attrs.field(factory=list)
@@ -216,6 +226,7 @@ class Config:
     metrics: MetricsConfig = attrs.Factory(MetricsConfig)
     alerts: AlertsConfig = attrs.Factory(AlertsConfig)
     telegram: TelegramConfig = attrs.Factory(TelegramConfig)
+    session: SessionConfig = attrs.Factory(SessionConfig)
 
     def state_path(self) -> Path:
         return Path(self.daemon.state_dir or os.environ.get("STATE_DIRECTORY", "") or "./state")
@@ -343,6 +354,7 @@ def _cross_checks(config: Config) -> list[str]:
             f"config.feed.timeframes: {config.feed.timeframes} lacks {missing}, which the "
             f"strategies need (1m, strategies.timeframe and strategies.trend_timeframes)")
     problems.extend(_pipeline_problems(config))
+    problems.extend(_session_problems(config))
     problems.extend(_venue_broker_problems(config))
     return problems
 
@@ -351,6 +363,18 @@ def _venue_broker_problems(config: Config) -> list[str]:
     from fractald.venues.binance_config import broker_problems
 
     return broker_problems(config)
+
+
+def _session_problems(config: Config) -> list[str]:
+    if not config.session.calendar:
+        return []
+    from fractald.session_calendar import CalendarError, session_gate
+
+    try:
+        session_gate(config.session.calendar)
+    except CalendarError as exc:
+        return [f"config.session.calendar: {exc}"]
+    return []
 
 
 def _pipeline_problems(config: Config) -> list[str]:

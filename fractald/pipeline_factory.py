@@ -14,6 +14,7 @@ from fractald.config import Config
 from fractald.core.execution.engine import EngineParams, FillSource, TradingEngine
 from fractald.core.execution.paper import PaperParams
 from fractald.core.pipeline import Portfolio, build_portfolio
+from fractald.core.risk.session_gate import SessionGate
 from fractald.core.risk.params import BreakerParams, GateParams, RiskParams, SizingParams
 from fractald.core.strategies.confidence import ConfidenceModel, ConfidenceWeights
 
@@ -65,7 +66,19 @@ def pipeline_from_config(config: Config, symbols: list[str] | None = None,
                            engine or TradingEngine(engine_params(config)), list(s.enabled),
                            s.timeframe, params=s.params or None,
                            confidence=confidence_model(config),
-                           trend_timeframes=tuple(s.trend_timeframes))
+                           trend_timeframes=tuple(s.trend_timeframes),
+                           session_gate=session_gate_of(config))
+
+
+def session_gate_of(config: Config) -> SessionGate | None:
+    """The exchange-session gate `[session]` asks for (None: a 24 h market)."""
+    c = config.session
+    if not c.calendar:
+        return None
+    from fractald.session_calendar import session_gate
+
+    return session_gate(c.calendar, c.skip_first_minutes, c.no_entry_last_minutes,
+                        c.flatten_before_close_minutes)
 
 
 def describe(config: Config) -> dict[str, Any]:

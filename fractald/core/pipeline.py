@@ -41,6 +41,7 @@ import cattrs
 
 from fractald.core.models import TIMEFRAME_MS, Bar, FeedHealth, Quote, Signal, TradeTick
 from fractald.core.risk.params import RiskParams
+from fractald.core.risk.session_gate import SessionGate
 from fractald.core.smc.live import LiveSMCParams
 from fractald.core.strategies.base import (
     TIMEFRAME_DEFAULTS,
@@ -141,7 +142,8 @@ class Pipeline:
     """Strategies + live SMC + the engine, for one symbol."""
 
     def __init__(self, symbol: str, strategies: Sequence[Strategy], engine: Engine, *,
-                 base_timeframe: str = "1m", trend_timeframes: Sequence[str] = ("15m", "1h", "4h")) -> None:
+                 base_timeframe: str = "1m", trend_timeframes: Sequence[str] = ("15m", "1h", "4h"),
+                 session_gate: SessionGate | None = None) -> None:
         for tf in (base_timeframe, *trend_timeframes):
             if tf not in TIMEFRAME_MS:
                 raise ValueError(f"unknown timeframe {tf!r}; allowed: {', '.join(TIMEFRAME_MS)}")
@@ -153,6 +155,7 @@ class Pipeline:
         self.symbol = symbol
         self.base_timeframe = base_timeframe
         self.strategies = tuple(strategies)
+        self.session_gate = session_gate
         self.engine = engine
         self._states: dict[tuple[str, LiveSMCParams], MarketState] = {}
         self._runs: dict[str, list[tuple[Strategy, MarketState]]] = {}
@@ -283,6 +286,9 @@ class Pipeline:
             self.bars += 1
             self._engine(self.engine.on_bar(bar), out)
             self._manage(bar, out)
+            if self._trades and self.session_gate is not None and self.session_gate.must_flatten(bar.ts_event):
+                for sid in list(self._trades):
+                    self._engine(self.engine.invalidate(sid, bar.ts_event, "session_close"), out)
         else:
             hook = getattr(self.engine, "on_higher_timeframe_bar", None)
             if hook is not None:
@@ -321,6 +327,12 @@ class Pipeline:
                     self.skips += 1
                     out.append(SetupSkipped(bar.ts_event, planned.strategy, planned.symbol,
                                             planned.code.value, planned.detail))
+                    continue
+                gate = self.session_gate
+                if gate is not None and (closed := gate.entry_refusal(bar.ts_event)) is not None:
+                    self.skips += 1
+                    out.append(SetupSkipped(bar.ts_event, strategy.name, planned.symbol, "OUTSIDE_SESSION",
+                                            closed))
                     continue
                 veto = next(((v.name, why) for v in self._vetoes if (why := v.veto(planned))), None)
                 if veto is not None:
@@ -494,11 +506,13 @@ def build_portfolio(symbols: Sequence[str], engine: Engine, strategies: Sequence
 def build_pipeline(symbol: str, engine: Engine, strategies: Sequence[str], timeframe: str = "15m", *,
                    params: Mapping[str, Mapping[str, Any]] | None = None,
                    confidence: ConfidenceModel | None = None, base_timeframe: str = "1m",
-                   trend_timeframes: Sequence[str] = ("15m", "1h", "4h")) -> Pipeline:
+                   trend_timeframes: Sequence[str] = ("15m", "1h", "4h"),
+                   session_gate: SessionGate | None = None) -> Pipeline:
     """A pipeline from plain settings (what [strategies] in the config holds)."""
     params = params or {}
     unknown = sorted(set(params) - set(strategies))
     if unknown:
         raise ValueError(f"params given for strategies that are not enabled: {', '.join(unknown)}")
     built = [create(name, symbol, timeframe, params.get(name), confidence) for name in strategies]
-    return Pipeline(symbol, built, engine, base_timeframe=base_timeframe, trend_timeframes=trend_timeframes)
+    return Pipeline(symbol, built, engine, base_timeframe=base_timeframe, trend_timeframes=trend_timeframes,
+                    session_gate=session_gate)
