@@ -65,6 +65,12 @@ def _cmd_preflight(args: argparse.Namespace) -> int:
     return int(run_preflight(args.config, args.json))
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from fractald.demo import demo_command
+
+    return demo_command(["--day", args.day])
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; sub-commands with heavy imports get their arguments only when they are run."""
     parser = argparse.ArgumentParser(
@@ -101,6 +107,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     preflight.add_argument("--config", help="TOML config file (default: embedded)")
     preflight.add_argument("--json", action="store_true", help="machine-readable output")
     preflight.set_defaults(func=_cmd_preflight)
+
+    demo = sub.add_parser("demo", help="one trading day through the whole pipeline, narrated (offline)")
+    demo.add_argument("--day", default="2022-01-11", help="UTC day of the bundled candles (default 2022-01-11)")
+    demo.set_defaults(func=_cmd_demo)
 
     from fractald.research.cli import add_research_commands
 

@@ -53,7 +53,7 @@ class NoiseFilter(KTemplate):
         if signal.strategy == self.name:
             return None
         if self.noise is not None and self.noise > p.max_noise:
-            return f"noise {self.noise:.2f} > {p.max_noise} over {p.window} bars"
+            return f"noise {self.noise:.3f} > {p.max_noise} over {p.window} bars"
         if self.atr_ratio is not None and self.atr_ratio > p.max_atr_ratio:
             return f"ATR {self.atr_ratio:.2f}x its slow average > {p.max_atr_ratio}"
         return None
