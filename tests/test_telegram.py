@@ -58,6 +58,8 @@ class Handlers:
         r = self.registry
         r.register("status", self._answer("status", {
             "daemon": {"phase": "ready"},
+            "feed": {"BTC-PERP": {"symbol": "BTC-PERP", "last_message_age_s": 3.2, "quality": 1.0,
+                                  "stale": False}},
             "account": {"trading_state": "ACTIVE", "paused": False, "equity": 10_123.45,
                         "peak_equity": 10_300.0, "drawdown": 0.0171, "open_risk": 50.0,
                         "heat": 0.005, "heat_cap": 0.06, "positions": 1, "working_orders": 2,
@@ -132,6 +134,7 @@ async def test_status_and_positions_answer_in_the_operators_chat(fake: FakeBotAp
     status, positions = await wait_for(fake, "sendMessage", 2)
     assert status["parse_mode"] == "HTML" and status["text"].startswith("<pre>")
     assert "equity     10,123.45" in status["text"] and "drawdown   1.71%" in status["text"]
+    assert "feed       BTC-PERP ok, last message 3 s ago" in status["text"]
     assert "SHORT" in positions["text"] and "0.25" in positions["text"] and "-0.25" not in positions["text"]
     assert [n for n, _ in handlers.calls] == ["status", "positions"]
 

@@ -187,9 +187,11 @@ def _status_text(result: Mapping[str, Any]) -> str:
                   f"positions  {account.get('positions', 0)}, working orders {account.get('working_orders', 0)}"]
         for trip in account.get("trips", []):
             lines.append(f"TRIPPED    {trip['breaker']}: {trip['reason']}")
-    for feed in result.get("feed", [])[:5]:
-        if isinstance(feed, dict):
-            lines.append(f"feed       {feed.get('symbol', '?')} {feed.get('state', feed.get('status', ''))}")
+    feeds = result.get("feed") or {}
+    for symbol, health in list(feeds.items())[:5] if isinstance(feeds, dict) else []:
+        state = "STALE" if health.get("stale") else "ok"
+        lines.append(f"feed       {symbol} {state}, last message {health.get('last_message_age_s', 0):.0f} s "
+                     f"ago, quality {health.get('quality', 1.0):.2f}")
     return "\n".join(lines)
 
 
@@ -318,9 +320,15 @@ class TelegramBot:
         for update in updates:
             # Acknowledged before handling: a command that crashes the bot is not run again.
             self.offset = max(self.offset, int(update["update_id"]) + 1)
-            incoming = parse_update(update)
-            if incoming is not None:
-                await self.handle(incoming)
+            try:
+                incoming = parse_update(update)
+                if incoming is not None:
+                    await self.handle(incoming)
+            except (BotApiError, httpx.HTTPError):
+                raise  # the actor's business: back off or restart
+            except Exception as exc:  # a bug in the chat front end must never stop the daemon
+                self.log.exception("telegram_update_failed", update_id=update.get("update_id"),
+                                   error=repr(exc))
         return len(updates)
 
     # -- one update -------------------------------------------------------------------
@@ -356,6 +364,7 @@ class TelegramBot:
         outcome = "ok"
         try:
             result = await self.invoke(name, args, peer)
+            text = reply_text(name, result)
         except CommandError as exc:
             outcome = exc.code
             await self.send(incoming.chat_id, f"{name}: {exc.message}", formatted=False)
@@ -369,7 +378,7 @@ class TelegramBot:
             if self.is_mutating(name):
                 self.log.info("telegram_command", cmd=name, args=args, outcome=outcome,
                               chat_id=incoming.chat_id, user_id=incoming.user_id)
-        await self.send(incoming.chat_id, reply_text(name, result))
+        await self.send(incoming.chat_id, text)
         if name == "report" and isinstance(result, dict) and result.get("plot_png"):
             await self.send_photo(incoming.chat_id, result["plot_png"],
                                   f"equity ({result.get('period', {}).get('label', '')})")
