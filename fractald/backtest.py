@@ -36,6 +36,7 @@ import attrs
 from fractald.config import Config, load_config
 from fractald.core.bars import Rollups
 from fractald.core.execution.engine import FillSource, TradingEngine
+from fractald.core.execution.events import SignalDenied, TradeClosed
 from fractald.core.figures import MIN_RATIO_RETURNS, format_pct
 from fractald.core.models import TIMEFRAME_MS, Bar, ClosedTrade
 from fractald.core.pipeline import Pipeline, SetupSkipped, SignalEmitted, build_pipeline
@@ -148,8 +149,7 @@ class Runner:
 
     def _tally(self, events: list[Any], counting: bool) -> None:
         for e in events:
-            kind = getattr(e, "kind", "")
-            if kind == "trade_closed":
+            if isinstance(e, TradeClosed):
                 self.trades.append(e.trade)
             elif not counting:
                 continue
@@ -157,7 +157,7 @@ class Runner:
                 self.signals += 1
             elif isinstance(e, SetupSkipped):
                 self.skips[e.code] += 1
-            elif kind == "signal_denied":
+            elif isinstance(e, SignalDenied):
                 self.denials[e.code.value] += 1
 
 

@@ -39,6 +39,7 @@ from typing import Any, ClassVar, Protocol
 import attrs
 import cattrs
 
+from fractald.core.execution import events as ev
 from fractald.core.models import TIMEFRAME_MS, Bar, FeedHealth, Quote, Signal, TradeTick
 from fractald.core.risk.params import RiskParams
 from fractald.core.risk.session_gate import SessionGate
@@ -377,20 +378,23 @@ class Pipeline:
     def _engine(self, events: list[Any], out: list[Any]) -> None:
         """Record the engine's events and follow the trades they open, move and close."""
         out.extend(events)
+        trades = self._trades
         for e in events:
-            kind = getattr(e, "kind", "")
-            sid = getattr(e, "signal_id", None)
-            m = self._trades.get(sid) if sid is not None else None
-            if kind == "order_filled" and m is not None and e.role == "entry" and m.state is None:
-                m.state = TradeState(e.price, m.plan.stop, e.price, e.ts)
-            elif kind == "stop_moved" and m is not None and m.state is not None:
-                m.state = attrs.evolve(m.state, stop=e.new)
-            elif kind == "bracket_closed":
-                self._trades.pop(sid, None)  # type: ignore[arg-type]
-            elif kind == "trade_closed":
-                for s in self.strategies:
-                    if s.symbol == e.trade.symbol:
-                        s.learn(e.trade)
+            match e:
+                case ev.OrderFilled(role="entry"):
+                    m = trades.get(e.signal_id)
+                    if m is not None and m.state is None:
+                        m.state = TradeState(e.price, m.plan.stop, e.price, e.ts)
+                case ev.StopMoved():
+                    m = trades.get(e.signal_id)
+                    if m is not None and m.state is not None:
+                        m.state = attrs.evolve(m.state, stop=e.new)
+                case ev.BracketClosed():
+                    trades.pop(e.signal_id, None)
+                case ev.TradeClosed():
+                    for s in self.strategies:
+                        if s.symbol == e.trade.symbol:
+                            s.learn(e.trade)
 
 
 class Portfolio:

@@ -2,19 +2,20 @@
 
 The engine (engine.py) is one class composed of mixins, one job each:
 
-- `_engine_apply.EngineApply`: event plumbing and the appliers, the only
-  code that changes state, and only from an event;
+- `_engine_apply.EngineApply`: event plumbing: each event goes through
+  `evolve.evolve`, the one transition table and the only code that changes
+  state, and only from an event;
 - `_engine_orders.EngineOrders`: signals to orders, venue reports to order events;
 - `_engine_brackets.EngineBrackets`: the orders and stops of each trade;
 - `_engine_market.EngineMarket`: bars, ticks, quotes and the paper fills they drive;
 - `_engine_breakers.EngineBreakers`: circuit breakers and operator commands;
-- `_engine_state.EngineState`: read-only views, pickling, snapshot and restore.
+- `_engine_state.EngineState`: read-only views, snapshot and restore.
 
 `EngineCore` is their common base. It declares (for the type checker only)
 the attributes `TradingEngine.__init__` sets and the methods one mixin calls
 on another, so each mixin states what it relies on from the rest in one
 place. At run time it adds nothing: no attributes, no methods, no slots, so
-the engine's instance state (and what a pickle holds) is that of `__init__`.
+the engine's instance state is that of `__init__`.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from fractald.core.risk.sizing import Instrument
 
 if TYPE_CHECKING:
     import collections
-    from collections.abc import Callable, Iterable
+    from collections.abc import Iterable
 
     from fractald.core.execution import events as ev
     from fractald.core.execution.accounting import Accounting
@@ -122,13 +123,11 @@ class EngineCore:
         _closed_pending: list[Any]
         _paper_dirty: bool
         _settled: tuple[int, float, BreakerParams] | None
-        _appliers: dict[type, Callable[[Any], None]]
 
         # ---- EngineApply
         def _begin(self, ts: int) -> None: ...
         def _finish(self) -> list[Any]: ...
         def _emit(self, event: Any) -> None: ...
-        def _build_appliers(self) -> dict[type, Callable[[Any], None]]: ...
 
         # ---- EngineState
         @property

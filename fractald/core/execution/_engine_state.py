@@ -1,10 +1,8 @@
-"""Read-only views of the engine, pickling, and the JSON snapshot/restore.
+"""Read-only views of the engine, and the JSON snapshot/restore.
 
 Market-derived caches (last prices, ATR, correlation windows, paper queue
 places) live in snapshots only; `_resync_paper` rebuilds the paper book
 from the engine's orders after ledger events were replayed.
-
-Relies on (see `EngineCore`): `_build_appliers` (EngineApply) when unpickling.
 """
 
 from __future__ import annotations
@@ -49,18 +47,7 @@ def event_sourced(snapshot: dict[str, Any]) -> dict[str, Any]:
 
 
 class EngineState(EngineCore):
-    """Views (`state`, `equity`, `status`...), pickling, `snapshot` and `restore`."""
-
-    # Pickling (the daemon snapshots the pipeline around the engine): the bound
-    # appliers are rebuilt, not pickled.
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        del state["_appliers"]
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._appliers = self._build_appliers()
+    """Views (`state`, `equity`, `status`...), `snapshot` and `restore`."""
 
     # ======================================================================= views
     @property

@@ -85,4 +85,3 @@ class TradingEngine(EngineState, EngineApply, EngineOrders, EngineBrackets, Engi
         self._closed_pending: list[Any] = []
         self._paper_dirty = False
         self._settled = None
-        self._appliers = self._build_appliers()

@@ -1,0 +1,235 @@
+"""The engine's transition table: how each event changes its state, all in one place.
+
+`evolve(state, event)` is the only way the engine's event-sourced state
+changes, live (`_emit`: decide, then evolve) and on a rebuild (`apply`: a
+stored ledger event, evolved without deciding anything). `TRANSITIONS`
+maps each event type to its transition; an event type not in it is a
+lookup miss, refused with a clear error, never half-applied (h11's
+`_state.py` is the model).
+
+The state evolved here is the engine's slices: orders (and the closed-order
+ring), brackets, seen signals, the account, breakers, strategy reliability,
+execution quality, the order-rate window, the pause flag. Market-derived
+caches (marks, ATR, correlation windows, the paper book's queue places) are
+not touched here: they follow market data, not events (see
+`_engine_state.MARKET_DERIVED`).
+
+Each transition is a function (state, event) -> None that updates those
+slices in place: the slices are still mutable objects, so `evolve` returns
+the same state it was given. Making them frozen values (each transition
+building the next one) is the step after this one; keeping every change
+here first means that step touches this module only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from fractald.core.execution import events as ev
+from fractald.core.execution.accounting import TripContext
+from fractald.core.execution.brackets import Bracket, BracketState
+from fractald.core.execution.orders import Order, OrderEvent, OrderStatus, OrderType
+from fractald.core.risk.breakers import Trip
+from fractald.core.risk.reliability import StrategyChange
+
+if TYPE_CHECKING:
+    from fractald.core.execution._engine_core import EngineCore as State
+
+OE = OrderEvent
+
+
+def evolve(state: State, event: Any) -> State:
+    """`state` after `event` (updated in place; see the module doc). Unknown events are refused."""
+    transition = TRANSITIONS.get(type(event))
+    if transition is None:
+        raise ValueError(f"not an engine event: {type(event).__name__} (no transition for it)")
+    state._settled = None  # a breaker check before this event may find something new after it
+    transition(state, event)
+    return state
+
+
+def _nothing(s: State, e: Any) -> None:
+    """Recorded for operators and the ledger; the state does not change."""
+
+
+def _bracket_opened(s: State, e: ev.BracketOpened) -> None:
+    s.brackets[e.signal_id] = Bracket(
+        e.signal_id, e.strategy, e.symbol, e.side, e.timeframe, e.quantity, e.entry, e.stop,
+        list(e.targets), e.confidence, e.ts)
+    seen = s.seen_signals
+    seen[e.signal_id] = None
+    while len(seen) > s.params.max_seen_signals:
+        seen.popitem(last=False)
+    # On a rebuild no price has rolled the day yet: count the trade on its own day.
+    s.breakers.roll_day(e.ts, s.accounting.equity)
+    s.breakers.record_trade_opened()
+
+
+def _order_intent(s: State, e: ev.OrderIntent) -> None:
+    o = Order(e.client_order_id, e.symbol, e.side, e.order_type, e.quantity, e.price,
+              e.trigger_price, e.tif, e.expire_ts, e.reduce_only, e.strategy, e.signal_id, e.role,
+              ts_created=e.ts, intended_price=e.intended_price)
+    o.apply(OE.SUBMIT, e.ts)
+    s.orders[o.client_order_id] = o
+    s.rate.record(e.ts)
+    b = s.brackets.get(e.signal_id)
+    if b is None:
+        return
+    if e.role == "entry":
+        b.entry_coid = e.client_order_id
+    elif e.role.startswith("tp"):
+        b.target_coids.append(e.client_order_id)
+        b.target_qtys.append(e.quantity)
+        b.target_filled.append(0.0)
+    elif e.role.startswith("exit"):
+        b.exit_coids.append(e.client_order_id)
+    elif e.role.startswith("stop"):
+        b.stop_coids.append(e.client_order_id)
+
+
+def _cancel_requested(s: State, e: ev.CancelRequested) -> None:
+    o = s.orders.get(e.client_order_id)
+    if o is not None:
+        o.apply(OE.CANCEL_REQUEST, e.ts)
+
+
+def _order_status(s: State, e: ev.OrderStatusChanged) -> None:
+    o = s.orders.get(e.client_order_id)
+    if o is None:
+        return
+    before = o.status
+    o.apply(e.event, e.ts, reason=e.reason, venue_order_id=e.venue_order_id)
+    _after_order(s, o, before)
+    q, venue, sym = s.exec_quality, s.params.venue, o.symbol
+    if e.event is OE.ACCEPT:
+        q.record_ack(venue, sym, e.ts - o.ts_submitted)
+        q.record_submit_outcome(venue, sym, rejected=False)
+    elif e.event is OE.REJECT:
+        q.record_submit_outcome(venue, sym, rejected=True)
+    elif e.event is OE.CANCEL_REJECT:
+        q.record_cancel_outcome(venue, sym, failed=True)
+    elif e.event is OE.CANCEL and before is OrderStatus.PENDING_CANCEL:
+        q.record_cancel_outcome(venue, sym, failed=False)
+
+
+def _order_filled(s: State, e: ev.OrderFilled) -> None:
+    o = s.orders.get(e.client_order_id)
+    before = OrderStatus.INITIALIZED
+    if o is not None:
+        first = o.filled_qty == 0
+        before = o.status
+        o.apply_fill(e.trade_id, e.quantity, e.price, e.fee, e.ts)
+        # Submit-to-fill latency means something for orders that take liquidity;
+        # a resting limit waits for the market by design.
+        if first and o.order_type in (OrderType.MARKET, OrderType.STOP_MARKET):
+            s.exec_quality.record_fill_latency(s.params.venue, o.symbol, e.ts - o.ts_submitted)
+        if first and o.intended_price > 0:
+            s.exec_quality.record_slippage(s.params.venue, o.symbol, o.side.sign,
+                                           o.intended_price, e.price)
+    if s.broker is not None and e.trade_id.startswith("paper-"):
+        s.broker.seq = max(s.broker.seq, int(e.trade_id[6:]))
+    b = s.brackets.get(e.signal_id)
+    ctx = TripContext()
+    if b is not None:
+        if e.role == "entry":
+            ctx = TripContext(trip_id=b.signal_id, confidence=b.confidence,
+                              risk=abs(e.price - b.initial_stop) * e.quantity)
+            b.on_entry_fill(e.quantity, e.price, e.ts)
+        else:
+            reason = ("target" if e.role.startswith("tp") else "stop" if e.role.startswith("stop")
+                      else (b.exit_reason or e.role))
+            ctx = TripContext(exit_reason=reason)
+            b.on_reduce_fill(e.client_order_id, e.quantity)
+    elif e.role == "flatten":
+        ctx = TripContext(exit_reason="flatten")
+    # The round trips this fill closes wait for the decider to book them (TradeClosed).
+    s._closed_pending += s.accounting.apply_fill(
+        e.strategy, e.symbol, e.side, e.quantity, e.price, e.fee, e.ts, ctx)
+    if o is not None:
+        _after_order(s, o, before)
+
+
+def _after_order(s: State, o: Order, before: OrderStatus) -> None:
+    """An order that just ended: its bracket's entry is done, and it joins the closed-order ring."""
+    if before.terminal or not o.status.terminal:
+        return
+    b = s.brackets.get(o.signal_id)
+    if b is not None and o.role == "entry":
+        b.entry_done = True
+    s.closed_orders.append(o.client_order_id)
+    while len(s.closed_orders) > s.params.max_closed_orders:
+        s.orders.pop(s.closed_orders.popleft(), None)
+
+
+def _stop_moved(s: State, e: ev.StopMoved) -> None:
+    b = s.brackets.get(e.signal_id)
+    if b is not None:
+        b.stop = e.new
+        if e.reason == "break_even":
+            b.break_even_done = True
+
+
+def _bracket_exit(s: State, e: ev.BracketExit) -> None:
+    b = s.brackets.get(e.signal_id)
+    if b is not None:
+        b.state = BracketState.EXITING
+        b.exit_reason = e.reason
+
+
+def _bracket_closed(s: State, e: ev.BracketClosed) -> None:
+    s.brackets.pop(e.signal_id, None)
+
+
+def _breaker_tripped(s: State, e: ev.BreakerTripped) -> None:
+    s.breakers.trip(Trip(e.breaker, e.state, e.reason, e.ts, dict(e.figures)))
+
+
+def _breakers_cleared(s: State, e: ev.BreakersCleared) -> None:
+    if e.reason == "resume":
+        s.breakers.resume(e.equity)
+    s.breakers.clear(e.breakers)
+
+
+def _paused(s: State, e: ev.Paused) -> None:
+    s.paused = e.paused
+
+
+def _error_recorded(s: State, e: ev.ErrorRecorded) -> None:
+    s.breakers.record_error(e.ts)
+
+
+def _trade_closed(s: State, e: ev.TradeClosed) -> None:
+    s.reliability.record(e.trade)
+    s.breakers.record_trade_closed(e.trade.pnl)
+
+
+def _strategy_state(s: State, e: ev.StrategyStateChanged) -> None:
+    s.reliability.apply(StrategyChange(e.strategy, e.old, e.new, e.reason, e.ts, dict(e.figures)))
+
+
+def _funding_paid(s: State, e: ev.FundingPaid) -> None:
+    s.accounting.apply_funding(e.symbol, e.rate, e.mark or None)
+
+
+TRANSITIONS: dict[type, Callable[[Any, Any], None]] = {
+    ev.SignalDenied: _nothing,
+    ev.BracketOpened: _bracket_opened,
+    ev.OrderIntent: _order_intent,
+    ev.CancelRequested: _cancel_requested,
+    ev.OrderStatusChanged: _order_status,
+    ev.OrderFilled: _order_filled,
+    ev.OrderAnomaly: _nothing,
+    ev.StopMoveRefused: _nothing,
+    ev.StopMoved: _stop_moved,
+    ev.BracketExit: _bracket_exit,
+    ev.BracketClosed: _bracket_closed,
+    ev.BreakerTripped: _breaker_tripped,
+    ev.BreakersCleared: _breakers_cleared,
+    ev.TradingStateChanged: _nothing,  # derived from the trips; recorded for operators
+    ev.Paused: _paused,
+    ev.ErrorRecorded: _error_recorded,
+    ev.TradeClosed: _trade_closed,
+    ev.StrategyStateChanged: _strategy_state,
+    ev.FundingPaid: _funding_paid,
+}
