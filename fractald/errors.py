@@ -8,6 +8,7 @@ exception types up lazily.
 from __future__ import annotations
 
 import enum
+import errno
 import json
 from typing import Any
 
@@ -171,6 +172,9 @@ def parse_retry_after(headers: Any) -> float | None:
         return None
 
 
+_RESOURCE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+
+
 def classify(exc: BaseException, *, public: bool = False) -> FractalError:
     """Map any exception to a FractalError of the right category (returned, not raised).
 
@@ -218,6 +222,9 @@ def classify(exc: BaseException, *, public: bool = False) -> FractalError:
         return NetworkError(text)
     if isinstance(exc, PermissionError):
         return StateUnavailable(text)
+    if isinstance(exc, OSError) and exc.errno in _RESOURCE_ERRNOS:
+        # A full disk or a read-only file system: retrying will not help; exit 69, with the path.
+        return StateUnavailable(text, path=exc.filename)
     if isinstance(exc, OSError):
         return NetworkError(text)
     return FatalError(text)

@@ -7,8 +7,13 @@ the path; a failed backup leaves nothing behind.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import socket
+import sqlite3
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -48,3 +53,80 @@ def test_halt_gets_through_a_socket_full_of_idle_and_tail_clients(tmp_path: Path
             s.close()
         daemon.kill()
     assert any(line.get("event") == "control_idle_client_evicted" for line in daemon.log_lines())
+
+
+# --------------------------------------------------------------------------- item 6
+
+
+@contextlib.contextmanager
+def small_tmpfs(path: Path, size: str = "16m") -> Iterator[Path]:
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                             capture_output=True, text=True, check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def _fill(directory: Path) -> None:
+    with (directory / "filler").open("wb") as fh, contextlib.suppress(OSError):
+        while True:
+            fh.write(b"\0" * 65536)
+            fh.flush()
+
+
+def _exit_status(daemon: DaemonProcess, timeout: float = 60) -> int:
+    try:
+        return daemon.proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        daemon.kill()
+        raise AssertionError(f"daemon still running; log: {daemon.log_lines()[-5:]}") from None
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to mount a small tmpfs")
+def test_a_full_disk_stops_the_daemon_with_69_naming_the_path(tmp_path: Path) -> None:
+    config = write_config(tmp_path, replay_speed=0, extra="")
+    config.write_text(config.read_text().replace("stall_limit_s = 5.0",
+                                                 "stall_limit_s = 5.0\nsnapshot_interval_s = 1"))
+    with small_tmpfs(tmp_path / "state") as state:
+        daemon = DaemonProcess(config)
+        sock = state / "control.sock"
+        try:
+            wait_ready(sock, timeout=60)
+            _fill(state)
+            backup = fractalctl(sock, "--json", "backup")
+            assert backup.returncode != 0  # the backup fails...
+            leftovers = [p.name for p in (state / "backups").glob("*.tmp*")]
+            assert leftovers == []  # ...and leaves no half-written copy or -journal behind
+            status = _exit_status(daemon)
+        finally:
+            daemon.kill()
+    assert status == 69, daemon.stdout_path.read_text()[-3000:]
+    fatal = next(line for line in daemon.log_lines() if line.get("event") == "daemon_fatal")
+    assert str(state) in json.dumps(fatal)
+    assert "Traceback" not in daemon.stdout_path.read_text()
+
+
+def test_a_locked_database_stops_the_daemon_with_69_naming_the_path(tmp_path: Path) -> None:
+    config = write_config(tmp_path, replay_speed=0, extra="")
+    config.write_text(config.read_text().replace("stall_limit_s = 5.0",
+                                                 "stall_limit_s = 5.0\nsnapshot_interval_s = 1"))
+    daemon = DaemonProcess(config)
+    db = tmp_path / "state" / "fractald.db"
+    try:
+        wait_ready(tmp_path / "state" / "control.sock", timeout=60)
+        other = sqlite3.connect(db, timeout=1)  # an operator's write transaction, left open
+        other.execute("BEGIN EXCLUSIVE")
+        try:
+            status = _exit_status(daemon)
+        finally:
+            other.rollback()
+            other.close()
+    finally:
+        daemon.kill()
+    assert status == 69, daemon.stdout_path.read_text()[-3000:]
+    fatal = next(line for line in daemon.log_lines() if line.get("event") == "daemon_fatal")
+    assert str(db) in json.dumps(fatal) and "locked" in json.dumps(fatal)

@@ -107,10 +107,16 @@ def backup_database(db_path: str | Path, backups_dir: str | Path | None = None,
         os.replace(tmp, final)
         _fsync(backups_dir, directory=True)
     finally:
-        tmp.unlink(missing_ok=True)
+        _remove_partial(tmp)
     _prune(db_path, backups_dir, keep)
     log.info("state_backup_written", db=str(db_path), backup=str(final))
     return final
+
+
+def _remove_partial(tmp: Path) -> None:
+    """A failed copy leaves nothing: the file and SQLite's companions (-journal, -wal, -shm)."""
+    for leftover in (tmp, *(tmp.with_name(tmp.name + s) for s in ("-journal", "-wal", "-shm"))):
+        leftover.unlink(missing_ok=True)
 
 
 def _copy_online(db_path: Path, target: Path) -> None:
@@ -138,7 +144,9 @@ def _prune(db_path: Path, backups_dir: Path, keep: int) -> None:
         log.info("state_backup_pruned", backup=str(old))
     # Half-written copies left by a crash mid-backup (backups are serialised per ledger).
     for stale in backups_dir.glob(f"{db_path.stem}-*{db_path.suffix or '.db'}.tmp"):
-        stale.unlink(missing_ok=True)
+        _remove_partial(stale)
+    for journal in backups_dir.glob(f"{db_path.stem}-*{db_path.suffix or '.db'}.tmp-journal"):
+        journal.unlink(missing_ok=True)
 
 
 def _needs_restore(db_path: Path, backups_dir: Path) -> str | None:

@@ -134,6 +134,22 @@ def is_corruption(exc: sqlite3.Error) -> bool:
     return "malformed" in text or "not a database" in text
 
 
+# SQLite primary result codes that mean "the file cannot be used now": exit 69 with its path.
+_UNUSABLE = {3: "permission denied", 5: "locked by another process (busy)",
+             6: "locked by another connection", 8: "read-only", 10: "an I/O error",
+             13: "the disk is full", 14: "it cannot be opened"}
+
+
+def unusable_error(path: Path, exc: sqlite3.Error) -> StateUnavailable | None:
+    """The fatal error (exit 69, naming the file) for a database that cannot be written now."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    why = _UNUSABLE.get(code & 0xFF) if code is not None else None
+    if why is None:
+        return None
+    return StateUnavailable(f"state database {path} cannot be written: {why} ({exc})",
+                            path=str(path), sqlite_error=getattr(exc, "sqlite_errorname", ""))
+
+
 def corrupt_error(path: Path, detail: str) -> StateCorrupt:
     """The fatal error for a damaged database with no good backup; it tells the operator what to do."""
     return StateCorrupt(

@@ -18,13 +18,14 @@ the call is pending.
 from __future__ import annotations
 
 import functools
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
 import trio
 
-from fractald.store import backup
+from fractald.store import backup, db
 from fractald.store.ledger import CandleRow, DaemonEvent, Event, IntentRecord, Ledger, Snapshot
 
 T = TypeVar("T")
@@ -55,7 +56,10 @@ class AsyncLedger:
         """Run `fn(ledger)` on the writer thread, alone: for a composite read or check."""
         if self._closed:
             raise RuntimeError(f"ledger {self.path} is closed")
-        return await trio.to_thread.run_sync(fn, self._ledger, limiter=self._limiter)
+        try:
+            return await trio.to_thread.run_sync(fn, self._ledger, limiter=self._limiter)
+        except sqlite3.OperationalError as exc:
+            raise db.unusable_error(self.path, exc) or exc from exc
 
     async def _call(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await self.run(lambda _ledger: method(*args, **kwargs))
