@@ -1,0 +1,490 @@
+"""A fake TWS / IB Gateway on 127.0.0.1 speaking the TWS API socket protocol (server version 157).
+
+Enough of the protocol that ib_async's real client runs against it: the
+`API\\0` handshake with version negotiation, startApi -> nextValidId and
+managedAccounts, positions, account values, contract details, executions with
+commission reports, open and completed orders, real-time 5 s bars, and
+placeOrder / cancelOrder with openOrder, orderStatus, execDetails and
+commissionReport. Messages are length-prefixed, fields NUL-terminated, laid
+out as ib_async's decoder reads them at this server version.
+
+The market is one price the test moves (`set_price`): market orders fill at
+it, marketable limits at their limit, resting stops and limits when the price
+crosses them; a bracket (parent + children with transmit=False until the last)
+is held until its last leg arrives; an OCA group cancels its siblings when one
+fills. Misbehaviour on command: `drop_all()` closes every connection,
+`send_error(code, msg)` pushes an error to every client, `ack_delay_s` delays
+order acks.
+
+Threads, not trio: ib_async runs on asyncio in another thread, and the venue
+under test on trio; a threaded server serves both without sharing a loop.
+"""
+
+from __future__ import annotations
+
+import socket
+import socketserver
+import struct
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import attrs
+
+SERVER_VERSION = 157
+ACCOUNT = "DU1234567"
+
+
+@attrs.define
+class FakeContract:
+    con_id: int = 711280073
+    symbol: str = "MES"
+    sec_type: str = "FUT"
+    expiry: str = "20250321"
+    multiplier: str = "5"
+    exchange: str = "CME"
+    currency: str = "USD"
+    local_symbol: str = "MESH5"
+    trading_class: str = "MES"
+    min_tick: float = 0.25
+    trading_hours: str = "20250101:1700-20250102:1600"
+
+    def fields(self, with_exchange: bool = True) -> list[Any]:
+        out: list[Any] = [self.con_id, self.symbol, self.sec_type, self.expiry, 0.0, "", self.multiplier]
+        if with_exchange:
+            out.append(self.exchange)
+        return out + [self.currency, self.local_symbol, self.trading_class]
+
+
+@attrs.define
+class FakeOrder:
+    order_id: int
+    client_id: int
+    perm_id: int
+    action: str
+    quantity: float
+    order_type: str
+    lmt_price: float | None
+    aux_price: float | None
+    tif: str
+    oca_group: str
+    order_ref: str
+    transmit: bool
+    parent_id: int
+    account: str
+    status: str = "PendingSubmit"
+    filled: float = 0.0
+    avg_price: float = 0.0
+
+    @property
+    def remaining(self) -> float:
+        return self.quantity - self.filled
+
+    @property
+    def working(self) -> bool:
+        return self.status in ("PreSubmitted", "Submitted")
+
+
+@attrs.define
+class FakeFill:
+    exec_id: str
+    order: FakeOrder
+    shares: float
+    price: float
+    ts: float
+    commission: float
+
+
+def _num(text: str) -> float | None:
+    if text in ("", "1.7976931348623157e+308"):
+        return None
+    return float(text)
+
+
+def encode(fields: Iterable[Any]) -> bytes:
+    parts = []
+    for f in fields:
+        if f is None:
+            parts.append("")
+        elif isinstance(f, bool):
+            parts.append("1" if f else "0")
+        else:
+            parts.append(str(f))
+    body = "".join(p + "\0" for p in parts).encode()
+    return struct.pack(">I", len(body)) + body
+
+
+class FakeTWS:
+    """The fake; `start()` listens on 127.0.0.1 at a free port (`port`)."""
+
+    def __init__(self, price: float = 5000.0, contract: FakeContract | None = None,
+                 commission_per_contract: float = 0.62) -> None:
+        self.contract = contract or FakeContract()
+        self.price = price
+        self.commission = commission_per_contract
+        self.orders: dict[int, FakeOrder] = {}
+        self.fills: list[FakeFill] = []
+        self.position = 0.0
+        self.avg_cost = 0.0
+        self.next_order_id = 1
+        self.next_perm = 900_000_000
+        self.next_exec = 1
+        self.ack_delay_s = 0.0
+        self.received: list[list[str]] = []  # every message a client sent, for assertions
+        self.lock = threading.RLock()
+        self.sessions: list[_Session] = []
+        self._held: dict[int, list[FakeOrder]] = {}  # parent id -> legs waiting for transmit
+        self.bar_subscriptions: list[tuple[_Session, int]] = []
+        self.server: socketserver.ThreadingTCPServer | None = None
+
+    # -- lifecycle ----------------------------------------------------------------
+    def start(self) -> FakeTWS:
+        fake = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                _Session(fake, self.request).run()
+
+        socketserver.ThreadingTCPServer.allow_reuse_address = True
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return int(self.server.server_address[1])
+
+    def stop(self) -> None:
+        self.drop_all()
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+    # -- misbehaviour and market ---------------------------------------------------------
+    def drop_all(self) -> None:
+        with self.lock:
+            for s in list(self.sessions):
+                s.close()
+
+    def send_error(self, code: int, message: str, req_id: int = -1) -> None:
+        with self.lock:
+            for s in self.sessions:
+                s.send([4, 2, req_id, code, message])
+
+    def set_price(self, price: float) -> None:
+        with self.lock:
+            self.price = price
+            for order in list(self.orders.values()):
+                if order.working and self._triggered(order):
+                    self._fill(order, self._fill_price(order))
+
+    def push_bar(self, ts: int, o: float, h: float, lo: float, c: float, volume: float = 10.0) -> None:
+        """A 5-second bar to every real-time-bar subscriber (and the price moves to its close)."""
+        with self.lock:
+            for session, req_id in self.bar_subscriptions:
+                session.send([50, 3, req_id, ts, o, h, lo, c, volume, c, 5])
+        self.set_price(c)
+
+    # -- order book -----------------------------------------------------------------
+    def _triggered(self, o: FakeOrder) -> bool:
+        buy = o.action == "BUY"
+        if o.order_type == "MKT":
+            return True
+        if o.order_type == "LMT":
+            assert o.lmt_price is not None
+            return self.price <= o.lmt_price if buy else self.price >= o.lmt_price
+        if o.order_type == "STP":
+            assert o.aux_price is not None
+            return self.price >= o.aux_price if buy else self.price <= o.aux_price
+        return False
+
+    def _fill_price(self, o: FakeOrder) -> float:
+        if o.order_type == "LMT" and o.lmt_price is not None:
+            return min(self.price, o.lmt_price) if o.action == "BUY" else max(self.price, o.lmt_price)
+        return self.price
+
+    def _fill(self, o: FakeOrder, price: float) -> None:
+        qty = o.remaining
+        o.avg_price = (o.avg_price * o.filled + price * qty) / (o.filled + qty)
+        o.filled += qty
+        o.status = "Filled"
+        signed = qty if o.action == "BUY" else -qty
+        new = self.position + signed
+        if self.position == 0 or (self.position > 0) == (signed > 0):
+            self.avg_cost = (self.avg_cost * abs(self.position) + price * abs(signed)) / abs(new) if new else 0.0
+        elif new == 0:
+            self.avg_cost = 0.0
+        elif (new > 0) != (self.position > 0):
+            self.avg_cost = price
+        self.position = new
+        fill = FakeFill(f"0000e0d5.{self.next_exec:08x}.01.01", o, qty, price, time.time(),
+                        round(self.commission * qty, 2))
+        self.next_exec += 1
+        self.fills.append(fill)
+        for s in self.sessions:
+            s.send_exec(fill, -1)
+            s.send_commission(fill)
+            s.send_status(o)
+        for other in self.orders.values():  # an OCA group, and a bracket's children, are one-cancels-other
+            same_oca = bool(o.oca_group) and other.oca_group == o.oca_group
+            siblings = bool(o.parent_id) and other.parent_id == o.parent_id
+            if other is not o and (same_oca or siblings) and (other.working or other.status == "PreSubmitted"):
+                    other.status = "Cancelled"
+                    for s in self.sessions:
+                        s.send_status(other)
+        for child in self.orders.values():  # a filled parent activates its children
+            if child.parent_id == o.order_id and child.status == "PreSubmitted":
+                child.status = "Submitted"
+                for s in self.sessions:
+                    s.send_status(child)
+                if self._triggered(child):
+                    self._fill(child, self._fill_price(child))
+
+    def place(self, session: _Session, order: FakeOrder) -> None:
+        with self.lock:
+            known = self.orders.get(order.order_id)
+            if known is not None and not known.working:
+                session.send([4, 2, order.order_id, 103, "Duplicate order id"])
+                return
+            self.orders[order.order_id] = order
+            self.next_order_id = max(self.next_order_id, order.order_id + 1)
+            group = order.parent_id or order.order_id
+            if not order.transmit:
+                self._held.setdefault(group, []).append(order)
+                return
+            legs = [*self._held.pop(group, []), order]
+        if self.ack_delay_s:
+            time.sleep(self.ack_delay_s)
+        with self.lock:
+            for leg in legs:
+                leg.status = "PreSubmitted" if leg.parent_id and self.orders[leg.parent_id].filled < \
+                    self.orders[leg.parent_id].quantity else "Submitted"
+                for s in self.sessions:
+                    s.send_open_order(leg)
+                    s.send_status(leg)
+            for leg in legs:
+                if leg.status == "Submitted" and self._triggered(leg):
+                    self._fill(leg, self._fill_price(leg))
+
+    def cancel(self, session: _Session, order_id: int) -> None:
+        with self.lock:
+            o = self.orders.get(order_id)
+            if o is None or not (o.working or o.status == "PreSubmitted"):
+                session.send([4, 2, order_id, 10147, f"OrderId {order_id} that needs to be cancelled is not found."])
+                return
+            o.status = "Cancelled"
+            for s in self.sessions:
+                s.send_status(o)
+
+
+class _Session:
+    """One client connection: the handshake, then one message at a time."""
+
+    def __init__(self, fake: FakeTWS, sock: socket.socket) -> None:
+        self.fake = fake
+        self.sock = sock
+        self.client_id = 0
+        self.closed = False
+        self.send_lock = threading.Lock()
+
+    def close(self) -> None:
+        self.closed = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+
+    def send(self, fields: list[Any]) -> None:
+        if self.closed:
+            return
+        with self.send_lock:
+            try:
+                self.sock.sendall(encode(fields))
+            except OSError:
+                self.closed = True
+
+    def _read_exact(self, n: int) -> bytes:
+        buf = b""
+        while len(buf) < n:
+            chunk = self.sock.recv(n - len(buf))
+            if not chunk:
+                raise ConnectionError("client closed")
+            buf += chunk
+        return buf
+
+    def _read_msg(self) -> list[str]:
+        size = struct.unpack(">I", self._read_exact(4))[0]
+        return self._read_exact(size).decode().split("\0")[:-1]
+
+    def run(self) -> None:
+        try:
+            if self._read_exact(4) != b"API\0":
+                return
+            size = struct.unpack(">I", self._read_exact(4))[0]
+            versions = self._read_exact(size).decode()  # "v157..178" (+ " options"), no NUL
+            lo, hi = (int(v) for v in versions.split()[0].lstrip("v").split(".."))
+            if not lo <= SERVER_VERSION <= hi:
+                return
+            self.send([SERVER_VERSION, time.strftime("%Y%m%d %H:%M:%S") + " UTC"])
+            with self.fake.lock:
+                self.fake.sessions.append(self)
+            while not self.closed:
+                msg = self._read_msg()
+                self.fake.received.append(msg)
+                self.dispatch(msg)
+        except (ConnectionError, OSError, ValueError, IndexError, struct.error):
+            pass
+        finally:
+            with self.fake.lock:
+                if self in self.fake.sessions:
+                    self.fake.sessions.remove(self)
+                self.fake.bar_subscriptions = [b for b in self.fake.bar_subscriptions if b[0] is not self]
+            self.closed = True
+
+    # -- requests -------------------------------------------------------------------
+    def dispatch(self, m: list[str]) -> None:
+        msg_id = int(m[0])
+        handler = getattr(self, f"_msg_{msg_id}", None)
+        if handler is not None:
+            handler(m)
+
+    def _msg_71(self, m: list[str]) -> None:  # startApi
+        self.client_id = int(m[2])
+        self.send([9, 1, self.fake.next_order_id])
+        self.send([15, 1, ACCOUNT])
+        self.send([4, 2, -1, 2104, "Market data farm connection is OK:usfarm"])
+        self.send([4, 2, -1, 2106, "HMDS data farm connection is OK:ushmds"])
+
+    def _msg_8(self, m: list[str]) -> None:  # reqIds
+        self.send([9, 1, self.fake.next_order_id])
+
+    def _msg_49(self, m: list[str]) -> None:  # reqCurrentTime
+        self.send([49, 1, int(time.time())])
+
+    def _msg_61(self, m: list[str]) -> None:  # reqPositions
+        f = self.fake
+        if f.position:
+            self.send([61, 3, ACCOUNT, *f.contract.fields(), f.position,
+                       f.avg_cost * float(f.contract.multiplier)])
+        self.send([62, 1])
+
+    def _msg_6(self, m: list[str]) -> None:  # reqAccountUpdates
+        f = self.fake
+        for key, value in (("NetLiquidation", "25000.00"), ("AvailableFunds", "23000.00"),
+                           ("UnrealizedPnL", "0.00"), ("RealizedPnL", "0.00")):
+            self.send([6, 2, key, value, "USD", ACCOUNT])
+        if f.position:
+            mult = float(f.contract.multiplier)
+            self.send([7, 8, *f.contract.fields(with_exchange=False)[:7], "", *f.contract.fields()[-3:],
+                       f.position, f.price, f.position * f.price * mult, f.avg_cost * mult,
+                       (f.price - f.avg_cost) * f.position * mult, 0.0, ACCOUNT])
+        self.send([8, 1, time.strftime("%H:%M")])
+        self.send([54, 1, ACCOUNT])
+
+    def _msg_76(self, m: list[str]) -> None:  # reqAccountUpdatesMulti
+        req_id = int(m[2])
+        self.send([73, 1, req_id, ACCOUNT, "", "NetLiquidation", "25000.00", "USD"])
+        self.send([74, 1, req_id])
+
+    def _msg_5(self, m: list[str]) -> None:  # reqOpenOrders
+        with self.fake.lock:
+            for o in self.fake.orders.values():
+                if o.working or o.status == "PreSubmitted":
+                    self.send_open_order(o)
+                    self.send_status(o)
+        self.send([53, 1])
+
+    def _msg_16(self, m: list[str]) -> None:  # reqAllOpenOrders
+        self._msg_5(m)
+
+    def _msg_15(self, m: list[str]) -> None:  # reqAutoOpenOrders
+        pass
+
+    def _msg_99(self, m: list[str]) -> None:  # reqCompletedOrders
+        self.send([102])
+
+    def _msg_7(self, m: list[str]) -> None:  # reqExecutions
+        req_id = int(m[2])
+        with self.fake.lock:
+            for fill in self.fake.fills:
+                self.send_exec(fill, req_id)
+                self.send_commission(fill)
+        self.send([55, 1, req_id])
+
+    def _msg_9(self, m: list[str]) -> None:  # reqContractDetails
+        req_id = int(m[2])
+        symbol = m[4]
+        c = self.fake.contract
+        if symbol and symbol != c.symbol:
+            self.send([4, 2, req_id, 200, "No security definition has been found for the request"])
+            return
+        self.send([10, 8, req_id, c.symbol, c.sec_type, c.expiry, 0.0, "", c.exchange, c.currency,
+                   c.local_symbol, c.trading_class, c.trading_class, c.con_id, c.min_tick, 1,
+                   c.multiplier, "ACTIVETIM,LMT,MKT,STP,OCA", "CME", 1, 0, "Micro E-Mini S&P 500", "",
+                   c.expiry[:6], "", "", "", "US/Central", c.trading_hours, c.trading_hours, "", "", 0,
+                   1, "ES", "IND", "67,67", c.expiry, ""])
+        self.send([52, 1, req_id])
+
+    def _msg_3(self, m: list[str]) -> None:  # placeOrder
+        o = FakeOrder(order_id=int(m[1]), client_id=self.client_id, perm_id=self.fake.next_perm,
+                      action=m[16], quantity=float(m[17]), order_type=m[18], lmt_price=_num(m[19]),
+                      aux_price=_num(m[20]), tif=m[21], oca_group=m[22], account=m[23] or ACCOUNT,
+                      order_ref=m[26], transmit=m[27] == "1", parent_id=int(m[28] or 0))
+        self.fake.next_perm += 1
+        if o.order_type not in ("MKT", "LMT", "STP"):
+            self.send([4, 2, o.order_id, 387, f"Unsupported order type {o.order_type}"])
+            return
+        if o.quantity <= 0:
+            self.send([4, 2, o.order_id, 201, "Order rejected - reason:quantity must be positive"])
+            return
+        self.fake.place(self, o)
+
+    def _msg_4(self, m: list[str]) -> None:  # cancelOrder
+        self.fake.cancel(self, int(m[2]))
+
+    def _msg_50(self, m: list[str]) -> None:  # reqRealTimeBars
+        with self.fake.lock:
+            self.fake.bar_subscriptions.append((self, int(m[2])))
+
+    def _msg_51(self, m: list[str]) -> None:  # cancelRealTimeBars
+        with self.fake.lock:
+            self.fake.bar_subscriptions = [b for b in self.fake.bar_subscriptions
+                                           if not (b[0] is self and b[1] == int(m[2]))]
+
+    # -- replies ------------------------------------------------------------------------
+    def send_status(self, o: FakeOrder) -> None:
+        self.send([3, o.order_id, o.status, o.filled, o.remaining, o.avg_price, o.perm_id, o.parent_id,
+                   o.avg_price if o.filled else 0.0, o.client_id, "", 0.0])
+
+    def send_exec(self, fill: FakeFill, req_id: int) -> None:
+        o, c = fill.order, self.fake.contract
+        when = time.strftime("%Y%m%d %H:%M:%S", time.gmtime(fill.ts)) + " UTC"
+        self.send([11, req_id, o.order_id, *c.fields(), fill.exec_id, when, o.account, c.exchange,
+                   "BOT" if o.action == "BUY" else "SLD", fill.shares, fill.price, o.perm_id, o.client_id, 0,
+                   o.filled, o.avg_price, o.order_ref, "", "", "", 2])
+
+    def send_commission(self, fill: FakeFill) -> None:
+        self.send([59, 1, fill.exec_id, fill.commission, "USD", "", "", ""])
+
+    def send_open_order(self, o: FakeOrder) -> None:
+        c = self.fake.contract
+        fields: list[Any] = [5, o.order_id, *c.fields(), o.action, o.quantity, o.order_type,
+                             o.lmt_price, o.aux_price, o.tif, o.oca_group, o.account, "", 0, o.order_ref,
+                             o.client_id, o.perm_id, 0, 0, 0.0, "", "", "", "", "", ""]  # .. faProfile (<177)
+        fields += ["", "", "", "", "", 0, "", 0, "", "", "", "", "", "",  # modelCode .. stockRangeUpper
+                   0, 0, 0, 0, 0, 0, 0, 0, 0,  # displaySize .. nbboPriceCap
+                   o.parent_id, 0, "", "", "", ""]  # parentId .. deltaNeutralAuxPrice (no delta neutral)
+        fields += [0, "", "", "", "", "", ""]  # continuousUpdate .. comboLegsDescrip
+        fields += [0, 0, 0]  # combo legs, order combo legs, smart routing params
+        fields += ["", "", ""]  # scale: init, subs, increment (none)
+        fields += [""]  # hedgeType
+        fields += [0, "", "", 0, 0]  # optOutSmartRouting, clearing account/intent, notHeld, no DNC
+        fields += [""]  # algoStrategy
+        fields += [0, 0, o.status, "", "", "", "", "", "", "", "", "", "", "", "", "USD", "", 0, 0]
+        fields += [0]  # conditions
+        fields += ["", "", "", "", "", "", "", "", "", "", "", "", 0, 0, "", 0]
+        self.send(fields)

@@ -1,0 +1,101 @@
+"""The fake TWS checked by ib_async's own client (not our codec): handshake, account, contract details,
+a bracket with its stop resting at the fake, fills with commissions, executions after a reconnect,
+error codes and a dropped connection."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+ib_async = pytest.importorskip("ib_async")
+
+from fakevenue.fake_tws import ACCOUNT, FakeTWS  # noqa: E402
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeTWS]:
+    tws = FakeTWS(price=5000.0).start()
+    try:
+        yield tws
+    finally:
+        tws.stop()
+
+
+def _connect(fake: FakeTWS, client_id: int) -> object:
+    ib = ib_async.IB()
+    ib.connect("127.0.0.1", fake.port, clientId=client_id, timeout=5)
+    return ib
+
+
+def test_ib_async_connects_reads_the_account_and_the_contract(fake: FakeTWS) -> None:
+    ib = _connect(fake, 7)
+    try:
+        assert ib.managedAccounts() == [ACCOUNT]
+        values = {v.tag: v.value for v in ib.accountValues()}
+        assert values["NetLiquidation"] == "25000.00" and values["AvailableFunds"] == "23000.00"
+        [cd] = ib.reqContractDetails(ib_async.Future("MES", exchange="CME"))
+        assert (cd.contract.localSymbol, cd.minTick, cd.contract.multiplier) == ("MESH5", 0.25, "5")
+        assert ib.reqContractDetails(ib_async.Future("ZZZ", exchange="CME")) == []  # code 200 from the fake
+    finally:
+        ib.disconnect()
+
+
+def test_a_bracket_rests_its_stop_then_the_stop_fills_and_cancels_the_target(fake: FakeTWS) -> None:
+    ib = _connect(fake, 7)
+    try:
+        [cd] = ib.reqContractDetails(ib_async.Future("MES", exchange="CME"))
+        legs = ib.bracketOrder("BUY", 2, 4999.0, 5010.0, 4990.0)
+        for leg in legs:
+            leg.orderRef = "0123abcd"
+        trades = [ib.placeOrder(cd.contract, leg) for leg in legs]
+        ib.sleep(0.3)
+        assert [t.orderStatus.status for t in trades] == ["Submitted", "PreSubmitted", "PreSubmitted"]
+        fake.set_price(4998.0)
+        ib.sleep(0.3)
+        assert trades[0].orderStatus.status == "Filled" and trades[0].orderStatus.avgFillPrice == 4998.0
+        assert [t.orderStatus.status for t in trades[1:]] == ["Submitted", "Submitted"]  # the stop rests
+        fake.set_price(4989.0)
+        ib.sleep(0.3)
+        assert [t.orderStatus.status for t in trades[1:]] == ["Cancelled", "Filled"]
+        fills = ib.fills()
+        assert [(f.execution.side, f.execution.shares, f.execution.orderRef) for f in fills] == [
+            ("BOT", 2.0, "0123abcd"), ("SLD", 2.0, "0123abcd")]
+        assert all(f.commissionReport.commission == pytest.approx(1.24) for f in fills)
+    finally:
+        ib.disconnect()
+    again = _connect(fake, 8)  # a new session finds the day's executions by orderRef
+    try:
+        assert [(f.execution.orderRef, f.execution.side) for f in again.reqExecutions()] == [
+            ("0123abcd", "BOT"), ("0123abcd", "SLD")]
+        assert again.reqAllOpenOrders() == []
+    finally:
+        again.disconnect()
+
+
+def test_open_orders_survive_a_reconnect_and_errors_reach_the_client(fake: FakeTWS) -> None:
+    ib = _connect(fake, 7)
+    errors: list[tuple[int, str]] = []
+    try:
+        [cd] = ib.reqContractDetails(ib_async.Future("MES", exchange="CME"))
+        order = ib_async.StopOrder("SELL", 1, 4900.0, orderRef="feedface", tif="GTC")
+        ib.placeOrder(cd.contract, order)
+        ib.sleep(0.2)
+        ib.errorEvent += lambda req_id, code, msg, contract: errors.append((code, msg))
+        fake.send_error(1100, "Connectivity between IB and Trader Workstation has been lost.")
+        ib.sleep(0.2)
+        assert errors and errors[0][0] == 1100
+        lost: list[bool] = []
+        ib.disconnectedEvent += lambda: lost.append(True)
+        fake.drop_all()
+        with pytest.raises(ConnectionError):  # ib_async raises the disconnect out of its wait
+            ib.sleep(0.5)
+        assert lost and not ib.isConnected()
+    finally:
+        ib.disconnect()
+    again = _connect(fake, 9)
+    try:
+        [trade] = again.reqAllOpenOrders()
+        assert (trade.order.orderRef, trade.order.orderType, trade.order.auxPrice) == ("feedface", "STP", 4900.0)
+    finally:
+        again.disconnect()
