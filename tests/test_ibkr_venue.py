@@ -143,3 +143,21 @@ def test_front_month_rolls_ahead_of_expiry() -> None:
     assert front_month(expiries, "20250317", 5) == "20250620"  # four days left: rolled
     with pytest.raises(ValueError, match="within 5 days"):
         front_month(["20250321"], "20250320", 5)
+
+
+async def test_real_time_bars_become_one_minute_bars(venue: IBKRVenue, fake: FakeTWS,
+                                                     nursery: trio.Nursery) -> None:
+    from fractald.core.models import Bar
+
+    send, receive = trio.open_memory_channel[Bar](100)
+    nursery.start_soon(venue.stream_bars, send)
+    with trio.fail_after(5):
+        while not fake.bar_subscriptions:
+            await trio.sleep(0.05)
+    t0 = 1_735_689_600  # seconds, as IB stamps real-time bars
+    for k in range(13):
+        await trio.to_thread.run_sync(fake.push_bar, t0 + 5 * k, 5000.0, 5001.0, 4999.5, 5000.5 + 0.25 * (k == 11))
+    with trio.fail_after(5):
+        bar = await receive.receive()
+    assert (bar.ts_open, bar.timeframe, bar.complete) == (t0 * 1000, "1m", True)
+    assert (bar.open, bar.high, bar.low, bar.close, bar.volume) == (5000.0, 5001.0, 4999.5, 5000.75, 120.0)

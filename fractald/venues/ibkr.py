@@ -25,7 +25,8 @@ import trio
 from fractald.core.execution.events import OrderIntent
 from fractald.core.execution.orders import Liquidity, OrderEvent, OrderType, TimeInForce
 from fractald.core.execution.reports import VenueReport
-from fractald.core.models import Side
+from fractald.core.models import Bar, Side
+from fractald.core.realtime_bars import FiveSecondRollup
 from fractald.errors import AuthError, ConfigError, NetworkError
 from fractald.venues.ibkr_bridge import AsyncioThread, ToTrio
 from fractald.venues.ibkr_codes import IBCategory, categorize
@@ -319,6 +320,28 @@ class IBKRVenue:
                 self.thread.call_soon(_unsubscribe, self.ib, on_exec, on_status)
             reports.closed = True
 
+    async def stream_bars(self, send: trio.MemorySendChannel[Bar], rollup: FiveSecondRollup | None = None) -> None:
+        """Market data: IB's 5 s real-time bars (trades) rolled into 1 m bars, until cancelled."""
+        assert self.thread is not None and self.ib is not None
+        rollup = rollup or FiveSecondRollup(self.settings.symbol, float(self.details.minTick))
+        out = ToTrio(send, trio.lowlevel.current_trio_token())
+        bars = await self._call(lambda: _subscribe_bars(self.ib, self.contract))
+
+        def on_update(bar_list: Any, has_new: bool) -> None:
+            if has_new:
+                b = bar_list[-1]
+                for minute in rollup.on_bar(_ms(b.time), b.open_, b.high, b.low, b.close, float(b.volume)):
+                    out.put(minute)
+
+        self.thread.call_soon(_watch_bars, bars, on_update, True)
+        try:
+            await trio.sleep_forever()
+        finally:
+            out.closed = True
+            if self.thread is not None and self.ib is not None:
+                self.thread.call_soon(_watch_bars, bars, on_update, False)
+                self.thread.call_soon(self.ib.cancelRealTimeBars, bars)
+
     async def _expire_entries(self) -> None:
         now = trio.current_time()
         for cid, deadline in list(self._deadlines.items()):
@@ -398,3 +421,14 @@ def _subscribe(ib: Any, on_exec: Any, on_status: Any) -> None:
 def _unsubscribe(ib: Any, on_exec: Any, on_status: Any) -> None:
     ib.commissionReportEvent -= on_exec
     ib.orderStatusEvent -= on_status
+
+
+async def _subscribe_bars(ib: Any, contract: Any) -> Any:
+    return ib.reqRealTimeBars(contract, 5, "TRADES", False)
+
+
+def _watch_bars(bars: Any, handler: Any, on: bool) -> None:
+    if on:
+        bars.updateEvent += handler
+    else:
+        bars.updateEvent -= handler
