@@ -84,6 +84,10 @@ class FakeHyperliquid:
         for send in self.subscribers.get((user, channel), []):
             send.send_nowait({"channel": channel, "data": data})
 
+    def exchange_subscribed(self, user: str) -> bool:
+        """True once some socket listens to this user's fills (the tests wait for it)."""
+        return bool(self.subscribers.get((user.lower(), "userFills")))
+
     def drop_user_streams(self) -> None:
         for channels in self.subscribers.values():
             for send in channels:
