@@ -26,7 +26,8 @@ from fractald.errors import ConfigError
 VENUES = ("replay", "hyperliquid", "hyperliquid-testnet", "binance", "binance-futures")
 LOG_FORMATS = ("auto", "json", "console")
 LOG_LEVELS = ("debug", "info", "warning", "error")
-BROKERS = ("paper", "binance-futures", "binance-spot")
+BROKERS = ("paper", "binance-futures", "binance-spot", "hyperliquid")
+REAL_BROKERS = BROKERS[1:]
 
 # Keys that a SIGHUP reload may change; anything else needs a restart.
 LIVE_RELOADABLE_SECTIONS = ("log", "risk", "strategies", "metrics", "alerts")
@@ -120,6 +121,9 @@ class BrokerConfig:
     recv_window_ms: int = attrs.field(default=5000, validator=_between(1, 60_000))
     leverage: dict[str, int] = attrs.field(factory=dict)  # per symbol, set at start (futures)
     margin_type: dict[str, str] = attrs.field(factory=dict)  # per symbol: isolated | cross
+    # Hyperliquid: the account's address, and its API-wallet (agent) key in a credential file.
+    account_address: str = ""
+    private_key_credential: str = ""
 
 
 @attrs.frozen
@@ -456,7 +460,7 @@ _HTTP_SCHEMES = ("http", "https")
 # A credential is named by a file under $CREDENTIALS_DIRECTORY ("venue:" prefix allowed).
 _CREDENTIAL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 _CREDENTIAL_FIELDS = (("broker", "api_key_credential"), ("broker", "api_secret_credential"),
-                      ("alerts", "telegram_token_credential"))
+                      ("alerts", "telegram_token_credential"), ("broker", "private_key_credential"))
 
 
 def _url_problem(where: str, url: str, schemes: tuple[str, ...], *, secret_path: bool) -> str | None:
@@ -523,7 +527,32 @@ def _input_problems(config: Config) -> list[str]:
         elif not _CREDENTIAL_NAME.match(name):
             problems.append(f"{where}: not a credential file name ({len(name)} characters); "
                             "use letters, digits, '.', '_', '-' (e.g. \"binance-api-key\")")
+    problems.extend(_broker_problems(config))
     return [p for p in problems if p]
+
+
+def _broker_problems(config: Config) -> list[str]:
+    """A live run needs a real broker and a paper run refuses one: never a quiet paper run."""
+    b, mode = config.broker, config.risk.mode
+    problems = []
+    if mode == "live" and b.kind not in REAL_BROKERS:
+        problems.append(f"config.risk.mode: 'live' needs a real broker, but broker.kind is {b.kind!r}; "
+                        f"set [broker] kind to one of {', '.join(REAL_BROKERS)}")
+    if mode == "paper" and b.kind == "hyperliquid":  # (Binance says so in binance_config)
+        problems.append(f"config.risk.mode: 'paper' refuses the real broker {b.kind!r}; set "
+                        "[risk] mode = \"live\" to trade on it, or [broker] kind = \"paper\"")
+    if b.kind != "hyperliquid":
+        return problems
+    if not re.fullmatch(r"0x[0-9a-fA-F]{40}", b.account_address):
+        problems.append(f"config.broker.account_address: {b.account_address!r} is not a 0x-prefixed "
+                        "20-byte hex address (the account, not the API wallet)")
+    if not b.private_key_credential:
+        problems.append("config.broker.private_key_credential: hyperliquid needs the file name of "
+                        "its API-wallet key under $CREDENTIALS_DIRECTORY")
+    for key, url, schemes in (("rest_url", b.rest_url, _HTTP_SCHEMES), ("ws_url", b.ws_url, _WS_SCHEMES)):
+        if url:
+            problems.append(_url_problem(f"config.broker.{key}", url, schemes, secret_path=False) or "")
+    return problems
 
 
 def secret_strings(config: Config) -> list[str]:

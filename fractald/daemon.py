@@ -229,7 +229,8 @@ def _load_secrets_for_redaction(config: Config) -> None:
     """Register every credential the config names, so no log line can show one."""
     cred_dir = os.environ.get("CREDENTIALS_DIRECTORY")
     names = [config.broker.api_key_credential, config.broker.api_secret_credential,
-             config.alerts.telegram_token_credential, config.telegram.token_credential]
+             config.alerts.telegram_token_credential, config.telegram.token_credential,
+             config.broker.private_key_credential]
     if not cred_dir:
         return
     secrets = []

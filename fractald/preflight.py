@@ -168,7 +168,7 @@ def check_state(state_dir: Path, live: bool) -> list[Check]:
 
 def _credential_names(config: Config) -> list[str]:
     names = [config.broker.api_key_credential, config.broker.api_secret_credential,
-             config.alerts.telegram_token_credential]
+             config.alerts.telegram_token_credential, config.broker.private_key_credential]
     return [n for n in names if n]
 
 
@@ -408,7 +408,11 @@ def run_checks(config_path: str | None, host: Environment) -> list[Check]:
     checks.append(check_clock(config, host.clock))
     checks.append(check_disk(state_dir))
     checks.append(check_venue(config, host.online, host.probe_url))
-    if config.broker.kind != "paper":
+    if config.broker.kind == "hyperliquid":
+        from fractald.venues.hyperliquid_preflight import preflight_checks
+
+        checks.extend(preflight_checks(config, host.env, host.online))
+    elif config.broker.kind != "paper":
         checks.append(check_broker(config, host))
     wanted_skips = {s.strip() for s in host.env.get("FRACTALD_PREFLIGHT_SKIP", "").split(",")}
     return [skip(c.name, f"skipped by FRACTALD_PREFLIGHT_SKIP (was: {c.status.value}: "

@@ -28,6 +28,12 @@ REPO = Path(__file__).resolve().parent.parent
 CLI = "import sys; from fractald.preflight import main; sys.exit(main(sys.argv[1:]))"
 
 
+# live mode needs a real broker: the venue's address is loopback, and with no key file
+# the Hyperliquid checks stop before any request
+LIVE_BROKER = ("[broker]\nkind = 'hyperliquid'\naccount_address = '0x" + "11" * 20 + "'\n"
+               "private_key_credential = 'hl-agent'\nrest_url = 'http://127.0.0.1:9'\n"
+               "ws_url = 'ws://127.0.0.1:9/ws'\n")
+
 def write_config(path: Path, text: str) -> str:
     path.write_text(text)
     return str(path)
@@ -77,9 +83,9 @@ def test_invalid_config_is_red_with_exit_78(tmp_path: Path, state: dict[str, str
 
 @pytest.mark.parametrize(("text", "red"), [
     ("[risk]\nmode = 'paper'\nrisk_per_trade = 0.02\n", False),
-    ("[risk]\nmode = 'live'\nrisk_per_trade = 0.02\n", True),  # stricter for live
+    ("[risk]\nmode = 'live'\nrisk_per_trade = 0.02\n" + LIVE_BROKER, True),  # stricter for live
     ("[risk]\ndaily_loss_limit = 0.25\nmax_drawdown = 0.2\n", True),
-    ("[risk]\nmode = 'live'\n[daemon]\ntest_hooks = true\n", True),
+    ("[risk]\nmode = 'live'\n[daemon]\ntest_hooks = true\n" + LIVE_BROKER, True),
     ("[risk]\nmax_trades_per_day = 500\n", True),
 ])
 def test_safety_limits(tmp_path: Path, state: dict[str, str], text: str, red: bool) -> None:
@@ -92,7 +98,7 @@ def test_safety_limits(tmp_path: Path, state: dict[str, str], text: str, red: bo
 def test_state_database_and_backup(tmp_path: Path, state: dict[str, str]) -> None:
     state_dir = Path(state["STATE_DIRECTORY"])
     make_db(state_dir / "fractald.db")
-    live = write_config(tmp_path / "live.toml", "[risk]\nmode = 'live'\n")
+    live = write_config(tmp_path / "live.toml", "[risk]\nmode = 'live'\n" + LIVE_BROKER)
     found = checks_by_name(None, state)
     assert found["state"].status is Status.OK
     assert found["backup"].status is Status.SKIP  # paper may start before its first backup
@@ -151,7 +157,7 @@ def test_credentials_under_systemd_and_live_without_any(tmp_path: Path,
     (creds / "venue_api_secret").write_text("s3cret-material-456")
     assert checks_by_name(_credentials_config(tmp_path), env)["credentials"].status is Status.OK
 
-    live = write_config(tmp_path / "live.toml", "[risk]\nmode = 'live'\n")
+    live = write_config(tmp_path / "live.toml", "[risk]\nmode = 'live'\n" + LIVE_BROKER)
     assert checks_by_name(live, state)["credentials"].status is Status.FAIL
 
 
@@ -236,21 +242,21 @@ def test_disk_space_floor(tmp_path: Path) -> None:
 
 
 def test_skip_list_from_the_environment(tmp_path: Path, state: dict[str, str]) -> None:
-    live = write_config(tmp_path / "live.toml", "[risk]\nmode = 'live'\n")
+    live = write_config(tmp_path / "live.toml", "[risk]\nmode = 'live'\n" + LIVE_BROKER)
     env = {**state, "FRACTALD_PREFLIGHT_SKIP": "credentials"}
     check = checks_by_name(live, env)["credentials"]
     assert check.status is Status.SKIP and "was: fail" in check.detail
 
 
 def test_cli_json_and_exit_status(tmp_path: Path, state: dict[str, str]) -> None:
-    bad = write_config(tmp_path / "live.toml", "[risk]\nmode = 'live'\n")
+    bad = write_config(tmp_path / "live.toml", "[risk]\nmode = 'live'\n" + LIVE_BROKER)
     env = {**os.environ, **state}
     proc = subprocess.run([sys.executable, "-c", CLI, "--config", bad, "--json"], check=False,
                           capture_output=True, text=True, env=env, timeout=120, cwd=REPO)
     report = json.loads(proc.stdout)
     assert proc.returncode == 1 and report["ok"] is False and report["exit_status"] == 1
     red = {c["name"] for c in report["checks"] if c["status"] == "fail"}
-    assert red == {"credentials"}
+    assert red == {"credentials", "hl_key"}  # the agent key file is missing too
 
     proc = subprocess.run([sys.executable, "-c", CLI], check=False,
                           capture_output=True, text=True, env=env, timeout=120, cwd=REPO)

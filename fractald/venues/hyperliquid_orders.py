@@ -233,6 +233,11 @@ def modify_action(client_order_id: str, wire: dict[str, Any]) -> dict[str, Any]:
     return {"type": "batchModify", "modifies": [{"oid": cloid(client_order_id), "order": wire}]}
 
 
+def noop_action() -> dict[str, Any]:
+    """A signed action that changes nothing (it spends a nonce): proves the agent key works."""
+    return {"type": "noop"}
+
+
 def exchange_body(action: dict[str, Any], nonce: int, signature: dict[str, Any], *,
                   vault_address: str | None = None, expires_after: int | None = None) -> dict[str, Any]:
     body = {"action": action, "nonce": nonce, "signature": signature, "vaultAddress": vault_address}

@@ -231,6 +231,17 @@ class HyperliquidVenue:
     async def account(self) -> VenueAccount:
         return (await self._clearinghouse())[1]
 
+    async def check_key(self) -> None:
+        """A signed no-op: raises AuthError when the venue does not know this agent for the account."""
+        await self._exchange(hl.noop_action(), orders=0)
+
+    async def server_time_ms(self) -> int:
+        """The venue's clock, from clearinghouseState's `time`."""
+        payload = await self._info(hl.clearinghouse_body(self.user))
+        if not isinstance(payload, dict) or "time" not in payload:
+            raise BadMessage("hyperliquid clearinghouseState has no time")
+        return int(payload["time"])
+
     # -- the user stream -------------------------------------------------------------------
 
     def _first_time(self, report: VenueReport) -> bool:
