@@ -69,6 +69,9 @@ def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--walk-forward", type=int, default=0, metavar="K",
                         help="also trade K consecutive folds separately, same parameters (a stability "
                              "check: nothing is fitted in-sample yet)")
+    parser.add_argument("--symbols", default=None, metavar="A,B,...",
+                        help="several symbols from --catalog through one portfolio (shared risk and "
+                             "breakers); the report breaks down per symbol")
     parser.add_argument("--catalog", metavar="DIR", default=None,
                         help="read candles from this catalog (fractald download) by --venue/--symbol/--from/--to")
     parser.add_argument("--venue", default="binance-futures", help="the catalog's venue (default binance-futures)")
@@ -291,6 +294,10 @@ def run_backtest(args: argparse.Namespace) -> dict[str, Any]:
         args.equity = st.config.broker.starting_equity
     if not (math.isfinite(args.equity) and args.equity > 0):
         raise BacktestError(f"--equity must be a positive number, got {args.equity}")
+    if getattr(args, "symbols", None):
+        from fractald.backtest_portfolio import run_portfolio_args
+
+        return run_portfolio_args(args, st)
     bars = _select(load_bars(args.data, args.symbol, getattr(args, "catalog", None),
                              getattr(args, "venue", "binance-futures"), args.start, args.end),
                    parse_when(args.start, "from"), parse_when(args.end, "to"))
