@@ -55,6 +55,8 @@ def test_config_problems_name_the_key_and_the_valid_form() -> None:
     assert "config.broker.leverage.BTCUSDT: 200" in text
     assert "config.broker.leverage.ETHUSDT: not one of feed.symbols" in text
     assert "config.broker.margin_type.BTCUSDT: 'portfolio'" in text
+    bad_urls = "\n".join(problems_of(binance_doc(rest_url="ftp://x", ws_url="http://127.0.0.1:1")))
+    assert "config.broker.rest_url" in bad_urls and "config.broker.ws_url" in bad_urls
     spot = binance_doc(kind="binance-spot")
     assert any("spot has no leverage" in p for p in problems_of(spot))
 

@@ -196,3 +196,19 @@ async def test_user_stream_survives_drops_and_key_expiry_and_resyncs_the_gap() -
         await venue.submit(second)
         got = await next_report(receive, (OrderEvent.FILL,))
         assert got.client_order_id == second.client_order_id
+
+
+async def test_spent_weight_holds_requests_and_a_slow_venue_times_out() -> None:
+    async with running() as (fake, venue, _):
+        fake.other_weight = 2_300  # of 2,400 a minute: the venue's headers say we are nearly out
+        assert (await venue.account()).equity > 0
+        assert venue.rest.usage.weight_1m() is not None and venue.rest.usage.weight_1m() >= 2_300
+        assert venue.rest.hold_until > trio.current_time()  # paced until the minute rolls over
+        venue.rest.max_wait_s = 0.0
+        with pytest.raises(RateLimited, match="holding requests"):
+            await venue.submit(order("entry", OrderType.MARKET))
+        assert not [e for e in fake.log if e[1] == "/fapi/v1/order"]  # nothing left the process
+        fake.other_weight, venue.rest.hold_until = 0, 0.0
+        fake.latency_s = 3.0  # longer than the client's 2 s timeout
+        with pytest.raises(NetworkError, match="Timeout"):
+            await venue.submit(order("entry", OrderType.MARKET))

@@ -275,13 +275,14 @@ class BinanceVenue:
     # -- the user data stream ----------------------------------------------------------------
 
     async def stream_reports(self, send: trio.MemorySendChannel[VenueReport]) -> None:
-        failures = 0
+        failures, gap = 0, False
         while True:
-            if self.listen_key.needs_key:
-                key = br.parse_listen_key(await self.rest.public(bo.listen_key_create(self.market)))
-                self.listen_key = self.listen_key.created(key, trio.current_time())
             try:
-                await self._one_connection(send)
+                if self.listen_key.needs_key:
+                    key = br.parse_listen_key(
+                        await self.rest.public(bo.listen_key_create(self.market)))
+                    self.listen_key = self.listen_key.created(key, trio.current_time())
+                await self._one_connection(send, resync_first=gap)
                 failures = 0
             except Exception as raised:
                 exc = _single(raised)
@@ -293,13 +294,16 @@ class BinanceVenue:
                     self.log.warning("binance_user_stream_lost", error=f"{type(exc).__name__}: {exc}")
                 await trio.sleep(self.backoff.delay(failures, self.rng))
                 failures += 1
-            await self.resync(send)
+            gap = True
 
-    async def _one_connection(self, send: trio.MemorySendChannel[VenueReport]) -> None:
+    async def _one_connection(self, send: trio.MemorySendChannel[VenueReport], *,
+                              resync_first: bool) -> None:
         url = bo.user_stream_url(self.ws_url, self.listen_key.listen_key)
         async with connect(url, open_timeout=10, ping_interval=60, ping_timeout=60,
                            close_timeout=2.0, proxy=None) as ws:
             self.stream_connects += 1
+            if resync_first:  # connected first, so nothing falls between the resync and the stream
+                await self.resync(send)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._keep_alive)
                 try:

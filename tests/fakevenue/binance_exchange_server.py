@@ -10,7 +10,8 @@ order calls also `X-MBX-ORDER-COUNT-10S` / `-1M`.
 The user data stream is `ws://.../ws/<listenKey>`; keys come from
 `POST /fapi/v1/listenKey`, are kept alive by `PUT`, and die on command.
 
-Misbehaviour on command: `latency_s` before every REST answer, `fail_next`
+Misbehaviour on command: `latency_s` before every REST answer, `other_weight` (the
+minute's weight looks spent), `fail_next`
 (canned 429 with Retry-After, 418, 5xx for the next requests), `lose_next_order_replies`
 (an order is placed but its reply is never sent: the client cannot know),
 `skew_ms` (the server's clock runs ahead), `expire_listen_keys()`,
@@ -94,6 +95,7 @@ class FakeBinanceFutures:
                                  prices or {"BTCUSDT": 50_000.0, "ETHUSDT": 3_000.0}, self.now_ms)
         self.exchange.emit = self._emit
         self.latency_s = 0.0
+        self.other_weight = 0  # weight other clients on "our IP" used this minute (shown in headers)
         self.fail_next: list[Failure] = []
         self.lose_next_order_replies = 0
         self.listen_keys: dict[str, str] = {}  # listenKey -> api key
@@ -199,7 +201,7 @@ class FakeBinanceFutures:
         minute, used = self.weight_window
         used = used + 1 if minute == now // 60_000 else 1
         self.weight_window = (now // 60_000, used)
-        headers = {"X-MBX-USED-WEIGHT-1M": str(used)}
+        headers = {"X-MBX-USED-WEIGHT-1M": str(used + self.other_weight)}
         if path in ORDER_PATHS and method in ("POST", "PUT"):
             slot, count = self.order_window
             count = count + 1 if slot == now // 10_000 else 1
