@@ -212,3 +212,36 @@ async def test_spent_weight_holds_requests_and_a_slow_venue_times_out() -> None:
         fake.latency_s = 3.0  # longer than the client's 2 s timeout
         with pytest.raises(NetworkError, match="Timeout"):
             await venue.submit(order("entry", OrderType.MARKET))
+
+
+async def test_a_stop_is_moved_by_cancel_and_replace_under_the_same_client_id() -> None:
+    async with running() as (fake, venue, nursery):
+        send, receive = trio.open_memory_channel[VenueReport](100)
+        nursery.start_soon(venue.stream_reports, send)
+        with trio.fail_after(5):
+            while fake.stream_connections == 0:
+                await trio.sleep(0.01)
+        await venue.submit(order("entry", OrderType.MARKET, qty=0.02))
+        stop = order("stop", OrderType.STOP_MARKET, Side.SELL, qty=0.02, trigger_price=48_000.0,
+                     reduce_only=True)
+        await venue.submit(stop)
+        accepted = await next_report(receive, (OrderEvent.ACCEPT,))
+        while accepted.client_order_id != stop.client_order_id:
+            accepted = await next_report(receive, (OrderEvent.ACCEPT,))
+        moved = await venue.modify(stop.client_order_id, "BTCUSDT", quantity=0.01,
+                                   trigger_price=49_000.0)
+        assert moved.kind is OrderEvent.UPDATE and moved.trigger_price == 49_000.0
+        held = await venue.order_status(stop.client_order_id, "BTCUSDT")
+        assert held is not None and (held.quantity, held.trigger_price) == (0.01, 49_000.0)
+        assert [o.client_order_id for o in await venue.open_orders()] == [stop.client_order_id]
+        fake.set_price("BTCUSDT", 48_900.0)  # fires the moved stop: 0.01 closed, 0.01 left
+        fired = await next_report(receive, (OrderEvent.FILL, OrderEvent.CANCEL))
+        assert fired.kind is OrderEvent.FILL and fired.client_order_id == stop.client_order_id
+        assert fired.quantity == 0.01 and await venue.positions() == {"BTCUSDT": 0.01}
+        stop2 = order("stop2", OrderType.STOP_MARKET, Side.SELL, trigger_price=48_000.0,
+                      reduce_only=True)
+        await venue.submit(stop2)
+        gone = await venue.modify(stop2.client_order_id, "BTCUSDT", trigger_price=49_500.0)
+        assert gone.kind is OrderEvent.CANCEL and "replace_failed: binance:-2021" in gone.reason
+        unknown = await venue.modify("never-placed", "BTCUSDT", trigger_price=1.0)
+        assert unknown.kind is OrderEvent.UPDATE_REJECT

@@ -281,6 +281,22 @@ def _futures_algo_order(intent: OrderIntent, spec: InstrumentSpec, cid: str, qty
     return Unsigned("POST", PATHS[Market.FUTURES].algo_order, tuple(p), weight=1, orders=1)
 
 
+def algo_order(symbol: str, side: str, order_type: str, client_id: str, trigger: str, *,
+               quantity: str | None, reduce_only: bool) -> Unsigned:
+    """A conditional order from its parts (a replacement keeps the original's client id);
+    `quantity=None` closes the whole position."""
+    p: list[tuple[str, str]] = [("algoType", "CONDITIONAL"), ("symbol", symbol), ("side", side),
+                                ("type", order_type), ("triggerPrice", trigger)]
+    if quantity is None:
+        p.append(("closePosition", "true"))
+    else:
+        p.append(("quantity", quantity))
+        if reduce_only:
+            p.append(("reduceOnly", "true"))
+    p += [("workingType", "MARK_PRICE"), ("priceProtect", "true"), ("clientAlgoId", client_id)]
+    return Unsigned("POST", PATHS[Market.FUTURES].algo_order, tuple(p), weight=1, orders=1)
+
+
 def _spot_order(intent: OrderIntent, spec: InstrumentSpec, cid: str, qty: str,
                 post_only: bool) -> Unsigned:
     # Spot has no reduce-only: a SELL of what we hold is the protective leg.
@@ -326,6 +342,12 @@ def query_order(market: Market, symbol: str, client_order_id: str, *,
     weight = 1 if market is Market.FUTURES else 4
     return Unsigned("GET", PATHS[market].order,
                     (("symbol", symbol), ("origClientOrderId", client_order_id)), weight=weight)
+
+
+def query_order_by_id(market: Market, symbol: str, order_id: str) -> Unsigned:
+    """The matching-engine order a triggered conditional order became (`actualOrderId`)."""
+    return Unsigned("GET", PATHS[market].order, (("symbol", symbol), ("orderId", order_id)),
+                    weight=1 if market is Market.FUTURES else 4)
 
 
 def modify_order(symbol: str, client_order_id: str, side: str, quantity: str,

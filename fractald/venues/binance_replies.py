@@ -165,7 +165,7 @@ _ORDER_STATUS = {
     "REJECTED": "rejected", "PENDING_CANCEL": "open", "NEW_INSURANCE": "open", "NEW_ADL": "open",
 }
 _ALGO_STATUS = {
-    "NEW": "open", "TRIGGERING": "triggered", "TRIGGERED": "triggered", "FINISHED": "finished",
+    "NEW": "open", "TRIGGERING": "triggered", "TRIGGERED": "triggered", "FINISHED": "triggered",
     "CANCELED": "canceled", "EXPIRED": "expired", "REJECTED": "rejected",
 }
 
@@ -199,11 +199,11 @@ def parse_algo_order(payload: dict[str, Any]) -> VenueOrder:
     """GET/POST algo order replies: a conditional order by its clientAlgoId. A triggered one's
     fills belong to the matching-engine order `actualOrderId` (our `venue_order_id`)."""
     def build(d: dict[str, Any]) -> VenueOrder:
+        # FINISHED says the triggered order ended, not how: that is the actual order's status
+        # (the transport asks for it by `actualOrderId`).
         status = _ALGO_STATUS.get(d["algoStatus"], d["algoStatus"].lower())
         qty = _f(d.get("quantity"))
-        filled = _f(d.get("executedQty") or d.get("actualQty") or 0)
-        if status == "finished":
-            status = "filled" if qty and filled >= qty - 1e-12 else "canceled"
+        filled = 0.0
         return VenueOrder(client_order_id=d["clientAlgoId"], symbol=d["symbol"], status=status,
                           quantity=qty, filled_qty=filled,
                           venue_order_id=str(d.get("actualOrderId") or ""), side=d["side"],

@@ -72,9 +72,11 @@ class BinanceVenue:
         self.log = log
         self.specs: dict[str, InstrumentSpec] = {}
         self.conditional: set[str] = set()  # our ids that live in the Algo Service
+        self.swallow: dict[str, int] = {}  # our id -> stream updates of a cancel-and-replace to drop
         self.actual_to_ours: dict[str, str] = {}  # matching-engine orderId -> our id (triggered algos)
         self.watching: dict[str, str] = {}  # our id -> symbol, orders seen open
         self.fills_seen: OrderedDict[str, None] = OrderedDict()
+        self.reported_ended: OrderedDict[str, None] = OrderedDict()  # cancels answered by cancel()
         self.last_fill_ts = 0
         self.listen_key = bu.ListenKeySchedule(interval_s=keepalive_s)
         self.stream_connects = 0
@@ -160,6 +162,7 @@ class BinanceVenue:
                                                           conditional=conditional))
             if not isinstance(answer, br.Refusal):
                 self.watching.pop(client_order_id, None)
+                self._ended(client_order_id)
                 return VenueReport(OrderEvent.CANCEL, client_order_id, ts)
             refusals.append(answer)
             if not answer.unknown_order:
@@ -170,11 +173,11 @@ class BinanceVenue:
     async def modify(self, client_order_id: str, symbol: str, *, quantity: float | None = None,
                      price: float | None = None, trigger_price: float | None = None) -> VenueReport:
         ts = self.rest.clock.venue_time(self.rest.now_ms())
-        if self.market is not Market.FUTURES or trigger_price is not None \
-                or client_order_id in self.conditional:
+        if self.market is not Market.FUTURES:
             return VenueReport(OrderEvent.UPDATE_REJECT, client_order_id, ts,
-                               reason="binance: only futures LIMIT orders can be modified; "
-                                      "cancel and replace stops")
+                               reason="binance spot cannot modify orders")
+        if trigger_price is not None or client_order_id in self.conditional:
+            return await self._replace_conditional(client_order_id, symbol, quantity, trigger_price, ts)
         current = await self.order_status(client_order_id, symbol)
         if current is None or current.terminal or current.price is None:
             return VenueReport(OrderEvent.UPDATE_REJECT, client_order_id, ts,
@@ -187,6 +190,37 @@ class BinanceVenue:
         if isinstance(answer, br.Refusal):
             return VenueReport(OrderEvent.UPDATE_REJECT, client_order_id, ts, reason=answer.reason)
         return VenueReport(OrderEvent.UPDATE, client_order_id, ts)
+
+    async def _replace_conditional(self, cid: str, symbol: str, quantity: float | None,
+                                   trigger_price: float | None, ts: int) -> VenueReport:
+        """Binance cannot modify an algo order: cancel it and place it again under the same
+        clientAlgoId (free again once the old one is no longer open). The stream's CANCELED and
+        NEW for the swap are not passed on; this call's answer stands for both. If the new one
+        is refused, the stop is gone and the answer says CANCEL."""
+        raw = await self.rest.call(bo.query_order(self.market, symbol, cid, conditional=True))
+        if isinstance(raw, br.Refusal) or raw.get("algoStatus") != "NEW":
+            reason = raw.reason if isinstance(raw, br.Refusal) else f"algo order is {raw['algoStatus']}"
+            return VenueReport(OrderEvent.UPDATE_REJECT, cid, ts, reason=f"binance: {reason}")
+        spec = await self._spec(symbol)
+        close = bool(raw.get("closePosition"))
+        unsigned = bo.algo_order(
+            symbol, raw["side"], raw.get("orderType") or raw.get("type", "STOP_MARKET"), cid,
+            bo.price_text(trigger_price if trigger_price is not None else float(raw["triggerPrice"]),
+                          spec),
+            quantity=None if close else bo.quantity_text(
+                quantity if quantity is not None else float(raw["quantity"]), spec),
+            reduce_only=bool(raw.get("reduceOnly")))
+        self.swallow[cid] = self.swallow.get(cid, 0) + 2  # its CANCELED and its NEW
+        cancelled = await self.rest.call(bo.cancel_order(self.market, symbol, cid, conditional=True))
+        if isinstance(cancelled, br.Refusal):
+            self.swallow[cid] -= 2
+            return VenueReport(OrderEvent.UPDATE_REJECT, cid, ts, reason=cancelled.reason)
+        placed = await self.rest.call(unsigned, idempotent=False)
+        if isinstance(placed, br.Refusal):
+            self.swallow[cid] -= 1  # no NEW will come
+            self.watching.pop(cid, None)
+            return VenueReport(OrderEvent.CANCEL, cid, ts, reason=f"replace_failed: {placed.reason}")
+        return VenueReport(OrderEvent.UPDATE, cid, ts, trigger_price=float(placed["triggerPrice"]))
 
     async def order_status(self, client_order_id: str, symbol: str = "") -> VenueOrder | None:
         """By our client order id; without a symbol (reconciliation after a restart) every
@@ -210,9 +244,22 @@ class BinanceVenue:
                 order = br.parse_algo_order(answer)
                 if order.venue_order_id:
                     self.actual_to_ours[order.venue_order_id] = client_order_id
+                    return await self._as_triggered(order, symbol)
                 return order
             return br.parse_order(answer)
         return None
+
+    async def _as_triggered(self, algo: VenueOrder, symbol: str) -> VenueOrder:
+        """A triggered conditional order as the order it became: its fills and its end."""
+        answer = await self.rest.call(bo.query_order_by_id(self.market, symbol, algo.venue_order_id))
+        if isinstance(answer, br.Refusal):
+            return algo  # triggered, its order not yet visible: still working
+        actual = br.parse_order(answer)
+        return VenueOrder(client_order_id=algo.client_order_id, symbol=algo.symbol,
+                          status=actual.status, quantity=algo.quantity or actual.quantity,
+                          filled_qty=actual.filled_qty, venue_order_id=actual.venue_order_id,
+                          side=algo.side, trigger_price=algo.trigger_price,
+                          reduce_only=algo.reduce_only)
 
     async def open_orders(self) -> list[VenueOrder]:
         rows = await self._read(bo.open_orders(self.market))
@@ -339,6 +386,9 @@ class BinanceVenue:
             if event.actual_order_id:
                 self.actual_to_ours[event.actual_order_id] = event.client_order_id
             self.conditional.add(event.client_order_id)
+            if self.swallow.get(event.client_order_id, 0) > 0 and event.status in ("CANCELED", "NEW"):
+                self.swallow[event.client_order_id] -= 1
+                return []
             return self._track([event.report] if event.report else [], event.symbol)
         if isinstance(event, bu.OrderUpdate) and event.report is not None:
             ours = self.actual_to_ours.get(event.venue_order_id)
@@ -353,9 +403,17 @@ class BinanceVenue:
                              detail=event.detail)
         return []
 
+    def _ended(self, client_order_id: str) -> None:
+        self.reported_ended[client_order_id] = None
+        if len(self.reported_ended) > FILLS_REMEMBERED:
+            self.reported_ended.popitem(last=False)
+
     def _track(self, reports: list[VenueReport], symbol: str) -> list[VenueReport]:
         out = []
         for r in reports:
+            if r.kind in (OrderEvent.CANCEL, OrderEvent.EXPIRE) and \
+                    r.client_order_id in self.reported_ended:
+                continue  # our cancel() already answered it: one CANCEL per order
             if r.trade_id:
                 if not self._first_sight(r.trade_id):
                     continue

@@ -107,7 +107,7 @@ class AlgoOrder:
                 "orderType": self.type, "symbol": self.symbol, "side": self.side,
                 "positionSide": "BOTH", "timeInForce": "GTC", "quantity": f"{self.qty:g}",
                 "algoStatus": self.status, "actualOrderId": self.actual_order_id,
-                "actualPrice": f"{self.avg_price:.5f}", "executedQty": f"{self.executed:g}",
+                "actualPrice": f"{self.avg_price:.5f}",
                 "triggerPrice": f"{self.trigger:g}", "price": "0.000",
                 "selfTradePreventionMode": "EXPIRE_MAKER", "workingType": "MARK_PRICE",
                 "priceMatch": "NONE", "closePosition": self.close_position, "priceProtect": True,
