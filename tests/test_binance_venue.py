@@ -245,3 +245,26 @@ async def test_a_stop_is_moved_by_cancel_and_replace_under_the_same_client_id() 
         assert gone.kind is OrderEvent.CANCEL and "replace_failed: binance:-2021" in gone.reason
         unknown = await venue.modify("never-placed", "BTCUSDT", trigger_price=1.0)
         assert unknown.kind is OrderEvent.UPDATE_REJECT
+
+
+async def test_fills_since_pages_by_id_and_finds_orders_placed_before_the_window(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import fractald.venues.binance_orders as bo
+
+    async with running() as (fake, venue, _):
+        old = order("old-limit", OrderType.LIMIT, Side.BUY, price=49_000.0)
+        await venue.submit(old)
+        await trio.sleep(0.01)
+        since = fake.now_ms() + 1  # after the limit was placed
+        await trio.sleep(0.01)
+        for role in ("a", "b", "c"):
+            await venue.submit(order(role, OrderType.MARKET, Side.BUY))
+        fake.set_price("BTCUSDT", 48_900.0)  # the old limit fills now, inside the window
+        monkeypatch.setattr(bo, "TRADES_PAGE", 2)
+        fresh = make_venue(fake)
+        fills = await fresh.fills_since(since)
+        assert sorted(f.client_order_id for f in fills) == sorted(
+            order(r, OrderType.MARKET).client_order_id for r in ("a", "b", "c", "old-limit"))
+        assert len({f.trade_id for f in fills}) == 4
+        trade_pages = [e for e in fake.log if e[1] == "/fapi/v1/userTrades"]
+        assert len(trade_pages) == 3  # 2 + 2 + 0

@@ -380,10 +380,20 @@ def all_algo_orders(symbol: str, start_ms: int) -> Unsigned:
                     (("symbol", symbol), ("startTime", str(start_ms)), ("limit", "100")), weight=5)
 
 
+TRADES_PAGE = 1000
+
+
 def user_trades(market: Market, symbol: str, start_ms: int) -> Unsigned:
     """Trades since `start_ms` (Binance requires the symbol; at most 1000 per page)."""
     return Unsigned("GET", PATHS[market].user_trades,
-                    (("symbol", symbol), ("startTime", str(start_ms)), ("limit", "1000")),
+                    (("symbol", symbol), ("startTime", str(start_ms)), ("limit", str(TRADES_PAGE))),
+                    weight=5 if market is Market.FUTURES else 20)
+
+
+def user_trades_from(market: Market, symbol: str, from_id: int) -> Unsigned:
+    """The next page: trades from this trade id on (`fromId` cannot go with `startTime`)."""
+    return Unsigned("GET", PATHS[market].user_trades,
+                    (("symbol", symbol), ("fromId", str(from_id)), ("limit", str(TRADES_PAGE))),
                     weight=5 if market is Market.FUTURES else 20)
 
 

@@ -47,6 +47,7 @@ from fractald.venues.interface import (
 from fractald.venues.ws import Backoff
 
 STREAM_BACKOFF = Backoff(0.5, 30.0)
+USER_TRADES_WINDOW_MS = 7 * 24 * 3600 * 1000 - 60_000  # Binance's longest window, less a minute
 ALGO_LOOKBACK_MS = 7 * 24 * 3600 * 1000  # Binance keeps finished algo orders queryable this long
 NO_MARGIN_CHANGE = -4046  # "No need to change margin type."
 FILLS_REMEMBERED = 10_000  # trade ids kept to drop a fill seen twice (stream, then resync)
@@ -272,22 +273,38 @@ class BinanceVenue:
         return orders
 
     async def fills_since(self, ts: int) -> list[VenueFill]:
+        """Our fills since `ts`, per traded symbol. Binance answers at most 7 days from the start
+        time and 1000 trades a page: the start is clamped to the last 7 days, pages follow by id."""
+        start = max(ts, self.rest.clock.venue_time(self.rest.now_ms()) - USER_TRADES_WINDOW_MS)
         fills: list[VenueFill] = []
         for symbol in self.symbols:
-            trades = await self._read(bo.user_trades(self.market, symbol, ts))
+            trades = await self._trades(symbol, start)
             if not trades:
                 continue
-            ids = await self._client_ids(symbol, ts, {str(t["orderId"]) for t in trades})
+            ids = await self._client_ids(symbol, start, {str(t["orderId"]) for t in trades})
             fills += [f for f in (br.parse_user_trade(t, ids) for t in trades) if f is not None]
         return sorted(fills, key=lambda f: (f.ts, f.trade_id))
 
-    async def _client_ids(self, symbol: str, ts: int, order_ids: set[str]) -> dict[str, str]:
-        """Binance orderId -> our client id for the orders behind some trades."""
+    async def _trades(self, symbol: str, start: int) -> list[dict[str, Any]]:
+        page = await self._read(bo.user_trades(self.market, symbol, start))
+        trades = list(page)
+        while len(page) >= bo.TRADES_PAGE:
+            page = await self._read(bo.user_trades_from(self.market, symbol, int(page[-1]["id"]) + 1))
+            trades += page
+        return trades
+
+    async def _client_ids(self, symbol: str, start: int, order_ids: set[str]) -> dict[str, str]:
+        """Binance orderId -> our client id for the orders behind some trades: ours by the
+        orders placed since `start`, older ones one by one, fired stops by their algo order."""
         ids = {k: v for k, v in self.actual_to_ours.items() if k in order_ids}
-        for row in await self._read(bo.all_orders(self.market, symbol, ts)):
+        for row in await self._read(bo.all_orders(self.market, symbol, start)):
             ids.setdefault(str(row["orderId"]), row["clientOrderId"])
+        for order_id in order_ids - set(ids):
+            answer = await self.rest.call(bo.query_order_by_id(self.market, symbol, order_id))
+            if not isinstance(answer, br.Refusal):
+                ids[order_id] = answer["clientOrderId"]
         if self.market is Market.FUTURES and not order_ids <= self._ours(ids):
-            for row in await self._read(bo.all_algo_orders(symbol, ts - ALGO_LOOKBACK_MS)):
+            for row in await self._read(bo.all_algo_orders(symbol, start - ALGO_LOOKBACK_MS)):
                 if row.get("actualOrderId"):
                     self.actual_to_ours[str(row["actualOrderId"])] = row["clientAlgoId"]
                     ids[str(row["actualOrderId"])] = row["clientAlgoId"]

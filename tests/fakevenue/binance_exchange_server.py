@@ -327,8 +327,11 @@ class FakeBinanceFutures:
 
     def _user_trades(self, acct: Account, p: dict[str, str]) -> list[dict[str, Any]]:
         self.exchange.symbol(p.get("symbol"))
-        start = int(p.get("startTime", 0))
-        rows = [t for t in acct.trades if t["symbol"] == p["symbol"] and t["time"] >= start]
+        if "fromId" in p and "startTime" in p:
+            raise ApiError(400, -1128, "Combination of optional parameters invalid.")
+        start, from_id = int(p.get("startTime", 0)), int(p.get("fromId", 0))
+        rows = [t for t in acct.trades if t["symbol"] == p["symbol"] and t["time"] >= start
+                and t["id"] >= from_id]
         return rows[: int(p.get("limit", 500))]
 
     def _leverage(self, acct: Account, p: dict[str, str]) -> dict[str, Any]:
