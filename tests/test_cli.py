@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -59,6 +60,13 @@ def test_chart_from_candle_file_writes_png(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "does not exist" in missing.stderr
     bad_tf = run_cli("chart", "--timeframes", "7m", "--plot", str(out))
     assert bad_tf.returncode == 2 and "unknown timeframe" in bad_tf.stderr
+    # without --plot: chart.png where it runs, and it says so
+    (tmp_path / "here").mkdir()
+    here = subprocess.run([sys.executable, "-m", "fractald.cli", "chart", "--data", str(candles),
+                           "--timeframes", "1h,15m"], capture_output=True, text=True, timeout=120,
+                          cwd=str(tmp_path / "here"), env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert here.returncode == 0, here.stderr
+    assert here.stdout.startswith("wrote chart.png") and (tmp_path / "here" / "chart.png").stat().st_size > 10_000
 
 
 @pytest.mark.slow

@@ -203,7 +203,7 @@ def test_command_the_daemon_lacks_lists_the_valid_ones(tmp_path: Path) -> None:
 
 
 def test_client_side_usage_errors_exit_2(sock: Path, daemon: Daemon) -> None:
-    for argv in (["signals", "--last", "0"], ["chart", "BTC"], ["report", "--period", "year"],
+    for argv in (["signals", "--last", "0"], ["report", "--period", "year"],
                  ["nosuch"], ["--timeout", "nan", "ping"]):
         done = fractalctl("--socket", str(sock), *argv)
         assert done.returncode == 2, argv

@@ -23,7 +23,7 @@ absent, so declare them with defaults in the command's Arg spec):
     risk set KEY VALUE                 cmd "risk_set" {"key": str, "value": str}
     report [--period P] [--from W] [--to W] [--plot F]
                                                  {"period"?, "from"?, "to"?: str, "plot"?: true}
-    chart SYMBOL [--timeframes a,b] --plot F     {"symbol": str, "timeframes"?: [str],
+    chart SYMBOL [--timeframes a,b] [--plot F]    {"symbol": str, "timeframes"?: [str],
                                                   "plot": true}
 
 With ``"plot": true`` the result must carry the PNG base64-encoded in
@@ -387,7 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("symbol")
     p.add_argument("--timeframes", type=_csv_list, metavar="TF,TF,...",
                    help="e.g. 4h,1h,15m")
-    p.add_argument("--plot", metavar="FILE", required=True, help="PNG file to write")
+    p.add_argument("--plot", metavar="FILE", default="chart.png",
+                   help="PNG file to write (default chart.png; the path written is printed)")
     return parser
 
 

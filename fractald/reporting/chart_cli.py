@@ -54,7 +54,8 @@ def add_chart_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"comma-separated, coarsest first (default {DEFAULT_TIMEFRAMES})")
     parser.add_argument("--from", dest="start", type=parse_time_ms, help="window start (UTC)")
     parser.add_argument("--to", dest="end", type=parse_time_ms, help="window end (UTC)")
-    parser.add_argument("--plot", required=True, help="PNG file to write")
+    parser.add_argument("--plot", default="chart.png",
+                        help="PNG file to write (default chart.png; the path written is printed)")
 
 
 def run_chart(args: argparse.Namespace) -> int:
@@ -72,5 +73,5 @@ def run_chart(args: argparse.Namespace) -> int:
     frame = bars_to_frame(bars)
     path = plot_chart(frames_from(frame, timeframes), args.plot, start_ms=args.start,
                       end_ms=args.end, symbol=args.symbol)
-    print(f"chart written to {path} ({', '.join(timeframes)}, {len(bars)} candles)")
+    print(f"wrote {path} ({', '.join(timeframes)}, {len(bars)} candles)")
     return 0
