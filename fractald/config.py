@@ -26,7 +26,7 @@ from fractald.errors import ConfigError
 VENUES = ("replay", "hyperliquid", "hyperliquid-testnet", "binance", "binance-futures")
 LOG_FORMATS = ("auto", "json", "console")
 LOG_LEVELS = ("debug", "info", "warning", "error")
-BROKERS = ("paper", "binance-futures", "binance-spot", "hyperliquid")
+BROKERS = ("paper", "binance-futures", "binance-spot", "hyperliquid", "ibkr")
 REAL_BROKERS = BROKERS[1:]
 
 # Keys that a SIGHUP reload may change; anything else needs a restart.
@@ -124,6 +124,15 @@ class BrokerConfig:
     # Hyperliquid: the account's address, and its API-wallet (agent) key in a credential file.
     account_address: str = ""
     private_key_credential: str = ""
+    # IBKR (fractald/venues/ibkr_config.py): TWS / IB Gateway on this host; a CME future by its root.
+    ib_host: str = "127.0.0.1"
+    ib_port: int = attrs.field(default=4002, validator=_between(1, 65535))  # Gateway paper; TWS paper 7497
+    ib_client_id: int = attrs.field(default=17, validator=_between(0, 2**31 - 1))
+    ib_account: str = ""
+    ib_symbol: str = "MES"
+    ib_exchange: str = "CME"
+    ib_roll_days: int = attrs.field(default=5, validator=_between(0, 60))
+    ib_entry_ttl_s: float = attrs.field(default=90.0, validator=_between(1, 86_400))
 
 
 @attrs.frozen
@@ -541,6 +550,10 @@ def _broker_problems(config: Config) -> list[str]:
     if mode == "paper" and b.kind == "hyperliquid":  # (Binance says so in binance_config)
         problems.append(f"config.risk.mode: 'paper' refuses the real broker {b.kind!r}; set "
                         "[risk] mode = \"live\" to trade on it, or [broker] kind = \"paper\"")
+    if b.kind == "ibkr":
+        from fractald.venues.ibkr_config import config_problems
+
+        return problems + config_problems(config)
     if b.kind != "hyperliquid":
         return problems
     if not re.fullmatch(r"0x[0-9a-fA-F]{40}", b.account_address):

@@ -412,6 +412,10 @@ def run_checks(config_path: str | None, host: Environment) -> list[Check]:
         from fractald.venues.hyperliquid_preflight import preflight_checks
 
         checks.extend(preflight_checks(config, host.env, host.online))
+    elif config.broker.kind == "ibkr":
+        from fractald.venues.ibkr_config import preflight_check
+
+        checks.append(preflight_check(config, host.online))
     elif config.broker.kind != "paper":
         checks.append(check_broker(config, host))
     wanted_skips = {s.strip() for s in host.env.get("FRACTALD_PREFLIGHT_SKIP", "").split(",")}

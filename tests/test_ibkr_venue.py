@@ -161,3 +161,26 @@ async def test_real_time_bars_become_one_minute_bars(venue: IBKRVenue, fake: Fak
         bar = await receive.receive()
     assert (bar.ts_open, bar.timeframe, bar.complete) == (t0 * 1000, "1m", True)
     assert (bar.open, bar.high, bar.low, bar.close, bar.volume) == (5000.0, 5001.0, 4999.5, 5000.75, 120.0)
+
+
+def test_config_and_preflight_for_ibkr(fake: FakeTWS, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from fractald.config import load_config
+    from fractald.errors import ConfigError
+    from fractald.venues.ibkr_config import preflight_check
+
+    cfg = tmp_path / "ib.toml"
+    cfg.write_text(f'[risk]\nmode = "live"\n[broker]\nkind = "ibkr"\nib_port = {fake.port}\n'
+                   'ib_client_id = 41\nib_symbol = "MES"\n')
+    config = load_config(cfg)
+    check = preflight_check(config, lambda: False)
+    assert check.status.value == "ok", check
+    assert "MESH5" in check.detail and "tick 0.25" in check.detail and "25,000.00" in check.detail
+    fake.stop()  # the gateway goes away
+    red = preflight_check(config, lambda: False)
+    assert red.status.value == "fail" and "runbooks/ibkr-gateway.md" in red.remedy
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[broker]\nkind = "ibkr"\nib_symbol = "mes"\nib_account = "nope"\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(bad)
+    text = " ".join(err.value.problems)
+    assert "config.risk.mode" in text and "ib_symbol" in text and "ib_account" in text
