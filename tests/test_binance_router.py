@@ -126,7 +126,10 @@ async def test_lost_reply_and_venue_held_stops_through_binance(tmp_path: Path) -
         fake.lose_next_order_replies = 1
         await commands_send.send(router_mod.Submit(entry))
         with trio.fail_after(10):
-            while (await ledger.get_intent(entry.client_order_id)).outcome != "filled":  # type: ignore[union-attr]
+            while True:
+                record = await ledger.get_intent(entry.client_order_id)
+                if record is not None and record.outcome == "filled":
+                    break
                 await trio.sleep(0.05)
         assert fake.exchange.accounts[KEY].submissions[entry.client_order_id] == 1
 
