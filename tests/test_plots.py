@@ -58,3 +58,40 @@ def test_equity_needs_data() -> None:
         equity_figure([], [])
     with pytest.raises(ValueError, match="at least 2 equity points"):
         equity_figure([(0, 1.0)], [])
+
+
+@pytest.mark.slow
+def test_the_full_bundled_month_is_drawn_not_its_last_week(tmp_path: Path) -> None:
+    """Issue 15 item 1: the equity history covers the whole run (at a bounded size), and so does the plot."""
+    import argparse
+
+    from fractald.backtest import (
+        add_backtest_arguments,
+        new_runner,
+        run_report,
+        settings_from,
+        summarise,
+    )
+    from fractald.reporting.plots import to_datenum
+    from fractald.venues.replay import bundled_candles
+
+    parser = argparse.ArgumentParser()
+    add_backtest_arguments(parser)
+    bars = bundled_candles("BTC-PERP")
+    runner = new_runner("BTC-PERP", "1m", settings_from(parser.parse_args([])), 10_000.0)
+    runner.feed(bars)
+    history = runner.pipeline.engine.accounting.equity_curve
+    assert len(bars) > 40_000 and len(history) <= 20_000 + 64  # every bar marked, a bounded part kept
+    s = summarise(runner, bars, 10_000.0)
+    assert s["daily_returns"] >= 30 and s["sharpe"] is not None and s["ratios_note"] is None
+    fig = equity_figure(list(history), runner.trades, starting_equity=10_000.0,
+                        report=run_report(runner, 10_000.0))
+    top, bottom = fig.axes
+    lo, hi = top.get_xlim()
+    first, last = to_datenum([bars[0].ts_event, bars[-1].ts_event])
+    assert lo <= first and hi >= last  # the month, end to end
+    assert f"max drawdown {s['max_drawdown_pct'] * 100:.2f}%" in top.get_title(loc="left")
+    assert bottom.texts[0].get_text() == f"{-s['max_drawdown_pct'] * 100:.2f}%"
+    out = tmp_path / "month.png"
+    fig.savefig(out, format="png")
+    assert out.read_bytes()[:8] == PNG_SIGNATURE
