@@ -364,10 +364,12 @@ class IBKRVenue:
 
     def _venue_order(self, trade: Any) -> VenueOrder:
         o, st = trade.order, trade.orderStatus
+        # Futures at IB have no reduce-only flag; fractald only ever sends stop orders as protective
+        # stops (entries are market or limit), so a stop is reported as the reduce-only leg it is.
         return VenueOrder(o.orderRef, self.settings.symbol, STATUS.get(st.status, "open"), float(o.totalQuantity),
                           float(st.filled), str(o.permId), o.action,
                           None if o.orderType != "LMT" else float(o.lmtPrice),
-                          None if o.orderType != "STP" else float(o.auxPrice))
+                          None if o.orderType != "STP" else float(o.auxPrice), reduce_only=o.orderType == "STP")
 
     def _report_of(self, trade: Any) -> VenueReport:
         st = trade.orderStatus.status
