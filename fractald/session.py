@@ -72,21 +72,22 @@ def build_pipeline(config: Config) -> Any:
     return pipeline_from_config(config)
 
 
-def apply_risk_config(engine: Any, config: Config) -> None:
+def apply_risk_config(engine: Any, config: Config) -> list[Any]:
     """Give an engine (running, or unpickled with older settings) the risk parameters `config` implies.
 
     Sizing, gates and breakers come from [risk]; reliability and
     execution-quality settings (not in [risk]) are kept as the engine has them.
     An engine without `set_risk` (none, or a signal-only one) is left alone.
+    Returns the engine's events (a `RiskChanged` when the limits changed), for the ledger.
     """
     from fractald.pipeline_factory import risk_params
 
     set_risk = getattr(engine, "set_risk", None)
     if set_risk is None:
-        return
+        return []
     new = risk_params(config)
-    set_risk(attrs.evolve(engine.params.risk, sizing=new.sizing, gates=new.gates,
-                          breakers=new.breakers))
+    return list(set_risk(attrs.evolve(engine.params.risk, sizing=new.sizing, gates=new.gates,
+                                      breakers=new.breakers)) or [])
 
 
 def _log_fields(payload: dict[str, Any]) -> dict[str, Any]:
@@ -117,6 +118,9 @@ class TradingSession:
         self.last_reconcile: dict[str, Any] = {}
         self._candles: list[CandleRow] = []  # read by detection, not yet committed
         self._timeframes_of: dict[str, frozenset[str]] = {}
+        # Engine events of a config change (RiskChanged), made outside a bar: the next commit
+        # records them first, so the ledger replays the limits in force at each point.
+        self._uncommitted: list[Any] = []
 
     # -- start-up == recovery -------------------------------------------------------------
     @classmethod
@@ -216,7 +220,7 @@ class TradingSession:
         `config.reload_changes`, which refuses them on reload).
         """
         self.config = config
-        apply_risk_config(self.engine, config)
+        self._uncommitted += apply_risk_config(self.engine, config)
 
     # -- market events --------------------------------------------------------------------
     async def on_bar(self, bar: Bar, accepting: bool = True) -> None:
@@ -295,6 +299,8 @@ class TradingSession:
         records the intent and claims the submission in a transaction of
         its own BEFORE sending, then commits the venue's answer like this.)
         """
+        if self._uncommitted:
+            events = [*self._uncommitted, *events]
         items = [(event_kind(e), event_payload(e), ts_event) for e in events]
         intents = [e for e in events
                    if event_kind(e) == "order_intent" and hasattr(e, "client_order_id")]
@@ -305,6 +311,7 @@ class TradingSession:
             self.snapshot_state(), submissions=submissions, outcomes=self._outcomes(events),
             candles=self._candles)
         self._candles = []
+        self._uncommitted = []
         self.bars_since_snapshot = 0
 
     async def write_snapshot(self, reason: str) -> None:

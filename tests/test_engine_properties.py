@@ -28,9 +28,10 @@ report_a = st.tuples(st.just("report"), st.integers(0, 30), st.sampled_from(KIND
                      st.integers(0, 8))
 price_a = st.tuples(st.just("price"), st.integers(90, 110))
 command_a = st.tuples(st.just("cmd"), st.sampled_from(["flatten", "halt", "resume", "pause"]))
+risk_a = st.tuples(st.just("risk"), st.integers(1, 6))  # the operator's `risk set max_trades_per_day N`
 # Reports dominate, as they do in life; operator commands are rare.
 action = st.one_of(signal_a, report_a, report_a, report_a, price_a, price_a,
-                   st.one_of(signal_a, command_a, report_a, price_a))
+                   st.one_of(signal_a, command_a, report_a, price_a, risk_a))
 
 
 def engine(venue_stops: bool = False) -> TradingEngine:
@@ -68,6 +69,10 @@ def run(eng: TradingEngine, actions: list[tuple[Any, ...]], start: int = 0) -> l
             out += eng.on_venue_report(r)
         elif a[0] == "price":
             out += eng.on_trade(TradeTick("BTC", float(a[1]), 1.0, Side.BUY, f"x{n}", ts))
+        elif a[0] == "risk":
+            r = eng.params.risk
+            out += eng.set_risk(attrs.evolve(r, breakers=attrs.evolve(r.breakers, max_trades_per_day=a[1])),
+                                ts, "operator")
         else:
             out += getattr(eng, a[1])(ts=ts) if a[1] != "flatten" else eng.flatten(None, ts)
     return out
@@ -138,13 +143,15 @@ def test_rebuild_from_snapshot_and_later_events_equals_the_live_state_to_the_bit
     cut = data.draw(st.integers(0, len(actions)))
     live = engine(venue_stops)
     run(live, actions[:cut])
-    stored = _json(live.snapshot())
+    stored, risk_at_cut = _json(live.snapshot()), live.params.risk
     later = [_json(ev.to_dict(e)) for e in run(live, actions[cut:], start=cut)]
     rebuilt = engine(venue_stops)
     rebuilt.restore(stored)
+    rebuilt.set_risk(risk_at_cut)  # start-up applies the config and the operator's overrides
     for d in later:
         rebuilt.apply(ev.from_dict(d))
     assert event_sourced(_json(rebuilt.snapshot())) == event_sourced(_json(live.snapshot()))
+    assert rebuilt.params == live.params
     assert rebuilt.state is live.state and rebuilt.status()["strategies"] == live.status()["strategies"]
 
 

@@ -9,6 +9,7 @@ the same paths as the engine's own.
 
 from __future__ import annotations
 
+import json
 import pickle
 from typing import Any
 
@@ -225,3 +226,19 @@ def test_trip_goes_reducing_withdraws_entries_and_is_idempotent() -> None:
     assert eng.on_signal(sig("b", T0 + 2 * M), T0 + 2 * M)[0].code is DenialCode.TRADING_REDUCING
     with pytest.raises(ValueError, match="REDUCING or HALTED"):
         eng.trip(Breaker.OPERATOR, TradingState.ACTIVE, "no")
+
+
+def test_set_risk_is_an_event_and_a_replay_of_the_log_applies_it() -> None:
+    """An operator's `risk set` is in the log: replaying the events alone gives the same limits."""
+    eng = engine(5)
+    log: list[Any] = []
+    assert eng.set_risk(risk(5)) == []  # nothing changes: no event
+    changed = eng.set_risk(risk(2), T0 + 5, "operator")
+    assert [type(e) for e in changed] == [ev.RiskChanged]
+    assert changed[0].risk == risk(2) and changed[0].reason == "operator" and changed[0].ts == T0 + 5
+    log += changed
+    stored = json.loads(json.dumps([ev.to_dict(e) for e in log]))
+    rebuilt = engine(5)
+    for d in stored:
+        rebuilt.apply(ev.from_dict(d))
+    assert rebuilt.params == eng.params and rebuilt.breakers.params.max_trades_per_day == 2

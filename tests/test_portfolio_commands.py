@@ -172,3 +172,18 @@ async def test_recovery_gives_the_restored_engine_the_daemons_settings(session: 
     assert restored.engine.params.risk.sizing.risk_fraction == 0.002
     assert restored.engine.breakers.params.max_trades_per_day == 9
     assert session.engine.params.risk.sizing.risk_fraction != 0.002
+
+
+async def test_a_risk_change_is_in_the_ledger_so_its_replay_applies_it(session: TradingSession) -> None:
+    """A reload or `risk set` is an engine event (risk_changed), committed first by the next commit."""
+    session.apply_config(with_risk(session.config, {"max_trades_per_day": 3}))
+    await session.commit([], ts_event=0)
+    stored = [e for e in await session.ledger.events_page(0) if e.kind == "risk_changed"]
+    assert len(stored) == 1
+    replayed = ev.from_dict({**stored[0].payload, "kind": stored[0].kind})
+    assert replayed.risk == session.engine.params.risk
+    fresh = pipeline_from_config(session.config).engine
+    fresh.apply(replayed)
+    assert fresh.breakers.params.max_trades_per_day == 3
+    await session.commit([], ts_event=0)  # committed once, not again
+    assert len([e for e in await session.ledger.events_page(0) if e.kind == "risk_changed"]) == 1

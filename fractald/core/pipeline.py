@@ -76,7 +76,7 @@ class OperatedEngine(Engine, Protocol):
     def kill(self, ts: int | None = ...) -> list[Any]: ...
     def trip(self, breaker: Any, state: Any, reason: str, figures: dict[str, Any] | None = ...,
              ts: int | None = ...) -> list[Any]: ...
-    def set_risk(self, params: RiskParams) -> None: ...
+    def set_risk(self, params: RiskParams) -> list[Any]: ...
 
 
 _OPERATOR_CALLS = ("pause", "resume", "flatten", "halt", "kill", "trip", "set_risk")
@@ -481,9 +481,9 @@ class Portfolio:
         """Trip a breaker from outside (reconciliation); withdrawn entries end their management."""
         return self._follow(self._operated().trip(breaker, state, reason, figures, ts))
 
-    def set_risk(self, params: RiskParams) -> None:
-        """New risk parameters for the shared engine (no events: judged at the next market event)."""
-        self._operated().set_risk(params)
+    def set_risk(self, params: RiskParams) -> list[Any]:
+        """New risk parameters for the shared engine (judged at the next market event); its event."""
+        return self._follow(self._operated().set_risk(params))
 
     def _operated(self) -> OperatedEngine:
         missing = [name for name in _OPERATOR_CALLS if not hasattr(self.engine, name)]

@@ -14,15 +14,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import attrs
-
 from fractald.core.execution import events as ev
 from fractald.core.execution._engine_core import EngineCore
 from fractald.core.execution.brackets import BracketState
 from fractald.core.execution.orders import QTY_EPS, OrderType, client_order_id
 from fractald.core.models import Side
 from fractald.core.risk.breakers import MS_PER_DAY, Breaker, TradingState, Trip
-from fractald.core.risk.gates import OrderRateLimiter
 from fractald.core.risk.params import RiskParams
 
 # Breakers whose trip leaves entries not yet filled alone. The day's trade count
@@ -97,27 +94,23 @@ class EngineBreakers(EngineCore):
                 self._cancel(b.entry_coid, ts, "trading_state")
 
     # ================================================================ commands
-    def set_risk(self, params: RiskParams) -> None:
+    def set_risk(self, params: RiskParams, ts: int | None = None, reason: str = "config") -> list[Any]:
         """Swap the risk parameters (sizing, gates, breakers, reliability, execution quality).
 
-        For a running engine or one unpickled with older settings. Counts, trips
-        and history stay; every part holding a copy of the parameters takes the
-        new ones. No event comes of it: new limits are judged at the next market
-        event (the breaker-check cache is keyed on the limits object, and is
-        dropped here too), a lower trade-count limit at the next signal.
+        For a running engine or one restored with older settings. Counts, trips
+        and history stay. The change is an event (`RiskChanged`, returned for the
+        ledger), so a replay applies the limits in force at each point. New
+        limits are judged at the next market event (the breaker-check cache is
+        dropped with any event), a lower trade-count limit at the next signal.
         """
         if not isinstance(params, RiskParams):
             raise TypeError(f"set_risk needs a RiskParams, got {type(params).__name__}")
         if params == self.params.risk:
-            return  # nothing changes: keep the identity the check cache is keyed on
-        self.params = attrs.evolve(self.params, risk=params)
-        self.breakers.set_params(params.breakers)
-        self.reliability.params = params.reliability
-        self.exec_quality.set_params(params.exec_quality)
-        g = params.gates
-        self.correlation.set_params(g.correlation_window, g.correlation_threshold)
-        self.rate = OrderRateLimiter(g.max_orders_per_window, g.order_rate_window_ms, self.rate.history())
-        self._settled = None
+            return []  # nothing changes: no event, and the check cache stays
+        ts = self.last_ts if ts is None else ts
+        self._begin(ts)
+        self._emit(ev.RiskChanged(ts, params, reason))
+        return self._finish()
 
     def trip(self, breaker: Breaker, state: TradingState, reason: str,
              figures: dict[str, Any] | None = None, ts: int | None = None) -> list[Any]:

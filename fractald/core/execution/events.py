@@ -23,6 +23,7 @@ from fractald.core.execution.orders import (
 from fractald.core.models import ClosedTrade, Side
 from fractald.core.risk.breakers import Breaker, TradingState
 from fractald.core.risk.denial import DenialCode
+from fractald.core.risk.params import RiskParams
 from fractald.core.risk.reliability import StrategyState
 
 
@@ -237,15 +238,30 @@ class FundingPaid:
     mark: float = 0.0  # the price it was charged at, so a rebuild charges the same
 
 
+@attrs.frozen(slots=True)
+class RiskChanged:
+    """New risk parameters (config at start-up or reload, an operator's `risk set`).
+
+    An event like any other, so a replay of the ledger applies the limits in
+    force at each point, and the operator's overrides are in the log.
+    """
+
+    kind: ClassVar[str] = "risk_changed"
+    ts: int
+    risk: RiskParams
+    reason: str = "config"
+
+
 Event = (SignalDenied | BracketOpened | OrderIntent | CancelRequested | OrderStatusChanged
          | OrderFilled | OrderAnomaly | StopMoved | StopMoveRefused | BracketExit | BracketClosed | BreakerTripped
          | BreakersCleared | TradingStateChanged | Paused | ErrorRecorded | TradeClosed
-         | StrategyStateChanged | FundingPaid)
+         | StrategyStateChanged | FundingPaid | RiskChanged)
 
 EVENT_TYPES: dict[str, type] = {t.kind: t for t in (  # type: ignore[attr-defined]
     SignalDenied, BracketOpened, OrderIntent, CancelRequested, OrderStatusChanged, OrderFilled,
     OrderAnomaly, StopMoved, StopMoveRefused, BracketExit, BracketClosed, BreakerTripped, BreakersCleared,
-    TradingStateChanged, Paused, ErrorRecorded, TradeClosed, StrategyStateChanged, FundingPaid)}
+    TradingStateChanged, Paused, ErrorRecorded, TradeClosed, StrategyStateChanged, FundingPaid,
+    RiskChanged)}
 
 converter = cattrs.Converter()
 

@@ -9,7 +9,7 @@ lookup miss, refused with a clear error, never half-applied (h11's
 
 The state evolved here is the engine's slices: orders (and the closed-order
 ring), brackets, seen signals, the account, breakers, strategy reliability,
-execution quality, the order-rate window, the pause flag. Market-derived
+execution quality, the order-rate window, the pause flag, the risk parameters. Market-derived
 caches (marks, ATR, correlation windows, the paper book's queue places) are
 not touched here: they follow market data, not events (see
 `_engine_state.MARKET_DERIVED`).
@@ -26,11 +26,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from fractald.core.execution import events as ev
 from fractald.core.execution.accounting import TripContext
 from fractald.core.execution.brackets import Bracket, BracketState
 from fractald.core.execution.orders import Order, OrderEvent, OrderStatus, OrderType
 from fractald.core.risk.breakers import Trip
+from fractald.core.risk.gates import OrderRateLimiter
 from fractald.core.risk.reliability import StrategyChange
 
 if TYPE_CHECKING:
@@ -212,6 +215,19 @@ def _funding_paid(s: State, e: ev.FundingPaid) -> None:
     s.accounting.apply_funding(e.symbol, e.rate, e.mark or None)
 
 
+def _risk_changed(s: State, e: ev.RiskChanged) -> None:
+    """Every part holding a copy of the risk parameters takes the new ones; counts, trips and
+    history stay (a lowered limit trips at the next check, a lower trade count at the next signal)."""
+    risk = e.risk
+    s.params = attrs.evolve(s.params, risk=risk)
+    s.breakers.set_params(risk.breakers)
+    s.reliability.params = risk.reliability
+    s.exec_quality.set_params(risk.exec_quality)
+    g = risk.gates
+    s.correlation.set_params(g.correlation_window, g.correlation_threshold)
+    s.rate = OrderRateLimiter(g.max_orders_per_window, g.order_rate_window_ms, s.rate.history())
+
+
 TRANSITIONS: dict[type, Callable[[Any, Any], None]] = {
     ev.SignalDenied: _nothing,
     ev.BracketOpened: _bracket_opened,
@@ -232,4 +248,5 @@ TRANSITIONS: dict[type, Callable[[Any, Any], None]] = {
     ev.TradeClosed: _trade_closed,
     ev.StrategyStateChanged: _strategy_state,
     ev.FundingPaid: _funding_paid,
+    ev.RiskChanged: _risk_changed,
 }
