@@ -111,7 +111,7 @@ async def test_venue_held_stops_through_ibkr(fake: FakeTWS, tmp_path: Path, nurs
         entry = intent("entry", OrderType.MARKET, Side.BUY, 2.0, now_ms())
         await commands_send.send(router_mod.Submit(entry))
         with trio.fail_after(10):
-            while (await ledger.get_intent(entry.client_order_id)).outcome != "filled":  # type: ignore[union-attr]
+            while (record := await ledger.get_intent(entry.client_order_id)) is None or record.outcome != "filled":
                 await trio.sleep(0.05)
         stop_id = client_order_id("sig-ib", "stop")
         want = protection.WantedStop(stop_id, "MES", "SELL", 2.0, 4980.0)

@@ -238,7 +238,7 @@ class IBKRVenue:
             order.lmtPrice = price
         if trigger_price is not None:
             order.auxPrice = trigger_price
-        await self._call(lambda: _placed(self.ib, self.contract, order))
+        await self._call(lambda: _modified(self.ib, self.contract, order))
         return VenueReport(OrderEvent.UPDATE, client_order_id, self._now_ms(), venue_order_id=str(order.permId))
 
     async def order_status(self, client_order_id: str, symbol: str = "") -> VenueOrder | None:
@@ -401,6 +401,14 @@ async def _settled(trades: Sequence[Any], timeout_s: float = 5.0) -> None:
 async def _placed(ib: Any, contract: Any, order: Any) -> Any:
     trade = ib.placeOrder(contract, order)
     await _settled([trade])
+    return trade
+
+
+async def _modified(ib: Any, contract: Any, order: Any) -> Any:
+    """Re-place an order with new terms, then a round trip on the same connection: TWS handles one
+    connection's messages in order, so when the open-orders answer is in, the change has been made."""
+    trade = ib.placeOrder(contract, order)
+    await ib.reqOpenOrdersAsync()
     return trade
 
 
