@@ -135,3 +135,36 @@ def test_dask_local_cluster_gives_the_in_process_answer(toy: Path, monkeypatch: 
     assert [s["trades"] for s in remote] == [s["trades"] for s in local]
     assert [s["net_pnl"] for s in remote] == [s["net_pnl"] for s in local]
     assert results[0].trials == 12
+
+
+@pytest.mark.slow
+def test_a_lost_worker_costs_time_not_trials(toy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import signal
+    import threading
+    import time
+
+    from fractald.research.executors import OnDask
+
+    monkeypatch.setenv("PYTHONPATH", str(toy) + ":" + ":".join(__import__("sys").path))
+    bars = jump_series(3000)
+    jobs = [(0, len(bars), 0, {"offset": o % 20}) for o in range(24)]
+    expected = [s["trades"] for s in InProcess(bars).run(REQUEST, jobs)]
+    dask = OnDask(bars, n_workers=2)
+    try:
+        pids = dask.client.run(os.getpid)
+        victim = sorted(pids.values())[0]
+
+        def kill_soon() -> None:
+            time.sleep(0.5)  # mid-run: trials queued on both workers
+            os.kill(victim, signal.SIGKILL)
+
+        killer = threading.Thread(target=kill_soon)
+        killer.start()
+        results = dask.run(REQUEST, jobs)
+        killer.join()
+        assert [s["trades"] for s in results] == expected  # every trial answered, as in-process
+        alive = dask.client.run(os.getpid)
+        assert victim not in alive.values()  # the worker really died (the nanny started another)
+    finally:
+        dask.close()
