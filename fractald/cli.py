@@ -28,6 +28,9 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
     except ConfigError as exc:
+        if args.json:  # a script asked for JSON: it gets JSON on failure too
+            print(json.dumps({"ok": False, "config": args.config, "problems": exc.problems},
+                             indent=2))
         print(f"{args.config or '(embedded default)'}: invalid configuration, "
               f"{len(exc.problems)} problem(s):", file=sys.stderr)
         for problem in exc.problems:
@@ -75,6 +78,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; sub-commands with heavy imports get their arguments only when they are run."""
     parser = argparse.ArgumentParser(
         prog="fractald", description="fractald: a supervised SMC trading daemon.")
+    parser.add_argument("--version", action="version", version=f"fractald {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run the daemon in the foreground (what systemd runs)")

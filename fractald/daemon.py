@@ -34,6 +34,10 @@ def wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+# Added to each start-up gate's timeout in EXTEND_TIMEOUT_USEC: the control socket and READY=1.
+START_SLACK_S = 15.0
+
+
 class Daemon:
     def __init__(self, config: Config, config_path: str | None, notifier: Notifier) -> None:
         from fractald.actors.alerts import AlertsActor
@@ -140,8 +144,16 @@ class Daemon:
                     return
 
     async def _startup(self) -> None:
+        from fractald.actors.supervisor import GATES
+
+        timeout_s = self.config.daemon.gate_timeout_s
         try:
-            await self.supervisor.wait_gates(self.config.daemon.gate_timeout_s)
+            for gate in GATES:
+                # Each gate may take its whole timeout; EXTEND_TIMEOUT_USEC keeps systemd's
+                # TimeoutStartSec= from killing a start that is slow but still making progress.
+                self.notifier.extend_timeout(timeout_s + START_SLACK_S)
+                self.notifier.status(f"starting: waiting for {gate}")
+                await self.supervisor.wait_gates(timeout_s, (gate,))
         except StartupGateFailed as exc:  # a clean fatal stop (logged, exit 1), not a traceback
             self.supervisor.stop_daemon(exc)
             return

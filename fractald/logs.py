@@ -3,11 +3,18 @@
 Secrets are removed by a processor that runs last before rendering, so no
 code path can log one by accident: values of secret-looking keys are
 masked, and every registered secret string is masked wherever it appears.
+
+When stdout is the journal (systemd sets $JOURNAL_STREAM to its
+device:inode), each JSON line starts with its syslog priority (`<3>` for
+an error, `<4>` warning, `<6>` info, `<7>` debug): journald strips the
+prefix and files the line at that priority, so `journalctl -p warning`
+works and `-o cat` still shows plain JSON.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import threading
@@ -105,6 +112,37 @@ def url_secrets(url: str, *, with_path: bool = False) -> list[str]:
     return [s for s in found if s]
 
 
+# syslog(3) priorities by structlog method name; journald reads them from a "<N>" prefix.
+SYSLOG_PRIORITY = {"critical": 2, "exception": 3, "error": 3, "warning": 4, "warn": 4,
+                   "info": 6, "msg": 6, "debug": 7}
+
+
+def stream_is_journal(stream: TextIO) -> bool:
+    """Whether `stream` is the journal stream systemd named in $JOURNAL_STREAM ("dev:inode")."""
+    dev, _, ino = os.environ.get("JOURNAL_STREAM", "").partition(":")
+    try:
+        st = os.fstat(stream.fileno())
+        return bool(dev and ino) and (st.st_dev, st.st_ino) == (int(dev), int(ino))
+    except (OSError, ValueError, AttributeError):  # no fileno (StringIO), or a malformed variable
+        return False
+
+
+def colors_wanted(stream: TextIO, env: Any = None) -> bool:
+    """Colours only on a terminal, and never with NO_COLOR set (no-color.org) or TERM=dumb."""
+    env = os.environ if env is None else env
+    if env.get("NO_COLOR", "") != "" or env.get("TERM") == "dumb":
+        return False
+    try:
+        return stream.isatty()
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def syslog_prefix(_logger: Any, method: str, rendered: str) -> str:
+    """A processor after the renderer: the line's syslog priority as journald expects it."""
+    return f"<{SYSLOG_PRIORITY.get(method, 6)}>{rendered}"
+
+
 def configure_logging(fmt: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:
     """Set up structlog for the process. `fmt` is auto (JSON unless stdout is a TTY), json or console."""
     stream = stream or sys.stdout
@@ -116,7 +154,7 @@ def configure_logging(fmt: str = "auto", level: str = "info", stream: TextIO | N
     ]
     if use_console:
         processors = shared + [redactor, structlog.dev.ConsoleRenderer(
-            colors=False, exception_formatter=structlog.dev.plain_traceback)]
+            colors=colors_wanted(stream), exception_formatter=structlog.dev.plain_traceback)]
     else:
         processors = shared + [
             # No frame locals: a traceback must never carry a config's bytes or a key.
@@ -125,6 +163,8 @@ def configure_logging(fmt: str = "auto", level: str = "info", stream: TextIO | N
             redactor,
             structlog.processors.JSONRenderer(default=str),
         ]
+        if stream_is_journal(stream):
+            processors.append(syslog_prefix)
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, logging.INFO)),

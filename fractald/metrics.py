@@ -7,6 +7,13 @@ values), and `write_textfile` puts it where node_exporter's textfile
 collector reads it, atomically, so a scrape never sees half a file.
 `fractalctl metrics` prints the same text.
 
+Every series carries a `bot` label (the bot's name: "main", or the
+instance of fractald@NAME), so several bots on one host never write the
+same series; Prometheus keeps `instance` for the scrape target, hence
+`bot`. `fractald_up` is 1 while the daemon runs; on a stop the daemon
+writes a last file with `fractald_up 0` and every actor down, so a
+stopped bot never looks alive.
+
 `LoopLagProbe` measures event-loop lag: how late a periodic trio sleep
 wakes up. A loop that is blocked (a sync call that takes 300 ms) shows up
 here long before the watchdog fires.
@@ -86,6 +93,14 @@ class MetricsSnapshot:
     alerts: AlertCounters = AlertCounters()
     # The deepest drawdown of the whole run, as `fractalctl report` computes it (core.figures).
     max_drawdown: float = attrs.field(default=0.0, validator=_non_negative)
+    bot: str = attrs.field(default="main", validator=lambda _i, _a, v: _bot_name(v))
+    version: str = ""
+    up: bool = True
+
+
+def _bot_name(value: str) -> None:
+    if not value or len(value) > 64 or not all(c.isalnum() or c in "-_." for c in value):
+        raise ValueError(f"bot must be 1-64 letters, digits, '-', '_' or '.', got {value!r}")
 
 
 def _gauge(name: str, doc: str, labels: tuple[str, ...] = (), unit: str = "") -> GaugeMetricFamily:
@@ -99,6 +114,14 @@ def _counter(name: str, doc: str, labels: tuple[str, ...] = ()) -> CounterMetric
 def _single(family: GaugeMetricFamily | CounterMetricFamily, value: float) -> Metric:
     family.add_metric([], value)
     return family
+
+
+def _build(s: MetricsSnapshot) -> Iterator[Metric]:
+    info = _gauge("build_info", "Always 1; the labels say which fractald runs.", ("version",))
+    info.add_metric([s.version], 1.0)
+    yield info
+    yield _single(_gauge("up", "1 while the daemon runs; 0 in the last file it writes on stop."),
+                  1.0 if s.up else 0.0)
 
 
 def _account(s: MetricsSnapshot) -> Iterator[Metric]:
@@ -155,7 +178,7 @@ def _health(s: MetricsSnapshot) -> Iterator[Metric]:
     up = _gauge("actor_up", "1 while the actor runs.", ("actor",))
     restarts = _counter("actor_restarts", "Actor restarts by the supervisor.", ("actor",))
     for a in sorted(s.actors, key=lambda a: a.name):
-        up.add_metric([a.name], 1.0 if a.up else 0.0)
+        up.add_metric([a.name], 1.0 if a.up and s.up else 0.0)
         restarts.add_metric([a.name], a.restarts)
     yield from (up, restarts)
     breakers = _gauge("breaker_tripped", "1 while the circuit breaker is tripped.", ("breaker",))
@@ -177,8 +200,12 @@ class _SnapshotCollector:
         self.snapshot = snapshot
 
     def collect(self) -> Iterator[Metric]:
-        for part in (_account, _trading, _feeds, _health):
-            yield from part(self.snapshot)
+        bot = self.snapshot.bot
+        for part in (_build, _account, _trading, _feeds, _health):
+            for family in part(self.snapshot):
+                family.samples = [s._replace(labels={"bot": bot, **s.labels})
+                                  for s in family.samples]
+                yield family
 
 
 def render_metrics(snapshot: MetricsSnapshot) -> str:

@@ -77,6 +77,10 @@ class Notifier:
     def watchdog(self) -> bool:
         return self.send(WATCHDOG=1)
 
+    def extend_timeout(self, seconds: float) -> bool:
+        """EXTEND_TIMEOUT_USEC: tell systemd the start (or stop) needs `seconds` more from now."""
+        return self.send(EXTEND_TIMEOUT_USEC=int(seconds * 1_000_000))
+
     def stopping(self, status: str | None = None) -> bool:
         return self.send(STOPPING=1, **({"STATUS": status} if status else {}))
 

@@ -277,6 +277,59 @@ def check_disk(state_dir: Path, minimum: int = MIN_FREE_BYTES) -> Check:
     return ok("disk", f"{free_gib:.1f} GiB free on the filesystem of {state_dir}")
 
 
+def _writable_by(directory: Path, user: str) -> bool:
+    """Whether `user` (by name) may create files in `directory`, by its owner, group and mode."""
+    import grp
+    import pwd
+
+    entry = pwd.getpwnam(user)
+    gids = {entry.pw_gid} | {g.gr_gid for g in grp.getgrall() if user in g.gr_mem}
+    st = directory.stat()
+    if st.st_uid == entry.pw_uid:
+        return bool(st.st_mode & stat.S_IWUSR)
+    if st.st_gid in gids:
+        return bool(st.st_mode & stat.S_IWGRP)
+    return bool(st.st_mode & stat.S_IWOTH)
+
+
+def check_metrics(config: Config, env: Mapping[str, str]) -> Check:
+    """The textfile for node_exporter: a *.prom file in a directory the service user can
+    write, node_exporter can read, and the unit's sandbox lets the daemon write
+    ($FRACTALD_WRITABLE_PATHS, colon-separated, as the role sets it from the unit).
+    Run by root for the service (Ansible), $FRACTALD_SERVICE_USER names whose access counts."""
+    if not config.metrics.textfile_path:
+        return skip("metrics", "no [metrics] textfile_path: no metrics file for node_exporter")
+    path = Path(config.metrics.textfile_path)
+    if path.suffix != ".prom":
+        return fail("metrics", f"{path}: node_exporter's textfile collector reads only *.prom",
+                    "name the file NAME.prom")
+    directory = path.parent
+    if not directory.is_dir():
+        return fail("metrics", f"{directory} does not exist",
+                    "create it (the Ansible role makes /var/lib/fractald-metrics, 0755 "
+                    "fractald) or point [metrics] textfile_path at an existing directory")
+    writable = [Path(p) for p in env.get("FRACTALD_WRITABLE_PATHS", "").split(":") if p]
+    if writable and not any(directory == w or w in directory.parents for w in writable):
+        return fail("metrics", f"{directory} is read-only for the daemon under its unit "
+                    f"(ProtectSystem=strict; writable: {', '.join(map(str, writable))})",
+                    "use /var/lib/fractald-metrics/NAME.prom (the role links it into "
+                    "node_exporter's directory) or add a ReadWritePaths= drop-in")
+    user = env.get("FRACTALD_SERVICE_USER", "")
+    try:
+        can_write = _writable_by(directory, user) if user else os.access(directory, os.W_OK)
+    except KeyError:
+        return fail("metrics", f"no user {user!r} on this host", "create the service user "
+                    "(the role does) or set FRACTALD_SERVICE_USER")
+    if not can_write:
+        return fail("metrics", f"{user or 'this user'} cannot write in {directory}",
+                    f"chown {user or 'the service user'} {directory} (mode 0755)")
+    if directory.stat().st_mode & (stat.S_IROTH | stat.S_IXOTH) != stat.S_IROTH | stat.S_IXOTH:
+        return fail("metrics", f"node_exporter (another user) cannot read {directory}",
+                    f"chmod o+rx {directory}")
+    return ok("metrics", f"{path} is writable by {user or 'this user'} and readable by "
+              "node_exporter")
+
+
 def venue_url(config: Config) -> str:
     """The REST base URL the daemon will use: the configured one, else the venue's default."""
     if config.feed.rest_url:
@@ -407,6 +460,7 @@ def run_checks(config_path: str | None, host: Environment) -> list[Check]:
     checks.append(check_strategies(config))
     checks.append(check_clock(config, host.clock))
     checks.append(check_disk(state_dir))
+    checks.append(check_metrics(config, host.env))
     checks.append(check_venue(config, host.online, host.probe_url))
     if config.broker.kind == "hyperliquid":
         from fractald.venues.hyperliquid_preflight import preflight_checks
@@ -461,7 +515,9 @@ def run_preflight(config_path: str | None, as_json: bool) -> int:
         print(json.dumps({"ok": status == 0, "exit_status": status,
                           "checks": [c.as_dict() for c in checks]}, indent=2))
     else:
-        print(render_text(checks, colour=sys.stdout.isatty()))
+        from fractald.logs import colors_wanted
+
+        print(render_text(checks, colour=colors_wanted(sys.stdout)))
     return status
 
 

@@ -8,6 +8,7 @@ import re
 import stat
 from pathlib import Path
 
+import attrs
 import pytest
 import trio
 import trio.testing
@@ -50,12 +51,15 @@ def snapshot() -> MetricsSnapshot:
     )
 
 
-def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
+def samples(text: str, bot: str = "main") -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample by name and labels; each must carry the bot label, left out of the key."""
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            labels = dict(s.labels)
+            assert labels.pop("bot") == bot, s
+            out[(s.name, tuple(sorted(labels.items())))] = s.value
+    return out
 
 
 def test_output_parses_with_values_and_labels() -> None:
@@ -91,6 +95,32 @@ def test_text_format_has_help_type_and_escaped_labels() -> None:
     assert "# TYPE fractald_fills_total counter" in text
     assert 'symbol="BTC\\"-PERP\\\\x\\nnew"' in text  # quote, backslash and newline escaped
     assert all(line.startswith(("#", "fractald_")) for line in text.splitlines())
+
+
+def test_build_info_and_up_name_the_bot_and_version() -> None:
+    snap = attrs.evolve(snapshot(), bot="alpha-2", version="1.2.3")
+    got = samples(render_metrics(snap), bot="alpha-2")
+    assert got[("fractald_build_info", (("version", "1.2.3"),))] == 1
+    assert got[("fractald_up", ())] == 1
+    assert got[("fractald_actor_up", (("actor", "market_data"),))] == 1
+
+
+def test_a_stopped_daemon_says_so_and_no_actor_looks_alive() -> None:
+    got = samples(render_metrics(attrs.evolve(snapshot(), up=False)))
+    assert got[("fractald_up", ())] == 0
+    assert [v for (name, _), v in got.items() if name == "fractald_actor_up"] == [0, 0]
+
+
+def test_two_bots_never_write_the_same_series() -> None:
+    one = set(samples(render_metrics(attrs.evolve(snapshot(), bot="a")), bot="a"))
+    two = set(samples(render_metrics(attrs.evolve(snapshot(), bot="b")), bot="b"))
+    assert one == two  # the same series apart from the bot label, which samples() checked
+
+
+@pytest.mark.parametrize("bad", ["", "a b", "x" * 65, 'q"uote'])
+def test_bot_name_is_checked(bad: str) -> None:
+    with pytest.raises(ValueError, match="bot must be"):
+        attrs.evolve(snapshot(), bot=bad)
 
 
 def dashboard_exprs(board: dict) -> list[str]:

@@ -68,7 +68,7 @@ def state(tmp_path: Path) -> dict[str, str]:
 def test_default_config_on_a_fresh_host_is_all_clear(state: dict[str, str]) -> None:
     checks = run_checks(None, Environment(env=state))
     assert [c.name for c in checks] == ["config", "limits", "state", "backup", "credentials",
-                                        "strategies", "clock", "disk", "venue"]
+                                        "strategies", "clock", "disk", "metrics", "venue"]
     assert not [c for c in checks if c.status is Status.FAIL]
     assert exit_status(checks) == 0
 
@@ -262,3 +262,53 @@ def test_cli_json_and_exit_status(tmp_path: Path, state: dict[str, str]) -> None
                           capture_output=True, text=True, env=env, timeout=120, cwd=REPO)
     assert proc.returncode == 0, proc.stdout
     assert proc.stdout.strip().endswith("preflight: all clear")
+
+
+# --------------------------------------------------------------------------- metrics path
+
+
+def test_metrics_path_is_skipped_when_off_and_green_when_usable(
+        tmp_path: Path, state: dict[str, str]) -> None:
+    assert checks_by_name(None, state)["metrics"].status is Status.SKIP
+    directory = tmp_path / "metrics"
+    directory.mkdir(mode=0o755)
+    directory.chmod(0o755)
+    config = write_config(tmp_path / "m.toml", f'[metrics]\ntextfile_path = "{directory}/a.prom"\n')
+    env = {**state, "FRACTALD_WRITABLE_PATHS": f"/nowhere:{directory}"}
+    check = checks_by_name(config, env)["metrics"]
+    assert check.status is Status.OK, check
+
+
+@pytest.mark.parametrize(("name", "mode", "writable", "problem"), [
+    ("a.txt", 0o755, None, "reads only *.prom"),
+    ("missing/a.prom", 0o755, None, "does not exist"),
+    ("a.prom", 0o755, "/var/lib/fractald-metrics", "read-only for the daemon under its unit"),
+    ("a.prom", 0o750, None, "node_exporter (another user) cannot read"),
+])
+def test_metrics_path_problems_are_red(tmp_path: Path, state: dict[str, str], name: str,
+                                       mode: int, writable: str | None, problem: str) -> None:
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    directory.chmod(mode)
+    config = write_config(tmp_path / "m.toml",
+                          f'[metrics]\ntextfile_path = "{directory}/{name}"\n')
+    env = {**state, **({"FRACTALD_WRITABLE_PATHS": writable} if writable else {})}
+    check = checks_by_name(config, env)["metrics"]
+    assert check.status is Status.FAIL and problem in check.detail, check
+    assert check.remedy
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to judge another user's access")
+def test_metrics_directory_must_be_writable_by_the_service_user(
+        tmp_path: Path, state: dict[str, str]) -> None:
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    directory.chmod(0o755)  # root's: nobody else may write
+    config = write_config(tmp_path / "m.toml", f'[metrics]\ntextfile_path = "{directory}/a.prom"\n')
+    check = checks_by_name(config, {**state, "FRACTALD_SERVICE_USER": "nobody"})["metrics"]
+    assert check.status is Status.FAIL and "nobody cannot write" in check.detail
+    os.chown(directory, 65534, -1)
+    check = checks_by_name(config, {**state, "FRACTALD_SERVICE_USER": "nobody"})["metrics"]
+    assert check.status is Status.OK, check
+    check = checks_by_name(config, {**state, "FRACTALD_SERVICE_USER": "no-such-user-x"})["metrics"]
+    assert check.status is Status.FAIL and "no user" in check.detail

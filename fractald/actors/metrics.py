@@ -4,10 +4,15 @@ It also measures event-loop lag (LoopLagProbe) and watches the bus for
 what the engine does not count itself: fills since start and the last
 signal (for `status`). The textfile is written atomically on a worker
 thread; a failed write is logged and retried next interval, never fatal.
+When the actor stops (the daemon stops), it writes one last file saying
+`fractald_up 0` with every actor down, so the file never claims a dead
+bot is alive. The bot's name (the `bot` label) comes from $FRACTALD_BOT,
+which the systemd units set ("main", or the instance of fractald@NAME).
 """
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -29,6 +34,12 @@ if TYPE_CHECKING:
     from fractald.daemon import Daemon
 
 _WATCHED = {"order_filled", "signal"}
+FINAL_WRITE_TIMEOUT_S = 5.0
+
+
+def bot_name() -> str:
+    """The `bot` label: $FRACTALD_BOT (set by the units) or "main"."""
+    return os.environ.get("FRACTALD_BOT") or "main"
 
 
 _FEED_FIELDS = frozenset(f.name for f in attrs.fields(FeedHealth))
@@ -52,9 +63,11 @@ class MetricsActor:
         self.last_signal: dict[str, Any] | None = None
         self.writes = 0
         self.write_errors = 0
+        self.bot = bot_name()
 
     # -- the snapshot --------------------------------------------------------------------
-    def snapshot(self, now_ms: int | None = None) -> MetricsSnapshot:
+    def snapshot(self, now_ms: int | None = None, up: bool = True) -> MetricsSnapshot:
+        from fractald import __version__
         from fractald.control.trading_commands import engine_of, risk_figures
         from fractald.daemon import wall_ms
 
@@ -66,7 +79,8 @@ class MetricsActor:
         common: dict[str, Any] = {
             "ts_ms": wall_ms() if now_ms is None else now_ms, "fills_total": self.fills,
             "feeds": _feeds(d.market_data.health_dicts()), "actors": actors,
-            "loop_lag_s": self.probe.last_s, "loop_lag_max_s": self.probe.max_s, "alerts": alerts}
+            "loop_lag_s": self.probe.last_s, "loop_lag_max_s": self.probe.max_s, "alerts": alerts,
+            "bot": self.bot, "version": __version__, "up": up}
         if engine is None:
             return MetricsSnapshot(equity=d.config.broker.starting_equity, drawdown=0.0,
                                    open_risk=0.0, heat_cap=0.0,
@@ -89,23 +103,29 @@ class MetricsActor:
             breakers={b.value: b in engine.breakers.trips for b in Breaker},
             max_drawdown=deepest, **common)
 
-    def render(self) -> str:
-        return render_metrics(self.snapshot())
+    def render(self, up: bool = True) -> str:
+        return render_metrics(self.snapshot(up=up))
 
     # -- the actor -----------------------------------------------------------------------
     async def run(self, ctx: ActorContext) -> None:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self.probe.run)
-            nursery.start_soon(self._watch_bus)
-            while True:
-                await self.write_once(ctx.log)
-                await ctx.sleep(self.daemon.config.metrics.interval_s)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self.probe.run)
+                nursery.start_soon(self._watch_bus)
+                while True:
+                    await self.write_once(ctx.log)
+                    await ctx.sleep(self.daemon.config.metrics.interval_s)
+        finally:
+            # Shielded: the stop cancelled us, and this last file is the point of stopping well.
+            with trio.move_on_after(FINAL_WRITE_TIMEOUT_S) as scope:
+                scope.shield = True
+                await self.write_final(ctx.log)
 
-    async def write_once(self, log: Any) -> None:
+    async def write_once(self, log: Any, up: bool = True) -> None:
         path = self.daemon.config.metrics.textfile_path
         if not path:
             return
-        text = self.render()
+        text = self.render(up=up)
         try:
             await trio.to_thread.run_sync(write_textfile, path, text)
         except OSError as exc:
@@ -115,6 +135,13 @@ class MetricsActor:
                           failures=self.write_errors)
             return
         self.writes += 1
+
+    async def write_final(self, log: Any) -> None:
+        """The last file, on stop: `fractald_up 0`, every actor down."""
+        try:
+            await self.write_once(log, up=False)
+        except Exception as exc:  # noqa: BLE001 - a half-built daemon must not block the stop
+            log.error("metrics_final_write_failed", error=repr(exc))
 
     async def _watch_bus(self) -> None:
         with self.daemon.bus.subscribe(_WATCHED) as events:

@@ -347,6 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit status: 0 ok, 1 error reply, 2 usage, 3 daemon not running, "
                "4 no reply, 77 permission denied.")
     _global_options(parser, suppress=False)
+    from fractald import __version__
+
+    parser.add_argument("--version", action="version", version=f"fractalctl {__version__}")
     sub = parser.add_subparsers(dest="subcommand", metavar="COMMAND", required=True)
     for name, help in _SIMPLE.items():
         _command(sub, name, help)

@@ -77,7 +77,17 @@ class ControlActor:
                 yield event.as_dict()
 
     async def reload(self, args: dict[str, Any], peer: PeerCred) -> dict[str, Any]:
-        return await self.daemon.reload()
+        result = await self.daemon.reload()
+        # An error reply, so `fractalctl reload` (the unit's ExecReload=) exits non-zero and
+        # `systemctl reload` fails when the new config was not (fully) taken.
+        if result["errors"]:
+            raise CommandError("reload_refused", "the new configuration is invalid; nothing "
+                               "was applied: " + "; ".join(result["errors"]), **result)
+        if result["refused"]:
+            raise CommandError("reload_refused", "these keys need a restart (systemctl restart): "
+                               + ", ".join(result["refused"]) + "; the others were applied",
+                               **result)
+        return result
 
     async def backup(self, args: dict[str, Any], peer: PeerCred) -> dict[str, Any]:
         try:
