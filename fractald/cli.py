@@ -74,6 +74,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return demo_command(["--day", args.day])
 
 
+def _cmd_notify_failure(args: argparse.Namespace) -> int:
+    from fractald.unit_failure import main as notify_failure_main
+
+    return notify_failure_main([args.unit])
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; sub-commands with heavy imports get their arguments only when they are run."""
     parser = argparse.ArgumentParser(
@@ -115,6 +121,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="one trading day through the whole pipeline, narrated (offline)")
     demo.add_argument("--day", default="2022-01-11", help="UTC day of the bundled candles (default 2022-01-11)")
     demo.set_defaults(func=_cmd_demo)
+
+    failure = sub.add_parser("notify-failure", help="alert the webhooks that a unit failed "
+                             "(run by fractald-failure@.service)")
+    failure.add_argument("unit", help="fractald.service or fractald@NAME.service")
+    failure.set_defaults(func=_cmd_notify_failure)
 
     from fractald.research.cli import add_research_commands
 

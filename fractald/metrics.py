@@ -93,6 +93,7 @@ class MetricsSnapshot:
     alerts: AlertCounters = AlertCounters()
     # The deepest drawdown of the whole run, as `fractalctl report` computes it (core.figures).
     max_drawdown: float = attrs.field(default=0.0, validator=_non_negative)
+    drawdown_limit: float = attrs.field(default=0.0, validator=_non_negative)  # 0 = none
     bot: str = attrs.field(default="main", validator=lambda _i, _a, v: _bot_name(v))
     version: str = ""
     up: bool = True
@@ -131,6 +132,9 @@ def _account(s: MetricsSnapshot) -> Iterator[Metric]:
     yield _single(_gauge("max_drawdown_ratio", "Deepest fall of equity from its peak over the run "
                          "(bar-close marks, as `fractalctl report`), fraction of the peak."),
                   s.max_drawdown)
+    yield _single(_gauge("drawdown_limit_ratio", "Drawdown at which the risk gate halts "
+                         "(risk.max_drawdown), fraction of the peak; 0 when none."),
+                  s.drawdown_limit)
     yield _single(_gauge("open_risk", "Loss if every open position hit its stop, account currency."),
                   s.open_risk)
     yield _single(_gauge("heat_cap", "Most open risk the risk gate allows, account currency."),

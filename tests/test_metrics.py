@@ -125,7 +125,7 @@ def test_bot_name_is_checked(bad: str) -> None:
 
 def dashboard_exprs(board: dict) -> list[str]:
     exprs = [t["expr"] for p in board["panels"] for t in p.get("targets", [])]
-    exprs += [v["definition"] for v in board["templating"]["list"]]
+    exprs += [v.get("definition", "") for v in board["templating"]["list"]]
     return exprs
 
 
@@ -137,10 +137,14 @@ def test_every_metric_the_dashboard_queries_exists() -> None:
     assert queried - exported == set()
 
 
-def test_dashboard_is_importable_shape() -> None:
+def test_dashboard_is_provisionable_shape() -> None:
     board = json.loads(DASHBOARD.read_text())
-    assert [i["name"] for i in board["__inputs"]] == ["DS_PROMETHEUS"]
-    assert board["__inputs"][0]["pluginId"] == "prometheus"
+    # Provisioned from a file, Grafana resolves no import inputs: the data source is a variable.
+    assert "__inputs" not in board and "${DS_" not in DASHBOARD.read_text()
+    variables = {v["name"]: v for v in board["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    assert {"instance", "bot"} <= set(variables)
     assert isinstance(board["schemaVersion"], int) and board["id"] is None and board["uid"]
     required_panels = {r["id"] for r in board["__requires"] if r["type"] == "panel"}
     ids, cells = set(), set()
@@ -148,14 +152,19 @@ def test_dashboard_is_importable_shape() -> None:
         assert p["id"] not in ids, f"duplicate panel id {p['id']}"
         ids.add(p["id"])
         assert p["type"] in required_panels
-        assert p["datasource"] == {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
-        assert all(t["datasource"]["uid"] == "${DS_PROMETHEUS}" for t in p["targets"])
+        assert p["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+        assert all(t["datasource"]["uid"] == "${datasource}" for t in p["targets"])
+        assert all('bot=~"$bot"' in t["expr"] for t in p["targets"]), p["title"]
         g = p["gridPos"]
         assert 0 <= g["x"] and g["x"] + g["w"] <= 24, p["title"]
         mine = {(x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])}
         assert not mine & cells, f"panel {p['title']!r} overlaps another"
         cells |= mine
     titles = " ".join(p["title"].lower() for p in board["panels"])
+    state = next(p for p in board["panels"] if p["title"] == "Trading state")
+    colours = {o["text"]: o["color"]
+               for m in state["fieldConfig"]["defaults"]["mappings"] for o in m["options"].values()}
+    assert colours == {"ACTIVE": "green", "REDUCING": "orange", "HALTED": "red"}
     for needed in ("equity", "drawdown", "heat cap", "positions", "fills", "feed message age",
                    "feed quality", "actor restarts", "breaker", "loop lag"):
         assert needed in titles

@@ -80,7 +80,8 @@ class MetricsActor:
             "ts_ms": wall_ms() if now_ms is None else now_ms, "fills_total": self.fills,
             "feeds": _feeds(d.market_data.health_dicts()), "actors": actors,
             "loop_lag_s": self.probe.last_s, "loop_lag_max_s": self.probe.max_s, "alerts": alerts,
-            "bot": self.bot, "version": __version__, "up": up}
+            "bot": self.bot, "version": __version__, "up": up,
+            "drawdown_limit": d.config.risk.max_drawdown}
         if engine is None:
             return MetricsSnapshot(equity=d.config.broker.starting_equity, drawdown=0.0,
                                    open_risk=0.0, heat_cap=0.0,

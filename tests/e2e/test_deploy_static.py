@@ -54,7 +54,7 @@ def test_unit_has_the_required_settings(unit: str) -> None:
     service = sections["Service"]
     for key, value in REQUIRED_SERVICE.items():
         if key.endswith("Directory") and unit.startswith("fractald@") and key != "ConfigurationDirectory":
-            value = f"{value}/%i"
+            value = f"{value}-%i"  # beside the main bot's directories, never inside them
         assert service.get(key) == [value], f"{unit}: {key}={service.get(key)}"
     assert "78" in service["RestartPreventExitStatus"][0].split()
     for key in ("WatchdogSec", "RestartSec", "TimeoutStopSec", "MemoryMax"):
@@ -72,13 +72,49 @@ def test_template_differs_only_by_instance() -> None:
     """fractald@.service is fractald.service with per-instance paths; nothing else may drift."""
     single, template = read_unit("fractald.service"), read_unit("fractald@.service")
     instance_keys = {"StateDirectory", "RuntimeDirectory", "WorkingDirectory", "ExecStart",
-                     "LoadCredential", "SyslogIdentifier", "Description"}
+                     "ExecReload", "LoadCredential", "SyslogIdentifier", "Description"}
     for section in single:
         for key, values in single[section].items():
-            if key not in instance_keys:
+            if key == "Environment":  # FRACTALD_BOT=main / FRACTALD_BOT=%i, the rest equal
+                assert [v.replace("=main", "=%i") for v in values] == template[section][key]
+            elif key not in instance_keys:
                 assert template[section].get(key) == values, f"[{section}] {key} drifted"
             else:
                 assert all("%i" in v for v in template[section][key]), f"{key} lacks %i"
+
+
+@pytest.mark.parametrize(("unit", "socket"), [("fractald.service", "%t/fractald/control.sock"),
+                                              ("fractald@.service", "%t/fractald-%i/control.sock")])
+def test_reload_is_synchronous_through_the_control_socket(unit: str, socket: str) -> None:
+    service = read_unit(unit)["Service"]
+    (reload,) = service["ExecReload"]
+    assert reload.split()[0].endswith("/fractalctl") and reload.split()[-1] == "reload"
+    assert f"--socket {socket}" in reload
+    assert service["RuntimeDirectory"][0] in socket  # the socket the daemon makes
+
+
+def test_instances_share_no_directory_with_the_main_bot() -> None:
+    """Stopping the main bot removes its RuntimeDirectory; LoadCredential= of a directory
+    loads it recursively: an instance's directories must not sit inside the main bot's."""
+    single, template = read_unit("fractald.service")["Service"], read_unit("fractald@.service")[
+        "Service"]
+    for key in ("StateDirectory", "RuntimeDirectory"):
+        assert not template[key][0].startswith(single[key][0] + "/"), key
+    main_creds = single["LoadCredential"][0].split(":", 1)[1]
+    instance_creds = template["LoadCredential"][0].split(":", 1)[1]
+    assert not instance_creds.startswith(main_creds + "/")
+    assert "FRACTALD_BOT=%i" in template["Environment"]
+
+
+def test_failure_alert_unit_and_metrics_directory() -> None:
+    for unit in ("fractald.service", "fractald@.service"):
+        assert read_unit(unit)["Unit"]["OnFailure"] == ["fractald-failure@%n.service"]
+        assert read_unit(unit)["Service"]["ReadWritePaths"] == ["-/var/lib/fractald-metrics"]
+    failure = read_unit("fractald-failure@.service")["Service"]
+    assert failure["Type"] == ["oneshot"] and failure["User"] == ["fractald"]
+    assert failure["ExecStart"][0].endswith("fractald notify-failure %i")
+    tmpfiles = (SYSTEMD_DIR / "fractald.tmpfiles").read_text()
+    assert "d /var/lib/fractald-metrics    0755 fractald fractald -" in tmpfiles
 
 
 def test_example_config_is_valid() -> None:
