@@ -46,6 +46,7 @@ def test_resample_matches_the_minutes(frames: dict[str, pd.DataFrame]) -> None:
     assert (h4.index.hour % 4 == 0).all()
 
 
+@pytest.mark.slow  # chart rendering
 def test_chart_png_from_bundled_candles(tmp_path: Path, frames: dict[str, pd.DataFrame]) -> None:
     m15 = frames["15m"]
     out = chart.plot_chart(frames, tmp_path / "chart.png", trades=sample_trades(m15),
@@ -57,6 +58,7 @@ def test_chart_png_from_bundled_candles(tmp_path: Path, frames: dict[str, pd.Dat
         assert len(img.convert("RGB").getcolors(maxcolors=1 << 16) or ()) > 100
 
 
+@pytest.mark.slow  # chart rendering
 def test_chart_draws_structure_trades_and_signals(frames: dict[str, pd.DataFrame]) -> None:
     m15 = frames["15m"]
     entry = float(m15["close"].iloc[-40])
@@ -82,6 +84,7 @@ def test_chart_draws_structure_trades_and_signals(frames: dict[str, pd.DataFrame
     assert y0 > 3000  # the ETH trade is not drawn on the BTC chart
 
 
+@pytest.mark.slow  # chart rendering
 def test_chart_uses_given_overlays_and_window(frames: dict[str, pd.DataFrame]) -> None:
     h1 = frames["1h"]
     over = chart.compute_overlays(h1, swing_length=5)

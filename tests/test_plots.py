@@ -29,6 +29,7 @@ def bundled_trades() -> list[ClosedTrade]:
     return trades
 
 
+@pytest.mark.slow  # chart rendering
 def test_equity_png_is_valid_and_sized(tmp_path: Path) -> None:
     out = plot_equity([], bundled_trades(), tmp_path / "sub" / "equity.png", starting_equity=10_000.0)
     assert out.read_bytes()[:8] == PNG_SIGNATURE
@@ -38,6 +39,7 @@ def test_equity_png_is_valid_and_sized(tmp_path: Path) -> None:
         assert len(img.convert("RGB").getcolors(maxcolors=1 << 16) or ()) > 50
 
 
+@pytest.mark.slow  # chart rendering
 def test_equity_figure_marks_every_trade_and_the_worst_drawdown() -> None:
     trades = bundled_trades()
     fig = equity_figure([], trades, starting_equity=10_000.0)

@@ -290,6 +290,7 @@ def ohlc_frames(draw: st.DrawFn) -> pd.DataFrame:
 RANDOM = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
+@pytest.mark.slow  # reference comparison on many random frames
 @RANDOM
 @given(frame=ohlc_frames(), length=st.integers(1, 6))
 def test_swing_based_functions_match_peer_on_random_frames(frame: pd.DataFrame, length: int) -> None:
@@ -309,6 +310,7 @@ def test_swing_based_functions_match_peer_on_random_frames(frame: pd.DataFrame, 
         assert_same(smc.retracements(frame, swings), peer.retracements(frame, swings))
 
 
+@pytest.mark.slow  # reference comparison on many random frames
 @RANDOM
 @given(frame=ohlc_frames(), join=st.booleans())
 def test_fvg_matches_peer_on_random_frames(frame: pd.DataFrame, join: bool) -> None:
@@ -318,6 +320,7 @@ def test_fvg_matches_peer_on_random_frames(frame: pd.DataFrame, join: bool) -> N
     assert_same(smc.fvg(frame, join), peer.fvg(frame, join))
 
 
+@pytest.mark.slow  # reference comparison on many random frames
 @RANDOM
 @given(frame=ohlc_frames(), time_frame=st.sampled_from(["5min", "1h", "3h", "1D", "1W"]),
        session=st.sampled_from(SESSIONS))

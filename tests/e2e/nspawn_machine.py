@@ -28,7 +28,7 @@ from pathlib import Path
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 PACKAGES = ("systemd", "systemd-sysv", "dbus", "python3", "python3-venv", "openssh-server",
-            "iproute2")
+            "iproute2", "prometheus-node-exporter")  # node_exporter: the metrics scrape test
 HOST_TOOLS = {"systemd-nspawn": "systemd-container", "debootstrap": "debootstrap"}
 CACHE_DIR = Path(os.environ.get("FRACTALD_E2E_CACHE", "/var/cache/fractald-e2e"))
 WORK_DIR = Path(os.environ.get("FRACTALD_E2E_WORKDIR", "/var/tmp"))

@@ -187,6 +187,7 @@ def test_playbook_syntax(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+@pytest.mark.slow  # ansible-lint takes ~20 s
 def test_ansible_lint_is_clean_at_the_production_profile(tmp_path: Path) -> None:
     proc = _ansible_tool("ansible-lint", ["--offline", "--nocolor", "--profile", "production"],
                          tmp_path)

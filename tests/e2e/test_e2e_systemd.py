@@ -35,6 +35,12 @@ E2E_CONFIG: dict[str, Any] = {
     "log": {"format": "json", "level": "info"},
 }
 E2E_CREDENTIALS = {"api_key": "e2e-not-a-real-key"}
+# A second bot on the same host, deployed by the role (fractald_instances), and a login
+# account the role makes an operator (fractald_operators); "bob" is a login that is not.
+INSTANCE = "b"
+INSTANCE_CREDENTIALS = {"api_key": "e2e-b-not-a-real-key"}
+OPERATOR, STRANGER = "alice", "bob"
+NODE_EXPORTER_URL = "http://127.0.0.1:9100/metrics"
 
 
 @attrs.define
@@ -138,6 +144,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         pytest.skip(f"e2e systemd test skipped: systemd-nspawn cannot boot a container here: {exc}")
     try:
         machine.authorize_ssh_key(public)
+        for user in (OPERATOR, STRANGER):  # login accounts exist before the play
+            machine.run(["useradd", "--create-home", "--shell", "/bin/bash", user])
         inventory = workdir / "inventory.json"
         dh.write_inventory(inventory, machine.guest_ip, key)
         extra_vars = {
@@ -146,6 +154,9 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             "fractald_config": E2E_CONFIG,
             "fractald_credentials": E2E_CREDENTIALS,
             "fractald_preflight": _preflight_available(),
+            "fractald_instances": [{"name": INSTANCE, "config": E2E_CONFIG,
+                                    "credentials": INSTANCE_CREDENTIALS}],
+            "fractald_operators": [OPERATOR],
         }
         first = dh.run_playbook(inventory, extra_vars, workdir)
         yield Deployment(machine, workdir, inventory, extra_vars, first)
@@ -208,11 +219,14 @@ def test_preflight_on_the_host_is_green(deployment: Deployment) -> None:
     proc = deployment.machine.run(
         ["env", "STATE_DIRECTORY=/var/lib/fractald",
          "FRACTALD_CREDENTIALS_SOURCE=/etc/fractald/credentials",
+         "FRACTALD_SERVICE_USER=fractald",
+         "FRACTALD_WRITABLE_PATHS=/var/lib/fractald:/run/fractald:/var/lib/fractald-metrics",
          "/usr/local/bin/fractald", "preflight", "--config", CONFIG, "--json"], check=False)
     report = json.loads(proc.stdout)
     checks = {c["name"]: c for c in report["checks"]}
     assert proc.returncode == 0 and report["ok"], proc.stdout
-    for name in ("config", "limits", "state", "backup", "credentials", "strategies", "disk"):
+    for name in ("config", "limits", "state", "backup", "credentials", "strategies", "disk",
+                 "metrics"):
         assert checks[name]["status"] == "ok", checks[name]
     assert checks["venue"]["status"] == "skipped"  # replay: nothing to reach
 
@@ -258,6 +272,87 @@ def test_journal_holds_json_lines(deployment: Deployment) -> None:
     assert all("event" in r and "level" in r and "ts" in r for r in records)
     assert any(r["event"] == "daemon_starting" for r in records)
     assert not any(E2E_CREDENTIALS["api_key"] in line for line in lines)
+
+
+def _scrape(deployment: Deployment) -> str:
+    """node_exporter's page inside the container, as Prometheus would scrape it."""
+    return deployment.sh("python3", "-c", "import urllib.request;print(urllib.request.urlopen("
+                         f"{NODE_EXPORTER_URL!r}, timeout=10).read().decode())")
+
+
+def _instance_status(deployment: Deployment) -> dict[str, Any]:
+    return json.loads(deployment.sh(FRACTALCTL, "--socket", f"/run/fractald-{INSTANCE}/"  # type: ignore[no-any-return]
+                                    "control.sock", "--json", "status"))
+
+
+def test_node_exporter_scrapes_both_bots_without_a_collision(deployment: Deployment) -> None:
+    deployment.require_deployed()
+    deployment.wait_ready()
+
+    def both() -> str | None:
+        page = _scrape(deployment)
+        return page if ('fractald_up{bot="main"} 1' in page
+                        and f'fractald_up{{bot="{INSTANCE}"}} 1' in page) else None
+    page = deployment.wait_for("both bots in node_exporter's page", both, timeout=60, every=2)
+    assert "node_textfile_scrape_error 0" in page
+    version = deployment.extra_vars["fractald_version"]
+    assert f'fractald_build_info{{bot="main",version="{version}"}} 1' in page
+    # Each bot has its own file, linked by the role into node_exporter's directory.
+    links = deployment.sh("ls", "/var/lib/prometheus/node-exporter").split()
+    assert {"fractald-main.prom", f"fractald-{INSTANCE}.prom"} <= set(links)
+
+
+def test_operator_in_the_group_may_use_fractalctl_and_others_get_77(
+        deployment: Deployment) -> None:
+    deployment.require_deployed()
+    deployment.wait_ready()
+    # PrivateUsers=yes: the daemon sees alice as nobody, but her fractald group is mapped.
+    ok = deployment.machine.run(["runuser", "-u", OPERATOR, "--", FRACTALCTL, "--json", "status"],
+                                check=False)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert json.loads(ok.stdout)["daemon"]["ready"] is True
+    refused = deployment.machine.run(["runuser", "-u", STRANGER, "--", FRACTALCTL, "status"],
+                                     check=False)
+    assert refused.returncode == 77, refused.stdout + refused.stderr
+
+
+def test_a_refused_reload_fails_systemctl_reload(deployment: Deployment) -> None:
+    deployment.require_deployed()
+    deployment.wait_ready()
+    good = deployment.sh("cat", CONFIG)
+    pid = _main_pid(deployment)
+    assert deployment.machine.run(["systemctl", "reload", UNIT], check=False,
+                                  timeout=90).returncode == 0  # nothing changed: fine
+    # A key that needs a restart: the daemon refuses it, so does `systemctl reload`.
+    deployment.machine.write_file(CONFIG, good + "\n[control]\nidle_timeout_s = 601.0\n"
+                                  if "[control]" not in good else good.replace(
+                                      "[control]", "[control]\nidle_timeout_s = 601.0", 1), 0o640)
+    try:
+        refused = deployment.machine.run(["systemctl", "reload", UNIT], check=False, timeout=90)
+        assert refused.returncode != 0, refused.stdout + refused.stderr
+        props = deployment.show("ActiveState", "SubState")
+        assert props == {"ActiveState": "active", "SubState": "running"}, props
+        assert _main_pid(deployment) == pid  # refused, not restarted
+        assert "idle_timeout_s" in deployment.journal("-o", "cat", "-n", "30")
+    finally:
+        deployment.machine.write_file(CONFIG, good, 0o640)
+        deployment.sh("chown", "root:fractald", CONFIG)
+
+
+def test_journald_files_each_line_at_its_priority(deployment: Deployment) -> None:
+    deployment.require_deployed()
+    # The refused reload above logged a warning; daemon_ready is info.
+    warnings = deployment.journal("-o", "cat", "-p", "warning", "_TRANSPORT=stdout")
+    events = [json.loads(line)["event"] for line in warnings.splitlines() if line.startswith("{")]
+    assert events and "daemon_ready" not in events
+    assert all(json.loads(line)["level"] in ("warning", "error", "critical")
+               for line in warnings.splitlines() if line.startswith("{"))
+    records = [json.loads(line) for line in deployment.journal(
+        "-o", "json", "_TRANSPORT=stdout").splitlines()]
+    by_event = {json.loads(r["MESSAGE"])["event"]: r["PRIORITY"] for r in records
+                if str(r.get("MESSAGE", "")).startswith("{")}
+    assert by_event.get("daemon_ready") == "6"
+    assert any(p == "4" for p in by_event.values())
 
 
 def _seconds(text: str) -> float:
@@ -336,6 +431,10 @@ def test_stop_is_a_clean_exit_0(deployment: Deployment) -> None:
     assert props["ActiveState"] == "inactive", props
     assert props["Result"] == "success", props
     assert props["ExecMainCode"] == "1" and props["ExecMainStatus"] == "0", props  # 1 = exited
+    # The stopped bot's last metrics file says so; node_exporter still serves it.
+    assert 'fractald_up{bot="main"} 0' in _scrape(deployment)
+    assert 'fractald_actor_up{bot="main",actor="store"} 0' in deployment.sh(
+        "cat", "/var/lib/fractald-metrics/main.prom")
     deployment.sh("systemctl", "start", UNIT, timeout=150)
     deployment.wait_ready()
 
@@ -358,6 +457,10 @@ def test_broken_config_exits_78_without_a_restart_loop(deployment: Deployment) -
         assert int(props["NRestarts"]) == restarts
         problems = deployment.journal("-o", "cat", "-n", "50")
         assert "risk_per_trade" in problems
+        # OnFailure=: the alert unit ran for it (this config names no webhook, so it says so).
+        failure_unit = "fractald-failure@fractald.service.service"
+        deployment.wait_for("the OnFailure unit to run", lambda: "nothing sent" in deployment.sh(
+            "journalctl", "-u", failure_unit, "--no-pager", "-o", "cat"), timeout=60)
     finally:
         deployment.machine.write_file(CONFIG, good, 0o640)
         deployment.sh("chown", "root:fractald", CONFIG)
@@ -394,21 +497,29 @@ def test_upgrade_then_rollback_is_one_variable(deployment: Deployment,
     assert sorted(releases) == sorted([old, new])
 
 
-def test_template_unit_runs_a_second_bot_beside_the_first(deployment: Deployment) -> None:
+def test_the_second_bot_runs_on_when_the_main_bot_stops(deployment: Deployment) -> None:
     deployment.require_deployed()
-    deployment.machine.write_file("/etc/fractald/b.toml", deployment.sh("cat", CONFIG), 0o640)
-    deployment.sh("chown", "root:fractald", "/etc/fractald/b.toml")
-    deployment.sh("install", "-d", "-m", "0700", "/etc/fractald/credentials/b")
-    deployment.sh("systemctl", "start", "fractald@b.service", timeout=150)
+    unit_b = f"fractald@{INSTANCE}.service"
+    status = deployment.wait_for(f"{unit_b} to report ready",
+                                 lambda: (s := _instance_status(deployment))["daemon"]["ready"]
+                                 and s, timeout=120)
+    assert status["daemon"]["state_dir"] == f"/var/lib/fractald-{INSTANCE}"
+    assert status["daemon"]["pid"] != deployment.wait_ready()["daemon"]["pid"]  # both run
+    copy = deployment.sh("cat", f"/run/credentials/{unit_b}/venue_api_key")
+    assert copy == INSTANCE_CREDENTIALS["api_key"]
+    # The main bot's credentials directory does not hold b's (LoadCredential= is recursive).
+    assert INSTANCE_CREDENTIALS["api_key"] not in deployment.sh(
+        "sh", "-c", "cat /run/credentials/fractald.service/* 2>/dev/null; true")
+    b_pid = status["daemon"]["pid"]
+    deployment.sh("systemctl", "stop", UNIT, timeout=60)
     try:
-        socket_b = "/run/fractald/b/control.sock"
-        status = deployment.wait_for("fractald@b to report ready", lambda: (s := json.loads(
-            deployment.sh(FRACTALCTL, "--socket", socket_b, "--json", "status")))["daemon"][
-            "ready"] and s, timeout=120)
-        assert status["daemon"]["state_dir"] == "/var/lib/fractald/b"
-        assert status["daemon"]["pid"] != deployment.wait_ready()["daemon"]["pid"]  # both run
+        after = _instance_status(deployment)  # its socket survived the main bot's stop
+        assert after["daemon"]["ready"] is True and after["daemon"]["pid"] == b_pid
+        page = _scrape(deployment)
+        assert f'fractald_up{{bot="{INSTANCE}"}} 1' in page and 'fractald_up{bot="main"} 0' in page
     finally:
-        deployment.sh("systemctl", "stop", "fractald@b.service", check=False, timeout=60)
-    props = deployment.sh("systemctl", "show", "fractald@b.service", "-p", "Result",
-                          "-p", "ExecMainStatus")
+        deployment.sh("systemctl", "start", UNIT, timeout=150)
+    deployment.wait_ready()
+    deployment.sh("systemctl", "stop", unit_b, timeout=60)
+    props = deployment.sh("systemctl", "show", unit_b, "-p", "Result", "-p", "ExecMainStatus")
     assert "Result=success" in props and "ExecMainStatus=0" in props
