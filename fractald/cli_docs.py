@@ -23,6 +23,13 @@ def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
     return {}
 
 
+def _command_helps(parser: argparse.ArgumentParser) -> dict[str, str]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return {a.dest: a.help or "" for a in action._choices_actions}
+    return {}
+
+
 def options(parser: argparse.ArgumentParser) -> list[str]:
     return sorted(o for a in parser._actions for o in a.option_strings)
 
@@ -47,8 +54,8 @@ def bash_completion(prog: str, parser: argparse.ArgumentParser,
              f"{fn}() {{",
              '    local cur=${COMP_WORDS[COMP_CWORD]} cmd="" i',
              "    for ((i = 1; i < COMP_CWORD; i++)); do",
-             f"        case ${{COMP_WORDS[i]}} in {valued}) ((i++)) ;; -*) ;;"
-             " *) cmd=${COMP_WORDS[i]}; break ;; esac",
+             (f"        case ${{COMP_WORDS[i]}} in {valued}) ((i++)) ;; -*) ;;"
+              " *) cmd=${COMP_WORDS[i]}; break ;; esac"),
              "    done",
              "    case $cmd in"]
     for name in subs:
@@ -73,7 +80,7 @@ def _option_items(parser: argparse.ArgumentParser) -> Iterator[str]:
         if action.option_strings:
             name = ", ".join(f"\\fB{_roff(o)}\\fR" for o in action.option_strings)
             if action.nargs != 0:
-                name += f" \\fI{_roff(action.metavar or action.dest.upper())}\\fR"
+                name += f" \\fI{_roff(str(action.metavar or action.dest.upper()))}\\fR"
         else:
             name = f"\\fI{_roff(str(action.metavar or action.dest))}\\fR"
         yield f".TP\n{name}\n{_roff(action.help or '')}"
@@ -83,8 +90,7 @@ def man_page(prog: str, parser: argparse.ArgumentParser,
              full: Callable[[str], argparse.ArgumentParser] | None = None) -> str:
     """A man(7) page: synopsis, every sub-command with its options, the exit statuses."""
     subs = subcommands(parser)
-    helps = {a.dest: a.help for a in next((a for a in parser._actions if isinstance(
-        a, argparse._SubParsersAction)), argparse._SubParsersAction([], "", {}))._choices_actions}
+    helps = _command_helps(parser)
     out = [f'.TH {prog.upper()} 1 "" "{prog} {__version__}" "User Commands"',
            ".SH NAME", f"{prog} \\- {_roff(parser.description or '')}",
            ".SH SYNOPSIS", f".B {prog}", "[\\fIOPTIONS\\fR] \\fICOMMAND\\fR [\\fIARGS\\fR]",

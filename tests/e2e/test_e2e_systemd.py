@@ -146,6 +146,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         machine.authorize_ssh_key(public)
         for user in (OPERATOR, STRANGER):  # login accounts exist before the play
             machine.run(["useradd", "--create-home", "--shell", "/bin/bash", user])
+        # Debian's node_exporter (in the image) reads /var/lib/prometheus/node-exporter.
+        machine.run(["systemctl", "enable", "--now", "prometheus-node-exporter.service"])
         inventory = workdir / "inventory.json"
         dh.write_inventory(inventory, machine.guest_ip, key)
         extra_vars = {
