@@ -39,6 +39,8 @@ E2E_CREDENTIALS = {"api_key": "e2e-not-a-real-key"}
 # account the role makes an operator (fractald_operators); "bob" is a login that is not.
 INSTANCE = "b"
 INSTANCE_CREDENTIALS = {"api_key": "e2e-b-not-a-real-key"}
+# Slower replay: the second bot only has to be alive, and the host has two cores.
+INSTANCE_CONFIG = {**E2E_CONFIG, "feed": {"venue": "replay", "replay_speed": 300.0}}
 OPERATOR, STRANGER = "alice", "bob"
 NODE_EXPORTER_URL = "http://127.0.0.1:9100/metrics"
 
@@ -156,7 +158,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             "fractald_config": E2E_CONFIG,
             "fractald_credentials": E2E_CREDENTIALS,
             "fractald_preflight": _preflight_available(),
-            "fractald_instances": [{"name": INSTANCE, "config": E2E_CONFIG,
+            "fractald_instances": [{"name": INSTANCE, "config": INSTANCE_CONFIG,
                                     "credentials": INSTANCE_CREDENTIALS}],
             "fractald_operators": [OPERATOR],
         }
