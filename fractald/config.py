@@ -336,7 +336,7 @@ def config_from_dict(data: dict[str, Any], source: str = "config") -> Config:
     if not problems:
         try:
             config = _converter.structure(data, Config)
-        except Exception as exc:  # a cross-field check the per-key pass cannot see
+        except Exception as exc:  # noqa: BLE001 - a cross-field check the per-key pass cannot see
             problems.extend(cattrs.transform_error(exc, path="config")
                             if isinstance(exc, cattrs.BaseValidationError) else [str(exc)])
         else:

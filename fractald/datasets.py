@@ -12,9 +12,9 @@ BUNDLED_SYMBOL = "BTC-PERP"
 
 def bundled_btc_1m_arrays() -> dict[str, np.ndarray]:
     """The bundled BTC 1-minute candles as plain arrays (ts_open_ms, open, high, low, close, volume)."""
-    with resources.files("fractald.data").joinpath("btc_perp_1m.npz").open("rb") as fh:
-        with np.load(fh) as npz:
-            return {name: npz[name] for name in npz.files}
+    with (resources.files("fractald.data").joinpath("btc_perp_1m.npz").open("rb") as fh,
+          np.load(fh) as npz):
+        return {name: npz[name] for name in npz.files}
 
 
 def bundled_btc_1m() -> pd.DataFrame:

@@ -14,17 +14,17 @@ from fractald.config import Config
 from fractald.core.execution.engine import EngineParams, FillSource, TradingEngine
 from fractald.core.execution.paper import PaperParams
 from fractald.core.pipeline import Portfolio, build_portfolio
-from fractald.core.risk.session_gate import SessionGate
 from fractald.core.risk.params import BreakerParams, GateParams, RiskParams, SizingParams
+from fractald.core.risk.session_gate import SessionGate
 from fractald.core.strategies.confidence import ConfidenceModel, ConfidenceWeights
 
 
 def risk_params(config: Config) -> RiskParams:
     r = config.risk
-    breaker_fields: dict[str, Any] = dict(
-        max_drawdown_fraction=r.max_drawdown, daily_loss_fraction=r.daily_loss_limit,
-        daily_loss_money=r.daily_loss_money,
-        max_trades_per_day=r.max_trades_per_day, max_consecutive_losses=r.max_consecutive_losses)
+    breaker_fields: dict[str, Any] = {
+        "max_drawdown_fraction": r.max_drawdown, "daily_loss_fraction": r.daily_loss_limit,
+        "daily_loss_money": r.daily_loss_money, "max_trades_per_day": r.max_trades_per_day,
+        "max_consecutive_losses": r.max_consecutive_losses}
     breakers = (BreakerParams.for_live(**breaker_fields) if r.mode == "live"
                 else BreakerParams(**breaker_fields))
     return RiskParams(

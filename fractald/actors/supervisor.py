@@ -259,7 +259,7 @@ class Supervisor:
             raise
         except BaseExceptionGroup as group:
             return _worst(group)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - every actor failure is classified, none escapes
             if not isinstance(exc, FractalError):
                 get_logger(spec.name).warning("actor_exception", exc_info=exc)
             return classify(exc)

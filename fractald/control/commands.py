@@ -99,5 +99,5 @@ class ControlActor:
     async def block_loop(self, args: dict[str, Any], peer: PeerCred) -> dict[str, Any]:
         seconds = float(args["seconds"])
         self.daemon.log.warning("debug_block_loop", seconds=seconds, **peer.as_log())
-        time.sleep(seconds)  # deliberately blocking: the point is to starve the loop
+        time.sleep(seconds)  # noqa: ASYNC251 - deliberately blocking: the point is to starve the loop
         return {"blocked_s": seconds}

@@ -105,7 +105,7 @@ def _check_text(value: object, what: str, max_len: int | None = None) -> str:
 
 def _check_int(value: object, what: str, minimum: int | None = None) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
-        raise ValueError(f"{what} must be an int, got {value!r}")
+        raise ValueError(f"{what} must be an int, got {value!r}")  # noqa: TRY004 - callers catch ValueError
     if minimum is not None and value < minimum:
         raise ValueError(f"{what} must be >= {minimum}, got {value}")
     return value
@@ -113,7 +113,7 @@ def _check_int(value: object, what: str, minimum: int | None = None) -> int:
 
 def _dict_json(value: object, what: str) -> str:
     if not isinstance(value, Mapping):
-        raise ValueError(f"{what} must be a dict, got {type(value).__name__}")
+        raise ValueError(f"{what} must be a dict, got {type(value).__name__}")  # noqa: TRY004 - as above
     return db.canonical_json(dict(value), what)
 
 
