@@ -324,16 +324,20 @@ class DiskFull:
         self.filler = state / "filler"
 
     def fill(self) -> int:
+        """Write until ENOSPC, unbuffered (a buffered close would raise ENOSPC again)."""
         written = 0
-        with self.filler.open("wb") as fh:
-            chunk = b"\0" * (1 << 16)
-            try:
-                while True:
-                    fh.write(chunk)
-                    fh.flush()
-                    written += len(chunk)
-            except OSError:
-                pass
+        chunk = b"\0" * (1 << 16)
+        try:
+            fd = os.open(self.filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        except OSError:
+            return 0  # already full
+        try:
+            while True:
+                written += os.write(fd, chunk)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
         return written
 
     def free(self) -> None:
@@ -529,31 +533,34 @@ def main(argv: list[str] | None = None) -> int:
                 fault_i += 1
                 next_fault = now + a.fault_every * rng.uniform(0.7, 1.3)
                 f: dict[str, Any] = {"kind": kind, "at": now, "t": round(now - t_start, 1)}
-                if kind in ("ws_drop", "ws_abort"):
-                    f["connections"] = vt.call(venue.drop, kind == "ws_abort")
-                elif kind == "stall":
-                    vt.call(venue.stall, 30.0)
-                elif kind == "rate_limit":
-                    vt.call(venue.rate_limit, 60.0)
-                    f["then"] = "kill9"  # so the restart has to backfill through the 429s
-                    if daemon.proc:
-                        daemon.proc.kill()
-                elif kind == "kill9":
-                    if daemon.proc:
-                        daemon.proc.kill()
-                elif kind == "sighup":
-                    heat.reverse()
-                    write_config(cfg, state, run, venue, heat[0])
-                    if daemon.proc:
-                        daemon.proc.send_signal(signal.SIGHUP)
-                elif kind == "control_load":
-                    f.update(control_load(sock_path, idle=70, tails=20, hold_s=10))
-                elif kind == "disk_full":
-                    if disk.mounted:
-                        f["filled_bytes"] = disk.fill()
-                        disk_until = now + 20
-                    else:
-                        f["skipped"] = "no tmpfs (not root)"
+                try:
+                    if kind in ("ws_drop", "ws_abort"):
+                        f["connections"] = vt.call(venue.drop, kind == "ws_abort")
+                    elif kind == "stall":
+                        vt.call(venue.stall, 30.0)
+                    elif kind == "rate_limit":
+                        vt.call(venue.rate_limit, 60.0)
+                        f["then"] = "kill9"  # so the restart has to backfill through the 429s
+                        if daemon.proc:
+                            daemon.proc.kill()
+                    elif kind == "kill9":
+                        if daemon.proc:
+                            daemon.proc.kill()
+                    elif kind == "sighup":
+                        heat.reverse()
+                        write_config(cfg, state, run, venue, heat[0])
+                        if daemon.proc:
+                            daemon.proc.send_signal(signal.SIGHUP)
+                    elif kind == "control_load":
+                        f.update(control_load(sock_path, idle=70, tails=20, hold_s=10))
+                    elif kind == "disk_full":
+                        if disk.mounted:
+                            f["filled_bytes"] = disk.fill()
+                            disk_until = now + 20
+                        else:
+                            f["skipped"] = "no tmpfs (not root)"
+                except Exception as exc:  # noqa: BLE001 - a fault that fails is recorded, not fatal
+                    f["error"] = repr(exc)
                 faults.append(f)
                 pending.append(f)
                 print(json.dumps({k: v for k, v in f.items() if k != "at"}), flush=True)

@@ -75,6 +75,9 @@ def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--catalog", metavar="DIR", default=None,
                         help="read candles from this catalog (fractald download) by --venue/--symbol/--from/--to")
     parser.add_argument("--venue", default="binance-futures", help="the catalog's venue (default binance-futures)")
+    parser.add_argument("--repair", action="store_true",
+                        help="drop bad candle rows, sort the rest, keep the first of each repeated "
+                             "time, and print what was done (default: stop, naming each bad row)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--plot", metavar="FILE.png", default=None,
                         help="also draw the equity curve, drawdown beneath, trades marked")
@@ -113,6 +116,26 @@ def load_bars(path: str | None, symbol: str, catalog: str | None = None, venue: 
             raise BacktestError("--catalog needs --from (and optionally --to)")
         return Catalog(catalog).load(venue, symbol, lo, parse_when(end, "to") or 2**62)
     return bundled_candles(symbol) if path is None else load_candles(path, symbol)
+
+
+def load_checked_bars(path: str, symbol: str, repair: bool) -> list[Bar]:
+    """A candle file for a backtest: every bad row named; repaired (with a summary) only if asked."""
+    from fractald.datasets import (
+        candle_problems,
+        describe_candle_problems,
+        describe_repair,
+        repair_candles,
+    )
+    from fractald.venues.replay import arrays_to_bars, frame_arrays, read_candle_frame
+
+    ts, arrays = frame_arrays(read_candle_frame(path), path)
+    problems = candle_problems(ts, arrays)
+    if problems:
+        if not repair:
+            raise BacktestError(describe_candle_problems(path, problems))
+        ts, arrays, summary = repair_candles(ts, arrays)
+        print(f"fractald backtest: {describe_repair(path, summary)}", file=sys.stderr)
+    return arrays_to_bars(ts, arrays, symbol, path)
 
 
 def _select(bars: list[Bar], start: int | None, end: int | None) -> list[Bar]:
@@ -298,8 +321,11 @@ def run_backtest(args: argparse.Namespace) -> dict[str, Any]:
         from fractald.backtest_portfolio import run_portfolio_args
 
         return run_portfolio_args(args, st)
-    bars = _select(load_bars(args.data, args.symbol, getattr(args, "catalog", None),
-                             getattr(args, "venue", "binance-futures"), args.start, args.end),
+    loaded = (load_checked_bars(args.data, args.symbol, getattr(args, "repair", False))
+              if args.data is not None and getattr(args, "catalog", None) is None else
+              load_bars(args.data, args.symbol, getattr(args, "catalog", None),
+                        getattr(args, "venue", "binance-futures"), args.start, args.end))
+    bars = _select(loaded,
                    parse_when(args.start, "from"), parse_when(args.end, "to"))
     if not bars:
         raise BacktestError("no candles in the chosen range")

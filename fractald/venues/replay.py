@@ -86,6 +86,14 @@ def _times_ms(column: pd.Series, path: object) -> np.ndarray:
 
 def frame_to_bars(frame: pd.DataFrame, symbol: str, path: object = "frame") -> list[Bar]:
     """An OHLCV DataFrame (time column or DatetimeIndex) as base Bars, sorted, duplicates dropped."""
+    ts, arrays = frame_arrays(frame, path)
+    return arrays_to_bars(ts, arrays, symbol, path)
+
+
+def frame_arrays(frame: pd.DataFrame, path: object = "frame") -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The open times (ms) and OHLCV columns of a frame, in the file's order, unchecked."""
+    if frame.empty:
+        raise ReplayError(f"{path}: no candles (the file has no rows, only a header?)")
     columns = {c.lower(): c for c in frame.columns}
     missing = [c for c in _PRICE_COLUMNS if c not in columns]
     if missing:
@@ -97,8 +105,12 @@ def frame_to_bars(frame: pd.DataFrame, symbol: str, path: object = "frame") -> l
         ts = _times_ms(frame.index.to_series(), path)
     else:
         raise ReplayError(f"{path}: no time column (one of {', '.join(_TIME_COLUMNS)})")
-    arrays = {c: frame[columns[c]].to_numpy(dtype="float64") for c in _PRICE_COLUMNS}
-    return arrays_to_bars(ts, arrays, symbol, path)
+    try:
+        arrays = {c: pd.to_numeric(frame[columns[c]], errors="coerce").to_numpy(dtype="float64")
+                  for c in _PRICE_COLUMNS}
+    except (TypeError, ValueError) as exc:
+        raise ReplayError(f"{path}: unreadable prices: {exc}") from None
+    return ts, arrays
 
 
 def arrays_to_bars(ts: np.ndarray, arrays: dict[str, np.ndarray], symbol: str,
@@ -122,6 +134,11 @@ def arrays_to_bars(ts: np.ndarray, arrays: dict[str, np.ndarray], symbol: str,
 
 def load_candles(path: str | Path, symbol: str) -> list[Bar]:
     """Candles from CSV, JSON (pandas "columns" layout, as freqtrade writes) or Parquet."""
+    return frame_to_bars(read_candle_frame(path), symbol, path)
+
+
+def read_candle_frame(path: str | Path) -> pd.DataFrame:
+    """A candle file as it is, one row per line of the file (CSV, JSON or Parquet)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if not path.is_file():
@@ -139,7 +156,7 @@ def load_candles(path: str | Path, symbol: str) -> list[Bar]:
         raise
     except (ValueError, OSError, ImportError) as exc:
         raise ReplayError(f"{path}: cannot read: {exc}") from exc
-    return frame_to_bars(frame, symbol, path)
+    return frame
 
 
 def bundled_candles(symbol: str = BUNDLED_SYMBOL) -> list[Bar]:
