@@ -52,10 +52,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO))
 
-import trio  # noqa: E402
-from fakevenue.server import MIN, FakeBinance, Trade  # noqa: E402
+import trio
+from fakevenue.server import MIN, FakeBinance, Trade
 
-from fractald.datasets import bundled_btc_1m_arrays  # noqa: E402
+from fractald.datasets import bundled_btc_1m_arrays
 
 SYMBOL = "BTCUSDT"
 HISTORY_MIN = 360
@@ -272,7 +272,7 @@ class Daemon:
             self.exits.append(rc)
             self.proc = None
             if rc == 78:
-                print(f"daemon exited 78 (bad config): stopping the soak", file=sys.stderr)
+                print("daemon exited 78 (bad config): stopping the soak", file=sys.stderr)
                 self.wanted = False
             if self.wanted:
                 time.sleep(1.0)
@@ -293,7 +293,7 @@ class Daemon:
             return None
         try:
             status = Path(f"/proc/{pid}/status").read_text()
-            rss_kb = int(next(l for l in status.splitlines() if l.startswith("VmRSS")).split()[1])
+            rss_kb = int(next(x for x in status.splitlines() if x.startswith("VmRSS")).split()[1])
             fds = len(os.listdir(f"/proc/{pid}/fd"))
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -317,7 +317,7 @@ class DiskFull:
         state.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs",
-                                str(state)], capture_output=True, text=True)
+                                str(state)], check=False, capture_output=True, text=True)
             self.mounted = r.returncode == 0
             if not self.mounted:
                 print(f"no tmpfs for disk-full spells ({r.stderr.strip()}); they are skipped")
@@ -432,7 +432,8 @@ def invariants(state: Path, bars: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"db": str(db)}
     try:
         con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-        intents = con.execute("select client_order_id, submitted_ms, outcome from intents").fetchall()
+        intents = con.execute(
+            "select client_order_id, submitted_ms, outcome from intents").fetchall()
         ids = [r[0] for r in intents]
         out["intents"] = len(ids)
         out["intents_doubled"] = len(ids) - len(set(ids))
@@ -465,6 +466,10 @@ def chart_span(sock_path: Path) -> dict[str, Any]:
     r = reply["result"]
     return {"bars_1m": r["bars_1m"], "from_ts": r["from_ts"], "to_ts": r["to_ts"],
             "expected": (r["to_ts"] - r["from_ts"]) // MIN + 1}
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -607,7 +612,7 @@ def main(argv: list[str] | None = None) -> int:
         "recover_s_all_max": max(rec) if rec else None,
         "not_recovered": [f["kind"] for f in faults if "recovered_s" not in f],
         "rss_mb": {"min": round(min(rss), 1), "max": round(max(rss), 1)} if rss else None,
-        "rss_slope_mb_per_h": (lambda v: None if v is None else round(v, 2))(slope_mb_per_h(samples)),
+        "rss_slope_mb_per_h": _rounded(slope_mb_per_h(samples)),
         "fds_max": max((s["fds"] for s in samples), default=None),
         "cpu_s_total": round(daemon.cpu_s_total, 1),
         "cpu_pct_avg": round(100 * daemon.cpu_s_total / elapsed, 2) if elapsed else None,

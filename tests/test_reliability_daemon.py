@@ -13,11 +13,20 @@ import os
 import socket
 import sqlite3
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from daemon_harness import DaemonProcess, fractalctl, wait_ready, write_config
+from daemon_harness import (
+    DaemonProcess,
+    ctl_json,
+    fractalctl,
+    wait_ready,
+    write_candles_csv,
+    write_config,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -130,3 +139,56 @@ def test_a_locked_database_stops_the_daemon_with_69_naming_the_path(tmp_path: Pa
     assert status == 69, daemon.stdout_path.read_text()[-3000:]
     fatal = next(line for line in daemon.log_lines() if line.get("event") == "daemon_fatal")
     assert str(db) in json.dumps(fatal) and "locked" in json.dumps(fatal)
+
+
+# --------------------------------------------------------------------------- item 7
+
+
+def _settled_status(sock: Path, bars: int, timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = ctl_json(sock, "status")
+        if status["trading"].get("bars_processed", 0) >= bars:
+            return status
+        time.sleep(0.5)
+    raise AssertionError(f"the replay did not reach {bars} bars")
+
+
+def test_resume_keeps_the_drawdown_peak_and_accepting_survives_restarts(tmp_path: Path) -> None:
+    config = write_config(tmp_path, replay_speed=0,
+                          candles=write_candles_csv(tmp_path / "c.csv", count=6000))
+    sock = tmp_path / "state" / "control.sock"
+    daemon = DaemonProcess(config)
+    try:
+        wait_ready(sock, timeout=90)
+        before = _settled_status(sock, 6000)["account"]
+        assert before["drawdown"] > 0.005 and before["trips"] == []  # below its peak, no trip
+        ctl_json(sock, "pause")
+        resumed = ctl_json(sock, "resume")
+        assert resumed["cleared"] == []
+        after = ctl_json(sock, "status")["account"]
+        # Pause + resume must not disarm max_drawdown by moving its peak to today's equity.
+        assert after["peak_equity"] == pytest.approx(before["peak_equity"])
+        assert after["drawdown"] == pytest.approx(before["drawdown"])
+        ctl_json(sock, "pause")
+        assert daemon.stop() == 0
+    finally:
+        daemon.kill()
+    for step in ("paused", "halted"):
+        daemon = DaemonProcess(config)
+        try:
+            wait_ready(sock, timeout=90)
+            status = ctl_json(sock, "status")
+            assert status["account"]["accepting"] is False, (step, status["account"])
+            assert status["trading"]["accepting"] is False
+            assert ctl_json(sock, "breakers")["accepting"] is False
+            if step == "paused":
+                assert status["account"]["paused"] is True
+                ctl_json(sock, "resume")
+                assert ctl_json(sock, "status")["account"]["accepting"] is True
+                ctl_json(sock, "halt", "--yes")
+            else:
+                assert status["account"]["trading_state"] == "HALTED"
+            assert daemon.stop() == 0
+        finally:
+            daemon.kill()

@@ -79,7 +79,20 @@ class TradingActor:
     def status(self) -> dict[str, Any]:
         if self.session is None:
             return {"state": "recovering"}
-        return {**self.session.status(), "accepting": self.accepting}
+        return {**self.session.status(), "accepting": self.accepts_entries()}
+
+    def accepts_entries(self) -> bool:
+        """`accepting` as operators see it: this run's flag AND the engine's persisted state.
+
+        The flag alone lives in memory: after a restart it said yes while the
+        engine was still paused or HALTED from before the restart.
+        """
+        from fractald.core.risk.breakers import TradingState
+
+        engine = getattr(getattr(self.session, "pipeline", None), "engine", None)
+        if engine is None:
+            return self.accepting
+        return self.accepting and not engine.paused and engine.state is TradingState.ACTIVE
 
     def apply_config(self, config: Config) -> None:
         if self.session is not None:

@@ -166,7 +166,7 @@ def breakers_view(actor: TradingActor, engine: TradingEngine) -> dict[str, Any]:
              "equity read at every intrabar price; `report` shows the deepest drawdown of the "
              "equity marked at each bar close")
     return {"trading_state": engine.state.value, "paused": engine.paused,
-            "accepting": actor.accepting, "breakers": rows, "note": basis}
+            "accepting": actor.accepts_entries(), "breakers": rows, "note": basis}
 
 
 def strategies_view(actor: TradingActor, engine: TradingEngine) -> list[dict[str, Any]]:
@@ -193,7 +193,7 @@ def account_status(daemon: Daemon) -> dict[str, Any]:
     if engine is None:
         return {"state": "recovering" if actor.session is None else "no engine"}
     out: dict[str, Any] = {"trading_state": engine.state.value, "paused": engine.paused,
-                           "accepting": actor.accepting, **risk_figures(engine)}
+                           "accepting": actor.accepts_entries(), **risk_figures(engine)}
     out["positions"] = sum(1 for p in engine.accounting.positions.values()
                            if abs(p.quantity) > QTY_EPS)
     out["working_orders"] = len(engine.working_orders())

@@ -136,7 +136,8 @@ class EngineBreakers(EngineCore):
         return self._finish()
 
     def resume(self, ts: int | None = None) -> list[Any]:
-        """Operator resume: clears pause and every breaker trip, and restarts the drawdown peak."""
+        """Operator resume: clears the pause and the breakers that tripped (the drawdown peak
+        restarts only if max_drawdown is one of them)."""
         ts = self.last_ts if ts is None else ts
         self._begin(ts)
         old = self.state

@@ -32,7 +32,7 @@ from fractald.core.execution import events as ev
 from fractald.core.execution.accounting import TripContext
 from fractald.core.execution.brackets import Bracket, BracketState
 from fractald.core.execution.orders import Order, OrderEvent, OrderStatus, OrderType
-from fractald.core.risk.breakers import Trip
+from fractald.core.risk.breakers import Breaker, Trip
 from fractald.core.risk.gates import OrderRateLimiter
 from fractald.core.risk.reliability import StrategyChange
 
@@ -189,9 +189,11 @@ def _breaker_tripped(s: State, e: ev.BreakerTripped) -> None:
 
 
 def _breakers_cleared(s: State, e: ev.BreakersCleared) -> None:
-    if e.reason == "resume":
-        s.breakers.resume(e.equity)
+    # Only what tripped is cleared (with its own count); the drawdown peak restarts only when
+    # max_drawdown itself tripped, so pause + resume cannot disarm the drawdown breaker.
     s.breakers.clear(e.breakers)
+    if e.reason == "resume" and Breaker.MAX_DRAWDOWN in e.breakers:
+        s.breakers.peak_equity = e.equity
 
 
 def _paused(s: State, e: ev.Paused) -> None:
