@@ -25,7 +25,7 @@ from fractald.core.risk.params import RiskParams
 # Breakers whose trip leaves entries not yet filled alone. The day's trade count
 # counts a trade when its bracket opens, so the trip at the limit comes with the
 # trade that reached it: that trade (and the earlier ones) are within the limit
-# and are kept; only the next one is refused (`_trade_count_denial`).
+# and are kept; only the next one is refused (`decide_entry._trade_count_denial`).
 _KEEPS_ENTRIES = (Breaker.TRADES_PER_DAY,)
 
 
