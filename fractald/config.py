@@ -30,7 +30,9 @@ BROKERS = ("paper", "binance-futures", "binance-spot", "hyperliquid", "ibkr")
 REAL_BROKERS = BROKERS[1:]
 
 # Keys that a SIGHUP reload may change; anything else needs a restart.
-LIVE_RELOADABLE_SECTIONS = ("log", "risk", "strategies", "metrics", "alerts")
+# [strategies] and [broker] shape the trading pipeline, which is built from the config at
+# start-up (then the stored state is restored into it): a reload refuses them by name.
+LIVE_RELOADABLE_SECTIONS = ("log", "risk", "metrics", "alerts")
 
 
 def _in(*allowed: Any) -> Any:

@@ -215,7 +215,7 @@ class Daemon:
         return {"applied": applied, "refused": refused, "errors": []}
 
     def apply_live(self, new: Config) -> None:
-        merged = attrs.evolve(self.config, log=new.log, risk=new.risk, strategies=new.strategies,
+        merged = attrs.evolve(self.config, log=new.log, risk=new.risk,
                               metrics=new.metrics, alerts=new.alerts)
         self.config = merged
         configure_logging(merged.log.format, merged.log.level)

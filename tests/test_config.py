@@ -83,6 +83,15 @@ def test_reload_splits_live_and_restart_only_changes() -> None:
     assert refused == ["feed.symbols"]
 
 
+def test_reload_refuses_what_shapes_the_pipeline_by_key() -> None:
+    """[strategies] and [broker] take effect on restart; a reload names them as refused."""
+    new = config_from_dict({"strategies": {"enabled": ["fvg_fill"]},
+                            "broker": {"taker_fee_bps": 9.0}, "risk": {"heat_cap": 0.05}})
+    live, refused = reload_changes(Config(), new)
+    assert live == ["risk.heat_cap"]
+    assert refused == ["broker.taker_fee_bps", "strategies.enabled"]
+
+
 def test_feed_must_carry_the_timeframes_strategies_need() -> None:
     with pytest.raises(ConfigError) as info:
         config_from_dict({"feed": {"timeframes": ["1m", "15m"]}})
