@@ -10,6 +10,7 @@ from the stored candles; the feed resumes after the bar the snapshot covers.
 
 from __future__ import annotations
 
+import collections
 from typing import Any
 
 import attrs
@@ -28,7 +29,8 @@ from fractald.session_state import (
     warm_up_from,
 )
 from fractald.state_schema import LEGACY_PICKLE_SCHEMA, migrate, refuse_if_newer
-from fractald.store.ledger import CandleRow, Snapshot
+from fractald.store.db import canonical_json
+from fractald.store.ledger import CandleRow, Ledger, Snapshot
 from fractald.store.writer import AsyncLedger
 
 # Events that do not change the trading state (may follow the newest snapshot).
@@ -43,7 +45,9 @@ LOGGED_KINDS = {
 _LOG_FIELD_CAP = 12
 # Events about one order, by client order id: after them the order may have reached its end.
 ORDER_EVENT_KINDS = frozenset({"order_intent", "order_status", "order_filled", "cancel_requested"})
-SNAPSHOT_EVERY_BARS = 500  # a snapshot at least this often, besides every bar with events
+# A snapshot at least every this many 1m bars (and on the daemon's timer, after anything not
+# caused by a bar, and at shutdown); bars in between commit only their events and candles.
+SNAPSHOT_EVERY_BARS = 5000
 
 _converter = cattrs.Converter()
 
@@ -121,6 +125,18 @@ class TradingSession:
         # Engine events of a config change (RiskChanged), made outside a bar: the next commit
         # records them first, so the ledger replays the limits in force at each point.
         self._uncommitted: list[Any] = []
+        # Catching up after a restart: the events the log holds after the snapshot, which the
+        # bars re-driven from its cursor must make again (checked, not committed twice).
+        self._expected: collections.deque[tuple[str, str, int]] = collections.deque()
+        self._stored_until: dict[str, int] = {}  # newest stored candle per symbol/timeframe
+        self._reconcile_when_caught_up = False
+        self._config_when_caught_up: Config | None = None
+        self.ticks_dropped_catching_up = 0
+
+    @property
+    def catching_up(self) -> bool:
+        """True while re-driven bars are still re-making events the log already holds."""
+        return bool(self._expected)
 
     # -- start-up == recovery -------------------------------------------------------------
     @classmethod
@@ -133,11 +149,12 @@ class TradingSession:
         the event log and written back as JSON at once, so that happens once.
         """
         snapshot = await ledger.latest_good_snapshot()
-        await cls._check_covered(ledger, snapshot)
         pipeline = build_pipeline(config)
         if snapshot is None:
-            log.info("session_fresh_start")
-            return cls(config, ledger, log, bus, pipeline, {})
+            session = cls(config, ledger, log, bus, pipeline, {})
+            await session._expect_events_after(0)
+            log.info("session_fresh_start", events_to_remake=len(session._expected))
+            return session
         where = f"snapshot {snapshot.id} of {ledger.path}"
         version = refuse_if_newer(snapshot.state, where)
         if version == LEGACY_PICKLE_SCHEMA:
@@ -153,11 +170,22 @@ class TradingSession:
         for note in notes:
             log.warning("state_restore_note", note=note)
         warmed = await session._rebuild_detection()
+        await session._expect_events_after(snapshot.last_seq)
         log.info("session_recovered", snapshot_id=snapshot.id, last_seq=snapshot.last_seq,
                  schema_version=state["schema_version"], written_by=snapshot.state.get("code_version"),
                  cursor=session.cursor, bars_processed=session.bars_processed,
-                 candles_replayed=warmed)
+                 candles_replayed=warmed, events_to_remake=len(session._expected))
         return session
+
+    async def _expect_events_after(self, last_seq: int) -> None:
+        """The trading events after the snapshot: the bars re-driven from its cursor remake them."""
+        def read(led: Ledger) -> tuple[list[tuple[str, str, int]], dict[str, int]]:
+            expected = [(e.kind, canonical_json(e.payload, "event"), e.ts_event)
+                        for e in led.events_after(last_seq) if e.kind not in NOT_STATE_KINDS]
+            return expected, led.newest_candles()
+
+        expected, self._stored_until = await self.ledger.run(read)
+        self._expected = collections.deque(expected)
 
     @classmethod
     async def _upgrade_legacy(cls, config: Config, ledger: AsyncLedger, log: Any, bus: EventBus,
@@ -190,28 +218,6 @@ class TradingSession:
             fed += warm_up_from(self.pipeline, (row for _, row in page), self.cursor)
             after = page[-1][0]
 
-    @staticmethod
-    async def _check_covered(ledger: AsyncLedger, snapshot: Snapshot | None) -> None:
-        """Refuse to re-drive bars whose events the log already holds.
-
-        Every batch of trading events is committed with a snapshot covering
-        it, so the newest good snapshot covers the whole log (only
-        reconciliation repairs may follow it). If it does not, a newer
-        snapshot was lost (bad checksum): re-driving the bars from this one
-        would append those orders and fills a second time. That is corrupt
-        state for a human to look at, not something to paper over.
-        """
-        last_seq = 0 if snapshot is None else snapshot.last_seq
-        uncovered = await ledger.run(
-            lambda led: led.count_events_after(last_seq, ignoring=NOT_STATE_KINDS))
-        if uncovered:
-            which = "no good snapshot" if snapshot is None else f"snapshot {snapshot.id}"
-            raise StateCorrupt(
-                f"{which} covers the event log up to seq {last_seq}, but {uncovered} trading "
-                "events follow it (a newer snapshot is damaged); re-driving would repeat "
-                "orders. See runbooks/state-database-corrupt.md",
-                last_seq=last_seq, uncovered=uncovered)
-
     def apply_config(self, config: Config) -> None:
         """A new config on a running session (SIGHUP, `risk set`): [risk] reaches the engine.
 
@@ -220,6 +226,11 @@ class TradingSession:
         `config.reload_changes`, which refuses them on reload).
         """
         self.config = config
+        if self._expected:
+            # Catching up: the bars must remake the log with the limits it was made under;
+            # the new ones apply (and are logged) once the catch-up is done.
+            self._config_when_caught_up = config
+            return
         self._uncommitted += apply_risk_config(self.engine, config)
 
     # -- market events --------------------------------------------------------------------
@@ -230,7 +241,8 @@ class TradingSession:
         events: list[Any] = []
         if self.pipeline is not None:
             events = list(self.pipeline.on_bar(bar, accepting=accepting))
-        if bar.timeframe in self._detection_timeframes(bar.symbol):
+        if (bar.timeframe in self._detection_timeframes(bar.symbol)
+                and bar.ts_open > self._stored_until.get(key, -1)):
             self._candles.append(candle_row(bar))
         self.last_bar[key] = {"ts_open": bar.ts_open, "close": bar.close,
                               "complete": bar.complete}
@@ -238,12 +250,66 @@ class TradingSession:
         if bar.timeframe == "1m":
             self.bars_processed += 1
             self.bars_since_snapshot += 1
+        if self._expected:
+            await self._remade(events, bar)
+            return
         if events or self.bars_since_snapshot >= SNAPSHOT_EVERY_BARS:
-            await self.commit(events, ts_event=bar.ts_event)
+            await self.commit(events, ts_event=bar.ts_event,
+                              snapshot=self.bars_since_snapshot >= SNAPSHOT_EVERY_BARS)
         self._announce(events)
+
+    async def _remade(self, events: list[Any], bar: Bar) -> None:
+        """Catching up: this bar's events must be the next ones the log holds, in order.
+
+        They were committed (and announced) before the restart, so they are
+        neither written nor published again. Anything else means the log
+        holds events these bars do not make (a damaged snapshot, or a feed
+        that no longer sends those bars): corrupt state for a human, never
+        orders sent twice.
+        """
+        for event in events:
+            made = (event_kind(event), canonical_json(event_payload(event), "event"))
+            logged = self._expected.popleft() if self._expected else None
+            if logged is None or made != logged[:2]:
+                self._refuse_remake(bar, made[0], logged)
+        if self._expected and self._expected[0][2] < bar.ts_event:
+            self._refuse_remake(bar, None, self._expected[0])
+        if not self._expected:
+            self.log.info("session_caught_up", cursor=self.cursor, bars_processed=self.bars_processed)
+            if self._config_when_caught_up is not None:
+                config, self._config_when_caught_up = self._config_when_caught_up, None
+                self.apply_config(config)
+            if self._reconcile_when_caught_up:
+                self._reconcile_when_caught_up = False
+                await self.reconcile("start")
+
+    def feed_ended(self) -> None:
+        """A finished feed (a replay's end): fine, unless the log still holds events to remake."""
+        if self._expected:
+            kind, _, ts = self._expected[0]
+            raise StateCorrupt(
+                f"the feed ended while {len(self._expected)} logged events after the newest good "
+                f"snapshot were not made again (next: {kind} at ts {ts}): the replay is shorter "
+                "than the one the log came from. See runbooks/state-database-corrupt.md",
+                remaining=len(self._expected))
+
+    def _refuse_remake(self, bar: Bar, made: str | None,
+                       logged: tuple[str, str, int] | None) -> None:
+        raise StateCorrupt(
+            f"re-driving {bar.symbol} {bar.timeframe} bar {bar.ts_open} after the newest good "
+            f"snapshot made {made or 'no event'}, but the log holds "
+            f"{'nothing more' if logged is None else f'{logged[0]} at ts {logged[2]}'}: the log "
+            "and the snapshot disagree, and trading on would repeat or lose orders. See "
+            "runbooks/state-database-corrupt.md", bar_ts_open=bar.ts_open)
 
     async def on_tick(self, tick: TradeTick | Quote) -> None:
         if self.pipeline is None or not hasattr(self.pipeline, "on_tick"):
+            return
+        if self._expected:
+            # Fills from ticks are committed with a snapshot, so the log after the snapshot
+            # holds only what bars made; a live tick during the catch-up would act on state
+            # behind the log. The bars carry the price path meanwhile.
+            self.ticks_dropped_catching_up += 1
             return
         events = list(self.pipeline.on_tick(tick))
         if events:
@@ -286,8 +352,13 @@ class TradingSession:
                 out.append((cid, order.status.value.lower(), max(0, int(ts))))
         return out
 
-    async def commit(self, events: list[Any], ts_event: int) -> None:
+    async def commit(self, events: list[Any], ts_event: int, snapshot: bool = True) -> None:
         """Events, the intents among them, their lifecycle and the state they lead to: all or nothing.
+
+        Only bars may commit without a `snapshot`: after a restart the bars
+        after the snapshot's cursor are re-driven and remake those events
+        exactly (`_remade`). Ticks, operator commands and reconciliation are
+        not re-sent, so what they cause is committed with a snapshot.
 
         Each OrderIntent is recorded. With the paper broker the order is
         'sent' inside the engine call that made the intent, so its
@@ -301,20 +372,28 @@ class TradingSession:
         """
         if self._uncommitted:
             events = [*self._uncommitted, *events]
+            snapshot = True  # a risk change is no bar's doing: no re-driven bar remakes it
         items = [(event_kind(e), event_payload(e), ts_event) for e in events]
         intents = [e for e in events
                    if event_kind(e) == "order_intent" and hasattr(e, "client_order_id")]
         submissions = ([(e.client_order_id, max(0, int(e.ts))) for e in intents]
                        if self._in_process_broker() else [])
+        if self._expected:
+            raise RuntimeError("nothing may be committed while catching up with the log")
         await self.ledger.commit_batch(
             items, [(e.client_order_id, event_payload(e)) for e in intents],
-            self.snapshot_state(), submissions=submissions, outcomes=self._outcomes(events),
-            candles=self._candles)
+            self.snapshot_state() if snapshot else None, submissions=submissions,
+            outcomes=self._outcomes(events), candles=self._candles)
         self._candles = []
         self._uncommitted = []
-        self.bars_since_snapshot = 0
+        if snapshot:
+            self.bars_since_snapshot = 0
 
     async def write_snapshot(self, reason: str) -> None:
+        """A snapshot now (timer, shutdown); none while catching up: the older one stays right."""
+        if self._expected:
+            self.log.info("snapshot_deferred", reason=reason, catching_up=len(self._expected))
+            return
         await self.commit([], ts_event=0)
         self.log.info("snapshot_written", reason=reason, cursor=self.cursor)
 
@@ -327,6 +406,9 @@ class TradingSession:
         """
         engine = self.engine
         if engine is None or not self._in_process_broker():
+            return None
+        if self._expected:  # the book is behind the log until the catch-up is done
+            self._reconcile_when_caught_up = True
             return None
         books: dict[str, float] = {}
         for position in engine.accounting.positions.values():

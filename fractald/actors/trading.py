@@ -6,10 +6,13 @@ daemon replay and a backtest of the same candles make the same trades.
 Split across actors, a decision would depend on task scheduling.
 
 Crash-only: every batch of events a bar produces is committed to the
-ledger together with a snapshot of the pipeline in one transaction,
-before the next bar is read; start-up restores the latest good snapshot
-and the session skips the bars it covers. Re-driving the bars after it
-is deterministic, so nothing is sent twice or forgotten. A restart of
+ledger (with the candles detection read) before the next bar is read; a
+JSON snapshot of the trading state goes with it every SNAPSHOT_EVERY_BARS
+bars, on a timer, after anything not caused by a bar, and at shutdown.
+Start-up restores the latest good snapshot, the feed resumes at its
+cursor, and the bars after it remake exactly the events the log holds
+(checked, not committed again: `TradingSession._remade`), so nothing is
+sent twice or forgotten. A restart of
 this actor inside a running daemon (after a transient error) takes the
 very same path: it recovers from the ledger (what it held in memory is
 dropped), reconciles, bumps `generation`, and the market_data actor
@@ -41,6 +44,13 @@ class FeedStart:
     """Sent first by a feed started for recovery `generation`: what precedes it is stale."""
 
     generation: int
+
+
+@attrs.frozen
+class MarketBatch:
+    """Market events the feed had ready at once, crossing the channel together (one hop, one lock)."""
+
+    events: tuple[Any, ...]
 
 
 @attrs.frozen
@@ -125,6 +135,7 @@ class TradingActor:
         ctx.pass_gate("reconcile")
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._reconcile_periodically, ctx)
+            nursery.start_soon(self._snapshot_periodically, ctx)
             await ctx.wait_gate("feeds")
             ctx.pass_gate("trading")
             # After a restart, what the old feed had buffered is stale: wait for the new one.
@@ -140,13 +151,16 @@ class TradingActor:
                     continue
                 if not waiting_for_feed:
                     async with self._lock:
-                        if not self.stopped:
-                            await self.on_market(event)
+                        for item in event.events if isinstance(event, MarketBatch) else (event,):
+                            if self.stopped:
+                                break
+                            await self.on_market(item)
 
     def _caught_up(self, ctx: ActorContext) -> None:
         """Every event of a finished feed is processed (and committed, if it made events)."""
         session = self.session
         assert session is not None
+        session.feed_ended()
         ctx.log.info("trading_caught_up", bars_processed=session.bars_processed,
                      cursor=session.cursor)
         self.daemon.bus.publish("trading_caught_up", {"bars_processed": session.bars_processed})
@@ -166,6 +180,15 @@ class TradingActor:
             async with self._lock:
                 if self.session is not None:
                     await self.session.reconcile("periodic")
+
+    async def _snapshot_periodically(self, ctx: ActorContext) -> None:
+        """Bars commit their events without a snapshot in between: one every snapshot_interval_s."""
+        while True:
+            await ctx.sleep(self.daemon.config.daemon.snapshot_interval_s)
+            async with self._lock:
+                session = self.session
+                if session is not None and session.bars_since_snapshot and not self.stopped:
+                    await session.write_snapshot(reason="timer")
 
     async def reconcile_now(self, why: str = "operator") -> Any:
         """Run a reconciliation between two market events (for a control command or a test)."""

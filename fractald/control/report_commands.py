@@ -81,7 +81,8 @@ class _Tap:
         self._downstream = downstream
 
     async def send(self, event: Any) -> None:
-        self._history.record(event)
+        for item in getattr(event, "events", (event,)):  # a MarketBatch, or one event
+            self._history.record(item)
         await self._downstream.send(event)
 
     def __getattr__(self, name: str) -> Any:  # send_nowait, clone, aclose...

@@ -44,6 +44,9 @@ def engine_of(actor: TradingActor) -> TradingEngine | None:
 def require_engine(actor: TradingActor) -> TradingEngine:
     if actor.session is None:
         raise CommandError("not_ready", "trading state is still being recovered; try again")
+    if getattr(actor.session, "catching_up", False):
+        raise CommandError("not_ready", "trading state is catching up with the event log after "
+                                        "a restart; try again in a moment")
     engine = engine_of(actor)
     if engine is None:
         raise CommandError("no_engine", "no trading engine: no strategies are enabled "

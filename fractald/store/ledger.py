@@ -556,6 +556,12 @@ class Ledger:
             "FROM candles WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)).fetchall()
         return [(r[0], (r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], bool(r[9]))) for r in rows]
 
+    def newest_candles(self) -> dict[str, int]:
+        """Per "symbol/timeframe", the open time of the newest stored candle."""
+        rows = self._conn.execute(
+            "SELECT symbol, timeframe, max(ts_open) FROM candles GROUP BY symbol, timeframe")
+        return {f"{symbol}/{timeframe}": int(ts) for symbol, timeframe, ts in rows}
+
     # -- snapshots -----------------------------------------------------------------------
 
     def write_snapshot(self, state: Mapping[str, Any], last_seq: int,
