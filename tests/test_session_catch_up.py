@@ -48,7 +48,7 @@ async def test_bars_commit_events_without_a_snapshot_and_a_restart_catches_up(
     events, snapshots = count(db, "SELECT count(*) FROM events"), count(db, "SELECT count(*) FROM snapshots")
     assert events > 50
     assert snapshots <= CANDLES // SNAPSHOT_EVERY_BARS  # not one per commit
-    last_snapshot_seq = count(db, "SELECT max(last_seq) FROM snapshots")
+    last_snapshot_seq = count(db, "SELECT coalesce(max(last_seq), 0) FROM snapshots")
     assert last_snapshot_seq < events  # the newest events follow the newest snapshot
     await ledger.aclose()  # a crash: no final snapshot
 
