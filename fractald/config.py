@@ -393,27 +393,11 @@ def _session_problems(config: Config) -> list[str]:
 
 
 def _pipeline_problems(config: Config) -> list[str]:
-    """Strategy names and parameters are checked by building the pipeline they describe."""
-    if not config.strategies.enabled:
-        return []
-    from fractald.core.strategies.registry import STRATEGIES
-    from fractald.pipeline_factory import pipeline_from_config
-    from fractald.strategy_plugins import PluginError, load_plugins
+    """Strategy names and parameters are checked by building the strategies they describe."""
+    from fractald.strategy_validation import strategy_problems
 
-    try:
-        load_plugins()
-    except PluginError as exc:
-        return [f"config.strategies: a strategy plug-in is broken: {exc}"]
-    unknown = [n for n in config.strategies.enabled if n not in STRATEGIES]
-    if unknown:
-        return [(f"config.strategies.enabled: unknown strateg{'y' if len(unknown) == 1 else 'ies'} "
-                 f"{unknown}; allowed: {', '.join(sorted(STRATEGIES))} (a plug-in strategy must be "
-                 f"installed in the daemon's environment under the 'fractald.strategies' entry points)")]
-    try:
-        pipeline_from_config(config)
-    except (ValueError, TypeError) as exc:
-        return [f"config.strategies: {exc}"]
-    return []
+    s = config.strategies
+    return strategy_problems(s.enabled, s.timeframe, s.trend_timeframes, s.params, s.confidence)
 
 
 def load_config(path: str | Path | None) -> Config:

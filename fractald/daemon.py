@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -23,15 +22,11 @@ from fractald import __version__
 from fractald.actors.events import EventBus
 from fractald.actors.heartbeat import Heartbeat
 from fractald.actors.supervisor import ActorContext, ActorSpec, Supervisor
+from fractald.clock import wall_ms
 from fractald.config import Config, load_config, reload_changes
 from fractald.errors import ConfigError, ExitStatus, FatalError, FractalError, StartupGateFailed
 from fractald.logs import configure_logging, get_logger, redactor
 from fractald.notify import Notifier
-
-
-def wall_ms() -> int:
-    """Wall-clock time for the daemon's own record (never used for trading decisions)."""
-    return time.time_ns() // 1_000_000
 
 
 # Added to each start-up gate's timeout in EXTEND_TIMEOUT_USEC: the control socket and READY=1.

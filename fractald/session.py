@@ -11,12 +11,11 @@ from the stored candles; the feed resumes after the bar the snapshot covers.
 from __future__ import annotations
 
 import collections
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 import cattrs
 
-from fractald.actors.events import EventBus
 from fractald.config import Config
 from fractald.core.models import Bar, FeedHealth, Quote, TradeTick
 from fractald.errors import StateCorrupt
@@ -104,6 +103,12 @@ def _log_fields(payload: dict[str, Any]) -> dict[str, Any]:
             continue
         fields["ts_event" if key == "ts" else key] = value  # `ts` is the log line's own time
     return fields
+
+
+class EventBus(Protocol):
+    """Where committed events go (tail, alerts, metrics): `fractald.actors.events.EventBus`."""
+
+    def publish(self, kind: str, data: dict[str, Any] | None = ..., /) -> object: ...
 
 
 class TradingSession:

@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from fractald import alerts as al
+from fractald.clock import wall_ms
 from fractald.control.protocol import CommandError
 from fractald.metrics import AlertCounters
+from fractald.read_model import current_curve, engine_of
 
 if TYPE_CHECKING:
     from fractald.actors.supervisor import ActorContext
@@ -107,7 +109,6 @@ class AlertsActor:
                 return
 
     async def _serve(self, ctx: ActorContext) -> None:
-        from fractald.daemon import wall_ms
 
         if self.sender is None:
             try:
@@ -129,7 +130,6 @@ class AlertsActor:
                         self.notify(alert)
 
     async def _watch_feeds(self) -> None:
-        from fractald.daemon import wall_ms
 
         while True:
             await trio.sleep(FEED_CHECK_S)
@@ -140,9 +140,7 @@ class AlertsActor:
                     self.notify(alert)
 
     async def _daily_summaries(self) -> None:
-        from fractald.control.report_commands import closed_trades, current_curve
-        from fractald.control.trading_commands import engine_of
-        from fractald.daemon import wall_ms
+        from fractald.control.report_commands import closed_trades
         from fractald.reporting.report import build_report, period_bounds
 
         while True:
@@ -166,7 +164,6 @@ class AlertsActor:
     # -- a fatal stop ----------------------------------------------------------------------
     async def notify_fatal(self, error: BaseException) -> int:
         """Queue the fatal-error alert and deliver what is queued; returns what was left."""
-        from fractald.daemon import wall_ms
 
         if self.sender is None:
             try:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
+from fractald.clock import wall_ms
 from fractald.core.models import FeedHealth
 from fractald.core.risk.breakers import Breaker
 from fractald.metrics import (
@@ -28,6 +29,7 @@ from fractald.metrics import (
     render_metrics,
     write_textfile,
 )
+from fractald.read_model import current_curve, engine_of, risk_figures
 
 if TYPE_CHECKING:
     from fractald.actors.supervisor import ActorContext
@@ -68,8 +70,6 @@ class MetricsActor:
     # -- the snapshot --------------------------------------------------------------------
     def snapshot(self, now_ms: int | None = None, up: bool = True) -> MetricsSnapshot:
         from fractald import __version__
-        from fractald.control.trading_commands import engine_of, risk_figures
-        from fractald.daemon import wall_ms
 
         d = self.daemon
         engine = engine_of(d.trading)
@@ -87,7 +87,6 @@ class MetricsActor:
                                    open_risk=0.0, heat_cap=0.0,
                                    breakers={b.value: False for b in Breaker}, **common)
         risk = risk_figures(engine)
-        from fractald.control.report_commands import current_curve
         from fractald.reporting.report import max_drawdown_of
 
         deepest = max_drawdown_of(current_curve(engine), engine.accounting.initial_equity).max_pct

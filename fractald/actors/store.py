@@ -14,6 +14,7 @@ import trio
 
 from fractald import __version__
 from fractald.actors.supervisor import ActorContext
+from fractald.clock import wall_ms
 from fractald.errors import StateUnavailable
 
 if TYPE_CHECKING:
@@ -36,7 +37,6 @@ class StoreActor:
         return self.daemon.config.state_path() / DB_NAME
 
     async def open(self, ctx: ActorContext) -> AsyncLedger:
-        from fractald.daemon import wall_ms
         from fractald.store.writer import AsyncLedger
 
         if self.ledger is None:
@@ -67,7 +67,6 @@ class StoreActor:
 
     async def _record_supervision(self, ledger: AsyncLedger) -> None:
         """Actor restarts and fatal errors go into the daemon's own record."""
-        from fractald.daemon import wall_ms
 
         with self.daemon.bus.subscribe(SUPERVISION_EVENTS) as events:
             async for event in events:
@@ -83,7 +82,6 @@ class StoreActor:
         return str(path)
 
     async def close(self, detail: dict[str, Any]) -> None:
-        from fractald.daemon import wall_ms
 
         if self.ledger is None:
             return

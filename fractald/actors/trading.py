@@ -32,7 +32,6 @@ from fractald.session import TradingSession
 
 if TYPE_CHECKING:
     from fractald.config import Config
-    from fractald.control.server import CommandRegistry
     from fractald.daemon import Daemon
 
 MARKET_BUFFER = 1024  # bars and trades are never dropped: a full buffer holds the feed back
@@ -107,11 +106,6 @@ class TradingActor:
     def apply_config(self, config: Config) -> None:
         if self.session is not None:
             self.session.apply_config(config)
-
-    def register_commands(self, registry: CommandRegistry) -> None:
-        from fractald.control.trading_commands import register_trading_commands
-
-        register_trading_commands(registry, self)
 
     # -- the actor ------------------------------------------------------------------------
     async def run(self, ctx: ActorContext) -> None:

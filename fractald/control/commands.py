@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from fractald import __version__
-from fractald.actors.supervisor import ActorContext
 from fractald.config import public_dict
 from fractald.control.protocol import Arg, CommandError, PeerCred
 from fractald.control.server import CommandRegistry, ControlServer
+from fractald.control.trading_commands import register_trading_commands
 from fractald.logs import redactor
 
 if TYPE_CHECKING:
+    from fractald.actors.supervisor import ActorContext
     from fractald.daemon import Daemon
 
 
@@ -54,7 +55,7 @@ class ControlActor:
                    args=[Arg("kind", list, help="only these event kinds")])
         r.register("reload", self.reload, mutating=True, help="re-read the config (like SIGHUP)")
         r.register("backup", self.backup, mutating=True, help="write an online backup now")
-        d.trading.register_commands(r)
+        register_trading_commands(r, d.trading)  # the trading actor knows nothing of control
         if d.config.daemon.test_hooks:
             r.register("debug-block-loop", self.block_loop, mutating=True,
                        args=[Arg("seconds", float, required=True, minimum=0, maximum=3600)],

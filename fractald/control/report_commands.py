@@ -24,6 +24,7 @@ import trio
 
 from fractald.control.protocol import Arg, CommandError, ErrorCode, PeerCred
 from fractald.core.models import TIMEFRAME_MS, Bar, ClosedTrade, Signal
+from fractald.read_model import current_curve
 
 if TYPE_CHECKING:
     from fractald.control.server import CommandRegistry
@@ -197,22 +198,6 @@ def trade_row(t: ClosedTrade) -> dict[str, Any]:
     row: dict[str, Any] = _converter.unstructure(t)
     row["hold_ms"] = t.ts_exit - t.ts_entry
     return row
-
-
-def current_curve(engine: TradingEngine) -> list[tuple[int, float]]:
-    """The engine's equity curve (one point per base bar) ending at the equity of now.
-
-    The last bar's point predates whatever happened since (a flatten's fill,
-    its fees): the present equity replaces it, so the report ends where the
-    account is.
-    """
-    curve = list(engine.accounting.equity_curve)
-    now = (int(engine.last_ts), float(engine.equity))
-    if curve and curve[-1][0] >= now[0]:
-        curve[-1] = (curve[-1][0], now[1])
-    elif now[0] > 0:
-        curve.append(now)
-    return curve
 
 
 # --------------------------------------------------------------------------- drawing

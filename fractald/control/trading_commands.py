@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from fractald.control.protocol import Arg, CommandError, PeerCred
 from fractald.control.report_commands import ReportCommands
 from fractald.core.execution.orders import QTY_EPS
-from fractald.core.figures import drawdown_fraction
 from fractald.core.risk.breakers import Breaker
+from fractald.read_model import engine_of, risk_figures
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -32,13 +32,6 @@ if TYPE_CHECKING:
 
 
 # --------------------------------------------------------------------------- engine access
-
-
-def engine_of(actor: TradingActor) -> TradingEngine | None:
-    """The trading engine, once the session is recovered and has strategies (else None)."""
-    session = actor.session
-    pipeline = getattr(session, "pipeline", None)
-    return getattr(pipeline, "engine", None)
 
 
 def require_engine(actor: TradingActor) -> TradingEngine:
@@ -131,17 +124,6 @@ def orders_view(engine: TradingEngine, include_done: bool) -> list[dict[str, Any
             "strategy": o.strategy, "created_ts": o.ts_created, "last_ts": o.ts_last,
             "reason": o.reason})
     return sorted(rows, key=lambda r: (r["created_ts"], r["client_order_id"]))
-
-
-def risk_figures(engine: TradingEngine) -> dict[str, float]:
-    equity = engine.equity
-    open_risk = sum(r.risk for r in engine.open_risks())
-    heat_cap = engine.params.risk.gates.max_heat_fraction
-    peak = engine.breakers.peak_equity
-    return {"equity": equity, "peak_equity": peak,
-            "drawdown": drawdown_fraction(peak, equity),
-            "open_risk": open_risk, "heat": open_risk / equity if equity > 0 else 0.0,
-            "heat_cap": heat_cap, "heat_cap_amount": heat_cap * max(equity, 0.0)}
 
 
 def breakers_view(actor: TradingActor, engine: TradingEngine) -> dict[str, Any]:
