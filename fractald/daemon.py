@@ -28,7 +28,6 @@ from fractald.errors import ConfigError, ExitStatus, FatalError, FractalError, S
 from fractald.logs import configure_logging, get_logger, redactor
 from fractald.notify import Notifier
 
-
 # Added to each start-up gate's timeout in EXTEND_TIMEOUT_USEC: the control socket and READY=1.
 START_SLACK_S = 15.0
 
