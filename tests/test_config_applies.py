@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 import pytest
 import structlog
-from daemon_harness import DaemonProcess, ctl_json, write_candles_csv, write_config
+from daemon_harness import DaemonProcess, ctl_json, fractalctl, write_candles_csv, write_config
 from test_parity import wait_for_log
 from test_session_recovery import feed
 
@@ -112,13 +112,17 @@ def test_reload_names_the_keys_that_need_a_restart(tmp_path: Path) -> None:
         wait_for_log(daemon, "trading_caught_up", timeout=60)
         config.write_text(config.read_text() + '[strategies]\nenabled = ["fvg_fill"]\n'
                           '[broker]\ntaker_fee_bps = 9.0\n[risk]\nheat_cap = 0.05\n')
-        answer = ctl_json(sock, "reload")
+        answer = fractalctl(sock, "--json", "reload")  # an error reply: not all was taken
         status = ctl_json(sock, "status")
         assert daemon.stop() == 0
     finally:
         daemon.kill()
-    assert answer["applied"] == ["risk.heat_cap"]
-    assert answer["refused"] == ["broker.taker_fee_bps", "strategies.enabled"]
+    assert answer.returncode == 1, answer.stdout + answer.stderr
+    assert "reload_refused" in answer.stdout + answer.stderr
+    assert "broker.taker_fee_bps, strategies.enabled" in answer.stdout + answer.stderr
+    done = [line for line in daemon.log_lines() if line.get("event") == "reload_done"]
+    assert done and done[-1]["applied"] == ["risk.heat_cap"]
+    assert done[-1]["refused"] == ["broker.taker_fee_bps", "strategies.enabled"]
     refused = [line for line in daemon.log_lines() if line.get("event") == "reload_refused_keys"]
     assert refused and refused[-1]["keys"] == ["broker.taker_fee_bps", "strategies.enabled"]
     assert "restart" in refused[-1]["reason"]
