@@ -29,7 +29,7 @@ from fractald.core.execution.orders import OrderEvent, OrderType, client_order_i
 from fractald.core.execution.reports import VenueReport
 from fractald.core.models import Side
 from fractald.routing import protection
-from fractald.routing.recovery import NOT_SENT
+from fractald.routing.journal import LedgerJournal
 from fractald.store.writer import AsyncLedger
 from fractald.venues.hyperliquid_signing import AgentSigner, NonceClock
 from fractald.venues.hyperliquid_venue import HyperliquidSettings, HyperliquidVenue
@@ -105,18 +105,21 @@ async def test_recovery_asks_the_venue_before_sending_anything(tmp_path: Path) -
             entry.client_order_id: "resolved", stop.client_order_id: "resolved",
             lost.client_order_id: "not_sent", later.client_order_id: "send"}
         reports = []
+        journal = LedgerJournal(ledger)
+        await journal.load()
         while True:
             try:
                 reports.append(receive.receive_nowait())
             except trio.WouldBlock:
                 break
+            await journal.apply(reports[-1])
         fills = [(r.client_order_id, r.quantity) for r in reports if r.kind is OrderEvent.FILL]
         assert fills == [(entry.client_order_id, 0.02), (stop.client_order_id, 0.02)]
         assert any(r.kind is OrderEvent.REJECT and r.client_order_id == lost.client_order_id
                    and r.reason.startswith("never_reached_venue") for r in reports)
         pending = {r.client_order_id: r for r in await ledger.pending_intents()}
         assert list(pending) == [later.client_order_id]  # sent after the others were resolved: resting
-        assert (await ledger.get_intent(lost.client_order_id)).outcome == NOT_SENT  # type: ignore[union-attr]
+        assert (await ledger.get_intent(lost.client_order_id)).outcome == "rejected"  # type: ignore[union-attr]
         assert (await ledger.get_intent(stop.client_order_id)).outcome == "filled"  # type: ignore[union-attr]
         cloids = sent_cloids(fake)
         assert len(cloids) == len(set(cloids)) == 3  # entry, stop (before), entry2 (after): none twice
@@ -139,9 +142,16 @@ async def test_a_lost_reply_is_resolved_by_client_id_and_fills_pass_once(tmp_pat
         fake.lose_next_exchange_replies = 1
         await commands_send.send(Submit(entry))
         got: list[VenueReport] = []
+        journal = LedgerJournal(ledger)
+
+        async def next_report() -> VenueReport:
+            report = await receive.receive()
+            await journal.apply(report)  # as trading would: event and outcome in one transaction
+            return report
+
         with trio.fail_after(10):
             while not any(r.kind is OrderEvent.FILL for r in got):
-                got.append(await receive.receive())
+                got.append(await next_report())
         fake.drop_user_streams()  # the reconnect's snapshot repeats the fill: not passed on again
         stop = intent("stop1", OrderType.STOP_MARKET, Side.SELL, 0.02, clock(), trigger_price=48_000.0,
                       reduce_only=True)
@@ -149,13 +159,14 @@ async def test_a_lost_reply_is_resolved_by_client_id_and_fills_pass_once(tmp_pat
         await commands_send.send(Cancel(stop.client_order_id, "BTC"))
         with trio.fail_after(10):
             while not any(r.kind is OrderEvent.CANCEL for r in got):
-                got.append(await receive.receive())
+                got.append(await next_report())
         await trio.sleep(0.3)
         while True:
             try:
                 got.append(receive.receive_nowait())
             except trio.WouldBlock:
                 break
+            await journal.apply(got[-1])
         assert [r.client_order_id for r in got if r.kind is OrderEvent.FILL] == [entry.client_order_id]
         assert (await ledger.get_intent(entry.client_order_id)).outcome == "filled"  # type: ignore[union-attr]
         assert (await ledger.get_intent(stop.client_order_id)).outcome == "canceled"  # type: ignore[union-attr]

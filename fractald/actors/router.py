@@ -20,7 +20,7 @@ Crash-only, in this order:
 
 Every fill is passed on once per venue trade id, whichever path brought it
 (the submit's answer, the stream, a snapshot after a reconnect, recovery).
-Terminal orders get their outcome in the outbox.
+Outcomes are committed by whoever applies the reports, with the events.
 
 `protect()` makes the venue hold the protective stops trading wants
 (`fractald.routing.protection`); a position it cannot protect raises the
@@ -130,30 +130,28 @@ class Router:
 
     # -- passing reports on ----------------------------------------------------------------
 
-    async def deliver(self, report: VenueReport, *, mark: bool = True) -> None:
-        """One report to trading: each fill once per trade id; terminal orders get their outcome
-        (unless `mark` is False: the caller records a better one)."""
+    async def deliver(self, report: VenueReport) -> None:
+        """One report to trading, each fill once per venue trade id.
+
+        Outcomes are not marked here: whoever applies the report (trading, or
+        `fractald.routing.journal` on its own) commits the events and the
+        outcome in one transaction, so a crash between the two cannot lose a fill.
+        """
         coid = report.client_order_id
-        outcome = _OUTCOMES.get(report.kind) if mark else None
         if report.kind in (OrderEvent.FILL, OrderEvent.PARTIAL_FILL):
             if report.trade_id and report.trade_id in self.seen_trade_ids:
                 return
             if report.trade_id:
                 self.seen_trade_ids.add(report.trade_id)
             self.filled[coid] = self.filled.get(coid, 0.0) + report.quantity
-            wanted = self.quantity.get(coid)
-            if mark and wanted is not None and self.filled[coid] >= wanted - QTY_EPS:
-                outcome = "filled"
-        await self.reports.send(report)
-        if outcome is not None and coid:
-            await self.outbox.mark_outcome(coid, outcome, max(0, report.ts))
+        if report.kind in _OUTCOMES or (coid in self.quantity
+                                        and self.filled.get(coid, 0.0) >= self.quantity[coid] - QTY_EPS):
             self.unresolved.pop(coid, None)
+        await self.reports.send(report)
 
     async def _apply(self, resolution: Resolution) -> None:
-        if resolution.outcome is not None:
-            await self.outbox.mark_outcome(resolution.client_order_id, resolution.outcome, self.clock_ms())
         for report in resolution.reports:
-            await self.deliver(report, mark=resolution.outcome is None)
+            await self.deliver(report)
         self._log("intent_resolved", client_order_id=resolution.client_order_id,
                   verdict=resolution.verdict.value, reason=resolution.reason)
 
