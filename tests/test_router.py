@@ -212,3 +212,38 @@ def test_plan_checks_coverage(qty: float, expected: list[str]) -> None:
     w = protection.WantedStop("ab" * 16, "BTC", "SELL", qty, 48_000.0)
     actions = protection.plan([w], {"BTC": 0.03}, [])
     assert [a.reason for a in actions if isinstance(a, protection.Unprotected)] == expected
+
+
+async def test_reconcile_against_the_venue_after_recovery(tmp_path: Path) -> None:
+    from fractald.reconcile import reconcile
+
+    async with trio.open_nursery() as nursery:
+        fake, venue, ledger = await setup(nursery, tmp_path)
+        clock = Clock(fake)
+        send, receive = trio.open_memory_channel[VenueReport](100)
+        router = router_for(venue, ledger, clock, send)
+        journal = LedgerJournal(ledger)
+        entry = intent("entry", OrderType.MARKET, Side.BUY, 0.02, clock(), intended_price=50_000.0)
+        await router.submit(entry)
+        await router.resolve_unanswered()
+        fills = await venue.fills_since(0)
+        for f in fills:  # the stream's fill, as trading would apply it
+            await journal.apply(VenueReport(OrderEvent.FILL, f.client_order_id, f.ts, trade_id=f.trade_id,
+                                            quantity=f.quantity, price=f.price))
+        while True:
+            try:
+                await journal.apply(receive.receive_nowait())
+            except trio.WouldBlock:
+                break
+        report = await reconcile(ledger, venue, {"BTC": 0.02})
+        assert report.clean, report.as_dict()
+
+        # An order placed behind the daemon's back (the same account, another client) shows up.
+        (tmp_path / "other").mkdir()
+        other = new_venue(fake, tmp_path / "other")
+        await other.submit(intent("manual", OrderType.MARKET, Side.BUY, 0.01, clock(), intended_price=50_000.0))
+        report = await reconcile(ledger, venue, {"BTC": 0.02})
+        codes = {m.code.value for m in report.mismatches}
+        assert not report.clean and {"missing_fill", "position"} <= codes, codes
+        await ledger.aclose()
+        nursery.cancel_scope.cancel()

@@ -58,7 +58,7 @@ class Unprotected:
     symbol: str
     position: float
     protected: float
-    reason: str  # "no_stop_wanted" | "stops_too_small"
+    reason: str  # "no_stop_wanted" | "stops_too_small" | "stop_without_position"
 
 
 Action = Place | Resize | CancelStop | Unprotected
@@ -77,7 +77,12 @@ def plan(wanted: Iterable[WantedStop], positions: dict[str, float], open_orders:
     for w in wanted:
         order = held.get(w.client_order_id)
         if order is None:
-            actions.append(Place(w))
+            position = positions.get(w.symbol, 0.0)
+            closable = position > QTY_EPS if w.side == "SELL" else position < -QTY_EPS
+            # Nothing at the venue this stop could close (a reduce-only order would be refused):
+            # the books disagree with the venue, which is reconciliation's to settle.
+            actions.append(Place(w) if closable else Unprotected(w.symbol, position, 0.0,
+                                                                 "stop_without_position"))
             continue
         remaining = order.quantity - order.filled_qty
         moved = order.trigger_price is None or abs(order.trigger_price - w.trigger_price) > price_tolerance * max(

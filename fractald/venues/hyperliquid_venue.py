@@ -201,7 +201,8 @@ class HyperliquidVenue:
         return VenueReport(OrderEvent.UPDATE, client_order_id, ts, venue_order_id=oid,
                            quantity=float(wire["s"]), trigger_price=trigger)
 
-    async def order_status(self, client_order_id: str, symbol: str) -> VenueOrder | None:
+    async def order_status(self, client_order_id: str, symbol: str = "") -> VenueOrder | None:
+        """By cloid alone (the symbol is not needed here, so the shared reconcile() can ask too)."""
         return hl.parse_order_status(await self._info(hl.order_status_body(self.user, client_order_id)))
 
     async def open_orders(self) -> list[VenueOrder]:

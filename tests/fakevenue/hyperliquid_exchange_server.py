@@ -101,13 +101,16 @@ class FakeHyperliquid:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._ws_reader, ws, send, mine, nursery.cancel_scope)
                 async for msg in receive:
-                    if msg is None:
-                        await ws.close(1011)
-                        nursery.cancel_scope.cancel()
-                        return
-                    await ws.send(json.dumps(msg))
-        except ConnectionClosed:
-            pass
+                    try:
+                        if msg is None:
+                            await ws.close(1011)
+                        else:
+                            await ws.send(json.dumps(msg))
+                            continue
+                    except ConnectionClosed:
+                        pass  # the client went away (killed): nothing more to send
+                    nursery.cancel_scope.cancel()
+                    return
         finally:
             for key in mine:
                 if send in self.subscribers.get(key, []):
