@@ -74,6 +74,7 @@ def sent_cloids(fake: FakeHyperliquid) -> list[str]:
 
 def router_for(venue: HyperliquidVenue, ledger: AsyncLedger, clock: Clock,
                send: trio.MemorySendChannel[VenueReport], **kw: Any) -> Router:
+    kw.setdefault("record_outcomes", False)  # the journal commits them, with the events
     return Router(venue, ledger, send, clock_ms=clock,
                   settings=RouterSettings(settle_ms=15_000, resolve_interval_s=0.05), **kw)
 

@@ -20,7 +20,7 @@ Crash-only, in this order:
 
 Every fill is passed on once per venue trade id, whichever path brought it
 (the submit's answer, the stream, a snapshot after a reconnect, recovery).
-Outcomes are committed by whoever applies the reports, with the events.
+Ended orders get their outcome in the outbox (see `deliver` for who marks it).
 
 `protect()` makes the venue hold the protective stops trading wants
 (`fractald.routing.protection`); a position it cannot protect raises the
@@ -109,7 +109,8 @@ class Router:
     def __init__(self, venue: Venue, outbox: Outbox, reports: trio.MemorySendChannel[VenueReport], *,
                  clock_ms: Callable[[], int], settings: RouterSettings | None = None,
                  seen_trade_ids: Iterable[str] = (), log: Any = None,
-                 on_alarm: Callable[[str, dict[str, Any]], None] | None = None) -> None:
+                 on_alarm: Callable[[str, dict[str, Any]], None] | None = None,
+                 record_outcomes: bool = True) -> None:
         self.venue = venue
         self.outbox = outbox
         self.reports = reports
@@ -118,6 +119,7 @@ class Router:
         self.seen_trade_ids: set[str] = set(seen_trade_ids)
         self.log = log
         self.on_alarm = on_alarm or (lambda code, detail: None)
+        self.record_outcomes = record_outcomes
         self.unresolved: dict[str, tuple[OrderIntent, int]] = {}  # coid -> (intent, claimed at)
         self.quantity: dict[str, float] = {}
         self.filled: dict[str, float] = {}
@@ -133,21 +135,28 @@ class Router:
     async def deliver(self, report: VenueReport) -> None:
         """One report to trading, each fill once per venue trade id.
 
-        Outcomes are not marked here: whoever applies the report (trading, or
-        `fractald.routing.journal` on its own) commits the events and the
-        outcome in one transaction, so a crash between the two cannot lose a fill.
+        With `record_outcomes` (the default) the router marks an ended order's
+        outcome in the outbox after passing the report on. Built with
+        `record_outcomes=False`, it leaves that to whoever applies the reports
+        (trading, or `fractald.routing.journal`), which commits the events and
+        the outcome in one transaction: then a crash between the two cannot
+        leave an order ended in the outbox whose fill the ledger never got.
         """
         coid = report.client_order_id
+        outcome = _OUTCOMES.get(report.kind)
         if report.kind in (OrderEvent.FILL, OrderEvent.PARTIAL_FILL):
             if report.trade_id and report.trade_id in self.seen_trade_ids:
                 return
             if report.trade_id:
                 self.seen_trade_ids.add(report.trade_id)
             self.filled[coid] = self.filled.get(coid, 0.0) + report.quantity
-        if report.kind in _OUTCOMES or (coid in self.quantity
-                                        and self.filled.get(coid, 0.0) >= self.quantity[coid] - QTY_EPS):
+            if coid in self.quantity and self.filled[coid] >= self.quantity[coid] - QTY_EPS:
+                outcome = "filled"
+        if outcome is not None:
             self.unresolved.pop(coid, None)
         await self.reports.send(report)
+        if outcome is not None and coid and self.record_outcomes:
+            await self.outbox.mark_outcome(coid, outcome, max(0, report.ts))
 
     async def _apply(self, resolution: Resolution) -> None:
         for report in resolution.reports:
