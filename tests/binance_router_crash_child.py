@@ -66,7 +66,7 @@ async def main(rest_url: str, ws_url: str, state: Path, plan_path: Path, key: st
     seen = await journal.load()
     send, receive = trio.open_memory_channel[VenueReport](10_000)
     router = Router(venue, ledger, send, clock_ms=lambda: venue.rest.clock.venue_time(now_ms()),
-                    seen_trade_ids=seen,
+                    seen_trade_ids=seen, record_outcomes=False,  # the journal commits them with the fills
                     settings=RouterSettings(settle_ms=3_000, resolve_interval_s=0.2,
                                             max_entry_age_ms=10**12))
     _commands_send, commands = trio.open_memory_channel[object](10)  # kept open: no commands here
