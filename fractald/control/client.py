@@ -67,7 +67,7 @@ SLOW_TIMEOUT_S = 120.0
 _SLOW_COMMANDS = {"report", "chart", "backup", "flatten", "halt"}
 _MAX_REPLY_BYTES = 256 * 1024 * 1024  # reports and plots can be large; this only stops a runaway
 # Options that shape the output on this side and are never sent to the daemon.
-_LOCAL_OPTIONS = {"output", "format", "plot"}
+_LOCAL_OPTIONS = {"output", "format", "plot", "wide"}
 _PLOT_FIELD = "plot_png"  # base64 PNG in a result, when the request asked for "plot": true
 _START_HINT = ("Start it with `sudo systemctl start fractald` (or `fractald run` in the "
                "foreground), or point fractalctl at its socket with --socket PATH or "
@@ -353,6 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="subcommand", metavar="COMMAND", required=True)
     for name, help in _SIMPLE.items():
         _command(sub, name, help)
+    _flag(sub.choices["positions"], "--wide", "every field, however wide")
 
     p = _command(sub, "help", "the commands the daemon knows, or one command's arguments")
     p.add_argument("command", nargs="?", help="describe this command")
@@ -362,10 +363,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(sub, "orders", "working orders")
     _flag(p, "--all", "include finished orders")
     p = _command(sub, "trades", "closed trades")
+    _flag(p, "--wide", "every field, however wide")
     p.add_argument("--since", help="only trades closed since (ISO time or e.g. 1d, 12h)")
     p.add_argument("--strategy", help="only this strategy")
     p.add_argument("--symbol", help="only this symbol")
     p = _command(sub, "signals", "recent signals")
+    _flag(p, "--wide", "every field, however wide")
     p.add_argument("--last", type=_count, metavar="N", help="how many")
     p = _command(sub, "flatten", "close positions at market (all, or one symbol)")
     p.add_argument("symbol", nargs="?", help="only this symbol")
@@ -447,7 +450,10 @@ def format_result(result: Any, ns: argparse.Namespace) -> str:
         return result  # already text (metrics, "pong")
     if fmt == "csv":
         return render.to_csv(result)
-    return render.render(result)
+    from fractald.control.views import table_for
+
+    view = table_for(ns.cmd, result, getattr(ns, "wide", False))
+    return view if view is not None else render.render(result)
 
 
 def run_tail(client: ControlClient, args: dict[str, Any], out: TextIO) -> int:

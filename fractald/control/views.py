@@ -1,0 +1,140 @@
+"""Command-specific tables for fractalctl: what a trader reads at a glance, in 100 columns.
+
+`render.py` shows any result generically; here the few results people read
+most (report, trades, positions, signals) get chosen columns, human times
+(`2022-01-07 14:15`) and durations (`3h12m`), a SHORT as side and size, and
+the report as the same table `fractald backtest` prints. `--wide` falls back
+to every field; `--json` never comes here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from fractald.control.render import format_float
+
+NARROW_CELL = 22  # longest text cell in a narrow table ("stop_loss", "denied: heat_cap"...)
+
+
+def when(ms: Any) -> str:
+    if not isinstance(ms, int) or ms <= 0:
+        return "-"
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def duration(ms: Any) -> str:
+    """3h12m, 2d 5h, 45m."""
+    if not isinstance(ms, (int, float)) or ms < 0:
+        return "-"
+    minutes = int(ms) // 60_000
+    days, rem = divmod(minutes, 1440)
+    if days:
+        return f"{days}d {rem // 60}h"
+    return f"{rem // 60}h{rem % 60:02d}m" if rem >= 60 else f"{rem}m"
+
+
+def _num(value: Any) -> str:
+    return "-" if value is None else format_float(float(value))
+
+
+def _text(value: Any) -> str:
+    text = "-" if value in (None, "") else str(value)
+    return text if len(text) <= NARROW_CELL else text[: NARROW_CELL - 1] + "~"
+
+
+def _side(value: Any, quantity: Any = None) -> str:
+    side = str(value or "").upper()
+    if side in ("BUY", "LONG") or (quantity is not None and float(quantity) > 0 and not side):
+        return "LONG"
+    if side in ("SELL", "SHORT"):
+        return "SHORT"
+    return side or "-"
+
+
+def _size(value: Any) -> str:
+    return "-" if value is None else f"{abs(float(value)):.4g}"
+
+
+def _money(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.2f}"
+
+
+def _trades(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """One line a trade; the exit price and ids are in --wide (100 columns hold the rest)."""
+    closes = [when(r.get("ts_exit")) for r in rows]
+    years = {c[:4] for c in closes if c != "-"}
+    one_year = len(years) == 1
+    head = f"closed {years.pop()}" if one_year else "closed (UTC)"
+    return [{head: close[5:] if one_year and close != "-" else close,
+             "symbol": _text(r.get("symbol")), "strategy": _text(r.get("strategy")),
+             "side": _side(r.get("side")), "size": _size(r.get("quantity")),
+             "entry": _num(r.get("entry_price")), "P&L": _money(r.get("pnl")),
+             "R": _money(r.get("r_multiple")), "held": duration(r.get("hold_ms")),
+             "why": _text(r.get("exit_reason"))} for close, r in zip(closes, rows)]
+
+
+def _positions(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+    return [{"symbol": _text(r.get("symbol")), "strategy": _text(r.get("strategy")),
+             "side": _side(r.get("side"), r.get("quantity")),
+             "size": _size(r.get("quantity")), "avg": _num(r.get("avg_price")),
+             "mark": _num(r.get("mark_price")), "uP&L": _num(r.get("unrealized_pnl")),
+             "stop": _num(r.get("stop")), "at risk": _num(r.get("open_risk")),
+             "opened (UTC)": when(r.get("opened_ts"))} for r in rows]
+
+
+def _signals(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+    return [{"time (UTC)": when(r.get("ts")), "symbol": _text(r.get("symbol")),
+             "strategy": _text(r.get("strategy")), "tf": _text(r.get("timeframe")),
+             "side": _side(r.get("side")), "entry": _num(r.get("entry")), "stop": _num(r.get("stop")),
+             "conf": _num(r.get("confidence")), "outcome": _text(r.get("outcome"))} for r in rows]
+
+
+def _report(result: Mapping[str, Any]) -> str:
+    from fractald.reporting.export import to_table
+    from fractald.reporting.report import Report
+
+    text = to_table(Report.from_dict({k: v for k, v in result.items() if k != "open"}))
+    held = result.get("open") or {}
+    if held.get("open_positions"):
+        text += (f"\nOpen now: {held['open_positions']} position(s), unrealized "
+                 f"{held.get('unrealized_pnl', 0.0):,.2f}; equity {held.get('equity', 0.0):,.2f}\n")
+    return text.rstrip("\n")
+
+
+_ROWS: dict[str, Callable[[Sequence[Mapping[str, Any]]], list[dict[str, str]]]] = {
+    "trades": _trades, "positions": _positions, "signals": _signals,
+}
+_EMPTY = {"trades": "no closed trades", "positions": "flat: no open positions",
+          "signals": "no signals yet"}
+
+
+def table_for(command: str, result: Any, wide: bool = False) -> str | None:
+    """The readable table for `command`'s result, or None when the generic render fits."""
+    if wide:
+        return None
+    if command == "report" and isinstance(result, dict) and "stats" in result:
+        return _report(result)
+    rows = _ROWS.get(command)
+    if rows is None or not isinstance(result, list):
+        return None
+    if not result:
+        return _EMPTY[command]
+    return "\n".join(grid(rows(result)))
+
+
+_LEFT = {"symbol", "strategy", "side", "tf", "why", "outcome", "opened (UTC)", "time (UTC)"}
+
+
+def grid(rows: Sequence[Mapping[str, str]]) -> list[str]:
+    """Rows of text as columns: names and times to the left, figures to the right."""
+    columns = list(rows[0])
+    widths = [max(len(c), *(len(r[c]) for r in rows)) for c in columns]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(v.ljust(w) if c in _LEFT or c.startswith("closed") else v.rjust(w)
+                         for c, v, w in zip(columns, cells, widths)).rstrip()
+
+    return [line(columns), line(["-" * w for w in widths])] + [line([r[c] for c in columns]) for r in rows]
+
