@@ -335,15 +335,43 @@ def run_backtest(args: argparse.Namespace) -> dict[str, Any]:
         "timeframe": st.timeframe, "trend_timeframes": list(st.trend), "strategies": list(st.names),
         "params": st.params, "equity": args.equity,
     }
+    folds = args.walk_forward or 0
+    # the run, then each fold and its warm-up (the fold before it)
+    work = len(bars) + (2 * len(bars) - len(bars) // folds if folds else 0)
+    progress = _progress(args, work)
     runner = new_runner(args.symbol, base, st, args.equity)
-    runner.feed(bars)
+    _feed(runner, bars, progress)
     report["summary"] = summarise(runner, bars, args.equity)
     report["trade_list"] = [_trade_row(t) for t in runner.trades]
     if getattr(args, "plot", None):
         report["plot"] = str(_plot(runner, args.equity, args.plot))
     if args.walk_forward:
-        report["folds"] = walk_forward(bars, args.walk_forward, st, args.equity, args.symbol)
+        report["folds"] = walk_forward(bars, args.walk_forward, st, args.equity, args.symbol, progress)
+    if progress is not None:
+        progress.finish()
     return report
+
+
+PROGRESS_CHUNK = 2_000  # bars between progress updates (feeding in chunks changes nothing)
+
+
+def _progress(args: argparse.Namespace, total: int) -> Any:
+    """A progress display on stderr when the command line asked for one (`backtest_command` does)."""
+    if not getattr(args, "progress", False):
+        return None
+    from fractald.reporting.progress import Progress
+
+    return Progress(total, "backtest", sys.stderr)
+
+
+def _feed(runner: Runner, bars: Sequence[Bar], progress: Any, accepting: bool = True) -> None:
+    if progress is None:
+        runner.feed(bars, accepting)
+        return
+    for lo in range(0, len(bars), PROGRESS_CHUNK):
+        chunk = bars[lo:lo + PROGRESS_CHUNK]
+        runner.feed(chunk, accepting)
+        progress.advance(len(chunk))
 
 
 def _plot(runner: Runner, equity: float, path: str) -> Any:
@@ -355,7 +383,7 @@ def _plot(runner: Runner, equity: float, path: str) -> Any:
 
 
 def walk_forward(bars: Sequence[Bar], k: int, st: StrategySettings, equity: float,
-                 symbol: str) -> list[dict[str, Any]]:
+                 symbol: str, progress: Any = None) -> list[dict[str, Any]]:
     size = len(bars) // k
     if size < 2:
         raise BacktestError(f"{len(bars)} candles are too few for {k} folds")
@@ -364,9 +392,9 @@ def walk_forward(bars: Sequence[Bar], k: int, st: StrategySettings, equity: floa
         lo, hi = i * size, (len(bars) if i == k - 1 else (i + 1) * size)
         runner = new_runner(symbol, bars[0].timeframe, st, equity)
         warm = bars[max(0, lo - size):lo]
-        runner.feed(warm, accepting=False)
+        _feed(runner, warm, progress, accepting=False)
         runner.trades.clear()  # a trade opened during warm-up cannot exist: nothing was sent
-        runner.feed(bars[lo:hi])
+        _feed(runner, bars[lo:hi], progress)
         folds.append({"fold": i + 1, "warmup_bars": len(warm), **summarise(runner, bars[lo:hi], equity)})
     return folds
 
@@ -420,6 +448,8 @@ def backtest_command(args: argparse.Namespace) -> int:
     """`fractald backtest`: run, print the report (table or --json); exit status 2 on a bad request."""
     from fractald.errors import ConfigError
 
+    if not hasattr(args, "progress"):
+        args.progress = True  # people running the command see the work move (stderr)
     try:
         report = run_backtest(args)
     except (ValueError, ConfigError) as exc:  # bad flags, file, params or config: all name the problem

@@ -131,3 +131,24 @@ def test_config_file_chooses_enabled_strategies_timeframe_and_params(tmp_path: P
     cfg.write_text('[strategies]\nenabled = ["fvg_fill"]\n\n[strategies.params.fvg_fill]\nmin_confidence = 101\n')
     with pytest.raises(ConfigError, match=r"min_confidence must be a number in 0\.0\.\.100\.0, got 101"):
         run_backtest(args_of("--config", str(cfg)))
+
+
+def test_progress_is_a_bar_on_a_terminal_and_tenths_in_a_log(capsys: pytest.CaptureFixture[str]) -> None:
+    import io
+
+    from fractald.reporting.progress import Progress
+
+    ticks = iter([0.0, 10.0, 20.0])
+    bar = Progress(100, "backtest", io.StringIO(), tty=True, clock=lambda: next(ticks))
+    bar.advance(50)
+    bar.advance(25)
+    shown = bar.stream.getvalue().split("\r")
+    assert shown[1].startswith("backtest [###############...............]  50%  ETA 10s")
+    assert "75%  ETA 7s" in shown[2]
+    args = args_of("--from", "2022-01-03", "--to", "2022-01-05", "--walk-forward", "2")
+    args.progress = True
+    run_backtest(args)
+    lines = capsys.readouterr().err.splitlines()
+    shares = [int(line.split(":")[1].split("%")[0]) for line in lines]
+    assert shares == sorted(set(shares)) and shares[-1] == 100  # at most a line a tenth, to 100 %
+    assert lines[-1].startswith("backtest: 100% (") and "ETA 0s" in lines[-1]
