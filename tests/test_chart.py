@@ -118,3 +118,27 @@ def test_smc_adapter_prefers_fractald_and_falls_back(monkeypatch: pytest.MonkeyP
     assert chart.smc_api() is ours
     monkeypatch.setitem(sys.modules, "fractald.smc", None)  # as if the module were absent
     assert chart.smc_api() is reference
+
+
+def test_legend_lists_only_what_is_drawn_and_the_title_names_the_window(
+        frames: dict[str, pd.DataFrame]) -> None:
+    h1 = frames["1h"]
+    start, end = bar_ms(h1, 100), bar_ms(h1, 200)
+    bare = chart.chart_figure({"1h": h1}, start_ms=start, end_ms=end, symbol="BTC-PERP")
+    names = {t.get_text() for legend in bare.legends for t in legend.get_texts()}
+    assert "entry" not in names and "stop" not in names  # no trade, no order: not in the legend
+    assert names <= {"BOS (bull / bear colour)", "CHoCH", "fair value gap", "order block (bull)",
+                     "order block (bear)", "liquidity (x = swept)", "swing high / low"}
+    assert "swing high / low" in names
+    title = bare._suptitle.get_text()
+    assert title == (f"BTC-PERP {pd.Timestamp(start, unit='ms'):%Y-%m-%d %H:%M} .. "
+                     f"{pd.Timestamp(end, unit='ms'):%Y-%m-%d %H:%M} UTC")
+    m15 = frames["15m"]
+    traded = chart.chart_figure(frames, trades=sample_trades(m15), symbol="BTC-PERP")
+    names = {t.get_text() for legend in traded.legends for t in legend.get_texts()}
+    assert {"entry", "exit (green win, red loss)"} <= names
+    # order labels once, on the finest panel, not once per timeframe
+    signal = Signal("BTC-PERP", Side.BUY, float(m15["close"].iloc[-40]), float(m15["close"].iloc[-40]) * 0.99,
+                    (float(m15["close"].iloc[-40]) * 1.01,), 80.0, "smc_ob", "15m", bar_ms(m15, len(m15) - 40))
+    fig = chart.chart_figure(frames, signals=[signal], symbol="BTC-PERP")
+    assert [sum(t.get_text() == "SL" for t in ax.texts) for ax in fig.axes] == [0, 0, 1]

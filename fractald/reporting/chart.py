@@ -153,13 +153,14 @@ def _candles(ax: Any, p: _Panel) -> None:
 
 
 def _zone(ax: Any, p: _Panel, i: int, end_index: float, top: float, bottom: float,
-          colour: str, alpha: float, hatch: str | None = None) -> None:
+          colour: str, alpha: float, hatch: str | None = None, gid: str = "") -> None:
     left = p.xat(i) - p.width / 2
     right = p.xat(end_index) if end_index and end_index > i else p.x1
     if right < p.x0 or left > p.x1:
         return
     ax.add_patch(Rectangle((left, bottom), right - left, top - bottom, facecolor=colour,
-                           alpha=alpha, edgecolor=colour, linewidth=0.6, hatch=hatch, zorder=1))
+                           alpha=alpha, edgecolor=colour, linewidth=0.6, hatch=hatch, zorder=1,
+                           gid=gid))
 
 
 def _gap_floor(p: _Panel) -> float:
@@ -173,13 +174,14 @@ def _fvgs(ax: Any, p: _Panel, fvg: pd.DataFrame) -> None:
     for i, row in fvg.dropna(subset=["FVG"]).iterrows():
         if row.Top - row.Bottom >= floor:
             colour = ZONE_FVG_BULL if row.FVG > 0 else ZONE_FVG_BEAR
-            _zone(ax, p, int(i), row.MitigatedIndex, row.Top, row.Bottom, colour, 0.35)
+            _zone(ax, p, int(i), row.MitigatedIndex, row.Top, row.Bottom, colour, 0.35, gid="fvg")
 
 
 def _order_blocks(ax: Any, p: _Panel, ob: pd.DataFrame) -> None:
     for i, row in ob.dropna(subset=["OB"]).iterrows():
         colour = ZONE_OB_BULL if row.OB > 0 else ZONE_OB_BEAR
-        _zone(ax, p, int(i), row.MitigatedIndex, row.Top, row.Bottom, colour, 0.22, hatch="//")
+        _zone(ax, p, int(i), row.MitigatedIndex, row.Top, row.Bottom, colour, 0.22, hatch="//",
+              gid="ob_bull" if row.OB > 0 else "ob_bear")
 
 
 def _structure(ax: Any, p: _Panel, bos: pd.DataFrame) -> None:
@@ -193,7 +195,7 @@ def _structure(ax: Any, p: _Panel, bos: pd.DataFrame) -> None:
             continue
         colour = BULL if direction > 0 else BEAR
         ax.hlines(row.Level, left, right, colors=colour, linewidth=1.3,
-                  linestyles="--" if choch else "-", zorder=5)
+                  linestyles="--" if choch else "-", zorder=5, gid="choch" if choch else "bos")
         ax.annotate("CHoCH" if choch else "BOS", (max((left + right) / 2, p.x0), row.Level),
                     xytext=(0, 3 if direction > 0 else -3), textcoords="offset points",
                     ha="center", va="bottom" if direction > 0 else "top", fontsize=7.5,
@@ -206,8 +208,9 @@ def _swings(ax: Any, p: _Panel, swings: pd.DataFrame) -> None:
     for high, marker, colour, offset in ((1, "v", BEAR, 1), (-1, "^", BULL, -1)):
         part = marked[marked.HighLow == high]
         xs = [p.x[int(i)] for i in part.index]
-        ax.scatter(xs, part.Level, marker=marker, s=22, color=colour, edgecolors="black",
-                   linewidths=0.4, zorder=6)
+        if xs:
+            ax.scatter(xs, part.Level, marker=marker, s=22, color=colour, edgecolors="black",
+                       linewidths=0.4, zorder=6, gid="swing")
 
 
 def _liquidity(ax: Any, p: _Panel, liq: pd.DataFrame) -> None:
@@ -218,7 +221,7 @@ def _liquidity(ax: Any, p: _Panel, liq: pd.DataFrame) -> None:
         if right < p.x0 or left > p.x1:
             continue
         ax.hlines(row.Level, left, right, colors=LIQUIDITY, linewidth=1.0, linestyles=":",
-                  zorder=5)
+                  zorder=5, gid="liquidity")
         ax.annotate("liq", (max(left, p.x0), row.Level), xytext=(2, 2),
                     textcoords="offset points", fontsize=7, color=LIQUIDITY, zorder=6,
                     annotation_clip=True)
@@ -226,16 +229,18 @@ def _liquidity(ax: Any, p: _Panel, liq: pd.DataFrame) -> None:
             ax.scatter([right], [row.Level], marker="x", s=30, color=LIQUIDITY, zorder=6)
 
 
-def _trades(ax: Any, trades: Sequence[ClosedTrade]) -> None:
+def _trades(ax: Any, p: _Panel, trades: Sequence[ClosedTrade]) -> None:
     for t in trades:
         x_in, x_out = to_datenum([t.ts_entry, t.ts_exit])
+        if x_out < p.x0 or x_in > p.x1:
+            continue  # outside the window: neither drawn nor in the legend
         won = t.pnl > 0
         ax.plot([x_in, x_out], [t.entry_price, t.exit_price], color=TARGET if won else STOP,
                 linewidth=1.2, linestyle="-.", zorder=7)
         ax.scatter([x_in], [t.entry_price], marker="^" if t.side is Side.BUY else "v", s=90,
-                   color=ENTRY, edgecolors="white", linewidths=0.8, zorder=8)
+                   color=ENTRY, edgecolors="white", linewidths=0.8, zorder=8, gid="entry")
         ax.scatter([x_out], [t.exit_price], marker="X", s=80, color=TARGET if won else STOP,
-                   edgecolors="white", linewidths=0.8, zorder=8)
+                   edgecolors="white", linewidths=0.8, zorder=8, gid="exit")
 
 
 def _signal_marks(signals: Sequence[Signal], span_ms: int) -> list[OrderMark]:
@@ -249,15 +254,18 @@ def _signal_marks(signals: Sequence[Signal], span_ms: int) -> list[OrderMark]:
     return marks
 
 
-def _orders(ax: Any, p: _Panel, marks: Sequence[OrderMark]) -> None:
+def _orders(ax: Any, p: _Panel, marks: Sequence[OrderMark], labels: bool = True) -> None:
+    """The bot's orders as levels; their labels only where asked (the finest panel), so that
+    the same text does not pile up once per timeframe."""
     for m in marks:
         colour, style = _MARK_STYLE[m.kind]
         left = float(to_datenum([m.ts_ms])[0])
         right = float(to_datenum([m.ts_end_ms])[0]) if m.ts_end_ms is not None else p.x1
         if right < p.x0 or left > p.x1:
             continue
-        ax.hlines(m.price, left, right, colors=colour, linewidth=1.6, linestyles=style, zorder=7)
-        if m.label:
+        ax.hlines(m.price, left, right, colors=colour, linewidth=1.6, linestyles=style, zorder=7,
+                  gid=m.kind.value)
+        if m.label and labels:
             ax.annotate(m.label, (min(right, p.x1), m.price), xytext=(-2, 1),
                         textcoords="offset points", fontsize=7.5, color=colour, ha="right",
                         va="bottom", fontweight="bold", zorder=8, annotation_clip=False,
@@ -277,22 +285,29 @@ def _price_range(p: _Panel, trades: Sequence[ClosedTrade], marks: Sequence[Order
     return low - pad, high + pad
 
 
-def _legend_handles() -> list[Any]:
-    return [
-        Line2D([], [], color=BULL, linewidth=1.3, label="BOS (bull / bear colour)"),
-        Line2D([], [], color=BEAR, linewidth=1.3, linestyle="--", label="CHoCH"),
-        Patch(facecolor=ZONE_FVG_BULL, alpha=0.5, label="fair value gap"),
-        Patch(facecolor=ZONE_OB_BULL, alpha=0.3, hatch="//", label="order block (bull)"),
-        Patch(facecolor=ZONE_OB_BEAR, alpha=0.3, hatch="//", label="order block (bear)"),
-        Line2D([], [], color=LIQUIDITY, linestyle=":", label="liquidity (x = swept)"),
-        Line2D([], [], marker="v", color=BEAR, linestyle="", markeredgecolor="black",
-               label="swing high / low"),
-        Line2D([], [], marker="^", color=ENTRY, linestyle="", markersize=9, label="entry"),
-        Line2D([], [], marker="X", color=TARGET, linestyle="", markersize=9,
-               label="exit (green win, red loss)"),
-        Line2D([], [], color=STOP, linestyle="--", label="stop"),
-        Line2D([], [], color=TARGET, linestyle="--", label="target"),
+def _legend_handles(drawn: set[str] | None = None) -> list[Any]:
+    """The legend entries, only for what is drawn (`drawn`: the gids of the drawn artists)."""
+    entries = [
+        ("bos", Line2D([], [], color=BULL, linewidth=1.3, label="BOS (bull / bear colour)")),
+        ("choch", Line2D([], [], color=BEAR, linewidth=1.3, linestyle="--", label="CHoCH")),
+        ("fvg", Patch(facecolor=ZONE_FVG_BULL, alpha=0.5, label="fair value gap")),
+        ("ob_bull", Patch(facecolor=ZONE_OB_BULL, alpha=0.3, hatch="//", label="order block (bull)")),
+        ("ob_bear", Patch(facecolor=ZONE_OB_BEAR, alpha=0.3, hatch="//", label="order block (bear)")),
+        ("liquidity", Line2D([], [], color=LIQUIDITY, linestyle=":", label="liquidity (x = swept)")),
+        ("swing", Line2D([], [], marker="v", color=BEAR, linestyle="", markeredgecolor="black",
+                         label="swing high / low")),
+        ("entry", Line2D([], [], marker="^", color=ENTRY, linestyle="", markersize=9, label="entry")),
+        ("exit", Line2D([], [], marker="X", color=TARGET, linestyle="", markersize=9,
+                        label="exit (green win, red loss)")),
+        ("stop", Line2D([], [], color=STOP, linestyle="--", label="stop")),
+        ("target", Line2D([], [], color=TARGET, linestyle="--", label="target")),
     ]
+    return [h for key, h in entries if drawn is None or key in drawn]
+
+
+def drawn_gids(fig: Figure) -> set[str]:
+    """Which kinds of overlay the figure really drew (what its legend may list)."""
+    return {str(a.get_gid()) for ax in fig.axes for a in ax.get_children() if a.get_gid()}
 
 
 def plot_chart(frames: Mapping[str, pd.DataFrame], path: str | os.PathLike[str],
@@ -355,8 +370,8 @@ def chart_figure(
         _liquidity(ax, p, over.liquidity)
         _structure(ax, p, over.bos_choch)
         _swings(ax, p, over.swings)
-        _orders(ax, p, marks)
-        _trades(ax, trades)
+        _orders(ax, p, marks, labels=tf == order[-1])
+        _trades(ax, p, trades)
         ax.set_xlim(p.x0, p.x1)
         ax.set_ylim(*_price_range(p, trades, marks, start_ms, end_ms))
         ax.grid(True, alpha=0.25)
@@ -366,6 +381,16 @@ def chart_figure(
         ax.yaxis.set_major_formatter("{x:,.0f}")
     utc_date_axis(axes[-1])
     axes[-1].set_xlabel("time (UTC)")
-    fig.legend(handles=_legend_handles(), loc="outside upper center", ncol=6, fontsize=8.5,
-               frameon=False)
+    handles = _legend_handles(drawn_gids(fig))
+    if handles:
+        fig.legend(handles=handles, loc="outside lower center", ncol=6, fontsize=8.5, frameon=False)
+    # The window named is the window drawn (every panel shares it).
+    fig.suptitle(f"{symbol + ' ' if symbol else ''}{_utc(start_ms)} .. {_utc(end_ms)} UTC",
+                 x=0.01, ha="left", fontsize=12, fontweight="bold")
     return fig
+
+
+def _utc(ms: int) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).strftime("%Y-%m-%d %H:%M")
