@@ -29,6 +29,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
 from fractald.core.models import ClosedTrade, Side, Signal, timeframe_ms
+from fractald.core.strategies.base import TIMEFRAME_DEFAULTS
 from fractald.reporting.plots import save_png, to_datenum, utc_date_axis
 
 BULL, BEAR = "#26a69a", "#ef5350"
@@ -38,8 +39,9 @@ LIQUIDITY, STRUCTURE = "#8e44ad", "#333333"
 ENTRY, STOP, TARGET = "#1f4e8c", "#d62728", "#1b9e4b"
 OHLC = ("open", "high", "low", "close", "volume")
 DEFAULT_SWING_LENGTH = 8
-# Bars either side that make a swing: fewer on coarse timeframes, which have fewer bars in view.
-SWING_LENGTHS = {"1d": 3, "4h": 4, "2h": 6, "1h": 8, "30m": 8, "15m": 8}
+# Bars either side that make a swing: the strategies' own per-timeframe defaults, so the chart
+# draws the swings (and the structure built on them) the strategies trade on.
+SWING_LENGTHS = {tf: int(d["swing_length"]) for tf, d in TIMEFRAME_DEFAULTS.items()}
 DEFAULT_WINDOW_MS = 4 * 86_400_000
 
 
