@@ -213,10 +213,11 @@ def png_base64(figure: Any) -> str:
 
 
 def _equity_png(curve: list[tuple[int, float]], trades: list[ClosedTrade], start: float,
-                title: str) -> str:
+                title: str, report: Any = None) -> str:
     from fractald.reporting.plots import equity_figure
 
-    return png_base64(equity_figure(curve, trades, starting_equity=start, title=title))
+    return png_base64(equity_figure(curve, trades, starting_equity=start, title=title,
+                                    report=report))
 
 
 def _chart_png(bars: list[Bar], timeframes: list[str], trades: list[ClosedTrade],
@@ -295,12 +296,16 @@ class ReportCommands:
         if args["plot"]:
             chosen = [t for t in trades if period.contains(t.ts_exit)]
             drawn = [p for p in curve if period.contains(p[0])] or curve
+            if period.start_ms is not None and drawn and drawn[0][0] > period.start_ms:
+                # the equity the period started from, as the report counts it (its drawdown too)
+                drawn = [(period.start_ms, report.starting_equity), *drawn]
             if len(drawn) < 2 and not chosen:
                 raise CommandError("no_data", "nothing to plot yet: no equity history and no "
                                    "closed trades in this period")
             title = f"fractald equity ({period.label})"
+            # The headline is the report's own figures: the plot and the table never disagree.
             result["plot_png"] = await trio.to_thread.run_sync(
-                _equity_png, drawn, chosen, report.starting_equity, title)
+                _equity_png, drawn, chosen, report.starting_equity, title, report)
         return result
 
     @staticmethod
