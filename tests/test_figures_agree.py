@@ -13,8 +13,8 @@ from fractald.backtest import (
     settings_from,
     summarise,
 )
-from fractald.control.report_commands import current_curve
 from fractald.core.figures import format_pct
+from fractald.read_model import current_curve
 from fractald.reporting.plots import equity_figure
 from fractald.reporting.report import build_report, max_drawdown_of
 from fractald.venues.replay import bundled_candles
