@@ -48,7 +48,7 @@ async def test_slow_consumer_gets_every_trade_and_bar_but_only_the_latest_quote(
         nursery.start_soon(out.pump)
         events: list[object] = []
         for i in range(200):
-            events.append(Quote("BTCUSDT", 100 + i, 1, 101 + i, 1, T0 + i))
+            events.append(Quote("BTCUSDT", 100 + i, 1, 101 + i, 1, T0 + i * 1000))
             events.append(TradeTick("BTCUSDT", 100.5 + i, 1, Side.BUY, str(i), T0 + i * 1000))
         sender = trio.Event()
 
@@ -94,8 +94,59 @@ async def test_a_trade_from_the_future_does_not_drag_the_bar_clock() -> None:
     await core.handle([TradeTick("BTCUSDT", 101, 1, Side.BUY, "3", T0 + 6_000)])
     bars = core.symbols["BTCUSDT"].bars
     assert bars.frontier == T0 and bars.late_trades == 0  # the real trades still count
-    assert log.events("trade_from_the_future")[0]["trade_id"] == "2"
+    refused = log.events("timestamp_from_the_future")[0]
+    assert refused["kind"] == "trade" and refused["ts_event"] == T0 + 86_400_000
     assert core.symbols["BTCUSDT"].health.unparsed == 1
+
+
+@pytest.mark.parametrize("kind", ["quote", "book"])
+async def test_any_message_from_the_future_is_refused_and_moves_no_clock(kind: str) -> None:
+    from fractald.core.book import BookSnapshot
+
+    send, _receive = trio.open_memory_channel[object](1000)
+    log = RecordingLog()
+    core = FeedCore(FeedSettings(venue="binance", symbols=("BTCUSDT",), timeframes=("1m",)),
+                    ["BTCUSDT"], FeedOutput(send), log)
+    for i in range(20):
+        await core.handle([TradeTick("BTCUSDT", 100, 1, Side.BUY, str(i), T0 + 5_000 + i)])
+    ahead = T0 + 2 * 3_600_000  # two hours ahead, as in the wild
+    bad = (Quote("BTCUSDT", 99, 1, 100, 1, ahead) if kind == "quote"
+           else BookSnapshot("BTCUSDT", [(99, 1)], [(100, 1)], ahead))
+    await core.handle([bad])
+    await core.advance()
+    bars = core.symbols["BTCUSDT"].bars
+    assert bars.frontier == T0 and bars.next_ts == T0  # no hour of placeholder bars
+    assert abs(core.venue_now_ms() - (T0 + 5_019)) < 1_000
+    await core.handle([TradeTick("BTCUSDT", 101, 1, Side.BUY, "late?", T0 + 6_000)])
+    assert bars.late_trades == 0  # real trades still count
+    assert log.events("timestamp_from_the_future")[0]["kind"] == kind
+
+
+def test_the_venue_clock_follows_a_real_change_in_either_direction() -> None:
+    from fractald.venues.feed_clock import WINDOW, VenueClock
+
+    clock = VenueClock()
+    for i in range(10):
+        assert clock.sample(T0 + i * 100, i * 0.1)
+    assert clock.now_ms(1.0) == T0 + 1_000
+    assert not clock.sample(T0 + 3_600_000, 1.0)  # one outlier ahead: refused, ignored
+    assert clock.sample(T0 - 3_600_000, 1.0)  # one behind: harmless, and ignored too
+    assert clock.now_ms(1.0) == T0 + 1_000
+    for i in range(WINDOW):  # the venue's clock really stepped back 5 s: the estimate follows
+        clock.sample(T0 - 5_000 + 1_000 + i, 1.0 + i / 1000)
+    assert abs(clock.now_ms(2.0) - (T0 - 5_000 + 2_000)) < 100
+
+
+async def test_a_local_clock_running_fast_is_reported() -> None:
+    send, _receive = trio.open_memory_channel[object](1000)
+    log = RecordingLog()
+    core = FeedCore(FeedSettings(venue="binance", symbols=("BTCUSDT",), timeframes=("1m",)),
+                    ["BTCUSDT"], FeedOutput(send), log, wall_ms=lambda: T0 + 5_000 + 7_000)
+    await core.handle([TradeTick("BTCUSDT", 100, 1, Side.BUY, "1", T0 + 5_000)])
+    core.publish_health()
+    skew = log.events("local_clock_skew")
+    assert skew and 6_900 <= skew[0]["local_ahead_ms"] <= 7_100
+    assert core.state.clock_skew_ms is not None and core.state.clock_skew_ms > 6_900
 
 
 async def test_a_crossed_hyperliquid_book_is_an_outlier() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_harness import DaemonProcess, NotifyListener
+from daemon_harness import DaemonProcess, NotifyListener, ctl_json
 from fakevenue.live import LiveFake, steady_trades
 from fakevenue.server import MIN, FakeBinance
 
@@ -90,3 +90,26 @@ def test_ready_waits_for_market_data_and_fails_the_start_clearly_without_it(tmp_
     fatal = _events(daemon, "daemon_fatal")[0]["error"]
     assert fatal["code"] == "startup_gate_failed" and "'feeds' not passed" in fatal["message"]
     assert _events(daemon, "feed_no_data_yet")[0]["waiting_for"] == ["BTCUSDT"]
+
+
+def test_a_quote_stamped_hours_ahead_moves_no_bar_and_the_host_clock_is_reported(tmp_path: Path) -> None:
+    from fakevenue.server import Event, Trouble
+
+    def make(t0_ms: int, now_ms: int) -> FakeBinance:
+        trouble = [Event(now_ms + 15_000, Trouble.FUTURE_QUOTE, 7_200.0)]  # after the start, however slow
+        return FakeBinance(steady_trades(now_ms - 30 * MIN, now_ms + 30 * MIN), t0_ms=t0_ms, trouble=trouble)
+
+    with LiveFake(make) as venue:
+        daemon = DaemonProcess(_config(tmp_path, venue))
+        sock = tmp_path / "state" / "control.sock"
+        try:
+            _wait_for(lambda: _events(daemon, "timestamp_from_the_future"), timeout=40)
+            time.sleep(2.5)  # the ticker runs every 0.25 s: the old clock would have closed 2 h of bars
+            feed = ctl_json(sock, "status")["feed"]["BTCUSDT"]
+            assert abs(feed["local_clock_ahead_ms"]) < 2_000 and not feed["stale"]
+            assert daemon.stop(signal.SIGTERM, timeout=15) == 0
+        finally:
+            daemon.kill()
+    assert all(g["end_ms"] <= time.time() * 1000 + 5 * MIN for g in _events(daemon, "bar_gap"))
+    assert not _events(daemon, "late_trade")
+    assert _events(daemon, "timestamp_from_the_future")[0]["kind"] == "quote"

@@ -45,7 +45,10 @@ class MarketDataActor:
         self._no_data_logged_at = -1e9
 
     def health_dicts(self) -> dict[str, dict[str, Any]]:
-        return {symbol: attrs.asdict(h) for symbol, h in self.health.items()}
+        # How far this host's clock runs ahead of the venue's (None: no venue time seen yet).
+        skew = getattr(self.feed_state, "clock_skew_ms", None)
+        ahead = None if skew is None else round(skew)
+        return {symbol: {**attrs.asdict(h), "local_clock_ahead_ms": ahead} for symbol, h in self.health.items()}
 
     def feed_settings(self) -> Any:
         from fractald.venues.feed import FeedSettings

@@ -3,6 +3,7 @@ health and the output; shared by live feeds and capture replay."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
@@ -15,11 +16,16 @@ from fractald.core.feed_health import HealthParams, HealthTracker
 from fractald.core.models import Bar, Quote, TradeTick, timeframe_ms
 from fractald.errors import TransientError
 from fractald.venues.events import CandleUpdate, Mids, Unparsed, VenueErrorMsg, VenueEvent
+from fractald.venues.feed_clock import FUTURE_TOLERANCE_MS, VenueClock
 from fractald.venues.feed_output import FeedOutput
 from fractald.venues.feed_settings import FeedSettings
 
-# A trade stamped further ahead of the venue clock than this is refused, not believed.
-FUTURE_TOLERANCE_MS = 60_000
+__all__ = ["FUTURE_TOLERANCE_MS", "FeedCore", "FeedState"]
+
+# The local clock this far off the venue's is reported (a median of message times carries
+# the network latency too, so a few hundred ms mean nothing).
+CLOCK_SKEW_WARN_MS = 2_000
+CLOCK_SKEW_LOG_EVERY_S = 60.0
 
 
 class _Symbol:
@@ -55,7 +61,8 @@ class FeedState:
 
     def __init__(self) -> None:
         self.symbols: dict[str, _Symbol] = {}
-        self.clock_offset_ms: float | None = None
+        self.clock = VenueClock()
+        self.clock_skew_ms: float | None = None  # local wall clock minus the venue's
         self.runs = 0
         self.key: tuple[Any, ...] | None = None
 
@@ -64,7 +71,7 @@ class FeedState:
         key = (settings.venue, settings.symbols, settings.timeframes, settings.grace_s)
         if key != self.key:
             self.symbols.clear()
-            self.clock_offset_ms = None
+            self.clock = VenueClock()
             self.key = key
         self.runs += 1
         return any(sym.bars.next_ts is not None for sym in self.symbols.values())
@@ -75,8 +82,10 @@ class FeedCore:
 
     def __init__(self, settings: FeedSettings, symbols: Sequence[str], out: FeedOutput, log: Any,
                  *, base_tf: str = "1m", backfill: Backfill | None = None, futures: bool = False,
-                 state: FeedState | None = None) -> None:
+                 state: FeedState | None = None, wall_ms: Callable[[], float] | None = None) -> None:
         self.settings = settings
+        self.wall_ms = wall_ms or (lambda: time.time() * 1000)
+        self.skew_logged_at = -1e18
         self.out = out
         self.log = log
         self.backfill = backfill
@@ -98,25 +107,43 @@ class FeedCore:
 
     @property
     def clock_offset_ms(self) -> float | None:
-        return self.state.clock_offset_ms
+        return self.state.clock.offset_ms
 
     @clock_offset_ms.setter
-    def clock_offset_ms(self, value: float | None) -> None:
-        self.state.clock_offset_ms = value
+    def clock_offset_ms(self, value: float) -> None:
+        self.state.clock.set(value)
 
     # -- clocks ---------------------------------------------------------------------
     def venue_now_ms(self) -> int | None:
         """The venue's clock as seen through its own timestamps (None before any arrived)."""
-        if self.clock_offset_ms is None:
-            return None
-        return int(trio.current_time() * 1000 + self.clock_offset_ms)
+        return self.state.clock.now_ms(trio.current_time())
 
-    def _saw_venue_time(self, ts_ms: int) -> None:
-        if ts_ms <= 0:
-            return
-        offset = ts_ms - trio.current_time() * 1000
-        if self.clock_offset_ms is None or offset > self.clock_offset_ms:
-            self.clock_offset_ms = offset
+    def _believable(self, sym: _Symbol, ts_ms: int, now: float, kind: str) -> bool:
+        """Sample the venue clock; False (counted, logged sparingly) for a time too far ahead.
+
+        Every kind of message gets the same bound: one quote stamped hours ahead must not
+        drag the bar clock there, whatever carried it.
+        """
+        if ts_ms <= 0 or self.state.clock.sample(ts_ms, now):
+            return True
+        sym.health.on_unparsed(now)
+        refused = self.state.clock.refused
+        if _worth_logging(refused):
+            self.log.warning("timestamp_from_the_future", symbol=sym.symbol, kind=kind, ts_event=ts_ms,
+                             venue_now=self.venue_now_ms(), refused=refused)
+        return False
+
+    def check_local_clock(self) -> float | None:
+        """How far this host's clock runs ahead of the venue's; logged when it is too far."""
+        skew = self.state.clock.skew_ms(self.wall_ms(), trio.current_time())
+        self.state.clock_skew_ms = skew
+        now = trio.current_time()
+        if (skew is not None and abs(skew) > CLOCK_SKEW_WARN_MS
+                and now - self.skew_logged_at >= CLOCK_SKEW_LOG_EVERY_S):
+            self.skew_logged_at = now
+            self.log.warning("local_clock_skew", local_ahead_ms=round(skew),
+                             hint="the host clock is off the venue's: check NTP (timedatectl)")
+        return skew
 
     # -- events ---------------------------------------------------------------------
     async def handle(self, events: Iterable[VenueEvent]) -> bool:
@@ -148,14 +175,8 @@ class FeedCore:
         sym = self.symbols.get(tick.symbol)
         if sym is None:
             return
-        venue_now = self.venue_now_ms()
-        if venue_now is not None and tick.ts_event > venue_now + FUTURE_TOLERANCE_MS:
-            # One bad timestamp must not drag the bar clock hours ahead of the market.
-            sym.health.on_unparsed(now)
-            self.log.warning("trade_from_the_future", symbol=tick.symbol, ts_event=tick.ts_event,
-                             venue_now=venue_now, trade_id=tick.trade_id)
+        if not self._believable(sym, tick.ts_event, now, "trade"):
             return
-        self._saw_venue_time(tick.ts_event)
         sym.health.on_message(now, tick.ts_event)
         if sym.health.check_price(now, tick.price):
             self.log.warning("price_outlier", symbol=tick.symbol, price=tick.price, trade_id=tick.trade_id)
@@ -176,8 +197,8 @@ class FeedCore:
             return
         if quote.ts_event == 0:
             quote = attrs.evolve(quote, ts_event=self.venue_now_ms() or 0)
-        else:
-            self._saw_venue_time(quote.ts_event)
+        elif not self._believable(sym, quote.ts_event, now, "quote"):
+            return
         sym.health.on_message(now, quote.ts_event or None)
         if sym.health.check_quote(now, quote):
             self.log.warning("crossed_quote", symbol=quote.symbol, bid=quote.bid, ask=quote.ask)
@@ -187,7 +208,8 @@ class FeedCore:
         sym = self.symbols.get(delta.symbol)
         if sym is None or sym.book_sync is None:
             return
-        self._saw_venue_time(delta.ts_event)
+        if not self._believable(sym, delta.ts_event, now, "depth"):
+            return
         sym.health.on_message(now, delta.ts_event)
         was_live = sym.book_sync.live
         result = sym.book_sync.on_delta(delta)
@@ -205,7 +227,8 @@ class FeedCore:
         sym = self.symbols.get(snap.symbol)
         if sym is None:
             return
-        self._saw_venue_time(snap.ts_event)
+        if not self._believable(sym, snap.ts_event, now, "book"):
+            return
         sym.health.on_message(now, snap.ts_event)
         sym.book = sym.book or L2Book(snap.symbol)
         sym.book.load(snap)
@@ -263,6 +286,7 @@ class FeedCore:
                 await self.emit_step(sym, sym.bars.advance(now_ms))
 
     def publish_health(self) -> None:
+        self.check_local_clock()
         now = trio.current_time()
         ts = self.venue_now_ms() or 0
         for sym in self.symbols.values():

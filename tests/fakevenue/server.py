@@ -49,6 +49,7 @@ class Trouble(enum.Enum):
     OVERSIZED = "oversized"  # one frame of `arg` bytes
     BURST = "burst"  # `arg` bookTicker messages back to back
     SKIP_DEPTH = "skip_depth"  # the next depth delta is lost on the way: a sequence gap
+    FUTURE_QUOTE = "future_quote"  # one bookTicker stamped `arg` seconds ahead of the venue clock
 
 
 @attrs.frozen
@@ -147,8 +148,8 @@ class FakeBinance:
             "e": "aggTrade", "E": t.ts + 5, "s": self.symbol, "a": n, "p": f"{t.price:.2f}",
             "q": f"{t.size:.3f}", "f": n, "l": n, "T": t.ts, "m": t.buyer_maker}})
 
-    def _ticker(self, n: int, price: float) -> str:
-        ts = self.venue_ms()
+    def _ticker(self, n: int, price: float, ahead_ms: int = 0) -> str:
+        ts = self.venue_ms() + ahead_ms
         return json.dumps({"stream": f"{self.symbol.lower()}@bookTicker", "data": {
             "e": "bookTicker", "u": n, "s": self.symbol, "b": f"{price - 0.5:.2f}", "B": "1",
             "a": f"{price + 0.5:.2f}", "A": "2", "T": ts, "E": ts}})
@@ -246,6 +247,8 @@ class FakeBinance:
                 await ws.send(frame)
         elif event.trouble is Trouble.OVERSIZED:
             await ws.send("x" * int(event.arg))
+        elif event.trouble is Trouble.FUTURE_QUOTE:
+            await ws.send(self._ticker(0, self.truth[0].price, ahead_ms=int(event.arg * 1000)))
         elif event.trouble is Trouble.SKIP_DEPTH:
             self._skip_next_depth = True
         elif event.trouble is Trouble.BURST:
@@ -327,8 +330,8 @@ class FakeHyperliquid(FakeBinance):
             "coin": self.symbol, "side": "A" if t.buyer_maker else "B", "px": f"{t.price:.2f}",
             "sz": f"{t.size:.3f}", "hash": "0x0", "time": t.ts, "tid": n}]})
 
-    def _ticker(self, n: int, price: float) -> str:
-        return json.dumps({"channel": "bbo", "data": {"coin": self.symbol, "time": self.venue_ms(), "bbo": [
+    def _ticker(self, n: int, price: float, ahead_ms: int = 0) -> str:
+        return json.dumps({"channel": "bbo", "data": {"coin": self.symbol, "time": self.venue_ms() + ahead_ms, "bbo": [
             {"px": f"{price - 0.5:.2f}", "sz": "1", "n": 1}, {"px": f"{price + 0.5:.2f}", "sz": "2", "n": 1}]}})
 
     def _answer(self, path: str, query: dict[str, str], body: Any) -> tuple[int, dict[str, str], Any]:
