@@ -97,7 +97,8 @@ async def test_feed_survives_every_misbehaviour_and_emits_each_true_bar_once(
 
     # Reconnected after the drop, the abort, the stall and the oversized frame; resubscribed each time.
     assert venue.connections == 5
-    assert all(sub == ["btcusdt@aggTrade", "btcusdt@bookTicker"] for sub in venue.subscriptions)
+    assert all(sub == ["btcusdt@aggTrade", "btcusdt@bookTicker", "btcusdt@kline_1m"]
+               for sub in venue.subscriptions)
     reasons = [e["reason"] for e in log.events("feed_disconnected")]
     assert reasons == ["closed", "closed", "silent", "oversized"]
 
@@ -162,7 +163,8 @@ async def test_hyperliquid_feed_pings_resubscribes_and_replaces_a_connection_tha
     want = [attrs.evolve(b, symbol="BTC") for b in _truth_bars(truth, minutes)]
     assert got.bars_of("1m")[:minutes] == want
     assert venue.connections == 3
-    assert all(subs == [{"type": "trades", "coin": "BTC"}, {"type": "bbo", "coin": "BTC"}]
+    assert all(subs == [{"type": "trades", "coin": "BTC"}, {"type": "bbo", "coin": "BTC"},
+                        {"type": "candle", "coin": "BTC", "interval": "1m"}]
                for subs in venue.subscriptions)
     assert venue.pings >= 3  # {"method": "ping"} every 30 s: the stall lasted long enough for some
     assert [e["reason"] for e in log.events("feed_disconnected")] == ["silent", "closed"]
@@ -243,3 +245,31 @@ def test_a_4xx_is_auth_only_where_credentials_were_sent() -> None:
     assert type(classify(status(400))) is FatalError
     for code in (401, 403, 400, 404):
         assert isinstance(classify(status(code), public=True), VenueRefused)
+
+
+async def test_trades_lost_while_connected_are_noticed_by_their_ids_and_the_bar_refetched(
+        mock_clock: trio.testing.MockClock) -> None:
+    mock_clock.autojump_threshold = 0.001
+    truth = [t for t in _truth(4) if t.ts < T0 + 4 * MIN]
+    venue = FakeBinance(truth, t0_ms=T0, trouble=[Event(T0 + 2 * MIN + 20_000, Trouble.LOSE_TRADES, 5)])
+    got, log = await _run_until(venue, lambda g: len(g.bars_of("1m")) >= 4, limit_s=8 * 60)
+    assert venue.connections == 1  # the connection never dropped
+    assert got.bars_of("1m")[:4] == _truth_bars(truth, 4)  # minute 2 is whole again, and complete
+    missing = log.events("trades_missing")
+    assert len(missing) == 1 and missing[0]["missing"] == 5 and missing[0]["bars_already_out"] == 0
+    rest_windows = [e for e in log.events("bar_gap") if e["start_ms"] == T0 + 2 * MIN]
+    assert rest_windows and rest_windows[0]["filled"]
+
+
+async def test_hyperliquid_bar_that_missed_trades_is_repaired_from_the_venue_candle(
+        mock_clock: trio.testing.MockClock) -> None:
+    mock_clock.autojump_threshold = 0.001
+    truth = [t for t in _truth(4) if t.ts < T0 + 4 * MIN]
+    venue = FakeHyperliquid(truth, t0_ms=T0, trouble=[Event(T0 + 2 * MIN + 20_000, Trouble.LOSE_TRADES, 5)])
+    got, log = await _run_until(venue, lambda g: len(g.bars_of("1m")) >= 4, limit_s=8 * 60,
+                                venue="hyperliquid", symbols=("BTC",))
+    want = [attrs.evolve(b, symbol="BTC") for b in _truth_bars(truth, 4)]
+    assert got.bars_of("1m")[:4] == want  # tids do not count up: the venue's candle told
+    assert log.events("bar_repaired_from_venue_candle")
+    health = [h for h in got.health if h.symbol == "BTC"][-1]
+    assert health.gaps_filled >= 1 and health.quality < 1.0  # the score says a bar was wrong

@@ -15,6 +15,10 @@ watermark the shell estimates). Rules a trader relies on:
   if we have one, else a flat bar at the last close with zero volume).
 * A higher-timeframe bar goes out when its last base bar does; it is
   complete only if every base bar in it is present and complete.
+* The venue's own closed candle (`venue_bar`) is the cross-check: a base
+  bar of ours that differs from it goes out as the venue's (trades were
+  missed while the connection stayed up); one that already went out
+  cannot be repaired and is counted (`bars_mismatched`).
 """
 
 from __future__ import annotations
@@ -74,6 +78,17 @@ class _OpenBar:
     def freeze(self, symbol: str, timeframe: str, complete: bool = True) -> Bar:
         return Bar(symbol, timeframe, self.ts_open, self.open, self.high, self.low,
                    self.close, self.volume, complete)
+
+
+RECENT_BARS = 16  # emitted base bars kept to compare with a venue candle that comes late
+VENUE_BARS_CAP = 64  # venue candles held for bars not out yet (a bound, not a working size)
+
+
+def same_bar(ours: Bar, venue: Bar) -> bool:
+    """Our bar says what the venue's candle says (volume up to float summing)."""
+    return (ours.open == venue.open and ours.high == venue.high and ours.low == venue.low
+            and ours.close == venue.close
+            and abs(ours.volume - venue.volume) <= 1e-9 * max(1.0, abs(venue.volume)))
 
 
 _NEVER = 1 << 62  # an idle period's start: no ts_open reaches it, so the next bar opens a new period
@@ -217,6 +232,8 @@ class SymbolBars:
         self.rollups = Rollups(symbol, [tf for tf in timeframes if tf != base_timeframe], base_timeframe)
         self._open: dict[int, _OpenBar] = {}
         self._closed: dict[int, Bar] = {}
+        self._venue: dict[int, Bar] = {}  # the venue's closed candles for bars not out yet
+        self._recent: dict[int, Bar] = {}  # the last base bars out, by ts_open
         self._suspect: list[tuple[int, int]] = []  # [start, end) ranges of base ts_open
         self._outage_from: int | None = None  # an outage still going on since this bar
         self.next_ts: int | None = None  # ts_open of the next base bar to emit
@@ -230,6 +247,9 @@ class SymbolBars:
         self.bars_filled = 0
         self.bars_unfilled = 0
         self.bars_skipped = 0
+        self.bars_repaired = 0  # ours differed from the venue's candle before it went out
+        self.bars_mismatched = 0  # ours differed, but had gone out already
+        self.bars_unrepairable = 0  # suspect (missing trades) only once out
 
     # -- inputs -------------------------------------------------------------
     def on_trade(self, tick: TradeTick) -> Step:
@@ -300,12 +320,36 @@ class SymbolBars:
             self._closed[ts] = self._open.pop(ts).freeze(self.symbol, self.base_timeframe)
         return self._drain()
 
-    def note_outage(self, start_ms: int, end_ms: int) -> None:
-        """Data between these venue times may be missing (disconnect, stall): refetch those bars."""
+    def note_outage(self, start_ms: int, end_ms: int) -> int:
+        """Data between these venue times may be missing (disconnect, stall, lost trades): refetch
+        those bars. Returns how many of them had gone out already (they cannot be repaired)."""
         if end_ms < start_ms:
             start_ms, end_ms = end_ms, start_ms
-        self._suspect.append((_floor(start_ms, self.step_ms),
-                              _floor(end_ms, self.step_ms) + self.step_ms))
+        start, end = _floor(start_ms, self.step_ms), _floor(end_ms, self.step_ms) + self.step_ms
+        gone = 0
+        if self.next_ts is not None and start < self.next_ts:
+            gone = (min(end, self.next_ts) - start) // self.step_ms
+            self.bars_unrepairable += gone
+            start = self.next_ts
+        if start < end:
+            self._suspect.append((start, end))
+        return gone
+
+    def venue_bar(self, bar: Bar) -> bool:
+        """The venue's closed candle for a base bar; False when ours went out and differed."""
+        if bar.timeframe != self.base_timeframe or not bar.complete:
+            return True
+        ts = bar.ts_open
+        if self.next_ts is not None and ts < self.next_ts:
+            ours = self._recent.get(ts)
+            if ours is None or not ours.complete or same_bar(ours, bar):
+                return True
+            self.bars_mismatched += 1
+            return False
+        if len(self._venue) >= VENUE_BARS_CAP:
+            del self._venue[min(self._venue)]
+        self._venue[ts] = bar
+        return True
 
     def begin_outage(self, start_ms: int) -> None:
         """Connection lost after venue time `start_ms`: bars from then on are suspect until it is back."""
@@ -359,6 +403,10 @@ class SymbolBars:
         return any(s <= ts < e for s, e in self._suspect)
 
     def _emit(self, bar: Bar, out: list[Bar]) -> None:
+        recent = self._recent
+        recent[bar.ts_open] = bar
+        if len(recent) > RECENT_BARS:
+            del recent[next(iter(recent))]
         out.append(bar)
         self.last_close = bar.close
         self.next_ts = bar.ts_open + self.step_ms
@@ -374,6 +422,8 @@ class SymbolBars:
             bar = self._closed.get(ts)
             if bar is not None and not self._is_suspect(ts):
                 del self._closed[ts]
+                if self._venue:
+                    bar = self._checked(bar)
                 self._emit(bar, out)
                 continue
             new_gap = self.pending_gap = self._gap_from(ts)
@@ -381,6 +431,16 @@ class SymbolBars:
         if not out and new_gap is None:
             return EMPTY_STEP
         return Step(tuple(out), new_gap)
+
+    def _checked(self, bar: Bar) -> Bar:
+        """Our bar, or the venue's candle for it when they differ (trades went missing)."""
+        for ts in [t for t in self._venue if t < bar.ts_open]:
+            del self._venue[ts]  # for bars that went out another way (filled from REST)
+        venue = self._venue.pop(bar.ts_open, None)
+        if venue is None or same_bar(bar, venue):
+            return bar
+        self.bars_repaired += 1
+        return attrs.evolve(venue, symbol=self.symbol)
 
     def _gap_from(self, start: int) -> GapRequest:
         assert self.frontier is not None

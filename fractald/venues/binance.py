@@ -84,14 +84,17 @@ def unsubscribe_message(streams: Sequence[str], request_id: int) -> str:
     return json.dumps({"method": "UNSUBSCRIBE", "params": list(streams), "id": request_id})
 
 
-def market_streams(symbols: Sequence[str], *, book: bool = False) -> list[str]:
-    """Streams a market data feed needs: aggregated trades and best bid/ask, depth if asked."""
+def market_streams(symbols: Sequence[str], *, book: bool = False, candles: bool = False) -> list[str]:
+    """Streams a market data feed needs: aggregated trades and best bid/ask, depth if asked, and
+    the venue's own 1m klines if asked (the cross-check of the bars built from trades)."""
     names = []
     for symbol in symbols:
         names.append(stream_name(symbol, Stream.AGG_TRADE))
         names.append(stream_name(symbol, Stream.BOOK_TICKER))
         if book:
             names.append(stream_name(symbol, Stream.DEPTH))
+        if candles:
+            names.append(stream_name(symbol, Stream.KLINE, "1m"))
     return names
 
 

@@ -21,7 +21,7 @@ FUTURE_TOLERANCE_MS = 60_000
 
 
 class VenueClock:
-    __slots__ = ("_since", "_samples", "offset_ms", "refused")
+    __slots__ = ("_samples", "_since", "offset_ms", "refused")
 
     def __init__(self) -> None:
         self._samples: deque[float] = deque(maxlen=WINDOW)

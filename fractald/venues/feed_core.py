@@ -39,6 +39,9 @@ class _Symbol:
         self.book_sync: BinanceBookSync | None = None
         self.book: L2Book | None = None
         self.last_trade_ts: int | None = None
+        self.last_trade_id: int | None = None  # venues whose trade ids count up by one
+        self.venue_candle: Bar | None = None  # Hyperliquid: the candle in progress
+        self.repaired_seen = 0
 
 
 Backfill = Callable[[GapRequest], Awaitable[list[Bar] | None]]
@@ -82,7 +85,9 @@ class FeedCore:
 
     def __init__(self, settings: FeedSettings, symbols: Sequence[str], out: FeedOutput, log: Any,
                  *, base_tf: str = "1m", backfill: Backfill | None = None, futures: bool = False,
-                 state: FeedState | None = None, wall_ms: Callable[[], float] | None = None) -> None:
+                 state: FeedState | None = None, wall_ms: Callable[[], float] | None = None,
+                 contiguous_trade_ids: bool = False) -> None:
+        self.contiguous_trade_ids = contiguous_trade_ids
         self.settings = settings
         self.wall_ms = wall_ms or (lambda: time.time() * 1000)
         self.skew_logged_at = -1e18
@@ -165,9 +170,10 @@ class FeedCore:
             elif isinstance(event, VenueErrorMsg):
                 self.log.warning("venue_error", message=event.message, code=event.code)
                 continue
-            elif not isinstance(event, (CandleUpdate, Mids)):
+            elif isinstance(event, CandleUpdate):
+                self._candle(event, now)
+            elif not isinstance(event, Mids):
                 continue  # acks and pongs: the connection lives, the market says nothing
-            # Candles and mids need nothing more here: bars come from trades.
             market = True
         return market
 
@@ -177,6 +183,8 @@ class FeedCore:
             return
         if not self._believable(sym, tick.ts_event, now, "trade"):
             return
+        if self.contiguous_trade_ids:
+            self._check_trade_id(sym, tick, now)
         sym.health.on_message(now, tick.ts_event)
         if sym.health.check_price(now, tick.price):
             self.log.warning("price_outlier", symbol=tick.symbol, price=tick.price, trade_id=tick.trade_id)
@@ -190,6 +198,37 @@ class FeedCore:
         if step.bars or step.gap is not None:
             async with self.lock:
                 await self.emit_step(sym, step)
+
+    def _check_trade_id(self, sym: _Symbol, tick: TradeTick, now: float) -> None:
+        """Trades lost while the connection stayed up: the bars they belong to are refetched."""
+        tid = int(tick.trade_id)
+        last = sym.last_trade_id
+        if last is None or tid > last:
+            sym.last_trade_id = tid
+        if last is None or tid <= last + 1 or sym.last_trade_ts is None:
+            return
+        gone = sym.bars.note_outage(sym.last_trade_ts, tick.ts_event)
+        for _ in range(gone):
+            sym.health.on_gap(now, filled=False)
+        self.log.warning("trades_missing", symbol=sym.symbol, after_id=last, next_id=tid,
+                         missing=tid - last - 1, bars_already_out=gone)
+
+    def _candle(self, update: CandleUpdate, now: float) -> None:
+        """The venue's own candles cross-check ours (Hyperliquid's is final once the next begins)."""
+        bar = update.bar
+        sym = self.symbols.get(bar.symbol)
+        if sym is None or bar.timeframe != sym.bars.base_timeframe:
+            return
+        sym.health.on_message(now, None)
+        if not update.closed:
+            previous, sym.venue_candle = sym.venue_candle, bar
+            if previous is None or previous.ts_open >= bar.ts_open:
+                return
+            bar = previous
+        if not sym.bars.venue_bar(bar):
+            sym.health.on_gap(now, filled=False)
+            self.log.warning("bar_mismatch", symbol=sym.symbol, ts_open=bar.ts_open, venue_close=bar.close,
+                             venue_volume=bar.volume, mismatched=sym.bars.bars_mismatched)
 
     def _quote(self, quote: Quote, now: float) -> None:
         sym = self.symbols.get(quote.symbol)
@@ -252,6 +291,8 @@ class FeedCore:
     async def emit_step(self, sym: _Symbol, step: Step) -> None:
         """Send a step's bars; fill its gap from REST first if there is one (lock held)."""
         while True:
+            if sym.bars.bars_repaired != sym.repaired_seen:
+                self._repaired(sym)
             for bar in step.bars:
                 if bar.timeframe == sym.bars.base_timeframe:
                     sym.health.on_bar(bar)
@@ -259,6 +300,13 @@ class FeedCore:
             if step.gap is None:
                 return
             step = await self._fill(sym, step.gap)
+
+    def _repaired(self, sym: _Symbol) -> None:
+        now = trio.current_time()
+        for _ in range(sym.bars.bars_repaired - sym.repaired_seen):
+            sym.health.on_gap(now, filled=True)
+        sym.repaired_seen = sym.bars.bars_repaired
+        self.log.warning("bar_repaired_from_venue_candle", symbol=sym.symbol, repaired=sym.repaired_seen)
 
     async def _fill(self, sym: _Symbol, gap: GapRequest) -> Step:
         fetched: list[Bar] | None = None
@@ -295,6 +343,8 @@ class FeedCore:
     # -- connection events ------------------------------------------------------------
     def connection_lost(self) -> None:
         for sym in self.symbols.values():
+            sym.last_trade_id = None  # the outage is refetched as a whole: no id jump to chase
+            sym.venue_candle = None
             start = sym.last_trade_ts if sym.last_trade_ts is not None else self.venue_now_ms()
             if start is not None and sym.bars.next_ts is not None:
                 sym.bars.begin_outage(start)

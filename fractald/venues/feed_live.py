@@ -30,6 +30,7 @@ class _Venue:
     weight_per_minute: int
     futures: bool
     normalise: Callable[[str], str]
+    contiguous_trade_ids: bool = False  # Binance aggTrade ids count up by one; Hyperliquid tids do not
 
 
 def _venue(settings: FeedSettings) -> _Venue:
@@ -42,7 +43,8 @@ def _venue(settings: FeedSettings) -> _Venue:
             rest_url=settings.rest_url or (hyperliquid.TESTNET_REST_URL if testnet
                                            else hyperliquid.MAINNET_REST_URL),
             parse=hyperliquid.parse_message,
-            subscriptions=lambda: hyperliquid.market_subscriptions(coins, book=settings.book),
+            subscriptions=lambda: hyperliquid.market_subscriptions(coins, book=settings.book,
+                                                                   candle_interval="1m"),
             app_ping=hyperliquid.PING_MESSAGE, max_connection_s=None,
             weight_per_minute=hyperliquid.WEIGHT_LIMIT_PER_MINUTE, futures=False,
             normalise=lambda s: s)
@@ -52,10 +54,11 @@ def _venue(settings: FeedSettings) -> _Venue:
     return _Venue(
         ws_url=settings.ws_url or ep.ws_url, rest_url=settings.rest_url or ep.rest_url,
         parse=binance.parse_message,
-        subscriptions=lambda: binance.subscribe_messages(binance.market_streams(symbols, book=settings.book)),
+        subscriptions=lambda: binance.subscribe_messages(
+            binance.market_streams(symbols, book=settings.book, candles=True)),
         app_ping=None, max_connection_s=binance.MAX_CONNECTION_S,
         weight_per_minute=ep.weight_per_minute, futures=market is binance.Market.FUTURES,
-        normalise=str.upper)
+        normalise=str.upper, contiguous_trade_ids=True)
 
 
 def _backfill_for(settings: FeedSettings, client: rest.RestClient) -> Backfill:
@@ -116,7 +119,7 @@ async def run_live(settings: FeedSettings, out: FeedOutput, beat: Callable[[], N
                              public=True)
     symbols = [venue.normalise(s) for s in settings.symbols]
     core = FeedCore(settings, symbols, out, log, backfill=_backfill_for(settings, client),
-                    futures=venue.futures, state=state)
+                    futures=venue.futures, state=state, contiguous_trade_ids=venue.contiguous_trade_ids)
     if resumed:
         core.connection_lost()  # the last run's connection died with it
     session = WsSession(

@@ -49,6 +49,7 @@ class Trouble(enum.Enum):
     OVERSIZED = "oversized"  # one frame of `arg` bytes
     BURST = "burst"  # `arg` bookTicker messages back to back
     SKIP_DEPTH = "skip_depth"  # the next depth delta is lost on the way: a sequence gap
+    LOSE_TRADES = "lose_trades"  # the next `arg` trades never reach this connection (ids still count)
     FUTURE_QUOTE = "future_quote"  # one bookTicker stamped `arg` seconds ahead of the venue clock
 
 
@@ -107,6 +108,7 @@ class FakeBinance:
         self.book_asks = {111.0 + i: 1.0 for i in range(10)}
         self.update_id = 1_000
         self._skip_next_depth = False
+        self._lose = 0
 
     def venue_ms(self) -> int:
         return self.t0_ms + round(trio.current_time() * 1000)
@@ -189,6 +191,7 @@ class FakeBinance:
         now = self.venue_ms()
         trades = [(n, t) for n, t in enumerate(self.truth) if t.ts >= now]
         trouble = [e for e in self.trouble if e.at_ms >= now]
+        minute: int | None = None  # the minute whose candle this connection pushes at its close
         while trades or trouble:
             next_trade = trades[0][1].ts if trades else None
             next_trouble = trouble[0].at_ms if trouble else None
@@ -205,6 +208,14 @@ class FakeBinance:
                 continue
             n, trade = trades.pop(0)
             await trio.sleep_until(self.at(trade.ts))
+            m = trade.ts - trade.ts % MIN
+            if minute is not None and m > minute and self._wants_candles(subs):
+                for message in self._closed_candle(minute, m):
+                    await ws.send(message)
+            minute = m
+            if self._lose > 0:
+                self._lose -= 1  # lost on the way: the venue's candles and REST still count it
+                continue
             await ws.send(self._agg(trade, n))
             self.sent_trades += 1
             if any("@depth" in str(sub) for sub in subs):
@@ -214,6 +225,21 @@ class FakeBinance:
                 else:
                     await ws.send(depth)
         await trio.sleep_forever()
+
+    def _wants_candles(self, subs: list[Any]) -> bool:
+        return any("@kline_1m" in str(sub) for sub in subs)
+
+    def _closed_candle(self, minute: int, now_minute: int) -> list[str]:
+        """The final kline of a minute, pushed as it closes (x: true)."""
+        r = self._bars.get(minute)
+        if r is None:
+            return []
+        s = self.symbol
+        return [json.dumps({"stream": f"{s.lower()}@kline_1m", "data": {
+            "e": "kline", "E": now_minute + 1, "s": s, "k": {
+                "t": r[0], "T": r[6], "s": s, "i": "1m", "f": 0, "L": 0, "o": str(r[1]), "c": str(r[4]),
+                "h": str(r[2]), "l": str(r[3]), "v": str(r[5]), "n": 1, "x": True, "q": "0", "V": "0",
+                "Q": "0", "B": "0"}}})]
 
     def _depth_update(self, n: int) -> str:
         """Change two levels of the book; ids move by 3 per update, as futures ids jump."""
@@ -247,6 +273,8 @@ class FakeBinance:
                 await ws.send(frame)
         elif event.trouble is Trouble.OVERSIZED:
             await ws.send("x" * int(event.arg))
+        elif event.trouble is Trouble.LOSE_TRADES:
+            self._lose = int(event.arg)
         elif event.trouble is Trouble.FUTURE_QUOTE:
             await ws.send(self._ticker(0, self.truth[0].price, ahead_ms=int(event.arg * 1000)))
         elif event.trouble is Trouble.SKIP_DEPTH:
@@ -334,10 +362,26 @@ class FakeHyperliquid(FakeBinance):
         return json.dumps({"channel": "bbo", "data": {"coin": self.symbol, "time": self.venue_ms() + ahead_ms, "bbo": [
             {"px": f"{price - 0.5:.2f}", "sz": "1", "n": 1}, {"px": f"{price + 0.5:.2f}", "sz": "2", "n": 1}]}})
 
+    def _wants_candles(self, subs: list[Any]) -> bool:
+        return any(isinstance(sub, dict) and sub.get("type") == "candle" for sub in subs)
+
+    def _candle(self, r: list[Any]) -> dict[str, Any]:
+        return {"t": r[0], "T": r[6], "s": self.symbol, "i": "1m", "o": str(r[1]), "c": str(r[4]),
+                "h": str(r[2]), "l": str(r[3]), "v": str(r[5]), "n": 1}
+
+    def _closed_candle(self, minute: int, now_minute: int) -> list[str]:
+        """Hyperliquid pushes the candle in progress on every trade: its last push of a minute holds
+        the final figures, and the first push of the next minute says that one is over."""
+        out = []
+        for m in (minute, now_minute):
+            r = self._bars.get(m)
+            if r is not None:
+                out.append(json.dumps({"channel": "candle", "data": self._candle(r)}))
+        return out
+
     def _answer(self, path: str, query: dict[str, str], body: Any) -> tuple[int, dict[str, str], Any]:
         if path != "/info" or not isinstance(body, dict) or body.get("type") != "candleSnapshot":
             return 400, {}, {"error": "bad request"}
         req = body["req"]
         rows = self._closed_rows(int(req["startTime"]), int(req["endTime"]))[:5000]
-        return 200, {}, [{"t": r[0], "T": r[6], "s": self.symbol, "i": "1m", "o": str(r[1]), "c": str(r[4]),
-                          "h": str(r[2]), "l": str(r[3]), "v": str(r[5]), "n": 1} for r in rows]
+        return 200, {}, [self._candle(r) for r in rows]
