@@ -101,6 +101,14 @@ class FeedConfig:
     late_grace_s: float = attrs.field(default=2.0, validator=_between(0, 59))
     # 1m candles fetched from the venue at start, so the first bars of every timeframe are whole.
     history_bars: int = attrs.field(default=0, validator=_between(0, 5000))
+    # Live feeds only: an L2 book (Binance depth synced against REST snapshots, Hyperliquid l2Book).
+    book: bool = False
+    max_frame_bytes: int = attrs.field(default=4 * 1024 * 1024, validator=_between(1024, 64 * 1024 * 1024))
+    reconnect_backoff_base_s: float = attrs.field(default=0.5, validator=_between(0.01, 60))
+    reconnect_backoff_cap_s: float = attrs.field(default=30.0, validator=_between(0.1, 3600))
+    max_failures: int = attrs.field(default=8, validator=_between(1, 1000))  # connects in a row
+    health_interval_s: float = attrs.field(default=1.0, validator=_between(0.1, 60))
+    backfill_timeout_s: float = attrs.field(default=15.0, validator=_between(1, 600))
 
 
 @attrs.frozen
@@ -371,6 +379,19 @@ def _cross_checks(config: Config) -> list[str]:
     problems.extend(_pipeline_problems(config))
     problems.extend(_session_problems(config))
     problems.extend(_venue_broker_problems(config))
+    problems.extend(_feed_problems(config.feed))
+    return problems
+
+
+def _feed_problems(feed: FeedConfig) -> list[str]:
+    """Symbols in the venue's form (the venue's own list is asked at start and by preflight)."""
+    from fractald.venues.instruments import form_problem
+
+    problems = [f"config.feed.symbols[{i}]: {p}" for i, p in
+                enumerate(form_problem(feed.venue, s) for s in feed.symbols) if p is not None]
+    if feed.reconnect_backoff_cap_s < feed.reconnect_backoff_base_s:
+        problems.append(f"config.feed.reconnect_backoff_cap_s: {feed.reconnect_backoff_cap_s} must be >= "
+                        f"reconnect_backoff_base_s ({feed.reconnect_backoff_base_s})")
     return problems
 
 

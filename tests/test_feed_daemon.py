@@ -66,7 +66,7 @@ def test_public_403s_on_handshake_and_rest_are_retried_not_fatal(tmp_path: Path)
         finally:
             daemon.kill()
             listener.close()
-    statuses = [s for _, _, s in venue.rest_log]
+    statuses = [s for _, path, s in venue.rest_log if path.endswith("/klines")]
     assert statuses[:2] == [403, 400]
 
 
@@ -113,3 +113,29 @@ def test_a_quote_stamped_hours_ahead_moves_no_bar_and_the_host_clock_is_reported
     assert all(g["end_ms"] <= time.time() * 1000 + 5 * MIN for g in _events(daemon, "bar_gap"))
     assert not _events(daemon, "late_trade")
     assert _events(daemon, "timestamp_from_the_future")[0]["kind"] == "quote"
+
+
+def test_a_symbol_the_venue_does_not_list_stops_the_daemon_with_exit_78_naming_it(tmp_path: Path) -> None:
+    with _market() as venue:
+        config = _config(tmp_path, venue).read_text().replace('symbols = ["BTCUSDT"]', 'symbols = ["BTCUSDX"]')
+        (tmp_path / "fractald.toml").write_text(config)
+        daemon = DaemonProcess(tmp_path / "fractald.toml")
+        try:
+            status = daemon.proc.wait(40)
+        finally:
+            daemon.kill()
+    assert status == 78
+    assert venue.connections == 0  # never subscribed to a stream that would stay silent forever
+    problem = _events(daemon, "unknown_symbol")[0]["problem"]
+    assert "'BTCUSDX' is not listed by binance-futures" in problem and "BTCUSDT" in problem
+
+
+def test_book_sync_runs_in_the_daemon_when_configured(tmp_path: Path) -> None:
+    with _market() as venue:
+        daemon = DaemonProcess(_config(tmp_path, venue, feed="book = true\n"))
+        try:
+            _wait_for(lambda: _events(daemon, "book_synced"), timeout=40)
+            assert daemon.stop(signal.SIGTERM, timeout=15) == 0
+        finally:
+            daemon.kill()
+    assert any(path == "/fapi/v1/depth" for _, path, _ in venue.rest_log)

@@ -41,7 +41,8 @@ class MarketDataActor:
         # refetched); a new recovery of the trading state starts them afresh.
         self.feed_state: Any = None
         self._state_generation: int | None = None
-        self.symbols_with_data: set[str] = set()
+        self.symbols_with_data: set[str] | None = set()  # None once the feeds gate has passed
+        self.gate_symbols: set[str] = set()
         self._no_data_logged_at = -1e9
 
     def health_dicts(self) -> dict[str, dict[str, Any]]:
@@ -60,6 +61,9 @@ class MarketDataActor:
             replay_path=f.replay_path or None, replay_speed=f.replay_speed,
             stale_after_s=f.stale_after_s, silence_timeout_s=f.silence_timeout_s,
             grace_s=f.late_grace_s, history_bars=f.history_bars,
+            book=f.book, max_frame_bytes=f.max_frame_bytes, backoff_base_s=f.reconnect_backoff_base_s,
+            backoff_cap_s=f.reconnect_backoff_cap_s, max_failures=f.max_failures,
+            health_interval_s=f.health_interval_s, backfill_timeout_s=f.backfill_timeout_s,
             resume_after_ms=self.daemon.trading.resume_after_ms(),
         )
 
@@ -108,19 +112,22 @@ class MarketDataActor:
         return 1 if f.venue == "replay" else len({s.upper() for s in f.symbols})
 
     def _saw(self, ctx: ActorContext, event: Any) -> None:
+        seen = self.symbols_with_data
+        if seen is None:
+            return
         if isinstance(event, (TradeTick, Quote, Bar)):
-            if event.symbol not in self.symbols_with_data:
-                self.symbols_with_data.add(event.symbol)
+            if event.symbol not in seen:
+                seen.add(event.symbol)
                 ctx.log.info("feed_first_data", symbol=event.symbol, kind=type(event).__name__)
-                if len(self.symbols_with_data) >= self.symbols_expected():
+                if len(seen) >= self.symbols_expected():
                     ctx.pass_gate("feeds")
-        elif isinstance(event, FeedHealth) and len(self.symbols_with_data) < self.symbols_expected():
+                    self.gate_symbols, self.symbols_with_data = seen, None
+        elif isinstance(event, FeedHealth):
             now = trio.current_time()
             if now - self._no_data_logged_at >= NO_DATA_LOG_EVERY_S:
                 self._no_data_logged_at = now
-                waiting = sorted(set(self.health) - self.symbols_with_data)
-                ctx.log.warning("feed_no_data_yet", waiting_for=waiting,
-                                have=sorted(self.symbols_with_data))
+                ctx.log.warning("feed_no_data_yet", waiting_for=sorted(set(self.health) - seen),
+                                have=sorted(seen))
 
     async def _forward(self, ctx: ActorContext, receive: trio.MemoryReceiveChannel[Any]) -> None:
         """Feed events to trading, batched: what is ready now crosses in one hop (a fast replay)."""
@@ -135,12 +142,15 @@ class MarketDataActor:
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
                 for item in batch:
-                    if isinstance(item, FeedHealth):
-                        self.health[item.symbol] = item
-                    self._saw(ctx, item)
+                    self._take(ctx, item)
                 await self.downstream.send(MarketBatch(tuple(batch)) if len(batch) > 1 else event)
                 self.events_forwarded += len(batch)
                 ctx.beat()
+
+    def _take(self, ctx: ActorContext, event: Any) -> None:
+        if type(event) is FeedHealth:
+            self.health[event.symbol] = event
+        self._saw(ctx, event)
 
 
 async def _idle(ctx: ActorContext) -> None:

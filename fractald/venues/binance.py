@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
+import orjson
 
 from fractald.core.book import BookDelta, BookSnapshot
 from fractald.core.models import Bar, Quote, Side, TradeTick, timeframe_ms
@@ -171,9 +172,10 @@ _PARSE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError)
 
 def parse_message(raw: str | bytes) -> list[VenueEvent]:
     """Every pushed message as typed events; anything unreadable becomes one `Unparsed`."""
-    # Hot path: a well-formed market data push (tens of thousands a second).
+    # Hot path: a well-formed market data push (tens of thousands a second). orjson decodes it
+    # in a third of json's time; its errors are ValueErrors, so garbage takes the careful path.
     try:
-        msg = json.loads(raw)
+        msg = orjson.loads(raw)
         data = msg["data"]
         return [_BY_EVENT[data["e"]](data)]
     except _PARSE_ERRORS:

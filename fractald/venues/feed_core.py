@@ -10,7 +10,7 @@ from typing import Any
 import attrs
 import trio
 
-from fractald.core.bars import GapRequest, Step, SymbolBars
+from fractald.core.bars import EMPTY_STEP, GapRequest, Step, SymbolBars
 from fractald.core.book import BinanceBookSync, BookDelta, BookSnapshot, L2Book
 from fractald.core.feed_health import HealthParams, HealthTracker
 from fractald.core.models import Bar, Quote, TradeTick, timeframe_ms
@@ -66,6 +66,7 @@ class FeedState:
         self.symbols: dict[str, _Symbol] = {}
         self.clock = VenueClock()
         self.clock_skew_ms: float | None = None  # local wall clock minus the venue's
+        self.symbols_validated = False  # the venue listed every symbol once: no need to ask again
         self.runs = 0
         self.key: tuple[Any, ...] | None = None
 
@@ -75,6 +76,7 @@ class FeedState:
         if key != self.key:
             self.symbols.clear()
             self.clock = VenueClock()
+            self.symbols_validated = False
             self.key = key
         self.runs += 1
         return any(sym.bars.next_ts is not None for sym in self.symbols.values())
@@ -131,12 +133,15 @@ class FeedCore:
         """
         if ts_ms <= 0 or self.state.clock.sample(ts_ms, now):
             return True
+        self._refused(sym, ts_ms, now, kind)
+        return False
+
+    def _refused(self, sym: _Symbol, ts_ms: int, now: float, kind: str) -> None:
         sym.health.on_unparsed(now)
         refused = self.state.clock.refused
         if _worth_logging(refused):
             self.log.warning("timestamp_from_the_future", symbol=sym.symbol, kind=kind, ts_event=ts_ms,
                              venue_now=self.venue_now_ms(), refused=refused)
-        return False
 
     def check_local_clock(self) -> float | None:
         """How far this host's clock runs ahead of the venue's; logged when it is too far."""
@@ -178,24 +183,34 @@ class FeedCore:
         return market
 
     async def _trade(self, tick: TradeTick, now: float) -> None:
+        # The hot path (every trade): kept flat, each step's common case inline.
         sym = self.symbols.get(tick.symbol)
         if sym is None:
             return
-        if not self._believable(sym, tick.ts_event, now, "trade"):
+        ts = tick.ts_event
+        if ts > 0 and not self.state.clock.sample(ts, now):
+            self._refused(sym, ts, now, "trade")
             return
         if self.contiguous_trade_ids:
-            self._check_trade_id(sym, tick, now)
-        sym.health.on_message(now, tick.ts_event)
-        if sym.health.check_price(now, tick.price):
+            tid = int(tick.trade_id)
+            last = sym.last_trade_id
+            if last is not None and tid == last + 1:
+                sym.last_trade_id = tid
+            else:
+                self._check_trade_id(sym, tick, now)
+        health = sym.health
+        health.on_message(now, ts)
+        if health.check_price(now, tick.price):
             self.log.warning("price_outlier", symbol=tick.symbol, price=tick.price, trade_id=tick.trade_id)
-        sym.last_trade_ts = tick.ts_event
+        sym.last_trade_ts = ts
         await self.out.send(tick)
-        late_before = sym.bars.late_trades
-        step = sym.bars.on_trade(tick)
-        if sym.bars.late_trades != late_before and _worth_logging(sym.bars.late_trades):
-            self.log.warning("late_trade", symbol=tick.symbol, ts_event=tick.ts_event,
-                             trade_id=tick.trade_id, late_trades=sym.bars.late_trades)
-        if step.bars or step.gap is not None:
+        bars = sym.bars
+        late_before = bars.late_trades
+        step = bars.add_trade(tick.price, tick.size, ts)
+        if bars.late_trades != late_before and _worth_logging(bars.late_trades):
+            self.log.warning("late_trade", symbol=tick.symbol, ts_event=ts,
+                             trade_id=tick.trade_id, late_trades=bars.late_trades)
+        if step is not EMPTY_STEP and (step.bars or step.gap is not None):
             async with self.lock:
                 await self.emit_step(sym, step)
 

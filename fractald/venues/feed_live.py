@@ -10,8 +10,8 @@ import trio
 
 from fractald.core.bars import GapRequest
 from fractald.core.models import Bar
-from fractald.errors import TransientError
-from fractald.venues import binance, hyperliquid, rest
+from fractald.errors import ConfigError, TransientError
+from fractald.venues import binance, hyperliquid, instruments, rest
 from fractald.venues.events import VenueEvent
 from fractald.venues.feed_core import Backfill, FeedCore, FeedState
 from fractald.venues.feed_output import FeedOutput, feed_nursery
@@ -110,6 +110,30 @@ async def _snapshots(core: FeedCore, client: rest.RestClient, market: binance.Ma
                     core.want_snapshot(symbol)
 
 
+async def _validate_symbols(settings: FeedSettings, client: rest.RestClient, symbols: list[str],
+                            state: FeedState, log: Any) -> None:
+    """Refuse symbols the venue does not list (a config error, exit 78), once per feed state.
+
+    A venue that cannot say now (network, 403, 429) does not hold market data up: the check
+    is logged and tried again on the next start of the feed.
+    """
+    if state.symbols_validated:
+        return
+    venue = settings.venue.value
+    try:
+        listed = await instruments.listed_symbols(client, venue)
+    except TransientError as exc:
+        log.warning("instruments_unavailable", venue=venue, error=exc.code, message=exc.message)
+        return
+    problems = instruments.unknown_problems(venue, symbols, listed)
+    for problem in problems:
+        log.error("unknown_symbol", venue=venue, problem=problem)
+    if problems:
+        raise ConfigError(f"{venue} does not list every configured symbol: " + "; ".join(problems),
+                          problems=problems)
+    state.symbols_validated = True
+
+
 async def run_live(settings: FeedSettings, out: FeedOutput, beat: Callable[[], None], log: Any,
                     state: FeedState) -> None:
     venue = _venue(settings)
@@ -146,6 +170,7 @@ async def run_live(settings: FeedSettings, out: FeedOutput, beat: Callable[[], N
     log.info("feed_started", venue=settings.venue.value, url=venue.ws_url, symbols=symbols,
              timeframes=list(settings.timeframes), run=state.runs, resumed=resumed)
     try:
+        await _validate_symbols(settings, client, symbols, state, log)
         async with feed_nursery() as nursery:
             nursery.start_soon(out.pump)
             nursery.start_soon(_ticker, core, beat, settings.health_interval_s)

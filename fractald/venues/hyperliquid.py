@@ -19,6 +19,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
+
 from fractald.core.book import BookSnapshot
 from fractald.core.models import Bar, Quote, Side, TradeTick, timeframe_ms
 from fractald.venues.events import (
@@ -153,6 +155,13 @@ def _parse_channel(channel: str, data: Any) -> list[VenueEvent]:
 
 def parse_message(raw: str | bytes) -> list[VenueEvent]:
     """Every pushed message as typed events; anything unreadable becomes one `Unparsed`."""
+    # Hot path: trades (orjson decodes in a third of json's time); the rest with care below.
+    try:
+        msg = orjson.loads(raw)
+        if msg["channel"] == "trades":
+            return [parse_trade(t) for t in msg["data"]]
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+        pass
     text, msg = decode_object(raw)
     if not isinstance(msg, dict):
         return [msg]

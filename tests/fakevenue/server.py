@@ -305,9 +305,12 @@ class FakeBinance:
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
         if len(self.rest_log) < self.rest_429_first:
             return 429, {"Retry-After": f"{self.retry_after_s:g}"}, {"code": -1003, "msg": "Too many requests"}
-        if self.rest_refuse:
+        if self.rest_refuse and self._is_history(url.path, body):
             return self._refusal(self.rest_refuse.pop(0))
         return self._answer(url.path, query, body)
+
+    def _is_history(self, path: str, body: Any) -> bool:
+        return path.endswith("/klines")
 
     def _refusal(self, status: int) -> tuple[int, dict[str, str], Any]:
         """Binance's error bodies: WAF 403 is a bare page, a bad symbol is code -1121."""
@@ -330,6 +333,12 @@ class FakeBinance:
                               "0", 1, "0", "0", "0"] for r in rows[:limit]]
         if path == "/fapi/v1/depth":
             return 200, {}, self.book_snapshot()
+        if path == "/fapi/v1/exchangeInfo":
+            return 200, {}, {"timezone": "UTC", "serverTime": self.venue_ms(), "symbols": [
+                {"symbol": self.symbol, "pair": self.symbol, "contractType": "PERPETUAL", "status": "TRADING",
+                 "baseAsset": self.symbol.removesuffix("USDT"), "quoteAsset": "USDT"},
+                {"symbol": "ETHUSDT", "pair": "ETHUSDT", "contractType": "PERPETUAL", "status": "TRADING",
+                 "baseAsset": "ETH", "quoteAsset": "USDT"}]}
         return 404, {}, {"code": -1, "msg": f"no route {path}"}
 
 
@@ -379,7 +388,13 @@ class FakeHyperliquid(FakeBinance):
                 out.append(json.dumps({"channel": "candle", "data": self._candle(r)}))
         return out
 
+    def _is_history(self, path: str, body: Any) -> bool:
+        return isinstance(body, dict) and body.get("type") == "candleSnapshot"
+
     def _answer(self, path: str, query: dict[str, str], body: Any) -> tuple[int, dict[str, str], Any]:
+        if path == "/info" and isinstance(body, dict) and body.get("type") == "meta":
+            return 200, {}, {"universe": [{"name": self.symbol, "szDecimals": 5, "maxLeverage": 50},
+                                          {"name": "ETH", "szDecimals": 4, "maxLeverage": 50}]}
         if path != "/info" or not isinstance(body, dict) or body.get("type") != "candleSnapshot":
             return 400, {}, {"error": "bad request"}
         req = body["req"]
