@@ -273,3 +273,84 @@ async def test_hyperliquid_bar_that_missed_trades_is_repaired_from_the_venue_can
     assert log.events("bar_repaired_from_venue_candle")
     health = [h for h in got.health if h.symbol == "BTC"][-1]
     assert health.gaps_filled >= 1 and health.quality < 1.0  # the score says a bar was wrong
+
+
+async def test_a_live_restart_backfills_from_the_consumers_cursor_before_live_bars(
+        mock_clock: trio.testing.MockClock) -> None:
+    mock_clock.autojump_threshold = 0.001
+    minutes = 10
+    truth = [t for t in _truth(minutes) if t.ts < T0 + minutes * MIN]
+    venue = FakeBinance(truth, t0_ms=T0)
+    got, log = Collected(), RecordingLog()
+    send, receive = trio.open_memory_channel[object](32)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(venue.run)
+        nursery.start_soon(got.consume, receive)
+        await trio.sleep(7 * 60 + 30)  # the daemon was down; its ledger covers bars up to 2:00
+        settings = _settings(venue, resume_after_ms={SYMBOL: T0 + 2 * MIN})
+        nursery.start_soon(run_feed, settings, send, got.beat, log)
+        while len(got.bars_of("1m")) < 9:
+            await trio.sleep(1.0)
+        nursery.cancel_scope.cancel()
+    ones = got.bars_of("1m")
+    # From the 5m boundary holding the cursor, every bar the daemon was down for, in order, whole.
+    assert ones[:9] == _truth_bars(truth, 9)
+    assert got.bars_of("5m")[0] == Bar(SYMBOL, "5m", T0, *_five(truth, T0))
+    gap = log.events("bar_gap")[0]
+    assert gap["start_ms"] == T0 and gap["filled"]
+
+
+def _five(trades: list[Trade], start: int) -> tuple[float, float, float, float, float]:
+    inside = [t for t in trades if start <= t.ts < start + 5 * MIN]
+    return (inside[0].price, max(t.price for t in inside), min(t.price for t in inside), inside[-1].price,
+            pytest.approx(sum(t.size for t in inside)))
+
+
+async def test_a_gap_rest_could_not_give_is_asked_for_again_and_the_quality_recovers(
+        mock_clock: trio.testing.MockClock) -> None:
+    mock_clock.autojump_threshold = 0.001
+    truth = [t for t in _truth(8) if t.ts < T0 + 8 * MIN]
+    # One 429 asking for 100 s: longer than the backfill may wait, so the first bar goes out unfilled.
+    venue = FakeBinance(truth, t0_ms=T0, rest_429_first=1, retry_after_s=100.0)
+    got, log = await _run_until(venue, lambda g: len(g.bars_of("1m")) >= 7, limit_s=10 * 60)
+    assert not got.bars_of("1m")[0].complete  # went out marked: the stream did not wait
+    refilled = log.events("gap_refilled")
+    assert refilled and refilled[0]["start_ms"] == T0
+    health = [h for h in got.health if h.symbol == SYMBOL][-1]
+    assert health.gaps_filled == health.gaps_found and health.quality >= 0.8  # no longer halved
+
+
+async def test_small_things_greeting_stale_log_and_a_planned_rotation(
+        mock_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fractald.venues import binance
+
+    mock_clock.autojump_threshold = 0.001
+    monkeypatch.setattr(binance, "MAX_CONNECTION_S", 170.0)  # Binance's 23 h rotation, sooner
+    truth = [t for t in _truth(5) if t.ts < T0 + 5 * MIN]
+    venue = FakeBinance(truth, t0_ms=T0, trouble=[Event(T0 + 3 * MIN + 10_000, Trouble.STALL, 15.0)])
+    got, log = await _run_until(venue, lambda g: len(g.bars_of("1m")) >= 5, limit_s=8 * 60,
+                                stale_after_s=8.0, silence_timeout_s=30.0)
+    assert got.bars_of("1m")[:5] == _truth_bars(truth, 5)
+    assert venue.connections == 2 and log.events("feed_rotating")  # replaced once, on schedule
+    assert not log.events("feed_disconnected")
+    health = [h for h in got.health if h.symbol == SYMBOL][-1]
+    assert health.reconnects == 0  # a planned rotation is no reconnect: quality keeps
+    rotated_at = T0 + 170_000
+    assert not [g for g in log.events("bar_gap") if g["start_ms"] <= rotated_at < g["end_ms"]]  # no refetch
+    stale = log.events("feed_stale")  # the 15 s stall said so, once, and when it ended
+    assert len(stale) == 1 and len(log.events("feed_fresh_again")) == 1
+
+
+async def test_the_hyperliquid_greeting_is_not_garbage(mock_clock: trio.testing.MockClock) -> None:
+    from fractald.venues import hyperliquid
+    from fractald.venues.events import SubscriptionAck
+
+    assert isinstance(hyperliquid.parse_message("Websocket connection established.")[0], SubscriptionAck)
+    mock_clock.autojump_threshold = 0.001
+    truth = [t for t in _truth(3) if t.ts < T0 + 3 * MIN]
+    venue = FakeHyperliquid(truth, t0_ms=T0, trouble=[Event(T0 + MIN + 20_000, Trouble.DROP)])
+    got, _log = await _run_until(venue, lambda g: len(g.bars_of("1m")) >= 3, limit_s=6 * 60,
+                                 venue="hyperliquid", symbols=("BTC",))
+    health = [h for h in got.health if h.symbol == "BTC"][-1]
+    assert venue.connections == 2 and health.unparsed == 0
+    assert health.quality == pytest.approx(0.9 ** (health.reconnects + health.gaps_filled))  # no garbage share

@@ -43,13 +43,21 @@ class MarketDataActor:
         self._state_generation: int | None = None
         self.symbols_with_data: set[str] | None = set()  # None once the feeds gate has passed
         self.gate_symbols: set[str] = set()
+        self._health_at: dict[str, float] = {}  # when each symbol's last FeedHealth came
         self._no_data_logged_at = -1e9
 
     def health_dicts(self) -> dict[str, dict[str, Any]]:
         # How far this host's clock runs ahead of the venue's (None: no venue time seen yet).
         skew = getattr(self.feed_state, "clock_skew_ms", None)
         ahead = None if skew is None else round(skew)
-        return {symbol: {**attrs.asdict(h), "local_clock_ahead_ms": ahead} for symbol, h in self.health.items()}
+        out = {}
+        for symbol, h in self.health.items():
+            figures = {**attrs.asdict(h), "local_clock_ahead_ms": ahead, "ended": self.replay_finished}
+            if self.replay_finished:
+                # Nothing comes any more: the age keeps growing rather than freeze at its last value.
+                figures["last_message_age_s"] = h.last_message_age_s + trio.current_time() - self._health_at[symbol]
+            out[symbol] = figures
+        return out
 
     def feed_settings(self) -> Any:
         from fractald.venues.feed import FeedSettings
@@ -150,6 +158,7 @@ class MarketDataActor:
     def _take(self, ctx: ActorContext, event: Any) -> None:
         if type(event) is FeedHealth:
             self.health[event.symbol] = event
+            self._health_at[event.symbol] = trio.current_time()
         self._saw(ctx, event)
 
 

@@ -216,12 +216,16 @@ class SymbolBars:
     """
 
     def __init__(self, symbol: str, timeframes: Sequence[str], *, base_timeframe: str = "1m",
-                 grace_ms: int = 2_000, max_gap_bars: int = 5_000, history_bars: int = 0) -> None:
+                 grace_ms: int = 2_000, max_gap_bars: int = 5_000, history_bars: int = 0,
+                 start_at_ms: int | None = None) -> None:
         if grace_ms < 0:
             raise ValueError(f"grace_ms must be >= 0, got {grace_ms}")
         if not 0 <= history_bars <= max_gap_bars:
             raise ValueError(f"history_bars must be within 0..{max_gap_bars}, got {history_bars}")
         self.history_bars = history_bars
+        # Live, after a restart: the first base bar to emit (the consumer's cursor, on a boundary
+        # of the widest timeframe); the stretch up to the first trade is fetched as one gap.
+        self.start_at_ms = start_at_ms
         self.symbol = symbol
         self.base_timeframe = base_timeframe
         self.step_ms = timeframe_ms(base_timeframe)
@@ -283,6 +287,8 @@ class SymbolBars:
         The history is fetched as a gap before anything goes out, so the
         first bars of every timeframe are whole (and complete) ones.
         """
+        if self.start_at_ms is not None and self.start_at_ms < minute:
+            return _floor(self.start_at_ms, self.step_ms)
         if not self.history_bars:
             return minute
         start = minute - self.history_bars * self.step_ms

@@ -99,6 +99,13 @@ class HealthTracker:
         else:
             self._unfilled.add(now_s)
 
+    def on_gap_refilled(self, now_s: float) -> None:
+        """An unfilled gap was fetched whole later: it costs what a filled one does from now on."""
+        if self._unfilled.times:
+            self._unfilled.times.popleft()
+        self.gaps_filled += 1
+        self._filled.add(now_s)
+
     def on_bar(self, bar: Bar) -> None:
         """Closed base bars feed the recent true range that outliers are measured against."""
         if not bar.complete:

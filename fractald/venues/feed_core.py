@@ -18,13 +18,20 @@ from fractald.errors import TransientError
 from fractald.venues.events import CandleUpdate, Mids, Unparsed, VenueErrorMsg, VenueEvent
 from fractald.venues.feed_clock import FUTURE_TOLERANCE_MS, VenueClock
 from fractald.venues.feed_output import FeedOutput
-from fractald.venues.feed_settings import FeedSettings
+from fractald.venues.feed_settings import FeedSettings, VenueName
 
 __all__ = ["FUTURE_TOLERANCE_MS", "FeedCore", "FeedState"]
 
 # The local clock this far off the venue's is reported (a median of message times carries
 # the network latency too, so a few hundred ms mean nothing).
 CLOCK_SKEW_WARN_MS = 2_000
+# Bars REST could not give at once are asked for again later: after 30 s, doubling to 30 min,
+# 20 times at most (about 8 hours), at most 64 stretches per symbol; always within the
+# client's weight budget and any Retry-After the venue gave.
+REFILL_FIRST_S = 30.0
+REFILL_CAP_S = 1800.0
+REFILL_ATTEMPTS = 20
+REFILL_MAX = 64
 CLOCK_SKEW_LOG_EVERY_S = 60.0
 
 
@@ -33,7 +40,7 @@ class _Symbol:
         self.symbol = symbol
         tfs = [tf for tf in settings.timeframes if timeframe_ms(tf) >= timeframe_ms(base_tf)]
         self.bars = SymbolBars(symbol, tfs, base_timeframe=base_tf, grace_ms=int(settings.grace_s * 1000),
-                               history_bars=settings.history_bars)
+                               history_bars=settings.history_bars, start_at_ms=_resume_at(settings, symbol, tfs))
         self.health = HealthTracker(symbol, HealthParams(stale_after_s=settings.stale_after_s,
                                                          outlier_k=settings.outlier_k), start_s=now_s)
         self.book_sync: BinanceBookSync | None = None
@@ -42,9 +49,37 @@ class _Symbol:
         self.last_trade_id: int | None = None  # venues whose trade ids count up by one
         self.venue_candle: Bar | None = None  # Hyperliquid: the candle in progress
         self.repaired_seen = 0
+        self.unfilled: list[_Refill] = []  # stretches REST could not give yet
+        self.stale = False  # as last published: a change is logged
 
 
 Backfill = Callable[[GapRequest], Awaitable[list[Bar] | None]]
+
+
+@attrs.define
+class _Refill:
+    gap: GapRequest
+    due_s: float
+    attempts: int = 0
+
+
+def _resume_at(settings: FeedSettings, symbol: str, timeframes: Sequence[str]) -> int | None:
+    """A live feed restarting after the consumer's cursor: where its bars start again.
+
+    Like a candle replay, on the boundary of the widest timeframe holding the cursor, so every
+    higher-timeframe bar is rebuilt whole from REST; the consumer skips the bars it has, and
+    stops and targets see every bar the daemon was down for, before any live one.
+    """
+    covered = dict(settings.resume_after_ms).get(symbol)
+    if covered is None or settings.venue is VenueName.REPLAY:
+        return None
+    widest = max(timeframe_ms(tf) for tf in timeframes)
+    return covered // widest * widest
+
+
+def _whole(gap: GapRequest, fetched: list[Bar] | None) -> bool:
+    got = {b.ts_open for b in fetched or () if b.complete}
+    return all(ts in got for ts in range(gap.start_ms, gap.end_ms, timeframe_ms(gap.timeframe)))
 
 
 def _worth_logging(count: int) -> bool:
@@ -332,12 +367,53 @@ class FeedCore:
                 except TransientError as exc:
                     self.log.warning("backfill_failed", symbol=sym.symbol, error=exc.code,
                                      message=exc.message)
-        got = {b.ts_open for b in fetched or ()}
-        filled = all(ts in got for ts in range(gap.start_ms, gap.end_ms, timeframe_ms(gap.timeframe)))
-        sym.health.on_gap(trio.current_time(), filled=filled)
+        filled = _whole(gap, fetched)
+        now = trio.current_time()
+        sym.health.on_gap(now, filled=filled)
+        if not filled and self.backfill is not None:
+            if len(sym.unfilled) >= REFILL_MAX:
+                dropped = sym.unfilled.pop(0)
+                self.log.warning("gap_refill_dropped", symbol=sym.symbol, start_ms=dropped.gap.start_ms,
+                                 end_ms=dropped.gap.end_ms)
+            sym.unfilled.append(_Refill(gap, now + REFILL_FIRST_S))
         self.log.info("bar_gap", symbol=sym.symbol, start_ms=gap.start_ms, end_ms=gap.end_ms,
                       bars=gap.bars, filled=filled)
         return sym.bars.resolve_gap(fetched)
+
+    async def refill_due(self) -> None:
+        """Ask REST again for stretches it could not give; a whole answer lifts the quality cost.
+
+        The bars went out marked incomplete at the time (the stream does not wait); a stretch
+        fetched whole later is logged with its figures and scored as a filled gap.
+        """
+        assert self.backfill is not None
+        for sym in self.symbols.values():
+            for item in list(sym.unfilled):
+                now = trio.current_time()
+                if item.due_s > now:
+                    continue
+                fetched: list[Bar] | None = None
+                with trio.move_on_after(self.settings.backfill_timeout_s):
+                    try:
+                        fetched = await self.backfill(item.gap)
+                    except TransientError as exc:
+                        self.log.info("gap_refill_failed", symbol=sym.symbol, error=exc.code,
+                                      attempt=item.attempts + 1)
+                now = trio.current_time()
+                if _whole(item.gap, fetched):
+                    sym.unfilled.remove(item)
+                    sym.health.on_gap_refilled(now)
+                    self.log.info("gap_refilled", symbol=sym.symbol, start_ms=item.gap.start_ms,
+                                  end_ms=item.gap.end_ms, bars=item.gap.bars, attempts=item.attempts + 1,
+                                  venue_bars=[attrs.astuple(b) for b in (fetched or ())][:10])
+                    continue
+                item.attempts += 1
+                if item.attempts >= REFILL_ATTEMPTS:
+                    sym.unfilled.remove(item)
+                    self.log.warning("gap_refill_given_up", symbol=sym.symbol, start_ms=item.gap.start_ms,
+                                     end_ms=item.gap.end_ms, attempts=item.attempts)
+                else:
+                    item.due_s = now + min(REFILL_CAP_S, REFILL_FIRST_S * 2.0 ** item.attempts)
 
     async def advance(self, venue_ms: int | None = None) -> None:
         """Close bars by the venue clock even when no trade comes."""
@@ -353,7 +429,15 @@ class FeedCore:
         now = trio.current_time()
         ts = self.venue_now_ms() or 0
         for sym in self.symbols.values():
-            self.out.offer(sym.health.snapshot(now, ts))
+            health = sym.health.snapshot(now, ts)
+            if health.stale != sym.stale:
+                sym.stale = health.stale
+                if health.stale:
+                    self.log.warning("feed_stale", symbol=sym.symbol, age_s=round(health.last_message_age_s, 1),
+                                     quality=health.quality)
+                else:
+                    self.log.info("feed_fresh_again", symbol=sym.symbol, quality=round(health.quality, 3))
+            self.out.offer(health)
 
     # -- connection events ------------------------------------------------------------
     def connection_lost(self) -> None:
@@ -372,6 +456,11 @@ class FeedCore:
             if now_ms is not None:
                 sym.bars.end_outage(now_ms)
             if sym.book_sync is not None:
-                sym.book_sync = BinanceBookSync(sym.symbol, futures=sym.book_sync.futures)
-                sym.book = sym.book_sync.book
-                self.want_snapshot(sym.symbol)
+                self.connection_back_book(sym)
+
+    def connection_back_book(self, sym: _Symbol) -> None:
+        """A new connection's depth stream starts afresh: the book syncs again from a snapshot."""
+        assert sym.book_sync is not None
+        sym.book_sync = BinanceBookSync(sym.symbol, futures=sym.book_sync.futures)
+        sym.book = sym.book_sync.book
+        self.want_snapshot(sym.symbol)

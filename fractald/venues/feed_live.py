@@ -86,6 +86,14 @@ async def _ticker(core: FeedCore, beat: Callable[[], None], interval_s: float) -
         await trio.sleep(min(0.25, interval_s))
 
 
+async def _refill(core: FeedCore, every_s: float = 5.0) -> None:
+    """Stretches REST could not give at once are asked for again when due (see FeedCore.refill_due)."""
+    while True:
+        await trio.sleep(every_s)
+        async with core.lock:  # never between a gap and the bars after it
+            await core.refill_due()
+
+
 async def _snapshots(core: FeedCore, client: rest.RestClient, market: binance.Market) -> None:
     """Fetch Binance depth snapshots whenever a book asks for one."""
     while True:
@@ -156,24 +164,41 @@ async def run_live(settings: FeedSettings, out: FeedOutput, beat: Callable[[], N
     async def on_message(raw: str | bytes) -> bool:
         return await core.handle(venue.parse(raw))
 
+    rotating = False  # a planned replacement (Binance's 24 h cut): not an outage
+
     async def on_connected(n: int) -> None:
-        if n > 1 or resumed:
+        nonlocal rotating
+        if rotating:
+            # The old connection closed a moment ago on our terms: no reconnect to count and no
+            # stretch to refetch; a trade lost in between shows as a jump in the trade ids.
+            rotating = False
+            for sym in core.symbols.values():
+                if sym.book_sync is not None:
+                    core.connection_back_book(sym)
+        elif n > 1 or resumed:
             core.connection_back()
         elif settings.book and settings.venue in (VenueName.BINANCE, VenueName.BINANCE_FUTURES):
             for symbol in symbols:
                 core.want_snapshot(symbol)
 
     async def on_disconnected(reason: EndReason, detail: str) -> None:
+        nonlocal rotating
+        if reason is EndReason.MAX_AGE and venue.contiguous_trade_ids:
+            rotating = True
+            log.info("feed_rotating", detail=detail)
+            return
         log.warning("feed_disconnected", reason=reason.value, detail=detail)
         core.connection_lost()
 
     log.info("feed_started", venue=settings.venue.value, url=venue.ws_url, symbols=symbols,
-             timeframes=list(settings.timeframes), run=state.runs, resumed=resumed)
+             timeframes=list(settings.timeframes), run=state.runs, resumed=resumed,
+             consumer_covered_until_ms=dict(settings.resume_after_ms))
     try:
         await _validate_symbols(settings, client, symbols, state, log)
         async with feed_nursery() as nursery:
             nursery.start_soon(out.pump)
             nursery.start_soon(_ticker, core, beat, settings.health_interval_s)
+            nursery.start_soon(_refill, core)
             if settings.book and not venue.app_ping:
                 market = binance.Market.FUTURES if venue.futures else binance.Market.SPOT
                 nursery.start_soon(_snapshots, core, client, market)

@@ -81,6 +81,8 @@ def unsubscribe_message(sub: dict[str, str]) -> str:
 
 
 PING_MESSAGE = json.dumps({"method": "ping"})
+# The first frame of every connection: plain text, not JSON, and not garbage either.
+GREETING = "Websocket connection established."
 
 
 def market_subscriptions(coins: Sequence[str], *, book: bool = False,
@@ -163,6 +165,8 @@ def parse_message(raw: str | bytes) -> list[VenueEvent]:
     except (KeyError, TypeError, ValueError, AttributeError, IndexError):
         pass
     text, msg = decode_object(raw)
+    if not isinstance(msg, dict) and text.strip() == GREETING:
+        return [SubscriptionAck(channel="connection", detail=GREETING)]
     if not isinstance(msg, dict):
         return [msg]
     channel = str(msg.get("channel"))

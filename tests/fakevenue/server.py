@@ -353,6 +353,10 @@ class FakeHyperliquid(FakeBinance):
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.ws_port}/ws"
 
+    async def _stream(self, ws: Any) -> None:
+        await ws.send("Websocket connection established.")  # what Hyperliquid says first, as text
+        await super()._stream(ws)
+
     def _on_client_message(self, msg: dict[str, Any], subs: list[Any]) -> list[str]:
         if msg.get("method") == "ping":
             self.pings += 1
