@@ -178,7 +178,7 @@ def test_unknown_strategy_is_red(tmp_path: Path, state: dict[str, str]) -> None:
                                                    (None, Status.SKIP)])
 def test_clock_matters_for_a_live_feed(tmp_path: Path, state: dict[str, str],
                                        synced: bool | None, expected: Status) -> None:
-    cfg = write_config(tmp_path / "c.toml", "[feed]\nvenue = 'hyperliquid'\n"
+    cfg = write_config(tmp_path / "c.toml", "[feed]\nvenue = 'hyperliquid'\nsymbols = ['BTC']\n"
                        "rest_url = 'http://127.0.0.1:9'\n")
     check = checks_by_name(cfg, state, clock=lambda: synced, online=lambda: False)["clock"]
     assert check.status is expected
@@ -214,10 +214,10 @@ def _closed_port() -> int:
 
 def test_venue_probe(tmp_path: Path, state: dict[str, str], http_server: str) -> None:
     reachable = write_config(tmp_path / "up.toml",
-                             f"[feed]\nvenue = 'binance'\nrest_url = '{http_server}'\n")
+                             f"[feed]\nvenue = 'binance'\nsymbols = ['BTCUSDT']\nrest_url = '{http_server}'\n")
     assert checks_by_name(reachable, state)["venue"].status is Status.OK
 
-    down = write_config(tmp_path / "down.toml", "[feed]\nvenue = 'binance'\n"
+    down = write_config(tmp_path / "down.toml", "[feed]\nvenue = 'binance'\nsymbols = ['BTCUSDT']\n"
                         f"rest_url = 'http://127.0.0.1:{_closed_port()}'\n")
     check = checks_by_name(down, state)["venue"]
     assert check.status is Status.FAIL and "unreachable" in check.detail
@@ -225,7 +225,7 @@ def test_venue_probe(tmp_path: Path, state: dict[str, str], http_server: str) ->
 
 def test_venue_probe_is_skipped_offline(tmp_path: Path, state: dict[str, str]) -> None:
     probed: list[str] = []
-    cfg = write_config(tmp_path / "v.toml", "[feed]\nvenue = 'hyperliquid-testnet'\n")
+    cfg = write_config(tmp_path / "v.toml", "[feed]\nvenue = 'hyperliquid-testnet'\nsymbols = ['BTC']\n")
     check = checks_by_name(cfg, state, online=lambda: False,
                            probe_url=lambda url: probed.append(url))["venue"]
     assert check.status is Status.SKIP and "offline" in check.detail
