@@ -20,12 +20,12 @@ from fakevenue.server import MIN, FakeBinance
 pytestmark = pytest.mark.slow
 
 
-def _config(tmp: Path, venue: FakeBinance, extra: str = "", feed: str = "") -> Path:
+def _config(tmp: Path, venue: FakeBinance, extra: str = "", feed: str = "", history: int = 5) -> Path:
     cfg = tmp / "fractald.toml"
     cfg.write_text(
         f'[daemon]\nstate_dir = "{tmp / "state"}"\ngate_timeout_s = 20.0\n'
         f'[feed]\nvenue = "binance-futures"\nsymbols = ["BTCUSDT"]\n'
-        f'ws_url = "{venue.ws_url}"\nrest_url = "{venue.rest_url}"\nhistory_bars = 5\n{feed}'
+        f'ws_url = "{venue.ws_url}"\nrest_url = "{venue.rest_url}"\nhistory_bars = {history}\n{feed}'
         f'[log]\nformat = "json"\nlevel = "info"\n{extra}')
     return cfg
 
@@ -100,10 +100,10 @@ def test_a_quote_stamped_hours_ahead_moves_no_bar_and_the_host_clock_is_reported
         return FakeBinance(steady_trades(now_ms - 30 * MIN, now_ms + 30 * MIN), t0_ms=t0_ms, trouble=trouble)
 
     with LiveFake(make) as venue:
-        daemon = DaemonProcess(_config(tmp_path, venue))
+        daemon = DaemonProcess(_config(tmp_path, venue, history=0))
         sock = tmp_path / "state" / "control.sock"
         try:
-            _wait_for(lambda: _events(daemon, "timestamp_from_the_future"), timeout=40)
+            _wait_for(lambda: _events(daemon, "timestamp_from_the_future"), timeout=60)
             time.sleep(2.5)  # the ticker runs every 0.25 s: the old clock would have closed 2 h of bars
             feed = ctl_json(sock, "status")["feed"]["BTCUSDT"]
             assert abs(feed["local_clock_ahead_ms"]) < 2_000 and not feed["stale"]
