@@ -387,33 +387,35 @@ class FeedCore:
         fetched whole later is logged with its figures and scored as a filled gap.
         """
         assert self.backfill is not None
-        for sym in self.symbols.values():
-            for item in list(sym.unfilled):
-                now = trio.current_time()
-                if item.due_s > now:
-                    continue
-                fetched: list[Bar] | None = None
-                with trio.move_on_after(self.settings.backfill_timeout_s):
-                    try:
-                        fetched = await self.backfill(item.gap)
-                    except TransientError as exc:
-                        self.log.info("gap_refill_failed", symbol=sym.symbol, error=exc.code,
-                                      attempt=item.attempts + 1)
-                now = trio.current_time()
-                if _whole(item.gap, fetched):
-                    sym.unfilled.remove(item)
-                    sym.health.on_gap_refilled(now)
-                    self.log.info("gap_refilled", symbol=sym.symbol, start_ms=item.gap.start_ms,
-                                  end_ms=item.gap.end_ms, bars=item.gap.bars, attempts=item.attempts + 1,
-                                  venue_bars=[attrs.astuple(b) for b in (fetched or ())][:10])
-                    continue
-                item.attempts += 1
-                if item.attempts >= REFILL_ATTEMPTS:
-                    sym.unfilled.remove(item)
-                    self.log.warning("gap_refill_given_up", symbol=sym.symbol, start_ms=item.gap.start_ms,
-                                     end_ms=item.gap.end_ms, attempts=item.attempts)
-                else:
-                    item.due_s = now + min(REFILL_CAP_S, REFILL_FIRST_S * 2.0 ** item.attempts)
+        now = trio.current_time()
+        due = [(sym, item) for sym in self.symbols.values() for item in sym.unfilled if item.due_s <= now]
+        if due:
+            # One stretch a call: the caller holds the bar lock, and live bars must not wait long.
+            await self._refill_one(*due[0])
+
+    async def _refill_one(self, sym: _Symbol, item: _Refill) -> None:
+        assert self.backfill is not None
+        fetched: list[Bar] | None = None
+        with trio.move_on_after(self.settings.backfill_timeout_s):
+            try:
+                fetched = await self.backfill(item.gap)
+            except TransientError as exc:
+                self.log.info("gap_refill_failed", symbol=sym.symbol, error=exc.code, attempt=item.attempts + 1)
+        now = trio.current_time()
+        if _whole(item.gap, fetched):
+            sym.unfilled.remove(item)
+            sym.health.on_gap_refilled(now)
+            self.log.info("gap_refilled", symbol=sym.symbol, start_ms=item.gap.start_ms, end_ms=item.gap.end_ms,
+                          bars=item.gap.bars, attempts=item.attempts + 1,
+                          venue_bars=[attrs.astuple(b) for b in (fetched or ())][:10])
+            return
+        item.attempts += 1
+        if item.attempts >= REFILL_ATTEMPTS:
+            sym.unfilled.remove(item)
+            self.log.warning("gap_refill_given_up", symbol=sym.symbol, start_ms=item.gap.start_ms,
+                             end_ms=item.gap.end_ms, attempts=item.attempts)
+        else:
+            item.due_s = now + min(REFILL_CAP_S, REFILL_FIRST_S * 2.0 ** item.attempts)
 
     async def advance(self, venue_ms: int | None = None) -> None:
         """Close bars by the venue clock even when no trade comes."""
