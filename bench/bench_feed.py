@@ -111,7 +111,7 @@ def daemon_path(messages: list[str], venue: str = "binance-futures", symbol: str
     from types import SimpleNamespace
 
     from fractald.actors.market_data import FORWARD_BUFFER, MarketDataActor
-    from fractald.actors.trading import MARKET_BUFFER
+    from fractald.actors.trading import MARKET_BUFFER, MarketBatch
 
     async def main() -> None:
         settings = FeedSettings(venue=venue, symbols=(symbol,), timeframes=TFS)
@@ -125,14 +125,8 @@ def daemon_path(messages: list[str], venue: str = "binance-futures", symbol: str
 
         async def trading() -> None:
             nonlocal got
-            async for _ in inbox:
-                got += 1
-                while True:
-                    try:
-                        inbox.receive_nowait()
-                    except trio.WouldBlock:
-                        break
-                    got += 1
+            async for item in inbox:  # as the trading actor takes them: single events or batches
+                got += len(item.events) if isinstance(item, MarketBatch) else 1
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(trading)
