@@ -372,6 +372,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--last", type=_count, metavar="N", help="how many")
     p = _command(sub, "flatten", "close positions at market (all, or one symbol)")
     p.add_argument("symbol", nargs="?", help="only this symbol")
+    p = _command(sub, "enter", "enter a trade by hand (strategy manual): same sizing, gates, routing")
+    p.add_argument("symbol")
+    p.add_argument("side", choices=["long", "short"])
+    p.add_argument("--stop", type=float, required=True, metavar="PRICE", help="protective stop")
+    p.add_argument("--target", action="append", metavar="PRICE", help="a take-profit (repeatable)")
+    p = _command(sub, "exit", "close one trade (its id from `positions`)")
+    p.add_argument("trade_id")
     p = _command(sub, "halt", "kill switch: halt trading and flatten everything")
     _flag(p, "--yes", "confirm: without it, halt is refused")
 

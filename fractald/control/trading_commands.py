@@ -269,4 +269,7 @@ def register_trading_commands(registry: CommandRegistry, actor: TradingActor) ->
     r.register("halt", halt, mutating=True, confirm=True,
                help="kill switch: halt trading and flatten everything (needs yes)")
     ReportCommands(daemon, lambda: engine_of(actor)).register(r)
+    from fractald.control.operator_entries import register_operator_entries
+
+    register_operator_entries(r, actor)
     register_risk_commands(r, daemon)
