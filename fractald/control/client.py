@@ -121,7 +121,10 @@ def choose_socket(explicit: str | None, env: Mapping[str, str]) -> tuple[Path, l
         return path, [path]
     candidates = socket_candidates(env)
     for path in candidates:
-        if path.exists():
+        try:
+            if path.exists():
+                return path, candidates
+        except PermissionError:  # there, in a directory we may not enter: connect() says 77
             return path, candidates
     return candidates[0], candidates
 
