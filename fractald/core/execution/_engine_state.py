@@ -10,18 +10,15 @@ from __future__ import annotations
 import collections
 from typing import Any
 
-import cattrs
-
 from fractald.core.execution._engine_core import EngineCore, _Atr
 from fractald.core.execution.brackets import Bracket, BracketState
+from fractald.core.execution.converter import converter as _conv
 from fractald.core.execution.orders import Order, OrderStatus, OrderType
 from fractald.core.execution.paper import PaperOrder
 from fractald.core.models import FeedHealth
 from fractald.core.risk.breakers import TradingState, Trip
 from fractald.core.risk.gates import OpenRisk, OrderRateLimiter
 from fractald.core.risk.sizing import Instrument
-
-_conv = cattrs.Converter()
 
 # What a snapshot holds that comes from market data rather than from events:
 # prices and their marks, the ATR, feed health, correlation windows, the paper

@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
-import cattrs
 
 from fractald.core.equity_history import DEFAULT_CAP, EquityHistory
+from fractald.core.execution.converter import converter
 from fractald.core.execution.orders import QTY_EPS
 from fractald.core.models import ClosedTrade, Side
 
@@ -240,14 +240,14 @@ class Accounting:
         return out
 
     def snapshot(self) -> dict[str, Any]:
-        conv = cattrs.Converter()
+        conv = converter
         return {"initial_equity": self.initial_equity, "marks": dict(self.marks),
                 "positions": [conv.unstructure(p) for p in self.positions.values()],
                 "equity_curve": [list(x) for x in self.equity_curve],
                 "equity_curve_width_ms": self.equity_curve.width_ms, "closed_count": self.closed_count}
 
     def restore(self, data: dict[str, Any]) -> None:
-        conv = cattrs.Converter()
+        conv = converter
         self._changed()
         self.initial_equity = float(data["initial_equity"])
         self.marks = {k: float(v) for k, v in data["marks"].items()}

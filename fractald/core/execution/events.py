@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import attrs
-import cattrs
 
+from fractald.core.execution.converter import converter
 from fractald.core.execution.orders import (
     Liquidity,
     OrderEvent,
@@ -263,7 +263,6 @@ EVENT_TYPES: dict[str, type] = {t.kind: t for t in (  # type: ignore[attr-define
     TradingStateChanged, Paused, ErrorRecorded, TradeClosed, StrategyStateChanged, FundingPaid,
     RiskChanged)}
 
-converter = cattrs.Converter()
 
 
 def to_dict(event: Event) -> dict[str, Any]:

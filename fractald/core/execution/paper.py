@@ -26,8 +26,8 @@ from collections.abc import Collection
 from typing import Any
 
 import attrs
-import cattrs
 
+from fractald.core.execution.converter import converter
 from fractald.core.execution.orders import (
     QTY_EPS,
     Liquidity,
@@ -398,14 +398,14 @@ class PaperBroker:
         return max(0, ts // iv - prev_ts // iv)
 
     def snapshot(self) -> dict[str, Any]:
-        conv = cattrs.Converter()
+        conv = converter
         return {"orders": [conv.unstructure(o) for o in self.orders.values()],
                 "positions": dict(self.positions), "seq": self.seq,
                 "quotes": [conv.unstructure(q) for q in self.quotes.values()],
                 "last_trade": {s: list(v) for s, v in self.last_trade.items()}}
 
     def restore(self, data: dict[str, Any]) -> None:
-        conv = cattrs.Converter()
+        conv = converter
         self.orders = {o.client_order_id: o for o in
                        (conv.structure(d, PaperOrder) for d in data["orders"])}
         self.positions = {k: float(v) for k, v in data["positions"].items()}
