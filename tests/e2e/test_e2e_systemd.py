@@ -437,8 +437,13 @@ def test_stop_is_a_clean_exit_0(deployment: Deployment) -> None:
     assert props["ExecMainCode"] == "1" and props["ExecMainStatus"] == "0", props  # 1 = exited
     # The stopped bot's last metrics file says so; node_exporter still serves it.
     assert 'fractald_up{bot="main"} 0' in _scrape(deployment)
-    assert 'fractald_actor_up{bot="main",actor="store"} 0.0' in deployment.sh(
-        "cat", "/var/lib/fractald-metrics/main.prom")
+    from prometheus_client.parser import text_string_to_metric_families
+
+    last = {(s.name, s.labels.get("actor")): s.value for f in text_string_to_metric_families(
+        deployment.sh("cat", "/var/lib/fractald-metrics/main.prom")) for s in f.samples}
+    actors = {actor: v for (name, actor), v in last.items() if name == "fractald_actor_up"}
+    assert last[("fractald_up", None)] == 0 and actors.get("store") == 0
+    assert set(actors.values()) == {0}, actors  # no actor of a stopped bot looks alive
     deployment.sh("systemctl", "start", UNIT, timeout=150)
     deployment.wait_ready()
 
