@@ -68,7 +68,7 @@ def state(tmp_path: Path) -> dict[str, str]:
 def test_default_config_on_a_fresh_host_is_all_clear(state: dict[str, str]) -> None:
     checks = run_checks(None, Environment(env=state))
     assert [c.name for c in checks] == ["config", "limits", "state", "backup", "credentials",
-                                        "strategies", "clock", "disk", "metrics", "venue"]
+                                        "strategies", "clock", "disk", "metrics", "venue", "symbols", "venue_clock"]
     assert not [c for c in checks if c.status is Status.FAIL]
     assert exit_status(checks) == 0
 
