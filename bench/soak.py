@@ -414,8 +414,8 @@ level = "info"
 
 
 def slope_mb_per_h(samples: list[dict[str, float]]) -> float | None:
-    """RSS against process age, least squares, after each process's first 2 minutes of warm-up."""
-    pts = [(s["age_s"], s["rss_mb"]) for s in samples if s["age_s"] > 120]
+    """RSS against process age, least squares, after each process's first 3 minutes of warm-up."""
+    pts = [(s["age_s"], s["rss_mb"]) for s in samples if s["age_s"] > 180]
     if len(pts) < 3:
         return None
     xs, ys = zip(*pts)
