@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -43,7 +44,12 @@ def write_config(tmp: Path, extra: str = "", *, replay_speed: float = 0.0,
 
 
 class NotifyListener:
-    """The systemd side of sd_notify: a datagram socket we own, path or abstract."""
+    """The systemd side of sd_notify: a datagram socket we own, path or abstract.
+
+    Like systemd, it reads continuously (a thread): a Unix datagram queue holds only
+    net.unix.max_dgram_qlen (10) messages, and the daemon's non-blocking sender drops
+    what does not fit, so a listener that reads only when asked would lose messages.
+    """
 
     def __init__(self, tmp: Path, abstract: bool = False) -> None:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -55,19 +61,26 @@ class NotifyListener:
             path = tmp / "notify.sock"
             self.sock.bind(str(path))
             self.address = str(path)
+        self.sock.settimeout(0.05)
         self.messages: list[tuple[float, dict[str, str]]] = []
+        self._closing = threading.Event()
+        self._reader = threading.Thread(target=self._read, name="notify-listener", daemon=True)
+        self._reader.start()
 
-    def poll(self, timeout: float) -> None:
-        """Collect every datagram that arrives within `timeout` seconds."""
-        deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            self.sock.settimeout(left)
+    def _read(self) -> None:
+        while not self._closing.is_set():
             try:
                 data = self.sock.recv(4096).decode()
             except (TimeoutError, BlockingIOError):
+                continue
+            except OSError:
                 return
             fields = dict(line.split("=", 1) for line in data.splitlines() if "=" in line)
             self.messages.append((time.monotonic(), fields))
+
+    def poll(self, timeout: float) -> None:
+        """Let `timeout` seconds of datagrams arrive."""
+        time.sleep(timeout)
 
     def wait_for(self, key: str, timeout: float, value: str | None = None) -> float:
         deadline = time.monotonic() + timeout
@@ -76,8 +89,8 @@ class NotifyListener:
             for t, fields in self.messages[seen:]:
                 if key in fields and (value is None or fields[key] == value):
                     return t
-            seen = len(self.messages)
-            self.poll(0.1)
+                seen += 1
+            time.sleep(0.05)
         raise AssertionError(f"no {key} within {timeout}s; got {self.messages[-10:]}")
 
     def times(self, key: str) -> list[float]:
@@ -87,6 +100,8 @@ class NotifyListener:
         return [f[key] for _, f in self.messages if key in f]
 
     def close(self) -> None:
+        self._closing.set()
+        self._reader.join(timeout=5)
         self.sock.close()
 
 
