@@ -4,8 +4,11 @@ The candles are cut into K+1 equal stretches; fold i searches stretch i (in
 sample) and evaluates its best parameters on stretch i+1 (out of sample), each
 backtest warmed on the stretch before it without trading. Every fold has its
 own Optuna study (TPE, seeded), persisted in SQLite: running the same command
-again resumes where it stopped. Trials are asked in batches as wide as the
-cluster and told back as they finish, so all cores are busy.
+again resumes where it stopped. The folds are searched together, with
+no barrier between trials or folds: as each trial finishes it is told to
+its study and a new one is asked from the least advanced fold (or the
+fold's out-of-sample run is started once its search is complete), so a
+worker never waits for the slowest trial of a batch.
 """
 
 from __future__ import annotations
@@ -90,25 +93,69 @@ def _importance(study: Any) -> dict[str, float]:
         return {}
 
 
+@attrs.define
+class _FoldSearch:
+    fold: Fold
+    study: Any
+    done: int
+    running: int = 0
+    judging: bool = False
+    result: FoldResult | None = None
+
+
 def optimize(bars: Sequence[Bar], request: Request, space: Sequence[ParamSpec], objective: str, k: int,
              trials: int, executor: Executor, storage: str | None, study_prefix: str, seed: int = 0,
              progress: Any = None) -> list[FoldResult]:
-    results = []
+    import optuna
+
+    dists = {p.name: p.distribution() for p in space}
+    searches = []
     for fold in make_folds(len(bars), k):
         study = _study(f"{study_prefix}-fold{fold.number}", storage, seed + fold.number)
-
-        def run_batch(batch: list[dict[str, Any]], fold: Fold = fold) -> list[float]:
-            jobs = [(fold.is_lo, fold.is_hi, fold.warm_lo, params) for params in batch]
-            return [objective_value(s, objective) for s in executor.run(request, jobs)]
-
-        search(study, space, trials, run_batch, executor.workers)
-        best = dict(study.best_params)
-        [oos] = executor.run(request, [(fold.is_hi, fold.oos_hi, fold.is_lo, best)])
-        results.append(FoldResult(fold, best, float(study.best_value), objective_value(oos, objective), oos,
-                                  len(study.trials), _importance(study)))
+        done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+        searches.append(_FoldSearch(fold, study, done))
+    pending: list[tuple[Any, _FoldSearch, Any]] = []  # (handle, fold, trial or None for the OOS run)
+    while any(s.result is None for s in searches):
+        _keep_busy(searches, pending, dists, trials, request, executor)
+        handle = executor.first_done([h for h, _, _ in pending])
+        i = next(i for i, (h, _, _) in enumerate(pending) if h is handle)
+        _, search, trial = pending.pop(i)
+        summary = executor.result(handle)
+        if trial is not None:
+            search.study.tell(trial, objective_value(summary, objective))
+            search.done += 1
+            search.running -= 1
+            continue
+        study = search.study
+        search.result = FoldResult(search.fold, dict(study.best_params), float(study.best_value),
+                                   objective_value(summary, objective), summary, len(study.trials),
+                                   _importance(study))
         if progress is not None:
-            progress(fold.number, k)
-    return results
+            progress(sum(s.result is not None for s in searches), k)
+    return [s.result for s in searches if s.result is not None]
+
+
+def _keep_busy(searches: list[_FoldSearch], pending: list[tuple[Any, _FoldSearch, Any]],
+               dists: dict[str, Any], trials: int, request: Request, executor: Executor) -> None:
+    """Submit until `in_flight` runs are out: a finished fold's OOS run first, else a new trial."""
+    while len(pending) < executor.in_flight:
+        open_folds = [s for s in searches if s.result is None and not s.judging]
+        searched = next((s for s in open_folds if s.done >= trials and s.running == 0), None)
+        if searched is not None:
+            fold = searched.fold
+            job = (fold.is_hi, fold.oos_hi, fold.is_lo, dict(searched.study.best_params))
+            pending.append((executor.submit(request, job), searched, None))
+            searched.judging = True
+            continue
+        askable = [s for s in open_folds if s.done + s.running < trials]
+        if not askable:
+            return
+        search = min(askable, key=lambda s: (s.done + s.running, s.fold.number))
+        trial = search.study.ask(dists)
+        fold = search.fold
+        pending.append((executor.submit(request, (fold.is_lo, fold.is_hi, fold.warm_lo, dict(trial.params))),
+                        search, trial))
+        search.running += 1
 
 
 def stability(results: Sequence[FoldResult]) -> dict[str, Any]:
