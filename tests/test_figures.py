@@ -69,6 +69,23 @@ def test_ratios_by_hand_and_the_minimum_sample_rule() -> None:
     assert fig.ratios(daily, 0.0).calmar is None  # no drawdown: Calmar is undefined, not infinite
 
 
+@pytest.mark.parametrize("case", ["noise", "gains_only", "constant", "zeros", "one", "two", "year"])
+def test_sharpe_and_sortino_equal_empyricals(case: str) -> None:
+    # empyrical-reloaded is the reference; figures computes its definitions with NumPy alone
+    # so a backtest's report does not import SciPy (a second of start-up).
+    empyrical = pytest.importorskip("empyrical")
+    rng = np.random.default_rng(11)
+    daily = {"noise": rng.normal(0.001, 0.02, 33), "gains_only": np.abs(rng.normal(0, 0.01, 30)),
+             "constant": np.full(25, 0.01), "zeros": np.zeros(25), "one": np.array([0.01]),
+             "two": np.array([0.01, -0.02]), "year": rng.normal(-0.002, 0.03, 365)}[case]
+    for ours, theirs in ((fig.sharpe_ratio(daily, 365), empyrical.sharpe_ratio(daily, annualization=365)),
+                         (fig.sortino_ratio(daily, 365), empyrical.sortino_ratio(daily, annualization=365))):
+        if math.isnan(theirs):
+            assert math.isnan(ours)
+        else:
+            assert ours == pytest.approx(theirs, rel=1e-9, abs=0)
+
+
 def test_trade_stats_by_hand() -> None:
     s = fig.trade_stats([200.0, -100.0, -100.0, 300.0, 0.0], [2, 1, 1, 3, 1], [2, -1, -1, 3, 0])
     assert (s.trades, s.wins, s.losses, s.breakeven) == (5, 2, 2, 1)

@@ -19,7 +19,9 @@ Definitions:
   from the equity the period started with.
 - Sharpe: mean / sample standard deviation of daily returns x sqrt(365);
   Sortino: mean x 365 / (root-mean-square of the negative daily returns x
-  sqrt(365)) (empyrical-reloaded's definitions); Calmar: the compounded
+  sqrt(365)) (empyrical-reloaded's definitions, computed here with NumPy so
+  a report does not import SciPy; tests/test_figures.py checks them against
+  empyrical); Calmar: the compounded
   annual return over the maximum drawdown above (the same drawdown the
   report shows). Crypto trades every day, hence 365 periods a year.
 - Ratios need `MIN_RATIO_RETURNS` daily returns: fewer give None and a note
@@ -40,7 +42,6 @@ import math
 from collections.abc import Sequence
 
 import attrs
-import empyrical
 import numpy as np
 
 MS_PER_DAY = 86_400_000
@@ -179,6 +180,36 @@ def _finite_or_none(value: float | None) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def sharpe_ratio(daily: np.ndarray, periods_per_year: int = PERIODS_PER_YEAR) -> float:
+    """Mean over sample standard deviation of the returns (NaNs left out) x sqrt(periods a year).
+
+    empyrical's definition: NaN below two returns; equal returns have no
+    dispersion (0, not the ~1e-18 residue of the mean), so their ratio is +-inf
+    or NaN, never an arbitrary large number.
+    """
+    r = np.asarray(daily, dtype=float)
+    r = r[~np.isnan(r)]
+    if len(r) < 2:
+        return math.nan
+    std = 0.0 if bool((r == r[0]).all()) else float(np.std(r, ddof=1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.divide(np.mean(r), std) * math.sqrt(periods_per_year))
+
+
+def sortino_ratio(daily: np.ndarray, periods_per_year: int = PERIODS_PER_YEAR) -> float:
+    """Annualised mean return over annualised downside risk (root-mean-square of the losses, gains as 0).
+
+    empyrical's definition (required return 0): NaN below two returns.
+    """
+    r = np.asarray(daily, dtype=float)
+    if len(r) < 2:
+        return math.nan
+    downside = np.clip(r, -np.inf, 0)
+    risk = math.sqrt(float(np.nanmean(np.square(downside)))) * math.sqrt(periods_per_year)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.divide(np.nanmean(r) * periods_per_year, risk))
+
+
 def ratios(daily: np.ndarray, max_drawdown_fraction: float,
            periods_per_year: int = PERIODS_PER_YEAR,
            min_returns: int = MIN_RATIO_RETURNS) -> Ratios:
@@ -191,8 +222,8 @@ def ratios(daily: np.ndarray, max_drawdown_fraction: float,
     annual = annual_return(daily, periods_per_year)
     calmar = annual / max_drawdown_fraction if annual is not None and max_drawdown_fraction > 0 else None
     return Ratios(
-        sharpe=_finite_or_none(empyrical.sharpe_ratio(daily, annualization=periods_per_year)),
-        sortino=_finite_or_none(empyrical.sortino_ratio(daily, annualization=periods_per_year)),
+        sharpe=_finite_or_none(sharpe_ratio(daily, periods_per_year)),
+        sortino=_finite_or_none(sortino_ratio(daily, periods_per_year)),
         calmar=_finite_or_none(calmar),
         returns=n,
         note=None,
