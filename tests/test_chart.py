@@ -70,8 +70,11 @@ def test_chart_draws_structure_trades_and_signals(frames: dict[str, pd.DataFrame
                       bar_ms(m15, len(m15) - 5), 100.0, 1.0)
     fig = chart.chart_figure(frames, trades=[*sample_trades(m15), eth], signals=[signal],
                              orders=[stop], symbol="BTC-PERP")
-    axes = fig.axes
-    assert [ax.get_title(loc="left") for ax in axes] == ["BTC-PERP 4h", "BTC-PERP 1h", "BTC-PERP 15m"]
+    *axes, table = fig.axes
+    assert [ax.get_title(loc="left") for ax in axes] == [
+        "BTC-PERP 4h (swing length 3)", "BTC-PERP 1h (swing length 5)",
+        "BTC-PERP 15m (swing length 6)"]  # the strategies' own per-timeframe swing lengths
+    assert table.get_gid() == "trade_table" and table.get_title(loc="left") == "trades (1)"
     assert len({ax.get_xlim() for ax in axes}) == 1  # one shared time window
     low = axes[2]
     zones = [p for p in low.patches if isinstance(p, Rectangle) and p.get_alpha() is not None]
@@ -136,7 +139,7 @@ def test_legend_lists_only_what_is_drawn_and_the_title_names_the_window(
     m15 = frames["15m"]
     traded = chart.chart_figure(frames, trades=sample_trades(m15), symbol="BTC-PERP")
     names = {t.get_text() for legend in traded.legends for t in legend.get_texts()}
-    assert {"entry", "exit (green win, red loss)"} <= names
+    assert {"trade N: entry (long / short)", "to its exit (green win, red loss)"} <= names
     # order labels once, on the finest panel, not once per timeframe
     signal = Signal("BTC-PERP", Side.BUY, float(m15["close"].iloc[-40]), float(m15["close"].iloc[-40]) * 0.99,
                     (float(m15["close"].iloc[-40]) * 1.01,), 80.0, "smc_ob", "15m", bar_ms(m15, len(m15) - 40))

@@ -41,7 +41,7 @@ SPECS: dict[str, list[Arg]] = {
     "report": [Arg("period", str, choices=["day", "week", "month", "all"]), Arg("from", str),
                Arg("to", str), Arg("plot", bool, default=False)],
     "chart": [Arg("symbol", str, required=True), Arg("timeframes", list),
-              Arg("plot", bool, default=False)],
+              Arg("swing_lengths", str), Arg("plot", bool, default=False)],
 }
 ECHOED = ["version", "config", "pause", "resume", "reload", "breakers", "strategies",
           "backup", "orders", "trades", "signals", "flatten", "risk_set"]
@@ -240,7 +240,13 @@ def test_report_table_and_chart(sock: Path, daemon: Daemon, tmp_path: Path) -> N
     assert done.returncode == 0, done.stderr
     assert png.read_bytes() == PNG
     assert daemon.calls[-1] == ("chart", {"symbol": "BTC", "timeframes": ["4h", "1h", "15m"],
-                                          "plot": True})
+                                          "swing_lengths": None, "plot": True})
+    done = fractalctl("--socket", str(sock), "chart", "BTC", "--swing-lengths", "15m=4, 1h=7",
+                      "--plot", str(png))
+    assert done.returncode == 0, done.stderr
+    assert daemon.calls[-1][1]["swing_lengths"] == "15m=4,1h=7"
+    bad = fractalctl("--socket", str(sock), "chart", "BTC", "--swing-lengths", "15m=0")
+    assert bad.returncode == 2 and "1..500" in bad.stderr
 
 
 def test_tail_prints_json_lines_until_ctrl_c(sock: Path, daemon: Daemon) -> None:

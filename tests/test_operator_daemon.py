@@ -281,6 +281,12 @@ def test_report_and_chart_plots_are_pngs(env: Env) -> None:
     assert width >= 1000 and height >= 800 and len(data) > 50_000
     summary = env.raw("chart", {"symbol": "BTC-PERP"})
     assert summary["bars_1m"] == CANDLES and "plot_png" not in summary
+    # the live detectors with the strategies' own swing lengths, or the operator's over them
+    assert summary["detectors"] == "live" and summary["swing_lengths"]["15m"] == 6
+    tuned = env.raw("chart", {"symbol": "BTC-PERP", "swing_lengths": "15m=4"})
+    assert tuned["swing_lengths"]["15m"] == 4
+    bad_len = env.raw_error("chart", {"symbol": "BTC-PERP", "swing_lengths": "15m=zero"})
+    assert bad_len["code"] == "bad_args" and bad_len["argument"] == "swing_lengths"
     unknown = fractalctl(env.sock, "chart", "DOGE", "--plot", str(env.tmp / "x.png"))
     assert unknown.returncode == 1 and "[bad_args]" in unknown.stderr and "BTC-PERP" in unknown.stderr
     bad_tf = env.raw_error("chart", {"symbol": "BTC-PERP", "timeframes": ["3x"]})

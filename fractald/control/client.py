@@ -23,8 +23,9 @@ absent, so declare them with defaults in the command's Arg spec):
     risk set KEY VALUE                 cmd "risk_set" {"key": str, "value": str}
     report [--period P] [--from W] [--to W] [--plot F]
                                                  {"period"?, "from"?, "to"?: str, "plot"?: true}
-    chart SYMBOL [--timeframes a,b] [--plot F]    {"symbol": str, "timeframes"?: [str],
-                                                  "plot": true}
+    chart SYMBOL [--timeframes a,b] [--swing-lengths TF=N,..] [--plot F]
+                                                 {"symbol": str, "timeframes"?: [str],
+                                                  "swing_lengths"?: str, "plot": true}
 
 With ``"plot": true`` the result must carry the PNG base64-encoded in
 ``"plot_png"``; fractalctl writes it to the file and shows the rest.
@@ -278,6 +279,17 @@ def _csv_list(text: str) -> list[str]:
     return items
 
 
+def _swing_lengths_text(text: str) -> str:
+    """`TF=N,...` checked here (a clear message before anything is sent), sent as given."""
+    from fractald.swing_lengths import parse_swing_lengths
+
+    try:
+        lengths = parse_swing_lengths(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return ",".join(f"{tf}={n}" for tf, n in lengths.items())
+
+
 def _positive(kind: type, what: str, minimum: float) -> Any:
     """An argparse type: a number of ``kind`` of at least ``minimum`` (seconds, counts)."""
 
@@ -403,6 +415,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("symbol")
     p.add_argument("--timeframes", type=_csv_list, metavar="TF,TF,...",
                    help="e.g. 4h,1h,15m")
+    p.add_argument("--swing-lengths", type=_swing_lengths_text, metavar="TF=N,...",
+                   help="override the detectors' swing length per timeframe, e.g. 15m=4,1h=5 "
+                   "(default: what the daemon's strategies trade on; as `fractald chart`)")
     p.add_argument("--plot", metavar="FILE", default="chart.png",
                    help="PNG file to write (default chart.png; the path written is printed)")
     return parser

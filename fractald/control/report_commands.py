@@ -221,13 +221,34 @@ def _equity_png(curve: list[tuple[int, float]], trades: list[ClosedTrade], start
 
 
 def _chart_png(bars: list[Bar], timeframes: list[str], trades: list[ClosedTrade],
-               signals: list[Signal], symbol: str) -> str:
+               signals: list[Signal], symbol: str, swing_lengths: dict[str, int],
+               tick_size: float) -> str:
     from fractald.reporting.chart import chart_figure, frames_from
     from fractald.reporting.chart_cli import bars_to_frame
 
     frames = frames_from(bars_to_frame(bars), timeframes)
     frames = {tf: f for tf, f in frames.items() if not f.empty}
-    return png_base64(chart_figure(frames, trades=trades, signals=signals, symbol=symbol))
+    return png_base64(chart_figure(frames, trades=trades, signals=signals, symbol=symbol,
+                                   swing_length=swing_lengths, tick_size=tick_size))
+
+
+def _chart_swing_lengths(config: Any, symbol: str, given: str | None,
+                         engine: TradingEngine | None) -> tuple[dict[str, int], float]:
+    """The detectors' swing length per timeframe as the daemon's strategies trade (the config's),
+    with the operator's `TF=N,...` over it; and the instrument's tick."""
+    from fractald.reporting.live_overlays import chart_settings
+    from fractald.swing_lengths import parse_swing_lengths
+
+    lengths, tick = chart_settings(config, symbol)
+    if given:
+        try:
+            lengths.update(parse_swing_lengths(given))
+        except ValueError as exc:
+            raise CommandError(ErrorCode.BAD_ARGS, f"chart: {exc}", argument="swing_lengths",
+                               allowed="TF=N,... e.g. 15m=4,1h=5") from None
+    if engine is not None:
+        tick = engine.instrument(symbol).tick_size
+    return lengths, tick
 
 
 # --------------------------------------------------------------------------- the commands
@@ -258,6 +279,9 @@ class ReportCommands:
                          Arg("timeframes", list, default=list(DEFAULT_CHART_TIMEFRAMES),
                              choices=tuple(tf for tf in TIMEFRAME_MS if tf != "1m"),
                              help="timeframes to stack, e.g. 4h,1h,15m"),
+                         Arg("swing_lengths", str,
+                             help="detectors' swing length per timeframe over the config's, "
+                             "e.g. 15m=4,1h=5"),
                          Arg("plot", bool, default=False, help="draw it (PNG, base64)")])
         r.register("metrics", self.metrics, help="the Prometheus metrics (same as the textfile)")
 
@@ -331,8 +355,12 @@ class ReportCommands:
         if len(bars) < max(coarsest * 3, 30):
             raise CommandError("no_data", f"chart: only {len(bars)} 1m bars of {symbol} seen so far; "
                                f"{max(coarsest * 3, 30)} are needed for {timeframes[0]}")
+        lengths, tick = _chart_swing_lengths(self.daemon.config, symbol, args.get("swing_lengths"),
+                                             self.engine())
         result: dict[str, Any] = {"symbol": symbol, "timeframes": timeframes, "bars_1m": len(bars),
-                                  "from_ts": bars[0].ts_open, "to_ts": bars[-1].ts_open}
+                                  "from_ts": bars[0].ts_open, "to_ts": bars[-1].ts_open,
+                                  "swing_lengths": {tf: lengths[tf] for tf in timeframes},
+                                  "detectors": "live"}
         if args["plot"]:
             trades = await closed_trades(self.daemon, since_ms=bars[0].ts_open, symbol=symbol)
             # Only the signals the bot acted on: denied ones would draw entries never made.
@@ -343,7 +371,7 @@ class ReportCommands:
                        and s.signal_id in taken]
             result["trades"] = len(trades)
             result["plot_png"] = await trio.to_thread.run_sync(
-                _chart_png, bars, timeframes, trades, signals, symbol)
+                _chart_png, bars, timeframes, trades, signals, symbol, lengths, tick)
         return result
 
     async def metrics(self, args: dict[str, Any], peer: PeerCred) -> str:

@@ -204,6 +204,14 @@ class Pipeline:
         trends = " ".join(f"{tf}:{t:+d}" for tf, t in self.trends().items())
         return f"{self.symbol} bars={self.bars} signals={self.signals} trends {trends}"
 
+    def swing_lengths(self) -> dict[str, int]:
+        """Per timeframe, the swing length of the detectors trading reads (a trend timeframe's
+        trend detector; else the first strategy's there): what a chart of this pipeline draws."""
+        out = {tf: ms.smc.params.swing_length for tf, ms in self._trend.items()}
+        for tf, params in self._states:
+            out.setdefault(tf, params.swing_length)
+        return out
+
     # --- state as data (the snapshot's `pipelines` entry) -----------------------------
     def export_state(self) -> dict[str, Any]:
         """What trading taught this pipeline, as plain JSON data (no class names).

@@ -7,9 +7,16 @@ broken swing to the bar that broke it; CHoCH dashed), fair value gaps and
 order blocks (shaded zones until mitigated), liquidity (dotted lines, a
 cross where swept), and the bot's entries, exits, stops and targets.
 
-The structure comes from `fractald.smc` (same API as smartmoneyconcepts
-0.0.27); `smc_api()` falls back to the reference library when that
-module is not importable.
+The structure is what the daemon's live (causal) detectors reported, bar
+by bar, with the swing length trading uses on each timeframe
+(`fractald.reporting.live_overlays`): a chart explains a trade with what the
+strategy could see then, not with hindsight. `compute_overlays` (the
+offline detectors of `fractald.smc`, same API as smartmoneyconcepts 0.0.27)
+stays for research plots that want the whole-frame view.
+
+Each trade is one marker (its entry, numbered on the finest panel) linked
+to its exit by a line; the numbers key a side table (id, side, entry,
+exit, R, P&L). Prices are shown to the instrument's tick when it is given.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from matplotlib.patches import Patch, Rectangle
 
 from fractald.core.models import ClosedTrade, Side, Signal, timeframe_ms
 from fractald.core.strategies.base import TIMEFRAME_DEFAULTS
+from fractald.price_format import price_text
 from fractald.reporting.plots import save_png, to_datenum, utc_date_axis
 
 BULL, BEAR = "#26a69a", "#ef5350"
@@ -231,27 +239,89 @@ def _liquidity(ax: Any, p: _Panel, liq: pd.DataFrame) -> None:
             ax.scatter([right], [row.Level], marker="x", s=30, color=LIQUIDITY, zorder=6)
 
 
-def _trades(ax: Any, p: _Panel, trades: Sequence[ClosedTrade]) -> None:
-    for t in trades:
+def _trades_in_window(trades: Sequence[ClosedTrade], start_ms: int,
+                     end_ms: int) -> list[ClosedTrade]:
+    """The trades drawn (any part inside the window), in entry order: their number is place + 1."""
+    return sorted((t for t in trades if t.ts_exit >= start_ms and t.ts_entry <= end_ms),
+                  key=lambda t: (t.ts_entry, t.trade_id))
+
+
+def _trades(ax: Any, p: _Panel, trades: Sequence[ClosedTrade], numbers: bool) -> None:
+    """One marker per trade: a triangle at the entry (its side), a line to the exit coloured by
+    the outcome; on the finest panel (`numbers`) the trade's number, which keys the side table."""
+    for n, t in enumerate(trades, 1):
         x_in, x_out = to_datenum([t.ts_entry, t.ts_exit])
-        if x_out < p.x0 or x_in > p.x1:
-            continue  # outside the window: neither drawn nor in the legend
         won = t.pnl > 0
         ax.plot([x_in, x_out], [t.entry_price, t.exit_price], color=TARGET if won else STOP,
-                linewidth=1.2, linestyle="-.", zorder=7)
-        ax.scatter([x_in], [t.entry_price], marker="^" if t.side is Side.BUY else "v", s=90,
+                linewidth=1.4, linestyle="-", marker="o", markevery=[1], markersize=3.5,
+                zorder=7, gid="trade_line")
+        ax.scatter([x_in], [t.entry_price], marker="^" if t.side is Side.BUY else "v", s=80,
                    color=ENTRY, edgecolors="white", linewidths=0.8, zorder=8, gid="entry")
-        ax.scatter([x_out], [t.exit_price], marker="X", s=80, color=TARGET if won else STOP,
-                   edgecolors="white", linewidths=0.8, zorder=8, gid="exit")
+        if numbers:
+            below = t.side is Side.BUY
+            ax.annotate(str(n), (x_in, t.entry_price), xytext=(0, -9 if below else 9),
+                        textcoords="offset points", ha="center", va="top" if below else "bottom",
+                        fontsize=7.5, fontweight="bold", color=ENTRY, zorder=9, gid="trade_number",
+                        annotation_clip=True)
 
 
-def _signal_marks(signals: Sequence[Signal], span_ms: int) -> list[OrderMark]:
+TABLE_ROWS = 40  # more would not be readable beside the panels
+TRADE_COLUMNS = ("#", "id", "side", "entry", "exit", "R", "P&L")
+
+
+def trade_table_rows(trades: Sequence[ClosedTrade], tick: float | None) -> list[list[str]]:
+    """The side table: one row per drawn trade, numbered as on the chart."""
+    rows = []
+    for n, t in enumerate(trades, 1):
+        rows.append([str(n), t.trade_id[-8:], "LONG" if t.side is Side.BUY else "SHORT",
+                     price_text(t.entry_price, tick, grouping=True),
+                     price_text(t.exit_price, tick, grouping=True),
+                     f"{t.r_multiple:+.2f}", f"{t.pnl:+,.2f}"])
+    return rows
+
+
+def _trade_table(ax: Any, trades: Sequence[ClosedTrade], tick: float | None) -> None:
+    ax.axis("off")
+    ax.set_gid("trade_table")
+    rows = trade_table_rows(trades, tick)
+    shown = rows[:TABLE_ROWS]
+    table = ax.table(cellText=shown, colLabels=TRADE_COLUMNS, loc="upper center",
+                     cellLoc="right", colLoc="right")
+    table.auto_set_font_size(False)
+    table.set_fontsize(7)
+    table.auto_set_column_width(list(range(len(TRADE_COLUMNS))))
+    for (r, c), cell in table.get_celld().items():
+        cell.set_linewidth(0.3)
+        if r > 0 and c == len(TRADE_COLUMNS) - 1:  # P&L green or red, as the trade's line
+            cell.get_text().set_color(TARGET if trades[r - 1].pnl > 0 else STOP)
+    title = f"trades ({len(rows)})"
+    if len(rows) > TABLE_ROWS:
+        title += f", first {TABLE_ROWS} shown"
+    ax.set_title(title, loc="left", fontsize=10, fontweight="bold")
+
+
+def _trade_of(signal: Signal, trades: Sequence[ClosedTrade]) -> ClosedTrade | None:
+    """The closed trade a signal became: same strategy and side, the first entry at or after it."""
+    later = [t for t in trades if t.strategy == signal.strategy and t.side is signal.side
+             and t.symbol == signal.symbol and t.ts_entry >= signal.ts_event]
+    return min(later, key=lambda t: t.ts_entry, default=None)
+
+
+def _signal_marks(signals: Sequence[Signal], span_ms: int,
+                  trades: Sequence[ClosedTrade] = ()) -> list[OrderMark]:
+    """Each signal's entry, stop and targets. A signal that became a closed trade keeps only its
+    stop and targets, unlabelled, until the trade's exit (the trade's marker and the side table
+    say the rest); one still open keeps its labels."""
     marks = []
     for s in signals:
-        end = s.ts_event + span_ms
-        marks.append(OrderMark(MarkKind.ENTRY, s.entry, s.ts_event, end, f"{s.side.value} {s.strategy}"))
-        marks.append(OrderMark(MarkKind.STOP, s.stop, s.ts_event, end, "SL"))
-        marks += [OrderMark(MarkKind.TARGET, t, s.ts_event, end, f"TP{n}")
+        traded = _trade_of(s, trades)
+        end = traded.ts_exit if traded is not None else s.ts_event + span_ms
+        label = traded is None
+        if label:
+            marks.append(OrderMark(MarkKind.ENTRY, s.entry, s.ts_event, end,
+                                   f"{s.side.value} {s.strategy}"))
+        marks.append(OrderMark(MarkKind.STOP, s.stop, s.ts_event, end, "SL" if label else ""))
+        marks += [OrderMark(MarkKind.TARGET, t, s.ts_event, end, f"TP{n}" if label else "")
                   for n, t in enumerate(s.targets, 1)]
     return marks
 
@@ -298,9 +368,10 @@ def _legend_handles(drawn: set[str] | None = None) -> list[Any]:
         ("liquidity", Line2D([], [], color=LIQUIDITY, linestyle=":", label="liquidity (x = swept)")),
         ("swing", Line2D([], [], marker="v", color=BEAR, linestyle="", markeredgecolor="black",
                          label="swing high / low")),
-        ("entry", Line2D([], [], marker="^", color=ENTRY, linestyle="", markersize=9, label="entry")),
-        ("exit", Line2D([], [], marker="X", color=TARGET, linestyle="", markersize=9,
-                        label="exit (green win, red loss)")),
+        ("entry", Line2D([], [], marker="^", color=ENTRY, linestyle="", markersize=9,
+                         label="trade N: entry (long / short)")),
+        ("trade_line", Line2D([], [], color=TARGET, marker="o", markevery=[1], markersize=3.5,
+                              label="to its exit (green win, red loss)")),
         ("stop", Line2D([], [], color=STOP, linestyle="--", label="stop")),
         ("target", Line2D([], [], color=TARGET, linestyle="--", label="target")),
     ]
@@ -329,15 +400,20 @@ def chart_figure(
     end_ms: int | None = None,
     symbol: str = "",
     swing_length: int | Mapping[str, int] = SWING_LENGTHS,
+    tick_size: float | None = None,
 ) -> Figure:
     """Draw `frames` (timeframe -> OHLCV DataFrame with a UTC DatetimeIndex) stacked,
     coarsest on top, over one time window.
 
     The window defaults to the last four days of the data. Overlays not
-    given are computed from each full frame (so structure that began
-    before the window is still drawn). With `symbol`, trades and signals
-    of other symbols are left out.
+    given are what the live detectors (with `swing_length` for that
+    timeframe) reported over each full frame, so structure that began
+    before the window is still drawn. With `symbol`, trades and signals
+    of other symbols are left out. With `tick_size`, prices are shown on it.
     """
+    from fractald.core.smc.live import LiveSMCParams
+    from fractald.reporting.live_overlays import live_overlays
+
     if not frames:
         raise ValueError("plot_chart needs at least one timeframe frame")
     order = sorted(frames, key=timeframe_ms, reverse=True)
@@ -353,16 +429,24 @@ def chart_figure(
     if symbol:  # another symbol's prices would wreck the price axis
         trades = [t for t in trades if t.symbol == symbol]
         signals = [sg for sg in signals if sg.symbol == symbol]
-    marks = list(orders) + _signal_marks(signals, (end_ms - start_ms) // 12)
+    marks = list(orders) + _signal_marks(signals, (end_ms - start_ms) // 12, trades)
+    drawn_trades = _trades_in_window(trades, start_ms, end_ms)
 
     fig = Figure(figsize=(16, 1.2 + 3.7 * len(order)), layout="constrained")
-    axes = fig.subplots(len(order), 1, sharex=True, squeeze=False)[:, 0]
+    if drawn_trades:  # panels on the left, the trade table beside them
+        grid = fig.add_gridspec(len(order), 2, width_ratios=(4.4, 1.0))
+        axes = [fig.add_subplot(grid[0, 0])]
+        axes += [fig.add_subplot(grid[i, 0], sharex=axes[0]) for i in range(1, len(order))]
+        _trade_table(fig.add_subplot(grid[:, 1]), drawn_trades, tick_size)
+    else:
+        axes = list(fig.subplots(len(order), 1, sharex=True, squeeze=False)[:, 0])
     for ax, tf in zip(axes, order):
         if isinstance(swing_length, Mapping):
-            length = swing_length.get(tf, DEFAULT_SWING_LENGTH)
+            length = swing_length.get(tf, SWING_LENGTHS.get(tf, DEFAULT_SWING_LENGTH))
         else:
             length = swing_length
-        over = (overlays or {}).get(tf) or compute_overlays(frames[tf], length)
+        over = (overlays or {}).get(tf) or live_overlays(
+            frames[tf], tf, LiveSMCParams(swing_length=length), symbol or "CHART")
         p = _panel(tf, frames[tf], start_ms, end_ms)
         if not p.visible.any():
             raise ValueError(f"frame {tf!r} has no bars inside the chart window")
@@ -373,14 +457,18 @@ def chart_figure(
         _structure(ax, p, over.bos_choch)
         _swings(ax, p, over.swings)
         _orders(ax, p, marks, labels=tf == order[-1])
-        _trades(ax, p, trades)
+        _trades(ax, p, drawn_trades, numbers=tf == order[-1])
         ax.set_xlim(p.x0, p.x1)
         ax.set_ylim(*_price_range(p, trades, marks, start_ms, end_ms))
         ax.grid(True, alpha=0.25)
-        ax.set_title(f"{symbol} {tf}".strip(), loc="left", fontsize=11, fontweight="bold")
+        ax.set_title(f"{symbol} {tf} (swing length {length})".strip(), loc="left", fontsize=11,
+                     fontweight="bold")
         close = float(p.frame[p.visible]["close"].iloc[-1])
-        ax.set_title(f"last close {close:,.2f}", loc="right", fontsize=9)
-        ax.yaxis.set_major_formatter("{x:,.0f}")
+        close_text = price_text(close, tick_size, grouping=True) if tick_size else f"{close:,.2f}"
+        ax.set_title(f"last close {close_text}", loc="right", fontsize=9)
+        ax.yaxis.set_major_formatter(_price_axis_format(tick_size))
+    for ax in axes[:-1]:
+        ax.tick_params(labelbottom=False)
     utc_date_axis(axes[-1])
     axes[-1].set_xlabel("time (UTC)")
     handles = _legend_handles(drawn_gids(fig))
@@ -390,6 +478,14 @@ def chart_figure(
     fig.suptitle(f"{symbol + ' ' if symbol else ''}{_utc(start_ms)} .. {_utc(end_ms)} UTC",
                  x=0.01, ha="left", fontsize=12, fontweight="bold")
     return fig
+
+
+def _price_axis_format(tick: float | None) -> str:
+    """Axis prices with the tick's decimals (whole numbers without a tick, as for BTC)."""
+    from fractald.price_format import tick_decimals
+
+    decimals = tick_decimals(tick) if tick else 0
+    return f"{{x:,.{decimals}f}}"
 
 
 def _utc(ms: int) -> str:

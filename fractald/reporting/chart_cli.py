@@ -47,6 +47,15 @@ def parse_timeframes(text: str) -> list[str]:
     return frames
 
 
+def parse_swing_length_option(text: str) -> dict[str, int]:
+    from fractald.swing_lengths import parse_swing_lengths
+
+    try:
+        return parse_swing_lengths(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_chart_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="candles: CSV, JSON or Parquet (default: bundled BTC 1m)")
     parser.add_argument("--symbol", default="BTC-PERP", help="symbol name for the title")
@@ -54,13 +63,29 @@ def add_chart_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"comma-separated, coarsest first (default {DEFAULT_TIMEFRAMES})")
     parser.add_argument("--from", dest="start", type=parse_time_ms, help="window start (UTC)")
     parser.add_argument("--to", dest="end", type=parse_time_ms, help="window end (UTC)")
+    parser.add_argument("--config", help="the daemon's config: its strategies' swing lengths and "
+                        "the instrument's tick (default: the embedded default config)")
+    parser.add_argument("--swing-lengths", type=parse_swing_length_option, metavar="TF=N,...",
+                        help="override the detectors' swing length per timeframe, e.g. 15m=4,1h=5 "
+                        "(default: what the config's strategies trade on)")
     parser.add_argument("--plot", default="chart.png",
                         help="PNG file to write (default chart.png; the path written is printed)")
 
 
 def run_chart(args: argparse.Namespace) -> int:
+    from fractald.config import load_config
+    from fractald.errors import ConfigError
     from fractald.reporting.chart import frames_from, plot_chart
+    from fractald.reporting.live_overlays import chart_settings
     from fractald.venues.replay import ReplayError, bundled_candles, load_candles
+
+    try:
+        config = load_config(getattr(args, "config", None))
+    except ConfigError as exc:
+        print(f"fractald chart: {exc}", file=sys.stderr)
+        return int(ExitStatus.CONFIG)
+    lengths, tick = chart_settings(config, args.symbol)
+    lengths.update(getattr(args, "swing_lengths", None) or {})
 
     timeframes = args.timeframes
     if isinstance(timeframes, str):
@@ -72,6 +97,7 @@ def run_chart(args: argparse.Namespace) -> int:
         return int(ExitStatus.USAGE)
     frame = bars_to_frame(bars)
     path = plot_chart(frames_from(frame, timeframes), args.plot, start_ms=args.start,
-                      end_ms=args.end, symbol=args.symbol)
-    print(f"wrote {path} ({', '.join(timeframes)}, {len(bars)} candles)")
+                      end_ms=args.end, symbol=args.symbol, swing_length=lengths, tick_size=tick)
+    used = ", ".join(f"{tf} swing {lengths.get(tf, '?')}" for tf in timeframes)
+    print(f"wrote {path} ({used}; live detectors; {len(bars)} candles)")
     return 0
