@@ -59,6 +59,12 @@ class Daemon:
         self.alerts = AlertsActor(self)
         self.risk_overrides = RiskOverrides(self)
         self.heartbeat = Heartbeat(self.supervisor, notifier, self.status_line)
+        self.router = None
+        if config.broker.kind != "paper":  # orders go to the venue through the router actor
+            from fractald.actors.router_actor import RouterActor
+
+            self.router = RouterActor(self)
+            self.trading.router = self.router
         self.control_ready = trio.Event()
 
     def _supervision_event(self, kind: str, detail: dict[str, Any]) -> None:
@@ -89,6 +95,7 @@ class Daemon:
             "feed": self.market_data.health_dicts(),
             "account": account_status(self),
             "trading": self.trading.status(),
+            **({"router": self.router.status()} if self.router is not None else {}),
         }
 
     # -- life cycle ----------------------------------------------------------------------
@@ -108,6 +115,8 @@ class Daemon:
             from fractald.actors.telegram import TelegramActor
 
             extra.append(spec("telegram", TelegramActor(self, control.registry).run))
+        if self.router is not None:
+            extra.append(spec("router", self.router.run))
         return [
             spec("store", self.store.run),
             spec("trading", self.trading.run),
@@ -257,10 +266,12 @@ def main(config_path: str | None) -> int:
         get_logger("daemon").error("config_invalid", config=config_path, problems=exc.problems)
         return int(ExitStatus.CONFIG)
     configure_logging(config.log.format, config.log.level)
-    if config.broker.kind != "paper":  # venue brokers need the router actor (issue 12)
+    from fractald.venues.factory import ROUTED_KINDS
+
+    if config.broker.kind not in ("paper", *ROUTED_KINDS):  # never paper-trade a venue config
         get_logger("daemon").error("broker_not_routable", kind=config.broker.kind,
-                                   reason="this build routes orders to the paper broker only; "
-                                          "refusing to paper-trade a venue config")
+                                   reason="this build routes orders to paper, "
+                                          f"{', '.join(ROUTED_KINDS)} only")
         return int(ExitStatus.CONFIG)
     _load_secrets_for_redaction(config)
     from fractald.core.smc.offline import allow_compiled_kernels

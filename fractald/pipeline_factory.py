@@ -11,6 +11,7 @@ from typing import Any
 import attrs
 
 from fractald.config import Config
+from fractald.core.execution.brackets import BracketParams
 from fractald.core.execution.engine import EngineParams, FillSource, TradingEngine
 from fractald.core.execution.paper import PaperParams
 from fractald.core.pipeline import Portfolio, build_portfolio
@@ -51,6 +52,8 @@ def engine_params(config: Config) -> EngineParams:
         risk=risk_params(config),
         paper=PaperParams(latency_ms=b.latency_ms, slippage_bps=b.slippage_bps,
                           maker_fee_bps=b.maker_fee_bps, taker_fee_bps=b.taker_fee_bps),
+        # A real venue holds each trade's protective stop (reduce-only, resized and moved with it).
+        brackets=BracketParams(venue_stops=b.kind != "paper"),
     )
 
 

@@ -11,6 +11,7 @@ from the stored candles; the feed resumes after the bar the snapshot covers.
 from __future__ import annotations
 
 import collections
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import attrs
@@ -137,6 +138,9 @@ class TradingSession:
         self._reconcile_when_caught_up = False
         self._config_when_caught_up: Config | None = None
         self.ticks_dropped_catching_up = 0
+        # With a venue broker: called with every committed batch (the trading actor routes its
+        # orders and cancels), only after the commit, so nothing leaves before it is recorded.
+        self.after_commit: Callable[[list[Any]], Awaitable[None]] | None = None
 
     @property
     def catching_up(self) -> bool:
@@ -393,6 +397,8 @@ class TradingSession:
         self._uncommitted = []
         if snapshot:
             self.bars_since_snapshot = 0
+        if self.after_commit is not None and events:
+            await self.after_commit(events)
 
     async def write_snapshot(self, reason: str) -> None:
         """A snapshot now (timer, shutdown); none while catching up: the older one stays right."""
@@ -449,6 +455,10 @@ class TradingSession:
         if not events:
             return  # tripped already
         await self.commit(events, ts_event=ts)
+        self._announce(events)
+
+    def announce(self, events: list[Any]) -> None:
+        """Committed events from outside a bar (venue reports) to the bus and the log."""
         self._announce(events)
 
     def _announce(self, events: list[Any]) -> None:

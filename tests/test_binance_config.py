@@ -72,12 +72,19 @@ def test_coin_m_is_refused_with_a_clear_message() -> None:
     assert any("COIN-M" in p for p in problems_of(feed_only))
 
 
-def test_the_daemon_refuses_to_paper_trade_a_venue_config(tmp_path: Path) -> None:
+def test_the_daemon_routes_a_venue_config_and_a_missing_key_stops_it_with_77(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Never a quiet paper run: the router opens the venue, whose key is missing (nothing is
+    # contacted: the feed waits for the router's recovery, and every URL is loopback).
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
     path = tmp_path / "binance.toml"
-    path.write_text('[feed]\nvenue = "binance-futures"\nsymbols = ["BTCUSDT"]\n[risk]\nmode = "live"\n'
+    path.write_text(f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n'
+                    '[feed]\nvenue = "binance-futures"\nsymbols = ["BTCUSDT"]\n'
+                    'rest_url = "http://127.0.0.1:9"\nws_url = "ws://127.0.0.1:9/ws"\n[risk]\nmode = "live"\n'
                     '[broker]\nkind = "binance-futures"\napi_key_credential = "k"\n'
-                    'api_secret_credential = "s"\n')
-    assert daemon.main(str(path)) == int(ExitStatus.CONFIG)
+                    'api_secret_credential = "s"\nrest_url = "http://127.0.0.1:9"\n'
+                    'ws_url = "ws://127.0.0.1:9/ws"\n')
+    assert daemon.main(str(path)) == int(ExitStatus.AUTH)
 
 
 def test_credentials_come_from_files_and_missing_ones_are_named(tmp_path: Path) -> None:

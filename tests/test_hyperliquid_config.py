@@ -1,4 +1,4 @@
-"""[broker] kind = "hyperliquid": the config's rules, the daemon's refusal, and the account preflight."""
+"""[broker] kind = "hyperliquid": the config's rules, a missing key, and the account preflight."""
 
 from __future__ import annotations
 
@@ -55,11 +55,13 @@ def test_hyperliquid_fields_are_checked_and_a_pasted_key_is_not_echoed(tmp_path:
     assert "config.broker.network" in network and "testnet" in network
 
 
-def test_the_daemon_refuses_a_broker_it_cannot_route_to_yet(tmp_path: Path) -> None:
+def test_the_daemon_routes_to_hyperliquid_and_a_missing_key_stops_it_with_77(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from fractald.daemon import main
 
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path / "no-credentials"))
     path = config_file(tmp_path, f"[daemon]\nstate_dir = '{tmp_path / 'state'}'\n[risk]\nmode = 'live'\n" + BROKER)
-    assert main(path) == int(ExitStatus.CONFIG)
+    assert main(path) == int(ExitStatus.AUTH)
 
 
 async def test_account_preflight_against_the_fake(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ restarts its feed so the bars after the recovered cursor come again.
 
 from __future__ import annotations
 
+import collections
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -31,7 +32,9 @@ from fractald.core.models import Bar, FeedHealth, Quote, TradeTick
 from fractald.session import TradingSession
 
 if TYPE_CHECKING:
+    from fractald.actors.router_actor import RouterActor
     from fractald.config import Config
+    from fractald.core.execution.reports import VenueReport
     from fractald.daemon import Daemon
 
 MARKET_BUFFER = 1024  # bars and trades are never dropped: a full buffer holds the feed back
@@ -73,6 +76,11 @@ class TradingActor:
         self.reconcile_every_s = daemon.config.daemon.reconcile_interval_s
         self._lock = trio.Lock()  # market events and reconciliation never interleave
         self.stopped = False  # set by the final snapshot
+        # With a venue broker: the router actor (the daemon sets it) and the venue reports that
+        # wait for the session to catch up with its log before the engine takes them.
+        self.router: RouterActor | None = None
+        self._held_reports: collections.deque[VenueReport] = collections.deque()
+        self._cancels_swept = False
 
     # -- for other actors and the control socket ------------------------------------------
     def resume_after_ms(self) -> dict[str, int]:
@@ -114,6 +122,10 @@ class TradingActor:
         ledger = self.daemon.store.ledger
         assert ledger is not None
         self.session = None
+        if self.router is not None:
+            self.router.session_lost()
+            self._held_reports.clear()  # not applied, not committed: the venue is asked again
+            self._cancels_swept = False
         if self.recovered.is_set():  # a restart: others wait for this recovery, not the last
             self.recovered = trio.Event()
         self.session = await TradingSession.recover(self.daemon.config, ledger, ctx.log,
@@ -122,12 +134,14 @@ class TradingActor:
         self.generation += 1
         generation = self.generation
         stale = self._drain_stale() if generation > 1 else 0
-        self.recovered.set()
-        changed, self.generation_changed = self.generation_changed, trio.Event()
-        changed.set()
-        ctx.log.info("trading_recovered", generation=generation, stale_events_dropped=stale)
-        ctx.pass_gate("reconcile")
         async with trio.open_nursery() as nursery:
+            if self.router is not None:  # the venue resolves every open intent before any feed
+                await self._recover_at_venue(ctx, nursery, generation)
+            self.recovered.set()
+            changed, self.generation_changed = self.generation_changed, trio.Event()
+            changed.set()
+            ctx.log.info("trading_recovered", generation=generation, stale_events_dropped=stale)
+            ctx.pass_gate("reconcile")
             nursery.start_soon(self._reconcile_periodically, ctx)
             nursery.start_soon(self._snapshot_periodically, ctx)
             await ctx.wait_gate("feeds")
@@ -149,6 +163,89 @@ class TradingActor:
                             if self.stopped:
                                 break
                             await self.on_market(item)
+                        if self.router is not None:
+                            await self._venue_work()
+
+    # -- a venue broker: orders out through the router, reports in through the engine ----------
+    async def _recover_at_venue(self, ctx: ActorContext, nursery: trio.Nursery, generation: int) -> None:
+        router = self.router
+        session = self.session
+        assert router is not None and session is not None
+        session.after_commit = self._route
+        nursery.start_soon(self._take_reports, ctx)
+        router.session_recovered(generation)
+        await router.wait_recovered(ctx, generation)
+        async with self._lock:
+            await self._venue_work()
+
+    async def _route(self, events: list[Any]) -> None:
+        """Committed orders and cancels go to the router, in the order the engine made them."""
+        from fractald.actors.router import Cancel, Submit
+        from fractald.core.execution.events import CancelRequested, OrderIntent
+
+        router = self.router
+        if router is None:
+            return
+        orders = getattr(self.session.engine if self.session else None, "orders", {})
+        for event in events:
+            if isinstance(event, OrderIntent):
+                await router.commands_send.send(Submit(event))
+            elif isinstance(event, CancelRequested):
+                order = orders.get(event.client_order_id)
+                await router.commands_send.send(
+                    Cancel(event.client_order_id, order.symbol if order is not None else ""))
+
+    async def _take_reports(self, ctx: ActorContext) -> None:
+        router = self.router
+        assert router is not None
+        while True:
+            report = await ctx.receive(router.reports_receive)
+            async with self._lock:
+                self._held_reports.append(report)
+                await self._venue_work()
+
+    async def _venue_work(self) -> None:
+        """Once the session has caught up with its log: held reports in, then unsent cancels out."""
+        session = self.session
+        if session is None or session.catching_up or self.stopped:
+            return
+        while self._held_reports:
+            await self._apply_report(self._held_reports.popleft())
+        if not self._cancels_swept:
+            self._cancels_swept = True
+            await self._resend_cancels()
+
+    async def _apply_report(self, report: VenueReport) -> None:
+        """One venue report through the engine; its events and the intent's outcome in one commit."""
+        from fractald.core.execution.orders import OrderEvent
+
+        session = self.session
+        assert session is not None
+        engine = session.engine
+        order = engine.orders.get(report.client_order_id)
+        if (order is not None and report.kind not in (OrderEvent.FILL, OrderEvent.PARTIAL_FILL)
+                and order.next_status(report.kind) is None
+                and (order.status.terminal or report.kind in (OrderEvent.ACCEPT, OrderEvent.TRIGGER))):
+            # The venue restating what the engine knows: recovery asks about open orders, and a
+            # cancel is confirmed by its reply and again by the stream.
+            return
+        on_report = getattr(session.pipeline, "on_venue_report", None)
+        events = list(on_report(report) if on_report is not None else engine.on_venue_report(report))
+        if events:
+            await session.commit(events, ts_event=max(0, int(report.ts)))
+            session.announce(events)
+
+    async def _resend_cancels(self) -> None:
+        """Cancels committed before a crash but maybe never sent: asked again (a repeat is refused)."""
+        from fractald.core.execution.orders import OrderStatus
+
+        engine = self.session.engine if self.session is not None else None
+        pending = [o for o in getattr(engine, "orders", {}).values() if o.status is OrderStatus.PENDING_CANCEL]
+        if pending and self.router is not None:
+            from fractald.actors.router import Cancel
+
+            for order in pending:
+                await self.router.commands_send.send(Cancel(order.client_order_id, order.symbol))
 
     def _caught_up(self, ctx: ActorContext) -> None:
         """Every event of a finished feed is processed (and committed, if it made events)."""

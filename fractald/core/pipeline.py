@@ -500,6 +500,11 @@ class Portfolio:
                             f"(lacks {', '.join(missing)})")
         return self.engine  # type: ignore[return-value]
 
+    def on_venue_report(self, report: Any) -> list[Any]:
+        """A venue's report through the engine; the pipelines follow what it closes and fills."""
+        engine: Any = self.engine  # an engine that routes to a venue (TradingEngine has it)
+        return self._follow(engine.on_venue_report(report))
+
     def _follow(self, events: list[Any]) -> list[Any]:
         for p in self.pipelines.values():
             p.follow(events)

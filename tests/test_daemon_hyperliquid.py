@@ -1,0 +1,124 @@
+"""`fractald run` trading on the fake Hyperliquid venue: signed orders out, fills back, books equal.
+
+The daemon is a real subprocess with `[broker] kind = "hyperliquid"` pointed
+at the fake on 127.0.0.1 (which recovers every signer and refuses what the
+approved agent did not sign). An operator's entry goes out through the
+router; the fill comes back over the user stream; the protective stop rests
+at the venue (reduce-only trigger); a price jump through it closes the trade
+at the venue, and the ledger, `fractalctl` and the venue agree throughout.
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from daemon_harness import DaemonProcess, ctl_json, wait_ready
+from eth_account import Account
+from fakevenue.hyperliquid_exchange import Coin
+from fakevenue.hyperliquid_exchange_server import FakeHyperliquid
+from venue_daemon_support import FakeInThread, candles_ending_now, wait_for
+
+from fractald.routing.journal import recorded_fills
+from fractald.store.ledger import Ledger
+
+pytestmark = pytest.mark.slow
+
+USER = Account.from_key("0x" + "01" * 32)
+AGENT_KEY = "0x" + "02" * 32
+
+
+def hl_config(tmp: Path, fake: FakeHyperliquid, candles: Path) -> Path:
+    cfg = tmp / "fractald.toml"
+    cfg.write_text(
+        f'[daemon]\nstate_dir = "{tmp / "state"}"\ngate_timeout_s = 60.0\n'
+        f'[feed]\nvenue = "replay"\nreplay_path = "{candles}"\nreplay_speed = 0.0\nsymbols = ["BTC"]\n'
+        f'[broker]\nkind = "hyperliquid"\nnetwork = "testnet"\nrest_url = "{fake.rest_url}"\n'
+        f'ws_url = "{fake.ws_url}"\naccount_address = "{USER.address}"\n'
+        f'private_key_credential = "hl-agent"\n'
+        f'[risk]\nmode = "live"\n'
+        f'[log]\nformat = "json"\nlevel = "info"\n')
+    return cfg
+
+
+def credentials(tmp: Path) -> dict[str, str]:
+    creds = tmp / "creds"
+    creds.mkdir(exist_ok=True)
+    (creds / "hl-agent").write_text(AGENT_KEY + "\n")
+    return {"CREDENTIALS_DIRECTORY": str(creds)}
+
+
+def make_fake(price: float) -> FakeHyperliquid:
+    fake = FakeHyperliquid([Coin("BTC", 5)], {"BTC": price})
+    fake.exchange.add_user(USER.address, usdc=100_000.0, agents=(Account.from_key(AGENT_KEY).address,))
+    return fake
+
+
+def venue_position(fake: FakeHyperliquid) -> float:
+    user = fake.exchange.users[USER.address.lower()]
+    return user.positions.get("BTC", (0.0, 0.0))[0]
+
+
+def venue_stops(fake: FakeHyperliquid) -> list[Any]:
+    return [o for o in fake.exchange.orders.values() if o.user == USER.address.lower() and o.status == "open"
+            and o.reduce_only and o.trigger_px is not None]
+
+
+def sent_cloids(fake: FakeHyperliquid) -> list[str]:
+    return [o["c"] for a in fake.exchange.actions if a["type"] == "order" for o in a["orders"]]
+
+
+def ledger_view(db: Path) -> tuple[dict[str, tuple[str, float]], int, dict[str, float]]:
+    ledger = Ledger.open(db, lock=False)
+    try:
+        fills = recorded_fills(ledger)
+        rows = ledger.connection.execute("SELECT count(*) FROM events WHERE kind = 'order_filled'").fetchone()[0]
+        return fills, rows, {s: q for s, q in ledger.fill_positions().items() if abs(q) > 1e-9}
+    finally:
+        ledger.close()
+
+
+def test_daemon_trades_on_fake_hyperliquid_and_both_sides_agree(tmp_path: Path) -> None:
+    candles, close = candles_ending_now(tmp_path / "candles.csv")
+    fake = make_fake(close)
+    sock = tmp_path / "state" / "control.sock"
+    with FakeInThread(fake) as venue:
+        daemon = DaemonProcess(hl_config(tmp_path, fake, candles), env=credentials(tmp_path))
+        try:
+            wait_ready(sock, timeout=90)
+            wait_for(lambda: ctl_json(sock, "status")["trading"]["bars_processed"] >= 290, 60, "replay")
+            stop = round(close * 0.98, 1)
+            target = round(close * 1.05, 1)  # rests at the venue as a reduce-only limit
+            entered = ctl_json(sock, "enter", "BTC", "long", "--stop", str(stop), "--target", str(target))
+            assert not entered["denied"], entered
+            held = wait_for(lambda: venue.call(venue_position, fake), 30, "the entry to fill at the venue")
+            assert held > 0
+            stops = wait_for(lambda: venue.call(venue_stops, fake), 30, "the stop to rest at the venue")
+            assert sum(float(o.sz) for o in stops) == pytest.approx(held)
+            assert all(not o.is_buy for o in stops)
+            positions = wait_for(lambda: ctl_json(sock, "positions"), 30, "the books")
+            assert [p["symbol"] for p in positions] == ["BTC"]
+            assert positions[0]["quantity"] == pytest.approx(held)
+
+            venue.call(fake.set_price, "BTC", stop * 0.99)  # through the stop: the venue fires it
+            wait_for(lambda: venue.call(venue_position, fake) == 0.0, 30, "the stop to fire")
+            wait_for(lambda: not ctl_json(sock, "positions"), 30, "the books to go flat")
+            trades = wait_for(lambda: ctl_json(sock, "trades"), 30, "the closed trade")
+            assert len(trades) == 1 and trades[0]["symbol"] == "BTC"
+            assert ctl_json(sock, "status")["router"]["recovered"] is True
+            assert daemon.stop(signal.SIGTERM, timeout=30) == 0
+            noise = [line for line in daemon.log_lines()
+                     if line.get("event") in ("order_anomaly", "actor_restarting", "actor_exception")]
+            assert not noise, noise
+        finally:
+            daemon.kill()
+        cloids = venue.call(sent_cloids, fake)
+        venue_fills = venue.call(lambda: {str(f["tid"]): (f["cloid"][2:], float(f["sz"]))
+                                          for f in fake.exchange.users[USER.address.lower()].fills})
+    assert len(cloids) == len(set(cloids)), "a client order id went out twice"
+    fills, rows, books = ledger_view(tmp_path / "state" / "fractald.db")
+    assert rows == len(fills) == len(venue_fills) == 2  # the entry and its stop, each once
+    assert fills == venue_fills
+    assert books == {}
