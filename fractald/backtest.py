@@ -35,6 +35,7 @@ import attrs
 
 from fractald.config import Config, load_config
 from fractald.core.bars import Rollups
+from fractald.core.candles import Candles
 from fractald.core.execution.engine import FillSource, TradingEngine
 from fractald.core.execution.events import SignalDenied, TradeClosed
 from fractald.core.figures import MIN_RATIO_RETURNS, format_pct
@@ -104,7 +105,13 @@ def parse_when(text: str | None, name: str) -> int | None:
 
 def load_bars(path: str | None, symbol: str, catalog: str | None = None, venue: str = "binance-futures",
               start: str | None = None, end: str | None = None) -> list[Bar]:
-    from fractald.venues.replay import bundled_candles, load_candles
+    return list(load_bar_columns(path, symbol, catalog, venue, start, end))
+
+
+def load_bar_columns(path: str | None, symbol: str, catalog: str | None = None, venue: str = "binance-futures",
+                     start: str | None = None, end: str | None = None) -> Candles:
+    """The candles a backtest asked for, as columns (bundled, a file, or the catalog's range)."""
+    from fractald.venues.replay import bundled_candle_columns, load_candle_columns
 
     if catalog is not None:
         from fractald.research.catalog import Catalog
@@ -114,11 +121,11 @@ def load_bars(path: str | None, symbol: str, catalog: str | None = None, venue: 
         lo = parse_when(start, "from")
         if lo is None:
             raise BacktestError("--catalog needs --from (and optionally --to)")
-        return Catalog(catalog).load(venue, symbol, lo, parse_when(end, "to") or 2**62)
-    return bundled_candles(symbol) if path is None else load_candles(path, symbol)
+        return Catalog(catalog).load_columns(venue, symbol, lo, parse_when(end, "to") or 2**62)
+    return bundled_candle_columns(symbol) if path is None else load_candle_columns(path, symbol)
 
 
-def load_checked_bars(path: str, symbol: str, repair: bool) -> list[Bar]:
+def load_checked_bars(path: str, symbol: str, repair: bool) -> Candles:
     """A candle file for a backtest: every bad row named; repaired (with a summary) only if asked."""
     from fractald.datasets import (
         candle_problems,
@@ -126,7 +133,7 @@ def load_checked_bars(path: str, symbol: str, repair: bool) -> list[Bar]:
         describe_repair,
         repair_candles,
     )
-    from fractald.venues.replay import arrays_to_bars, frame_arrays, read_candle_frame
+    from fractald.venues.replay import arrays_to_candles, frame_arrays, read_candle_frame
 
     ts, arrays = frame_arrays(read_candle_frame(path), path)
     problems = candle_problems(ts, arrays)
@@ -135,10 +142,12 @@ def load_checked_bars(path: str, symbol: str, repair: bool) -> list[Bar]:
             raise BacktestError(describe_candle_problems(path, problems))
         ts, arrays, summary = repair_candles(ts, arrays)
         print(f"fractald backtest: {describe_repair(path, summary)}", file=sys.stderr)
-    return arrays_to_bars(ts, arrays, symbol, path)
+    return arrays_to_candles(ts, arrays, symbol, path)
 
 
-def _select(bars: list[Bar], start: int | None, end: int | None) -> list[Bar]:
+def _select(bars: Sequence[Bar], start: int | None, end: int | None) -> Any:
+    if isinstance(bars, Candles):
+        return bars.between(start, end)
     return [b for b in bars if (start is None or b.ts_open >= start) and (end is None or b.ts_open < end)]
 
 
@@ -323,7 +332,7 @@ def run_backtest(args: argparse.Namespace) -> dict[str, Any]:
         return run_portfolio_args(args, st)
     loaded = (load_checked_bars(args.data, args.symbol, getattr(args, "repair", False))
               if args.data is not None and getattr(args, "catalog", None) is None else
-              load_bars(args.data, args.symbol, getattr(args, "catalog", None),
+              load_bar_columns(args.data, args.symbol, getattr(args, "catalog", None),
                         getattr(args, "venue", "binance-futures"), args.start, args.end))
     bars = _select(loaded,
                    parse_when(args.start, "from"), parse_when(args.end, "to"))

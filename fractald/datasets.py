@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from importlib import resources
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # imported where used: loading the arrays for a backtest needs no pandas
+    import pandas as pd
 
 BUNDLED_SYMBOL = "BTC-PERP"
 
@@ -19,6 +22,8 @@ def bundled_btc_1m_arrays() -> dict[str, np.ndarray]:
 
 def bundled_btc_1m() -> pd.DataFrame:
     """The bundled candles as an OHLCV DataFrame indexed by UTC open time."""
+    import pandas as pd
+
     arrays = bundled_btc_1m_arrays()
     index = pd.to_datetime(arrays.pop("ts_open_ms"), unit="ms", utc=True)
     return pd.DataFrame(arrays, index=index)[["open", "high", "low", "close", "volume"]]
@@ -139,4 +144,6 @@ def _kind(what: str) -> str:
 
 
 def _stamp(ts_ms: int) -> str:
+    import pandas as pd
+
     return pd.Timestamp(ts_ms, unit="ms", tz="UTC").strftime("%Y-%m-%d %H:%M")

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from fractald.core.candles import Candles
 from fractald.core.models import Bar
 
 VENUES = ("binance-futures", "binance-spot", "hyperliquid")
@@ -84,9 +85,13 @@ class Catalog:
 
     def load(self, venue: str, symbol: str, start_ms: int, end_ms: int) -> list[Bar]:
         """The catalog's 1m candles with ts_open in [start_ms, end_ms), in time order."""
+        return list(self.load_columns(venue, symbol, start_ms, end_ms))
+
+    def load_columns(self, venue: str, symbol: str, start_ms: int, end_ms: int) -> Candles:
+        """`load` as columns (what a backtest runs on: 48 bytes a candle, not a Bar object each)."""
         import pandas as pd
 
-        from fractald.venues.replay import arrays_to_bars
+        from fractald.venues.replay import arrays_to_candles
 
         if venue not in VENUES:
             raise ValueError(f"unknown venue {venue!r}; the catalog has {', '.join(VENUES)}")
@@ -107,7 +112,7 @@ class Catalog:
             raise ValueError(f"the catalog has no {venue} {symbol} candles in that range")
         ts = frame["ts_open"].to_numpy(dtype="int64")
         arrays = {c: frame[c].to_numpy(dtype="float64") for c in ("open", "high", "low", "close", "volume")}
-        return arrays_to_bars(ts, arrays, symbol, f"catalog {venue}/{symbol}")
+        return arrays_to_candles(ts, arrays, symbol, f"catalog {venue}/{symbol}")
 
 
 def _atomic(path: Path, write: Any) -> None:

@@ -1,7 +1,9 @@
 """Replay sources: candle files (CSV, JSON, Parquet), recorded WS captures, and pacing.
 
-Candle files become lists of base Bars; the timeframe is read from the
-data (the most common spacing), so 1-minute and 5-minute files both work.
+Candle files become base candles, as columns (`Candles`, what the backtest
+runs on) or as a list of Bars; the timeframe is read from the data (the
+most common spacing), so 1-minute and 5-minute files both work. pandas and
+trio are imported where they are used: a backtest on columns needs neither.
 Captures use the cryptofeed layout: a first line `<url> <-> <epoch s>`,
 then `<receive epoch s>: <raw message>` per line; REST captures are
 `<url> -> <epoch s>: <raw JSON>`.
@@ -16,15 +18,16 @@ import math
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import attrs
 import numpy as np
-import pandas as pd
-import trio
-import trio.lowlevel
 
+from fractald.core.candles import Candles
 from fractald.core.models import TIMEFRAME_MS, Bar
+
+if TYPE_CHECKING:
+    import pandas as pd
 from fractald.datasets import BUNDLED_SYMBOL, bundled_btc_1m_arrays
 
 T = TypeVar("T")
@@ -71,6 +74,8 @@ def _timeframe_of(ts_ms: np.ndarray, path: object) -> str:
 
 
 def _times_ms(column: pd.Series, path: object) -> np.ndarray:
+    import pandas as pd
+
     if pd.api.types.is_numeric_dtype(column):
         values = column.to_numpy(dtype="float64")
         # Seconds, milliseconds or microseconds since the epoch: pick by magnitude.
@@ -92,6 +97,8 @@ def frame_to_bars(frame: pd.DataFrame, symbol: str, path: object = "frame") -> l
 
 def frame_arrays(frame: pd.DataFrame, path: object = "frame") -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The open times (ms) and OHLCV columns of a frame, in the file's order, unchecked."""
+    import pandas as pd
+
     if frame.empty:
         raise ReplayError(f"{path}: no candles (the file has no rows, only a header?)")
     columns = {c.lower(): c for c in frame.columns}
@@ -115,6 +122,12 @@ def frame_arrays(frame: pd.DataFrame, path: object = "frame") -> tuple[np.ndarra
 
 def arrays_to_bars(ts: np.ndarray, arrays: dict[str, np.ndarray], symbol: str,
                    path: object = "arrays") -> list[Bar]:
+    return list(arrays_to_candles(ts, arrays, symbol, path))
+
+
+def arrays_to_candles(ts: np.ndarray, arrays: dict[str, np.ndarray], symbol: str,
+                      path: object = "arrays") -> Candles:
+    """Sorted, a repeated time's first row kept, every price finite, times aligned; as columns."""
     order = np.argsort(ts, kind="stable")
     ts = ts[order]
     keep = np.concatenate(([True], np.diff(ts) > 0))  # first of any duplicate time wins
@@ -127,9 +140,7 @@ def arrays_to_bars(ts: np.ndarray, arrays: dict[str, np.ndarray], symbol: str,
     step = TIMEFRAME_MS[timeframe]
     if (ts % step).any():
         raise ReplayError(f"{path}: candle times are not aligned to {timeframe}")
-    o, h, lo, c, v = (col.tolist() for col in cols)
-    return [Bar(symbol, timeframe, t, o[i], h[i], lo[i], c[i], v[i])
-            for i, t in enumerate(ts.tolist())]
+    return Candles(symbol, timeframe, ts, *cols)
 
 
 def load_candles(path: str | Path, symbol: str) -> list[Bar]:
@@ -137,8 +148,16 @@ def load_candles(path: str | Path, symbol: str) -> list[Bar]:
     return frame_to_bars(read_candle_frame(path), symbol, path)
 
 
+def load_candle_columns(path: str | Path, symbol: str) -> Candles:
+    """`load_candles` as columns."""
+    ts, arrays = frame_arrays(read_candle_frame(path), path)
+    return arrays_to_candles(ts, arrays, symbol, path)
+
+
 def read_candle_frame(path: str | Path) -> pd.DataFrame:
     """A candle file as it is, one row per line of the file (CSV, JSON or Parquet)."""
+    import pandas as pd
+
     path = Path(path)
     suffix = path.suffix.lower()
     if not path.is_file():
@@ -161,8 +180,13 @@ def read_candle_frame(path: str | Path) -> pd.DataFrame:
 
 def bundled_candles(symbol: str = BUNDLED_SYMBOL) -> list[Bar]:
     """The embedded default: real BTC 1-minute candles shipped inside the package."""
+    return list(bundled_candle_columns(symbol))
+
+
+def bundled_candle_columns(symbol: str = BUNDLED_SYMBOL) -> Candles:
+    """`bundled_candles` as columns."""
     arrays = bundled_btc_1m_arrays()
-    return arrays_to_bars(arrays["ts_open_ms"].astype("int64"), arrays, symbol, "bundled")
+    return arrays_to_candles(arrays["ts_open_ms"].astype("int64"), arrays, symbol, "bundled")
 
 
 # -- captures -------------------------------------------------------------------
@@ -216,6 +240,9 @@ async def paced(items: Iterable[T], time_ms: Callable[[T], int], speed: float,
     The schedule is anchored at the first item, so a slow consumer does not
     make the replay drift further and further behind.
     """
+    import trio
+    import trio.lowlevel
+
     if speed < 0 or not math.isfinite(speed):
         raise ValueError(f"replay speed must be >= 0 and finite, got {speed!r}")
     start_clock: float | None = None
