@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from fractald.core.execution import decide_brackets, decide_breakers, decide_commands
 from fractald.core.execution import events as ev
 from fractald.core.execution.decide_entry import entry_events
 from fractald.core.execution.decide_report import report_event
@@ -12,6 +13,7 @@ from fractald.core.execution.engine import EngineParams, TradingEngine, event_so
 from fractald.core.execution.orders import Liquidity, OrderEvent
 from fractald.core.execution.reports import VenueReport
 from fractald.core.models import Side, Signal, TradeTick
+from fractald.core.risk.breakers import Breaker, TradingState
 from fractald.core.risk.denial import DenialCode
 from fractald.core.risk.params import GateParams, RiskParams, SizingParams
 
@@ -64,3 +66,86 @@ def test_the_report_decider_names_anomalies_and_skips_duplicate_fills() -> None:
     assert isinstance(unknown, ev.OrderAnomaly) and unknown.what == "unknown_order"
     late = report_event(order, VenueReport(OrderEvent.ACCEPT, order.client_order_id, T0 + 3))
     assert isinstance(late, ev.OrderAnomaly) and late.what == "invalid_transition"
+
+
+def _filled_trade() -> tuple[TradingEngine, str]:
+    """An engine (venue "sim") holding one filled long of 100 with its stop at 98."""
+    eng = engine()
+    intent = next(e for e in eng.on_signal(sig(), T0 + 1) if isinstance(e, ev.OrderIntent))
+    o = eng.orders[intent.client_order_id]
+    eng.on_venue_report(VenueReport(OrderEvent.ACCEPT, o.client_order_id, T0 + 2))
+    eng.on_venue_report(VenueReport(OrderEvent.FILL, o.client_order_id, T0 + 3, trade_id="f1",
+                                    quantity=o.quantity, price=100.0, fee=0.1,
+                                    liquidity=Liquidity.TAKER))
+    return eng, o.signal_id
+
+
+def test_the_bracket_decider_is_a_generator_that_changes_nothing_until_driven() -> None:
+    eng, sid = _filled_trade()
+    before = state_of(eng)
+    b = eng.brackets[sid]
+    decided = list(decide_brackets.exit_trade(eng, b, "test", T0 + 4, 99.0))
+    assert [type(e) for e in decided][:1] == [ev.BracketExit]
+    assert any(isinstance(e, ev.OrderIntent) and e.role == "exit1" for e in decided)
+    assert state_of(eng) == before  # listing a decision applies nothing
+    # A stop move the engine takes is exactly the decider's events.
+    moved = list(decide_brackets.move_stop(eng, sid, 99.0, T0 + 4, "strategy"))
+    assert eng.move_stop(sid, 99.0, T0 + 4) == moved
+    refused = list(decide_brackets.move_stop(eng, sid, 97.0, T0 + 5, "strategy"))
+    assert [type(e) for e in refused] == [ev.StopMoveRefused] and refused[0].reason == "would_loosen"
+
+
+def _copy(eng: TradingEngine) -> TradingEngine:
+    twin = TradingEngine(eng.params)
+    twin.restore(json.loads(json.dumps(eng.snapshot())))
+    return twin
+
+
+def _drive(eng: TradingEngine, decision: Any) -> list[Any]:
+    """What the engine's driver does with a decider: apply each event before deciding the next."""
+    out = []
+    for e in decision:
+        eng.apply(e)
+        out.append(e)
+    return out
+
+
+def test_the_command_and_breaker_deciders_are_read_only_and_the_engine_applies_them() -> None:
+    eng, _ = _filled_trade()
+    before = state_of(eng)
+    first = next(decide_commands.halt(eng, T0 + 4, "test", Breaker.OPERATOR))
+    assert isinstance(first, ev.BreakerTripped)
+    assert list(decide_commands.pause(eng, T0 + 4)) == [ev.Paused(T0 + 4, True)]
+    assert list(decide_breakers.counters(eng, T0 + 4)) == []
+    assert state_of(eng) == before  # deciding applies nothing
+    twin = _copy(eng)
+    halted = _drive(twin, decide_commands.halt(twin, T0 + 4, "test", Breaker.OPERATOR))
+    assert [type(e) for e in halted][:2] == [ev.BreakerTripped, ev.TradingStateChanged]
+    flat = _drive(twin, decide_commands.flatten(twin, None, T0 + 4))
+    assert any(isinstance(e, ev.OrderIntent) and e.role == "exit1" for e in flat)
+    # The live engine makes exactly these events, and lands in the same state.
+    assert eng.halt(T0 + 4, "test") + eng.flatten(None, T0 + 4) == halted + flat
+    assert state_of(eng) == state_of(twin)
+    resumed = _drive(twin, decide_commands.resume(twin, T0 + 5))
+    assert resumed[-1].new is TradingState.ACTIVE and eng.resume(T0 + 5) == resumed
+
+
+def test_a_fill_that_closes_a_trade_is_known_before_it_is_booked() -> None:
+    eng, sid = _filled_trade()
+    b = eng.brackets[sid]
+    acc = eng.accounting
+    before = state_of(eng)
+    preview = acc.closed_by(b.strategy, "BTC", Side.SELL, b.open_qty, 103.0, 0.1, T0 + 9)
+    assert state_of(eng) == before
+    assert len(preview) == 1 and preview[0].exit_price == 103.0
+    assert acc.closed_by(b.strategy, "BTC", Side.BUY, 1.0, 103.0, 0.1, T0 + 9) == []  # adds: closes none
+    assert acc.apply_fill(b.strategy, "BTC", Side.SELL, b.open_qty, 103.0, 0.1, T0 + 9) == preview
+
+
+def test_nothing_of_a_call_stays_on_the_engine() -> None:
+    eng, _ = _filled_trade()
+    fields = set(vars(eng))
+    eng.on_trade(TradeTick("BTC", 97.0, 1.0, Side.SELL, "t1", T0 + 10))  # through the stop: exit
+    eng.pause(T0 + 11)
+    assert set(vars(eng)) == fields
+    assert not any(name.startswith("_") for name in fields), sorted(fields)

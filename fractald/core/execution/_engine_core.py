@@ -2,14 +2,20 @@
 
 The engine (engine.py) is one class composed of mixins, one job each:
 
-- `_engine_apply.EngineApply`: event plumbing: each event goes through
-  `evolve.evolve`, the one transition table and the only code that changes
-  state, and only from an event;
-- `_engine_orders.EngineOrders`: signals to orders, venue reports to order events;
-- `_engine_brackets.EngineBrackets`: the orders and stops of each trade;
+- `_engine_apply.EngineApply`: the driver: each event a decider yields goes
+  through `evolve.evolve`, the one transition table and the only code that
+  changes event-sourced state, and only from an event;
+- `_engine_orders.EngineOrders`: signals (to `decide_entry`) and venue reports in;
+- `_engine_brackets.EngineBrackets`: prices against the trades' stops; strategy requests;
 - `_engine_market.EngineMarket`: bars, ticks, quotes and the paper fills they drive;
-- `_engine_breakers.EngineBreakers`: circuit breakers and operator commands;
+- `_engine_breakers.EngineBreakers`: breaker checks and operator commands;
 - `_engine_state.EngineState`: read-only views, snapshot and restore.
+
+The decisions themselves are plain functions over the state, one module per
+concern, that read it and return (or yield) events and change nothing:
+`decide_entry` (the risk ladder), `decide_report` (venue reports),
+`decide_brackets` (trade management), `decide_breakers` (trips),
+`decide_commands` (the operator's commands).
 
 `EngineCore` is their common base. It declares (for the type checker only)
 the attributes `TradingEngine.__init__` sets and the methods one mixin calls
@@ -35,17 +41,15 @@ if TYPE_CHECKING:
     import collections
     from collections.abc import Iterable
 
-    from fractald.core.execution import events as ev
+    from fractald.core.execution._engine_apply import Step
     from fractald.core.execution.accounting import Accounting
     from fractald.core.execution.brackets import Bracket
     from fractald.core.execution.orders import Order
     from fractald.core.execution.paper import PaperBroker
-    from fractald.core.execution.reports import VenueReport
     from fractald.core.models import FeedHealth
-    from fractald.core.risk.breakers import CircuitBreakers, TradingState, Trip
+    from fractald.core.risk.breakers import CircuitBreakers, TradingState
     from fractald.core.risk.exec_quality import ExecutionQuality
     from fractald.core.risk.gates import CorrelationTracker, OpenRisk, OrderRateLimiter
-    from fractald.core.risk.params import BreakerParams
     from fractald.core.risk.reliability import StrategyReliability
 
 
@@ -118,16 +122,12 @@ class EngineCore:
         paused: bool
         last_ts: int
         last_funding_ts: int
-        _out: list[Any]
-        _reports: collections.deque[VenueReport]
-        _closed_pending: list[Any]
-        _paper_dirty: bool
-        _settled: tuple[int, float, BreakerParams] | None
 
         # ---- EngineApply
-        def _begin(self, ts: int) -> None: ...
-        def _finish(self) -> list[Any]: ...
-        def _emit(self, event: Any) -> None: ...
+        def _begin(self, ts: int) -> Step: ...
+        def _finish(self, step: Step) -> list[Any]: ...
+        def _run(self, step: Step, decision: Iterable[Any]) -> None: ...
+        def _drain(self, step: Step) -> None: ...
 
         # ---- EngineState
         @property
@@ -139,21 +139,9 @@ class EngineCore:
         def working_orders(self) -> list[Order]: ...
         def _resync_paper(self) -> None: ...
 
-        # ---- EngineOrders
-        def _submit(self, intent: ev.OrderIntent) -> None: ...
-        def _cancel(self, coid: str, ts: int, reason: str) -> None: ...
-        def _drain(self) -> None: ...
-
         # ---- EngineBrackets
-        def _manage_after_order(self, b: Bracket, o: Order, ts: int) -> None: ...
-        def _exit(self, b: Bracket, reason: str, ts: int, price: float = 0.0) -> None: ...
-        def _sync_venue_stop(self, b: Bracket, ts: int, min_move_ticks: int = 0) -> None: ...
-        def _working(self, coids: Iterable[str]) -> list[str]: ...
-        def _on_price(self, symbol: str, price: float, ts: int) -> None: ...
+        def _on_price(self, step: Step, symbol: str, price: float, ts: int) -> None: ...
         def _mark(self, symbol: str, price: float) -> None: ...
 
         # ---- EngineBreakers
-        def _check_equity(self, ts: int, equity: float | None = None) -> None: ...
-        def _check_counters(self, ts: int) -> None: ...
-        def _trip(self, t: Trip) -> None: ...
-        def _state_change(self, old: TradingState, ts: int, reason: str) -> None: ...
+        def _check_equity(self, step: Step, ts: int, equity: float | None = None) -> None: ...

@@ -5,15 +5,16 @@ price at a time (`_walk`), or only at the points that can matter when
 nothing on the symbol can act (`_walk_quiet`, `_inert`). Higher-timeframe
 bars feed the ATR and time exits; funding is charged as it falls due.
 
-Relies on (see `EngineCore`): `_begin`/`_emit`/`_finish` (EngineApply),
-`_on_price`/`_mark`/`_drain`/`_exit` (EngineOrders), `_check_equity`
-(EngineBreakers).
+Relies on (see `EngineCore`): `_begin`/`_run`/`_drain`/`_finish`
+(EngineApply), `_on_price`/`_mark` (EngineBrackets), `_check_equity`
+(EngineBreakers); time exits are `decide_brackets`'.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from fractald.core.execution import decide_brackets
 from fractald.core.execution import events as ev
 from fractald.core.execution._engine_core import EngineCore, FillSource, _Atr
 from fractald.core.execution.brackets import BracketState, TrailMode
@@ -23,8 +24,11 @@ from fractald.core.execution.paper import (
     bar_path_points,
     path_trade,
 )
-from fractald.core.models import Bar, FeedHealth, Quote, Side, TradeTick, timeframe_ms
+from fractald.core.models import Bar, FeedHealth, Quote, Side, TradeTick
 from fractald.core.risk.breakers import MS_PER_DAY
+
+if TYPE_CHECKING:
+    from fractald.core.execution._engine_apply import Step
 
 # Brackets whose local stop `_on_price` watches.
 _GUARDED = (BracketState.PENDING, BracketState.OPEN)  # a tuple: `in` by identity, no enum hashing
@@ -46,27 +50,27 @@ class EngineMarket(EngineCore):
 
     def on_bar(self, bar: Bar) -> list[Any]:
         ts = bar.ts_event
-        self._begin(ts)
+        step = self._begin(ts)
         broker = self.broker
         if broker is None or self.params.fills_from is not FillSource.BARS:
-            self._on_price(bar.symbol, bar.close, ts)
+            self._on_price(step, bar.symbol, bar.close, ts)
         elif self._quiet(bar.symbol, broker):
-            self._walk_quiet(bar, broker, ts)
+            self._walk_quiet(step, bar, broker, ts)
         else:
-            self._walk(bar, broker, ts)
+            self._walk(step, bar, broker, ts)
         if bar.complete:
             self.correlation.add_close(bar.symbol, bar.ts_open, bar.close)
-        self._timeframe_close(bar, ts)
-        self._funding(bar.symbol, ts)
+        self._timeframe_close(step, bar, ts)
+        self._funding(step, bar.symbol, ts)
         self.accounting.record_equity(ts)
         for strategy in self.reliability.quarantined():
             change = self.reliability.evaluate(strategy, ts)
             if change is not None:
-                self._emit(ev.StrategyStateChanged(ts, strategy, change.old, change.new,
-                                                   change.reason, dict(change.figures)))
-        return self._finish()
+                self._run(step, (ev.StrategyStateChanged(ts, strategy, change.old, change.new,
+                                                         change.reason, dict(change.figures)),))
+        return self._finish(step)
 
-    def _walk(self, bar: Bar, broker: PaperBroker, ts_close: int) -> None:
+    def _walk(self, step: Step, bar: Bar, broker: PaperBroker, ts_close: int) -> None:
         """Trade the bar's intrabar path through the paper broker one price at a time, then its close.
 
         While no order or local stop of the symbol is within the path's reach
@@ -79,26 +83,27 @@ class EngineMarket(EngineCore):
         path = bar_path_points(bar, self._levels(symbol))
         prices = [p for p, _ in path]
         inert = self._inert(symbol, broker, min(prices), max(prices), path[-1][1])
-        emitted = len(self._out)
+        out, reports = step.events, step.reports
+        emitted = len(out)
         for i, (price, ts) in enumerate(path):
-            if inert and len(self._out) == emitted and not self._reports:
+            if inert and len(out) == emitted and not reports:
                 # Nothing a breaker trip does here reads this symbol's marks.
                 broker.record_trade(symbol, price, ts)
-                self._check_equity(ts, self.accounting.equity_at(symbol, price))
-                if len(self._out) != emitted:
+                self._check_equity(step, ts, self.accounting.equity_at(symbol, price))
+                if len(out) != emitted:
                     self._mark(symbol, price)
                 continue
             inert = False
             size, aggressor = path_trade(bar, path, i)
-            self._reports.extend(broker.trade(symbol, price, size, aggressor, ts))
-            self._drain()
-            self._on_price(symbol, price, ts)
-        self._reports.extend(broker.advance(symbol, ts_close))
+            reports.extend(broker.trade(symbol, price, size, aggressor, ts))
+            self._drain(step)
+            self._on_price(step, symbol, price, ts)
+        reports.extend(broker.advance(symbol, ts_close))
         # Inert to its end, the path's last point was checked at the close's price.
-        settled = inert and len(self._out) == emitted
-        self._close_bar(symbol, bar.close, ts_close, path[-1][1] // MS_PER_DAY if settled else None)
+        settled = inert and len(out) == emitted
+        self._close_bar(step, symbol, bar.close, ts_close, path[-1][1] // MS_PER_DAY if settled else None)
 
-    def _close_bar(self, symbol: str, close: float, ts: int, settled_day: int | None) -> None:
+    def _close_bar(self, step: Step, symbol: str, close: float, ts: int, settled_day: int | None) -> None:
         """The bar's close, at `ts`.
 
         `settled_day`: the walk changed nothing since a breaker check at the
@@ -106,8 +111,8 @@ class EngineMarket(EngineCore):
         close's price. Then the close only moves the marks, unless it starts a day
         or reports wait; otherwise it is a full price point.
         """
-        if settled_day is None or ts // MS_PER_DAY != settled_day or self._reports:
-            self._on_price(symbol, close, ts)
+        if settled_day is None or ts // MS_PER_DAY != settled_day or step.reports:
+            self._on_price(step, symbol, close, ts)
         else:
             self._mark(symbol, close)
 
@@ -134,7 +139,7 @@ class EngineMarket(EngineCore):
                 return False
         return not (broker.has_orders(symbol) or self.accounting.holds(symbol))
 
-    def _walk_quiet(self, bar: Bar, broker: PaperBroker, ts_close: int) -> None:
+    def _walk_quiet(self, step: Step, bar: Bar, broker: PaperBroker, ts_close: int) -> None:
         """`_walk` for a quiet symbol, stopping only at the path's points that can matter.
 
         With nothing to fill and the equity flat along the path, a point of it
@@ -152,10 +157,10 @@ class EngineMarket(EngineCore):
         day = last[1] // MS_PER_DAY
         one_day = first[1] // MS_PER_DAY == day
         for _, ts in [first] if one_day else _day_starts(bar_path_points(bar)):
-            self._drain()
-            self._check_equity(ts)
+            self._drain(step)
+            self._check_equity(step, ts)
         broker.record_trade(bar.symbol, *last)
-        self._close_bar(bar.symbol, bar.close, ts_close, day)
+        self._close_bar(step, bar.symbol, bar.close, ts_close, day)
 
     def on_higher_timeframe_bar(self, bar: Bar) -> list[Any]:
         """A bar of a longer timeframe that the base bars already traded through.
@@ -165,17 +170,15 @@ class EngineMarket(EngineCore):
         Correlation stays on the base bars, so every symbol is compared on the same clock.
         """
         ts = bar.ts_event
-        self._begin(ts)
-        self._timeframe_close(bar, ts)
-        return self._finish()
+        step = self._begin(ts)
+        self._timeframe_close(step, bar, ts)
+        return self._finish(step)
 
-    def _timeframe_close(self, bar: Bar, ts: int) -> None:
+    def _timeframe_close(self, step: Step, bar: Bar, ts: int) -> None:
         if bar.complete:
             self._update_atr(bar)
-        for b in [b for b in self.brackets.values() if b.symbol == bar.symbol
-                  and b.timeframe == bar.timeframe]:
-            if b.time_exit_due(ts, self.params.brackets, timeframe_ms(bar.timeframe)):
-                self._exit(b, "time", ts, bar.close)
+        if self.brackets:
+            self._run(step, decide_brackets.time_exits(self, bar.symbol, bar.timeframe, ts, bar.close))
 
 
     def _levels(self, symbol: str) -> list[float]:
@@ -197,7 +200,7 @@ class EngineMarket(EngineCore):
         a.value = tr if a.n == 1 else a.value + (tr - a.value) / min(a.n, period)  # Wilder smoothing
         a.prev_close = bar.close
 
-    def _funding(self, symbol: str, ts: int) -> None:
+    def _funding(self, step: Step, symbol: str, ts: int) -> None:
         if self.broker is None:
             return
         due = self.broker.funding_due(self.last_funding_ts, ts)
@@ -210,34 +213,34 @@ class EngineMarket(EngineCore):
             amount = sum(p.quantity * mark * rate for p in self.accounting.positions.values()
                          if p.symbol == symbol)
             if amount:
-                self._emit(ev.FundingPaid(ts, symbol, rate, amount, mark))
+                self._run(step, (ev.FundingPaid(ts, symbol, rate, amount, mark),))
 
     def on_trade(self, tick: TradeTick) -> list[Any]:
-        self._begin(tick.ts_event)
+        step = self._begin(tick.ts_event)
         if self.broker is not None and self.params.fills_from is FillSource.TICKS:
-            self._reports.extend(self.broker.on_trade(tick))
-            self._drain()
-        self._on_price(tick.symbol, tick.price, tick.ts_event)
-        return self._finish()
+            step.reports.extend(self.broker.on_trade(tick))
+            self._drain(step)
+        self._on_price(step, tick.symbol, tick.price, tick.ts_event)
+        return self._finish(step)
 
     def on_quote(self, q: Quote) -> list[Any]:
-        self._begin(q.ts_event)
+        step = self._begin(q.ts_event)
         if self.broker is not None and self.params.fills_from is FillSource.TICKS:
-            self._reports.extend(self.broker.on_quote(q))
-            self._drain()
+            step.reports.extend(self.broker.on_quote(q))
+            self._drain(step)
         if q.bid > 0 and q.ask > 0 and not q.crossed:
             # Stops of longs are hit by the bid, of shorts by the ask: check the worse side.
             held = {b.side for b in self.brackets.values() if b.symbol == q.symbol}
             if Side.BUY in held:
-                self._on_price(q.symbol, q.bid, q.ts_event)
+                self._on_price(step, q.symbol, q.bid, q.ts_event)
             if Side.SELL in held:
-                self._on_price(q.symbol, q.ask, q.ts_event)
+                self._on_price(step, q.symbol, q.ask, q.ts_event)
             if not held:
                 self.last_price[q.symbol] = q.mid
                 self.accounting.mark(q.symbol, q.mid)
-        return self._finish()
+        return self._finish(step)
 
     def on_feed_health(self, h: FeedHealth) -> list[Any]:
-        self._begin(h.ts_event)
+        step = self._begin(h.ts_event)
         self.feed[h.symbol] = h
-        return self._finish()
+        return self._finish(step)

@@ -137,10 +137,8 @@ class EngineState(EngineCore):
         self.exec_quality.restore(data["exec_quality"])
         self.correlation.restore(data["correlation"])
         self.rate = OrderRateLimiter(self.rate.limit, self.rate.window_ms, data["rate"])
-        self._settled = None
         if self.broker is not None and data.get("broker") is not None:
             self.broker.restore(data["broker"])
-        self._paper_dirty = False
 
     def _resync_paper(self) -> None:
         """After replaying ledger events, rebuild the paper book from the engine's orders.
@@ -149,7 +147,6 @@ class EngineState(EngineCore):
         unknown queue (only a trade-through fills it): conservative.
         """
         assert self.broker is not None
-        self._paper_dirty = False
         book: dict[str, PaperOrder] = {}
         for o in self.working_orders():
             triggered = o.status is OrderStatus.TRIGGERED

@@ -74,6 +74,66 @@ class TripContext:
     exit_reason: str = ""
 
 
+def _book_fill(p: Position, side: Side, qty: float, price: float, fee: float, ts: int,
+               ctx: TripContext) -> list[ClosedTrade]:
+    """Book one fill into `p` (changed in place); the round trips it closed."""
+    signed = qty * side.sign
+    closed: list[ClosedTrade] = []
+    p.fees += fee
+    if abs(p.quantity) <= QTY_EPS or p.quantity * signed > 0:
+        _open(p, signed, price, fee, ts, ctx)
+        return closed
+    closing = min(abs(signed), abs(p.quantity))
+    fee_close = fee * closing / qty
+    pnl = (price - p.avg_price) * closing * (1 if p.quantity > 0 else -1)
+    p.realized_pnl += pnl
+    p.trip_pnl += pnl
+    p.trip_fees += fee_close
+    p.trip_exit_notional += closing * price
+    p.trip_exit_qty += closing
+    p.quantity += closing * side.sign
+    if ctx.exit_reason:
+        p.trip_exit_reason = ctx.exit_reason
+    if abs(p.quantity) <= QTY_EPS:
+        p.quantity = 0.0
+        closed.append(_close_trip(p, ts))
+        p.avg_price = 0.0
+    rest = qty - closing
+    if rest > QTY_EPS:  # flipped through zero: the rest opens a new trip
+        _open(p, rest * side.sign, price, fee - fee_close, ts, ctx)
+    return closed
+
+
+def _open(p: Position, signed: float, price: float, fee: float, ts: int, ctx: TripContext) -> None:
+    if abs(p.quantity) <= QTY_EPS:
+        p.trip_id = ctx.trip_id or f"{p.strategy}:{p.symbol}:{ts}"
+        p.trip_ts_entry = ts
+        p.trip_max_qty = p.trip_entry_notional = p.trip_entry_qty = 0.0
+        p.trip_exit_notional = p.trip_exit_qty = p.trip_pnl = p.trip_fees = p.trip_risk = 0.0
+        p.trip_confidence = ctx.confidence
+        p.trip_exit_reason = ""
+        p.trip_long = signed > 0
+    new_qty = p.quantity + signed
+    p.avg_price = (p.avg_price * abs(p.quantity) + price * abs(signed)) / abs(new_qty)
+    p.quantity = new_qty
+    p.trip_entry_notional += abs(signed) * price
+    p.trip_entry_qty += abs(signed)
+    p.trip_max_qty = max(p.trip_max_qty, abs(new_qty))
+    p.trip_fees += fee
+    p.trip_risk += ctx.risk
+
+
+def _close_trip(p: Position, ts: int) -> ClosedTrade:
+    net = p.trip_pnl - p.trip_fees
+    side = Side.BUY if p.trip_long else Side.SELL
+    return ClosedTrade(
+        trade_id=p.trip_id, symbol=p.symbol, strategy=p.strategy, side=side,
+        quantity=p.trip_max_qty, entry_price=p.trip_entry_notional / p.trip_entry_qty,
+        exit_price=p.trip_exit_notional / p.trip_exit_qty, ts_entry=p.trip_ts_entry, ts_exit=ts,
+        pnl=net, fees=p.trip_fees, confidence=p.trip_confidence,
+        r_multiple=net / p.trip_risk if p.trip_risk > 0 else 0.0, exit_reason=p.trip_exit_reason)
+
+
 class Accounting:
     # Equity is read at every price the engine sees. Cash changes only with fills
     # and funding, unrealized P&L also with marks: each is kept from its last read
@@ -105,61 +165,17 @@ class Accounting:
         """Book one fill; returns the round trips it closed (0, or 1 when flat or flipped)."""
         p = self.position(strategy, symbol)
         self._changed()
-        signed = qty * side.sign
-        closed: list[ClosedTrade] = []
-        p.fees += fee
-        if abs(p.quantity) <= QTY_EPS or p.quantity * signed > 0:
-            self._open(p, signed, price, fee, ts, ctx)
-            return closed
-        closing = min(abs(signed), abs(p.quantity))
-        fee_close = fee * closing / qty
-        pnl = (price - p.avg_price) * closing * (1 if p.quantity > 0 else -1)
-        p.realized_pnl += pnl
-        p.trip_pnl += pnl
-        p.trip_fees += fee_close
-        p.trip_exit_notional += closing * price
-        p.trip_exit_qty += closing
-        p.quantity += closing * side.sign
-        if ctx.exit_reason:
-            p.trip_exit_reason = ctx.exit_reason
-        if abs(p.quantity) <= QTY_EPS:
-            p.quantity = 0.0
-            closed.append(self._close_trip(p, ts))
-            p.avg_price = 0.0
-        rest = qty - closing
-        if rest > QTY_EPS:  # flipped through zero: the rest opens a new trip
-            self._open(p, rest * side.sign, price, fee - fee_close, ts, ctx)
+        closed = _book_fill(p, side, qty, price, fee, ts, ctx)
+        self.closed_count += len(closed)
         return closed
 
-    def _open(self, p: Position, signed: float, price: float, fee: float, ts: int,
-              ctx: TripContext) -> None:
-        if abs(p.quantity) <= QTY_EPS:
-            p.trip_id = ctx.trip_id or f"{p.strategy}:{p.symbol}:{ts}"
-            p.trip_ts_entry = ts
-            p.trip_max_qty = p.trip_entry_notional = p.trip_entry_qty = 0.0
-            p.trip_exit_notional = p.trip_exit_qty = p.trip_pnl = p.trip_fees = p.trip_risk = 0.0
-            p.trip_confidence = ctx.confidence
-            p.trip_exit_reason = ""
-            p.trip_long = signed > 0
-        new_qty = p.quantity + signed
-        p.avg_price = (p.avg_price * abs(p.quantity) + price * abs(signed)) / abs(new_qty)
-        p.quantity = new_qty
-        p.trip_entry_notional += abs(signed) * price
-        p.trip_entry_qty += abs(signed)
-        p.trip_max_qty = max(p.trip_max_qty, abs(new_qty))
-        p.trip_fees += fee
-        p.trip_risk += ctx.risk
-
-    def _close_trip(self, p: Position, ts: int) -> ClosedTrade:
-        self.closed_count += 1
-        net = p.trip_pnl - p.trip_fees
-        side = Side.BUY if p.trip_long else Side.SELL
-        return ClosedTrade(
-            trade_id=p.trip_id, symbol=p.symbol, strategy=p.strategy, side=side,
-            quantity=p.trip_max_qty, entry_price=p.trip_entry_notional / p.trip_entry_qty,
-            exit_price=p.trip_exit_notional / p.trip_exit_qty, ts_entry=p.trip_ts_entry, ts_exit=ts,
-            pnl=net, fees=p.trip_fees, confidence=p.trip_confidence,
-            r_multiple=net / p.trip_risk if p.trip_risk > 0 else 0.0, exit_reason=p.trip_exit_reason)
+    def closed_by(self, strategy: str, symbol: str, side: Side, qty: float, price: float, fee: float,
+                  ts: int, ctx: TripContext = TripContext()) -> list[ClosedTrade]:
+        """The round trips `apply_fill` with these arguments would close, booking nothing (a pure read)."""
+        p = self.positions.get((strategy, symbol))
+        if p is None or abs(p.quantity) <= QTY_EPS or p.quantity * side.sign > 0:
+            return []  # opens or adds: closes nothing
+        return _book_fill(attrs.evolve(p), side, qty, price, fee, ts, ctx)
 
     def apply_funding(self, symbol: str, rate: float, mark: float | None = None) -> float:
         """Charge one funding interval at `mark` (default: the current mark); longs pay a positive rate."""

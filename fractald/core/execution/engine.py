@@ -3,7 +3,8 @@
 Inputs are market data, signals, venue reports and operator commands,
 each stamped with event time; outputs are immutable events (see
 events.py) for the ledger. The engine changes its own state *only* by
-applying those events (`_emit` applies, then records), so a rebuild from
+applying those events (deciders yield them, the driver `_run` evolves
+the state by each and records it; nothing is kept between calls), so a rebuild from
 a snapshot plus the later events (`restore` then `apply` each) lands in
 the same state. Market-derived caches (last prices, trailing best price,
 ATR, correlation windows, paper queue positions) live in snapshots only.
@@ -22,7 +23,6 @@ imports and pickled snapshots refer to.
 from __future__ import annotations
 
 import collections
-from typing import Any
 
 from fractald.core.execution._engine_apply import EngineApply
 from fractald.core.execution._engine_brackets import EngineBrackets
@@ -35,12 +35,10 @@ from fractald.core.execution.accounting import Accounting
 from fractald.core.execution.brackets import Bracket
 from fractald.core.execution.orders import Order
 from fractald.core.execution.paper import PaperBroker
-from fractald.core.execution.reports import VenueReport
 from fractald.core.models import FeedHealth
 from fractald.core.risk.breakers import CircuitBreakers
 from fractald.core.risk.exec_quality import ExecutionQuality
 from fractald.core.risk.gates import CorrelationTracker, OrderRateLimiter
-from fractald.core.risk.params import BreakerParams
 from fractald.core.risk.reliability import StrategyReliability
 
 # Pickles name EngineParams, FillSource and `_Atr` as classes of this module (their
@@ -51,11 +49,6 @@ __all__ = ["EngineParams", "FillSource", "TradingEngine", "event_sourced"]
 class TradingEngine(EngineState, EngineApply, EngineOrders, EngineBrackets, EngineMarket,
                     EngineBreakers):
     """The engine's state, set here; what acts on it comes from the mixins (see `_engine_core`)."""
-
-    # (UTC day, equity, breaker limits) of the last breaker check, while no event has
-    # been applied since: a check on that day at that equity would find nothing new
-    # (see `_check_equity`). The class default covers an engine unpickled from before.
-    _settled: tuple[int, float, BreakerParams] | None = None
 
     def __init__(self, params: EngineParams | None = None) -> None:
         self.params = p = params or EngineParams()
@@ -80,8 +73,3 @@ class TradingEngine(EngineState, EngineApply, EngineOrders, EngineBrackets, Engi
         self.paused = False
         self.last_ts = 0
         self.last_funding_ts = 0
-        self._out: list[Any] = []
-        self._reports: collections.deque[VenueReport] = collections.deque()
-        self._closed_pending: list[Any] = []
-        self._paper_dirty = False
-        self._settled = None

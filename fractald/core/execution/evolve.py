@@ -1,7 +1,7 @@
 """The engine's transition table: how each event changes its state, all in one place.
 
 `evolve(state, event)` is the only way the engine's event-sourced state
-changes, live (`_emit`: decide, then evolve) and on a rebuild (`apply`: a
+changes, live (`EngineApply._run`: a decider yields, then evolve) and on a rebuild (`apply`: a
 stored ledger event, evolved without deciding anything). `TRANSITIONS`
 maps each event type to its transition; an event type not in it is a
 lookup miss, refused with a clear error, never half-applied (h11's
@@ -47,7 +47,6 @@ def evolve(state: State, event: Any) -> State:
     transition = TRANSITIONS.get(type(event))
     if transition is None:
         raise ValueError(f"not an engine event: {type(event).__name__} (no transition for it)")
-    state._settled = None  # a breaker check before this event may find something new after it
     transition(state, event)
     return state
 
@@ -133,24 +132,32 @@ def _order_filled(s: State, e: ev.OrderFilled) -> None:
     if s.broker is not None and e.trade_id.startswith("paper-"):
         s.broker.seq = max(s.broker.seq, int(e.trade_id[6:]))
     b = s.brackets.get(e.signal_id)
-    ctx = TripContext()
+    ctx = trip_context(s, e)
     if b is not None:
         if e.role == "entry":
-            ctx = TripContext(trip_id=b.signal_id, confidence=b.confidence,
-                              risk=abs(e.price - b.initial_stop) * e.quantity)
             b.on_entry_fill(e.quantity, e.price, e.ts)
         else:
-            reason = ("target" if e.role.startswith("tp") else "stop" if e.role.startswith("stop")
-                      else (b.exit_reason or e.role))
-            ctx = TripContext(exit_reason=reason)
             b.on_reduce_fill(e.client_order_id, e.quantity)
-    elif e.role == "flatten":
-        ctx = TripContext(exit_reason="flatten")
-    # The round trips this fill closes wait for the decider to book them (TradeClosed).
-    s._closed_pending += s.accounting.apply_fill(
-        e.strategy, e.symbol, e.side, e.quantity, e.price, e.fee, e.ts, ctx)
+    # The round trips this fill closes are booked by the report decider (`TradeClosed`),
+    # which knows them before the fill is applied (`Accounting.closed_by`).
+    s.accounting.apply_fill(e.strategy, e.symbol, e.side, e.quantity, e.price, e.fee, e.ts, ctx)
     if o is not None:
         _after_order(s, o, before)
+
+
+def trip_context(s: State, e: ev.OrderFilled) -> TripContext:
+    """What the accounting needs to know about the trade fill `e` belongs to (a pure read)."""
+    b = s.brackets.get(e.signal_id)
+    if b is not None:
+        if e.role == "entry":
+            return TripContext(trip_id=b.signal_id, confidence=b.confidence,
+                               risk=abs(e.price - b.initial_stop) * e.quantity)
+        reason = ("target" if e.role.startswith("tp") else "stop" if e.role.startswith("stop")
+                  else (b.exit_reason or e.role))
+        return TripContext(exit_reason=reason)
+    if e.role == "flatten":
+        return TripContext(exit_reason="flatten")
+    return TripContext()
 
 
 def _after_order(s: State, o: Order, before: OrderStatus) -> None:

@@ -70,6 +70,10 @@ class CircuitBreakers:
         self.trades_today = 0
         self.consecutive_losses = 0
         self.errors: collections.deque[int] = collections.deque(maxlen=params.error_burst_count)
+        # (UTC day, equity, limits) of the last equity check, while nothing it reads changed
+        # since: a check then would find nothing new (the engine skips it; a price point's
+        # hot path). Every change of the trips, the day, the peak or the limits drops it.
+        self.checked: tuple[int, float, BreakerParams] | None = None
 
     # -- state -------------------------------------------------------------
     @property
@@ -82,11 +86,13 @@ class CircuitBreakers:
 
     def trip(self, t: Trip) -> None:
         self.trips[t.breaker] = t
+        self.checked = None
 
     def set_params(self, params: BreakerParams) -> None:
         """New limits; the counts and trips stay (a lowered limit trips at the next check)."""
         self.params = params
         self.errors = collections.deque(self.errors, maxlen=params.error_burst_count)
+        self.checked = None
 
     def trades_left(self, ts: int) -> int:
         """How many more trades the day of `ts` allows (a day not started yet has none counted)."""
@@ -97,6 +103,7 @@ class CircuitBreakers:
         """Operator resume: clear every trip and start the drawdown and loss counts afresh."""
         self.trips.clear()
         self.peak_equity = equity
+        self.checked = None
         self.consecutive_losses = 0
         self.errors.clear()
 
@@ -109,15 +116,25 @@ class CircuitBreakers:
         """Start a new UTC day if `ts` is in one; returns the daily trips this cleared."""
         if not self.starts_day(ts):
             return []
-        self.day = ts // MS_PER_DAY
-        self.day_start_equity = equity
-        self.trades_today = 0
-        cleared = [b for b in self.trips if b.value in self.params.daily_reset_breakers]
+        cleared = self.daily_resets()
+        self.start_day(ts, equity)
         self.clear(cleared)
         return cleared
 
+    def daily_resets(self) -> list[Breaker]:
+        """The tripped breakers a new UTC day lifts (a pure read)."""
+        return [b for b in self.trips if b.value in self.params.daily_reset_breakers]
+
+    def start_day(self, ts: int, equity: float) -> None:
+        """The day of `ts` starts at `equity`, no trade counted yet; its trips stay (see `roll_day`)."""
+        self.day = ts // MS_PER_DAY
+        self.day_start_equity = equity
+        self.trades_today = 0
+        self.checked = None
+
     def clear(self, breakers: list[Breaker] | tuple[Breaker, ...]) -> None:
         """Lift these trips, and start their counts afresh so they do not trip again at once."""
+        self.checked = None
         for b in breakers:
             self.trips.pop(b, None)
             if b is Breaker.CONSECUTIVE_LOSSES:
@@ -198,6 +215,7 @@ class CircuitBreakers:
                 "consecutive_losses": self.consecutive_losses, "errors": list(self.errors)}
 
     def restore(self, data: dict[str, Any]) -> None:
+        self.checked = None
         self.peak_equity = float(data["peak_equity"])
         self.day = int(data["day"])
         self.day_start_equity = float(data["day_start_equity"])
