@@ -15,6 +15,7 @@ import structlog
 
 from fractald.actors.events import EventBus
 from fractald.config import Config
+from fractald.core.execution import decide_brackets
 from fractald.core.execution import events as ev
 from fractald.core.execution.engine import EngineParams, TradingEngine
 from fractald.core.execution.paper import PaperParams
@@ -232,8 +233,10 @@ async def test_an_order_ended_in_memory_is_repaired_from_the_engine(tmp_path: Pa
     events = await open_bracket(session)
     tp2 = next(e for e in events if isinstance(e, ev.OrderIntent) and e.role == "tp2")
     # Cancel without committing: the ledger still shows it pending, the broker has it canceled.
-    session.engine._cancel(tp2.client_order_id, T0 + 2 * M, "test")
-    session.engine._finish()
+    engine = session.engine
+    step = engine._begin(T0 + 2 * M)
+    engine._run(step, decide_brackets.cancel(engine, tp2.client_order_id, T0 + 2 * M, "test"))
+    engine._finish(step)
     assert session.engine.orders[tp2.client_order_id].status.terminal
     report = await session.reconcile("test")
     assert report is not None and report.clean
