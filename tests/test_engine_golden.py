@@ -42,12 +42,11 @@ def _params(case: str, config: Any) -> EngineParams:
                         require_feed_health=False)
     if case == "default":
         return base
-    # A resting venue stop counts its whole wait as fill latency, which soon scores the
-    # venue as bad and denies every entry: off here, so this run keeps trading.
-    # Breakers and quarantines loosened too, so the run keeps entering (they have their own tests).
+    # Execution quality is judged as configured: a resting venue stop's fill latency counts
+    # from its trigger, not from its placement (it used to, and soon denied every entry).
+    # Breakers and quarantines loosened, so the run keeps entering (they have their own tests).
     r = base.risk
-    risk = attrs.evolve(r, gates=attrs.evolve(r.gates, min_execution_quality=0.0),
-                        breakers=attrs.evolve(r.breakers, max_consecutive_losses=1_000),
+    risk = attrs.evolve(r, breakers=attrs.evolve(r.breakers, max_consecutive_losses=1_000),
                         reliability=attrs.evolve(r.reliability, quarantine_after_losses=1_000))
     return attrs.evolve(
         base, risk=risk, entry_type=OrderType.LIMIT, entry_ttl_bars=4,

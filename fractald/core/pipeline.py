@@ -353,7 +353,7 @@ class Pipeline:
                 out.append(SignalEmitted(bar.ts_event, planned, accepting))
                 if accepting:
                     answer = self.engine.on_signal(planned, bar.ts_event)
-                    if any(getattr(e, "kind", "") == "bracket_opened" for e in answer):
+                    if any(isinstance(e, ev.BracketOpened) for e in answer):
                         # only a trade the engine took is managed: a denied one leaves nothing behind
                         self._trades[planned.signal_id] = _Managed(strategy,
                                                                    strategy.plan_management(planned, setup))

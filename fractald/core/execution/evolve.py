@@ -31,7 +31,7 @@ import attrs
 from fractald.core.execution import events as ev
 from fractald.core.execution.accounting import TripContext
 from fractald.core.execution.brackets import Bracket, BracketState
-from fractald.core.execution.orders import Order, OrderEvent, OrderStatus, OrderType
+from fractald.core.execution.orders import Order, OrderEvent, OrderStatus
 from fractald.core.risk.breakers import Breaker, Trip
 from fractald.core.risk.gates import OrderRateLimiter
 from fractald.core.risk.reliability import StrategyChange
@@ -122,10 +122,12 @@ def _order_filled(s: State, e: ev.OrderFilled) -> None:
         first = o.filled_qty == 0
         before = o.status
         o.apply_fill(e.trade_id, e.quantity, e.price, e.fee, e.ts)
-        # Submit-to-fill latency means something for orders that take liquidity;
-        # a resting limit waits for the market by design.
-        if first and o.order_type in (OrderType.MARKET, OrderType.STOP_MARKET):
-            s.exec_quality.record_fill_latency(s.params.venue, o.symbol, e.ts - o.ts_submitted)
+        # Fill latency means something for orders that take liquidity, counted from when
+        # they started to (`ts_marketable`): a market order from its submit, a stop-market
+        # from its trigger; a resting limit, or a stop whose trigger the venue never
+        # reported, waits for the market by design and is not counted.
+        if first and o.ts_marketable:
+            s.exec_quality.record_fill_latency(s.params.venue, o.symbol, e.ts - o.ts_marketable)
         if first and o.intended_price > 0:
             s.exec_quality.record_slippage(s.params.venue, o.symbol, o.side.sign,
                                            o.intended_price, e.price)

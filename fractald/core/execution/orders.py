@@ -204,6 +204,10 @@ class Order:
     ts_created: int = 0
     ts_submitted: int = 0
     ts_last: int = 0
+    # When the order started to take liquidity: a market order when sent, a stop-market
+    # when the venue reported its trigger (0: not yet, or the venue never said). Fill
+    # latency counts from here, so a stop's wait for the market is not the venue's delay.
+    ts_marketable: int = 0
     reason: str = ""
     intended_price: float = 0.0  # the price we expected, for slippage
 
@@ -249,6 +253,11 @@ class Order:
             raise ValueError("use apply_fill for fills")
         if event is E.SUBMIT and self.can(event):
             self.ts_submitted = ts
+            if self.order_type is OrderType.MARKET:
+                self.ts_marketable = ts
+        if event is E.TRIGGER and self.can(event) and self.order_type is OrderType.STOP_MARKET \
+                and not self.ts_marketable:
+            self.ts_marketable = ts
         if event is E.UPDATE and self.can(event):
             for k in ("quantity", "price", "trigger_price"):
                 if kw.get(k) is not None:
