@@ -14,6 +14,7 @@ import tomllib
 import types
 import typing
 import urllib.parse
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ import cattrs
 from fractald.core.models import TIMEFRAME_MS
 from fractald.errors import ConfigError
 
+# fractald.research.catalog.VENUES (tests/test_replay_catalog.py keeps them equal; not imported: numpy)
+CATALOG_VENUES = ("binance-futures", "binance-spot", "hyperliquid")
 VENUES = ("replay", "hyperliquid", "hyperliquid-testnet", "binance", "binance-futures")
 LOG_FORMATS = ("auto", "json", "console")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -96,6 +99,12 @@ class FeedConfig:
     rest_url: str = ""
     replay_path: str = ""  # "" = the bundled BTC 1m candles
     replay_speed: float = attrs.field(default=3000.0, validator=_between(0, 1_000_000))
+    # Replay from a `fractald download` catalog instead: feed.symbols[0]'s 1m candles of
+    # replay_catalog_venue from replay_from (UTC date/time) up to replay_to ("" = the last stored).
+    replay_catalog: str = ""
+    replay_catalog_venue: str = attrs.field(default="binance-futures", validator=_in(*CATALOG_VENUES))
+    replay_from: str = ""
+    replay_to: str = ""
     stale_after_s: float = attrs.field(default=30.0, validator=_between(0.1, 86400))
     silence_timeout_s: float = attrs.field(default=20.0, validator=_between(0.1, 3600))
     late_grace_s: float = attrs.field(default=2.0, validator=_between(0, 59))
@@ -358,6 +367,43 @@ def config_from_dict(data: dict[str, Any], source: str = "config") -> Config:
     )
 
 
+def replay_time_ms(text: str) -> int | None:
+    """A [feed] replay_from/replay_to: UTC ISO date/time or epoch ms ("" = None); ValueError if neither."""
+    if not text:
+        return None
+    if text.isdigit():
+        return int(text)
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def _replay_catalog_problems(f: FeedConfig) -> list[str]:
+    """A catalog replay: only with venue "replay", not with replay_path, a start, times that parse, a directory."""
+    if not f.replay_catalog:
+        return [f"config.feed.{key}: {getattr(f, key)!r} is only used with replay_catalog"
+                for key in ("replay_from", "replay_to") if getattr(f, key)]
+    problems = []
+    if f.venue != "replay":
+        problems.append(f"config.feed.replay_catalog: only used with venue = \"replay\", not {f.venue!r}")
+    if f.replay_path:
+        problems.append("config.feed.replay_catalog: give either replay_path or replay_catalog, not both")
+    if not f.replay_from:
+        problems.append("config.feed.replay_from: a catalog replay needs its first day "
+                        "(UTC date/time like \"2024-01-01\", or epoch ms)")
+    for key in ("replay_from", "replay_to"):
+        try:
+            replay_time_ms(getattr(f, key))
+        except ValueError:
+            problems.append(f"config.feed.{key}: {getattr(f, key)!r} is neither a UTC date/time "
+                            "(2024-01-01, 2024-01-01T12:00) nor epoch ms")
+    if not Path(f.replay_catalog).is_dir():
+        problems.append(f"config.feed.replay_catalog: {f.replay_catalog!r} is not a directory "
+                        f"(fill one with `fractald download --catalog DIR`; relative paths are from {Path.cwd()})")
+    return problems
+
+
 def _cross_checks(config: Config) -> list[str]:
     problems = _input_problems(config)
     if config.daemon.backoff_cap_s < config.daemon.backoff_base_s:
@@ -365,6 +411,7 @@ def _cross_checks(config: Config) -> list[str]:
             f"config.daemon.backoff_cap_s: {config.daemon.backoff_cap_s} must be >= "
             f"backoff_base_s ({config.daemon.backoff_base_s})"
         )
+    problems.extend(_replay_catalog_problems(config.feed))
     if config.feed.venue != "replay" and config.feed.replay_path:
         problems.append(
             f"config.feed.replay_path: {config.feed.replay_path!r} is only used with "

@@ -31,6 +31,10 @@ COMMENTS = {
     "daemon.test_hooks": "never true in production",
     "feed.venue": "replay | hyperliquid | hyperliquid-testnet | binance | binance-futures",
     "feed.replay_path": '"" = the bundled month of BTC 1-minute candles',
+    "feed.replay_catalog": '"" = none; else a `fractald download` catalog: feed.symbols[0] from replay_from',
+    "feed.replay_catalog_venue": "binance-futures | binance-spot | hyperliquid",
+    "feed.replay_from": 'UTC date/time, e.g. "2024-01-01" (needed with replay_catalog)',
+    "feed.replay_to": '"" = up to the last candle stored',
     "broker.api_key_credential": 'a file under $CREDENTIALS_DIRECTORY, e.g. "venue_api_key"',
     "broker.api_secret_credential": 'e.g. "venue_api_secret"',
     "risk.mode": "paper | live",
@@ -66,7 +70,7 @@ def render_example() -> str:
                 lines.append(f"# {key}: {comment}" if comment else f"# [{section}.{key}.NAME]")
                 continue
             line = f"{key} = {_value(value)}"
-            lines.append(f"{line:<30}# {comment}" if comment else line)
+            lines.append(f"{line:<29} # {comment}" if comment else line)
         lines.append("")
     return "\n".join(lines)
 

@@ -33,7 +33,7 @@ def test_between_is_a_half_open_time_range() -> None:
     assert list(chosen) == [b for b in bars if start <= b.ts_open < end]
     assert len(columns.between(None, None)) == len(bars)
     assert len(columns.between(end, start)) == 0
-    assert list(columns.between(start + 1, None))[0] == bars[1001]  # a start between candles
+    assert columns.between(start + 1, None)[0] == bars[1001]  # a start between candles
 
 
 def test_from_bars_round_trips_and_refuses_mixed_series() -> None:

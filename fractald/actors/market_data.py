@@ -73,7 +73,18 @@ class MarketDataActor:
             backoff_cap_s=f.reconnect_backoff_cap_s, max_failures=f.max_failures,
             health_interval_s=f.health_interval_s, backfill_timeout_s=f.backfill_timeout_s,
             resume_after_ms=self.daemon.trading.resume_after_ms(),
+            **self._replay_catalog(f),
         )
+
+    @staticmethod
+    def _replay_catalog(f: Any) -> dict[str, Any]:
+        """[feed] replay_catalog and its range, when the replay reads a catalog (check-config vetted them)."""
+        if not f.replay_catalog:
+            return {}
+        from fractald.config import replay_time_ms
+
+        return {"replay_catalog": f.replay_catalog, "replay_catalog_venue": f.replay_catalog_venue,
+                "replay_from_ms": replay_time_ms(f.replay_from), "replay_to_ms": replay_time_ms(f.replay_to)}
 
     async def run(self, ctx: ActorContext) -> None:
         """One feed per recovery of the trading state; a re-recovery restarts the feed."""

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
+from fractald.core.candles import Candles
 from fractald.core.models import TIMEFRAME_MS, Bar
 from fractald.errors import ExitStatus
 
@@ -17,6 +18,10 @@ DEFAULT_TIMEFRAMES = "4h,1h,15m"
 
 def bars_to_frame(bars: Sequence[Bar]) -> pd.DataFrame:
     """OHLCV DataFrame indexed by UTC open time, from bars of one timeframe."""
+    if isinstance(bars, Candles):  # columns already: no Bar objects to walk
+        index = pd.to_datetime(bars.ts_open, unit="ms", utc=True)
+        return pd.DataFrame({"open": bars.open, "high": bars.high, "low": bars.low, "close": bars.close,
+                             "volume": bars.volume}, index=index)
     index = pd.to_datetime([b.ts_open for b in bars], unit="ms", utc=True)
     return pd.DataFrame({"open": [b.open for b in bars], "high": [b.high for b in bars],
                          "low": [b.low for b in bars], "close": [b.close for b in bars],
@@ -70,6 +75,26 @@ def add_chart_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: what the config's strategies trade on)")
     parser.add_argument("--plot", default="chart.png",
                         help="PNG file to write (default chart.png; the path written is printed)")
+    parser.add_argument("--catalog", metavar="DIR", default=None,
+                        help="read candles from this catalog (fractald download) by --venue/--symbol/--from/--to")
+    parser.add_argument("--venue", default="binance-futures", help="the catalog's venue (default binance-futures)")
+
+
+def _load_bars(args: argparse.Namespace) -> Sequence[Bar]:
+    """The candles to draw: the catalog's --from..--to range, a file, or the bundled ones."""
+    from fractald.venues.replay import bundled_candle_columns, load_candle_columns
+
+    catalog = getattr(args, "catalog", None)
+    if catalog is None:
+        return load_candle_columns(args.data, args.symbol) if args.data else bundled_candle_columns(args.symbol)
+    from fractald.research.catalog import Catalog
+
+    if args.data:
+        raise ValueError("give either --data or --catalog, not both")
+    if args.start is None:
+        raise ValueError("--catalog needs --from (and optionally --to)")
+    return Catalog(catalog).load_columns(getattr(args, "venue", "binance-futures"), args.symbol, args.start,
+                                         args.end if args.end is not None else 2**62)
 
 
 def run_chart(args: argparse.Namespace) -> int:
@@ -77,7 +102,7 @@ def run_chart(args: argparse.Namespace) -> int:
     from fractald.errors import ConfigError
     from fractald.reporting.chart import frames_from, plot_chart
     from fractald.reporting.live_overlays import chart_settings
-    from fractald.venues.replay import ReplayError, bundled_candles, load_candles
+    from fractald.venues.replay import ReplayError
 
     try:
         config = load_config(getattr(args, "config", None))
@@ -91,8 +116,8 @@ def run_chart(args: argparse.Namespace) -> int:
     if isinstance(timeframes, str):
         timeframes = parse_timeframes(timeframes)
     try:
-        bars = load_candles(args.data, args.symbol) if args.data else bundled_candles(args.symbol)
-    except ReplayError as exc:
+        bars = _load_bars(args)
+    except (ReplayError, ValueError) as exc:
         print(f"fractald chart: {exc}", file=sys.stderr)
         return int(ExitStatus.USAGE)
     frame = bars_to_frame(bars)

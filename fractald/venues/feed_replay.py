@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,8 @@ from typing import Any
 import attrs
 import trio
 
-from fractald.core.models import Bar, timeframe_ms
+from fractald.core.candles import Candles
+from fractald.core.models import timeframe_ms
 from fractald.datasets import BUNDLED_SYMBOL
 from fractald.venues import binance, replay
 from fractald.venues.feed_core import FeedCore
@@ -18,23 +18,35 @@ from fractald.venues.feed_output import FeedOutput, feed_nursery
 from fractald.venues.feed_settings import FeedSettings
 
 
-def _resume_point(candles: list[Bar], settings: FeedSettings, symbol: str, log: Any) -> list[Bar]:
+def _resume_point(candles: Candles, settings: FeedSettings, symbol: str, log: Any) -> Candles:
     covered = dict(settings.resume_after_ms).get(symbol)
     if covered is None:
         return candles
     widest = max(timeframe_ms(tf) for tf in settings.timeframes)
     start = covered // widest * widest
-    first = bisect.bisect_left([c.ts_open for c in candles], start)
+    rest = candles.between(start, None)
     log.info("replay_resumed", symbol=symbol, covered_until_ms=covered, restart_at_ms=start,
-             candles_skipped=first)
-    return candles[first:]
+             candles_skipped=len(candles) - len(rest))
+    return rest
+
+
+def _candles(settings: FeedSettings, symbol: str) -> Candles:
+    """The replay's candles as columns: a catalog's range, a file, or the bundled month."""
+    if settings.replay_catalog is not None:
+        from fractald.research.catalog import Catalog
+
+        assert settings.replay_from_ms is not None  # FeedSettings checks it
+        return Catalog(settings.replay_catalog).load_columns(
+            settings.replay_catalog_venue, symbol, settings.replay_from_ms,
+            settings.replay_to_ms if settings.replay_to_ms is not None else 2**62)
+    return (replay.bundled_candle_columns(symbol) if settings.replay_path is None
+            else replay.load_candle_columns(settings.replay_path, symbol))
 
 
 async def replay_candles(settings: FeedSettings, out: FeedOutput, beat: Callable[[], None], log: Any) -> None:
     symbol = settings.symbols[0] if settings.symbols else (
         BUNDLED_SYMBOL if settings.replay_path is None else Path(settings.replay_path).stem)
-    candles = (replay.bundled_candles(symbol) if settings.replay_path is None
-               else replay.load_candles(settings.replay_path, symbol))
+    candles = _candles(settings, symbol)
     base_tf = candles[0].timeframe
     candles = _resume_point(candles, settings, symbol, log)
     skipped = [tf for tf in settings.timeframes if timeframe_ms(tf) < timeframe_ms(base_tf)]
@@ -47,7 +59,9 @@ async def replay_candles(settings: FeedSettings, out: FeedOutput, beat: Callable
     core = FeedCore(attrs.evolve(settings, book=False, stale_after_s=stale_after_s), [symbol], out, log,
                     base_tf=base_tf)
     sym = core.symbols[symbol]
-    log.info("replay_started", path=settings.replay_path or "bundled", symbol=symbol, candles=len(candles),
+    source = (f"catalog {settings.replay_catalog} {settings.replay_catalog_venue}" if settings.replay_catalog
+              else settings.replay_path or "bundled")
+    log.info("replay_started", path=source, symbol=symbol, candles=len(candles),
              timeframe=base_tf, speed=settings.replay_speed)
     next_beat = trio.current_time()
     async with feed_nursery() as nursery:

@@ -85,11 +85,19 @@ class FeedSettings:
     # Live feeds: 1m bars of history fetched from REST at start (up to 5000), so that the
     # first bar of every timeframe is whole. 0: start with the current minute.
     history_bars: int = attrs.field(default=0, validator=[attrs.validators.ge(0), attrs.validators.le(5000)])
+    # Candle replay from a `fractald download` catalog (instead of replay_path): symbols[0]'s
+    # 1m candles of replay_catalog_venue with open times in [replay_from_ms, replay_to_ms).
+    replay_catalog: str | None = None
+    replay_catalog_venue: str = "binance-futures"
+    replay_from_ms: int | None = None
+    replay_to_ms: int | None = None
 
     def __attrs_post_init__(self) -> None:
         if not (math.isfinite(self.replay_speed) and self.replay_speed >= 0):
             raise ValueError(f"replay_speed must be >= 0 (0 = as fast as possible), got {self.replay_speed!r}")
         if self.venue is not VenueName.REPLAY and not self.symbols:
             raise ValueError(f"venue {self.venue.value} needs at least one symbol")
+        if self.replay_catalog is not None and (not self.symbols or self.replay_from_ms is None):
+            raise ValueError("a catalog replay needs a symbol and replay_from_ms")
         if self.grace_s * 1000 >= TIMEFRAME_MS["1m"]:
             raise ValueError(f"grace_s must be under a minute, got {self.grace_s}")
