@@ -73,8 +73,10 @@ class Daemon:
     # -- what operators see ------------------------------------------------------------
     def status_line(self) -> str:
         t = self.trading
-        return (f"{self.phase} | {self.config.feed.venue} {','.join(self.config.feed.symbols)} "
+        line = (f"{self.phase} | {self.config.feed.venue} {','.join(self.config.feed.symbols)} "
                 f"| {t.summary_line()}")
+        replay = self.market_data.replay_status()
+        return line if replay is None else f"{line} | {replay['progress']}"
 
     def status(self) -> dict[str, Any]:
         from fractald.control.trading_commands import account_status
@@ -93,6 +95,7 @@ class Daemon:
             "gates": self.supervisor.gates_status(),
             "actors": self.supervisor.snapshot(),
             "feed": self.market_data.health_dicts(),
+            **({"replay": r} if (r := self.market_data.replay_status()) is not None else {}),
             "account": account_status(self),
             "trading": self.trading.status(),
             **({"router": self.router.status()} if self.router is not None else {}),

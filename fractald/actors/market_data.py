@@ -21,6 +21,7 @@ import trio
 
 from fractald.actors.supervisor import ActorContext
 from fractald.core.models import Bar, FeedHealth, Quote, TradeTick
+from fractald.venues.replay_progress import ReplayProgress
 
 if TYPE_CHECKING:
     from fractald.daemon import Daemon
@@ -36,6 +37,7 @@ class MarketDataActor:
         self.downstream = downstream
         self.health: dict[str, FeedHealth] = {}
         self.replay_finished = False
+        self.replay_progress = ReplayProgress()  # advanced by a replay feed; read by status
         self.events_forwarded = 0
         # A live feed's bar pipelines survive restarts of this actor (the missed stretch is
         # refetched); a new recovery of the trading state starts them afresh.
@@ -58,6 +60,12 @@ class MarketDataActor:
                 figures["last_message_age_s"] = h.last_message_age_s + trio.current_time() - self._health_at[symbol]
             out[symbol] = figures
         return out
+
+    def replay_status(self) -> dict[str, Any] | None:
+        """How far the replay has got (None: a live feed, or no replay started yet)."""
+        if self.daemon.config.feed.venue != "replay" or not self.replay_progress.active:
+            return None
+        return self.replay_progress.view()
 
     def feed_settings(self) -> Any:
         from fractald.venues.feed import FeedSettings
@@ -116,7 +124,7 @@ class MarketDataActor:
             nursery.start_soon(self._forward, ctx, receive)
             async with send:
                 await run_feed(self.feed_settings(), send, ctx.beat, ctx.log,
-                               self._feed_state(generation))
+                               self._feed_state(generation), self.replay_progress)
             # A replay that ended (or had nothing left after a resume) still counts as started.
         await self.downstream.send(FeedEnd(generation))
         self.replay_finished = True

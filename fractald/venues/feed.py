@@ -34,26 +34,28 @@ from fractald.venues.feed_live import run_live
 from fractald.venues.feed_output import FeedOutput
 from fractald.venues.feed_replay import replay_candles, replay_capture
 from fractald.venues.feed_settings import DEFAULT_TIMEFRAMES, FeedSettings, VenueName
+from fractald.venues.replay_progress import ReplayProgress
 
 __all__ = ["DEFAULT_TIMEFRAMES", "FeedCore", "FeedOutput", "FeedSettings", "FeedState", "VenueName",
            "run_feed"]
 
 
 async def run_feed(settings: FeedSettings, send: trio.MemorySendChannel[Any], beat: Callable[[], None],
-                   log: Any, state: FeedState | None = None) -> None:
+                   log: Any, state: FeedState | None = None,
+                   progress: ReplayProgress | None = None) -> None:
     """Run the market data feed described by `settings` until cancelled (or a replay ends).
 
     Pass the same `state` to every restart of a live feed so that its bars
-    carry on without a hole (see FeedState).
+    carry on without a hole (see FeedState). A replay advances `progress`.
     """
     out = FeedOutput(send)
     try:
         if settings.venue is not VenueName.REPLAY:
             await run_live(settings, out, beat, log, state or FeedState())
         elif settings.replay_path is not None and replay.is_capture(settings.replay_path):
-            await replay_capture(settings, out, beat, log)
+            await replay_capture(settings, out, beat, log, progress)
         else:
-            await replay_candles(settings, out, beat, log)
+            await replay_candles(settings, out, beat, log, progress)
     except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
         # The consumer went away: nothing to feed; let the supervisor decide.
         raise FeedDisconnected(f"output channel closed: {exc}") from exc

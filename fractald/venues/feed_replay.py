@@ -16,6 +16,7 @@ from fractald.venues import binance, replay
 from fractald.venues.feed_core import FeedCore
 from fractald.venues.feed_output import FeedOutput, feed_nursery
 from fractald.venues.feed_settings import FeedSettings
+from fractald.venues.replay_progress import ReplayProgress
 
 
 def _resume_point(candles: Candles, settings: FeedSettings, symbol: str, log: Any) -> Candles:
@@ -43,7 +44,8 @@ def _candles(settings: FeedSettings, symbol: str) -> Candles:
             else replay.load_candle_columns(settings.replay_path, symbol))
 
 
-async def replay_candles(settings: FeedSettings, out: FeedOutput, beat: Callable[[], None], log: Any) -> None:
+async def replay_candles(settings: FeedSettings, out: FeedOutput, beat: Callable[[], None], log: Any,
+                         progress: ReplayProgress | None = None) -> None:
     symbol = settings.symbols[0] if settings.symbols else (
         BUNDLED_SYMBOL if settings.replay_path is None else Path(settings.replay_path).stem)
     candles = _candles(settings, symbol)
@@ -63,11 +65,16 @@ async def replay_candles(settings: FeedSettings, out: FeedOutput, beat: Callable
               else settings.replay_path or "bundled")
     log.info("replay_started", path=source, symbol=symbol, candles=len(candles),
              timeframe=base_tf, speed=settings.replay_speed)
+    progress = progress or ReplayProgress()
+    progress.start(settings.replay_path or "bundled", len(candles),
+                   candles[0].ts_event if candles else None, candles[-1].ts_event if candles else None,
+                   trio.current_time())
     next_beat = trio.current_time()
     async with feed_nursery() as nursery:
         nursery.start_soon(out.pump)
         async for bar in replay.paced(candles, lambda b: b.ts_event, settings.replay_speed):
             now = trio.current_time()
+            progress.advance(bar.ts_event, now)
             sym.health.on_message(now, bar.ts_event)
             core.clock_offset_ms = bar.ts_event - now * 1000
             await core.emit_step(sym, sym.bars.on_base_bar(bar))
@@ -79,11 +86,13 @@ async def replay_candles(settings: FeedSettings, out: FeedOutput, beat: Callable
         await out.flush()
         nursery.cancel_scope.cancel()
     beat()
+    progress.finish(trio.current_time())
     log.info("replay finished", symbol=symbol, bars_in=len(candles), sent=out.sent,
              duplicates=sym.bars.duplicate_bars, unfilled=sym.bars.bars_unfilled)
 
 
-async def replay_capture(settings: FeedSettings, out: FeedOutput, beat: Callable[[], None], log: Any) -> None:
+async def replay_capture(settings: FeedSettings, out: FeedOutput, beat: Callable[[], None], log: Any,
+                         progress: ReplayProgress | None = None) -> None:
     """A recorded Binance WS capture through the same codec and core as a live feed (no REST)."""
     assert settings.replay_path is not None
     url, lines = replay.read_capture(settings.replay_path)
@@ -93,10 +102,16 @@ async def replay_capture(settings: FeedSettings, out: FeedOutput, beat: Callable
     core = FeedCore(attrs.evolve(settings, book=False), symbols, out, log, futures=futures)
     log.info("replay_started", path=settings.replay_path, symbols=symbols, messages=len(lines),
              speed=settings.replay_speed)
+    progress = progress or ReplayProgress()
+    progress.start(str(settings.replay_path), len(lines),
+                   int(lines[0].received_s * 1000) if lines else None,
+                   int(lines[-1].received_s * 1000) if lines else None, trio.current_time(),
+                   unit="messages")
     next_beat = trio.current_time()
     async with feed_nursery() as nursery:
         nursery.start_soon(out.pump)
         async for line in replay.paced(lines, lambda c: int(c.received_s * 1000), settings.replay_speed):
+            progress.advance(int(line.received_s * 1000), trio.current_time())
             await core.handle(binance.parse_message(line.raw))
             if trio.current_time() >= next_beat:
                 core.publish_health()
@@ -112,4 +127,5 @@ async def replay_capture(settings: FeedSettings, out: FeedOutput, beat: Callable
         await out.flush()
         nursery.cancel_scope.cancel()
     beat()
+    progress.finish(trio.current_time())
     log.info("replay finished", symbols=symbols, sent=out.sent)
