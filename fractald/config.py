@@ -26,7 +26,7 @@ from fractald.errors import ConfigError
 
 # fractald.research.catalog.VENUES (tests/test_replay_catalog.py keeps them equal; not imported: numpy)
 CATALOG_VENUES = ("binance-futures", "binance-spot", "hyperliquid")
-VENUES = ("replay", "hyperliquid", "hyperliquid-testnet", "binance", "binance-futures")
+VENUES = ("replay", "hyperliquid", "hyperliquid-testnet", "binance", "binance-futures", "ibkr")
 LOG_FORMATS = ("auto", "json", "console")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 BROKERS = ("paper", "binance-futures", "binance-spot", "hyperliquid", "ibkr")
@@ -118,6 +118,13 @@ class FeedConfig:
     max_failures: int = attrs.field(default=8, validator=_between(1, 1000))  # connects in a row
     health_interval_s: float = attrs.field(default=1.0, validator=_between(0.1, 60))
     backfill_timeout_s: float = attrs.field(default=15.0, validator=_between(1, 600))
+    # venue = "ibkr" (fractald/venues/feed_ibkr.py): TWS / IB Gateway, the feed's own client id
+    # (TWS takes one connection per id: not [broker] ib_client_id), futures roots as symbols.
+    ib_host: str = "127.0.0.1"
+    ib_port: int = attrs.field(default=4002, validator=_between(1, 65535))
+    ib_client_id: int = attrs.field(default=18, validator=_between(0, 2**31 - 1))
+    ib_exchange: str = "CME"
+    ib_roll_days: int = attrs.field(default=5, validator=_between(0, 60))
 
 
 @attrs.frozen
@@ -436,6 +443,10 @@ def _feed_problems(feed: FeedConfig) -> list[str]:
 
     problems = [f"config.feed.symbols[{i}]: {p}" for i, p in
                 enumerate(form_problem(feed.venue, s) for s in feed.symbols) if p is not None]
+    if feed.venue == "ibkr":
+        from fractald.venues.ibkr_feed_preflight import feed_config_problems
+
+        problems.extend(feed_config_problems(feed))
     if feed.reconnect_backoff_cap_s < feed.reconnect_backoff_base_s:
         problems.append(f"config.feed.reconnect_backoff_cap_s: {feed.reconnect_backoff_cap_s} must be >= "
                         f"reconnect_backoff_base_s ({feed.reconnect_backoff_base_s})")

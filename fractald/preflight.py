@@ -461,11 +461,16 @@ def run_checks(config_path: str | None, host: Environment) -> list[Check]:
     checks.append(check_clock(config, host.clock))
     checks.append(check_disk(state_dir))
     checks.append(check_metrics(config, host.env))
-    checks.append(check_venue(config, host.online, host.probe_url))
-    from fractald.venue_preflight import check_clock_skew, check_symbols
+    if config.feed.venue == "ibkr":
+        from fractald.venues.ibkr_feed_preflight import preflight_checks as ibkr_feed_checks
 
-    checks.append(check_symbols(config, host.online))
-    checks.append(check_clock_skew(config, host.online))
+        checks.extend(ibkr_feed_checks(config, host.online))
+    else:
+        checks.append(check_venue(config, host.online, host.probe_url))
+        from fractald.venue_preflight import check_clock_skew, check_symbols
+
+        checks.append(check_symbols(config, host.online))
+        checks.append(check_clock_skew(config, host.online))
     if config.broker.kind == "hyperliquid":
         from fractald.venues.hyperliquid_preflight import preflight_checks
 

@@ -99,3 +99,25 @@ def test_open_orders_survive_a_reconnect_and_errors_reach_the_client(fake: FakeT
         assert (trade.order.orderRef, trade.order.orderType, trade.order.auxPrice) == ("feedface", "STP", 4900.0)
     finally:
         again.disconnect()
+
+
+def test_history_and_top_of_book_as_ib_async_reads_them(fake: FakeTWS) -> None:
+    import datetime as dt
+
+    for ts in range(1_700_000_000, 1_700_000_180, 5):  # three minutes of 5 s bars on the tape
+        fake.push_bar(ts, 5000.0, 5001.0 + (ts % 60 == 25), 4999.0, 5000.5, 2.0)
+    ib = _connect(fake, 7)
+    try:
+        [cd] = ib.reqContractDetails(ib_async.Future("MES", exchange="CME"))
+        end = dt.datetime.fromtimestamp(1_700_000_160, dt.UTC)
+        bars = ib.reqHistoricalData(cd.contract, end, "120 S", "1 min", "TRADES", False, formatDate=2)
+        assert [(int(b.date.timestamp()), b.high, b.volume, b.barCount) for b in bars] == [
+            (1_700_000_040, 5002.0, 24.0, 12), (1_700_000_100, 5002.0, 24.0, 12)]  # the window's two minutes
+        assert ib.reqHistoricalData(cd.contract, end, "1 W", "1 min", "TRADES", False, formatDate=2)
+        assert not ib.reqHistoricalData(cd.contract, "20231114 00:00:00 UTC", "60 S", "1 min", "TRADES", False)  # 162
+        ticker = ib.reqMktData(cd.contract)
+        fake.set_quote(4999.75, 3, 5000.0, 4)
+        ib.sleep(0.3)
+        assert (ticker.bid, ticker.bidSize, ticker.ask, ticker.askSize) == (4999.75, 3, 5000.0, 4)
+    finally:
+        ib.disconnect()

@@ -82,6 +82,8 @@ class MarketDataActor:
             health_interval_s=f.health_interval_s, backfill_timeout_s=f.backfill_timeout_s,
             resume_after_ms=self.daemon.trading.resume_after_ms(),
             **self._replay_catalog(f),
+            ib_host=f.ib_host, ib_port=f.ib_port, ib_client_id=f.ib_client_id, ib_exchange=f.ib_exchange,
+            ib_roll_days=f.ib_roll_days,
         )
 
     @staticmethod

@@ -299,6 +299,12 @@ class SymbolBars:
                 start = aligned
         return start
 
+    def start_live(self, minute: int) -> None:
+        """A live pipeline fed with base bars (IBKR's real-time bars rolled into minutes) starts
+        where a trade-fed one would: `history_bars` back, or the consumer's cursor after a restart."""
+        if self.next_ts is None:
+            self.next_ts = self.frontier = self._history_start(_floor(minute, self.step_ms))
+
     def on_base_bar(self, bar: Bar) -> Step:
         """A finished base bar from a candle source (replay file, venue candle stream)."""
         if bar.timeframe != self.base_timeframe or bar.symbol != self.symbol:

@@ -10,7 +10,11 @@ down and none can be hidden by the others:
   gaps       0.5 per unfilled gap in the last hour (a filled one costs 0.9);
   outliers   0.8 per outlier in the last 5 minutes;
   reconnects 0.9 per reconnect in the last 10 minutes;
-  garbage    1 - share of unparsed messages among the last ones counted.
+  garbage    1 - share of unparsed messages among the last ones counted;
+  spread     0.9 per tick of the latest bid/ask spread beyond one tick (venues that report
+             top of book in ticks: IBKR futures);
+  session    0.9 while the latest bar lies outside the instrument's regular trading hours
+             (thin overnight liquidity; IBKR futures).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ GAP_WINDOW_S = 3600.0
 OUTLIER_WINDOW_S = 300.0
 RECONNECT_WINDOW_S = 600.0
 MAX_EVENTS = 256  # memory cap per kind; older events have aged out of every window anyway
+SPREAD_FACTOR = 0.9  # per tick of spread beyond the first
+OUTSIDE_RTH_FACTOR = 0.9
 
 
 @attrs.frozen(slots=True)
@@ -73,6 +79,8 @@ class HealthTracker:
         self._true_ranges: deque[float] = deque(maxlen=self.params.true_range_bars)
         self._prev_close: float | None = None
         self._tr_sum = 0.0  # running sum of _true_ranges: checked on every trade
+        self.spread_ticks: float | None = None  # latest top-of-book spread in ticks (IBKR)
+        self.outside_rth = False  # the latest bar lies outside regular trading hours (IBKR)
 
     # -- what happened ------------------------------------------------------
     def on_message(self, now_s: float, ts_event: int | None = None) -> None:
@@ -136,6 +144,18 @@ class HealthTracker:
             return True
         return False
 
+    def on_spread(self, spread_ticks: float) -> None:
+        """The latest bid/ask spread, in ticks of the instrument."""
+        self.spread_ticks = max(0.0, spread_ticks)
+
+    def on_session(self, *, outside_rth: bool) -> None:
+        """Whether the latest bar lies outside the instrument's regular trading hours."""
+        self.outside_rth = outside_rth
+
+    def on_outlier(self, now_s: float) -> None:
+        """A bad print found upstream (a 5 s bar whose range no real market makes)."""
+        self._flag_outlier(now_s)
+
     def _flag_outlier(self, now_s: float) -> None:
         self.outliers += 1
         self._outliers.add(now_s)
@@ -157,7 +177,9 @@ class HealthTracker:
              * 0.9 ** self._filled.within(now_s, GAP_WINDOW_S)
              * 0.8 ** self._outliers.within(now_s, OUTLIER_WINDOW_S)
              * 0.9 ** self._reconnects.within(now_s, RECONNECT_WINDOW_S)
-             * (1.0 - self._garbage_share))
+             * (1.0 - self._garbage_share)
+             * SPREAD_FACTOR ** max(0.0, (self.spread_ticks or 1.0) - 1.0)
+             * (OUTSIDE_RTH_FACTOR if self.outside_rth else 1.0))
         return min(1.0, max(0.0, q))
 
     def snapshot(self, now_s: float, ts_event: int | None = None) -> FeedHealth:

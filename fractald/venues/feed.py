@@ -50,7 +50,11 @@ async def run_feed(settings: FeedSettings, send: trio.MemorySendChannel[Any], be
     """
     out = FeedOutput(send)
     try:
-        if settings.venue is not VenueName.REPLAY:
+        if settings.venue is VenueName.IBKR:
+            from fractald.venues.feed_ibkr import run_ibkr
+
+            await run_ibkr(settings, out, beat, log, state or FeedState())
+        elif settings.venue is not VenueName.REPLAY:
             await run_live(settings, out, beat, log, state or FeedState())
         elif settings.replay_path is not None and replay.is_capture(settings.replay_path):
             await replay_capture(settings, out, beat, log, progress)

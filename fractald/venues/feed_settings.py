@@ -20,6 +20,7 @@ class VenueName(enum.Enum):
     HYPERLIQUID_TESTNET = "hyperliquid-testnet"
     BINANCE = "binance"
     BINANCE_FUTURES = "binance-futures"
+    IBKR = "ibkr"  # TWS / IB Gateway through ib_async (fractald/venues/feed_ibkr.py)
 
 
 def _venue_name(value: str | VenueName) -> VenueName:
@@ -91,6 +92,13 @@ class FeedSettings:
     replay_catalog_venue: str = "binance-futures"
     replay_from_ms: int | None = None
     replay_to_ms: int | None = None
+    # IBKR only: where TWS / IB Gateway listens, the feed's own client id (not the order
+    # venue's), the futures' exchange, and how many days before expiry the front month rolls.
+    ib_host: str = "127.0.0.1"
+    ib_port: int = 4002
+    ib_client_id: int = 18
+    ib_exchange: str = "CME"
+    ib_roll_days: int = attrs.field(default=5, validator=attrs.validators.ge(0))
 
     def __attrs_post_init__(self) -> None:
         if not (math.isfinite(self.replay_speed) and self.replay_speed >= 0):

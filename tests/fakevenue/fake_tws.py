@@ -49,6 +49,8 @@ class FakeContract:
     trading_class: str = "MES"
     min_tick: float = 0.25
     trading_hours: str = "20250101:1700-20250102:1600"
+    liquid_hours: str = ""  # "" = the trading hours (regular trading hours the whole session)
+    time_zone: str = "US/Central"
 
     def fields(self, with_exchange: bool = True) -> list[Any]:
         out: list[Any] = [self.con_id, self.symbol, self.sec_type, self.expiry, 0.0, "", self.multiplier]
@@ -102,6 +104,27 @@ def _num(text: str) -> float | None:
     return float(text)
 
 
+def _ib_time(text: str) -> int:
+    """An endDateTime as clients send it: "yyyymmdd HH:MM:SS UTC" or "yyyymmdd-HH:MM:SS" (UTC)."""
+    import calendar
+
+    for fmt, cut in (("%Y%m%d %H:%M:%S", " UTC"), ("%Y%m%d-%H:%M:%S", "")):
+        try:
+            return calendar.timegm(time.strptime(text.removesuffix(cut), fmt))
+        except ValueError:
+            continue
+    raise ValueError(f"endDateTime {text!r} is not in a UTC form TWS reads")
+
+
+def _duration_s(text: str) -> int:
+    """A durationStr: "N S", "N D" (calendar days here) or "N W"."""
+    number, unit = text.split(" ")
+    seconds = {"S": 1, "D": 86_400, "W": 7 * 86_400}.get(unit)
+    if seconds is None or not number.isdigit():
+        raise ValueError(f"durationStr {text!r}: expected 'N S', 'N D' or 'N W'")
+    return int(number) * seconds
+
+
 def encode(fields: Iterable[Any]) -> bytes:
     parts = []
     for f in fields:
@@ -131,11 +154,19 @@ class FakeTWS:
         self.next_perm = 900_000_000
         self.next_exec = 1
         self.ack_delay_s = 0.0
+        self.refuse_connections = False  # TWS restarting: a new socket is closed at once
         self.received: list[list[str]] = []  # every message a client sent, for assertions
         self.lock = threading.RLock()
         self.sessions: list[_Session] = []
         self._held: dict[int, list[FakeOrder]] = {}  # parent id -> legs waiting for transmit
         self.bar_subscriptions: list[tuple[_Session, int]] = []
+        self.quote_subscriptions: list[tuple[_Session, int]] = []
+        # The tape: every 5 s bar the market made (ts in seconds, o, h, l, c, volume), delivered or
+        # not; reqHistoricalData answers from it, as IB's servers keep what a client missed.
+        self.tape: list[tuple[int, float, float, float, float, float]] = []
+        self.quote: tuple[float, float, float, float] | None = None  # bid, bid size, ask, ask size
+        self.market_link_up = True  # False: TWS lost IB's servers (1100); nothing streams
+        self.history_requests: list[tuple[str, str, str, bool]] = []  # end, duration, bar size, RTH only
         self.server: socketserver.ThreadingTCPServer | None = None
 
     # -- lifecycle ----------------------------------------------------------------
@@ -144,6 +175,9 @@ class FakeTWS:
 
         class Handler(socketserver.BaseRequestHandler):
             def handle(self) -> None:
+                if fake.refuse_connections:
+                    self.request.close()
+                    return
                 _Session(fake, self.request).run()
 
         socketserver.ThreadingTCPServer.allow_reuse_address = True
@@ -182,11 +216,52 @@ class FakeTWS:
                     self._fill(order, self._fill_price(order))
 
     def push_bar(self, ts: int, o: float, h: float, lo: float, c: float, volume: float = 10.0) -> None:
-        """A 5-second bar to every real-time-bar subscriber (and the price moves to its close)."""
+        """A 5-second bar (ts: its start, epoch seconds) to every real-time-bar subscriber, and onto
+        the tape; the price moves to its close. While the market link is down only the tape gets it."""
+        if ts % 5:
+            raise ValueError(f"a 5 s bar starts on a 5 s boundary, not {ts}")
         with self.lock:
-            for session, req_id in self.bar_subscriptions:
-                session.send([50, 3, req_id, ts, o, h, lo, c, volume, c, 5])
+            self.tape.append((ts, o, h, lo, c, volume))
+            if self.market_link_up:
+                for session, req_id in self.bar_subscriptions:
+                    session.send([50, 3, req_id, ts, o, h, lo, c, volume, c, 5])
         self.set_price(c)
+
+    def set_quote(self, bid: float, bid_size: float, ask: float, ask_size: float) -> None:
+        """Top of book to every market-data subscriber (tickPrice bid/ask with their sizes)."""
+        with self.lock:
+            self.quote = (bid, bid_size, ask, ask_size)
+            if self.market_link_up:
+                for session, req_id in self.quote_subscriptions:
+                    session.send_quote(req_id, self.quote)
+
+    def lose_market_link(self) -> None:
+        """TWS loses IB's servers: error 1100 to every client, then nothing streams."""
+        with self.lock:
+            self.market_link_up = False
+        self.send_error(1100, "Connectivity between IB and Trader Workstation has been lost.")
+
+    def restore_market_link(self, data_lost: bool = False) -> None:
+        """Back: 1102 (subscriptions kept) or 1101 (data lost: TWS dropped every subscription)."""
+        with self.lock:
+            self.market_link_up = True
+            if data_lost:
+                self.bar_subscriptions.clear()
+                self.quote_subscriptions.clear()
+        if data_lost:
+            self.send_error(1101, "Connectivity between IB and TWS has been restored- data lost.")
+        else:
+            self.send_error(1102, "Connectivity between IB and TWS has been restored- data maintained.")
+
+    def minute_bars(self, start_s: int, end_s: int) -> list[tuple[int, float, float, float, float, float, int]]:
+        """1-minute TRADES bars from the tape, [start_s, end_s): (start, o, h, l, c, volume, 5 s bars)."""
+        minutes: dict[int, list[tuple[int, float, float, float, float, float]]] = {}
+        with self.lock:
+            for bar in sorted(set(self.tape)):
+                if start_s <= bar[0] < end_s:
+                    minutes.setdefault(bar[0] - bar[0] % 60, []).append(bar)
+        return [(m, b[0][1], max(x[2] for x in b), min(x[3] for x in b), b[-1][4], sum(x[5] for x in b), len(b))
+                for m, b in sorted(minutes.items())]
 
     # -- order book -----------------------------------------------------------------
     def _triggered(self, o: FakeOrder) -> bool:
@@ -343,6 +418,7 @@ class _Session:
                 if self in self.fake.sessions:
                     self.fake.sessions.remove(self)
                 self.fake.bar_subscriptions = [b for b in self.fake.bar_subscriptions if b[0] is not self]
+                self.fake.quote_subscriptions = [b for b in self.fake.quote_subscriptions if b[0] is not self]
             self.closed = True
 
     # -- requests -------------------------------------------------------------------
@@ -425,7 +501,7 @@ class _Session:
         self.send([10, 8, req_id, c.symbol, c.sec_type, c.expiry, 0.0, "", c.exchange, c.currency,
                    c.local_symbol, c.trading_class, c.trading_class, c.con_id, c.min_tick, 1,
                    c.multiplier, "ACTIVETIM,LMT,MKT,STP,OCA", "CME", 1, 0, "Micro E-Mini S&P 500", "",
-                   c.expiry[:6], "", "", "", "US/Central", c.trading_hours, c.trading_hours, "", "", 0,
+                   c.expiry[:6], "", "", "", c.time_zone, c.trading_hours, c.liquid_hours or c.trading_hours, "", "", 0,
                    1, "ES", "IND", "67,67", c.expiry, ""])
         self.send([52, 1, req_id])
 
@@ -455,7 +531,58 @@ class _Session:
             self.fake.bar_subscriptions = [b for b in self.fake.bar_subscriptions
                                            if not (b[0] is self and b[1] == int(m[2]))]
 
+    def _msg_1(self, m: list[str]) -> None:  # reqMktData: version, reqId, contract (12 fields), ...
+        req_id, symbol = int(m[2]), m[4]
+        if symbol != self.fake.contract.symbol:
+            self.send([4, 2, req_id, 200, "No security definition has been found for the request"])
+            return
+        self.send([81, req_id, self.fake.contract.min_tick, "9c0001", 3])  # tickReqParams
+        with self.fake.lock:
+            self.fake.quote_subscriptions.append((self, req_id))
+            if self.fake.quote is not None and self.fake.market_link_up:
+                self.send_quote(req_id, self.fake.quote)
+
+    def _msg_2(self, m: list[str]) -> None:  # cancelMktData
+        with self.fake.lock:
+            self.fake.quote_subscriptions = [q for q in self.fake.quote_subscriptions
+                                             if not (q[0] is self and q[1] == int(m[2]))]
+
+    def _msg_20(self, m: list[str]) -> None:  # reqHistoricalData: reqId, contract (12), includeExpired, ...
+        req_id, symbol = int(m[1]), m[3]
+        end_text, bar_size, duration, use_rth, what, fmt = m[15], m[16], m[17], m[18] == "1", m[19], m[20]
+        self.fake.history_requests.append((end_text, duration, bar_size, use_rth))
+        if symbol != self.fake.contract.symbol:
+            self.send([4, 2, req_id, 200, "No security definition has been found for the request"])
+            return
+        if bar_size != "1 min" or what != "TRADES":
+            self.send([4, 2, req_id, 321, (f"Error validating request:-'bP' : cause - {bar_size} {what} "
+                       "is not supported by this fake")])
+            return
+        try:
+            end_s = _ib_time(end_text) if end_text else int(time.time())
+            span_s = _duration_s(duration)
+        except ValueError as exc:
+            self.send([4, 2, req_id, 321, f"Error validating request:-'bX' : cause - {exc}"])
+            return
+        bars = self.fake.minute_bars(end_s - span_s, end_s)
+        if not bars:
+            c = self.fake.contract
+            self.send([4, 2, req_id, 162, ("Historical Market Data Service error message:HMDS query returned "
+                       f"no data: {c.local_symbol}@{c.exchange} Trades")])
+            return
+        when = (lambda t: t) if fmt == "2" else (lambda t: time.strftime("%Y%m%d  %H:%M:%S", time.gmtime(t)))
+        fields: list[Any] = [17, req_id, time.strftime("%Y%m%d  %H:%M:%S", time.gmtime(end_s - span_s)),
+                             time.strftime("%Y%m%d  %H:%M:%S", time.gmtime(end_s)), len(bars)]
+        for start, o, h, lo, c_, volume, count in bars:
+            fields += [when(start), o, h, lo, c_, volume, c_, count]
+        self.send(fields)
+
     # -- replies ------------------------------------------------------------------------
+    def send_quote(self, req_id: int, quote: tuple[float, float, float, float]) -> None:
+        bid, bid_size, ask, ask_size = quote
+        self.send([1, 6, req_id, 1, bid, bid_size, 0])  # tickPrice BID (with its size)
+        self.send([1, 6, req_id, 2, ask, ask_size, 0])  # tickPrice ASK
+
     def send_status(self, o: FakeOrder) -> None:
         self.send([3, o.order_id, o.status, o.filled, o.remaining, o.avg_price, o.perm_id, o.parent_id,
                    o.avg_price if o.filled else 0.0, o.client_id, "", 0.0])

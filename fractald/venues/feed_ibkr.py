@@ -1,0 +1,271 @@
+"""The IBKR market-data feed: 5 s real-time bars and top of book through the shared FeedCore.
+
+`[feed] venue = "ibkr"`. Per configured future root (MES, MNQ, ...) the
+front-month contract is resolved at IB, and its 5-second TRADES bars
+(outside regular hours too) are rolled into UTC 1-minute bars by
+`core/realtime_bars.py`; a minute missing any of its twelve 5 s bars (we
+joined mid-minute, or IB skipped some) is refetched with `reqHistoricalData`,
+as is every stretch the feed was cut off for. From there the shared FeedCore
+does what it does for the crypto venues: higher timeframes, bars exactly
+once and in order with no hole, health and the quality score, READY only on
+data (the market_data actor's gate), refills of what history could not give.
+
+Quality gets two IBKR figures on top of the usual ones: the bid/ask spread in
+ticks, and whether the latest bar lies outside the contract's regular
+(liquid) hours (`core/feed_health.py`). Bad 5 s prints count as outliers.
+
+Connectivity is transient, never fatal: 1100 / 2110 (TWS lost IB's servers)
+mark an outage until 1101 / 1102 (1101: data lost, so everything is
+subscribed again), and the outage is backfilled from history; a closed API
+socket (TWS restart) reconnects with jittered backoff, `max_failures`
+connects in a row before the supervisor is asked to restart the feed.
+Minutes outside the contract's trading hours are not asked for (the market
+is shut, no bars are due).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from fractald.core.bars import GapRequest
+from fractald.core.models import Bar, Quote
+from fractald.core.realtime_bars import FiveSecondRollup
+from fractald.errors import AuthError, ConfigError, FeedDisconnected, NetworkError, TransientError
+from fractald.venues.feed_core import FeedCore, FeedState, _Symbol
+from fractald.venues.feed_live import _refill
+from fractald.venues.feed_output import FeedOutput, feed_nursery
+from fractald.venues.feed_settings import FeedSettings
+from fractald.venues.ibkr_feed_link import (
+    IBFeedLink,
+    IBFeedSettings,
+    Instrument,
+    LinkItem,
+    LinkLost,
+    LinkNotice,
+    RealtimeBar,
+    TopOfBook,
+    inside,
+    today_utc,
+)
+from fractald.venues.ws import Backoff
+
+# IB sends minute M's last 5 s bar at M+1:00 and the rollup closes M with the first bar of M+1
+# (at about M+1:05): the venue clock closes minutes this far behind, so a minute is asked for
+# from history only when its bars are really late.
+ADVANCE_LAG_MS = 15_000
+LINK_BUFFER = 10_000  # items from the IB thread; it waits when full (a backfill holds the bar lock)
+FIVE_S_MS = 5_000
+# TWS <-> IB servers: these codes stop the data, these bring it back (1101: subscriptions lost).
+LINK_DOWN = frozenset({1100, 2110})
+LINK_UP = frozenset({1101, 1102})
+QUIET_CODES = frozenset({162, 2104, 2106, 2107, 2108, 2158, 2119})  # no history / farms fine
+
+
+def ib_settings(settings: FeedSettings) -> IBFeedSettings:
+    return IBFeedSettings(host=settings.ib_host, port=settings.ib_port, client_id=settings.ib_client_id,
+                          exchange=settings.ib_exchange, roll_days=settings.ib_roll_days)
+
+
+class IBKRFeed:
+    """One run of the feed: the connection loop, the IB items into FeedCore, the bar clock."""
+
+    def __init__(self, settings: FeedSettings, core: FeedCore, link: IBFeedLink, log: Any) -> None:
+        self.settings = settings
+        self.core = core
+        self.link = link
+        self.log = log
+        self.instruments: dict[str, Instrument] = {}
+        self.rollups: dict[str, FiveSecondRollup] = {}
+        self.streaming = False  # connected, subscribed and TWS in touch with IB's servers
+        self.market_down = False  # 1100/2110 seen, no 1101/1102 yet
+        self.lost = trio.Event()
+
+    # -- the connection ------------------------------------------------------------------
+    async def connections(self, push: trio.MemorySendChannel[LinkItem], resumed: bool) -> None:
+        """Connect, subscribe, wait for the loss, again; FeedDisconnected after max_failures."""
+        backoff = Backoff(self.settings.backoff_base_s, self.settings.backoff_cap_s)
+        rng = random.Random()
+        failures = connects = 0
+        while True:
+            self.lost = trio.Event()
+            try:
+                await self._open(push)
+            except (TransientError, trio.TooSlowError) as exc:
+                failures += 1
+                self.log.warning("feed_connect_failed", venue="ibkr", attempt=failures, error=str(exc))
+                if failures >= self.settings.max_failures:
+                    raise FeedDisconnected(f"IBKR feed: {failures} connects failed in a row: {exc}") from None
+                await trio.sleep(backoff.delay(failures, rng))
+                continue
+            failures, connects = 0, connects + 1
+            self.streaming, self.market_down = True, False
+            if connects > 1 or resumed:
+                self.core.connection_back()  # the stretch we were away for is a gap: backfilled
+            self.log.info("feed_connected", venue="ibkr", connects=connects, contracts={
+                s: i.local_symbol for s, i in self.instruments.items()})
+            await self.lost.wait()
+            self.streaming = False
+            self.core.connection_lost()
+            await self.link.disconnect()
+
+    async def _open(self, push: trio.MemorySendChannel[LinkItem]) -> None:
+        await self.link.connect(push)
+        found = await self.link.resolve(list(self.core.symbols), today_utc())
+        for symbol, inst in found.items():
+            old = self.instruments.get(symbol)
+            if old is not None and old.expiry != inst.expiry:
+                self.log.warning("front_month_rolled", symbol=symbol, old=old.local_symbol, new=inst.local_symbol)
+            if symbol not in self.rollups or (old is not None and old.expiry != inst.expiry):
+                self.rollups[symbol] = FiveSecondRollup(symbol, inst.tick_size)
+        self.instruments = found
+        await self.link.subscribe(list(found.values()))
+
+    # -- what IB pushes ------------------------------------------------------------------
+    async def consume(self, items: trio.MemoryReceiveChannel[LinkItem]) -> None:
+        async for item in items:
+            if isinstance(item, RealtimeBar):
+                await self._five_seconds(item)
+            elif isinstance(item, TopOfBook):
+                await self._top_of_book(item)
+            elif isinstance(item, LinkNotice):
+                await self._notice(item)
+            elif isinstance(item, LinkLost):
+                self.log.warning("feed_disconnected", venue="ibkr", detail=item.detail)
+                self.lost.set()
+
+    async def _five_seconds(self, item: RealtimeBar) -> None:
+        core, sym = self.core, self.core.symbols.get(item.symbol)
+        rollup = self.rollups.get(item.symbol)
+        if sym is None or rollup is None:
+            return
+        now = trio.current_time()
+        end = item.ts_ms + FIVE_S_MS  # IB sends a 5 s bar when it ends: its end is the venue's now
+        if not core.state.clock.sample(end, now):
+            sym.health.on_unparsed(now)
+            self.log.warning("timestamp_from_the_future", symbol=item.symbol, kind="bar", ts_event=end)
+            return
+        sym.health.on_message(now, end)
+        outliers = rollup.outliers
+        try:
+            minutes = rollup.on_bar(item.ts_ms, item.open, item.high, item.low, item.close, item.volume)
+        except ValueError as exc:
+            sym.health.on_unparsed(now)
+            self.log.warning("bad_realtime_bar", symbol=item.symbol, problem=str(exc))
+            return
+        if rollup.outliers != outliers:
+            sym.health.on_outlier(now)
+            self.log.warning("price_outlier", symbol=item.symbol, ts=item.ts_ms, high=item.high, low=item.low)
+        for minute in minutes:
+            await self._minute(sym, minute)
+
+    async def _minute(self, sym: _Symbol, bar: Bar) -> None:
+        bars = sym.bars
+        async with self.core.lock:
+            bars.start_live(bar.ts_open)
+            if not bar.complete:
+                bars.note_outage(bar.ts_open, bar.ts_open)  # some 5 s bars missing: history's minute instead
+            self._session(sym, bar.ts_open)
+            await self.core.emit_step(sym, bars.on_base_bar(bar))
+
+    def _session(self, sym: _Symbol, ts_ms: int) -> None:
+        inst = self.instruments.get(sym.symbol)
+        outside = inst is not None and inside(inst.liquid, ts_ms) is False
+        if outside != sym.health.outside_rth:
+            self.log.info("outside_regular_hours" if outside else "regular_hours", symbol=sym.symbol, ts=ts_ms)
+        sym.health.on_session(outside_rth=outside)
+
+    async def _top_of_book(self, item: TopOfBook) -> None:
+        sym, inst = self.core.symbols.get(item.symbol), self.instruments.get(item.symbol)
+        if sym is None or inst is None:
+            return
+        if inst.tick_size > 0 and item.ask > item.bid:
+            sym.health.on_spread((item.ask - item.bid) / inst.tick_size)
+        await self.core.handle([Quote(item.symbol, item.bid, item.bid_size, item.ask, item.ask_size, 0)])
+
+    async def _notice(self, item: LinkNotice) -> None:
+        code = item.code
+        if code in LINK_DOWN:
+            if not self.market_down:
+                self.market_down, self.streaming = True, False
+                self.core.connection_lost()
+            self.log.warning("ibkr_market_link_down", code=code, message=item.message)
+        elif code in LINK_UP:
+            if code == 1101:
+                await self.link.subscribe(list(self.instruments.values()))  # TWS dropped them all
+            if self.market_down:
+                self.market_down, self.streaming = False, not self.lost.is_set()
+                self.core.connection_back()
+            self.log.info("ibkr_market_link_back", code=code, resubscribed=code == 1101)
+        elif code == 326:
+            raise ConfigError(f"config.feed.ib_client_id: {self.settings.ib_client_id} is in use by another "
+                              "connection to TWS (error 326); give the feed its own client id")
+        elif code == 354:
+            raise AuthError(f"IBKR: this account has no market data subscription for the feed's contracts "
+                            f"(error 354: {item.message})")
+        elif code not in QUIET_CODES:
+            self.log.warning("ibkr_notice", code=code, message=item.message, req_id=item.req_id)
+
+    # -- the bar clock and backfill ----------------------------------------------------------
+    async def tick(self, beat: Callable[[], None]) -> None:
+        """Close minutes IB has not sent in time (they are then fetched), publish health, beat."""
+        next_health = trio.current_time()
+        while True:
+            now_ms = self.core.venue_now_ms()
+            if self.streaming and now_ms is not None:
+                await self._advance(now_ms - ADVANCE_LAG_MS)
+            now = trio.current_time()
+            if now >= next_health:
+                self.core.publish_health()
+                beat()
+                next_health = now + self.settings.health_interval_s
+            await trio.sleep(min(0.25, self.settings.health_interval_s))
+
+    async def _advance(self, cutoff_ms: int) -> None:
+        for sym in self.core.symbols.values():
+            inst = self.instruments.get(sym.symbol)
+            if inst is not None and inside(inst.trading, cutoff_ms) is False:
+                continue  # the market is shut: no bars are due
+            async with self.core.lock:
+                await self.core.emit_step(sym, sym.bars.advance(cutoff_ms))
+
+    async def backfill(self, gap: GapRequest) -> list[Bar] | None:
+        inst = self.instruments.get(gap.symbol)
+        if inst is None or not self.link.connected:
+            raise NetworkError("IBKR feed: not connected to TWS; the stretch is asked for again later")
+        return await self.link.history(inst, gap.start_ms, gap.end_ms, self.settings.backfill_timeout_s)
+
+
+async def run_ibkr(settings: FeedSettings, out: FeedOutput, beat: Callable[[], None], log: Any,
+                   state: FeedState) -> None:
+    resumed = state.adopt(settings)
+    link = IBFeedLink(ib_settings(settings))
+    symbols = list(settings.symbols)
+    feed: IBKRFeed | None = None
+
+    async def backfill(gap: GapRequest) -> list[Bar] | None:
+        assert feed is not None
+        return await feed.backfill(gap)
+
+    core = FeedCore(settings, symbols, out, log, backfill=backfill, state=state)
+    feed = IBKRFeed(settings, core, link, log)
+    if resumed:
+        core.connection_lost()  # the last run's connection died with it
+    log.info("feed_started", venue="ibkr", host=settings.ib_host, port=settings.ib_port,
+             client_id=settings.ib_client_id, symbols=symbols, timeframes=list(settings.timeframes),
+             run=state.runs, resumed=resumed, consumer_covered_until_ms=dict(settings.resume_after_ms))
+    push, items = trio.open_memory_channel[LinkItem](LINK_BUFFER)
+    try:
+        async with feed_nursery() as nursery:
+            nursery.start_soon(out.pump)
+            nursery.start_soon(feed.consume, items)
+            nursery.start_soon(feed.tick, beat)
+            nursery.start_soon(_refill, core)
+            await feed.connections(push, resumed)
+    finally:
+        items.close()  # an IB thread waiting to hand something over is let go
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(link.close)

@@ -1,0 +1,205 @@
+"""The IBKR market-data feed ([feed] venue = "ibkr") against the fake TWS, through ib_async's own client.
+
+IB's 5 s real-time bars go out at real time, so these tests run on the real
+clock; the venue clock is set a few seconds short of a minute boundary
+(`VenueTime`) so a minute closes without waiting for one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import trio
+
+pytest.importorskip("ib_async")
+
+from fakevenue.fake_tws import FakeTWS
+from fakevenue.harness import Collected, RecordingLog
+from fakevenue.tws_market import VenueTime, contract_around, minute_start, record, stream, wave
+
+from fractald.core.models import Bar
+from fractald.venues.feed import FeedSettings, FeedState, run_feed
+
+PRICE = wave()
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeTWS]:
+    import time
+
+    tws = FakeTWS(price=5000.0, contract=contract_around(time.time())).start()
+    try:
+        yield tws
+    finally:
+        tws.stop()
+
+
+def _settings(fake: FakeTWS, **kw: object) -> FeedSettings:
+    base: dict[str, object] = {
+        "venue": "ibkr", "symbols": ("MES",), "timeframes": ("1m", "5m"), "ib_port": fake.port,
+        "history_bars": 5, "health_interval_s": 0.2, "backoff_base_s": 0.3, "backoff_cap_s": 1.0,
+        "max_failures": 30, "backfill_timeout_s": 5.0}
+    base.update(kw)
+    return FeedSettings(**base)  # type: ignore[arg-type]
+
+
+def _tape_minute(fake: FakeTWS, minute_s: int) -> Bar:
+    [(start, o, h, lo, c, v, n)] = fake.minute_bars(minute_s, minute_s + 60)
+    assert n == 12
+    return Bar("MES", "1m", start * 1000, o, h, lo, c, v)
+
+
+async def _until(what: object, limit_s: float) -> None:
+    with trio.fail_after(limit_s):
+        while not what():  # type: ignore[operator]
+            await trio.sleep(0.05)
+
+
+async def test_history_then_live_minutes_quotes_and_quality(fake: FakeTWS) -> None:
+    import time
+
+    minute = minute_start(time.time()) - 600  # the venue's "now" is ten minutes behind ours
+    venue = VenueTime.before_minute(minute + 65, 1.0)  # every bar but the last is due already
+    record(fake, PRICE, minute - 10 * 60, minute)  # the ten minutes before we came: history only
+    got, log = Collected(), RecordingLog()
+    send, receive = trio.open_memory_channel[object](64)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_collect, got, receive)
+        nursery.start_soon(run_feed, _settings(fake), send, got.beat, log, FeedState())
+        await _until(lambda: fake.bar_subscriptions and fake.quote_subscriptions, 15)
+        fake.set_quote(4999.75, 12, 5000.25, 9)  # two ticks wide
+        await stream(fake, venue, PRICE, minute, minute + 65)  # minute closes with the next one's first bar
+        await _until(lambda: any(b.ts_open == minute * 1000 for b in got.bars_of("1m")), 15)
+        seen = len(got.health)
+        await _until(lambda: got.quotes and len(got.health) > seen + 1, 5)  # health from after the bar
+        nursery.cancel_scope.cancel()
+    ones = got.bars_of("1m")
+    start = (minute - 5 * 60) // 300 * 300  # history_bars 5, from the 5m boundary before
+    assert [b.ts_open for b in ones] == list(range(start * 1000, (minute + 60) * 1000, 60_000))
+    assert ones == [_tape_minute(fake, b.ts_open // 1000) for b in ones]  # history's and the live one: IB's own
+    assert all(b.complete for b in got.bars)
+    fives = got.bars_of("5m")
+    assert fives and fives[0].ts_open == start * 1000 and fives[0].volume == sum(b.volume for b in ones[:5])
+    [(_end, duration, size, rth_only)] = fake.history_requests  # one backfill: the history before the first bar
+    assert (size, rth_only, duration) == ("1 min", False, f"{minute - start} S")
+    quote = got.quotes[-1]
+    assert (quote.bid, quote.bid_size, quote.ask, quote.ask_size) == (4999.75, 12, 5000.25, 9)
+    health = got.health[-1]
+    # a two-tick spread costs 0.9, and the history fetched at start is a filled gap (0.9, as on every venue)
+    assert health.quality == pytest.approx(0.9 * 0.9) and health.gaps_filled == 1
+    assert not log.events("outside_regular_hours") and not log.events("bar_gap")[1:]
+
+
+async def _collect(got: Collected, receive: trio.MemoryReceiveChannel[object]) -> None:
+    async for item in receive:
+        got.items.append(item)
+
+
+async def test_outside_regular_hours_and_a_bad_print_lower_the_quality(fake: FakeTWS) -> None:
+    import time
+
+    fake.contract = contract_around(time.time(), liquid=False)
+    minute = minute_start(time.time()) - 600
+    venue = VenueTime.before_minute(minute + 65, 1.0)
+    got, log = Collected(), RecordingLog()
+    send, receive = trio.open_memory_channel[object](64)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_collect, got, receive)
+        nursery.start_soon(run_feed, _settings(fake, history_bars=0), send, got.beat, log, FeedState())
+        await _until(lambda: fake.bar_subscriptions, 15)
+        await stream(fake, venue, PRICE, minute, minute + 30)
+        fake.push_bar(minute + 30, 5000.0, 5400.0, 4990.0, 5000.0)  # a 1,640-tick range: a bad print
+        await stream(fake, venue, PRICE, minute + 35, minute + 65)
+        await _until(lambda: any(b.ts_open == minute * 1000 for b in got.bars_of("1m")), 15)
+        health_before = len(got.health)
+        await _until(lambda: len(got.health) > health_before + 1, 5)
+        nursery.cancel_scope.cancel()
+    assert log.events("price_outlier") and log.events("outside_regular_hours")
+    health = got.health[-1]
+    assert health.outliers == 1
+    # outside regular hours 0.9, one outlier 0.8, and the minute refetched whole: a filled gap 0.9
+    assert health.quality == pytest.approx(0.9 * 0.8 * 0.9) and health.gaps_filled == 1
+    [bar] = [b for b in got.bars_of("1m") if b.ts_open == minute * 1000]
+    # The minute lacked the bad 5 s bar: history's minute went out instead (IB's tape has the print).
+    assert bar == _tape_minute(fake, minute) and bar.high == 5400.0
+
+
+@pytest.mark.slow
+async def test_tws_restart_and_lost_connectivity_are_transient_and_backfilled(fake: FakeTWS) -> None:
+    import time
+
+    minute = minute_start(time.time()) - 600
+    venue = VenueTime.before_minute(minute + 60, 3.0)
+    got, log = Collected(), RecordingLog()
+    send, receive = trio.open_memory_channel[object](64)
+    state = FeedState()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_collect, got, receive)
+        nursery.start_soon(run_feed, _settings(fake, history_bars=0), send, got.beat, log, state)
+        await _until(lambda: fake.bar_subscriptions, 15)
+        await stream(fake, venue, PRICE, minute, minute + 65)
+        await _until(lambda: got.bars_of("1m"), 15)
+        # TWS restarts: the socket closes and it takes connections again ten seconds later.
+        fake.refuse_connections = True
+        fake.drop_all()
+        await stream(fake, venue, PRICE, minute + 65, minute + 75)  # onto the tape only
+        fake.refuse_connections = False
+        await _until(lambda: fake.bar_subscriptions, 15)
+        await stream(fake, venue, PRICE, minute + 75, minute + 85)
+        # TWS loses IB's servers (1100) for ten seconds, then gets them back (1102).
+        fake.lose_market_link()
+        await stream(fake, venue, PRICE, minute + 85, minute + 95)
+        fake.restore_market_link()
+        await stream(fake, venue, PRICE, minute + 95, minute + 125)
+        await _until(lambda: any(b.ts_open == (minute + 60) * 1000 for b in got.bars_of("1m")), 20)
+        nursery.cancel_scope.cancel()
+    ones = got.bars_of("1m")
+    assert [b.ts_open for b in ones] == [minute * 1000, (minute + 60) * 1000]
+    assert ones[1] == _tape_minute(fake, minute + 60) and ones[1].complete  # the lost 5 s bars came from history
+    assert log.events("feed_disconnected") and log.events("feed_connect_failed")
+    assert log.events("ibkr_market_link_down")[0]["code"] == 1100
+    assert log.events("ibkr_market_link_back")[0]["code"] == 1102
+    assert got.health[-1].reconnects >= 2  # the restart and the 1100/1102 spell
+    assert any(end for end, _, _, _ in fake.history_requests)
+
+
+def test_check_config_names_what_an_ibkr_feed_cannot_take() -> None:
+    from fractald.config import config_from_dict
+    from fractald.errors import ConfigError
+
+    config_from_dict({"feed": {"venue": "ibkr", "symbols": ["MES", "MNQ"]}})  # roots: fine
+    with pytest.raises(ConfigError) as bad:
+        config_from_dict({"feed": {"venue": "ibkr", "symbols": ["mes", "MES-PERP"], "ib_exchange": "cme"},
+                          "broker": {"kind": "ibkr"}, "risk": {"mode": "live"}})
+    problems = "\n".join(bad.value.problems)
+    assert "config.feed.symbols[0]: 'mes' is not a future's root symbol" in problems
+    assert "config.feed.symbols[1]: 'MES-PERP'" in problems and "config.feed.ib_exchange: 'cme'" in problems
+    with pytest.raises(ConfigError) as clash:  # the feed and the orders on one TWS with one client id
+        config_from_dict({"feed": {"venue": "ibkr", "symbols": ["MES"], "ib_client_id": 17},
+                          "broker": {"kind": "ibkr", "ib_client_id": 17}, "risk": {"mode": "live"}})
+    assert any(p.startswith("config.feed.ib_client_id: 17 is also broker.ib_client_id") for p in clash.value.problems)
+
+
+def test_preflight_asks_tws_for_the_front_month_and_its_clock(fake: FakeTWS, tmp_path: object) -> None:
+    from pathlib import Path
+
+    from fractald.preflight import Environment, Status, run_checks
+
+    tmp = Path(str(tmp_path))
+
+    def checks(symbols: str) -> dict[str, object]:
+        cfg = tmp / "fractald.toml"
+        cfg.write_text(f'[daemon]\nstate_dir = "{tmp / "state"}"\n[feed]\nvenue = "ibkr"\nsymbols = [{symbols}]\n'
+                       f'ib_port = {fake.port}\n')
+        return {c.name: c for c in run_checks(str(cfg), Environment(env={}, online=lambda: False))}
+
+    good = checks('"MES"')
+    assert good["venue"].status is Status.OK and f"127.0.0.1:{fake.port}" in good["venue"].detail
+    assert good["symbols"].status is Status.OK and "MES trades as MESZ6 (tick 0.25)" in good["symbols"].detail
+    assert good["venue_clock"].status is Status.OK
+    bad = checks('"MES", "ZZZ"')
+    assert bad["symbols"].status is Status.FAIL and "IBKR knows no ZZZ future on CME" in bad["symbols"].detail
+    fake.stop()
+    down = checks('"MES"')
+    assert down["venue"].status is Status.FAIL and "ibkr-gateway.md" in down["venue"].remedy
