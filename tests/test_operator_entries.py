@@ -54,6 +54,19 @@ def test_a_bad_entry_is_refused_with_a_reason(side: str, stop: float, targets: l
         manual_signal(TradingEngine(EngineParams()), SYMBOL, "long", 1.0, [], "15m")
 
 
+def test_a_second_entry_without_market_data_between_is_no_duplicate_and_targets_are_required() -> None:
+    engine = engine_at(50_000.0)
+    first = manual_signal(engine, SYMBOL, "long", 49_000.0, [52_000.0], "15m")
+    assert of(engine.on_signal(first, int(engine.last_ts)), ev.OrderIntent)
+    second = manual_signal(engine, SYMBOL, "long", 49_000.0, [52_000.0], "15m")
+    assert second.signal_id != first.signal_id
+    denied = of(engine.on_signal(second, int(engine.last_ts)), ev.SignalDenied)
+    # Judged on its own (one manual bracket per side and symbol), not as a duplicate of the first.
+    assert [d.code.value for d in denied] == ["position_already_open"]
+    with pytest.raises(CommandError, match="--target"):
+        manual_signal(engine, SYMBOL, "long", 49_000.0, [], "15m")
+
+
 def test_fractalctl_parses_enter_and_exit() -> None:
     ns = build_parser().parse_args(["enter", SYMBOL, "short", "--stop", "51000", "--target", "48000",
                                     "--target", "47000"])

@@ -116,11 +116,11 @@ async def test_recovery_asks_the_venue_before_sending_anything(tmp_path: Path) -
             await journal.apply(reports[-1])
         fills = [(r.client_order_id, r.quantity) for r in reports if r.kind is OrderEvent.FILL]
         assert fills == [(entry.client_order_id, 0.02), (stop.client_order_id, 0.02)]
-        assert any(r.kind is OrderEvent.REJECT and r.client_order_id == lost.client_order_id
+        assert any(r.kind is OrderEvent.CANCEL and r.client_order_id == lost.client_order_id
                    and r.reason.startswith("never_reached_venue") for r in reports)
         pending = {r.client_order_id: r for r in await ledger.pending_intents()}
         assert list(pending) == [later.client_order_id]  # sent after the others were resolved: resting
-        assert (await ledger.get_intent(lost.client_order_id)).outcome == "rejected"  # type: ignore[union-attr]
+        assert (await ledger.get_intent(lost.client_order_id)).outcome == "canceled"  # type: ignore[union-attr]
         assert (await ledger.get_intent(stop.client_order_id)).outcome == "filled"  # type: ignore[union-attr]
         cloids = sent_cloids(fake)
         assert len(cloids) == len(set(cloids)) == 3  # entry, stop (before), entry2 (after): none twice

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from fractald.control.protocol import Arg, CommandError, PeerCred
 from fractald.core.models import Side, Signal
 
@@ -35,14 +37,23 @@ def manual_signal(engine: Any, symbol: str, side: str, stop: float, targets: lis
     if not (stop < price if buy else stop > price):
         raise CommandError("bad_args", f"enter {side}: the stop {stop} must be "
                            f"{'below' if buy else 'above'} the last price {price}", argument="stop")
+    if not targets:
+        raise CommandError("bad_args", "enter: give at least one --target PRICE (where the trade "
+                           "takes profit)", argument="target")
     wrong = [t for t in targets if (t <= price if buy else t >= price)]
     if wrong:
         raise CommandError("bad_args", f"enter {side}: targets {wrong} are not "
                            f"{'above' if buy else 'below'} the last price {price}", argument="target")
-    return Signal(symbol=symbol, side=SIDES[side], entry=price, stop=stop,
-                  targets=tuple(sorted(targets, reverse=not buy)), confidence=100.0, strategy=MANUAL,
-                  timeframe=timeframe, ts_event=int(engine.last_ts),
-                  reasons=({"kind": "operator"},))
+    signal = Signal(symbol=symbol, side=SIDES[side], entry=price, stop=stop,
+                    targets=tuple(sorted(targets, reverse=not buy)), confidence=100.0, strategy=MANUAL,
+                    timeframe=timeframe, ts_event=int(engine.last_ts),
+                    reasons=({"kind": "operator"},))
+    # A second entry before any new market event would get the first one's id (and be denied
+    # as a duplicate): the operator meant a new trade, so it takes the next free millisecond.
+    seen = getattr(engine, "seen_signals", {})
+    while signal.signal_id in seen:
+        signal = attrs.evolve(signal, ts_event=signal.ts_event + 1)
+    return signal
 
 
 def register_operator_entries(registry: CommandRegistry, actor: TradingActor) -> None:

@@ -85,5 +85,7 @@ def resolve(intent: OrderIntent, *, claimed_ms: int | None, venue_order: VenueOr
 
 
 def _not_sent(intent: OrderIntent, now_ms: int, reason: str) -> Resolution:
-    report = VenueReport(OrderEvent.REJECT, intent.client_order_id, now_ms, reason=reason)
+    # Withdrawn (CANCEL), not refused (REJECT): the venue never saw it, so it must not count
+    # against the venue's execution quality (two crashes would otherwise close the entry gate).
+    report = VenueReport(OrderEvent.CANCEL, intent.client_order_id, now_ms, reason=reason)
     return Resolution(intent.client_order_id, Verdict.NOT_SENT, (report,), outcome=NOT_SENT, reason=reason)

@@ -35,6 +35,7 @@ async def open_venue(config: Config, env: Mapping[str, str] = os.environ,
         hl = venue_from_config(config, env)
         hl.log = log
         try:
+            await hl.load_assets()  # now, not inside the first order's claim-to-send window
             yield hl
         finally:
             await hl.aclose()
