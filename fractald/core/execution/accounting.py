@@ -77,12 +77,12 @@ class TripContext:
 def _book_fill(p: Position, side: Side, qty: float, price: float, fee: float, ts: int,
                ctx: TripContext) -> list[ClosedTrade]:
     """Book one fill into `p` (changed in place); the round trips it closed."""
+    closed = _closed_trip(p, side, qty, price, fee, ts, ctx)
     signed = qty * side.sign
-    closed: list[ClosedTrade] = []
     p.fees += fee
     if abs(p.quantity) <= QTY_EPS or p.quantity * signed > 0:
         _open(p, signed, price, fee, ts, ctx)
-        return closed
+        return []
     closing = min(abs(signed), abs(p.quantity))
     fee_close = fee * closing / qty
     pnl = (price - p.avg_price) * closing * (1 if p.quantity > 0 else -1)
@@ -96,12 +96,40 @@ def _book_fill(p: Position, side: Side, qty: float, price: float, fee: float, ts
         p.trip_exit_reason = ctx.exit_reason
     if abs(p.quantity) <= QTY_EPS:
         p.quantity = 0.0
-        closed.append(_close_trip(p, ts))
         p.avg_price = 0.0
     rest = qty - closing
     if rest > QTY_EPS:  # flipped through zero: the rest opens a new trip
         _open(p, rest * side.sign, price, fee - fee_close, ts, ctx)
-    return closed
+    return [] if closed is None else [closed]
+
+
+def _closed_trip(p: Position, side: Side, qty: float, price: float, fee: float, ts: int,
+                 ctx: TripContext) -> ClosedTrade | None:
+    """The round trip this fill closes in `p` (None: it opens, adds, or only reduces). A pure read.
+
+    The same sums, in the same order, as `_book_fill`'s booking, so the trade it
+    names is the one booking the fill makes, to the bit.
+    """
+    signed = qty * side.sign
+    if abs(p.quantity) <= QTY_EPS or p.quantity * signed > 0:
+        return None
+    closing = min(abs(signed), abs(p.quantity))
+    if abs(p.quantity + closing * side.sign) > QTY_EPS:
+        return None
+    fee_close = fee * closing / qty
+    pnl = (price - p.avg_price) * closing * (1 if p.quantity > 0 else -1)
+    trip_pnl = p.trip_pnl + pnl
+    trip_fees = p.trip_fees + fee_close
+    exit_notional = p.trip_exit_notional + closing * price
+    exit_qty = p.trip_exit_qty + closing
+    net = trip_pnl - trip_fees
+    return ClosedTrade(
+        trade_id=p.trip_id, symbol=p.symbol, strategy=p.strategy,
+        side=Side.BUY if p.trip_long else Side.SELL, quantity=p.trip_max_qty,
+        entry_price=p.trip_entry_notional / p.trip_entry_qty, exit_price=exit_notional / exit_qty,
+        ts_entry=p.trip_ts_entry, ts_exit=ts, pnl=net, fees=trip_fees, confidence=p.trip_confidence,
+        r_multiple=net / p.trip_risk if p.trip_risk > 0 else 0.0,
+        exit_reason=ctx.exit_reason or p.trip_exit_reason)
 
 
 def _open(p: Position, signed: float, price: float, fee: float, ts: int, ctx: TripContext) -> None:
@@ -121,17 +149,6 @@ def _open(p: Position, signed: float, price: float, fee: float, ts: int, ctx: Tr
     p.trip_max_qty = max(p.trip_max_qty, abs(new_qty))
     p.trip_fees += fee
     p.trip_risk += ctx.risk
-
-
-def _close_trip(p: Position, ts: int) -> ClosedTrade:
-    net = p.trip_pnl - p.trip_fees
-    side = Side.BUY if p.trip_long else Side.SELL
-    return ClosedTrade(
-        trade_id=p.trip_id, symbol=p.symbol, strategy=p.strategy, side=side,
-        quantity=p.trip_max_qty, entry_price=p.trip_entry_notional / p.trip_entry_qty,
-        exit_price=p.trip_exit_notional / p.trip_exit_qty, ts_entry=p.trip_ts_entry, ts_exit=ts,
-        pnl=net, fees=p.trip_fees, confidence=p.trip_confidence,
-        r_multiple=net / p.trip_risk if p.trip_risk > 0 else 0.0, exit_reason=p.trip_exit_reason)
 
 
 class Accounting:
@@ -173,9 +190,8 @@ class Accounting:
                   ts: int, ctx: TripContext = TripContext()) -> list[ClosedTrade]:
         """The round trips `apply_fill` with these arguments would close, booking nothing (a pure read)."""
         p = self.positions.get((strategy, symbol))
-        if p is None or abs(p.quantity) <= QTY_EPS or p.quantity * side.sign > 0:
-            return []  # opens or adds: closes nothing
-        return _book_fill(attrs.evolve(p), side, qty, price, fee, ts, ctx)
+        closed = None if p is None else _closed_trip(p, side, qty, price, fee, ts, ctx)
+        return [] if closed is None else [closed]
 
     def apply_funding(self, symbol: str, rate: float, mark: float | None = None) -> float:
         """Charge one funding interval at `mark` (default: the current mark); longs pay a positive rate."""

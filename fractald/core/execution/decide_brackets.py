@@ -70,8 +70,12 @@ def after_order(s: State, b: Bracket, o: Order, ts: int) -> Decision:
     elif (o.role.startswith("exit") and o.status.terminal and b.open_qty > QTY_EPS
           and not working(s, b.exit_coids) and len(b.exit_coids) < params.max_exit_attempts):
         yield from send_exit(s, b, ts)  # an exit ended short of flat: try again, a bounded number of times
-    yield from sync_venue_stop(s, b, ts)
-    yield from maybe_close(s, b, ts)
+    # (The guards repeat the deciders' own first checks: every report passes here, and a
+    # generator not made is cheaper than one that yields nothing.)
+    if params.brackets.venue_stops:
+        yield from sync_venue_stop(s, b, ts)
+    if b.entry_done:
+        yield from maybe_close(s, b, ts)
 
 
 def venue_stop_live(s: State, b: Bracket) -> bool:
