@@ -55,6 +55,7 @@ sys.path.insert(0, str(REPO))
 import trio
 from fakevenue.server import MIN, FakeBinance, Trade
 
+from fractald.control.client import ClientError, ControlClient
 from fractald.datasets import bundled_btc_1m_arrays
 
 SYMBOL = "BTCUSDT"
@@ -177,23 +178,13 @@ class VenueThread:
 
 def ctl(sock_path: Path, cmd: str, args: dict[str, Any] | None = None,
         timeout: float = 3.0) -> dict[str, Any] | None:
-    """One request on the control socket; None when there is no answer."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
+    """One request on the control socket, as fractalctl makes it; None when there is no answer."""
     try:
-        s.connect(str(sock_path))
-        s.sendall(json.dumps({"id": 1, "cmd": cmd, "args": args or {}}).encode() + b"\n")
-        buf = b""
-        while b"\n" not in buf:
-            chunk = s.recv(1 << 20)
-            if not chunk:
-                return None
-            buf += chunk
-        return json.loads(buf.split(b"\n", 1)[0])
-    except (OSError, ValueError):
+        with ControlClient(sock_path, timeout_s=timeout) as client:
+            client.send(cmd, args or {})
+            return client.read_message()
+    except (ClientError, OSError, ValueError):
         return None
-    finally:
-        s.close()
 
 
 def ready_and_fresh(sock_path: Path, max_age_s: float = 120.0) -> tuple[bool, dict[str, Any]]:

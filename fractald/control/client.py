@@ -49,6 +49,7 @@ import json
 import os
 import socket
 import sys
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self, TextIO
@@ -153,10 +154,30 @@ class ControlClient:
         self.close()
 
     def connect(self) -> None:
+        deadline = time.monotonic() + self.timeout_s
+        pause = 0.005
+        while True:
+            try:
+                self._connect_once()
+                return
+            except BlockingIOError:
+                # The daemon's listen queue is full for a moment (a burst of clients, or its
+                # loop busy): it is alive, so wait for a place within the timeout.
+                if time.monotonic() + pause > deadline:
+                    raise ClientError(f"the daemon at {self.path} is busy: its connection queue "
+                                      f"stayed full for {self.timeout_s:g} s",
+                                      EXIT_NO_REPLY) from None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.1)
+
+    def _connect_once(self) -> None:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(self.timeout_s)
         try:
             sock.connect(str(self.path))
+        except BlockingIOError:
+            sock.close()
+            raise
         except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError) as exc:
             sock.close()
             raise ClientError(self._not_running(exc), EXIT_NOT_RUNNING) from None

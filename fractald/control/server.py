@@ -302,7 +302,7 @@ class ControlServer:
                  handlers: CommandRegistry, log: Any = None, *,
                  idle_timeout_s: float = 600.0, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
                  max_clients: int = 64, send_timeout_s: float = 10.0, mode: int = 0o660,
-                 backlog: int = 64, max_streams: int = 16, reserve: int = 8) -> None:
+                 backlog: int = 512, max_streams: int = 16, reserve: int = 8) -> None:
         self.path = Path(path)
         self.allowed_uids = frozenset(allowed_uids)
         self.allowed_gids = frozenset(allowed_gids)
@@ -313,6 +313,8 @@ class ControlServer:
         self.max_clients = max_clients
         self.send_timeout_s = send_timeout_s
         self.mode = mode
+        # Deep enough for a burst of clients: past it a Unix-socket connect() fails at once
+        # (EAGAIN); fractalctl then waits for a place, but other clients may not.
         self.backlog = backlog
         self.own_uid = os.getuid()
         self.max_streams = max_streams
