@@ -105,6 +105,9 @@ class FeedConfig:
     replay_catalog_venue: str = attrs.field(default="binance-futures", validator=_in(*CATALOG_VENUES))
     replay_from: str = ""
     replay_to: str = ""
+    # A replay candle file with bad rows (out of order, repeated times, bad prices) is refused;
+    # true drops the bad rows, sorts the rest, keeps the first of each time, and logs it.
+    replay_repair: bool = False
     stale_after_s: float = attrs.field(default=30.0, validator=_between(0.1, 86400))
     silence_timeout_s: float = attrs.field(default=20.0, validator=_between(0.1, 3600))
     late_grace_s: float = attrs.field(default=2.0, validator=_between(0, 59))
@@ -583,6 +586,8 @@ def _input_problems(config: Config) -> list[str]:
                             f"(relative paths are from {Path.cwd()})")
         elif not os.access(replay, os.R_OK):
             problems.append(f"config.feed.replay_path: {f.replay_path!r} is not readable")
+        elif not f.replay_repair:
+            problems.append(_replay_file_problem(f.replay_path))
     for i, url in enumerate(config.alerts.webhook_urls):
         problems.append(_url_problem(f"config.alerts.webhook_urls[{i}]", url, _HTTP_SCHEMES,
                                      secret_path=True) or "")
@@ -603,6 +608,24 @@ def _input_problems(config: Config) -> list[str]:
                             "use letters, digits, '.', '_', '-' (e.g. \"binance-api-key\")")
     problems.extend(_broker_problems(config))
     return [p for p in problems if p]
+
+
+def _replay_file_problem(path: str) -> str:
+    """Bad rows of a replay candle file, named by line (a capture is checked when replayed)."""
+    from fractald.venues.replay import (
+        CANDLE_SUFFIXES,
+        ReplayError,
+        candle_file_problems,
+        is_capture,
+    )
+
+    if is_capture(path) or not path.lower().endswith(CANDLE_SUFFIXES):
+        return ""
+    try:
+        found = candle_file_problems(path)
+    except ReplayError as exc:
+        return f"config.feed.replay_path: {exc}"
+    return f"config.feed.replay_path: {found}" if found else ""
 
 
 def _broker_problems(config: Config) -> list[str]:

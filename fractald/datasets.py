@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -76,8 +78,17 @@ def candle_problems(ts: np.ndarray, arrays: dict[str, np.ndarray]) -> list[tuple
     return problems
 
 
-def describe_candle_problems(source: object, problems: list[tuple[int, str]]) -> str:
-    """One message for an error: counts by kind, then the first rows, one per line."""
+REPAIR_HINT = ("re-run with --repair to drop the bad rows, sort the rest and keep the first of "
+               "each repeated time (a summary is printed)")
+
+
+def describe_candle_problems(source: object, problems: list[tuple[int, str]], *,
+                             remedy: str = REPAIR_HINT, lines: Sequence[int] | None = None) -> str:
+    """One message for an error: counts by kind, then the first rows, one per line.
+
+    With ``lines`` (a CSV: the file line of each row, ``csv_row_lines``) each
+    row is also named by its line in the file, so an editor goes straight to it.
+    """
     kinds: dict[str, int] = {}
     for _, what in problems:
         kind = _kind(what)
@@ -85,12 +96,22 @@ def describe_candle_problems(source: object, problems: list[tuple[int, str]]) ->
     rows = {row for row, _ in problems}
     head = (f"{source}: {len(rows)} bad candle row(s): "
             + ", ".join(f"{n} {kind}" for kind, n in kinds.items()))
-    listed = [f"  row {row}: {what}" for row, what in problems[:MAX_LISTED_PROBLEMS]]
+    listed = [f"  row {row}{_line(row, lines)}: {what}"
+              for row, what in problems[:MAX_LISTED_PROBLEMS]]
     if len(problems) > MAX_LISTED_PROBLEMS:
         listed.append(f"  ... and {len(problems) - MAX_LISTED_PROBLEMS} more")
-    return "\n".join([head, *listed, ("re-run with --repair to drop the bad rows, sort the rest "
-                                       "and keep the first of each repeated time (a summary is "
-                                       "printed)")])
+    return "\n".join([head, *listed, remedy])
+
+
+def _line(row: int, lines: Sequence[int] | None) -> str:
+    return f" (line {lines[row - 1]})" if lines is not None and row <= len(lines) else ""
+
+
+def csv_row_lines(path: str | Path) -> list[int]:
+    """The file line (from 1) of each data row of a CSV as pandas reads it (blank lines skipped)."""
+    with open(path, "rb") as fh:
+        numbered = [n for n, raw in enumerate(fh, start=1) if raw.strip()]
+    return numbered[1:]  # the first non-blank line is the header
 
 
 def repair_candles(ts: np.ndarray, arrays: dict[str, np.ndarray]

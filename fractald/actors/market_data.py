@@ -75,6 +75,7 @@ class MarketDataActor:
             venue=f.venue, symbols=tuple(f.symbols), timeframes=tuple(f.timeframes),
             ws_url=f.ws_url or None, rest_url=f.rest_url or None,
             replay_path=f.replay_path or None, replay_speed=f.replay_speed,
+            replay_repair=f.replay_repair,
             stale_after_s=f.stale_after_s, silence_timeout_s=f.silence_timeout_s,
             grace_s=f.late_grace_s, history_bars=f.history_bars,
             book=f.book, max_frame_bytes=f.max_frame_bytes, backoff_base_s=f.reconnect_backoff_base_s,

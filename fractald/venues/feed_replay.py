@@ -31,7 +31,7 @@ def _resume_point(candles: Candles, settings: FeedSettings, symbol: str, log: An
     return rest
 
 
-def _candles(settings: FeedSettings, symbol: str) -> Candles:
+def _candles(settings: FeedSettings, symbol: str, log: Any) -> Candles:
     """The replay's candles as columns: a catalog's range, a file, or the bundled month."""
     if settings.replay_catalog is not None:
         from fractald.research.catalog import Catalog
@@ -41,14 +41,15 @@ def _candles(settings: FeedSettings, symbol: str) -> Candles:
             settings.replay_catalog_venue, symbol, settings.replay_from_ms,
             settings.replay_to_ms if settings.replay_to_ms is not None else 2**62)
     return (replay.bundled_candle_columns(symbol) if settings.replay_path is None
-            else replay.load_candle_columns(settings.replay_path, symbol))
+            else replay.load_checked_candles(settings.replay_path, symbol, settings.replay_repair,
+                                             log))
 
 
 async def replay_candles(settings: FeedSettings, out: FeedOutput, beat: Callable[[], None], log: Any,
                          progress: ReplayProgress | None = None) -> None:
     symbol = settings.symbols[0] if settings.symbols else (
         BUNDLED_SYMBOL if settings.replay_path is None else Path(settings.replay_path).stem)
-    candles = _candles(settings, symbol)
+    candles = _candles(settings, symbol, log)
     base_tf = candles[0].timeframe
     candles = _resume_point(candles, settings, symbol, log)
     skipped = [tf for tf in settings.timeframes if timeframe_ms(tf) < timeframe_ms(base_tf)]

@@ -66,6 +66,8 @@ class FeedSettings:
     rest_url: str | None = None
     replay_path: str | None = None  # None: the bundled BTC 1m candles
     replay_speed: float = attrs.field(default=0.0)  # 0 as fast as possible, 1 real time, N times
+    # Candle replay: a file with bad rows is refused unless this asks to repair it (logged).
+    replay_repair: bool = False
     book: bool = False  # also keep an L2 book (Binance depth sync, Hyperliquid l2Book)
     stale_after_s: float = attrs.field(default=30.0, validator=_positive)
     silence_timeout_s: float = attrs.field(default=20.0, validator=_positive)

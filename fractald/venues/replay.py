@@ -18,7 +18,7 @@ import math
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 import numpy as np
@@ -151,6 +151,41 @@ def load_candles(path: str | Path, symbol: str) -> list[Bar]:
 def load_candle_columns(path: str | Path, symbol: str) -> Candles:
     """`load_candles` as columns."""
     ts, arrays = frame_arrays(read_candle_frame(path), path)
+    return arrays_to_candles(ts, arrays, symbol, path)
+
+
+REPLAY_REPAIR_HINT = ("set [feed] replay_repair = true to drop the bad rows, sort the rest and "
+                      "keep the first of each repeated time (the daemon logs what it did), or "
+                      "fix the file")
+
+
+def candle_file_problems(path: str | Path) -> str | None:
+    """What is wrong with a replay candle file (counts, then the first rows by line), or None."""
+    from fractald.datasets import candle_problems, csv_row_lines, describe_candle_problems
+
+    ts, arrays = frame_arrays(read_candle_frame(path), path)
+    problems = candle_problems(ts, arrays)
+    if not problems:
+        return None
+    lines = csv_row_lines(path) if Path(path).suffix.lower() == ".csv" else None
+    return describe_candle_problems(path, problems, remedy=REPLAY_REPAIR_HINT, lines=lines)
+
+
+def load_checked_candles(path: str | Path, symbol: str, repair: bool, log: Any) -> Candles:
+    """A replay candle file, never silently changed: bad rows refuse it, or (asked) are repaired.
+
+    Refused: a ReplayError with every problem named. Repaired: the summary is logged
+    (``replay_repaired``) before the first candle goes out.
+    """
+    from fractald.datasets import candle_problems, describe_repair, repair_candles
+
+    ts, arrays = frame_arrays(read_candle_frame(path), path)
+    if candle_problems(ts, arrays):
+        if not repair:
+            raise ReplayError(candle_file_problems(path) or f"{path}: bad candle rows")
+        ts, arrays, summary = repair_candles(ts, arrays)
+        log.warning("replay_repaired", path=str(path), message=describe_repair(path, summary),
+                    **summary)
     return arrays_to_candles(ts, arrays, symbol, path)
 
 
