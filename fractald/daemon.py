@@ -159,7 +159,9 @@ class Daemon:
                 # TimeoutStartSec= from killing a start that is slow but still making progress.
                 self.notifier.extend_timeout(timeout_s + START_SLACK_S)
                 self.notifier.status(f"starting: waiting for {gate}")
-                await self.supervisor.wait_gates(timeout_s, (gate,))
+                await self.supervisor.wait_gates(timeout_s, (gate,),
+                                                 held_until=self.market_data.venue_wait_until,
+                                                 on_held=self._gate_held)
         except StartupGateFailed as exc:  # a clean fatal stop (logged, exit 1), not a traceback
             self.supervisor.stop_daemon(exc)
             return
@@ -169,6 +171,12 @@ class Daemon:
         self.log.info("daemon_ready", status=self.status_line(),
                       after_s=round(trio.current_time() - self.supervisor.started_at, 3))
         self.bus.publish("daemon_ready", {"status": self.status_line()})
+
+    def _gate_held(self, gate: str, seconds: float) -> None:
+        """The venue asked us to wait (429): a slow start, not a failed one; systemd is told."""
+        self.notifier.extend_timeout(seconds + START_SLACK_S)
+        self.notifier.status(f"starting: waiting for {gate}: the venue asked us to wait "
+                             f"(rate limit); trying for {seconds:.0f} s more")
 
     async def shutdown(self, reason: str = "signal") -> None:
         """Stop taking new work, write a final snapshot, then stop every actor."""

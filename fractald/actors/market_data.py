@@ -136,6 +136,10 @@ class MarketDataActor:
         self.daemon.bus.publish("replay_finished", {"forwarded": self.events_forwarded})
         await _idle(ctx)
 
+    def venue_wait_until(self) -> float:
+        """Trio time until which the venue asked the feed to wait (429/418); 0 when it never did."""
+        return self.feed_state.venue_wait_until if self.feed_state is not None else 0.0
+
     def symbols_expected(self) -> int:
         """How many symbols must have sent market data before the feeds gate passes."""
         f = self.daemon.config.feed

@@ -143,11 +143,32 @@ class Supervisor:
             self.log.info("gate_passed", gate=gate,
                           after_s=round(trio.current_time() - self.started_at, 3))
 
-    async def wait_gates(self, timeout_s: float, gates: tuple[str, ...] = GATES) -> None:
-        """Wait for each gate in order; a gate not passed in time is fatal."""
+    async def wait_gates(self, timeout_s: float, gates: tuple[str, ...] = GATES, *,
+                         held_until: Callable[[], float] | None = None,
+                         on_held: Callable[[str, float], None] | None = None) -> None:
+        """Wait for each gate in order; a gate not passed in time is fatal.
+
+        Unless the venue is holding it: ``held_until()`` is the trio time until which
+        the venue asked us to wait (429/418 + Retry-After). A gate that runs out while
+        the venue asked within the last ``timeout_s`` waits on, until ``timeout_s``
+        after the venue's wait ends (``on_held(gate, seconds)`` is told each time).
+        """
         for gate in gates:
-            with trio.move_on_after(timeout_s) as scope:
-                await self.gates[gate].wait()
+            deadline = trio.current_time() + timeout_s
+            while True:
+                with trio.move_on_at(deadline) as scope:
+                    await self.gates[gate].wait()
+                held = held_until() if held_until is not None else 0.0
+                now = trio.current_time()
+                if not scope.cancelled_caught or held + timeout_s <= now:
+                    break
+                deadline = held + timeout_s
+                wait_s = max(0.0, held - now)
+                self.log.warning("gate_held_by_venue", gate=gate, retry_after_s=round(wait_s, 3),
+                                 waits_until_s=round(deadline - now, 3),
+                                 reason="the venue asked us to wait (rate limit): transient")
+                if on_held is not None:
+                    on_held(gate, deadline - now)
             if scope.cancelled_caught:
                 pending = [g for g in gates if not self.gates[g].is_set()]
                 raise StartupGateFailed(

@@ -103,7 +103,13 @@ class FeedState:
         self.clock_skew_ms: float | None = None  # local wall clock minus the venue's
         self.symbols_validated = False  # the venue listed every symbol once: no need to ask again
         self.runs = 0
+        # Trio time until which the venue asked us to wait (429/418 + Retry-After), REST or WS:
+        # a start held up by it is waiting, not failing (the daemon's feeds gate reads it).
+        self.venue_wait_until = 0.0
         self.key: tuple[Any, ...] | None = None
+
+    def note_rate_limited(self, retry_after_s: float) -> None:
+        self.venue_wait_until = max(self.venue_wait_until, trio.current_time() + retry_after_s)
 
     def adopt(self, settings: FeedSettings) -> bool:
         """Start a run; True when it resumes an earlier one with the same shape."""

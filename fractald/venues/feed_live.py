@@ -148,7 +148,7 @@ async def run_live(settings: FeedSettings, out: FeedOutput, beat: Callable[[], N
     resumed = state.adopt(settings)
     client = rest.RestClient(venue.rest_url, weight_per_minute=venue.weight_per_minute,
                              backoff=Backoff(settings.backoff_base_s, settings.backoff_cap_s), log=log,
-                             public=True)
+                             public=True, on_rate_limited=state.note_rate_limited)
     symbols = [venue.normalise(s) for s in settings.symbols]
     core = FeedCore(settings, symbols, out, log, backfill=_backfill_for(settings, client),
                     futures=venue.futures, state=state, contiguous_trade_ids=venue.contiguous_trade_ids)
@@ -159,7 +159,7 @@ async def run_live(settings: FeedSettings, out: FeedOutput, beat: Callable[[], N
                    max_connection_s=venue.max_connection_s, max_frame_bytes=settings.max_frame_bytes,
                    backoff=Backoff(settings.backoff_base_s, settings.backoff_cap_s),
                    max_failures=settings.max_failures, public=True),
-        venue.subscriptions, log=log)
+        venue.subscriptions, log=log, on_rate_limited=state.note_rate_limited)
 
     async def on_message(raw: str | bytes) -> bool:
         return await core.handle(venue.parse(raw))

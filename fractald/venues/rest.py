@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -79,10 +80,12 @@ class RestClient:
     def __init__(self, base_url: str, *, weight_per_minute: float, client: httpx.AsyncClient | None = None,
                  max_attempts: int = 4, max_wait_s: float = 30.0, timeout_s: float = 10.0,
                  backoff: Backoff = REST_BACKOFF, rng: random.Random | None = None,
-                 log: Any = None, public: bool = False) -> None:
+                 log: Any = None, public: bool = False,
+                 on_rate_limited: Callable[[float], None] | None = None) -> None:
         # public: market data, no credentials. A 4xx is then the venue refusing (WAF 403, bad
         # symbol 400), transient, never an auth failure that would stop the daemon for good.
         self.public = public
+        self.on_rate_limited = on_rate_limited  # told how long the venue asked us to wait
         self.base_url = base_url.rstrip("/")
         self.client = client or httpx.AsyncClient(timeout=timeout_s, trust_env=False)
         self.budget = WeightBudget(weight_per_minute)
@@ -136,6 +139,8 @@ class RestClient:
             retry_after = parse_retry_after(response.headers)
             # No header: back off a full minute's window rather than guess low.
             self.budget.block_for(retry_after if retry_after is not None else 60.0)
+            if self.on_rate_limited is not None:
+                self.on_rate_limited(retry_after if retry_after is not None else 60.0)
             return RateLimited(f"{method} {path}: HTTP {status}", retry_after_s=retry_after,
                                status=status)
         if status >= 500:

@@ -118,8 +118,10 @@ async def _noop_disconnected(reason: EndReason, detail: str) -> None:
 
 class WsSession:
     def __init__(self, settings: WsSettings, subscriptions: Callable[[], Sequence[str]], *,
-                 log: Any = None, rng: random.Random | None = None) -> None:
+                 log: Any = None, rng: random.Random | None = None,
+                 on_rate_limited: Callable[[float], None] | None = None) -> None:
         self.settings = settings
+        self.on_rate_limited = on_rate_limited  # told how long the venue asked us to wait
         self.subscriptions = subscriptions
         self.log = log
         self.rng = rng or random.Random()
@@ -148,13 +150,17 @@ class WsSession:
                 self._log("ws_rotated", reason=reason.value)
                 continue  # planned: reconnect at once
             self.stats.failures_in_a_row += 1
-            if self.stats.failures_in_a_row >= s.max_failures:
+            # A venue answering 429/418 is alive and asked us to wait: a restart would not help
+            # (it would only ask again), so those failures back off here, however many.
+            if self.stats.failures_in_a_row >= s.max_failures and retry_after is None:
                 raise FeedDisconnected(
                     f"{s.url}: {self.stats.failures_in_a_row} connection attempts in a row failed",
                     last=detail)
             delay = s.backoff.delay(self.stats.failures_in_a_row - 1, self.rng)
             if retry_after is not None:
                 delay = max(delay, retry_after)
+                if self.on_rate_limited is not None:
+                    self.on_rate_limited(delay)
             self._log("ws_reconnecting", reason=reason.value, detail=detail, delay_s=round(delay, 3))
             await trio.sleep(delay)
 

@@ -86,7 +86,8 @@ def minute_bars(trades: Sequence[Trade], symbol: str) -> dict[int, list[Any]]:
 class FakeBinance:
     def __init__(self, truth: Sequence[Trade], *, t0_ms: int, symbol: str = "BTCUSDT",
                  trouble: Sequence[Event] = (), rest_429_first: int = 0, retry_after_s: float = 3.0,
-                 ws_refuse: Sequence[int] = (), rest_refuse: Sequence[int] = ()) -> None:
+                 ws_refuse: Sequence[int] = (), rest_refuse: Sequence[int] = (),
+                 limited_for_s: float = 0.0) -> None:
         self.truth = sorted(truth, key=lambda t: t.ts)
         self.t0_ms = t0_ms
         self.symbol = symbol
@@ -95,6 +96,11 @@ class FakeBinance:
         self.retry_after_s = retry_after_s
         self.ws_refuse = list(ws_refuse)  # statuses for the next handshakes, one each
         self.rest_refuse = list(rest_refuse)  # statuses for the next REST requests, one each
+        # A rate-limit spell from the start: every REST request and handshake gets 429 and a
+        # Retry-After (Binance's -1003 body on REST) until this many seconds have passed.
+        self.limited_for_s = limited_for_s
+        self.answered_429 = 0
+        self.started_at = 0.0
         self.handshakes_refused = 0
         self.ws_port = 0
         self.rest_port = 0
@@ -125,6 +131,7 @@ class FakeBinance:
         return f"http://127.0.0.1:{self.rest_port}"
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self.started_at = trio.current_time()
         ws_listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
         rest_listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
         self.ws_port = ws_listeners[0].socket.getsockname()[1]
@@ -139,6 +146,10 @@ class FakeBinance:
     # -- WebSocket ----------------------------------------------------------------
     def _handshake(self, connection: Any, request: Any) -> Any:
         """Refuse the upgrade while `ws_refuse` says so (Binance's WAF answers 403 to anyone)."""
+        if self._limited():
+            response = connection.respond(429, "Too many requests\n")
+            response.headers["Retry-After"] = f"{self.retry_after_s:g}"
+            return response
         if not self.ws_refuse:
             return None
         self.handshakes_refused += 1
@@ -303,11 +314,17 @@ class FakeBinance:
     def _route(self, method: str, target: str, body: Any) -> tuple[int, dict[str, str], Any]:
         url = urlsplit(target)
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
-        if len(self.rest_log) < self.rest_429_first:
+        if len(self.rest_log) < self.rest_429_first or self._limited():
             return 429, {"Retry-After": f"{self.retry_after_s:g}"}, {"code": -1003, "msg": "Too many requests"}
         if self.rest_refuse and self._is_history(url.path, body):
             return self._refusal(self.rest_refuse.pop(0))
         return self._answer(url.path, query, body)
+
+    def _limited(self) -> bool:
+        if trio.current_time() < self.started_at + self.limited_for_s:
+            self.answered_429 += 1
+            return True
+        return False
 
     def _is_history(self, path: str, body: Any) -> bool:
         return path.endswith("/klines")
