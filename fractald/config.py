@@ -557,11 +557,11 @@ def _url_problem(where: str, url: str, schemes: tuple[str, ...], *, secret_path:
     return None
 
 
-def _looks_like_secret(name: str) -> bool:
-    """A pasted API key: long, and letters and digits with nothing to separate words."""
-    core = name.split(":", 1)[-1]
-    return len(core) >= 24 and not re.search(r"[._-]", core) and \
-        any(c.isdigit() for c in core) and any(c.isalpha() for c in core)
+def _secret_shape(name: str) -> str | None:
+    """A key pasted where a credential file name belongs: its kind (fractald/credential_names.py)."""
+    from fractald.credential_names import secret_shape
+
+    return secret_shape(name)
 
 
 def _input_problems(config: Config) -> list[str]:
@@ -599,8 +599,10 @@ def _input_problems(config: Config) -> list[str]:
             continue
         where = f"config.{section}.{key}"
         # Never echo the value: a pasted key is exactly what we must not print.
-        if _looks_like_secret(name):
-            problems.append(f"{where}: this looks like a secret itself ({len(name)} characters), "
+        shape = _secret_shape(name)
+        if shape is not None:
+            problems.append(f"{where}: this looks like a secret itself ({shape}, {len(name)} "
+                            "characters), "
                             "not the name of a credential file; put the secret in a file under "
                             "the credentials directory and give its file name here")
         elif not _CREDENTIAL_NAME.match(name):
