@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -59,3 +64,18 @@ def test_columns_pickle_as_columns() -> None:
     columns = bundled_candle_columns()[:1000]
     again = pickle.loads(pickle.dumps(columns))
     assert list(again) == list(columns)
+
+
+def test_a_backtest_imports_no_scipy_pandas_or_trio(tmp_path: Path) -> None:
+    # Half of a backtest's CPU was imports (empyrical's SciPy, pandas): they stay out of its path.
+    code = ("import sys; sys.argv = ['fractald', 'backtest', '--from', '2022-01-10', '--to', '2022-01-11', '--json']\n"
+            "from fractald.cli import fractald_main\n"
+            "rc = fractald_main()\n"
+            "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'scipy', 'pandas', 'empyrical', 'trio', 'matplotlib'})\n"
+            "print('HEAVY', heavy, file=sys.stderr)\n"
+            "sys.exit(rc)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["summary"]["bars"] == 1440
+    assert "HEAVY []" in done.stderr, done.stderr
