@@ -203,3 +203,46 @@ def test_preflight_asks_tws_for_the_front_month_and_its_clock(fake: FakeTWS, tmp
     fake.stop()
     down = checks('"MES"')
     assert down["venue"].status is Status.FAIL and "ibkr-gateway.md" in down["venue"].remedy
+
+
+async def test_minutes_the_market_was_shut_are_flat_bars_not_gaps(fake: FakeTWS) -> None:
+    import time
+    from datetime import UTC, datetime, timedelta
+
+    minute = minute_start(time.time()) - 600
+    # trading hours with a three-minute break that ended four minutes before the live minute
+    day = datetime.fromtimestamp(minute, UTC)
+    brk, back = day - timedelta(minutes=7), day - timedelta(minutes=4)
+    early, late = day - timedelta(days=1), day + timedelta(days=1)
+    fake.contract.trading_hours = (f"{early:%Y%m%d:%H%M}-{brk:%Y%m%d:%H%M};"
+                                   f"{back:%Y%m%d:%H%M}-{late:%Y%m%d:%H%M}")
+    record(fake, PRICE, minute - 20 * 60, minute - 7 * 60)
+    record(fake, PRICE, minute - 4 * 60, minute)  # the break left no bars on IB's tape
+    venue = VenueTime.before_minute(minute + 65, 1.0)
+    got, log = Collected(), RecordingLog()
+    send, receive = trio.open_memory_channel[object](64)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_collect, got, receive)
+        nursery.start_soon(run_feed, _settings(fake, history_bars=10), send, got.beat, log, FeedState())
+        await _until(lambda: fake.bar_subscriptions, 15)
+        await stream(fake, venue, PRICE, minute, minute + 65)
+        await _until(lambda: any(b.ts_open == minute * 1000 for b in got.bars_of("1m")), 15)
+        nursery.cancel_scope.cancel()
+    ones = {b.ts_open // 1000: b for b in got.bars_of("1m")}
+    shut = [ones[t] for t in range(minute - 7 * 60, minute - 4 * 60, 60)]
+    before = ones[minute - 8 * 60]
+    assert all(b.complete and b.volume == 0 and b.open == b.close == before.close for b in shut)
+    assert all(b.complete for b in got.bars)
+    assert log.events("market_shut_minutes")[0]["minutes"] == 3
+    assert log.events("bar_gap")[0]["filled"]
+
+
+async def test_a_root_ib_does_not_list_stops_the_feed_with_a_config_error(fake: FakeTWS) -> None:
+    from fractald.errors import ConfigError
+
+    got, log = Collected(), RecordingLog()
+    send, _receive = trio.open_memory_channel[object](64)
+    with pytest.raises(ConfigError) as refused, trio.fail_after(20):
+        await run_feed(_settings(fake, symbols=("MES", "ZZZ")), send, got.beat, log, FeedState())
+    assert refused.value.problems == ["config.feed.symbols: 'ZZZ': IBKR knows no ZZZ future on CME"]
+    assert not fake.bar_subscriptions  # nothing subscribed for a feed that cannot run

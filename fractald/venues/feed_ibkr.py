@@ -19,8 +19,9 @@ mark an outage until 1101 / 1102 (1101: data lost, so everything is
 subscribed again), and the outage is backfilled from history; a closed API
 socket (TWS restart) reconnects with jittered backoff, `max_failures`
 connects in a row before the supervisor is asked to restart the feed.
-Minutes outside the contract's trading hours are not asked for (the market
-is shut, no bars are due).
+Minutes outside the contract's trading hours are not waited for (the market
+is shut, no bars are due) and go out as flat zero-volume bars when history
+has none (`with_shut_minutes`), so a daily break or a weekend is no gap.
 """
 
 from __future__ import annotations
@@ -236,7 +237,32 @@ class IBKRFeed:
         inst = self.instruments.get(gap.symbol)
         if inst is None or not self.link.connected:
             raise NetworkError("IBKR feed: not connected to TWS; the stretch is asked for again later")
-        return await self.link.history(inst, gap.start_ms, gap.end_ms, self.settings.backfill_timeout_s)
+        fetched = await self.link.history(inst, gap.start_ms, gap.end_ms, self.settings.backfill_timeout_s)
+        shut = with_shut_minutes(fetched, gap, inst.trading, self.core.symbols[gap.symbol].bars.last_close)
+        if len(shut) > len(fetched):
+            self.log.info("market_shut_minutes", symbol=gap.symbol, start_ms=gap.start_ms, end_ms=gap.end_ms,
+                          minutes=len(shut) - len(fetched))
+        return shut
+
+
+def with_shut_minutes(fetched: list[Bar], gap: GapRequest, trading: tuple[tuple[int, int], ...],
+                      last_close: float | None) -> list[Bar]:
+    """History's bars, plus a flat zero-volume bar for each minute the contract's trading hours say
+    the market was shut (the daily maintenance break, a weekend): nothing traded, so nothing is
+    missing, and the stretch is whole. A minute whose hours are unknown stays missing."""
+    step = 60_000
+    have = {b.ts_open: b for b in fetched}
+    out: list[Bar] = []
+    close = last_close
+    for ts in range(gap.start_ms, gap.end_ms, step):
+        bar = have.get(ts)
+        if bar is None and close is not None and inside(trading, ts) is False \
+                and inside(trading, ts + step - 1) is False:
+            bar = Bar(gap.symbol, gap.timeframe, ts, close, close, close, close, 0.0)
+        if bar is not None:
+            out.append(bar)
+            close = bar.close
+    return out
 
 
 async def run_ibkr(settings: FeedSettings, out: FeedOutput, beat: Callable[[], None], log: Any,
