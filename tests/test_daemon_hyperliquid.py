@@ -19,10 +19,7 @@ from daemon_harness import DaemonProcess, ctl_json, wait_ready
 from eth_account import Account
 from fakevenue.hyperliquid_exchange import Coin
 from fakevenue.hyperliquid_exchange_server import FakeHyperliquid
-from venue_daemon_support import FakeInThread, candles_ending_now, wait_for
-
-from fractald.routing.journal import recorded_fills
-from fractald.store.ledger import Ledger
+from venue_daemon_support import FakeInThread, candles_ending_now, ledger_view, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -68,16 +65,6 @@ def venue_stops(fake: FakeHyperliquid) -> list[Any]:
 
 def sent_cloids(fake: FakeHyperliquid) -> list[str]:
     return [o["c"] for a in fake.exchange.actions if a["type"] == "order" for o in a["orders"]]
-
-
-def ledger_view(db: Path) -> tuple[dict[str, tuple[str, float]], int, dict[str, float]]:
-    ledger = Ledger.open(db, lock=False)
-    try:
-        fills = recorded_fills(ledger)
-        rows = ledger.connection.execute("SELECT count(*) FROM events WHERE kind = 'order_filled'").fetchone()[0]
-        return fills, rows, {s: q for s, q in ledger.fill_positions().items() if abs(q) > 1e-9}
-    finally:
-        ledger.close()
 
 
 def test_daemon_trades_on_fake_hyperliquid_and_both_sides_agree(tmp_path: Path) -> None:

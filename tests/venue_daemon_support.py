@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Self
 
 import pandas as pd
+import pytest
 import trio
 
 from fractald.datasets import bundled_btc_1m
@@ -82,3 +83,108 @@ def wait_for(what: Callable[[], Any], timeout: float, why: str = "") -> Any:
             return got
         time.sleep(0.2)
     raise AssertionError(f"timed out after {timeout}s {why}")
+
+
+# -- the kill -9 loop, for any venue ----------------------------------------------------------------
+
+def is_ready(sock: Path) -> bool:
+    from daemon_harness import fractalctl
+
+    result = fractalctl(sock, "--json", "status", timeout=10) if sock.exists() else None
+    return result is not None and result.returncode == 0 and '"ready": true' in result.stdout
+
+
+def wait_ready_or_exit(sock: Path, daemon: Any, timeout: float = 90) -> None:
+    """Until `status` says ready; a daemon that exits meanwhile fails at once, with its last log lines."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if daemon.proc.poll() is not None:
+            raise AssertionError(f"the daemon exited {daemon.proc.returncode}: {daemon.log_lines()[-8:]}")
+        if is_ready(sock):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"not ready within {timeout}s: {daemon.log_lines()[-8:]}")
+
+
+def operate(sock: Path, symbol: str, life: int, levels: tuple[float, float]) -> None:
+    """The operator's action of this life; a kill may cut it short (no answer is fine).
+
+    One manual trade per side and symbol is open at a time (the engine denies a second with
+    `position_already_open`), so entries alternate with flattens and stop-outs.
+    """
+    import json
+
+    from daemon_harness import fractalctl
+
+    if life % 2 == 0:
+        r = fractalctl(sock, "--json", "enter", symbol, "long", "--stop", str(levels[0]),
+                       "--target", str(levels[1]), timeout=10)
+    elif life % 5 == 3:
+        r = fractalctl(sock, "--json", "flatten", symbol, timeout=10)
+    else:
+        return
+    answer: Any = json.loads(r.stdout) if r.returncode == 0 else r.stderr[-200:]
+    if isinstance(answer, dict):
+        answer = {k: answer.get(k) for k in ("trade_id", "denied", "events")}
+    print("life", life, r.args[5:7], answer)  # shown when the test fails
+
+
+def one_life(config: Path, env: dict[str, str], sock: Path, symbol: str, life: int, rng: Any,
+             set_latency: Callable[[float], None], levels: tuple[float, float]) -> None:
+    """Start the daemon, let it work a random while (perhaps trading), kill -9 it.
+
+    `set_latency` holds the fake's replies back; `levels` are an entry's (stop, target).
+    """
+    from daemon_harness import DaemonProcess
+
+    daemon = DaemonProcess(config, env=env)
+    try:
+        if rng.random() < 0.2:  # in the middle of start-up: recovery, asking the venue
+            time.sleep(rng.uniform(0.5, 3.0))
+            return
+        wait_ready_or_exit(sock, daemon)
+        set_latency(rng.choice([0.0, 0.0, 0.3]))  # a held reply: the kill may fall inside it
+        operate(sock, symbol, life, levels)
+        time.sleep(rng.uniform(0.0, 1.5))
+    finally:
+        daemon.kill()
+        set_latency(0.0)
+
+
+def check_both_sides(side: dict[str, Any], db: Path, books: list[dict[str, Any]], symbol: str,
+                     kills: int) -> None:
+    """After the last clean run: the venue's record (`side`) against the ledger and the books."""
+    from fractald.store.ledger import Ledger
+
+    assert len(side["cloids"]) == len(set(side["cloids"])), "a client order id went out twice"
+    fills, rows, positions = ledger_view(db)
+    assert rows == len(fills), "a venue fill was recorded twice"
+    assert fills == side["fills"], "ledger and venue disagree on fills"
+    assert positions.get(symbol, 0.0) == pytest.approx(side["position"])
+    assert sum(p["quantity"] for p in books) == pytest.approx(side["position"])
+    ledger = Ledger.open(db, lock=False)
+    try:
+        pending = {r.client_order_id for r in ledger.pending_intents()}
+        stopped = ledger.connection.execute(
+            "SELECT count(*) FROM events WHERE kind = 'order_filled' "
+            "AND json_extract(payload, '$.role') LIKE 'stop%'").fetchone()[0]
+    finally:
+        ledger.close()
+    assert pending == side["open"], "an intent is unresolved, or the venue holds an order we forgot"
+    assert side["stops"] >= side["position"] - 1e-9, "an open position lacks its venue stop"
+    assert stopped >= 1, "the jumps through the stops while down left no stop fill in the ledger"
+    assert len(side["cloids"]) > kills // 2 and len(side["fills"]) > 4  # it did trade
+
+
+def ledger_view(db: Path) -> tuple[dict[str, tuple[str, float]], int, dict[str, float]]:
+    """The ledger's fills by trade id, its count of fill events, and its net positions."""
+    from fractald.routing.journal import recorded_fills
+    from fractald.store.ledger import Ledger
+
+    ledger = Ledger.open(db, lock=False)
+    try:
+        fills = recorded_fills(ledger)
+        rows = ledger.connection.execute("SELECT count(*) FROM events WHERE kind = 'order_filled'").fetchone()[0]
+        return fills, rows, {s: q for s, q in ledger.fill_positions().items() if abs(q) > 1e-9}
+    finally:
+        ledger.close()
