@@ -28,6 +28,7 @@ import attrs
 import trio
 
 from fractald.actors.supervisor import ActorContext
+from fractald.core.bars import BarCorrection
 from fractald.core.models import Bar, FeedHealth, Quote, TradeTick
 from fractald.session import TradingSession
 
@@ -295,6 +296,10 @@ class TradingActor:
             await session.on_tick(event)
         elif isinstance(event, FeedHealth):
             session.on_feed_health(event)
+        elif isinstance(event, BarCorrection):
+            from fractald.bar_corrections import apply_correction
+
+            await apply_correction(event, session.ledger, self.daemon.bus, self.daemon.log)
 
     async def final_snapshot(self) -> None:
         """The last word before stopping: later market events are left for the next start.

@@ -57,6 +57,23 @@ class Step:
 EMPTY_STEP = Step()
 
 
+@attrs.frozen(slots=True)
+class BarCorrection:
+    """A base bar that went out wrong (trades lost, a placeholder) and the venue's true one.
+
+    ``was`` is what went out, when still known. Sent downstream after the bars
+    it follows, so consumers can put the true bar where the wrong one was.
+    """
+
+    bar: Bar
+    was: Bar | None
+    reason: str  # "venue_candle" (the venue's own candle differed) or "refetched" (REST)
+
+    @property
+    def symbol(self) -> str:
+        return self.bar.symbol
+
+
 class _OpenBar:
     """A bar still taking trades; mutable because it changes on every trade."""
 
@@ -146,6 +163,14 @@ class Rollups:
         if self._lo <= bar.ts_open < self._hi:
             return ()
         return self._turn(bar)
+
+    def replace(self, bar: Bar) -> bool:
+        """A corrected base bar of a period still open: its higher bars will carry it."""
+        for i, held in enumerate(self._buf):
+            if held.ts_open == bar.ts_open:
+                self._buf[i] = bar
+                return True
+        return False
 
     def _turn(self, bar: Bar) -> list[Bar]:
         ts, buf, out = bar.ts_open, self._buf, []
@@ -254,6 +279,8 @@ class SymbolBars:
         self.bars_repaired = 0  # ours differed from the venue's candle before it went out
         self.bars_mismatched = 0  # ours differed, but had gone out already
         self.bars_unrepairable = 0  # suspect (missing trades) only once out
+        self.bars_corrected = 0  # went out wrong, the true bar sent after it (BarCorrection)
+        self.corrections: list[BarCorrection] = []  # to send; the feed takes them
 
     # -- inputs -------------------------------------------------------------
     def on_trade(self, tick: TradeTick) -> Step:
@@ -357,11 +384,39 @@ class SymbolBars:
             if ours is None or not ours.complete or same_bar(ours, bar):
                 return True
             self.bars_mismatched += 1
+            self._correct(attrs.evolve(bar, symbol=self.symbol), ours, "venue_candle")
             return False
         if len(self._venue) >= VENUE_BARS_CAP:
             del self._venue[min(self._venue)]
         self._venue[ts] = bar
         return True
+
+    def correct(self, candles: Iterable[Bar], start_ms: int, end_ms: int) -> int:
+        """Venue candles for base bars in [start_ms, end_ms) that went out already: each one that
+        differs from what went out (or went out unknown by now) becomes a BarCorrection."""
+        count = 0
+        for bar in candles:
+            ts = bar.ts_open
+            if (bar.timeframe != self.base_timeframe or not bar.complete or not start_ms <= ts < end_ms
+                    or self.next_ts is None or ts >= self.next_ts):
+                continue
+            ours = self._recent.get(ts)
+            if ours is not None and ours.complete and same_bar(ours, bar):
+                continue
+            self._correct(attrs.evolve(bar, symbol=self.symbol), ours, "refetched")
+            count += 1
+        return count
+
+    def _correct(self, bar: Bar, was: Bar | None, reason: str) -> None:
+        if bar.ts_open in self._recent:
+            self._recent[bar.ts_open] = bar
+        self.rollups.replace(bar)
+        self.bars_corrected += 1
+        self.corrections.append(BarCorrection(bar, was, reason))
+
+    def take_corrections(self) -> list[BarCorrection]:
+        out, self.corrections = self.corrections, []
+        return out
 
     def begin_outage(self, start_ms: int) -> None:
         """Connection lost after venue time `start_ms`: bars from then on are suspect until it is back."""

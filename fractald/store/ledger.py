@@ -556,6 +556,19 @@ class Ledger:
             "FROM candles WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)).fetchall()
         return [(r[0], (r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], bool(r[9]))) for r in rows]
 
+    def correct_candle(self, row: CandleRow) -> int:
+        """Put the venue's true bar over a stored one that went out wrong; the rows changed.
+
+        A feed sends a BarCorrection when a bar it emitted lacked trades (or was a
+        placeholder); the next start's detection then runs over the true bar.
+        """
+        [(symbol, timeframe, ts_open, o, h, lo, c, v, complete)] = _candle_rows([row])
+        with db.transaction(self._conn) as conn:
+            return conn.execute(
+                "UPDATE candles SET open = ?, high = ?, low = ?, close = ?, volume = ?, complete = ? "
+                "WHERE symbol = ? AND timeframe = ? AND ts_open = ?",
+                (o, h, lo, c, v, complete, symbol, timeframe, ts_open)).rowcount
+
     def newest_candles(self) -> dict[str, int]:
         """Per "symbol/timeframe", the open time of the newest stored candle."""
         rows = self._conn.execute(

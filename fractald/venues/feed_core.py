@@ -61,6 +61,8 @@ class _Refill:
     gap: GapRequest
     due_s: float
     attempts: int = 0
+    # The bars went out already (trades lost while connected): fetched to correct them downstream.
+    correct: bool = False
 
 
 def _resume_at(settings: FeedSettings, symbol: str, timeframes: Sequence[str]) -> int | None:
@@ -218,6 +220,7 @@ class FeedCore:
                 continue
             elif isinstance(event, CandleUpdate):
                 self._candle(event, now)
+                await self._flush_corrections(event.bar.symbol)
             elif not isinstance(event, Mids):
                 continue  # acks and pongs: the connection lives, the market says nothing
             market = True
@@ -266,6 +269,13 @@ class FeedCore:
         gone = sym.bars.note_outage(sym.last_trade_ts, tick.ts_event)
         for _ in range(gone):
             sym.health.on_gap(now, filled=False)
+        if gone and self.backfill is not None:
+            # Those bars went out short of trades: fetch them at once and send the true ones.
+            step = timeframe_ms(sym.bars.base_timeframe)
+            start = min(sym.last_trade_ts, tick.ts_event)
+            start -= start % step
+            sym.unfilled.append(_Refill(GapRequest(sym.symbol, sym.bars.base_timeframe, start,
+                                                   start + gone * step), now, correct=True))
         self.log.warning("trades_missing", symbol=sym.symbol, after_id=last, next_id=tid,
                          missing=tid - last - 1, bars_already_out=gone)
 
@@ -282,9 +292,11 @@ class FeedCore:
                 return
             bar = previous
         if not sym.bars.venue_bar(bar):
-            sym.health.on_gap(now, filled=False)
+            # Ours went out differing from the venue's own candle: the venue's is sent after it.
+            sym.health.on_gap(now, filled=True)
             self.log.warning("bar_mismatch", symbol=sym.symbol, ts_open=bar.ts_open, venue_close=bar.close,
-                             venue_volume=bar.volume, mismatched=sym.bars.bars_mismatched)
+                             venue_volume=bar.volume, mismatched=sym.bars.bars_mismatched,
+                             corrected=True)
 
     def _quote(self, quote: Quote, now: float) -> None:
         sym = self.symbols.get(quote.symbol)
@@ -353,9 +365,26 @@ class FeedCore:
                 if bar.timeframe == sym.bars.base_timeframe:
                     sym.health.on_bar(bar)
                 await self.out.send(bar)
+            if sym.bars.corrections:
+                await self._send_corrections(sym)
             if step.gap is None:
                 return
             step = await self._fill(sym, step.gap)
+
+    async def _flush_corrections(self, symbol: str) -> None:
+        sym = self.symbols.get(symbol)
+        if sym is not None and sym.bars.corrections:
+            async with self.lock:  # after the bars they correct, never between a gap and its bars
+                await self._send_corrections(sym)
+
+    async def _send_corrections(self, sym: _Symbol) -> None:
+        for correction in sym.bars.take_corrections():
+            was = correction.was
+            self.log.warning("bar_corrected", symbol=sym.symbol, ts_open=correction.bar.ts_open,
+                             reason=correction.reason, close=correction.bar.close,
+                             volume=correction.bar.volume, was_close=None if was is None else was.close,
+                             was_volume=None if was is None else was.volume)
+            await self.out.send(correction)
 
     def _repaired(self, sym: _Symbol) -> None:
         now = trio.current_time()
@@ -410,7 +439,10 @@ class FeedCore:
         now = trio.current_time()
         if _whole(item.gap, fetched):
             sym.unfilled.remove(item)
-            sym.health.on_gap_refilled(now)
+            for _ in range(item.gap.bars if item.correct else 1):
+                sym.health.on_gap_refilled(now)
+            sym.bars.correct(fetched or (), item.gap.start_ms, item.gap.end_ms)
+            await self._send_corrections(sym)
             self.log.info("gap_refilled", symbol=sym.symbol, start_ms=item.gap.start_ms, end_ms=item.gap.end_ms,
                           bars=item.gap.bars, attempts=item.attempts + 1,
                           venue_bars=[attrs.astuple(b) for b in (fetched or ())][:10])

@@ -51,6 +51,9 @@ class Trouble(enum.Enum):
     SKIP_DEPTH = "skip_depth"  # the next depth delta is lost on the way: a sequence gap
     LOSE_TRADES = "lose_trades"  # the next `arg` trades never reach this connection (ids still count)
     FUTURE_QUOTE = "future_quote"  # one bookTicker stamped `arg` seconds ahead of the venue clock
+    # Open but nothing for `arg` seconds, and what fell due meanwhile is lost, the closing
+    # candle of a minute that ended inside it too (a venue dropping a slow consumer's frames).
+    BLACKOUT = "blackout"
 
 
 @attrs.frozen
@@ -214,6 +217,8 @@ class FakeBinance:
                 self.trouble.remove(event)
                 if not await self._misbehave(ws, event):
                     return
+                if event.trouble is Trouble.BLACKOUT:
+                    minute = None  # the candle of the minute that closed inside it is lost
                 now = self.venue_ms()
                 trades = [(n, t) for n, t in trades if t.ts >= now]
                 continue
@@ -276,7 +281,7 @@ class FakeBinance:
         if event.trouble is Trouble.ABORT:
             await trio.aclose_forcefully(ws.stream)
             return False
-        if event.trouble is Trouble.STALL:
+        if event.trouble in (Trouble.STALL, Trouble.BLACKOUT):
             await trio.sleep(event.arg)
         elif event.trouble is Trouble.GARBAGE:
             for frame in ("{not json", "[]", '{"stream":"x@nothing","data":{"e":"nothing"}}',
