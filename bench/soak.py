@@ -187,6 +187,46 @@ def ctl(sock_path: Path, cmd: str, args: dict[str, Any] | None = None,
         return None
 
 
+def trade_by_hand(sock_path: Path, i: int) -> dict[str, Any]:
+    """Even turns enter a trade (long, short, ...) with a stop 0.5 % and a target 1 % away from
+    the last close, through `enter` (the engine's sizing, gates and routing); odd turns flatten.
+    So the ledger's order and fill invariants are checked on real orders, not vacuously."""
+    out: dict[str, Any] = {"turn": i}
+    if i % 2:
+        reply = ctl(sock_path, "flatten", {}, timeout=10)
+        out["action"] = "flatten"
+    else:
+        status = ctl(sock_path, "status", timeout=5) or {}
+        bar = (((status.get("result") or {}).get("trading") or {}).get("last_bar") or {}).get(
+            f"{SYMBOL}/1m") or {}
+        price = bar.get("close")
+        if not price:
+            return {**out, "action": "enter", "ok": False, "code": "no_price"}
+        long = (i // 2) % 2 == 0
+        stop, target = (price * 0.995, price * 1.01) if long else (price * 1.005, price * 0.99)
+        reply = ctl(sock_path, "enter", {"symbol": SYMBOL, "side": "long" if long else "short",
+                                         "stop": round(stop, 1), "target": [f"{target:.1f}"]},
+                    timeout=10)
+        out["action"] = "enter"
+    out["ok"] = bool(reply and reply.get("ok"))
+    denied = ((reply or {}).get("result") or {}).get("denied") if out["ok"] else None
+    if denied:  # answered, but the risk gates refused it: no order
+        out["ok"], out["code"] = False, "denied:" + ",".join(d.get("code", "?") for d in denied)
+    elif reply and not reply.get("ok"):
+        out["code"] = (reply.get("error") or {}).get("code")
+    elif reply is None:
+        out["code"] = "no_reply"
+    return out
+
+
+def _trade_outcomes(trades: list[dict[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for t in trades:
+        key = f"{t.get('action')}:{'ok' if t.get('ok') else t.get('code')}"
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
 def ready_and_fresh(sock_path: Path, max_age_s: float = 120.0) -> tuple[bool, dict[str, Any]]:
     reply = ctl(sock_path, "status")
     if not reply or not reply.get("ok"):
@@ -472,6 +512,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tmpfs-mb", type=int, default=48, help="size of the state tmpfs")
     p.add_argument("--out", default=None, help="directory for logs and the summary")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--trade-every", type=float, default=60,
+                   help="seconds between hand trades (enter, then flatten; 0: none)")
     a = p.parse_args(argv)
     rng = random.Random(a.seed)
     out = Path(a.out or tempfile.mkdtemp(prefix="fractald-soak-"))
@@ -499,6 +541,8 @@ def main(argv: list[str] | None = None) -> int:
     next_fault = t_start + 60  # let it come up and backfill first
     next_sample = t_start
     fault_i = 0
+    trades: list[dict[str, Any]] = []
+    next_trade = t_start + 75 if a.trade_every > 0 else float("inf")
     disk_until = 0.0
     summary_path = out / "summary.json"
     try:
@@ -524,6 +568,12 @@ def main(argv: list[str] | None = None) -> int:
                     for f in pending:
                         f["recovered_s"] = round(now - f["at"], 2)
                     pending.clear()
+            if now >= next_trade and not pending:
+                next_trade = now + a.trade_every
+                done = trade_by_hand(sock_path, len(trades))
+                done["t"] = round(now - t_start, 1)
+                trades.append(done)
+                print(json.dumps({"trade": done}), flush=True)
             if now >= next_fault and not pending:
                 kind = FAULTS[fault_i % len(FAULTS)]
                 fault_i += 1
@@ -613,6 +663,7 @@ def main(argv: list[str] | None = None) -> int:
                                             "worst_reply_s")}
                          for f in faults if f["kind"] == "control_load"],
         "venue": {"ws_connections": venue.connections, "rest_429": venue.status_429},
+        "hand_trades": _trade_outcomes(trades),
         "invariants": inv,
         "final_feed": last_status.get("feed"),
         "final_trading": last_status.get("trading"),
