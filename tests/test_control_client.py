@@ -261,7 +261,7 @@ def test_tail_prints_json_lines_until_ctrl_c(sock: Path, daemon: Daemon) -> None
         lines = [json.loads(proc.stdout.readline()) for _ in range(3)]
         assert lines == [{"kind": "bar", "seq": i} for i in range(3)]
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(10) == 0
+        assert proc.wait(30) == 0  # generous: a loaded CI machine also writes coverage at exit
     finally:
         proc.kill()
         proc.wait()
