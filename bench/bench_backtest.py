@@ -10,8 +10,9 @@ Three figures, each against issue 17's goal:
   (SMC, strategies, rollups) and the rollups alone, to show where the time
   goes. Goal: >= 100,000 candles/s.
 - memory: a synthetic random-walk series of --candles 1m candles (default
-  2,000,000, made here, never stored) through `run_backtest`'s loop and
-  report in a fresh subprocess; its peak RSS. Goal: under 300 MB.
+  2,000,000, made here and written to a temporary Parquet file, never kept)
+  through `fractald backtest --data FILE` as a subprocess; its peak RSS.
+  Goal: under 300 MB.
 
 Each figure is the best of --repeat runs; loop figures as wall time and as
 this thread's CPU time (on a shared machine preemption inflates the first,
@@ -33,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -141,27 +143,21 @@ def synthetic_candles(n: int, seed: int = 17):  # -> Candles (imported lazily: t
     return Candles("SYN-PERP", "1m", ts, open_, high, low, close, rng.uniform(1, 100, n))
 
 
-def memory_child(n: int) -> None:
-    """In a fresh process: run_backtest's loop and report over `n` synthetic candles; print the figures."""
-    from fractald.backtest import StrategySettings, new_runner, summarise
-    from fractald.core.strategies.registry import SMC_STRATEGIES
+def memory(n: int) -> None:
+    """`fractald backtest --data FILE.parquet` over `n` synthetic candles written to a temporary file."""
+    import tempfile
+
+    import pandas as pd
 
     candles = synthetic_candles(n)
-    runner = new_runner(candles.symbol, "1m", StrategySettings.of(SMC_STRATEGIES), 10_000.0)
-    t0 = time.process_time()
-    runner.feed(candles)
-    took = time.process_time() - t0
-    summary = summarise(runner, candles, 10_000.0)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{peak:.0f} {took:.1f} {summary['trades']} {candles.nbytes / 2**20:.0f}")
-
-
-def memory(n: int) -> None:
-    out = subprocess.run([sys.executable, __file__, "--memory-child", str(n)], check=True,
-                         capture_output=True, text=True).stdout.split()
-    peak, took, trades, columns = out
-    print(f"memory: {n:,} synthetic 1m candles ({columns} MB of columns), {trades} trades, loop {took} s CPU "
-          f"({n / float(took):,.0f} candles/s); peak RSS {peak} MB (goal < {GOAL_PEAK_RSS_MB} MB)")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "synthetic.parquet"
+        pd.DataFrame({"ts_open_ms": candles.ts_open, "open": candles.open, "high": candles.high,
+                      "low": candles.low, "close": candles.close, "volume": candles.volume}).to_parquet(path)
+        del candles
+        cpu, peak = child_usage([*FRACTALD, "backtest", "--data", str(path), "--symbol", "SYN-PERP"])
+    print(f"memory: `fractald backtest --data` {n:,} synthetic 1m candles (Parquet): {cpu:.1f} s CPU "
+          f"({n / cpu:,.0f} candles/s whole process); peak RSS {peak:.0f} MB (goal < {GOAL_PEAK_RSS_MB} MB)")
 
 
 def peers() -> None:
@@ -178,11 +174,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--candles", type=int, default=2_000_000, help="synthetic candles for the memory run")
     ap.add_argument("--skip-memory", action="store_true")
-    ap.add_argument("--memory-child", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.memory_child:
-        memory_child(args.memory_child)
-        return
     whole_process(args.repeat)
     loop(args.repeat)
     if not args.skip_memory:

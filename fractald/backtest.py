@@ -133,9 +133,9 @@ def load_checked_bars(path: str, symbol: str, repair: bool) -> Candles:
         describe_repair,
         repair_candles,
     )
-    from fractald.venues.replay import arrays_to_candles, frame_arrays, read_candle_frame
+    from fractald.venues.replay import arrays_to_candles, read_candle_arrays
 
-    ts, arrays = frame_arrays(read_candle_frame(path), path)
+    ts, arrays = read_candle_arrays(path)
     problems = candle_problems(ts, arrays)
     if problems:
         if not repair:
