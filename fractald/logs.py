@@ -23,6 +23,8 @@ from typing import Any, TextIO
 
 import structlog
 
+from fractald.term import colors_wanted
+
 REDACTED = "***"
 SECRET_KEY_PARTS = ("secret", "password", "private_key", "api_key", "apikey", "token", "passphrase")
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
@@ -124,17 +126,6 @@ def stream_is_journal(stream: TextIO) -> bool:
         st = os.fstat(stream.fileno())
         return bool(dev and ino) and (st.st_dev, st.st_ino) == (int(dev), int(ino))
     except (OSError, ValueError, AttributeError):  # no fileno (StringIO), or a malformed variable
-        return False
-
-
-def colors_wanted(stream: TextIO, env: Any = None) -> bool:
-    """Colours only on a terminal, and never with NO_COLOR set (no-color.org) or TERM=dumb."""
-    env = os.environ if env is None else env
-    if env.get("NO_COLOR", "") != "" or env.get("TERM") == "dumb":
-        return False
-    try:
-        return stream.isatty()
-    except (OSError, ValueError, AttributeError):
         return False
 
 

@@ -103,6 +103,9 @@ def test_the_replay_makes_trades_and_trades_filters_them(env: Env) -> None:
     trades = env.ctl("trades")
     assert len(trades) >= 5, "the bundled replay should close several trades"
     assert [t["ts_exit"] for t in trades] == sorted(t["ts_exit"] for t in trades)
+    assert all(t["tick_size"] > 0 for t in trades)  # the tables round prices to it
+    table = fractalctl(env.sock, "trades")
+    assert table.returncode == 0 and "\033[" not in table.stdout  # no colour into a pipe
     strategies = {t["strategy"] for t in trades}
     assert len(strategies) >= 2
     by_strategy = {s: env.ctl("trades", "--strategy", s) for s in strategies}

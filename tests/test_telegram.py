@@ -234,3 +234,20 @@ def test_parsing_updates_and_commands() -> None:
     cb = parse_update({"update_id": 7, "callback_query": {
         "id": "q", "data": "halt:ab", "from": {"id": 2}, "message": {"message_id": 9, "chat": {"id": -100}}}})
     assert cb is not None and (cb.chat_id, cb.user_id, cb.callback_data, cb.message_id) == ("-100", "2", "halt:ab", 9)
+
+
+def test_replies_show_prices_on_the_tick_and_the_replay() -> None:
+    from fractald.control.telegram import reply_text
+
+    position = {"symbol": "ETH-PERP", "side": "LONG", "quantity": 2.0, "avg_price": 3021.4700000001,
+                "unrealized_pnl": 17.26, "stop": 2990.0, "tick_size": 0.01}
+    text = reply_text("positions", [position])
+    assert "3021.47" in text and "2990.00" in text and "3021.4700000001" not in text
+    trade = {"ts_exit": 1_641_564_900_000, "symbol": "BTC-PERP", "side": "SELL", "pnl": -16.6,
+             "entry_price": 41_234.4999, "exit_price": 41_100.0, "r_multiple": -0.42,
+             "exit_reason": "stop_loss", "tick_size": 0.5}
+    text = reply_text("trades", [trade])
+    assert "41234.5" in text and "41100.0" in text
+    status = {"daemon": {"phase": "ready"}, "account": {},
+              "replay": {"progress": "replay finished: run `fractalctl report` (3,000 candles replayed)"}}
+    assert "replay     finished: run `fractalctl report`" in reply_text("status", status)

@@ -56,3 +56,76 @@ def test_report_is_the_backtests_table_with_breakdowns_as_tables() -> None:
     assert "By strategy" in text and "Max drawdown" in text and "{" not in text
     assert "Open now: 1 position(s), unrealized 5.00" in text
     assert max(len(line) for line in text.splitlines()) <= 100
+
+
+def test_prices_on_the_instruments_tick_and_plain_without_one() -> None:
+    from fractald.price_format import price_text, tick_decimals
+
+    assert [tick_decimals(t) for t in (0.01, 0.5, 1.0, 5e-05, 10.0)] == [2, 1, 0, 5, 0]
+    assert price_text(46412.4999, 0.5) == "46412.5" and price_text(3021.470000001, 0.01) == "3021.47"
+    assert price_text(3021.47, 0.01, grouping=True) == "3,021.47" and price_text(None, 0.1) == "-"
+    assert price_text(1.123456789, None) == "1.12345679"
+    row = {**trade_row(1, "BUY", 5.0), "entry_price": 41_234.4999999, "tick_size": 0.5}
+    assert "41234.5" in table_for("trades", [row]).splitlines()[2]
+    eth = {"symbol": "ETH-PERP", "strategy": "fvg_fill", "side": "LONG", "quantity": 2.0,
+           "avg_price": 3021.4700000001, "mark_price": 3030.1, "unrealized_pnl": 17.26,
+           "stop": 2990.0, "open_risk": 62.94, "opened_ts": T0, "tick_size": 0.01}
+    line = table_for("positions", [eth]).splitlines()[2]
+    assert "3021.47" in line and "3030.10" in line and "2990.00" in line
+    signal = {"ts": T0, "symbol": "BTC-PERP", "strategy": "fvg_fill", "timeframe": "15m",
+              "side": "BUY", "entry": 41_000.27, "stop": 40_900.0, "confidence": 70.0,
+              "outcome": "taken", "tick_size": 0.1}
+    assert "41000.3" in table_for("signals", [signal]) and "40900.0" in table_for("signals", [signal])
+    for bad in (0.0, -1.0, float("nan")):
+        try:
+            tick_decimals(bad)
+        except ValueError as exc:
+            assert "positive" in str(exc)
+        else:
+            raise AssertionError(f"tick {bad} accepted")
+
+
+def test_colour_only_on_a_terminal_that_wants_it() -> None:
+    import io
+
+    from fractald.term import colors_wanted
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert colors_wanted(Tty(), {}) is True
+    assert colors_wanted(Tty(), {"NO_COLOR": "1"}) is False
+    assert colors_wanted(Tty(), {"TERM": "dumb"}) is False
+    assert colors_wanted(io.StringIO(), {}) is False  # a pipe or a file
+    rows = [trade_row(1, "SELL", -16.6), trade_row(2, "BUY", 12.0)]
+    plain = table_for("trades", rows)
+    coloured = table_for("trades", rows, colour=True)
+    assert "\033[" not in plain
+    assert "\033[31m" in coloured and "\033[32m" in coloured  # the loss red, the gain green
+    strip = __import__("re").compile("\033\\[[0-9;]*m")
+    assert strip.sub("", coloured) == plain  # the columns stay where they were
+    assert "\033[31m SHORT" in coloured or "\033[31mSHORT" in coloured
+
+
+def test_fractalctl_colours_nothing_into_a_pipe() -> None:
+    import argparse
+    import sys
+
+    from fractald.control.client import format_result
+
+    ns = argparse.Namespace(json=False, format="table", cmd="trades", wide=False, output=None)
+    assert sys.stdout.isatty() or "\033[" not in format_result([trade_row(1, "SELL", -1.0)], ns)
+
+
+def test_orders_table_prices_on_the_tick_in_100_columns() -> None:
+    order = {"client_order_id": "fd-0123456789abcdef", "symbol": "BTC-PERP", "side": "SELL",
+             "type": "STOP_MARKET", "role": "stop", "status": "WORKING", "quantity": 0.123456,
+             "filled_qty": 0.0, "price": None, "trigger_price": 40_899.99999, "avg_fill_price": None,
+             "strategy": "fvg_fill", "created_ts": T0, "last_ts": T0, "reason": "",
+             "tick_size": 0.5}
+    text = table_for("orders", [order])
+    assert text is not None and max(len(line) for line in text.splitlines()) <= 100, text
+    line = text.splitlines()[2]
+    assert "40900.0" in line and "SHORT" in line and "stop" in line and "WORKING" in line
+    assert table_for("orders", []) == "no working orders"

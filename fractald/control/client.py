@@ -497,8 +497,10 @@ def format_result(result: Any, ns: argparse.Namespace) -> str:
     if fmt == "csv":
         return render.to_csv(result)
     from fractald.control.views import table_for
+    from fractald.term import colors_wanted
 
-    view = table_for(ns.cmd, result, getattr(ns, "wide", False))
+    colour = not getattr(ns, "output", None) and colors_wanted(sys.stdout)
+    view = table_for(ns.cmd, result, getattr(ns, "wide", False), colour)
     return view if view is not None else render.render(result)
 
 

@@ -194,10 +194,19 @@ async def signal_objects(daemon: Daemon, limit: int) -> list[Signal]:
     return [_converter.structure(p["signal"], Signal) for _, _, _, p in reversed(rows)]
 
 
-def trade_row(t: ClosedTrade) -> dict[str, Any]:
+def trade_row(t: ClosedTrade, tick_size: float | None = None) -> dict[str, Any]:
     row: dict[str, Any] = _converter.unstructure(t)
     row["hold_ms"] = t.ts_exit - t.ts_entry
+    if tick_size is not None:
+        row["tick_size"] = tick_size  # what the tables round prices to
     return row
+
+
+def tick_of(daemon: Daemon, engine: TradingEngine | None, symbol: str) -> float:
+    """The instrument's tick: the engine's (the venue's) when it runs, else the config's."""
+    if engine is not None:
+        return float(engine.instrument(symbol).tick_size)
+    return float(daemon.config.broker.tick_size)
 
 
 # --------------------------------------------------------------------------- drawing
@@ -290,10 +299,16 @@ class ReportCommands:
         if args.get("since"):
             since = parse_when(args["since"], event_now_ms(self.engine()), "since")
         trades = await closed_trades(self.daemon, since, args.get("strategy"), args.get("symbol"))
-        return [trade_row(t) for t in trades]
+        engine = self.engine()
+        return [trade_row(t, tick_of(self.daemon, engine, t.symbol)) for t in trades]
 
     async def signals(self, args: dict[str, Any], peer: PeerCred) -> list[dict[str, Any]]:
-        return await recent_signals(self.daemon, int(args["last"]))
+        engine = self.engine()
+        rows = await recent_signals(self.daemon, int(args["last"]))
+        for row in rows:
+            if isinstance(row.get("symbol"), str):
+                row["tick_size"] = tick_of(self.daemon, engine, row["symbol"])
+        return rows
 
     async def report(self, args: dict[str, Any], peer: PeerCred) -> dict[str, Any]:
         from fractald.reporting.report import Period, build_report, period_bounds

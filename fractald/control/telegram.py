@@ -179,6 +179,9 @@ def _status_text(result: Mapping[str, Any]) -> str:
     paused = " (paused)" if account.get("paused") else ""
     lines = [f"phase      {daemon.get('phase', '-')}",
              f"trading    {account.get('trading_state', '-')}{paused}"]
+    replay = result.get("replay")
+    if isinstance(replay, dict) and replay.get("progress"):
+        lines.append(f"replay     {replay['progress'].removeprefix('replay ')}")
     if "equity" in account:
         heat = f"heat {format_pct(account.get('heat'))}, cap {format_pct(account.get('heat_cap'))}"
         lines += [f"equity     {account['equity']:,.2f}",
@@ -205,18 +208,23 @@ def _report_text(result: Mapping[str, Any]) -> str:
 
 
 def reply_text(command: str, result: Any) -> str:
+    from fractald.control.views import price_cell
+
     if command == "status" and isinstance(result, dict):
         return _status_text(result)
     if command == "report" and isinstance(result, dict):
         return _report_text(result)
     if command == "trades" and isinstance(result, list):
         rows = [{"exit": r.get("ts_exit"), "symbol": r.get("symbol"), "side": r.get("side"),
+                 "entry": price_cell(r.get("entry_price"), r),
+                 "exit price": price_cell(r.get("exit_price"), r),
                  "pnl": r.get("pnl"), "R": r.get("r_multiple"), "why": r.get("exit_reason")}
                 for r in result[-20:]]
         return render(rows) if rows else "no closed trades in that span"
     if command == "positions" and isinstance(result, list):
         rows = [{"symbol": r["symbol"], "side": r["side"], "qty": abs(r["quantity"]),
-                 "avg": r["avg_price"], "uPnL": r["unrealized_pnl"], "stop": r["stop"]}
+                 "avg": price_cell(r["avg_price"], r), "uPnL": r["unrealized_pnl"],
+                 "stop": price_cell(r["stop"], r)}
                 for r in result]
         return render(rows) if rows else "flat: no open positions"
     return render(result)

@@ -107,7 +107,7 @@ def positions_view(engine: TradingEngine) -> list[dict[str, Any]]:
             "unrealized_pnl": p.unrealized_pnl, "stop": b.stop if b else None,
             "targets": list(b.targets) if b else [], "open_risk": b.open_risk() if b else None,
             "state": b.state.value if b else "unmanaged", "opened_ts": p.trip_ts_entry,
-            "confidence": p.trip_confidence})
+            "confidence": p.trip_confidence, "tick_size": engine.instrument(p.symbol).tick_size})
     return sorted(rows, key=lambda r: (r["symbol"], r["strategy"]))
 
 
@@ -122,7 +122,7 @@ def orders_view(engine: TradingEngine, include_done: bool) -> list[dict[str, Any
             "quantity": o.quantity, "filled_qty": o.filled_qty, "price": o.price,
             "trigger_price": o.trigger_price, "avg_fill_price": o.avg_fill_price or None,
             "strategy": o.strategy, "created_ts": o.ts_created, "last_ts": o.ts_last,
-            "reason": o.reason})
+            "reason": o.reason, "tick_size": engine.instrument(o.symbol).tick_size})
     return sorted(rows, key=lambda r: (r["created_ts"], r["client_order_id"]))
 
 

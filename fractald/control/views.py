@@ -1,8 +1,9 @@
 """Command-specific tables for fractalctl: what a trader reads at a glance, in 100 columns.
 
 `render.py` shows any result generically; here the few results people read
-most (report, trades, positions, signals) get chosen columns, human times
-(`2022-01-07 14:15`) and durations (`3h12m`), a SHORT as side and size, and
+most (report, trades, positions, signals, orders) get chosen columns, human times
+(`2022-01-07 14:15`) and durations (`3h12m`), a SHORT as side and size, prices on
+the instrument's tick (the daemon sends `tick_size` with each row), and
 the report as the same table `fractald backtest` prints. `--wide` falls back
 to every field; `--json` never comes here.
 """
@@ -14,6 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from fractald.control.render import format_float
+from fractald.price_format import price_text
+from fractald.term import GREEN, RED, YELLOW, paint, sign_colour
 
 NARROW_CELL = 22  # longest text cell in a narrow table ("stop_loss", "denied: heat_cap"...)
 
@@ -57,6 +60,16 @@ def _size(value: Any) -> str:
     return "-" if value is None else f"{abs(float(value)):.4g}"
 
 
+def price_cell(value: Any, row: Mapping[str, Any]) -> str:
+    """A price on the row's instrument tick (`tick_size`, sent by the daemon); else plain."""
+    if value is None:
+        return "-"
+    tick = row.get("tick_size")
+    if isinstance(tick, (int, float)) and not isinstance(tick, bool) and tick > 0:
+        return price_text(float(value), float(tick))
+    return format_float(float(value))
+
+
 def _money(value: Any) -> str:
     return "-" if value is None else f"{float(value):.2f}"
 
@@ -70,7 +83,7 @@ def _trades(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
     return [{head: close[5:] if one_year and close != "-" else close,
              "symbol": _text(r.get("symbol")), "strategy": _text(r.get("strategy")),
              "side": _side(r.get("side")), "size": _size(r.get("quantity")),
-             "entry": _num(r.get("entry_price")), "P&L": _money(r.get("pnl")),
+             "entry": price_cell(r.get("entry_price"), r), "P&L": _money(r.get("pnl")),
              "R": _money(r.get("r_multiple")), "held": duration(r.get("hold_ms")),
              "why": _text(r.get("exit_reason"))} for close, r in zip(closes, rows)]
 
@@ -78,16 +91,26 @@ def _trades(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
 def _positions(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
     return [{"symbol": _text(r.get("symbol")), "strategy": _text(r.get("strategy")),
              "side": _side(r.get("side"), r.get("quantity")),
-             "size": _size(r.get("quantity")), "avg": _num(r.get("avg_price")),
-             "mark": _num(r.get("mark_price")), "uP&L": _num(r.get("unrealized_pnl")),
-             "stop": _num(r.get("stop")), "at risk": _num(r.get("open_risk")),
+             "size": _size(r.get("quantity")), "avg": price_cell(r.get("avg_price"), r),
+             "mark": price_cell(r.get("mark_price"), r), "uP&L": _money(r.get("unrealized_pnl")),
+             "stop": price_cell(r.get("stop"), r), "at risk": _money(r.get("open_risk")),
              "opened (UTC)": when(r.get("opened_ts"))} for r in rows]
+
+
+def _orders(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """One line an order; ids, the average fill and every other field are in --wide."""
+    return [{"time (UTC)": when(r.get("created_ts")), "symbol": _text(r.get("symbol")),
+             "side": _side(r.get("side")), "type": _text(r.get("type")), "role": _text(r.get("role")),
+             "status": _text(r.get("status")), "size": _size(r.get("quantity")),
+             "filled": _size(r.get("filled_qty")), "price": price_cell(r.get("price"), r),
+             "trigger": price_cell(r.get("trigger_price"), r)} for r in rows]
 
 
 def _signals(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
     return [{"time (UTC)": when(r.get("ts")), "symbol": _text(r.get("symbol")),
              "strategy": _text(r.get("strategy")), "tf": _text(r.get("timeframe")),
-             "side": _side(r.get("side")), "entry": _num(r.get("entry")), "stop": _num(r.get("stop")),
+             "side": _side(r.get("side")), "entry": price_cell(r.get("entry"), r),
+             "stop": price_cell(r.get("stop"), r),
              "conf": _num(r.get("confidence")), "outcome": _text(r.get("outcome"))} for r in rows]
 
 
@@ -104,14 +127,15 @@ def _report(result: Mapping[str, Any]) -> str:
 
 
 _ROWS: dict[str, Callable[[Sequence[Mapping[str, Any]]], list[dict[str, str]]]] = {
-    "trades": _trades, "positions": _positions, "signals": _signals,
+    "trades": _trades, "positions": _positions, "signals": _signals, "orders": _orders,
 }
 _EMPTY = {"trades": "no closed trades", "positions": "flat: no open positions",
-          "signals": "no signals yet"}
+          "signals": "no signals yet", "orders": "no working orders"}
 
 
-def table_for(command: str, result: Any, wide: bool = False) -> str | None:
-    """The readable table for `command`'s result, or None when the generic render fits."""
+def table_for(command: str, result: Any, wide: bool = False, colour: bool = False) -> str | None:
+    """The readable table for `command`'s result, or None when the generic render fits.
+    With `colour` (a terminal that wants it), gains green, losses red, sides and outcomes too."""
     if wide:
         return None
     if command == "report" and isinstance(result, dict) and "stats" in result:
@@ -121,20 +145,41 @@ def table_for(command: str, result: Any, wide: bool = False) -> str | None:
         return None
     if not result:
         return _EMPTY[command]
-    return "\n".join(grid(rows(result)))
+    return "\n".join(grid(rows(result), colour))
 
 
-_LEFT = {"symbol", "strategy", "side", "tf", "why", "outcome", "opened (UTC)", "time (UTC)"}
+_LEFT = {"symbol", "strategy", "side", "tf", "why", "outcome", "opened (UTC)", "time (UTC)", "type",
+         "role", "status"}
 
 
-def grid(rows: Sequence[Mapping[str, str]]) -> list[str]:
-    """Rows of text as columns: names and times to the left, figures to the right."""
+_SIGNED = {"P&L", "uP&L", "R"}
+
+
+def cell_colour(column: str, text: str) -> str | None:
+    """The colour of one cell: gains green and losses red, LONG green and SHORT red, a denied
+    signal yellow; None for the rest."""
+    if column in _SIGNED:
+        return sign_colour(text)
+    if column == "side":
+        return {"LONG": GREEN, "SHORT": RED}.get(text.strip())
+    if column == "outcome":
+        return YELLOW if text.strip().startswith("denied") else None
+    return None
+
+
+def grid(rows: Sequence[Mapping[str, str]], colour: bool = False) -> list[str]:
+    """Rows of text as columns: names and times to the left, figures to the right. Colour
+    (ANSI) goes round the padded cell, so the columns stay aligned."""
     columns = list(rows[0])
     widths = [max(len(c), *(len(r[c]) for r in rows)) for c in columns]
 
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(v.ljust(w) if c in _LEFT or c.startswith("closed") else v.rjust(w)
-                         for c, v, w in zip(columns, cells, widths)).rstrip()
+    def line(cells: Sequence[str], body: bool = False) -> str:
+        out = []
+        for c, v, w in zip(columns, cells, widths):
+            text = v.ljust(w) if c in _LEFT or c.startswith("closed") else v.rjust(w)
+            out.append(paint(text, cell_colour(c, v)) if colour and body else text)
+        return "  ".join(out).rstrip()
 
-    return [line(columns), line(["-" * w for w in widths])] + [line([r[c] for c in columns]) for r in rows]
+    return [line(columns), line(["-" * w for w in widths])] + [
+        line([r[c] for c in columns], body=True) for r in rows]
 
