@@ -24,6 +24,7 @@ from venue_daemon_support import (
     candles_ending_now,
     check_both_sides,
     one_life,
+    settled,
     wait_for,
     wait_ready_or_exit,
 )
@@ -75,14 +76,6 @@ def venue_side(fake: FakeBinanceFutures) -> dict[str, Any]:
     }
 
 
-def settled(sock: Path, venue: FakeInThread) -> bool:
-    if ctl_json(sock, "status")["router"]["unresolved"]:
-        return False
-    books = sum(p["quantity"] for p in ctl_json(sock, "positions"))
-    side = venue.call(venue_side, venue.fake)
-    return abs(books - side["position"]) < 1e-9 and side["stops"] >= side["position"] - 1e-9
-
-
 def test_daemon_on_fake_binance_survives_kills_and_both_sides_agree(tmp_path: Path) -> None:
     rng = random.Random(18)
     candles, close = candles_ending_now(tmp_path / "candles.csv")
@@ -108,7 +101,7 @@ def test_daemon_on_fake_binance_survives_kills_and_both_sides_agree(tmp_path: Pa
             enter = ctl_json(sock, "enter", SYMBOL, "long", "--stop", str(round(close * 0.98, 1)),
                              "--target", str(round(close * 1.05, 1)))
             assert enter["denied"] == [] or enter["denied"][0]["code"] == "position_already_open", enter
-            wait_for(lambda: settled(sock, venue), 60, "the last run to settle")
+            wait_for(lambda: settled(sock, lambda: venue.call(venue_side, fake)), 60, "the last run to settle")
             books = ctl_json(sock, "positions")
             assert books and books[0]["quantity"] > 0  # it holds a trade, protected at the venue
             assert daemon.stop(signal.SIGTERM, timeout=30) == 0

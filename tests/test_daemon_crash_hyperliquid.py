@@ -37,6 +37,7 @@ from venue_daemon_support import (
     candles_ending_now,
     check_both_sides,
     one_life,
+    settled,
     wait_for,
     wait_ready_or_exit,
 )
@@ -69,15 +70,6 @@ def venue_side(fake: Any) -> dict[str, Any]:
     }
 
 
-def settled(sock: Path, venue: FakeInThread) -> bool:
-    status = ctl_json(sock, "status")
-    if status["router"]["unresolved"]:
-        return False
-    books = sum(p["quantity"] for p in ctl_json(sock, "positions"))
-    side = venue.call(venue_side, venue.fake)
-    return abs(books - side["position"]) < 1e-9 and side["stops"] >= side["position"] - 1e-9
-
-
 def test_twenty_kills_of_the_daemon_lose_and_repeat_nothing_at_the_venue(tmp_path: Path) -> None:
     rng = random.Random(20261203)
     candles, close = candles_ending_now(tmp_path / "candles.csv")
@@ -101,7 +93,7 @@ def test_twenty_kills_of_the_daemon_lose_and_repeat_nothing_at_the_venue(tmp_pat
         daemon = DaemonProcess(config, env=env)
         try:
             wait_ready_or_exit(sock, daemon)
-            wait_for(lambda: settled(sock, venue), 60, "the last run to settle")
+            wait_for(lambda: settled(sock, lambda: venue.call(venue_side, fake)), 60, "the last run to settle")
             books = ctl_json(sock, "positions")
             assert daemon.stop(signal.SIGTERM, timeout=30) == 0
         finally:

@@ -23,6 +23,7 @@ from venue_daemon_support import (
     candles_ending_now,
     check_both_sides,
     one_life,
+    settled,
     wait_for,
     wait_ready_or_exit,
 )
@@ -74,14 +75,6 @@ def venue_side(tws: FakeTWS) -> dict[str, Any]:
         }
 
 
-def settled(sock: Path, tws: FakeTWS) -> bool:
-    if ctl_json(sock, "status")["router"]["unresolved"]:
-        return False
-    books = sum(p["quantity"] for p in ctl_json(sock, "positions"))
-    side = venue_side(tws)
-    return abs(books - side["position"]) < 1e-9 and side["stops"] >= side["position"] - 1e-9
-
-
 def test_daemon_on_fake_tws_survives_kills_and_both_sides_agree(
         tmp_path: Path, tws_at: tuple[FakeTWS, Path, float]) -> None:
     tws, candles, close = tws_at
@@ -103,7 +96,7 @@ def test_daemon_on_fake_tws_survives_kills_and_both_sides_agree(
         wait_ready_or_exit(sock, daemon)
         enter = ctl_json(sock, "enter", SYMBOL, "long", "--stop", str(levels[0]), "--target", str(levels[1]))
         assert enter["denied"] == [] or enter["denied"][0]["code"] == "position_already_open", enter
-        wait_for(lambda: settled(sock, tws), 60, "the last run to settle")
+        wait_for(lambda: settled(sock, lambda: venue_side(tws)), 60, "the last run to settle")
         books = ctl_json(sock, "positions")
         assert books and books[0]["quantity"] >= 1  # whole contracts, protected at IB
         assert daemon.stop(signal.SIGTERM, timeout=30) == 0

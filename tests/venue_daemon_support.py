@@ -151,6 +151,17 @@ def one_life(config: Path, env: dict[str, str], sock: Path, symbol: str, life: i
         set_latency(0.0)
 
 
+def settled(sock: Path, venue_side: Callable[[], dict[str, Any]]) -> bool:
+    """Nothing unresolved, the books' position is the venue's, and the venue's stops cover it."""
+    from daemon_harness import ctl_json
+
+    if ctl_json(sock, "status")["router"]["unresolved"]:
+        return False
+    books = sum(p["quantity"] for p in ctl_json(sock, "positions"))
+    side = venue_side()
+    return abs(books - side["position"]) < 1e-9 and side["stops"] >= side["position"] - 1e-9
+
+
 def check_both_sides(side: dict[str, Any], db: Path, books: list[dict[str, Any]], symbol: str,
                      kills: int) -> None:
     """After the last clean run: the venue's record (`side`) against the ledger and the books."""
