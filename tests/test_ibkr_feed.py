@@ -16,7 +16,7 @@ pytest.importorskip("ib_async")
 
 from fakevenue.fake_tws import FakeTWS
 from fakevenue.harness import Collected, RecordingLog
-from fakevenue.tws_market import VenueTime, contract_around, minute_start, record, stream, wave
+from fakevenue.tws_market import VenueTime, bar_of, contract_around, minute_start, record, stream, wave
 
 from fractald.core.models import Bar
 from fractald.venues.feed import FeedSettings, FeedState, run_feed
@@ -246,3 +246,52 @@ async def test_a_root_ib_does_not_list_stops_the_feed_with_a_config_error(fake: 
         await run_feed(_settings(fake, symbols=("MES", "ZZZ")), send, got.beat, log, FeedState())
     assert refused.value.problems == ["config.feed.symbols: 'ZZZ': IBKR knows no ZZZ future on CME"]
     assert not fake.bar_subscriptions  # nothing subscribed for a feed that cannot run
+
+
+@pytest.mark.slow
+async def test_the_front_month_rolls_when_the_venue_day_comes_within_roll_days_of_expiry() -> None:
+    import time
+    from datetime import UTC, datetime, timedelta
+
+    import attrs
+
+    now = time.time()
+    today = datetime.fromtimestamp(now, UTC).date()
+    midnight = int(datetime.combine(today + timedelta(days=1), datetime.min.time(), UTC).timestamp())
+    hours = contract_around(now)
+    old = attrs.evolve(hours, con_id=1001, local_symbol="MESZ6", expiry=f"{today + timedelta(days=6):%Y%m%d}")
+    new = attrs.evolve(hours, con_id=1002, local_symbol="MESH7", expiry=f"{today + timedelta(days=96):%Y%m%d}")
+    fake = FakeTWS(contract=old, listed=[new]).start()
+
+    def new_price(ts: int) -> float:
+        return PRICE(ts) + 20.0  # the next month trades 20 points over
+
+    got, log = Collected(), RecordingLog()
+    send, receive = trio.open_memory_channel[object](64)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_collect, got, receive)
+            nursery.start_soon(run_feed, _settings(fake, history_bars=0, ib_roll_days=5), send, got.beat, log,
+                               FeedState())
+            await _until(lambda: fake.bar_subscriptions, 15)
+            assert set(fake.subscribed_con.values()) == {1001}  # six days before expiry: still the old month
+            venue = VenueTime.before_minute(midnight, 2.0)  # 23:59:58 on the venue
+            for ts in range(midnight - 60, midnight + 65, 5):  # both months trade; we hear the one we follow
+                due = ts + 5 - venue.now()
+                if due > 0:
+                    await trio.sleep(due)
+                fake.push_bar(ts, *bar_of(PRICE, ts), con_id=1001)
+                fake.push_bar(ts, *bar_of(new_price, ts), con_id=1002)
+            await _until(lambda: any(b.ts_open == midnight * 1000 for b in got.bars_of("1m")), 20)
+            nursery.cancel_scope.cancel()
+    finally:
+        fake.stop()
+    ones = got.bars_of("1m")
+    assert [b.ts_open // 1000 for b in ones] == [midnight - 60, midnight]
+    assert ones[0] == _tape_minute(fake, midnight - 60)  # the old month's last minute
+    [(start, o, h, lo, c, v, n)] = fake.minute_bars(midnight, midnight + 60, 1002)
+    assert ones[1] == Bar("MES", "1m", start * 1000, o, h, lo, c, v) and n == 12  # the new month's, whole
+    [rolled] = log.events("front_month_rolled")
+    assert (rolled["old"], rolled["new"]) == ("MESZ6", "MESH7")
+    assert log.events("front_month_roll_gap")[0]["gap"] == pytest.approx(20.0, abs=2.0)
+    assert 1002 in fake.subscribed_con.values()

@@ -42,3 +42,15 @@ def test_an_outlier_print_is_dropped_and_counted() -> None:
     assert bar.high < 5100 and not bar.complete
     with pytest.raises(ValueError, match="5 s boundary"):
         r.on_bar(T0 + 1, 1, 1, 1, 1, 1)
+
+
+def test_flush_closes_the_minute_in_progress_once() -> None:
+    r = FiveSecondRollup("MES", 0.25)
+    assert r.flush() == []
+    for k in range(12):
+        r.on_bar(60_000 + 5_000 * k, 10.0, 11.0, 9.0, 10.5, 1.0)
+    [whole] = r.flush()
+    assert (whole.ts_open, whole.complete, whole.volume) == (60_000, True, 12.0) and r.flush() == []
+    r.on_bar(120_000, 10.0, 11.0, 9.0, 10.5, 1.0)
+    [part] = r.flush()
+    assert not part.complete and r.missing == 11

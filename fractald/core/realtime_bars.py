@@ -45,6 +45,15 @@ class FiveSecondRollup:
             self._bars.append((ts_ms, o, h, lo, c, volume))
         return out
 
+    def flush(self) -> list[Bar]:
+        """The minute in progress, closed now (its source is going away: a front-month roll);
+        complete only if all twelve of its 5 s bars came."""
+        if self._minute is None or not self._bars:
+            return []
+        out = [self._close()]
+        self._minute, self._bars = None, []
+        return out
+
     def _close(self) -> Bar:
         assert self._minute is not None
         bars = sorted(self._bars)

@@ -19,6 +19,13 @@ mark an outage until 1101 / 1102 (1101: data lost, so everything is
 subscribed again), and the outage is backfilled from history; a closed API
 socket (TWS restart) reconnects with jittered backoff, `max_failures`
 connects in a row before the supervisor is asked to restart the feed.
+
+The front month is chosen again each venue day (and on every connect):
+`ib_roll_days` before expiry the feed rolls to the next month: the old
+month's last whole minute goes out, the new month is subscribed, and its
+bars carry on the same series (`front_month_rolled` and the price step
+between the months, `front_month_roll_gap`, are logged; bars already out are
+not back-adjusted: `core/continuous.py` does that for backtests).
 Minutes outside the contract's trading hours are not waited for (the market
 is shut, no bars are due) and go out as flat zero-volume bars when history
 has none (`with_shut_minutes`), so a daily break or a weekend is no gap.
@@ -28,6 +35,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import trio
@@ -84,6 +92,8 @@ class IBKRFeed:
         self.streaming = False  # connected, subscribed and TWS in touch with IB's servers
         self.market_down = False  # 1100/2110 seen, no 1101/1102 yet
         self.lost = trio.Event()
+        self.day: str | None = None  # the venue date the front months were chosen for
+        self.roll_from: dict[str, float | None] = {}  # rolled symbol -> the old month's last close
 
     # -- the connection ------------------------------------------------------------------
     async def connections(self, push: trio.MemorySendChannel[LinkItem], resumed: bool) -> None:
@@ -115,15 +125,51 @@ class IBKRFeed:
 
     async def _open(self, push: trio.MemorySendChannel[LinkItem]) -> None:
         await self.link.connect(push)
-        found = await self.link.resolve(list(self.core.symbols), today_utc())
+        self.day = self._today()
+        found = await self.link.resolve(list(self.core.symbols), self.day)
         for symbol, inst in found.items():
             old = self.instruments.get(symbol)
             if old is not None and old.expiry != inst.expiry:
-                self.log.warning("front_month_rolled", symbol=symbol, old=old.local_symbol, new=inst.local_symbol)
+                self._rolled(old, inst)
             if symbol not in self.rollups or (old is not None and old.expiry != inst.expiry):
                 self.rollups[symbol] = FiveSecondRollup(symbol, inst.tick_size)
         self.instruments = found
         await self.link.subscribe(list(found.values()))
+
+    def _today(self) -> str:
+        """The venue's date (its clock, once its bars have set it), for the front-month choice."""
+        now_ms = self.core.venue_now_ms()
+        if now_ms is None:
+            return today_utc()
+        return datetime.fromtimestamp(now_ms / 1000, UTC).strftime("%Y%m%d")
+
+    async def _roll_if_due(self) -> None:
+        """Each venue day, the front month is chosen again; a root whose month changed rolls: the
+        old month's minute in progress goes out, the new month is subscribed, and from there on
+        (history included) the bars are the new month's."""
+        day = self._today()
+        if day == self.day:
+            return
+        self.day = day
+        found = await self.link.resolve(list(self.core.symbols), day)
+        for symbol, inst in found.items():
+            old = self.instruments.get(symbol)
+            if old is None or old.expiry == inst.expiry:
+                continue
+            await self.link.unsubscribe(symbol)
+            sym = self.core.symbols[symbol]
+            for minute in self.rollups[symbol].flush():
+                if minute.complete:  # the old month's last whole minute; a part of one is the new month's
+                    await self._minute(sym, minute)
+            self._rolled(old, inst)
+            self.rollups[symbol] = FiveSecondRollup(symbol, inst.tick_size)
+            self.instruments[symbol] = inst  # from here on history is asked of the new month too
+            self.roll_from[symbol] = sym.bars.last_close
+            await self.link.subscribe([inst])
+
+    def _rolled(self, old: Instrument, new: Instrument) -> None:
+        self.log.warning("front_month_rolled", symbol=new.symbol, old=old.local_symbol, new=new.local_symbol,
+                         old_expiry=old.expiry, new_expiry=new.expiry, roll_days=self.settings.ib_roll_days)
 
     # -- what IB pushes ------------------------------------------------------------------
     async def consume(self, items: trio.MemoryReceiveChannel[LinkItem]) -> None:
@@ -140,9 +186,9 @@ class IBKRFeed:
 
     async def _five_seconds(self, item: RealtimeBar) -> None:
         core, sym = self.core, self.core.symbols.get(item.symbol)
-        rollup = self.rollups.get(item.symbol)
-        if sym is None or rollup is None:
-            return
+        rollup, inst = self.rollups.get(item.symbol), self.instruments.get(item.symbol)
+        if sym is None or rollup is None or inst is None or item.con_id != inst.con_id:
+            return  # a month we no longer follow (still in flight after a roll)
         now = trio.current_time()
         end = item.ts_ms + FIVE_S_MS  # IB sends a 5 s bar when it ends: its end is the venue's now
         if not core.state.clock.sample(end, now):
@@ -165,6 +211,11 @@ class IBKRFeed:
 
     async def _minute(self, sym: _Symbol, bar: Bar) -> None:
         bars = sym.bars
+        if sym.symbol in self.roll_from:  # the new month's first bar: how far the two months lie apart
+            old = self.roll_from.pop(sym.symbol)
+            if old is not None:
+                self.log.info("front_month_roll_gap", symbol=sym.symbol, old_close=old, new_open=bar.open,
+                              gap=round(bar.open - old, 6))
         async with self.core.lock:
             bars.start_live(bar.ts_open)
             if not bar.complete:
@@ -181,7 +232,7 @@ class IBKRFeed:
 
     async def _top_of_book(self, item: TopOfBook) -> None:
         sym, inst = self.core.symbols.get(item.symbol), self.instruments.get(item.symbol)
-        if sym is None or inst is None:
+        if sym is None or inst is None or item.con_id != inst.con_id:
             return
         if inst.tick_size > 0 and item.ask > item.bid:
             sym.health.on_spread((item.ask - item.bid) / inst.tick_size)
@@ -217,6 +268,7 @@ class IBKRFeed:
         while True:
             now_ms = self.core.venue_now_ms()
             if self.streaming and now_ms is not None:
+                await self._roll_if_due()
                 await self._advance(now_ms - ADVANCE_LAG_MS)
             now = trio.current_time()
             if now >= next_health:

@@ -51,6 +51,7 @@ class RealtimeBar:
     low: float
     close: float
     volume: float
+    con_id: int = 0  # the contract month it came from (a roll leaves the old month's in flight)
 
 
 @attrs.frozen(slots=True)
@@ -60,6 +61,7 @@ class TopOfBook:
     bid_size: float
     ask: float
     ask_size: float
+    con_id: int = 0
 
 
 @attrs.frozen(slots=True)
@@ -93,6 +95,10 @@ class Instrument:
     liquid: tuple[tuple[int, int], ...]
     contract: Any = attrs.field(eq=False, repr=False)
 
+    @property
+    def con_id(self) -> int:
+        return int(self.contract.conId or 0)
+
 
 def _ms(t: datetime) -> int:
     return int(t.timestamp() * 1000)
@@ -124,6 +130,7 @@ class IBFeedLink:
         self.thread: AsyncioThread | None = None
         self.ib: Any = None
         self._push: ToTrio | None = None
+        self._subscriptions: dict[str, tuple[Any, Any]] = {}  # symbol -> (real-time bars, ticker)
 
     @property
     def connected(self) -> bool:
@@ -156,6 +163,7 @@ class IBFeedLink:
                                f"{type(exc).__name__}: {exc}") from None
 
     async def disconnect(self) -> None:
+        self._subscriptions.clear()
         if self._push is not None:
             self._push.closed = True  # nothing from the old connection reaches the new run
         if self.ib is not None and self.thread is not None:
@@ -214,9 +222,25 @@ class IBFeedLink:
         async def go() -> None:
             for inst in instruments:
                 bars = self.ib.reqRealTimeBars(inst.contract, 5, "TRADES", False)
-                bars.updateEvent += _bar_handler(inst.symbol, bridge)
+                bars.updateEvent += _bar_handler(inst.symbol, inst.con_id, bridge)
                 ticker = self.ib.reqMktData(inst.contract, "", False, False)
-                ticker.updateEvent += _quote_handler(inst.symbol, bridge)
+                ticker.updateEvent += _quote_handler(inst.symbol, inst.con_id, bridge)
+                self._subscriptions[inst.symbol] = (bars, ticker)
+
+        await self._call(go)
+
+    async def unsubscribe(self, symbol: str) -> None:
+        """Stop one symbol's bars and quotes (a roll: the old month goes before the new one comes)."""
+        held = self._subscriptions.pop(symbol, None)
+        if held is None:
+            return
+        bars, ticker = held
+
+        async def go() -> None:
+            bars.updateEvent.clear()
+            ticker.updateEvent.clear()
+            self.ib.cancelRealTimeBars(bars)
+            self.ib.cancelMktData(ticker.contract)
 
         await self._call(go)
 
@@ -245,17 +269,17 @@ class IBFeedLink:
         return _ms(got)
 
 
-def _bar_handler(symbol: str, bridge: ToTrio) -> Callable[[Any, bool], None]:
+def _bar_handler(symbol: str, con_id: int, bridge: ToTrio) -> Callable[[Any, bool], None]:
     def on_update(bar_list: Any, has_new: bool) -> None:
         if has_new and bar_list:
             b = bar_list[-1]
             bridge.put(RealtimeBar(symbol, _ms(b.time), float(b.open_), float(b.high), float(b.low),
-                                   float(b.close), max(0.0, float(b.volume))))
+                                   float(b.close), max(0.0, float(b.volume)), con_id))
 
     return on_update
 
 
-def _quote_handler(symbol: str, bridge: ToTrio) -> Callable[[Any], None]:
+def _quote_handler(symbol: str, con_id: int, bridge: ToTrio) -> Callable[[Any], None]:
     last: list[tuple[float, ...]] = []
 
     def on_update(ticker: Any) -> None:
@@ -264,7 +288,8 @@ def _quote_handler(symbol: str, bridge: ToTrio) -> Callable[[Any], None]:
                      for x in (ticker.bid, ticker.bidSize, ticker.ask, ticker.askSize))
         if book[0] > 0 and book[2] > 0 and (not last or last[0] != book):
             last[:] = [book]
-            bridge.put(TopOfBook(symbol, *book))
+            bid, bid_size, ask, ask_size = book
+            bridge.put(TopOfBook(symbol, bid, bid_size, ask, ask_size, con_id))
 
     return on_update
 

@@ -142,8 +142,13 @@ class FakeTWS:
     """The fake; `start()` listens on 127.0.0.1 at a free port (`port`)."""
 
     def __init__(self, price: float = 5000.0, contract: FakeContract | None = None,
-                 commission_per_contract: float = 0.62) -> None:
+                 commission_per_contract: float = 0.62, listed: list[FakeContract] | None = None) -> None:
         self.contract = contract or FakeContract()
+        # Further contract months IB lists for the symbol (details, bars, quotes and history only;
+        # orders trade `contract`). Each has its own tape.
+        self.listed = list(listed or [])
+        self.tapes: dict[int, list[tuple[int, float, float, float, float, float]]] = {}
+        self.subscribed_con: dict[tuple[int, int], int] = {}  # (session, req id) -> conId asked for
         self.price = price
         self.commission = commission_per_contract
         self.orders: dict[int, FakeOrder] = {}
@@ -215,17 +220,28 @@ class FakeTWS:
                 if order.working and self._triggered(order):
                     self._fill(order, self._fill_price(order))
 
-    def push_bar(self, ts: int, o: float, h: float, lo: float, c: float, volume: float = 10.0) -> None:
-        """A 5-second bar (ts: its start, epoch seconds) to every real-time-bar subscriber, and onto
-        the tape; the price moves to its close. While the market link is down only the tape gets it."""
+    def push_bar(self, ts: int, o: float, h: float, lo: float, c: float, volume: float = 10.0,
+                 con_id: int | None = None) -> None:
+        """A 5-second bar (ts: its start, epoch seconds) of one contract (default `contract`) to its
+        real-time-bar subscribers, and onto its tape; the price moves to its close. While the market
+        link is down only the tape gets it."""
         if ts % 5:
             raise ValueError(f"a 5 s bar starts on a 5 s boundary, not {ts}")
+        con = con_id or self.contract.con_id
         with self.lock:
-            self.tape.append((ts, o, h, lo, c, volume))
+            self._tape(con).append((ts, o, h, lo, c, volume))
             if self.market_link_up:
                 for session, req_id in self.bar_subscriptions:
-                    session.send([50, 3, req_id, ts, o, h, lo, c, volume, c, 5])
-        self.set_price(c)
+                    if self.subscribed_con.get((id(session), req_id), self.contract.con_id) == con:
+                        session.send([50, 3, req_id, ts, o, h, lo, c, volume, c, 5])
+        if con == self.contract.con_id:
+            self.set_price(c)
+
+    def _tape(self, con_id: int) -> list[tuple[int, float, float, float, float, float]]:
+        return self.tape if con_id == self.contract.con_id else self.tapes.setdefault(con_id, [])
+
+    def contracts(self, symbol: str) -> list[FakeContract]:
+        return [c for c in (self.contract, *self.listed) if c.symbol == symbol]
 
     def set_quote(self, bid: float, bid_size: float, ask: float, ask_size: float) -> None:
         """Top of book to every market-data subscriber (tickPrice bid/ask with their sizes)."""
@@ -253,11 +269,12 @@ class FakeTWS:
         else:
             self.send_error(1102, "Connectivity between IB and TWS has been restored- data maintained.")
 
-    def minute_bars(self, start_s: int, end_s: int) -> list[tuple[int, float, float, float, float, float, int]]:
-        """1-minute TRADES bars from the tape, [start_s, end_s): (start, o, h, l, c, volume, 5 s bars)."""
+    def minute_bars(self, start_s: int, end_s: int,
+                    con_id: int | None = None) -> list[tuple[int, float, float, float, float, float, int]]:
+        """1-minute TRADES bars from a contract's tape, [start_s, end_s): (start, o, h, l, c, volume, 5 s bars)."""
         minutes: dict[int, list[tuple[int, float, float, float, float, float]]] = {}
         with self.lock:
-            for bar in sorted(set(self.tape)):
+            for bar in sorted(set(self._tape(con_id or self.contract.con_id))):
                 if start_s <= bar[0] < end_s:
                     minutes.setdefault(bar[0] - bar[0] % 60, []).append(bar)
         return [(m, b[0][1], max(x[2] for x in b), min(x[3] for x in b), b[-1][4], sum(x[5] for x in b), len(b))
@@ -494,15 +511,16 @@ class _Session:
     def _msg_9(self, m: list[str]) -> None:  # reqContractDetails
         req_id = int(m[2])
         symbol = m[4]
-        c = self.fake.contract
-        if symbol and symbol != c.symbol:
+        found = self.fake.contracts(symbol) if symbol else [self.fake.contract]
+        if not found:
             self.send([4, 2, req_id, 200, "No security definition has been found for the request"])
             return
-        self.send([10, 8, req_id, c.symbol, c.sec_type, c.expiry, 0.0, "", c.exchange, c.currency,
-                   c.local_symbol, c.trading_class, c.trading_class, c.con_id, c.min_tick, 1,
-                   c.multiplier, "ACTIVETIM,LMT,MKT,STP,OCA", "CME", 1, 0, "Micro E-Mini S&P 500", "",
-                   c.expiry[:6], "", "", "", c.time_zone, c.trading_hours, c.liquid_hours or c.trading_hours, "", "", 0,
-                   1, "ES", "IND", "67,67", c.expiry, ""])
+        for c in found:
+            self.send([10, 8, req_id, c.symbol, c.sec_type, c.expiry, 0.0, "", c.exchange, c.currency,
+                       c.local_symbol, c.trading_class, c.trading_class, c.con_id, c.min_tick, 1,
+                       c.multiplier, "ACTIVETIM,LMT,MKT,STP,OCA", "CME", 1, 0, "Micro E-Mini S&P 500", "",
+                       c.expiry[:6], "", "", "", c.time_zone, c.trading_hours, c.liquid_hours or c.trading_hours,
+                       "", "", 0, 1, "ES", "IND", "67,67", c.expiry, ""])
         self.send([52, 1, req_id])
 
     def _msg_3(self, m: list[str]) -> None:  # placeOrder
@@ -525,6 +543,7 @@ class _Session:
     def _msg_50(self, m: list[str]) -> None:  # reqRealTimeBars
         with self.fake.lock:
             self.fake.bar_subscriptions.append((self, int(m[2])))
+            self.fake.subscribed_con[(id(self), int(m[2]))] = int(m[3] or 0) or self.fake.contract.con_id
 
     def _msg_51(self, m: list[str]) -> None:  # cancelRealTimeBars
         with self.fake.lock:
@@ -533,12 +552,13 @@ class _Session:
 
     def _msg_1(self, m: list[str]) -> None:  # reqMktData: version, reqId, contract (12 fields), ...
         req_id, symbol = int(m[2]), m[4]
-        if symbol != self.fake.contract.symbol:
+        if not self.fake.contracts(symbol):
             self.send([4, 2, req_id, 200, "No security definition has been found for the request"])
             return
         self.send([81, req_id, self.fake.contract.min_tick, "9c0001", 3])  # tickReqParams
         with self.fake.lock:
             self.fake.quote_subscriptions.append((self, req_id))
+            self.fake.subscribed_con[(id(self), req_id)] = int(m[3] or 0) or self.fake.contract.con_id
             if self.fake.quote is not None and self.fake.market_link_up:
                 self.send_quote(req_id, self.fake.quote)
 
@@ -551,7 +571,7 @@ class _Session:
         req_id, symbol = int(m[1]), m[3]
         end_text, bar_size, duration, use_rth, what, fmt = m[15], m[16], m[17], m[18] == "1", m[19], m[20]
         self.fake.history_requests.append((end_text, duration, bar_size, use_rth))
-        if symbol != self.fake.contract.symbol:
+        if not self.fake.contracts(symbol):
             self.send([4, 2, req_id, 200, "No security definition has been found for the request"])
             return
         if bar_size != "1 min" or what != "TRADES":
@@ -564,7 +584,7 @@ class _Session:
         except ValueError as exc:
             self.send([4, 2, req_id, 321, f"Error validating request:-'bX' : cause - {exc}"])
             return
-        bars = self.fake.minute_bars(end_s - span_s, end_s)
+        bars = self.fake.minute_bars(end_s - span_s, end_s, int(m[2] or 0) or None)
         if not bars:
             c = self.fake.contract
             self.send([4, 2, req_id, 162, ("Historical Market Data Service error message:HMDS query returned "
