@@ -196,6 +196,7 @@ def _parquet_columns(path: str | Path) -> tuple[np.ndarray, dict[str, np.ndarray
         if any(c.null_count for c in chunks):
             return None
         parts = [np.frombuffer(c.buffers()[1], dtype=np.float64, count=len(c), offset=c.offset * 8) for c in chunks]
+        pa.default_memory_pool().release_unused()  # the pool would keep each column's decoding space
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     values = column(time_col)
