@@ -655,6 +655,19 @@ def _broker_problems(config: Config) -> list[str]:
     for key, url, schemes in (("rest_url", b.rest_url, _HTTP_SCHEMES), ("ws_url", b.ws_url, _WS_SCHEMES)):
         if url:
             problems.append(_url_problem(f"config.broker.{key}", url, schemes, secret_path=False) or "")
+    return problems + _hyperliquid_leverage_problems(config)
+
+
+def _hyperliquid_leverage_problems(config: Config) -> list[str]:
+    """[broker] leverage / margin_type per coin (set at start; the perp's maximum is checked then)."""
+    b, problems = config.broker, []
+    for key, table in (("leverage", b.leverage), ("margin_type", b.margin_type)):
+        problems += [f"config.broker.{key}.{symbol}: not one of feed.symbols {config.feed.symbols}"
+                     for symbol in table if symbol not in config.feed.symbols]
+    problems += [f"config.broker.leverage.{symbol}: {lev} must be at least 1"
+                 for symbol, lev in b.leverage.items() if lev < 1]
+    problems += [f"config.broker.margin_type.{symbol}: {margin!r} must be 'cross' or 'isolated'"
+                 for symbol, margin in b.margin_type.items() if margin not in ("cross", "isolated")]
     return problems
 
 

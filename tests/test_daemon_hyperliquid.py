@@ -34,7 +34,7 @@ def hl_config(tmp: Path, fake: FakeHyperliquid, candles: Path) -> Path:
         f'[feed]\nvenue = "replay"\nreplay_path = "{candles}"\nreplay_speed = 0.0\nsymbols = ["BTC"]\n'
         f'[broker]\nkind = "hyperliquid"\nnetwork = "testnet"\nrest_url = "{fake.rest_url}"\n'
         f'ws_url = "{fake.ws_url}"\naccount_address = "{USER.address}"\n'
-        f'private_key_credential = "hl-agent"\n'
+        f'private_key_credential = "hl-agent"\n[broker.leverage]\nBTC = 5\n'
         f'[risk]\nmode = "live"\n'
         f'[log]\nformat = "json"\nlevel = "info"\n')
     return cfg
@@ -95,6 +95,7 @@ def test_daemon_trades_on_fake_hyperliquid_and_both_sides_agree(tmp_path: Path) 
             trades = wait_for(lambda: ctl_json(sock, "trades"), 30, "the closed trade")
             assert len(trades) == 1 and trades[0]["symbol"] == "BTC"
             assert ctl_json(sock, "status")["router"]["recovered"] is True
+            assert venue.call(lambda: fake.exchange.users[USER.address.lower()].leverage) == {"BTC": (5, True)}
             assert daemon.stop(signal.SIGTERM, timeout=30) == 0
             noise = [line for line in daemon.log_lines()
                      if line.get("event") in ("order_anomaly", "actor_restarting", "actor_exception")]

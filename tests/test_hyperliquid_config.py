@@ -53,6 +53,12 @@ def test_hyperliquid_fields_are_checked_and_a_pasted_key_is_not_echoed(tmp_path:
     assert key not in joined
     network = "; ".join(problems(tmp_path, "[risk]\nmode = 'live'\n" + BROKER + "network = 'devnet'\n"))
     assert "config.broker.network" in network and "testnet" in network
+    table = ("[risk]\nmode = 'live'\n[feed]\nsymbols = ['BTC']\n" + BROKER
+             + "[broker.leverage]\nBTC = 0\nETH = 3\n[broker.margin_type]\nBTC = 'isolated!'\n")
+    joined = "; ".join(problems(tmp_path, table))
+    assert "config.broker.leverage.BTC: 0 must be at least 1" in joined
+    assert "config.broker.leverage.ETH: not one of feed.symbols" in joined
+    assert "config.broker.margin_type.BTC: 'isolated!' must be 'cross' or 'isolated'" in joined
 
 
 def test_the_daemon_routes_to_hyperliquid_and_a_missing_key_stops_it_with_77(

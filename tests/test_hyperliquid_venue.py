@@ -14,7 +14,7 @@ from fractald.core.execution.events import OrderIntent
 from fractald.core.execution.orders import OrderEvent, OrderType, client_order_id
 from fractald.core.execution.reports import VenueReport
 from fractald.core.models import Side
-from fractald.errors import AuthError, NetworkError, TransientError
+from fractald.errors import AuthError, ConfigError, NetworkError, TransientError
 from fractald.venues.hyperliquid_signing import AgentSigner, NonceClock
 from fractald.venues.hyperliquid_venue import HyperliquidSettings, HyperliquidVenue
 from fractald.venues.interface import Venue
@@ -115,6 +115,20 @@ async def test_unknown_agent_is_an_auth_error_and_nonces_survive_restarts(tmp_pa
         second.clock_ms = lambda: used - 5_000
         ack = await second.submit(intent("b", OrderType.LIMIT, Side.BUY, 0.01, price=45_000.0))
         assert ack.kind is OrderEvent.ACCEPT and second.nonces.last > used
+        nursery.cancel_scope.cancel()
+
+
+async def test_leverage_is_set_per_perp_and_above_the_maximum_is_a_config_error(tmp_path: Path) -> None:
+    async with trio.open_nursery() as nursery:
+        fake = await started(nursery)
+        venue = venue_for(fake, tmp_path)
+        await venue.set_leverage("BTC", 5)
+        await venue.set_leverage("ETH", 3, cross=False)
+        assert fake.exchange.users[USER.address.lower()].leverage == {"BTC": (5, True), "ETH": (3, False)}
+        sent = len(fake.exchange.actions)
+        with pytest.raises(ConfigError, match=r"config.broker.leverage.BTC: .*1\.\.50"):
+            await venue.set_leverage("BTC", 51)  # meta says 50 at most: refused before signing
+        assert len(fake.exchange.actions) == sent
         nursery.cancel_scope.cancel()
 
 

@@ -3,8 +3,8 @@
 One place turns `[broker] kind` into a `fractald.venues.interface.Venue`
 for the router actor: Hyperliquid (agent key from the credential file
 `private_key_credential`, nonces persisted in the state directory),
-Binance USD-M futures (API key and secret from their credential files;
-leverage and margin type set at start), IBKR (TWS / IB Gateway on this
+Binance USD-M futures (API key and secret from their credential files),
+leverage and margin type per symbol set at start on both, IBKR (TWS / IB Gateway on this
 host). Keys are read from `$CREDENTIALS_DIRECTORY` (systemd's
 LoadCredential=) and never logged; a missing or refused one is an
 `AuthError` (exit 77).
@@ -36,6 +36,9 @@ async def open_venue(config: Config, env: Mapping[str, str] = os.environ,
         hl.log = log
         try:
             await hl.load_assets()  # now, not inside the first order's claim-to-send window
+            margin = config.broker.margin_type
+            for symbol, leverage in config.broker.leverage.items():
+                await hl.set_leverage(symbol, leverage, cross=margin.get(symbol, "cross") != "isolated")
             yield hl
         finally:
             await hl.aclose()

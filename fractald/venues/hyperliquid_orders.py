@@ -233,6 +233,14 @@ def modify_action(client_order_id: str, wire: dict[str, Any]) -> dict[str, Any]:
     return {"type": "batchModify", "modifies": [{"oid": cloid(client_order_id), "order": wire}]}
 
 
+def update_leverage_action(asset: Asset, leverage: int, cross: bool = True) -> dict[str, Any]:
+    """The account's leverage on one perp (cross or isolated margin), as the SDK's update_leverage."""
+    if not 1 <= leverage <= (asset.max_leverage or leverage):
+        raise ValueError(f"{asset.name}: leverage {leverage} is outside 1..{asset.max_leverage} "
+                         "(the venue's maximum for this perp)")
+    return {"type": "updateLeverage", "asset": asset.index, "isCross": cross, "leverage": leverage}
+
+
 def noop_action() -> dict[str, Any]:
     """A signed action that changes nothing (it spends a nonce): proves the agent key works."""
     return {"type": "noop"}

@@ -32,7 +32,7 @@ from fractald.core.execution.events import OrderIntent
 from fractald.core.execution.orders import OrderEvent, OrderType, TimeInForce
 from fractald.core.execution.reports import VenueReport
 from fractald.core.models import Side
-from fractald.errors import BadMessage
+from fractald.errors import BadMessage, ConfigError
 from fractald.venues import hyperliquid_orders as hl
 from fractald.venues.hyperliquid import (
     MAINNET_REST_URL,
@@ -231,6 +231,18 @@ class HyperliquidVenue:
 
     async def account(self) -> VenueAccount:
         return (await self._clearinghouse())[1]
+
+    async def set_leverage(self, symbol: str, leverage: int, *, cross: bool = True) -> None:
+        """Set the account's leverage on `symbol` (at start, from `[broker] leverage`).
+
+        A value above the perp's maximum (from `meta`) is a ConfigError naming both; a refusal
+        by the venue raises its classified error (ActionRefused: the daemon stops).
+        """
+        try:
+            action = hl.update_leverage_action(await self._asset(symbol), leverage, cross)
+        except ValueError as exc:
+            raise ConfigError(f"config.broker.leverage.{symbol}: {exc}") from None
+        await self._exchange(action, orders=0)
 
     async def check_key(self) -> None:
         """A signed no-op: raises AuthError when the venue does not know this agent for the account."""

@@ -87,6 +87,7 @@ class User:
     agents: set[str] = attrs.field(factory=set)  # lower-case addresses approved for this network
     positions: dict[str, tuple[float, float]] = attrs.field(factory=dict)  # coin -> (szi, entry px)
     fills: list[dict[str, Any]] = attrs.field(factory=list)
+    leverage: dict[str, tuple[int, bool]] = attrs.field(factory=dict)  # coin -> (leverage, is cross)
 
 
 class ExchangeError(Exception):
@@ -150,9 +151,19 @@ class HlExchange:
                                   for c in action["cancels"]])
         if kind == "batchModify":
             return _ok("batchModify", [self._modify(user, m) for m in action["modifies"]])
-        if kind in ("updateLeverage", "scheduleCancel", "noop"):
+        if kind == "updateLeverage":
+            return self._update_leverage(user, action)
+        if kind in ("scheduleCancel", "noop"):
             return {"status": "ok", "response": {"type": "default"}}
         raise ExchangeError(f"Unknown action type {kind}")
+
+    def _update_leverage(self, user: User, action: dict[str, Any]) -> dict[str, Any]:
+        coin = self.coins[int(action["asset"])]
+        leverage = int(action["leverage"])
+        if not 1 <= leverage <= coin.max_leverage:
+            raise ExchangeError("Invalid leverage value")  # shape not verified against the venue
+        user.leverage[coin.name] = (leverage, bool(action["isCross"]))
+        return {"status": "ok", "response": {"type": "default"}}
 
     def _check_nonce(self, signer: str, nonce: int) -> None:
         now = self.now_ms()
