@@ -67,6 +67,15 @@ def test_chart_from_candle_file_writes_png(tmp_path: Path) -> None:
                           cwd=str(tmp_path / "here"), env={**os.environ, "PYTHONPATH": str(REPO)})
     assert here.returncode == 0, here.stderr
     assert here.stdout.startswith("wrote chart.png") and (tmp_path / "here" / "chart.png").stat().st_size > 10_000
+    # --trades: the trades `fractald backtest` makes of the same candles, drawn with their table
+    traded = run_cli("chart", "--data", str(candles), "--trades", "--swing-lengths", "1h=4",
+                     "--plot", str(out))
+    assert traded.returncode == 0, traded.stderr
+    assert "1h swing 4, 15m swing 6; live detectors" in traded.stdout
+    backtest = run_cli("backtest", "--data", str(candles), "--json")
+    assert backtest.returncode == 0, backtest.stderr
+    count = len(json.loads(backtest.stdout)["trade_list"])
+    assert count > 0 and f"; {count} backtest trades)" in traded.stdout
 
 
 @pytest.mark.slow

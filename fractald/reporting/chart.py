@@ -269,11 +269,17 @@ TABLE_ROWS = 40  # more would not be readable beside the panels
 TRADE_COLUMNS = ("#", "id", "side", "entry", "exit", "R", "P&L")
 
 
+def short_trade_id(t: ClosedTrade) -> str:
+    """What finds the trade in `fractalctl trades`: its strategy and entry time (the full id,
+    strategy:symbol:timeframe:side:ms, is too long for the table)."""
+    return f"{t.strategy[:14]} {_utc(t.ts_entry)[5:]}"
+
+
 def trade_table_rows(trades: Sequence[ClosedTrade], tick: float | None) -> list[list[str]]:
     """The side table: one row per drawn trade, numbered as on the chart."""
     rows = []
     for n, t in enumerate(trades, 1):
-        rows.append([str(n), t.trade_id[-8:], "LONG" if t.side is Side.BUY else "SHORT",
+        rows.append([str(n), short_trade_id(t), "LONG" if t.side is Side.BUY else "SHORT",
                      price_text(t.entry_price, tick, grouping=True),
                      price_text(t.exit_price, tick, grouping=True),
                      f"{t.r_multiple:+.2f}", f"{t.pnl:+,.2f}"])
@@ -285,7 +291,7 @@ def _trade_table(ax: Any, trades: Sequence[ClosedTrade], tick: float | None) -> 
     ax.set_gid("trade_table")
     rows = trade_table_rows(trades, tick)
     shown = rows[:TABLE_ROWS]
-    table = ax.table(cellText=shown, colLabels=TRADE_COLUMNS, loc="upper center",
+    table = ax.table(cellText=shown, colLabels=TRADE_COLUMNS, loc="upper right",
                      cellLoc="right", colLoc="right")
     table.auto_set_font_size(False)
     table.set_fontsize(7)
@@ -434,7 +440,7 @@ def chart_figure(
 
     fig = Figure(figsize=(16, 1.2 + 3.7 * len(order)), layout="constrained")
     if drawn_trades:  # panels on the left, the trade table beside them
-        grid = fig.add_gridspec(len(order), 2, width_ratios=(4.4, 1.0))
+        grid = fig.add_gridspec(len(order), 2, width_ratios=(3.8, 1.0))
         axes = [fig.add_subplot(grid[0, 0])]
         axes += [fig.add_subplot(grid[i, 0], sharex=axes[0]) for i in range(1, len(order))]
         _trade_table(fig.add_subplot(grid[:, 1]), drawn_trades, tick_size)

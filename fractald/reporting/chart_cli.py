@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import pandas as pd
 
@@ -75,6 +76,9 @@ def add_chart_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: what the config's strategies trade on)")
     parser.add_argument("--plot", default="chart.png",
                         help="PNG file to write (default chart.png; the path written is printed)")
+    parser.add_argument("--trades", action="store_true",
+                        help="also trade the candles as `fractald backtest` does (the config's "
+                        "strategies) and draw those trades, numbered, with their table")
     parser.add_argument("--catalog", metavar="DIR", default=None,
                         help="read candles from this catalog (fractald download) by --venue/--symbol/--from/--to")
     parser.add_argument("--venue", default="binance-futures", help="the catalog's venue (default binance-futures)")
@@ -95,6 +99,19 @@ def _load_bars(args: argparse.Namespace) -> Sequence[Bar]:
         raise ValueError("--catalog needs --from (and optionally --to)")
     return Catalog(catalog).load_columns(getattr(args, "venue", "binance-futures"), args.symbol, args.start,
                                          args.end if args.end is not None else 2**62)
+
+
+def backtest_trades(bars: Sequence[Bar], config: Any, symbol: str) -> list[Any]:
+    """The trades the config's strategies make over `bars`: the backtest's own pipeline, so the
+    chart's trades are the ones `fractald backtest` (and a daemon replay) reports."""
+    from fractald.backtest import StrategySettings, new_runner
+
+    cfg = config.strategies
+    settings = StrategySettings(tuple(cfg.enabled), cfg.timeframe, tuple(cfg.trend_timeframes),
+                                {k: dict(v) for k, v in cfg.params.items()}, config)
+    runner = new_runner(symbol, bars[0].timeframe, settings, config.broker.starting_equity)
+    runner.feed(bars)
+    return list(runner.trades)
 
 
 def run_chart(args: argparse.Namespace) -> int:
@@ -121,8 +138,11 @@ def run_chart(args: argparse.Namespace) -> int:
         print(f"fractald chart: {exc}", file=sys.stderr)
         return int(ExitStatus.USAGE)
     frame = bars_to_frame(bars)
+    trades = backtest_trades(bars, config, args.symbol) if getattr(args, "trades", False) else []
     path = plot_chart(frames_from(frame, timeframes), args.plot, start_ms=args.start,
-                      end_ms=args.end, symbol=args.symbol, swing_length=lengths, tick_size=tick)
+                      end_ms=args.end, symbol=args.symbol, swing_length=lengths, tick_size=tick,
+                      trades=trades)
     used = ", ".join(f"{tf} swing {lengths.get(tf, '?')}" for tf in timeframes)
-    print(f"wrote {path} ({used}; live detectors; {len(bars)} candles)")
+    traded = f"; {len(trades)} backtest trades" if getattr(args, "trades", False) else ""
+    print(f"wrote {path} ({used}; live detectors; {len(bars)} candles{traded})")
     return 0
