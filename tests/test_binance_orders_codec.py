@@ -90,6 +90,11 @@ def test_futures_post_only_is_gtx_and_market_has_no_price() -> None:
     assert p["type"] == "MARKET" and "price" not in p and p["reduceOnly"] == "true"
 
 
+def test_futures_gtd_rests_as_gtc_for_the_router_to_cancel_at_expiry() -> None:
+    p = params(bo.new_order(intent(tif=TimeInForce.GTD, expire_ts=1_700_000_000_000), BTC, Market.FUTURES))
+    assert p["timeInForce"] == "GTC" and "goodTillDate" not in p
+
+
 def test_futures_stop_goes_to_the_algo_service_reduce_only_or_close_position() -> None:
     stop = intent(OrderType.STOP_MARKET, side=Side.SELL, price=None, trigger_price=48_000.06,
                   reduce_only=True, role="stop")

@@ -125,6 +125,8 @@ class Router:
         self.filled: dict[str, float] = {}
         self.recovered = trio.Event()
         self.sent: list[str] = []  # client order ids this router sent (each once)
+        # GTD orders a venue holds as GTC (`holds_gtd` false): coid -> (symbol, expiry), cancelled then.
+        self.expiries: dict[str, tuple[str, int]] = {}
 
     def _log(self, event: str, **kw: Any) -> None:
         if self.log is not None:
@@ -154,6 +156,7 @@ class Router:
                 outcome = "filled"
         if outcome is not None:
             self.unresolved.pop(coid, None)
+            self.expiries.pop(coid, None)
         await self.reports.send(report)
         if outcome is not None and coid and self.record_outcomes:
             await self.outbox.mark_outcome(coid, outcome, max(0, report.ts))
@@ -172,6 +175,7 @@ class Router:
         todo = [(intent_from_payload(r.payload), r.submitted_ms) for r in pending]
         for intent, _ in todo:
             self.quantity[intent.client_order_id] = intent.quantity
+            self._track_expiry(intent)
         claims = [ms for _, ms in todo if ms is not None]
         fills = await self.venue.fills_since(max(0, min(claims) - self.settings.fills_lookback_ms)) if claims else []
         done: list[Resolution] = []
@@ -206,14 +210,29 @@ class Router:
 
     # -- 2. commands ---------------------------------------------------------------------------
 
+    def _track_expiry(self, intent: OrderIntent) -> None:
+        if (intent.tif is TimeInForce.GTD and intent.expire_ts is not None
+                and not getattr(self.venue, "holds_gtd", False)):
+            self.expiries[intent.client_order_id] = (intent.symbol, intent.expire_ts)
+
+    async def cancel_expired(self) -> None:
+        """GTD orders the venue holds as GTC: cancelled once their expiry has passed."""
+        now = self.clock_ms()
+        for coid, (symbol, expire_ts) in list(self.expiries.items()):
+            if expire_ts <= now and self.expiries.pop(coid, None) is not None:
+                self._log("gtd_expired", client_order_id=coid, expire_ts=expire_ts)
+                await self.handle(Cancel(coid, symbol))
+
     async def submit(self, intent: OrderIntent) -> None:
         coid = intent.client_order_id
         self.quantity[coid] = intent.quantity
+        self._track_expiry(intent)
         now = self.clock_ms()
         if not await self.outbox.record_and_claim(coid, intent_payload(intent), max(0, now)):
             record = await self.outbox.get_intent(coid)  # maybe sent by a run before: ask, never resend
             if record is not None and record.outcome is not None:
                 self._log("intent_already_ended", client_order_id=coid, outcome=record.outcome)
+                self.expiries.pop(coid, None)
                 return
             claimed = record.submitted_ms if record is not None and record.submitted_ms is not None else now
             self._log("intent_claimed_before", client_order_id=coid)
@@ -295,6 +314,7 @@ class Router:
         while True:
             await trio.sleep(self.settings.resolve_interval_s)
             await self.resolve_unanswered()
+            await self.cancel_expired()
 
 
 def stop_intent(stop: protection.WantedStop, ts: int) -> OrderIntent:

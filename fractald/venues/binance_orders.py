@@ -246,7 +246,9 @@ def _futures_order(intent: OrderIntent, spec: InstrumentSpec, cid: str, qty: str
     if intent.order_type is OrderType.LIMIT:
         if intent.price is None:
             raise OrderNotSendable("no_price", f"{cid}: a LIMIT order needs a price")
-        tif = "GTX" if post_only else intent.tif.value
+        # GTD rests as GTC and the router cancels it at its expiry (Binance's own GTD wants
+        # goodTillDate at least 600 s ahead, longer than an entry's time to live).
+        tif = "GTX" if post_only else "GTC" if intent.tif is TimeInForce.GTD else intent.tif.value
         if tif not in ("GTC", "IOC", "FOK", "GTX"):
             raise OrderNotSendable("tif_unsupported", f"{cid}: time in force {tif} not supported")
         p += [("timeInForce", tif), ("price", price_text(intent.price, spec))]

@@ -101,6 +101,7 @@ class IBKRVenue:
     """`fractald.venues.interface.Venue` on IBKR. Use `async with IBKRVenue(settings) as venue:`."""
 
     name = "ibkr"
+    holds_gtd = True  # IB expires a GTD order itself (goodTillDate); others are cancelled by the router
 
     def __init__(self, settings: IBSettings) -> None:
         self.settings = settings
