@@ -63,20 +63,31 @@ def line(name: str, n: int, took: tuple[float, float]) -> str:
             f"{n / cpu:9,.0f} candles/s ({cpu * 1e6 / n:5.1f} us/candle) cpu")
 
 
-def child_usage(argv: list[str]) -> tuple[float, float]:
-    """CPU seconds (user + system) and peak RSS (MB) of one child process running `argv`."""
+def child_usage(args: list[str]) -> tuple[float, float]:
+    """CPU seconds (user + system) and peak RSS (MB) of one `fractald ARGS` process.
+
+    The peak is the child's own VmHWM, printed by it at exit: the kernel's figure for
+    children would count the pages of this (bigger) process the child shares before exec.
+    """
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    done = subprocess.run([*FRACTALD, *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          text=True)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return cpu, after.ru_maxrss / 1024  # ru_maxrss: the largest child so far, in KiB
+    peak_kb = int(done.stderr.rsplit("PEAK_KB ", 1)[1].split()[0])
+    return cpu, peak_kb / 1024
 
 
-FRACTALD = [sys.executable, "-c", "import sys; from fractald.cli import fractald_main; sys.exit(fractald_main())"]
+FRACTALD = [sys.executable, "-c",
+            ("import atexit, sys\n"
+            "atexit.register(lambda: print('PEAK_KB', open('/proc/self/status').read().split('VmHWM:')[1].split()[0],"
+            " file=sys.stderr))\n"
+            "from fractald.cli import fractald_main\n"
+            "sys.exit(fractald_main())")]
 
 
 def whole_process(repeat: int) -> None:
-    runs = [child_usage([*FRACTALD, "backtest"]) for _ in range(repeat)]
+    runs = [child_usage(["backtest"]) for _ in range(repeat)]
     cpu = min(c for c, _ in runs)
     print(f"whole process: `fractald backtest` (45,031 candles) {cpu:.2f} s CPU best, "
           f"{statistics.median(c for c, _ in runs):.2f} median; peak RSS {runs[0][1]:.0f} MB "
@@ -155,7 +166,7 @@ def memory(n: int) -> None:
         pd.DataFrame({"ts_open_ms": candles.ts_open, "open": candles.open, "high": candles.high,
                       "low": candles.low, "close": candles.close, "volume": candles.volume}).to_parquet(path)
         del candles
-        cpu, peak = child_usage([*FRACTALD, "backtest", "--data", str(path), "--symbol", "SYN-PERP"])
+        cpu, peak = child_usage(["backtest", "--data", str(path), "--symbol", "SYN-PERP"])
     print(f"memory: `fractald backtest --data` {n:,} synthetic 1m candles (Parquet): {cpu:.1f} s CPU "
           f"({n / cpu:,.0f} candles/s whole process); peak RSS {peak:.0f} MB (goal < {GOAL_PEAK_RSS_MB} MB)")
 
