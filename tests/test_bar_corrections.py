@@ -122,3 +122,20 @@ async def test_the_ledgers_candle_is_replaced_and_the_operator_told(tmp_path: Pa
     [(kind, detail)] = bus.published
     assert kind == "bar_corrected" and detail["close"] == 102.0 and detail["was"]["close"] == 100.5
     assert log.events("bar_correction_applied")[0]["reason"] == "refetched"
+
+
+def test_a_closed_5m_bar_holding_a_corrected_minute_is_corrected_too() -> None:
+    bars = SymbolBars(SYMBOL, ["1m", "5m"], grace_ms=0)
+    bars.add_trade(100.0, 1.0, T0 + 30_000)  # joined mid-minute 0
+    bars.resolve_gap([Bar(SYMBOL, "1m", T0, 100.0, 100.0, 100.0, 100.0, 1.0)]) \
+        if bars.advance(T0 + MIN).gap else None
+    for minute in range(1, 5):
+        bars.add_trade(101.0, 1.0, T0 + minute * MIN + 1)
+    five = [b for b in bars.advance(T0 + 5 * MIN).bars if b.timeframe == "5m"]
+    assert five and five[0].high == 101.0  # the 5m bar went out with the short minute 3
+    true3 = Bar(SYMBOL, "1m", T0 + 3 * MIN, 101.0, 108.0, 100.5, 101.0, 4.0)
+    assert bars.correct([true3], T0, T0 + 5 * MIN) == 1
+    corrected = bars.take_corrections()
+    assert [c.bar.timeframe for c in corrected] == ["1m", "5m"]
+    assert corrected[1].bar.ts_open == T0 and corrected[1].bar.high == 108.0
+    assert corrected[1].bar.volume == 1.0 + 1.0 + 1.0 + 4.0 + 1.0

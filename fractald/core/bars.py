@@ -413,6 +413,23 @@ class SymbolBars:
         self.rollups.replace(bar)
         self.bars_corrected += 1
         self.corrections.append(BarCorrection(bar, was, reason))
+        self._correct_closed_rollups(bar, reason)
+
+    def _correct_closed_rollups(self, bar: Bar, reason: str) -> None:
+        """Higher bars holding `bar` that went out already, rebuilt when every base bar of their
+        period is still held (RECENT_BARS: the 5m and 15m bars, not the hour's)."""
+        assert self.next_ts is not None
+        for period in self.rollups.periods:
+            start = bar.ts_open - bar.ts_open % period.tf_ms
+            if start + period.tf_ms > self.next_ts:
+                continue  # still open: replace() already put the true bar in its buffer
+            held = [self._recent.get(ts) for ts in range(start, start + period.tf_ms, self.step_ms)]
+            if any(b is None for b in held):
+                continue
+            one = Rollups(self.symbol, [period.timeframe], self.base_timeframe)
+            rolled = [r for b in held if b is not None for r in one.on_base(b)]
+            if rolled:
+                self.corrections.append(BarCorrection(rolled[-1], None, reason))
 
     def take_corrections(self) -> list[BarCorrection]:
         out, self.corrections = self.corrections, []
