@@ -295,3 +295,26 @@ async def test_the_front_month_rolls_when_the_venue_day_comes_within_roll_days_o
     assert (rolled["old"], rolled["new"]) == ("MESZ6", "MESH7")
     assert log.events("front_month_roll_gap")[0]["gap"] == pytest.approx(20.0, abs=2.0)
     assert 1002 in fake.subscribed_con.values()
+
+
+async def test_a_restart_after_the_consumers_cursor_refetches_from_there(fake: FakeTWS) -> None:
+    import time
+
+    minute = minute_start(time.time()) - 600
+    record(fake, PRICE, minute - 30 * 60, minute)
+    cursor = (minute - 12 * 60) * 1000  # the trading state covers bars up to twelve minutes ago
+    first = cursor // 300_000 * 300_000  # from the start of the widest timeframe's bar holding it
+    venue = VenueTime.before_minute(minute + 65, 1.0)
+    got, log = Collected(), RecordingLog()
+    send, receive = trio.open_memory_channel[object](64)
+    settings = _settings(fake, history_bars=0, resume_after_ms=(("MES", cursor),))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_collect, got, receive)
+        nursery.start_soon(run_feed, settings, send, got.beat, log, FeedState())
+        await _until(lambda: fake.bar_subscriptions, 15)
+        await stream(fake, venue, PRICE, minute, minute + 65)
+        await _until(lambda: any(b.ts_open == minute * 1000 for b in got.bars_of("1m")), 15)
+        nursery.cancel_scope.cancel()
+    ones = got.bars_of("1m")
+    assert [b.ts_open for b in ones] == list(range(first, (minute + 60) * 1000, 60_000))
+    assert ones == [_tape_minute(fake, b.ts_open // 1000) for b in ones] and all(b.complete for b in got.bars)
