@@ -272,13 +272,20 @@ def run_report(runner: Runner, equity: float, start_ms: int | None = None,
 def summarise(runner: Runner, bars: Sequence[Bar], equity: float,
               min_ratio_returns: int = MIN_RATIO_RETURNS) -> dict[str, Any]:
     """Flat figures of the run over `bars` (fractions for every ratio: 0.05 = 5 %) plus the full report."""
-    rep = run_report(runner, equity, bars[0].ts_open if bars else None, min_ratio_returns)
+    return summarise_span(runner, len(bars), bars[0].ts_open if bars else None,
+                          bars[-1].ts_event if bars else None, equity, min_ratio_returns)
+
+
+def summarise_span(runner: Runner, n_bars: int, from_ms: int | None, to_ms: int | None, equity: float,
+                   min_ratio_returns: int = MIN_RATIO_RETURNS) -> dict[str, Any]:
+    """`summarise` for a run known by its bar count and time span (several symbols' series)."""
+    rep = run_report(runner, equity, from_ms, min_ratio_returns)
     st = rep.stats
     engine = runner.pipeline.engine
     return {
-        "bars": len(bars),
-        "from_ms": bars[0].ts_open if bars else None,
-        "to_ms": bars[-1].ts_event if bars else None,
+        "bars": n_bars,
+        "from_ms": from_ms,
+        "to_ms": to_ms,
         "signals": runner.signals,
         "skipped": dict(sorted(runner.skips.items())),
         "denied": dict(sorted(runner.denials.items())),

@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from fractald.backtest import BacktestError, Runner, StrategySettings, _num, summarise
+from fractald.backtest import BacktestError, Runner, StrategySettings, _num, summarise_span
 from fractald.core.execution.engine import FillSource, TradingEngine
 from fractald.core.models import TIMEFRAME_MS, Bar, ClosedTrade
 from fractald.core.pipeline import build_pipeline
@@ -79,8 +79,10 @@ def run_portfolio(series: Mapping[str, Sequence[Bar]], st: StrategySettings, equ
         raise BacktestError(f"every symbol's candles must share one timeframe, got {sorted(bases)}")
     runner = PortfolioRunner(list(series), bases.pop(), st, equity)
     runner.feed(series)
-    everything = sorted((b for bars in series.values() for b in bars), key=lambda b: b.ts_open)
-    summary = summarise(runner, everything, equity)  # type: ignore[arg-type]
+    summary = summarise_span(runner,  # type: ignore[arg-type]
+                             sum(len(bars) for bars in series.values()),
+                             min(bars[0].ts_open for bars in series.values()),
+                             max(bars[-1].ts_event for bars in series.values()), equity)
     summary["by_symbol"] = per_symbol(runner.trades, equity)
     summary["bars_by_symbol"] = {s: len(bars) for s, bars in series.items()}
     return {"summary": summary, "runner": runner}
@@ -88,7 +90,7 @@ def run_portfolio(series: Mapping[str, Sequence[Bar]], st: StrategySettings, equ
 
 def run_portfolio_args(args: Any, st: StrategySettings) -> dict[str, Any]:
     """`fractald backtest --symbols A,B --catalog DIR --from ...`: the report, per symbol too."""
-    from fractald.backtest import _select, _trade_row, load_bars, parse_when
+    from fractald.backtest import _select, _trade_row, load_bar_columns, parse_when
 
     symbols = [s.strip() for s in str(args.symbols).split(",") if s.strip()]
     if not symbols or len(set(symbols)) != len(symbols):
@@ -99,7 +101,7 @@ def run_portfolio_args(args: Any, st: StrategySettings) -> dict[str, Any]:
     if args.walk_forward:
         raise BacktestError("--walk-forward runs one symbol; drop --symbols or --walk-forward")
     lo, hi = parse_when(args.start, "from"), parse_when(args.end, "to")
-    series = {s: _select(load_bars(None, s, args.catalog, args.venue, args.start, args.end), lo, hi)
+    series = {s: _select(load_bar_columns(None, s, args.catalog, args.venue, args.start, args.end), lo, hi)
               for s in symbols}
     done = run_portfolio(series, st, args.equity)
     runner = done["runner"]

@@ -97,7 +97,7 @@ class _Setup:
     """Candles, the strategy's settings and the base request, from the common flags."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        from fractald.backtest import _select, load_bars, parse_when, settings_from
+        from fractald.backtest import _select, load_bar_columns, parse_when, settings_from
         from fractald.core.strategies.registry import STRATEGIES
         from fractald.research.evaluate import Request
 
@@ -105,7 +105,7 @@ class _Setup:
                                 trend_timeframes=args.trend_timeframes)
         self.settings = st = settings_from(ns)
         self.cls = STRATEGIES[args.strategy]
-        self.bars = _select(load_bars(args.data, args.symbol, args.catalog, args.venue, args.start, args.end),
+        self.bars = _select(load_bar_columns(args.data, args.symbol, args.catalog, args.venue, args.start, args.end),
                             parse_when(args.start, "from"), parse_when(args.end, "to"))
         if not self.bars:
             raise ValueError("no candles in the chosen range")

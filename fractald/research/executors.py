@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import attrs
 
+from fractald.core.candles import Candles
 from fractald.core.models import Bar
 from fractald.research.evaluate import Request, run_slice
 
@@ -86,7 +87,9 @@ class OnDask:
                                          processes=True, host="127.0.0.1", dashboard_address=None)
             self.client = Client(self._cluster)
         self.retries = retries
-        [self._bars] = self.client.scatter([list(bars)], broadcast=True)
+        # Candle columns travel as a few arrays (48 bytes a candle), a list as one object per bar.
+        [self._bars] = self.client.scatter([bars if isinstance(bars, Candles) else list(bars)],
+                                           broadcast=True)
 
     @property
     def workers(self) -> int:
