@@ -129,3 +129,20 @@ def test_orders_table_prices_on_the_tick_in_100_columns() -> None:
     line = text.splitlines()[2]
     assert "40900.0" in line and "SHORT" in line and "stop" in line and "WORKING" in line
     assert table_for("orders", []) == "no working orders"
+
+
+def test_status_coloured_on_a_terminal_only_by_what_the_values_say() -> None:
+    import re
+
+    from fractald.control.render import render
+    from fractald.control.views import colour_status
+
+    status = {"daemon": {"phase": "ready", "ready": True}, "feed": {"BTC-PERP": {"stale": True}},
+              "account": {"trading_state": "HALTED", "paused": False,
+                          "trips": [{"breaker": "max_drawdown", "state": "TRIPPED", "reason": "dd"}]}}
+    plain = render(status)
+    coloured = colour_status(plain)
+    assert re.sub("\033\\[[0-9;]*m", "", coloured) == plain
+    assert "phase  \033[32mready\033[0m" in coloured and "\033[31mHALTED\033[0m" in coloured
+    assert "stale  \033[31myes\033[0m" in coloured and "\033[31mTRIPPED\033[0m" in coloured
+    assert "paused         no" in coloured  # not paused: nothing to say

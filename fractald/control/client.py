@@ -501,6 +501,10 @@ def format_result(result: Any, ns: argparse.Namespace) -> str:
 
     colour = not getattr(ns, "output", None) and colors_wanted(sys.stdout)
     view = table_for(ns.cmd, result, getattr(ns, "wide", False), colour)
+    if view is None and colour and ns.cmd == "status":
+        from fractald.control.views import colour_status
+
+        return colour_status(render.render(result))
     return view if view is not None else render.render(result)
 
 

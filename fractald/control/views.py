@@ -11,6 +11,7 @@ to every field; `--json` never comes here.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -153,6 +154,27 @@ _LEFT = {"symbol", "strategy", "side", "tf", "why", "outcome", "opened (UTC)", "
 
 
 _SIGNED = {"P&L", "uP&L", "R"}
+# status lines ("  key  value") whose value says all is well (green) or not (red)
+_STATUS_GOOD = {("phase", "ready"), ("ready", "yes"), ("trading_state", "ACTIVE"),
+                ("accepting", "yes"), ("stale", "no")}
+_STATUS_BAD = {("ready", "no"), ("trading_state", "HALTED"), ("trading_state", "REDUCING"),
+               ("accepting", "no"), ("stale", "yes"), ("paused", "yes"), ("state", "TRIPPED")}
+_STATUS_LINE = re.compile(r"^(\s*)(\S+)(\s+)(\S+)$")
+
+
+def colour_status(text: str) -> str:
+    """`fractalctl status` on a terminal: the values that say healthy green, trouble red, and
+    any TRIPPED breaker red; only colour is added (strip it and the text is unchanged)."""
+    out = []
+    for line in text.splitlines():
+        m = _STATUS_LINE.match(line)
+        if m and (m[2], m[4]) in _STATUS_GOOD | _STATUS_BAD:
+            code = GREEN if (m[2], m[4]) in _STATUS_GOOD else RED
+            line = f"{m[1]}{m[2]}{m[3]}{paint(m[4], code)}"
+        elif " TRIPPED " in f" {line} ":
+            line = line.replace("TRIPPED", paint("TRIPPED", RED))
+        out.append(line)
+    return "\n".join(out)
 
 
 def cell_colour(column: str, text: str) -> str | None:
