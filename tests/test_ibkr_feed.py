@@ -88,6 +88,7 @@ async def test_history_then_live_minutes_quotes_and_quality(fake: FakeTWS) -> No
     health = got.health[-1]
     # a two-tick spread costs 0.9, and the history fetched at start is a filled gap (0.9, as on every venue)
     assert health.quality == pytest.approx(0.9 * 0.9) and health.gaps_filled == 1
+    assert (health.spread_ticks, health.outside_rth) == (2.0, False)  # shown in `fractalctl status`
     assert not log.events("outside_regular_hours") and not log.events("bar_gap")[1:]
 
 
@@ -117,7 +118,7 @@ async def test_outside_regular_hours_and_a_bad_print_lower_the_quality(fake: Fak
         nursery.cancel_scope.cancel()
     assert log.events("price_outlier") and log.events("outside_regular_hours")
     health = got.health[-1]
-    assert health.outliers == 1
+    assert health.outliers == 1 and health.outside_rth
     # outside regular hours 0.9, one outlier 0.8, and the minute refetched whole: a filled gap 0.9
     assert health.quality == pytest.approx(0.9 * 0.8 * 0.9) and health.gaps_filled == 1
     [bar] = [b for b in got.bars_of("1m") if b.ts_open == minute * 1000]

@@ -107,6 +107,7 @@ def test_the_daemon_trades_a_k1_setup_on_ibkr_data_on_paper(tmp_path: Path) -> N
     assert trades[0]["strategy"] == "k1_vwap_reversion" and trades[0]["symbol"] == "MES"
     feed = status["feed"]["MES"]
     assert feed["quality"] >= 0.8 and not feed["stale"]
+    assert feed["spread_ticks"] == 1.0 and feed["outside_rth"] is False  # IB's top of book, in ticks
     lines = daemon.log_lines()
     gaps = [line for line in lines if line.get("event") == "bar_gap"]
     assert gaps and gaps[0]["filled"]  # the hour before the first live minute, from reqHistoricalData

@@ -195,4 +195,6 @@ class HealthTracker:
             outliers=self.outliers,
             quality=self.quality(now_s),
             stale=age >= self.params.stale_after_s,
+            spread_ticks=self.spread_ticks,
+            outside_rth=self.outside_rth,
         )

@@ -178,6 +178,8 @@ class FeedHealth:
     outliers: int = 0
     quality: float = 1.0
     stale: bool = False
+    spread_ticks: float | None = None  # latest top-of-book spread in ticks, where scored (IBKR)
+    outside_rth: bool = False  # the latest bar lies outside the instrument's regular hours (IBKR)
 
     def __attrs_post_init__(self) -> None:
         if not 0.0 <= self.quality <= 1.0:
