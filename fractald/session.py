@@ -141,6 +141,10 @@ class TradingSession:
         # With a venue broker: called with every committed batch (the trading actor routes its
         # orders and cancels), only after the commit, so nothing leaves before it is recorded.
         self.after_commit: Callable[[list[Any]], Awaitable[None]] | None = None
+        # With a venue broker: the venue's net positions (None when it cannot be asked now), and
+        # a difference seen once, which must be seen again before it counts (a fill on its way).
+        self.venue_positions: Callable[[], Awaitable[dict[str, float] | None]] | None = None
+        self._position_difference: tuple[tuple[str, float, float], ...] = ()
 
     @property
     def catching_up(self) -> bool:
@@ -416,6 +420,8 @@ class TradingSession:
         a real venue's `VenueReconciler` slots in here when its router exists.
         """
         engine = self.engine
+        if engine is not None and not self._in_process_broker() and not self._expected:
+            return await self._reconcile_venue(why, engine)
         if engine is None or not self._in_process_broker():
             return None
         if self._expected:  # the book is behind the log until the catch-up is done
@@ -433,6 +439,41 @@ class TradingSession:
         if report.clean:
             self.log.info("reconcile_clean", why=why, **report.figures)
             return report
+        return await self._mismatched(why, engine, ts, report)
+
+    async def _reconcile_venue(self, why: str, engine: Any) -> ReconcileReport | None:
+        """The books' net positions against the venue's: the same difference twice is REDUCING.
+
+        Orders and fills are the router's to resolve (by client order id, at every start); this
+        catches what no report explains, such as a position changed by hand at the venue.
+        """
+        from fractald.reconcile import Mismatch, MismatchCode
+
+        venue = await self.venue_positions() if self.venue_positions is not None else None
+        if venue is None:
+            return None
+        books: dict[str, float] = {}
+        for position in engine.accounting.positions.values():
+            books[position.symbol] = books.get(position.symbol, 0.0) + position.quantity
+        differ = tuple((sym, round(books.get(sym, 0.0), 9), round(venue.get(sym, 0.0), 9))
+                       for sym in sorted(set(books) | set(venue))
+                       if abs(books.get(sym, 0.0) - venue.get(sym, 0.0)) > 1e-9)
+        ts = int(getattr(engine, "last_ts", 0))
+        seen_before, self._position_difference = self._position_difference, differ
+        mismatches = tuple(Mismatch(MismatchCode.POSITION, sym, {"books": b, "venue": v}) for sym, b, v in differ)
+        report = ReconcileReport((), mismatches, {"symbols": len(set(books) | set(venue))})
+        self.last_reconcile = {"why": why, "clean": report.clean, "ts": ts, "repairs": 0,
+                               "mismatches": len(mismatches)}
+        if report.clean:
+            self.log.info("reconcile_clean", why=why, venue=True)
+            return report
+        if differ != seen_before:  # the first sighting may be a fill still on its way to us
+            self.log.warning("reconcile_position_differs", why=why, differences=[m.as_dict() for m in mismatches],
+                             note="checked again at the next reconciliation")
+            return report
+        return await self._mismatched(why, engine, ts, report)
+
+    async def _mismatched(self, why: str, engine: Any, ts: int, report: ReconcileReport) -> ReconcileReport:
         found = report.as_dict()
         self.log.error("reconcile_mismatch", why=why, **found)
         self.bus.publish("reconcile_mismatch", {"why": why, **found})

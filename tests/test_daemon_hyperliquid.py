@@ -110,3 +110,37 @@ def test_daemon_trades_on_fake_hyperliquid_and_both_sides_agree(tmp_path: Path) 
     assert rows == len(fills) == len(venue_fills) == 2  # the entry and its stop, each once
     assert fills == venue_fills
     assert books == {}
+
+
+def test_a_position_changed_by_hand_at_the_venue_puts_the_daemon_in_reducing(tmp_path: Path) -> None:
+    candles, close = candles_ending_now(tmp_path / "candles.csv")
+    fake = make_fake(close)
+    sock = tmp_path / "state" / "control.sock"
+    with FakeInThread(fake) as venue:
+        config = hl_config(tmp_path, fake, candles)
+        config.write_text(config.read_text().replace("gate_timeout_s = 60.0\n",
+                                                     "gate_timeout_s = 60.0\nreconcile_interval_s = 5.0\n"))
+        daemon = DaemonProcess(config, env=credentials(tmp_path))
+        try:
+            wait_ready(sock, timeout=90)
+            wait_for(lambda: ctl_json(sock, "status")["trading"]["bars_processed"] >= 290, 60, "replay")
+            entered = ctl_json(sock, "enter", "BTC", "long", "--stop", str(round(close * 0.98, 1)),
+                               "--target", str(round(close * 1.05, 1)))
+            assert not entered["denied"], entered
+            held = wait_for(lambda: venue.call(venue_position, fake), 30, "the entry to fill at the venue")
+            wait_for(lambda: ctl_json(sock, "positions"), 30, "the books")
+
+            def by_hand() -> None:  # someone adds to the position on the venue's website
+                user = fake.exchange.users[USER.address.lower()]
+                user.positions["BTC"] = (held + 0.5, close)
+
+            venue.call(by_hand)
+            tripped = wait_for(lambda: [b for b in ctl_json(sock, "breakers")["breakers"]
+                                        if b["breaker"] == "reconciliation" and b["tripped"]], 40,
+                               "the reconciliation breaker")
+            assert tripped[0]["state"] == "REDUCING" and "position" in tripped[0]["reason"]
+            assert daemon.stop(signal.SIGTERM, timeout=30) == 0
+        finally:
+            daemon.kill()
+    differs = [line for line in daemon.log_lines() if line.get("event") == "reconcile_position_differs"]
+    assert differs, "a first sighting is only a warning (a fill may be on its way)"

@@ -101,7 +101,10 @@ class MarketDataActor:
         """One feed per recovery of the trading state; a re-recovery restarts the feed."""
         trading = self.daemon.trading
         while True:
-            await trading.recovered.wait()
+            while not trading.recovered.is_set():  # beating: with a venue, recovery asks the venue first
+                ctx.beat()
+                with trio.move_on_after(ctx.beat_interval_s):
+                    await trading.recovered.wait()
             generation, changed = trading.generation, trading.generation_changed
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._feed_once, ctx, generation)

@@ -173,6 +173,7 @@ class TradingActor:
         session = self.session
         assert router is not None and session is not None
         session.after_commit = self._route
+        session.venue_positions = self._venue_positions
         nursery.start_soon(self._take_reports, ctx)
         router.session_recovered(generation)
         await router.wait_recovered(ctx, generation)
@@ -195,6 +196,24 @@ class TradingActor:
                 order = orders.get(event.client_order_id)
                 await router.commands_send.send(
                     Cancel(event.client_order_id, order.symbol if order is not None else ""))
+
+    async def _venue_positions(self) -> dict[str, float] | None:
+        """The venue's net positions, when nothing is on its way between us (else None: ask later)."""
+        from fractald.errors import FractalError
+
+        actor = self.router
+        router = actor.router if actor is not None else None
+        if (actor is None or router is None or actor.recovered_generation != self.generation
+                or router.unresolved or self._held_reports
+                or actor.commands_send.statistics().current_buffer_used
+                or actor.reports_receive.statistics().current_buffer_used):
+            return None
+        try:
+            return await router.venue.positions()
+        except FractalError as exc:  # the venue is away now: the next reconciliation asks again
+            if self.session is not None:
+                self.session.log.warning("reconcile_venue_unavailable", error=exc.code)
+            return None
 
     async def _take_reports(self, ctx: ActorContext) -> None:
         router = self.router
