@@ -176,3 +176,35 @@ def test_consecutive_losses_can_reset_daily_with_a_fresh_count() -> None:
     assert b.state is TradingState.ACTIVE and b.check_counters(T0 + MS_PER_DAY) == []
     with pytest.raises(ValueError, match="max_drawdown.*cannot reset daily"):
         BreakerParams(daily_reset_breakers=("max_drawdown",))
+
+
+@pytest.mark.parametrize("money_limit", [0.0, 450.0])
+def test_untripped_bounds_every_check_it_stands_for(money_limit: float) -> None:
+    """`untripped(peak, low)` says no check can trip only where none does: each equity from `low` up,
+    each peak up to `peak`, near both limits (the bar walk skips those checks on its word)."""
+    b = breakers(max_drawdown_fraction=0.10, daily_loss_fraction=0.05, daily_loss_money=money_limit)
+    said_untripped = 0
+    for peak in (10_000.0, 10_500.0, 10_555.5, 11_000.0):
+        for low in (9_400.0, 9_499.99, 9_500.0, 9_550.0, 9_600.0, 9_899.0, 10_000.0):
+            if not b.untripped(peak, low):
+                continue
+            said_untripped += 1
+            for lower_peak in (10_000.0, (10_000.0 + peak) / 2, peak):
+                for equity in (low, (low + lower_peak) / 2, lower_peak):
+                    probe = breakers(max_drawdown_fraction=0.10, daily_loss_fraction=0.05,
+                                     daily_loss_money=money_limit)
+                    probe.mark_equity(T0 + 1, lower_peak)
+                    assert probe.check_equity(T0 + 2, equity) == [], (peak, low, lower_peak, equity)
+    assert said_untripped >= 5
+    # at a limit it says "may trip": a check there does
+    assert not b.untripped(10_000.0, 9_500.0)
+    assert b.check_equity(T0 + 1, 9_500.0) != []
+    assert not b.untripped(11_000.0, 9_900.0)  # a drawdown of 10 % from that peak
+
+
+def test_untripped_ignores_a_breaker_already_tripped() -> None:
+    b = breakers(max_drawdown_fraction=0.10, daily_loss_fraction=0.05)
+    trip_all(b, b.check_equity(T0 + 1, 9_000.0))
+    assert {Breaker.MAX_DRAWDOWN, Breaker.DAILY_LOSS} <= set(b.trips)
+    assert b.untripped(10_000.0, 9_000.0)
+    assert b.check_equity(T0 + 2, 9_000.0) == []

@@ -12,10 +12,11 @@ Relies on (see `EngineCore`): `_begin`/`_run`/`_drain`/`_finish`
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fractald.core.execution import decide_brackets
 from fractald.core.execution import events as ev
+from fractald.core.execution._engine_apply import Step
 from fractald.core.execution._engine_core import EngineCore, FillSource, _Atr
 from fractald.core.execution.brackets import BracketState, TrailMode
 from fractald.core.execution.paper import (
@@ -26,12 +27,11 @@ from fractald.core.execution.paper import (
 )
 from fractald.core.models import Bar, FeedHealth, Quote, Side, TradeTick
 from fractald.core.risk.breakers import MS_PER_DAY
-
-if TYPE_CHECKING:
-    from fractald.core.execution._engine_apply import Step
+from fractald.core.risk.reliability import StrategyState
 
 # Brackets whose local stop `_on_price` watches.
 _GUARDED = (BracketState.PENDING, BracketState.OPEN)  # a tuple: `in` by identity, no enum hashing
+_QUARANTINED = StrategyState.QUARANTINED
 
 
 def _day_starts(points: list[tuple[float, int]]) -> list[tuple[float, int]]:
@@ -49,26 +49,39 @@ class EngineMarket(EngineCore):
     """Bars, ticks, quotes, feed health; the paper fills they drive; ATR and funding."""
 
     def on_bar(self, bar: Bar) -> list[Any]:
+        # `_begin` and `_finish` inlined, and the quiet walk called directly: the backtest's hot path.
         ts = bar.ts_event
-        step = self._begin(ts)
+        self.last_ts = max(self.last_ts, ts)
+        step = Step()
         broker = self.broker
+        symbol = bar.symbol
         if broker is None or self.params.fills_from is not FillSource.BARS:
-            self._on_price(step, bar.symbol, bar.close, ts)
-        elif self._quiet(bar.symbol, broker):
+            self._on_price(step, symbol, bar.close, ts)
+        elif self._quiet(symbol, broker):
             self._walk_quiet(step, bar, broker, ts)
         else:
             self._walk(step, bar, broker, ts)
         if bar.complete:
-            self.correlation.add_close(bar.symbol, bar.ts_open, bar.close)
-        self._timeframe_close(step, bar, ts)
-        self._funding(step, bar.symbol, ts)
+            self.correlation.add_close(symbol, bar.ts_open, bar.close)
+            self._update_atr(bar)
+        if self.brackets:
+            self._run(step, decide_brackets.time_exits(self, symbol, bar.timeframe, ts, bar.close))
+        if broker is not None:
+            if broker.params.funding_rate == 0:  # `_funding` with nothing due
+                self.last_funding_ts = ts
+            else:
+                self._funding(step, symbol, ts)
         self.accounting.record_equity(ts)
-        for strategy in self.reliability.quarantined():
-            change = self.reliability.evaluate(strategy, ts)
-            if change is not None:
-                self._run(step, (ev.StrategyStateChanged(ts, strategy, change.old, change.new,
-                                                         change.reason, dict(change.figures)),))
-        return self._finish(step)
+        reliability = self.reliability
+        if _QUARANTINED in [rec.state for rec in reliability.records.values()]:
+            for strategy in reliability.quarantined():
+                change = reliability.evaluate(strategy, ts)
+                if change is not None:
+                    self._run(step, (ev.StrategyStateChanged(ts, strategy, change.old, change.new,
+                                                             change.reason, dict(change.figures)),))
+        if step.reports:
+            self._drain(step)
+        return step.events
 
     def _walk(self, step: Step, bar: Bar, broker: PaperBroker, ts_close: int) -> None:
         """Trade the bar's intrabar path through the paper broker one price at a time, then its close.
@@ -79,6 +92,8 @@ class EngineMarket(EngineCore):
         noted and the breakers checked at the equity its price gives, and the
         marks move at the close (or at the first point that does more).
         """
+        if self._walk_untripped(step, bar, broker, ts_close):
+            return
         symbol = bar.symbol
         path = bar_path_points(bar, self._levels(symbol))
         prices = [p for p, _ in path]
@@ -102,6 +117,47 @@ class EngineMarket(EngineCore):
         # Inert to its end, the path's last point was checked at the close's price.
         settled = inert and len(out) == emitted
         self._close_bar(step, symbol, bar.close, ts_close, path[-1][1] // MS_PER_DAY if settled else None)
+
+    def _walk_untripped(self, step: Step, bar: Bar, broker: PaperBroker, ts_close: int) -> bool:
+        """`_walk` of a bar inert from end to end on which no breaker can trip, without its points.
+
+        There each point of the path only notes the trade (the last one stays)
+        and checks the breakers at the equity its price gives: with nothing
+        tripping and no day starting, all that leaves is the peak (the highest
+        of those equities) and the check memo (the last point's, at the close).
+        The equity is monotone in the price when every book of the symbol
+        leans the same way (each rounded step is), so the bar's low and high
+        give the lowest and highest equity, and `CircuitBreakers.untripped`
+        tells whether any point could trip. Returns False, having changed
+        nothing, when it cannot take this way.
+        """
+        symbol = bar.symbol
+        first, last = bar_path_ends(bar)
+        day = last[1] // MS_PER_DAY
+        breakers = self.breakers
+        if breakers.day != day or first[1] // MS_PER_DAY != day:
+            return False
+        o, h, lo, c = bar.open, bar.high, bar.low, bar.close
+        bottom, top = min(o, lo, h, c), max(o, lo, h, c)  # the path's lowest and highest prices
+        if not self._inert(symbol, broker, bottom, top, last[1]):
+            return False
+        accounting = self.accounting
+        lean = 0.0
+        for p in accounting.positions.values():
+            if p.symbol == symbol and p.quantity != 0:
+                if lean * p.quantity < 0:
+                    return False
+                lean = p.quantity
+        at_bottom, at_top = accounting.equity_at(symbol, bottom), accounting.equity_at(symbol, top)
+        peak = max(breakers.peak_equity, at_bottom, at_top)
+        if not breakers.untripped(peak, min(at_bottom, at_top)):
+            return False
+        breakers.peak_equity = peak
+        breakers.checked = (day, accounting.equity_at(symbol, last[0]), breakers.params)
+        broker.record_trade(symbol, *last)
+        step.reports.extend(broker.advance(symbol, ts_close))
+        self._close_bar(step, symbol, c, ts_close, day)
+        return True
 
     def _close_bar(self, step: Step, symbol: str, close: float, ts: int, settled_day: int | None) -> None:
         """The bar's close, at `ts`.
@@ -194,10 +250,13 @@ class EngineMarket(EngineCore):
         a = self.atr.get(key)
         if a is None:
             a = self.atr[key] = _Atr()
-        tr = bar.high - bar.low if a.n == 0 else max(bar.high, a.prev_close) - min(bar.low, a.prev_close)
-        period = self.params.brackets.atr_period
-        a.n += 1
-        a.value = tr if a.n == 1 else a.value + (tr - a.value) / min(a.n, period)  # Wilder smoothing
+        high, low, prev = bar.high, bar.low, a.prev_close
+        n = a.n = a.n + 1
+        if n == 1:
+            a.value = high - low
+        else:
+            tr = max(high, prev) - min(low, prev)
+            a.value += (tr - a.value) / min(n, self.params.brackets.atr_period)  # Wilder smoothing
         a.prev_close = bar.close
 
     def _funding(self, step: Step, symbol: str, ts: int) -> None:

@@ -188,6 +188,25 @@ class CircuitBreakers:
                                  day_start=self.day_start_equity, equity=equity)
         return out
 
+    def untripped(self, peak: float, low: float) -> bool:
+        """Whether `check_equity` finds nothing at any equity of at least `low` while the
+        peak (after `mark_equity`) is at most `peak` (a pure read; False when in doubt).
+
+        The daily loss grows as the equity falls, each rounded step monotone, so
+        `low` bounds it exactly; the drawdown from a lower peak can round a few
+        ulps above the bound's, hence the margin.
+        """
+        p = self.params
+        if Breaker.MAX_DRAWDOWN not in self.trips and (
+                low < 0 or drawdown_fraction(peak, low) >= p.max_drawdown_fraction - 1e-9):
+            return False
+        if self.day_start_equity > 0 and Breaker.DAILY_LOSS not in self.trips:
+            money = self.day_start_equity - low
+            if (p.daily_loss_money and money >= p.daily_loss_money) or (
+                    money / self.day_start_equity >= p.daily_loss_fraction):
+                return False
+        return True
+
     def check_counters(self, ts: int) -> list[Trip]:
         p = self.params
         out: list[Trip] = []

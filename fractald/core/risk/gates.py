@@ -163,10 +163,13 @@ class CorrelationTracker:
         self._last_close[symbol] = close
         if prev is None or prev <= 0 or close <= 0:
             return
-        series = self._returns.setdefault(symbol, collections.OrderedDict())
+        series = self._returns.get(symbol)
+        if series is None:
+            series = self._returns[symbol] = collections.OrderedDict()
         series[ts] = math.log(close / prev)
-        while len(series) > self.window:
-            series.popitem(last=False)
+        if len(series) > self.window:
+            while len(series) > self.window:
+                series.popitem(last=False)
         self._clusters = None
 
     def correlation(self, a: str, b: str) -> float | None:
