@@ -122,3 +122,41 @@ async def _stream_flat(fake: FakeTWS, venue: VenueTime, start: int, end: int) ->
         if due > 0:
             await trio.sleep(due)
         fake.push_bar(ts, 4998.75, 4998.75, 4998.5, 4998.5, 1.0)
+
+
+def test_after_kill_9_the_daemon_refetches_what_it_missed_from_ib_and_carries_on(tmp_path: Path) -> None:
+    live = minute_start(time.time()) - 600
+    fake = FakeTWS(price=4998.5, contract=contract_around(time.time())).start()
+    for k in range(live - 70 * 60, live, 60):  # more than the hour of history_bars
+        push_minute(fake, k, (4998.5, 4998.75, 4998.25, 4998.5, 6.0))
+    fake.set_quote(4998.5, 10, 4998.75, 8)
+    config = _config(tmp_path, fake, 0)
+    sock = tmp_path / "state" / "control.sock"
+    first = second = None
+    try:
+        first = DaemonProcess(config)
+        _wait(lambda: fake.bar_subscriptions, 60, "the first run's subscriptions")
+        venue = VenueTime.before_minute(live + 65, 1.0)
+        trio.run(_stream_flat, fake, venue, live, live + 65)
+        _wait(lambda: ctl_json(sock, "status")["trading"]["cursor"].get("MES/1m") == live * 1000, 30,
+              "the live minute in the trading state")
+        first.kill()  # kill -9: no final snapshot, the ledger is what survives
+        first.proc.wait(10)
+        trio.run(_stream_flat, fake, venue, live + 65, live + 95)  # IB trades on; nobody listens
+        second = DaemonProcess(config)
+        _wait(lambda: fake.bar_subscriptions, 60, "the second run's subscriptions")
+        trio.run(_stream_flat, fake, venue, live + 95, live + 125)
+        _wait(lambda: ctl_json(sock, "status")["trading"]["cursor"].get("MES/1m") == (live + 60) * 1000, 40,
+              "the minute the first run missed")
+        assert second.stop(signal.SIGTERM, timeout=20) == 0
+    finally:
+        for d in (first, second):
+            if d is not None:
+                d.kill()
+        fake.stop()
+    assert second is not None
+    lines = second.log_lines()
+    assert [line for line in lines if line.get("event") == "feed_started"]
+    gap = [line for line in lines if line.get("event") == "bar_gap"][0]  # history up to the new live minute
+    assert gap["filled"] and gap["start_ms"] <= live * 1000 and gap["end_ms"] >= (live + 60) * 1000
+    assert not [line for line in lines if line.get("level") == "error"]
