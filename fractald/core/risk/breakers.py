@@ -196,11 +196,11 @@ class CircuitBreakers:
         `low` bounds it exactly; the drawdown from a lower peak can round a few
         ulps above the bound's, hence the margin.
         """
-        p = self.params
-        if Breaker.MAX_DRAWDOWN not in self.trips and (
+        p, trips = self.params, self.trips
+        if (not trips or Breaker.MAX_DRAWDOWN not in trips) and (
                 low < 0 or drawdown_fraction(peak, low) >= p.max_drawdown_fraction - 1e-9):
             return False
-        if self.day_start_equity > 0 and Breaker.DAILY_LOSS not in self.trips:
+        if self.day_start_equity > 0 and (not trips or Breaker.DAILY_LOSS not in trips):
             money = self.day_start_equity - low
             if (p.daily_loss_money and money >= p.daily_loss_money) or (
                     money / self.day_start_equity >= p.daily_loss_fraction):

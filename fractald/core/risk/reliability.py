@@ -106,6 +106,8 @@ class StrategyReliability:
         """The state change the latest evidence calls for, if any (pure read)."""
         p = self.params
         rec = self.record_of(strategy)
+        if rec.state is StrategyState.QUARANTINED and ts - rec.since_ts < p.quarantine_ms:
+            return None  # still serving its time: the evidence is not read (checked at every bar)
         n = len(rec.recent_r)
         exp = rec.expectancy()
         figures = {"loss_streak": rec.loss_streak, "win_streak": rec.win_streak,
