@@ -180,6 +180,13 @@ def test_check_config_names_what_an_ibkr_feed_cannot_take() -> None:
         config_from_dict({"feed": {"venue": "ibkr", "symbols": ["MES"], "ib_client_id": 17},
                           "broker": {"kind": "ibkr", "ib_client_id": 17}, "risk": {"mode": "live"}})
     assert any(p.startswith("config.feed.ib_client_id: 17 is also broker.ib_client_id") for p in clash.value.problems)
+    with pytest.raises(ConfigError) as months:  # bars of one month, orders on another
+        config_from_dict({"feed": {"venue": "ibkr", "symbols": ["MNQ"], "ib_roll_days": 3},
+                          "broker": {"kind": "ibkr"}, "risk": {"mode": "live"}})
+    problems = "\n".join(months.value.problems)
+    assert "lacks broker.ib_symbol 'MES'" in problems and "3/CME differ from broker.ib_roll_days" in problems
+    config_from_dict({"feed": {"venue": "ibkr", "symbols": ["MES"]}, "broker": {"kind": "ibkr"},
+                      "risk": {"mode": "live"}})  # the defaults agree
 
 
 def test_preflight_asks_tws_for_the_front_month_and_its_clock(fake: FakeTWS, tmp_path: object) -> None:

@@ -31,11 +31,12 @@ def config_problems(config: Config) -> list[str]:
     if not re.fullmatch(r"[A-Z0-9]{1,10}", b.ib_symbol):
         problems.append(f"config.broker.ib_symbol: {b.ib_symbol!r} is not a future's root symbol "
                         "(upper-case, like MES or MNQ)")
-    from fractald.venues.ibkr_feed_preflight import client_id_problem
+    from fractald.venues.ibkr_feed_preflight import client_id_problem, month_problems
 
     clash = client_id_problem(config)
     if clash:
         problems.append(clash)
+    problems.extend(month_problems(config))
     if b.ib_account and not re.fullmatch(r"[A-Z]{1,3}\d{3,12}", b.ib_account):
         problems.append(f"config.broker.ib_account: {b.ib_account!r} is not an IBKR account id "
                         "(like U1234567, or DU1234567 for paper)")

@@ -30,6 +30,22 @@ def feed_config_problems(feed: FeedConfig) -> list[str]:
     return problems
 
 
+def month_problems(config: Config) -> list[str]:
+    """The IBKR feed and the IBKR orders must follow the same contract month of the same root."""
+    f, b = config.feed, config.broker
+    if f.venue != "ibkr" or b.kind != "ibkr":
+        return []
+    problems = []
+    if b.ib_symbol not in f.symbols:
+        problems.append(f"config.feed.symbols: {f.symbols} lacks broker.ib_symbol {b.ib_symbol!r}: "
+                        "the orders' future would trade on no market data")
+    if f.ib_roll_days != b.ib_roll_days or f.ib_exchange != b.ib_exchange:
+        problems.append(f"config.feed.ib_roll_days/ib_exchange: {f.ib_roll_days}/{f.ib_exchange} differ from "
+                        f"broker.ib_roll_days/ib_exchange {b.ib_roll_days}/{b.ib_exchange}: the bars and the "
+                        "orders would follow different contract months")
+    return problems
+
+
 def client_id_problem(config: Config) -> str | None:
     """The feed and the order venue on one TWS with one client id: TWS refuses the second (326)."""
     f, b = config.feed, config.broker
