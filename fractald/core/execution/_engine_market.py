@@ -211,12 +211,20 @@ class EngineMarket(EngineCore):
         """
         first, last = bar_path_ends(bar)
         day = last[1] // MS_PER_DAY
-        one_day = first[1] // MS_PER_DAY == day
-        for _, ts in [first] if one_day else _day_starts(bar_path_points(bar)):
-            self._drain(step)
-            self._check_equity(step, ts)
-        broker.record_trade(bar.symbol, *last)
-        self._close_bar(step, bar.symbol, bar.close, ts_close, day)
+        if first[1] // MS_PER_DAY == day:
+            if step.reports:
+                self._drain(step)
+            self._check_equity(step, first[1])
+        else:
+            for _, ts in _day_starts(bar_path_points(bar)):
+                self._drain(step)
+                self._check_equity(step, ts)
+        symbol = bar.symbol
+        broker.record_trade(symbol, *last)
+        if ts_close // MS_PER_DAY != day or step.reports:  # `_close_bar`, inlined
+            self._on_price(step, symbol, bar.close, ts_close)
+        else:
+            self._mark(symbol, bar.close)
 
     def on_higher_timeframe_bar(self, bar: Bar) -> list[Any]:
         """A bar of a longer timeframe that the base bars already traded through.
