@@ -101,8 +101,10 @@ class EquityHistory:
             self._bucket = reduce_points(bucket)
 
     def _close_bucket(self) -> None:
-        if self._bucket:
-            self._closed.extend(reduce_points(self._bucket))
+        bucket = self._bucket
+        if bucket:
+            # most 1m buckets hold one point: what reduce_points returns as it is, without the call
+            self._closed.extend(bucket if len(bucket) <= 2 else reduce_points(bucket))
             self._bucket = []
         while len(self._closed) > self.cap and self._level < len(BUCKET_WIDTHS_MS) - 1:
             self._coarsen()
