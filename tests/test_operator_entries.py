@@ -73,3 +73,21 @@ def test_fractalctl_parses_enter_and_exit() -> None:
     assert request_args(ns) == {"symbol": SYMBOL, "side": "short", "stop": 51_000.0,
                                 "target": ["48000", "47000"]}
     assert request_args(build_parser().parse_args(["exit", "abc123"])) == {"trade_id": "abc123"}
+
+
+def test_risk_sizes_this_entry_only_and_a_bad_risk_is_named() -> None:
+    def entry_qty(risk: float | None) -> float:
+        engine = engine_at(50_000.0)
+        signal = manual_signal(engine, SYMBOL, "long", 49_000.0, [52_000.0], "15m", risk)
+        [intent] = [i for i in of(engine.on_signal(signal, int(engine.last_ts)), ev.OrderIntent)
+                    if i.role == "entry"]
+        return float(intent.quantity)
+
+    default, double = entry_qty(None), entry_qty(0.01)  # [risk] risk_fraction defaults to 0.005
+    assert default > 0 and double == pytest.approx(2 * default, rel=0.02)
+    for bad in (0.0, -0.01, 0.5):
+        with pytest.raises(CommandError, match="--risk"):
+            manual_signal(engine_at(50_000.0), SYMBOL, "long", 49_000.0, [52_000.0], "15m", bad)
+    ns = build_parser().parse_args(["enter", SYMBOL, "long", "--stop", "49000", "--target", "52000",
+                                    "--risk", "0.01"])
+    assert request_args(ns)["risk"] == 0.01

@@ -413,6 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("side", choices=["long", "short"])
     p.add_argument("--stop", type=float, required=True, metavar="PRICE", help="protective stop")
     p.add_argument("--target", action="append", metavar="PRICE", help="a take-profit (repeatable)")
+    p.add_argument("--risk", type=float, metavar="FRACTION",
+                   help="share of equity this trade risks (0.01 = 1 %%), instead of [risk] risk_fraction")
     p = _command(sub, "exit", "close one trade (its id from `positions`)")
     p.add_argument("trade_id")
     p = _command(sub, "halt", "kill switch: halt trading and flatten everything")

@@ -1,4 +1,4 @@
-"""`fractalctl enter SYMBOL long|short --stop P [--target P ...]` and `fractalctl exit TRADE_ID`.
+"""`fractalctl enter SYMBOL long|short --stop P [--target P ...] [--risk F]` and `fractalctl exit TRADE_ID`.
 
 An operator's entry is a signal of strategy `manual` at the last price,
 handed to the engine's `on_signal`: the same sizing, gates and routing as a
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from fractald.control.protocol import Arg, CommandError, PeerCred
-from fractald.core.models import Side, Signal
+from fractald.core.models import MAX_SIGNAL_RISK, Side, Signal
 
 if TYPE_CHECKING:
     from fractald.actors.trading import TradingActor
@@ -26,10 +26,17 @@ SIDES = {"long": Side.BUY, "short": Side.SELL}
 
 
 def manual_signal(engine: Any, symbol: str, side: str, stop: float, targets: list[float],
-                  timeframe: str) -> Signal:
-    """The operator's entry as a signal; CommandError names what is wrong with it."""
+                  timeframe: str, risk: float | None = None) -> Signal:
+    """The operator's entry as a signal; CommandError names what is wrong with it.
+
+    `risk` (a fraction of equity, `--risk 0.01` = 1 %) replaces [risk] risk_fraction for
+    this trade only; heat, exposure and every other gate still apply.
+    """
     if side not in SIDES:
         raise CommandError("bad_args", f"enter: side {side!r} must be long or short", argument="side")
+    if risk is not None and not 0.0 < risk <= MAX_SIGNAL_RISK:
+        raise CommandError("bad_args", f"enter: --risk {risk} must be a fraction of equity in "
+                           f"(0, {MAX_SIGNAL_RISK}] (0.01 risks 1 %)", argument="risk")
     price = float(engine.last_price.get(symbol, 0.0))
     if not price > 0:
         raise CommandError("no_price", f"enter: no price seen for {symbol} yet; wait for the feed")
@@ -47,7 +54,7 @@ def manual_signal(engine: Any, symbol: str, side: str, stop: float, targets: lis
     signal = Signal(symbol=symbol, side=SIDES[side], entry=price, stop=stop,
                     targets=tuple(sorted(targets, reverse=not buy)), confidence=100.0, strategy=MANUAL,
                     timeframe=timeframe, ts_event=int(engine.last_ts),
-                    reasons=({"kind": "operator"},))
+                    reasons=({"kind": "operator"},), risk_fraction=risk)
     # A second entry before any new market event would get the first one's id (and be denied
     # as a duplicate): the operator meant a new trade, so it takes the next free millisecond.
     seen = getattr(engine, "seen_signals", {})
@@ -73,8 +80,9 @@ def register_operator_entries(registry: CommandRegistry, actor: TradingActor) ->
             raise CommandError("bad_args", f"enter: targets {args.get('target')} are not prices",
                                argument="target") from None
         engine = require_engine(actor)
+        risk = args.get("risk")
         signal = manual_signal(engine, symbol, args["side"], float(args["stop"]), targets,
-                               daemon.config.strategies.timeframe)
+                               daemon.config.strategies.timeframe, None if risk is None else float(risk))
         events = await run_engine_command(actor, lambda p: engine.on_signal(signal, int(engine.last_ts)))
         daemon.bus.publish("operator_enter", {"by_uid": peer.uid, "symbol": symbol, "side": args["side"],
                                               "signal_id": signal.signal_id})
@@ -99,6 +107,6 @@ def register_operator_entries(registry: CommandRegistry, actor: TradingActor) ->
                       help="enter a trade by hand (strategy manual): same sizing, gates and routing",
                       args=[Arg("symbol", str, required=True), Arg("side", str, required=True,
                                                                    choices=("long", "short")),
-                            Arg("stop", float, required=True), Arg("target", list)])
+                            Arg("stop", float, required=True), Arg("target", list), Arg("risk", float)])
     registry.register("exit", exit_trade, mutating=True, help="close one trade (its id from positions)",
                       args=[Arg("trade_id", str, required=True)])

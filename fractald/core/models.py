@@ -121,6 +121,9 @@ class Quote:
         return self.bid > 0 and self.ask > 0 and self.bid >= self.ask
 
 
+MAX_SIGNAL_RISK = 0.1  # as [risk] risk_fraction's own upper bound
+
+
 @attrs.frozen(slots=True)
 class Signal:
     """A trade idea from a strategy: what, where, how sure, and why.
@@ -140,8 +143,13 @@ class Signal:
     timeframe: str
     ts_event: int
     reasons: tuple[dict[str, Any], ...] = ()
+    # The share of equity this one trade may risk, in place of [risk] risk_fraction (an
+    # operator's `fractalctl enter --risk`); None for every strategy's signal.
+    risk_fraction: float | None = None
 
     def __attrs_post_init__(self) -> None:
+        if self.risk_fraction is not None and not 0.0 < self.risk_fraction <= MAX_SIGNAL_RISK:
+            raise ValueError(f"risk_fraction must be within (0, {MAX_SIGNAL_RISK}], got {self.risk_fraction!r}")
         if not 0.0 <= self.confidence <= 100.0:
             raise ValueError(f"confidence must be within 0..100, got {self.confidence!r}")
         if self.side is Side.BUY and not self.stop < self.entry:

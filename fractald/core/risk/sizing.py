@@ -93,7 +93,8 @@ def size_signal(signal: Signal, equity: float, instrument: Instrument, params: S
                     f"{params.max_stop_ticks}", value=risk_per_unit / instrument.tick_size,
                     limit=params.max_stop_ticks)
     scale = confidence_scale(signal.confidence, params) * strategy_scale
-    budget = equity * params.risk_fraction * scale
+    fraction = params.risk_fraction if signal.risk_fraction is None else signal.risk_fraction
+    budget = equity * fraction * scale
     if params.max_risk_money:
         if instrument.floor_qty(max(instrument.min_qty, instrument.lot_size)) * risk_per_unit \
                 > params.max_risk_money * (1 + _EPS):
