@@ -89,3 +89,34 @@ def test_the_trigger_time_survives_a_rebuild_from_the_ledger() -> None:
         rebuilt.apply(e)
     assert rebuilt.orders[stop.client_order_id].ts_marketable == ts + HOUR
     assert rebuilt.snapshot()["orders"] == live.snapshot()["orders"]
+
+
+def test_reports_recovered_from_the_venue_after_a_crash_count_no_latency() -> None:
+    """A crash between send and ack: the router later learns from the venue that the entry was
+    accepted and filled, and that its stop fired, while we were down. The ack and trigger it
+    re-creates carry the time it asked, not the venue's, so they say nothing about latency."""
+    from fractald.routing.recovery import reports_from_venue
+    from fractald.venues.interface import VenueFill, VenueOrder
+
+    eng = engine()
+    events = eng.on_signal(Signal("BTC", Side.BUY, 100.0, 98.0, (110.0,), 90.0, "s", "1m", T0), T0)
+    entry = next(e for e in events if isinstance(e, ev.OrderIntent))
+    back = T0 + HOUR  # the daemon is back an hour later and asks the venue
+    fills = [VenueFill(entry.client_order_id, "e1", T0 + 20, entry.quantity, 100.0, 0.0)]
+    out = []
+    for report in reports_from_venue(VenueOrder(entry.client_order_id, "BTC", "filled", entry.quantity,
+                                                entry.quantity), fills, set(), back):
+        out += eng.on_venue_report(report)
+    stats = eng.exec_quality.snapshot()["sim|BTC"]
+    assert list(stats["ack_ms"]) == []  # not an hour-long ack
+    assert list(stats["fill_ms"]) == [20.0]  # the venue's own fill time, from our submit
+    stop = next(e for e in out if isinstance(e, ev.OrderIntent) and e.order_type is OrderType.STOP_MARKET)
+    eng.on_venue_report(VenueReport(OrderEvent.ACCEPT, stop.client_order_id, stop.ts + 10))
+    later = back + 3 * HOUR
+    stop_fill = [VenueFill(stop.client_order_id, "s1", back + HOUR, stop.quantity, 98.0, 0.0)]
+    for report in reports_from_venue(VenueOrder(stop.client_order_id, "BTC", "filled", stop.quantity,
+                                                stop.quantity, trigger_price=98.0), stop_fill, set(), later):
+        eng.on_venue_report(report)
+    stats = eng.exec_quality.snapshot()["sim|BTC"]
+    assert list(stats["ack_ms"]) == [10.0] and list(stats["fill_ms"]) == [20.0]  # the stop's wait: unknown
+    assert eng.orders[stop.client_order_id].status.value == "FILLED"

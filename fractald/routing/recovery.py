@@ -22,7 +22,7 @@ import attrs
 
 from fractald.core.execution.events import OrderIntent
 from fractald.core.execution.orders import OrderEvent
-from fractald.core.execution.reports import VenueReport
+from fractald.core.execution.reports import RECOVERED, VenueReport
 from fractald.venues.interface import VenueFill, VenueOrder
 
 NOT_SENT = "not_sent"
@@ -52,9 +52,10 @@ def reports_from_venue(order: VenueOrder, fills: Iterable[VenueFill], seen_trade
                        ts: int) -> tuple[VenueReport, ...]:
     """The engine's missed reports for one order the venue knows: ack, trigger, unseen fills, end."""
     coid = order.client_order_id
-    out = [VenueReport(OrderEvent.ACCEPT, coid, ts, venue_order_id=order.venue_order_id)]
+    out = [VenueReport(OrderEvent.ACCEPT, coid, ts, reason=RECOVERED, venue_order_id=order.venue_order_id)]
     if order.trigger_price is not None and (order.status == "triggered" or order.filled_qty > 0):
-        out.append(VenueReport(OrderEvent.TRIGGER, coid, ts, venue_order_id=order.venue_order_id))
+        out.append(VenueReport(OrderEvent.TRIGGER, coid, ts, reason=RECOVERED,
+                               venue_order_id=order.venue_order_id))
     for f in sorted(fills, key=lambda f: (f.ts, f.trade_id)):
         if f.client_order_id == coid and f.trade_id not in seen_trade_ids:
             out.append(VenueReport(OrderEvent.FILL, coid, f.ts, trade_id=f.trade_id, quantity=f.quantity,

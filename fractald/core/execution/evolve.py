@@ -31,7 +31,7 @@ import attrs
 from fractald.core.execution import events as ev
 from fractald.core.execution.accounting import TripContext
 from fractald.core.execution.brackets import Bracket, BracketState
-from fractald.core.execution.orders import Order, OrderEvent, OrderStatus
+from fractald.core.execution.orders import RECOVERED, Order, OrderEvent, OrderStatus
 from fractald.core.risk.breakers import Breaker, Trip
 from fractald.core.risk.gates import OrderRateLimiter
 from fractald.core.risk.reliability import StrategyChange
@@ -105,7 +105,8 @@ def _order_status(s: State, e: ev.OrderStatusChanged) -> None:
     _after_order(s, o, before)
     q, venue, sym = s.exec_quality, s.params.venue, o.symbol
     if e.event is OE.ACCEPT:
-        q.record_ack(venue, sym, e.ts - o.ts_submitted)
+        if e.reason != RECOVERED:
+            q.record_ack(venue, sym, e.ts - o.ts_submitted)
         q.record_submit_outcome(venue, sym, rejected=False)
     elif e.event is OE.REJECT:
         q.record_submit_outcome(venue, sym, rejected=True)

@@ -22,6 +22,11 @@ from fractald.errors import InvariantViolation
 QTY_EPS = 1e-9
 
 
+# The reason on an ACCEPT or TRIGGER the router re-creates after a restart from the venue's
+# answer: it happened while we were down, at a time the venue did not tell, so it says
+# nothing about the venue's ack or trigger latency (and its `ts` is when we asked).
+RECOVERED = "recovered_from_venue"
+
 class OrderStatus(enum.Enum):
     INITIALIZED = "INITIALIZED"
     DENIED = "DENIED"
@@ -256,7 +261,7 @@ class Order:
             if self.order_type is OrderType.MARKET:
                 self.ts_marketable = ts
         if event is E.TRIGGER and self.can(event) and self.order_type is OrderType.STOP_MARKET \
-                and not self.ts_marketable:
+                and not self.ts_marketable and kw.get("reason") != RECOVERED:
             self.ts_marketable = ts
         if event is E.UPDATE and self.can(event):
             for k in ("quantity", "price", "trigger_price"):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import attrs
 
-from fractald.core.execution.orders import Liquidity, OrderEvent
+from fractald.core.execution.orders import RECOVERED, Liquidity, OrderEvent
+
+__all__ = ["RECOVERED", "VenueReport"]
 
 
 @attrs.frozen(slots=True)
