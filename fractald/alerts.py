@@ -56,7 +56,11 @@ class Severity(enum.Enum):
     CRITICAL = "critical"
 
 
-_ICONS = {Severity.INFO: "\u2139\ufe0f", Severity.WARNING: "\u26a0\ufe0f", Severity.CRITICAL: "\U0001f6a8"}
+_ICONS = {
+    Severity.INFO: "\u2139\ufe0f",
+    Severity.WARNING: "\u26a0\ufe0f",
+    Severity.CRITICAL: "\U0001f6a8",
+}
 
 
 @attrs.frozen(slots=True)
@@ -89,7 +93,9 @@ class Alert:
         lines = [head, self.text] + [f"{k}: {_fmt(v)}" for k, v in self.fields]
         lines.append(_iso(self.ts_ms))
         text = "\n".join(line for line in lines if line)
-        return text if len(text) <= TELEGRAM_MAX_CHARS else text[: TELEGRAM_MAX_CHARS - 1] + "\u2026"
+        return (
+            text if len(text) <= TELEGRAM_MAX_CHARS else text[: TELEGRAM_MAX_CHARS - 1] + "\u2026"
+        )
 
 
 def _iso(ts_ms: int) -> str:
@@ -104,39 +110,75 @@ def _fmt(value: Scalar) -> str:
 
 # --- the events --------------------------------------------------------------------------------
 
+
 def breaker_trip(breaker: str, reason: str, ts_ms: int, **figures: Scalar) -> Alert:
-    return Alert(AlertKind.BREAKER_TRIP, Severity.WARNING, f"Circuit breaker tripped: {breaker}",
-                 reason, ts_ms, (("breaker", breaker), *figures.items()))
+    return Alert(
+        AlertKind.BREAKER_TRIP,
+        Severity.WARNING,
+        f"Circuit breaker tripped: {breaker}",
+        reason,
+        ts_ms,
+        (("breaker", breaker), *figures.items()),
+    )
 
 
 def kill_switch(reason: str, ts_ms: int, by: str = "", **figures: Scalar) -> Alert:
-    return Alert(AlertKind.KILL_SWITCH, Severity.CRITICAL, "Kill switch: trading halted, flattening",
-                 reason, ts_ms, (("by", by or "-"), *figures.items()))
+    return Alert(
+        AlertKind.KILL_SWITCH,
+        Severity.CRITICAL,
+        "Kill switch: trading halted, flattening",
+        reason,
+        ts_ms,
+        (("by", by or "-"), *figures.items()),
+    )
 
 
 def fatal_error(error: BaseException, ts_ms: int) -> Alert:
     """The daemon is stopping on a fatal error; the text is the error's code and message."""
     err = classify(error)
-    return Alert(AlertKind.FATAL_ERROR, Severity.CRITICAL, "fractald stopped on a fatal error",
-                 err.message, ts_ms, (("code", err.code), ("category", err.category.value)))
+    return Alert(
+        AlertKind.FATAL_ERROR,
+        Severity.CRITICAL,
+        "fractald stopped on a fatal error",
+        err.message,
+        ts_ms,
+        (("code", err.code), ("category", err.category.value)),
+    )
 
 
 def feed_stale(symbol: str, age_s: float, limit_s: float, ts_ms: int) -> Alert:
-    return Alert(AlertKind.FEED_STALE, Severity.WARNING, f"Market data stale: {symbol}",
-                 f"no message for {age_s:.0f} s (limit {limit_s:.0f} s)", ts_ms,
-                 (("symbol", symbol), ("age_s", float(age_s)), ("limit_s", float(limit_s))))
+    return Alert(
+        AlertKind.FEED_STALE,
+        Severity.WARNING,
+        f"Market data stale: {symbol}",
+        f"no message for {age_s:.0f} s (limit {limit_s:.0f} s)",
+        ts_ms,
+        (("symbol", symbol), ("age_s", float(age_s)), ("limit_s", float(limit_s))),
+    )
 
 
 def daily_summary(report: Report, ts_ms: int) -> Alert:
     """A summary of a performance report (usually the last 24 hours)."""
     s, d = report.stats, report.drawdown
     win_rate = "-" if s.win_rate is None else f"{s.win_rate * 100:.1f}%"
-    text = (f"P&L {report.pnl_abs:+,.2f} ({report.pnl_pct * 100:+.2f}%), {s.trades} trades, "
-            f"win rate {win_rate}, max drawdown {d.max_pct * 100:.2f}%")
-    return Alert(AlertKind.DAILY_SUMMARY, Severity.INFO, "Daily summary", text, ts_ms, (
-        ("equity", report.ending_equity), ("pnl", report.pnl_abs), ("trades", s.trades),
-        ("profit_factor", s.profit_factor), ("fees", s.fees),
-    ))
+    text = (
+        f"P&L {report.pnl_abs:+,.2f} ({report.pnl_pct * 100:+.2f}%), {s.trades} trades, "
+        f"win rate {win_rate}, max drawdown {d.max_pct * 100:.2f}%"
+    )
+    return Alert(
+        AlertKind.DAILY_SUMMARY,
+        Severity.INFO,
+        "Daily summary",
+        text,
+        ts_ms,
+        (
+            ("equity", report.ending_equity),
+            ("pnl", report.pnl_abs),
+            ("trades", s.trades),
+            ("profit_factor", s.profit_factor),
+            ("fees", s.fees),
+        ),
+    )
 
 
 def next_daily_summary_ms(now_ms: int, hour_utc: int = 0) -> int:
@@ -169,6 +211,7 @@ class FeedStaleWatch:
 
 # --- targets -----------------------------------------------------------------------------------
 
+
 class WebhookKind(enum.Enum):
     GENERIC = "generic"
     TELEGRAM = "telegram"
@@ -178,8 +221,9 @@ def _http_url(instance: Any, attribute: attrs.Attribute[Any], value: str) -> Non
     parts = urllib.parse.urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         # The value may hold a credential: name the scheme, not the URL.
-        raise ValueError(f"{attribute.name} must be an http(s) URL with a host "
-                         f"(got scheme {parts.scheme!r})")
+        raise ValueError(
+            f"{attribute.name} must be an http(s) URL with a host (got scheme {parts.scheme!r})"
+        )
 
 
 @attrs.frozen(slots=True)
@@ -207,26 +251,41 @@ class WebhookTarget:
         """The URL to POST to and the JSON body."""
         if self.kind is WebhookKind.TELEGRAM:
             url = f"{self.url.rstrip('/')}/bot{self.token}/sendMessage"
-            return url, {"chat_id": self.chat_id, "text": alert.to_text(instance),
-                         "disable_web_page_preview": True,
-                         "disable_notification": alert.severity is Severity.INFO}
+            return url, {
+                "chat_id": self.chat_id,
+                "text": alert.to_text(instance),
+                "disable_web_page_preview": True,
+                "disable_notification": alert.severity is Severity.INFO,
+            }
         return self.url, alert.to_json(instance)
 
 
-def targets_from_config(webhook_urls: Sequence[str], telegram_chat_id: str = "",
-                        telegram_token: str = "", telegram_api_url: str = TELEGRAM_API_URL
-                        ) -> list[WebhookTarget]:
+def targets_from_config(
+    webhook_urls: Sequence[str],
+    telegram_chat_id: str = "",
+    telegram_token: str = "",
+    telegram_api_url: str = TELEGRAM_API_URL,
+) -> list[WebhookTarget]:
     """Targets from the [alerts] config: every URL as a generic webhook, plus Telegram if set."""
-    targets = [WebhookTarget(WebhookKind.GENERIC, url, name=f"webhook{i + 1}")
-               for i, url in enumerate(webhook_urls)]
+    targets = [
+        WebhookTarget(WebhookKind.GENERIC, url, name=f"webhook{i + 1}")
+        for i, url in enumerate(webhook_urls)
+    ]
     if telegram_chat_id or telegram_token:
-        targets.append(WebhookTarget(WebhookKind.TELEGRAM, telegram_api_url,
-                                     chat_id=telegram_chat_id, token=telegram_token,
-                                     name="telegram"))
+        targets.append(
+            WebhookTarget(
+                WebhookKind.TELEGRAM,
+                telegram_api_url,
+                chat_id=telegram_chat_id,
+                token=telegram_token,
+                name="telegram",
+            )
+        )
     return targets
 
 
 # --- delivery ----------------------------------------------------------------------------------
+
 
 @attrs.frozen(slots=True)
 class RetryPolicy:
@@ -238,7 +297,7 @@ class RetryPolicy:
     max_s: float = attrs.field(default=60.0, validator=attrs.validators.gt(0))
 
     def delay(self, attempt: int, rng: random.Random) -> float:
-        cap = min(self.max_s, self.base_s * self.factor ** attempt)
+        cap = min(self.max_s, self.base_s * self.factor**attempt)
         return cap / 2 + rng.uniform(0, cap / 2)
 
 
@@ -284,10 +343,18 @@ class _Lane:
 class AlertSender:
     """Queues alerts per target and delivers them with retries; see the module docstring."""
 
-    def __init__(self, targets: Sequence[WebhookTarget], *, instance: str = "",
-                 queue_size: int = 100, retry: RetryPolicy = RetryPolicy(),
-                 timeout_s: float = 10.0, rng: random.Random | None = None,
-                 trust_env: bool = True, repeat_after_s: float = 300.0) -> None:
+    def __init__(
+        self,
+        targets: Sequence[WebhookTarget],
+        *,
+        instance: str = "",
+        queue_size: int = 100,
+        retry: RetryPolicy = RetryPolicy(),
+        timeout_s: float = 10.0,
+        rng: random.Random | None = None,
+        trust_env: bool = True,
+        repeat_after_s: float = 300.0,
+    ) -> None:
         if queue_size < 1:
             raise ValueError(f"queue_size must be >= 1, got {queue_size!r}")
         if not (math.isfinite(repeat_after_s) and repeat_after_s >= 0):
@@ -333,19 +400,30 @@ class AlertSender:
         return False
 
     def counters(self) -> AlertCounters:
-        return AlertCounters(sent=sum(x.sent for x in self._lanes),
-                             failed=sum(x.failed for x in self._lanes),
-                             dropped=sum(x.dropped for x in self._lanes),
-                             suppressed=self.suppressed)
+        return AlertCounters(
+            sent=sum(x.sent for x in self._lanes),
+            failed=sum(x.failed for x in self._lanes),
+            dropped=sum(x.dropped for x in self._lanes),
+            suppressed=self.suppressed,
+        )
 
     def lane_counters(self) -> dict[str, dict[str, int]]:
         """Per target: sent, failed, dropped, retries and queued."""
-        return {x.target.name: {"sent": x.sent, "failed": x.failed, "dropped": x.dropped,
-                                "retries": x.retries, "queued": len(x.queue)} for x in self._lanes}
+        return {
+            x.target.name: {
+                "sent": x.sent,
+                "failed": x.failed,
+                "dropped": x.dropped,
+                "retries": x.retries,
+                "queued": len(x.queue),
+            }
+            for x in self._lanes
+        }
 
     def _client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(timeout=self.timeout_s, trust_env=self.trust_env,
-                                 follow_redirects=False)
+        return httpx.AsyncClient(
+            timeout=self.timeout_s, trust_env=self.trust_env, follow_redirects=False
+        )
 
     async def run(self) -> None:
         """Deliver forever; run it in the daemon's nursery. Cancelling it keeps what is queued."""
@@ -389,21 +467,34 @@ class AlertSender:
             outcome, detail, wait_hint = await self._post(client, url, body)
             if outcome is Outcome.SENT:
                 lane.sent += 1
-                log.info("alert_sent", target=lane.target.name, kind=alert.kind.value,
-                         attempts=attempt + 1)
+                log.info(
+                    "alert_sent",
+                    target=lane.target.name,
+                    kind=alert.kind.value,
+                    attempts=attempt + 1,
+                )
                 return
             if outcome is Outcome.FAILED or attempt + 1 == self.retry.max_attempts:
                 break
-            delay = max(self.retry.delay(attempt, self._rng), min(wait_hint or 0.0, self.retry.max_s))
+            delay = max(
+                self.retry.delay(attempt, self._rng), min(wait_hint or 0.0, self.retry.max_s)
+            )
             lane.retries += 1
-            log.warning("alert_retry", target=lane.target.name, kind=alert.kind.value,
-                        attempt=attempt + 1, problem=detail, retry_in_s=round(delay, 3))
+            log.warning(
+                "alert_retry",
+                target=lane.target.name,
+                kind=alert.kind.value,
+                attempt=attempt + 1,
+                problem=detail,
+                retry_in_s=round(delay, 3),
+            )
             await trio.sleep(delay)
         lane.failed += 1
         log.error("alert_failed", target=lane.target.name, kind=alert.kind.value, problem=detail)
 
-    async def _post(self, client: httpx.AsyncClient, url: str, body: dict[str, Any]
-                    ) -> tuple[Outcome, str, float | None]:
+    async def _post(
+        self, client: httpx.AsyncClient, url: str, body: dict[str, Any]
+    ) -> tuple[Outcome, str, float | None]:
         try:
             response = await client.post(url, json=body)
         except httpx.HTTPError as exc:
@@ -412,4 +503,3 @@ class AlertSender:
         outcome = classify_response(response.status_code)
         hint = _retry_after(response) if outcome is Outcome.RETRY else None
         return outcome, f"HTTP {response.status_code}", hint
-

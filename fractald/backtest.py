@@ -48,40 +48,96 @@ from fractald.reporting.report import Period, Report, build_report
 
 
 def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", metavar="PATH", default=None,
-                        help="candles: CSV, JSON or Parquet (default: the bundled BTC 1m candles)")
-    parser.add_argument("--symbol", default=BUNDLED_SYMBOL, help=f"symbol name for the candles (default {BUNDLED_SYMBOL})")
-    parser.add_argument("--config", metavar="PATH", default=None,
-                        help="TOML config: its [strategies], [risk] and [broker] are used, as the "
-                             "daemon uses them (default: the embedded config)")
-    parser.add_argument("--strategy", action="append", metavar="NAME", default=None,
-                        help="strategy to run, repeatable (default: the config's enabled ones, else all of "
-                             f"{', '.join(sorted(STRATEGIES))})")
-    parser.add_argument("--timeframe", default=None,
-                        help="timeframe the strategies trade on (default: the config's, else 15m)")
-    parser.add_argument("--trend-timeframes", default=None,
-                        help="timeframes whose structure feeds the confidence (default: the "
-                             "config's, else 15m,1h,4h)")
-    parser.add_argument("--from", dest="start", default=None, metavar="WHEN",
-                        help="first candle: UTC date/time (2022-01-05, 2022-01-05T12:00) or epoch ms")
-    parser.add_argument("--to", dest="end", default=None, metavar="WHEN", help="stop before this time")
-    parser.add_argument("--equity", type=float, default=None,
-                        help="starting equity (default: the config's broker.starting_equity, 10000)")
-    parser.add_argument("--walk-forward", type=int, default=0, metavar="K",
-                        help="also trade K consecutive folds separately, same parameters (a stability "
-                             "check: nothing is fitted in-sample yet)")
-    parser.add_argument("--symbols", default=None, metavar="A,B,...",
-                        help="several symbols from --catalog through one portfolio (shared risk and "
-                             "breakers); the report breaks down per symbol")
-    parser.add_argument("--catalog", metavar="DIR", default=None,
-                        help="read candles from this catalog (fractald download) by --venue/--symbol/--from/--to")
-    parser.add_argument("--venue", default="binance-futures", help="the catalog's venue (default binance-futures)")
-    parser.add_argument("--repair", action="store_true",
-                        help="drop bad candle rows, sort the rest, keep the first of each repeated "
-                             "time, and print what was done (default: stop, naming each bad row)")
+    parser.add_argument(
+        "--data",
+        metavar="PATH",
+        default=None,
+        help="candles: CSV, JSON or Parquet (default: the bundled BTC 1m candles)",
+    )
+    parser.add_argument(
+        "--symbol",
+        default=BUNDLED_SYMBOL,
+        help=f"symbol name for the candles (default {BUNDLED_SYMBOL})",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        default=None,
+        help="TOML config: its [strategies], [risk] and [broker] are used, as the "
+        "daemon uses them (default: the embedded config)",
+    )
+    parser.add_argument(
+        "--strategy",
+        action="append",
+        metavar="NAME",
+        default=None,
+        help="strategy to run, repeatable (default: the config's enabled ones, else all of "
+        f"{', '.join(sorted(STRATEGIES))})",
+    )
+    parser.add_argument(
+        "--timeframe",
+        default=None,
+        help="timeframe the strategies trade on (default: the config's, else 15m)",
+    )
+    parser.add_argument(
+        "--trend-timeframes",
+        default=None,
+        help="timeframes whose structure feeds the confidence (default: the "
+        "config's, else 15m,1h,4h)",
+    )
+    parser.add_argument(
+        "--from",
+        dest="start",
+        default=None,
+        metavar="WHEN",
+        help="first candle: UTC date/time (2022-01-05, 2022-01-05T12:00) or epoch ms",
+    )
+    parser.add_argument(
+        "--to", dest="end", default=None, metavar="WHEN", help="stop before this time"
+    )
+    parser.add_argument(
+        "--equity",
+        type=float,
+        default=None,
+        help="starting equity (default: the config's broker.starting_equity, 10000)",
+    )
+    parser.add_argument(
+        "--walk-forward",
+        type=int,
+        default=0,
+        metavar="K",
+        help="also trade K consecutive folds separately, same parameters (a stability "
+        "check: nothing is fitted in-sample yet)",
+    )
+    parser.add_argument(
+        "--symbols",
+        default=None,
+        metavar="A,B,...",
+        help="several symbols from --catalog through one portfolio (shared risk and "
+        "breakers); the report breaks down per symbol",
+    )
+    parser.add_argument(
+        "--catalog",
+        metavar="DIR",
+        default=None,
+        help="read candles from this catalog (fractald download) by --venue/--symbol/--from/--to",
+    )
+    parser.add_argument(
+        "--venue", default="binance-futures", help="the catalog's venue (default binance-futures)"
+    )
+    parser.add_argument(
+        "--repair",
+        action="store_true",
+        help="drop bad candle rows, sort the rest, keep the first of each repeated "
+        "time, and print what was done (default: stop, naming each bad row)",
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    parser.add_argument("--plot", metavar="FILE.png", default=None,
-                        help="also draw the equity curve, drawdown beneath, trades marked")
+    parser.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        default=None,
+        help="also draw the equity curve, drawdown beneath, trades marked",
+    )
 
 
 class BacktestError(ValueError):
@@ -103,13 +159,25 @@ def parse_when(text: str | None, name: str) -> int | None:
     return int(dt.timestamp() * 1000)
 
 
-def load_bars(path: str | None, symbol: str, catalog: str | None = None, venue: str = "binance-futures",
-              start: str | None = None, end: str | None = None) -> list[Bar]:
+def load_bars(
+    path: str | None,
+    symbol: str,
+    catalog: str | None = None,
+    venue: str = "binance-futures",
+    start: str | None = None,
+    end: str | None = None,
+) -> list[Bar]:
     return list(load_bar_columns(path, symbol, catalog, venue, start, end))
 
 
-def load_bar_columns(path: str | None, symbol: str, catalog: str | None = None, venue: str = "binance-futures",
-                     start: str | None = None, end: str | None = None) -> Candles:
+def load_bar_columns(
+    path: str | None,
+    symbol: str,
+    catalog: str | None = None,
+    venue: str = "binance-futures",
+    start: str | None = None,
+    end: str | None = None,
+) -> Candles:
     """The candles a backtest asked for, as columns (bundled, a file, or the catalog's range)."""
     from fractald.venues.replay import bundled_candle_columns, load_candle_columns
 
@@ -148,7 +216,11 @@ def load_checked_bars(path: str, symbol: str, repair: bool) -> Candles:
 def _select(bars: Sequence[Bar], start: int | None, end: int | None) -> Any:
     if isinstance(bars, Candles):
         return bars.between(start, end)
-    return [b for b in bars if (start is None or b.ts_open >= start) and (end is None or b.ts_open < end)]
+    return [
+        b
+        for b in bars
+        if (start is None or b.ts_open >= start) and (end is None or b.ts_open < end)
+    ]
 
 
 class Runner:
@@ -157,7 +229,10 @@ class Runner:
     def __init__(self, pipeline: Pipeline, timeframes: Iterable[str]) -> None:
         base = pipeline.base_timeframe
         self.pipeline = pipeline
-        higher = sorted({tf for tf in timeframes if TIMEFRAME_MS[tf] > TIMEFRAME_MS[base]}, key=lambda tf: TIMEFRAME_MS[tf])
+        higher = sorted(
+            {tf for tf in timeframes if TIMEFRAME_MS[tf] > TIMEFRAME_MS[base]},
+            key=lambda tf: TIMEFRAME_MS[tf],
+        )
         self.rollups = Rollups(pipeline.symbol, higher, base)
         self.trades: list[ClosedTrade] = []
         self.signals = 0
@@ -207,8 +282,13 @@ class StrategySettings:
     config: Config
 
     @classmethod
-    def of(cls, names: Sequence[str], timeframe: str = "15m",
-           trend: Sequence[str] = ("15m", "1h", "4h"), config: Config | None = None) -> StrategySettings:
+    def of(
+        cls,
+        names: Sequence[str],
+        timeframe: str = "15m",
+        trend: Sequence[str] = ("15m", "1h", "4h"),
+        config: Config | None = None,
+    ) -> StrategySettings:
         """Settings for code (tests, benchmarks) rather than flags; the embedded config by default."""
         return cls(tuple(names), timeframe, tuple(trend), {}, config or Config())
 
@@ -219,11 +299,17 @@ def settings_from(args: argparse.Namespace) -> StrategySettings:
     load_plugins()  # a broken plug-in is a ValueError naming it
     config = load_config(getattr(args, "config", None))
     cfg = config.strategies
-    enabled, timeframe, params = list(cfg.enabled) or list(SMC_STRATEGIES), cfg.timeframe, dict(cfg.params)
+    enabled, timeframe, params = (
+        list(cfg.enabled) or list(SMC_STRATEGIES),
+        cfg.timeframe,
+        dict(cfg.params),
+    )
     names = [n for item in (args.strategy or enabled) for n in item.split(",") if n]
     unknown = [n for n in names if n not in STRATEGIES]
     if unknown:
-        raise BacktestError(f"unknown strategy {', '.join(unknown)}; known: {', '.join(sorted(STRATEGIES))}")
+        raise BacktestError(
+            f"unknown strategy {', '.join(unknown)}; known: {', '.join(sorted(STRATEGIES))}"
+        )
     timeframe = args.timeframe or timeframe
     trend_text = args.trend_timeframes or ",".join(cfg.trend_timeframes)
     trend = [tf.strip() for tf in str(trend_text).split(",") if tf.strip()]
@@ -237,14 +323,27 @@ def settings_from(args: argparse.Namespace) -> StrategySettings:
 def new_runner(symbol: str, base_timeframe: str, st: StrategySettings, equity: float) -> Runner:
     """A pipeline and engine built as the daemon builds them (fractald.pipeline_factory)."""
     if TIMEFRAME_MS[st.timeframe] < TIMEFRAME_MS[base_timeframe]:
-        raise BacktestError(f"--timeframe {st.timeframe} is shorter than the candles ({base_timeframe})")
+        raise BacktestError(
+            f"--timeframe {st.timeframe} is shorter than the candles ({base_timeframe})"
+        )
     trend = [tf for tf in st.trend if TIMEFRAME_MS[tf] >= TIMEFRAME_MS[base_timeframe]]
-    params = attrs.evolve(engine_params(st.config), initial_equity=equity,
-                          fills_from=FillSource.BARS, require_feed_health=False)
-    pipeline = build_pipeline(symbol, TradingEngine(params), st.names, st.timeframe,
-                              params=st.params, confidence=confidence_model(st.config),
-                              base_timeframe=base_timeframe, trend_timeframes=trend,
-                              session_gate=session_gate_of(st.config))
+    params = attrs.evolve(
+        engine_params(st.config),
+        initial_equity=equity,
+        fills_from=FillSource.BARS,
+        require_feed_health=False,
+    )
+    pipeline = build_pipeline(
+        symbol,
+        TradingEngine(params),
+        st.names,
+        st.timeframe,
+        params=st.params,
+        confidence=confidence_model(st.config),
+        base_timeframe=base_timeframe,
+        trend_timeframes=trend,
+        session_gate=session_gate_of(st.config),
+    )
     return Runner(pipeline, [st.timeframe, *trend])
 
 
@@ -258,26 +357,44 @@ def equity_curve(runner: Runner) -> list[tuple[int, float]]:
     return list(engine.accounting.equity_curve)
 
 
-def run_report(runner: Runner, equity: float, start_ms: int | None = None,
-               min_ratio_returns: int = MIN_RATIO_RETURNS) -> Report:
+def run_report(
+    runner: Runner,
+    equity: float,
+    start_ms: int | None = None,
+    min_ratio_returns: int = MIN_RATIO_RETURNS,
+) -> Report:
     """The run's performance report: the figures `fractalctl report` would give for it.
 
     `start_ms` leaves out a warm-up before it (its equity is flat: nothing was traded).
     """
     period = Period(start_ms, None, "run") if start_ms is not None else None
-    return build_report(runner.trades, equity_curve(runner), equity, period,
-                        min_ratio_returns=min_ratio_returns)
+    return build_report(
+        runner.trades, equity_curve(runner), equity, period, min_ratio_returns=min_ratio_returns
+    )
 
 
-def summarise(runner: Runner, bars: Sequence[Bar], equity: float,
-              min_ratio_returns: int = MIN_RATIO_RETURNS) -> dict[str, Any]:
+def summarise(
+    runner: Runner, bars: Sequence[Bar], equity: float, min_ratio_returns: int = MIN_RATIO_RETURNS
+) -> dict[str, Any]:
     """Flat figures of the run over `bars` (fractions for every ratio: 0.05 = 5 %) plus the full report."""
-    return summarise_span(runner, len(bars), bars[0].ts_open if bars else None,
-                          bars[-1].ts_event if bars else None, equity, min_ratio_returns)
+    return summarise_span(
+        runner,
+        len(bars),
+        bars[0].ts_open if bars else None,
+        bars[-1].ts_event if bars else None,
+        equity,
+        min_ratio_returns,
+    )
 
 
-def summarise_span(runner: Runner, n_bars: int, from_ms: int | None, to_ms: int | None, equity: float,
-                   min_ratio_returns: int = MIN_RATIO_RETURNS) -> dict[str, Any]:
+def summarise_span(
+    runner: Runner,
+    n_bars: int,
+    from_ms: int | None,
+    to_ms: int | None,
+    equity: float,
+    min_ratio_returns: int = MIN_RATIO_RETURNS,
+) -> dict[str, Any]:
     """`summarise` for a run known by its bar count and time span (several symbols' series)."""
     rep = run_report(runner, equity, from_ms, min_ratio_returns)
     st = rep.stats
@@ -310,24 +427,42 @@ def summarise_span(runner: Runner, n_bars: int, from_ms: int | None, to_ms: int 
         "max_drawdown_abs": _num(rep.drawdown.max_abs),
         "max_drawdown_duration_ms": rep.drawdown.duration_ms,
         "open_brackets": len(getattr(engine, "brackets", {})),
-        "by_strategy": {g.key: {"trades": g.stats.trades, "net_pnl": _num(g.stats.net_pnl),
-                                "win_rate": _num(g.stats.win_rate), "profit_factor": _num(g.stats.profit_factor)}
-                        for g in rep.by_strategy},
+        "by_strategy": {
+            g.key: {
+                "trades": g.stats.trades,
+                "net_pnl": _num(g.stats.net_pnl),
+                "win_rate": _num(g.stats.win_rate),
+                "profit_factor": _num(g.stats.profit_factor),
+            }
+            for g in rep.by_strategy
+        },
         "report": rep.to_dict(),
     }
 
 
 def _trade_row(t: ClosedTrade) -> dict[str, Any]:
-    return {"id": t.trade_id, "strategy": t.strategy, "side": t.side.value, "qty": t.quantity,
-            "entry": t.entry_price, "exit": t.exit_price, "ts_entry": t.ts_entry, "ts_exit": t.ts_exit,
-            "pnl": round(t.pnl, 6), "r": round(t.r_multiple, 4), "confidence": round(t.confidence, 2),
-            "exit_reason": t.exit_reason}
+    return {
+        "id": t.trade_id,
+        "strategy": t.strategy,
+        "side": t.side.value,
+        "qty": t.quantity,
+        "entry": t.entry_price,
+        "exit": t.exit_price,
+        "ts_entry": t.ts_entry,
+        "ts_exit": t.ts_exit,
+        "pnl": round(t.pnl, 6),
+        "r": round(t.r_multiple, 4),
+        "confidence": round(t.confidence, 2),
+        "exit_reason": t.exit_reason,
+    }
 
 
 def run_backtest(args: argparse.Namespace) -> dict[str, Any]:
     """Run the backtest `args` describe (see add_backtest_arguments) and return the report."""
     if args.walk_forward < 0 or args.walk_forward == 1:
-        raise BacktestError(f"--walk-forward must be 0 (off) or at least 2 folds, got {args.walk_forward}")
+        raise BacktestError(
+            f"--walk-forward must be 0 (off) or at least 2 folds, got {args.walk_forward}"
+        )
     st = settings_from(args)
     if args.equity is None:
         args.equity = st.config.broker.starting_equity
@@ -337,19 +472,31 @@ def run_backtest(args: argparse.Namespace) -> dict[str, Any]:
         from fractald.backtest_portfolio import run_portfolio_args
 
         return run_portfolio_args(args, st)
-    loaded = (load_checked_bars(args.data, args.symbol, getattr(args, "repair", False))
-              if args.data is not None and getattr(args, "catalog", None) is None else
-              load_bar_columns(args.data, args.symbol, getattr(args, "catalog", None),
-                        getattr(args, "venue", "binance-futures"), args.start, args.end))
-    bars = _select(loaded,
-                   parse_when(args.start, "from"), parse_when(args.end, "to"))
+    loaded = (
+        load_checked_bars(args.data, args.symbol, getattr(args, "repair", False))
+        if args.data is not None and getattr(args, "catalog", None) is None
+        else load_bar_columns(
+            args.data,
+            args.symbol,
+            getattr(args, "catalog", None),
+            getattr(args, "venue", "binance-futures"),
+            args.start,
+            args.end,
+        )
+    )
+    bars = _select(loaded, parse_when(args.start, "from"), parse_when(args.end, "to"))
     if not bars:
         raise BacktestError("no candles in the chosen range")
     base = bars[0].timeframe
     report: dict[str, Any] = {
-        "data": args.data or "bundled", "symbol": args.symbol, "base_timeframe": base,
-        "timeframe": st.timeframe, "trend_timeframes": list(st.trend), "strategies": list(st.names),
-        "params": st.params, "equity": args.equity,
+        "data": args.data or "bundled",
+        "symbol": args.symbol,
+        "base_timeframe": base,
+        "timeframe": st.timeframe,
+        "trend_timeframes": list(st.trend),
+        "strategies": list(st.names),
+        "params": st.params,
+        "equity": args.equity,
     }
     folds = args.walk_forward or 0
     # the run, then each fold and its warm-up (the fold before it)
@@ -362,7 +509,9 @@ def run_backtest(args: argparse.Namespace) -> dict[str, Any]:
     if getattr(args, "plot", None):
         report["plot"] = str(_plot(runner, args.equity, args.plot))
     if args.walk_forward:
-        report["folds"] = walk_forward(bars, args.walk_forward, st, args.equity, args.symbol, progress)
+        report["folds"] = walk_forward(
+            bars, args.walk_forward, st, args.equity, args.symbol, progress
+        )
     if progress is not None:
         progress.finish()
     return report
@@ -385,7 +534,7 @@ def _feed(runner: Runner, bars: Sequence[Bar], progress: Any, accepting: bool = 
         runner.feed(bars, accepting)
         return
     for lo in range(0, len(bars), PROGRESS_CHUNK):
-        chunk = bars[lo:lo + PROGRESS_CHUNK]
+        chunk = bars[lo : lo + PROGRESS_CHUNK]
         runner.feed(chunk, accepting)
         progress.advance(len(chunk))
 
@@ -394,12 +543,24 @@ def _plot(runner: Runner, equity: float, path: str) -> Any:
     """The run's equity curve, drawn with the report's own figures in its headline."""
     from fractald.reporting.plots import plot_equity
 
-    return plot_equity(equity_curve(runner), runner.trades, path, starting_equity=equity,
-                       report=run_report(runner, equity), title="fractald backtest equity")
+    return plot_equity(
+        equity_curve(runner),
+        runner.trades,
+        path,
+        starting_equity=equity,
+        report=run_report(runner, equity),
+        title="fractald backtest equity",
+    )
 
 
-def walk_forward(bars: Sequence[Bar], k: int, st: StrategySettings, equity: float,
-                 symbol: str, progress: Any = None) -> list[dict[str, Any]]:
+def walk_forward(
+    bars: Sequence[Bar],
+    k: int,
+    st: StrategySettings,
+    equity: float,
+    symbol: str,
+    progress: Any = None,
+) -> list[dict[str, Any]]:
     size = len(bars) // k
     if size < 2:
         raise BacktestError(f"{len(bars)} candles are too few for {k} folds")
@@ -407,11 +568,13 @@ def walk_forward(bars: Sequence[Bar], k: int, st: StrategySettings, equity: floa
     for i in range(k):
         lo, hi = i * size, (len(bars) if i == k - 1 else (i + 1) * size)
         runner = new_runner(symbol, bars[0].timeframe, st, equity)
-        warm = bars[max(0, lo - size):lo]
+        warm = bars[max(0, lo - size) : lo]
         _feed(runner, warm, progress, accepting=False)
         runner.trades.clear()  # a trade opened during warm-up cannot exist: nothing was sent
         _feed(runner, bars[lo:hi], progress)
-        folds.append({"fold": i + 1, "warmup_bars": len(warm), **summarise(runner, bars[lo:hi], equity)})
+        folds.append(
+            {"fold": i + 1, "warmup_bars": len(warm), **summarise(runner, bars[lo:hi], equity)}
+        )
     return folds
 
 
@@ -428,23 +591,45 @@ def format_report(report: dict[str, Any]) -> str:
     from fractald.reporting.export import to_table
 
     s = report["summary"]
-    lines = [(f"backtest {report['symbol']} ({report['data']} {report['base_timeframe']} candles) "
-              f"{_when(s['from_ms'])} .. {_when(s['to_ms'])}, {s['bars']:,} bars"),
-             (f"strategies {', '.join(report['strategies'])} on {report['timeframe']}; trend "
-              f"{','.join(report['trend_timeframes'])}; starting equity {report['equity']:,.2f}"),
-             (f"signals {s['signals']}; skipped: {_counts(s['skipped'])}; denied: {_counts(s['denied'])}"
-              f"; brackets still open at the end {s['open_brackets']}"),
-             "equity marked at every base-bar close (breakers also watch intrabar prices)", ""]
+    lines = [
+        (
+            f"backtest {report['symbol']} ({report['data']} {report['base_timeframe']} candles) "
+            f"{_when(s['from_ms'])} .. {_when(s['to_ms'])}, {s['bars']:,} bars"
+        ),
+        (
+            f"strategies {', '.join(report['strategies'])} on {report['timeframe']}; trend "
+            f"{','.join(report['trend_timeframes'])}; starting equity {report['equity']:,.2f}"
+        ),
+        (
+            f"signals {s['signals']}; skipped: {_counts(s['skipped'])}; denied: {_counts(s['denied'])}"
+            f"; brackets still open at the end {s['open_brackets']}"
+        ),
+        "equity marked at every base-bar close (breakers also watch intrabar prices)",
+        "",
+    ]
     lines.append(to_table(Report.from_dict(s["report"])).rstrip("\n"))
     folds = report.get("folds", [])
     if folds:
-        lines += ["", "Walk-forward folds (same parameters in every fold; nothing fitted in-sample)"]
-        rows = [[str(f["fold"]), f"{_when(f['from_ms'])} .. {_when(f['to_ms'])}", str(f["trades"]),
-                 format_pct(f["pnl_pct"], sign=True), format_pct(f["win_rate"], 1),
-                 _ratio(f["profit_factor"]), _ratio(f["sharpe"]), format_pct(f["max_drawdown_pct"])]
-                for f in folds]
-        lines += _grid(["fold", "window (UTC)", "trades", "return", "win rate", "PF", "Sharpe", "max DD"],
-                       rows)
+        lines += [
+            "",
+            "Walk-forward folds (same parameters in every fold; nothing fitted in-sample)",
+        ]
+        rows = [
+            [
+                str(f["fold"]),
+                f"{_when(f['from_ms'])} .. {_when(f['to_ms'])}",
+                str(f["trades"]),
+                format_pct(f["pnl_pct"], sign=True),
+                format_pct(f["win_rate"], 1),
+                _ratio(f["profit_factor"]),
+                _ratio(f["sharpe"]),
+                format_pct(f["max_drawdown_pct"]),
+            ]
+            for f in folds
+        ]
+        lines += _grid(
+            ["fold", "window (UTC)", "trades", "return", "win rate", "PF", "Sharpe", "max DD"], rows
+        )
     if report.get("plot"):
         lines += ["", f"wrote {report['plot']}"]
     return "\n".join(lines)
@@ -468,7 +653,10 @@ def backtest_command(args: argparse.Namespace) -> int:
         args.progress = True  # people running the command see the work move (stderr)
     try:
         report = run_backtest(args)
-    except (ValueError, ConfigError) as exc:  # bad flags, file, params or config: all name the problem
+    except (
+        ValueError,
+        ConfigError,
+    ) as exc:  # bad flags, file, params or config: all name the problem
         print(f"fractald backtest: error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(report, indent=2) if args.json else format_report(report))

@@ -20,12 +20,28 @@ async def apply_correction(correction: BarCorrection, ledger: Any, bus: Any, log
     row = candle_row(correction.bar)
     changed: int = await ledger.run(lambda led: led.correct_candle(row))
     bar, was = correction.bar, correction.was
-    detail = {"symbol": bar.symbol, "timeframe": bar.timeframe, "ts_open": bar.ts_open,
-              "reason": correction.reason, "open": bar.open, "high": bar.high, "low": bar.low,
-              "close": bar.close, "volume": bar.volume, "ledger_rows": changed,
-              "was": None if was is None else {"open": was.open, "high": was.high, "low": was.low,
-                                                "close": was.close, "volume": was.volume,
-                                                "complete": was.complete}}
+    detail = {
+        "symbol": bar.symbol,
+        "timeframe": bar.timeframe,
+        "ts_open": bar.ts_open,
+        "reason": correction.reason,
+        "open": bar.open,
+        "high": bar.high,
+        "low": bar.low,
+        "close": bar.close,
+        "volume": bar.volume,
+        "ledger_rows": changed,
+        "was": None
+        if was is None
+        else {
+            "open": was.open,
+            "high": was.high,
+            "low": was.low,
+            "close": was.close,
+            "volume": was.volume,
+            "complete": was.complete,
+        },
+    }
     log.info("bar_correction_applied", **detail)
     bus.publish("bar_corrected", detail)
     return changed

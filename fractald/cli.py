@@ -29,19 +29,25 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
         config = load_config(args.config)
     except ConfigError as exc:
         if args.json:  # a script asked for JSON: it gets JSON on failure too
-            print(json.dumps({"ok": False, "config": args.config, "problems": exc.problems},
-                             indent=2))
-        print(f"{args.config or '(embedded default)'}: invalid configuration, "
-              f"{len(exc.problems)} problem(s):", file=sys.stderr)
+            print(
+                json.dumps({"ok": False, "config": args.config, "problems": exc.problems}, indent=2)
+            )
+        print(
+            f"{args.config or '(embedded default)'}: invalid configuration, "
+            f"{len(exc.problems)} problem(s):",
+            file=sys.stderr,
+        )
         for problem in exc.problems:
             print(f"  - {problem}", file=sys.stderr)
         return int(ExitStatus.CONFIG)
     if args.json:
         print(json.dumps(public_dict(config), indent=2))  # secrets masked
     else:
-        print(f"{args.config or '(embedded default)'}: configuration OK "
-              f"(venue {config.feed.venue}, symbols {', '.join(config.feed.symbols)}, "
-              f"broker {config.broker.kind})")
+        print(
+            f"{args.config or '(embedded default)'}: configuration OK "
+            f"(venue {config.feed.venue}, symbols {', '.join(config.feed.symbols)}, "
+            f"broker {config.broker.kind})"
+        )
     return 0
 
 
@@ -83,12 +89,15 @@ def _cmd_notify_failure(args: argparse.Namespace) -> int:
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; sub-commands with heavy imports get their arguments only when they are run."""
     parser = argparse.ArgumentParser(
-        prog="fractald", description="fractald: a supervised SMC trading daemon.")
+        prog="fractald", description="fractald: a supervised SMC trading daemon."
+    )
     parser.add_argument("--version", action="version", version=f"fractald {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run the daemon in the foreground (what systemd runs)")
-    run.add_argument("--config", help="TOML config file (default: the embedded paper/replay config)")
+    run.add_argument(
+        "--config", help="TOML config file (default: the embedded paper/replay config)"
+    )
     run.set_defaults(func=_cmd_run)
 
     check = sub.add_parser("check-config", help="validate a config file without running")
@@ -118,12 +127,18 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     preflight.add_argument("--json", action="store_true", help="machine-readable output")
     preflight.set_defaults(func=_cmd_preflight)
 
-    demo = sub.add_parser("demo", help="one trading day through the whole pipeline, narrated (offline)")
-    demo.add_argument("--day", default="2022-01-11", help="UTC day of the bundled candles (default 2022-01-11)")
+    demo = sub.add_parser(
+        "demo", help="one trading day through the whole pipeline, narrated (offline)"
+    )
+    demo.add_argument(
+        "--day", default="2022-01-11", help="UTC day of the bundled candles (default 2022-01-11)"
+    )
     demo.set_defaults(func=_cmd_demo)
 
-    failure = sub.add_parser("notify-failure", help="alert the webhooks that a unit failed "
-                             "(run by fractald-failure@.service)")
+    failure = sub.add_parser(
+        "notify-failure",
+        help="alert the webhooks that a unit failed (run by fractald-failure@.service)",
+    )
     failure.add_argument("unit", help="fractald.service or fractald@NAME.service")
     failure.set_defaults(func=_cmd_notify_failure)
 

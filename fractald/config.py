@@ -102,7 +102,9 @@ class FeedConfig:
     # Replay from a `fractald download` catalog instead: feed.symbols[0]'s 1m candles of
     # replay_catalog_venue from replay_from (UTC date/time) up to replay_to ("" = the last stored).
     replay_catalog: str = ""
-    replay_catalog_venue: str = attrs.field(default="binance-futures", validator=_in(*CATALOG_VENUES))
+    replay_catalog_venue: str = attrs.field(
+        default="binance-futures", validator=_in(*CATALOG_VENUES)
+    )
     replay_from: str = ""
     replay_to: str = ""
     # A replay candle file with bad rows (out of order, repeated times, bad prices) is refused;
@@ -115,7 +117,9 @@ class FeedConfig:
     history_bars: int = attrs.field(default=0, validator=_between(0, 5000))
     # Live feeds only: an L2 book (Binance depth synced against REST snapshots, Hyperliquid l2Book).
     book: bool = False
-    max_frame_bytes: int = attrs.field(default=4 * 1024 * 1024, validator=_between(1024, 64 * 1024 * 1024))
+    max_frame_bytes: int = attrs.field(
+        default=4 * 1024 * 1024, validator=_between(1024, 64 * 1024 * 1024)
+    )
     reconnect_backoff_base_s: float = attrs.field(default=0.5, validator=_between(0.01, 60))
     reconnect_backoff_cap_s: float = attrs.field(default=30.0, validator=_between(0.1, 3600))
     max_failures: int = attrs.field(default=8, validator=_between(1, 1000))  # connects in a row
@@ -133,7 +137,9 @@ class FeedConfig:
 @attrs.frozen
 class BrokerConfig:
     kind: str = attrs.field(default="paper", validator=_in(*BROKERS))
-    starting_equity: float = attrs.field(default=10_000.0, validator=_between(0, 1e12, lo_open=True))
+    starting_equity: float = attrs.field(
+        default=10_000.0, validator=_between(0, 1e12, lo_open=True)
+    )
     taker_fee_bps: float = attrs.field(default=4.5, validator=_between(0, 100))
     maker_fee_bps: float = attrs.field(default=1.5, validator=_between(-10, 100))
     slippage_bps: float = attrs.field(default=1.0, validator=_between(0, 500))
@@ -155,7 +161,9 @@ class BrokerConfig:
     private_key_credential: str = ""
     # IBKR (fractald/venues/ibkr_config.py): TWS / IB Gateway on this host; a CME future by its root.
     ib_host: str = "127.0.0.1"
-    ib_port: int = attrs.field(default=4002, validator=_between(1, 65535))  # Gateway paper; TWS paper 7497
+    ib_port: int = attrs.field(
+        default=4002, validator=_between(1, 65535)
+    )  # Gateway paper; TWS paper 7497
     ib_client_id: int = attrs.field(default=17, validator=_between(0, 2**31 - 1))
     ib_account: str = ""
     ib_symbol: str = "MES"
@@ -190,7 +198,8 @@ class StrategiesConfig:
     timeframe: str = attrs.field(default="15m", validator=_in(*TIMEFRAME_MS))
     # Higher-timeframe structure the confidence model reads (H4, H1, M15 agreeing scores higher).
     trend_timeframes: list[str] = attrs.field(
-        factory=lambda: ["15m", "1h", "4h"], validator=_timeframes)
+        factory=lambda: ["15m", "1h", "4h"], validator=_timeframes
+    )
     params: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     # Weights of the confidence factor model (fractald.core.strategies.confidence.ConfidenceWeights).
     confidence: dict[str, float] = attrs.field(factory=dict)
@@ -274,8 +283,9 @@ class Config:
         return Path(self.daemon.state_dir or os.environ.get("STATE_DIRECTORY", "") or "./state")
 
     def runtime_path(self) -> Path:
-        return Path(self.daemon.runtime_dir or os.environ.get("RUNTIME_DIRECTORY", "")
-                    or self.state_path())
+        return Path(
+            self.daemon.runtime_dir or os.environ.get("RUNTIME_DIRECTORY", "") or self.state_path()
+        )
 
     def socket_path(self) -> Path:
         return Path(self.control.socket_path or self.runtime_path() / "control.sock")
@@ -291,7 +301,12 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-_TYPE_NAMES = {bool: "a boolean (true or false)", int: "an integer", float: "a number", str: "a string"}
+_TYPE_NAMES = {
+    bool: "a boolean (true or false)",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+}
 
 
 def _type_name(tp: Any) -> str:
@@ -349,7 +364,9 @@ def _validate_table(cls: type, data: Any, path: str, problems: list[str]) -> Non
             _validate_table(field.type, value, where, problems)
             continue
         if not _check_type(value, field.type):
-            problems.append(f"{where}: {_describe(value)} is not a valid value: expected {_type_name(field.type)}")
+            problems.append(
+                f"{where}: {_describe(value)} is not a valid value: expected {_type_name(field.type)}"
+            )
             continue
         if field.validator is not None:
             try:
@@ -366,8 +383,11 @@ def config_from_dict(data: dict[str, Any], source: str = "config") -> Config:
         try:
             config = _converter.structure(data, Config)
         except Exception as exc:  # noqa: BLE001 - a cross-field check the per-key pass cannot see
-            problems.extend(cattrs.transform_error(exc, path="config")
-                            if isinstance(exc, cattrs.BaseValidationError) else [str(exc)])
+            problems.extend(
+                cattrs.transform_error(exc, path="config")
+                if isinstance(exc, cattrs.BaseValidationError)
+                else [str(exc)]
+            )
         else:
             problems.extend(_cross_checks(config))
             if not problems:
@@ -392,25 +412,38 @@ def replay_time_ms(text: str) -> int | None:
 def _replay_catalog_problems(f: FeedConfig) -> list[str]:
     """A catalog replay: only with venue "replay", not with replay_path, a start, times that parse, a directory."""
     if not f.replay_catalog:
-        return [f"config.feed.{key}: {getattr(f, key)!r} is only used with replay_catalog"
-                for key in ("replay_from", "replay_to") if getattr(f, key)]
+        return [
+            f"config.feed.{key}: {getattr(f, key)!r} is only used with replay_catalog"
+            for key in ("replay_from", "replay_to")
+            if getattr(f, key)
+        ]
     problems = []
     if f.venue != "replay":
-        problems.append(f"config.feed.replay_catalog: only used with venue = \"replay\", not {f.venue!r}")
+        problems.append(
+            f'config.feed.replay_catalog: only used with venue = "replay", not {f.venue!r}'
+        )
     if f.replay_path:
-        problems.append("config.feed.replay_catalog: give either replay_path or replay_catalog, not both")
+        problems.append(
+            "config.feed.replay_catalog: give either replay_path or replay_catalog, not both"
+        )
     if not f.replay_from:
-        problems.append("config.feed.replay_from: a catalog replay needs its first day "
-                        "(UTC date/time like \"2024-01-01\", or epoch ms)")
+        problems.append(
+            "config.feed.replay_from: a catalog replay needs its first day "
+            '(UTC date/time like "2024-01-01", or epoch ms)'
+        )
     for key in ("replay_from", "replay_to"):
         try:
             replay_time_ms(getattr(f, key))
         except ValueError:
-            problems.append(f"config.feed.{key}: {getattr(f, key)!r} is neither a UTC date/time "
-                            "(2024-01-01, 2024-01-01T12:00) nor epoch ms")
+            problems.append(
+                f"config.feed.{key}: {getattr(f, key)!r} is neither a UTC date/time "
+                "(2024-01-01, 2024-01-01T12:00) nor epoch ms"
+            )
     if not Path(f.replay_catalog).is_dir():
-        problems.append(f"config.feed.replay_catalog: {f.replay_catalog!r} is not a directory "
-                        f"(fill one with `fractald download --catalog DIR`; relative paths are from {Path.cwd()})")
+        problems.append(
+            f"config.feed.replay_catalog: {f.replay_catalog!r} is not a directory "
+            f"(fill one with `fractald download --catalog DIR`; relative paths are from {Path.cwd()})"
+        )
     return problems
 
 
@@ -425,14 +458,15 @@ def _cross_checks(config: Config) -> list[str]:
     if config.feed.venue != "replay" and config.feed.replay_path:
         problems.append(
             f"config.feed.replay_path: {config.feed.replay_path!r} is only used with "
-            f"venue = \"replay\", not {config.feed.venue!r}"
+            f'venue = "replay", not {config.feed.venue!r}'
         )
     needed = {"1m", config.strategies.timeframe, *config.strategies.trend_timeframes}
     missing = sorted(needed - set(config.feed.timeframes), key=lambda tf: TIMEFRAME_MS[tf])
     if config.strategies.enabled and missing:
         problems.append(
             f"config.feed.timeframes: {config.feed.timeframes} lacks {missing}, which the "
-            f"strategies need (1m, strategies.timeframe and strategies.trend_timeframes)")
+            f"strategies need (1m, strategies.timeframe and strategies.trend_timeframes)"
+        )
     problems.extend(_pipeline_problems(config))
     problems.extend(_session_problems(config))
     problems.extend(_venue_broker_problems(config))
@@ -444,15 +478,20 @@ def _feed_problems(feed: FeedConfig) -> list[str]:
     """Symbols in the venue's form (the venue's own list is asked at start and by preflight)."""
     from fractald.venues.instruments import form_problem
 
-    problems = [f"config.feed.symbols[{i}]: {p}" for i, p in
-                enumerate(form_problem(feed.venue, s) for s in feed.symbols) if p is not None]
+    problems = [
+        f"config.feed.symbols[{i}]: {p}"
+        for i, p in enumerate(form_problem(feed.venue, s) for s in feed.symbols)
+        if p is not None
+    ]
     if feed.venue == "ibkr":
         from fractald.venues.ibkr_feed_preflight import feed_config_problems
 
         problems.extend(feed_config_problems(feed))
     if feed.reconnect_backoff_cap_s < feed.reconnect_backoff_base_s:
-        problems.append(f"config.feed.reconnect_backoff_cap_s: {feed.reconnect_backoff_cap_s} must be >= "
-                        f"reconnect_backoff_base_s ({feed.reconnect_backoff_base_s})")
+        problems.append(
+            f"config.feed.reconnect_backoff_cap_s: {feed.reconnect_backoff_cap_s} must be >= "
+            f"reconnect_backoff_base_s ({feed.reconnect_backoff_base_s})"
+        )
     return problems
 
 
@@ -508,8 +547,10 @@ def _decode(raw: bytes, path: Path) -> str:
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise ConfigError(f"{path}: not UTF-8 text: an invalid byte at line {line}, column "
-                          f"{column} (byte offset {exc.start}); save the file as UTF-8") from None
+        raise ConfigError(
+            f"{path}: not UTF-8 text: an invalid byte at line {line}, column "
+            f"{column} (byte offset {exc.start}); save the file as UTF-8"
+        ) from None
 
 
 def unstructure(config: Config) -> dict[str, Any]:
@@ -536,11 +577,17 @@ _WS_SCHEMES = ("ws", "wss")
 _HTTP_SCHEMES = ("http", "https")
 # A credential is named by a file under $CREDENTIALS_DIRECTORY ("venue:" prefix allowed).
 _CREDENTIAL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
-_CREDENTIAL_FIELDS = (("broker", "api_key_credential"), ("broker", "api_secret_credential"),
-                      ("alerts", "telegram_token_credential"), ("broker", "private_key_credential"))
+_CREDENTIAL_FIELDS = (
+    ("broker", "api_key_credential"),
+    ("broker", "api_secret_credential"),
+    ("alerts", "telegram_token_credential"),
+    ("broker", "private_key_credential"),
+)
 
 
-def _url_problem(where: str, url: str, schemes: tuple[str, ...], *, secret_path: bool) -> str | None:
+def _url_problem(
+    where: str, url: str, schemes: tuple[str, ...], *, secret_path: bool
+) -> str | None:
     from fractald.logs import redact_url
 
     shown = redact_url(url, hide_path=secret_path)
@@ -550,8 +597,10 @@ def _url_problem(where: str, url: str, schemes: tuple[str, ...], *, secret_path:
     except ValueError:
         return f"{where}: {shown!r} has an invalid port"
     if parts.scheme not in schemes:
-        return (f"{where}: {shown!r} is not a valid URL: the scheme must be "
-                f"{' or '.join(s + '://' for s in schemes)}")
+        return (
+            f"{where}: {shown!r} is not a valid URL: the scheme must be "
+            f"{' or '.join(s + '://' for s in schemes)}"
+        )
     if not parts.hostname or any(c.isspace() for c in url):
         return f"{where}: {shown!r} is not a valid URL: it needs a host and no spaces"
     return None
@@ -569,30 +618,46 @@ def _input_problems(config: Config) -> list[str]:
     f = config.feed
     for i, symbol in enumerate(f.symbols):
         if not symbol.strip() or symbol != symbol.strip() or any(c.isspace() for c in symbol):
-            problems.append(f"config.feed.symbols[{i}]: {symbol!r} is not a symbol name "
-                            "(empty or with spaces); e.g. \"BTC-PERP\" or \"BTCUSDT\"")
+            problems.append(
+                f"config.feed.symbols[{i}]: {symbol!r} is not a symbol name "
+                '(empty or with spaces); e.g. "BTC-PERP" or "BTCUSDT"'
+            )
     if len(set(f.symbols)) != len(f.symbols):
         problems.append(f"config.feed.symbols: {f.symbols} lists a symbol twice")
-    for key, url, schemes in (("ws_url", f.ws_url, _WS_SCHEMES),
-                              ("rest_url", f.rest_url, _HTTP_SCHEMES)):
+    for key, url, schemes in (
+        ("ws_url", f.ws_url, _WS_SCHEMES),
+        ("rest_url", f.rest_url, _HTTP_SCHEMES),
+    ):
         if url:
-            problems.append(_url_problem(f"config.feed.{key}", url, schemes, secret_path=False)
-                            or "")
+            problems.append(
+                _url_problem(f"config.feed.{key}", url, schemes, secret_path=False) or ""
+            )
     if f.replay_path:
         replay = Path(f.replay_path)
         if not replay.is_file():
-            problems.append(f"config.feed.replay_path: {f.replay_path!r} "
-                            f"{'is not a file' if replay.exists() else 'does not exist'} "
-                            f"(relative paths are from {Path.cwd()})")
+            problems.append(
+                f"config.feed.replay_path: {f.replay_path!r} "
+                f"{'is not a file' if replay.exists() else 'does not exist'} "
+                f"(relative paths are from {Path.cwd()})"
+            )
         elif not os.access(replay, os.R_OK):
             problems.append(f"config.feed.replay_path: {f.replay_path!r} is not readable")
         elif not f.replay_repair:
             problems.append(_replay_file_problem(f.replay_path))
     for i, url in enumerate(config.alerts.webhook_urls):
-        problems.append(_url_problem(f"config.alerts.webhook_urls[{i}]", url, _HTTP_SCHEMES,
-                                     secret_path=True) or "")
-    problems.append(_url_problem("config.alerts.telegram_api_url", config.alerts.telegram_api_url,
-                                 _HTTP_SCHEMES, secret_path=True) or "")
+        problems.append(
+            _url_problem(f"config.alerts.webhook_urls[{i}]", url, _HTTP_SCHEMES, secret_path=True)
+            or ""
+        )
+    problems.append(
+        _url_problem(
+            "config.alerts.telegram_api_url",
+            config.alerts.telegram_api_url,
+            _HTTP_SCHEMES,
+            secret_path=True,
+        )
+        or ""
+    )
     for section, key in _CREDENTIAL_FIELDS:
         name = getattr(getattr(config, section), key)
         if not name:
@@ -601,13 +666,17 @@ def _input_problems(config: Config) -> list[str]:
         # Never echo the value: a pasted key is exactly what we must not print.
         shape = _secret_shape(name)
         if shape is not None:
-            problems.append(f"{where}: this looks like a secret itself ({shape}, {len(name)} "
-                            "characters), "
-                            "not the name of a credential file; put the secret in a file under "
-                            "the credentials directory and give its file name here")
+            problems.append(
+                f"{where}: this looks like a secret itself ({shape}, {len(name)} "
+                "characters), "
+                "not the name of a credential file; put the secret in a file under "
+                "the credentials directory and give its file name here"
+            )
         elif not _CREDENTIAL_NAME.match(name):
-            problems.append(f"{where}: not a credential file name ({len(name)} characters); "
-                            "use letters, digits, '.', '_', '-' (e.g. \"binance-api-key\")")
+            problems.append(
+                f"{where}: not a credential file name ({len(name)} characters); "
+                "use letters, digits, '.', '_', '-' (e.g. \"binance-api-key\")"
+            )
     problems.extend(_broker_problems(config))
     return [p for p in problems if p]
 
@@ -635,11 +704,15 @@ def _broker_problems(config: Config) -> list[str]:
     b, mode = config.broker, config.risk.mode
     problems = []
     if mode == "live" and b.kind not in REAL_BROKERS:
-        problems.append(f"config.risk.mode: 'live' needs a real broker, but broker.kind is {b.kind!r}; "
-                        f"set [broker] kind to one of {', '.join(REAL_BROKERS)}")
+        problems.append(
+            f"config.risk.mode: 'live' needs a real broker, but broker.kind is {b.kind!r}; "
+            f"set [broker] kind to one of {', '.join(REAL_BROKERS)}"
+        )
     if mode == "paper" and b.kind == "hyperliquid":  # (Binance says so in binance_config)
-        problems.append(f"config.risk.mode: 'paper' refuses the real broker {b.kind!r}; set "
-                        "[risk] mode = \"live\" to trade on it, or [broker] kind = \"paper\"")
+        problems.append(
+            f"config.risk.mode: 'paper' refuses the real broker {b.kind!r}; set "
+            '[risk] mode = "live" to trade on it, or [broker] kind = "paper"'
+        )
     if b.kind == "ibkr":
         from fractald.venues.ibkr_config import config_problems
 
@@ -647,14 +720,23 @@ def _broker_problems(config: Config) -> list[str]:
     if b.kind != "hyperliquid":
         return problems
     if not re.fullmatch(r"0x[0-9a-fA-F]{40}", b.account_address):
-        problems.append(f"config.broker.account_address: {b.account_address!r} is not a 0x-prefixed "
-                        "20-byte hex address (the account, not the API wallet)")
+        problems.append(
+            f"config.broker.account_address: {b.account_address!r} is not a 0x-prefixed "
+            "20-byte hex address (the account, not the API wallet)"
+        )
     if not b.private_key_credential:
-        problems.append("config.broker.private_key_credential: hyperliquid needs the file name of "
-                        "its API-wallet key under $CREDENTIALS_DIRECTORY")
-    for key, url, schemes in (("rest_url", b.rest_url, _HTTP_SCHEMES), ("ws_url", b.ws_url, _WS_SCHEMES)):
+        problems.append(
+            "config.broker.private_key_credential: hyperliquid needs the file name of "
+            "its API-wallet key under $CREDENTIALS_DIRECTORY"
+        )
+    for key, url, schemes in (
+        ("rest_url", b.rest_url, _HTTP_SCHEMES),
+        ("ws_url", b.ws_url, _WS_SCHEMES),
+    ):
         if url:
-            problems.append(_url_problem(f"config.broker.{key}", url, schemes, secret_path=False) or "")
+            problems.append(
+                _url_problem(f"config.broker.{key}", url, schemes, secret_path=False) or ""
+            )
     return problems + _hyperliquid_leverage_problems(config)
 
 
@@ -662,12 +744,21 @@ def _hyperliquid_leverage_problems(config: Config) -> list[str]:
     """[broker] leverage / margin_type per coin (set at start; the perp's maximum is checked then)."""
     b, problems = config.broker, []
     for key, table in (("leverage", b.leverage), ("margin_type", b.margin_type)):
-        problems += [f"config.broker.{key}.{symbol}: not one of feed.symbols {config.feed.symbols}"
-                     for symbol in table if symbol not in config.feed.symbols]
-    problems += [f"config.broker.leverage.{symbol}: {lev} must be at least 1"
-                 for symbol, lev in b.leverage.items() if lev < 1]
-    problems += [f"config.broker.margin_type.{symbol}: {margin!r} must be 'cross' or 'isolated'"
-                 for symbol, margin in b.margin_type.items() if margin not in ("cross", "isolated")]
+        problems += [
+            f"config.broker.{key}.{symbol}: not one of feed.symbols {config.feed.symbols}"
+            for symbol in table
+            if symbol not in config.feed.symbols
+        ]
+    problems += [
+        f"config.broker.leverage.{symbol}: {lev} must be at least 1"
+        for symbol, lev in b.leverage.items()
+        if lev < 1
+    ]
+    problems += [
+        f"config.broker.margin_type.{symbol}: {margin!r} must be 'cross' or 'isolated'"
+        for symbol, margin in b.margin_type.items()
+        if margin not in ("cross", "isolated")
+    ]
     return problems
 
 

@@ -68,5 +68,4 @@ def _reads_random(run: str) -> bool:
         return True
     if sum(piece.isdigit() for piece in pieces) >= MAX_DIGIT_GROUPS:
         return True
-    return any(len(piece) >= 6 and piece.isalpha() and not _VOWEL.search(piece)
-               for piece in pieces)
+    return any(len(piece) >= 6 and piece.isalpha() and not _VOWEL.search(piece) for piece in pieces)

@@ -73,8 +73,10 @@ class Daemon:
     # -- what operators see ------------------------------------------------------------
     def status_line(self) -> str:
         t = self.trading
-        line = (f"{self.phase} | {self.config.feed.venue} {','.join(self.config.feed.symbols)} "
-                f"| {t.summary_line()}")
+        line = (
+            f"{self.phase} | {self.config.feed.venue} {','.join(self.config.feed.symbols)} "
+            f"| {t.summary_line()}"
+        )
         replay = self.market_data.replay_status()
         return line if replay is None else f"{line} | {replay['progress']}"
 
@@ -83,7 +85,9 @@ class Daemon:
 
         return {
             "daemon": {
-                "version": __version__, "pid": os.getpid(), "phase": self.phase,
+                "version": __version__,
+                "pid": os.getpid(),
+                "phase": self.phase,
                 "ready": self.phase == "ready",
                 "uptime_s": round(trio.current_time() - self.supervisor.started_at, 3),
                 "config": self.config_path or "(embedded default)",
@@ -108,9 +112,15 @@ class Daemon:
         d = self.config.daemon
 
         def spec(name: str, run: Callable[[ActorContext], Awaitable[None]]) -> ActorSpec:
-            return ActorSpec(name, run, budget=d.restart_budget, window_s=d.restart_window_s,
-                             backoff_base_s=d.backoff_base_s, backoff_cap_s=d.backoff_cap_s,
-                             stall_limit_s=d.stall_limit_s)
+            return ActorSpec(
+                name,
+                run,
+                budget=d.restart_budget,
+                window_s=d.restart_window_s,
+                backoff_base_s=d.backoff_base_s,
+                backoff_cap_s=d.backoff_cap_s,
+                stall_limit_s=d.stall_limit_s,
+            )
 
         control = ControlActor(self)
         extra = []
@@ -131,9 +141,13 @@ class Daemon:
         ] + extra
 
     async def run(self) -> int:
-        self.log.info("daemon_starting", version=__version__, pid=os.getpid(),
-                      config=self.config_path or "(embedded default)",
-                      state_dir=str(self.config.state_path()))
+        self.log.info(
+            "daemon_starting",
+            version=__version__,
+            pid=os.getpid(),
+            config=self.config_path or "(embedded default)",
+            state_dir=str(self.config.state_path()),
+        )
         self.notifier.status("starting")
         await self.supervisor.run(self.actor_specs(), main=self._main)
         return await self._finish()
@@ -159,24 +173,32 @@ class Daemon:
                 # TimeoutStartSec= from killing a start that is slow but still making progress.
                 self.notifier.extend_timeout(timeout_s + START_SLACK_S)
                 self.notifier.status(f"starting: waiting for {gate}")
-                await self.supervisor.wait_gates(timeout_s, (gate,),
-                                                 held_until=self.market_data.venue_wait_until,
-                                                 on_held=self._gate_held)
+                await self.supervisor.wait_gates(
+                    timeout_s,
+                    (gate,),
+                    held_until=self.market_data.venue_wait_until,
+                    on_held=self._gate_held,
+                )
         except StartupGateFailed as exc:  # a clean fatal stop (logged, exit 1), not a traceback
             self.supervisor.stop_daemon(exc)
             return
         await self.control_ready.wait()
         self.phase = "ready"
         self.notifier.ready(status=self.status_line())
-        self.log.info("daemon_ready", status=self.status_line(),
-                      after_s=round(trio.current_time() - self.supervisor.started_at, 3))
+        self.log.info(
+            "daemon_ready",
+            status=self.status_line(),
+            after_s=round(trio.current_time() - self.supervisor.started_at, 3),
+        )
         self.bus.publish("daemon_ready", {"status": self.status_line()})
 
     def _gate_held(self, gate: str, seconds: float) -> None:
         """The venue asked us to wait (429): a slow start, not a failed one; systemd is told."""
         self.notifier.extend_timeout(seconds + START_SLACK_S)
-        self.notifier.status(f"starting: waiting for {gate}: the venue asked us to wait "
-                             f"(rate limit); trying for {seconds:.0f} s more")
+        self.notifier.status(
+            f"starting: waiting for {gate}: the venue asked us to wait "
+            f"(rate limit); trying for {seconds:.0f} s more"
+        )
 
     async def shutdown(self, reason: str = "signal") -> None:
         """Stop taking new work, write a final snapshot, then stop every actor."""
@@ -188,7 +210,9 @@ class Daemon:
         with trio.move_on_after(self.config.daemon.shutdown_timeout_s) as scope:
             await self.trading.final_snapshot()
         if scope.cancelled_caught:
-            self.log.error("final_snapshot_timeout", timeout_s=self.config.daemon.shutdown_timeout_s)
+            self.log.error(
+                "final_snapshot_timeout", timeout_s=self.config.daemon.shutdown_timeout_s
+            )
         self.supervisor.stop_daemon()
 
     async def reload(self) -> dict[str, list[str]]:
@@ -201,11 +225,18 @@ class Daemon:
         try:
             return await self._reload()
         except Exception as exc:  # noqa: BLE001 - a bad reload must not kill a trading daemon
-            self.log.error("reload_failed", error_type=type(exc).__name__,
-                           reason="kept the running configuration")
-            return {"applied": [], "refused": [],
-                    "errors": [(f"reload failed ({type(exc).__name__}); the running "
-                                "configuration is kept")]}
+            self.log.error(
+                "reload_failed",
+                error_type=type(exc).__name__,
+                reason="kept the running configuration",
+            )
+            return {
+                "applied": [],
+                "refused": [],
+                "errors": [
+                    (f"reload failed ({type(exc).__name__}); the running configuration is kept")
+                ],
+            }
         finally:
             self.notifier.ready(status=self.status_line())
 
@@ -219,8 +250,11 @@ class Daemon:
             return {"applied": [], "refused": [], "errors": exc.problems}
         applied, refused = reload_changes(self.config, new)
         if refused:
-            self.log.warning("reload_refused_keys", keys=refused,
-                             reason="these keys need a restart (systemctl restart fractald)")
+            self.log.warning(
+                "reload_refused_keys",
+                keys=refused,
+                reason="these keys need a restart (systemctl restart fractald)",
+            )
         if applied:
             self.apply_live(new)
             self.log.info("reload_applied", keys=applied)
@@ -229,8 +263,9 @@ class Daemon:
         return {"applied": applied, "refused": refused, "errors": []}
 
     def apply_live(self, new: Config) -> None:
-        merged = attrs.evolve(self.config, log=new.log, risk=new.risk,
-                              metrics=new.metrics, alerts=new.alerts)
+        merged = attrs.evolve(
+            self.config, log=new.log, risk=new.risk, metrics=new.metrics, alerts=new.alerts
+        )
         self.config = merged
         configure_logging(merged.log.format, merged.log.level)
         self.trading.apply_config(merged)
@@ -254,9 +289,13 @@ class Daemon:
 def _load_secrets_for_redaction(config: Config) -> None:
     """Register every credential the config names, so no log line can show one."""
     cred_dir = os.environ.get("CREDENTIALS_DIRECTORY")
-    names = [config.broker.api_key_credential, config.broker.api_secret_credential,
-             config.alerts.telegram_token_credential, config.telegram.token_credential,
-             config.broker.private_key_credential]
+    names = [
+        config.broker.api_key_credential,
+        config.broker.api_secret_credential,
+        config.alerts.telegram_token_credential,
+        config.telegram.token_credential,
+        config.broker.private_key_credential,
+    ]
     if not cred_dir:
         return
     secrets = []
@@ -280,9 +319,11 @@ def main(config_path: str | None) -> int:
     from fractald.venues.factory import ROUTED_KINDS
 
     if config.broker.kind not in ("paper", *ROUTED_KINDS):  # never paper-trade a venue config
-        get_logger("daemon").error("broker_not_routable", kind=config.broker.kind,
-                                   reason="this build routes orders to paper, "
-                                          f"{', '.join(ROUTED_KINDS)} only")
+        get_logger("daemon").error(
+            "broker_not_routable",
+            kind=config.broker.kind,
+            reason=f"this build routes orders to paper, {', '.join(ROUTED_KINDS)} only",
+        )
         return int(ExitStatus.CONFIG)
     _load_secrets_for_redaction(config)
     from fractald.core.smc.offline import allow_compiled_kernels

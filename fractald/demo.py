@@ -40,12 +40,16 @@ def _why(signal: Any) -> str:
     kind = r.get("structure")
     if kind == "SessionVWAP":
         band = "under the lower" if signal.side.value == "BUY" else "over the upper"
-        return (f"price went {band} band ({r['band']:,.1f}) of the session VWAP {r['vwap']:,.1f} "
-                f"and the bar turned back")
+        return (
+            f"price went {band} band ({r['band']:,.1f}) of the session VWAP {r['vwap']:,.1f} "
+            f"and the bar turned back"
+        )
     if kind == "Range":
         way = "up" if signal.side.value == "SELL" else "down"
-        return (f"a break {way} out of the {r['range_low']:,.1f}-{r['range_high']:,.1f} range "
-                f"failed and closed back inside")
+        return (
+            f"a break {way} out of the {r['range_low']:,.1f}-{r['range_high']:,.1f} range "
+            f"failed and closed back inside"
+        )
     return kind or "setup"
 
 
@@ -57,7 +61,9 @@ class Narrator:
         self.lines: list[str] = []
         self.open: dict[str, Any] = {}
         self.skips = 0
-        self._pending: tuple[int, str] | None = None  # a signal's line, until we know whether it was taken
+        self._pending: tuple[int, str] | None = (
+            None  # a signal's line, until we know whether it was taken
+        )
         self.repeats: dict[str, int] = {}  # denials told once, then only counted
 
     def say(self, ts: int, text: str) -> None:
@@ -80,13 +86,21 @@ class Narrator:
 
     def _signal(self, e: Any) -> None:
         s = e.signal
-        self._pending = (e.ts, (f"{s.strategy}: {_why(s)}; signal {s.side.value} at {s.entry:,.1f}, "
-                               f"stop {s.stop:,.1f}, confidence {s.confidence:.0f}"))
+        self._pending = (
+            e.ts,
+            (
+                f"{s.strategy}: {_why(s)}; signal {s.side.value} at {s.entry:,.1f}, "
+                f"stop {s.stop:,.1f}, confidence {s.confidence:.0f}"
+            ),
+        )
 
     def _setup_skipped(self, e: Any) -> None:
         self.skips += 1
         if e.code == "NOISE_VETO":
-            self.say(e.ts, f"{e.strategy}: setup vetoed by the noise filter ({e.detail.split(': ', 1)[-1]})")
+            self.say(
+                e.ts,
+                f"{e.strategy}: setup vetoed by the noise filter ({e.detail.split(': ', 1)[-1]})",
+            )
 
     def _signal_denied(self, e: Any) -> None:
         code = e.code.value
@@ -102,12 +116,18 @@ class Narrator:
 
     def _bracket_opened(self, e: Any) -> None:
         self.open[e.signal_id] = e
-        self.say(e.ts, f"{e.strategy}: sized {e.quantity:g} BTC risking ${e.risk_amount:,.2f}; entry order sent")
+        self.say(
+            e.ts,
+            f"{e.strategy}: sized {e.quantity:g} BTC risking ${e.risk_amount:,.2f}; entry order sent",
+        )
 
     def _order_filled(self, e: Any) -> None:
         if e.role == "entry":
-            self.say(e.ts, f"{e.strategy}: filled {e.side.value} {e.quantity:g} at {e.price:,.1f} "
-                           f"(fee ${e.fee:,.2f}); stop and targets working")
+            self.say(
+                e.ts,
+                f"{e.strategy}: filled {e.side.value} {e.quantity:g} at {e.price:,.1f} "
+                f"(fee ${e.fee:,.2f}); stop and targets working",
+            )
 
     def _stop_moved(self, e: Any) -> None:
         what = "to break-even" if e.reason == "break_even" else "trailing"
@@ -118,10 +138,15 @@ class Narrator:
         strategy = next((s for s in self.pipeline.strategies if s.name == t.strategy), None)
         learned = ""
         if strategy is not None:
-            learned = (f"; {t.strategy} has learned from {strategy.trades_learned} trade(s), mean R "
-                       f"{strategy.ewma_r:+.2f}, confidence multiplier {strategy.reliability_multiplier:.2f}")
-        self.say(e.ts, f"{t.strategy}: closed at {t.exit_price:,.1f} ({t.exit_reason}), {_money(t.pnl)}, "
-                       f"{t.r_multiple:+.2f}R{learned}")
+            learned = (
+                f"; {t.strategy} has learned from {strategy.trades_learned} trade(s), mean R "
+                f"{strategy.ewma_r:+.2f}, confidence multiplier {strategy.reliability_multiplier:.2f}"
+            )
+        self.say(
+            e.ts,
+            f"{t.strategy}: closed at {t.exit_price:,.1f} ({t.exit_reason}), {_money(t.pnl)}, "
+            f"{t.r_multiple:+.2f}R{learned}",
+        )
 
     def _strategy_state(self, e: Any) -> None:
         self.say(e.ts, f"{e.strategy}: throttle level {e.old.value} -> {e.new.value} ({e.reason})")
@@ -162,30 +187,57 @@ def run_demo(day: str = DAY) -> dict[str, Any]:
     reliability = getattr(runner.pipeline.engine, "reliability", None)
     for name in STRATEGIES[1:]:
         record = reliability.record_of(name) if reliability is not None else None
-        throttles[name] = (getattr(getattr(record, "state", None), "value", "ACTIVE"),
-                           reliability.scale(name) if reliability is not None else 1.0)
-    return {"day": day, "bars": len(today), "lines": narrator.lines, "trades": len(runner.trades),
-            "pnl": pnl, "skips": narrator.skips, "throttles": throttles,
-            "by_strategy": {s: sum(1 for t in runner.trades if t.strategy == s) for s in STRATEGIES[1:]}}
+        throttles[name] = (
+            getattr(getattr(record, "state", None), "value", "ACTIVE"),
+            reliability.scale(name) if reliability is not None else 1.0,
+        )
+    return {
+        "day": day,
+        "bars": len(today),
+        "lines": narrator.lines,
+        "trades": len(runner.trades),
+        "pnl": pnl,
+        "skips": narrator.skips,
+        "throttles": throttles,
+        "by_strategy": {
+            s: sum(1 for t in runner.trades if t.strategy == s) for s in STRATEGIES[1:]
+        },
+    }
 
 
 def format_demo(d: dict[str, Any]) -> str:
-    head = [f"fractald demo: {d['day']} (UTC day = session), bundled BTC 1m candles, paper venue",
-            (f"strategies: K1 vwap reversion and K2 failed break on 5m, K5 noise filter over both; "
+    head = [
+        f"fractald demo: {d['day']} (UTC day = session), bundled BTC 1m candles, paper venue",
+        (
+            f"strategies: K1 vwap reversion and K2 failed break on 5m, K5 noise filter over both; "
             f"limits: ${V1_LIMITS['max_risk_money']:.0f} risk a trade, {V1_LIMITS['max_trades_per_day']} trades "
-            f"a day, ${V1_LIMITS['daily_loss_money']:.0f} daily loss"), ""]
-    tail = ["", (f"{d['trades']} trade(s) ({', '.join(f'{k} {v}' for k, v in d['by_strategy'].items())}), "
-                f"net {_money(d['pnl'])}; {d['skips']} setup(s) skipped"),
-            "throttle levels after the day: " + ", ".join(f"{k} {state} (size x{scale:.2f})"
-                                                        for k, (state, scale) in d["throttles"].items()),
-            ("next: `fractald backtest --strategy k1_vwap_reversion --timeframe 5m` for the whole month, "
-            "`fractald run` for the daemon")]
+            f"a day, ${V1_LIMITS['daily_loss_money']:.0f} daily loss"
+        ),
+        "",
+    ]
+    tail = [
+        "",
+        (
+            f"{d['trades']} trade(s) ({', '.join(f'{k} {v}' for k, v in d['by_strategy'].items())}), "
+            f"net {_money(d['pnl'])}; {d['skips']} setup(s) skipped"
+        ),
+        "throttle levels after the day: "
+        + ", ".join(
+            f"{k} {state} (size x{scale:.2f})" for k, (state, scale) in d["throttles"].items()
+        ),
+        (
+            "next: `fractald backtest --strategy k1_vwap_reversion --timeframe 5m` for the whole month, "
+            "`fractald run` for the daemon"
+        ),
+    ]
     return "\n".join(head + d["lines"] + tail)
 
 
 def demo_command(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fractald demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--day", default=DAY, help=f"UTC day of the bundled candles (default {DAY})")
+    parser.add_argument(
+        "--day", default=DAY, help=f"UTC day of the bundled candles (default {DAY})"
+    )
     args = parser.parse_args(argv)
     try:
         print(format_demo(run_demo(args.day)))

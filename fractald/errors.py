@@ -146,7 +146,9 @@ class StartupGateFailed(FatalError):
     code = "startup_gate_failed"
 
 
-def _http_status_error(status: int, headers: Any, message: str, public: bool = False) -> FractalError:
+def _http_status_error(
+    status: int, headers: Any, message: str, public: bool = False
+) -> FractalError:
     if status in (429, 418):
         return RateLimited(message, retry_after_s=parse_retry_after(headers), status=status)
     if public and 400 <= status < 500 and status != 408:
@@ -212,8 +214,9 @@ def classify(exc: BaseException, *, public: bool = False) -> FractalError:
         import trio
     except ImportError:  # pragma: no cover
         trio = None  # type: ignore[assignment]
-    if trio is not None and isinstance(exc, (trio.BrokenResourceError, trio.ClosedResourceError,
-                                             trio.TooSlowError)):
+    if trio is not None and isinstance(
+        exc, (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError)
+    ):
         return NetworkError(text)
 
     if isinstance(exc, json.JSONDecodeError):

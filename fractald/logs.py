@@ -27,8 +27,12 @@ from fractald.term import colors_wanted
 
 REDACTED = "***"
 SECRET_KEY_PARTS = ("secret", "password", "private_key", "api_key", "apikey", "token", "passphrase")
-_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
-           "error": logging.ERROR}
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
 
 
 class SecretRedactor:
@@ -62,17 +66,20 @@ class SecretRedactor:
             return type(value)(self.redact(v) for v in value)
         return value
 
-    def __call__(self, _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
-                 ) -> MutableMapping[str, Any]:
+    def __call__(
+        self, _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
         return {k: self.redact(v, k) for k, v in event_dict.items()}
 
 
 redactor = SecretRedactor()
 
 # scheme://[userinfo@]host[:port][/path][?query][#fragment], as far as a URL can be told in text.
-_URL = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/?#@\s'\"]*@)?"
-                  r"(?P<host>[^/?#\s'\"]*)(?P<path>/[^?#\s'\"]*)?(?P<query>\?[^#\s'\"]*)?"
-                  r"(?P<fragment>#[^\s'\"]*)?")
+_URL = re.compile(
+    r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/?#@\s'\"]*@)?"
+    r"(?P<host>[^/?#\s'\"]*)(?P<path>/[^?#\s'\"]*)?(?P<query>\?[^#\s'\"]*)?"
+    r"(?P<fragment>#[^\s'\"]*)?"
+)
 
 
 def redact_url(url: str, *, hide_path: bool = False) -> str:
@@ -81,6 +88,7 @@ def redact_url(url: str, *, hide_path: bool = False) -> str:
     Webhook URLs carry their secret in the path (Slack, Discord, Telegram's
     /bot<token>/), so they are shown as scheme://host/*** only.
     """
+
     def one(m: re.Match[str]) -> str:
         out = m["scheme"] + (REDACTED + "@" if m["userinfo"] else "") + m["host"]
         path = m["path"] or ""
@@ -89,8 +97,9 @@ def redact_url(url: str, *, hide_path: bool = False) -> str:
         out += path
         if m["query"]:
             pairs = m["query"][1:].split("&")
-            out += "?" + "&".join(p.split("=", 1)[0] + "=" + REDACTED if "=" in p else REDACTED
-                                  for p in pairs if p)
+            out += "?" + "&".join(
+                p.split("=", 1)[0] + "=" + REDACTED if "=" in p else REDACTED for p in pairs if p
+            )
         if m["fragment"]:
             out += "#" + REDACTED
         return out
@@ -115,8 +124,16 @@ def url_secrets(url: str, *, with_path: bool = False) -> list[str]:
 
 
 # syslog(3) priorities by structlog method name; journald reads them from a "<N>" prefix.
-SYSLOG_PRIORITY = {"critical": 2, "exception": 3, "error": 3, "warning": 4, "warn": 4,
-                   "info": 6, "msg": 6, "debug": 7}
+SYSLOG_PRIORITY = {
+    "critical": 2,
+    "exception": 3,
+    "error": 3,
+    "warning": 4,
+    "warn": 4,
+    "info": 6,
+    "msg": 6,
+    "debug": 7,
+}
 
 
 def stream_is_journal(stream: TextIO) -> bool:
@@ -144,13 +161,18 @@ def configure_logging(fmt: str = "auto", level: str = "info", stream: TextIO | N
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
     ]
     if use_console:
-        processors = shared + [redactor, structlog.dev.ConsoleRenderer(
-            colors=colors_wanted(stream), exception_formatter=structlog.dev.plain_traceback)]
+        processors = shared + [
+            redactor,
+            structlog.dev.ConsoleRenderer(
+                colors=colors_wanted(stream), exception_formatter=structlog.dev.plain_traceback
+            ),
+        ]
     else:
         processors = shared + [
             # No frame locals: a traceback must never carry a config's bytes or a key.
             structlog.processors.ExceptionRenderer(
-                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)),
+                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+            ),
             redactor,
             structlog.processors.JSONRenderer(default=str),
         ]

@@ -121,36 +121,60 @@ def _build(s: MetricsSnapshot) -> Iterator[Metric]:
     info = _gauge("build_info", "Always 1; the labels say which fractald runs.", ("version",))
     info.add_metric([s.version], 1.0)
     yield info
-    yield _single(_gauge("up", "1 while the daemon runs; 0 in the last file it writes on stop."),
-                  1.0 if s.up else 0.0)
+    yield _single(
+        _gauge("up", "1 while the daemon runs; 0 in the last file it writes on stop."),
+        1.0 if s.up else 0.0,
+    )
 
 
 def _account(s: MetricsSnapshot) -> Iterator[Metric]:
     yield _single(_gauge("equity", "Account equity (mark to market), account currency."), s.equity)
-    yield _single(_gauge("drawdown_ratio", "Fall of equity from its peak, fraction of the peak."),
-                  s.drawdown)
-    yield _single(_gauge("max_drawdown_ratio", "Deepest fall of equity from its peak over the run "
-                         "(bar-close marks, as `fractalctl report`), fraction of the peak."),
-                  s.max_drawdown)
-    yield _single(_gauge("drawdown_limit_ratio", "Drawdown at which the risk gate halts "
-                         "(risk.max_drawdown), fraction of the peak; 0 when none."),
-                  s.drawdown_limit)
-    yield _single(_gauge("open_risk", "Loss if every open position hit its stop, account currency."),
-                  s.open_risk)
-    yield _single(_gauge("heat_cap", "Most open risk the risk gate allows, account currency."),
-                  s.heat_cap)
-    state = _gauge("trading_state", "1 for the current trading state, 0 for the others.", ("state",))
+    yield _single(
+        _gauge("drawdown_ratio", "Fall of equity from its peak, fraction of the peak."), s.drawdown
+    )
+    yield _single(
+        _gauge(
+            "max_drawdown_ratio",
+            "Deepest fall of equity from its peak over the run "
+            "(bar-close marks, as `fractalctl report`), fraction of the peak.",
+        ),
+        s.max_drawdown,
+    )
+    yield _single(
+        _gauge(
+            "drawdown_limit_ratio",
+            "Drawdown at which the risk gate halts "
+            "(risk.max_drawdown), fraction of the peak; 0 when none.",
+        ),
+        s.drawdown_limit,
+    )
+    yield _single(
+        _gauge("open_risk", "Loss if every open position hit its stop, account currency."),
+        s.open_risk,
+    )
+    yield _single(
+        _gauge("heat_cap", "Most open risk the risk gate allows, account currency."), s.heat_cap
+    )
+    state = _gauge(
+        "trading_state", "1 for the current trading state, 0 for the others.", ("state",)
+    )
     for name in sorted(set(TRADING_STATES) | {s.trading_state}):
         state.add_metric([name], 1.0 if name == s.trading_state else 0.0)
     yield state
-    yield _single(_gauge("snapshot_timestamp_seconds", "When this snapshot was taken (Unix time)."),
-                  s.ts_ms / 1000.0)
+    yield _single(
+        _gauge("snapshot_timestamp_seconds", "When this snapshot was taken (Unix time)."),
+        s.ts_ms / 1000.0,
+    )
 
 
 def _trading(s: MetricsSnapshot) -> Iterator[Metric]:
-    yield _single(_gauge("positions_open", "Number of open positions."),
-                  sum(1 for q in s.positions.values() if q != 0))
-    size = _gauge("position_quantity", "Signed position quantity per symbol (long > 0).", ("symbol",))
+    yield _single(
+        _gauge("positions_open", "Number of open positions."),
+        sum(1 for q in s.positions.values() if q != 0),
+    )
+    size = _gauge(
+        "position_quantity", "Signed position quantity per symbol (long > 0).", ("symbol",)
+    )
     for symbol, qty in sorted(s.positions.items()):
         size.add_metric([symbol], qty)
     yield size
@@ -162,10 +186,12 @@ def _trading(s: MetricsSnapshot) -> Iterator[Metric]:
 
 
 def _feeds(s: MetricsSnapshot) -> Iterator[Metric]:
-    age = _gauge("feed_message_age_seconds", "Seconds since the last market data message.",
-                 ("symbol",))
-    quality = _gauge("feed_quality", "Feed quality 0..1 (gaps, outliers, unparsed messages).",
-                     ("symbol",))
+    age = _gauge(
+        "feed_message_age_seconds", "Seconds since the last market data message.", ("symbol",)
+    )
+    quality = _gauge(
+        "feed_quality", "Feed quality 0..1 (gaps, outliers, unparsed messages).", ("symbol",)
+    )
     stale = _gauge("feed_stale", "1 while the feed is stale.", ("symbol",))
     reconnects = _counter("feed_reconnects", "Feed reconnections.", ("symbol",))
     gaps = _counter("feed_gaps", "Gaps found in the feed.", ("symbol",))
@@ -189,10 +215,13 @@ def _health(s: MetricsSnapshot) -> Iterator[Metric]:
     for name, tripped in sorted(s.breakers.items()):
         breakers.add_metric([name], 1.0 if tripped else 0.0)
     yield breakers
-    yield _single(_gauge("loop_lag_seconds", "Latest event-loop lag (late wake-up of a sleep)."),
-                  s.loop_lag_s)
-    yield _single(_gauge("loop_lag_max_seconds", "Largest event-loop lag in the recent window."),
-                  s.loop_lag_max_s)
+    yield _single(
+        _gauge("loop_lag_seconds", "Latest event-loop lag (late wake-up of a sleep)."), s.loop_lag_s
+    )
+    yield _single(
+        _gauge("loop_lag_max_seconds", "Largest event-loop lag in the recent window."),
+        s.loop_lag_max_s,
+    )
     alerts = _counter("alerts", "Alert notifications by outcome.", ("outcome",))
     for outcome in ("sent", "failed", "dropped", "suppressed"):
         alerts.add_metric([outcome], getattr(s.alerts, outcome))
@@ -207,8 +236,9 @@ class _SnapshotCollector:
         bot = self.snapshot.bot
         for part in (_build, _account, _trading, _feeds, _health):
             for family in part(self.snapshot):
-                family.samples = [s._replace(labels={"bot": bot, **s.labels})
-                                  for s in family.samples]
+                family.samples = [
+                    s._replace(labels={"bot": bot, **s.labels}) for s in family.samples
+                ]
                 yield family
 
 

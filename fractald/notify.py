@@ -86,7 +86,9 @@ class Notifier:
 
     def reloading(self) -> bool:
         # systemd needs MONOTONIC_USEC with RELOADING=1 for Type=notify-reload semantics.
-        return self.send(RELOADING=1, MONOTONIC_USEC=time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000)
+        return self.send(
+            RELOADING=1, MONOTONIC_USEC=time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        )
 
     def close(self) -> None:
         if self._sock is not None:

@@ -23,17 +23,29 @@ from fractald.core.strategies.confidence import ConfidenceModel, ConfidenceWeigh
 def risk_params(config: Config) -> RiskParams:
     r = config.risk
     breaker_fields: dict[str, Any] = {
-        "max_drawdown_fraction": r.max_drawdown, "daily_loss_fraction": r.daily_loss_limit,
-        "daily_loss_money": r.daily_loss_money, "max_trades_per_day": r.max_trades_per_day,
-        "max_consecutive_losses": r.max_consecutive_losses}
-    breakers = (BreakerParams.for_live(**breaker_fields) if r.mode == "live"
-                else BreakerParams(**breaker_fields))
+        "max_drawdown_fraction": r.max_drawdown,
+        "daily_loss_fraction": r.daily_loss_limit,
+        "daily_loss_money": r.daily_loss_money,
+        "max_trades_per_day": r.max_trades_per_day,
+        "max_consecutive_losses": r.max_consecutive_losses,
+    }
+    breakers = (
+        BreakerParams.for_live(**breaker_fields)
+        if r.mode == "live"
+        else BreakerParams(**breaker_fields)
+    )
     return RiskParams(
-        sizing=SizingParams(risk_fraction=r.risk_per_trade, max_risk_money=r.max_risk_money,
-                            max_stop_ticks=r.max_stop_ticks),
-        gates=GateParams(max_heat_fraction=r.heat_cap, max_open_positions=r.max_open_positions,
-                         min_data_quality=r.min_data_quality,
-                         min_execution_quality=r.min_execution_quality),
+        sizing=SizingParams(
+            risk_fraction=r.risk_per_trade,
+            max_risk_money=r.max_risk_money,
+            max_stop_ticks=r.max_stop_ticks,
+        ),
+        gates=GateParams(
+            max_heat_fraction=r.heat_cap,
+            max_open_positions=r.max_open_positions,
+            min_data_quality=r.min_data_quality,
+            min_execution_quality=r.min_execution_quality,
+        ),
         breakers=breakers,
     )
 
@@ -50,8 +62,12 @@ def engine_params(config: Config) -> EngineParams:
         default_lot_size=b.lot_size,
         default_tick_size=b.tick_size,
         risk=risk_params(config),
-        paper=PaperParams(latency_ms=b.latency_ms, slippage_bps=b.slippage_bps,
-                          maker_fee_bps=b.maker_fee_bps, taker_fee_bps=b.taker_fee_bps),
+        paper=PaperParams(
+            latency_ms=b.latency_ms,
+            slippage_bps=b.slippage_bps,
+            maker_fee_bps=b.maker_fee_bps,
+            taker_fee_bps=b.taker_fee_bps,
+        ),
         # A real venue holds each trade's protective stop (reduce-only, resized and moved with it).
         brackets=BracketParams(venue_stops=b.kind != "paper"),
     )
@@ -61,16 +77,21 @@ def confidence_model(config: Config) -> ConfidenceModel:
     return ConfidenceModel(ConfidenceWeights(**config.strategies.confidence))
 
 
-def pipeline_from_config(config: Config, symbols: list[str] | None = None,
-                         engine: TradingEngine | None = None) -> Portfolio:
+def pipeline_from_config(
+    config: Config, symbols: list[str] | None = None, engine: TradingEngine | None = None
+) -> Portfolio:
     """One pipeline per symbol around one shared engine (portfolio-wide risk)."""
     s = config.strategies
-    return build_portfolio(symbols or list(config.feed.symbols),
-                           engine or TradingEngine(engine_params(config)), list(s.enabled),
-                           s.timeframe, params=s.params or None,
-                           confidence=confidence_model(config),
-                           trend_timeframes=tuple(s.trend_timeframes),
-                           session_gate=session_gate_of(config))
+    return build_portfolio(
+        symbols or list(config.feed.symbols),
+        engine or TradingEngine(engine_params(config)),
+        list(s.enabled),
+        s.timeframe,
+        params=s.params or None,
+        confidence=confidence_model(config),
+        trend_timeframes=tuple(s.trend_timeframes),
+        session_gate=session_gate_of(config),
+    )
 
 
 def session_gate_of(config: Config) -> SessionGate | None:
@@ -80,11 +101,15 @@ def session_gate_of(config: Config) -> SessionGate | None:
         return None
     from fractald.session_calendar import session_gate
 
-    return session_gate(c.calendar, c.skip_first_minutes, c.no_entry_last_minutes,
-                        c.flatten_before_close_minutes)
+    return session_gate(
+        c.calendar, c.skip_first_minutes, c.no_entry_last_minutes, c.flatten_before_close_minutes
+    )
 
 
 def describe(config: Config) -> dict[str, Any]:
     """The engine parameters in force, for `fractalctl config`-like views."""
-    return attrs.asdict(engine_params(config), recurse=True,
-                        value_serializer=lambda _i, _f, v: getattr(v, "value", v))
+    return attrs.asdict(
+        engine_params(config),
+        recurse=True,
+        value_serializer=lambda _i, _f, v: getattr(v, "value", v),
+    )

@@ -25,10 +25,15 @@ def risk_figures(engine: Any) -> dict[str, float]:
     open_risk = sum(r.risk for r in engine.open_risks())
     heat_cap = engine.params.risk.gates.max_heat_fraction
     peak = engine.breakers.peak_equity
-    return {"equity": equity, "peak_equity": peak,
-            "drawdown": drawdown_fraction(peak, equity),
-            "open_risk": open_risk, "heat": open_risk / equity if equity > 0 else 0.0,
-            "heat_cap": heat_cap, "heat_cap_amount": heat_cap * max(equity, 0.0)}
+    return {
+        "equity": equity,
+        "peak_equity": peak,
+        "drawdown": drawdown_fraction(peak, equity),
+        "open_risk": open_risk,
+        "heat": open_risk / equity if equity > 0 else 0.0,
+        "heat_cap": heat_cap,
+        "heat_cap_amount": heat_cap * max(equity, 0.0),
+    }
 
 
 def current_curve(engine: Any) -> list[tuple[int, float]]:

@@ -60,9 +60,13 @@ class VenueReconciler(Protocol):
 
 def _venue_order(order: Any) -> VenueOrder:
     status = order.status.value.lower()
-    return VenueOrder(order.client_order_id, order.symbol,
-                      "open" if status in ("submitted", "accepted", "triggered") else status,
-                      float(order.quantity), float(order.filled_qty))
+    return VenueOrder(
+        order.client_order_id,
+        order.symbol,
+        "open" if status in ("submitted", "accepted", "triggered") else status,
+        float(order.quantity),
+        float(order.filled_qty),
+    )
 
 
 class PaperVenue:
@@ -86,9 +90,12 @@ class PaperVenue:
 
     async def fills_since(self, ts: int) -> list[VenueFill]:
         # The engine keeps trade ids per order, not per-fill quantities.
-        return [VenueFill(o.client_order_id, trade_id, o.ts_last)
-                for o in self.engine.orders.values() if o.ts_last >= ts
-                for trade_id in o.trade_ids]
+        return [
+            VenueFill(o.client_order_id, trade_id, o.ts_last)
+            for o in self.engine.orders.values()
+            if o.ts_last >= ts
+            for trade_id in o.trade_ids
+        ]
 
     async def positions(self) -> dict[str, float]:
         broker = self.engine.broker
@@ -156,18 +163,27 @@ class ReconcileReport:
         return not self.mismatches
 
     def as_dict(self) -> dict[str, Any]:
-        return {"repairs": [attrs.asdict(r) for r in self.repairs],
-                "mismatches": [m.as_dict() for m in self.mismatches], **self.figures}
+        return {
+            "repairs": [attrs.asdict(r) for r in self.repairs],
+            "mismatches": [m.as_dict() for m in self.mismatches],
+            **self.figures,
+        }
 
 
-def _position_mismatches(ledger_pos: Mapping[str, float], other: Mapping[str, float],
-                         source: str) -> list[Mismatch]:
+def _position_mismatches(
+    ledger_pos: Mapping[str, float], other: Mapping[str, float], source: str
+) -> list[Mismatch]:
     out = []
     for symbol in sorted(set(ledger_pos) | set(other)):
         mine, theirs = ledger_pos.get(symbol, 0.0), other.get(symbol, 0.0)
         if abs(mine - theirs) > QTY_TOLERANCE * max(1.0, abs(mine), abs(theirs)):
-            out.append(Mismatch(MismatchCode.POSITION, symbol,
-                                {"ledger_fills": mine, source: theirs, "source": source}))
+            out.append(
+                Mismatch(
+                    MismatchCode.POSITION,
+                    symbol,
+                    {"ledger_fills": mine, source: theirs, "source": source},
+                )
+            )
     return out
 
 
@@ -177,16 +193,31 @@ def _order_mismatches(ledger: LedgerView, venue: VenueView) -> list[Mismatch]:
         cid = order.client_order_id
         record = ledger.open_at_venue_intents.get(cid)
         if record is None:
-            out.append(Mismatch(MismatchCode.UNKNOWN_ORDER, cid,
-                                {"symbol": order.symbol, "quantity": order.quantity}))
+            out.append(
+                Mismatch(
+                    MismatchCode.UNKNOWN_ORDER,
+                    cid,
+                    {"symbol": order.symbol, "quantity": order.quantity},
+                )
+            )
             continue
         if record.outcome is not None:
-            out.append(Mismatch(MismatchCode.ORDER_OPEN_BUT_CLOSED, cid,
-                                {"ledger_outcome": record.outcome, "venue_status": order.status}))
+            out.append(
+                Mismatch(
+                    MismatchCode.ORDER_OPEN_BUT_CLOSED,
+                    cid,
+                    {"ledger_outcome": record.outcome, "venue_status": order.status},
+                )
+            )
         filled = sum(ledger.fills.get(cid, {}).values())
         if abs(filled - order.filled_qty) > QTY_TOLERANCE * max(1.0, order.quantity):
-            out.append(Mismatch(MismatchCode.FILL_QTY, cid,
-                                {"ledger_filled": filled, "venue_filled": order.filled_qty}))
+            out.append(
+                Mismatch(
+                    MismatchCode.FILL_QTY,
+                    cid,
+                    {"ledger_filled": filled, "venue_filled": order.filled_qty},
+                )
+            )
     return out
 
 
@@ -200,23 +231,33 @@ def _pending_outcomes(ledger: LedgerView, venue: VenueView) -> tuple[list[Repair
         if seen is not None and seen.terminal:
             repairs.append(Repair(cid, seen.status, "venue reports it " + seen.status))
         elif seen is None and not record.submitted:
-            repairs.append(Repair(cid, NOT_SENT, "never claimed for submission; venue never saw it"))
+            repairs.append(
+                Repair(cid, NOT_SENT, "never claimed for submission; venue never saw it")
+            )
         elif seen is None:
-            mismatches.append(Mismatch(MismatchCode.SUBMITTED_ORDER_MISSING, cid,
-                                       {"submitted_ms": record.submitted_ms}))
+            mismatches.append(
+                Mismatch(
+                    MismatchCode.SUBMITTED_ORDER_MISSING, cid, {"submitted_ms": record.submitted_ms}
+                )
+            )
         else:  # the venue knows it, not open, not terminal (e.g. still initialising)
-            mismatches.append(Mismatch(MismatchCode.SUBMITTED_ORDER_MISSING, cid,
-                                       {"venue_status": seen.status}))
+            mismatches.append(
+                Mismatch(MismatchCode.SUBMITTED_ORDER_MISSING, cid, {"venue_status": seen.status})
+            )
     return repairs, mismatches
 
 
 def _fill_mismatches(ledger: LedgerView, venue: VenueView) -> list[Mismatch]:
-    return [Mismatch(MismatchCode.MISSING_FILL, f.client_order_id, {"trade_id": f.trade_id, "ts": f.ts})
-            for f in venue.fills if f.trade_id not in ledger.fills.get(f.client_order_id, {})]
+    return [
+        Mismatch(MismatchCode.MISSING_FILL, f.client_order_id, {"trade_id": f.trade_id, "ts": f.ts})
+        for f in venue.fills
+        if f.trade_id not in ledger.fills.get(f.client_order_id, {})
+    ]
 
 
-def compare(ledger: LedgerView, venue: VenueView,
-            books: Mapping[str, float] | None = None) -> ReconcileReport:
+def compare(
+    ledger: LedgerView, venue: VenueView, books: Mapping[str, float] | None = None
+) -> ReconcileReport:
     """Ledger against venue (and against our own books' positions, when given). Pure."""
     repairs, mismatches = _pending_outcomes(ledger, venue)
     mismatches += _order_mismatches(ledger, venue)
@@ -224,18 +265,31 @@ def compare(ledger: LedgerView, venue: VenueView,
     mismatches += _position_mismatches(ledger.positions, venue.positions, "venue")
     if books is not None:
         mismatches += _position_mismatches(ledger.positions, books, "books")
-    figures = {"pending_intents": len(ledger.pending), "venue_open_orders": len(venue.open_orders),
-               "positions": dict(ledger.positions), "last_fill_ts": ledger.last_fill_ts}
+    figures = {
+        "pending_intents": len(ledger.pending),
+        "venue_open_orders": len(venue.open_orders),
+        "positions": dict(ledger.positions),
+        "last_fill_ts": ledger.last_fill_ts,
+    }
     return ReconcileReport(tuple(repairs), tuple(mismatches), figures)
 
 
 # ---------------------------------------------------------------- reading and repairing
-def _read_ledger(pending: Mapping[str, IntentRecord], open_ids: Sequence[str],
-                 fill_ids: Sequence[str], last_fill_ts: int) -> Any:
+def _read_ledger(
+    pending: Mapping[str, IntentRecord],
+    open_ids: Sequence[str],
+    fill_ids: Sequence[str],
+    last_fill_ts: int,
+) -> Any:
     def read(led: Ledger) -> LedgerView:
-        return LedgerView(pending, led.intents_by_id(open_ids),
-                          led.fills_of(set(pending) | set(open_ids) | set(fill_ids)),
-                          led.fill_positions(), last_fill_ts)
+        return LedgerView(
+            pending,
+            led.intents_by_id(open_ids),
+            led.fills_of(set(pending) | set(open_ids) | set(fill_ids)),
+            led.fill_positions(),
+            last_fill_ts,
+        )
+
     return read
 
 
@@ -243,8 +297,12 @@ def _read_pending(led: Ledger) -> tuple[dict[str, IntentRecord], int]:
     return {r.client_order_id: r for r in led.pending_intents()}, led.last_fill_ts()
 
 
-async def reconcile(ledger: AsyncLedger, venue: VenueReconciler,
-                    books: Mapping[str, float] | None = None, ts: int = 0) -> ReconcileReport:
+async def reconcile(
+    ledger: AsyncLedger,
+    venue: VenueReconciler,
+    books: Mapping[str, float] | None = None,
+    ts: int = 0,
+) -> ReconcileReport:
     """Compare the ledger with `venue` and write the definitive repairs; return the report.
 
     Call it where nothing else writes the ledger meanwhile (the trading
@@ -253,17 +311,36 @@ async def reconcile(ledger: AsyncLedger, venue: VenueReconciler,
     open_orders = await venue.open_orders()
     pending, last_fill_ts = await ledger.run(_read_pending)
     fills = await venue.fills_since(last_fill_ts)
-    view = await ledger.run(_read_ledger(pending, [o.client_order_id for o in open_orders],
-                                         [f.client_order_id for f in fills], last_fill_ts))
+    view = await ledger.run(
+        _read_ledger(
+            pending,
+            [o.client_order_id for o in open_orders],
+            [f.client_order_id for f in fills],
+            last_fill_ts,
+        )
+    )
     open_ids = {o.client_order_id for o in open_orders}
     looked_up = {cid: await venue.order_status(cid) for cid in pending if cid not in open_ids}
     report = compare(view, VenueView(open_orders, looked_up, fills, await venue.positions()), books)
     if report.repairs:
         await ledger.commit_batch(
             [("intent_repaired", attrs.asdict(r), ts) for r in report.repairs],
-            outcomes=[(r.client_order_id, r.outcome, ts) for r in report.repairs])
+            outcomes=[(r.client_order_id, r.outcome, ts) for r in report.repairs],
+        )
     return report
 
 
-__all__ = ["LedgerView", "Mismatch", "MismatchCode", "PaperVenue", "ReconcileReport", "Repair",
-           "VenueFill", "VenueOrder", "VenueReconciler", "VenueView", "compare", "reconcile"]
+__all__ = [
+    "LedgerView",
+    "Mismatch",
+    "MismatchCode",
+    "PaperVenue",
+    "ReconcileReport",
+    "Repair",
+    "VenueFill",
+    "VenueOrder",
+    "VenueReconciler",
+    "VenueView",
+    "compare",
+    "reconcile",
+]

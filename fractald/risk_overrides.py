@@ -43,8 +43,9 @@ def parse_value(key: str, text: str) -> Any:
         if kind is float:
             return float(text)
     except ValueError:
-        raise ValueError(f"risk.{key}: {text!r} is not {'an integer' if kind is int else 'a number'}") \
-            from None
+        raise ValueError(
+            f"risk.{key}: {text!r} is not {'an integer' if kind is int else 'a number'}"
+        ) from None
     return text
 
 
@@ -68,8 +69,11 @@ class RiskOverrides:
         One that no longer validates (the config file changed under it) is
         skipped with an error line rather than stopping the daemon.
         """
-        stored = {k[len(SETTING_PREFIX):]: v for k, v in (await ledger.get_settings()).items()
-                  if k.startswith(SETTING_PREFIX)}
+        stored = {
+            k[len(SETTING_PREFIX) :]: v
+            for k, v in (await ledger.get_settings()).items()
+            if k.startswith(SETTING_PREFIX)
+        }
         good: dict[str, Any] = {}
         for key, value in sorted(stored.items()):
             try:
@@ -99,8 +103,9 @@ class RiskOverrides:
             try:
                 base = load_config(self.daemon.config_path)
             except ConfigError as exc:
-                raise CommandError("config_invalid", f"cannot read the configured default: {exc}")\
-                    from None
+                raise CommandError(
+                    "config_invalid", f"cannot read the configured default: {exc}"
+                ) from None
             new_config = with_risk(attrs.evolve(self.daemon.config, risk=base.risk), overrides)
             await ledger.clear_setting(SETTING_PREFIX + key)
         else:
@@ -110,18 +115,25 @@ class RiskOverrides:
             except ValueError as exc:
                 raise CommandError("bad_value", str(exc), argument="value") from None
             except ConfigError as exc:
-                raise CommandError("bad_value", "; ".join(exc.problems), argument="value",
-                                   problems=exc.problems) from None
+                raise CommandError(
+                    "bad_value", "; ".join(exc.problems), argument="value", problems=exc.problems
+                ) from None
             overrides = {**self.active, key: value}
             await ledger.set_setting(SETTING_PREFIX + key, value)
         self.active = overrides
         self.daemon.apply_live(new_config)  # reaches the engine (TradingSession.apply_config)
         new = getattr(self.daemon.config.risk, key)
-        self.daemon.log.warning("risk_override_set", key=key, old=old, new=new, by_uid=uid,
-                                persisted=key in overrides)
+        self.daemon.log.warning(
+            "risk_override_set", key=key, old=old, new=new, by_uid=uid, persisted=key in overrides
+        )
         self.daemon.bus.publish("risk_set", {"key": key, "old": old, "new": new, "by_uid": uid})
-        return {"key": key, "old": old, "new": new, "persisted": key in overrides,
-                "overrides": dict(overrides)}
+        return {
+            "key": key,
+            "old": old,
+            "new": new,
+            "persisted": key in overrides,
+            "overrides": dict(overrides),
+        }
 
 
 def register_risk_commands(registry: CommandRegistry, daemon: Daemon) -> None:
@@ -131,7 +143,12 @@ def register_risk_commands(registry: CommandRegistry, daemon: Daemon) -> None:
         return await overrides.set(args["key"], args["value"], peer.uid)
 
     registry.register(
-        "risk_set", risk_set, mutating=True,
+        "risk_set",
+        risk_set,
+        mutating=True,
         help=f"change a [risk] setting live, validated and persisted ('{RESET_WORD}' drops it)",
-        args=[Arg("key", str, required=True, choices=RISK_KEYS, help="a [risk] key"),
-              Arg("value", str, required=True, help=f"new value, or '{RESET_WORD}'")])
+        args=[
+            Arg("key", str, required=True, choices=RISK_KEYS, help="a [risk] key"),
+            Arg("value", str, required=True, help=f"new value, or '{RESET_WORD}'"),
+        ],
+    )

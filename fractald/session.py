@@ -37,10 +37,18 @@ from fractald.store.writer import AsyncLedger
 NOT_STATE_KINDS = ("intent_repaired",)
 # Trading events an operator reads in `journalctl -u fractald` (the rest: `fractalctl tail`).
 LOGGED_KINDS = {
-    "signal": "info", "signal_denied": "info", "bracket_opened": "info",
-    "order_filled": "info", "stop_moved": "info", "bracket_closed": "info",
-    "trade_closed": "info", "breaker_tripped": "warning", "breakers_cleared": "info",
-    "trading_state": "warning", "strategy_state": "warning", "order_anomaly": "error",
+    "signal": "info",
+    "signal_denied": "info",
+    "bracket_opened": "info",
+    "order_filled": "info",
+    "stop_moved": "info",
+    "bracket_closed": "info",
+    "trade_closed": "info",
+    "breaker_tripped": "warning",
+    "breakers_cleared": "info",
+    "trading_state": "warning",
+    "strategy_state": "warning",
+    "order_anomaly": "error",
 }
 _LOG_FIELD_CAP = 12
 # Events about one order, by client order id: after them the order may have reached its end.
@@ -90,8 +98,14 @@ def apply_risk_config(engine: Any, config: Config) -> list[Any]:
     if set_risk is None:
         return []
     new = risk_params(config)
-    return list(set_risk(attrs.evolve(engine.params.risk, sizing=new.sizing, gates=new.gates,
-                                      breakers=new.breakers)) or [])
+    return list(
+        set_risk(
+            attrs.evolve(
+                engine.params.risk, sizing=new.sizing, gates=new.gates, breakers=new.breakers
+            )
+        )
+        or []
+    )
 
 
 def _log_fields(payload: dict[str, Any]) -> dict[str, Any]:
@@ -113,8 +127,15 @@ class EventBus(Protocol):
 
 
 class TradingSession:
-    def __init__(self, config: Config, ledger: AsyncLedger, log: Any, bus: EventBus,
-                 pipeline: Any, cursor: dict[str, int]) -> None:
+    def __init__(
+        self,
+        config: Config,
+        ledger: AsyncLedger,
+        log: Any,
+        bus: EventBus,
+        pipeline: Any,
+        cursor: dict[str, int],
+    ) -> None:
         self.config = config
         self.ledger = ledger
         self.log = log
@@ -153,8 +174,9 @@ class TradingSession:
 
     # -- start-up == recovery -------------------------------------------------------------
     @classmethod
-    async def recover(cls, config: Config, ledger: AsyncLedger, log: Any,
-                      bus: EventBus) -> TradingSession:
+    async def recover(
+        cls, config: Config, ledger: AsyncLedger, log: Any, bus: EventBus
+    ) -> TradingSession:
         """The pipeline from the current config, with the stored state put back into it.
 
         A state newer than this code is refused (StateTooNew) before anything
@@ -178,47 +200,80 @@ class TradingSession:
             session = cls(config, ledger, log, bus, pipeline, dict(state["cursor"]))
             session.bars_processed = int(state["bars_processed"])
         except (KeyError, TypeError, ValueError, cattrs.BaseValidationError) as exc:
-            raise StateCorrupt(f"{where} cannot be read ({type(exc).__name__}: {exc}); "
-                               "see runbooks/state-database-corrupt.md") from exc
+            raise StateCorrupt(
+                f"{where} cannot be read ({type(exc).__name__}: {exc}); "
+                "see runbooks/state-database-corrupt.md"
+            ) from exc
         for note in notes:
             log.warning("state_restore_note", note=note)
         warmed = await session._rebuild_detection()
         await session._expect_events_after(snapshot.last_seq)
-        log.info("session_recovered", snapshot_id=snapshot.id, last_seq=snapshot.last_seq,
-                 schema_version=state["schema_version"], written_by=snapshot.state.get("code_version"),
-                 cursor=session.cursor, bars_processed=session.bars_processed,
-                 candles_replayed=warmed, events_to_remake=len(session._expected))
+        log.info(
+            "session_recovered",
+            snapshot_id=snapshot.id,
+            last_seq=snapshot.last_seq,
+            schema_version=state["schema_version"],
+            written_by=snapshot.state.get("code_version"),
+            cursor=session.cursor,
+            bars_processed=session.bars_processed,
+            candles_replayed=warmed,
+            events_to_remake=len(session._expected),
+        )
         return session
 
     async def _expect_events_after(self, last_seq: int) -> None:
         """The trading events after the snapshot: the bars re-driven from its cursor remake them."""
+
         def read(led: Ledger) -> tuple[list[tuple[str, str, int]], dict[str, int]]:
-            expected = [(e.kind, canonical_json(e.payload, "event"), e.ts_event)
-                        for e in led.events_after(last_seq) if e.kind not in NOT_STATE_KINDS]
+            expected = [
+                (e.kind, canonical_json(e.payload, "event"), e.ts_event)
+                for e in led.events_after(last_seq)
+                if e.kind not in NOT_STATE_KINDS
+            ]
             return expected, led.newest_candles()
 
         expected, self._stored_until = await self.ledger.run(read)
         self._expected = collections.deque(expected)
 
     @classmethod
-    async def _upgrade_legacy(cls, config: Config, ledger: AsyncLedger, log: Any, bus: EventBus,
-                              pipeline: Any, snapshot: Snapshot) -> TradingSession:
+    async def _upgrade_legacy(
+        cls,
+        config: Config,
+        ledger: AsyncLedger,
+        log: Any,
+        bus: EventBus,
+        pipeline: Any,
+        snapshot: Snapshot,
+    ) -> TradingSession:
         """0.1.0's pickled pipeline is never loaded: fold the event log instead, then store JSON."""
         state = snapshot.state
         counts = await ledger.run(lambda led: fold_legacy_events(pipeline, led.events_after(0)))
-        session = cls(config, ledger, log, bus, pipeline, {str(k): int(v) for k, v in
-                                                            dict(state.get("cursor", {})).items()})
+        session = cls(
+            config,
+            ledger,
+            log,
+            bus,
+            pipeline,
+            {str(k): int(v) for k, v in dict(state.get("cursor", {})).items()},
+        )
         session.bars_processed = int(state.get("bars_processed", 0))
         for p in getattr(pipeline, "pipelines", {}).values():
             p.bars = session.bars_processed
-            p._last_ts = {key.split("/", 1)[1]: ts for key, ts in session.cursor.items()
-                          if key.split("/", 1)[0] == p.symbol}
+            p._last_ts = {
+                key.split("/", 1)[1]: ts
+                for key, ts in session.cursor.items()
+                if key.split("/", 1)[0] == p.symbol
+            }
         await session.commit([], ts_event=0)
-        log.warning("state_upgraded_from_0_1_0", snapshot_id=snapshot.id, events_folded=counts,
-                    cursor=session.cursor,
-                    note="detection state starts afresh (0.1.0 stored no candles); open trades "
-                         "keep their stops and targets, their strategy management restarts "
-                         "with the next signal")
+        log.warning(
+            "state_upgraded_from_0_1_0",
+            snapshot_id=snapshot.id,
+            events_folded=counts,
+            cursor=session.cursor,
+            note="detection state starts afresh (0.1.0 stored no candles); open trades "
+            "keep their stops and targets, their strategy management restarts "
+            "with the next signal",
+        )
         return session
 
     async def _rebuild_detection(self) -> int:
@@ -254,11 +309,11 @@ class TradingSession:
         events: list[Any] = []
         if self.pipeline is not None:
             events = list(self.pipeline.on_bar(bar, accepting=accepting))
-        if (bar.timeframe in self._detection_timeframes(bar.symbol)
-                and bar.ts_open > self._stored_until.get(key, -1)):
+        if bar.timeframe in self._detection_timeframes(
+            bar.symbol
+        ) and bar.ts_open > self._stored_until.get(key, -1):
             self._candles.append(candle_row(bar))
-        self.last_bar[key] = {"ts_open": bar.ts_open, "close": bar.close,
-                              "complete": bar.complete}
+        self.last_bar[key] = {"ts_open": bar.ts_open, "close": bar.close, "complete": bar.complete}
         self.cursor[key] = bar.ts_open
         if bar.timeframe == "1m":
             self.bars_processed += 1
@@ -267,8 +322,11 @@ class TradingSession:
             await self._remade(events, bar)
             return
         if events or self.bars_since_snapshot >= SNAPSHOT_EVERY_BARS:
-            await self.commit(events, ts_event=bar.ts_event,
-                              snapshot=self.bars_since_snapshot >= SNAPSHOT_EVERY_BARS)
+            await self.commit(
+                events,
+                ts_event=bar.ts_event,
+                snapshot=self.bars_since_snapshot >= SNAPSHOT_EVERY_BARS,
+            )
         self._announce(events)
 
     async def _remade(self, events: list[Any], bar: Bar) -> None:
@@ -288,7 +346,9 @@ class TradingSession:
         if self._expected and self._expected[0][2] < bar.ts_event:
             self._refuse_remake(bar, None, self._expected[0])
         if not self._expected:
-            self.log.info("session_caught_up", cursor=self.cursor, bars_processed=self.bars_processed)
+            self.log.info(
+                "session_caught_up", cursor=self.cursor, bars_processed=self.bars_processed
+            )
             if self._config_when_caught_up is not None:
                 config, self._config_when_caught_up = self._config_when_caught_up, None
                 self.apply_config(config)
@@ -304,16 +364,20 @@ class TradingSession:
                 f"the feed ended while {len(self._expected)} logged events after the newest good "
                 f"snapshot were not made again (next: {kind} at ts {ts}): the replay is shorter "
                 "than the one the log came from. See runbooks/state-database-corrupt.md",
-                remaining=len(self._expected))
+                remaining=len(self._expected),
+            )
 
-    def _refuse_remake(self, bar: Bar, made: str | None,
-                       logged: tuple[str, str, int] | None) -> None:
+    def _refuse_remake(
+        self, bar: Bar, made: str | None, logged: tuple[str, str, int] | None
+    ) -> None:
         raise StateCorrupt(
             f"re-driving {bar.symbol} {bar.timeframe} bar {bar.ts_open} after the newest good "
             f"snapshot made {made or 'no event'}, but the log holds "
             f"{'nothing more' if logged is None else f'{logged[0]} at ts {logged[2]}'}: the log "
             "and the snapshot disagree, and trading on would repeat or lose orders. See "
-            "runbooks/state-database-corrupt.md", bar_ts_open=bar.ts_open)
+            "runbooks/state-database-corrupt.md",
+            bar_ts_open=bar.ts_open,
+        )
 
     async def on_tick(self, tick: TradeTick | Quote) -> None:
         if self.pipeline is None or not hasattr(self.pipeline, "on_tick"):
@@ -358,8 +422,9 @@ class TradingSession:
         engine = self.engine
         orders = getattr(engine, "orders", {})
         out: list[tuple[str, str, int]] = []
-        for cid, ts in {e.client_order_id: e.ts for e in events
-                            if event_kind(e) in ORDER_EVENT_KINDS}.items():
+        for cid, ts in {
+            e.client_order_id: e.ts for e in events if event_kind(e) in ORDER_EVENT_KINDS
+        }.items():
             order = orders.get(cid)
             if order is not None and order.status.terminal:
                 out.append((cid, order.status.value.lower(), max(0, int(ts))))
@@ -387,16 +452,24 @@ class TradingSession:
             events = [*self._uncommitted, *events]
             snapshot = True  # a risk change is no bar's doing: no re-driven bar remakes it
         items = [(event_kind(e), event_payload(e), ts_event) for e in events]
-        intents = [e for e in events
-                   if event_kind(e) == "order_intent" and hasattr(e, "client_order_id")]
-        submissions = ([(e.client_order_id, max(0, int(e.ts))) for e in intents]
-                       if self._in_process_broker() else [])
+        intents = [
+            e for e in events if event_kind(e) == "order_intent" and hasattr(e, "client_order_id")
+        ]
+        submissions = (
+            [(e.client_order_id, max(0, int(e.ts))) for e in intents]
+            if self._in_process_broker()
+            else []
+        )
         if self._expected:
             raise RuntimeError("nothing may be committed while catching up with the log")
         await self.ledger.commit_batch(
-            items, [(e.client_order_id, event_payload(e)) for e in intents],
-            self.snapshot_state() if snapshot else None, submissions=submissions,
-            outcomes=self._outcomes(events), candles=self._candles)
+            items,
+            [(e.client_order_id, event_payload(e)) for e in intents],
+            self.snapshot_state() if snapshot else None,
+            submissions=submissions,
+            outcomes=self._outcomes(events),
+            candles=self._candles,
+        )
         self._candles = []
         self._uncommitted = []
         if snapshot:
@@ -432,8 +505,13 @@ class TradingSession:
             books[position.symbol] = books.get(position.symbol, 0.0) + position.quantity
         ts = int(getattr(engine, "last_ts", 0))
         report = await reconcile(self.ledger, PaperVenue(engine), books, ts)
-        self.last_reconcile = {"why": why, "clean": report.clean, "ts": ts,
-                               "repairs": len(report.repairs), "mismatches": len(report.mismatches)}
+        self.last_reconcile = {
+            "why": why,
+            "clean": report.clean,
+            "ts": ts,
+            "repairs": len(report.repairs),
+            "mismatches": len(report.mismatches),
+        }
         for repair in report.repairs:
             self.log.warning("reconcile_repaired", why=why, **attrs.asdict(repair))
         if report.clean:
@@ -455,25 +533,40 @@ class TradingSession:
         books: dict[str, float] = {}
         for position in engine.accounting.positions.values():
             books[position.symbol] = books.get(position.symbol, 0.0) + position.quantity
-        differ = tuple((sym, round(books.get(sym, 0.0), 9), round(venue.get(sym, 0.0), 9))
-                       for sym in sorted(set(books) | set(venue))
-                       if abs(books.get(sym, 0.0) - venue.get(sym, 0.0)) > 1e-9)
+        differ = tuple(
+            (sym, round(books.get(sym, 0.0), 9), round(venue.get(sym, 0.0), 9))
+            for sym in sorted(set(books) | set(venue))
+            if abs(books.get(sym, 0.0) - venue.get(sym, 0.0)) > 1e-9
+        )
         ts = int(getattr(engine, "last_ts", 0))
         seen_before, self._position_difference = self._position_difference, differ
-        mismatches = tuple(Mismatch(MismatchCode.POSITION, sym, {"books": b, "venue": v}) for sym, b, v in differ)
+        mismatches = tuple(
+            Mismatch(MismatchCode.POSITION, sym, {"books": b, "venue": v}) for sym, b, v in differ
+        )
         report = ReconcileReport((), mismatches, {"symbols": len(set(books) | set(venue))})
-        self.last_reconcile = {"why": why, "clean": report.clean, "ts": ts, "repairs": 0,
-                               "mismatches": len(mismatches)}
+        self.last_reconcile = {
+            "why": why,
+            "clean": report.clean,
+            "ts": ts,
+            "repairs": 0,
+            "mismatches": len(mismatches),
+        }
         if report.clean:
             self.log.info("reconcile_clean", why=why, venue=True)
             return report
         if differ != seen_before:  # the first sighting may be a fill still on its way to us
-            self.log.warning("reconcile_position_differs", why=why, differences=[m.as_dict() for m in mismatches],
-                             note="checked again at the next reconciliation")
+            self.log.warning(
+                "reconcile_position_differs",
+                why=why,
+                differences=[m.as_dict() for m in mismatches],
+                note="checked again at the next reconciliation",
+            )
             return report
         return await self._mismatched(why, engine, ts, report)
 
-    async def _mismatched(self, why: str, engine: Any, ts: int, report: ReconcileReport) -> ReconcileReport:
+    async def _mismatched(
+        self, why: str, engine: Any, ts: int, report: ReconcileReport
+    ) -> ReconcileReport:
         found = report.as_dict()
         self.log.error("reconcile_mismatch", why=why, **found)
         self.bus.publish("reconcile_mismatch", {"why": why, **found})
@@ -490,9 +583,13 @@ class TradingSession:
 
         codes = sorted({m.code.value for m in report.mismatches})
         trip = getattr(self.pipeline, "trip", None) or engine.trip
-        events = trip(Breaker.RECONCILIATION, TradingState.REDUCING,
-                      "reconciliation mismatch: " + ", ".join(codes),
-                      {"mismatches": [m.as_dict() for m in report.mismatches]}, ts)
+        events = trip(
+            Breaker.RECONCILIATION,
+            TradingState.REDUCING,
+            "reconciliation mismatch: " + ", ".join(codes),
+            {"mismatches": [m.as_dict() for m in report.mismatches]},
+            ts,
+        )
         if not events:
             return  # tripped already
         await self.commit(events, ts_event=ts)
@@ -518,8 +615,12 @@ class TradingSession:
         return f"{self.bars_processed} bars"
 
     def status(self) -> dict[str, Any]:
-        base: dict[str, Any] = {"bars_processed": self.bars_processed, "cursor": self.cursor,
-                                "last_bar": self.last_bar, "reconcile": self.last_reconcile}
+        base: dict[str, Any] = {
+            "bars_processed": self.bars_processed,
+            "cursor": self.cursor,
+            "last_bar": self.last_bar,
+            "reconcile": self.last_reconcile,
+        }
         if self.pipeline is not None and hasattr(self.pipeline, "status"):
             base.update(self.pipeline.status())
         return base

@@ -28,20 +28,28 @@ def _windows(name: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
     try:
         import exchange_calendars as xc
     except ImportError:
-        raise CalendarError("session calendars need the exchange_calendars package "
-                            "(pip install exchange_calendars)") from None
+        raise CalendarError(
+            "session calendars need the exchange_calendars package (pip install exchange_calendars)"
+        ) from None
     try:
         cal = xc.get_calendar(name)
     except xc.errors.InvalidCalendarName:
-        raise CalendarError(f"unknown exchange calendar {name!r}; for US equity-index futures' regular "
-                            f"hours use XNYS; known: {', '.join(calendar_names())}") from None
+        raise CalendarError(
+            f"unknown exchange calendar {name!r}; for US equity-index futures' regular "
+            f"hours use XNYS; known: {', '.join(calendar_names())}"
+        ) from None
     opens = tuple(int(t.value // 1_000_000) for t in cal.opens)
     closes = tuple(int(t.value // 1_000_000) for t in cal.closes)
     return opens, closes
 
 
-def session_gate(name: str, skip_first_minutes: int = 0, no_entry_last_minutes: int = 0,
-                 flatten_before_close_minutes: int = 0) -> SessionGate:
+def session_gate(
+    name: str,
+    skip_first_minutes: int = 0,
+    no_entry_last_minutes: int = 0,
+    flatten_before_close_minutes: int = 0,
+) -> SessionGate:
     opens, closes = _windows(name)
-    return SessionGate(name, opens, closes, skip_first_minutes, no_entry_last_minutes,
-                       flatten_before_close_minutes)
+    return SessionGate(
+        name, opens, closes, skip_first_minutes, no_entry_last_minutes, flatten_before_close_minutes
+    )

@@ -39,12 +39,14 @@ _PIPELINE_COUNTERS = {"signal": "signals", "setup_skipped": "skips"}
 def session_state(pipeline: Any, cursor: dict[str, int], bars_processed: int) -> dict[str, Any]:
     """The snapshot: versioned, plain JSON, no class names."""
     engine: Any = getattr(pipeline, "engine", None)
-    return stamp({
-        "cursor": dict(cursor),
-        "bars_processed": bars_processed,
-        "engine": engine.snapshot() if hasattr(engine, "snapshot") else None,
-        "pipelines": pipeline.export_state() if hasattr(pipeline, "export_state") else {},
-    })
+    return stamp(
+        {
+            "cursor": dict(cursor),
+            "bars_processed": bars_processed,
+            "engine": engine.snapshot() if hasattr(engine, "snapshot") else None,
+            "pipelines": pipeline.export_state() if hasattr(pipeline, "export_state") else {},
+        }
+    )
 
 
 def restore_into(pipeline: Any, state: dict[str, Any]) -> list[str]:
@@ -63,8 +65,17 @@ def candle_bar(row: CandleRow) -> Bar:
 
 
 def candle_row(bar: Bar) -> CandleRow:
-    return (bar.symbol, bar.timeframe, bar.ts_open, bar.open, bar.high, bar.low, bar.close,
-            bar.volume, bar.complete)
+    return (
+        bar.symbol,
+        bar.timeframe,
+        bar.ts_open,
+        bar.open,
+        bar.high,
+        bar.low,
+        bar.close,
+        bar.volume,
+        bar.complete,
+    )
 
 
 def warm_up_from(pipeline: Any, rows: Iterable[CandleRow], cursor: dict[str, int]) -> int:

@@ -28,8 +28,19 @@ from fractald.core.smc.offline import (
     swing_highs_lows,
 )
 
-__all__ = ["MissingColumnError", "SmcInputError", "bos_choch", "fvg", "liquidity", "ob",
-           "previous_high_low", "retracements", "sessions", "smc", "swing_highs_lows"]
+__all__ = [
+    "MissingColumnError",
+    "SmcInputError",
+    "bos_choch",
+    "fvg",
+    "liquidity",
+    "ob",
+    "previous_high_low",
+    "retracements",
+    "sessions",
+    "smc",
+    "swing_highs_lows",
+]
 
 
 class smc:  # lower case on purpose, like `from smartmoneyconcepts import smc`

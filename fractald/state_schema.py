@@ -46,8 +46,10 @@ def schema_of(state: dict[str, Any]) -> int:
     """The schema version a stored state says it has (0.1.0's `format` key counts as 1)."""
     version = state.get("schema_version", state.get("format"))
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise StateCorrupt(f"snapshot has no valid schema_version (got {version!r}); "
-                           "see runbooks/state-database-corrupt.md")
+        raise StateCorrupt(
+            f"snapshot has no valid schema_version (got {version!r}); "
+            "see runbooks/state-database-corrupt.md"
+        )
     return version
 
 
@@ -60,8 +62,10 @@ def refuse_if_newer(state: dict[str, Any], where: str) -> int:
             f"{state.get('code_version', '?')}; this fractald {CODE_VERSION} reads schema "
             f"{SCHEMA_VERSION} and older. Run that release (or newer) again, or restore a backup "
             f"made before the upgrade; see {RUNBOOK}",
-            schema_version=version, readable=SCHEMA_VERSION,
-            written_by=state.get("code_version", "?"))
+            schema_version=version,
+            readable=SCHEMA_VERSION,
+            written_by=state.get("code_version", "?"),
+        )
     return version
 
 
@@ -73,8 +77,10 @@ def migrate(state: dict[str, Any], where: str) -> dict[str, Any]:
     while version < SCHEMA_VERSION:
         step = MIGRATIONS.get(version)
         if step is None:
-            raise StateCorrupt(f"{where}: no migration from state schema {version} to "
-                               f"{version + 1}; see runbooks/state-database-corrupt.md")
+            raise StateCorrupt(
+                f"{where}: no migration from state schema {version} to "
+                f"{version + 1}; see runbooks/state-database-corrupt.md"
+            )
         state = step(state)
         version += 1
         state["schema_version"] = version

@@ -24,7 +24,23 @@ from fractald.core.strategies.base import (
 )
 
 __all__ = [
-    "TIMEFRAME_MS", "Bar", "BarContext", "ExitNow", "LiveSMC", "ManagementPlan", "MoveStop", "SMCEvent",
-    "Setup", "Side", "Signal", "Skip", "SkipCode", "Strategy", "StrategyParams", "TradeState", "describe",
-    "float_in", "int_in",
+    "TIMEFRAME_MS",
+    "Bar",
+    "BarContext",
+    "ExitNow",
+    "LiveSMC",
+    "ManagementPlan",
+    "MoveStop",
+    "SMCEvent",
+    "Setup",
+    "Side",
+    "Signal",
+    "Skip",
+    "SkipCode",
+    "Strategy",
+    "StrategyParams",
+    "TradeState",
+    "describe",
+    "float_in",
+    "int_in",
 ]

@@ -40,8 +40,10 @@ def load_plugins(*, force: bool = False) -> list[str]:
             problems.append(f"{where} failed to import: {type(exc).__name__}: {exc}")
             continue
         if getattr(cls, "name", None) != ep.name:
-            problems.append(f"{where}: the class's name is {getattr(cls, 'name', None)!r}, "
-                            f"but the entry point is {ep.name!r}; they must be equal")
+            problems.append(
+                f"{where}: the class's name is {getattr(cls, 'name', None)!r}, "
+                f"but the entry point is {ep.name!r}; they must be equal"
+            )
             continue
         try:
             registry.register(cls)

@@ -10,9 +10,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 
-def strategy_problems(enabled: Sequence[str], timeframe: str, trend_timeframes: Sequence[str],
-                      params: Mapping[str, Mapping[str, Any]],
-                      confidence: Mapping[str, float]) -> list[str]:
+def strategy_problems(
+    enabled: Sequence[str],
+    timeframe: str,
+    trend_timeframes: Sequence[str],
+    params: Mapping[str, Mapping[str, Any]],
+    confidence: Mapping[str, float],
+) -> list[str]:
     """Each problem with the strategy settings, naming the key; [] when they build."""
     if not enabled:
         return []
@@ -27,13 +31,23 @@ def strategy_problems(enabled: Sequence[str], timeframe: str, trend_timeframes: 
         return [f"config.strategies: a strategy plug-in is broken: {exc}"]
     unknown = [n for n in enabled if n not in STRATEGIES]
     if unknown:
-        return [(f"config.strategies.enabled: unknown strateg{'y' if len(unknown) == 1 else 'ies'} "
-                 f"{unknown}; allowed: {', '.join(sorted(STRATEGIES))} (a plug-in strategy must be "
-                 f"installed in the daemon's environment under the 'fractald.strategies' entry points)")]
+        return [
+            (
+                f"config.strategies.enabled: unknown strateg{'y' if len(unknown) == 1 else 'ies'} "
+                f"{unknown}; allowed: {', '.join(sorted(STRATEGIES))} (a plug-in strategy must be "
+                f"installed in the daemon's environment under the 'fractald.strategies' entry points)"
+            )
+        ]
     try:
-        build_pipeline("CHECK", NullEngine(), list(enabled), timeframe, params=dict(params) or None,
-                       confidence=ConfidenceModel(ConfidenceWeights(**confidence)),
-                       trend_timeframes=tuple(trend_timeframes))
+        build_pipeline(
+            "CHECK",
+            NullEngine(),
+            list(enabled),
+            timeframe,
+            params=dict(params) or None,
+            confidence=ConfidenceModel(ConfidenceWeights(**confidence)),
+            trend_timeframes=tuple(trend_timeframes),
+        )
     except (ValueError, TypeError) as exc:
         return [f"config.strategies: {exc}"]
     return []

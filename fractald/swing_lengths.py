@@ -15,8 +15,10 @@ def parse_swing_lengths(text: str) -> dict[str, int]:
         tf, sep, value = item.partition("=")
         tf = tf.strip()
         if not sep or tf not in TIMEFRAME_MS:
-            raise ValueError(f"swing length {item!r}: want TIMEFRAME=N with TIMEFRAME one of "
-                             f"{', '.join(TIMEFRAME_MS)}")
+            raise ValueError(
+                f"swing length {item!r}: want TIMEFRAME=N with TIMEFRAME one of "
+                f"{', '.join(TIMEFRAME_MS)}"
+            )
         try:
             n = int(value)
         except ValueError:

@@ -35,8 +35,9 @@ def config_path_for(unit: str, config_dir: Path) -> Path:
     """fractald.service -> fractald.toml; fractald@NAME.service -> NAME.toml."""
     match = UNIT_NAME.match(unit)
     if match is None:
-        raise ValueError(f"not a fractald unit: {unit!r} (want fractald.service or "
-                         "fractald@NAME.service)")
+        raise ValueError(
+            f"not a fractald unit: {unit!r} (want fractald.service or fractald@NAME.service)"
+        )
     return config_dir / f"{match.group('bot') or 'fractald'}.toml"
 
 
@@ -57,8 +58,13 @@ def webhook_urls(path: Path) -> list[str]:
 def systemctl_show(unit: str) -> dict[str, str]:
     """How the unit ended, from systemd; empty when systemctl is not there or fails."""
     try:
-        proc = subprocess.run(["systemctl", "show", unit, *(f"--property={p}" for p in SHOWN)],
-                              capture_output=True, text=True, timeout=10, check=False)
+        proc = subprocess.run(
+            ["systemctl", "show", unit, *(f"--property={p}" for p in SHOWN)],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return {}
     return dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
@@ -67,32 +73,53 @@ def systemctl_show(unit: str) -> dict[str, str]:
 def failure_alert(unit: str, shown: Mapping[str, str], host: str, ts_ms: int) -> Alert:
     status = shown.get("ExecMainStatus", "?")
     result = shown.get("Result", "unknown")
-    text = (f"{unit} on {host} has failed (result {result}, exit status {status}) and "
-            "systemd will not restart it. See runbooks/daemon-will-not-start.md; "
-            f"journalctl -u {unit} -n 50 says why.")
-    fields = (("unit", unit), ("host", host), ("result", result), ("exit_status", status),
-              ("restarts", shown.get("NRestarts", "?")))
+    text = (
+        f"{unit} on {host} has failed (result {result}, exit status {status}) and "
+        "systemd will not restart it. See runbooks/daemon-will-not-start.md; "
+        f"journalctl -u {unit} -n 50 says why."
+    )
+    fields = (
+        ("unit", unit),
+        ("host", host),
+        ("result", result),
+        ("exit_status", status),
+        ("restarts", shown.get("NRestarts", "?")),
+    )
     return Alert(AlertKind.FATAL_ERROR, Severity.CRITICAL, f"{unit} failed", text, ts_ms, fields)
 
 
-def notify_failure(unit: str, config_dir: Path, *,
-                   show: Callable[[str], Mapping[str, str]] = systemctl_show,
-                   host: str = "", now_ms: int | None = None, trust_env: bool = True) -> int:
+def notify_failure(
+    unit: str,
+    config_dir: Path,
+    *,
+    show: Callable[[str], Mapping[str, str]] = systemctl_show,
+    host: str = "",
+    now_ms: int | None = None,
+    trust_env: bool = True,
+) -> int:
     """Post the alert; the exit status: 0 delivered (or nowhere to send), 1 not delivered."""
     path = config_path_for(unit, config_dir)
     urls = webhook_urls(path)
     if not urls:
-        print(f"fractald notify-failure: {path} has no [alerts] webhook_urls; nothing sent",
-              file=sys.stderr)
+        print(
+            f"fractald notify-failure: {path} has no [alerts] webhook_urls; nothing sent",
+            file=sys.stderr,
+        )
         return 0
-    alert = failure_alert(unit, show(unit), host or os.uname().nodename,
-                          int(time.time() * 1000) if now_ms is None else now_ms)
+    alert = failure_alert(
+        unit,
+        show(unit),
+        host or os.uname().nodename,
+        int(time.time() * 1000) if now_ms is None else now_ms,
+    )
     sender = AlertSender(targets_from_config(urls), instance=_bot(unit), trust_env=trust_env)
     sender.notify(alert)
     left = trio.run(sender.flush, DELIVERY_TIMEOUT_S)
     delivered = sender.counters().sent
-    print(f"fractald notify-failure: {unit}: alert sent to {delivered} of {len(urls)} webhook(s)",
-          file=sys.stderr)
+    print(
+        f"fractald notify-failure: {unit}: alert sent to {delivered} of {len(urls)} webhook(s)",
+        file=sys.stderr,
+    )
     return 0 if left == 0 and delivered == len(urls) else 1
 
 

@@ -49,13 +49,21 @@ def check_symbols(config: Config, online: Callable[[], bool]) -> Any:
     try:
         listed = trio.run(_listed, config, url)
     except FractalError as exc:
-        return fail("symbols", f"{config.feed.venue} instrument list unavailable: {exc}",
-                    "run preflight again; runbooks/feed-stale-or-flapping.md")
+        return fail(
+            "symbols",
+            f"{config.feed.venue} instrument list unavailable: {exc}",
+            "run preflight again; runbooks/feed-stale-or-flapping.md",
+        )
     problems = unknown_problems(config.feed.venue, config.feed.symbols, listed)
     if problems:
-        return fail("symbols", "; ".join(problems), "fix [feed] symbols, then: fractald check-config")
-    return ok("symbols", f"{', '.join(config.feed.symbols)} listed by {config.feed.venue} "
-                         f"({len(listed)} instruments)")
+        return fail(
+            "symbols", "; ".join(problems), "fix [feed] symbols, then: fractald check-config"
+        )
+    return ok(
+        "symbols",
+        f"{', '.join(config.feed.symbols)} listed by {config.feed.venue} "
+        f"({len(listed)} instruments)",
+    )
 
 
 def venue_time_ms(config: Config, url: str, timeout_s: float = 5.0) -> int:
@@ -75,8 +83,11 @@ def venue_time_ms(config: Config, url: str, timeout_s: float = 5.0) -> int:
         return int(parsedate_to_datetime(date).timestamp() * 1000)
 
 
-def check_clock_skew(config: Config, online: Callable[[], bool],
-                     now_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> Any:
+def check_clock_skew(
+    config: Config,
+    online: Callable[[], bool],
+    now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+) -> Any:
     """This host's clock against the venue's: more than 2 s apart is a red line (orders and bars
     are stamped by it, and Binance refuses signed requests outside recvWindow)."""
     import httpx
@@ -93,15 +104,22 @@ def check_clock_skew(config: Config, online: Callable[[], bool],
         venue = venue_time_ms(config, url)
         after = now_ms()
     except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
-        return fail("venue_clock", f"{url}: cannot read the venue's time: {type(exc).__name__}: {exc}",
-                    "run preflight again once the venue answers")
+        return fail(
+            "venue_clock",
+            f"{url}: cannot read the venue's time: {type(exc).__name__}: {exc}",
+            "run preflight again once the venue answers",
+        )
     coarse = config.feed.venue not in TIME_PATHS  # an HTTP Date has whole seconds
     skew = (before + after) // 2 - venue
     limit = MAX_SKEW_MS + (1_000 if coarse else 0)
     ahead = "ahead of" if skew > 0 else "behind"
     if abs(skew) > limit:
-        return fail("venue_clock", f"this host's clock is {abs(skew)} ms {ahead} {config.feed.venue}'s "
-                                   f"(limit {limit} ms)",
-                    "sync the clock: timedatectl set-ntp true (systemd-timesyncd) or chrony; "
-                    "then check `timedatectl` shows 'System clock synchronized: yes'")
-    return ok("venue_clock", f"within {abs(skew)} ms of {config.feed.venue}'s clock (limit {limit} ms)")
+        return fail(
+            "venue_clock",
+            f"this host's clock is {abs(skew)} ms {ahead} {config.feed.venue}'s (limit {limit} ms)",
+            "sync the clock: timedatectl set-ntp true (systemd-timesyncd) or chrony; "
+            "then check `timedatectl` shows 'System clock synchronized: yes'",
+        )
+    return ok(
+        "venue_clock", f"within {abs(skew)} ms of {config.feed.venue}'s clock (limit {limit} ms)"
+    )

@@ -39,19 +39,29 @@ def alert_for(kind: str, data: dict[str, Any], wall_ms: int) -> al.Alert | None:
     """The alert a bus event calls for, if any (pure: the mapping is tested on its own)."""
     if kind == "breaker_tripped":
         breaker = str(data.get("breaker", "?"))
-        if breaker == "operator" or (breaker == "kill_switch" and data.get("reason") == "kill switch"):
+        if breaker == "operator" or (
+            breaker == "kill_switch" and data.get("reason") == "kill switch"
+        ):
             # The operator's halt or kill (the engine's kill() gives that reason): announced
             # once, by the kill_switch bus event that names who did it.
             return None
         if breaker == "kill_switch":  # tripped by the daemon itself, not by a command
-            return al.kill_switch(str(data.get("reason", "")), int(data.get("ts") or wall_ms),
-                                  by="daemon")
-        return al.breaker_trip(breaker, str(data.get("reason", "")), int(data.get("ts") or wall_ms),
-                               state=str(data.get("state", "")),
-                               **_scalars(dict(data.get("figures") or {})))
+            return al.kill_switch(
+                str(data.get("reason", "")), int(data.get("ts") or wall_ms), by="daemon"
+            )
+        return al.breaker_trip(
+            breaker,
+            str(data.get("reason", "")),
+            int(data.get("ts") or wall_ms),
+            state=str(data.get("state", "")),
+            **_scalars(dict(data.get("figures") or {})),
+        )
     if kind == "kill_switch":
-        return al.kill_switch("operator halt: trading halted and every position flattened",
-                              wall_ms, by=f"uid {data.get('by_uid', '?')}")
+        return al.kill_switch(
+            "operator halt: trading halted and every position flattened",
+            wall_ms,
+            by=f"uid {data.get('by_uid', '?')}",
+        )
     return None
 
 
@@ -76,9 +86,12 @@ class AlertsActor:
 
     def _build_sender(self) -> al.AlertSender | None:
         cfg = self.daemon.config.alerts
-        targets = al.targets_from_config(cfg.webhook_urls, cfg.telegram_chat_id,
-                                         _telegram_token(cfg.telegram_token_credential),
-                                         cfg.telegram_api_url)
+        targets = al.targets_from_config(
+            cfg.webhook_urls,
+            cfg.telegram_chat_id,
+            _telegram_token(cfg.telegram_token_credential),
+            cfg.telegram_api_url,
+        )
         return al.AlertSender(targets, instance=socket.gethostname()) if targets else None
 
     def notify(self, alert: al.Alert) -> None:
@@ -101,8 +114,9 @@ class AlertsActor:
             self.stale = al.FeedStaleWatch(self.daemon.config.alerts.feed_stale_alert_s)
             ctx.log.info("alerts_reconfigured")
 
-    async def _alerts_reloaded(self, ctx: ActorContext,
-                               reloads: trio.MemoryReceiveChannel[Any]) -> None:
+    async def _alerts_reloaded(
+        self, ctx: ActorContext, reloads: trio.MemoryReceiveChannel[Any]
+    ) -> None:
         while True:
             event = await ctx.receive(reloads)
             if any(key.startswith("alerts.") for key in event.data.get("applied", [])):
@@ -134,8 +148,9 @@ class AlertsActor:
         while True:
             await trio.sleep(FEED_CHECK_S)
             for symbol, health in self.daemon.market_data.health_dicts().items():
-                alert = self.stale.check(symbol, float(health.get("last_message_age_s", 0.0)),
-                                         wall_ms())
+                alert = self.stale.check(
+                    symbol, float(health.get("last_message_age_s", 0.0)), wall_ms()
+                )
                 if alert is not None:
                     self.notify(alert)
 
@@ -151,10 +166,12 @@ class AlertsActor:
                 continue
             try:
                 trades = await closed_trades(self.daemon)
-                report = build_report(trades, current_curve(engine),
-                                      engine.accounting.initial_equity,
-                                      period_bounds("day", engine.last_ts or wall_ms(),
-                                                    calendar=False))
+                report = build_report(
+                    trades,
+                    current_curve(engine),
+                    engine.accounting.initial_equity,
+                    period_bounds("day", engine.last_ts or wall_ms(), calendar=False),
+                )
             except (CommandError, ValueError, RuntimeError, OSError) as exc:
                 # a summary must never take the alerts down (the ledger closing, a bad curve)
                 self.daemon.log.error("daily_summary_failed", error=str(exc))

@@ -56,8 +56,9 @@ class EventBus:
         return event
 
     @contextmanager
-    def subscribe(self, kinds: set[str] | None = None, buffer: int = 1000
-                  ) -> Iterator[trio.MemoryReceiveChannel[DaemonEvent]]:
+    def subscribe(
+        self, kinds: set[str] | None = None, buffer: int = 1000
+    ) -> Iterator[trio.MemoryReceiveChannel[DaemonEvent]]:
         send, receive = trio.open_memory_channel[DaemonEvent](buffer)
         sub = _Subscriber(send, frozenset(kinds) if kinds else None)
         self._subscribers.append(sub)

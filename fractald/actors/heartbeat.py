@@ -17,8 +17,13 @@ from fractald.notify import Notifier
 
 
 class Heartbeat:
-    def __init__(self, supervisor: Supervisor, notifier: Notifier,
-                 status_line: Callable[[], str], tick_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        supervisor: Supervisor,
+        notifier: Notifier,
+        status_line: Callable[[], str],
+        tick_s: float = 1.0,
+    ) -> None:
         self.supervisor = supervisor
         self.notifier = notifier
         self.status_line = status_line

@@ -54,10 +54,16 @@ class MarketDataActor:
         ahead = None if skew is None else round(skew)
         out = {}
         for symbol, h in self.health.items():
-            figures = {**attrs.asdict(h), "local_clock_ahead_ms": ahead, "ended": self.replay_finished}
+            figures = {
+                **attrs.asdict(h),
+                "local_clock_ahead_ms": ahead,
+                "ended": self.replay_finished,
+            }
             if self.replay_finished:
                 # Nothing comes any more: the age keeps growing rather than freeze at its last value.
-                figures["last_message_age_s"] = h.last_message_age_s + trio.current_time() - self._health_at[symbol]
+                figures["last_message_age_s"] = (
+                    h.last_message_age_s + trio.current_time() - self._health_at[symbol]
+                )
             out[symbol] = figures
         return out
 
@@ -72,18 +78,31 @@ class MarketDataActor:
 
         f = self.daemon.config.feed
         return FeedSettings(
-            venue=f.venue, symbols=tuple(f.symbols), timeframes=tuple(f.timeframes),
-            ws_url=f.ws_url or None, rest_url=f.rest_url or None,
-            replay_path=f.replay_path or None, replay_speed=f.replay_speed,
+            venue=f.venue,
+            symbols=tuple(f.symbols),
+            timeframes=tuple(f.timeframes),
+            ws_url=f.ws_url or None,
+            rest_url=f.rest_url or None,
+            replay_path=f.replay_path or None,
+            replay_speed=f.replay_speed,
             replay_repair=f.replay_repair,
-            stale_after_s=f.stale_after_s, silence_timeout_s=f.silence_timeout_s,
-            grace_s=f.late_grace_s, history_bars=f.history_bars,
-            book=f.book, max_frame_bytes=f.max_frame_bytes, backoff_base_s=f.reconnect_backoff_base_s,
-            backoff_cap_s=f.reconnect_backoff_cap_s, max_failures=f.max_failures,
-            health_interval_s=f.health_interval_s, backfill_timeout_s=f.backfill_timeout_s,
+            stale_after_s=f.stale_after_s,
+            silence_timeout_s=f.silence_timeout_s,
+            grace_s=f.late_grace_s,
+            history_bars=f.history_bars,
+            book=f.book,
+            max_frame_bytes=f.max_frame_bytes,
+            backoff_base_s=f.reconnect_backoff_base_s,
+            backoff_cap_s=f.reconnect_backoff_cap_s,
+            max_failures=f.max_failures,
+            health_interval_s=f.health_interval_s,
+            backfill_timeout_s=f.backfill_timeout_s,
             resume_after_ms=self.daemon.trading.resume_after_ms(),
             **self._replay_catalog(f),
-            ib_host=f.ib_host, ib_port=f.ib_port, ib_client_id=f.ib_client_id, ib_exchange=f.ib_exchange,
+            ib_host=f.ib_host,
+            ib_port=f.ib_port,
+            ib_client_id=f.ib_client_id,
+            ib_exchange=f.ib_exchange,
             ib_roll_days=f.ib_roll_days,
         )
 
@@ -94,14 +113,20 @@ class MarketDataActor:
             return {}
         from fractald.config import replay_time_ms
 
-        return {"replay_catalog": f.replay_catalog, "replay_catalog_venue": f.replay_catalog_venue,
-                "replay_from_ms": replay_time_ms(f.replay_from), "replay_to_ms": replay_time_ms(f.replay_to)}
+        return {
+            "replay_catalog": f.replay_catalog,
+            "replay_catalog_venue": f.replay_catalog_venue,
+            "replay_from_ms": replay_time_ms(f.replay_from),
+            "replay_to_ms": replay_time_ms(f.replay_to),
+        }
 
     async def run(self, ctx: ActorContext) -> None:
         """One feed per recovery of the trading state; a re-recovery restarts the feed."""
         trading = self.daemon.trading
         while True:
-            while not trading.recovered.is_set():  # beating: with a venue, recovery asks the venue first
+            while (
+                not trading.recovered.is_set()
+            ):  # beating: with a venue, recovery asks the venue first
                 ctx.beat()
                 with trio.move_on_after(ctx.beat_interval_s):
                     await trading.recovered.wait()
@@ -129,8 +154,14 @@ class MarketDataActor:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._forward, ctx, receive)
             async with send:
-                await run_feed(self.feed_settings(), send, ctx.beat, ctx.log,
-                               self._feed_state(generation), self.replay_progress)
+                await run_feed(
+                    self.feed_settings(),
+                    send,
+                    ctx.beat,
+                    ctx.log,
+                    self._feed_state(generation),
+                    self.replay_progress,
+                )
             # A replay that ended (or had nothing left after a resume) still counts as started.
         await self.downstream.send(FeedEnd(generation))
         self.replay_finished = True
@@ -163,8 +194,11 @@ class MarketDataActor:
             now = trio.current_time()
             if now - self._no_data_logged_at >= NO_DATA_LOG_EVERY_S:
                 self._no_data_logged_at = now
-                ctx.log.warning("feed_no_data_yet", waiting_for=sorted(set(self.health) - seen),
-                                have=sorted(seen))
+                ctx.log.warning(
+                    "feed_no_data_yet",
+                    waiting_for=sorted(set(self.health) - seen),
+                    have=sorted(seen),
+                )
 
     async def _forward(self, ctx: ActorContext, receive: trio.MemoryReceiveChannel[Any]) -> None:
         """Feed events to trading, batched: what is ready now crosses in one hop (a fast replay)."""

@@ -73,19 +73,33 @@ class MetricsActor:
 
         d = self.daemon
         engine = engine_of(d.trading)
-        actors = tuple(ActorStatus(a["name"], a["status"] == "running", int(a["restarts"]))
-                       for a in d.supervisor.snapshot())
+        actors = tuple(
+            ActorStatus(a["name"], a["status"] == "running", int(a["restarts"]))
+            for a in d.supervisor.snapshot()
+        )
         alerts = d.alerts.counters() if d.alerts is not None else AlertCounters()
         common: dict[str, Any] = {
-            "ts_ms": wall_ms() if now_ms is None else now_ms, "fills_total": self.fills,
-            "feeds": _feeds(d.market_data.health_dicts()), "actors": actors,
-            "loop_lag_s": self.probe.last_s, "loop_lag_max_s": self.probe.max_s, "alerts": alerts,
-            "bot": self.bot, "version": __version__, "up": up,
-            "drawdown_limit": d.config.risk.max_drawdown}
+            "ts_ms": wall_ms() if now_ms is None else now_ms,
+            "fills_total": self.fills,
+            "feeds": _feeds(d.market_data.health_dicts()),
+            "actors": actors,
+            "loop_lag_s": self.probe.last_s,
+            "loop_lag_max_s": self.probe.max_s,
+            "alerts": alerts,
+            "bot": self.bot,
+            "version": __version__,
+            "up": up,
+            "drawdown_limit": d.config.risk.max_drawdown,
+        }
         if engine is None:
-            return MetricsSnapshot(equity=d.config.broker.starting_equity, drawdown=0.0,
-                                   open_risk=0.0, heat_cap=0.0,
-                                   breakers={b.value: False for b in Breaker}, **common)
+            return MetricsSnapshot(
+                equity=d.config.broker.starting_equity,
+                drawdown=0.0,
+                open_risk=0.0,
+                heat_cap=0.0,
+                breakers={b.value: False for b in Breaker},
+                **common,
+            )
         risk = risk_figures(engine)
         from fractald.reporting.report import max_drawdown_of
 
@@ -97,11 +111,17 @@ class MetricsActor:
         for o in engine.orders.values():
             orders[o.status.value] = orders.get(o.status.value, 0) + 1
         return MetricsSnapshot(
-            equity=risk["equity"], drawdown=risk["drawdown"], open_risk=risk["open_risk"],
-            heat_cap=risk["heat_cap_amount"], trading_state=engine.state.value,
-            positions=positions, orders_by_state=orders,
+            equity=risk["equity"],
+            drawdown=risk["drawdown"],
+            open_risk=risk["open_risk"],
+            heat_cap=risk["heat_cap_amount"],
+            trading_state=engine.state.value,
+            positions=positions,
+            orders_by_state=orders,
             breakers={b.value: b in engine.breakers.trips for b in Breaker},
-            max_drawdown=deepest, **common)
+            max_drawdown=deepest,
+            **common,
+        )
 
     def render(self, up: bool = True) -> str:
         return render_metrics(self.snapshot(up=up))
@@ -131,8 +151,9 @@ class MetricsActor:
         except OSError as exc:
             self.write_errors += 1
             if self.write_errors in (1, 10) or self.write_errors % 100 == 0:
-                log.error("metrics_write_failed", path=path, error=str(exc),
-                          failures=self.write_errors)
+                log.error(
+                    "metrics_write_failed", path=path, error=str(exc), failures=self.write_errors
+                )
             return
         self.writes += 1
 
@@ -151,6 +172,10 @@ class MetricsActor:
                 elif event.kind == "signal":
                     s = event.data.get("signal", {})
                     self.last_signal = {
-                        "ts": s.get("ts_event"), "symbol": s.get("symbol"),
-                        "strategy": s.get("strategy"), "side": s.get("side"),
-                        "confidence": s.get("confidence"), "sent": event.data.get("sent")}
+                        "ts": s.get("ts_event"),
+                        "symbol": s.get("symbol"),
+                        "strategy": s.get("strategy"),
+                        "side": s.get("side"),
+                        "confidence": s.get("confidence"),
+                        "sent": event.data.get("sent"),
+                    }

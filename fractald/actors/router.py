@@ -48,7 +48,11 @@ from fractald.venues.interface import Venue, VenueFill
 
 QTY_EPS = 1e-9
 _converter = cattrs.Converter()
-_OUTCOMES = {OrderEvent.CANCEL: "canceled", OrderEvent.REJECT: "rejected", OrderEvent.EXPIRE: "expired"}
+_OUTCOMES = {
+    OrderEvent.CANCEL: "canceled",
+    OrderEvent.REJECT: "rejected",
+    OrderEvent.EXPIRE: "expired",
+}
 
 
 class Outbox(Protocol):
@@ -56,7 +60,9 @@ class Outbox(Protocol):
 
     async def record_and_claim(self, client_order_id: str, payload: Any, ts: int) -> bool: ...
 
-    async def mark_outcome(self, client_order_id: str, outcome: str, ts: int | None = None) -> bool: ...
+    async def mark_outcome(
+        self, client_order_id: str, outcome: str, ts: int | None = None
+    ) -> bool: ...
 
     async def pending_intents(self) -> list[IntentRecord]: ...
 
@@ -106,11 +112,19 @@ def intent_from_payload(payload: dict[str, Any]) -> OrderIntent:
 
 
 class Router:
-    def __init__(self, venue: Venue, outbox: Outbox, reports: trio.MemorySendChannel[VenueReport], *,
-                 clock_ms: Callable[[], int], settings: RouterSettings | None = None,
-                 seen_trade_ids: Iterable[str] = (), log: Any = None,
-                 on_alarm: Callable[[str, dict[str, Any]], None] | None = None,
-                 record_outcomes: bool = True) -> None:
+    def __init__(
+        self,
+        venue: Venue,
+        outbox: Outbox,
+        reports: trio.MemorySendChannel[VenueReport],
+        *,
+        clock_ms: Callable[[], int],
+        settings: RouterSettings | None = None,
+        seen_trade_ids: Iterable[str] = (),
+        log: Any = None,
+        on_alarm: Callable[[str, dict[str, Any]], None] | None = None,
+        record_outcomes: bool = True,
+    ) -> None:
         self.venue = venue
         self.outbox = outbox
         self.reports = reports
@@ -164,8 +178,12 @@ class Router:
     async def _apply(self, resolution: Resolution) -> None:
         for report in resolution.reports:
             await self.deliver(report)
-        self._log("intent_resolved", client_order_id=resolution.client_order_id,
-                  verdict=resolution.verdict.value, reason=resolution.reason)
+        self._log(
+            "intent_resolved",
+            client_order_id=resolution.client_order_id,
+            verdict=resolution.verdict.value,
+            reason=resolution.reason,
+        )
 
     # -- 1. recovery -------------------------------------------------------------------------
 
@@ -177,7 +195,11 @@ class Router:
             self.quantity[intent.client_order_id] = intent.quantity
             self._track_expiry(intent)
         claims = [ms for _, ms in todo if ms is not None]
-        fills = await self.venue.fills_since(max(0, min(claims) - self.settings.fills_lookback_ms)) if claims else []
+        fills = (
+            await self.venue.fills_since(max(0, min(claims) - self.settings.fills_lookback_ms))
+            if claims
+            else []
+        )
         done: list[Resolution] = []
         to_send: list[OrderIntent] = []
         while todo:
@@ -195,24 +217,37 @@ class Router:
             todo = later
             if todo:
                 await trio.sleep(self.settings.resolve_interval_s)
-                fills = await self.venue.fills_since(max(0, min(claims) - self.settings.fills_lookback_ms))
+                fills = await self.venue.fills_since(
+                    max(0, min(claims) - self.settings.fills_lookback_ms)
+                )
         for intent in to_send:  # after every earlier intent is resolved
             await self.submit(intent)
         self.recovered.set()
         return done
 
-    async def _resolve_one(self, intent: OrderIntent, claimed_ms: int | None,
-                           fills: list[VenueFill]) -> Resolution:
+    async def _resolve_one(
+        self, intent: OrderIntent, claimed_ms: int | None, fills: list[VenueFill]
+    ) -> Resolution:
         order = await self.venue.order_status(intent.client_order_id, intent.symbol)
-        return resolve(intent, claimed_ms=claimed_ms, venue_order=order, fills=fills,
-                       seen_trade_ids=self.seen_trade_ids, now_ms=self.clock_ms(),
-                       settle_ms=self.settings.settle_ms, max_age_ms=self.settings.max_entry_age_ms)
+        return resolve(
+            intent,
+            claimed_ms=claimed_ms,
+            venue_order=order,
+            fills=fills,
+            seen_trade_ids=self.seen_trade_ids,
+            now_ms=self.clock_ms(),
+            settle_ms=self.settings.settle_ms,
+            max_age_ms=self.settings.max_entry_age_ms,
+        )
 
     # -- 2. commands ---------------------------------------------------------------------------
 
     def _track_expiry(self, intent: OrderIntent) -> None:
-        if (intent.tif is TimeInForce.GTD and intent.expire_ts is not None
-                and not getattr(self.venue, "holds_gtd", False)):
+        if (
+            intent.tif is TimeInForce.GTD
+            and intent.expire_ts is not None
+            and not getattr(self.venue, "holds_gtd", False)
+        ):
             self.expiries[intent.client_order_id] = (intent.symbol, intent.expire_ts)
 
     async def cancel_expired(self) -> None:
@@ -229,12 +264,18 @@ class Router:
         self._track_expiry(intent)
         now = self.clock_ms()
         if not await self.outbox.record_and_claim(coid, intent_payload(intent), max(0, now)):
-            record = await self.outbox.get_intent(coid)  # maybe sent by a run before: ask, never resend
+            record = await self.outbox.get_intent(
+                coid
+            )  # maybe sent by a run before: ask, never resend
             if record is not None and record.outcome is not None:
                 self._log("intent_already_ended", client_order_id=coid, outcome=record.outcome)
                 self.expiries.pop(coid, None)
                 return
-            claimed = record.submitted_ms if record is not None and record.submitted_ms is not None else now
+            claimed = (
+                record.submitted_ms
+                if record is not None and record.submitted_ms is not None
+                else now
+            )
             self._log("intent_claimed_before", client_order_id=coid)
             self.unresolved[coid] = (intent, claimed)
             return
@@ -253,10 +294,17 @@ class Router:
         elif isinstance(command, Cancel):
             await self.deliver(await self.venue.cancel(command.client_order_id, command.symbol))
         else:
-            report = await self.venue.modify(command.client_order_id, command.symbol, quantity=command.quantity,
-                                             price=command.price, trigger_price=command.trigger_price)
+            report = await self.venue.modify(
+                command.client_order_id,
+                command.symbol,
+                quantity=command.quantity,
+                price=command.price,
+                trigger_price=command.trigger_price,
+            )
             if report.kind is OrderEvent.UPDATE and command.quantity is not None:
-                self.quantity[command.client_order_id] = self.filled.get(command.client_order_id, 0.0) + command.quantity
+                self.quantity[command.client_order_id] = (
+                    self.filled.get(command.client_order_id, 0.0) + command.quantity
+                )
             await self.deliver(report)
 
     async def resolve_unanswered(self) -> None:
@@ -281,8 +329,14 @@ class Router:
             if isinstance(action, protection.Place):
                 await self.submit(stop_intent(action.stop, self.clock_ms()))
             elif isinstance(action, protection.Resize):
-                await self.handle(Modify(action.stop.client_order_id, action.stop.symbol,
-                                         quantity=action.stop.quantity, trigger_price=action.stop.trigger_price))
+                await self.handle(
+                    Modify(
+                        action.stop.client_order_id,
+                        action.stop.symbol,
+                        quantity=action.stop.quantity,
+                        trigger_price=action.stop.trigger_price,
+                    )
+                )
             elif isinstance(action, protection.CancelStop):
                 await self.handle(Cancel(action.client_order_id, action.symbol))
             else:
@@ -291,8 +345,11 @@ class Router:
 
     # -- the actor ----------------------------------------------------------------------------------
 
-    async def run(self, commands: trio.MemoryReceiveChannel[Command],
-                  task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(
+        self,
+        commands: trio.MemoryReceiveChannel[Command],
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
         await self.recover()
         task_status.started()
         from_venue, venue_reports = trio.open_memory_channel[VenueReport](1024)
@@ -319,6 +376,15 @@ class Router:
 
 def stop_intent(stop: protection.WantedStop, ts: int) -> OrderIntent:
     """A protective stop as an order: reduce-only stop-market on the closing side."""
-    return OrderIntent(ts, stop.client_order_id, stop.symbol, Side.BUY if stop.side == "BUY" else Side.SELL,
-                       OrderType.STOP_MARKET, stop.quantity, trigger_price=stop.trigger_price, tif=TimeInForce.GTC,
-                       reduce_only=True, role="stop")
+    return OrderIntent(
+        ts,
+        stop.client_order_id,
+        stop.symbol,
+        Side.BUY if stop.side == "BUY" else Side.SELL,
+        OrderType.STOP_MARKET,
+        stop.quantity,
+        trigger_price=stop.trigger_price,
+        tif=TimeInForce.GTC,
+        reduce_only=True,
+        role="stop",
+    )

@@ -48,7 +48,9 @@ class RouterActor:
         self.daemon = daemon
         self.settings = settings or RouterSettings()
         self.commands_send, self._commands = trio.open_memory_channel[Command](COMMAND_BUFFER)
-        self.reports_send, self.reports_receive = trio.open_memory_channel[VenueReport](REPORT_BUFFER)
+        self.reports_send, self.reports_receive = trio.open_memory_channel[VenueReport](
+            REPORT_BUFFER
+        )
         self.session_generation = 0  # the trading session this router serves (0: none yet)
         self.recovered_generation = 0  # the session whose intents are all resolved
         self.router: Router | None = None
@@ -81,10 +83,13 @@ class RouterActor:
 
     def status(self) -> dict[str, Any]:
         r = self.router
-        return {"venue": self.daemon.config.broker.kind, "network": self.daemon.config.broker.network,
-                "recovered": self.recovered_generation == self.session_generation != 0,
-                "unresolved": 0 if r is None else len(r.unresolved),
-                "sent": 0 if r is None else len(r.sent)}
+        return {
+            "venue": self.daemon.config.broker.kind,
+            "network": self.daemon.config.broker.network,
+            "recovered": self.recovered_generation == self.session_generation != 0,
+            "unresolved": 0 if r is None else len(r.unresolved),
+            "sent": 0 if r is None else len(r.sent),
+        }
 
     # -- the actor ----------------------------------------------------------------------------
 
@@ -99,13 +104,26 @@ class RouterActor:
         async with open_venue(self.daemon.config, os.environ, ctx.log) as venue:
             seen = await ledger.run(lambda led: set(recorded_fills(led)))
             router = self.router = Router(
-                venue, ledger, self.reports_send, clock_ms=wall_ms, settings=self.settings,
-                seen_trade_ids=seen, log=ctx.log, on_alarm=self._alarm, record_outcomes=False)
+                venue,
+                ledger,
+                self.reports_send,
+                clock_ms=wall_ms,
+                settings=self.settings,
+                seen_trade_ids=seen,
+                log=ctx.log,
+                on_alarm=self._alarm,
+                record_outcomes=False,
+            )
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._beat, ctx)
                 await nursery.start(router.run, self._commands.clone())
-                ctx.log.info("router_recovered", venue=venue.name, generation=generation,
-                             sent=len(router.sent), unresolved=len(router.unresolved))
+                ctx.log.info(
+                    "router_recovered",
+                    venue=venue.name,
+                    generation=generation,
+                    sent=len(router.sent),
+                    unresolved=len(router.unresolved),
+                )
                 self.recovered_generation = generation
                 self._poke()
                 await self._wait_until(ctx, lambda: self.session_generation != generation)

@@ -43,11 +43,19 @@ class StoreActor:
             try:
                 self.ledger = await AsyncLedger.open(self.db_path)
             except PermissionError as exc:
-                raise StateUnavailable(f"state directory {self.db_path.parent} is not usable: "
-                                       f"{exc}", path=str(self.db_path)) from exc
+                raise StateUnavailable(
+                    f"state directory {self.db_path.parent} is not usable: {exc}",
+                    path=str(self.db_path),
+                ) from exc
             await self.ledger.record_daemon_event(
-                "start", {"pid": os.getpid(), "version": __version__,
-                          "config": self.daemon.config_path or "(embedded default)"}, wall_ms())
+                "start",
+                {
+                    "pid": os.getpid(),
+                    "version": __version__,
+                    "config": self.daemon.config_path or "(embedded default)",
+                },
+                wall_ms(),
+            )
             ctx.log.info("store_opened", db=str(self.db_path))
         self.opened.set()
         return self.ledger

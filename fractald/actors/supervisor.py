@@ -125,8 +125,11 @@ class ActorContext:
 
 
 class Supervisor:
-    def __init__(self, rng: random.Random | None = None,
-                 on_event: Callable[[str, dict[str, Any]], None] | None = None) -> None:
+    def __init__(
+        self,
+        rng: random.Random | None = None,
+        on_event: Callable[[str, dict[str, Any]], None] | None = None,
+    ) -> None:
         self.states: dict[str, ActorState] = {}
         self.gates: dict[str, trio.Event] = {g: trio.Event() for g in GATES}
         self.fatal: FractalError | None = None
@@ -140,12 +143,18 @@ class Supervisor:
     def pass_gate(self, gate: str) -> None:
         if not self.gates[gate].is_set():
             self.gates[gate].set()
-            self.log.info("gate_passed", gate=gate,
-                          after_s=round(trio.current_time() - self.started_at, 3))
+            self.log.info(
+                "gate_passed", gate=gate, after_s=round(trio.current_time() - self.started_at, 3)
+            )
 
-    async def wait_gates(self, timeout_s: float, gates: tuple[str, ...] = GATES, *,
-                         held_until: Callable[[], float] | None = None,
-                         on_held: Callable[[str, float], None] | None = None) -> None:
+    async def wait_gates(
+        self,
+        timeout_s: float,
+        gates: tuple[str, ...] = GATES,
+        *,
+        held_until: Callable[[], float] | None = None,
+        on_held: Callable[[str, float], None] | None = None,
+    ) -> None:
         """Wait for each gate in order; a gate not passed in time is fatal.
 
         Unless the venue is holding it: ``held_until()`` is the trio time until which
@@ -164,16 +173,22 @@ class Supervisor:
                     break
                 deadline = held + timeout_s
                 wait_s = max(0.0, held - now)
-                self.log.warning("gate_held_by_venue", gate=gate, retry_after_s=round(wait_s, 3),
-                                 waits_until_s=round(deadline - now, 3),
-                                 reason="the venue asked us to wait (rate limit): transient")
+                self.log.warning(
+                    "gate_held_by_venue",
+                    gate=gate,
+                    retry_after_s=round(wait_s, 3),
+                    waits_until_s=round(deadline - now, 3),
+                    reason="the venue asked us to wait (rate limit): transient",
+                )
                 if on_held is not None:
                     on_held(gate, deadline - now)
             if scope.cancelled_caught:
                 pending = [g for g in gates if not self.gates[g].is_set()]
                 raise StartupGateFailed(
                     f"start-up gate {gate!r} not passed within {timeout_s}s "
-                    f"(pending: {', '.join(pending)})", gate=gate)
+                    f"(pending: {', '.join(pending)})",
+                    gate=gate,
+                )
 
     def gates_status(self) -> dict[str, bool]:
         return {g: e.is_set() for g, e in self.gates.items()}
@@ -181,8 +196,11 @@ class Supervisor:
     # -- liveness ------------------------------------------------------------------
     def stalled(self, now: float | None = None) -> list[str]:
         now = trio.current_time() if now is None else now
-        return [s.name for s in self.states.values()
-                if s.status is ActorStatus.RUNNING and now - s.last_beat > s.stall_limit_s]
+        return [
+            s.name
+            for s in self.states.values()
+            if s.status is ActorStatus.RUNNING and now - s.last_beat > s.stall_limit_s
+        ]
 
     def snapshot(self) -> list[dict[str, Any]]:
         now = trio.current_time()
@@ -196,21 +214,24 @@ class Supervisor:
         if self._cancel_scope is not None:
             self._cancel_scope.cancel()
 
-    async def run(self, specs: list[ActorSpec],
-                  main: Callable[[trio.Nursery], Awaitable[None]] | None = None) -> None:
+    async def run(
+        self, specs: list[ActorSpec], main: Callable[[trio.Nursery], Awaitable[None]] | None = None
+    ) -> None:
         """Run every actor (and an optional `main` task) until stopped or a fatal error."""
         with trio.CancelScope() as scope:
             self._cancel_scope = scope
             async with trio.open_nursery() as nursery:
                 for spec in specs:
-                    self.states[spec.name] = ActorState(spec.name, spec.stall_limit_s,
-                                                        last_beat=trio.current_time())
+                    self.states[spec.name] = ActorState(
+                        spec.name, spec.stall_limit_s, last_beat=trio.current_time()
+                    )
                     nursery.start_soon(self._supervise, spec)
                 if main is not None:
                     nursery.start_soon(self._run_main, main, nursery)
 
-    async def _run_main(self, main: Callable[[trio.Nursery], Awaitable[None]],
-                        nursery: trio.Nursery) -> None:
+    async def _run_main(
+        self, main: Callable[[trio.Nursery], Awaitable[None]], nursery: trio.Nursery
+    ) -> None:
         try:
             await main(nursery)
         except Exception as exc:  # the main task has no restart policy: any failure is fatal
@@ -243,8 +264,9 @@ class Supervisor:
                     return
                 if spec.policy is RestartPolicy.TEMPORARY:
                     state.status = ActorStatus.FAILED
-                    self.log.warning("actor_failed_not_restarted", actor=spec.name,
-                                     error=error.as_dict())
+                    self.log.warning(
+                        "actor_failed_not_restarted", actor=spec.name, error=error.as_dict()
+                    )
                     return
             now = trio.current_time()
             state.restart_times.append(now)
@@ -254,9 +276,14 @@ class Supervisor:
                 exhausted = RestartBudgetExhausted(
                     f"actor {spec.name!r} restarted {len(recent)} times within "
                     f"{spec.window_s}s (budget {spec.budget}); last error: {state.last_error}",
-                    actor=spec.name)
-                self.log.error("restart_budget_exhausted", actor=spec.name,
-                               restarts=len(recent), window_s=spec.window_s)
+                    actor=spec.name,
+                )
+                self.log.error(
+                    "restart_budget_exhausted",
+                    actor=spec.name,
+                    restarts=len(recent),
+                    window_s=spec.window_s,
+                )
                 self._on_event("actor_fatal", {"actor": spec.name, **exhausted.as_dict()})
                 self.stop_daemon(exhausted)
                 return
@@ -266,10 +293,22 @@ class Supervisor:
                 delay = max(delay, error.retry_after_s)
             state.restarts += 1
             state.status = ActorStatus.BACKOFF
-            self.log.warning("actor_restarting", actor=spec.name, attempt=attempt,
-                             backoff_s=round(delay, 3), error=state.last_error)
-            self._on_event("actor_restart", {"actor": spec.name, "attempt": attempt,
-                                             "backoff_s": delay, "error": state.last_error})
+            self.log.warning(
+                "actor_restarting",
+                actor=spec.name,
+                attempt=attempt,
+                backoff_s=round(delay, 3),
+                error=state.last_error,
+            )
+            self._on_event(
+                "actor_restart",
+                {
+                    "actor": spec.name,
+                    "attempt": attempt,
+                    "backoff_s": delay,
+                    "error": state.last_error,
+                },
+            )
             await trio.sleep(delay)
 
     async def _run_once(self, spec: ActorSpec, state: ActorState) -> FractalError | None:

@@ -33,10 +33,13 @@ class TelegramActor:
     def _chats(self) -> list[str]:
         cfg, alerts = self.daemon.config.telegram, self.daemon.config.alerts
         chats = [str(c) for c in cfg.allowed_chat_ids] or (
-            [alerts.telegram_chat_id] if alerts.telegram_chat_id else [])
+            [alerts.telegram_chat_id] if alerts.telegram_chat_id else []
+        )
         if not chats:
-            raise ConfigError("telegram.allowed_chat_ids: empty, and no alerts.telegram_chat_id to "
-                              "fall back on; name the chats the bot may answer")
+            raise ConfigError(
+                "telegram.allowed_chat_ids: empty, and no alerts.telegram_chat_id to "
+                "fall back on; name the chats the bot may answer"
+            )
         return chats
 
     def _token(self) -> str:
@@ -44,9 +47,11 @@ class TelegramActor:
         name = cfg.token_credential or alerts.telegram_token_credential
         token = _telegram_token(name)
         if not token:
-            raise AuthError(f"telegram: no bot token in the credential {name or '(none named)'!r} "
-                            "(telegram.token_credential or alerts.telegram_token_credential, "
-                            "read from $CREDENTIALS_DIRECTORY)")
+            raise AuthError(
+                f"telegram: no bot token in the credential {name or '(none named)'!r} "
+                "(telegram.token_credential or alerts.telegram_token_credential, "
+                "read from $CREDENTIALS_DIRECTORY)"
+            )
         return token
 
     def _is_mutating(self, name: str) -> bool:
@@ -57,10 +62,15 @@ class TelegramActor:
         cfg = self.daemon.config.telegram
         chats, token = self._chats(), self._token()
         async with httpx.AsyncClient(timeout=30.0, trust_env=False) as client:
-            self.bot = bot = TelegramBot(BotApi(client, cfg.api_url, token),
-                                         registry_invoker(self.registry), self._is_mutating, chats,
-                                         ctx.log, poll_timeout_s=cfg.poll_timeout_s,
-                                         confirm_timeout_s=cfg.confirm_timeout_s)
+            self.bot = bot = TelegramBot(
+                BotApi(client, cfg.api_url, token),
+                registry_invoker(self.registry),
+                self._is_mutating,
+                chats,
+                ctx.log,
+                poll_timeout_s=cfg.poll_timeout_s,
+                confirm_timeout_s=cfg.confirm_timeout_s,
+            )
             ctx.log.info("telegram_polling", chats=len(chats))
             while True:
                 ctx.beat()
@@ -75,8 +85,9 @@ class TelegramActor:
 
     async def _api_error(self, ctx: ActorContext, exc: BotApiError) -> None:
         if exc.code in (401, 403, 404):
-            ctx.log.error("telegram_token_refused", code=exc.code, error=str(exc),
-                          retry_in_s=REFUSED_RETRY_S)
+            ctx.log.error(
+                "telegram_token_refused", code=exc.code, error=str(exc), retry_in_s=REFUSED_RETRY_S
+            )
             await ctx.sleep(REFUSED_RETRY_S)
         elif exc.code in (409, 429):  # another poller with this token, or slow down
             ctx.log.warning("telegram_backoff", code=exc.code, error=str(exc))

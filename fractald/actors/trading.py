@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 MARKET_BUFFER = 1024  # bars and trades are never dropped: a full buffer holds the feed back
 
 
-
 @attrs.frozen
 class FeedStart:
     """Sent first by a feed started for recovery `generation`: what precedes it is stale."""
@@ -88,8 +87,9 @@ class TradingActor:
         """Per symbol, the open time of the last 1m bar the committed state covers."""
         if self.session is None:
             return {}
-        return {key.split("/")[0]: ts for key, ts in self.session.cursor.items()
-                if key.endswith("/1m")}
+        return {
+            key.split("/")[0]: ts for key, ts in self.session.cursor.items() if key.endswith("/1m")
+        }
 
     def summary_line(self) -> str:
         return "recovering" if self.session is None else self.session.summary_line()
@@ -129,8 +129,9 @@ class TradingActor:
             self._cancels_swept = False
         if self.recovered.is_set():  # a restart: others wait for this recovery, not the last
             self.recovered = trio.Event()
-        self.session = await TradingSession.recover(self.daemon.config, ledger, ctx.log,
-                                                    self.daemon.bus)
+        self.session = await TradingSession.recover(
+            self.daemon.config, ledger, ctx.log, self.daemon.bus
+        )
         await self.session.reconcile("start")
         self.generation += 1
         generation = self.generation
@@ -168,7 +169,9 @@ class TradingActor:
                             await self._venue_work()
 
     # -- a venue broker: orders out through the router, reports in through the engine ----------
-    async def _recover_at_venue(self, ctx: ActorContext, nursery: trio.Nursery, generation: int) -> None:
+    async def _recover_at_venue(
+        self, ctx: ActorContext, nursery: trio.Nursery, generation: int
+    ) -> None:
         router = self.router
         session = self.session
         assert router is not None and session is not None
@@ -195,7 +198,8 @@ class TradingActor:
             elif isinstance(event, CancelRequested):
                 order = orders.get(event.client_order_id)
                 await router.commands_send.send(
-                    Cancel(event.client_order_id, order.symbol if order is not None else ""))
+                    Cancel(event.client_order_id, order.symbol if order is not None else "")
+                )
 
     async def _venue_positions(self) -> dict[str, float] | None:
         """The venue's net positions, when nothing is on its way between us (else None: ask later)."""
@@ -203,10 +207,15 @@ class TradingActor:
 
         actor = self.router
         router = actor.router if actor is not None else None
-        if (actor is None or router is None or actor.recovered_generation != self.generation
-                or router.unresolved or self._held_reports
-                or actor.commands_send.statistics().current_buffer_used
-                or actor.reports_receive.statistics().current_buffer_used):
+        if (
+            actor is None
+            or router is None
+            or actor.recovered_generation != self.generation
+            or router.unresolved
+            or self._held_reports
+            or actor.commands_send.statistics().current_buffer_used
+            or actor.reports_receive.statistics().current_buffer_used
+        ):
             return None
         try:
             return await router.venue.positions()
@@ -243,14 +252,19 @@ class TradingActor:
         assert session is not None
         engine = session.engine
         order = engine.orders.get(report.client_order_id)
-        if (order is not None and report.kind not in (OrderEvent.FILL, OrderEvent.PARTIAL_FILL)
-                and order.next_status(report.kind) is None
-                and (order.status.terminal or report.kind in (OrderEvent.ACCEPT, OrderEvent.TRIGGER))):
+        if (
+            order is not None
+            and report.kind not in (OrderEvent.FILL, OrderEvent.PARTIAL_FILL)
+            and order.next_status(report.kind) is None
+            and (order.status.terminal or report.kind in (OrderEvent.ACCEPT, OrderEvent.TRIGGER))
+        ):
             # The venue restating what the engine knows: recovery asks about open orders, and a
             # cancel is confirmed by its reply and again by the stream.
             return
         on_report = getattr(session.pipeline, "on_venue_report", None)
-        events = list(on_report(report) if on_report is not None else engine.on_venue_report(report))
+        events = list(
+            on_report(report) if on_report is not None else engine.on_venue_report(report)
+        )
         if events:
             await session.commit(events, ts_event=max(0, int(report.ts)))
             session.announce(events)
@@ -260,7 +274,11 @@ class TradingActor:
         from fractald.core.execution.orders import OrderStatus
 
         engine = self.session.engine if self.session is not None else None
-        pending = [o for o in getattr(engine, "orders", {}).values() if o.status is OrderStatus.PENDING_CANCEL]
+        pending = [
+            o
+            for o in getattr(engine, "orders", {}).values()
+            if o.status is OrderStatus.PENDING_CANCEL
+        ]
         if pending and self.router is not None:
             from fractald.actors.router import Cancel
 
@@ -272,8 +290,9 @@ class TradingActor:
         session = self.session
         assert session is not None
         session.feed_ended()
-        ctx.log.info("trading_caught_up", bars_processed=session.bars_processed,
-                     cursor=session.cursor)
+        ctx.log.info(
+            "trading_caught_up", bars_processed=session.bars_processed, cursor=session.cursor
+        )
         self.daemon.bus.publish("trading_caught_up", {"bars_processed": session.bars_processed})
 
     def _drain_stale(self) -> int:

@@ -71,9 +71,11 @@ _MAX_REPLY_BYTES = 256 * 1024 * 1024  # reports and plots can be large; this onl
 # Options that shape the output on this side and are never sent to the daemon.
 _LOCAL_OPTIONS = {"output", "format", "plot", "wide"}
 _PLOT_FIELD = "plot_png"  # base64 PNG in a result, when the request asked for "plot": true
-_START_HINT = ("Start it with `sudo systemctl start fractald` (or `fractald run` in the "
-               "foreground), or point fractalctl at its socket with --socket PATH or "
-               "$FRACTALD_SOCKET")
+_START_HINT = (
+    "Start it with `sudo systemctl start fractald` (or `fractald run` in the "
+    "foreground), or point fractalctl at its socket with --socket PATH or "
+    "$FRACTALD_SOCKET"
+)
 
 
 class ClientError(Exception):
@@ -137,8 +139,9 @@ def choose_socket(explicit: str | None, env: Mapping[str, str]) -> tuple[Path, l
 class ControlClient:
     """One connection to the control socket; requests go one at a time."""
 
-    def __init__(self, path: Path, timeout_s: float = DEFAULT_TIMEOUT_S,
-                 tried: Sequence[Path] = ()) -> None:
+    def __init__(
+        self, path: Path, timeout_s: float = DEFAULT_TIMEOUT_S, tried: Sequence[Path] = ()
+    ) -> None:
         self.path = path
         self.timeout_s = timeout_s
         self.tried = list(tried) or [path]
@@ -164,9 +167,11 @@ class ControlClient:
                 # The daemon's listen queue is full for a moment (a burst of clients, or its
                 # loop busy): it is alive, so wait for a place within the timeout.
                 if time.monotonic() + pause > deadline:
-                    raise ClientError(f"the daemon at {self.path} is busy: its connection queue "
-                                      f"stayed full for {self.timeout_s:g} s",
-                                      EXIT_NO_REPLY) from None
+                    raise ClientError(
+                        f"the daemon at {self.path} is busy: its connection queue "
+                        f"stayed full for {self.timeout_s:g} s",
+                        EXIT_NO_REPLY,
+                    ) from None
                 time.sleep(pause)
                 pause = min(pause * 2, 0.1)
 
@@ -185,22 +190,32 @@ class ControlClient:
             sock.close()
             raise ClientError(
                 f"permission denied on {self.path}: your user must be allowed by the daemon "
-                "(its group, or control.allowed_uids / allowed_gids)", EXIT_NOPERM) from None
+                "(its group, or control.allowed_uids / allowed_gids)",
+                EXIT_NOPERM,
+            ) from None
         except TimeoutError:
             sock.close()
-            raise ClientError(f"the daemon at {self.path} did not accept a connection within "
-                              f"{self.timeout_s:g} s", EXIT_NO_REPLY) from None
+            raise ClientError(
+                f"the daemon at {self.path} did not accept a connection within "
+                f"{self.timeout_s:g} s",
+                EXIT_NO_REPLY,
+            ) from None
         except OSError as exc:
             sock.close()
             raise ClientError(f"cannot connect to {self.path}: {exc}", EXIT_NOT_RUNNING) from None
         self.sock = sock
 
     def _not_running(self, exc: OSError) -> str:
-        why = "no socket there" if isinstance(exc, (FileNotFoundError, NotADirectoryError)) \
+        why = (
+            "no socket there"
+            if isinstance(exc, (FileNotFoundError, NotADirectoryError))
             else "connection refused (a stale socket)"
+        )
         tried = ", ".join(str(p) for p in self.tried)
-        return (f"fractald is not running: cannot connect to {self.path} ({why}).\n"
-                f"Tried: {tried}.\n{_START_HINT}.")
+        return (
+            f"fractald is not running: cannot connect to {self.path} ({why}).\n"
+            f"Tried: {tried}.\n{_START_HINT}."
+        )
 
     def close(self) -> None:
         if self.sock is not None:
@@ -211,8 +226,10 @@ class ControlClient:
         assert self.sock is not None, "connect() first"
         request_id = self._next_id
         self._next_id += 1
-        line = json.dumps({"id": request_id, "cmd": cmd, "args": dict(args)},
-                          separators=(",", ":")) + "\n"
+        line = (
+            json.dumps({"id": request_id, "cmd": cmd, "args": dict(args)}, separators=(",", ":"))
+            + "\n"
+        )
         try:
             self.sock.sendall(line.encode("utf-8"))
         except OSError as exc:
@@ -231,14 +248,17 @@ class ControlClient:
             try:
                 data = self.sock.recv(65536)
             except TimeoutError:
-                raise ClientError(f"no reply from the daemon within {self.timeout_s:g} s "
-                                  "(--timeout to wait longer)", EXIT_NO_REPLY) from None
+                raise ClientError(
+                    f"no reply from the daemon within {self.timeout_s:g} s "
+                    "(--timeout to wait longer)",
+                    EXIT_NO_REPLY,
+                ) from None
             except OSError as exc:
-                raise ClientError(f"connection to the daemon failed: {exc}", EXIT_NO_REPLY) \
-                    from None
+                raise ClientError(
+                    f"connection to the daemon failed: {exc}", EXIT_NO_REPLY
+                ) from None
             if not data:
-                raise ClientError("the daemon closed the connection without a reply",
-                                  EXIT_NO_REPLY)
+                raise ClientError("the daemon closed the connection without a reply", EXIT_NO_REPLY)
             self._buf += data
             if len(self._buf) > _MAX_REPLY_BYTES:
                 raise ClientError("reply too large", EXIT_NO_REPLY)
@@ -248,8 +268,9 @@ class ControlClient:
         try:
             message = json.loads(line)
         except ValueError:
-            raise ClientError(f"unreadable reply from the daemon: {line[:200]!r}",
-                              EXIT_NO_REPLY) from None
+            raise ClientError(
+                f"unreadable reply from the daemon: {line[:200]!r}", EXIT_NO_REPLY
+            ) from None
         if not isinstance(message, dict) or "ok" not in message:
             raise ClientError(f"unexpected reply from the daemon: {line[:200]!r}", EXIT_NO_REPLY)
         return message
@@ -265,8 +286,9 @@ class ControlClient:
         if not message["ok"]:
             raise ReplyError(message.get("error") or {})
         if message.get("id") not in (request_id, None):
-            raise ClientError(f"reply for request {message.get('id')!r}, expected {request_id}",
-                              EXIT_NO_REPLY)
+            raise ClientError(
+                f"reply for request {message.get('id')!r}, expected {request_id}", EXIT_NO_REPLY
+            )
         return message
 
     def request(self, cmd: str, args: Mapping[str, Any] | None = None) -> Any:
@@ -342,15 +364,25 @@ def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
     def default(value: Any) -> Any:
         return argparse.SUPPRESS if suppress else value
 
-    parser.add_argument("--socket", metavar="PATH", default=default(None),
-                        help="control socket (default: $FRACTALD_SOCKET, else "
-                             "$RUNTIME_DIRECTORY/control.sock, /run/fractald/control.sock, "
-                             "./state/control.sock, the first that exists)")
-    parser.add_argument("--json", action="store_true", default=default(False),
-                        help="print the raw JSON result")
-    parser.add_argument("--timeout", type=_seconds, default=default(None), metavar="S",
-                        help=f"seconds to wait for a reply (default {DEFAULT_TIMEOUT_S:g}; "
-                             f"{SLOW_TIMEOUT_S:g} for {', '.join(sorted(_SLOW_COMMANDS))})")
+    parser.add_argument(
+        "--socket",
+        metavar="PATH",
+        default=default(None),
+        help="control socket (default: $FRACTALD_SOCKET, else "
+        "$RUNTIME_DIRECTORY/control.sock, /run/fractald/control.sock, "
+        "./state/control.sock, the first that exists)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", default=default(False), help="print the raw JSON result"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=default(None),
+        metavar="S",
+        help=f"seconds to wait for a reply (default {DEFAULT_TIMEOUT_S:g}; "
+        f"{SLOW_TIMEOUT_S:g} for {', '.join(sorted(_SLOW_COMMANDS))})",
+    )
 
 
 def _command(sub: Any, name: str, help: str, cmd: str | None = None) -> argparse.ArgumentParser:
@@ -379,9 +411,11 @@ _SIMPLE = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="fractalctl", description="Control a running fractald over its Unix socket.",
+        prog="fractalctl",
+        description="Control a running fractald over its Unix socket.",
         epilog="Exit status: 0 ok, 1 error reply, 2 usage, 3 daemon not running, "
-               "4 no reply, 77 permission denied.")
+        "4 no reply, 77 permission denied.",
+    )
     _global_options(parser, suppress=False)
     from fractald import __version__
 
@@ -394,8 +428,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(sub, "help", "the commands the daemon knows, or one command's arguments")
     p.add_argument("command", nargs="?", help="describe this command")
     p = _command(sub, "tail", "stream the daemon's events as JSON lines until Ctrl-C")
-    p.add_argument("--kind", nargs="+", action="extend", metavar="K",
-                   help="only these event kinds (repeatable)")
+    p.add_argument(
+        "--kind",
+        nargs="+",
+        action="extend",
+        metavar="K",
+        help="only these event kinds (repeatable)",
+    )
     p = _command(sub, "orders", "working orders")
     _flag(p, "--all", "include finished orders")
     p = _command(sub, "trades", "closed trades")
@@ -408,22 +447,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--last", type=_count, metavar="N", help="how many")
     p = _command(sub, "flatten", "close positions at market (all, or one symbol)")
     p.add_argument("symbol", nargs="?", help="only this symbol")
-    p = _command(sub, "enter", "enter a trade by hand (strategy manual): same sizing, gates, routing")
+    p = _command(
+        sub, "enter", "enter a trade by hand (strategy manual): same sizing, gates, routing"
+    )
     p.add_argument("symbol")
     p.add_argument("side", choices=["long", "short"])
     p.add_argument("--stop", type=float, required=True, metavar="PRICE", help="protective stop")
     p.add_argument("--target", action="append", metavar="PRICE", help="a take-profit (repeatable)")
-    p.add_argument("--risk", type=float, metavar="FRACTION",
-                   help="share of equity this trade risks (0.01 = 1 %%), instead of [risk] risk_fraction")
+    p.add_argument(
+        "--risk",
+        type=float,
+        metavar="FRACTION",
+        help="share of equity this trade risks (0.01 = 1 %%), instead of [risk] risk_fraction",
+    )
     p = _command(sub, "exit", "close one trade (its id from `positions`)")
     p.add_argument("trade_id")
     p = _command(sub, "halt", "kill switch: halt trading and flatten everything")
     _flag(p, "--yes", "confirm: without it, halt is refused")
 
     risk = sub.add_parser("risk", help="risk settings").add_subparsers(
-        dest="risk_action", metavar="ACTION", required=True)
-    p = _command(risk, "set", "change a risk setting (validated, logged, persisted)",
-                 cmd="risk_set")
+        dest="risk_action", metavar="ACTION", required=True
+    )
+    p = _command(
+        risk, "set", "change a risk setting (validated, logged, persisted)", cmd="risk_set"
+    )
     p.add_argument("key", help="setting name, e.g. max_heat")
     p.add_argument("value", help="new value")
 
@@ -436,13 +483,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="FILE", help="also draw the equity curve to FILE (PNG)")
     p = _command(sub, "chart", "multi-timeframe chart with SMC structure and the bot's trades")
     p.add_argument("symbol")
-    p.add_argument("--timeframes", type=_csv_list, metavar="TF,TF,...",
-                   help="e.g. 4h,1h,15m")
-    p.add_argument("--swing-lengths", type=_swing_lengths_text, metavar="TF=N,...",
-                   help="override the detectors' swing length per timeframe, e.g. 15m=4,1h=5 "
-                   "(default: what the daemon's strategies trade on; as `fractald chart`)")
-    p.add_argument("--plot", metavar="FILE", default="chart.png",
-                   help="PNG file to write (default chart.png; the path written is printed)")
+    p.add_argument("--timeframes", type=_csv_list, metavar="TF,TF,...", help="e.g. 4h,1h,15m")
+    p.add_argument(
+        "--swing-lengths",
+        type=_swing_lengths_text,
+        metavar="TF=N,...",
+        help="override the detectors' swing length per timeframe, e.g. 15m=4,1h=5 "
+        "(default: what the daemon's strategies trade on; as `fractald chart`)",
+    )
+    p.add_argument(
+        "--plot",
+        metavar="FILE",
+        default="chart.png",
+        help="PNG file to write (default chart.png; the path written is printed)",
+    )
     return parser
 
 
@@ -479,8 +533,9 @@ def _write(path: Path, data: bytes) -> None:
 
 def _save_plot(result: Any, path: str, err: TextIO) -> Any:
     if not isinstance(result, dict) or not isinstance(result.get(_PLOT_FIELD), str):
-        raise ClientError(f"the daemon sent no plot (expected a base64 {_PLOT_FIELD!r} field)",
-                          EXIT_ERROR)
+        raise ClientError(
+            f"the daemon sent no plot (expected a base64 {_PLOT_FIELD!r} field)", EXIT_ERROR
+        )
     try:
         png = base64.b64decode(result[_PLOT_FIELD], validate=True)
     except (binascii.Error, ValueError):
@@ -520,16 +575,23 @@ def run_tail(client: ControlClient, args: dict[str, Any], out: TextIO) -> int:
     return EXIT_OK
 
 
-def run(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None,
-        out: TextIO | None = None, err: TextIO | None = None) -> int:
+def run(
+    argv: Sequence[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
     env = os.environ if env is None else env
     ns = build_parser().parse_args(argv)
     args = request_args(ns)
     if ns.cmd == "halt" and not ns.yes:
-        print("fractalctl: halt stops trading and flattens every position; "
-              "re-run with --yes to confirm", file=err)
+        print(
+            "fractalctl: halt stops trading and flattens every position; "
+            "re-run with --yes to confirm",
+            file=err,
+        )
         return EXIT_USAGE
     path, tried = choose_socket(ns.socket, env)
     try:

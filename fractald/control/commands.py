@@ -34,10 +34,17 @@ class ControlActor:
     async def run(self, ctx: ActorContext) -> None:
         cfg = self.daemon.config
         server = ControlServer(
-            cfg.socket_path(), cfg.control.allowed_uids, cfg.control.allowed_gids,
-            self.registry, ctx.log, idle_timeout_s=cfg.control.idle_timeout_s,
-            max_line_bytes=cfg.control.max_line_bytes, max_clients=cfg.control.max_clients,
-            send_timeout_s=cfg.control.send_timeout_s, max_streams=cfg.control.max_streams)
+            cfg.socket_path(),
+            cfg.control.allowed_uids,
+            cfg.control.allowed_gids,
+            self.registry,
+            ctx.log,
+            idle_timeout_s=cfg.control.idle_timeout_s,
+            max_line_bytes=cfg.control.max_line_bytes,
+            max_clients=cfg.control.max_clients,
+            send_timeout_s=cfg.control.send_timeout_s,
+            max_streams=cfg.control.max_streams,
+        )
         async with trio.open_nursery() as nursery:
             await nursery.start(server.serve)
             self.daemon.control_ready.set()
@@ -51,15 +58,23 @@ class ControlActor:
         r.register("version", self.version, help="the daemon's version")
         r.register("status", self.status, help="daemon, actors, gates, feeds, trading state")
         r.register("config", self.config, help="the effective configuration (secrets redacted)")
-        r.register("tail", self.tail, help="stream the daemon's events as JSON lines",
-                   args=[Arg("kind", list, help="only these event kinds")])
+        r.register(
+            "tail",
+            self.tail,
+            help="stream the daemon's events as JSON lines",
+            args=[Arg("kind", list, help="only these event kinds")],
+        )
         r.register("reload", self.reload, mutating=True, help="re-read the config (like SIGHUP)")
         r.register("backup", self.backup, mutating=True, help="write an online backup now")
         register_trading_commands(r, d.trading)  # the trading actor knows nothing of control
         if d.config.daemon.test_hooks:
-            r.register("debug-block-loop", self.block_loop, mutating=True,
-                       args=[Arg("seconds", float, required=True, minimum=0, maximum=3600)],
-                       help="TEST ONLY: block the event loop (to exercise the watchdog)")
+            r.register(
+                "debug-block-loop",
+                self.block_loop,
+                mutating=True,
+                args=[Arg("seconds", float, required=True, minimum=0, maximum=3600)],
+                help="TEST ONLY: block the event loop (to exercise the watchdog)",
+            )
 
     # -- handlers ------------------------------------------------------------------------
     async def version(self, args: dict[str, Any], peer: PeerCred) -> dict[str, Any]:
@@ -82,12 +97,20 @@ class ControlActor:
         # An error reply, so `fractalctl reload` (the unit's ExecReload=) exits non-zero and
         # `systemctl reload` fails when the new config was not (fully) taken.
         if result["errors"]:
-            raise CommandError("reload_refused", "the new configuration is invalid; nothing "
-                               "was applied: " + "; ".join(result["errors"]), **result)
+            raise CommandError(
+                "reload_refused",
+                "the new configuration is invalid; nothing "
+                "was applied: " + "; ".join(result["errors"]),
+                **result,
+            )
         if result["refused"]:
-            raise CommandError("reload_refused", "these keys need a restart (systemctl restart): "
-                               + ", ".join(result["refused"]) + "; the others were applied",
-                               **result)
+            raise CommandError(
+                "reload_refused",
+                "these keys need a restart (systemctl restart): "
+                + ", ".join(result["refused"])
+                + "; the others were applied",
+                **result,
+            )
         return result
 
     async def backup(self, args: dict[str, Any], peer: PeerCred) -> dict[str, Any]:

@@ -25,36 +25,69 @@ MANUAL = "manual"
 SIDES = {"long": Side.BUY, "short": Side.SELL}
 
 
-def manual_signal(engine: Any, symbol: str, side: str, stop: float, targets: list[float],
-                  timeframe: str, risk: float | None = None) -> Signal:
+def manual_signal(
+    engine: Any,
+    symbol: str,
+    side: str,
+    stop: float,
+    targets: list[float],
+    timeframe: str,
+    risk: float | None = None,
+) -> Signal:
     """The operator's entry as a signal; CommandError names what is wrong with it.
 
     `risk` (a fraction of equity, `--risk 0.01` = 1 %) replaces [risk] risk_fraction for
     this trade only; heat, exposure and every other gate still apply.
     """
     if side not in SIDES:
-        raise CommandError("bad_args", f"enter: side {side!r} must be long or short", argument="side")
+        raise CommandError(
+            "bad_args", f"enter: side {side!r} must be long or short", argument="side"
+        )
     if risk is not None and not 0.0 < risk <= MAX_SIGNAL_RISK:
-        raise CommandError("bad_args", f"enter: --risk {risk} must be a fraction of equity in "
-                           f"(0, {MAX_SIGNAL_RISK}] (0.01 risks 1 %)", argument="risk")
+        raise CommandError(
+            "bad_args",
+            f"enter: --risk {risk} must be a fraction of equity in "
+            f"(0, {MAX_SIGNAL_RISK}] (0.01 risks 1 %)",
+            argument="risk",
+        )
     price = float(engine.last_price.get(symbol, 0.0))
     if not price > 0:
         raise CommandError("no_price", f"enter: no price seen for {symbol} yet; wait for the feed")
     buy = SIDES[side] is Side.BUY
     if not (stop < price if buy else stop > price):
-        raise CommandError("bad_args", f"enter {side}: the stop {stop} must be "
-                           f"{'below' if buy else 'above'} the last price {price}", argument="stop")
+        raise CommandError(
+            "bad_args",
+            f"enter {side}: the stop {stop} must be "
+            f"{'below' if buy else 'above'} the last price {price}",
+            argument="stop",
+        )
     if not targets:
-        raise CommandError("bad_args", "enter: give at least one --target PRICE (where the trade "
-                           "takes profit)", argument="target")
+        raise CommandError(
+            "bad_args",
+            "enter: give at least one --target PRICE (where the trade takes profit)",
+            argument="target",
+        )
     wrong = [t for t in targets if (t <= price if buy else t >= price)]
     if wrong:
-        raise CommandError("bad_args", f"enter {side}: targets {wrong} are not "
-                           f"{'above' if buy else 'below'} the last price {price}", argument="target")
-    signal = Signal(symbol=symbol, side=SIDES[side], entry=price, stop=stop,
-                    targets=tuple(sorted(targets, reverse=not buy)), confidence=100.0, strategy=MANUAL,
-                    timeframe=timeframe, ts_event=int(engine.last_ts),
-                    reasons=({"kind": "operator"},), risk_fraction=risk)
+        raise CommandError(
+            "bad_args",
+            f"enter {side}: targets {wrong} are not "
+            f"{'above' if buy else 'below'} the last price {price}",
+            argument="target",
+        )
+    signal = Signal(
+        symbol=symbol,
+        side=SIDES[side],
+        entry=price,
+        stop=stop,
+        targets=tuple(sorted(targets, reverse=not buy)),
+        confidence=100.0,
+        strategy=MANUAL,
+        timeframe=timeframe,
+        ts_event=int(engine.last_ts),
+        reasons=({"kind": "operator"},),
+        risk_fraction=risk,
+    )
     # A second entry before any new market event would get the first one's id (and be denied
     # as a duplicate): the operator meant a new trade, so it takes the next free millisecond.
     seen = getattr(engine, "seen_signals", {})
@@ -72,41 +105,87 @@ def register_operator_entries(registry: CommandRegistry, actor: TradingActor) ->
         symbol = args["symbol"]
         symbols = list(daemon.config.feed.symbols)
         if symbol not in symbols:
-            raise CommandError("bad_args", f"enter: unknown symbol {symbol!r}; valid: {', '.join(symbols)}",
-                               argument="symbol", allowed=symbols)
+            raise CommandError(
+                "bad_args",
+                f"enter: unknown symbol {symbol!r}; valid: {', '.join(symbols)}",
+                argument="symbol",
+                allowed=symbols,
+            )
         try:
             targets = [float(t) for t in args.get("target") or []]
         except ValueError:
-            raise CommandError("bad_args", f"enter: targets {args.get('target')} are not prices",
-                               argument="target") from None
+            raise CommandError(
+                "bad_args", f"enter: targets {args.get('target')} are not prices", argument="target"
+            ) from None
         engine = require_engine(actor)
         risk = args.get("risk")
-        signal = manual_signal(engine, symbol, args["side"], float(args["stop"]), targets,
-                               daemon.config.strategies.timeframe, None if risk is None else float(risk))
-        events = await run_engine_command(actor, lambda p: engine.on_signal(signal, int(engine.last_ts)))
-        daemon.bus.publish("operator_enter", {"by_uid": peer.uid, "symbol": symbol, "side": args["side"],
-                                              "signal_id": signal.signal_id})
+        signal = manual_signal(
+            engine,
+            symbol,
+            args["side"],
+            float(args["stop"]),
+            targets,
+            daemon.config.strategies.timeframe,
+            None if risk is None else float(risk),
+        )
+        events = await run_engine_command(
+            actor, lambda p: engine.on_signal(signal, int(engine.last_ts))
+        )
+        daemon.bus.publish(
+            "operator_enter",
+            {
+                "by_uid": peer.uid,
+                "symbol": symbol,
+                "side": args["side"],
+                "signal_id": signal.signal_id,
+            },
+        )
         denied = [e for e in events if type(e).__name__ == "SignalDenied"]
-        return {"trade_id": signal.signal_id, "entry": signal.entry, "stop": signal.stop,
-                "targets": list(signal.targets),
-                "denied": [{"code": str(getattr(d.code, "value", d.code)), "message": d.message} for d in denied],
-                "events": sorted({type(e).__name__ for e in events})}
+        return {
+            "trade_id": signal.signal_id,
+            "entry": signal.entry,
+            "stop": signal.stop,
+            "targets": list(signal.targets),
+            "denied": [
+                {"code": str(getattr(d.code, "value", d.code)), "message": d.message}
+                for d in denied
+            ],
+            "events": sorted({type(e).__name__ for e in events}),
+        }
 
     async def exit_trade(args: dict[str, Any], peer: PeerCred) -> dict[str, Any]:
         engine = require_engine(actor)
         trade_id = args["trade_id"]
         if trade_id not in engine.brackets:
-            raise CommandError("unknown_trade", f"exit: no open trade {trade_id!r}; open: "
-                               f"{', '.join(engine.brackets) or 'none'}", argument="trade_id")
+            raise CommandError(
+                "unknown_trade",
+                f"exit: no open trade {trade_id!r}; open: {', '.join(engine.brackets) or 'none'}",
+                argument="trade_id",
+            )
         events = await run_engine_command(
-            actor, lambda p: engine.invalidate(trade_id, int(engine.last_ts), reason="operator_exit"))
+            actor,
+            lambda p: engine.invalidate(trade_id, int(engine.last_ts), reason="operator_exit"),
+        )
         daemon.bus.publish("operator_exit", {"by_uid": peer.uid, "trade_id": trade_id})
         return {"trade_id": trade_id, "events": sorted({type(e).__name__ for e in events})}
 
-    registry.register("enter", enter, mutating=True,
-                      help="enter a trade by hand (strategy manual): same sizing, gates and routing",
-                      args=[Arg("symbol", str, required=True), Arg("side", str, required=True,
-                                                                   choices=("long", "short")),
-                            Arg("stop", float, required=True), Arg("target", list), Arg("risk", float)])
-    registry.register("exit", exit_trade, mutating=True, help="close one trade (its id from positions)",
-                      args=[Arg("trade_id", str, required=True)])
+    registry.register(
+        "enter",
+        enter,
+        mutating=True,
+        help="enter a trade by hand (strategy manual): same sizing, gates and routing",
+        args=[
+            Arg("symbol", str, required=True),
+            Arg("side", str, required=True, choices=("long", "short")),
+            Arg("stop", float, required=True),
+            Arg("target", list),
+            Arg("risk", float),
+        ],
+    )
+    registry.register(
+        "exit",
+        exit_trade,
+        mutating=True,
+        help="close one trade (its id from positions)",
+        args=[Arg("trade_id", str, required=True)],
+    )

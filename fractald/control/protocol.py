@@ -80,9 +80,11 @@ class CommandError(Exception):
 
 class LineTooLong(CommandError):
     def __init__(self, limit: int) -> None:
-        super().__init__(ErrorCode.LINE_TOO_LONG,
-                         f"request line longer than {limit} bytes; the connection is closed",
-                         limit=limit)
+        super().__init__(
+            ErrorCode.LINE_TOO_LONG,
+            f"request line longer than {limit} bytes; the connection is closed",
+            limit=limit,
+        )
 
 
 class LineBuffer:
@@ -134,8 +136,12 @@ class LineBuffer:
 
 def encode(message: Mapping[str, Any]) -> bytes:
     """One JSON line. NaN/inf are not JSON; they are sent as null rather than breaking clients."""
-    return (json.dumps(_finite(message), separators=(",", ":"), ensure_ascii=False,
-                       default=_json_default) + "\n").encode("utf-8")
+    return (
+        json.dumps(
+            _finite(message), separators=(",", ":"), ensure_ascii=False, default=_json_default
+        )
+        + "\n"
+    ).encode("utf-8")
 
 
 def _finite(value: Any) -> Any:
@@ -174,8 +180,9 @@ class Request:
 class RequestError(CommandError):
     """A CommandError that still knows the id of the request it answers."""
 
-    def __init__(self, request_id: str | int | None, code: str | ErrorCode, message: str,
-                 **details: Any) -> None:
+    def __init__(
+        self, request_id: str | int | None, code: str | ErrorCode, message: str, **details: Any
+    ) -> None:
         super().__init__(code, message, **details)
         self.request_id = request_id
 
@@ -189,31 +196,47 @@ def parse_request(line: bytes) -> Request:
     try:
         obj = json.loads(line.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise CommandError(ErrorCode.BAD_JSON, f"request is not a JSON line: {_short(exc)}") from None
+        raise CommandError(
+            ErrorCode.BAD_JSON, f"request is not a JSON line: {_short(exc)}"
+        ) from None
     if not isinstance(obj, dict):
-        raise CommandError(ErrorCode.BAD_REQUEST,
-                           f'a request is a JSON object {{"id", "cmd", "args"}}, '
-                           f"got {type(obj).__name__}")
+        raise CommandError(
+            ErrorCode.BAD_REQUEST,
+            f'a request is a JSON object {{"id", "cmd", "args"}}, got {type(obj).__name__}',
+        )
     req_id = obj.get("id")
-    if not isinstance(req_id, _ID_TYPES) or isinstance(req_id, bool) or (
-            isinstance(req_id, str) and len(req_id) > _MAX_ID_CHARS):
-        raise CommandError(ErrorCode.BAD_REQUEST,
-                           f'"id" must be a string (at most {_MAX_ID_CHARS} characters), '
-                           "an integer or null")
+    if (
+        not isinstance(req_id, _ID_TYPES)
+        or isinstance(req_id, bool)
+        or (isinstance(req_id, str) and len(req_id) > _MAX_ID_CHARS)
+    ):
+        raise CommandError(
+            ErrorCode.BAD_REQUEST,
+            f'"id" must be a string (at most {_MAX_ID_CHARS} characters), an integer or null',
+        )
     unknown = sorted(set(obj) - {"id", "cmd", "args"})
     if unknown:
-        raise RequestError(req_id, ErrorCode.BAD_REQUEST,
-                           f"unknown request field(s) {unknown}; allowed: id, cmd, args")
+        raise RequestError(
+            req_id,
+            ErrorCode.BAD_REQUEST,
+            f"unknown request field(s) {unknown}; allowed: id, cmd, args",
+        )
     cmd = obj.get("cmd")
     if not isinstance(cmd, str) or not cmd or len(cmd) > _MAX_CMD_CHARS:
-        raise RequestError(req_id, ErrorCode.BAD_REQUEST,
-                           f'"cmd" must be a non-empty string of at most {_MAX_CMD_CHARS} characters')
+        raise RequestError(
+            req_id,
+            ErrorCode.BAD_REQUEST,
+            f'"cmd" must be a non-empty string of at most {_MAX_CMD_CHARS} characters',
+        )
     args = obj.get("args", {})
     if args is None:
         args = {}
     if not isinstance(args, dict):
-        raise RequestError(req_id, ErrorCode.BAD_REQUEST,
-                           f'"args" must be a JSON object, got {type(args).__name__}')
+        raise RequestError(
+            req_id,
+            ErrorCode.BAD_REQUEST,
+            f'"args" must be a JSON object, got {type(args).__name__}',
+        )
     return Request(id=req_id, cmd=cmd, args=args)
 
 
@@ -221,8 +244,9 @@ def request_id_of(exc: CommandError) -> str | int | None:
     return exc.request_id if isinstance(exc, RequestError) else None
 
 
-def make_request(cmd: str, args: Mapping[str, Any] | None = None,
-                 request_id: str | int | None = 1) -> bytes:
+def make_request(
+    cmd: str, args: Mapping[str, Any] | None = None, request_id: str | int | None = 1
+) -> bytes:
     return encode({"id": request_id, "cmd": cmd, "args": dict(args or {})})
 
 
@@ -246,8 +270,13 @@ def _short(exc: BaseException, limit: int = 120) -> str:
 # --------------------------------------------------------------------------- arguments
 
 
-_TYPE_NAMES: dict[type[Any], str] = {str: "string", int: "integer", float: "number",
-                                      bool: "boolean", list: "list of strings"}
+_TYPE_NAMES: dict[type[Any], str] = {
+    str: "string",
+    int: "integer",
+    float: "number",
+    bool: "boolean",
+    list: "list of strings",
+}
 _ARG_TYPES: tuple[type[Any], ...] = tuple(_TYPE_NAMES)
 
 
@@ -285,18 +314,26 @@ class Arg:
         return text
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "type": _TYPE_NAMES[self.type], "required": self.required,
-                "default": self.default, "allowed": self.describe(), "help": self.help}
+        return {
+            "name": self.name,
+            "type": _TYPE_NAMES[self.type],
+            "required": self.required,
+            "default": self.default,
+            "allowed": self.describe(),
+            "help": self.help,
+        }
 
 
 def _bad_arg(cmd: str, arg: Arg, value: Any, why: str) -> CommandError:
     shown = repr(value)
     if len(shown) > 60:
         shown = shown[:57] + "..."
-    return CommandError(ErrorCode.BAD_ARGS,
-                        f"{cmd}: argument {arg.name!r} {why} (got {shown}); allowed: "
-                        f"{arg.describe()}",
-                        argument=arg.name, allowed=arg.describe())
+    return CommandError(
+        ErrorCode.BAD_ARGS,
+        f"{cmd}: argument {arg.name!r} {why} (got {shown}); allowed: {arg.describe()}",
+        argument=arg.name,
+        allowed=arg.describe(),
+    )
 
 
 def _type_ok(expected: type, value: Any) -> bool:
@@ -305,8 +342,9 @@ def _type_ok(expected: type, value: Any) -> bool:
     if expected is int:
         return isinstance(value, int) and not isinstance(value, bool)
     if expected is float:
-        return (isinstance(value, (int, float)) and not isinstance(value, bool)
-                and math.isfinite(value))
+        return (
+            isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        )
     if expected is list:
         return isinstance(value, list) and all(isinstance(v, str) for v in value)
     return isinstance(value, expected)
@@ -323,7 +361,8 @@ def _check_value(cmd: str, arg: Arg, value: Any) -> Any:
                 raise _bad_arg(cmd, arg, item, "has a value that is not allowed")
     if arg.type in (int, float):
         if (arg.minimum is not None and value < arg.minimum) or (
-                arg.maximum is not None and value > arg.maximum):
+            arg.maximum is not None and value > arg.maximum
+        ):
             raise _bad_arg(cmd, arg, value, "is out of range")
         if arg.type is float:
             value = float(value)
@@ -340,18 +379,22 @@ def validate_args(cmd: str, spec: Iterable[Arg], args: Mapping[str, Any]) -> dic
     unknown = sorted(set(args) - set(known))
     if unknown:
         allowed = ", ".join(known) or "none"
-        raise CommandError(ErrorCode.BAD_ARGS,
-                           f"{cmd}: unknown argument(s) {', '.join(map(repr, unknown))}; "
-                           f"allowed: {allowed}",
-                           argument=unknown[0], allowed=list(known))
+        raise CommandError(
+            ErrorCode.BAD_ARGS,
+            f"{cmd}: unknown argument(s) {', '.join(map(repr, unknown))}; allowed: {allowed}",
+            argument=unknown[0],
+            allowed=list(known),
+        )
     out: dict[str, Any] = {}
     for arg in spec:
         if arg.name not in args or args[arg.name] is None:
             if arg.required:
-                raise CommandError(ErrorCode.BAD_ARGS,
-                                   f"{cmd}: argument {arg.name!r} is required; allowed: "
-                                   f"{arg.describe()}",
-                                   argument=arg.name, allowed=arg.describe())
+                raise CommandError(
+                    ErrorCode.BAD_ARGS,
+                    f"{cmd}: argument {arg.name!r} is required; allowed: {arg.describe()}",
+                    argument=arg.name,
+                    allowed=arg.describe(),
+                )
             out[arg.name] = arg.default
             continue
         out[arg.name] = _check_value(cmd, arg, args[arg.name])
@@ -376,8 +419,9 @@ class PeerCred:
         return {"peer_pid": self.pid, "peer_uid": self.uid, "peer_gid": self.gid}
 
 
-def peer_allowed(peer: PeerCred, allowed_uids: Iterable[int], allowed_gids: Iterable[int],
-                 own_uid: int) -> bool:
+def peer_allowed(
+    peer: PeerCred, allowed_uids: Iterable[int], allowed_gids: Iterable[int], own_uid: int
+) -> bool:
     """Root and the daemon's own user always; else a listed uid, or a listed primary or
     supplementary gid."""
     if peer.uid in (0, own_uid) or peer.uid in set(allowed_uids):
@@ -387,7 +431,10 @@ def peer_allowed(peer: PeerCred, allowed_uids: Iterable[int], allowed_gids: Iter
 
 
 def forbidden_error(peer: PeerCred) -> CommandError:
-    return CommandError(ErrorCode.FORBIDDEN,
-                        f"uid {peer.uid} (gid {peer.gid}) may not use this control socket; "
-                        "add it to control.allowed_uids or control.allowed_gids",
-                        uid=peer.uid, gid=peer.gid)
+    return CommandError(
+        ErrorCode.FORBIDDEN,
+        f"uid {peer.uid} (gid {peer.gid}) may not use this control socket; "
+        "add it to control.allowed_uids or control.allowed_gids",
+        uid=peer.uid,
+        gid=peer.gid,
+    )

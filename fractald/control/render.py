@@ -78,8 +78,9 @@ def kv_table(items: Mapping[str, Any], indent: str = "") -> list[str]:
     if not items:
         return []
     width = max(len(str(k)) for k in items)
-    return [f"{indent}{k!s:<{width}}  {format_scalar(v, str(k))}".rstrip()
-            for k, v in items.items()]
+    return [
+        f"{indent}{k!s:<{width}}  {format_scalar(v, str(k))}".rstrip() for k, v in items.items()
+    ]
 
 
 def column_table(rows: Sequence[Mapping[str, Any]], indent: str = "") -> list[str]:
@@ -89,13 +90,11 @@ def column_table(rows: Sequence[Mapping[str, Any]], indent: str = "") -> list[st
     if not columns:
         return [f"{indent}(empty)"]
     cells = [[format_scalar(row.get(c), c) for c in columns] for row in rows]
-    numeric = [all(_is_number(row.get(c)) or row.get(c) is None for row in rows)
-               for c in columns]
+    numeric = [all(_is_number(row.get(c)) or row.get(c) is None for row in rows) for c in columns]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
 
     def line(values: Sequence[str]) -> str:
-        parts = [v.rjust(w) if num else v.ljust(w)
-                 for v, w, num in zip(values, widths, numeric)]
+        parts = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)]
         return (indent + "  ".join(parts)).rstrip()
 
     return [line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells]

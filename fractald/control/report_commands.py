@@ -102,17 +102,20 @@ def parse_when(text: str, now_ms: int, arg: str) -> int:
     try:
         moment = dt.datetime.fromisoformat(text)
     except ValueError:
-        raise CommandError(ErrorCode.BAD_ARGS,
-                           f"argument {arg!r}: {text!r} is not an ISO-8601 date or time "
-                           "(2022-01-15, 2022-01-15T12:00) nor a span like 30m, 12h, 1d, 2w",
-                           argument=arg, allowed="ISO-8601 date/time or N[m|h|d|w]") from None
+        raise CommandError(
+            ErrorCode.BAD_ARGS,
+            f"argument {arg!r}: {text!r} is not an ISO-8601 date or time "
+            "(2022-01-15, 2022-01-15T12:00) nor a span like 30m, 12h, 1d, 2w",
+            argument=arg,
+            allowed="ISO-8601 date/time or N[m|h|d|w]",
+        ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
     return int(moment.timestamp() * 1000)
 
 
 def event_now_ms(engine: TradingEngine | None) -> int:
-    """"Now" for periods and spans: the event time of the newest bar the engine saw.
+    """ "Now" for periods and spans: the event time of the newest bar the engine saw.
 
     On a replay this is the data's time, which is what "today" must mean there;
     live it is within a bar of the wall clock.
@@ -125,8 +128,9 @@ def event_now_ms(engine: TradingEngine | None) -> int:
 # --------------------------------------------------------------------------- ledger reads
 
 
-def _rows(ledger: Ledger, kinds: Sequence[str], limit: int, since_ts: int | None = None,
-          min_seq: int = 0) -> list[tuple[int, str, int, dict[str, Any]]]:
+def _rows(
+    ledger: Ledger, kinds: Sequence[str], limit: int, since_ts: int | None = None, min_seq: int = 0
+) -> list[tuple[int, str, int, dict[str, Any]]]:
     """Events of `kinds`, newest first (walks the rowid backwards, so LIMIT stops early)."""
     marks = ",".join("?" for _ in kinds)
     sql = f"SELECT seq, kind, ts_event, payload FROM events WHERE kind IN ({marks}) AND seq > ?"
@@ -151,14 +155,23 @@ def _trade(payload: dict[str, Any]) -> ClosedTrade:
     return _converter.structure(payload["trade"], ClosedTrade)
 
 
-async def closed_trades(daemon: Daemon, since_ms: int | None = None, strategy: str | None = None,
-                        symbol: str | None = None, limit: int = MAX_TRADES) -> list[ClosedTrade]:
+async def closed_trades(
+    daemon: Daemon,
+    since_ms: int | None = None,
+    strategy: str | None = None,
+    symbol: str | None = None,
+    limit: int = MAX_TRADES,
+) -> list[ClosedTrade]:
     """Closed trades from the ledger, oldest first, filtered by exit time, strategy and symbol."""
     rows = await read_ledger(daemon, lambda led: _rows(led, ["trade_closed"], limit, since_ms))
     trades = [_trade(p) for _, _, _, p in reversed(rows)]
-    return [t for t in trades if (since_ms is None or t.ts_exit >= since_ms)
-            and (strategy is None or t.strategy == strategy)
-            and (symbol is None or t.symbol == symbol)]
+    return [
+        t
+        for t in trades
+        if (since_ms is None or t.ts_exit >= since_ms)
+        and (strategy is None or t.strategy == strategy)
+        and (symbol is None or t.symbol == symbol)
+    ]
 
 
 def _signal_outcomes(ledger: Ledger, last: int) -> list[dict[str, Any]]:
@@ -169,18 +182,29 @@ def _signal_outcomes(ledger: Ledger, last: int) -> list[dict[str, Any]]:
     answers = _rows(ledger, ["bracket_opened", "signal_denied"], 10 * last + 100, min_seq=oldest)
     outcome: dict[str, str] = {}
     for _, kind, _, p in answers:
-        outcome.setdefault(p.get("signal_id", ""), "taken" if kind == "bracket_opened"
-                           else f"denied: {p.get('code', '')}")
+        outcome.setdefault(
+            p.get("signal_id", ""),
+            "taken" if kind == "bracket_opened" else f"denied: {p.get('code', '')}",
+        )
     out = []
     for _, _, _, p in reversed(signals):
         s = p["signal"]
         sid = f"{s['strategy']}:{s['symbol']}:{s['timeframe']}:{s['side']}:{s['ts_event']}"
-        out.append({"ts": s["ts_event"], "symbol": s["symbol"], "strategy": s["strategy"],
-                    "timeframe": s["timeframe"], "side": s["side"], "entry": s["entry"],
-                    "stop": s["stop"], "targets": s["targets"], "confidence": s["confidence"],
-                    "outcome": outcome.get(sid, "taken" if p.get("sent", True) else
-                                           "not sent: paused"),
-                    "signal_id": sid})
+        out.append(
+            {
+                "ts": s["ts_event"],
+                "symbol": s["symbol"],
+                "strategy": s["strategy"],
+                "timeframe": s["timeframe"],
+                "side": s["side"],
+                "entry": s["entry"],
+                "stop": s["stop"],
+                "targets": s["targets"],
+                "confidence": s["confidence"],
+                "outcome": outcome.get(sid, "taken" if p.get("sent", True) else "not sent: paused"),
+                "signal_id": sid,
+            }
+        )
     return out
 
 
@@ -221,28 +245,49 @@ def png_base64(figure: Any) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _equity_png(curve: list[tuple[int, float]], trades: list[ClosedTrade], start: float,
-                title: str, report: Any = None) -> str:
+def _equity_png(
+    curve: list[tuple[int, float]],
+    trades: list[ClosedTrade],
+    start: float,
+    title: str,
+    report: Any = None,
+) -> str:
     from fractald.reporting.plots import equity_figure
 
-    return png_base64(equity_figure(curve, trades, starting_equity=start, title=title,
-                                    report=report))
+    return png_base64(
+        equity_figure(curve, trades, starting_equity=start, title=title, report=report)
+    )
 
 
-def _chart_png(bars: list[Bar], timeframes: list[str], trades: list[ClosedTrade],
-               signals: list[Signal], symbol: str, swing_lengths: dict[str, int],
-               tick_size: float) -> str:
+def _chart_png(
+    bars: list[Bar],
+    timeframes: list[str],
+    trades: list[ClosedTrade],
+    signals: list[Signal],
+    symbol: str,
+    swing_lengths: dict[str, int],
+    tick_size: float,
+) -> str:
     from fractald.reporting.chart import chart_figure, frames_from
     from fractald.reporting.chart_cli import bars_to_frame
 
     frames = frames_from(bars_to_frame(bars), timeframes)
     frames = {tf: f for tf, f in frames.items() if not f.empty}
-    return png_base64(chart_figure(frames, trades=trades, signals=signals, symbol=symbol,
-                                   swing_length=swing_lengths, tick_size=tick_size))
+    return png_base64(
+        chart_figure(
+            frames,
+            trades=trades,
+            signals=signals,
+            symbol=symbol,
+            swing_length=swing_lengths,
+            tick_size=tick_size,
+        )
+    )
 
 
-def _chart_swing_lengths(config: Any, symbol: str, given: str | None,
-                         engine: TradingEngine | None) -> tuple[dict[str, int], float]:
+def _chart_swing_lengths(
+    config: Any, symbol: str, given: str | None, engine: TradingEngine | None
+) -> tuple[dict[str, int], float]:
     """The detectors' swing length per timeframe as the daemon's strategies trade (the config's),
     with the operator's `TF=N,...` over it; and the instrument's tick."""
     from fractald.reporting.live_overlays import chart_settings
@@ -253,8 +298,12 @@ def _chart_swing_lengths(config: Any, symbol: str, given: str | None,
         try:
             lengths.update(parse_swing_lengths(given))
         except ValueError as exc:
-            raise CommandError(ErrorCode.BAD_ARGS, f"chart: {exc}", argument="swing_lengths",
-                               allowed="TF=N,... e.g. 15m=4,1h=5") from None
+            raise CommandError(
+                ErrorCode.BAD_ARGS,
+                f"chart: {exc}",
+                argument="swing_lengths",
+                allowed="TF=N,... e.g. 15m=4,1h=5",
+            ) from None
     if engine is not None:
         tick = engine.instrument(symbol).tick_size
     return lengths, tick
@@ -271,27 +320,63 @@ class ReportCommands:
         self.engine = engine
 
     def register(self, r: CommandRegistry) -> None:
-        r.register("trades", self.trades, help="closed trades (newest last)", args=[
-            Arg("since", str, help="closed since: ISO time or a span back (30m, 12h, 1d, 2w)"),
-            Arg("strategy", str, help="only this strategy"),
-            Arg("symbol", str, help="only this symbol")])
-        r.register("signals", self.signals, help="recent signals and what became of them",
-                   args=[Arg("last", int, default=DEFAULT_SIGNALS, minimum=1,
-                             maximum=MAX_SIGNALS, help="how many")])
-        r.register("report", self.report, help="performance report (equity, P&L, ratios)", args=[
-            Arg("period", str, default="all", choices=PERIODS, help="day, week, month or all"),
-            Arg("from", str, help="start: ISO date/time or a span back (7d)"),
-            Arg("to", str, help="end: ISO date/time"),
-            Arg("plot", bool, default=False, help="add the equity plot (PNG, base64)")])
-        r.register("chart", self.chart, help="multi-timeframe candles with SMC structure and trades",
-                   args=[Arg("symbol", str, required=True, help="a configured symbol"),
-                         Arg("timeframes", list, default=list(DEFAULT_CHART_TIMEFRAMES),
-                             choices=tuple(tf for tf in TIMEFRAME_MS if tf != "1m"),
-                             help="timeframes to stack, e.g. 4h,1h,15m"),
-                         Arg("swing_lengths", str,
-                             help="detectors' swing length per timeframe over the config's, "
-                             "e.g. 15m=4,1h=5"),
-                         Arg("plot", bool, default=False, help="draw it (PNG, base64)")])
+        r.register(
+            "trades",
+            self.trades,
+            help="closed trades (newest last)",
+            args=[
+                Arg("since", str, help="closed since: ISO time or a span back (30m, 12h, 1d, 2w)"),
+                Arg("strategy", str, help="only this strategy"),
+                Arg("symbol", str, help="only this symbol"),
+            ],
+        )
+        r.register(
+            "signals",
+            self.signals,
+            help="recent signals and what became of them",
+            args=[
+                Arg(
+                    "last",
+                    int,
+                    default=DEFAULT_SIGNALS,
+                    minimum=1,
+                    maximum=MAX_SIGNALS,
+                    help="how many",
+                )
+            ],
+        )
+        r.register(
+            "report",
+            self.report,
+            help="performance report (equity, P&L, ratios)",
+            args=[
+                Arg("period", str, default="all", choices=PERIODS, help="day, week, month or all"),
+                Arg("from", str, help="start: ISO date/time or a span back (7d)"),
+                Arg("to", str, help="end: ISO date/time"),
+                Arg("plot", bool, default=False, help="add the equity plot (PNG, base64)"),
+            ],
+        )
+        r.register(
+            "chart",
+            self.chart,
+            help="multi-timeframe candles with SMC structure and trades",
+            args=[
+                Arg("symbol", str, required=True, help="a configured symbol"),
+                Arg(
+                    "timeframes",
+                    list,
+                    default=list(DEFAULT_CHART_TIMEFRAMES),
+                    choices=tuple(tf for tf in TIMEFRAME_MS if tf != "1m"),
+                    help="timeframes to stack, e.g. 4h,1h,15m",
+                ),
+                Arg(
+                    "swing_lengths",
+                    str,
+                    help="detectors' swing length per timeframe over the config's, e.g. 15m=4,1h=5",
+                ),
+                Arg("plot", bool, default=False, help="draw it (PNG, base64)"),
+            ],
+        )
         r.register("metrics", self.metrics, help="the Prometheus metrics (same as the textfile)")
 
     async def trades(self, args: dict[str, Any], peer: PeerCred) -> list[dict[str, Any]]:
@@ -319,8 +404,12 @@ class ReportCommands:
         start = parse_when(args["from"], now, "from") if args.get("from") else period.start_ms
         end = parse_when(args["to"], now, "to") if args.get("to") else period.end_ms
         if start is not None and end is not None and end < start:
-            raise CommandError(ErrorCode.BAD_ARGS, f"report: 'to' ({end}) is before 'from' ({start})",
-                               argument="to", allowed="a time after 'from'")
+            raise CommandError(
+                ErrorCode.BAD_ARGS,
+                f"report: 'to' ({end}) is before 'from' ({start})",
+                argument="to",
+                allowed="a time after 'from'",
+            )
         label = period.label if not (args.get("from") or args.get("to")) else "custom"
         period = Period(start, end, label)
         trades = await closed_trades(self.daemon)
@@ -339,12 +428,15 @@ class ReportCommands:
                 # the equity the period started from, as the report counts it (its drawdown too)
                 drawn = [(period.start_ms, report.starting_equity), *drawn]
             if len(drawn) < 2 and not chosen:
-                raise CommandError("no_data", "nothing to plot yet: no equity history and no "
-                                   "closed trades in this period")
+                raise CommandError(
+                    "no_data",
+                    "nothing to plot yet: no equity history and no closed trades in this period",
+                )
             title = f"fractald equity ({period.label})"
             # The headline is the report's own figures: the plot and the table never disagree.
             result["plot_png"] = await trio.to_thread.run_sync(
-                _equity_png, drawn, chosen, report.starting_equity, title, report)
+                _equity_png, drawn, chosen, report.starting_equity, title, report
+            )
         return result
 
     @staticmethod
@@ -353,40 +445,61 @@ class ReportCommands:
         if engine is None:
             return {}
         acct = engine.accounting
-        return {"equity": acct.equity, "unrealized_pnl": acct.unrealized,
-                "open_positions": sum(1 for p in acct.positions.values() if p.side is not None)}
+        return {
+            "equity": acct.equity,
+            "unrealized_pnl": acct.unrealized,
+            "open_positions": sum(1 for p in acct.positions.values() if p.side is not None),
+        }
 
     async def chart(self, args: dict[str, Any], peer: PeerCred) -> dict[str, Any]:
         symbol = args["symbol"]
         symbols = list(self.daemon.config.feed.symbols)
         if symbol not in symbols:
-            raise CommandError(ErrorCode.BAD_ARGS,
-                               f"chart: unknown symbol {symbol!r}; valid: {', '.join(symbols)}",
-                               argument="symbol", allowed=symbols)
+            raise CommandError(
+                ErrorCode.BAD_ARGS,
+                f"chart: unknown symbol {symbol!r}; valid: {', '.join(symbols)}",
+                argument="symbol",
+                allowed=symbols,
+            )
         timeframes = sorted(set(args["timeframes"]), key=lambda tf: -TIMEFRAME_MS[tf])
         history: BarHistory = self.daemon.bar_history
         bars = history.of(symbol)
         coarsest = TIMEFRAME_MS[timeframes[0]] // TIMEFRAME_MS["1m"]
         if len(bars) < max(coarsest * 3, 30):
-            raise CommandError("no_data", f"chart: only {len(bars)} 1m bars of {symbol} seen so far; "
-                               f"{max(coarsest * 3, 30)} are needed for {timeframes[0]}")
-        lengths, tick = _chart_swing_lengths(self.daemon.config, symbol, args.get("swing_lengths"),
-                                             self.engine())
-        result: dict[str, Any] = {"symbol": symbol, "timeframes": timeframes, "bars_1m": len(bars),
-                                  "from_ts": bars[0].ts_open, "to_ts": bars[-1].ts_open,
-                                  "swing_lengths": {tf: lengths[tf] for tf in timeframes},
-                                  "detectors": "live"}
+            raise CommandError(
+                "no_data",
+                f"chart: only {len(bars)} 1m bars of {symbol} seen so far; "
+                f"{max(coarsest * 3, 30)} are needed for {timeframes[0]}",
+            )
+        lengths, tick = _chart_swing_lengths(
+            self.daemon.config, symbol, args.get("swing_lengths"), self.engine()
+        )
+        result: dict[str, Any] = {
+            "symbol": symbol,
+            "timeframes": timeframes,
+            "bars_1m": len(bars),
+            "from_ts": bars[0].ts_open,
+            "to_ts": bars[-1].ts_open,
+            "swing_lengths": {tf: lengths[tf] for tf in timeframes},
+            "detectors": "live",
+        }
         if args["plot"]:
             trades = await closed_trades(self.daemon, since_ms=bars[0].ts_open, symbol=symbol)
             # Only the signals the bot acted on: denied ones would draw entries never made.
-            taken = {row["signal_id"] for row in await recent_signals(self.daemon, MAX_SIGNALS)
-                     if row["outcome"] == "taken"}
-            signals = [s for s in await signal_objects(self.daemon, MAX_SIGNALS)
-                       if s.symbol == symbol and s.ts_event >= bars[0].ts_open
-                       and s.signal_id in taken]
+            taken = {
+                row["signal_id"]
+                for row in await recent_signals(self.daemon, MAX_SIGNALS)
+                if row["outcome"] == "taken"
+            }
+            signals = [
+                s
+                for s in await signal_objects(self.daemon, MAX_SIGNALS)
+                if s.symbol == symbol and s.ts_event >= bars[0].ts_open and s.signal_id in taken
+            ]
             result["trades"] = len(trades)
             result["plot_png"] = await trio.to_thread.run_sync(
-                _chart_png, bars, timeframes, trades, signals, symbol, lengths, tick)
+                _chart_png, bars, timeframes, trades, signals, symbol, lengths, tick
+            )
         return result
 
     async def metrics(self, args: dict[str, Any], peer: PeerCred) -> str:

@@ -132,14 +132,20 @@ class Command:
 
     def spec(self) -> tuple[Arg, ...]:
         if self.confirm:
-            return (*self.args, Arg("yes", bool, default=False,
-                                    help="confirm; the command is refused without it"))
+            return (
+                *self.args,
+                Arg("yes", bool, default=False, help="confirm; the command is refused without it"),
+            )
         return self.args
 
     def summary(self, name: str) -> dict[str, Any]:
-        return {"command": name, "mutating": self.mutating, "streaming": self.is_streaming,
-                "args": ", ".join(f"{a.name}{'' if a.required else '?'}" for a in self.spec()),
-                "help": self.help}
+        return {
+            "command": name,
+            "mutating": self.mutating,
+            "streaming": self.is_streaming,
+            "args": ", ".join(f"{a.name}{'' if a.required else '?'}" for a in self.spec()),
+            "help": self.help,
+        }
 
 
 class CommandRegistry:
@@ -147,20 +153,36 @@ class CommandRegistry:
 
     def __init__(self) -> None:
         self._commands: dict[str, Command] = {}
-        self.register("ping", _ping, help="liveness check; answers \"pong\"")
-        self.register("help", self._help, args=[Arg("command", str, help="one command's details")],
-                      help="list the commands, or describe one")
+        self.register("ping", _ping, help='liveness check; answers "pong"')
+        self.register(
+            "help",
+            self._help,
+            args=[Arg("command", str, help="one command's details")],
+            help="list the commands, or describe one",
+        )
 
-    def register(self, name: str, handler: Handler | Command, *, args: Iterable[Arg] = (),
-                 mutating: bool = False, help: str = "", streaming: bool = False,
-                 confirm: bool = False) -> Command:
+    def register(
+        self,
+        name: str,
+        handler: Handler | Command,
+        *,
+        args: Iterable[Arg] = (),
+        mutating: bool = False,
+        help: str = "",
+        streaming: bool = False,
+        confirm: bool = False,
+    ) -> Command:
         if not name or not isinstance(name, str):
             raise ValueError(f"command name must be a non-empty string, got {name!r}")
         if name in self._commands:
             raise ValueError(f"command {name!r} is already registered")
-        command = handler if isinstance(handler, Command) else Command(
-            handler, args, mutating=mutating, help=help, streaming=streaming,
-            confirm=confirm)
+        command = (
+            handler
+            if isinstance(handler, Command)
+            else Command(
+                handler, args, mutating=mutating, help=help, streaming=streaming, confirm=confirm
+            )
+        )
         self._commands[name] = command
         return command
 
@@ -184,9 +206,11 @@ class CommandRegistry:
 
     def unknown(self, name: str) -> CommandError:
         valid = self.names()
-        return CommandError(ErrorCode.UNKNOWN_COMMAND,
-                            f"unknown command {name!r}; valid commands: {', '.join(valid)}",
-                            valid=valid)
+        return CommandError(
+            ErrorCode.UNKNOWN_COMMAND,
+            f"unknown command {name!r}; valid commands: {', '.join(valid)}",
+            valid=valid,
+        )
 
     async def _help(self, args: dict[str, Any], peer: PeerCred) -> Any:
         name = args.get("command")
@@ -224,8 +248,13 @@ def read_peer(sock: Any) -> PeerCred:
 class _Connection:
     """One client's byte stream as request lines in and JSON messages out."""
 
-    def __init__(self, stream: trio.SocketStream, max_line_bytes: int, idle_timeout_s: float,
-                 send_timeout_s: float) -> None:
+    def __init__(
+        self,
+        stream: trio.SocketStream,
+        max_line_bytes: int,
+        idle_timeout_s: float,
+        send_timeout_s: float,
+    ) -> None:
         self.stream = stream
         self.lines = LineBuffer(max_line_bytes)
         self.pending: deque[bytes] = deque()
@@ -298,11 +327,23 @@ class _Slot:
 class ControlServer:
     """Serves a CommandRegistry on a Unix socket until cancelled."""
 
-    def __init__(self, path: Path | str, allowed_uids: Iterable[int], allowed_gids: Iterable[int],
-                 handlers: CommandRegistry, log: Any = None, *,
-                 idle_timeout_s: float = 600.0, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-                 max_clients: int = 64, send_timeout_s: float = 10.0, mode: int = 0o660,
-                 backlog: int = 512, max_streams: int = 16, reserve: int = 8) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        allowed_uids: Iterable[int],
+        allowed_gids: Iterable[int],
+        handlers: CommandRegistry,
+        log: Any = None,
+        *,
+        idle_timeout_s: float = 600.0,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        max_clients: int = 64,
+        send_timeout_s: float = 10.0,
+        mode: int = 0o660,
+        backlog: int = 512,
+        max_streams: int = 16,
+        reserve: int = 8,
+    ) -> None:
         self.path = Path(path)
         self.allowed_uids = frozenset(allowed_uids)
         self.allowed_gids = frozenset(allowed_gids)
@@ -367,12 +408,15 @@ class ControlServer:
         if len(os.fsencode(self.path)) > _UNIX_PATH_MAX:
             raise ControlSocketError(
                 f"control socket path {self.path} is longer than {_UNIX_PATH_MAX} bytes "
-                "(the AF_UNIX limit); choose a shorter control.socket_path", path=str(self.path))
+                "(the AF_UNIX limit); choose a shorter control.socket_path",
+                path=str(self.path),
+            )
         try:
             self.path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
         except OSError as exc:
-            raise ControlSocketError(f"cannot create {self.path.parent}: {exc}",
-                                     path=str(self.path)) from exc
+            raise ControlSocketError(
+                f"cannot create {self.path.parent}: {exc}", path=str(self.path)
+            ) from exc
         await self._remove_stale_socket()
         # Bind under a private name, set the mode, then rename into place: the socket
         # is never reachable under its public name with the umask's looser mode.
@@ -391,8 +435,9 @@ class ControlServer:
             sock.listen(self.backlog)
         except OSError as exc:
             sock.close()
-            raise ControlSocketError(f"cannot listen on {self.path}: {exc}",
-                                     path=str(self.path)) from exc
+            raise ControlSocketError(
+                f"cannot listen on {self.path}: {exc}", path=str(self.path)
+            ) from exc
         return sock
 
     async def _remove_stale_socket(self) -> None:
@@ -401,12 +446,16 @@ class ControlServer:
         except FileNotFoundError:
             return
         if not stat.S_ISSOCK(st.st_mode):
-            raise ControlSocketError(f"{self.path} exists and is not a socket; refusing to "
-                                     "replace it", path=str(self.path))
+            raise ControlSocketError(
+                f"{self.path} exists and is not a socket; refusing to replace it",
+                path=str(self.path),
+            )
         if await _socket_answers(self.path):
-            raise ControlSocketError(f"another process (a running fractald?) is listening on "
-                                     f"{self.path}; refusing to take its socket",
-                                     path=str(self.path))
+            raise ControlSocketError(
+                f"another process (a running fractald?) is listening on "
+                f"{self.path}; refusing to take its socket",
+                path=str(self.path),
+            )
         self.log.info("control_stale_socket_removed", path=str(self.path))
         self.path.unlink(missing_ok=True)
 
@@ -422,8 +471,9 @@ class ControlServer:
 
     async def _handle(self, stream: trio.SocketStream) -> None:
         async with stream:
-            conn = _Connection(stream, self.max_line_bytes, self.idle_timeout_s,
-                               self.send_timeout_s)
+            conn = _Connection(
+                stream, self.max_line_bytes, self.idle_timeout_s, self.send_timeout_s
+            )
             try:
                 peer = read_peer(stream.socket)
             except OSError as exc:
@@ -434,9 +484,14 @@ class ControlServer:
                 await self._refuse(conn, forbidden_error(peer))
                 return
             if not self._admit():
-                await self._refuse(conn, CommandError(
-                    ErrorCode.BUSY, f"too many control clients (limit {self.max_clients}, all "
-                    "busy with a command); try again shortly"))
+                await self._refuse(
+                    conn,
+                    CommandError(
+                        ErrorCode.BUSY,
+                        f"too many control clients (limit {self.max_clients}, all "
+                        "busy with a command); try again shortly",
+                    ),
+                )
                 return
             slot = _Slot(trio.CancelScope(), trio.current_time())
             self._slots.add(slot)
@@ -452,9 +507,14 @@ class ControlServer:
             if slot.evicted:
                 self.log.info("control_idle_client_evicted", **peer.as_log())
                 with trio.move_on_after(1.0):
-                    await self._refuse(conn, CommandError(
-                        ErrorCode.BUSY, "the control socket is full and this connection was "
-                        "the one idle longest; it is closed"))
+                    await self._refuse(
+                        conn,
+                        CommandError(
+                            ErrorCode.BUSY,
+                            "the control socket is full and this connection was "
+                            "the one idle longest; it is closed",
+                        ),
+                    )
 
     async def _refuse(self, conn: _Connection, error: CommandError) -> None:
         try:
@@ -468,22 +528,30 @@ class ControlServer:
             try:
                 line = await conn.next_line()
             except LineTooLong as exc:
-                self.log.warning("control_line_too_long", limit=self.max_line_bytes,
-                                 **peer.as_log())
+                self.log.warning(
+                    "control_line_too_long", limit=self.max_line_bytes, **peer.as_log()
+                )
                 await conn.send(error_reply(None, exc))
                 return
             except _IdleTimeout:
-                await conn.send(error_reply(None, CommandError(
-                    ErrorCode.IDLE_TIMEOUT,
-                    f"no request for {self.idle_timeout_s:g} s; the connection is closed")))
+                await conn.send(
+                    error_reply(
+                        None,
+                        CommandError(
+                            ErrorCode.IDLE_TIMEOUT,
+                            f"no request for {self.idle_timeout_s:g} s; the connection is closed",
+                        ),
+                    )
+                )
                 return
             slot.idle_since = None  # no checkpoint since the line came: it cannot be evicted now
             if line is None or slot.evicted:
                 return
             await self._dispatch(conn, line, peer, slot)
 
-    async def _dispatch(self, conn: _Connection, line: bytes, peer: PeerCred,
-                        slot: _Slot | None = None) -> None:
+    async def _dispatch(
+        self, conn: _Connection, line: bytes, peer: PeerCred, slot: _Slot | None = None
+    ) -> None:
         try:
             request = parse_request(line)
         except CommandError as exc:
@@ -499,12 +567,16 @@ class ControlServer:
         try:
             args = validate_args(request.cmd, command.spec(), request.args)
             if command.confirm and args.get("yes") is not True:
-                raise CommandError(ErrorCode.CONFIRMATION_REQUIRED,
-                                   f"{request.cmd} needs confirmation: send args "
-                                   '{"yes": true} (fractalctl: --yes)', argument="yes")
+                raise CommandError(
+                    ErrorCode.CONFIRMATION_REQUIRED,
+                    f"{request.cmd} needs confirmation: send args "
+                    '{"yes": true} (fractalctl: --yes)',
+                    argument="yes",
+                )
             if command.is_streaming:
-                outcome = await self._stream_in_slot(conn, request.id, request.cmd, command,
-                                                     args, peer, slot)
+                outcome = await self._stream_in_slot(
+                    conn, request.id, request.cmd, command, args, peer, slot
+                )
             else:
                 result = await command.handler(args, peer)
                 reply = encode(ok_reply(request.id, result))  # here: an unencodable result is ours
@@ -516,38 +588,65 @@ class ControlServer:
             raise
         except Exception as exc:
             outcome = ErrorCode.INTERNAL.value
-            self.log.exception("control_command_failed", cmd=request.cmd, error=repr(exc),
-                               **peer.as_log())
-            reply = encode(error_reply(request.id, CommandError(
-                ErrorCode.INTERNAL, f"{request.cmd} failed: {type(exc).__name__}: {exc}")))
+            self.log.exception(
+                "control_command_failed", cmd=request.cmd, error=repr(exc), **peer.as_log()
+            )
+            reply = encode(
+                error_reply(
+                    request.id,
+                    CommandError(
+                        ErrorCode.INTERNAL, f"{request.cmd} failed: {type(exc).__name__}: {exc}"
+                    ),
+                )
+            )
         finally:
             if command.mutating:
                 # The audit trail, written before the client hears back: who changed the
                 # daemon's behaviour, and how it went. Only validated args are logged
                 # whole: a rejected request could carry anything (deep nesting, megabytes).
-                self.log.info("control_command", cmd=request.cmd,
-                              args=args if args is not None else sorted(request.args)[:20],
-                              outcome=outcome, **peer.as_log())
+                self.log.info(
+                    "control_command",
+                    cmd=request.cmd,
+                    args=args if args is not None else sorted(request.args)[:20],
+                    outcome=outcome,
+                    **peer.as_log(),
+                )
         if reply is not None:
             await conn.send_bytes(reply)
 
-    async def _stream_in_slot(self, conn: _Connection, request_id: Any, name: str,
-                              command: Command, args: dict[str, Any], peer: PeerCred,
-                              slot: _Slot | None) -> str:
+    async def _stream_in_slot(
+        self,
+        conn: _Connection,
+        request_id: Any,
+        name: str,
+        command: Command,
+        args: dict[str, Any],
+        peer: PeerCred,
+        slot: _Slot | None,
+    ) -> str:
         """A stream leaves the command slots for the stream slots, which have their own cap."""
         if slot is None:
             return await self._stream(conn, request_id, name, command, args, peer)
         if sum(s.streaming for s in self._slots) >= self.max_streams:
-            raise CommandError(ErrorCode.BUSY, f"too many streams ({name}) at once (limit "
-                               f"{self.max_streams}); try again shortly")
+            raise CommandError(
+                ErrorCode.BUSY,
+                f"too many streams ({name}) at once (limit {self.max_streams}); try again shortly",
+            )
         slot.streaming = True
         try:
             return await self._stream(conn, request_id, name, command, args, peer)
         finally:
             slot.streaming = False
 
-    async def _stream(self, conn: _Connection, request_id: Any, name: str, command: Command,
-                      args: dict[str, Any], peer: PeerCred) -> str:
+    async def _stream(
+        self,
+        conn: _Connection,
+        request_id: Any,
+        name: str,
+        command: Command,
+        args: dict[str, Any],
+        peer: PeerCred,
+    ) -> str:
         """Run a streaming handler until it ends or the client leaves.
 
         The handler runs in this task; a sibling watches the client's side of
@@ -591,8 +690,9 @@ class ControlServer:
         await conn.send(ok_reply(request_id, done[0] if done else None))
         return "ok"
 
-    async def _run_stream_handler(self, command: Command, args: dict[str, Any],
-                                  peer: PeerCred, send: Send) -> Any:
+    async def _run_stream_handler(
+        self, command: Command, args: dict[str, Any], peer: PeerCred, send: Send
+    ) -> Any:
         if command.is_generator:
             agen: AsyncIterator[Any] = command.handler(args, peer)
             async with aclosing(agen):  # type: ignore[type-var]

@@ -63,15 +63,19 @@ def _no_words(name: str) -> Callable[[Sequence[str]], dict[str, Any]]:
         if words:
             raise CommandError(ErrorCode.BAD_ARGS, f"/{name} takes no arguments")
         return {}
+
     return parse
 
 
-def _one_word(name: str, key: str, default: str | None = None) -> Callable[[Sequence[str]], dict[str, Any]]:
+def _one_word(
+    name: str, key: str, default: str | None = None
+) -> Callable[[Sequence[str]], dict[str, Any]]:
     def parse(words: Sequence[str]) -> dict[str, Any]:
         if len(words) > 1:
             raise CommandError(ErrorCode.BAD_ARGS, f"/{name} takes at most one argument ({key})")
         value = words[0] if words else default
         return {} if value is None else {key: value}
+
     return parse
 
 
@@ -82,19 +86,31 @@ def _risk(words: Sequence[str]) -> dict[str, Any]:
 
 
 CHAT_COMMANDS: dict[str, ChatCommand] = {
-    "status": ChatCommand("status", "is it alive, ready, trading; equity and risk",
-                          _no_words("status")),
+    "status": ChatCommand(
+        "status", "is it alive, ready, trading; equity and risk", _no_words("status")
+    ),
     "positions": ChatCommand("positions", "open positions with stops", _no_words("positions")),
-    "trades": ChatCommand("trades", "closed trades since a span back (default 1d): /trades 12h",
-                          _one_word("trades", "since", "1d")),
-    "report": ChatCommand("report", "performance and the equity plot: /report [day|week|month|all]",
-                          lambda words: {**_one_word("report", "period", "day")(words), "plot": True}),
+    "trades": ChatCommand(
+        "trades",
+        "closed trades since a span back (default 1d): /trades 12h",
+        _one_word("trades", "since", "1d"),
+    ),
+    "report": ChatCommand(
+        "report",
+        "performance and the equity plot: /report [day|week|month|all]",
+        lambda words: {**_one_word("report", "period", "day")(words), "plot": True},
+    ),
     "pause": ChatCommand("pause", "stop new entries; open trades stay managed", _no_words("pause")),
     "resume": ChatCommand("resume", "trade again (clears tripped breakers)", _no_words("resume")),
-    "flatten": ChatCommand("flatten", "close positions at market: /flatten [SYMBOL]",
-                           _one_word("flatten", "symbol")),
-    "halt": ChatCommand("halt", "kill switch: halt and flatten everything (asks first)",
-                        _no_words("halt"), confirm=True),
+    "flatten": ChatCommand(
+        "flatten", "close positions at market: /flatten [SYMBOL]", _one_word("flatten", "symbol")
+    ),
+    "halt": ChatCommand(
+        "halt",
+        "kill switch: halt and flatten everything (asks first)",
+        _no_words("halt"),
+        confirm=True,
+    ),
     "risk": ChatCommand("breakers", "breakers and risk; /risk set KEY VALUE changes one", _risk),
 }
 
@@ -103,8 +119,7 @@ def registry_command(chat: str, words: Sequence[str]) -> tuple[str, dict[str, An
     """The registry command and arguments `/chat words...` stands for."""
     spec = CHAT_COMMANDS.get(chat)
     if spec is None:
-        raise CommandError(ErrorCode.UNKNOWN_COMMAND,
-                           f"unknown command /{chat}; try /help")
+        raise CommandError(ErrorCode.UNKNOWN_COMMAND, f"unknown command /{chat}; try /help")
     args = spec.args(words)
     if chat == "risk" and args:
         return "risk_set", args
@@ -140,16 +155,23 @@ def parse_update(update: Mapping[str, Any]) -> Incoming | None:
         text = m.get("text")
         if not isinstance(text, str):
             return None
-        return Incoming(update_id, str(m["chat"]["id"]), str(m.get("from", {}).get("id", "")), text=text)
+        return Incoming(
+            update_id, str(m["chat"]["id"]), str(m.get("from", {}).get("id", "")), text=text
+        )
     if "callback_query" in update:
         q = update["callback_query"]
         message = q.get("message") or {}
         chat = message.get("chat", {}).get("id")
         if chat is None:
             return None
-        return Incoming(update_id, str(chat), str(q.get("from", {}).get("id", "")),
-                        callback_id=str(q["id"]), callback_data=str(q.get("data", "")),
-                        message_id=int(message.get("message_id", 0)))
+        return Incoming(
+            update_id,
+            str(chat),
+            str(q.get("from", {}).get("id", "")),
+            callback_id=str(q["id"]),
+            callback_data=str(q.get("data", "")),
+            message_id=int(message.get("message_id", 0)),
+        )
     return None
 
 
@@ -177,24 +199,30 @@ def _status_text(result: Mapping[str, Any]) -> str:
 
     daemon, account = result.get("daemon", {}), result.get("account", {})
     paused = " (paused)" if account.get("paused") else ""
-    lines = [f"phase      {daemon.get('phase', '-')}",
-             f"trading    {account.get('trading_state', '-')}{paused}"]
+    lines = [
+        f"phase      {daemon.get('phase', '-')}",
+        f"trading    {account.get('trading_state', '-')}{paused}",
+    ]
     replay = result.get("replay")
     if isinstance(replay, dict) and replay.get("progress"):
         lines.append(f"replay     {replay['progress'].removeprefix('replay ')}")
     if "equity" in account:
         heat = f"heat {format_pct(account.get('heat'))}, cap {format_pct(account.get('heat_cap'))}"
-        lines += [f"equity     {account['equity']:,.2f}",
-                  f"drawdown   {format_pct(account.get('drawdown'))} of peak {account.get('peak_equity', 0):,.2f}",
-                  f"open risk  {account.get('open_risk', 0):,.2f} ({heat})",
-                  f"positions  {account.get('positions', 0)}, working orders {account.get('working_orders', 0)}"]
+        lines += [
+            f"equity     {account['equity']:,.2f}",
+            f"drawdown   {format_pct(account.get('drawdown'))} of peak {account.get('peak_equity', 0):,.2f}",
+            f"open risk  {account.get('open_risk', 0):,.2f} ({heat})",
+            f"positions  {account.get('positions', 0)}, working orders {account.get('working_orders', 0)}",
+        ]
         for trip in account.get("trips", []):
             lines.append(f"TRIPPED    {trip['breaker']}: {trip['reason']}")
     feeds = result.get("feed") or {}
     for symbol, health in list(feeds.items())[:5] if isinstance(feeds, dict) else []:
         state = "STALE" if health.get("stale") else "ok"
-        lines.append(f"feed       {symbol} {state}, last message {health.get('last_message_age_s', 0):.0f} s "
-                     f"ago, quality {health.get('quality', 1.0):.2f}")
+        lines.append(
+            f"feed       {symbol} {state}, last message {health.get('last_message_age_s', 0):.0f} s "
+            f"ago, quality {health.get('quality', 1.0):.2f}"
+        )
     return "\n".join(lines)
 
 
@@ -215,17 +243,32 @@ def reply_text(command: str, result: Any) -> str:
     if command == "report" and isinstance(result, dict):
         return _report_text(result)
     if command == "trades" and isinstance(result, list):
-        rows = [{"exit": r.get("ts_exit"), "symbol": r.get("symbol"), "side": r.get("side"),
-                 "entry": price_cell(r.get("entry_price"), r),
-                 "exit price": price_cell(r.get("exit_price"), r),
-                 "pnl": r.get("pnl"), "R": r.get("r_multiple"), "why": r.get("exit_reason")}
-                for r in result[-20:]]
+        rows = [
+            {
+                "exit": r.get("ts_exit"),
+                "symbol": r.get("symbol"),
+                "side": r.get("side"),
+                "entry": price_cell(r.get("entry_price"), r),
+                "exit price": price_cell(r.get("exit_price"), r),
+                "pnl": r.get("pnl"),
+                "R": r.get("r_multiple"),
+                "why": r.get("exit_reason"),
+            }
+            for r in result[-20:]
+        ]
         return render(rows) if rows else "no closed trades in that span"
     if command == "positions" and isinstance(result, list):
-        rows = [{"symbol": r["symbol"], "side": r["side"], "qty": abs(r["quantity"]),
-                 "avg": price_cell(r["avg_price"], r), "uPnL": r["unrealized_pnl"],
-                 "stop": price_cell(r["stop"], r)}
-                for r in result]
+        rows = [
+            {
+                "symbol": r["symbol"],
+                "side": r["side"],
+                "qty": abs(r["quantity"]),
+                "avg": price_cell(r["avg_price"], r),
+                "uPnL": r["unrealized_pnl"],
+                "stop": price_cell(r["stop"], r),
+            }
+            for r in result
+        ]
         return render(rows) if rows else "flat: no open positions"
     return render(result)
 
@@ -249,13 +292,20 @@ class BotApi:
         self._client = client
         self._base = f"{base_url.rstrip('/')}/bot{token}"
 
-    async def call(self, method: str, payload: Mapping[str, Any] | None = None, *,
-                   files: Mapping[str, Any] | None = None, timeout: float | None = None) -> Any:
+    async def call(
+        self,
+        method: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        files: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> Any:
         url = f"{self._base}/{method}"
         kwargs: dict[str, Any] = {"timeout": timeout} if timeout is not None else {}
         if files:
-            response = await self._client.post(url, data={k: str(v) for k, v in (payload or {}).items()},
-                                                files=files, **kwargs)
+            response = await self._client.post(
+                url, data={k: str(v) for k, v in (payload or {}).items()}, files=files, **kwargs
+            )
         else:
             response = await self._client.post(url, json=dict(payload or {}), **kwargs)
         try:
@@ -264,8 +314,12 @@ class BotApi:
             raise BotApiError(method, response.status_code, "not a JSON answer") from None
         if not body.get("ok"):
             params = body.get("parameters") or {}
-            raise BotApiError(method, int(body.get("error_code", response.status_code)),
-                              str(body.get("description", "")), params.get("retry_after"))
+            raise BotApiError(
+                method,
+                int(body.get("error_code", response.status_code)),
+                str(body.get("description", "")),
+                params.get("retry_after"),
+            )
         return body.get("result")
 
 
@@ -300,9 +354,17 @@ class PendingConfirm:
 class TelegramBot:
     """The long-polling loop and the chat side of every command (see the module doc)."""
 
-    def __init__(self, api: BotApi, invoke: Invoke, registry_is_mutating: Callable[[str], bool],
-                 allowed_chat_ids: Sequence[str], log: Any, *, poll_timeout_s: float = 25.0,
-                 confirm_timeout_s: float = 120.0) -> None:
+    def __init__(
+        self,
+        api: BotApi,
+        invoke: Invoke,
+        registry_is_mutating: Callable[[str], bool],
+        allowed_chat_ids: Sequence[str],
+        log: Any,
+        *,
+        poll_timeout_s: float = 25.0,
+        confirm_timeout_s: float = 120.0,
+    ) -> None:
         if not allowed_chat_ids:
             raise ValueError("the Telegram bot needs at least one allowed chat id")
         self.api = api
@@ -322,9 +384,14 @@ class TelegramBot:
         """One getUpdates long poll; handles what it returns. Returns how many updates came."""
         timeout = int(self.poll_timeout_s if timeout_s is None else timeout_s)
         updates = await self.api.call(
-            "getUpdates", {"offset": self.offset, "timeout": timeout,
-                           "allowed_updates": ["message", "callback_query"]},
-            timeout=timeout + 10)
+            "getUpdates",
+            {
+                "offset": self.offset,
+                "timeout": timeout,
+                "allowed_updates": ["message", "callback_query"],
+            },
+            timeout=timeout + 10,
+        )
         for update in updates:
             # Acknowledged before handling: a command that crashes the bot is not run again.
             self.offset = max(self.offset, int(update["update_id"]) + 1)
@@ -335,16 +402,22 @@ class TelegramBot:
             except (BotApiError, httpx.HTTPError):
                 raise  # the actor's business: back off or restart
             except Exception as exc:  # a bug in the chat front end must never stop the daemon
-                self.log.exception("telegram_update_failed", update_id=update.get("update_id"),
-                                   error=repr(exc))
+                self.log.exception(
+                    "telegram_update_failed", update_id=update.get("update_id"), error=repr(exc)
+                )
         return len(updates)
 
     # -- one update -------------------------------------------------------------------
     async def handle(self, incoming: Incoming) -> None:
         if incoming.chat_id not in self.allowed:
             self.refused += 1
-            self.log.warning("telegram_refused", chat_id=incoming.chat_id, user_id=incoming.user_id,
-                             text=incoming.text[:40], reason="chat id not in [telegram] allowed_chat_ids")
+            self.log.warning(
+                "telegram_refused",
+                chat_id=incoming.chat_id,
+                user_id=incoming.user_id,
+                text=incoming.text[:40],
+                reason="chat id not in [telegram] allowed_chat_ids",
+            )
             return  # no answer: a stranger learns nothing, not even that a bot listens
         self.handled += 1
         if incoming.callback_id:
@@ -368,7 +441,9 @@ class TelegramBot:
         await self._run(incoming, name, args)
 
     async def _run(self, incoming: Incoming, name: str, args: dict[str, Any]) -> None:
-        peer = PeerCred(pid=0, uid=os.getuid(), gid=os.getgid())  # the bot acts as the daemon's user
+        peer = PeerCred(
+            pid=0, uid=os.getuid(), gid=os.getgid()
+        )  # the bot acts as the daemon's user
         outcome = "ok"
         try:
             result = await self.invoke(name, args, peer)
@@ -380,57 +455,96 @@ class TelegramBot:
         except Exception as exc:  # as the socket server does: one bad command is not the bot's end
             outcome = ErrorCode.INTERNAL.value
             self.log.exception("telegram_command_failed", cmd=name, error=repr(exc))
-            await self.send(incoming.chat_id, f"{name} failed: {type(exc).__name__}", formatted=False)
+            await self.send(
+                incoming.chat_id, f"{name} failed: {type(exc).__name__}", formatted=False
+            )
             return
         finally:
             if self.is_mutating(name):
-                self.log.info("telegram_command", cmd=name, args=args, outcome=outcome,
-                              chat_id=incoming.chat_id, user_id=incoming.user_id)
+                self.log.info(
+                    "telegram_command",
+                    cmd=name,
+                    args=args,
+                    outcome=outcome,
+                    chat_id=incoming.chat_id,
+                    user_id=incoming.user_id,
+                )
         await self.send(incoming.chat_id, text)
         if name == "report" and isinstance(result, dict) and result.get("plot_png"):
-            await self.send_photo(incoming.chat_id, result["plot_png"],
-                                  f"equity ({result.get('period', {}).get('label', '')})")
+            await self.send_photo(
+                incoming.chat_id,
+                result["plot_png"],
+                f"equity ({result.get('period', {}).get('label', '')})",
+            )
 
     # -- the inline confirm -------------------------------------------------------------
     async def _ask(self, chat_id: str, name: str) -> None:
         nonce = secrets.token_hex(8)
         self.pending = {k: p for k, p in self.pending.items() if p.deadline > trio.current_time()}
-        self.pending[nonce] = PendingConfirm(chat_id, nonce, trio.current_time() + self.confirm_timeout_s)
-        keyboard = {"inline_keyboard": [[
-            {"text": "HALT and flatten everything", "callback_data": f"{CONFIRM_HALT}:{nonce}"},
-            {"text": "Cancel", "callback_data": f"{CANCEL}:{nonce}"}]]}
-        await self.api.call("sendMessage", {
-            "chat_id": chat_id, "reply_markup": keyboard,
-            "text": f"Kill switch: halt trading and close every position at market? "
-                    f"(expires in {self.confirm_timeout_s:g} s)"})
+        self.pending[nonce] = PendingConfirm(
+            chat_id, nonce, trio.current_time() + self.confirm_timeout_s
+        )
+        keyboard = {
+            "inline_keyboard": [
+                [
+                    {
+                        "text": "HALT and flatten everything",
+                        "callback_data": f"{CONFIRM_HALT}:{nonce}",
+                    },
+                    {"text": "Cancel", "callback_data": f"{CANCEL}:{nonce}"},
+                ]
+            ]
+        }
+        await self.api.call(
+            "sendMessage",
+            {
+                "chat_id": chat_id,
+                "reply_markup": keyboard,
+                "text": f"Kill switch: halt trading and close every position at market? "
+                f"(expires in {self.confirm_timeout_s:g} s)",
+            },
+        )
 
     async def _on_button(self, incoming: Incoming) -> None:
         action, _, nonce = incoming.callback_data.partition(":")
         pending = self.pending.pop(nonce, None)
-        valid = (pending is not None and pending.chat_id == incoming.chat_id
-                 and pending.deadline > trio.current_time())
+        valid = (
+            pending is not None
+            and pending.chat_id == incoming.chat_id
+            and pending.deadline > trio.current_time()
+        )
         if not valid:
-            await self.api.call("answerCallbackQuery", {"callback_query_id": incoming.callback_id,
-                                                        "text": "expired: send /halt again"})
+            await self.api.call(
+                "answerCallbackQuery",
+                {"callback_query_id": incoming.callback_id, "text": "expired: send /halt again"},
+            )
             return
         if action != CONFIRM_HALT:
-            await self.api.call("answerCallbackQuery", {"callback_query_id": incoming.callback_id,
-                                                        "text": "cancelled"})
+            await self.api.call(
+                "answerCallbackQuery",
+                {"callback_query_id": incoming.callback_id, "text": "cancelled"},
+            )
             await self._edit(incoming, "halt cancelled")
             return
-        await self.api.call("answerCallbackQuery", {"callback_query_id": incoming.callback_id,
-                                                    "text": "halting"})
+        await self.api.call(
+            "answerCallbackQuery", {"callback_query_id": incoming.callback_id, "text": "halting"}
+        )
         await self._edit(incoming, "halt confirmed")
         await self._run(incoming, "halt", {"yes": True})
 
     async def _edit(self, incoming: Incoming, text: str) -> None:
         if incoming.message_id:
-            await self.api.call("editMessageText", {"chat_id": incoming.chat_id,
-                                                    "message_id": incoming.message_id, "text": text})
+            await self.api.call(
+                "editMessageText",
+                {"chat_id": incoming.chat_id, "message_id": incoming.message_id, "text": text},
+            )
 
     # -- sending ------------------------------------------------------------------------
     async def send(self, chat_id: str, text: str, *, formatted: bool = True) -> None:
-        payload: dict[str, Any] = {"chat_id": chat_id, "text": pre(text) if formatted else text[:MAX_TEXT]}
+        payload: dict[str, Any] = {
+            "chat_id": chat_id,
+            "text": pre(text) if formatted else text[:MAX_TEXT],
+        }
         if formatted:
             payload["parse_mode"] = "HTML"
         await self.api.call("sendMessage", payload)
@@ -439,5 +553,8 @@ class TelegramBot:
         import base64
 
         png = base64.b64decode(png_base64)
-        await self.api.call("sendPhoto", {"chat_id": chat_id, "caption": caption},
-                            files={"photo": ("equity.png", png, "image/png")})
+        await self.api.call(
+            "sendPhoto",
+            {"chat_id": chat_id, "caption": caption},
+            files={"photo": ("equity.png", png, "image/png")},
+        )

@@ -38,12 +38,17 @@ def require_engine(actor: TradingActor) -> TradingEngine:
     if actor.session is None:
         raise CommandError("not_ready", "trading state is still being recovered; try again")
     if getattr(actor.session, "catching_up", False):
-        raise CommandError("not_ready", "trading state is catching up with the event log after "
-                                        "a restart; try again in a moment")
+        raise CommandError(
+            "not_ready",
+            "trading state is catching up with the event log after "
+            "a restart; try again in a moment",
+        )
     engine = engine_of(actor)
     if engine is None:
-        raise CommandError("no_engine", "no trading engine: no strategies are enabled "
-                                        "([strategies] enabled in the config)")
+        raise CommandError(
+            "no_engine",
+            "no trading engine: no strategies are enabled ([strategies] enabled in the config)",
+        )
     return engine
 
 
@@ -55,8 +60,9 @@ def require_portfolio(actor: TradingActor) -> Portfolio:
     return session.pipeline  # type: ignore[no-any-return]
 
 
-async def run_engine_command(actor: TradingActor, command: Callable[[Portfolio], list[Any]]
-                             ) -> list[Any]:
+async def run_engine_command(
+    actor: TradingActor, command: Callable[[Portfolio], list[Any]]
+) -> list[Any]:
     """Run an operator command on the portfolio; commit and publish its events like a bar's."""
     # Between two market events, never inside one: the trading actor's lock when it has one.
     lock = getattr(actor, "_lock", None)
@@ -64,8 +70,7 @@ async def run_engine_command(actor: TradingActor, command: Callable[[Portfolio],
         return await _run_locked(actor, command)
 
 
-async def _run_locked(actor: TradingActor, command: Callable[[Portfolio], list[Any]]
-                      ) -> list[Any]:
+async def _run_locked(actor: TradingActor, command: Callable[[Portfolio], list[Any]]) -> list[Any]:
     from fractald.session import event_kind, event_payload
 
     engine = require_engine(actor)
@@ -101,13 +106,24 @@ def positions_view(engine: TradingEngine) -> list[dict[str, Any]]:
         if abs(p.quantity) <= QTY_EPS:
             continue
         b = brackets.get((p.strategy, p.symbol))
-        rows.append({
-            "symbol": p.symbol, "strategy": p.strategy, "side": "LONG" if p.quantity > 0 else "SHORT",
-            "quantity": p.quantity, "avg_price": p.avg_price, "mark_price": p.mark_price,
-            "unrealized_pnl": p.unrealized_pnl, "stop": b.stop if b else None,
-            "targets": list(b.targets) if b else [], "open_risk": b.open_risk() if b else None,
-            "state": b.state.value if b else "unmanaged", "opened_ts": p.trip_ts_entry,
-            "confidence": p.trip_confidence, "tick_size": engine.instrument(p.symbol).tick_size})
+        rows.append(
+            {
+                "symbol": p.symbol,
+                "strategy": p.strategy,
+                "side": "LONG" if p.quantity > 0 else "SHORT",
+                "quantity": p.quantity,
+                "avg_price": p.avg_price,
+                "mark_price": p.mark_price,
+                "unrealized_pnl": p.unrealized_pnl,
+                "stop": b.stop if b else None,
+                "targets": list(b.targets) if b else [],
+                "open_risk": b.open_risk() if b else None,
+                "state": b.state.value if b else "unmanaged",
+                "opened_ts": p.trip_ts_entry,
+                "confidence": p.trip_confidence,
+                "tick_size": engine.instrument(p.symbol).tick_size,
+            }
+        )
     return sorted(rows, key=lambda r: (r["symbol"], r["strategy"]))
 
 
@@ -116,13 +132,26 @@ def orders_view(engine: TradingEngine, include_done: bool) -> list[dict[str, Any
     for o in engine.orders.values():
         if o.status.terminal and not include_done:
             continue
-        rows.append({
-            "client_order_id": o.client_order_id, "symbol": o.symbol, "side": o.side.value,
-            "type": o.order_type.value, "role": o.role, "status": o.status.value,
-            "quantity": o.quantity, "filled_qty": o.filled_qty, "price": o.price,
-            "trigger_price": o.trigger_price, "avg_fill_price": o.avg_fill_price or None,
-            "strategy": o.strategy, "created_ts": o.ts_created, "last_ts": o.ts_last,
-            "reason": o.reason, "tick_size": engine.instrument(o.symbol).tick_size})
+        rows.append(
+            {
+                "client_order_id": o.client_order_id,
+                "symbol": o.symbol,
+                "side": o.side.value,
+                "type": o.order_type.value,
+                "role": o.role,
+                "status": o.status.value,
+                "quantity": o.quantity,
+                "filled_qty": o.filled_qty,
+                "price": o.price,
+                "trigger_price": o.trigger_price,
+                "avg_fill_price": o.avg_fill_price or None,
+                "strategy": o.strategy,
+                "created_ts": o.ts_created,
+                "last_ts": o.ts_last,
+                "reason": o.reason,
+                "tick_size": engine.instrument(o.symbol).tick_size,
+            }
+        )
     return sorted(rows, key=lambda r: (r["created_ts"], r["client_order_id"]))
 
 
@@ -131,27 +160,45 @@ def breakers_view(actor: TradingActor, engine: TradingEngine) -> dict[str, Any]:
     p = b.params
     equity = engine.equity
     figures = risk_figures(engine)
-    daily_loss = ((b.day_start_equity - equity) / b.day_start_equity
-                  if b.day_start_equity > 0 else 0.0)
-    now = {Breaker.MAX_DRAWDOWN: (figures["drawdown"], p.max_drawdown_fraction),
-           Breaker.DAILY_LOSS: (daily_loss, p.daily_loss_fraction),
-           Breaker.TRADES_PER_DAY: (b.trades_today, p.max_trades_per_day),
-           Breaker.CONSECUTIVE_LOSSES: (b.consecutive_losses, p.max_consecutive_losses),
-           Breaker.ERROR_BURST: (len(b.errors), p.error_burst_count)}
+    daily_loss = (
+        (b.day_start_equity - equity) / b.day_start_equity if b.day_start_equity > 0 else 0.0
+    )
+    now = {
+        Breaker.MAX_DRAWDOWN: (figures["drawdown"], p.max_drawdown_fraction),
+        Breaker.DAILY_LOSS: (daily_loss, p.daily_loss_fraction),
+        Breaker.TRADES_PER_DAY: (b.trades_today, p.max_trades_per_day),
+        Breaker.CONSECUTIVE_LOSSES: (b.consecutive_losses, p.max_consecutive_losses),
+        Breaker.ERROR_BURST: (len(b.errors), p.error_burst_count),
+    }
     rows = []
     for breaker in Breaker:
         trip = b.trips.get(breaker)
         value, limit = now.get(breaker, (None, None))
-        rows.append({"breaker": breaker.value, "tripped": trip is not None,
-                     "state": trip.state.value if trip else "-", "value": value, "limit": limit,
-                     "daily_reset": breaker.value in p.daily_reset_breakers,
-                     "since_ts": trip.ts if trip else None, "reason": trip.reason if trip else ""})
+        rows.append(
+            {
+                "breaker": breaker.value,
+                "tripped": trip is not None,
+                "state": trip.state.value if trip else "-",
+                "value": value,
+                "limit": limit,
+                "daily_reset": breaker.value in p.daily_reset_breakers,
+                "since_ts": trip.ts if trip else None,
+                "reason": trip.reason if trip else "",
+            }
+        )
     # Why this drawdown need not equal the report's (core.figures says the same).
-    basis = ("max_drawdown's value is the drawdown now from the peak since the last resume, "
-             "equity read at every intrabar price; `report` shows the deepest drawdown of the "
-             "equity marked at each bar close")
-    return {"trading_state": engine.state.value, "paused": engine.paused,
-            "accepting": actor.accepts_entries(), "breakers": rows, "note": basis}
+    basis = (
+        "max_drawdown's value is the drawdown now from the peak since the last resume, "
+        "equity read at every intrabar price; `report` shows the deepest drawdown of the "
+        "equity marked at each bar close"
+    )
+    return {
+        "trading_state": engine.state.value,
+        "paused": engine.paused,
+        "accepting": actor.accepts_entries(),
+        "breakers": rows,
+        "note": basis,
+    }
 
 
 def strategies_view(actor: TradingActor, engine: TradingEngine) -> list[dict[str, Any]]:
@@ -160,14 +207,23 @@ def strategies_view(actor: TradingActor, engine: TradingEngine) -> list[dict[str
     for pipeline in pipelines.values():
         for s in pipeline.strategies:
             rec = engine.reliability.record_of(s.name)
-            rows.append({
-                "strategy": s.name, "symbol": s.symbol, "timeframe": s.timeframe,
-                "state": rec.state.value, "since_ts": rec.since_ts or None,
-                "size_scale": engine.reliability.scale(s.name),
-                "confidence_multiplier": s.reliability_multiplier,
-                "trades": rec.trades, "win_rate": rec.win_rate, "loss_streak": rec.loss_streak,
-                "expectancy_r": rec.expectancy(), "cum_pnl": rec.cum_pnl,
-                "max_drawdown": rec.max_drawdown})
+            rows.append(
+                {
+                    "strategy": s.name,
+                    "symbol": s.symbol,
+                    "timeframe": s.timeframe,
+                    "state": rec.state.value,
+                    "since_ts": rec.since_ts or None,
+                    "size_scale": engine.reliability.scale(s.name),
+                    "confidence_multiplier": s.reliability_multiplier,
+                    "trades": rec.trades,
+                    "win_rate": rec.win_rate,
+                    "loss_streak": rec.loss_streak,
+                    "expectancy_r": rec.expectancy(),
+                    "cum_pnl": rec.cum_pnl,
+                    "max_drawdown": rec.max_drawdown,
+                }
+            )
     return rows
 
 
@@ -177,13 +233,20 @@ def account_status(daemon: Daemon) -> dict[str, Any]:
     engine = engine_of(actor)
     if engine is None:
         return {"state": "recovering" if actor.session is None else "no engine"}
-    out: dict[str, Any] = {"trading_state": engine.state.value, "paused": engine.paused,
-                           "accepting": actor.accepts_entries(), **risk_figures(engine)}
-    out["positions"] = sum(1 for p in engine.accounting.positions.values()
-                           if abs(p.quantity) > QTY_EPS)
+    out: dict[str, Any] = {
+        "trading_state": engine.state.value,
+        "paused": engine.paused,
+        "accepting": actor.accepts_entries(),
+        **risk_figures(engine),
+    }
+    out["positions"] = sum(
+        1 for p in engine.accounting.positions.values() if abs(p.quantity) > QTY_EPS
+    )
     out["working_orders"] = len(engine.working_orders())
-    out["trips"] = [{"breaker": t.breaker.value, "state": t.state.value, "reason": t.reason,
-                     "ts": t.ts} for t in engine.breakers.trips.values()]
+    out["trips"] = [
+        {"breaker": t.breaker.value, "state": t.state.value, "reason": t.reason, "ts": t.ts}
+        for t in engine.breakers.trips.values()
+    ]
     out["last_signal"] = daemon.metrics.last_signal
     return out
 
@@ -213,8 +276,11 @@ def register_trading_commands(registry: CommandRegistry, actor: TradingActor) ->
         events = await run_engine_command(actor, lambda p: p.pause())
         actor.accepting = False
         daemon.bus.publish("operator_pause", {"by_uid": peer.uid})
-        return {"accepting": False, "events": _kinds(events),
-                "note": "no new entries; open trades are still managed (survives a restart)"}
+        return {
+            "accepting": False,
+            "events": _kinds(events),
+            "note": "no new entries; open trades are still managed (survives a restart)",
+        }
 
     async def resume(args: dict[str, Any], peer: PeerCred) -> dict[str, Any]:
         engine = require_engine(actor)
@@ -222,52 +288,91 @@ def register_trading_commands(registry: CommandRegistry, actor: TradingActor) ->
         events = await run_engine_command(actor, lambda p: p.resume())
         actor.accepting = True
         daemon.bus.publish("operator_resume", {"by_uid": peer.uid, "cleared": cleared})
-        return {"accepting": True, "trading_state": engine.state.value, "cleared": cleared,
-                "events": _kinds(events)}
+        return {
+            "accepting": True,
+            "trading_state": engine.state.value,
+            "cleared": cleared,
+            "events": _kinds(events),
+        }
 
     async def flatten(args: dict[str, Any], peer: PeerCred) -> dict[str, Any]:
         symbol = args.get("symbol")
         symbols = list(daemon.config.feed.symbols)
         if symbol is not None and symbol not in symbols:
-            raise CommandError("bad_args", f"flatten: unknown symbol {symbol!r}; valid: "
-                               f"{', '.join(symbols)} (or none for all)",
-                               argument="symbol", allowed=symbols)
+            raise CommandError(
+                "bad_args",
+                f"flatten: unknown symbol {symbol!r}; valid: "
+                f"{', '.join(symbols)} (or none for all)",
+                argument="symbol",
+                allowed=symbols,
+            )
         events = await run_engine_command(actor, lambda p: p.flatten(symbol))
         daemon.bus.publish("operator_flatten", {"by_uid": peer.uid, "symbol": symbol or "*"})
-        return {"symbol": symbol or "all", "events": _kinds(events),
-                "positions": positions_view(require_engine(actor))}
+        return {
+            "symbol": symbol or "all",
+            "events": _kinds(events),
+            "positions": positions_view(require_engine(actor)),
+        }
 
     async def halt(args: dict[str, Any], peer: PeerCred) -> dict[str, Any]:
         events = await run_engine_command(actor, lambda p: p.kill())
         actor.accepting = False
         daemon.bus.publish("kill_switch", {"by_uid": peer.uid})
         engine = require_engine(actor)
-        return {"trading_state": engine.state.value, "events": _kinds(events),
-                "positions": positions_view(engine),
-                "note": "halted and flattening; `fractalctl resume` to trade again"}
+        return {
+            "trading_state": engine.state.value,
+            "events": _kinds(events),
+            "positions": positions_view(engine),
+            "note": "halted and flattening; `fractalctl resume` to trade again",
+        }
 
     async def reconcile(args: dict[str, Any], peer: PeerCred) -> dict[str, Any]:
         report = await actor.reconcile_now("operator")
         if report is None:
-            raise CommandError("not_supported", "no reconciler for this broker yet (only the "
-                               "in-process paper broker can be reconciled)")
+            raise CommandError(
+                "not_supported",
+                "no reconciler for this broker yet (only the "
+                "in-process paper broker can be reconciled)",
+            )
         return {"clean": report.clean, **report.as_dict()}
 
     r = registry
-    r.register("reconcile", reconcile, mutating=True,
-               help="compare the ledger with the broker now; mismatches go REDUCING")
+    r.register(
+        "reconcile",
+        reconcile,
+        mutating=True,
+        help="compare the ledger with the broker now; mismatches go REDUCING",
+    )
     r.register("positions", positions, help="open positions with stops, targets and open risk")
-    r.register("orders", orders, help="working orders (all: finished ones too)",
-               args=[Arg("all", bool, default=False, help="include finished orders")])
+    r.register(
+        "orders",
+        orders,
+        help="working orders (all: finished ones too)",
+        args=[Arg("all", bool, default=False, help="include finished orders")],
+    )
     r.register("breakers", breakers, help="circuit breakers: tripped, figures against limits")
     r.register("strategies", strategies, help="strategies: reliability state, throttle, quarantine")
     r.register("pause", pause, mutating=True, help="stop new entries; manage open trades")
-    r.register("resume", resume, mutating=True,
-               help="allow new entries again; clears the pause and every tripped breaker")
-    r.register("flatten", flatten, mutating=True, help="close positions at market (one symbol or all)",
-               args=[Arg("symbol", str, help="only this symbol")])
-    r.register("halt", halt, mutating=True, confirm=True,
-               help="kill switch: halt trading and flatten everything (needs yes)")
+    r.register(
+        "resume",
+        resume,
+        mutating=True,
+        help="allow new entries again; clears the pause and every tripped breaker",
+    )
+    r.register(
+        "flatten",
+        flatten,
+        mutating=True,
+        help="close positions at market (one symbol or all)",
+        args=[Arg("symbol", str, help="only this symbol")],
+    )
+    r.register(
+        "halt",
+        halt,
+        mutating=True,
+        confirm=True,
+        help="kill switch: halt trading and flatten everything (needs yes)",
+    )
     ReportCommands(daemon, lambda: engine_of(actor)).register(r)
     from fractald.control.operator_entries import register_operator_entries
 

@@ -81,38 +81,75 @@ def _trades(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
     years = {c[:4] for c in closes if c != "-"}
     one_year = len(years) == 1
     head = f"closed {years.pop()}" if one_year else "closed (UTC)"
-    return [{head: close[5:] if one_year and close != "-" else close,
-             "symbol": _text(r.get("symbol")), "strategy": _text(r.get("strategy")),
-             "side": _side(r.get("side")), "size": _size(r.get("quantity")),
-             "entry": price_cell(r.get("entry_price"), r), "P&L": _money(r.get("pnl")),
-             "R": _money(r.get("r_multiple")), "held": duration(r.get("hold_ms")),
-             "why": _text(r.get("exit_reason"))} for close, r in zip(closes, rows)]
+    return [
+        {
+            head: close[5:] if one_year and close != "-" else close,
+            "symbol": _text(r.get("symbol")),
+            "strategy": _text(r.get("strategy")),
+            "side": _side(r.get("side")),
+            "size": _size(r.get("quantity")),
+            "entry": price_cell(r.get("entry_price"), r),
+            "P&L": _money(r.get("pnl")),
+            "R": _money(r.get("r_multiple")),
+            "held": duration(r.get("hold_ms")),
+            "why": _text(r.get("exit_reason")),
+        }
+        for close, r in zip(closes, rows)
+    ]
 
 
 def _positions(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
-    return [{"symbol": _text(r.get("symbol")), "strategy": _text(r.get("strategy")),
-             "side": _side(r.get("side"), r.get("quantity")),
-             "size": _size(r.get("quantity")), "avg": price_cell(r.get("avg_price"), r),
-             "mark": price_cell(r.get("mark_price"), r), "uP&L": _money(r.get("unrealized_pnl")),
-             "stop": price_cell(r.get("stop"), r), "at risk": _money(r.get("open_risk")),
-             "opened (UTC)": when(r.get("opened_ts"))} for r in rows]
+    return [
+        {
+            "symbol": _text(r.get("symbol")),
+            "strategy": _text(r.get("strategy")),
+            "side": _side(r.get("side"), r.get("quantity")),
+            "size": _size(r.get("quantity")),
+            "avg": price_cell(r.get("avg_price"), r),
+            "mark": price_cell(r.get("mark_price"), r),
+            "uP&L": _money(r.get("unrealized_pnl")),
+            "stop": price_cell(r.get("stop"), r),
+            "at risk": _money(r.get("open_risk")),
+            "opened (UTC)": when(r.get("opened_ts")),
+        }
+        for r in rows
+    ]
 
 
 def _orders(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
     """One line an order; ids, the average fill and every other field are in --wide."""
-    return [{"time (UTC)": when(r.get("created_ts")), "symbol": _text(r.get("symbol")),
-             "side": _side(r.get("side")), "type": _text(r.get("type")), "role": _text(r.get("role")),
-             "status": _text(r.get("status")), "size": _size(r.get("quantity")),
-             "filled": _size(r.get("filled_qty")), "price": price_cell(r.get("price"), r),
-             "trigger": price_cell(r.get("trigger_price"), r)} for r in rows]
+    return [
+        {
+            "time (UTC)": when(r.get("created_ts")),
+            "symbol": _text(r.get("symbol")),
+            "side": _side(r.get("side")),
+            "type": _text(r.get("type")),
+            "role": _text(r.get("role")),
+            "status": _text(r.get("status")),
+            "size": _size(r.get("quantity")),
+            "filled": _size(r.get("filled_qty")),
+            "price": price_cell(r.get("price"), r),
+            "trigger": price_cell(r.get("trigger_price"), r),
+        }
+        for r in rows
+    ]
 
 
 def _signals(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
-    return [{"time (UTC)": when(r.get("ts")), "symbol": _text(r.get("symbol")),
-             "strategy": _text(r.get("strategy")), "tf": _text(r.get("timeframe")),
-             "side": _side(r.get("side")), "entry": price_cell(r.get("entry"), r),
-             "stop": price_cell(r.get("stop"), r),
-             "conf": _num(r.get("confidence")), "outcome": _text(r.get("outcome"))} for r in rows]
+    return [
+        {
+            "time (UTC)": when(r.get("ts")),
+            "symbol": _text(r.get("symbol")),
+            "strategy": _text(r.get("strategy")),
+            "tf": _text(r.get("timeframe")),
+            "side": _side(r.get("side")),
+            "entry": price_cell(r.get("entry"), r),
+            "stop": price_cell(r.get("stop"), r),
+            "conf": _num(r.get("confidence")),
+            "outcome": _text(r.get("outcome")),
+        }
+        for r in rows
+    ]
 
 
 def _report(result: Mapping[str, Any]) -> str:
@@ -122,16 +159,25 @@ def _report(result: Mapping[str, Any]) -> str:
     text = to_table(Report.from_dict({k: v for k, v in result.items() if k != "open"}))
     held = result.get("open") or {}
     if held.get("open_positions"):
-        text += (f"\nOpen now: {held['open_positions']} position(s), unrealized "
-                 f"{held.get('unrealized_pnl', 0.0):,.2f}; equity {held.get('equity', 0.0):,.2f}\n")
+        text += (
+            f"\nOpen now: {held['open_positions']} position(s), unrealized "
+            f"{held.get('unrealized_pnl', 0.0):,.2f}; equity {held.get('equity', 0.0):,.2f}\n"
+        )
     return text.rstrip("\n")
 
 
 _ROWS: dict[str, Callable[[Sequence[Mapping[str, Any]]], list[dict[str, str]]]] = {
-    "trades": _trades, "positions": _positions, "signals": _signals, "orders": _orders,
+    "trades": _trades,
+    "positions": _positions,
+    "signals": _signals,
+    "orders": _orders,
 }
-_EMPTY = {"trades": "no closed trades", "positions": "flat: no open positions",
-          "signals": "no signals yet", "orders": "no working orders"}
+_EMPTY = {
+    "trades": "no closed trades",
+    "positions": "flat: no open positions",
+    "signals": "no signals yet",
+    "orders": "no working orders",
+}
 
 
 def table_for(command: str, result: Any, wide: bool = False, colour: bool = False) -> str | None:
@@ -149,16 +195,39 @@ def table_for(command: str, result: Any, wide: bool = False, colour: bool = Fals
     return "\n".join(grid(rows(result), colour))
 
 
-_LEFT = {"symbol", "strategy", "side", "tf", "why", "outcome", "opened (UTC)", "time (UTC)", "type",
-         "role", "status"}
+_LEFT = {
+    "symbol",
+    "strategy",
+    "side",
+    "tf",
+    "why",
+    "outcome",
+    "opened (UTC)",
+    "time (UTC)",
+    "type",
+    "role",
+    "status",
+}
 
 
 _SIGNED = {"P&L", "uP&L", "R"}
 # status lines ("  key  value") whose value says all is well (green) or not (red)
-_STATUS_GOOD = {("phase", "ready"), ("ready", "yes"), ("trading_state", "ACTIVE"),
-                ("accepting", "yes"), ("stale", "no")}
-_STATUS_BAD = {("ready", "no"), ("trading_state", "HALTED"), ("trading_state", "REDUCING"),
-               ("accepting", "no"), ("stale", "yes"), ("paused", "yes"), ("state", "TRIPPED")}
+_STATUS_GOOD = {
+    ("phase", "ready"),
+    ("ready", "yes"),
+    ("trading_state", "ACTIVE"),
+    ("accepting", "yes"),
+    ("stale", "no"),
+}
+_STATUS_BAD = {
+    ("ready", "no"),
+    ("trading_state", "HALTED"),
+    ("trading_state", "REDUCING"),
+    ("accepting", "no"),
+    ("stale", "yes"),
+    ("paused", "yes"),
+    ("state", "TRIPPED"),
+}
 _STATUS_LINE = re.compile(r"^(\s*)(\S+)(\s+)(\S+)$")
 
 
@@ -203,5 +272,5 @@ def grid(rows: Sequence[Mapping[str, str]], colour: bool = False) -> list[str]:
         return "  ".join(out).rstrip()
 
     return [line(columns), line(["-" * w for w in widths])] + [
-        line([r[c] for c in columns], body=True) for r in rows]
-
+        line([r[c] for c in columns], body=True) for r in rows
+    ]

@@ -93,8 +93,17 @@ class _OpenBar:
         self.volume += size
 
     def freeze(self, symbol: str, timeframe: str, complete: bool = True) -> Bar:
-        return Bar(symbol, timeframe, self.ts_open, self.open, self.high, self.low,
-                   self.close, self.volume, complete)
+        return Bar(
+            symbol,
+            timeframe,
+            self.ts_open,
+            self.open,
+            self.high,
+            self.low,
+            self.close,
+            self.volume,
+            complete,
+        )
 
 
 RECENT_BARS = 16  # emitted base bars kept to compare with a venue candle that comes late
@@ -103,12 +112,18 @@ VENUE_BARS_CAP = 64  # venue candles held for bars not out yet (a bound, not a w
 
 def same_bar(ours: Bar, venue: Bar) -> bool:
     """Our bar says what the venue's candle says (volume up to float summing)."""
-    return (ours.open == venue.open and ours.high == venue.high and ours.low == venue.low
-            and ours.close == venue.close
-            and abs(ours.volume - venue.volume) <= 1e-9 * max(1.0, abs(venue.volume)))
+    return (
+        ours.open == venue.open
+        and ours.high == venue.high
+        and ours.low == venue.low
+        and ours.close == venue.close
+        and abs(ours.volume - venue.volume) <= 1e-9 * max(1.0, abs(venue.volume))
+    )
 
 
-_NEVER = 1 << 62  # an idle period's start: no ts_open reaches it, so the next bar opens a new period
+_NEVER = (
+    1 << 62
+)  # an idle period's start: no ts_open reaches it, so the next bar opens a new period
 _HIGH, _LOW, _VOLUME, _COMPLETE = (attrgetter(f) for f in ("high", "low", "volume", "complete"))
 
 
@@ -149,7 +164,8 @@ class Rollups:
             tf_ms = timeframe_ms(tf)
             if tf_ms <= base_ms or tf_ms % base_ms:
                 raise ValueError(
-                    f"timeframe {tf} is not a multiple of the base timeframe {base_timeframe}")
+                    f"timeframe {tf} is not a multiple of the base timeframe {base_timeframe}"
+                )
             periods.append(_Period(tf, tf_ms, tf_ms // base_ms))
         self.periods: tuple[_Period, ...] = tuple(periods)
         self.timeframes = tuple(p.timeframe for p in periods)
@@ -181,7 +197,7 @@ class Rollups:
                 p.last = p.end - self.base_ms
                 p.first = len(buf) - 1
             if ts >= p.last:
-                out.append(self._roll(p, buf[p.first:]))
+                out.append(self._roll(p, buf[p.first :]))
                 # the next period opens with the next bar (a bar from anywhere else restarts it anyway)
                 p.start, p.end, p.last, p.first = p.end, p.end + p.tf_ms, p.last + p.tf_ms, len(buf)
         # with no timeframe at all no bar is kept: lo stays past every bar so each one comes here
@@ -207,9 +223,17 @@ class Rollups:
             c = bars[-1].close
             return Bar(self.symbol, p.timeframe, p.start, c, c, c, c, 0.0, False)
         # max/min over the bars in order, and the volume summed from 0.0 in order, as a running total would
-        return Bar(self.symbol, p.timeframe, p.start, priced[0].open, max(map(_HIGH, priced)),
-                   min(map(_LOW, priced)), priced[-1].close, reduce(add, map(_VOLUME, priced), 0.0),
-                   complete and len(bars) == p.per_bar)
+        return Bar(
+            self.symbol,
+            p.timeframe,
+            p.start,
+            priced[0].open,
+            max(map(_HIGH, priced)),
+            min(map(_LOW, priced)),
+            priced[-1].close,
+            reduce(add, map(_VOLUME, priced), 0.0),
+            complete and len(bars) == p.per_bar,
+        )
 
 
 class TimeframeRollup:
@@ -240,9 +264,17 @@ class SymbolBars:
     `note_outage`, and answer every `GapRequest` with `resolve_gap`.
     """
 
-    def __init__(self, symbol: str, timeframes: Sequence[str], *, base_timeframe: str = "1m",
-                 grace_ms: int = 2_000, max_gap_bars: int = 5_000, history_bars: int = 0,
-                 start_at_ms: int | None = None) -> None:
+    def __init__(
+        self,
+        symbol: str,
+        timeframes: Sequence[str],
+        *,
+        base_timeframe: str = "1m",
+        grace_ms: int = 2_000,
+        max_gap_bars: int = 5_000,
+        history_bars: int = 0,
+        start_at_ms: int | None = None,
+    ) -> None:
         if grace_ms < 0:
             raise ValueError(f"grace_ms must be >= 0, got {grace_ms}")
         if not 0 <= history_bars <= max_gap_bars:
@@ -258,7 +290,9 @@ class SymbolBars:
             raise ValueError(f"grace_ms {grace_ms} must be shorter than the base bar")
         self.grace_ms = grace_ms
         self.max_gap_bars = max_gap_bars
-        self.rollups = Rollups(symbol, [tf for tf in timeframes if tf != base_timeframe], base_timeframe)
+        self.rollups = Rollups(
+            symbol, [tf for tf in timeframes if tf != base_timeframe], base_timeframe
+        )
         self._open: dict[int, _OpenBar] = {}
         self._closed: dict[int, Bar] = {}
         self._venue: dict[int, Bar] = {}  # the venue's closed candles for bars not out yet
@@ -336,7 +370,8 @@ class SymbolBars:
         """A finished base bar from a candle source (replay file, venue candle stream)."""
         if bar.timeframe != self.base_timeframe or bar.symbol != self.symbol:
             raise ValueError(
-                f"expected a {self.symbol} {self.base_timeframe} bar, got {bar.symbol} {bar.timeframe}")
+                f"expected a {self.symbol} {self.base_timeframe} bar, got {bar.symbol} {bar.timeframe}"
+            )
         if self.next_ts is None:
             self.next_ts = bar.ts_open
             self.frontier = bar.ts_open
@@ -397,8 +432,13 @@ class SymbolBars:
         count = 0
         for bar in candles:
             ts = bar.ts_open
-            if (bar.timeframe != self.base_timeframe or not bar.complete or not start_ms <= ts < end_ms
-                    or self.next_ts is None or ts >= self.next_ts):
+            if (
+                bar.timeframe != self.base_timeframe
+                or not bar.complete
+                or not start_ms <= ts < end_ms
+                or self.next_ts is None
+                or ts >= self.next_ts
+            ):
                 continue
             ours = self._recent.get(ts)
             if ours is not None and ours.complete and same_bar(ours, bar):
@@ -451,9 +491,14 @@ class SymbolBars:
         gap = self.pending_gap
         if gap is None:
             raise ValueError("resolve_gap called with no gap pending")
-        fetched = {c.ts_open: c for c in (candles or ())
-                   if c.symbol == self.symbol and c.timeframe == self.base_timeframe
-                   and gap.start_ms <= c.ts_open < gap.end_ms and c.complete}
+        fetched = {
+            c.ts_open: c
+            for c in (candles or ())
+            if c.symbol == self.symbol
+            and c.timeframe == self.base_timeframe
+            and gap.start_ms <= c.ts_open < gap.end_ms
+            and c.complete
+        }
         self.pending_gap = None
         out: list[Bar] = []
         for ts in range(gap.start_ms, gap.end_ms, self.step_ms):

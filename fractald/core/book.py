@@ -53,7 +53,8 @@ class BookDelta:
     def __attrs_post_init__(self) -> None:
         if self.final_update_id < self.first_update_id:
             raise ValueError(
-                f"delta final id {self.final_update_id} < first id {self.first_update_id}")
+                f"delta final id {self.final_update_id} < first id {self.first_update_id}"
+            )
 
 
 class L2Book:
@@ -139,8 +140,14 @@ class SyncAction(enum.Enum):
 
 # The state machine as data: (state, input) -> (next state, action).
 SYNC_TRANSITIONS: dict[tuple[SyncState, SyncInput], tuple[SyncState, SyncAction]] = {
-    (SyncState.AWAITING_SNAPSHOT, SyncInput.DELTA): (SyncState.AWAITING_SNAPSHOT, SyncAction.BUFFER),
-    (SyncState.AWAITING_SNAPSHOT, SyncInput.SNAPSHOT): (SyncState.SYNCING, SyncAction.LOAD_AND_REPLAY),
+    (SyncState.AWAITING_SNAPSHOT, SyncInput.DELTA): (
+        SyncState.AWAITING_SNAPSHOT,
+        SyncAction.BUFFER,
+    ),
+    (SyncState.AWAITING_SNAPSHOT, SyncInput.SNAPSHOT): (
+        SyncState.SYNCING,
+        SyncAction.LOAD_AND_REPLAY,
+    ),
     (SyncState.SYNCING, SyncInput.DELTA): (SyncState.SYNCING, SyncAction.APPLY),
     (SyncState.SYNCING, SyncInput.SNAPSHOT): (SyncState.SYNCING, SyncAction.LOAD_AND_REPLAY),
     (SyncState.SYNCING, SyncInput.GAP): (SyncState.AWAITING_SNAPSHOT, SyncAction.RESYNC),
@@ -150,7 +157,9 @@ SYNC_TRANSITIONS: dict[tuple[SyncState, SyncInput], tuple[SyncState, SyncAction]
     (SyncState.LIVE, SyncInput.GAP): (SyncState.AWAITING_SNAPSHOT, SyncAction.RESYNC),
     (SyncState.AWAITING_SNAPSHOT, SyncInput.GAP): (SyncState.AWAITING_SNAPSHOT, SyncAction.RESYNC),
     (SyncState.AWAITING_SNAPSHOT, SyncInput.STALE_SNAPSHOT): (
-        SyncState.AWAITING_SNAPSHOT, SyncAction.RESYNC),
+        SyncState.AWAITING_SNAPSHOT,
+        SyncAction.RESYNC,
+    ),
 }
 
 
@@ -182,7 +191,9 @@ class BinanceBookSync:
         try:
             self.state, action = SYNC_TRANSITIONS[(self.state, event)]
         except KeyError:
-            raise ValueError(f"book sync: no transition from {self.state.value} on {event.value}") from None
+            raise ValueError(
+                f"book sync: no transition from {self.state.value} on {event.value}"
+            ) from None
         return action
 
     def start(self) -> SyncResult:
@@ -199,13 +210,16 @@ class BinanceBookSync:
         if self.futures:
             # Futures ids are not consecutive: either the delta spans the snapshot's id,
             # or it is the very next event after it.
-            return (delta.first_update_id <= last_id <= delta.final_update_id
-                    or delta.prev_final_update_id == last_id)
+            return (
+                delta.first_update_id <= last_id <= delta.final_update_id
+                or delta.prev_final_update_id == last_id
+            )
         return delta.first_update_id <= last_id + 1 <= delta.final_update_id
 
     def _older_than(self, last_id: int, first: BookDelta) -> bool:
-        return (last_id < first.first_update_id - (0 if self.futures else 1)
-                and not self._straddles(first, last_id))
+        return last_id < first.first_update_id - (0 if self.futures else 1) and not self._straddles(
+            first, last_id
+        )
 
     def _resync(self) -> SyncResult:
         self.gaps += 1

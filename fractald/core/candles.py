@@ -24,8 +24,17 @@ class Candles(Sequence[Bar]):
 
     __slots__ = ("close", "high", "low", "open", "symbol", "timeframe", "ts_open", "volume")
 
-    def __init__(self, symbol: str, timeframe: str, ts_open: np.ndarray, open: np.ndarray,
-                 high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray) -> None:
+    def __init__(
+        self,
+        symbol: str,
+        timeframe: str,
+        ts_open: np.ndarray,
+        open: np.ndarray,
+        high: np.ndarray,
+        low: np.ndarray,
+        close: np.ndarray,
+        volume: np.ndarray,
+    ) -> None:
         if timeframe not in TIMEFRAME_MS:
             raise ValueError(f"unknown timeframe {timeframe!r}; allowed: {', '.join(TIMEFRAME_MS)}")
         self.symbol = symbol
@@ -34,7 +43,9 @@ class Candles(Sequence[Bar]):
         columns = [np.asarray(c, dtype=np.float64) for c in (open, high, low, close, volume)]
         for name, column in zip(FIELDS, columns, strict=True):
             if column.shape != self.ts_open.shape:
-                raise ValueError(f"column {name} has {column.shape[0]} candles, ts_open has {self.ts_open.shape[0]}")
+                raise ValueError(
+                    f"column {name} has {column.shape[0]} candles, ts_open has {self.ts_open.shape[0]}"
+                )
         self.open, self.high, self.low, self.close, self.volume = columns
 
     @classmethod
@@ -45,9 +56,15 @@ class Candles(Sequence[Bar]):
         first = bars[0]
         others = {(b.symbol, b.timeframe) for b in bars} - {(first.symbol, first.timeframe)}
         if others:
-            raise ValueError(f"candles of {first.symbol} {first.timeframe} mixed with {min(others)}")
-        return cls(first.symbol, first.timeframe, np.array([b.ts_open for b in bars], dtype=np.int64),
-                   *(np.array([getattr(b, f) for b in bars], dtype=np.float64) for f in FIELDS))
+            raise ValueError(
+                f"candles of {first.symbol} {first.timeframe} mixed with {min(others)}"
+            )
+        return cls(
+            first.symbol,
+            first.timeframe,
+            np.array([b.ts_open for b in bars], dtype=np.int64),
+            *(np.array([getattr(b, f) for b in bars], dtype=np.float64) for f in FIELDS),
+        )
 
     def __len__(self) -> int:
         return len(self.ts_open)
@@ -62,11 +79,27 @@ class Candles(Sequence[Bar]):
         if isinstance(index, slice):
             if index.step not in (None, 1):
                 raise ValueError("candles slice only with step 1")
-            return Candles(self.symbol, self.timeframe, self.ts_open[index], self.open[index], self.high[index],
-                           self.low[index], self.close[index], self.volume[index])
+            return Candles(
+                self.symbol,
+                self.timeframe,
+                self.ts_open[index],
+                self.open[index],
+                self.high[index],
+                self.low[index],
+                self.close[index],
+                self.volume[index],
+            )
         i = range(len(self))[index]  # IndexError when out of range, negative indices as lists
-        return Bar(self.symbol, self.timeframe, int(self.ts_open[i]), float(self.open[i]), float(self.high[i]),
-                   float(self.low[i]), float(self.close[i]), float(self.volume[i]))
+        return Bar(
+            self.symbol,
+            self.timeframe,
+            int(self.ts_open[i]),
+            float(self.open[i]),
+            float(self.high[i]),
+            float(self.low[i]),
+            float(self.close[i]),
+            float(self.volume[i]),
+        )
 
     def __iter__(self) -> Iterator[Bar]:
         """Each candle as a `Bar`, made as it is reached (converted in chunks: fast, little memory)."""
@@ -74,20 +107,27 @@ class Candles(Sequence[Bar]):
         for lo in range(0, len(self), chunk):
             hi = lo + chunk
             ts = self.ts_open[lo:hi].tolist()
-            o, h, low, c, v = (col[lo:hi].tolist() for col in (self.open, self.high, self.low, self.close,
-                                                               self.volume))
+            o, h, low, c, v = (
+                col[lo:hi].tolist()
+                for col in (self.open, self.high, self.low, self.close, self.volume)
+            )
             for i, t in enumerate(ts):
                 yield Bar(symbol, timeframe, t, o[i], h[i], low[i], c[i], v[i])
 
     def between(self, start_ms: int | None, end_ms: int | None) -> Candles:
         """The candles opening at or after `start_ms` and before `end_ms` (None: unbounded), a view."""
         lo = 0 if start_ms is None else int(np.searchsorted(self.ts_open, start_ms, side="left"))
-        hi = len(self) if end_ms is None else int(np.searchsorted(self.ts_open, end_ms, side="left"))
-        return self[lo:max(lo, hi)]
+        hi = (
+            len(self) if end_ms is None else int(np.searchsorted(self.ts_open, end_ms, side="left"))
+        )
+        return self[lo : max(lo, hi)]
 
     @property
     def nbytes(self) -> int:
-        return sum(c.nbytes for c in (self.ts_open, self.open, self.high, self.low, self.close, self.volume))
+        return sum(
+            c.nbytes
+            for c in (self.ts_open, self.open, self.high, self.low, self.close, self.volume)
+        )
 
     def __repr__(self) -> str:
         return f"Candles({self.symbol} {self.timeframe}, {len(self)} candles)"

@@ -37,7 +37,9 @@ def roll_time(expiry: str, roll_days: int) -> int:
     return int(day.timestamp() * 1000)
 
 
-def back_adjusted(contracts: Sequence[ContractBars], roll_days: int, symbol: str) -> tuple[list[Bar], list[Roll]]:
+def back_adjusted(
+    contracts: Sequence[ContractBars], roll_days: int, symbol: str
+) -> tuple[list[Bar], list[Roll]]:
     """The continuous series (renamed `symbol`) and its rolls, oldest contract first."""
     chain = sorted(contracts, key=lambda c: c.expiry)
     if not chain:
@@ -52,19 +54,34 @@ def back_adjusted(contracts: Sequence[ContractBars], roll_days: int, symbol: str
             later = {b.ts_open: b for b in nxt.bars if b.ts_open >= end}
             first = min(later) if later else None
             if first is None:
-                raise ValueError(f"contract {nxt.expiry} has no bars from its roll on; cannot stitch")
+                raise ValueError(
+                    f"contract {nxt.expiry} has no bars from its roll on; cannot stitch"
+                )
             before = [b for b in current.bars if b.ts_open < first]
             if not before:
-                raise ValueError(f"contract {current.expiry} has no bar before the roll to {nxt.expiry}")
+                raise ValueError(
+                    f"contract {current.expiry} has no bar before the roll to {nxt.expiry}"
+                )
             ref = {b.ts_open: b for b in nxt.bars}
             old_close = before[-1].close
-            new_close = ref[before[-1].ts_open].close if before[-1].ts_open in ref else later[first].open
+            new_close = (
+                ref[before[-1].ts_open].close if before[-1].ts_open in ref else later[first].open
+            )
             rolls.append(Roll(first, current.expiry, nxt.expiry, new_close - old_close))
             start = first
         pieces.append(own)
     out: list[Bar] = []
     for i, piece in enumerate(pieces):
         shift = sum(r.gap for r in rolls[i:])
-        out += [attrs.evolve(b, symbol=symbol, open=b.open + shift, high=b.high + shift, low=b.low + shift,
-                             close=b.close + shift) for b in piece]
+        out += [
+            attrs.evolve(
+                b,
+                symbol=symbol,
+                open=b.open + shift,
+                high=b.high + shift,
+                low=b.low + shift,
+                close=b.close + shift,
+            )
+            for b in piece
+        ]
     return out, rolls

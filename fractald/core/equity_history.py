@@ -87,7 +87,9 @@ class EquityHistory:
                 self._pending = (ts, equity)
                 return
             if ts < pending[0]:
-                raise ValueError(f"equity at ts {ts} is earlier than the last recorded ({pending[0]})")
+                raise ValueError(
+                    f"equity at ts {ts} is earlier than the last recorded ({pending[0]})"
+                )
             self._fold(pending)
         self._pending = (ts, equity)
 

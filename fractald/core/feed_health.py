@@ -58,7 +58,9 @@ class _Recent:
 class HealthTracker:
     """Counts what happens to one symbol's feed and scores it."""
 
-    def __init__(self, symbol: str, params: HealthParams | None = None, *, start_s: float = 0.0) -> None:
+    def __init__(
+        self, symbol: str, params: HealthParams | None = None, *, start_s: float = 0.0
+    ) -> None:
         self.symbol = symbol
         self.params = params or HealthParams()
         self.last_message_s = start_s  # no message yet: age counts from start
@@ -167,19 +169,23 @@ class HealthTracker:
     def quality(self, now_s: float) -> float:
         stale_after = self.params.stale_after_s
         age = self.age_s(now_s)
-        freshness = 1.0 if age <= stale_after / 2 else max(0.0, (stale_after - age) / (stale_after / 2))
+        freshness = (
+            1.0 if age <= stale_after / 2 else max(0.0, (stale_after - age) / (stale_after / 2))
+        )
         if self._recent_msgs >= 20:
             # Score the garbage share over windows of at least 20 messages, then start afresh.
             self._garbage_share = self._recent_bad / self._recent_msgs
             self._recent_msgs = self._recent_bad = 0
-        q = (freshness
-             * 0.5 ** self._unfilled.within(now_s, GAP_WINDOW_S)
-             * 0.9 ** self._filled.within(now_s, GAP_WINDOW_S)
-             * 0.8 ** self._outliers.within(now_s, OUTLIER_WINDOW_S)
-             * 0.9 ** self._reconnects.within(now_s, RECONNECT_WINDOW_S)
-             * (1.0 - self._garbage_share)
-             * SPREAD_FACTOR ** max(0.0, (self.spread_ticks or 1.0) - 1.0)
-             * (OUTSIDE_RTH_FACTOR if self.outside_rth else 1.0))
+        q = (
+            freshness
+            * 0.5 ** self._unfilled.within(now_s, GAP_WINDOW_S)
+            * 0.9 ** self._filled.within(now_s, GAP_WINDOW_S)
+            * 0.8 ** self._outliers.within(now_s, OUTLIER_WINDOW_S)
+            * 0.9 ** self._reconnects.within(now_s, RECONNECT_WINDOW_S)
+            * (1.0 - self._garbage_share)
+            * SPREAD_FACTOR ** max(0.0, (self.spread_ticks or 1.0) - 1.0)
+            * (OUTSIDE_RTH_FACTOR if self.outside_rth else 1.0)
+        )
         return min(1.0, max(0.0, q))
 
     def snapshot(self, now_s: float, ts_event: int | None = None) -> FeedHealth:

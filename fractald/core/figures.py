@@ -132,7 +132,9 @@ def max_drawdown(ts: Sequence[int] | np.ndarray, values: Sequence[float] | np.nd
 # --------------------------------------------------------------------------- returns and ratios
 
 
-def daily_returns(ts: Sequence[int] | np.ndarray, values: Sequence[float] | np.ndarray) -> np.ndarray:
+def daily_returns(
+    ts: Sequence[int] | np.ndarray, values: Sequence[float] | np.ndarray
+) -> np.ndarray:
     """Returns between UTC-day closes (last equity of each day), starting from `values[0]`.
 
     `values[0]` is the anchor (the equity the period started with); days
@@ -210,17 +212,27 @@ def sortino_ratio(daily: np.ndarray, periods_per_year: int = PERIODS_PER_YEAR) -
         return float(np.divide(np.nanmean(r) * periods_per_year, risk))
 
 
-def ratios(daily: np.ndarray, max_drawdown_fraction: float,
-           periods_per_year: int = PERIODS_PER_YEAR,
-           min_returns: int = MIN_RATIO_RETURNS) -> Ratios:
+def ratios(
+    daily: np.ndarray,
+    max_drawdown_fraction: float,
+    periods_per_year: int = PERIODS_PER_YEAR,
+    min_returns: int = MIN_RATIO_RETURNS,
+) -> Ratios:
     """Sharpe, Sortino and Calmar of `daily` returns, or None for each with a note when too few."""
     daily = np.asarray(daily, dtype=float)
     n = len(daily)
     if n < max(2, min_returns):
-        return Ratios(None, None, None, n,
-                      f"ratios need at least {max(2, min_returns)} daily returns; this period has {n}")
+        return Ratios(
+            None,
+            None,
+            None,
+            n,
+            f"ratios need at least {max(2, min_returns)} daily returns; this period has {n}",
+        )
     annual = annual_return(daily, periods_per_year)
-    calmar = annual / max_drawdown_fraction if annual is not None and max_drawdown_fraction > 0 else None
+    calmar = (
+        annual / max_drawdown_fraction if annual is not None and max_drawdown_fraction > 0 else None
+    )
     return Ratios(
         sharpe=_finite_or_none(sharpe_ratio(daily, periods_per_year)),
         sortino=_finite_or_none(sortino_ratio(daily, periods_per_year)),
@@ -257,8 +269,9 @@ def _mean(values: Sequence[float]) -> float | None:
     return float(sum(values) / len(values)) if len(values) else None
 
 
-def trade_stats(pnls: Sequence[float], fees: Sequence[float] = (),
-                r_multiples: Sequence[float] = ()) -> TradeStats:
+def trade_stats(
+    pnls: Sequence[float], fees: Sequence[float] = (), r_multiples: Sequence[float] = ()
+) -> TradeStats:
     """Win rate, averages, profit factor and expectancy of trades with net P&L `pnls`."""
     wins = [p for p in pnls if p > 0]
     losses = [p for p in pnls if p < 0]

@@ -149,18 +149,26 @@ class Signal:
 
     def __attrs_post_init__(self) -> None:
         if self.risk_fraction is not None and not 0.0 < self.risk_fraction <= MAX_SIGNAL_RISK:
-            raise ValueError(f"risk_fraction must be within (0, {MAX_SIGNAL_RISK}], got {self.risk_fraction!r}")
+            raise ValueError(
+                f"risk_fraction must be within (0, {MAX_SIGNAL_RISK}], got {self.risk_fraction!r}"
+            )
         if not 0.0 <= self.confidence <= 100.0:
             raise ValueError(f"confidence must be within 0..100, got {self.confidence!r}")
         if self.side is Side.BUY and not self.stop < self.entry:
-            raise ValueError(f"a BUY signal needs stop < entry, got stop={self.stop} entry={self.entry}")
+            raise ValueError(
+                f"a BUY signal needs stop < entry, got stop={self.stop} entry={self.entry}"
+            )
         if self.side is Side.SELL and not self.stop > self.entry:
-            raise ValueError(f"a SELL signal needs stop > entry, got stop={self.stop} entry={self.entry}")
+            raise ValueError(
+                f"a SELL signal needs stop > entry, got stop={self.stop} entry={self.entry}"
+            )
         if not self.targets:
             raise ValueError("a signal needs at least one target")
         for t in self.targets:
             if (t - self.entry) * self.side.sign <= 0:
-                raise ValueError(f"target {t} is not beyond entry {self.entry} for a {self.side.value}")
+                raise ValueError(
+                    f"target {t} is not beyond entry {self.entry} for a {self.side.value}"
+                )
 
     @property
     def signal_id(self) -> str:

@@ -74,8 +74,14 @@ class OperatedEngine(Engine, Protocol):
     def flatten(self, symbol: str | None = ..., ts: int | None = ...) -> list[Any]: ...
     def halt(self, ts: int | None = ..., reason: str = ...) -> list[Any]: ...
     def kill(self, ts: int | None = ...) -> list[Any]: ...
-    def trip(self, breaker: Any, state: Any, reason: str, figures: dict[str, Any] | None = ...,
-             ts: int | None = ...) -> list[Any]: ...
+    def trip(
+        self,
+        breaker: Any,
+        state: Any,
+        reason: str,
+        figures: dict[str, Any] | None = ...,
+        ts: int | None = ...,
+    ) -> list[Any]: ...
     def set_risk(self, params: RiskParams) -> list[Any]: ...
 
 
@@ -142,9 +148,16 @@ class _Managed:
 class Pipeline:
     """Strategies + live SMC + the engine, for one symbol."""
 
-    def __init__(self, symbol: str, strategies: Sequence[Strategy], engine: Engine, *,
-                 base_timeframe: str = "1m", trend_timeframes: Sequence[str] = ("15m", "1h", "4h"),
-                 session_gate: SessionGate | None = None) -> None:
+    def __init__(
+        self,
+        symbol: str,
+        strategies: Sequence[Strategy],
+        engine: Engine,
+        *,
+        base_timeframe: str = "1m",
+        trend_timeframes: Sequence[str] = ("15m", "1h", "4h"),
+        session_gate: SessionGate | None = None,
+    ) -> None:
         for tf in (base_timeframe, *trend_timeframes):
             if tf not in TIMEFRAME_MS:
                 raise ValueError(f"unknown timeframe {tf!r}; allowed: {', '.join(TIMEFRAME_MS)}")
@@ -152,7 +165,9 @@ class Pipeline:
             if s.symbol != symbol:
                 raise ValueError(f"strategy {s.name} is for {s.symbol}, not {symbol}")
             if TIMEFRAME_MS[s.timeframe] < TIMEFRAME_MS[base_timeframe]:
-                raise ValueError(f"strategy {s.name} runs on {s.timeframe}, below the base {base_timeframe}")
+                raise ValueError(
+                    f"strategy {s.name} runs on {s.timeframe}, below the base {base_timeframe}"
+                )
         self.symbol = symbol
         self.base_timeframe = base_timeframe
         self.strategies = tuple(strategies)
@@ -161,7 +176,9 @@ class Pipeline:
         self._states: dict[tuple[str, LiveSMCParams], MarketState] = {}
         self._runs: dict[str, list[tuple[Strategy, MarketState]]] = {}
         for s in self.strategies:
-            self._runs.setdefault(s.timeframe, []).append((s, self._state(s.timeframe, s.smc_params())))
+            self._runs.setdefault(s.timeframe, []).append(
+                (s, self._state(s.timeframe, s.smc_params()))
+            )
         # Meta-strategies (k5_noise_filter) see each bar before the strategies they may veto.
         for runs in self._runs.values():
             runs.sort(key=lambda run: not hasattr(run[0], "veto"))
@@ -194,11 +211,22 @@ class Pipeline:
         return {sid: m.state for sid, m in self._trades.items()}
 
     def status(self) -> dict[str, Any]:
-        return {"symbol": self.symbol, "bars": self.bars, "signals": self.signals, "skips": self.skips,
-                "trends": self.trends(), "managed_trades": len(self._trades),
-                "strategies": {s.name: {"timeframe": s.timeframe, "trades_learned": s.trades_learned,
-                                        "reliability_multiplier": s.reliability_multiplier}
-                               for s in self.strategies}}
+        return {
+            "symbol": self.symbol,
+            "bars": self.bars,
+            "signals": self.signals,
+            "skips": self.skips,
+            "trends": self.trends(),
+            "managed_trades": len(self._trades),
+            "strategies": {
+                s.name: {
+                    "timeframe": s.timeframe,
+                    "trades_learned": s.trades_learned,
+                    "reliability_multiplier": s.reliability_multiplier,
+                }
+                for s in self.strategies
+            },
+        }
 
     def summary_line(self) -> str:
         trends = " ".join(f"{tf}:{t:+d}" for tf, t in self.trends().items())
@@ -222,11 +250,18 @@ class Pipeline:
         from the candles.
         """
         return {
-            "bars": self.bars, "signals": self.signals, "skips": self.skips,
+            "bars": self.bars,
+            "signals": self.signals,
+            "skips": self.skips,
             "last_ts": dict(self._last_ts),
-            "trades": [{"strategy": m.strategy.name, "plan": _converter.unstructure(m.plan),
-                        "state": None if m.state is None else _converter.unstructure(m.state)}
-                       for m in self._trades.values()],
+            "trades": [
+                {
+                    "strategy": m.strategy.name,
+                    "plan": _converter.unstructure(m.plan),
+                    "state": None if m.state is None else _converter.unstructure(m.state),
+                }
+                for m in self._trades.values()
+            ],
             "learning": {s.name: s.learning_state() for s in self.strategies},
         }
 
@@ -239,7 +274,11 @@ class Pipeline:
         the log.
         """
         notes: list[str] = []
-        self.bars, self.signals, self.skips = int(data["bars"]), int(data["signals"]), int(data["skips"])
+        self.bars, self.signals, self.skips = (
+            int(data["bars"]),
+            int(data["signals"]),
+            int(data["skips"]),
+        )
         self._last_ts = {str(k): int(v) for k, v in data["last_ts"].items()}
         by_name = {s.name: s for s in self.strategies}
         self._trades = {}
@@ -248,10 +287,14 @@ class Pipeline:
             strategy = by_name.get(t["strategy"])
             if strategy is None:
                 strategy = create(t["strategy"], self.symbol, plan.timeframe)
-                notes.append(f"trade {plan.signal_id} of disabled strategy {t['strategy']} "
-                             "stays managed by its plan")
+                notes.append(
+                    f"trade {plan.signal_id} of disabled strategy {t['strategy']} "
+                    "stays managed by its plan"
+                )
             managed = _Managed(strategy, plan)
-            managed.state = None if t["state"] is None else _converter.structure(t["state"], TradeState)
+            managed.state = (
+                None if t["state"] is None else _converter.structure(t["state"], TradeState)
+            )
             self._trades[plan.signal_id] = managed
         for name, learned in data["learning"].items():
             if name in by_name:
@@ -288,14 +331,20 @@ class Pipeline:
             raise ValueError(f"pipeline for {self.symbol} got a {bar.symbol} bar")
         last = self._last_ts.get(bar.timeframe)
         if last is not None and bar.ts_open <= last:
-            raise ValueError(f"{bar.timeframe} bars must arrive in time order: {bar.ts_open} after {last}")
+            raise ValueError(
+                f"{bar.timeframe} bars must arrive in time order: {bar.ts_open} after {last}"
+            )
         self._last_ts[bar.timeframe] = bar.ts_open
         out: list[Any] = []
         if bar.timeframe == self.base_timeframe:
             self.bars += 1
             self._engine(self.engine.on_bar(bar), out)
             self._manage(bar, out)
-            if self._trades and self.session_gate is not None and self.session_gate.must_flatten(bar.ts_event):
+            if (
+                self._trades
+                and self.session_gate is not None
+                and self.session_gate.must_flatten(bar.ts_event)
+            ):
                 for sid in list(self._trades):
                     self._engine(self.engine.invalidate(sid, bar.ts_event, "session_close"), out)
         else:
@@ -311,7 +360,9 @@ class Pipeline:
 
     def on_tick(self, tick: TradeTick | Quote) -> list[Any]:
         out: list[Any] = []
-        handler = getattr(self.engine, "on_trade" if isinstance(tick, TradeTick) else "on_quote", None)
+        handler = getattr(
+            self.engine, "on_trade" if isinstance(tick, TradeTick) else "on_quote", None
+        )
         if handler is not None:
             self._engine(handler(tick), out)
         return out
@@ -324,7 +375,9 @@ class Pipeline:
         return out
 
     # --- the work -------------------------------------------------------------------
-    def _analyse(self, bar: Bar, states: list[MarketState], accepting: bool, out: list[Any]) -> None:
+    def _analyse(
+        self, bar: Bar, states: list[MarketState], accepting: bool, out: list[Any]
+    ) -> None:
         ctxs = {id(ms): ms.update(bar) for ms in states}
         trends = self.trends()  # after this bar: the trend it just confirmed counts
         for strategy, ms in self._runs.get(bar.timeframe, ()):
@@ -334,20 +387,37 @@ class Pipeline:
                 planned = strategy.plan_entry(setup)
                 if isinstance(planned, Skip):
                     self.skips += 1
-                    out.append(SetupSkipped(bar.ts_event, planned.strategy, planned.symbol,
-                                            planned.code.value, planned.detail))
+                    out.append(
+                        SetupSkipped(
+                            bar.ts_event,
+                            planned.strategy,
+                            planned.symbol,
+                            planned.code.value,
+                            planned.detail,
+                        )
+                    )
                     continue
                 gate = self.session_gate
                 if gate is not None and (closed := gate.entry_refusal(bar.ts_event)) is not None:
                     self.skips += 1
-                    out.append(SetupSkipped(bar.ts_event, strategy.name, planned.symbol, "OUTSIDE_SESSION",
-                                            closed))
+                    out.append(
+                        SetupSkipped(
+                            bar.ts_event, strategy.name, planned.symbol, "OUTSIDE_SESSION", closed
+                        )
+                    )
                     continue
                 veto = next(((v.name, why) for v in self._vetoes if (why := v.veto(planned))), None)
                 if veto is not None:
                     self.skips += 1
-                    out.append(SetupSkipped(bar.ts_event, strategy.name, planned.symbol, "NOISE_VETO",
-                                            f"{veto[0]}: {veto[1]}"))
+                    out.append(
+                        SetupSkipped(
+                            bar.ts_event,
+                            strategy.name,
+                            planned.symbol,
+                            "NOISE_VETO",
+                            f"{veto[0]}: {veto[1]}",
+                        )
+                    )
                     continue
                 self.signals += 1
                 out.append(SignalEmitted(bar.ts_event, planned, accepting))
@@ -355,8 +425,9 @@ class Pipeline:
                     answer = self.engine.on_signal(planned, bar.ts_event)
                     if any(isinstance(e, ev.BracketOpened) for e in answer):
                         # only a trade the engine took is managed: a denied one leaves nothing behind
-                        self._trades[planned.signal_id] = _Managed(strategy,
-                                                                   strategy.plan_management(planned, setup))
+                        self._trades[planned.signal_id] = _Managed(
+                            strategy, strategy.plan_management(planned, setup)
+                        )
                     self._engine(answer, out)
 
     def _manage(self, bar: Bar, out: list[Any]) -> None:
@@ -366,13 +437,19 @@ class Pipeline:
                 continue
             m.state, action = m.strategy.plan_exit(m.plan, m.state, bar)
             if isinstance(action, ExitNow):
-                self._engine(self.engine.invalidate(sid, bar.ts_event, f"strategy_{action.reason}"), out)
+                self._engine(
+                    self.engine.invalidate(sid, bar.ts_event, f"strategy_{action.reason}"), out
+                )
             elif isinstance(action, MoveStop):
                 move = getattr(self.engine, "move_stop", None)
                 if move is not None:
                     self._engine(move(sid, action.stop, bar.ts_event, action.reason), out)
                 else:
-                    out.append(ManagementRequested(bar.ts_event, sid, "move_stop", action.stop, action.reason))
+                    out.append(
+                        ManagementRequested(
+                            bar.ts_event, sid, "move_stop", action.stop, action.reason
+                        )
+                    )
 
     def follow(self, events: list[Any]) -> None:
         """Follow engine events that came from elsewhere (an operator command, a trip).
@@ -425,7 +502,9 @@ class Portfolio:
         try:
             return self.pipelines[symbol]
         except KeyError:
-            raise ValueError(f"no pipeline for {symbol}; have {', '.join(sorted(self.pipelines))}") from None
+            raise ValueError(
+                f"no pipeline for {symbol}; have {', '.join(sorted(self.pipelines))}"
+            ) from None
 
     def on_bar(self, bar: Bar, accepting: bool = True) -> list[Any]:
         return self._for(bar.symbol).on_bar(bar, accepting)
@@ -445,8 +524,11 @@ class Portfolio:
 
     def import_state(self, data: Mapping[str, Any]) -> list[str]:
         """Each configured symbol's state; a symbol no longer configured is dropped (noted)."""
-        notes = [f"state of {symbol} dropped: not a configured symbol"
-                 for symbol in data if symbol not in self.pipelines]
+        notes = [
+            f"state of {symbol} dropped: not a configured symbol"
+            for symbol in data
+            if symbol not in self.pipelines
+        ]
         for symbol, p in self.pipelines.items():
             if symbol in data:
                 notes.extend(p.import_state(data[symbol]))
@@ -484,8 +566,14 @@ class Portfolio:
         """Kill switch: halt and flatten everything."""
         return self._follow(self._operated().kill(ts))
 
-    def trip(self, breaker: Any, state: Any, reason: str, figures: dict[str, Any] | None = None,
-             ts: int | None = None) -> list[Any]:
+    def trip(
+        self,
+        breaker: Any,
+        state: Any,
+        reason: str,
+        figures: dict[str, Any] | None = None,
+        ts: int | None = None,
+    ) -> list[Any]:
         """Trip a breaker from outside (reconciliation); withdrawn entries end their management."""
         return self._follow(self._operated().trip(breaker, state, reason, figures, ts))
 
@@ -496,8 +584,10 @@ class Portfolio:
     def _operated(self) -> OperatedEngine:
         missing = [name for name in _OPERATOR_CALLS if not hasattr(self.engine, name)]
         if missing:
-            raise TypeError(f"{type(self.engine).__name__} takes no operator commands "
-                            f"(lacks {', '.join(missing)})")
+            raise TypeError(
+                f"{type(self.engine).__name__} takes no operator commands "
+                f"(lacks {', '.join(missing)})"
+            )
         return self.engine  # type: ignore[return-value]
 
     def on_venue_report(self, report: Any) -> list[Any]:
@@ -514,22 +604,40 @@ class Portfolio:
         return "; ".join(p.summary_line() for p in self.pipelines.values())
 
 
-def build_portfolio(symbols: Sequence[str], engine: Engine, strategies: Sequence[str], timeframe: str = "15m",
-                    **kw: Any) -> Portfolio:
+def build_portfolio(
+    symbols: Sequence[str],
+    engine: Engine,
+    strategies: Sequence[str],
+    timeframe: str = "15m",
+    **kw: Any,
+) -> Portfolio:
     """`build_pipeline` for each symbol, all sharing `engine`."""
     return Portfolio([build_pipeline(s, engine, strategies, timeframe, **kw) for s in symbols])
 
 
-def build_pipeline(symbol: str, engine: Engine, strategies: Sequence[str], timeframe: str = "15m", *,
-                   params: Mapping[str, Mapping[str, Any]] | None = None,
-                   confidence: ConfidenceModel | None = None, base_timeframe: str = "1m",
-                   trend_timeframes: Sequence[str] = ("15m", "1h", "4h"),
-                   session_gate: SessionGate | None = None) -> Pipeline:
+def build_pipeline(
+    symbol: str,
+    engine: Engine,
+    strategies: Sequence[str],
+    timeframe: str = "15m",
+    *,
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+    confidence: ConfidenceModel | None = None,
+    base_timeframe: str = "1m",
+    trend_timeframes: Sequence[str] = ("15m", "1h", "4h"),
+    session_gate: SessionGate | None = None,
+) -> Pipeline:
     """A pipeline from plain settings (what [strategies] in the config holds)."""
     params = params or {}
     unknown = sorted(set(params) - set(strategies))
     if unknown:
         raise ValueError(f"params given for strategies that are not enabled: {', '.join(unknown)}")
     built = [create(name, symbol, timeframe, params.get(name), confidence) for name in strategies]
-    return Pipeline(symbol, built, engine, base_timeframe=base_timeframe, trend_timeframes=trend_timeframes,
-                    session_gate=session_gate)
+    return Pipeline(
+        symbol,
+        built,
+        engine,
+        base_timeframe=base_timeframe,
+        trend_timeframes=trend_timeframes,
+        session_gate=session_gate,
+    )

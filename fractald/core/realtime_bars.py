@@ -28,7 +28,9 @@ class FiveSecondRollup:
     _minute: int | None = None
     _bars: list[tuple[int, float, float, float, float, float]] = attrs.field(factory=list)
 
-    def on_bar(self, ts_ms: int, o: float, h: float, lo: float, c: float, volume: float) -> list[Bar]:
+    def on_bar(
+        self, ts_ms: int, o: float, h: float, lo: float, c: float, volume: float
+    ) -> list[Bar]:
         """One 5 s bar (ts_ms: its start); the 1 m bars it closes (zero or one)."""
         if ts_ms % FIVE_S:
             raise ValueError(f"5 s bar time {ts_ms} is not on a 5 s boundary")
@@ -58,5 +60,14 @@ class FiveSecondRollup:
         assert self._minute is not None
         bars = sorted(self._bars)
         self.missing += PER_MINUTE - len(bars)
-        return Bar(self.symbol, "1m", self._minute, bars[0][1], max(b[2] for b in bars), min(b[3] for b in bars),
-                   bars[-1][4], sum(b[5] for b in bars), complete=len(bars) == PER_MINUTE)
+        return Bar(
+            self.symbol,
+            "1m",
+            self._minute,
+            bars[0][1],
+            max(b[2] for b in bars),
+            min(b[3] for b in bars),
+            bars[-1][4],
+            sum(b[5] for b in bars),
+            complete=len(bars) == PER_MINUTE,
+        )

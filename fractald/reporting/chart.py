@@ -118,8 +118,12 @@ class OrderMark:
     label: str = ""
 
 
-_MARK_STYLE = {MarkKind.ENTRY: (ENTRY, "-"), MarkKind.STOP: (STOP, "--"),
-               MarkKind.TARGET: (TARGET, "--"), MarkKind.EXIT: (STRUCTURE, ":")}
+_MARK_STYLE = {
+    MarkKind.ENTRY: (ENTRY, "-"),
+    MarkKind.STOP: (STOP, "--"),
+    MarkKind.TARGET: (TARGET, "--"),
+    MarkKind.EXIT: (STRUCTURE, ":"),
+}
 
 
 @attrs.frozen(slots=True)
@@ -144,8 +148,15 @@ def _panel(timeframe: str, frame: pd.DataFrame, start_ms: int, end_ms: int) -> _
     opens = frame.index.as_unit("ms").asi8
     x = to_datenum(opens + tf / 2)
     visible = (opens + tf > start_ms) & (opens <= end_ms)
-    return _Panel(timeframe, frame, x, tf / 86_400_000, visible,
-                  float(to_datenum([start_ms])[0]), float(to_datenum([end_ms])[0]))
+    return _Panel(
+        timeframe,
+        frame,
+        x,
+        tf / 86_400_000,
+        visible,
+        float(to_datenum([start_ms])[0]),
+        float(to_datenum([end_ms])[0]),
+    )
 
 
 def _candles(ax: Any, p: _Panel) -> None:
@@ -158,19 +169,48 @@ def _candles(ax: Any, p: _Panel) -> None:
     body = np.abs(f["close"] - f["open"]).to_numpy()
     span = float(f["high"].max() - f["low"].min()) if len(f) else 0.0
     body = np.maximum(body, span * 0.002)  # a doji stays visible
-    ax.bar(x, body, bottom=body_low, width=p.width * 0.7, color=colours, edgecolor=colours,
-           linewidth=0.4, zorder=4)
+    ax.bar(
+        x,
+        body,
+        bottom=body_low,
+        width=p.width * 0.7,
+        color=colours,
+        edgecolor=colours,
+        linewidth=0.4,
+        zorder=4,
+    )
 
 
-def _zone(ax: Any, p: _Panel, i: int, end_index: float, top: float, bottom: float,
-          colour: str, alpha: float, hatch: str | None = None, gid: str = "") -> None:
+def _zone(
+    ax: Any,
+    p: _Panel,
+    i: int,
+    end_index: float,
+    top: float,
+    bottom: float,
+    colour: str,
+    alpha: float,
+    hatch: str | None = None,
+    gid: str = "",
+) -> None:
     left = p.xat(i) - p.width / 2
     right = p.xat(end_index) if end_index and end_index > i else p.x1
     if right < p.x0 or left > p.x1:
         return
-    ax.add_patch(Rectangle((left, bottom), right - left, top - bottom, facecolor=colour,
-                           alpha=alpha, edgecolor=colour, linewidth=0.6, hatch=hatch, zorder=1,
-                           gid=gid))
+    ax.add_patch(
+        Rectangle(
+            (left, bottom),
+            right - left,
+            top - bottom,
+            facecolor=colour,
+            alpha=alpha,
+            edgecolor=colour,
+            linewidth=0.6,
+            hatch=hatch,
+            zorder=1,
+            gid=gid,
+        )
+    )
 
 
 def _gap_floor(p: _Panel) -> float:
@@ -190,8 +230,18 @@ def _fvgs(ax: Any, p: _Panel, fvg: pd.DataFrame) -> None:
 def _order_blocks(ax: Any, p: _Panel, ob: pd.DataFrame) -> None:
     for i, row in ob.dropna(subset=["OB"]).iterrows():
         colour = ZONE_OB_BULL if row.OB > 0 else ZONE_OB_BEAR
-        _zone(ax, p, int(i), row.MitigatedIndex, row.Top, row.Bottom, colour, 0.22, hatch="//",
-              gid="ob_bull" if row.OB > 0 else "ob_bear")
+        _zone(
+            ax,
+            p,
+            int(i),
+            row.MitigatedIndex,
+            row.Top,
+            row.Bottom,
+            colour,
+            0.22,
+            hatch="//",
+            gid="ob_bull" if row.OB > 0 else "ob_bear",
+        )
 
 
 def _structure(ax: Any, p: _Panel, bos: pd.DataFrame) -> None:
@@ -204,12 +254,29 @@ def _structure(ax: Any, p: _Panel, bos: pd.DataFrame) -> None:
         if right < p.x0 or left > p.x1:
             continue
         colour = BULL if direction > 0 else BEAR
-        ax.hlines(row.Level, left, right, colors=colour, linewidth=1.3,
-                  linestyles="--" if choch else "-", zorder=5, gid="choch" if choch else "bos")
-        ax.annotate("CHoCH" if choch else "BOS", (max((left + right) / 2, p.x0), row.Level),
-                    xytext=(0, 3 if direction > 0 else -3), textcoords="offset points",
-                    ha="center", va="bottom" if direction > 0 else "top", fontsize=7.5,
-                    color=colour, fontweight="bold", zorder=6, annotation_clip=True)
+        ax.hlines(
+            row.Level,
+            left,
+            right,
+            colors=colour,
+            linewidth=1.3,
+            linestyles="--" if choch else "-",
+            zorder=5,
+            gid="choch" if choch else "bos",
+        )
+        ax.annotate(
+            "CHoCH" if choch else "BOS",
+            (max((left + right) / 2, p.x0), row.Level),
+            xytext=(0, 3 if direction > 0 else -3),
+            textcoords="offset points",
+            ha="center",
+            va="bottom" if direction > 0 else "top",
+            fontsize=7.5,
+            color=colour,
+            fontweight="bold",
+            zorder=6,
+            annotation_clip=True,
+        )
 
 
 def _swings(ax: Any, p: _Panel, swings: pd.DataFrame) -> None:
@@ -219,8 +286,17 @@ def _swings(ax: Any, p: _Panel, swings: pd.DataFrame) -> None:
         part = marked[marked.HighLow == high]
         xs = [p.x[int(i)] for i in part.index]
         if xs:
-            ax.scatter(xs, part.Level, marker=marker, s=22, color=colour, edgecolors="black",
-                       linewidths=0.4, zorder=6, gid="swing")
+            ax.scatter(
+                xs,
+                part.Level,
+                marker=marker,
+                s=22,
+                color=colour,
+                edgecolors="black",
+                linewidths=0.4,
+                zorder=6,
+                gid="swing",
+            )
 
 
 def _liquidity(ax: Any, p: _Panel, liq: pd.DataFrame) -> None:
@@ -230,20 +306,38 @@ def _liquidity(ax: Any, p: _Panel, liq: pd.DataFrame) -> None:
         right = p.xat(row.Swept) if swept else p.x1
         if right < p.x0 or left > p.x1:
             continue
-        ax.hlines(row.Level, left, right, colors=LIQUIDITY, linewidth=1.0, linestyles=":",
-                  zorder=5, gid="liquidity")
-        ax.annotate("liq", (max(left, p.x0), row.Level), xytext=(2, 2),
-                    textcoords="offset points", fontsize=7, color=LIQUIDITY, zorder=6,
-                    annotation_clip=True)
+        ax.hlines(
+            row.Level,
+            left,
+            right,
+            colors=LIQUIDITY,
+            linewidth=1.0,
+            linestyles=":",
+            zorder=5,
+            gid="liquidity",
+        )
+        ax.annotate(
+            "liq",
+            (max(left, p.x0), row.Level),
+            xytext=(2, 2),
+            textcoords="offset points",
+            fontsize=7,
+            color=LIQUIDITY,
+            zorder=6,
+            annotation_clip=True,
+        )
         if swept:
             ax.scatter([right], [row.Level], marker="x", s=30, color=LIQUIDITY, zorder=6)
 
 
-def _trades_in_window(trades: Sequence[ClosedTrade], start_ms: int,
-                     end_ms: int) -> list[ClosedTrade]:
+def _trades_in_window(
+    trades: Sequence[ClosedTrade], start_ms: int, end_ms: int
+) -> list[ClosedTrade]:
     """The trades drawn (any part inside the window), in entry order: their number is place + 1."""
-    return sorted((t for t in trades if t.ts_exit >= start_ms and t.ts_entry <= end_ms),
-                  key=lambda t: (t.ts_entry, t.trade_id))
+    return sorted(
+        (t for t in trades if t.ts_exit >= start_ms and t.ts_entry <= end_ms),
+        key=lambda t: (t.ts_entry, t.trade_id),
+    )
 
 
 def _trades(ax: Any, p: _Panel, trades: Sequence[ClosedTrade], numbers: bool) -> None:
@@ -252,17 +346,45 @@ def _trades(ax: Any, p: _Panel, trades: Sequence[ClosedTrade], numbers: bool) ->
     for n, t in enumerate(trades, 1):
         x_in, x_out = to_datenum([t.ts_entry, t.ts_exit])
         won = t.pnl > 0
-        ax.plot([x_in, x_out], [t.entry_price, t.exit_price], color=TARGET if won else STOP,
-                linewidth=1.4, linestyle="-", marker="o", markevery=[1], markersize=3.5,
-                zorder=7, gid="trade_line")
-        ax.scatter([x_in], [t.entry_price], marker="^" if t.side is Side.BUY else "v", s=80,
-                   color=ENTRY, edgecolors="white", linewidths=0.8, zorder=8, gid="entry")
+        ax.plot(
+            [x_in, x_out],
+            [t.entry_price, t.exit_price],
+            color=TARGET if won else STOP,
+            linewidth=1.4,
+            linestyle="-",
+            marker="o",
+            markevery=[1],
+            markersize=3.5,
+            zorder=7,
+            gid="trade_line",
+        )
+        ax.scatter(
+            [x_in],
+            [t.entry_price],
+            marker="^" if t.side is Side.BUY else "v",
+            s=80,
+            color=ENTRY,
+            edgecolors="white",
+            linewidths=0.8,
+            zorder=8,
+            gid="entry",
+        )
         if numbers:
             below = t.side is Side.BUY
-            ax.annotate(str(n), (x_in, t.entry_price), xytext=(0, -9 if below else 9),
-                        textcoords="offset points", ha="center", va="top" if below else "bottom",
-                        fontsize=7.5, fontweight="bold", color=ENTRY, zorder=9, gid="trade_number",
-                        annotation_clip=True)
+            ax.annotate(
+                str(n),
+                (x_in, t.entry_price),
+                xytext=(0, -9 if below else 9),
+                textcoords="offset points",
+                ha="center",
+                va="top" if below else "bottom",
+                fontsize=7.5,
+                fontweight="bold",
+                color=ENTRY,
+                zorder=9,
+                gid="trade_number",
+                annotation_clip=True,
+            )
 
 
 TABLE_ROWS = 40  # more would not be readable beside the panels
@@ -279,10 +401,17 @@ def trade_table_rows(trades: Sequence[ClosedTrade], tick: float | None) -> list[
     """The side table: one row per drawn trade, numbered as on the chart."""
     rows = []
     for n, t in enumerate(trades, 1):
-        rows.append([str(n), short_trade_id(t), "LONG" if t.side is Side.BUY else "SHORT",
-                     price_text(t.entry_price, tick, grouping=True),
-                     price_text(t.exit_price, tick, grouping=True),
-                     f"{t.r_multiple:+.2f}", f"{t.pnl:+,.2f}"])
+        rows.append(
+            [
+                str(n),
+                short_trade_id(t),
+                "LONG" if t.side is Side.BUY else "SHORT",
+                price_text(t.entry_price, tick, grouping=True),
+                price_text(t.exit_price, tick, grouping=True),
+                f"{t.r_multiple:+.2f}",
+                f"{t.pnl:+,.2f}",
+            ]
+        )
     return rows
 
 
@@ -291,8 +420,9 @@ def _trade_table(ax: Any, trades: Sequence[ClosedTrade], tick: float | None) -> 
     ax.set_gid("trade_table")
     rows = trade_table_rows(trades, tick)
     shown = rows[:TABLE_ROWS]
-    table = ax.table(cellText=shown, colLabels=TRADE_COLUMNS, loc="upper right",
-                     cellLoc="right", colLoc="right")
+    table = ax.table(
+        cellText=shown, colLabels=TRADE_COLUMNS, loc="upper right", cellLoc="right", colLoc="right"
+    )
     table.auto_set_font_size(False)
     table.set_fontsize(7)
     table.auto_set_column_width(list(range(len(TRADE_COLUMNS))))
@@ -308,13 +438,20 @@ def _trade_table(ax: Any, trades: Sequence[ClosedTrade], tick: float | None) -> 
 
 def _trade_of(signal: Signal, trades: Sequence[ClosedTrade]) -> ClosedTrade | None:
     """The closed trade a signal became: same strategy and side, the first entry at or after it."""
-    later = [t for t in trades if t.strategy == signal.strategy and t.side is signal.side
-             and t.symbol == signal.symbol and t.ts_entry >= signal.ts_event]
+    later = [
+        t
+        for t in trades
+        if t.strategy == signal.strategy
+        and t.side is signal.side
+        and t.symbol == signal.symbol
+        and t.ts_entry >= signal.ts_event
+    ]
     return min(later, key=lambda t: t.ts_entry, default=None)
 
 
-def _signal_marks(signals: Sequence[Signal], span_ms: int,
-                  trades: Sequence[ClosedTrade] = ()) -> list[OrderMark]:
+def _signal_marks(
+    signals: Sequence[Signal], span_ms: int, trades: Sequence[ClosedTrade] = ()
+) -> list[OrderMark]:
     """Each signal's entry, stop and targets. A signal that became a closed trade keeps only its
     stop and targets, unlabelled, until the trade's exit (the trade's marker and the side table
     say the rest); one still open keeps its labels."""
@@ -324,11 +461,14 @@ def _signal_marks(signals: Sequence[Signal], span_ms: int,
         end = traded.ts_exit if traded is not None else s.ts_event + span_ms
         label = traded is None
         if label:
-            marks.append(OrderMark(MarkKind.ENTRY, s.entry, s.ts_event, end,
-                                   f"{s.side.value} {s.strategy}"))
+            marks.append(
+                OrderMark(MarkKind.ENTRY, s.entry, s.ts_event, end, f"{s.side.value} {s.strategy}")
+            )
         marks.append(OrderMark(MarkKind.STOP, s.stop, s.ts_event, end, "SL" if label else ""))
-        marks += [OrderMark(MarkKind.TARGET, t, s.ts_event, end, f"TP{n}" if label else "")
-                  for n, t in enumerate(s.targets, 1)]
+        marks += [
+            OrderMark(MarkKind.TARGET, t, s.ts_event, end, f"TP{n}" if label else "")
+            for n, t in enumerate(s.targets, 1)
+        ]
     return marks
 
 
@@ -341,18 +481,36 @@ def _orders(ax: Any, p: _Panel, marks: Sequence[OrderMark], labels: bool = True)
         right = float(to_datenum([m.ts_end_ms])[0]) if m.ts_end_ms is not None else p.x1
         if right < p.x0 or left > p.x1:
             continue
-        ax.hlines(m.price, left, right, colors=colour, linewidth=1.6, linestyles=style, zorder=7,
-                  gid=m.kind.value)
+        ax.hlines(
+            m.price,
+            left,
+            right,
+            colors=colour,
+            linewidth=1.6,
+            linestyles=style,
+            zorder=7,
+            gid=m.kind.value,
+        )
         if m.label and labels:
-            ax.annotate(m.label, (min(right, p.x1), m.price), xytext=(-2, 1),
-                        textcoords="offset points", fontsize=7.5, color=colour, ha="right",
-                        va="bottom", fontweight="bold", zorder=8, annotation_clip=False,
-                        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none",
-                              "alpha": 0.75})
+            ax.annotate(
+                m.label,
+                (min(right, p.x1), m.price),
+                xytext=(-2, 1),
+                textcoords="offset points",
+                fontsize=7.5,
+                color=colour,
+                ha="right",
+                va="bottom",
+                fontweight="bold",
+                zorder=8,
+                annotation_clip=False,
+                bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.75},
+            )
 
 
-def _price_range(p: _Panel, trades: Sequence[ClosedTrade], marks: Sequence[OrderMark],
-                 start_ms: int, end_ms: int) -> tuple[float, float]:
+def _price_range(
+    p: _Panel, trades: Sequence[ClosedTrade], marks: Sequence[OrderMark], start_ms: int, end_ms: int
+) -> tuple[float, float]:
     f = p.frame[p.visible]
     low, high = float(f["low"].min()), float(f["high"].max())
     prices = [t.entry_price for t in trades if start_ms <= t.ts_entry <= end_ms]
@@ -369,15 +527,54 @@ def _legend_handles(drawn: set[str] | None = None) -> list[Any]:
         ("bos", Line2D([], [], color=BULL, linewidth=1.3, label="BOS (bull / bear colour)")),
         ("choch", Line2D([], [], color=BEAR, linewidth=1.3, linestyle="--", label="CHoCH")),
         ("fvg", Patch(facecolor=ZONE_FVG_BULL, alpha=0.5, label="fair value gap")),
-        ("ob_bull", Patch(facecolor=ZONE_OB_BULL, alpha=0.3, hatch="//", label="order block (bull)")),
-        ("ob_bear", Patch(facecolor=ZONE_OB_BEAR, alpha=0.3, hatch="//", label="order block (bear)")),
-        ("liquidity", Line2D([], [], color=LIQUIDITY, linestyle=":", label="liquidity (x = swept)")),
-        ("swing", Line2D([], [], marker="v", color=BEAR, linestyle="", markeredgecolor="black",
-                         label="swing high / low")),
-        ("entry", Line2D([], [], marker="^", color=ENTRY, linestyle="", markersize=9,
-                         label="trade N: entry (long / short)")),
-        ("trade_line", Line2D([], [], color=TARGET, marker="o", markevery=[1], markersize=3.5,
-                              label="to its exit (green win, red loss)")),
+        (
+            "ob_bull",
+            Patch(facecolor=ZONE_OB_BULL, alpha=0.3, hatch="//", label="order block (bull)"),
+        ),
+        (
+            "ob_bear",
+            Patch(facecolor=ZONE_OB_BEAR, alpha=0.3, hatch="//", label="order block (bear)"),
+        ),
+        (
+            "liquidity",
+            Line2D([], [], color=LIQUIDITY, linestyle=":", label="liquidity (x = swept)"),
+        ),
+        (
+            "swing",
+            Line2D(
+                [],
+                [],
+                marker="v",
+                color=BEAR,
+                linestyle="",
+                markeredgecolor="black",
+                label="swing high / low",
+            ),
+        ),
+        (
+            "entry",
+            Line2D(
+                [],
+                [],
+                marker="^",
+                color=ENTRY,
+                linestyle="",
+                markersize=9,
+                label="trade N: entry (long / short)",
+            ),
+        ),
+        (
+            "trade_line",
+            Line2D(
+                [],
+                [],
+                color=TARGET,
+                marker="o",
+                markevery=[1],
+                markersize=3.5,
+                label="to its exit (green win, red loss)",
+            ),
+        ),
         ("stop", Line2D([], [], color=STOP, linestyle="--", label="stop")),
         ("target", Line2D([], [], color=TARGET, linestyle="--", label="target")),
     ]
@@ -389,8 +586,9 @@ def drawn_gids(fig: Figure) -> set[str]:
     return {str(a.get_gid()) for ax in fig.axes for a in ax.get_children() if a.get_gid()}
 
 
-def plot_chart(frames: Mapping[str, pd.DataFrame], path: str | os.PathLike[str],
-               **options: Any) -> Path:
+def plot_chart(
+    frames: Mapping[str, pd.DataFrame], path: str | os.PathLike[str], **options: Any
+) -> Path:
     """Draw the chart (see `chart_figure` for the options) and write it as a PNG to `path`."""
     return save_png(chart_figure(frames, **options), path)
 
@@ -452,7 +650,8 @@ def chart_figure(
         else:
             length = swing_length
         over = (overlays or {}).get(tf) or live_overlays(
-            frames[tf], tf, LiveSMCParams(swing_length=length), symbol or "CHART")
+            frames[tf], tf, LiveSMCParams(swing_length=length), symbol or "CHART"
+        )
         p = _panel(tf, frames[tf], start_ms, end_ms)
         if not p.visible.any():
             raise ValueError(f"frame {tf!r} has no bars inside the chart window")
@@ -467,8 +666,12 @@ def chart_figure(
         ax.set_xlim(p.x0, p.x1)
         ax.set_ylim(*_price_range(p, trades, marks, start_ms, end_ms))
         ax.grid(True, alpha=0.25)
-        ax.set_title(f"{symbol} {tf} (swing length {length})".strip(), loc="left", fontsize=11,
-                     fontweight="bold")
+        ax.set_title(
+            f"{symbol} {tf} (swing length {length})".strip(),
+            loc="left",
+            fontsize=11,
+            fontweight="bold",
+        )
         close = float(p.frame[p.visible]["close"].iloc[-1])
         close_text = price_text(close, tick_size, grouping=True) if tick_size else f"{close:,.2f}"
         ax.set_title(f"last close {close_text}", loc="right", fontsize=9)
@@ -481,8 +684,13 @@ def chart_figure(
     if handles:
         fig.legend(handles=handles, loc="outside lower center", ncol=6, fontsize=8.5, frameon=False)
     # The window named is the window drawn (every panel shares it).
-    fig.suptitle(f"{symbol + ' ' if symbol else ''}{_utc(start_ms)} .. {_utc(end_ms)} UTC",
-                 x=0.01, ha="left", fontsize=12, fontweight="bold")
+    fig.suptitle(
+        f"{symbol + ' ' if symbol else ''}{_utc(start_ms)} .. {_utc(end_ms)} UTC",
+        x=0.01,
+        ha="left",
+        fontsize=12,
+        fontweight="bold",
+    )
     return fig
 
 

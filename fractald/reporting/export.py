@@ -44,6 +44,7 @@ def render(report: Report, fmt: Format | str) -> str:
 
 # --- JSON -------------------------------------------------------------------------------------
 
+
 def to_json(report: Report) -> str:
     return json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n"
 
@@ -63,9 +64,9 @@ _SINGLE_SECTIONS: dict[str, tuple[type, str]] = {
     "worst_trade": (rp.TradeRef, "worst_trade"),
 }
 _GROUP_SECTIONS = {"strategy": "by_strategy", "symbol": "by_symbol"}
-_NESTED = {path for _, path in _SINGLE_SECTIONS.values()} | set(_GROUP_SECTIONS.values()) | {
-    "confidence"
-}
+_NESTED = (
+    {path for _, path in _SINGLE_SECTIONS.values()} | set(_GROUP_SECTIONS.values()) | {"confidence"}
+)
 
 
 def _cell(value: Any) -> str:
@@ -162,6 +163,7 @@ def from_csv(text: str) -> Report:
 
 # --- table ------------------------------------------------------------------------------------
 
+
 def _money(value: float | None) -> str:
     return "-" if value is None else f"{value:,.2f}"
 
@@ -190,8 +192,9 @@ def _duration(ms: int) -> str:
 
 
 def _grid(headers: list[str], rows: list[list[str]]) -> list[str]:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-              for i, h in enumerate(headers)]
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    ]
     fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
     return [fmt.format(*headers), fmt.format(*("-" * w for w in widths))] + [
         fmt.format(*r) for r in rows
@@ -203,8 +206,15 @@ def _first(*values: int | None) -> int | None:
 
 
 def _stats_row(key: str, s: rp.TradeStats) -> list[str]:
-    return [key, str(s.trades), _pct(s.win_rate), _money(s.net_pnl), _num(s.profit_factor),
-            _money(s.expectancy), _num(s.avg_r)]
+    return [
+        key,
+        str(s.trades),
+        _pct(s.win_rate),
+        _money(s.net_pnl),
+        _num(s.profit_factor),
+        _money(s.expectancy),
+        _num(s.avg_r),
+    ]
 
 
 def _trade(ref: rp.TradeRef | None) -> str:
@@ -218,8 +228,13 @@ def to_table(report: Report) -> str:
     s, d, p = report.stats, report.drawdown, report.period
     recovery = f"recovered {_when(d.recovery_ms)}" if d.recovered else "not recovered"
     summary = [
-        ("Period", (f"{p.label}: {_when(_first(p.start_ms, report.from_ms))} .. "
-                    f"{_when(_first(report.to_ms, p.end_ms))} UTC")),
+        (
+            "Period",
+            (
+                f"{p.label}: {_when(_first(p.start_ms, report.from_ms))} .. "
+                f"{_when(_first(report.to_ms, p.end_ms))} UTC"
+            ),
+        ),
         ("Equity", f"{_money(report.starting_equity)} -> {_money(report.ending_equity)}"),
         ("P&L", f"{_money(report.pnl_abs)}  ({_pct(report.pnl_pct)})"),
         ("Trades", f"{s.trades}  (won {s.wins}, lost {s.losses}, flat {s.breakeven})"),
@@ -228,12 +243,21 @@ def to_table(report: Report) -> str:
         ("Profit factor", _num(s.profit_factor)),
         ("Expectancy", f"{_money(s.expectancy)} per trade, {_num(s.avg_r)} R"),
         ("Fees", _money(s.fees)),
-        ("Sharpe / Sortino / Calmar",
-         (f"{_num(report.sharpe)} / {_num(report.sortino)} / {_num(report.calmar)}"
-          f"  ({report.ratios_note or f'{report.daily_returns} daily returns'})")),
+        (
+            "Sharpe / Sortino / Calmar",
+            (
+                f"{_num(report.sharpe)} / {_num(report.sortino)} / {_num(report.calmar)}"
+                f"  ({report.ratios_note or f'{report.daily_returns} daily returns'})"
+            ),
+        ),
         ("Max drawdown", f"{_pct(d.max_pct)}  ({_money(d.max_abs)})"),
-        ("Drawdown time", (f"{_duration(d.duration_ms)}  peak {_when(d.peak_ms)}, "
-                           f"trough {_when(d.trough_ms)}, {recovery}")),
+        (
+            "Drawdown time",
+            (
+                f"{_duration(d.duration_ms)}  peak {_when(d.peak_ms)}, "
+                f"trough {_when(d.trough_ms)}, {recovery}"
+            ),
+        ),
         ("Best trade", _trade(report.best_trade)),
         ("Worst trade", _trade(report.worst_trade)),
     ]
@@ -246,7 +270,9 @@ def to_table(report: Report) -> str:
     lines += ["", "By signal confidence"]
     lines += _grid(
         ["confidence", "trades", "win rate", "net P&L"],
-        [[f"{b.low:g}-{b.high:g}", str(b.trades), _pct(b.win_rate), _money(b.net_pnl)]
-         for b in report.confidence],
+        [
+            [f"{b.low:g}-{b.high:g}", str(b.trades), _pct(b.win_rate), _money(b.net_pnl)]
+            for b in report.confidence
+        ],
     )
     return "\n".join(lines) + "\n"

@@ -53,8 +53,19 @@ def frame_bars(frame: pd.DataFrame, symbol: str, timeframe: str) -> list[Bar]:
     opens = frame.index.as_unit("ms").asi8
     cols = [frame[c].to_numpy(dtype=float) for c in ("open", "high", "low", "close")]
     volume = frame["volume"].to_numpy(dtype=float) if "volume" in frame else [0.0] * len(frame)
-    return [Bar(symbol, timeframe, int(opens[i]), float(cols[0][i]), float(cols[1][i]),
-                float(cols[2][i]), float(cols[3][i]), float(volume[i])) for i in range(len(frame))]
+    return [
+        Bar(
+            symbol,
+            timeframe,
+            int(opens[i]),
+            float(cols[0][i]),
+            float(cols[1][i]),
+            float(cols[2][i]),
+            float(cols[3][i]),
+            float(volume[i]),
+        )
+        for i in range(len(frame))
+    ]
 
 
 class _Collector:
@@ -101,48 +112,72 @@ class _Collector:
                 zone[3] = at
 
     def overlays(self) -> SmcOverlays:
-        return SmcOverlays(swings=self._swing_table(), fvg=self._zone_table(self.fvgs, "FVG"),
-                           bos_choch=self._break_table(), ob=self._zone_table(self.obs, "OB"),
-                           liquidity=self._pool_table())
+        return SmcOverlays(
+            swings=self._swing_table(),
+            fvg=self._zone_table(self.fvgs, "FVG"),
+            bos_choch=self._break_table(),
+            ob=self._zone_table(self.obs, "OB"),
+            liquidity=self._pool_table(),
+        )
 
     def _column(self, rows: Mapping[int, float]) -> list[float]:
         return [rows.get(i, NAN) for i in range(self.n)]
 
     def _swing_table(self) -> pd.DataFrame:
-        return pd.DataFrame({"HighLow": self._column({i: d for i, (d, _) in self.swings.items()}),
-                             "Level": self._column({i: lv for i, (_, lv) in self.swings.items()})})
+        return pd.DataFrame(
+            {
+                "HighLow": self._column({i: d for i, (d, _) in self.swings.items()}),
+                "Level": self._column({i: lv for i, (_, lv) in self.swings.items()}),
+            }
+        )
 
     def _zone_table(self, zones: dict[int, list[Any]], name: str) -> pd.DataFrame:
-        return pd.DataFrame({name: self._column({i: z[0] for i, z in zones.items()}),
-                             "Top": self._column({i: z[1] for i, z in zones.items()}),
-                             "Bottom": self._column({i: z[2] for i, z in zones.items()}),
-                             "MitigatedIndex": self._column({i: z[3] for i, z in zones.items()})})
+        return pd.DataFrame(
+            {
+                name: self._column({i: z[0] for i, z in zones.items()}),
+                "Top": self._column({i: z[1] for i, z in zones.items()}),
+                "Bottom": self._column({i: z[2] for i, z in zones.items()}),
+                "MitigatedIndex": self._column({i: z[3] for i, z in zones.items()}),
+            }
+        )
 
     def _break_table(self) -> pd.DataFrame:
         b = self.breaks
-        return pd.DataFrame({
-            "BOS": self._column({i: int(e.direction) for i, e in b.items() if e.kind is StructureKind.BOS}),
-            "CHOCH": self._column({i: int(e.direction) for i, e in b.items()
-                                   if e.kind is StructureKind.CHOCH}),
-            "Level": self._column({i: e.level for i, e in b.items()}),
-            "BrokenIndex": self._column({i: e.broken_index for i, e in b.items()})})
+        return pd.DataFrame(
+            {
+                "BOS": self._column(
+                    {i: int(e.direction) for i, e in b.items() if e.kind is StructureKind.BOS}
+                ),
+                "CHOCH": self._column(
+                    {i: int(e.direction) for i, e in b.items() if e.kind is StructureKind.CHOCH}
+                ),
+                "Level": self._column({i: e.level for i, e in b.items()}),
+                "BrokenIndex": self._column({i: e.broken_index for i, e in b.items()}),
+            }
+        )
 
     def _pool_table(self) -> pd.DataFrame:
         p = self.pools
-        return pd.DataFrame({"Liquidity": self._column({i: z[0] for i, z in p.items()}),
-                             "Level": self._column({i: z[1] for i, z in p.items()}),
-                             "Swept": self._column({i: z[2] for i, z in p.items()})})
+        return pd.DataFrame(
+            {
+                "Liquidity": self._column({i: z[0] for i, z in p.items()}),
+                "Level": self._column({i: z[1] for i, z in p.items()}),
+                "Swept": self._column({i: z[2] for i, z in p.items()}),
+            }
+        )
 
 
-def live_events(frame: pd.DataFrame, timeframe: str, params: LiveSMCParams,
-                symbol: str = "CHART") -> list[tuple[SMCEvent, ...]]:
+def live_events(
+    frame: pd.DataFrame, timeframe: str, params: LiveSMCParams, symbol: str = "CHART"
+) -> list[tuple[SMCEvent, ...]]:
     """The events `LiveSMC(params)` reports at each bar of `frame` (one tuple per bar)."""
     smc = LiveSMC(params)
     return [smc.update(bar) for bar in frame_bars(frame, symbol, timeframe)]
 
 
-def live_overlays(frame: pd.DataFrame, timeframe: str, params: LiveSMCParams,
-                  symbol: str = "CHART") -> SmcOverlays:
+def live_overlays(
+    frame: pd.DataFrame, timeframe: str, params: LiveSMCParams, symbol: str = "CHART"
+) -> SmcOverlays:
     """What the live detectors knew, bar by bar, as the chart's structure tables."""
     smc = LiveSMC(params)
     out = _Collector(len(frame))

@@ -40,7 +40,8 @@ def utc_date_axis(ax: object) -> None:
     locator = mdates.AutoDateLocator(tz=dt.UTC, minticks=4, maxticks=10)
     ax.xaxis.set_major_locator(locator)  # type: ignore[attr-defined]
     ax.xaxis.set_major_formatter(  # type: ignore[attr-defined]
-        mdates.ConciseDateFormatter(locator, tz=dt.UTC))
+        mdates.ConciseDateFormatter(locator, tz=dt.UTC)
+    )
 
 
 def save_png(fig: Figure, path: str | os.PathLike[str]) -> Path:
@@ -53,10 +54,12 @@ def save_png(fig: Figure, path: str | os.PathLike[str]) -> Path:
 def _headline(rep: Report) -> str:
     """The report's own figures (core.figures), so the plot and the table never disagree."""
     sharpe = "-" if rep.sharpe is None else f"{rep.sharpe:.2f}"
-    return (f"Equity {rep.starting_equity:,.0f} \u2192 {rep.ending_equity:,.0f} "
-            f"({format_pct(rep.pnl_pct, sign=True)})   {rep.stats.trades} trades, win rate "
-            f"{format_pct(rep.stats.win_rate, 0)}   max drawdown {format_pct(rep.drawdown.max_pct)}"
-            f"   Sharpe {sharpe}")
+    return (
+        f"Equity {rep.starting_equity:,.0f} \u2192 {rep.ending_equity:,.0f} "
+        f"({format_pct(rep.pnl_pct, sign=True)})   {rep.stats.trades} trades, win rate "
+        f"{format_pct(rep.stats.win_rate, 0)}   max drawdown {format_pct(rep.drawdown.max_pct)}"
+        f"   Sharpe {sharpe}"
+    )
 
 
 def plot_equity(
@@ -69,8 +72,10 @@ def plot_equity(
     report: Report | None = None,
 ) -> Path:
     """Draw the equity figure (see `equity_figure`) and write it as a PNG to `path`."""
-    return save_png(equity_figure(equity, trades, starting_equity=starting_equity, title=title,
-                                  report=report), path)
+    return save_png(
+        equity_figure(equity, trades, starting_equity=starting_equity, title=title, report=report),
+        path,
+    )
 
 
 def equity_figure(
@@ -121,9 +126,15 @@ def equity_figure(
     bottom.plot(x, drawdown, color=LOSS, linewidth=0.9)
     worst = int(np.argmin(drawdown))
     if drawdown[worst] < 0:
-        bottom.annotate(f"{drawdown[worst]:.2f}%", (x[worst], drawdown[worst]),
-                        xytext=(6, -2), textcoords="offset points", fontsize=9, color=LOSS,
-                        va="top")
+        bottom.annotate(
+            f"{drawdown[worst]:.2f}%",
+            (x[worst], drawdown[worst]),
+            xytext=(6, -2),
+            textcoords="offset points",
+            fontsize=9,
+            color=LOSS,
+            va="top",
+        )
         bottom.set_ylim(drawdown[worst] * 1.35, 0)
     else:
         bottom.set_ylim(-1, 0)
@@ -134,8 +145,9 @@ def equity_figure(
     return fig
 
 
-def _mark_trades(ax: object, trades: Sequence[ClosedTrade], ts: np.ndarray,
-                 values: np.ndarray) -> None:
+def _mark_trades(
+    ax: object, trades: Sequence[ClosedTrade], ts: np.ndarray, values: np.ndarray
+) -> None:
     """Each trade's exit sits on the curve where it was realised: triangles up for wins."""
     groups = {WIN: [], LOSS: [], FLAT: []}  # type: dict[str, list[tuple[float, float]]]
     for t in trades:
@@ -145,14 +157,33 @@ def _mark_trades(ax: object, trades: Sequence[ClosedTrade], ts: np.ndarray,
         groups[colour].append((to_datenum([t.ts_exit])[0], y))
     markers = {WIN: "^", LOSS: "v", FLAT: "o"}
     names = {WIN: "winning trade", LOSS: "losing trade", FLAT: "flat trade"}
-    handles = [Line2D([], [], color=EQUITY, linewidth=1.6, label="equity"),
-               Line2D([], [], color=PEAK, linewidth=0.9, linestyle="--", label="running peak")]
+    handles = [
+        Line2D([], [], color=EQUITY, linewidth=1.6, label="equity"),
+        Line2D([], [], color=PEAK, linewidth=0.9, linestyle="--", label="running peak"),
+    ]
     for colour, points in groups.items():
         if not points:
             continue
         xs, ys = zip(*points)
-        ax.scatter(xs, ys, marker=markers[colour], s=46, color=colour,  # type: ignore[attr-defined]
-                   edgecolors="white", linewidths=0.6, zorder=4)
-        handles.append(Line2D([], [], marker=markers[colour], color=colour, linestyle="",
-                              markersize=7, label=f"{names[colour]} ({len(points)})"))
+        ax.scatter(  # type: ignore[attr-defined]
+            xs,
+            ys,
+            marker=markers[colour],
+            s=46,
+            color=colour,
+            edgecolors="white",
+            linewidths=0.6,
+            zorder=4,
+        )
+        handles.append(
+            Line2D(
+                [],
+                [],
+                marker=markers[colour],
+                color=colour,
+                linestyle="",
+                markersize=7,
+                label=f"{names[colour]} ({len(points)})",
+            )
+        )
     ax.legend(handles=handles, loc="upper left", fontsize=9, framealpha=0.85)  # type: ignore[attr-defined]

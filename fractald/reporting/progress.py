@@ -22,8 +22,15 @@ def eta_text(seconds: float) -> str:
 
 
 class Progress:
-    def __init__(self, total: int, label: str, stream: TextIO, *, tty: bool | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        total: int,
+        label: str,
+        stream: TextIO,
+        *,
+        tty: bool | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.total = max(1, total)
         self.label = label
         self.stream = stream
@@ -40,13 +47,17 @@ class Progress:
         eta = elapsed / share * (1 - share) if share > 0 else 0.0
         if self.tty:
             filled = int(share * BAR_WIDTH)
-            self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (BAR_WIDTH - filled)}] "
-                              f"{share * 100:3.0f}%  ETA {eta_text(eta)}  ")
+            self.stream.write(
+                f"\r{self.label} [{'#' * filled}{'.' * (BAR_WIDTH - filled)}] "
+                f"{share * 100:3.0f}%  ETA {eta_text(eta)}  "
+            )
             self.stream.flush()
         elif int(share * 10) > self._tenths:
             self._tenths = int(share * 10)
-            self.stream.write(f"{self.label}: {share * 100:.0f}% ({self.done:,} of {self.total:,}), "
-                              f"ETA {eta_text(eta)}\n")
+            self.stream.write(
+                f"{self.label}: {share * 100:.0f}% ({self.done:,} of {self.total:,}), "
+                f"ETA {eta_text(eta)}\n"
+            )
             self.stream.flush()
 
     def finish(self) -> None:

@@ -35,7 +35,9 @@ DEFAULT_PERIODS_PER_YEAR = figures.PERIODS_PER_YEAR
 
 def _optional_int(instance: Any, attribute: attrs.Attribute[Any], value: int | None) -> None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-        raise ValueError(f"{attribute.name} must be an int of epoch milliseconds or None, got {value!r}")
+        raise ValueError(
+            f"{attribute.name} must be an int of epoch milliseconds or None, got {value!r}"
+        )
 
 
 @attrs.frozen(slots=True)
@@ -151,8 +153,9 @@ _converter = cattrs.Converter()
 
 def trade_stats(trades: Sequence[ClosedTrade]) -> TradeStats:
     """Win rate, averages, profit factor and expectancy of `trades` (see core.figures)."""
-    return figures.trade_stats([t.pnl for t in trades], [t.fees for t in trades],
-                               [t.r_multiple for t in trades])
+    return figures.trade_stats(
+        [t.pnl for t in trades], [t.fees for t in trades], [t.r_multiple for t in trades]
+    )
 
 
 def _group(trades: Sequence[ClosedTrade], key: str) -> tuple[GroupStats, ...]:
@@ -170,15 +173,19 @@ def confidence_buckets(
     last = len(edges) - 2
     for i, (low, high) in enumerate(itertools.pairwise(edges)):
         inside = [
-            t for t in trades
-            if low <= t.confidence < high or (i == last and t.confidence == high)
+            t for t in trades if low <= t.confidence < high or (i == last and t.confidence == high)
         ]
         wins = sum(1 for t in inside if t.pnl > 0)
-        buckets.append(ConfidenceBucket(
-            low=float(low), high=float(high), trades=len(inside), wins=wins,
-            win_rate=wins / len(inside) if inside else None,
-            net_pnl=float(sum(t.pnl for t in inside)),
-        ))
+        buckets.append(
+            ConfidenceBucket(
+                low=float(low),
+                high=float(high),
+                trades=len(inside),
+                wins=wins,
+                win_rate=wins / len(inside) if inside else None,
+                net_pnl=float(sum(t.pnl for t in inside)),
+            )
+        )
     return tuple(buckets)
 
 
@@ -192,7 +199,9 @@ def _check_equity(equity: Sequence[tuple[int, float]]) -> None:
         if not math.isfinite(value) or value <= 0:
             raise ValueError(f"equity[{i}] must be a positive finite number, got {value!r}")
         if last_ts is not None and ts < last_ts:
-            raise ValueError(f"equity[{i}] at ts {ts} is earlier than the point before it ({last_ts})")
+            raise ValueError(
+                f"equity[{i}] at ts {ts} is earlier than the point before it ({last_ts})"
+            )
         last_ts = ts
 
 
@@ -224,8 +233,9 @@ def _period_curve(
     return ts, values
 
 
-def max_drawdown_of(equity: Sequence[tuple[int, float]], starting_equity: float,
-                    period: Period | None = None) -> Drawdown:
+def max_drawdown_of(
+    equity: Sequence[tuple[int, float]], starting_equity: float, period: Period | None = None
+) -> Drawdown:
     """The report's maximum drawdown alone (what the metrics export), computed the same way."""
     ts, values = _period_curve(list(equity), starting_equity, period or Period())
     return figures.max_drawdown(ts, values)
@@ -249,7 +259,9 @@ def build_report(
     Trades belong to the period their exit falls in.
     """
     if not (math.isfinite(starting_equity) and starting_equity > 0):
-        raise ValueError(f"starting_equity must be a positive finite number, got {starting_equity!r}")
+        raise ValueError(
+            f"starting_equity must be a positive finite number, got {starting_equity!r}"
+        )
     if periods_per_year <= 0:
         raise ValueError(f"periods_per_year must be positive, got {periods_per_year!r}")
     period = period or Period()

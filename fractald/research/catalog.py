@@ -61,25 +61,37 @@ class Catalog:
         except (OSError, ValueError):
             return None
 
-    def write_candles(self, venue: str, symbol: str, year: int, month: int, bars: list[Bar],
-                      meta: dict[str, Any]) -> Path:
+    def write_candles(
+        self, venue: str, symbol: str, year: int, month: int, bars: list[Bar], meta: dict[str, Any]
+    ) -> Path:
         import pandas as pd
 
         path = self.candle_path(venue, symbol, year, month)
-        frame = pd.DataFrame({"ts_open": np.array([b.ts_open for b in bars], dtype="int64"),
-                              **{c: np.array([getattr(b, c) for b in bars], dtype="float64")
-                                 for c in ("open", "high", "low", "close", "volume")}})
+        frame = pd.DataFrame(
+            {
+                "ts_open": np.array([b.ts_open for b in bars], dtype="int64"),
+                **{
+                    c: np.array([getattr(b, c) for b in bars], dtype="float64")
+                    for c in ("open", "high", "low", "close", "volume")
+                },
+            }
+        )
         _atomic(path, lambda tmp: frame.to_parquet(tmp, index=False))
         _atomic(path.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps(meta, indent=1)))
         return path
 
-    def write_funding(self, venue: str, symbol: str, year: int, month: int,
-                      rows: list[tuple[int, float]]) -> Path:
+    def write_funding(
+        self, venue: str, symbol: str, year: int, month: int, rows: list[tuple[int, float]]
+    ) -> Path:
         import pandas as pd
 
         path = self.funding_path(venue, symbol, year, month)
-        frame = pd.DataFrame({"ts": np.array([t for t, _ in rows], dtype="int64"),
-                              "rate": np.array([r for _, r in rows], dtype="float64")})
+        frame = pd.DataFrame(
+            {
+                "ts": np.array([t for t, _ in rows], dtype="int64"),
+                "rate": np.array([r for _, r in rows], dtype="float64"),
+            }
+        )
         _atomic(path, lambda tmp: frame.to_parquet(tmp, index=False))
         return path
 
@@ -95,23 +107,42 @@ class Catalog:
 
         if venue not in VENUES:
             raise ValueError(f"unknown venue {venue!r}; the catalog has {', '.join(VENUES)}")
-        stored = sorted((self.root / "candles" / venue / symbol / "1m").glob("[0-9][0-9][0-9][0-9]-[0-9][0-9].parquet"))
+        stored = sorted(
+            (self.root / "candles" / venue / symbol / "1m").glob(
+                "[0-9][0-9][0-9][0-9]-[0-9][0-9].parquet"
+            )
+        )
         if stored:  # no need to walk months past the last one stored (an open --to)
             year, month = (int(x) for x in stored[-1].stem.split("-"))
             end_ms = min(end_ms, month_start(*next_month(year, month)))
-        frames = [pd.read_parquet(p) for ym in months(start_ms, end_ms)
-                  if (p := self.candle_path(venue, symbol, *ym)).is_file()] if stored else []
+        frames = (
+            [
+                pd.read_parquet(p)
+                for ym in months(start_ms, end_ms)
+                if (p := self.candle_path(venue, symbol, *ym)).is_file()
+            ]
+            if stored
+            else []
+        )
         if not frames:
-            have = sorted(p.name for p in (self.root / "candles" / venue).glob("*")) \
-                if (self.root / "candles" / venue).is_dir() else []
-            raise ValueError(f"the catalog {self.root} has no {venue} {symbol} candles in that range "
-                             f"(symbols there: {', '.join(have) or 'none'}); run `fractald download` first")
+            have = (
+                sorted(p.name for p in (self.root / "candles" / venue).glob("*"))
+                if (self.root / "candles" / venue).is_dir()
+                else []
+            )
+            raise ValueError(
+                f"the catalog {self.root} has no {venue} {symbol} candles in that range "
+                f"(symbols there: {', '.join(have) or 'none'}); run `fractald download` first"
+            )
         frame = pd.concat(frames, ignore_index=True)
         frame = frame[(frame["ts_open"] >= start_ms) & (frame["ts_open"] < end_ms)]
         if frame.empty:
             raise ValueError(f"the catalog has no {venue} {symbol} candles in that range")
         ts = frame["ts_open"].to_numpy(dtype="int64")
-        arrays = {c: frame[c].to_numpy(dtype="float64") for c in ("open", "high", "low", "close", "volume")}
+        arrays = {
+            c: frame[c].to_numpy(dtype="float64")
+            for c in ("open", "high", "low", "close", "volume")
+        }
         return arrays_to_candles(ts, arrays, symbol, f"catalog {venue}/{symbol}")
 
 

@@ -60,10 +60,13 @@ def validate_symbol(venue: str, symbol: str) -> None:
     if venue not in VENUES:
         raise DownloadError(f"--venue {venue!r}: allowed {', '.join(VENUES)}")
     if venue.startswith("binance") and not re.fullmatch(r"[A-Z0-9]{2,20}", symbol):
-        raise DownloadError(f"--symbol {symbol!r}: Binance symbols are upper-case letters and digits, "
-                            f"like BTCUSDT")
+        raise DownloadError(
+            f"--symbol {symbol!r}: Binance symbols are upper-case letters and digits, like BTCUSDT"
+        )
     if venue == "hyperliquid" and not re.fullmatch(r"[A-Za-z0-9@:]{1,20}", symbol):
-        raise DownloadError(f"--symbol {symbol!r}: Hyperliquid names a perpetual by its coin, like BTC")
+        raise DownloadError(
+            f"--symbol {symbol!r}: Hyperliquid names a perpetual by its coin, like BTC"
+        )
 
 
 def parse_archive(symbol: str, data: bytes) -> list[Bar]:
@@ -80,8 +83,18 @@ def parse_archive(symbol: str, data: bytes) -> list[Bar]:
         t = int(row[0])
         if t > 10**14:  # spot archives from 2025 on stamp microseconds
             t //= 1000
-        bars.append(Bar(symbol, "1m", t, float(row[1]), float(row[2]), float(row[3]), float(row[4]),
-                        float(row[5])))
+        bars.append(
+            Bar(
+                symbol,
+                "1m",
+                t,
+                float(row[1]),
+                float(row[2]),
+                float(row[3]),
+                float(row[4]),
+                float(row[5]),
+            )
+        )
     return bars
 
 
@@ -100,20 +113,22 @@ class Archive:
             except httpx.TransportError as exc:
                 if attempt == self.attempts - 1:
                     raise DownloadError(f"GET {url}: {type(exc).__name__}: {exc}") from None
-                await trio.sleep(2.0 ** attempt)
+                await trio.sleep(2.0**attempt)
                 continue
             if response.status_code == 404:
                 return None
             if response.status_code in (429, 418) or response.status_code >= 500:
                 wait = parse_retry_after(response.headers)
-                await trio.sleep(min(60.0, wait if wait is not None else 2.0 ** attempt))
+                await trio.sleep(min(60.0, wait if wait is not None else 2.0**attempt))
                 continue
             if response.status_code >= 400:
                 raise DownloadError(f"GET {url}: HTTP {response.status_code}")
             return response
         raise DownloadError(f"GET {url}: still refused after {self.attempts} attempts")
 
-    async def month(self, venue: str, symbol: str, year: int, month: int) -> tuple[list[Bar], str] | None:
+    async def month(
+        self, venue: str, symbol: str, year: int, month: int
+    ) -> tuple[list[Bar], str] | None:
         name = f"{symbol}-1m-{year:04d}-{month:02d}.zip"
         url = f"{self.base_url}/data/{ARCHIVE_PATHS[venue]}/monthly/klines/{symbol}/1m/{name}"
         response = await self._get(url)
@@ -125,22 +140,31 @@ class Archive:
             raise DownloadError(f"{name}: the archive publishes no CHECKSUM for it")
         published = check.text.split()[0].lower() if check.text.split() else ""
         if published != digest:
-            raise DownloadError(f"{name}: SHA-256 {digest} does not match the published {published or '(empty)'}")
+            raise DownloadError(
+                f"{name}: SHA-256 {digest} does not match the published {published or '(empty)'}"
+            )
         return parse_archive(symbol, response.content), digest
 
 
-async def _funding(venue: str, rest: RestClient, symbol: str, lo: int, hi: int) -> list[tuple[int, float]]:
+async def _funding(
+    venue: str, rest: RestClient, symbol: str, lo: int, hi: int
+) -> list[tuple[int, float]]:
     out: list[tuple[int, float]] = []
     start = lo
     while start < hi:
         if venue == "binance-futures":
-            page = await rest.get_json("/fapi/v1/fundingRate", {"symbol": symbol, "startTime": start,
-                                                                "endTime": hi - 1, "limit": 1000}, weight=1)
+            page = await rest.get_json(
+                "/fapi/v1/fundingRate",
+                {"symbol": symbol, "startTime": start, "endTime": hi - 1, "limit": 1000},
+                weight=1,
+            )
             rows = [(int(r["fundingTime"]), float(r["fundingRate"])) for r in page]
         else:
-            page = await rest.post_json(hyperliquid.INFO_PATH, {"type": "fundingHistory", "coin": symbol,
-                                                                "startTime": start, "endTime": hi - 1},
-                                        weight=20)
+            page = await rest.post_json(
+                hyperliquid.INFO_PATH,
+                {"type": "fundingHistory", "coin": symbol, "startTime": start, "endTime": hi - 1},
+                weight=20,
+            )
             rows = [(int(r["time"]), float(r["fundingRate"])) for r in page]
         rows = [r for r in rows if lo <= r[0] < hi]
         if not rows:
@@ -151,7 +175,11 @@ async def _funding(venue: str, rest: RestClient, symbol: str, lo: int, hi: int) 
 
 
 def _rest_url(venue: str) -> str:
-    return hyperliquid.MAINNET_REST_URL if venue == "hyperliquid" else binance.ENDPOINTS[MARKETS[venue]].rest_url
+    return (
+        hyperliquid.MAINNET_REST_URL
+        if venue == "hyperliquid"
+        else binance.ENDPOINTS[MARKETS[venue]].rest_url
+    )
 
 
 async def _rest_candles(venue: str, rest: RestClient, symbol: str, lo: int, hi: int) -> list[Bar]:
@@ -160,22 +188,36 @@ async def _rest_candles(venue: str, rest: RestClient, symbol: str, lo: int, hi: 
     return await binance_klines(rest, MARKETS[venue], symbol, "1m", lo, hi)
 
 
-async def download(catalog: Catalog, venue: str, symbol: str, start_ms: int, end_ms: int, now_ms: int, *,
-                   rest_url: str | None = None, archive_url: str = ARCHIVE_URL, funding: bool = True,
-                   progress: Callable[[MonthResult], None] | None = None,
-                   http: httpx.AsyncClient | None = None) -> list[MonthResult]:
+async def download(
+    catalog: Catalog,
+    venue: str,
+    symbol: str,
+    start_ms: int,
+    end_ms: int,
+    now_ms: int,
+    *,
+    rest_url: str | None = None,
+    archive_url: str = ARCHIVE_URL,
+    funding: bool = True,
+    progress: Callable[[MonthResult], None] | None = None,
+    http: httpx.AsyncClient | None = None,
+) -> list[MonthResult]:
     validate_symbol(venue, symbol)
     if start_ms >= end_ms:
         raise DownloadError("--from must be before --to")
     end_ms = min(end_ms, now_ms // MINUTE * MINUTE)
     client = http or httpx.AsyncClient(timeout=30.0, trust_env=False)
     weight = 1200 if venue == "hyperliquid" else binance.ENDPOINTS[MARKETS[venue]].weight_per_minute
-    rest = RestClient(rest_url or _rest_url(venue), weight_per_minute=weight, client=client, max_wait_s=120.0)
+    rest = RestClient(
+        rest_url or _rest_url(venue), weight_per_minute=weight, client=client, max_wait_s=120.0
+    )
     archive = Archive(archive_url, client)
     results = []
     try:
         for ym in months(start_ms, end_ms):
-            result = await _month(catalog, venue, symbol, ym, start_ms, end_ms, now_ms, rest, archive, funding)
+            result = await _month(
+                catalog, venue, symbol, ym, start_ms, end_ms, now_ms, rest, archive, funding
+            )
             results.append(result)
             if progress is not None:
                 progress(result)
@@ -185,26 +227,56 @@ async def download(catalog: Catalog, venue: str, symbol: str, start_ms: int, end
     return results
 
 
-async def _month(catalog: Catalog, venue: str, symbol: str, ym: tuple[int, int], start_ms: int, end_ms: int,
-                 now_ms: int, rest: RestClient, archive: Archive, funding: bool) -> MonthResult:
+async def _month(
+    catalog: Catalog,
+    venue: str,
+    symbol: str,
+    ym: tuple[int, int],
+    start_ms: int,
+    end_ms: int,
+    now_ms: int,
+    rest: RestClient,
+    archive: Archive,
+    funding: bool,
+) -> MonthResult:
     label = f"{ym[0]:04d}-{ym[1]:02d}"
     lo, hi = month_start(*ym), month_start(*next_month(*ym))
     meta = catalog.meta(venue, symbol, *ym)
     if meta is not None and meta.get("complete"):
-        return MonthResult(label, "up to date", meta.get("source", ""), meta.get("rows", 0), len(meta.get("gaps", [])))
+        return MonthResult(
+            label,
+            "up to date",
+            meta.get("source", ""),
+            meta.get("rows", 0),
+            len(meta.get("gaps", [])),
+        )
     upto = min(hi, now_ms // MINUTE * MINUTE)
     whole_past = hi <= now_ms - DAY  # the archive publishes a month a day or so after it ends
     try:
-        got = await archive.month(venue, symbol, *ym) if venue in ARCHIVE_PATHS and whole_past else None
+        got = (
+            await archive.month(venue, symbol, *ym)
+            if venue in ARCHIVE_PATHS and whole_past
+            else None
+        )
         if got is not None:
             bars, digest, source = got[0], got[1], "archive"
         else:
             bars, digest, source = await _rest_candles(venue, rest, symbol, lo, upto), "", "rest"
-        bars = sorted({b.ts_open: b for b in bars if lo <= b.ts_open < upto}.values(), key=lambda b: b.ts_open)
+        bars = sorted(
+            {b.ts_open: b for b in bars if lo <= b.ts_open < upto}.values(), key=lambda b: b.ts_open
+        )
         holes = gaps([b.ts_open for b in bars], lo, upto)
-        meta = {"venue": venue, "symbol": symbol, "month": label, "rows": len(bars), "source": source,
-                "sha256": digest, "complete": upto == hi, "fetched_to_ms": upto,
-                "gaps": [[a, b] for a, b in holes]}
+        meta = {
+            "venue": venue,
+            "symbol": symbol,
+            "month": label,
+            "rows": len(bars),
+            "source": source,
+            "sha256": digest,
+            "complete": upto == hi,
+            "fetched_to_ms": upto,
+            "gaps": [[a, b] for a, b in holes],
+        }
         if bars:
             catalog.write_candles(venue, symbol, *ym, bars, meta)
         if funding and venue != "binance-spot":
@@ -212,8 +284,15 @@ async def _month(catalog: Catalog, venue: str, symbol: str, ym: tuple[int, int],
     except (DownloadError, FractalError, ValueError, KeyError, TypeError) as exc:
         return MonthResult(label, "failed", detail=f"{type(exc).__name__}: {exc}")
     missing = sum(b - a for a, b in holes) // MINUTE
-    return MonthResult(label, "downloaded" if bars else "failed", source, len(bars), len(holes), missing,
-                       "" if bars else "the venue returned no candles for this month")
+    return MonthResult(
+        label,
+        "downloaded" if bars else "failed",
+        source,
+        len(bars),
+        len(holes),
+        missing,
+        "" if bars else "the venue returned no candles for this month",
+    )
 
 
 def _when(text: str, name: str) -> int:
@@ -229,14 +308,30 @@ def _when(text: str, name: str) -> int:
 
 def add_download_arguments(p: Any) -> None:
     p.add_argument("--venue", required=True, choices=VENUES)
-    p.add_argument("--symbol", required=True, action="append",
-                   help="Binance symbol (BTCUSDT) or Hyperliquid coin (BTC); repeatable")
-    p.add_argument("--from", dest="start", required=True, metavar="WHEN", help="UTC date (2024-01-01) or epoch ms")
-    p.add_argument("--to", dest="end", default=None, metavar="WHEN", help="stop before this time (default now)")
-    p.add_argument("--catalog", default="catalog", metavar="DIR", help="catalog root (default ./catalog)")
+    p.add_argument(
+        "--symbol",
+        required=True,
+        action="append",
+        help="Binance symbol (BTCUSDT) or Hyperliquid coin (BTC); repeatable",
+    )
+    p.add_argument(
+        "--from",
+        dest="start",
+        required=True,
+        metavar="WHEN",
+        help="UTC date (2024-01-01) or epoch ms",
+    )
+    p.add_argument(
+        "--to", dest="end", default=None, metavar="WHEN", help="stop before this time (default now)"
+    )
+    p.add_argument(
+        "--catalog", default="catalog", metavar="DIR", help="catalog root (default ./catalog)"
+    )
     p.add_argument("--no-funding", action="store_true", help="candles only")
     p.add_argument("--rest-url", default=None, help="REST base URL override (default: the venue's)")
-    p.add_argument("--archive-url", default=ARCHIVE_URL, help=f"bulk archive base URL (default {ARCHIVE_URL})")
+    p.add_argument(
+        "--archive-url", default=ARCHIVE_URL, help=f"bulk archive base URL (default {ARCHIVE_URL})"
+    )
 
 
 def download_command(args: Any) -> int:
@@ -252,19 +347,38 @@ def download_command(args: Any) -> int:
     catalog = Catalog(args.catalog)
     failed = 0
     for symbol in args.symbol:
+
         def show(r: MonthResult, symbol: str = symbol) -> None:
             extra = f", {r.gaps} gap(s), {r.missing_minutes} minute(s) missing" if r.gaps else ""
             src = f" from {r.source}" if r.source else ""
-            print(f"{args.venue} {symbol} {r.month}: {r.status}{src}, {r.rows} candles{extra}"
-                  + (f" ({r.detail})" if r.detail else ""), file=sys.stderr, flush=True)
+            print(
+                f"{args.venue} {symbol} {r.month}: {r.status}{src}, {r.rows} candles{extra}"
+                + (f" ({r.detail})" if r.detail else ""),
+                file=sys.stderr,
+                flush=True,
+            )
 
         try:
-            results = trio.run(functools.partial(
-                download, catalog, args.venue, symbol, start, end, now_ms, rest_url=args.rest_url,
-                archive_url=args.archive_url, funding=not args.no_funding, progress=show))
+            results = trio.run(
+                functools.partial(
+                    download,
+                    catalog,
+                    args.venue,
+                    symbol,
+                    start,
+                    end,
+                    now_ms,
+                    rest_url=args.rest_url,
+                    archive_url=args.archive_url,
+                    funding=not args.no_funding,
+                    progress=show,
+                )
+            )
         except DownloadError as exc:
             print(f"fractald download: error: {exc}", file=sys.stderr)
             return 2
         failed += sum(r.status == "failed" for r in results)
-    print(f"catalog {catalog.root}: {'done' if not failed else f'{failed} month(s) failed, see above'}")
+    print(
+        f"catalog {catalog.root}: {'done' if not failed else f'{failed} month(s) failed, see above'}"
+    )
     return 1 if failed else 0

@@ -51,8 +51,9 @@ def objective_value(summary: Mapping[str, Any], objective: str) -> float:
     return float(v)
 
 
-def run_slice(bars: Sequence[Bar], lo: int, hi: int, warm_lo: int, request: Request,
-              params: Mapping[str, Any]) -> dict[str, Any]:
+def run_slice(
+    bars: Sequence[Bar], lo: int, hi: int, warm_lo: int, request: Request, params: Mapping[str, Any]
+) -> dict[str, Any]:
     """Backtest bars[lo:hi] after warming the detectors on bars[warm_lo:lo] without trading."""
     from fractald.backtest import StrategySettings, new_runner, summarise
     from fractald.config import Config, load_config
@@ -61,8 +62,13 @@ def run_slice(bars: Sequence[Bar], lo: int, hi: int, warm_lo: int, request: Requ
     load_plugins()  # a worker is a fresh process: it must know plug-in strategies too
     config = load_config(request.config_path) if request.config_path else Config()
     merged = {**request.base_params, **params}
-    st = StrategySettings((request.strategy,), request.timeframe, request.trend,
-                          {request.strategy: merged} if merged else {}, config)
+    st = StrategySettings(
+        (request.strategy,),
+        request.timeframe,
+        request.trend,
+        {request.strategy: merged} if merged else {},
+        config,
+    )
     runner = new_runner(request.symbol, bars[0].timeframe, st, request.equity)
     if warm_lo < lo:
         runner.feed(bars[warm_lo:lo], accepting=False)

@@ -55,7 +55,9 @@ class InProcess:
         self.bars = bars
 
     def run(self, request: Request, jobs: Sequence[Job]) -> list[dict[str, Any]]:
-        return [run_slice(self.bars, lo, hi, warm, request, params) for lo, hi, warm, params in jobs]
+        return [
+            run_slice(self.bars, lo, hi, warm, request, params) for lo, hi, warm, params in jobs
+        ]
 
     def submit(self, request: Request, job: Job) -> _Finished:
         lo, hi, warm, params = job
@@ -75,21 +77,32 @@ class OnDask:
     """Runs trials on a Dask cluster: a LocalCluster with one single-threaded worker process per core
     by default (the backtest is pure Python: threads would share one GIL), or `scheduler` if given."""
 
-    def __init__(self, bars: Sequence[Bar], scheduler: str | None = None, n_workers: int | None = None,
-                 retries: int = 2) -> None:
+    def __init__(
+        self,
+        bars: Sequence[Bar],
+        scheduler: str | None = None,
+        n_workers: int | None = None,
+        retries: int = 2,
+    ) -> None:
         from dask.distributed import Client, LocalCluster
 
         self._cluster = None
         if scheduler:
             self.client = Client(scheduler, timeout="20s")
         else:
-            self._cluster = LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1,
-                                         processes=True, host="127.0.0.1", dashboard_address=None)
+            self._cluster = LocalCluster(
+                n_workers=n_workers or os.cpu_count() or 1,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+            )
             self.client = Client(self._cluster)
         self.retries = retries
         # Candle columns travel as a few arrays (48 bytes a candle), a list as one object per bar.
-        [self._bars] = self.client.scatter([bars if isinstance(bars, Candles) else list(bars)],
-                                           broadcast=True)
+        [self._bars] = self.client.scatter(
+            [bars if isinstance(bars, Candles) else list(bars)], broadcast=True
+        )
 
     @property
     def workers(self) -> int:
@@ -102,14 +115,27 @@ class OnDask:
         return self.workers + 1
 
     def run(self, request: Request, jobs: Sequence[Job]) -> list[dict[str, Any]]:
-        futures = [self.client.submit(run_slice, self._bars, lo, hi, warm, request, params, pure=False,
-                                      retries=self.retries) for lo, hi, warm, params in jobs]
+        futures = [
+            self.client.submit(
+                run_slice,
+                self._bars,
+                lo,
+                hi,
+                warm,
+                request,
+                params,
+                pure=False,
+                retries=self.retries,
+            )
+            for lo, hi, warm, params in jobs
+        ]
         return list(self.client.gather(futures))
 
     def submit(self, request: Request, job: Job) -> Any:
         lo, hi, warm, params = job
-        return self.client.submit(run_slice, self._bars, lo, hi, warm, request, params, pure=False,
-                                  retries=self.retries)
+        return self.client.submit(
+            run_slice, self._bars, lo, hi, warm, request, params, pure=False, retries=self.retries
+        )
 
     def first_done(self, pending: Sequence[Any]) -> Any:
         from dask.distributed import wait

@@ -41,9 +41,19 @@ def make_folds(n_bars: int, k: int) -> list[Fold]:
         raise ValueError(f"--folds must be at least 1, got {k}")
     size = n_bars // (k + 1)
     if size < 10:
-        raise ValueError(f"{n_bars} candles are too few for {k} folds (each stretch needs at least 10)")
-    return [Fold(i + 1, max(0, (i - 1) * size), i * size, (i + 1) * size,
-                 n_bars if i == k - 1 else (i + 2) * size) for i in range(k)]
+        raise ValueError(
+            f"{n_bars} candles are too few for {k} folds (each stretch needs at least 10)"
+        )
+    return [
+        Fold(
+            i + 1,
+            max(0, (i - 1) * size),
+            i * size,
+            (i + 1) * size,
+            n_bars if i == k - 1 else (i + 2) * size,
+        )
+        for i in range(k)
+    ]
 
 
 @attrs.frozen(slots=True)
@@ -61,8 +71,13 @@ def _study(name: str, storage: str | None, seed: int) -> Any:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True,
-                               sampler=optuna.samplers.TPESampler(seed=seed))
+    return optuna.create_study(
+        study_name=name,
+        storage=storage,
+        direction="maximize",
+        load_if_exists=True,
+        sampler=optuna.samplers.TPESampler(seed=seed),
+    )
 
 
 def search(study: Any, space: Sequence[ParamSpec], trials: int, run_batch: Any, width: int) -> int:
@@ -103,9 +118,19 @@ class _FoldSearch:
     result: FoldResult | None = None
 
 
-def optimize(bars: Sequence[Bar], request: Request, space: Sequence[ParamSpec], objective: str, k: int,
-             trials: int, executor: Executor, storage: str | None, study_prefix: str, seed: int = 0,
-             progress: Any = None) -> list[FoldResult]:
+def optimize(
+    bars: Sequence[Bar],
+    request: Request,
+    space: Sequence[ParamSpec],
+    objective: str,
+    k: int,
+    trials: int,
+    executor: Executor,
+    storage: str | None,
+    study_prefix: str,
+    seed: int = 0,
+    progress: Any = None,
+) -> list[FoldResult]:
     import optuna
 
     dists = {p.name: p.distribution() for p in space}
@@ -114,7 +139,9 @@ def optimize(bars: Sequence[Bar], request: Request, space: Sequence[ParamSpec], 
         study = _study(f"{study_prefix}-fold{fold.number}", storage, seed + fold.number)
         done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
         searches.append(_FoldSearch(fold, study, done))
-    pending: list[tuple[Any, _FoldSearch, Any]] = []  # (handle, fold, trial or None for the OOS run)
+    pending: list[
+        tuple[Any, _FoldSearch, Any]
+    ] = []  # (handle, fold, trial or None for the OOS run)
     while any(s.result is None for s in searches):
         _keep_busy(searches, pending, dists, trials, request, executor)
         handle = executor.first_done([h for h, _, _ in pending])
@@ -127,16 +154,28 @@ def optimize(bars: Sequence[Bar], request: Request, space: Sequence[ParamSpec], 
             search.running -= 1
             continue
         study = search.study
-        search.result = FoldResult(search.fold, dict(study.best_params), float(study.best_value),
-                                   objective_value(summary, objective), summary, len(study.trials),
-                                   _importance(study))
+        search.result = FoldResult(
+            search.fold,
+            dict(study.best_params),
+            float(study.best_value),
+            objective_value(summary, objective),
+            summary,
+            len(study.trials),
+            _importance(study),
+        )
         if progress is not None:
             progress(sum(s.result is not None for s in searches), k)
     return [s.result for s in searches if s.result is not None]
 
 
-def _keep_busy(searches: list[_FoldSearch], pending: list[tuple[Any, _FoldSearch, Any]],
-               dists: dict[str, Any], trials: int, request: Request, executor: Executor) -> None:
+def _keep_busy(
+    searches: list[_FoldSearch],
+    pending: list[tuple[Any, _FoldSearch, Any]],
+    dists: dict[str, Any],
+    trials: int,
+    request: Request,
+    executor: Executor,
+) -> None:
     """Submit until `in_flight` runs are out: a finished fold's OOS run first, else a new trial."""
     while len(pending) < executor.in_flight:
         open_folds = [s for s in searches if s.result is None and not s.judging]
@@ -153,8 +192,15 @@ def _keep_busy(searches: list[_FoldSearch], pending: list[tuple[Any, _FoldSearch
         search = min(askable, key=lambda s: (s.done + s.running, s.fold.number))
         trial = search.study.ask(dists)
         fold = search.fold
-        pending.append((executor.submit(request, (fold.is_lo, fold.is_hi, fold.warm_lo, dict(trial.params))),
-                        search, trial))
+        pending.append(
+            (
+                executor.submit(
+                    request, (fold.is_lo, fold.is_hi, fold.warm_lo, dict(trial.params))
+                ),
+                search,
+                trial,
+            )
+        )
         search.running += 1
 
 
@@ -181,13 +227,24 @@ def stability(results: Sequence[FoldResult]) -> dict[str, Any]:
         reasons.append(f"walk-forward efficiency {efficiency:.2f} (out/in sample; want >= 0.5)")
     wander = sorted(n for n, s in spread.items() if s > 0.25)
     if wander:
-        reasons.append(f"best values wander across folds: {', '.join(wander)} (relative spread > 0.25)")
-    return {"verdict": "stable" if not reasons else "unstable", "reasons": reasons,
-            "oos_positive_folds": positive, "folds": len(results), "efficiency": efficiency,
-            "mean_in_sample": mean_is, "mean_out_of_sample": mean_oos, "param_spread": spread}
+        reasons.append(
+            f"best values wander across folds: {', '.join(wander)} (relative spread > 0.25)"
+        )
+    return {
+        "verdict": "stable" if not reasons else "unstable",
+        "reasons": reasons,
+        "oos_positive_folds": positive,
+        "folds": len(results),
+        "efficiency": efficiency,
+        "mean_in_sample": mean_is,
+        "mean_out_of_sample": mean_oos,
+        "param_spread": spread,
+    }
 
 
-def stitched_equity(results: Sequence[FoldResult], bars: Sequence[Bar], equity: float) -> list[tuple[int, float]]:
+def stitched_equity(
+    results: Sequence[FoldResult], bars: Sequence[Bar], equity: float
+) -> list[tuple[int, float]]:
     """The out-of-sample stretches laid end to end: equity after each trade, from the starting equity."""
     if not results:
         return []
@@ -204,8 +261,12 @@ def mean_importance(results: Sequence[FoldResult]) -> dict[str, float]:
     with_imp = [r for r in results if r.importance]
     if not with_imp:
         return {}
-    return dict(sorted(((n, sum(r.importance.get(n, 0.0) for r in with_imp) / len(with_imp)) for n in names),
-                       key=lambda kv: -kv[1]))
+    return dict(
+        sorted(
+            ((n, sum(r.importance.get(n, 0.0) for r in with_imp) / len(with_imp)) for n in names),
+            key=lambda kv: -kv[1],
+        )
+    )
 
 
 def config_snippet(strategy: str, params: dict[str, Any]) -> str:
@@ -224,8 +285,12 @@ def config_snippet(strategy: str, params: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_stitched(curve: Sequence[tuple[int, float]], results: Sequence[FoldResult], bars: Sequence[Bar],
-                  path: str | Path) -> Path:
+def plot_stitched(
+    curve: Sequence[tuple[int, float]],
+    results: Sequence[FoldResult],
+    bars: Sequence[Bar],
+    path: str | Path,
+) -> Path:
     from datetime import UTC, datetime
 
     import matplotlib
@@ -238,8 +303,13 @@ def plot_stitched(curve: Sequence[tuple[int, float]], results: Sequence[FoldResu
         return float(mdates.date2num(datetime.fromtimestamp(ms / 1000, UTC)))
 
     fig, ax = plt.subplots(figsize=(10, 4.5), dpi=100)
-    ax.step([when(t) for t, _ in curve], [e for _, e in curve], where="post", color="#1f77b4",
-            label="out-of-sample equity (stitched)")
+    ax.step(
+        [when(t) for t, _ in curve],
+        [e for _, e in curve],
+        where="post",
+        color="#1f77b4",
+        label="out-of-sample equity (stitched)",
+    )
     for r in results:
         lo, hi = when(bars[r.fold.is_hi].ts_open), when(bars[r.fold.oos_hi - 1].ts_event)
         ax.axvspan(lo, hi, color="#2ca02c" if r.out_of_sample > 0 else "#d62728", alpha=0.08)

@@ -53,22 +53,34 @@ class ParamSpec:
     def suggest(self, trial: Any) -> Any:
         """The value an Optuna trial picks for this parameter."""
         if self.kind == "int":
-            return trial.suggest_int(self.name, int(self.low or 0), int(self.high or 0),
-                                     step=int(self.step or 1), log=self.log)
+            return trial.suggest_int(
+                self.name,
+                int(self.low or 0),
+                int(self.high or 0),
+                step=int(self.step or 1),
+                log=self.log,
+            )
         if self.kind == "float":
-            return trial.suggest_float(self.name, float(self.low or 0.0), float(self.high or 0.0),
-                                       step=self.step, log=self.log)
+            return trial.suggest_float(
+                self.name,
+                float(self.low or 0.0),
+                float(self.high or 0.0),
+                step=self.step,
+                log=self.log,
+            )
         return trial.suggest_categorical(self.name, list(self.choices))
 
     def distribution(self) -> Any:
         import optuna.distributions as d
 
         if self.kind == "int":
-            return d.IntDistribution(int(self.low or 0), int(self.high or 0), step=int(self.step or 1),
-                                     log=self.log)
+            return d.IntDistribution(
+                int(self.low or 0), int(self.high or 0), step=int(self.step or 1), log=self.log
+            )
         if self.kind == "float":
-            return d.FloatDistribution(float(self.low or 0.0), float(self.high or 0.0), step=self.step,
-                                       log=self.log)
+            return d.FloatDistribution(
+                float(self.low or 0.0), float(self.high or 0.0), step=self.step, log=self.log
+            )
         return d.CategoricalDistribution(list(self.choices))
 
 
@@ -94,15 +106,21 @@ def parse_space(data: Mapping[str, Any], known: Iterable[str]) -> tuple[ParamSpe
     problems: list[str] = []
     extra = sorted(set(data) - {"params"})
     if extra:
-        problems.append(f"unknown top-level key(s) {extra}; a space file has only [params.NAME] tables")
+        problems.append(
+            f"unknown top-level key(s) {extra}; a space file has only [params.NAME] tables"
+        )
     params = data.get("params")
     if not isinstance(params, Mapping) or not params:
-        raise SpaceError("; ".join([*problems, "params: no [params.NAME] tables: nothing to search"]))
+        raise SpaceError(
+            "; ".join([*problems, "params: no [params.NAME] tables: nothing to search"])
+        )
     specs = []
     for name, spec in params.items():
         key = f"params.{name}"
         if name not in known:
-            problems.append(f"{key}: the strategy has no parameter {name!r}; it has {', '.join(sorted(known))}")
+            problems.append(
+                f"{key}: the strategy has no parameter {name!r}; it has {', '.join(sorted(known))}"
+            )
             continue
         if not isinstance(spec, Mapping):
             problems.append(f"{key}: must be a table with type = int|float|categorical")
@@ -111,10 +129,14 @@ def parse_space(data: Mapping[str, Any], known: Iterable[str]) -> tuple[ParamSpe
         if kind not in KINDS:
             problems.append(f"{key}.type: {kind!r} is not one of {', '.join(KINDS)}")
             continue
-        allowed = {"type", "choices"} if kind == "categorical" else {"type", "low", "high", "step", "log"}
+        allowed = (
+            {"type", "choices"} if kind == "categorical" else {"type", "low", "high", "step", "log"}
+        )
         unknown = sorted(set(spec) - allowed)
         if unknown:
-            problems.append(f"{key}: unknown key(s) {unknown} for type {kind}; allowed: {sorted(allowed)}")
+            problems.append(
+                f"{key}: unknown key(s) {unknown} for type {kind}; allowed: {sorted(allowed)}"
+            )
             continue
         if kind == "categorical":
             choices = spec.get("choices")
@@ -129,7 +151,9 @@ def parse_space(data: Mapping[str, Any], known: Iterable[str]) -> tuple[ParamSpe
             continue
         assert low is not None and high is not None
         if low >= high:
-            problems.append(f"{key}: low and high must be numbers with low < high, got {low!r}, {high!r}")
+            problems.append(
+                f"{key}: low and high must be numbers with low < high, got {low!r}, {high!r}"
+            )
             continue
         if kind == "int" and not (isinstance(low, int) and isinstance(high, int)):
             problems.append(f"{key}: an int parameter needs whole low/high, got {low!r}, {high!r}")
@@ -141,7 +165,11 @@ def parse_space(data: Mapping[str, Any], known: Iterable[str]) -> tuple[ParamSpe
         if not isinstance(log, bool) or (log and low <= 0):
             problems.append(f"{key}.log: must be true/false, and log needs low > 0")
             continue
-        specs.append(ParamSpec(name, kind, float(low), float(high), None if step is None else float(step), log))
+        specs.append(
+            ParamSpec(
+                name, kind, float(low), float(high), None if step is None else float(step), log
+            )
+        )
     if problems:
         raise SpaceError("; ".join(problems))
     return tuple(specs)
@@ -158,19 +186,29 @@ def parse_grid(data: Mapping[str, Any], known: Iterable[str]) -> list[dict[str, 
     """Every combination of the grid's values, in file order."""
     known = set(known)
     grid = data.get("grid")
-    problems = [f"unknown top-level key(s) {sorted(set(data) - {'grid'})}; a grid file has one [grid] table"] \
-        if set(data) - {"grid"} else []
+    problems = (
+        [
+            f"unknown top-level key(s) {sorted(set(data) - {'grid'})}; a grid file has one [grid] table"
+        ]
+        if set(data) - {"grid"}
+        else []
+    )
     if not isinstance(grid, Mapping) or not grid:
         raise SpaceError("; ".join([*problems, "grid: no [grid] table with NAME = [values]"]))
     for name, values in grid.items():
         if name not in known:
-            problems.append(f"grid.{name}: the strategy has no parameter {name!r}; it has {', '.join(sorted(known))}")
+            problems.append(
+                f"grid.{name}: the strategy has no parameter {name!r}; it has {', '.join(sorted(known))}"
+            )
         elif not isinstance(values, list) or not values:
             problems.append(f"grid.{name}: must be a non-empty list of values")
     if problems:
         raise SpaceError("; ".join(problems))
     names = list(grid)
-    return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*(grid[n] for n in names))]
+    return [
+        dict(zip(names, combo, strict=True))
+        for combo in itertools.product(*(grid[n] for n in names))
+    ]
 
 
 def load_grid(path: str | Path, known: Iterable[str]) -> list[dict[str, Any]]:

@@ -28,7 +28,8 @@ def recorded_fills(ledger: Ledger) -> dict[str, tuple[str, float]]:
     """Every `order_filled` event's trade id -> (client order id, quantity)."""
     rows = ledger.connection.execute(
         "SELECT json_extract(payload, '$.trade_id'), json_extract(payload, '$.client_order_id'), "
-        "json_extract(payload, '$.quantity') FROM events WHERE kind = 'order_filled'").fetchall()
+        "json_extract(payload, '$.quantity') FROM events WHERE kind = 'order_filled'"
+    ).fetchall()
     return {str(t): (str(c), float(q)) for t, c, q in rows}
 
 
@@ -55,18 +56,39 @@ class LedgerJournal:
         if report.kind in (OrderEvent.FILL, OrderEvent.PARTIAL_FILL):
             if report.trade_id in self.fills:
                 return
-            event = ("order_filled", {"client_order_id": coid, "trade_id": report.trade_id,
-                                      "symbol": intent.get("symbol", ""), "side": intent.get("side", ""),
-                                      "quantity": report.quantity, "price": report.price, "fee": report.fee,
-                                      "role": intent.get("role", ""), "signal_id": intent.get("signal_id", "")},
-                     ts)
+            event = (
+                "order_filled",
+                {
+                    "client_order_id": coid,
+                    "trade_id": report.trade_id,
+                    "symbol": intent.get("symbol", ""),
+                    "side": intent.get("side", ""),
+                    "quantity": report.quantity,
+                    "price": report.price,
+                    "fee": report.fee,
+                    "role": intent.get("role", ""),
+                    "signal_id": intent.get("signal_id", ""),
+                },
+                ts,
+            )
             self.fills[report.trade_id] = (coid, report.quantity)
             self.filled[coid] = self.filled.get(coid, 0.0) + report.quantity
-            if record is not None and self.filled[coid] >= float(intent.get("quantity", 0.0)) - QTY_EPS:
+            if (
+                record is not None
+                and self.filled[coid] >= float(intent.get("quantity", 0.0)) - QTY_EPS
+            ):
                 outcome = "filled"
         else:
-            event = ("order_status", {"client_order_id": coid, "event": report.kind.value,
-                                      "reason": report.reason, "venue_order_id": report.venue_order_id}, ts)
+            event = (
+                "order_status",
+                {
+                    "client_order_id": coid,
+                    "event": report.kind.value,
+                    "reason": report.reason,
+                    "venue_order_id": report.venue_order_id,
+                },
+                ts,
+            )
         ends = [(coid, outcome, ts)] if outcome is not None and record is not None else []
         await self.ledger.commit_batch([event], outcomes=ends)
 

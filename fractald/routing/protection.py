@@ -68,8 +68,13 @@ def is_protective(order: VenueOrder) -> bool:
     return order.reduce_only and order.trigger_price is not None and not order.terminal
 
 
-def plan(wanted: Iterable[WantedStop], positions: dict[str, float], open_orders: Iterable[VenueOrder],
-         *, price_tolerance: float = 1e-9) -> list[Action]:
+def plan(
+    wanted: Iterable[WantedStop],
+    positions: dict[str, float],
+    open_orders: Iterable[VenueOrder],
+    *,
+    price_tolerance: float = 1e-9,
+) -> list[Action]:
     wanted = list(wanted)
     held = {o.client_order_id: o for o in open_orders if is_protective(o)}
     wanted_ids = {w.client_order_id for w in wanted}
@@ -81,12 +86,16 @@ def plan(wanted: Iterable[WantedStop], positions: dict[str, float], open_orders:
             closable = position > QTY_EPS if w.side == "SELL" else position < -QTY_EPS
             # Nothing at the venue this stop could close (a reduce-only order would be refused):
             # the books disagree with the venue, which is reconciliation's to settle.
-            actions.append(Place(w) if closable else Unprotected(w.symbol, position, 0.0,
-                                                                 "stop_without_position"))
+            actions.append(
+                Place(w)
+                if closable
+                else Unprotected(w.symbol, position, 0.0, "stop_without_position")
+            )
             continue
         remaining = order.quantity - order.filled_qty
-        moved = order.trigger_price is None or abs(order.trigger_price - w.trigger_price) > price_tolerance * max(
-            1.0, abs(w.trigger_price))
+        moved = order.trigger_price is None or abs(
+            order.trigger_price - w.trigger_price
+        ) > price_tolerance * max(1.0, abs(w.trigger_price))
         if abs(remaining - w.quantity) > QTY_EPS or moved:
             actions.append(Resize(w, remaining, order.trigger_price))
     for coid, order in held.items():

@@ -12,6 +12,15 @@ from fractald.store.ledger import DaemonEvent, Event, IntentRecord, Ledger, Snap
 from fractald.store.writer import AsyncLedger
 
 __all__ = [
-    "RUNBOOK", "SCHEMA_VERSION", "AsyncLedger", "DaemonEvent", "Event", "IntentRecord", "Ledger",
-    "Snapshot", "backup_database", "list_backups", "verify_and_open",
+    "RUNBOOK",
+    "SCHEMA_VERSION",
+    "AsyncLedger",
+    "DaemonEvent",
+    "Event",
+    "IntentRecord",
+    "Ledger",
+    "Snapshot",
+    "backup_database",
+    "list_backups",
+    "verify_and_open",
 ]

@@ -36,8 +36,10 @@ def default_backups_dir(db_path: Path) -> Path:
 def _stamp() -> str:
     """A UTC timestamp with microseconds that sorts as text: 20261123T161632123456Z."""
     ns = time.time_ns()
-    return time.strftime("%Y%m%dT%H%M%S", time.gmtime(ns // 1_000_000_000)) + \
-        f"{ns // 1_000 % 1_000_000:06d}Z"
+    return (
+        time.strftime("%Y%m%dT%H%M%S", time.gmtime(ns // 1_000_000_000))
+        + f"{ns // 1_000 % 1_000_000:06d}Z"
+    )
 
 
 def list_backups(db_path: Path, backups_dir: Path | None = None) -> list[Path]:
@@ -79,8 +81,9 @@ def file_problem(path: Path) -> str | None:
         conn.close()
 
 
-def backup_database(db_path: str | Path, backups_dir: str | Path | None = None,
-                    keep: int = DEFAULT_KEEP) -> Path:
+def backup_database(
+    db_path: str | Path, backups_dir: str | Path | None = None, keep: int = DEFAULT_KEEP
+) -> Path:
     """Copy the live database into `backups_dir`, verify the copy, keep the newest `keep`.
 
     Uses its own read connection, so under WAL the daemon keeps writing
@@ -93,8 +96,9 @@ def backup_database(db_path: str | Path, backups_dir: str | Path | None = None,
     if not isinstance(keep, int) or isinstance(keep, bool) or keep < 1:
         raise ValueError(f"keep must be an int >= 1, got {keep!r}")
     if not db_path.is_file():
-        raise StateUnavailable(f"state database {db_path} does not exist; nothing to back up",
-                               path=str(db_path))
+        raise StateUnavailable(
+            f"state database {db_path} does not exist; nothing to back up", path=str(db_path)
+        )
     db.ensure_state_dir(backups_dir)
     final = backups_dir / f"{db_path.stem}-{_stamp()}{db_path.suffix or '.db'}"
     tmp = final.with_name(final.name + ".tmp")
@@ -154,8 +158,9 @@ def _needs_restore(db_path: Path, backups_dir: Path) -> str | None:
     if not db_path.exists() or (db_path.is_file() and db_path.stat().st_size == 0):
         # A fresh start has no backups either; a missing ledger WITH backups means
         # state was lost, and forgetting open positions is worse than restoring.
-        return "missing or empty while backups exist" if list_backups(db_path, backups_dir) \
-            else None
+        return (
+            "missing or empty while backups exist" if list_backups(db_path, backups_dir) else None
+        )
     return file_problem(db_path)
 
 
@@ -185,14 +190,20 @@ def restore_from_backup(db_path: Path, backups_dir: Path, problem: str) -> Path:
     _fsync(tmp)
     os.replace(tmp, db_path)
     _fsync(db_path.parent, directory=True)
-    log.critical("state_restored_from_backup", db=str(db_path), backup=str(candidate),
-                 problem=problem, damaged_files_kept=kept_aside,
-                 note="events written after this backup are lost; reconcile with the venue")
+    log.critical(
+        "state_restored_from_backup",
+        db=str(db_path),
+        backup=str(candidate),
+        problem=problem,
+        damaged_files_kept=kept_aside,
+        note="events written after this backup are lost; reconcile with the venue",
+    )
     return candidate
 
 
-def verify_and_open(path: str | Path, backups_dir: str | Path | None = None, *,
-                    lock: bool = True) -> Ledger:
+def verify_and_open(
+    path: str | Path, backups_dir: str | Path | None = None, *, lock: bool = True
+) -> Ledger:
     """Start-up: check the state database, restore it from backup if damaged, open it.
 
     integrity_check runs on the main database first. A corrupt file (or not
@@ -217,5 +228,12 @@ def verify_and_open(path: str | Path, backups_dir: str | Path | None = None, *,
         raise
 
 
-__all__ = ["DEFAULT_KEEP", "backup_database", "default_backups_dir",
-           "file_problem", "list_backups", "restore_from_backup", "verify_and_open"]
+__all__ = [
+    "DEFAULT_KEEP",
+    "backup_database",
+    "default_backups_dir",
+    "file_problem",
+    "list_backups",
+    "restore_from_backup",
+    "verify_and_open",
+]

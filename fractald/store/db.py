@@ -80,9 +80,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             updated_ms INTEGER NOT NULL)""",
     ),
     # v3 (issue 5, reconciliation): positions and fills are re-derived from the log by kind.
-    (
-        "CREATE INDEX events_kind ON events (kind, seq)",
-    ),
+    ("CREATE INDEX events_kind ON events (kind, seq)",),
     # v4 (issue 11, JSON state): the closed candles detection ran on, in the order it saw
     # them, so start-up rebuilds the live SMC state by running detection over them again.
     (
@@ -135,9 +133,15 @@ def is_corruption(exc: sqlite3.Error) -> bool:
 
 
 # SQLite primary result codes that mean "the file cannot be used now": exit 69 with its path.
-_UNUSABLE = {3: "permission denied", 5: "locked by another process (busy)",
-             6: "locked by another connection", 8: "read-only", 10: "an I/O error",
-             13: "the disk is full", 14: "it cannot be opened"}
+_UNUSABLE = {
+    3: "permission denied",
+    5: "locked by another process (busy)",
+    6: "locked by another connection",
+    8: "read-only",
+    10: "an I/O error",
+    13: "the disk is full",
+    14: "it cannot be opened",
+}
 
 
 def unusable_error(path: Path, exc: sqlite3.Error) -> StateUnavailable | None:
@@ -146,8 +150,11 @@ def unusable_error(path: Path, exc: sqlite3.Error) -> StateUnavailable | None:
     why = _UNUSABLE.get(code & 0xFF) if code is not None else None
     if why is None:
         return None
-    return StateUnavailable(f"state database {path} cannot be written: {why} ({exc})",
-                            path=str(path), sqlite_error=getattr(exc, "sqlite_errorname", ""))
+    return StateUnavailable(
+        f"state database {path} cannot be written: {why} ({exc})",
+        path=str(path),
+        sqlite_error=getattr(exc, "sqlite_errorname", ""),
+    )
 
 
 def corrupt_error(path: Path, detail: str) -> StateCorrupt:
@@ -157,7 +164,8 @@ def corrupt_error(path: Path, detail: str) -> StateCorrupt:
         f"The daemon will not trade on state it cannot trust. Follow {RUNBOOK}: keep the "
         "damaged files for analysis, restore a backup by hand or start from empty state after "
         "reconciling positions with the venue.",
-        path=str(path), runbook=RUNBOOK,
+        path=str(path),
+        runbook=RUNBOOK,
     )
 
 
@@ -168,7 +176,8 @@ def ensure_state_dir(directory: Path) -> None:
     except OSError as exc:
         raise StateUnavailable(
             f"state directory {directory} cannot be created: {exc.strerror or exc}",
-            path=str(directory)) from exc
+            path=str(directory),
+        ) from exc
     try:
         # A unique name: several openers (threads, processes) may probe at once.
         with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-probe-"):
@@ -176,7 +185,8 @@ def ensure_state_dir(directory: Path) -> None:
     except OSError as exc:
         raise StateUnavailable(
             f"state directory {directory} is not writable: {exc.strerror or exc}",
-            path=str(directory)) from exc
+            path=str(directory),
+        ) from exc
 
 
 class StateLock:
@@ -190,8 +200,9 @@ class StateLock:
         try:
             self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
-            raise StateUnavailable(f"state lock {self.path} cannot be opened: {exc}",
-                                   path=str(self.path)) from exc
+            raise StateUnavailable(
+                f"state lock {self.path} cannot be opened: {exc}", path=str(self.path)
+            ) from exc
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -199,7 +210,8 @@ class StateLock:
             self._fd = None
             raise StateUnavailable(
                 f"state database {db_path} is in use by another process (lock {self.path} held)",
-                path=str(db_path)) from exc
+                path=str(db_path),
+            ) from exc
 
     def release(self) -> None:
         if self._fd is not None:
@@ -216,17 +228,21 @@ def connect(path: Path) -> sqlite3.Connection:
     calls on a worker thread, one at a time.
     """
     try:
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
-                               timeout=BUSY_TIMEOUT_MS / 1000)
+        conn = sqlite3.connect(
+            path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+        )
     except sqlite3.Error as exc:
-        raise StateUnavailable(f"state database {path} cannot be opened: {exc}",
-                               path=str(path)) from exc
+        raise StateUnavailable(
+            f"state database {path} cannot be opened: {exc}", path=str(path)
+        ) from exc
     try:
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise StateUnavailable(
                 f"state database {path} cannot use WAL journaling (got {mode!r}); "
-                "put the state directory on a local filesystem", path=str(path))
+                "put the state directory on a local filesystem",
+                path=str(path),
+            )
         conn.execute("PRAGMA synchronous=FULL")  # a commit is on disk before we act on it
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
@@ -252,7 +268,8 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 def schema_version(conn: sqlite3.Connection) -> int:
     """The database's schema version (0 for a new, empty database)."""
     exists = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type='table' AND name='schema_version'").fetchone()
+        "SELECT 1 FROM sqlite_master WHERE type='table' AND name='schema_version'"
+    ).fetchone()
     if not exists:
         return 0
     return int(conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0])
@@ -274,12 +291,17 @@ def migrate(conn: sqlite3.Connection, path: Path, target: int = SCHEMA_VERSION) 
             raise StateUnavailable(
                 f"state database {path} has schema version {current}, newer than this fractald "
                 f"understands ({SCHEMA_VERSION}); run the newer fractald that wrote it, or "
-                "restore an older backup", path=str(path), version=current)
+                "restore an older backup",
+                path=str(path),
+                version=current,
+            )
         for version in range(current + 1, target + 1):
             for statement in MIGRATIONS[version - 1]:
                 conn.execute(statement)
-            conn.execute("INSERT INTO schema_version (version, applied_ms) VALUES (?, ?)",
-                         (version, now_ms()))
+            conn.execute(
+                "INSERT INTO schema_version (version, applied_ms) VALUES (?, ?)",
+                (version, now_ms()),
+            )
         return max(current, target)
 
 

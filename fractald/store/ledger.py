@@ -96,8 +96,9 @@ def snapshot_checksum(state_json: str, last_seq: int) -> str:
 
 def _check_text(value: object, what: str, max_len: int | None = None) -> str:
     if not isinstance(value, str) or not value or value != value.strip():
-        raise ValueError(f"{what} must be a non-empty string without surrounding spaces, "
-                         f"got {value!r}")
+        raise ValueError(
+            f"{what} must be a non-empty string without surrounding spaces, got {value!r}"
+        )
     if max_len is not None and len(value) > max_len:
         raise ValueError(f"{what} is {len(value)} characters long; at most {max_len} allowed")
     return value
@@ -136,14 +137,21 @@ def _event_rows(items: Iterable[tuple[str, Mapping[str, Any], int]]) -> list[tup
     rows = []
     for kind, payload, ts_event in items:
         _check_text(kind, "event kind")
-        rows.append((kind, _check_int(ts_event, f"ts_event of {kind!r} event"),
-                     _dict_json(payload, f"payload of {kind!r} event")))
+        rows.append(
+            (
+                kind,
+                _check_int(ts_event, f"ts_event of {kind!r} event"),
+                _dict_json(payload, f"payload of {kind!r} event"),
+            )
+        )
     return rows
 
 
 def _insert_events(conn: sqlite3.Connection, rows: list[tuple[str, int, str]]) -> list[int]:
-    return [_rowid(conn.execute("INSERT INTO events (kind, ts_event, payload) VALUES (?, ?, ?)",
-                                row)) for row in rows]
+    return [
+        _rowid(conn.execute("INSERT INTO events (kind, ts_event, payload) VALUES (?, ?, ?)", row))
+        for row in rows
+    ]
 
 
 def _intent_row(client_order_id: str, payload: Mapping[str, Any]) -> tuple[str, str]:
@@ -151,34 +159,54 @@ def _intent_row(client_order_id: str, payload: Mapping[str, Any]) -> tuple[str, 
     return client_order_id, _dict_json(payload, f"payload of intent {client_order_id!r}")
 
 
-def _insert_intent(conn: sqlite3.Connection, client_order_id: str,
-                   payload_json: str) -> tuple[Any, ...]:
+def _insert_intent(
+    conn: sqlite3.Connection, client_order_id: str, payload_json: str
+) -> tuple[Any, ...]:
     """Insert unless the id exists (never a second row); the stored row either way."""
-    conn.execute("INSERT INTO intents (client_order_id, payload, recorded_ms) VALUES (?, ?, ?) "
-                 "ON CONFLICT (client_order_id) DO NOTHING",
-                 (client_order_id, payload_json, db.now_ms()))
-    return tuple(conn.execute(f"SELECT {_INTENT_COLUMNS} FROM intents WHERE client_order_id = ?",
-                              (client_order_id,)).fetchone())
+    conn.execute(
+        "INSERT INTO intents (client_order_id, payload, recorded_ms) VALUES (?, ?, ?) "
+        "ON CONFLICT (client_order_id) DO NOTHING",
+        (client_order_id, payload_json, db.now_ms()),
+    )
+    return tuple(
+        conn.execute(
+            f"SELECT {_INTENT_COLUMNS} FROM intents WHERE client_order_id = ?", (client_order_id,)
+        ).fetchone()
+    )
 
 
 def _warn_if_intent_differs(client_order_id: str, row: tuple[Any, ...], offered: str) -> None:
     if row[1] != offered:
-        log.warning("intent_payload_mismatch", client_order_id=client_order_id,
-                    stored=row[1], offered=offered)
+        log.warning(
+            "intent_payload_mismatch",
+            client_order_id=client_order_id,
+            stored=row[1],
+            offered=offered,
+        )
 
 
 def _claim(conn: sqlite3.Connection, client_order_id: str, ts: int) -> bool:
     """Set submitted_ms if unset; True when this call claimed the submission."""
-    return conn.execute("UPDATE intents SET submitted_ms = ? "
-                        "WHERE client_order_id = ? AND submitted_ms IS NULL",
-                        (ts, client_order_id)).rowcount == 1
+    return (
+        conn.execute(
+            "UPDATE intents SET submitted_ms = ? "
+            "WHERE client_order_id = ? AND submitted_ms IS NULL",
+            (ts, client_order_id),
+        ).rowcount
+        == 1
+    )
 
 
 def _set_outcome(conn: sqlite3.Connection, client_order_id: str, outcome: str, ts: int) -> bool:
     """Set the outcome if unset; True when this call set it."""
-    return conn.execute("UPDATE intents SET outcome = ?, outcome_ms = ? "
-                        "WHERE client_order_id = ? AND outcome IS NULL",
-                        (outcome, ts, client_order_id)).rowcount == 1
+    return (
+        conn.execute(
+            "UPDATE intents SET outcome = ?, outcome_ms = ? "
+            "WHERE client_order_id = ? AND outcome IS NULL",
+            (outcome, ts, client_order_id),
+        ).rowcount
+        == 1
+    )
 
 
 def _candle_rows(candles: Iterable[CandleRow]) -> list[CandleRow]:
@@ -193,19 +221,27 @@ def _candle_rows(candles: Iterable[CandleRow]) -> list[CandleRow]:
 
 
 def _insert_candles(conn: sqlite3.Connection, rows: list[CandleRow]) -> None:
-    conn.executemany("INSERT INTO candles (symbol, timeframe, ts_open, open, high, low, close, "
-                     "volume, complete) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    conn.executemany(
+        "INSERT INTO candles (symbol, timeframe, ts_open, open, high, low, close, "
+        "volume, complete) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
     for symbol, timeframe in {(r[0], r[1]) for r in rows}:
-        conn.execute("DELETE FROM candles WHERE symbol = ? AND timeframe = ? AND id <= ("
-                     "SELECT id FROM candles WHERE symbol = ? AND timeframe = ? "
-                     "ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                     (symbol, timeframe, symbol, timeframe, CANDLES_KEPT))
+        conn.execute(
+            "DELETE FROM candles WHERE symbol = ? AND timeframe = ? AND id <= ("
+            "SELECT id FROM candles WHERE symbol = ? AND timeframe = ? "
+            "ORDER BY id DESC LIMIT 1 OFFSET ?)",
+            (symbol, timeframe, symbol, timeframe, CANDLES_KEPT),
+        )
 
 
 def _insert_snapshot(conn: sqlite3.Connection, state_json: str, last_seq: int, ts: int) -> int:
-    snap_id = _rowid(conn.execute(
-        "INSERT INTO snapshots (last_seq, ts_wall_ms, state, sha256) VALUES (?, ?, ?, ?)",
-        (last_seq, ts, state_json, snapshot_checksum(state_json, last_seq))))
+    snap_id = _rowid(
+        conn.execute(
+            "INSERT INTO snapshots (last_seq, ts_wall_ms, state, sha256) VALUES (?, ?, ?, ?)",
+            (last_seq, ts, state_json, snapshot_checksum(state_json, last_seq)),
+        )
+    )
     conn.execute("DELETE FROM snapshots WHERE id <= ?", (snap_id - SNAPSHOTS_KEPT,))
     return snap_id
 
@@ -294,9 +330,12 @@ class Ledger:
         detail_json = _dict_json(detail, f"detail of daemon event {kind!r}")
         _check_int(ts_wall_ms, "ts_wall_ms", 0)
         with db.transaction(self._conn) as conn:
-            row_id = _rowid(conn.execute(
-                "INSERT INTO daemon_events (ts_wall_ms, kind, detail) VALUES (?, ?, ?)",
-                (ts_wall_ms, kind, detail_json)))
+            row_id = _rowid(
+                conn.execute(
+                    "INSERT INTO daemon_events (ts_wall_ms, kind, detail) VALUES (?, ?, ?)",
+                    (ts_wall_ms, kind, detail_json),
+                )
+            )
             conn.execute("DELETE FROM daemon_events WHERE id <= ?", (row_id - DAEMON_EVENTS_KEPT,))
         return row_id
 
@@ -305,7 +344,8 @@ class Ledger:
         _check_int(limit, "limit", 1)
         rows = self._conn.execute(
             "SELECT id, kind, detail, ts_wall_ms FROM daemon_events ORDER BY id DESC LIMIT ?",
-            (limit,)).fetchall()
+            (limit,),
+        ).fetchall()
         return [DaemonEvent(i, k, json.loads(d), ts) for i, k, d, ts in rows]
 
     # -- the append-only event log -------------------------------------------------------
@@ -326,12 +366,16 @@ class Ledger:
         with db.transaction(self._conn) as conn:
             return _insert_events(conn, rows)
 
-    def commit_batch(self, items: Iterable[tuple[str, Mapping[str, Any], int]],
-                     intents: Iterable[tuple[str, Mapping[str, Any]]] = (),
-                     state: Mapping[str, Any] | None = None, *,
-                     submissions: Iterable[tuple[str, int]] = (),
-                     outcomes: Iterable[tuple[str, str, int]] = (),
-                     candles: Iterable[CandleRow] = ()) -> list[int]:
+    def commit_batch(
+        self,
+        items: Iterable[tuple[str, Mapping[str, Any], int]],
+        intents: Iterable[tuple[str, Mapping[str, Any]]] = (),
+        state: Mapping[str, Any] | None = None,
+        *,
+        submissions: Iterable[tuple[str, int]] = (),
+        outcomes: Iterable[tuple[str, str, int]] = (),
+        candles: Iterable[CandleRow] = (),
+    ) -> list[int]:
         """Events, the intents among them, their lifecycle and the state they lead to: ONE transaction.
 
         Appends `(kind, payload, ts_event)` events, records each
@@ -350,11 +394,21 @@ class Ledger:
         """
         rows = _event_rows(items)
         intent_rows = [_intent_row(cid, payload) for cid, payload in intents]
-        claims = [(_check_text(cid, "client_order_id", MAX_CLIENT_ORDER_ID_LEN),
-                   _check_int(ts, "submission ts", 0)) for cid, ts in submissions]
-        ends = [(_check_text(cid, "client_order_id", MAX_CLIENT_ORDER_ID_LEN),
-                 _check_text(outcome, "outcome"), _check_int(ts, "outcome ts", 0))
-                for cid, outcome, ts in outcomes]
+        claims = [
+            (
+                _check_text(cid, "client_order_id", MAX_CLIENT_ORDER_ID_LEN),
+                _check_int(ts, "submission ts", 0),
+            )
+            for cid, ts in submissions
+        ]
+        ends = [
+            (
+                _check_text(cid, "client_order_id", MAX_CLIENT_ORDER_ID_LEN),
+                _check_text(outcome, "outcome"),
+                _check_int(ts, "outcome ts", 0),
+            )
+            for cid, outcome, ts in outcomes
+        ]
         state_json = None if state is None else _dict_json(state, "snapshot state")
         candle_rows = _candle_rows(candles)
         with db.transaction(self._conn) as conn:
@@ -366,9 +420,14 @@ class Ledger:
                 if not _claim(conn, cid, ts):
                     raise InvariantViolation(
                         f"client order id {cid!r} was already submitted (or never recorded); "
-                        "refusing to record a second submission", client_order_id=cid)
-            conflicts = [(cid, outcome) for cid, outcome, ts in ends
-                         if not _set_outcome(conn, cid, outcome, ts)]
+                        "refusing to record a second submission",
+                        client_order_id=cid,
+                    )
+            conflicts = [
+                (cid, outcome)
+                for cid, outcome, ts in ends
+                if not _set_outcome(conn, cid, outcome, ts)
+            ]
             if state_json is not None:
                 _insert_snapshot(conn, state_json, self.last_seq(), db.now_ms())
         for (cid, offered), row in zip(intent_rows, stored, strict=True):
@@ -386,9 +445,12 @@ class Ledger:
         _check_int(seq, "seq", 0)
         kinds = list(ignoring)
         marks = ",".join("?" * len(kinds))
-        return int(self._conn.execute(
-            f"SELECT count(*) FROM events WHERE seq > ? AND kind NOT IN ({marks})",
-            (seq, *kinds)).fetchone()[0])
+        return int(
+            self._conn.execute(
+                f"SELECT count(*) FROM events WHERE seq > ? AND kind NOT IN ({marks})",
+                (seq, *kinds),
+            ).fetchone()[0]
+        )
 
     def events_page(self, seq: int, limit: int | None = None) -> list[Event]:
         """Up to `limit` (default PAGE_SIZE) events with sequence numbers above `seq`, oldest first."""
@@ -396,7 +458,8 @@ class Ledger:
         limit = PAGE_SIZE if limit is None else _check_int(limit, "limit", 1)
         rows = self._conn.execute(
             "SELECT seq, kind, ts_event, payload FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
-            (seq, limit)).fetchall()
+            (seq, limit),
+        ).fetchall()
         return [Event(s, k, ts, json.loads(p)) for s, k, ts, p in rows]
 
     def events_after(self, seq: int) -> Iterator[Event]:
@@ -424,8 +487,7 @@ class Ledger:
         _warn_if_intent_differs(cid, row, payload_json)
         return _intent(row)
 
-    def record_and_claim(self, client_order_id: str, payload: Mapping[str, Any],
-                         ts: int) -> bool:
+    def record_and_claim(self, client_order_id: str, payload: Mapping[str, Any], ts: int) -> bool:
         """A venue router's step before sending: record the intent and claim it, one transaction.
 
         True: this call claimed it, send the order now. False: it was claimed
@@ -443,8 +505,9 @@ class Ledger:
 
     def get_intent(self, client_order_id: str) -> IntentRecord | None:
         """The stored intent for `client_order_id`, or None."""
-        row = self._conn.execute(f"SELECT {_INTENT_COLUMNS} FROM intents WHERE client_order_id = ?",
-                                 (client_order_id,)).fetchone()
+        row = self._conn.execute(
+            f"SELECT {_INTENT_COLUMNS} FROM intents WHERE client_order_id = ?", (client_order_id,)
+        ).fetchone()
         return None if row is None else _intent(row)
 
     def _require_intent(self, client_order_id: str, action: str) -> IntentRecord:
@@ -452,7 +515,9 @@ class Ledger:
         if record is None:
             raise InvariantViolation(
                 f"cannot {action} client order id {client_order_id!r}: no intent was recorded "
-                "for it", client_order_id=client_order_id)
+                "for it",
+                client_order_id=client_order_id,
+            )
         return record
 
     def record_submission(self, client_order_id: str, ts: int) -> bool:
@@ -491,13 +556,18 @@ class Ledger:
     def _explain_outcome_refused(self, client_order_id: str, outcome: str) -> None:
         existing = self._require_intent(client_order_id, "mark the outcome of")
         if existing.outcome != outcome:
-            log.warning("intent_outcome_conflict", client_order_id=client_order_id,
-                        stored=existing.outcome, offered=outcome)
+            log.warning(
+                "intent_outcome_conflict",
+                client_order_id=client_order_id,
+                stored=existing.outcome,
+                offered=outcome,
+            )
 
     def pending_intents(self) -> list[IntentRecord]:
         """Intents with no outcome yet, oldest first: the work crash recovery must finish."""
         rows = self._conn.execute(
-            f"SELECT {_INTENT_COLUMNS} FROM intents WHERE outcome IS NULL ORDER BY id").fetchall()
+            f"SELECT {_INTENT_COLUMNS} FROM intents WHERE outcome IS NULL ORDER BY id"
+        ).fetchall()
         return [_intent(r) for r in rows]
 
     def intents_by_id(self, client_order_ids: Iterable[str]) -> dict[str, IntentRecord]:
@@ -505,11 +575,11 @@ class Ledger:
         found: dict[str, IntentRecord] = {}
         ids = list(dict.fromkeys(client_order_ids))
         for start in range(0, len(ids), PAGE_SIZE):
-            chunk = ids[start:start + PAGE_SIZE]
+            chunk = ids[start : start + PAGE_SIZE]
             marks = ",".join("?" * len(chunk))
             for row in self._conn.execute(
-                    f"SELECT {_INTENT_COLUMNS} FROM intents WHERE client_order_id IN ({marks})",
-                    chunk):
+                f"SELECT {_INTENT_COLUMNS} FROM intents WHERE client_order_id IN ({marks})", chunk
+            ):
                 found[row[0]] = _intent(row)
         return found
 
@@ -521,7 +591,8 @@ class Ledger:
             "SELECT json_extract(payload, '$.symbol'), "
             "sum(CASE json_extract(payload, '$.side') WHEN 'SELL' THEN -1.0 ELSE 1.0 END "
             "    * json_extract(payload, '$.quantity')) "
-            "FROM events WHERE kind = 'order_filled' GROUP BY 1").fetchall()
+            "FROM events WHERE kind = 'order_filled' GROUP BY 1"
+        ).fetchall()
         return {str(symbol): float(qty) for symbol, qty in rows}
 
     def fills_of(self, client_order_ids: Iterable[str]) -> dict[str, dict[str, float]]:
@@ -533,7 +604,8 @@ class Ledger:
         rows = self._conn.execute(
             "SELECT json_extract(payload, '$.client_order_id'), "
             "json_extract(payload, '$.trade_id'), json_extract(payload, '$.quantity') "
-            "FROM events WHERE kind = 'order_filled'")
+            "FROM events WHERE kind = 'order_filled'"
+        )
         for cid, trade_id, qty in rows:
             if cid in wanted:
                 out.setdefault(cid, {})[str(trade_id)] = float(qty)
@@ -541,8 +613,9 @@ class Ledger:
 
     def last_fill_ts(self) -> int:
         """ts_event of the newest `order_filled` event (0 when there is none)."""
-        row = self._conn.execute("SELECT coalesce(max(ts_event), 0) FROM events "
-                                 "WHERE kind = 'order_filled'").fetchone()
+        row = self._conn.execute(
+            "SELECT coalesce(max(ts_event), 0) FROM events WHERE kind = 'order_filled'"
+        ).fetchone()
         return int(row[0])
 
     # -- candles (detection's input, for rebuilding its state) ---------------------------
@@ -553,7 +626,9 @@ class Ledger:
         limit = PAGE_SIZE * 10 if limit is None else _check_int(limit, "limit", 1)
         rows = self._conn.execute(
             "SELECT id, symbol, timeframe, ts_open, open, high, low, close, volume, complete "
-            "FROM candles WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)).fetchall()
+            "FROM candles WHERE id > ? ORDER BY id LIMIT ?",
+            (after_id, limit),
+        ).fetchall()
         return [(r[0], (r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], bool(r[9]))) for r in rows]
 
     def correct_candle(self, row: CandleRow) -> int:
@@ -567,18 +642,21 @@ class Ledger:
             return conn.execute(
                 "UPDATE candles SET open = ?, high = ?, low = ?, close = ?, volume = ?, complete = ? "
                 "WHERE symbol = ? AND timeframe = ? AND ts_open = ?",
-                (o, h, lo, c, v, complete, symbol, timeframe, ts_open)).rowcount
+                (o, h, lo, c, v, complete, symbol, timeframe, ts_open),
+            ).rowcount
 
     def newest_candles(self) -> dict[str, int]:
         """Per "symbol/timeframe", the open time of the newest stored candle."""
         rows = self._conn.execute(
-            "SELECT symbol, timeframe, max(ts_open) FROM candles GROUP BY symbol, timeframe")
+            "SELECT symbol, timeframe, max(ts_open) FROM candles GROUP BY symbol, timeframe"
+        )
         return {f"{symbol}/{timeframe}": int(ts) for symbol, timeframe, ts in rows}
 
     # -- snapshots -----------------------------------------------------------------------
 
-    def write_snapshot(self, state: Mapping[str, Any], last_seq: int,
-                       ts_wall_ms: int | None = None) -> int:
+    def write_snapshot(
+        self, state: Mapping[str, Any], last_seq: int, ts_wall_ms: int | None = None
+    ) -> int:
         """Store `state` as covering every event up to `last_seq`; returns the snapshot id.
 
         `last_seq` may not be beyond the newest event. Only the newest
@@ -590,14 +668,16 @@ class Ledger:
         with db.transaction(self._conn) as conn:
             newest = self.last_seq()
             if last_seq > newest:
-                raise ValueError(f"snapshot last_seq {last_seq} is beyond the newest event "
-                                 f"({newest})")
+                raise ValueError(
+                    f"snapshot last_seq {last_seq} is beyond the newest event ({newest})"
+                )
             return _insert_snapshot(conn, state_json, last_seq, ts)
 
     def latest_good_snapshot(self) -> Snapshot | None:
         """The newest snapshot whose checksum matches; bad ones are skipped with a log line."""
         rows = self._conn.execute(
-            "SELECT id, last_seq, ts_wall_ms, state, sha256 FROM snapshots ORDER BY id DESC")
+            "SELECT id, last_seq, ts_wall_ms, state, sha256 FROM snapshots ORDER BY id DESC"
+        )
         for snap_id, last_seq, ts, state_json, checksum in rows:
             if snapshot_checksum(state_json, last_seq) != checksum:
                 log.error("snapshot_checksum_mismatch", snapshot_id=snap_id, path=str(self.path))
@@ -621,7 +701,9 @@ class Ledger:
             conn.execute(
                 "INSERT INTO settings (key, value, updated_ms) VALUES (?, ?, ?) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
-                "updated_ms = excluded.updated_ms", (key, value_json, ts))
+                "updated_ms = excluded.updated_ms",
+                (key, value_json, ts),
+            )
 
     def clear_setting(self, key: str) -> bool:
         """Remove a setting (back to the configured default); True if it existed."""

@@ -41,11 +41,13 @@ class AsyncLedger:
         self._closed = False
 
     @classmethod
-    async def open(cls, path: str | Path, backups_dir: str | Path | None = None, *,
-                   lock: bool = True) -> AsyncLedger:
+    async def open(
+        cls, path: str | Path, backups_dir: str | Path | None = None, *, lock: bool = True
+    ) -> AsyncLedger:
         """Start-up: `backup.verify_and_open` on a worker thread (restores from backup if needed)."""
         ledger = await trio.to_thread.run_sync(
-            functools.partial(backup.verify_and_open, path, backups_dir, lock=lock))
+            functools.partial(backup.verify_and_open, path, backups_dir, lock=lock)
+        )
         return cls(ledger)
 
     @property
@@ -79,8 +81,9 @@ class AsyncLedger:
         await self.aclose()
 
     # -- the daemon's own record
-    async def record_daemon_event(self, kind: str, detail: Mapping[str, Any],
-                                  ts_wall_ms: int) -> int:
+    async def record_daemon_event(
+        self, kind: str, detail: Mapping[str, Any], ts_wall_ms: int
+    ) -> int:
         return await self._call(self._ledger.record_daemon_event, kind, detail, ts_wall_ms)
 
     async def recent_daemon_events(self, limit: int = 50) -> list[DaemonEvent]:
@@ -94,15 +97,25 @@ class AsyncLedger:
         # Materialise here: a caller's generator must not run on the worker thread.
         return await self._call(self._ledger.append_many, list(items))
 
-    async def commit_batch(self, items: Iterable[tuple[str, Mapping[str, Any], int]],
-                           intents: Iterable[tuple[str, Mapping[str, Any]]] = (),
-                           state: Mapping[str, Any] | None = None, *,
-                           submissions: Iterable[tuple[str, int]] = (),
-                           outcomes: Iterable[tuple[str, str, int]] = (),
-                           candles: Iterable[CandleRow] = ()) -> list[int]:
-        return await self._call(self._ledger.commit_batch, list(items), list(intents), state,
-                                submissions=list(submissions), outcomes=list(outcomes),
-                                candles=list(candles))
+    async def commit_batch(
+        self,
+        items: Iterable[tuple[str, Mapping[str, Any], int]],
+        intents: Iterable[tuple[str, Mapping[str, Any]]] = (),
+        state: Mapping[str, Any] | None = None,
+        *,
+        submissions: Iterable[tuple[str, int]] = (),
+        outcomes: Iterable[tuple[str, str, int]] = (),
+        candles: Iterable[CandleRow] = (),
+    ) -> list[int]:
+        return await self._call(
+            self._ledger.commit_batch,
+            list(items),
+            list(intents),
+            state,
+            submissions=list(submissions),
+            outcomes=list(outcomes),
+            candles=list(candles),
+        )
 
     async def last_seq(self) -> int:
         return await self._call(self._ledger.last_seq)
@@ -118,12 +131,12 @@ class AsyncLedger:
             seq = page[-1].seq
 
     # -- the intents outbox
-    async def record_intent(self, client_order_id: str,
-                            payload: Mapping[str, Any]) -> IntentRecord:
+    async def record_intent(self, client_order_id: str, payload: Mapping[str, Any]) -> IntentRecord:
         return await self._call(self._ledger.record_intent, client_order_id, payload)
 
-    async def record_and_claim(self, client_order_id: str, payload: Mapping[str, Any],
-                               ts: int) -> bool:
+    async def record_and_claim(
+        self, client_order_id: str, payload: Mapping[str, Any], ts: int
+    ) -> bool:
         return await self._call(self._ledger.record_and_claim, client_order_id, payload, ts)
 
     async def get_intent(self, client_order_id: str) -> IntentRecord | None:
@@ -132,16 +145,16 @@ class AsyncLedger:
     async def record_submission(self, client_order_id: str, ts: int) -> bool:
         return await self._call(self._ledger.record_submission, client_order_id, ts)
 
-    async def mark_outcome(self, client_order_id: str, outcome: str,
-                           ts: int | None = None) -> bool:
+    async def mark_outcome(self, client_order_id: str, outcome: str, ts: int | None = None) -> bool:
         return await self._call(self._ledger.mark_outcome, client_order_id, outcome, ts)
 
     async def pending_intents(self) -> list[IntentRecord]:
         return await self._call(self._ledger.pending_intents)
 
     # -- snapshots
-    async def write_snapshot(self, state: Mapping[str, Any], last_seq: int,
-                             ts_wall_ms: int | None = None) -> int:
+    async def write_snapshot(
+        self, state: Mapping[str, Any], last_seq: int, ts_wall_ms: int | None = None
+    ) -> int:
         return await self._call(self._ledger.write_snapshot, state, last_seq, ts_wall_ms)
 
     async def latest_good_snapshot(self) -> Snapshot | None:
@@ -149,9 +162,11 @@ class AsyncLedger:
 
     async def recover(self) -> tuple[Snapshot | None, list[Event]]:
         """The latest good snapshot and every event after it, read in one worker call."""
+
         def read(ledger: Ledger) -> tuple[Snapshot | None, list[Event]]:
             snapshot, events = ledger.recover()
             return snapshot, list(events)
+
         return await self.run(read)
 
     # -- settings
@@ -168,11 +183,13 @@ class AsyncLedger:
     async def check_integrity(self) -> None:
         await self._call(self._ledger.check_integrity)
 
-    async def backup(self, backups_dir: str | Path | None = None,
-                     keep: int = backup.DEFAULT_KEEP) -> Path:
+    async def backup(
+        self, backups_dir: str | Path | None = None, keep: int = backup.DEFAULT_KEEP
+    ) -> Path:
         """Online backup on its own thread and read connection: writes continue meanwhile."""
         if self._closed:
             raise RuntimeError(f"ledger {self.path} is closed")
         async with self._backup_lock:  # one backup at a time, so pruning cannot race
             return await trio.to_thread.run_sync(
-                functools.partial(backup.backup_database, self.path, backups_dir, keep))
+                functools.partial(backup.backup_database, self.path, backups_dir, keep)
+            )

@@ -50,15 +50,43 @@ class Endpoints:
 
 
 ENDPOINTS = {
-    Market.SPOT: Endpoints("wss://stream.binance.com:9443/stream", "https://api.binance.com",
-                           "/api/v3/depth", "/api/v3/klines", 1000, 6000),
-    Market.FUTURES: Endpoints("wss://fstream.binance.com/stream", "https://fapi.binance.com",
-                              "/fapi/v1/depth", "/fapi/v1/klines", 1000, 2400),
+    Market.SPOT: Endpoints(
+        "wss://stream.binance.com:9443/stream",
+        "https://api.binance.com",
+        "/api/v3/depth",
+        "/api/v3/klines",
+        1000,
+        6000,
+    ),
+    Market.FUTURES: Endpoints(
+        "wss://fstream.binance.com/stream",
+        "https://fapi.binance.com",
+        "/fapi/v1/depth",
+        "/fapi/v1/klines",
+        1000,
+        2400,
+    ),
 }
 
 # Binance cuts every connection at 24 h; reconnect on our terms well before.
 MAX_CONNECTION_S = 23 * 3600.0
-INTERVALS = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M")
+INTERVALS = (
+    "1m",
+    "3m",
+    "5m",
+    "15m",
+    "30m",
+    "1h",
+    "2h",
+    "4h",
+    "6h",
+    "8h",
+    "12h",
+    "1d",
+    "3d",
+    "1w",
+    "1M",
+)
 
 
 class Stream(enum.Enum):
@@ -85,7 +113,9 @@ def unsubscribe_message(streams: Sequence[str], request_id: int) -> str:
     return json.dumps({"method": "UNSUBSCRIBE", "params": list(streams), "id": request_id})
 
 
-def market_streams(symbols: Sequence[str], *, book: bool = False, candles: bool = False) -> list[str]:
+def market_streams(
+    symbols: Sequence[str], *, book: bool = False, candles: bool = False
+) -> list[str]:
     """Streams a market data feed needs: aggregated trades and best bid/ask, depth if asked, and
     the venue's own 1m klines if asked (the cross-check of the bars built from trades)."""
     names = []
@@ -101,11 +131,14 @@ def market_streams(symbols: Sequence[str], *, book: bool = False, candles: bool 
 
 def subscribe_messages(streams: Sequence[str], *, per_message: int = 100) -> list[str]:
     """SUBSCRIBE requests in chunks (Binance allows 1024 streams, 5 messages/s per connection)."""
-    return [subscribe_message(streams[i:i + per_message], i // per_message + 1)
-            for i in range(0, len(streams), per_message)]
+    return [
+        subscribe_message(streams[i : i + per_message], i // per_message + 1)
+        for i in range(0, len(streams), per_message)
+    ]
 
 
 # -- parsing --------------------------------------------------------------------
+
 
 def _aggressor(buyer_is_maker: bool) -> Side:
     # The maker's opposite took liquidity: a maker buyer means the taker sold.
@@ -113,17 +146,29 @@ def _aggressor(buyer_is_maker: bool) -> Side:
 
 
 def parse_agg_trade(d: dict[str, Any]) -> TradeTick:
-    return TradeTick(d["s"], float(d["p"]), float(d["q"]), _aggressor(d["m"]), str(d["a"]), int(d["T"]))
+    return TradeTick(
+        d["s"], float(d["p"]), float(d["q"]), _aggressor(d["m"]), str(d["a"]), int(d["T"])
+    )
 
 
 def parse_trade(d: dict[str, Any]) -> TradeTick:
-    return TradeTick(d["s"], float(d["p"]), float(d["q"]), _aggressor(d["m"]), str(d["t"]), int(d["T"]))
+    return TradeTick(
+        d["s"], float(d["p"]), float(d["q"]), _aggressor(d["m"]), str(d["t"]), int(d["T"])
+    )
 
 
 def parse_kline(d: dict[str, Any]) -> CandleUpdate:
     k = d["k"]
-    bar = Bar(symbol=k["s"], timeframe=k["i"], ts_open=int(k["t"]), open=float(k["o"]),
-              high=float(k["h"]), low=float(k["l"]), close=float(k["c"]), volume=float(k["v"]))
+    bar = Bar(
+        symbol=k["s"],
+        timeframe=k["i"],
+        ts_open=int(k["t"]),
+        open=float(k["o"]),
+        high=float(k["h"]),
+        low=float(k["l"]),
+        close=float(k["c"]),
+        volume=float(k["v"]),
+    )
     return CandleUpdate(bar, closed=bool(k["x"]))
 
 
@@ -135,9 +180,15 @@ def parse_book_ticker(d: dict[str, Any]) -> Quote:
 
 def parse_depth_update(d: dict[str, Any]) -> BookDelta:
     pu = d.get("pu")
-    return BookDelta(symbol=d["s"], bids=d["b"], asks=d["a"], ts_event=int(d.get("T") or d["E"]),
-                     first_update_id=int(d["U"]), final_update_id=int(d["u"]),
-                     prev_final_update_id=None if pu is None else int(pu))
+    return BookDelta(
+        symbol=d["s"],
+        bids=d["b"],
+        asks=d["a"],
+        ts_event=int(d.get("T") or d["E"]),
+        first_update_id=int(d["U"]),
+        final_update_id=int(d["u"]),
+        prev_final_update_id=None if pu is None else int(pu),
+    )
 
 
 _BY_EVENT: dict[str, Callable[[dict[str, Any]], VenueEvent]] = {
@@ -192,6 +243,7 @@ def _parse_slowly(raw: str | bytes) -> list[VenueEvent]:
 
 # -- REST -----------------------------------------------------------------------
 
+
 def depth_params(symbol: str, limit: int = 1000) -> dict[str, Any]:
     return {"symbol": symbol.upper(), "limit": limit}
 
@@ -199,22 +251,34 @@ def depth_params(symbol: str, limit: int = 1000) -> dict[str, Any]:
 def parse_depth_snapshot(symbol: str, payload: Any) -> BookSnapshot:
     """REST depth snapshot; raises ValueError naming the problem."""
     try:
-        return BookSnapshot(symbol=symbol.upper(), bids=payload["bids"], asks=payload["asks"],
-                            ts_event=int(payload.get("T") or payload.get("E") or 0),
-                            last_update_id=int(payload["lastUpdateId"]))
+        return BookSnapshot(
+            symbol=symbol.upper(),
+            bids=payload["bids"],
+            asks=payload["asks"],
+            ts_event=int(payload.get("T") or payload.get("E") or 0),
+            last_update_id=int(payload["lastUpdateId"]),
+        )
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"depth snapshot for {symbol} unreadable: {exc!r}") from exc
 
 
-def klines_params(symbol: str, interval: str, start_ms: int, end_ms: int,
-                  limit: int = 1000) -> dict[str, Any]:
+def klines_params(
+    symbol: str, interval: str, start_ms: int, end_ms: int, limit: int = 1000
+) -> dict[str, Any]:
     if interval not in INTERVALS:
         raise ValueError(f"binance kline interval {interval!r} not in {', '.join(INTERVALS)}")
-    return {"symbol": symbol.upper(), "interval": interval, "startTime": start_ms,
-            "endTime": end_ms, "limit": limit}
+    return {
+        "symbol": symbol.upper(),
+        "interval": interval,
+        "startTime": start_ms,
+        "endTime": end_ms,
+        "limit": limit,
+    }
 
 
-def kline_pages(start_ms: int, end_ms: int, interval: str, per_page: int = 1000) -> list[tuple[int, int]]:
+def kline_pages(
+    start_ms: int, end_ms: int, interval: str, per_page: int = 1000
+) -> list[tuple[int, int]]:
     """Split [start_ms, end_ms) into request windows of at most `per_page` klines."""
     step = timeframe_ms(interval) * per_page
     return [(s, min(s + step, end_ms) - 1) for s in range(start_ms, end_ms, step)]
@@ -238,8 +302,18 @@ def parse_klines(symbol: str, interval: str, payload: Any) -> list[Bar]:
     if not isinstance(payload, list):
         raise ValueError(f"klines: expected a list, got {type(payload).__name__}")  # noqa: TRY004
     try:
-        return [Bar(symbol=symbol.upper(), timeframe=interval, ts_open=int(row[0]),
-                    open=float(row[1]), high=float(row[2]), low=float(row[3]),
-                    close=float(row[4]), volume=float(row[5])) for row in payload]
+        return [
+            Bar(
+                symbol=symbol.upper(),
+                timeframe=interval,
+                ts_open=int(row[0]),
+                open=float(row[1]),
+                high=float(row[2]),
+                low=float(row[3]),
+                close=float(row[4]),
+                volume=float(row[5]),
+            )
+            for row in payload
+        ]
     except (IndexError, TypeError, ValueError) as exc:
         raise ValueError(f"klines row unreadable: {exc!r}") from exc

@@ -37,9 +37,11 @@ KINDS = {"binance-futures": Market.FUTURES, "binance-spot": Market.SPOT}
 NETWORKS = ("testnet", "mainnet")
 COIN_M_SYMBOL = re.compile(r"^[A-Z0-9]+USD_(PERP|\d{6})$", re.IGNORECASE)
 BINANCE_SYMBOL = re.compile(r"^[A-Z0-9]{5,20}$")
-COIN_M_REFUSAL = ("Binance COIN-M (/dapi, inverse contracts) is not supported: fractald trades "
-                  "USD-M perpetuals (kind = \"binance-futures\", symbols like 'BTCUSDT') and spot "
-                  "(kind = \"binance-spot\") only")
+COIN_M_REFUSAL = (
+    "Binance COIN-M (/dapi, inverse contracts) is not supported: fractald trades "
+    "USD-M perpetuals (kind = \"binance-futures\", symbols like 'BTCUSDT') and spot "
+    '(kind = "binance-spot") only'
+)
 
 
 def market_of(config: Config) -> Market | None:
@@ -50,15 +52,20 @@ def urls(config: Config) -> bo.Network:
     market = market_of(config)
     assert market is not None
     default = bo.NETWORKS[(market, config.broker.network)]
-    return bo.Network(config.broker.rest_url or default.rest_url,
-                      config.broker.ws_url or default.ws_url)
+    return bo.Network(
+        config.broker.rest_url or default.rest_url, config.broker.ws_url or default.ws_url
+    )
 
 
 def coin_m_problems(config: Config) -> list[str]:
     """COIN-M refused wherever it shows: a /dapi URL or an inverse contract's symbol."""
     problems = []
-    for key, url in (("feed.rest_url", config.feed.rest_url), ("feed.ws_url", config.feed.ws_url),
-                     ("broker.rest_url", config.broker.rest_url), ("broker.ws_url", config.broker.ws_url)):
+    for key, url in (
+        ("feed.rest_url", config.feed.rest_url),
+        ("feed.ws_url", config.feed.ws_url),
+        ("broker.rest_url", config.broker.rest_url),
+        ("broker.ws_url", config.broker.ws_url),
+    ):
         if "dapi" in url or "dstream" in url:
             problems.append(f"config.{key}: {url!r}: {COIN_M_REFUSAL}")
     if config.feed.venue.startswith("binance") or config.broker.kind in KINDS:
@@ -76,28 +83,41 @@ def broker_problems(config: Config) -> list[str]:
         return problems
     b = config.broker
     if config.risk.mode != "live":
-        problems.append(f"config.risk.mode: {config.risk.mode!r} with broker.kind = {b.kind!r}: "
-                        "a venue broker places real orders (testnet or mainnet); set "
-                        "risk.mode = \"live\", or kind = \"paper\" to paper-trade")
+        problems.append(
+            f"config.risk.mode: {config.risk.mode!r} with broker.kind = {b.kind!r}: "
+            "a venue broker places real orders (testnet or mainnet); set "
+            'risk.mode = "live", or kind = "paper" to paper-trade'
+        )
     from fractald.config import _url_problem  # the same URL rules as [feed]
 
-    for key, url, schemes in (("rest_url", b.rest_url, ("http", "https")),
-                              ("ws_url", b.ws_url, ("ws", "wss"))):
-        bad_url = _url_problem(f"config.broker.{key}", url, schemes, secret_path=False) if url else None
+    for key, url, schemes in (
+        ("rest_url", b.rest_url, ("http", "https")),
+        ("ws_url", b.ws_url, ("ws", "wss")),
+    ):
+        bad_url = (
+            _url_problem(f"config.broker.{key}", url, schemes, secret_path=False) if url else None
+        )
         if bad_url:
             problems.append(bad_url)
     if b.network not in NETWORKS:
-        problems.append(f"config.broker.network: {b.network!r} must be one of "
-                        f"{', '.join(map(repr, NETWORKS))}")
+        problems.append(
+            f"config.broker.network: {b.network!r} must be one of {', '.join(map(repr, NETWORKS))}"
+        )
     for key in ("api_key_credential", "api_secret_credential"):
         if not getattr(b, key):
-            problems.append(f"config.broker.{key}: {b.kind} needs the name of a credential file "
-                            "(under $CREDENTIALS_DIRECTORY) holding the API key / secret")
-    bad = [s for s in config.feed.symbols if not BINANCE_SYMBOL.match(s) and not COIN_M_SYMBOL.match(s)]
+            problems.append(
+                f"config.broker.{key}: {b.kind} needs the name of a credential file "
+                "(under $CREDENTIALS_DIRECTORY) holding the API key / secret"
+            )
+    bad = [
+        s for s in config.feed.symbols if not BINANCE_SYMBOL.match(s) and not COIN_M_SYMBOL.match(s)
+    ]
     if bad:
-        problems.append(f"config.feed.symbols: {bad} are not Binance symbols: Binance names them "
-                        "upper case, base then quote, e.g. 'BTCUSDT' (checked against exchangeInfo "
-                        "at start and by preflight)")
+        problems.append(
+            f"config.feed.symbols: {bad} are not Binance symbols: Binance names them "
+            "upper case, base then quote, e.g. 'BTCUSDT' (checked against exchangeInfo "
+            "at start and by preflight)"
+        )
     problems += _symbol_settings_problems(config, market)
     return problems
 
@@ -105,31 +125,38 @@ def broker_problems(config: Config) -> list[str]:
 def _symbol_settings_problems(config: Config, market: Market) -> list[str]:
     b, problems = config.broker, []
     if market is Market.SPOT and (b.leverage or b.margin_type):
-        problems.append("config.broker.leverage / margin_type: spot has no leverage or margin "
-                        "type; remove them or use kind = \"binance-futures\"")
+        problems.append(
+            "config.broker.leverage / margin_type: spot has no leverage or margin "
+            'type; remove them or use kind = "binance-futures"'
+        )
     for key, table in (("leverage", b.leverage), ("margin_type", b.margin_type)):
         for symbol in table:
             if symbol not in config.feed.symbols:
-                problems.append(f"config.broker.{key}.{symbol}: not one of feed.symbols "
-                                f"{config.feed.symbols}")
+                problems.append(
+                    f"config.broker.{key}.{symbol}: not one of feed.symbols {config.feed.symbols}"
+                )
     for symbol, lev in b.leverage.items():
         if not 1 <= lev <= 125:
             problems.append(f"config.broker.leverage.{symbol}: {lev} must be within [1, 125]")
     for symbol, margin in b.margin_type.items():
         if margin not in bo.MARGIN_TYPES:
-            problems.append(f"config.broker.margin_type.{symbol}: {margin!r} must be one of "
-                            f"{', '.join(map(repr, bo.MARGIN_TYPES))}")
+            problems.append(
+                f"config.broker.margin_type.{symbol}: {margin!r} must be one of "
+                f"{', '.join(map(repr, bo.MARGIN_TYPES))}"
+            )
     return problems
 
 
 # -- the venue ---------------------------------------------------------------------
 
+
 def read_credential(name: str, env: Mapping[str, str] = os.environ) -> str:
     """A secret from $CREDENTIALS_DIRECTORY/<name>; AuthError naming the file (never the value)."""
     directory = env.get("CREDENTIALS_DIRECTORY", "")
     if not directory:
-        raise AuthError(f"credential {name!r}: $CREDENTIALS_DIRECTORY is not set "
-                        "(systemd LoadCredential=)")
+        raise AuthError(
+            f"credential {name!r}: $CREDENTIALS_DIRECTORY is not set (systemd LoadCredential=)"
+        )
     path = Path(directory) / name
     try:
         value = path.read_text().strip()
@@ -140,7 +167,9 @@ def read_credential(name: str, env: Mapping[str, str] = os.environ) -> str:
     return value
 
 
-def build_venue(config: Config, env: Mapping[str, str] = os.environ, log: Any = None) -> BinanceVenue:
+def build_venue(
+    config: Config, env: Mapping[str, str] = os.environ, log: Any = None
+) -> BinanceVenue:
     from fractald.venues.binance_rest import BinanceRest
     from fractald.venues.binance_venue import BinanceVenue
 
@@ -148,12 +177,23 @@ def build_venue(config: Config, env: Mapping[str, str] = os.environ, log: Any = 
     if market is None:
         raise ValueError(f"broker.kind {config.broker.kind!r} is not a Binance broker")
     net = urls(config)
-    rest = BinanceRest(market, net.rest_url, read_credential(config.broker.api_key_credential, env),
-                       read_credential(config.broker.api_secret_credential, env),
-                       recv_window_ms=config.broker.recv_window_ms, log=log)
-    return BinanceVenue(market, rest, net.ws_url, config.feed.symbols,
-                        leverage=dict(config.broker.leverage),
-                        margin_type=dict(config.broker.margin_type), log=log)
+    rest = BinanceRest(
+        market,
+        net.rest_url,
+        read_credential(config.broker.api_key_credential, env),
+        read_credential(config.broker.api_secret_credential, env),
+        recv_window_ms=config.broker.recv_window_ms,
+        log=log,
+    )
+    return BinanceVenue(
+        market,
+        rest,
+        net.ws_url,
+        config.feed.symbols,
+        leverage=dict(config.broker.leverage),
+        margin_type=dict(config.broker.margin_type),
+        log=log,
+    )
 
 
 async def preflight_findings(venue: BinanceVenue) -> list[str]:
@@ -165,8 +205,10 @@ async def preflight_findings(venue: BinanceVenue) -> list[str]:
     try:
         clock = await venue.rest.sync_clock()
         if abs(clock.offset_ms) > venue.rest.recv_window_ms // 2:
-            findings.append(f"clock is {clock.offset_ms} ms off Binance's (recvWindow "
-                            f"{venue.rest.recv_window_ms} ms): fix NTP")
+            findings.append(
+                f"clock is {clock.offset_ms} ms off Binance's (recvWindow "
+                f"{venue.rest.recv_window_ms} ms): fix NTP"
+            )
         await venue.instruments()
         findings += br.symbol_problems(venue.symbols, venue.specs, venue.market)
         account = await venue.account()
@@ -176,13 +218,17 @@ async def preflight_findings(venue: BinanceVenue) -> list[str]:
             now = await venue.symbol_settings()
             for symbol, lev in venue.leverage.items():
                 if now.get(symbol, (0, ""))[0] != lev:
-                    findings.append(f"{symbol}: leverage is {now.get(symbol, (0, ''))[0]}, config "
-                                    f"says {lev} (the daemon sets it at start)")
+                    findings.append(
+                        f"{symbol}: leverage is {now.get(symbol, (0, ''))[0]}, config "
+                        f"says {lev} (the daemon sets it at start)"
+                    )
             for symbol, margin in venue.margin_type.items():
                 have = now.get(symbol, (0, ""))[1]
                 if have != margin:
-                    findings.append(f"{symbol}: margin type is {have or 'unknown'}, config says "
-                                    f"{margin} (the daemon sets it at start)")
+                    findings.append(
+                        f"{symbol}: margin type is {have or 'unknown'}, config says "
+                        f"{margin} (the daemon sets it at start)"
+                    )
     except FractalError as exc:
         findings.append(f"{exc.code}: {exc.message}")
     finally:

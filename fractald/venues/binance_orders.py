@@ -52,11 +52,13 @@ class Network:
 # Real venue URLs live here only as defaults; tests always override them with loopback.
 NETWORKS: dict[tuple[Market, str], Network] = {
     (Market.FUTURES, "mainnet"): Network("https://fapi.binance.com", "wss://fstream.binance.com"),
-    (Market.FUTURES, "testnet"): Network("https://testnet.binancefuture.com",
-                                         "wss://fstream.binancefuture.com"),
+    (Market.FUTURES, "testnet"): Network(
+        "https://testnet.binancefuture.com", "wss://fstream.binancefuture.com"
+    ),
     (Market.SPOT, "mainnet"): Network("https://api.binance.com", "wss://stream.binance.com:9443"),
-    (Market.SPOT, "testnet"): Network("https://testnet.binance.vision",
-                                      "wss://stream.testnet.binance.vision"),
+    (Market.SPOT, "testnet"): Network(
+        "https://testnet.binance.vision", "wss://stream.testnet.binance.vision"
+    ),
 }
 
 
@@ -80,18 +82,31 @@ class Paths:
 
 PATHS = {
     Market.FUTURES: Paths(
-        time="/fapi/v1/time", exchange_info="/fapi/v1/exchangeInfo", order="/fapi/v1/order",
-        open_orders="/fapi/v1/openOrders", all_orders="/fapi/v1/allOrders",
-        account="/fapi/v3/account", user_trades="/fapi/v1/userTrades",
-        listen_key="/fapi/v1/listenKey", position_risk="/fapi/v3/positionRisk",
-        algo_order="/fapi/v1/algoOrder", open_algo_orders="/fapi/v1/openAlgoOrders",
-        all_algo_orders="/fapi/v1/allAlgoOrders", leverage="/fapi/v1/leverage",
-        margin_type="/fapi/v1/marginType"),
+        time="/fapi/v1/time",
+        exchange_info="/fapi/v1/exchangeInfo",
+        order="/fapi/v1/order",
+        open_orders="/fapi/v1/openOrders",
+        all_orders="/fapi/v1/allOrders",
+        account="/fapi/v3/account",
+        user_trades="/fapi/v1/userTrades",
+        listen_key="/fapi/v1/listenKey",
+        position_risk="/fapi/v3/positionRisk",
+        algo_order="/fapi/v1/algoOrder",
+        open_algo_orders="/fapi/v1/openAlgoOrders",
+        all_algo_orders="/fapi/v1/allAlgoOrders",
+        leverage="/fapi/v1/leverage",
+        margin_type="/fapi/v1/marginType",
+    ),
     Market.SPOT: Paths(
-        time="/api/v3/time", exchange_info="/api/v3/exchangeInfo", order="/api/v3/order",
-        open_orders="/api/v3/openOrders", all_orders="/api/v3/allOrders",
-        account="/api/v3/account", user_trades="/api/v3/myTrades",
-        listen_key="/api/v3/userDataStream"),
+        time="/api/v3/time",
+        exchange_info="/api/v3/exchangeInfo",
+        order="/api/v3/order",
+        open_orders="/api/v3/openOrders",
+        all_orders="/api/v3/allOrders",
+        account="/api/v3/account",
+        user_trades="/api/v3/myTrades",
+        listen_key="/api/v3/userDataStream",
+    ),
 }
 
 
@@ -130,20 +145,34 @@ class Unsigned:
 
 # -- signing and time -----------------------------------------------------------
 
+
 def signature(secret: str, payload: str) -> str:
     return hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
 
 
-def sign(unsigned: Unsigned, secret: str, timestamp_ms: int,
-         recv_window_ms: int = DEFAULT_RECV_WINDOW_MS) -> Request:
+def sign(
+    unsigned: Unsigned, secret: str, timestamp_ms: int, recv_window_ms: int = DEFAULT_RECV_WINDOW_MS
+) -> Request:
     if not 0 < recv_window_ms <= MAX_RECV_WINDOW_MS:
-        raise ValueError(f"recvWindow {recv_window_ms} ms: Binance allows 1 to {MAX_RECV_WINDOW_MS}")
-    params = [*unsigned.params, ("timestamp", str(timestamp_ms)),
-              ("recvWindow", str(recv_window_ms))]
+        raise ValueError(
+            f"recvWindow {recv_window_ms} ms: Binance allows 1 to {MAX_RECV_WINDOW_MS}"
+        )
+    params = [
+        *unsigned.params,
+        ("timestamp", str(timestamp_ms)),
+        ("recvWindow", str(recv_window_ms)),
+    ]
     query = urlencode(params)
     query += "&signature=" + signature(secret, query)
-    return Request(unsigned.method, unsigned.path, query, unsigned.weight, signed=True, api_key=True,
-                   orders=unsigned.orders)
+    return Request(
+        unsigned.method,
+        unsigned.path,
+        query,
+        unsigned.weight,
+        signed=True,
+        api_key=True,
+        orders=unsigned.orders,
+    )
 
 
 @attrs.frozen(slots=True)
@@ -164,6 +193,7 @@ class ClockOffset:
 
 
 # -- numbers --------------------------------------------------------------------
+
 
 def _step_text(value: float, step: float, rounding: str) -> str:
     step_d = Decimal(repr(step))
@@ -196,22 +226,28 @@ def check_client_id(client_order_id: str) -> str:
         raise OrderNotSendable(
             "client_id_invalid",
             f"client order id {client_order_id!r} is not a Binance newClientOrderId "
-            "(1 to 36 characters of A-Z a-z 0-9 _ -)")
+            "(1 to 36 characters of A-Z a-z 0-9 _ -)",
+        )
     return client_order_id
 
 
 def check_minimums(quantity: str, price: float, spec: InstrumentSpec) -> None:
     qty = float(quantity)
     if qty <= 0 or qty < spec.min_qty:
-        raise OrderNotSendable("below_min_qty", f"{spec.symbol}: quantity {quantity} is below the "
-                               f"minimum {spec.min_qty:g} (step {spec.lot_size:g})")
+        raise OrderNotSendable(
+            "below_min_qty",
+            f"{spec.symbol}: quantity {quantity} is below the "
+            f"minimum {spec.min_qty:g} (step {spec.lot_size:g})",
+        )
     if spec.min_notional and price > 0 and qty * price < spec.min_notional:
-        raise OrderNotSendable("below_min_notional",
-                               f"{spec.symbol}: notional {qty * price:.4f} is below the minimum "
-                               f"{spec.min_notional:g}")
+        raise OrderNotSendable(
+            "below_min_notional",
+            f"{spec.symbol}: notional {qty * price:.4f} is below the minimum {spec.min_notional:g}",
+        )
 
 
 # -- orders ---------------------------------------------------------------------
+
 
 def is_conditional(intent: OrderIntent) -> bool:
     return intent.order_type in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT)
@@ -222,9 +258,15 @@ def _trigger_kind(intent: OrderIntent) -> str:
     return "TAKE_PROFIT" if intent.role.startswith("tp") else "STOP"
 
 
-def new_order(intent: OrderIntent, spec: InstrumentSpec, market: Market, *,
-              post_only: bool = False, close_position: bool = False,
-              reference_price: float = 0.0) -> Unsigned:
+def new_order(
+    intent: OrderIntent,
+    spec: InstrumentSpec,
+    market: Market,
+    *,
+    post_only: bool = False,
+    close_position: bool = False,
+    reference_price: float = 0.0,
+) -> Unsigned:
     """The request that places `intent`. `reference_price` (the last price) checks the minimum
     notional of market orders; `close_position` makes a futures stop close the whole position."""
     cid = check_client_id(intent.client_order_id)
@@ -239,10 +281,14 @@ def new_order(intent: OrderIntent, spec: InstrumentSpec, market: Market, *,
     return _spot_order(intent, spec, cid, qty, post_only)
 
 
-def _futures_order(intent: OrderIntent, spec: InstrumentSpec, cid: str, qty: str,
-                   post_only: bool) -> Unsigned:
-    p: list[tuple[str, str]] = [("symbol", spec.symbol), ("side", intent.side.value.upper()),
-                                ("type", intent.order_type.value)]
+def _futures_order(
+    intent: OrderIntent, spec: InstrumentSpec, cid: str, qty: str, post_only: bool
+) -> Unsigned:
+    p: list[tuple[str, str]] = [
+        ("symbol", spec.symbol),
+        ("side", intent.side.value.upper()),
+        ("type", intent.order_type.value),
+    ]
     if intent.order_type is OrderType.LIMIT:
         if intent.price is None:
             raise OrderNotSendable("no_price", f"{cid}: a LIMIT order needs a price")
@@ -259,15 +305,20 @@ def _futures_order(intent: OrderIntent, spec: InstrumentSpec, cid: str, qty: str
     return Unsigned("POST", PATHS[Market.FUTURES].order, tuple(p), weight=1, orders=1)
 
 
-def _futures_algo_order(intent: OrderIntent, spec: InstrumentSpec, cid: str, qty: str,
-                        close_position: bool) -> Unsigned:
+def _futures_algo_order(
+    intent: OrderIntent, spec: InstrumentSpec, cid: str, qty: str, close_position: bool
+) -> Unsigned:
     if intent.trigger_price is None:
         raise OrderNotSendable("no_trigger", f"{cid}: a stop order needs a trigger price")
     kind = _trigger_kind(intent)
     limit = intent.order_type is OrderType.STOP_LIMIT
     order_type = kind if limit else f"{kind}_MARKET"
-    p: list[tuple[str, str]] = [("algoType", "CONDITIONAL"), ("symbol", spec.symbol),
-                                ("side", intent.side.value.upper()), ("type", order_type)]
+    p: list[tuple[str, str]] = [
+        ("algoType", "CONDITIONAL"),
+        ("symbol", spec.symbol),
+        ("side", intent.side.value.upper()),
+        ("type", order_type),
+    ]
     if limit:
         if intent.price is None:
             raise OrderNotSendable("no_price", f"{cid}: a STOP_LIMIT order needs a price")
@@ -283,12 +334,25 @@ def _futures_algo_order(intent: OrderIntent, spec: InstrumentSpec, cid: str, qty
     return Unsigned("POST", PATHS[Market.FUTURES].algo_order, tuple(p), weight=1, orders=1)
 
 
-def algo_order(symbol: str, side: str, order_type: str, client_id: str, trigger: str, *,
-               quantity: str | None, reduce_only: bool) -> Unsigned:
+def algo_order(
+    symbol: str,
+    side: str,
+    order_type: str,
+    client_id: str,
+    trigger: str,
+    *,
+    quantity: str | None,
+    reduce_only: bool,
+) -> Unsigned:
     """A conditional order from its parts (a replacement keeps the original's client id);
     `quantity=None` closes the whole position."""
-    p: list[tuple[str, str]] = [("algoType", "CONDITIONAL"), ("symbol", symbol), ("side", side),
-                                ("type", order_type), ("triggerPrice", trigger)]
+    p: list[tuple[str, str]] = [
+        ("algoType", "CONDITIONAL"),
+        ("symbol", symbol),
+        ("side", side),
+        ("type", order_type),
+        ("triggerPrice", trigger),
+    ]
     if quantity is None:
         p.append(("closePosition", "true"))
     else:
@@ -299,8 +363,9 @@ def algo_order(symbol: str, side: str, order_type: str, client_id: str, trigger:
     return Unsigned("POST", PATHS[Market.FUTURES].algo_order, tuple(p), weight=1, orders=1)
 
 
-def _spot_order(intent: OrderIntent, spec: InstrumentSpec, cid: str, qty: str,
-                post_only: bool) -> Unsigned:
+def _spot_order(
+    intent: OrderIntent, spec: InstrumentSpec, cid: str, qty: str, post_only: bool
+) -> Unsigned:
     # Spot has no reduce-only: a SELL of what we hold is the protective leg.
     p: list[tuple[str, str]] = [("symbol", spec.symbol), ("side", intent.side.value.upper())]
     if intent.order_type is OrderType.MARKET:
@@ -311,8 +376,11 @@ def _spot_order(intent: OrderIntent, spec: InstrumentSpec, cid: str, qty: str,
         if post_only:
             p += [("type", "LIMIT_MAKER"), ("price", price_text(intent.price, spec))]
         else:
-            p += [("type", "LIMIT"), ("timeInForce", intent.tif.value),
-                  ("price", price_text(intent.price, spec))]
+            p += [
+                ("type", "LIMIT"),
+                ("timeInForce", intent.tif.value),
+                ("price", price_text(intent.price, spec)),
+            ]
     else:
         if intent.trigger_price is None:
             raise OrderNotSendable("no_trigger", f"{cid}: a stop order needs a trigger price")
@@ -320,8 +388,11 @@ def _spot_order(intent: OrderIntent, spec: InstrumentSpec, cid: str, qty: str,
         if intent.order_type is OrderType.STOP_LIMIT:
             if intent.price is None:
                 raise OrderNotSendable("no_price", f"{cid}: a STOP_LIMIT order needs a price")
-            p += [("type", f"{kind}_LIMIT"), ("timeInForce", intent.tif.value),
-                  ("price", price_text(intent.price, spec))]
+            p += [
+                ("type", f"{kind}_LIMIT"),
+                ("timeInForce", intent.tif.value),
+                ("price", price_text(intent.price, spec)),
+            ]
         else:
             p.append(("type", kind))
         p.append(("stopPrice", price_text(intent.trigger_price, spec)))
@@ -329,42 +400,70 @@ def _spot_order(intent: OrderIntent, spec: InstrumentSpec, cid: str, qty: str,
     return Unsigned("POST", PATHS[Market.SPOT].order, tuple(p), weight=1, orders=1)
 
 
-def cancel_order(market: Market, symbol: str, client_order_id: str, *,
-                 conditional: bool = False) -> Unsigned:
+def cancel_order(
+    market: Market, symbol: str, client_order_id: str, *, conditional: bool = False
+) -> Unsigned:
     if conditional and market is Market.FUTURES:
         return Unsigned("DELETE", PATHS[market].algo_order, (("clientAlgoId", client_order_id),))
-    return Unsigned("DELETE", PATHS[market].order,
-                    (("symbol", symbol), ("origClientOrderId", client_order_id)))
+    return Unsigned(
+        "DELETE", PATHS[market].order, (("symbol", symbol), ("origClientOrderId", client_order_id))
+    )
 
 
-def query_order(market: Market, symbol: str, client_order_id: str, *,
-                conditional: bool = False) -> Unsigned:
+def query_order(
+    market: Market, symbol: str, client_order_id: str, *, conditional: bool = False
+) -> Unsigned:
     if conditional and market is Market.FUTURES:
         return Unsigned("GET", PATHS[market].algo_order, (("clientAlgoId", client_order_id),))
     weight = 1 if market is Market.FUTURES else 4
-    return Unsigned("GET", PATHS[market].order,
-                    (("symbol", symbol), ("origClientOrderId", client_order_id)), weight=weight)
+    return Unsigned(
+        "GET",
+        PATHS[market].order,
+        (("symbol", symbol), ("origClientOrderId", client_order_id)),
+        weight=weight,
+    )
 
 
 def query_order_by_id(market: Market, symbol: str, order_id: str) -> Unsigned:
     """The matching-engine order a triggered conditional order became (`actualOrderId`)."""
-    return Unsigned("GET", PATHS[market].order, (("symbol", symbol), ("orderId", order_id)),
-                    weight=1 if market is Market.FUTURES else 4)
+    return Unsigned(
+        "GET",
+        PATHS[market].order,
+        (("symbol", symbol), ("orderId", order_id)),
+        weight=1 if market is Market.FUTURES else 4,
+    )
 
 
-def modify_order(symbol: str, client_order_id: str, side: str, quantity: str,
-                 price: str) -> Unsigned:
+def modify_order(
+    symbol: str, client_order_id: str, side: str, quantity: str, price: str
+) -> Unsigned:
     """Futures LIMIT orders only (PUT /fapi/v1/order); stops are replaced, not modified."""
-    return Unsigned("PUT", PATHS[Market.FUTURES].order,
-                    (("symbol", symbol), ("origClientOrderId", client_order_id), ("side", side),
-                     ("quantity", quantity), ("price", price)), weight=1, orders=1)
+    return Unsigned(
+        "PUT",
+        PATHS[Market.FUTURES].order,
+        (
+            ("symbol", symbol),
+            ("origClientOrderId", client_order_id),
+            ("side", side),
+            ("quantity", quantity),
+            ("price", price),
+        ),
+        weight=1,
+        orders=1,
+    )
 
 
 def open_orders(market: Market, symbol: str = "") -> Unsigned:
     if symbol:
-        return Unsigned("GET", PATHS[market].open_orders, (("symbol", symbol),),
-                        weight=1 if market is Market.FUTURES else 6)
-    return Unsigned("GET", PATHS[market].open_orders, (), weight=40 if market is Market.FUTURES else 80)
+        return Unsigned(
+            "GET",
+            PATHS[market].open_orders,
+            (("symbol", symbol),),
+            weight=1 if market is Market.FUTURES else 6,
+        )
+    return Unsigned(
+        "GET", PATHS[market].open_orders, (), weight=40 if market is Market.FUTURES else 80
+    )
 
 
 def open_algo_orders() -> Unsigned:
@@ -372,14 +471,21 @@ def open_algo_orders() -> Unsigned:
 
 
 def all_orders(market: Market, symbol: str, start_ms: int) -> Unsigned:
-    return Unsigned("GET", PATHS[market].all_orders,
-                    (("symbol", symbol), ("startTime", str(start_ms)), ("limit", "1000")),
-                    weight=5 if market is Market.FUTURES else 20)
+    return Unsigned(
+        "GET",
+        PATHS[market].all_orders,
+        (("symbol", symbol), ("startTime", str(start_ms)), ("limit", "1000")),
+        weight=5 if market is Market.FUTURES else 20,
+    )
 
 
 def all_algo_orders(symbol: str, start_ms: int) -> Unsigned:
-    return Unsigned("GET", PATHS[Market.FUTURES].all_algo_orders,
-                    (("symbol", symbol), ("startTime", str(start_ms)), ("limit", "100")), weight=5)
+    return Unsigned(
+        "GET",
+        PATHS[Market.FUTURES].all_algo_orders,
+        (("symbol", symbol), ("startTime", str(start_ms)), ("limit", "100")),
+        weight=5,
+    )
 
 
 TRADES_PAGE = 1000
@@ -387,16 +493,22 @@ TRADES_PAGE = 1000
 
 def user_trades(market: Market, symbol: str, start_ms: int) -> Unsigned:
     """Trades since `start_ms` (Binance requires the symbol; at most 1000 per page)."""
-    return Unsigned("GET", PATHS[market].user_trades,
-                    (("symbol", symbol), ("startTime", str(start_ms)), ("limit", str(TRADES_PAGE))),
-                    weight=5 if market is Market.FUTURES else 20)
+    return Unsigned(
+        "GET",
+        PATHS[market].user_trades,
+        (("symbol", symbol), ("startTime", str(start_ms)), ("limit", str(TRADES_PAGE))),
+        weight=5 if market is Market.FUTURES else 20,
+    )
 
 
 def user_trades_from(market: Market, symbol: str, from_id: int) -> Unsigned:
     """The next page: trades from this trade id on (`fromId` cannot go with `startTime`)."""
-    return Unsigned("GET", PATHS[market].user_trades,
-                    (("symbol", symbol), ("fromId", str(from_id)), ("limit", str(TRADES_PAGE))),
-                    weight=5 if market is Market.FUTURES else 20)
+    return Unsigned(
+        "GET",
+        PATHS[market].user_trades,
+        (("symbol", symbol), ("fromId", str(from_id)), ("limit", str(TRADES_PAGE))),
+        weight=5 if market is Market.FUTURES else 20,
+    )
 
 
 def account(market: Market) -> Unsigned:
@@ -410,8 +522,9 @@ def position_risk() -> Unsigned:
 def set_leverage(symbol: str, leverage: int) -> Unsigned:
     if not 1 <= leverage <= 125:
         raise ValueError(f"{symbol}: leverage {leverage} outside Binance's 1 to 125")
-    return Unsigned("POST", PATHS[Market.FUTURES].leverage,
-                    (("symbol", symbol), ("leverage", str(leverage))))
+    return Unsigned(
+        "POST", PATHS[Market.FUTURES].leverage, (("symbol", symbol), ("leverage", str(leverage)))
+    )
 
 
 MARGIN_TYPES = {"isolated": "ISOLATED", "cross": "CROSSED"}
@@ -419,13 +532,18 @@ MARGIN_TYPES = {"isolated": "ISOLATED", "cross": "CROSSED"}
 
 def set_margin_type(symbol: str, margin_type: str) -> Unsigned:
     if margin_type not in MARGIN_TYPES:
-        raise ValueError(f"{symbol}: margin type {margin_type!r} is not one of "
-                         f"{', '.join(MARGIN_TYPES)}")
-    return Unsigned("POST", PATHS[Market.FUTURES].margin_type,
-                    (("symbol", symbol), ("marginType", MARGIN_TYPES[margin_type])))
+        raise ValueError(
+            f"{symbol}: margin type {margin_type!r} is not one of {', '.join(MARGIN_TYPES)}"
+        )
+    return Unsigned(
+        "POST",
+        PATHS[Market.FUTURES].margin_type,
+        (("symbol", symbol), ("marginType", MARGIN_TYPES[margin_type])),
+    )
 
 
 # -- public and API-key-only calls ----------------------------------------------
+
 
 def server_time(market: Market) -> Request:
     return Request("GET", PATHS[market].time)
@@ -454,5 +572,17 @@ def params_of(params: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple((k, str(v).lower() if isinstance(v, bool) else str(v)) for k, v in params.items())
 
 
-__all__ = ["NETWORKS", "PATHS", "ClockOffset", "Market", "OrderNotSendable", "Request", "TimeInForce",
-           "Unsigned", "check_client_id", "new_order", "sign", "signature"]
+__all__ = [
+    "NETWORKS",
+    "PATHS",
+    "ClockOffset",
+    "Market",
+    "OrderNotSendable",
+    "Request",
+    "TimeInForce",
+    "Unsigned",
+    "check_client_id",
+    "new_order",
+    "sign",
+    "signature",
+]

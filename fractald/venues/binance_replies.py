@@ -93,14 +93,20 @@ def error_body(body: bytes | str) -> tuple[int, str]:
         return 0, text[:200]
 
 
-def judge_error(status: int, body: bytes | str, headers: Mapping[str, str] | None,
-                what: str) -> FractalError | Refusal:
+def judge_error(
+    status: int, body: bytes | str, headers: Mapping[str, str] | None, what: str
+) -> FractalError | Refusal:
     """What an HTTP error reply means: an exception to raise, or a refusal of the request."""
     code, msg = error_body(body)
     text = f"{what}: HTTP {status} {code} {msg}"
     if status in (429, 418) or code in RATE_CODES:
-        return RateLimited(text, retry_after_s=parse_retry_after(headers), status=status,
-                           venue_code=code, banned=status == 418)
+        return RateLimited(
+            text,
+            retry_after_s=parse_retry_after(headers),
+            status=status,
+            venue_code=code,
+            banned=status == 418,
+        )
     if code == CLOCK_CODE:
         return ClockSkew(text, venue_code=code)
     if code in AUTH_CODES or status in (401, 403):
@@ -132,7 +138,9 @@ class UsageHeaders:
             if m is None:
                 continue
             try:
-                used[(m.group(1).lower(), int(m.group(2)) * _UNIT_S[m.group(3).lower()])] = int(value)
+                used[(m.group(1).lower(), int(m.group(2)) * _UNIT_S[m.group(3).lower()])] = int(
+                    value
+                )
             except ValueError:
                 continue
         return cls(used)
@@ -144,8 +152,9 @@ class UsageHeaders:
         return self.used.get(("order-count", window_s))
 
 
-def pause_needed(usage: UsageHeaders, limits: Mapping[tuple[str, int], int], now_s: float,
-                 *, share: float = 0.9) -> float:
+def pause_needed(
+    usage: UsageHeaders, limits: Mapping[tuple[str, int], int], now_s: float, *, share: float = 0.9
+) -> float:
     """Seconds to hold new requests so we stay under `share` of each limit: until the window
     that is nearly full rolls over (Binance's windows are aligned to the clock)."""
     wait = 0.0
@@ -160,13 +169,25 @@ def pause_needed(usage: UsageHeaders, limits: Mapping[tuple[str, int], int], now
 # -- order replies ---------------------------------------------------------------
 
 _ORDER_STATUS = {
-    "NEW": "open", "PARTIALLY_FILLED": "partially_filled", "FILLED": "filled",
-    "CANCELED": "canceled", "EXPIRED": "expired", "EXPIRED_IN_MATCH": "expired",
-    "REJECTED": "rejected", "PENDING_CANCEL": "open", "NEW_INSURANCE": "open", "NEW_ADL": "open",
+    "NEW": "open",
+    "PARTIALLY_FILLED": "partially_filled",
+    "FILLED": "filled",
+    "CANCELED": "canceled",
+    "EXPIRED": "expired",
+    "EXPIRED_IN_MATCH": "expired",
+    "REJECTED": "rejected",
+    "PENDING_CANCEL": "open",
+    "NEW_INSURANCE": "open",
+    "NEW_ADL": "open",
 }
 _ALGO_STATUS = {
-    "NEW": "open", "TRIGGERING": "triggered", "TRIGGERED": "triggered", "FINISHED": "triggered",
-    "CANCELED": "canceled", "EXPIRED": "expired", "REJECTED": "rejected",
+    "NEW": "open",
+    "TRIGGERING": "triggered",
+    "TRIGGERED": "triggered",
+    "FINISHED": "triggered",
+    "CANCELED": "canceled",
+    "EXPIRED": "expired",
+    "REJECTED": "rejected",
 }
 
 
@@ -183,14 +204,22 @@ def _shape(what: str, payload: Any, fn: Any) -> Any:
 
 def parse_order(payload: dict[str, Any]) -> VenueOrder:
     """GET/POST/DELETE order replies (futures and spot)."""
+
     def build(d: dict[str, Any]) -> VenueOrder:
         stop = _f(d.get("stopPrice"))
-        return VenueOrder(client_order_id=d["clientOrderId"], symbol=d["symbol"],
-                          status=_ORDER_STATUS.get(d["status"], d["status"].lower()),
-                          quantity=_f(d["origQty"]), filled_qty=_f(d["executedQty"]),
-                          venue_order_id=str(d["orderId"]), side=d["side"],
-                          price=_f(d.get("price")) or None, trigger_price=stop or None,
-                          reduce_only=bool(d.get("reduceOnly", False)))
+        return VenueOrder(
+            client_order_id=d["clientOrderId"],
+            symbol=d["symbol"],
+            status=_ORDER_STATUS.get(d["status"], d["status"].lower()),
+            quantity=_f(d["origQty"]),
+            filled_qty=_f(d["executedQty"]),
+            venue_order_id=str(d["orderId"]),
+            side=d["side"],
+            price=_f(d.get("price")) or None,
+            trigger_price=stop or None,
+            reduce_only=bool(d.get("reduceOnly", False)),
+        )
+
     result: VenueOrder = _shape("order", payload, build)
     return result
 
@@ -198,18 +227,26 @@ def parse_order(payload: dict[str, Any]) -> VenueOrder:
 def parse_algo_order(payload: dict[str, Any]) -> VenueOrder:
     """GET/POST algo order replies: a conditional order by its clientAlgoId. A triggered one's
     fills belong to the matching-engine order `actualOrderId` (our `venue_order_id`)."""
+
     def build(d: dict[str, Any]) -> VenueOrder:
         # FINISHED says the triggered order ended, not how: that is the actual order's status
         # (the transport asks for it by `actualOrderId`).
         status = _ALGO_STATUS.get(d["algoStatus"], d["algoStatus"].lower())
         qty = _f(d.get("quantity"))
         filled = 0.0
-        return VenueOrder(client_order_id=d["clientAlgoId"], symbol=d["symbol"], status=status,
-                          quantity=qty, filled_qty=filled,
-                          venue_order_id=str(d.get("actualOrderId") or ""), side=d["side"],
-                          price=_f(d.get("price")) or None,
-                          trigger_price=_f(d.get("triggerPrice")) or None,
-                          reduce_only=bool(d.get("reduceOnly", False) or d.get("closePosition")))
+        return VenueOrder(
+            client_order_id=d["clientAlgoId"],
+            symbol=d["symbol"],
+            status=status,
+            quantity=qty,
+            filled_qty=filled,
+            venue_order_id=str(d.get("actualOrderId") or ""),
+            side=d["side"],
+            price=_f(d.get("price")) or None,
+            trigger_price=_f(d.get("triggerPrice")) or None,
+            reduce_only=bool(d.get("reduceOnly", False) or d.get("closePosition")),
+        )
+
     result: VenueOrder = _shape("algo order", payload, build)
     return result
 
@@ -219,12 +256,23 @@ def ack_report(order: VenueOrder, ts: int) -> list[VenueReport]:
     done) the end state. Fills themselves come from the user stream / userTrades with trade ids."""
     kind = _ACK_EVENTS.get(order.status, OrderEvent.ACCEPT)
     reason = "binance:rejected" if kind is OrderEvent.REJECT else ""
-    return [VenueReport(kind, order.client_order_id, ts, reason=reason,
-                        venue_order_id=order.venue_order_id, trigger_price=order.trigger_price)]
+    return [
+        VenueReport(
+            kind,
+            order.client_order_id,
+            ts,
+            reason=reason,
+            venue_order_id=order.venue_order_id,
+            trigger_price=order.trigger_price,
+        )
+    ]
 
 
-_ACK_EVENTS = {"canceled": OrderEvent.CANCEL, "expired": OrderEvent.EXPIRE,
-               "rejected": OrderEvent.REJECT}
+_ACK_EVENTS = {
+    "canceled": OrderEvent.CANCEL,
+    "expired": OrderEvent.EXPIRE,
+    "rejected": OrderEvent.REJECT,
+}
 
 
 def parse_user_trade(d: dict[str, Any], client_ids: Mapping[str, str]) -> VenueFill | None:
@@ -233,35 +281,60 @@ def parse_user_trade(d: dict[str, Any], client_ids: Mapping[str, str]) -> VenueF
     cid = client_ids.get(str(d["orderId"]))
     if cid is None:
         return None
-    return VenueFill(client_order_id=cid, trade_id=str(d["id"]), ts=int(d["time"]),
-                     quantity=_f(d["qty"]), price=_f(d["price"]), fee=_f(d.get("commission")),
-                     symbol=d["symbol"],
-                     side=d.get("side") or ("BUY" if d.get("isBuyer") else "SELL"))
+    return VenueFill(
+        client_order_id=cid,
+        trade_id=str(d["id"]),
+        ts=int(d["time"]),
+        quantity=_f(d["qty"]),
+        price=_f(d["price"]),
+        fee=_f(d.get("commission")),
+        symbol=d["symbol"],
+        side=d.get("side") or ("BUY" if d.get("isBuyer") else "SELL"),
+    )
 
 
 def parse_position_risk(payload: list[dict[str, Any]]) -> list[VenuePosition]:
     def build(rows: list[dict[str, Any]]) -> list[VenuePosition]:
-        return [VenuePosition(r["symbol"], _f(r["positionAmt"]), _f(r.get("entryPrice")),
-                              _f(r.get("unRealizedProfit")))
-                for r in rows if _f(r["positionAmt"]) != 0.0]
+        return [
+            VenuePosition(
+                r["symbol"],
+                _f(r["positionAmt"]),
+                _f(r.get("entryPrice")),
+                _f(r.get("unRealizedProfit")),
+            )
+            for r in rows
+            if _f(r["positionAmt"]) != 0.0
+        ]
+
     result: list[VenuePosition] = _shape("positionRisk", payload, build)
     return result
 
 
 def parse_futures_account(payload: dict[str, Any]) -> VenueAccount:
     def build(d: dict[str, Any]) -> VenueAccount:
-        return VenueAccount(equity=_f(d["totalMarginBalance"]), available=_f(d["availableBalance"]),
-                            margin_used=_f(d.get("totalInitialMargin")), currency="USDT")
+        return VenueAccount(
+            equity=_f(d["totalMarginBalance"]),
+            available=_f(d["availableBalance"]),
+            margin_used=_f(d.get("totalInitialMargin")),
+            currency="USDT",
+        )
+
     result: VenueAccount = _shape("account", payload, build)
     return result
 
 
 def parse_spot_account(payload: dict[str, Any], quote: str = "USDT") -> VenueAccount:
     """Spot has no equity figure: the quote asset's balance (free + locked) stands for it."""
+
     def build(d: dict[str, Any]) -> VenueAccount:
         row = next((b for b in d["balances"] if b["asset"] == quote), {"free": 0, "locked": 0})
-        return VenueAccount(equity=_f(row["free"]) + _f(row["locked"]), available=_f(row["free"]),
-                            margin_used=0.0, currency=quote)
+        return VenueAccount(
+            equity=_f(row["free"]) + _f(row["locked"]),
+            available=_f(row["free"]),
+            margin_used=0.0,
+            currency=quote,
+        )
+
     result: VenueAccount = _shape("account", payload, build)
     return result
 
@@ -278,12 +351,14 @@ def parse_listen_key(payload: dict[str, Any]) -> str:
 
 # -- instruments ----------------------------------------------------------------
 
+
 def _filters(row: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {f["filterType"]: f for f in row.get("filters", [])}
 
 
 def parse_exchange_info(payload: dict[str, Any], market: Market) -> dict[str, InstrumentSpec]:
     """Tick, step, minimum quantity and notional of every symbol that is TRADING."""
+
     def build(d: dict[str, Any]) -> dict[str, InstrumentSpec]:
         out: dict[str, InstrumentSpec] = {}
         for row in d["symbols"]:
@@ -295,16 +370,24 @@ def parse_exchange_info(payload: dict[str, Any], market: Market) -> dict[str, In
             lot = f["LOT_SIZE"]
             notional = f.get("MIN_NOTIONAL") or f.get("NOTIONAL") or {}
             out[row["symbol"]] = InstrumentSpec(
-                symbol=row["symbol"], tick_size=_f(f["PRICE_FILTER"]["tickSize"]),
-                lot_size=_f(lot["stepSize"]), min_qty=_f(lot.get("minQty")),
-                min_notional=_f(notional.get("notional") or notional.get("minNotional")))
+                symbol=row["symbol"],
+                tick_size=_f(f["PRICE_FILTER"]["tickSize"]),
+                lot_size=_f(lot["stepSize"]),
+                min_qty=_f(lot.get("minQty")),
+                min_notional=_f(notional.get("notional") or notional.get("minNotional")),
+            )
         return out
+
     result: dict[str, InstrumentSpec] = _shape("exchangeInfo", payload, build)
     return result
 
 
-def symbol_problems(symbols: list[str], specs: Mapping[str, InstrumentSpec], market: Market,
-                    key: str = "feed.symbols") -> list[str]:
+def symbol_problems(
+    symbols: list[str],
+    specs: Mapping[str, InstrumentSpec],
+    market: Market,
+    key: str = "feed.symbols",
+) -> list[str]:
     """Every configured symbol Binance does not trade, each with the valid form."""
     label = "USD-M futures" if market is Market.FUTURES else "spot"
     problems = []
@@ -317,6 +400,8 @@ def symbol_problems(symbols: list[str], specs: Mapping[str, InstrumentSpec], mar
         hint = f"; did you mean {guess!r}?" if guess in specs else ""
         if sym.upper().endswith("USD_PERP") or re.search(r"USD_\d{6}$", sym.upper()):
             hint = "; that is a COIN-M (/dapi) contract, which fractald refuses"
-        problems.append(f"{key}: {sym!r} is not a Binance {label} symbol trading now: Binance "
-                        f"names them upper case, base then quote, e.g. 'BTCUSDT'{hint}")
+        problems.append(
+            f"{key}: {sym!r} is not a Binance {label} symbol trading now: Binance "
+            f"names them upper case, base then quote, e.g. 'BTCUSDT'{hint}"
+        )
     return problems

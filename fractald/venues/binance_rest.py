@@ -61,11 +61,23 @@ DEFAULT_LIMITS = {("used-weight", 60): 2400, ("order-count", 60): 1200, ("order-
 
 
 class BinanceRest:
-    def __init__(self, market: Market, base_url: str, api_key: str, api_secret: str, *,
-                 client: httpx.AsyncClient | None = None, recv_window_ms: int = bo.DEFAULT_RECV_WINDOW_MS,
-                 now_ms: Callable[[], int] = wall_ms, max_attempts: int = 3, max_wait_s: float = 10.0,
-                 backoff: Backoff = REST_BACKOFF, rng: random.Random | None = None,
-                 timeout_s: float = 10.0, log: Any = None) -> None:
+    def __init__(
+        self,
+        market: Market,
+        base_url: str,
+        api_key: str,
+        api_secret: str,
+        *,
+        client: httpx.AsyncClient | None = None,
+        recv_window_ms: int = bo.DEFAULT_RECV_WINDOW_MS,
+        now_ms: Callable[[], int] = wall_ms,
+        max_attempts: int = 3,
+        max_wait_s: float = 10.0,
+        backoff: Backoff = REST_BACKOFF,
+        rng: random.Random | None = None,
+        timeout_s: float = 10.0,
+        log: Any = None,
+    ) -> None:
         self.market = market
         self.base_url = base_url.rstrip("/")
         self._key = api_key
@@ -103,7 +115,9 @@ class BinanceRest:
     def set_limits(self, exchange_info: dict[str, Any]) -> None:
         units = {"SECOND": 1, "MINUTE": 60, "HOUR": 3600, "DAY": 86400}
         for row in exchange_info.get("rateLimits", []):
-            kind = {"REQUEST_WEIGHT": "used-weight", "ORDERS": "order-count"}.get(row.get("rateLimitType"))
+            kind = {"REQUEST_WEIGHT": "used-weight", "ORDERS": "order-count"}.get(
+                row.get("rateLimitType")
+            )
             unit = units.get(row.get("interval"))
             if kind and unit:
                 self.limits[(kind, unit * int(row.get("intervalNum", 1)))] = int(row["limit"])
@@ -127,15 +141,20 @@ class BinanceRest:
     async def call(self, unsigned: bo.Unsigned, *, idempotent: bool = True) -> Any:
         """A signed request; the body, or a `Refusal`. -1021 resyncs the clock and signs again."""
         for _ in range(2):
-            request = bo.sign(unsigned, self._secret, self.clock.venue_time(self.now_ms()),
-                              self.recv_window_ms)
+            request = bo.sign(
+                unsigned, self._secret, self.clock.venue_time(self.now_ms()), self.recv_window_ms
+            )
             try:
                 return await self._send(request, idempotent=idempotent)
             except ClockSkew:
                 self.clock_resyncs += 1
                 await self.sync_clock()
-        return await self._send(bo.sign(unsigned, self._secret, self.clock.venue_time(self.now_ms()),
-                                        self.recv_window_ms), idempotent=idempotent)
+        return await self._send(
+            bo.sign(
+                unsigned, self._secret, self.clock.venue_time(self.now_ms()), self.recv_window_ms
+            ),
+            idempotent=idempotent,
+        )
 
     async def public(self, request: bo.Request) -> Any:
         return await self._send(request, idempotent=request.method in ("GET", "PUT"))
@@ -162,14 +181,19 @@ class BinanceRest:
         headers = {"X-MBX-APIKEY": self._key} if request.api_key else {}
         self.requests += 1
         try:
-            response = await self.client.request(request.method, self.base_url + request.target,
-                                                 headers=headers)
+            response = await self.client.request(
+                request.method, self.base_url + request.target, headers=headers
+            )
         except httpx.TransportError as exc:
             return NetworkError(f"{request.method} {request.path}: {type(exc).__name__}: {exc}")
         self._note_usage(response.headers)
         if response.status_code >= 400:
-            judged = judge_error(response.status_code, response.content, response.headers,
-                                 f"{request.method} {request.path}")
+            judged = judge_error(
+                response.status_code,
+                response.content,
+                response.headers,
+                f"{request.method} {request.path}",
+            )
             if isinstance(judged, RateLimited):
                 self.rate_limited += 1
                 hold = judged.retry_after_s if judged.retry_after_s is not None else 60.0

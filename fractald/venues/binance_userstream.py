@@ -74,30 +74,44 @@ def _f(value: Any) -> float:
     return float(value) if value not in (None, "") else 0.0
 
 
-_EXEC_EVENTS = {"NEW": OrderEvent.ACCEPT, "CANCELED": OrderEvent.CANCEL,
-                "EXPIRED": OrderEvent.EXPIRE, "AMENDMENT": OrderEvent.UPDATE,
-                "REPLACED": OrderEvent.UPDATE, "REJECTED": OrderEvent.REJECT}
+_EXEC_EVENTS = {
+    "NEW": OrderEvent.ACCEPT,
+    "CANCELED": OrderEvent.CANCEL,
+    "EXPIRED": OrderEvent.EXPIRE,
+    "AMENDMENT": OrderEvent.UPDATE,
+    "REPLACED": OrderEvent.UPDATE,
+    "REJECTED": OrderEvent.REJECT,
+}
 
 
 def _fill_kind(status: str) -> OrderEvent:
     return OrderEvent.FILL if status == "FILLED" else OrderEvent.PARTIAL_FILL
 
 
-def _order_report(cid: str, exec_type: str, status: str, ts: int, o: dict[str, Any],
-                  trigger: float) -> VenueReport | None:
+def _order_report(
+    cid: str, exec_type: str, status: str, ts: int, o: dict[str, Any], trigger: float
+) -> VenueReport | None:
     venue_id = str(o["i"])
     if exec_type in ("TRADE", "CALCULATED"):  # CALCULATED: a liquidation or ADL fill
-        return VenueReport(_fill_kind(status), cid, ts, trade_id=str(o["t"]), quantity=_f(o["l"]),
-                           price=_f(o["L"]), fee=_f(o.get("n")),
-                           liquidity=Liquidity.MAKER if o.get("m") else Liquidity.TAKER,
-                           reason="liquidation" if exec_type == "CALCULATED" else "",
-                           venue_order_id=venue_id)
+        return VenueReport(
+            _fill_kind(status),
+            cid,
+            ts,
+            trade_id=str(o["t"]),
+            quantity=_f(o["l"]),
+            price=_f(o["L"]),
+            fee=_f(o.get("n")),
+            liquidity=Liquidity.MAKER if o.get("m") else Liquidity.TAKER,
+            reason="liquidation" if exec_type == "CALCULATED" else "",
+            venue_order_id=venue_id,
+        )
     kind = _EXEC_EVENTS.get(exec_type)
     if kind is None:
         return None
     reason = str(o.get("r") or "") if kind is OrderEvent.REJECT else ""
-    return VenueReport(kind, cid, ts, venue_order_id=venue_id, trigger_price=trigger or None,
-                       reason=reason)
+    return VenueReport(
+        kind, cid, ts, venue_order_id=venue_id, trigger_price=trigger or None, reason=reason
+    )
 
 
 def parse_order_trade_update(msg: dict[str, Any]) -> OrderUpdate:
@@ -110,16 +124,28 @@ def parse_order_trade_update(msg: dict[str, Any]) -> OrderUpdate:
 def parse_execution_report(msg: dict[str, Any]) -> OrderUpdate:
     """Spot: a cancel carries the canceled order's client id in `C`, not `c`."""
     cid = msg["C"] if msg["x"] == "CANCELED" and msg.get("C") else msg["c"]
-    o = {"i": msg["i"], "t": msg.get("t"), "l": msg["l"], "L": msg["L"], "n": msg.get("n"),
-         "m": msg.get("m"), "r": msg.get("r")}
-    report = _order_report(cid, msg["x"], msg["X"], int(msg.get("T") or msg["E"]), o,
-                           _f(msg.get("P")))
+    o = {
+        "i": msg["i"],
+        "t": msg.get("t"),
+        "l": msg["l"],
+        "L": msg["L"],
+        "n": msg.get("n"),
+        "m": msg.get("m"),
+        "r": msg.get("r"),
+    }
+    report = _order_report(
+        cid, msg["x"], msg["X"], int(msg.get("T") or msg["E"]), o, _f(msg.get("P"))
+    )
     return OrderUpdate(msg["s"], str(msg["i"]), cid, report, msg.get("o", ""))
 
 
-_ALGO_EVENTS = {"NEW": OrderEvent.ACCEPT, "CANCELED": OrderEvent.CANCEL,
-                "EXPIRED": OrderEvent.EXPIRE, "REJECTED": OrderEvent.REJECT,
-                "TRIGGERED": OrderEvent.TRIGGER}
+_ALGO_EVENTS = {
+    "NEW": OrderEvent.ACCEPT,
+    "CANCELED": OrderEvent.CANCEL,
+    "EXPIRED": OrderEvent.EXPIRE,
+    "REJECTED": OrderEvent.REJECT,
+    "TRIGGERED": OrderEvent.TRIGGER,
+}
 
 
 def parse_algo_update(msg: dict[str, Any]) -> AlgoUpdate:
@@ -130,9 +156,14 @@ def parse_algo_update(msg: dict[str, Any]) -> AlgoUpdate:
     kind = _ALGO_EVENTS.get(o["X"])
     report = None
     if kind is not None:
-        report = VenueReport(kind, o["caid"], ts, venue_order_id=str(o.get("ai") or ""),
-                             trigger_price=_f(o.get("tp")) or None,
-                             reason=str(o.get("rm") or "") if kind is OrderEvent.REJECT else "")
+        report = VenueReport(
+            kind,
+            o["caid"],
+            ts,
+            venue_order_id=str(o.get("ai") or ""),
+            trigger_price=_f(o.get("tp")) or None,
+            reason=str(o.get("rm") or "") if kind is OrderEvent.REJECT else "",
+        )
     return AlgoUpdate(o["s"], o["caid"], o["X"], str(o.get("ai") or ""), report)
 
 
@@ -184,6 +215,7 @@ def parse_user_event(raw: str | bytes) -> UserEvent:
 
 
 # -- listenKey schedule -----------------------------------------------------------
+
 
 @attrs.frozen(slots=True)
 class ListenKeySchedule:

@@ -56,10 +56,20 @@ FILLS_REMEMBERED = 10_000  # trade ids kept to drop a fill seen twice (stream, t
 class BinanceVenue:
     """One Binance account on one market. `symbols` are the ones traded (userTrades needs them)."""
 
-    def __init__(self, market: Market, rest: BinanceRest, ws_url: str, symbols: Iterable[str], *,
-                 leverage: dict[str, int] | None = None, margin_type: dict[str, str] | None = None,
-                 keepalive_s: float = bo.LISTEN_KEY_KEEPALIVE_S, backoff: Backoff = STREAM_BACKOFF,
-                 rng: random.Random | None = None, log: Any = None) -> None:
+    def __init__(
+        self,
+        market: Market,
+        rest: BinanceRest,
+        ws_url: str,
+        symbols: Iterable[str],
+        *,
+        leverage: dict[str, int] | None = None,
+        margin_type: dict[str, str] | None = None,
+        keepalive_s: float = bo.LISTEN_KEY_KEEPALIVE_S,
+        backoff: Backoff = STREAM_BACKOFF,
+        rng: random.Random | None = None,
+        log: Any = None,
+    ) -> None:
         self.market = market
         self.name = "binance-futures" if market is Market.FUTURES else "binance-spot"
         self.rest = rest
@@ -73,8 +83,12 @@ class BinanceVenue:
         self.log = log
         self.specs: dict[str, InstrumentSpec] = {}
         self.conditional: set[str] = set()  # our ids that live in the Algo Service
-        self.swallow: dict[str, int] = {}  # our id -> stream updates of a cancel-and-replace to drop
-        self.actual_to_ours: dict[str, str] = {}  # matching-engine orderId -> our id (triggered algos)
+        self.swallow: dict[
+            str, int
+        ] = {}  # our id -> stream updates of a cancel-and-replace to drop
+        self.actual_to_ours: dict[
+            str, str
+        ] = {}  # matching-engine orderId -> our id (triggered algos)
         self.watching: dict[str, str] = {}  # our id -> symbol, orders seen open
         self.fills_seen: OrderedDict[str, None] = OrderedDict()
         self.reported_ended: OrderedDict[str, None] = OrderedDict()  # cancels answered by cancel()
@@ -109,8 +123,10 @@ class BinanceVenue:
     async def symbol_settings(self) -> dict[str, tuple[int, str]]:
         """(leverage, margin type) per symbol as Binance has them now (for preflight)."""
         rows = await self._read(bo.position_risk())
-        return {r["symbol"]: (int(float(r.get("leverage", 0))), str(r.get("marginType", "")).lower())
-                for r in rows}
+        return {
+            r["symbol"]: (int(float(r.get("leverage", 0))), str(r.get("marginType", "")).lower())
+            for r in rows
+        }
 
     async def instruments(self) -> dict[str, InstrumentSpec]:
         payload = await self.rest.public(bo.exchange_info(self.market))
@@ -137,18 +153,21 @@ class BinanceVenue:
     async def submit(self, intent: OrderIntent) -> VenueReport:
         spec = await self._spec(intent.symbol)
         try:
-            unsigned = bo.new_order(intent, spec, self.market,
-                                    reference_price=self.last_price.get(intent.symbol, 0.0))
+            unsigned = bo.new_order(
+                intent, spec, self.market, reference_price=self.last_price.get(intent.symbol, 0.0)
+            )
         except bo.OrderNotSendable as exc:
-            return VenueReport(OrderEvent.REJECT, intent.client_order_id, intent.ts,
-                               reason=f"{exc.code}: {exc}")
+            return VenueReport(
+                OrderEvent.REJECT, intent.client_order_id, intent.ts, reason=f"{exc.code}: {exc}"
+            )
         conditional = self.market is Market.FUTURES and bo.is_conditional(intent)
         if conditional:
             self.conditional.add(intent.client_order_id)
         answer = await self.rest.call(unsigned, idempotent=False)
         if isinstance(answer, br.Refusal):
-            return VenueReport(OrderEvent.REJECT, intent.client_order_id, intent.ts,
-                               reason=answer.reason)
+            return VenueReport(
+                OrderEvent.REJECT, intent.client_order_id, intent.ts, reason=answer.reason
+            )
         order = br.parse_algo_order(answer) if conditional else br.parse_order(answer)
         if not order.terminal:
             self.watching[order.client_order_id] = order.symbol
@@ -159,8 +178,9 @@ class BinanceVenue:
         first = client_order_id in self.conditional
         refusals: list[br.Refusal] = []
         for conditional in (first, not first) if self.market is Market.FUTURES else (False,):
-            answer = await self.rest.call(bo.cancel_order(self.market, symbol, client_order_id,
-                                                          conditional=conditional))
+            answer = await self.rest.call(
+                bo.cancel_order(self.market, symbol, client_order_id, conditional=conditional)
+            )
             if not isinstance(answer, br.Refusal):
                 self.watching.pop(client_order_id, None)
                 self._ended(client_order_id)
@@ -171,48 +191,84 @@ class BinanceVenue:
         # The first answer is about where the order was expected to be.
         return VenueReport(OrderEvent.CANCEL_REJECT, client_order_id, ts, reason=refusals[0].reason)
 
-    async def modify(self, client_order_id: str, symbol: str, *, quantity: float | None = None,
-                     price: float | None = None, trigger_price: float | None = None) -> VenueReport:
+    async def modify(
+        self,
+        client_order_id: str,
+        symbol: str,
+        *,
+        quantity: float | None = None,
+        price: float | None = None,
+        trigger_price: float | None = None,
+    ) -> VenueReport:
         ts = self.rest.clock.venue_time(self.rest.now_ms())
         if self.market is not Market.FUTURES:
-            return VenueReport(OrderEvent.UPDATE_REJECT, client_order_id, ts,
-                               reason="binance spot cannot modify orders")
+            return VenueReport(
+                OrderEvent.UPDATE_REJECT,
+                client_order_id,
+                ts,
+                reason="binance spot cannot modify orders",
+            )
         if trigger_price is not None or client_order_id in self.conditional:
-            return await self._replace_conditional(client_order_id, symbol, quantity, trigger_price, ts)
+            return await self._replace_conditional(
+                client_order_id, symbol, quantity, trigger_price, ts
+            )
         current = await self.order_status(client_order_id, symbol)
         if current is None or current.terminal or current.price is None:
-            return VenueReport(OrderEvent.UPDATE_REJECT, client_order_id, ts,
-                               reason="binance: no open LIMIT order with this id")
+            return VenueReport(
+                OrderEvent.UPDATE_REJECT,
+                client_order_id,
+                ts,
+                reason="binance: no open LIMIT order with this id",
+            )
         spec = await self._spec(symbol)
-        answer = await self.rest.call(bo.modify_order(
-            symbol, client_order_id, current.side,
-            bo.quantity_text(quantity if quantity is not None else current.quantity, spec),
-            bo.price_text(price if price is not None else current.price, spec)), idempotent=False)
+        answer = await self.rest.call(
+            bo.modify_order(
+                symbol,
+                client_order_id,
+                current.side,
+                bo.quantity_text(quantity if quantity is not None else current.quantity, spec),
+                bo.price_text(price if price is not None else current.price, spec),
+            ),
+            idempotent=False,
+        )
         if isinstance(answer, br.Refusal):
             return VenueReport(OrderEvent.UPDATE_REJECT, client_order_id, ts, reason=answer.reason)
         return VenueReport(OrderEvent.UPDATE, client_order_id, ts)
 
-    async def _replace_conditional(self, cid: str, symbol: str, quantity: float | None,
-                                   trigger_price: float | None, ts: int) -> VenueReport:
+    async def _replace_conditional(
+        self, cid: str, symbol: str, quantity: float | None, trigger_price: float | None, ts: int
+    ) -> VenueReport:
         """Binance cannot modify an algo order: cancel it and place it again under the same
         clientAlgoId (free again once the old one is no longer open). The stream's CANCELED and
         NEW for the swap are not passed on; this call's answer stands for both. If the new one
         is refused, the stop is gone and the answer says CANCEL."""
         raw = await self.rest.call(bo.query_order(self.market, symbol, cid, conditional=True))
         if isinstance(raw, br.Refusal) or raw.get("algoStatus") != "NEW":
-            reason = raw.reason if isinstance(raw, br.Refusal) else f"algo order is {raw['algoStatus']}"
+            reason = (
+                raw.reason if isinstance(raw, br.Refusal) else f"algo order is {raw['algoStatus']}"
+            )
             return VenueReport(OrderEvent.UPDATE_REJECT, cid, ts, reason=f"binance: {reason}")
         spec = await self._spec(symbol)
         close = bool(raw.get("closePosition"))
         unsigned = bo.algo_order(
-            symbol, raw["side"], raw.get("orderType") or raw.get("type", "STOP_MARKET"), cid,
-            bo.price_text(trigger_price if trigger_price is not None else float(raw["triggerPrice"]),
-                          spec),
-            quantity=None if close else bo.quantity_text(
-                quantity if quantity is not None else float(raw["quantity"]), spec),
-            reduce_only=bool(raw.get("reduceOnly")))
+            symbol,
+            raw["side"],
+            raw.get("orderType") or raw.get("type", "STOP_MARKET"),
+            cid,
+            bo.price_text(
+                trigger_price if trigger_price is not None else float(raw["triggerPrice"]), spec
+            ),
+            quantity=None
+            if close
+            else bo.quantity_text(
+                quantity if quantity is not None else float(raw["quantity"]), spec
+            ),
+            reduce_only=bool(raw.get("reduceOnly")),
+        )
         self.swallow[cid] = self.swallow.get(cid, 0) + 2  # its CANCELED and its NEW
-        cancelled = await self.rest.call(bo.cancel_order(self.market, symbol, cid, conditional=True))
+        cancelled = await self.rest.call(
+            bo.cancel_order(self.market, symbol, cid, conditional=True)
+        )
         if isinstance(cancelled, br.Refusal):
             self.swallow[cid] -= 2
             return VenueReport(OrderEvent.UPDATE_REJECT, cid, ts, reason=cancelled.reason)
@@ -220,7 +276,9 @@ class BinanceVenue:
         if isinstance(placed, br.Refusal):
             self.swallow[cid] -= 1  # no NEW will come
             self.watching.pop(cid, None)
-            return VenueReport(OrderEvent.CANCEL, cid, ts, reason=f"replace_failed: {placed.reason}")
+            return VenueReport(
+                OrderEvent.CANCEL, cid, ts, reason=f"replace_failed: {placed.reason}"
+            )
         return VenueReport(OrderEvent.UPDATE, cid, ts, trigger_price=float(placed["triggerPrice"]))
 
     async def order_status(self, client_order_id: str, symbol: str = "") -> VenueOrder | None:
@@ -234,8 +292,9 @@ class BinanceVenue:
             return None
         first = client_order_id in self.conditional
         for conditional in (first, not first) if self.market is Market.FUTURES else (False,):
-            answer = await self.rest.call(bo.query_order(self.market, symbol, client_order_id,
-                                                         conditional=conditional))
+            answer = await self.rest.call(
+                bo.query_order(self.market, symbol, client_order_id, conditional=conditional)
+            )
             if isinstance(answer, br.Refusal):
                 if answer.unknown_order:
                     continue
@@ -252,15 +311,23 @@ class BinanceVenue:
 
     async def _as_triggered(self, algo: VenueOrder, symbol: str) -> VenueOrder:
         """A triggered conditional order as the order it became: its fills and its end."""
-        answer = await self.rest.call(bo.query_order_by_id(self.market, symbol, algo.venue_order_id))
+        answer = await self.rest.call(
+            bo.query_order_by_id(self.market, symbol, algo.venue_order_id)
+        )
         if isinstance(answer, br.Refusal):
             return algo  # triggered, its order not yet visible: still working
         actual = br.parse_order(answer)
-        return VenueOrder(client_order_id=algo.client_order_id, symbol=algo.symbol,
-                          status=actual.status, quantity=algo.quantity or actual.quantity,
-                          filled_qty=actual.filled_qty, venue_order_id=actual.venue_order_id,
-                          side=algo.side, trigger_price=algo.trigger_price,
-                          reduce_only=algo.reduce_only)
+        return VenueOrder(
+            client_order_id=algo.client_order_id,
+            symbol=algo.symbol,
+            status=actual.status,
+            quantity=algo.quantity or actual.quantity,
+            filled_qty=actual.filled_qty,
+            venue_order_id=actual.venue_order_id,
+            side=algo.side,
+            trigger_price=algo.trigger_price,
+            reduce_only=algo.reduce_only,
+        )
 
     async def open_orders(self) -> list[VenueOrder]:
         rows = await self._read(bo.open_orders(self.market))
@@ -289,7 +356,9 @@ class BinanceVenue:
         page = await self._read(bo.user_trades(self.market, symbol, start))
         trades = list(page)
         while len(page) >= bo.TRADES_PAGE:
-            page = await self._read(bo.user_trades_from(self.market, symbol, int(page[-1]["id"]) + 1))
+            page = await self._read(
+                bo.user_trades_from(self.market, symbol, int(page[-1]["id"]) + 1)
+            )
             trades += page
         return trades
 
@@ -318,8 +387,10 @@ class BinanceVenue:
     async def position_details(self) -> list[VenuePosition]:
         if self.market is Market.FUTURES:
             return br.parse_position_risk(await self._read(bo.position_risk()))
-        balances = {b["asset"]: float(b["free"]) + float(b["locked"])
-                    for b in (await self._read(bo.account(self.market)))["balances"]}
+        balances = {
+            b["asset"]: float(b["free"]) + float(b["locked"])
+            for b in (await self._read(bo.account(self.market)))["balances"]
+        }
         out = []
         for symbol in self.symbols:
             base = symbol[:-4] if symbol.endswith("USDT") else symbol[:-3]
@@ -344,7 +415,8 @@ class BinanceVenue:
             try:
                 if self.listen_key.needs_key:
                     key = br.parse_listen_key(
-                        await self.rest.public(bo.listen_key_create(self.market)))
+                        await self.rest.public(bo.listen_key_create(self.market))
+                    )
                     self.listen_key = self.listen_key.created(key, trio.current_time())
                 await self._one_connection(send, resync_first=gap)
                 failures = 0
@@ -355,16 +427,20 @@ class BinanceVenue:
                 if isinstance(exc, InvalidStatus) and exc.response.status_code in (401, 403):
                     raise AuthError(f"binance user stream refused: {exc}") from exc
                 if self.log is not None:
-                    self.log.warning("binance_user_stream_lost", error=f"{type(exc).__name__}: {exc}")
+                    self.log.warning(
+                        "binance_user_stream_lost", error=f"{type(exc).__name__}: {exc}"
+                    )
                 await trio.sleep(self.backoff.delay(failures, self.rng))
                 failures += 1
             gap = True
 
-    async def _one_connection(self, send: trio.MemorySendChannel[VenueReport], *,
-                              resync_first: bool) -> None:
+    async def _one_connection(
+        self, send: trio.MemorySendChannel[VenueReport], *, resync_first: bool
+    ) -> None:
         url = bo.user_stream_url(self.ws_url, self.listen_key.listen_key)
-        async with connect(url, open_timeout=10, ping_interval=60, ping_timeout=60,
-                           close_timeout=2.0, proxy=None) as ws:
+        async with connect(
+            url, open_timeout=10, ping_interval=60, ping_timeout=60, close_timeout=2.0, proxy=None
+        ) as ws:
             self.stream_connects += 1
             if resync_first:  # connected first, so nothing falls between the resync and the stream
                 await self.resync(send)
@@ -382,14 +458,17 @@ class BinanceVenue:
     async def _keep_alive(self) -> None:
         while True:
             await trio.sleep_until(self.listen_key.next_keepalive())
-            answer = await self.rest.public(bo.listen_key_keepalive(self.market,
-                                                                    self.listen_key.listen_key))
+            answer = await self.rest.public(
+                bo.listen_key_keepalive(self.market, self.listen_key.listen_key)
+            )
             if isinstance(answer, br.Refusal):  # -1125: the key is gone
                 self.listen_key = self.listen_key.expired()
                 raise FeedDisconnected(f"binance listenKey keepalive refused: {answer.reason}")
             self.listen_key = self.listen_key.kept_alive(trio.current_time())
 
-    async def _on_frame(self, frame: str | bytes, send: trio.MemorySendChannel[VenueReport]) -> bool:
+    async def _on_frame(
+        self, frame: str | bytes, send: trio.MemorySendChannel[VenueReport]
+    ) -> bool:
         event = bu.parse_user_event(frame)
         if isinstance(event, bu.ListenKeyExpired):
             self.listen_key = self.listen_key.expired()
@@ -403,7 +482,10 @@ class BinanceVenue:
             if event.actual_order_id:
                 self.actual_to_ours[event.actual_order_id] = event.client_order_id
             self.conditional.add(event.client_order_id)
-            if self.swallow.get(event.client_order_id, 0) > 0 and event.status in ("CANCELED", "NEW"):
+            if self.swallow.get(event.client_order_id, 0) > 0 and event.status in (
+                "CANCELED",
+                "NEW",
+            ):
                 self.swallow[event.client_order_id] -= 1
                 return []
             return self._track([event.report] if event.report else [], event.symbol)
@@ -416,8 +498,9 @@ class BinanceVenue:
                 report = _renamed(report, ours)
             return self._track([report], event.symbol)
         if isinstance(event, bu.Unrecognised) and self.log is not None:
-            self.log.warning("binance_user_stream_unrecognised", event=event.event,
-                             detail=event.detail)
+            self.log.warning(
+                "binance_user_stream_unrecognised", event=event.event, detail=event.detail
+            )
         return []
 
     def _ended(self, client_order_id: str) -> None:
@@ -428,8 +511,10 @@ class BinanceVenue:
     def _track(self, reports: list[VenueReport], symbol: str) -> list[VenueReport]:
         out = []
         for r in reports:
-            if r.kind in (OrderEvent.CANCEL, OrderEvent.EXPIRE) and \
-                    r.client_order_id in self.reported_ended:
+            if (
+                r.kind in (OrderEvent.CANCEL, OrderEvent.EXPIRE)
+                and r.client_order_id in self.reported_ended
+            ):
                 continue  # our cancel() already answered it: one CANCEL per order
             if r.trade_id:
                 if not self._first_sight(r.trade_id):
@@ -437,7 +522,12 @@ class BinanceVenue:
                 self.last_fill_ts = max(self.last_fill_ts, r.ts)
             if r.kind in (OrderEvent.ACCEPT, OrderEvent.TRIGGER, OrderEvent.PARTIAL_FILL):
                 self.watching[r.client_order_id] = symbol
-            elif r.kind in (OrderEvent.FILL, OrderEvent.CANCEL, OrderEvent.EXPIRE, OrderEvent.REJECT):
+            elif r.kind in (
+                OrderEvent.FILL,
+                OrderEvent.CANCEL,
+                OrderEvent.EXPIRE,
+                OrderEvent.REJECT,
+            ):
                 self.watching.pop(r.client_order_id, None)
             out.append(r)
         return out
@@ -458,17 +548,29 @@ class BinanceVenue:
             if not self._first_sight(fill.trade_id):
                 continue
             self.last_fill_ts = max(self.last_fill_ts, fill.ts)
-            await send.send(VenueReport(OrderEvent.FILL, fill.client_order_id, fill.ts,
-                                        trade_id=fill.trade_id, quantity=fill.quantity,
-                                        price=fill.price, fee=fill.fee))
+            await send.send(
+                VenueReport(
+                    OrderEvent.FILL,
+                    fill.client_order_id,
+                    fill.ts,
+                    trade_id=fill.trade_id,
+                    quantity=fill.quantity,
+                    price=fill.price,
+                    fee=fill.fee,
+                )
+            )
         for cid, symbol in list(self.watching.items()):
             order = await self.order_status(cid, symbol)
             ts = self.rest.clock.venue_time(self.rest.now_ms())
-            end = {"canceled": OrderEvent.CANCEL, "expired": OrderEvent.EXPIRE,
-                   "rejected": OrderEvent.REJECT}.get(order.status if order else "")
+            end = {
+                "canceled": OrderEvent.CANCEL,
+                "expired": OrderEvent.EXPIRE,
+                "rejected": OrderEvent.REJECT,
+            }.get(order.status if order else "")
             if order is not None and order.status == "triggered":
-                await send.send(VenueReport(OrderEvent.TRIGGER, cid, ts,
-                                            venue_order_id=order.venue_order_id))
+                await send.send(
+                    VenueReport(OrderEvent.TRIGGER, cid, ts, venue_order_id=order.venue_order_id)
+                )
             if end is not None:
                 self.watching.pop(cid, None)
                 await send.send(VenueReport(end, cid, ts, reason="resync"))
@@ -476,7 +578,13 @@ class BinanceVenue:
                 self.watching.pop(cid, None)
 
 
-STREAM_LOSSES = (OSError, ConnectionClosed, InvalidHandshake, TransientError, trio.BrokenResourceError)
+STREAM_LOSSES = (
+    OSError,
+    ConnectionClosed,
+    InvalidHandshake,
+    TransientError,
+    trio.BrokenResourceError,
+)
 
 
 def _single(exc: BaseException) -> BaseException:
@@ -487,9 +595,16 @@ def _single(exc: BaseException) -> BaseException:
 
 
 def _renamed(report: VenueReport, client_order_id: str) -> VenueReport:
-    return VenueReport(report.kind, client_order_id, report.ts, trade_id=report.trade_id,
-                       quantity=report.quantity, price=report.price, fee=report.fee,
-                       liquidity=report.liquidity, reason=report.reason,
-                       venue_order_id=report.venue_order_id, trigger_price=report.trigger_price)
-
-
+    return VenueReport(
+        report.kind,
+        client_order_id,
+        report.ts,
+        trade_id=report.trade_id,
+        quantity=report.quantity,
+        price=report.price,
+        fee=report.fee,
+        liquidity=report.liquidity,
+        reason=report.reason,
+        venue_order_id=report.venue_order_id,
+        trigger_price=report.trigger_price,
+    )

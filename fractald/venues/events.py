@@ -77,9 +77,18 @@ class Mids:
     ts_event: int | None = None
 
 
-VenueEvent = (TradeTick | Quote | BookSnapshot | BookDelta | CandleUpdate | SubscriptionAck | Pong
-              | VenueErrorMsg | Mids | Unparsed)
-
+VenueEvent = (
+    TradeTick
+    | Quote
+    | BookSnapshot
+    | BookDelta
+    | CandleUpdate
+    | SubscriptionAck
+    | Pong
+    | VenueErrorMsg
+    | Mids
+    | Unparsed
+)
 
 
 class UnknownChannel(Exception):

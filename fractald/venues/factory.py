@@ -25,8 +25,9 @@ ROUTED_KINDS = ("hyperliquid", "binance-futures", "ibkr")
 
 
 @asynccontextmanager
-async def open_venue(config: Config, env: Mapping[str, str] = os.environ,
-                     log: Any = None) -> AsyncIterator[Venue]:
+async def open_venue(
+    config: Config, env: Mapping[str, str] = os.environ, log: Any = None
+) -> AsyncIterator[Venue]:
     """The configured venue, ready to take orders; closed again on the way out."""
     kind = config.broker.kind
     if kind == "hyperliquid":
@@ -38,7 +39,9 @@ async def open_venue(config: Config, env: Mapping[str, str] = os.environ,
             await hl.load_assets()  # now, not inside the first order's claim-to-send window
             margin = config.broker.margin_type
             for symbol, leverage in config.broker.leverage.items():
-                await hl.set_leverage(symbol, leverage, cross=margin.get(symbol, "cross") != "isolated")
+                await hl.set_leverage(
+                    symbol, leverage, cross=margin.get(symbol, "cross") != "isolated"
+                )
             yield hl
         finally:
             await hl.aclose()
@@ -58,4 +61,6 @@ async def open_venue(config: Config, env: Mapping[str, str] = os.environ,
         async with IBKRVenue(settings_of(config)) as ib:
             yield ib
     else:
-        raise ValueError(f"broker.kind {kind!r} is not routed to a venue (routed: {', '.join(ROUTED_KINDS)})")
+        raise ValueError(
+            f"broker.kind {kind!r} is not routed to a venue (routed: {', '.join(ROUTED_KINDS)})"
+        )

@@ -36,13 +36,25 @@ from fractald.venues.feed_replay import replay_candles, replay_capture
 from fractald.venues.feed_settings import DEFAULT_TIMEFRAMES, FeedSettings, VenueName
 from fractald.venues.replay_progress import ReplayProgress
 
-__all__ = ["DEFAULT_TIMEFRAMES", "FeedCore", "FeedOutput", "FeedSettings", "FeedState", "VenueName",
-           "run_feed"]
+__all__ = [
+    "DEFAULT_TIMEFRAMES",
+    "FeedCore",
+    "FeedOutput",
+    "FeedSettings",
+    "FeedState",
+    "VenueName",
+    "run_feed",
+]
 
 
-async def run_feed(settings: FeedSettings, send: trio.MemorySendChannel[Any], beat: Callable[[], None],
-                   log: Any, state: FeedState | None = None,
-                   progress: ReplayProgress | None = None) -> None:
+async def run_feed(
+    settings: FeedSettings,
+    send: trio.MemorySendChannel[Any],
+    beat: Callable[[], None],
+    log: Any,
+    state: FeedState | None = None,
+    progress: ReplayProgress | None = None,
+) -> None:
     """Run the market data feed described by `settings` until cancelled (or a replay ends).
 
     Pass the same `state` to every restart of a live feed so that its bars

@@ -45,10 +45,16 @@ class VenueClock:
         samples = self._samples
         samples.append(offset)
         self._since += 1
-        if self.offset_ms is None or self._since >= RECOMPUTE_EVERY or len(samples) < RECOMPUTE_EVERY:
+        if (
+            self.offset_ms is None
+            or self._since >= RECOMPUTE_EVERY
+            or len(samples) < RECOMPUTE_EVERY
+        ):
             self._since = 0
             ordered = sorted(samples)
-            self.offset_ms = ordered[(len(ordered) - 1) // 2]  # the lower median: two samples, the older wins ties
+            self.offset_ms = ordered[
+                (len(ordered) - 1) // 2
+            ]  # the lower median: two samples, the older wins ties
         if offset > self.offset_ms + FUTURE_TOLERANCE_MS:
             self.refused += 1
             return False

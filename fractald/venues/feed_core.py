@@ -39,10 +39,19 @@ class _Symbol:
     def __init__(self, symbol: str, settings: FeedSettings, base_tf: str, now_s: float) -> None:
         self.symbol = symbol
         tfs = [tf for tf in settings.timeframes if timeframe_ms(tf) >= timeframe_ms(base_tf)]
-        self.bars = SymbolBars(symbol, tfs, base_timeframe=base_tf, grace_ms=int(settings.grace_s * 1000),
-                               history_bars=settings.history_bars, start_at_ms=_resume_at(settings, symbol, tfs))
-        self.health = HealthTracker(symbol, HealthParams(stale_after_s=settings.stale_after_s,
-                                                         outlier_k=settings.outlier_k), start_s=now_s)
+        self.bars = SymbolBars(
+            symbol,
+            tfs,
+            base_timeframe=base_tf,
+            grace_ms=int(settings.grace_s * 1000),
+            history_bars=settings.history_bars,
+            start_at_ms=_resume_at(settings, symbol, tfs),
+        )
+        self.health = HealthTracker(
+            symbol,
+            HealthParams(stale_after_s=settings.stale_after_s, outlier_k=settings.outlier_k),
+            start_s=now_s,
+        )
         self.book_sync: BinanceBookSync | None = None
         self.book: L2Book | None = None
         self.last_trade_ts: int | None = None
@@ -128,10 +137,20 @@ class FeedState:
 class FeedCore:
     """Routes venue events into bars, health and the output; the I/O around it varies."""
 
-    def __init__(self, settings: FeedSettings, symbols: Sequence[str], out: FeedOutput, log: Any,
-                 *, base_tf: str = "1m", backfill: Backfill | None = None, futures: bool = False,
-                 state: FeedState | None = None, wall_ms: Callable[[], float] | None = None,
-                 contiguous_trade_ids: bool = False) -> None:
+    def __init__(
+        self,
+        settings: FeedSettings,
+        symbols: Sequence[str],
+        out: FeedOutput,
+        log: Any,
+        *,
+        base_tf: str = "1m",
+        backfill: Backfill | None = None,
+        futures: bool = False,
+        state: FeedState | None = None,
+        wall_ms: Callable[[], float] | None = None,
+        contiguous_trade_ids: bool = False,
+    ) -> None:
         self.contiguous_trade_ids = contiguous_trade_ids
         self.settings = settings
         self.wall_ms = wall_ms or (lambda: time.time() * 1000)
@@ -150,7 +169,9 @@ class FeedCore:
             if settings.book:
                 sym.book_sync = BinanceBookSync(sym.symbol, futures=futures)
                 sym.book = sym.book_sync.book
-        self.lock = trio.Lock()  # bars go out in order even with the ticker and receiver both feeding
+        self.lock = (
+            trio.Lock()
+        )  # bars go out in order even with the ticker and receiver both feeding
         self.unparsed_logged = 0
         self.snapshot_wanted: set[str] = set()
         self.snapshot_event = trio.Event()
@@ -183,19 +204,31 @@ class FeedCore:
         sym.health.on_unparsed(now)
         refused = self.state.clock.refused
         if _worth_logging(refused):
-            self.log.warning("timestamp_from_the_future", symbol=sym.symbol, kind=kind, ts_event=ts_ms,
-                             venue_now=self.venue_now_ms(), refused=refused)
+            self.log.warning(
+                "timestamp_from_the_future",
+                symbol=sym.symbol,
+                kind=kind,
+                ts_event=ts_ms,
+                venue_now=self.venue_now_ms(),
+                refused=refused,
+            )
 
     def check_local_clock(self) -> float | None:
         """How far this host's clock runs ahead of the venue's; logged when it is too far."""
         skew = self.state.clock.skew_ms(self.wall_ms(), trio.current_time())
         self.state.clock_skew_ms = skew
         now = trio.current_time()
-        if (skew is not None and abs(skew) > CLOCK_SKEW_WARN_MS
-                and now - self.skew_logged_at >= CLOCK_SKEW_LOG_EVERY_S):
+        if (
+            skew is not None
+            and abs(skew) > CLOCK_SKEW_WARN_MS
+            and now - self.skew_logged_at >= CLOCK_SKEW_LOG_EVERY_S
+        ):
             self.skew_logged_at = now
-            self.log.warning("local_clock_skew", local_ahead_ms=round(skew),
-                             hint="the host clock is off the venue's: check NTP (timedatectl)")
+            self.log.warning(
+                "local_clock_skew",
+                local_ahead_ms=round(skew),
+                hint="the host clock is off the venue's: check NTP (timedatectl)",
+            )
         return skew
 
     # -- events ---------------------------------------------------------------------
@@ -245,15 +278,22 @@ class FeedCore:
         health = sym.health
         health.on_message(now, ts)
         if health.check_price(now, tick.price):
-            self.log.warning("price_outlier", symbol=tick.symbol, price=tick.price, trade_id=tick.trade_id)
+            self.log.warning(
+                "price_outlier", symbol=tick.symbol, price=tick.price, trade_id=tick.trade_id
+            )
         sym.last_trade_ts = ts
         await self.out.send(tick)
         bars = sym.bars
         late_before = bars.late_trades
         step = bars.add_trade(tick.price, tick.size, ts)
         if bars.late_trades != late_before and _worth_logging(bars.late_trades):
-            self.log.warning("late_trade", symbol=tick.symbol, ts_event=ts,
-                             trade_id=tick.trade_id, late_trades=bars.late_trades)
+            self.log.warning(
+                "late_trade",
+                symbol=tick.symbol,
+                ts_event=ts,
+                trade_id=tick.trade_id,
+                late_trades=bars.late_trades,
+            )
         if step is not EMPTY_STEP and (step.bars or step.gap is not None):
             async with self.lock:
                 await self.emit_step(sym, step)
@@ -274,10 +314,21 @@ class FeedCore:
             step = timeframe_ms(sym.bars.base_timeframe)
             start = min(sym.last_trade_ts, tick.ts_event)
             start -= start % step
-            sym.unfilled.append(_Refill(GapRequest(sym.symbol, sym.bars.base_timeframe, start,
-                                                   start + gone * step), now, correct=True))
-        self.log.warning("trades_missing", symbol=sym.symbol, after_id=last, next_id=tid,
-                         missing=tid - last - 1, bars_already_out=gone)
+            sym.unfilled.append(
+                _Refill(
+                    GapRequest(sym.symbol, sym.bars.base_timeframe, start, start + gone * step),
+                    now,
+                    correct=True,
+                )
+            )
+        self.log.warning(
+            "trades_missing",
+            symbol=sym.symbol,
+            after_id=last,
+            next_id=tid,
+            missing=tid - last - 1,
+            bars_already_out=gone,
+        )
 
     def _candle(self, update: CandleUpdate, now: float) -> None:
         """The venue's own candles cross-check ours (Hyperliquid's is final once the next begins)."""
@@ -294,9 +345,15 @@ class FeedCore:
         if not sym.bars.venue_bar(bar):
             # Ours went out differing from the venue's own candle: the venue's is sent after it.
             sym.health.on_gap(now, filled=True)
-            self.log.warning("bar_mismatch", symbol=sym.symbol, ts_open=bar.ts_open, venue_close=bar.close,
-                             venue_volume=bar.volume, mismatched=sym.bars.bars_mismatched,
-                             corrected=True)
+            self.log.warning(
+                "bar_mismatch",
+                symbol=sym.symbol,
+                ts_open=bar.ts_open,
+                venue_close=bar.close,
+                venue_volume=bar.volume,
+                mismatched=sym.bars.bars_mismatched,
+                corrected=True,
+            )
 
     def _quote(self, quote: Quote, now: float) -> None:
         sym = self.symbols.get(quote.symbol)
@@ -348,8 +405,13 @@ class FeedCore:
             sym.health.on_unparsed(now)
         self.unparsed_logged += 1
         if _worth_logging(self.unparsed_logged):
-            self.log.warning("unparsed_message", reason=event.reason.value, detail=event.detail,
-                             raw=event.raw, count=self.unparsed_logged)
+            self.log.warning(
+                "unparsed_message",
+                reason=event.reason.value,
+                detail=event.detail,
+                raw=event.raw,
+                count=self.unparsed_logged,
+            )
 
     def want_snapshot(self, symbol: str) -> None:
         self.snapshot_wanted.add(symbol)
@@ -380,10 +442,16 @@ class FeedCore:
     async def _send_corrections(self, sym: _Symbol) -> None:
         for correction in sym.bars.take_corrections():
             was = correction.was
-            self.log.warning("bar_corrected", symbol=sym.symbol, ts_open=correction.bar.ts_open,
-                             reason=correction.reason, close=correction.bar.close,
-                             volume=correction.bar.volume, was_close=None if was is None else was.close,
-                             was_volume=None if was is None else was.volume)
+            self.log.warning(
+                "bar_corrected",
+                symbol=sym.symbol,
+                ts_open=correction.bar.ts_open,
+                reason=correction.reason,
+                close=correction.bar.close,
+                volume=correction.bar.volume,
+                was_close=None if was is None else was.close,
+                was_volume=None if was is None else was.volume,
+            )
             await self.out.send(correction)
 
     def _repaired(self, sym: _Symbol) -> None:
@@ -391,7 +459,9 @@ class FeedCore:
         for _ in range(sym.bars.bars_repaired - sym.repaired_seen):
             sym.health.on_gap(now, filled=True)
         sym.repaired_seen = sym.bars.bars_repaired
-        self.log.warning("bar_repaired_from_venue_candle", symbol=sym.symbol, repaired=sym.repaired_seen)
+        self.log.warning(
+            "bar_repaired_from_venue_candle", symbol=sym.symbol, repaired=sym.repaired_seen
+        )
 
     async def _fill(self, sym: _Symbol, gap: GapRequest) -> Step:
         fetched: list[Bar] | None = None
@@ -400,19 +470,30 @@ class FeedCore:
                 try:
                     fetched = await self.backfill(gap)
                 except TransientError as exc:
-                    self.log.warning("backfill_failed", symbol=sym.symbol, error=exc.code,
-                                     message=exc.message)
+                    self.log.warning(
+                        "backfill_failed", symbol=sym.symbol, error=exc.code, message=exc.message
+                    )
         filled = _whole(gap, fetched)
         now = trio.current_time()
         sym.health.on_gap(now, filled=filled)
         if not filled and self.backfill is not None:
             if len(sym.unfilled) >= REFILL_MAX:
                 dropped = sym.unfilled.pop(0)
-                self.log.warning("gap_refill_dropped", symbol=sym.symbol, start_ms=dropped.gap.start_ms,
-                                 end_ms=dropped.gap.end_ms)
+                self.log.warning(
+                    "gap_refill_dropped",
+                    symbol=sym.symbol,
+                    start_ms=dropped.gap.start_ms,
+                    end_ms=dropped.gap.end_ms,
+                )
             sym.unfilled.append(_Refill(gap, now + REFILL_FIRST_S))
-        self.log.info("bar_gap", symbol=sym.symbol, start_ms=gap.start_ms, end_ms=gap.end_ms,
-                      bars=gap.bars, filled=filled)
+        self.log.info(
+            "bar_gap",
+            symbol=sym.symbol,
+            start_ms=gap.start_ms,
+            end_ms=gap.end_ms,
+            bars=gap.bars,
+            filled=filled,
+        )
         return sym.bars.resolve_gap(fetched)
 
     async def refill_due(self) -> None:
@@ -423,7 +504,12 @@ class FeedCore:
         """
         assert self.backfill is not None
         now = trio.current_time()
-        due = [(sym, item) for sym in self.symbols.values() for item in sym.unfilled if item.due_s <= now]
+        due = [
+            (sym, item)
+            for sym in self.symbols.values()
+            for item in sym.unfilled
+            if item.due_s <= now
+        ]
         if due:
             # One stretch a call: the caller holds the bar lock, and live bars must not wait long.
             await self._refill_one(*due[0])
@@ -435,7 +521,12 @@ class FeedCore:
             try:
                 fetched = await self.backfill(item.gap)
             except TransientError as exc:
-                self.log.info("gap_refill_failed", symbol=sym.symbol, error=exc.code, attempt=item.attempts + 1)
+                self.log.info(
+                    "gap_refill_failed",
+                    symbol=sym.symbol,
+                    error=exc.code,
+                    attempt=item.attempts + 1,
+                )
         now = trio.current_time()
         if _whole(item.gap, fetched):
             sym.unfilled.remove(item)
@@ -443,17 +534,28 @@ class FeedCore:
                 sym.health.on_gap_refilled(now)
             sym.bars.correct(fetched or (), item.gap.start_ms, item.gap.end_ms)
             await self._send_corrections(sym)
-            self.log.info("gap_refilled", symbol=sym.symbol, start_ms=item.gap.start_ms, end_ms=item.gap.end_ms,
-                          bars=item.gap.bars, attempts=item.attempts + 1,
-                          venue_bars=[attrs.astuple(b) for b in (fetched or ())][:10])
+            self.log.info(
+                "gap_refilled",
+                symbol=sym.symbol,
+                start_ms=item.gap.start_ms,
+                end_ms=item.gap.end_ms,
+                bars=item.gap.bars,
+                attempts=item.attempts + 1,
+                venue_bars=[attrs.astuple(b) for b in (fetched or ())][:10],
+            )
             return
         item.attempts += 1
         if item.attempts >= REFILL_ATTEMPTS:
             sym.unfilled.remove(item)
-            self.log.warning("gap_refill_given_up", symbol=sym.symbol, start_ms=item.gap.start_ms,
-                             end_ms=item.gap.end_ms, attempts=item.attempts)
+            self.log.warning(
+                "gap_refill_given_up",
+                symbol=sym.symbol,
+                start_ms=item.gap.start_ms,
+                end_ms=item.gap.end_ms,
+                attempts=item.attempts,
+            )
         else:
-            item.due_s = now + min(REFILL_CAP_S, REFILL_FIRST_S * 2.0 ** item.attempts)
+            item.due_s = now + min(REFILL_CAP_S, REFILL_FIRST_S * 2.0**item.attempts)
 
     async def advance(self, venue_ms: int | None = None) -> None:
         """Close bars by the venue clock even when no trade comes."""
@@ -473,10 +575,16 @@ class FeedCore:
             if health.stale != sym.stale:
                 sym.stale = health.stale
                 if health.stale:
-                    self.log.warning("feed_stale", symbol=sym.symbol, age_s=round(health.last_message_age_s, 1),
-                                     quality=health.quality)
+                    self.log.warning(
+                        "feed_stale",
+                        symbol=sym.symbol,
+                        age_s=round(health.last_message_age_s, 1),
+                        quality=health.quality,
+                    )
                 else:
-                    self.log.info("feed_fresh_again", symbol=sym.symbol, quality=round(health.quality, 3))
+                    self.log.info(
+                        "feed_fresh_again", symbol=sym.symbol, quality=round(health.quality, 3)
+                    )
             self.out.offer(health)
 
     # -- connection events ------------------------------------------------------------

@@ -75,8 +75,13 @@ QUIET_CODES = frozenset({162, 2104, 2106, 2107, 2108, 2158, 2119})  # no history
 
 
 def ib_settings(settings: FeedSettings) -> IBFeedSettings:
-    return IBFeedSettings(host=settings.ib_host, port=settings.ib_port, client_id=settings.ib_client_id,
-                          exchange=settings.ib_exchange, roll_days=settings.ib_roll_days)
+    return IBFeedSettings(
+        host=settings.ib_host,
+        port=settings.ib_port,
+        client_id=settings.ib_client_id,
+        exchange=settings.ib_exchange,
+        roll_days=settings.ib_roll_days,
+    )
 
 
 class IBKRFeed:
@@ -107,17 +112,25 @@ class IBKRFeed:
                 await self._open(push)
             except (TransientError, trio.TooSlowError) as exc:
                 failures += 1
-                self.log.warning("feed_connect_failed", venue="ibkr", attempt=failures, error=str(exc))
+                self.log.warning(
+                    "feed_connect_failed", venue="ibkr", attempt=failures, error=str(exc)
+                )
                 if failures >= self.settings.max_failures:
-                    raise FeedDisconnected(f"IBKR feed: {failures} connects failed in a row: {exc}") from None
+                    raise FeedDisconnected(
+                        f"IBKR feed: {failures} connects failed in a row: {exc}"
+                    ) from None
                 await trio.sleep(backoff.delay(failures, rng))
                 continue
             failures, connects = 0, connects + 1
             self.streaming, self.market_down = True, False
             if connects > 1 or resumed:
                 self.core.connection_back()  # the stretch we were away for is a gap: backfilled
-            self.log.info("feed_connected", venue="ibkr", connects=connects, contracts={
-                s: i.local_symbol for s, i in self.instruments.items()})
+            self.log.info(
+                "feed_connected",
+                venue="ibkr",
+                connects=connects,
+                contracts={s: i.local_symbol for s, i in self.instruments.items()},
+            )
             await self.lost.wait()
             self.streaming = False
             self.core.connection_lost()
@@ -159,7 +172,9 @@ class IBKRFeed:
             await self.link.unsubscribe(symbol)
             sym = self.core.symbols[symbol]
             for minute in self.rollups[symbol].flush():
-                if minute.complete:  # the old month's last whole minute; a part of one is the new month's
+                if (
+                    minute.complete
+                ):  # the old month's last whole minute; a part of one is the new month's
                     await self._minute(sym, minute)
             self._rolled(old, inst)
             self.rollups[symbol] = FiveSecondRollup(symbol, inst.tick_size)
@@ -168,8 +183,15 @@ class IBKRFeed:
             await self.link.subscribe([inst])
 
     def _rolled(self, old: Instrument, new: Instrument) -> None:
-        self.log.warning("front_month_rolled", symbol=new.symbol, old=old.local_symbol, new=new.local_symbol,
-                         old_expiry=old.expiry, new_expiry=new.expiry, roll_days=self.settings.ib_roll_days)
+        self.log.warning(
+            "front_month_rolled",
+            symbol=new.symbol,
+            old=old.local_symbol,
+            new=new.local_symbol,
+            old_expiry=old.expiry,
+            new_expiry=new.expiry,
+            roll_days=self.settings.ib_roll_days,
+        )
 
     # -- what IB pushes ------------------------------------------------------------------
     async def consume(self, items: trio.MemoryReceiveChannel[LinkItem]) -> None:
@@ -193,33 +215,48 @@ class IBKRFeed:
         end = item.ts_ms + FIVE_S_MS  # IB sends a 5 s bar when it ends: its end is the venue's now
         if not core.state.clock.sample(end, now):
             sym.health.on_unparsed(now)
-            self.log.warning("timestamp_from_the_future", symbol=item.symbol, kind="bar", ts_event=end)
+            self.log.warning(
+                "timestamp_from_the_future", symbol=item.symbol, kind="bar", ts_event=end
+            )
             return
         sym.health.on_message(now, end)
         outliers = rollup.outliers
         try:
-            minutes = rollup.on_bar(item.ts_ms, item.open, item.high, item.low, item.close, item.volume)
+            minutes = rollup.on_bar(
+                item.ts_ms, item.open, item.high, item.low, item.close, item.volume
+            )
         except ValueError as exc:
             sym.health.on_unparsed(now)
             self.log.warning("bad_realtime_bar", symbol=item.symbol, problem=str(exc))
             return
         if rollup.outliers != outliers:
             sym.health.on_outlier(now)
-            self.log.warning("price_outlier", symbol=item.symbol, ts=item.ts_ms, high=item.high, low=item.low)
+            self.log.warning(
+                "price_outlier", symbol=item.symbol, ts=item.ts_ms, high=item.high, low=item.low
+            )
         for minute in minutes:
             await self._minute(sym, minute)
 
     async def _minute(self, sym: _Symbol, bar: Bar) -> None:
         bars = sym.bars
-        if sym.symbol in self.roll_from:  # the new month's first bar: how far the two months lie apart
+        if (
+            sym.symbol in self.roll_from
+        ):  # the new month's first bar: how far the two months lie apart
             old = self.roll_from.pop(sym.symbol)
             if old is not None:
-                self.log.info("front_month_roll_gap", symbol=sym.symbol, old_close=old, new_open=bar.open,
-                              gap=round(bar.open - old, 6))
+                self.log.info(
+                    "front_month_roll_gap",
+                    symbol=sym.symbol,
+                    old_close=old,
+                    new_open=bar.open,
+                    gap=round(bar.open - old, 6),
+                )
         async with self.core.lock:
             bars.start_live(bar.ts_open)
             if not bar.complete:
-                bars.note_outage(bar.ts_open, bar.ts_open)  # some 5 s bars missing: history's minute instead
+                bars.note_outage(
+                    bar.ts_open, bar.ts_open
+                )  # some 5 s bars missing: history's minute instead
             self._session(sym, bar.ts_open)
             await self.core.emit_step(sym, bars.on_base_bar(bar))
 
@@ -227,7 +264,9 @@ class IBKRFeed:
         inst = self.instruments.get(sym.symbol)
         outside = inst is not None and inside(inst.liquid, ts_ms) is False
         if outside != sym.health.outside_rth:
-            self.log.info("outside_regular_hours" if outside else "regular_hours", symbol=sym.symbol, ts=ts_ms)
+            self.log.info(
+                "outside_regular_hours" if outside else "regular_hours", symbol=sym.symbol, ts=ts_ms
+            )
         sym.health.on_session(outside_rth=outside)
 
     async def _top_of_book(self, item: TopOfBook) -> None:
@@ -236,7 +275,9 @@ class IBKRFeed:
             return
         if inst.tick_size > 0 and item.ask > item.bid:
             sym.health.on_spread((item.ask - item.bid) / inst.tick_size)
-        await self.core.handle([Quote(item.symbol, item.bid, item.bid_size, item.ask, item.ask_size, 0)])
+        await self.core.handle(
+            [Quote(item.symbol, item.bid, item.bid_size, item.ask, item.ask_size, 0)]
+        )
 
     async def _notice(self, item: LinkNotice) -> None:
         code = item.code
@@ -253,11 +294,15 @@ class IBKRFeed:
                 self.core.connection_back()
             self.log.info("ibkr_market_link_back", code=code, resubscribed=code == 1101)
         elif code == 326:
-            raise ConfigError(f"config.feed.ib_client_id: {self.settings.ib_client_id} is in use by another "
-                              "connection to TWS (error 326); give the feed its own client id")
+            raise ConfigError(
+                f"config.feed.ib_client_id: {self.settings.ib_client_id} is in use by another "
+                "connection to TWS (error 326); give the feed its own client id"
+            )
         elif code == 354:
-            raise AuthError(f"IBKR: this account has no market data subscription for the feed's contracts "
-                            f"(error 354: {item.message})")
+            raise AuthError(
+                f"IBKR: this account has no market data subscription for the feed's contracts "
+                f"(error 354: {item.message})"
+            )
         elif code not in QUIET_CODES:
             self.log.warning("ibkr_notice", code=code, message=item.message, req_id=item.req_id)
 
@@ -288,17 +333,32 @@ class IBKRFeed:
     async def backfill(self, gap: GapRequest) -> list[Bar] | None:
         inst = self.instruments.get(gap.symbol)
         if inst is None or not self.link.connected:
-            raise NetworkError("IBKR feed: not connected to TWS; the stretch is asked for again later")
-        fetched = await self.link.history(inst, gap.start_ms, gap.end_ms, self.settings.backfill_timeout_s)
-        shut = with_shut_minutes(fetched, gap, inst.trading, self.core.symbols[gap.symbol].bars.last_close)
+            raise NetworkError(
+                "IBKR feed: not connected to TWS; the stretch is asked for again later"
+            )
+        fetched = await self.link.history(
+            inst, gap.start_ms, gap.end_ms, self.settings.backfill_timeout_s
+        )
+        shut = with_shut_minutes(
+            fetched, gap, inst.trading, self.core.symbols[gap.symbol].bars.last_close
+        )
         if len(shut) > len(fetched):
-            self.log.info("market_shut_minutes", symbol=gap.symbol, start_ms=gap.start_ms, end_ms=gap.end_ms,
-                          minutes=len(shut) - len(fetched))
+            self.log.info(
+                "market_shut_minutes",
+                symbol=gap.symbol,
+                start_ms=gap.start_ms,
+                end_ms=gap.end_ms,
+                minutes=len(shut) - len(fetched),
+            )
         return shut
 
 
-def with_shut_minutes(fetched: list[Bar], gap: GapRequest, trading: tuple[tuple[int, int], ...],
-                      last_close: float | None) -> list[Bar]:
+def with_shut_minutes(
+    fetched: list[Bar],
+    gap: GapRequest,
+    trading: tuple[tuple[int, int], ...],
+    last_close: float | None,
+) -> list[Bar]:
     """History's bars, plus a flat zero-volume bar for each minute the contract's trading hours say
     the market was shut (the daily maintenance break, a weekend): nothing traded, so nothing is
     missing, and the stretch is whole. A minute whose hours are unknown stays missing."""
@@ -308,8 +368,12 @@ def with_shut_minutes(fetched: list[Bar], gap: GapRequest, trading: tuple[tuple[
     close = last_close
     for ts in range(gap.start_ms, gap.end_ms, step):
         bar = have.get(ts)
-        if bar is None and close is not None and inside(trading, ts) is False \
-                and inside(trading, ts + step - 1) is False:
+        if (
+            bar is None
+            and close is not None
+            and inside(trading, ts) is False
+            and inside(trading, ts + step - 1) is False
+        ):
             bar = Bar(gap.symbol, gap.timeframe, ts, close, close, close, close, 0.0)
         if bar is not None:
             out.append(bar)
@@ -317,8 +381,9 @@ def with_shut_minutes(fetched: list[Bar], gap: GapRequest, trading: tuple[tuple[
     return out
 
 
-async def run_ibkr(settings: FeedSettings, out: FeedOutput, beat: Callable[[], None], log: Any,
-                   state: FeedState) -> None:
+async def run_ibkr(
+    settings: FeedSettings, out: FeedOutput, beat: Callable[[], None], log: Any, state: FeedState
+) -> None:
     resumed = state.adopt(settings)
     link = IBFeedLink(ib_settings(settings))
     symbols = list(settings.symbols)
@@ -332,9 +397,18 @@ async def run_ibkr(settings: FeedSettings, out: FeedOutput, beat: Callable[[], N
     feed = IBKRFeed(settings, core, link, log)
     if resumed:
         core.connection_lost()  # the last run's connection died with it
-    log.info("feed_started", venue="ibkr", host=settings.ib_host, port=settings.ib_port,
-             client_id=settings.ib_client_id, symbols=symbols, timeframes=list(settings.timeframes),
-             run=state.runs, resumed=resumed, consumer_covered_until_ms=dict(settings.resume_after_ms))
+    log.info(
+        "feed_started",
+        venue="ibkr",
+        host=settings.ib_host,
+        port=settings.ib_port,
+        client_id=settings.ib_client_id,
+        symbols=symbols,
+        timeframes=list(settings.timeframes),
+        run=state.runs,
+        resumed=resumed,
+        consumer_covered_until_ms=dict(settings.resume_after_ms),
+    )
     push, items = trio.open_memory_channel[LinkItem](LINK_BUFFER)
     try:
         async with feed_nursery() as nursery:

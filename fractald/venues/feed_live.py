@@ -30,7 +30,9 @@ class _Venue:
     weight_per_minute: int
     futures: bool
     normalise: Callable[[str], str]
-    contiguous_trade_ids: bool = False  # Binance aggTrade ids count up by one; Hyperliquid tids do not
+    contiguous_trade_ids: bool = (
+        False  # Binance aggTrade ids count up by one; Hyperliquid tids do not
+    )
 
 
 def _venue(settings: FeedSettings) -> _Venue:
@@ -39,26 +41,37 @@ def _venue(settings: FeedSettings) -> _Venue:
         testnet = v is VenueName.HYPERLIQUID_TESTNET
         coins = list(settings.symbols)
         return _Venue(
-            ws_url=settings.ws_url or (hyperliquid.TESTNET_WS_URL if testnet else hyperliquid.MAINNET_WS_URL),
-            rest_url=settings.rest_url or (hyperliquid.TESTNET_REST_URL if testnet
-                                           else hyperliquid.MAINNET_REST_URL),
+            ws_url=settings.ws_url
+            or (hyperliquid.TESTNET_WS_URL if testnet else hyperliquid.MAINNET_WS_URL),
+            rest_url=settings.rest_url
+            or (hyperliquid.TESTNET_REST_URL if testnet else hyperliquid.MAINNET_REST_URL),
             parse=hyperliquid.parse_message,
-            subscriptions=lambda: hyperliquid.market_subscriptions(coins, book=settings.book,
-                                                                   candle_interval="1m"),
-            app_ping=hyperliquid.PING_MESSAGE, max_connection_s=None,
-            weight_per_minute=hyperliquid.WEIGHT_LIMIT_PER_MINUTE, futures=False,
-            normalise=lambda s: s)
+            subscriptions=lambda: hyperliquid.market_subscriptions(
+                coins, book=settings.book, candle_interval="1m"
+            ),
+            app_ping=hyperliquid.PING_MESSAGE,
+            max_connection_s=None,
+            weight_per_minute=hyperliquid.WEIGHT_LIMIT_PER_MINUTE,
+            futures=False,
+            normalise=lambda s: s,
+        )
     market = binance.Market.FUTURES if v is VenueName.BINANCE_FUTURES else binance.Market.SPOT
     ep = binance.ENDPOINTS[market]
     symbols = [s.upper() for s in settings.symbols]
     return _Venue(
-        ws_url=settings.ws_url or ep.ws_url, rest_url=settings.rest_url or ep.rest_url,
+        ws_url=settings.ws_url or ep.ws_url,
+        rest_url=settings.rest_url or ep.rest_url,
         parse=binance.parse_message,
         subscriptions=lambda: binance.subscribe_messages(
-            binance.market_streams(symbols, book=settings.book, candles=True)),
-        app_ping=None, max_connection_s=binance.MAX_CONNECTION_S,
-        weight_per_minute=ep.weight_per_minute, futures=market is binance.Market.FUTURES,
-        normalise=str.upper, contiguous_trade_ids=True)
+            binance.market_streams(symbols, book=settings.book, candles=True)
+        ),
+        app_ping=None,
+        max_connection_s=binance.MAX_CONNECTION_S,
+        weight_per_minute=ep.weight_per_minute,
+        futures=market is binance.Market.FUTURES,
+        normalise=str.upper,
+        contiguous_trade_ids=True,
+    )
 
 
 def _backfill_for(settings: FeedSettings, client: rest.RestClient) -> Backfill:
@@ -66,9 +79,13 @@ def _backfill_for(settings: FeedSettings, client: rest.RestClient) -> Backfill:
 
     async def backfill(gap: GapRequest) -> list[Bar]:
         if v in (VenueName.HYPERLIQUID, VenueName.HYPERLIQUID_TESTNET):
-            return await rest.hyperliquid_candles(client, gap.symbol, gap.timeframe, gap.start_ms, gap.end_ms)
+            return await rest.hyperliquid_candles(
+                client, gap.symbol, gap.timeframe, gap.start_ms, gap.end_ms
+            )
         market = binance.Market.FUTURES if v is VenueName.BINANCE_FUTURES else binance.Market.SPOT
-        return await rest.binance_klines(client, market, gap.symbol, gap.timeframe, gap.start_ms, gap.end_ms)
+        return await rest.binance_klines(
+            client, market, gap.symbol, gap.timeframe, gap.start_ms, gap.end_ms
+        )
 
     return backfill
 
@@ -118,8 +135,9 @@ async def _snapshots(core: FeedCore, client: rest.RestClient, market: binance.Ma
                     core.want_snapshot(symbol)
 
 
-async def _validate_symbols(settings: FeedSettings, client: rest.RestClient, symbols: list[str],
-                            state: FeedState, log: Any) -> None:
+async def _validate_symbols(
+    settings: FeedSettings, client: rest.RestClient, symbols: list[str], state: FeedState, log: Any
+) -> None:
     """Refuse symbols the venue does not list (a config error, exit 78), once per feed state.
 
     A venue that cannot say now (network, 403, 429) does not hold market data up: the check
@@ -137,29 +155,54 @@ async def _validate_symbols(settings: FeedSettings, client: rest.RestClient, sym
     for problem in problems:
         log.error("unknown_symbol", venue=venue, problem=problem)
     if problems:
-        raise ConfigError(f"{venue} does not list every configured symbol: " + "; ".join(problems),
-                          problems=problems)
+        raise ConfigError(
+            f"{venue} does not list every configured symbol: " + "; ".join(problems),
+            problems=problems,
+        )
     state.symbols_validated = True
 
 
-async def run_live(settings: FeedSettings, out: FeedOutput, beat: Callable[[], None], log: Any,
-                    state: FeedState) -> None:
+async def run_live(
+    settings: FeedSettings, out: FeedOutput, beat: Callable[[], None], log: Any, state: FeedState
+) -> None:
     venue = _venue(settings)
     resumed = state.adopt(settings)
-    client = rest.RestClient(venue.rest_url, weight_per_minute=venue.weight_per_minute,
-                             backoff=Backoff(settings.backoff_base_s, settings.backoff_cap_s), log=log,
-                             public=True, on_rate_limited=state.note_rate_limited)
+    client = rest.RestClient(
+        venue.rest_url,
+        weight_per_minute=venue.weight_per_minute,
+        backoff=Backoff(settings.backoff_base_s, settings.backoff_cap_s),
+        log=log,
+        public=True,
+        on_rate_limited=state.note_rate_limited,
+    )
     symbols = [venue.normalise(s) for s in settings.symbols]
-    core = FeedCore(settings, symbols, out, log, backfill=_backfill_for(settings, client),
-                    futures=venue.futures, state=state, contiguous_trade_ids=venue.contiguous_trade_ids)
+    core = FeedCore(
+        settings,
+        symbols,
+        out,
+        log,
+        backfill=_backfill_for(settings, client),
+        futures=venue.futures,
+        state=state,
+        contiguous_trade_ids=venue.contiguous_trade_ids,
+    )
     if resumed:
         core.connection_lost()  # the last run's connection died with it
     session = WsSession(
-        WsSettings(url=venue.ws_url, silence_timeout_s=settings.silence_timeout_s, app_ping=venue.app_ping,
-                   max_connection_s=venue.max_connection_s, max_frame_bytes=settings.max_frame_bytes,
-                   backoff=Backoff(settings.backoff_base_s, settings.backoff_cap_s),
-                   max_failures=settings.max_failures, public=True),
-        venue.subscriptions, log=log, on_rate_limited=state.note_rate_limited)
+        WsSettings(
+            url=venue.ws_url,
+            silence_timeout_s=settings.silence_timeout_s,
+            app_ping=venue.app_ping,
+            max_connection_s=venue.max_connection_s,
+            max_frame_bytes=settings.max_frame_bytes,
+            backoff=Backoff(settings.backoff_base_s, settings.backoff_cap_s),
+            max_failures=settings.max_failures,
+            public=True,
+        ),
+        venue.subscriptions,
+        log=log,
+        on_rate_limited=state.note_rate_limited,
+    )
 
     async def on_message(raw: str | bytes) -> bool:
         return await core.handle(venue.parse(raw))
@@ -190,9 +233,16 @@ async def run_live(settings: FeedSettings, out: FeedOutput, beat: Callable[[], N
         log.warning("feed_disconnected", reason=reason.value, detail=detail)
         core.connection_lost()
 
-    log.info("feed_started", venue=settings.venue.value, url=venue.ws_url, symbols=symbols,
-             timeframes=list(settings.timeframes), run=state.runs, resumed=resumed,
-             consumer_covered_until_ms=dict(settings.resume_after_ms))
+    log.info(
+        "feed_started",
+        venue=settings.venue.value,
+        url=venue.ws_url,
+        symbols=symbols,
+        timeframes=list(settings.timeframes),
+        run=state.runs,
+        resumed=resumed,
+        consumer_covered_until_ms=dict(settings.resume_after_ms),
+    )
     try:
         await _validate_symbols(settings, client, symbols, state, log)
         async with feed_nursery() as nursery:

@@ -84,10 +84,13 @@ class FeedSettings:
     # holding it, so every higher-timeframe bar is rebuilt whole; the consumer skips the bars
     # it has (crash-only restart without re-pacing a month of candles).
     resume_after_ms: tuple[tuple[str, int], ...] = attrs.field(
-        default=(), converter=lambda v: tuple(sorted(dict(v).items())))
+        default=(), converter=lambda v: tuple(sorted(dict(v).items()))
+    )
     # Live feeds: 1m bars of history fetched from REST at start (up to 5000), so that the
     # first bar of every timeframe is whole. 0: start with the current minute.
-    history_bars: int = attrs.field(default=0, validator=[attrs.validators.ge(0), attrs.validators.le(5000)])
+    history_bars: int = attrs.field(
+        default=0, validator=[attrs.validators.ge(0), attrs.validators.le(5000)]
+    )
     # Candle replay from a `fractald download` catalog (instead of replay_path): symbols[0]'s
     # 1m candles of replay_catalog_venue with open times in [replay_from_ms, replay_to_ms).
     replay_catalog: str | None = None
@@ -104,7 +107,9 @@ class FeedSettings:
 
     def __attrs_post_init__(self) -> None:
         if not (math.isfinite(self.replay_speed) and self.replay_speed >= 0):
-            raise ValueError(f"replay_speed must be >= 0 (0 = as fast as possible), got {self.replay_speed!r}")
+            raise ValueError(
+                f"replay_speed must be >= 0 (0 = as fast as possible), got {self.replay_speed!r}"
+            )
         if self.venue is not VenueName.REPLAY and not self.symbols:
             raise ValueError(f"venue {self.venue.value} needs at least one symbol")
         if self.replay_catalog is not None and (not self.symbols or self.replay_from_ms is None):

@@ -57,7 +57,9 @@ class Channel(enum.Enum):
     ALL_MIDS = "allMids"
 
 
-def subscription(channel: Channel, coin: str | None = None, interval: str | None = None) -> dict[str, str]:
+def subscription(
+    channel: Channel, coin: str | None = None, interval: str | None = None
+) -> dict[str, str]:
     """The `subscription` object for one channel; ValueError names what is missing."""
     sub: dict[str, str] = {"type": channel.value}
     if channel is Channel.ALL_MIDS:
@@ -67,7 +69,9 @@ def subscription(channel: Channel, coin: str | None = None, interval: str | None
     sub["coin"] = coin
     if channel is Channel.CANDLE:
         if interval not in INTERVALS:
-            raise ValueError(f"hyperliquid candle interval {interval!r} not in {', '.join(INTERVALS)}")
+            raise ValueError(
+                f"hyperliquid candle interval {interval!r} not in {', '.join(INTERVALS)}"
+            )
         sub["interval"] = interval
     return sub
 
@@ -85,8 +89,9 @@ PING_MESSAGE = json.dumps({"method": "ping"})
 GREETING = "Websocket connection established."
 
 
-def market_subscriptions(coins: Sequence[str], *, book: bool = False,
-                         candle_interval: str | None = None) -> list[str]:
+def market_subscriptions(
+    coins: Sequence[str], *, book: bool = False, candle_interval: str | None = None
+) -> list[str]:
     """Everything a market data feed needs for these coins, as ready-to-send messages."""
     subs = []
     for coin in coins:
@@ -105,8 +110,14 @@ _SIDES = {"B": Side.BUY, "A": Side.SELL}  # the taker's side: B bought (hit the 
 
 
 def parse_trade(d: dict[str, Any]) -> TradeTick:
-    return TradeTick(symbol=d["coin"], price=float(d["px"]), size=float(d["sz"]),
-                     aggressor=_SIDES[d["side"]], trade_id=str(d["tid"]), ts_event=int(d["time"]))
+    return TradeTick(
+        symbol=d["coin"],
+        price=float(d["px"]),
+        size=float(d["sz"]),
+        aggressor=_SIDES[d["side"]],
+        trade_id=str(d["tid"]),
+        ts_event=int(d["time"]),
+    )
 
 
 def parse_candle(d: dict[str, Any]) -> Bar:
@@ -115,22 +126,38 @@ def parse_candle(d: dict[str, Any]) -> Bar:
     ts_open = int(d["t"])
     if ts_open % timeframe_ms(interval):
         raise ValueError(f"candle open {ts_open} not aligned to {interval}")
-    return Bar(symbol=d["s"], timeframe=interval, ts_open=ts_open, open=float(d["o"]),
-               high=float(d["h"]), low=float(d["l"]), close=float(d["c"]), volume=float(d["v"]))
+    return Bar(
+        symbol=d["s"],
+        timeframe=interval,
+        ts_open=ts_open,
+        open=float(d["o"]),
+        high=float(d["h"]),
+        low=float(d["l"]),
+        close=float(d["c"]),
+        volume=float(d["v"]),
+    )
 
 
 def parse_l2_book(d: dict[str, Any]) -> BookSnapshot:
     bids, asks = d["levels"]
-    return BookSnapshot(symbol=d["coin"], bids=[(lv["px"], lv["sz"]) for lv in bids],
-                        asks=[(lv["px"], lv["sz"]) for lv in asks], ts_event=int(d["time"]))
+    return BookSnapshot(
+        symbol=d["coin"],
+        bids=[(lv["px"], lv["sz"]) for lv in bids],
+        asks=[(lv["px"], lv["sz"]) for lv in asks],
+        ts_event=int(d["time"]),
+    )
 
 
 def parse_bbo(d: dict[str, Any]) -> Quote:
     bid, ask = d["bbo"]
-    return Quote(symbol=d["coin"],
-                 bid=float(bid["px"]) if bid else 0.0, bid_size=float(bid["sz"]) if bid else 0.0,
-                 ask=float(ask["px"]) if ask else 0.0, ask_size=float(ask["sz"]) if ask else 0.0,
-                 ts_event=int(d["time"]))
+    return Quote(
+        symbol=d["coin"],
+        bid=float(bid["px"]) if bid else 0.0,
+        bid_size=float(bid["sz"]) if bid else 0.0,
+        ask=float(ask["px"]) if ask else 0.0,
+        ask_size=float(ask["sz"]) if ask else 0.0,
+        ts_event=int(d["time"]),
+    )
 
 
 def _parse_channel(channel: str, data: Any) -> list[VenueEvent]:
@@ -175,15 +202,19 @@ def parse_message(raw: str | bytes) -> list[VenueEvent]:
 
 # -- REST backfill -------------------------------------------------------------
 
+
 def candle_snapshot_body(coin: str, interval: str, start_ms: int, end_ms: int) -> dict[str, Any]:
     if interval not in INTERVALS:
         raise ValueError(f"hyperliquid candle interval {interval!r} not in {', '.join(INTERVALS)}")
-    return {"type": "candleSnapshot",
-            "req": {"coin": coin, "interval": interval, "startTime": start_ms, "endTime": end_ms}}
+    return {
+        "type": "candleSnapshot",
+        "req": {"coin": coin, "interval": interval, "startTime": start_ms, "endTime": end_ms},
+    }
 
 
-def candle_pages(start_ms: int, end_ms: int, interval: str,
-                 per_page: int = MAX_CANDLES_PER_REQUEST) -> list[tuple[int, int]]:
+def candle_pages(
+    start_ms: int, end_ms: int, interval: str, per_page: int = MAX_CANDLES_PER_REQUEST
+) -> list[tuple[int, int]]:
     """Split [start_ms, end_ms) into request windows of at most `per_page` candles each."""
     step = timeframe_ms(interval) * per_page
     return [(s, min(s + step, end_ms) - 1) for s in range(start_ms, end_ms, step)]

@@ -59,8 +59,16 @@ DEFAULT_SLIPPAGE = 0.05  # the SDK's default for market orders
 # Rate limits (per IP, per minute): 1200 weight. An exchange action weighs
 # 1 + floor(orders / 40); most /info requests 20; a few light ones 2.
 WEIGHT_LIMIT_PER_MINUTE = 1200
-LIGHT_INFO = frozenset({"l2Book", "allMids", "clearinghouseState", "orderStatus", "spotClearinghouseState",
-                        "exchangeStatus"})
+LIGHT_INFO = frozenset(
+    {
+        "l2Book",
+        "allMids",
+        "clearinghouseState",
+        "orderStatus",
+        "spotClearinghouseState",
+        "exchangeStatus",
+    }
+)
 
 
 def exchange_weight(orders: int) -> int:
@@ -79,6 +87,7 @@ class Tif(enum.Enum):
 
 # -- instruments -------------------------------------------------------------------
 
+
 @attrs.frozen(slots=True)
 class Asset:
     """One perp from `meta`: its index is what orders carry."""
@@ -94,10 +103,16 @@ class Asset:
         return PERP_MAX_DECIMALS - self.sz_decimals
 
     def spec(self) -> InstrumentSpec:
-        lot = 10.0 ** -self.sz_decimals
+        lot = 10.0**-self.sz_decimals
         # The finest tick: coarser at prices with more integer digits (5 significant figures).
-        return InstrumentSpec(symbol=self.name, tick_size=10.0 ** -self.price_decimals, lot_size=lot,
-                              min_qty=lot, min_notional=10.0, max_leverage=float(self.max_leverage))
+        return InstrumentSpec(
+            symbol=self.name,
+            tick_size=10.0**-self.price_decimals,
+            lot_size=lot,
+            min_qty=lot,
+            min_notional=10.0,
+            max_leverage=float(self.max_leverage),
+        )
 
 
 def parse_meta(payload: Any) -> dict[str, Asset]:
@@ -107,8 +122,13 @@ def parse_meta(payload: Any) -> dict[str, Asset]:
     out: dict[str, Asset] = {}
     for index, item in enumerate(payload["universe"]):
         try:
-            out[str(item["name"])] = Asset(str(item["name"]), index, int(item["szDecimals"]),
-                                           int(item.get("maxLeverage", 0)), bool(item.get("isDelisted", False)))
+            out[str(item["name"])] = Asset(
+                str(item["name"]),
+                index,
+                int(item["szDecimals"]),
+                int(item.get("maxLeverage", 0)),
+                bool(item.get("isDelisted", False)),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise BadMessage(f"hyperliquid meta universe[{index}] unreadable: {exc!r}") from exc
     return out
@@ -120,14 +140,17 @@ def check_symbols(symbols: list[str], assets: dict[str, Asset]) -> list[str]:
     problems = []
     for s in symbols:
         if s not in assets:
-            problems.append(f"{s!r} is not a Hyperliquid perp; valid: {', '.join(tradable[:40])}"
-                            + (" ..." if len(tradable) > 40 else ""))
+            problems.append(
+                f"{s!r} is not a Hyperliquid perp; valid: {', '.join(tradable[:40])}"
+                + (" ..." if len(tradable) > 40 else "")
+            )
         elif assets[s].delisted:
             problems.append(f"{s!r} is delisted on Hyperliquid")
     return problems
 
 
 # -- numbers on the wire ------------------------------------------------------------
+
 
 def to_wire(value: Decimal) -> str:
     """A normalised decimal string without exponent: 100000, 0.001 (the SDK's float_to_wire shape)."""
@@ -152,9 +175,13 @@ def round_price(asset: Asset, price: float, *, rounding: str = ROUND_HALF_EVEN) 
 
 def round_size(asset: Asset, quantity: float) -> str:
     """`quantity` rounded down to szDecimals (never more than the risk sized); zero is an error."""
-    q = Decimal(repr(abs(quantity))).quantize(Decimal(1).scaleb(-asset.sz_decimals), rounding=ROUND_DOWN)
+    q = Decimal(repr(abs(quantity))).quantize(
+        Decimal(1).scaleb(-asset.sz_decimals), rounding=ROUND_DOWN
+    )
     if not q > 0:
-        raise ValueError(f"{asset.name}: size {quantity} is below the lot of {asset.sz_decimals} decimals")
+        raise ValueError(
+            f"{asset.name}: size {quantity} is below the lot of {asset.sz_decimals} decimals"
+        )
     return to_wire(q)
 
 
@@ -166,8 +193,10 @@ _COID_RE = re.compile(r"^[0-9a-f]{32}$")
 def cloid(client_order_id: str) -> str:
     """Our 32-hex-digit client order id as Hyperliquid's 16-byte cloid."""
     if not _COID_RE.match(client_order_id):
-        raise ValueError(f"client order id {client_order_id!r} is not 32 lower-case hex digits: "
-                         "Hyperliquid needs a 16-byte cloid")
+        raise ValueError(
+            f"client order id {client_order_id!r} is not 32 lower-case hex digits: "
+            "Hyperliquid needs a 16-byte cloid"
+        )
     return "0x" + client_order_id
 
 
@@ -178,14 +207,21 @@ def client_id(wire_cloid: str | None) -> str:
 
 # -- actions ------------------------------------------------------------------------
 
+
 def _limit_for_aggressive(asset: Asset, side: Side, reference: float, slippage: float) -> str:
     worse = reference * (1 + slippage) if side is Side.BUY else reference * (1 - slippage)
     # Round away from the book so the slippage bound is never tighter than asked.
     return round_price(asset, worse, rounding="ROUND_UP" if side is Side.BUY else "ROUND_DOWN")
 
 
-def order_wire(intent: OrderIntent, asset: Asset, *, reference_price: float | None = None,
-               slippage: float = DEFAULT_SLIPPAGE, tif: Tif | None = None) -> dict[str, Any]:
+def order_wire(
+    intent: OrderIntent,
+    asset: Asset,
+    *,
+    reference_price: float | None = None,
+    slippage: float = DEFAULT_SLIPPAGE,
+    tif: Tif | None = None,
+) -> dict[str, Any]:
     """One order of an `order` action (keys in the SDK's order: a, b, p, s, r, t, c)."""
     buy = intent.side is Side.BUY
     t: dict[str, Any]
@@ -202,11 +238,21 @@ def order_wire(intent: OrderIntent, asset: Asset, *, reference_price: float | No
     else:
         trigger = round_price(asset, _need(intent.trigger_price, "a trigger price"))
         market = intent.order_type is OrderType.STOP_MARKET
-        price = (_limit_for_aggressive(asset, intent.side, float(trigger), slippage) if market
-                 else round_price(asset, _need(intent.price, "a limit price")))
+        price = (
+            _limit_for_aggressive(asset, intent.side, float(trigger), slippage)
+            if market
+            else round_price(asset, _need(intent.price, "a limit price"))
+        )
         t = {"trigger": {"isMarket": market, "triggerPx": trigger, "tpsl": "sl"}}
-    return {"a": asset.index, "b": buy, "p": price, "s": round_size(asset, intent.quantity),
-            "r": intent.reduce_only, "t": t, "c": cloid(intent.client_order_id)}
+    return {
+        "a": asset.index,
+        "b": buy,
+        "p": price,
+        "s": round_size(asset, intent.quantity),
+        "r": intent.reduce_only,
+        "t": t,
+        "c": cloid(intent.client_order_id),
+    }
 
 
 def _need(value: float | None, what: str) -> float:
@@ -220,8 +266,10 @@ def order_action(wires: list[dict[str, Any]], grouping: str = "na") -> dict[str,
 
 
 def cancel_by_cloid_action(cancels: list[tuple[Asset, str]]) -> dict[str, Any]:
-    return {"type": "cancelByCloid",
-            "cancels": [{"asset": a.index, "cloid": cloid(c)} for a, c in cancels]}
+    return {
+        "type": "cancelByCloid",
+        "cancels": [{"asset": a.index, "cloid": cloid(c)} for a, c in cancels],
+    }
 
 
 def cancel_action(cancels: list[tuple[Asset, int]]) -> dict[str, Any]:
@@ -236,8 +284,10 @@ def modify_action(client_order_id: str, wire: dict[str, Any]) -> dict[str, Any]:
 def update_leverage_action(asset: Asset, leverage: int, cross: bool = True) -> dict[str, Any]:
     """The account's leverage on one perp (cross or isolated margin), as the SDK's update_leverage."""
     if not 1 <= leverage <= (asset.max_leverage or leverage):
-        raise ValueError(f"{asset.name}: leverage {leverage} is outside 1..{asset.max_leverage} "
-                         "(the venue's maximum for this perp)")
+        raise ValueError(
+            f"{asset.name}: leverage {leverage} is outside 1..{asset.max_leverage} "
+            "(the venue's maximum for this perp)"
+        )
     return {"type": "updateLeverage", "asset": asset.index, "isCross": cross, "leverage": leverage}
 
 
@@ -246,8 +296,14 @@ def noop_action() -> dict[str, Any]:
     return {"type": "noop"}
 
 
-def exchange_body(action: dict[str, Any], nonce: int, signature: dict[str, Any], *,
-                  vault_address: str | None = None, expires_after: int | None = None) -> dict[str, Any]:
+def exchange_body(
+    action: dict[str, Any],
+    nonce: int,
+    signature: dict[str, Any],
+    *,
+    vault_address: str | None = None,
+    expires_after: int | None = None,
+) -> dict[str, Any]:
     body = {"action": action, "nonce": nonce, "signature": signature, "vaultAddress": vault_address}
     if expires_after is not None:
         body["expiresAfter"] = expires_after
@@ -255,6 +311,7 @@ def exchange_body(action: dict[str, Any], nonce: int, signature: dict[str, Any],
 
 
 # -- /info requests -----------------------------------------------------------------
+
 
 def meta_body() -> dict[str, Any]:
     return {"type": "meta"}
@@ -285,6 +342,7 @@ def clearinghouse_body(user: str) -> dict[str, Any]:
 
 
 # -- answers from /exchange -----------------------------------------------------------
+
 
 @attrs.frozen(slots=True)
 class Resting:
@@ -393,7 +451,9 @@ def submit_report(client_order_id: str, entry: OrderStatusEntry, ts: int) -> Ven
     if isinstance(entry, (Resting, Filled)):
         return VenueReport(OrderEvent.ACCEPT, client_order_id, ts, venue_order_id=str(entry.oid))
     if isinstance(entry, OrderError):
-        return VenueReport(OrderEvent.REJECT, client_order_id, ts, reason=f"{entry.code}: {entry.message}")
+        return VenueReport(
+            OrderEvent.REJECT, client_order_id, ts, reason=f"{entry.code}: {entry.message}"
+        )
     # waitingForTrigger / waitingForFill: accepted, not yet live.
     return VenueReport(OrderEvent.ACCEPT, client_order_id, ts)
 
@@ -402,8 +462,9 @@ def cancel_report(client_order_id: str, entry: OrderStatusEntry, ts: int) -> Ven
     if entry == "success":
         return VenueReport(OrderEvent.CANCEL, client_order_id, ts, reason="requested")
     message = entry.message if isinstance(entry, OrderError) else str(entry)
-    return VenueReport(OrderEvent.CANCEL_REJECT, client_order_id, ts,
-                       reason=f"{reject_code(message)}: {message}")
+    return VenueReport(
+        OrderEvent.CANCEL_REJECT, client_order_id, ts, reason=f"{reject_code(message)}: {message}"
+    )
 
 
 # -- answers from /info ---------------------------------------------------------------
@@ -431,13 +492,17 @@ def _venue_order(o: dict[str, Any], status: str) -> VenueOrder:
     remaining = float(o["sz"])
     trigger = o.get("triggerPx")
     return VenueOrder(
-        client_order_id=client_id(o.get("cloid")), symbol=str(o["coin"]),
-        status=venue_status(status, remaining, original), quantity=original,
+        client_order_id=client_id(o.get("cloid")),
+        symbol=str(o["coin"]),
+        status=venue_status(status, remaining, original),
+        quantity=original,
         filled_qty=max(0.0, original - remaining) if status != "filled" else original,
-        venue_order_id=str(o["oid"]), side=_SIDE.get(str(o.get("side")), ""),
+        venue_order_id=str(o["oid"]),
+        side=_SIDE.get(str(o.get("side")), ""),
         price=float(o["limitPx"]) if o.get("limitPx") is not None else None,
         trigger_price=float(trigger) if o.get("isTrigger") and trigger is not None else None,
-        reduce_only=bool(o.get("reduceOnly", False)))
+        reduce_only=bool(o.get("reduceOnly", False)),
+    )
 
 
 def parse_order_status(payload: Any) -> VenueOrder | None:
@@ -463,9 +528,16 @@ def parse_open_orders(payload: Any) -> list[VenueOrder]:
 
 
 def parse_fill(f: dict[str, Any]) -> VenueFill:
-    return VenueFill(client_order_id=client_id(f.get("cloid")), trade_id=str(f["tid"]), ts=int(f["time"]),
-                     quantity=float(f["sz"]), price=float(f["px"]), fee=float(f.get("fee", 0.0)),
-                     symbol=str(f["coin"]), side=_SIDE.get(str(f["side"]), ""))
+    return VenueFill(
+        client_order_id=client_id(f.get("cloid")),
+        trade_id=str(f["tid"]),
+        ts=int(f["time"]),
+        quantity=float(f["sz"]),
+        price=float(f["px"]),
+        fee=float(f.get("fee", 0.0)),
+        symbol=str(f["coin"]),
+        side=_SIDE.get(str(f["side"]), ""),
+    )
 
 
 def parse_fills(payload: Any) -> list[VenueFill]:
@@ -479,10 +551,17 @@ def parse_fills(payload: Any) -> list[VenueFill]:
 
 def fill_report(f: dict[str, Any]) -> VenueReport:
     """A fill as the engine hears it: the trade id (`tid`) makes a second copy recognisable."""
-    return VenueReport(OrderEvent.FILL, client_id(f.get("cloid")), int(f["time"]), trade_id=str(f["tid"]),
-                       quantity=float(f["sz"]), price=float(f["px"]), fee=float(f.get("fee", 0.0)),
-                       liquidity=Liquidity.TAKER if f.get("crossed") else Liquidity.MAKER,
-                       venue_order_id=str(f["oid"]))
+    return VenueReport(
+        OrderEvent.FILL,
+        client_id(f.get("cloid")),
+        int(f["time"]),
+        trade_id=str(f["tid"]),
+        quantity=float(f["sz"]),
+        price=float(f["px"]),
+        fee=float(f.get("fee", 0.0)),
+        liquidity=Liquidity.TAKER if f.get("crossed") else Liquidity.MAKER,
+        venue_order_id=str(f["oid"]),
+    )
 
 
 def parse_clearinghouse(payload: Any) -> tuple[list[VenuePosition], VenueAccount]:
@@ -491,12 +570,21 @@ def parse_clearinghouse(payload: Any) -> tuple[list[VenuePosition], VenueAccount
         for item in payload.get("assetPositions", []):
             p = item["position"]
             if float(p["szi"]) != 0.0:
-                positions.append(VenuePosition(str(p["coin"]), float(p["szi"]), float(p.get("entryPx") or 0.0),
-                                               float(p.get("unrealizedPnl") or 0.0)))
+                positions.append(
+                    VenuePosition(
+                        str(p["coin"]),
+                        float(p["szi"]),
+                        float(p.get("entryPx") or 0.0),
+                        float(p.get("unrealizedPnl") or 0.0),
+                    )
+                )
         summary = payload["marginSummary"]
-        account = VenueAccount(equity=float(summary["accountValue"]),
-                               available=float(payload.get("withdrawable", 0.0)),
-                               margin_used=float(summary.get("totalMarginUsed", 0.0)), currency="USDC")
+        account = VenueAccount(
+            equity=float(summary["accountValue"]),
+            available=float(payload.get("withdrawable", 0.0)),
+            margin_used=float(summary.get("totalMarginUsed", 0.0)),
+            currency="USDC",
+        )
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise BadMessage(f"hyperliquid clearinghouseState unreadable: {exc!r}") from exc
     return positions, account
@@ -510,10 +598,13 @@ def parse_mids(payload: Any) -> dict[str, float]:
 
 # -- the user WebSocket channels --------------------------------------------------------
 
+
 def user_subscriptions(user: str) -> list[str]:
     """orderUpdates, userFills (a snapshot first, `isSnapshot: true`), userEvents."""
-    return [json.dumps({"method": "subscribe", "subscription": {"type": kind, "user": user}})
-            for kind in ("orderUpdates", "userFills", "userEvents")]
+    return [
+        json.dumps({"method": "subscribe", "subscription": {"type": kind, "user": user}})
+        for kind in ("orderUpdates", "userFills", "userEvents")
+    ]
 
 
 @attrs.frozen(slots=True)
@@ -549,8 +640,10 @@ def parse_user_message(raw: str | bytes) -> UserMessage:
             reports = [r for u in data if (r := _order_update_report(u)) is not None]
             return UserMessage(tuple(reports))
         if channel == "userFills":
-            return UserMessage(tuple(fill_report(f) for f in data.get("fills", [])),
-                               snapshot=bool(data.get("isSnapshot", False)))
+            return UserMessage(
+                tuple(fill_report(f) for f in data.get("fills", [])),
+                snapshot=bool(data.get("isSnapshot", False)),
+            )
         if channel == "userEvents":
             # Its fills repeat userFills' and its cancels orderUpdates': noted, not acted on twice.
             return UserMessage(other="userEvents:" + ",".join(sorted(data)))

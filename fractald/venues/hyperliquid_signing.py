@@ -45,7 +45,12 @@ from fractald.errors import AuthError, InvariantViolation
 KEY_RE = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
 ADDRESS_RE = re.compile(r"^0x[0-9a-fA-F]{40}$")
 
-_DOMAIN = {"chainId": 1337, "name": "Exchange", "verifyingContract": "0x" + "0" * 40, "version": "1"}
+_DOMAIN = {
+    "chainId": 1337,
+    "name": "Exchange",
+    "verifyingContract": "0x" + "0" * 40,
+    "version": "1",
+}
 _TYPES = {
     "Agent": [{"name": "source", "type": "string"}, {"name": "connectionId", "type": "bytes32"}],
     "EIP712Domain": [
@@ -57,8 +62,12 @@ _TYPES = {
 }
 
 
-def action_hash(action: dict[str, Any], nonce: int, vault_address: str | None = None,
-                expires_after: int | None = None) -> bytes:
+def action_hash(
+    action: dict[str, Any],
+    nonce: int,
+    vault_address: str | None = None,
+    expires_after: int | None = None,
+) -> bytes:
     """The 32-byte `connectionId` of an L1 action (key order of `action` matters: msgpack keeps it)."""
     data = msgpack.packb(action) + nonce.to_bytes(8, "big")
     if vault_address is None:
@@ -72,8 +81,12 @@ def action_hash(action: dict[str, Any], nonce: int, vault_address: str | None = 
 
 def l1_typed_data(connection_id: bytes, *, mainnet: bool) -> dict[str, Any]:
     """The EIP-712 payload that is actually signed: the phantom agent for this network."""
-    return {"domain": _DOMAIN, "types": _TYPES, "primaryType": "Agent",
-            "message": {"source": "a" if mainnet else "b", "connectionId": connection_id}}
+    return {
+        "domain": _DOMAIN,
+        "types": _TYPES,
+        "primaryType": "Agent",
+        "message": {"source": "a" if mainnet else "b", "connectionId": connection_id},
+    }
 
 
 class AgentSigner:
@@ -85,7 +98,9 @@ class AgentSigner:
         key = private_key.strip()
         if not KEY_RE.match(key):
             # Never echo the value: it may be a real key with one typo.
-            raise AuthError("hyperliquid agent key is not 32 bytes of hex (64 hex digits, optional 0x)")
+            raise AuthError(
+                "hyperliquid agent key is not 32 bytes of hex (64 hex digits, optional 0x)"
+            )
         self._account = Account.from_key(key if key.startswith("0x") else "0x" + key)
         self.address: str = self._account.address
         self.mainnet = mainnet
@@ -93,28 +108,46 @@ class AgentSigner:
     def __repr__(self) -> str:
         return f"AgentSigner(address={self.address}, mainnet={self.mainnet})"
 
-    def sign_l1(self, action: dict[str, Any], nonce: int, *, vault_address: str | None = None,
-                expires_after: int | None = None) -> dict[str, Any]:
+    def sign_l1(
+        self,
+        action: dict[str, Any],
+        nonce: int,
+        *,
+        vault_address: str | None = None,
+        expires_after: int | None = None,
+    ) -> dict[str, Any]:
         """`{"r": "0x..", "s": "0x..", "v": 27|28}`, the shape /exchange expects."""
         digest = action_hash(action, nonce, vault_address, expires_after)
-        signed = self._account.sign_message(encode_typed_data(full_message=l1_typed_data(
-            digest, mainnet=self.mainnet)))
+        signed = self._account.sign_message(
+            encode_typed_data(full_message=l1_typed_data(digest, mainnet=self.mainnet))
+        )
         return {"r": to_hex(signed.r), "s": to_hex(signed.s), "v": signed.v}
 
 
-def recover_l1_signer(action: dict[str, Any], nonce: int, signature: dict[str, Any], *, mainnet: bool,
-                      vault_address: str | None = None, expires_after: int | None = None) -> str:
+def recover_l1_signer(
+    action: dict[str, Any],
+    nonce: int,
+    signature: dict[str, Any],
+    *,
+    mainnet: bool,
+    vault_address: str | None = None,
+    expires_after: int | None = None,
+) -> str:
     """The address that signed this action (for checks; a wrong network gives another address)."""
     digest = action_hash(action, nonce, vault_address, expires_after)
     message = encode_typed_data(full_message=l1_typed_data(digest, mainnet=mainnet))
-    return str(Account.recover_message(message, vrs=(signature["v"], signature["r"], signature["s"])))
+    return str(
+        Account.recover_message(message, vrs=(signature["v"], signature["r"], signature["s"]))
+    )
 
 
 def read_agent_key(credentials_dir: str | Path | None, name: str) -> str:
     """The agent key from `$CREDENTIALS_DIRECTORY/<name>`; AuthError names the file, never the content."""
     if not credentials_dir:
-        raise AuthError(f"hyperliquid key credential {name!r}: $CREDENTIALS_DIRECTORY is not set "
-                        "(systemd LoadCredential=, or set it for a manual run)")
+        raise AuthError(
+            f"hyperliquid key credential {name!r}: $CREDENTIALS_DIRECTORY is not set "
+            "(systemd LoadCredential=, or set it for a manual run)"
+        )
     if not name or "/" in name or name in (".", ".."):
         raise AuthError(f"hyperliquid key credential name {name!r} must be a plain file name")
     path = Path(credentials_dir) / name
@@ -144,7 +177,9 @@ class NonceClock:
             return 0
         text = self.path.read_text().strip()
         if not text.isdigit():
-            raise InvariantViolation(f"nonce lease file {self.path} holds {text[:40]!r}, not a number")
+            raise InvariantViolation(
+                f"nonce lease file {self.path} holds {text[:40]!r}, not a number"
+            )
         return int(text)
 
     def _write(self, lease: int) -> None:
@@ -167,8 +202,10 @@ class NonceClock:
         (the venue would refuse such nonces; a clock that far behind is the real problem)."""
         nonce = max(now_ms, self.last + 1)
         if nonce - now_ms > 86_400_000:
-            raise InvariantViolation(f"nonce {nonce} is more than a day ahead of the clock ({now_ms}): "
-                                     "the system clock went back; fix it before trading")
+            raise InvariantViolation(
+                f"nonce {nonce} is more than a day ahead of the clock ({now_ms}): "
+                "the system clock went back; fix it before trading"
+            )
         if nonce > self.lease:
             self._write(nonce + self.lease_ms)
         self.last = nonce

@@ -52,7 +52,10 @@ from fractald.venues.interface import (
 from fractald.venues.rest import RestClient
 from fractald.venues.ws import WsSession, WsSettings
 
-NETWORK_URLS = {"mainnet": (MAINNET_REST_URL, MAINNET_WS_URL), "testnet": (TESTNET_REST_URL, TESTNET_WS_URL)}
+NETWORK_URLS = {
+    "mainnet": (MAINNET_REST_URL, MAINNET_WS_URL),
+    "testnet": (TESTNET_REST_URL, TESTNET_WS_URL),
+}
 FILLS_PAGE = 2000  # userFillsByTime returns at most this many per request
 SEEN_FILLS_CAP = 20_000
 
@@ -63,14 +66,18 @@ class HyperliquidSettings:
     network: str = attrs.field(default="testnet", validator=attrs.validators.in_(NETWORK_URLS))
     rest_url: str = ""  # empty: the network's default
     ws_url: str = ""
-    slippage: float = attrs.field(default=hl.DEFAULT_SLIPPAGE, validator=attrs.validators.and_(
-        attrs.validators.gt(0.0), attrs.validators.lt(0.5)))
+    slippage: float = attrs.field(
+        default=hl.DEFAULT_SLIPPAGE,
+        validator=attrs.validators.and_(attrs.validators.gt(0.0), attrs.validators.lt(0.5)),
+    )
     timeout_s: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
 
     @account_address.validator
     def _check_address(self, _: Any, value: str) -> None:
         if not valid_address(value):
-            raise ValueError(f"hyperliquid account_address {value!r} is not a 0x-prefixed 20-byte hex address")
+            raise ValueError(
+                f"hyperliquid account_address {value!r} is not a 0x-prefixed 20-byte hex address"
+            )
 
     @property
     def mainnet(self) -> bool:
@@ -89,9 +96,16 @@ def wall_clock_ms() -> int:
 class HyperliquidVenue:
     name = "hyperliquid"
 
-    def __init__(self, settings: HyperliquidSettings, signer: AgentSigner, nonces: NonceClock, *,
-                 clock_ms: Callable[[], int] = wall_clock_ms, http: httpx.AsyncClient | None = None,
-                 log: Any = None) -> None:
+    def __init__(
+        self,
+        settings: HyperliquidSettings,
+        signer: AgentSigner,
+        nonces: NonceClock,
+        *,
+        clock_ms: Callable[[], int] = wall_clock_ms,
+        http: httpx.AsyncClient | None = None,
+        log: Any = None,
+    ) -> None:
         if signer.mainnet != settings.mainnet:
             raise ValueError("the signer's network differs from the venue's")
         self.settings = settings
@@ -101,10 +115,21 @@ class HyperliquidVenue:
         self.log = log
         rest_url, self.ws_url = settings.urls
         client = http or httpx.AsyncClient(timeout=settings.timeout_s, trust_env=False)
-        self.info_rest = RestClient(rest_url, weight_per_minute=hl.WEIGHT_LIMIT_PER_MINUTE, client=client,
-                                    timeout_s=settings.timeout_s, log=log)
-        self.exchange_rest = RestClient(rest_url, weight_per_minute=hl.WEIGHT_LIMIT_PER_MINUTE, client=client,
-                                        timeout_s=settings.timeout_s, max_attempts=1, log=log)
+        self.info_rest = RestClient(
+            rest_url,
+            weight_per_minute=hl.WEIGHT_LIMIT_PER_MINUTE,
+            client=client,
+            timeout_s=settings.timeout_s,
+            log=log,
+        )
+        self.exchange_rest = RestClient(
+            rest_url,
+            weight_per_minute=hl.WEIGHT_LIMIT_PER_MINUTE,
+            client=client,
+            timeout_s=settings.timeout_s,
+            max_attempts=1,
+            log=log,
+        )
         self.exchange_rest.budget = self.info_rest.budget  # one budget: the venue counts per IP
         self.assets: dict[str, hl.Asset] = {}
         self.coid_by_oid: dict[str, str] = {}
@@ -125,7 +150,9 @@ class HyperliquidVenue:
     async def _exchange(self, action: dict[str, Any], orders: int = 1) -> list[hl.OrderStatusEntry]:
         nonce = self.nonces.next(self.clock_ms())
         body = hl.exchange_body(action, nonce, self.signer.sign_l1(action, nonce))
-        payload = await self.exchange_rest.post_json(hl.EXCHANGE_PATH, body, weight=hl.exchange_weight(orders))
+        payload = await self.exchange_rest.post_json(
+            hl.EXCHANGE_PATH, body, weight=hl.exchange_weight(orders)
+        )
         return hl.parse_exchange_reply(payload)
 
     async def load_assets(self) -> dict[str, hl.Asset]:
@@ -150,11 +177,17 @@ class HyperliquidVenue:
         try:
             asset = await self._asset(intent.symbol)
             reference = None
-            if intent.order_type is OrderType.MARKET and not (intent.price or intent.intended_price):
+            if intent.order_type is OrderType.MARKET and not (
+                intent.price or intent.intended_price
+            ):
                 reference = hl.parse_mids(await self._info(hl.all_mids_body())).get(intent.symbol)
-            wire = hl.order_wire(intent, asset, reference_price=reference, slippage=self.settings.slippage)
+            wire = hl.order_wire(
+                intent, asset, reference_price=reference, slippage=self.settings.slippage
+            )
         except ValueError as exc:  # refused here, before anything is signed: nothing was sent
-            return VenueReport(OrderEvent.REJECT, intent.client_order_id, ts, reason=f"invalid_order: {exc}")
+            return VenueReport(
+                OrderEvent.REJECT, intent.client_order_id, ts, reason=f"invalid_order: {exc}"
+            )
         entries = await self._exchange(hl.order_action([wire]))
         if len(entries) != 1:
             raise BadMessage(f"hyperliquid order reply has {len(entries)} statuses for one order")
@@ -170,40 +203,71 @@ class HyperliquidVenue:
             raise BadMessage(f"hyperliquid cancel reply has {len(entries)} statuses for one cancel")
         return hl.cancel_report(client_order_id, entries[0], self.clock_ms())
 
-    async def modify(self, client_order_id: str, symbol: str, *, quantity: float | None = None,
-                     price: float | None = None, trigger_price: float | None = None) -> VenueReport:
+    async def modify(
+        self,
+        client_order_id: str,
+        symbol: str,
+        *,
+        quantity: float | None = None,
+        price: float | None = None,
+        trigger_price: float | None = None,
+    ) -> VenueReport:
         """Hyperliquid replaces the order (a new oid, the same cloid): the rest of it is read back first."""
         ts = self.clock_ms()
         current = await self.order_status(client_order_id, symbol)
         if current is None or current.terminal:
-            return VenueReport(OrderEvent.UPDATE_REJECT, client_order_id, ts,
-                               reason="not_modifiable: the venue holds no open order by this id")
+            return VenueReport(
+                OrderEvent.UPDATE_REJECT,
+                client_order_id,
+                ts,
+                reason="not_modifiable: the venue holds no open order by this id",
+            )
         asset = await self._asset(symbol)
         trigger = trigger_price if trigger_price is not None else current.trigger_price
         intent = OrderIntent(
-            ts, client_order_id, symbol, Side.BUY if current.side == "BUY" else Side.SELL,
+            ts,
+            client_order_id,
+            symbol,
+            Side.BUY if current.side == "BUY" else Side.SELL,
             OrderType.STOP_MARKET if trigger is not None else OrderType.LIMIT,
             quantity if quantity is not None else current.quantity - current.filled_qty,
             price=price if price is not None else (None if trigger is not None else current.price),
-            trigger_price=trigger, tif=TimeInForce.GTC, reduce_only=current.reduce_only)
+            trigger_price=trigger,
+            tif=TimeInForce.GTC,
+            reduce_only=current.reduce_only,
+        )
         try:
             wire = hl.order_wire(intent, asset, slippage=self.settings.slippage)
         except ValueError as exc:
-            return VenueReport(OrderEvent.UPDATE_REJECT, client_order_id, ts, reason=f"invalid_order: {exc}")
+            return VenueReport(
+                OrderEvent.UPDATE_REJECT, client_order_id, ts, reason=f"invalid_order: {exc}"
+            )
         entries = await self._exchange(hl.modify_action(client_order_id, wire))
         bad = [e for e in entries if isinstance(e, hl.OrderError)]
         if bad:
-            return VenueReport(OrderEvent.UPDATE_REJECT, client_order_id, ts,
-                               reason=f"{bad[0].code}: {bad[0].message}")
+            return VenueReport(
+                OrderEvent.UPDATE_REJECT,
+                client_order_id,
+                ts,
+                reason=f"{bad[0].code}: {bad[0].message}",
+            )
         oid = next((str(e.oid) for e in entries if isinstance(e, (hl.Resting, hl.Filled))), "")
         if oid:
             self.coid_by_oid[oid] = client_order_id
-        return VenueReport(OrderEvent.UPDATE, client_order_id, ts, venue_order_id=oid,
-                           quantity=float(wire["s"]), trigger_price=trigger)
+        return VenueReport(
+            OrderEvent.UPDATE,
+            client_order_id,
+            ts,
+            venue_order_id=oid,
+            quantity=float(wire["s"]),
+            trigger_price=trigger,
+        )
 
     async def order_status(self, client_order_id: str, symbol: str = "") -> VenueOrder | None:
         """By cloid alone (the symbol is not needed here, so the shared reconcile() can ask too)."""
-        return hl.parse_order_status(await self._info(hl.order_status_body(self.user, client_order_id)))
+        return hl.parse_order_status(
+            await self._info(hl.order_status_body(self.user, client_order_id))
+        )
 
     async def open_orders(self) -> list[VenueOrder]:
         return hl.parse_open_orders(await self._info(hl.open_orders_body(self.user)))
@@ -279,9 +343,17 @@ class HyperliquidVenue:
             self._first_time(VenueReport(OrderEvent.FILL, "", 0, trade_id=tid))
 
     async def stream_reports(self, send: trio.MemorySendChannel[VenueReport]) -> None:
-        session = WsSession(WsSettings(self.ws_url, silence_timeout_s=90.0, app_ping=PING_MESSAGE,
-                                       app_ping_interval_s=30.0, max_failures=20),
-                            lambda: hl.user_subscriptions(self.user), log=self.log)
+        session = WsSession(
+            WsSettings(
+                self.ws_url,
+                silence_timeout_s=90.0,
+                app_ping=PING_MESSAGE,
+                app_ping_interval_s=30.0,
+                max_failures=20,
+            ),
+            lambda: hl.user_subscriptions(self.user),
+            log=self.log,
+        )
 
         async def on_message(raw: str | bytes) -> bool:
             message = hl.parse_user_message(raw)

@@ -39,9 +39,17 @@ from fractald.venues.interface import (
 )
 
 # IB order status -> our lower-case venue status
-STATUS = {"PendingSubmit": "open", "PreSubmitted": "open", "Submitted": "open", "ApiPending": "open",
-          "PendingCancel": "open", "Filled": "filled", "Cancelled": "canceled", "ApiCancelled": "canceled",
-          "Inactive": "rejected"}
+STATUS = {
+    "PendingSubmit": "open",
+    "PreSubmitted": "open",
+    "Submitted": "open",
+    "ApiPending": "open",
+    "PendingCancel": "open",
+    "Filled": "filled",
+    "Cancelled": "canceled",
+    "ApiCancelled": "canceled",
+    "Inactive": "rejected",
+}
 
 
 @attrs.frozen(slots=True)
@@ -69,7 +77,9 @@ def front_month(expiries: Sequence[str], today: str, roll_days: int) -> str:
     day = datetime.strptime(today, "%Y%m%d")
     ok = sorted(e for e in expiries if (datetime.strptime(e[:8], "%Y%m%d") - day).days > roll_days)
     if not ok:
-        raise ValueError(f"every expiry of {sorted(expiries)} is within {roll_days} days of {today}")
+        raise ValueError(
+            f"every expiry of {sorted(expiries)} is within {roll_days} days of {today}"
+        )
     return ok[0]
 
 
@@ -78,10 +88,17 @@ def ib_order(intent: OrderIntent) -> Any:
     import ib_async
 
     action = "BUY" if intent.side is Side.BUY else "SELL"
-    tif = {TimeInForce.GTC: "GTC", TimeInForce.IOC: "IOC", TimeInForce.FOK: "FOK", TimeInForce.GTD: "GTD"}
+    tif = {
+        TimeInForce.GTC: "GTC",
+        TimeInForce.IOC: "IOC",
+        TimeInForce.FOK: "FOK",
+        TimeInForce.GTD: "GTD",
+    }
     common = {"orderRef": intent.client_order_id, "tif": tif[intent.tif]}
     if intent.tif is TimeInForce.GTD and intent.expire_ts is not None:
-        common["goodTillDate"] = datetime.fromtimestamp(intent.expire_ts / 1000, UTC).strftime("%Y%m%d %H:%M:%S UTC")
+        common["goodTillDate"] = datetime.fromtimestamp(intent.expire_ts / 1000, UTC).strftime(
+            "%Y%m%d %H:%M:%S UTC"
+        )
     if intent.order_type is OrderType.MARKET:
         return ib_async.MarketOrder(action, intent.quantity, **common)
     if intent.order_type is OrderType.LIMIT:
@@ -101,7 +118,9 @@ class IBKRVenue:
     """`fractald.venues.interface.Venue` on IBKR. Use `async with IBKRVenue(settings) as venue:`."""
 
     name = "ibkr"
-    holds_gtd = True  # IB expires a GTD order itself (goodTillDate); others are cancelled by the router
+    holds_gtd = (
+        True  # IB expires a GTD order itself (goodTillDate); others are cancelled by the router
+    )
 
     def __init__(self, settings: IBSettings) -> None:
         self.settings = settings
@@ -109,7 +128,9 @@ class IBKRVenue:
         self.ib: Any = None
         self.contract: Any = None
         self.details: Any = None
-        self.errors: list[tuple[int, int, str]] = []  # (req id, code, message), for status and tests
+        self.errors: list[
+            tuple[int, int, str]
+        ] = []  # (req id, code, message), for status and tests
         self._reports: ToTrio | None = None
         self._deadlines: dict[str, float] = {}  # entry client id -> trio time to cancel it
 
@@ -131,15 +152,18 @@ class IBKRVenue:
         async def go() -> Any:
             ib = ib_async.IB()
             ib.RaiseRequestErrors = False
-            await ib.connectAsync(s.host, s.port, clientId=s.client_id, account=s.account,
-                                  timeout=s.request_timeout_s)
+            await ib.connectAsync(
+                s.host, s.port, clientId=s.client_id, account=s.account, timeout=s.request_timeout_s
+            )
             return ib
 
         try:
             self.ib = await self.thread.call(go, s.request_timeout_s * 2)
         except (ConnectionError, OSError, TimeoutError, trio.TooSlowError) as exc:
-            raise NetworkError(f"IBKR: cannot connect to {s.host}:{s.port} as client {s.client_id}: "
-                               f"{type(exc).__name__}: {exc}") from None
+            raise NetworkError(
+                f"IBKR: cannot connect to {s.host}:{s.port} as client {s.client_id}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
         self.ib.errorEvent += self._on_error
         if any(categorize(code) is IBCategory.FATAL for _, code, _ in self.errors):
             raise AuthError(f"IBKR refused the session: {self.errors[-1][2]}")
@@ -170,8 +194,11 @@ class IBKRVenue:
         import ib_async
 
         s = self.settings
-        details = await self._call(lambda: self.ib.reqContractDetailsAsync(
-            ib_async.Future(s.symbol, exchange=s.exchange, currency=s.currency)))
+        details = await self._call(
+            lambda: self.ib.reqContractDetailsAsync(
+                ib_async.Future(s.symbol, exchange=s.exchange, currency=s.currency)
+            )
+        )
         if not details:
             raise ConfigError(f"broker.symbol: IBKR knows no {s.symbol} future on {s.exchange}")
         by_expiry = {d.contract.lastTradeDateOrContractMonth: d for d in details}
@@ -179,25 +206,37 @@ class IBKRVenue:
         try:
             chosen = front_month(list(by_expiry), today, s.roll_days)
         except ValueError:
-            chosen = max(by_expiry)  # only expiring contracts listed (the fake's, in tests): the last one
+            chosen = max(
+                by_expiry
+            )  # only expiring contracts listed (the fake's, in tests): the last one
         self.details = by_expiry[chosen]
         self.contract = self.details.contract
 
     # -- Venue ------------------------------------------------------------------------
     async def instruments(self) -> dict[str, InstrumentSpec]:
         d = self.details
-        return {self.settings.symbol: InstrumentSpec(self.settings.symbol, tick_size=float(d.minTick), lot_size=1.0,
-                                                     min_qty=1.0, multiplier=float(d.contract.multiplier or 1))}
+        return {
+            self.settings.symbol: InstrumentSpec(
+                self.settings.symbol,
+                tick_size=float(d.minTick),
+                lot_size=1.0,
+                min_qty=1.0,
+                multiplier=float(d.contract.multiplier or 1),
+            )
+        }
 
     async def submit(self, intent: OrderIntent) -> VenueReport:
         order = ib_order(intent)
         trade = await self._call(lambda: _placed(self.ib, self.contract, order))
         if intent.role == "entry":
-            self._deadlines[intent.client_order_id] = trio.current_time() + self.settings.entry_ttl_s
+            self._deadlines[intent.client_order_id] = (
+                trio.current_time() + self.settings.entry_ttl_s
+            )
         return self._report_of(trade)
 
-    async def submit_bracket(self, entry: OrderIntent, stop: OrderIntent,
-                             targets: Sequence[OrderIntent] = ()) -> list[VenueReport]:
+    async def submit_bracket(
+        self, entry: OrderIntent, stop: OrderIntent, targets: Sequence[OrderIntent] = ()
+    ) -> list[VenueReport]:
         """Entry, protective stop and targets as one IB bracket: the children go with the last leg."""
         legs = [ib_order(entry), ib_order(stop), *(ib_order(t) for t in targets)]
 
@@ -220,18 +259,33 @@ class IBKRVenue:
     async def cancel(self, client_order_id: str, symbol: str = "") -> VenueReport:
         trade = await self._trade(client_order_id)
         if trade is None or trade.isDone():
-            return VenueReport(OrderEvent.CANCEL_REJECT, client_order_id, self._now_ms(),
-                               reason="not working at IBKR")
+            return VenueReport(
+                OrderEvent.CANCEL_REJECT,
+                client_order_id,
+                self._now_ms(),
+                reason="not working at IBKR",
+            )
         await self._call(lambda: _cancelled(self.ib, trade))
         self._deadlines.pop(client_order_id, None)
         return self._report_of(trade)
 
-    async def modify(self, client_order_id: str, symbol: str = "", *, quantity: float | None = None,
-                     price: float | None = None, trigger_price: float | None = None) -> VenueReport:
+    async def modify(
+        self,
+        client_order_id: str,
+        symbol: str = "",
+        *,
+        quantity: float | None = None,
+        price: float | None = None,
+        trigger_price: float | None = None,
+    ) -> VenueReport:
         trade = await self._trade(client_order_id)
         if trade is None or trade.isDone():
-            return VenueReport(OrderEvent.UPDATE_REJECT, client_order_id, self._now_ms(),
-                               reason="not working at IBKR")
+            return VenueReport(
+                OrderEvent.UPDATE_REJECT,
+                client_order_id,
+                self._now_ms(),
+                reason="not working at IBKR",
+            )
         order = trade.order
         if quantity is not None:
             order.totalQuantity = quantity
@@ -240,7 +294,9 @@ class IBKRVenue:
         if trigger_price is not None:
             order.auxPrice = trigger_price
         await self._call(lambda: _modified(self.ib, self.contract, order))
-        return VenueReport(OrderEvent.UPDATE, client_order_id, self._now_ms(), venue_order_id=str(order.permId))
+        return VenueReport(
+            OrderEvent.UPDATE, client_order_id, self._now_ms(), venue_order_id=str(order.permId)
+        )
 
     async def order_status(self, client_order_id: str, symbol: str = "") -> VenueOrder | None:
         trade = await self._trade(client_order_id)
@@ -260,12 +316,23 @@ class IBKRVenue:
         import ib_async
 
         when = datetime.fromtimestamp(ts / 1000, UTC).strftime("%Y%m%d-%H:%M:%S") if ts > 0 else ""
-        fills = await self._call(lambda: self.ib.reqExecutionsAsync(ib_async.ExecutionFilter(time=when)))
-        return [VenueFill(f.execution.orderRef, f.execution.execId, _ms(f.execution.time),
-                          float(f.execution.shares), float(f.execution.price),
-                          float(f.commissionReport.commission or 0.0), self.settings.symbol,
-                          "BUY" if f.execution.side == "BOT" else "SELL")
-                for f in fills if f.execution.orderRef and _ms(f.execution.time) >= ts]
+        fills = await self._call(
+            lambda: self.ib.reqExecutionsAsync(ib_async.ExecutionFilter(time=when))
+        )
+        return [
+            VenueFill(
+                f.execution.orderRef,
+                f.execution.execId,
+                _ms(f.execution.time),
+                float(f.execution.shares),
+                float(f.execution.price),
+                float(f.commissionReport.commission or 0.0),
+                self.settings.symbol,
+                "BUY" if f.execution.side == "BOT" else "SELL",
+            )
+            for f in fills
+            if f.execution.orderRef and _ms(f.execution.time) >= ts
+        ]
 
     async def positions(self) -> dict[str, float]:
         return {p.symbol: p.quantity for p in await self.position_details()}
@@ -273,8 +340,11 @@ class IBKRVenue:
     async def position_details(self) -> list[VenuePosition]:
         positions = await self._call(lambda: self.ib.reqPositionsAsync())
         mult = float(self.contract.multiplier or 1)
-        return [VenuePosition(self.settings.symbol, float(p.position), float(p.avgCost) / mult)
-                for p in positions if p.contract.conId == self.contract.conId and p.position]
+        return [
+            VenuePosition(self.settings.symbol, float(p.position), float(p.avgCost) / mult)
+            for p in positions
+            if p.contract.conId == self.contract.conId and p.position
+        ]
 
     async def account(self) -> VenueAccount:
         values = {(v.tag, v.currency): v.value for v in self.ib.accountValues()}
@@ -300,11 +370,19 @@ class IBKRVenue:
             # the execution's cumulative quantity, not the status (IB sends the two in either order)
             done = float(fill.execution.cumQty or 0) >= float(trade.order.totalQuantity) - 1e-9
             event = OrderEvent.FILL if done else OrderEvent.PARTIAL_FILL
-            reports.put(VenueReport(event, fill.execution.orderRef, _ms(fill.execution.time),
-                                    trade_id=fill.execution.execId, quantity=float(fill.execution.shares),
-                                    price=float(fill.execution.price),
-                                    fee=float(fill.commissionReport.commission or 0.0),
-                                    liquidity=Liquidity.TAKER, venue_order_id=str(trade.order.permId)))
+            reports.put(
+                VenueReport(
+                    event,
+                    fill.execution.orderRef,
+                    _ms(fill.execution.time),
+                    trade_id=fill.execution.execId,
+                    quantity=float(fill.execution.shares),
+                    price=float(fill.execution.price),
+                    fee=float(fill.commissionReport.commission or 0.0),
+                    liquidity=Liquidity.TAKER,
+                    venue_order_id=str(trade.order.permId),
+                )
+            )
 
         def on_status(trade: Any) -> None:
             status = trade.orderStatus.status
@@ -321,7 +399,9 @@ class IBKRVenue:
                 self.thread.call_soon(_unsubscribe, self.ib, on_exec, on_status)
             reports.closed = True
 
-    async def stream_bars(self, send: trio.MemorySendChannel[Bar], rollup: FiveSecondRollup | None = None) -> None:
+    async def stream_bars(
+        self, send: trio.MemorySendChannel[Bar], rollup: FiveSecondRollup | None = None
+    ) -> None:
         """Market data: IB's 5 s real-time bars (trades) rolled into 1 m bars, until cancelled."""
         assert self.thread is not None and self.ib is not None
         rollup = rollup or FiveSecondRollup(self.settings.symbol, float(self.details.minTick))
@@ -331,7 +411,9 @@ class IBKRVenue:
         def on_update(bar_list: Any, has_new: bool) -> None:
             if has_new:
                 b = bar_list[-1]
-                for minute in rollup.on_bar(_ms(b.time), b.open_, b.high, b.low, b.close, float(b.volume)):
+                for minute in rollup.on_bar(
+                    _ms(b.time), b.open_, b.high, b.low, b.close, float(b.volume)
+                ):
                     out.put(minute)
 
         self.thread.call_soon(_watch_bars, bars, on_update, True)
@@ -367,26 +449,45 @@ class IBKRVenue:
         o, st = trade.order, trade.orderStatus
         # Futures at IB have no reduce-only flag; fractald only ever sends stop orders as protective
         # stops (entries are market or limit), so a stop is reported as the reduce-only leg it is.
-        return VenueOrder(o.orderRef, self.settings.symbol, STATUS.get(st.status, "open"), float(o.totalQuantity),
-                          float(st.filled), str(o.permId), o.action,
-                          None if o.orderType != "LMT" else float(o.lmtPrice),
-                          None if o.orderType != "STP" else float(o.auxPrice), reduce_only=o.orderType == "STP")
+        return VenueOrder(
+            o.orderRef,
+            self.settings.symbol,
+            STATUS.get(st.status, "open"),
+            float(o.totalQuantity),
+            float(st.filled),
+            str(o.permId),
+            o.action,
+            None if o.orderType != "LMT" else float(o.lmtPrice),
+            None if o.orderType != "STP" else float(o.auxPrice),
+            reduce_only=o.orderType == "STP",
+        )
 
     def _report_of(self, trade: Any) -> VenueReport:
         st = trade.orderStatus.status
-        event = {"Filled": OrderEvent.FILL, "Cancelled": OrderEvent.CANCEL, "ApiCancelled": OrderEvent.CANCEL,
-                 "Inactive": OrderEvent.REJECT}.get(st, OrderEvent.ACCEPT)
+        event = {
+            "Filled": OrderEvent.FILL,
+            "Cancelled": OrderEvent.CANCEL,
+            "ApiCancelled": OrderEvent.CANCEL,
+            "Inactive": OrderEvent.REJECT,
+        }.get(st, OrderEvent.ACCEPT)
         reason = ""
-        refused = [e for e in trade.log if e.errorCode and categorize(e.errorCode) is IBCategory.REJECT]
+        refused = [
+            e for e in trade.log if e.errorCode and categorize(e.errorCode) is IBCategory.REJECT
+        ]
         if event in (OrderEvent.CANCEL, OrderEvent.REJECT) and refused:
             event, reason = OrderEvent.REJECT, f"ib_{refused[-1].errorCode}: {refused[-1].message}"
         elif event is OrderEvent.REJECT:
             reason = "inactive"
         fill = trade.orderStatus
-        return VenueReport(event, trade.order.orderRef, self._now_ms(), reason=reason,
-                           venue_order_id=str(trade.order.permId),
-                           quantity=float(fill.filled) if event is OrderEvent.FILL else 0.0,
-                           price=float(fill.avgFillPrice) if event is OrderEvent.FILL else 0.0)
+        return VenueReport(
+            event,
+            trade.order.orderRef,
+            self._now_ms(),
+            reason=reason,
+            venue_order_id=str(trade.order.permId),
+            quantity=float(fill.filled) if event is OrderEvent.FILL else 0.0,
+            price=float(fill.avgFillPrice) if event is OrderEvent.FILL else 0.0,
+        )
 
 
 async def _settled(trades: Sequence[Any], timeout_s: float = 5.0) -> None:
@@ -395,7 +496,10 @@ async def _settled(trades: Sequence[Any], timeout_s: float = 5.0) -> None:
 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
-    while any(t.orderStatus.status in ("PendingSubmit", "") for t in trades) and loop.time() < deadline:
+    while (
+        any(t.orderStatus.status in ("PendingSubmit", "") for t in trades)
+        and loop.time() < deadline
+    ):
         await asyncio.sleep(0.02)
 
 

@@ -37,7 +37,9 @@ class AsyncioThread:
 
     async def call(self, make: Callable[[], Awaitable[T]], timeout_s: float) -> T:
         """Run `make()` on the asyncio loop; wait for it from trio, at most `timeout_s`."""
-        future: concurrent.futures.Future[T] = asyncio.run_coroutine_threadsafe(_awaited(make), self.loop)
+        future: concurrent.futures.Future[T] = asyncio.run_coroutine_threadsafe(
+            _awaited(make), self.loop
+        )
         done = trio.Event()
         token = trio.lowlevel.current_trio_token()
         future.add_done_callback(lambda _f: token.run_sync_soon(done.set))

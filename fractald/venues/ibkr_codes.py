@@ -36,9 +36,15 @@ CODES: dict[int, IBCategory] = {
     507: IBCategory.TRANSIENT,  # bad message length / socket exception
     326: IBCategory.FATAL,  # client id already in use
     # farms
-    2103: IBCategory.TRANSIENT, 2105: IBCategory.TRANSIENT, 2157: IBCategory.TRANSIENT,  # farm broken
-    2104: IBCategory.INFO, 2106: IBCategory.INFO, 2107: IBCategory.INFO, 2108: IBCategory.INFO,
-    2158: IBCategory.INFO, 2119: IBCategory.INFO,
+    2103: IBCategory.TRANSIENT,
+    2105: IBCategory.TRANSIENT,
+    2157: IBCategory.TRANSIENT,  # farm broken
+    2104: IBCategory.INFO,
+    2106: IBCategory.INFO,
+    2107: IBCategory.INFO,
+    2108: IBCategory.INFO,
+    2158: IBCategory.INFO,
+    2119: IBCategory.INFO,
     # orders
     201: IBCategory.REJECT,  # order rejected (margin, permissions, ...)
     202: IBCategory.INFO,  # order cancelled (the status message carries it)

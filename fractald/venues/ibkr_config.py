@@ -14,23 +14,36 @@ RUNBOOK = "runbooks/ibkr-gateway.md"
 
 def settings_of(config: Config) -> IBSettings:
     b = config.broker
-    return IBSettings(host=b.ib_host, port=b.ib_port, client_id=b.ib_client_id, account=b.ib_account,
-                      symbol=b.ib_symbol, exchange=b.ib_exchange, roll_days=b.ib_roll_days,
-                      entry_ttl_s=b.ib_entry_ttl_s)
+    return IBSettings(
+        host=b.ib_host,
+        port=b.ib_port,
+        client_id=b.ib_client_id,
+        account=b.ib_account,
+        symbol=b.ib_symbol,
+        exchange=b.ib_exchange,
+        roll_days=b.ib_roll_days,
+        entry_ttl_s=b.ib_entry_ttl_s,
+    )
 
 
 def config_problems(config: Config) -> list[str]:
     b = config.broker
     problems = []
     if config.risk.mode != "live":
-        problems.append("config.risk.mode: 'paper' refuses the real broker 'ibkr' (an IB paper account is "
-                        "traded with [risk] mode = \"live\" on the Gateway's paper port 4002); or use "
-                        "[broker] kind = \"paper\"")
+        problems.append(
+            "config.risk.mode: 'paper' refuses the real broker 'ibkr' (an IB paper account is "
+            'traded with [risk] mode = "live" on the Gateway\'s paper port 4002); or use '
+            '[broker] kind = "paper"'
+        )
     if not b.ib_host.strip():
-        problems.append("config.broker.ib_host: empty; the host TWS / IB Gateway listens on (usually 127.0.0.1)")
+        problems.append(
+            "config.broker.ib_host: empty; the host TWS / IB Gateway listens on (usually 127.0.0.1)"
+        )
     if not re.fullmatch(r"[A-Z0-9]{1,10}", b.ib_symbol):
-        problems.append(f"config.broker.ib_symbol: {b.ib_symbol!r} is not a future's root symbol "
-                        "(upper-case, like MES or MNQ)")
+        problems.append(
+            f"config.broker.ib_symbol: {b.ib_symbol!r} is not a future's root symbol "
+            "(upper-case, like MES or MNQ)"
+        )
     from fractald.venues.ibkr_feed_preflight import client_id_problem, month_problems
 
     clash = client_id_problem(config)
@@ -38,8 +51,10 @@ def config_problems(config: Config) -> list[str]:
         problems.append(clash)
     problems.extend(month_problems(config))
     if b.ib_account and not re.fullmatch(r"[A-Z]{1,3}\d{3,12}", b.ib_account):
-        problems.append(f"config.broker.ib_account: {b.ib_account!r} is not an IBKR account id "
-                        "(like U1234567, or DU1234567 for paper)")
+        problems.append(
+            f"config.broker.ib_account: {b.ib_account!r} is not an IBKR account id "
+            "(like U1234567, or DU1234567 for paper)"
+        )
     return problems
 
 
@@ -61,12 +76,17 @@ def preflight_check(config: Config, online: Callable[[], bool]) -> Any:
             if not account.equity > 0:
                 raise ValueError(f"the account reports net liquidation {account.equity}")
             contract = venue.contract
-            return (f"IBKR {s.host}:{s.port} client {s.client_id}: net liquidation {account.equity:,.2f} "
-                    f"{account.currency}, available {account.available:,.2f}; {s.symbol} trades as "
-                    f"{contract.localSymbol} (tick {spec.tick_size:g}, multiplier {spec.multiplier:g})")
+            return (
+                f"IBKR {s.host}:{s.port} client {s.client_id}: net liquidation {account.equity:,.2f} "
+                f"{account.currency}, available {account.available:,.2f}; {s.symbol} trades as "
+                f"{contract.localSymbol} (tick {spec.tick_size:g}, multiplier {spec.multiplier:g})"
+            )
 
     try:
         return ok("broker", trio.run(probe))
     except Exception as exc:  # noqa: BLE001 - whatever stops the connection is the answer to show
-        return fail("broker", f"IBKR at {s.host}:{s.port} as client {s.client_id}: {type(exc).__name__}: {exc}",
-                    f"start TWS / IB Gateway with the API enabled on that port; see {RUNBOOK}")
+        return fail(
+            "broker",
+            f"IBKR at {s.host}:{s.port} as client {s.client_id}: {type(exc).__name__}: {exc}",
+            f"start TWS / IB Gateway with the API enabled on that port; see {RUNBOOK}",
+        )

@@ -149,18 +149,23 @@ class IBFeedLink:
         async def go() -> Any:
             ib = ib_async.IB()
             ib.RaiseRequestErrors = False
-            ib.errorEvent += lambda req_id, code, message, *_: bridge.put(LinkNotice(code, message, req_id))
+            ib.errorEvent += lambda req_id, code, message, *_: bridge.put(
+                LinkNotice(code, message, req_id)
+            )
             ib.disconnectedEvent += lambda: bridge.put(LinkLost("the API socket closed"))
-            await ib.connectAsync(s.host, s.port, clientId=s.client_id, timeout=s.request_timeout_s,
-                                  readonly=True)
+            await ib.connectAsync(
+                s.host, s.port, clientId=s.client_id, timeout=s.request_timeout_s, readonly=True
+            )
             return ib
 
         try:
             self.ib = await self.thread.call(go, s.request_timeout_s * 2)
         except (ConnectionError, OSError, TimeoutError, trio.TooSlowError) as exc:
             bridge.closed = True
-            raise NetworkError(f"IBKR feed: cannot connect to {s.host}:{s.port} as client {s.client_id}: "
-                               f"{type(exc).__name__}: {exc}") from None
+            raise NetworkError(
+                f"IBKR feed: cannot connect to {s.host}:{s.port} as client {s.client_id}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
 
     async def disconnect(self) -> None:
         self._subscriptions.clear()
@@ -193,8 +198,9 @@ class IBFeedLink:
         out: dict[str, Instrument] = {}
         unknown = []
         for root in roots:
-            details = await self._call(self._details_of(ib_async.Future(root, exchange=s.exchange,
-                                                                        currency=s.currency)))
+            details = await self._call(
+                self._details_of(ib_async.Future(root, exchange=s.exchange, currency=s.currency))
+            )
             if not details:
                 unknown.append(root)
                 continue
@@ -204,10 +210,20 @@ class IBFeedLink:
             except ValueError:
                 chosen = max(by_expiry)  # every listed month expires within roll_days: the last one
             d = by_expiry[chosen]
-            out[root] = Instrument(root, d.contract.localSymbol, chosen, float(d.minTick),
-                                   _sessions(d.tradingSessions), _sessions(d.liquidSessions), d.contract)
+            out[root] = Instrument(
+                root,
+                d.contract.localSymbol,
+                chosen,
+                float(d.minTick),
+                _sessions(d.tradingSessions),
+                _sessions(d.liquidSessions),
+                d.contract,
+            )
         if unknown:
-            problems = [f"config.feed.symbols: {r!r}: IBKR knows no {r} future on {s.exchange}" for r in unknown]
+            problems = [
+                f"config.feed.symbols: {r!r}: IBKR knows no {r} future on {s.exchange}"
+                for r in unknown
+            ]
             raise ConfigError("; ".join(problems), problems=problems)
         return out
 
@@ -244,24 +260,52 @@ class IBFeedLink:
 
         await self._call(go)
 
-    async def history(self, inst: Instrument, start_ms: int, end_ms: int, timeout_s: float) -> list[Bar]:
+    async def history(
+        self, inst: Instrument, start_ms: int, end_ms: int, timeout_s: float
+    ) -> list[Bar]:
         """1-minute TRADES bars opening in [start_ms, end_ms), outside regular hours included."""
         span_s = max(60, (end_ms - start_ms + 999) // 1000)
         duration = f"{span_s} S" if span_s <= 86_400 else f"{math.ceil(span_s / 86_400)} D"
         end = datetime.fromtimestamp(end_ms / 1000, UTC)
         try:
-            got = await self._call(lambda: self.ib.reqHistoricalDataAsync(
-                inst.contract, end, duration, "1 min", "TRADES", False, formatDate=2, timeout=timeout_s),
-                timeout_s + 1.0)
+            got = await self._call(
+                lambda: self.ib.reqHistoricalDataAsync(
+                    inst.contract,
+                    end,
+                    duration,
+                    "1 min",
+                    "TRADES",
+                    False,
+                    formatDate=2,
+                    timeout=timeout_s,
+                ),
+                timeout_s + 1.0,
+            )
         except trio.TooSlowError:
-            raise NetworkError(f"IBKR feed: no history for {inst.local_symbol} within {timeout_s} s") from None
+            raise NetworkError(
+                f"IBKR feed: no history for {inst.local_symbol} within {timeout_s} s"
+            ) from None
         bars = []
         for b in got:
-            when = b.date if isinstance(b.date, datetime) else datetime.combine(b.date, datetime.min.time(), UTC)
+            when = (
+                b.date
+                if isinstance(b.date, datetime)
+                else datetime.combine(b.date, datetime.min.time(), UTC)
+            )
             ts = _ms(when)
             if start_ms <= ts < end_ms:
-                bars.append(Bar(inst.symbol, "1m", ts, float(b.open), float(b.high), float(b.low),
-                                float(b.close), max(0.0, float(b.volume))))
+                bars.append(
+                    Bar(
+                        inst.symbol,
+                        "1m",
+                        ts,
+                        float(b.open),
+                        float(b.high),
+                        float(b.low),
+                        float(b.close),
+                        max(0.0, float(b.volume)),
+                    )
+                )
         return bars
 
     async def server_time_ms(self) -> int:
@@ -273,8 +317,18 @@ def _bar_handler(symbol: str, con_id: int, bridge: ToTrio) -> Callable[[Any, boo
     def on_update(bar_list: Any, has_new: bool) -> None:
         if has_new and bar_list:
             b = bar_list[-1]
-            bridge.put(RealtimeBar(symbol, _ms(b.time), float(b.open_), float(b.high), float(b.low),
-                                   float(b.close), max(0.0, float(b.volume)), con_id))
+            bridge.put(
+                RealtimeBar(
+                    symbol,
+                    _ms(b.time),
+                    float(b.open_),
+                    float(b.high),
+                    float(b.low),
+                    float(b.close),
+                    max(0.0, float(b.volume)),
+                    con_id,
+                )
+            )
 
     return on_update
 
@@ -284,8 +338,10 @@ def _quote_handler(symbol: str, con_id: int, bridge: ToTrio) -> Callable[[Any], 
 
     def on_update(ticker: Any) -> None:
         # ib_async marks an empty side with NaN (or -1): no quote to pass on then
-        book = tuple(0.0 if math.isnan(x) else float(x)
-                     for x in (ticker.bid, ticker.bidSize, ticker.ask, ticker.askSize))
+        book = tuple(
+            0.0 if math.isnan(x) else float(x)
+            for x in (ticker.bid, ticker.bidSize, ticker.ask, ticker.askSize)
+        )
         if book[0] > 0 and book[2] > 0 and (not last or last[0] != book):
             last[:] = [book]
             bid, bid_size, ask, ask_size = book

@@ -20,7 +20,10 @@ HYPERLIQUID_COIN = re.compile(r"[A-Za-z0-9]{1,20}")
 QUOTES = ("USDT", "USDC", "USD", "PERP")
 
 # (path, request weight): Binance spot charges 20 for exchangeInfo, USD-M futures 1.
-BINANCE_EXCHANGE_INFO = {"binance": ("/api/v3/exchangeInfo", 20), "binance-futures": ("/fapi/v1/exchangeInfo", 1)}
+BINANCE_EXCHANGE_INFO = {
+    "binance": ("/api/v3/exchangeInfo", 20),
+    "binance-futures": ("/fapi/v1/exchangeInfo", 1),
+}
 HYPERLIQUID_META = {"type": "meta"}
 HYPERLIQUID_META_WEIGHT = 20
 
@@ -34,18 +37,24 @@ def form_problem(venue: str, symbol: str) -> str | None:
             return f"{symbol!r} is not a Binance symbol: Binance writes them upper case, e.g. {symbol.upper()!r}"
         if not BINANCE_SYMBOL.fullmatch(symbol):
             plain = re.sub(r"[^A-Za-z0-9]", "", symbol).upper().removesuffix("PERP")
-            return (f"{symbol!r} is not a Binance symbol: base then quote in capitals and digits, "
-                    f"no separator, e.g. {plain or 'BTCUSDT'!r}")
+            return (
+                f"{symbol!r} is not a Binance symbol: base then quote in capitals and digits, "
+                f"no separator, e.g. {plain or 'BTCUSDT'!r}"
+            )
         return None
     if venue.startswith("hyperliquid"):
         coin = re.split(r"[-/_]", symbol)[0]
-        if not HYPERLIQUID_COIN.fullmatch(symbol) or (symbol.endswith(QUOTES) and symbol not in QUOTES):
+        if not HYPERLIQUID_COIN.fullmatch(symbol) or (
+            symbol.endswith(QUOTES) and symbol not in QUOTES
+        ):
             base = coin.upper()
             for quote in QUOTES:
                 if base.endswith(quote) and base != quote:
                     base = base.removesuffix(quote)
-            return (f"{symbol!r} is not a Hyperliquid perpetual: they are named by their coin alone, "
-                    f"e.g. {base or 'BTC'!r}")
+            return (
+                f"{symbol!r} is not a Hyperliquid perpetual: they are named by their coin alone, "
+                f"e.g. {base or 'BTC'!r}"
+            )
         if symbol.islower():
             return f"{symbol!r} is not a Hyperliquid coin: their names are upper case, e.g. {symbol.upper()!r}"
     return None
@@ -87,7 +96,9 @@ async def listed_symbols(client: Any, venue: str) -> set[str]:
         if venue.startswith("hyperliquid"):
             from fractald.venues.hyperliquid import INFO_PATH
 
-            payload = await client.post_json(INFO_PATH, HYPERLIQUID_META, weight=HYPERLIQUID_META_WEIGHT)
+            payload = await client.post_json(
+                INFO_PATH, HYPERLIQUID_META, weight=HYPERLIQUID_META_WEIGHT
+            )
             return parse_hyperliquid_meta(payload)
         path, weight = BINANCE_EXCHANGE_INFO[venue]
         return parse_binance_exchange_info(await client.get_json(path, {}, weight=weight))

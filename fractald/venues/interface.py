@@ -116,9 +116,15 @@ class Venue(Protocol):
         """CANCEL on success; CANCEL_REJECT (reason: the venue's code) when it could not."""
         ...
 
-    async def modify(self, client_order_id: str, symbol: str, *, quantity: float | None = None,
-                     price: float | None = None,
-                     trigger_price: float | None = None) -> VenueReport:
+    async def modify(
+        self,
+        client_order_id: str,
+        symbol: str,
+        *,
+        quantity: float | None = None,
+        price: float | None = None,
+        trigger_price: float | None = None,
+    ) -> VenueReport:
         """UPDATE on success; UPDATE_REJECT otherwise."""
         ...
 

@@ -58,6 +58,7 @@ class RestCapture:
 
 # -- candles --------------------------------------------------------------------
 
+
 def _timeframe_of(ts_ms: np.ndarray, path: object) -> str:
     if len(ts_ms) < 2:
         raise ReplayError(f"{path}: need at least 2 candles to tell the timeframe")
@@ -69,8 +70,9 @@ def _timeframe_of(ts_ms: np.ndarray, path: object) -> str:
     for name, ms in TIMEFRAME_MS.items():
         if ms == step:
             return name
-    raise ReplayError(f"{path}: candle spacing {step} ms is not a known timeframe "
-                      f"({', '.join(TIMEFRAME_MS)})")
+    raise ReplayError(
+        f"{path}: candle spacing {step} ms is not a known timeframe ({', '.join(TIMEFRAME_MS)})"
+    )
 
 
 def _times_ms(column: pd.Series, path: object) -> np.ndarray:
@@ -85,7 +87,9 @@ def _times_ms(column: pd.Series, path: object) -> np.ndarray:
         warnings.simplefilter("ignore", UserWarning)  # "could not infer format": we check below
         stamps = pd.to_datetime(column, utc=True, errors="coerce")
     if stamps.isna().any():
-        raise ReplayError(f"{path}: unreadable time in row {int(stamps.isna().to_numpy().argmax())}")
+        raise ReplayError(
+            f"{path}: unreadable time in row {int(stamps.isna().to_numpy().argmax())}"
+        )
     return stamps.dt.as_unit("ms").astype("int64").to_numpy()
 
 
@@ -95,7 +99,9 @@ def frame_to_bars(frame: pd.DataFrame, symbol: str, path: object = "frame") -> l
     return arrays_to_bars(ts, arrays, symbol, path)
 
 
-def frame_arrays(frame: pd.DataFrame, path: object = "frame") -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def frame_arrays(
+    frame: pd.DataFrame, path: object = "frame"
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The open times (ms) and OHLCV columns of a frame, in the file's order, unchecked."""
     import pandas as pd
 
@@ -104,7 +110,9 @@ def frame_arrays(frame: pd.DataFrame, path: object = "frame") -> tuple[np.ndarra
     columns = {c.lower(): c for c in frame.columns}
     missing = [c for c in _PRICE_COLUMNS if c not in columns]
     if missing:
-        raise ReplayError(f"{path}: missing column(s) {', '.join(missing)}; have {list(frame.columns)}")
+        raise ReplayError(
+            f"{path}: missing column(s) {', '.join(missing)}; have {list(frame.columns)}"
+        )
     time_col = next((columns[c] for c in _TIME_COLUMNS if c in columns), None)
     if time_col is not None:
         ts = _times_ms(frame[time_col], path)
@@ -113,20 +121,24 @@ def frame_arrays(frame: pd.DataFrame, path: object = "frame") -> tuple[np.ndarra
     else:
         raise ReplayError(f"{path}: no time column (one of {', '.join(_TIME_COLUMNS)})")
     try:
-        arrays = {c: pd.to_numeric(frame[columns[c]], errors="coerce").to_numpy(dtype="float64")
-                  for c in _PRICE_COLUMNS}
+        arrays = {
+            c: pd.to_numeric(frame[columns[c]], errors="coerce").to_numpy(dtype="float64")
+            for c in _PRICE_COLUMNS
+        }
     except (TypeError, ValueError) as exc:
         raise ReplayError(f"{path}: unreadable prices: {exc}") from None
     return ts, arrays
 
 
-def arrays_to_bars(ts: np.ndarray, arrays: dict[str, np.ndarray], symbol: str,
-                   path: object = "arrays") -> list[Bar]:
+def arrays_to_bars(
+    ts: np.ndarray, arrays: dict[str, np.ndarray], symbol: str, path: object = "arrays"
+) -> list[Bar]:
     return list(arrays_to_candles(ts, arrays, symbol, path))
 
 
-def arrays_to_candles(ts: np.ndarray, arrays: dict[str, np.ndarray], symbol: str,
-                      path: object = "arrays") -> Candles:
+def arrays_to_candles(
+    ts: np.ndarray, arrays: dict[str, np.ndarray], symbol: str, path: object = "arrays"
+) -> Candles:
     """Sorted, a repeated time's first row kept, every price finite, times aligned; as columns."""
     if (np.diff(ts) > 0).all():  # in order, no time twice (the usual file): no copies
         cols = [np.asarray(arrays[c], dtype=np.float64) for c in _PRICE_COLUMNS]
@@ -183,19 +195,33 @@ def _parquet_columns(path: str | Path) -> tuple[np.ndarray, dict[str, np.ndarray
     schema = file.schema_arrow
     columns = {name.lower(): name for name in schema.names}
     time_col = next((columns[c] for c in _TIME_COLUMNS if c in columns), None)
-    if (time_col is None or file.metadata.num_rows == 0 or any(c not in columns for c in _PRICE_COLUMNS)
-            or not all(pat.is_integer(t) or pat.is_floating(t)
-                       for t in (schema.field(n).type for n in (time_col, *(columns[c] for c in _PRICE_COLUMNS))))):
+    if (
+        time_col is None
+        or file.metadata.num_rows == 0
+        or any(c not in columns for c in _PRICE_COLUMNS)
+        or not all(
+            pat.is_integer(t) or pat.is_floating(t)
+            for t in (
+                schema.field(n).type for n in (time_col, *(columns[c] for c in _PRICE_COLUMNS))
+            )
+        )
+    ):
         return None
 
     def column(name: str) -> np.ndarray | None:
         # The Arrow buffers as float64 views (Arrow's own to_numpy would import pandas); a null
         # has no value in the buffer, so a column with one takes the DataFrame path (NaN, named).
-        chunks = [pc.cast(c, pa.float64()) for c in file.reader.read_column(schema.names.index(name)).chunks
-                  if len(c)]
+        chunks = [
+            pc.cast(c, pa.float64())
+            for c in file.reader.read_column(schema.names.index(name)).chunks
+            if len(c)
+        ]
         if any(c.null_count for c in chunks):
             return None
-        parts = [np.frombuffer(c.buffers()[1], dtype=np.float64, count=len(c), offset=c.offset * 8) for c in chunks]
+        parts = [
+            np.frombuffer(c.buffers()[1], dtype=np.float64, count=len(c), offset=c.offset * 8)
+            for c in chunks
+        ]
         pa.default_memory_pool().release_unused()  # the pool would keep each column's decoding space
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
@@ -208,9 +234,11 @@ def _parquet_columns(path: str | Path) -> tuple[np.ndarray, dict[str, np.ndarray
     return (values * scale).astype("int64"), {c: p for c, p in prices.items() if p is not None}
 
 
-REPLAY_REPAIR_HINT = ("set [feed] replay_repair = true to drop the bad rows, sort the rest and "
-                      "keep the first of each repeated time (the daemon logs what it did), or "
-                      "fix the file")
+REPLAY_REPAIR_HINT = (
+    "set [feed] replay_repair = true to drop the bad rows, sort the rest and "
+    "keep the first of each repeated time (the daemon logs what it did), or "
+    "fix the file"
+)
 
 
 def candle_file_problems(path: str | Path) -> str | None:
@@ -238,8 +266,9 @@ def load_checked_candles(path: str | Path, symbol: str, repair: bool, log: Any) 
         if not repair:
             raise ReplayError(candle_file_problems(path) or f"{path}: bad candle rows")
         ts, arrays, summary = repair_candles(ts, arrays)
-        log.warning("replay_repaired", path=str(path), message=describe_repair(path, summary),
-                    **summary)
+        log.warning(
+            "replay_repaired", path=str(path), message=describe_repair(path, summary), **summary
+        )
     return arrays_to_candles(ts, arrays, symbol, path)
 
 
@@ -259,7 +288,9 @@ def read_candle_frame(path: str | Path) -> pd.DataFrame:
         elif suffix in (".parquet", ".pq"):
             frame = pd.read_parquet(path)
         else:
-            raise ReplayError(f"{path}: unknown candle format {suffix!r}; use {', '.join(CANDLE_SUFFIXES)}")
+            raise ReplayError(
+                f"{path}: unknown candle format {suffix!r}; use {', '.join(CANDLE_SUFFIXES)}"
+            )
     except ReplayError:
         raise
     except (ValueError, OSError, ImportError) as exc:
@@ -279,6 +310,7 @@ def bundled_candle_columns(symbol: str = BUNDLED_SYMBOL) -> Candles:
 
 
 # -- captures -------------------------------------------------------------------
+
 
 def is_capture(path: str | Path) -> bool:
     """cryptofeed captures are named like BINANCE_FUTURES.ws.1.0."""
@@ -322,8 +354,10 @@ def read_rest_capture(path: str | Path) -> list[RestCapture]:
 
 # -- pacing ---------------------------------------------------------------------
 
-async def paced(items: Iterable[T], time_ms: Callable[[T], int], speed: float,
-                *, checkpoint_every: int = 256) -> AsyncIterator[T]:
+
+async def paced(
+    items: Iterable[T], time_ms: Callable[[T], int], speed: float, *, checkpoint_every: int = 256
+) -> AsyncIterator[T]:
     """Yield items at `speed` times the pace of their own timestamps (0: as fast as possible).
 
     The schedule is anchored at the first item, so a slow consumer does not
@@ -345,4 +379,3 @@ async def paced(items: Iterable[T], time_ms: Callable[[T], int], speed: float,
         elif n % checkpoint_every == 0:
             await trio.lowlevel.checkpoint()  # let the rest of the daemon run
         yield item
-

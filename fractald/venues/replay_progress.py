@@ -27,8 +27,18 @@ def _utc(ms: int) -> str:
 class ReplayProgress:
     """The replay of one source: items sent of the total, the data time reached, the pace."""
 
-    __slots__ = ("done", "finished", "first_ms", "last_ms", "source", "started_s", "total",
-                 "ts_ms", "unit", "updated_s")
+    __slots__ = (
+        "done",
+        "finished",
+        "first_ms",
+        "last_ms",
+        "source",
+        "started_s",
+        "total",
+        "ts_ms",
+        "unit",
+        "updated_s",
+    )
 
     def __init__(self) -> None:
         self.source = ""
@@ -42,8 +52,15 @@ class ReplayProgress:
         self.updated_s: float | None = None
         self.finished = False
 
-    def start(self, source: str, total: int, first_ms: int | None, last_ms: int | None,
-              now_s: float, unit: str = "candles") -> None:
+    def start(
+        self,
+        source: str,
+        total: int,
+        first_ms: int | None,
+        last_ms: int | None,
+        now_s: float,
+        unit: str = "candles",
+    ) -> None:
         """A (re)started replay of `total` items spanning `first_ms`..`last_ms` of data time."""
         self.source, self.unit, self.total = source, unit, max(0, total)
         self.first_ms, self.last_ms = first_ms, last_ms
@@ -90,7 +107,15 @@ class ReplayProgress:
     def view(self) -> dict[str, Any]:
         """For `status` (--json keeps fractions: 0.42 is 42 %)."""
         eta = self.eta_s()
-        return {"progress": self.line(), "source": self.source, "finished": self.finished,
-                "done": self.done, "total": self.total, "fraction": round(self.fraction, 4),
-                "data_from_ts": self.first_ms, "data_to_ts": self.last_ms, "data_at_ts": self.ts_ms,
-                "eta_s": None if eta is None else round(eta, 1)}
+        return {
+            "progress": self.line(),
+            "source": self.source,
+            "finished": self.finished,
+            "done": self.done,
+            "total": self.total,
+            "fraction": round(self.fraction, 4),
+            "data_from_ts": self.first_ms,
+            "data_to_ts": self.last_ms,
+            "data_at_ts": self.ts_ms,
+            "eta_s": None if eta is None else round(eta, 1),
+        }

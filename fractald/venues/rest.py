@@ -77,11 +77,21 @@ class WeightBudget:
 
 
 class RestClient:
-    def __init__(self, base_url: str, *, weight_per_minute: float, client: httpx.AsyncClient | None = None,
-                 max_attempts: int = 4, max_wait_s: float = 30.0, timeout_s: float = 10.0,
-                 backoff: Backoff = REST_BACKOFF, rng: random.Random | None = None,
-                 log: Any = None, public: bool = False,
-                 on_rate_limited: Callable[[float], None] | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        weight_per_minute: float,
+        client: httpx.AsyncClient | None = None,
+        max_attempts: int = 4,
+        max_wait_s: float = 30.0,
+        timeout_s: float = 10.0,
+        backoff: Backoff = REST_BACKOFF,
+        rng: random.Random | None = None,
+        log: Any = None,
+        public: bool = False,
+        on_rate_limited: Callable[[float], None] | None = None,
+    ) -> None:
         # public: market data, no credentials. A 4xx is then the venue refusing (WAF 403, bad
         # symbol 400), transient, never an auth failure that would stop the daemon for good.
         self.public = public
@@ -141,15 +151,20 @@ class RestClient:
             self.budget.block_for(retry_after if retry_after is not None else 60.0)
             if self.on_rate_limited is not None:
                 self.on_rate_limited(retry_after if retry_after is not None else 60.0)
-            return RateLimited(f"{method} {path}: HTTP {status}", retry_after_s=retry_after,
-                               status=status)
+            return RateLimited(
+                f"{method} {path}: HTTP {status}", retry_after_s=retry_after, status=status
+            )
         if status >= 500:
             return VenueUnavailable(f"{method} {path}: HTTP {status}", status=status)
         if status >= 400:
-            return classify(httpx.HTTPStatusError(f"{method} {path}: HTTP {status}: "
-                                                  f"{response.text[:200]}",
-                                                  request=response.request, response=response),
-                            public=self.public)
+            return classify(
+                httpx.HTTPStatusError(
+                    f"{method} {path}: HTTP {status}: {response.text[:200]}",
+                    request=response.request,
+                    response=response,
+                ),
+                public=self.public,
+            )
         try:
             return response.json()
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -166,15 +181,19 @@ def _hopeless(error: TransientError) -> bool:
 
 # -- venue calls -------------------------------------------------------------------
 
-async def hyperliquid_candles(rest: RestClient, coin: str, interval: str, start_ms: int,
-                              end_ms: int) -> list[Bar]:
+
+async def hyperliquid_candles(
+    rest: RestClient, coin: str, interval: str, start_ms: int, end_ms: int
+) -> list[Bar]:
     """Candles with ts_open in [start_ms, end_ms), paged within the 5000-candle cap."""
     out: list[Bar] = []
     for lo, hi in hyperliquid.candle_pages(start_ms, end_ms, interval):
         expected = (hi + 1 - lo) // timeframe_ms(interval)
-        payload = await rest.post_json(hyperliquid.INFO_PATH,
-                                       hyperliquid.candle_snapshot_body(coin, interval, lo, hi),
-                                       weight=hyperliquid.candle_snapshot_weight(expected))
+        payload = await rest.post_json(
+            hyperliquid.INFO_PATH,
+            hyperliquid.candle_snapshot_body(coin, interval, lo, hi),
+            weight=hyperliquid.candle_snapshot_weight(expected),
+        )
         try:
             out.extend(hyperliquid.parse_candle_snapshot(payload))
         except ValueError as exc:
@@ -182,14 +201,17 @@ async def hyperliquid_candles(rest: RestClient, coin: str, interval: str, start_
     return [b for b in out if start_ms <= b.ts_open < end_ms]
 
 
-async def binance_klines(rest: RestClient, market: binance.Market, symbol: str, interval: str,
-                         start_ms: int, end_ms: int) -> list[Bar]:
+async def binance_klines(
+    rest: RestClient, market: binance.Market, symbol: str, interval: str, start_ms: int, end_ms: int
+) -> list[Bar]:
     ep = binance.ENDPOINTS[market]
     out: list[Bar] = []
     for lo, hi in binance.kline_pages(start_ms, end_ms, interval, ep.klines_limit):
-        payload = await rest.get_json(ep.klines_path,
-                                      binance.klines_params(symbol, interval, lo, hi, ep.klines_limit),
-                                      weight=binance.klines_weight(market, ep.klines_limit))
+        payload = await rest.get_json(
+            ep.klines_path,
+            binance.klines_params(symbol, interval, lo, hi, ep.klines_limit),
+            weight=binance.klines_weight(market, ep.klines_limit),
+        )
         try:
             out.extend(binance.parse_klines(symbol, interval, payload))
         except ValueError as exc:
@@ -197,11 +219,15 @@ async def binance_klines(rest: RestClient, market: binance.Market, symbol: str, 
     return [b for b in out if start_ms <= b.ts_open < end_ms]
 
 
-async def binance_depth(rest: RestClient, market: binance.Market, symbol: str,
-                        limit: int = 1000) -> BookSnapshot:
+async def binance_depth(
+    rest: RestClient, market: binance.Market, symbol: str, limit: int = 1000
+) -> BookSnapshot:
     ep = binance.ENDPOINTS[market]
-    payload = await rest.get_json(ep.depth_path, binance.depth_params(symbol, limit),
-                                  weight=binance.depth_weight(market, limit))
+    payload = await rest.get_json(
+        ep.depth_path,
+        binance.depth_params(symbol, limit),
+        weight=binance.depth_weight(market, limit),
+    )
     try:
         return binance.parse_depth_snapshot(symbol, payload)
     except ValueError as exc:

@@ -117,9 +117,15 @@ async def _noop_disconnected(reason: EndReason, detail: str) -> None:
 
 
 class WsSession:
-    def __init__(self, settings: WsSettings, subscriptions: Callable[[], Sequence[str]], *,
-                 log: Any = None, rng: random.Random | None = None,
-                 on_rate_limited: Callable[[float], None] | None = None) -> None:
+    def __init__(
+        self,
+        settings: WsSettings,
+        subscriptions: Callable[[], Sequence[str]],
+        *,
+        log: Any = None,
+        rng: random.Random | None = None,
+        on_rate_limited: Callable[[float], None] | None = None,
+    ) -> None:
         self.settings = settings
         self.on_rate_limited = on_rate_limited  # told how long the venue asked us to wait
         self.subscriptions = subscriptions
@@ -131,8 +137,12 @@ class WsSession:
         if self.log is not None:
             self.log.info(event, url=self.settings.url, **kw)
 
-    async def run(self, on_message: OnMessage, on_connected: OnConnected = _noop_connected,
-                  on_disconnected: OnDisconnected = _noop_disconnected) -> None:
+    async def run(
+        self,
+        on_message: OnMessage,
+        on_connected: OnConnected = _noop_connected,
+        on_disconnected: OnDisconnected = _noop_disconnected,
+    ) -> None:
         """Run until cancelled; raises FeedDisconnected after too many failures in a row."""
         s = self.settings
         while True:
@@ -155,13 +165,16 @@ class WsSession:
             if self.stats.failures_in_a_row >= s.max_failures and retry_after is None:
                 raise FeedDisconnected(
                     f"{s.url}: {self.stats.failures_in_a_row} connection attempts in a row failed",
-                    last=detail)
+                    last=detail,
+                )
             delay = s.backoff.delay(self.stats.failures_in_a_row - 1, self.rng)
             if retry_after is not None:
                 delay = max(delay, retry_after)
                 if self.on_rate_limited is not None:
                     self.on_rate_limited(delay)
-            self._log("ws_reconnecting", reason=reason.value, detail=detail, delay_s=round(delay, 3))
+            self._log(
+                "ws_reconnecting", reason=reason.value, detail=detail, delay_s=round(delay, 3)
+            )
             await trio.sleep(delay)
 
     def _sort_failure(self, exc: Exception) -> tuple[EndReason, str, float | None]:
@@ -171,19 +184,28 @@ class WsSession:
         detail = f"{type(exc).__name__}: {exc}"
         if isinstance(exc, ConnectionClosed):
             rcvd = exc.rcvd
-            if (rcvd is not None and rcvd.code == 1009) or (exc.sent is not None and exc.sent.code == 1009):
+            if (rcvd is not None and rcvd.code == 1009) or (
+                exc.sent is not None and exc.sent.code == 1009
+            ):
                 self.stats.oversized += 1
                 return EndReason.OVERSIZED, detail, None
             return EndReason.CLOSED, detail, None
         retry_after = err.retry_after_s if isinstance(err, RateLimited) else None
         return EndReason.CONNECT_FAILED, detail, retry_after
 
-    async def _one_connection(self, on_message: OnMessage,
-                              on_connected: OnConnected) -> tuple[EndReason, str]:
+    async def _one_connection(
+        self, on_message: OnMessage, on_connected: OnConnected
+    ) -> tuple[EndReason, str]:
         s = self.settings
-        async with connect(s.url, open_timeout=s.open_timeout_s, ping_interval=s.keepalive_s,
-                           ping_timeout=s.keepalive_s, max_size=s.max_frame_bytes,
-                           close_timeout=2.0, proxy=None) as ws:
+        async with connect(
+            s.url,
+            open_timeout=s.open_timeout_s,
+            ping_interval=s.keepalive_s,
+            ping_timeout=s.keepalive_s,
+            max_size=s.max_frame_bytes,
+            close_timeout=2.0,
+            proxy=None,
+        ) as ws:
             self.stats.connects += 1
             for message in self.subscriptions():
                 await ws.send(message)

@@ -40,7 +40,9 @@ class EngineBrackets(EngineCore):
         self._run(step, decide_brackets.invalidate(self, signal_id, ts, reason))
         return self._finish(step)
 
-    def move_stop(self, signal_id: str, stop: float, ts: int, reason: str = "strategy") -> list[Any]:
+    def move_stop(
+        self, signal_id: str, stop: float, ts: int, reason: str = "strategy"
+    ) -> list[Any]:
         """A strategy tightens a trade's stop. A stop is never loosened; one already crossed exits now."""
         step = self._begin(ts)
         self._run(step, decide_brackets.move_stop(self, signal_id, stop, ts, reason))

@@ -62,7 +62,9 @@ class EngineBreakers(EngineCore):
         breakers.checked = (day, equity, breakers.params)
 
     # ================================================================ commands
-    def set_risk(self, params: RiskParams, ts: int | None = None, reason: str = "config") -> list[Any]:
+    def set_risk(
+        self, params: RiskParams, ts: int | None = None, reason: str = "config"
+    ) -> list[Any]:
         """Swap the risk parameters (sizing, gates, breakers, reliability, execution quality).
 
         For a running engine or one restored with older settings. Counts, trips
@@ -79,8 +81,14 @@ class EngineBreakers(EngineCore):
         self._run(step, events)
         return self._finish(step)
 
-    def trip(self, breaker: Breaker, state: TradingState, reason: str,
-             figures: dict[str, Any] | None = None, ts: int | None = None) -> list[Any]:
+    def trip(
+        self,
+        breaker: Breaker,
+        state: TradingState,
+        reason: str,
+        figures: dict[str, Any] | None = None,
+        ts: int | None = None,
+    ) -> list[Any]:
         """Trip `breaker` from outside the engine (reconciliation, an operator): events to persist.
 
         The same path as a breaker the engine trips itself: the trip, the
@@ -107,8 +115,12 @@ class EngineBreakers(EngineCore):
         self._run(step, decide_commands.resume(self, ts))
         return self._finish(step)
 
-    def halt(self, ts: int | None = None, reason: str = "operator halt",
-             breaker: Breaker = Breaker.OPERATOR) -> list[Any]:
+    def halt(
+        self,
+        ts: int | None = None,
+        reason: str = "operator halt",
+        breaker: Breaker = Breaker.OPERATOR,
+    ) -> list[Any]:
         ts = self.last_ts if ts is None else ts
         step = self._begin(ts)
         self._run(step, decide_commands.halt(self, ts, reason, breaker))

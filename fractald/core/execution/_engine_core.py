@@ -82,7 +82,9 @@ class EngineParams:
 
     def __attrs_post_init__(self) -> None:
         if self.entry_type not in (OrderType.MARKET, OrderType.LIMIT):
-            raise ValueError(f"EngineParams.entry_type must be MARKET or LIMIT, got {self.entry_type}")
+            raise ValueError(
+                f"EngineParams.entry_type must be MARKET or LIMIT, got {self.entry_type}"
+            )
 
 
 @attrs.define(slots=True)

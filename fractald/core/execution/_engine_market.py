@@ -77,8 +77,19 @@ class EngineMarket(EngineCore):
             for strategy in reliability.quarantined():
                 change = reliability.evaluate(strategy, ts)
                 if change is not None:
-                    self._run(step, (ev.StrategyStateChanged(ts, strategy, change.old, change.new,
-                                                             change.reason, dict(change.figures)),))
+                    self._run(
+                        step,
+                        (
+                            ev.StrategyStateChanged(
+                                ts,
+                                strategy,
+                                change.old,
+                                change.new,
+                                change.reason,
+                                dict(change.figures),
+                            ),
+                        ),
+                    )
         if step.reports:
             self._drain(step)
         return step.events
@@ -116,7 +127,9 @@ class EngineMarket(EngineCore):
         reports.extend(broker.advance(symbol, ts_close))
         # Inert to its end, the path's last point was checked at the close's price.
         settled = inert and len(out) == emitted
-        self._close_bar(step, symbol, bar.close, ts_close, path[-1][1] // MS_PER_DAY if settled else None)
+        self._close_bar(
+            step, symbol, bar.close, ts_close, path[-1][1] // MS_PER_DAY if settled else None
+        )
 
     def _walk_untripped(self, step: Step, bar: Bar, broker: PaperBroker, ts_close: int) -> bool:
         """`_walk` of a bar inert from end to end on which no breaker can trip, without its points.
@@ -159,7 +172,9 @@ class EngineMarket(EngineCore):
         self._close_bar(step, symbol, c, ts_close, day)
         return True
 
-    def _close_bar(self, step: Step, symbol: str, close: float, ts: int, settled_day: int | None) -> None:
+    def _close_bar(
+        self, step: Step, symbol: str, close: float, ts: int, settled_day: int | None
+    ) -> None:
         """The bar's close, at `ts`.
 
         `settled_day`: the walk changed nothing since a breaker check at the
@@ -242,8 +257,9 @@ class EngineMarket(EngineCore):
         if bar.complete:
             self._update_atr(bar)
         if self.brackets:
-            self._run(step, decide_brackets.time_exits(self, bar.symbol, bar.timeframe, ts, bar.close))
-
+            self._run(
+                step, decide_brackets.time_exits(self, bar.symbol, bar.timeframe, ts, bar.close)
+            )
 
     def _levels(self, symbol: str) -> list[float]:
         assert self.broker is not None
@@ -277,8 +293,11 @@ class EngineMarket(EngineCore):
         rate = self.params.paper.funding_rate
         mark = self.last_price.get(symbol, 0.0)
         for _ in range(due):
-            amount = sum(p.quantity * mark * rate for p in self.accounting.positions.values()
-                         if p.symbol == symbol)
+            amount = sum(
+                p.quantity * mark * rate
+                for p in self.accounting.positions.values()
+                if p.symbol == symbol
+            )
             if amount:
                 self._run(step, (ev.FundingPaid(ts, symbol, rate, amount, mark),))
 

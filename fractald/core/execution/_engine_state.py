@@ -26,7 +26,15 @@ from fractald.core.risk.sizing import Instrument
 # day's opening equity, the time of the latest input. A rebuild from a snapshot
 # plus later ledger events gets these from the snapshot (the events do not
 # carry them); everything else must come out equal to the live engine's.
-MARKET_DERIVED = ("last_ts", "last_funding_ts", "feed", "last_price", "atr", "correlation", "broker")
+MARKET_DERIVED = (
+    "last_ts",
+    "last_funding_ts",
+    "feed",
+    "last_price",
+    "atr",
+    "correlation",
+    "broker",
+)
 _MARKET_DERIVED_ACCOUNTING = ("marks", "equity_curve")
 _MARKET_DERIVED_POSITION = ("mark_price",)
 _MARKET_DERIVED_BREAKERS = ("peak_equity", "day", "day_start_equity")
@@ -36,10 +44,13 @@ def event_sourced(snapshot: dict[str, Any]) -> dict[str, Any]:
     """The part of `TradingEngine.snapshot()` that the ledger's events alone determine."""
     out = {k: v for k, v in snapshot.items() if k not in MARKET_DERIVED}
     acc = {k: v for k, v in snapshot["accounting"].items() if k not in _MARKET_DERIVED_ACCOUNTING}
-    acc["positions"] = [{k: v for k, v in p.items() if k not in _MARKET_DERIVED_POSITION}
-                        for p in acc["positions"]]
+    acc["positions"] = [
+        {k: v for k, v in p.items() if k not in _MARKET_DERIVED_POSITION} for p in acc["positions"]
+    ]
     out["accounting"] = acc
-    out["breakers"] = {k: v for k, v in snapshot["breakers"].items() if k not in _MARKET_DERIVED_BREAKERS}
+    out["breakers"] = {
+        k: v for k, v in snapshot["breakers"].items() if k not in _MARKET_DERIVED_BREAKERS
+    }
     return out
 
 
@@ -58,13 +69,17 @@ class EngineState(EngineCore):
     def instrument(self, symbol: str) -> Instrument:
         inst = self.instruments.get(symbol)
         if inst is None:
-            inst = self.instruments[symbol] = Instrument(symbol, self.params.default_lot_size,
-                                                         self.params.default_tick_size)
+            inst = self.instruments[symbol] = Instrument(
+                symbol, self.params.default_lot_size, self.params.default_tick_size
+            )
         return inst
 
     def open_risks(self) -> list[OpenRisk]:
-        return [OpenRisk(b.symbol, b.exposure(self.last_price.get(b.symbol, 0.0)), b.open_risk())
-                for b in self.brackets.values() if b.state is not BracketState.CLOSED]
+        return [
+            OpenRisk(b.symbol, b.exposure(self.last_price.get(b.symbol, 0.0)), b.open_risk())
+            for b in self.brackets.values()
+            if b.state is not BracketState.CLOSED
+        ]
 
     def working_orders(self) -> list[Order]:
         return [o for o in self.orders.values() if not o.status.terminal]
@@ -80,12 +95,25 @@ class EngineState(EngineCore):
 
     def status(self) -> dict[str, Any]:
         """What `fractalctl status` shows."""
-        return {"trading_state": self.state.value, "paused": self.paused, "equity": self.equity,
-                "peak_equity": self.breakers.peak_equity,
-                "trips": [{"breaker": t.breaker.value, "state": t.state.value, "reason": t.reason,
-                           "ts": t.ts, "figures": t.figures} for t in self.breakers.trips.values()],
-                "open_brackets": len(self.brackets), "working_orders": len(self.working_orders()),
-                "strategies": {s: r.state.value for s, r in self.reliability.records.items()}}
+        return {
+            "trading_state": self.state.value,
+            "paused": self.paused,
+            "equity": self.equity,
+            "peak_equity": self.breakers.peak_equity,
+            "trips": [
+                {
+                    "breaker": t.breaker.value,
+                    "state": t.state.value,
+                    "reason": t.reason,
+                    "ts": t.ts,
+                    "figures": t.figures,
+                }
+                for t in self.breakers.trips.values()
+            ],
+            "open_brackets": len(self.brackets),
+            "working_orders": len(self.working_orders()),
+            "strategies": {s: r.state.value for s, r in self.reliability.records.items()},
+        }
 
     # ================================================================ persistence
     def snapshot(self) -> dict[str, Any]:
@@ -120,20 +148,25 @@ class EngineState(EngineCore):
         self.last_ts = int(data["last_ts"])
         self.last_funding_ts = int(data["last_funding_ts"])
         self.paused = bool(data["paused"])
-        self.orders = {o.client_order_id: o for o in
-                       (_conv.structure(d, Order) for d in data["orders"])}
+        self.orders = {
+            o.client_order_id: o for o in (_conv.structure(d, Order) for d in data["orders"])
+        }
         self.closed_orders = collections.deque(data["closed_orders"])
-        self.brackets = {b.signal_id: b for b in
-                         (_conv.structure(d, Bracket) for d in data["brackets"])}
+        self.brackets = {
+            b.signal_id: b for b in (_conv.structure(d, Bracket) for d in data["brackets"])
+        }
         self.seen_signals = collections.OrderedDict((s, None) for s in data["seen_signals"])
         self.feed = {h.symbol: h for h in (_conv.structure(d, FeedHealth) for d in data["feed"])}
         self.last_price = {k: float(v) for k, v in data["last_price"].items()}
         self.atr = {k: _conv.structure(v, _Atr) for k, v in data["atr"].items()}
         self.accounting.restore(data["accounting"])
         self.breakers.restore(data["breakers"])
-        self.breakers.trips = {t.breaker: t for t in (_conv.structure(d, Trip) for d in data["trips"])}
-        self.reliability.records = {s: _conv.structure(r, StrategyRecord)
-                                    for s, r in data["reliability"].items()}
+        self.breakers.trips = {
+            t.breaker: t for t in (_conv.structure(d, Trip) for d in data["trips"])
+        }
+        self.reliability.records = {
+            s: _conv.structure(r, StrategyRecord) for s, r in data["reliability"].items()
+        }
         self.exec_quality.restore(data["exec_quality"])
         self.correlation.restore(data["correlation"])
         self.rate = OrderRateLimiter(self.rate.limit, self.rate.window_ms, data["rate"])
@@ -151,11 +184,22 @@ class EngineState(EngineCore):
         for o in self.working_orders():
             triggered = o.status is OrderStatus.TRIGGERED
             book[o.client_order_id] = PaperOrder(
-                o.client_order_id, o.symbol, o.side, o.order_type, o.quantity, o.price,
-                o.trigger_price, o.tif, o.expire_ts, o.reduce_only, active_ts=o.ts_submitted,
-                filled=o.filled_qty, triggered=triggered,
-                resting=o.order_type is OrderType.LIMIT or (
-                    triggered and o.order_type is OrderType.STOP_LIMIT))
+                o.client_order_id,
+                o.symbol,
+                o.side,
+                o.order_type,
+                o.quantity,
+                o.price,
+                o.trigger_price,
+                o.tif,
+                o.expire_ts,
+                o.reduce_only,
+                active_ts=o.ts_submitted,
+                filled=o.filled_qty,
+                triggered=triggered,
+                resting=o.order_type is OrderType.LIMIT
+                or (triggered and o.order_type is OrderType.STOP_LIMIT),
+            )
         self.broker.orders = book
         positions: dict[str, float] = {}
         for pos in self.accounting.positions.values():

@@ -74,8 +74,9 @@ class TripContext:
     exit_reason: str = ""
 
 
-def _book_fill(p: Position, side: Side, qty: float, price: float, fee: float, ts: int,
-               ctx: TripContext) -> list[ClosedTrade]:
+def _book_fill(
+    p: Position, side: Side, qty: float, price: float, fee: float, ts: int, ctx: TripContext
+) -> list[ClosedTrade]:
     """Book one fill into `p` (changed in place); the round trips it closed."""
     closed = _closed_trip(p, side, qty, price, fee, ts, ctx)
     signed = qty * side.sign
@@ -103,8 +104,9 @@ def _book_fill(p: Position, side: Side, qty: float, price: float, fee: float, ts
     return [] if closed is None else [closed]
 
 
-def _closed_trip(p: Position, side: Side, qty: float, price: float, fee: float, ts: int,
-                 ctx: TripContext) -> ClosedTrade | None:
+def _closed_trip(
+    p: Position, side: Side, qty: float, price: float, fee: float, ts: int, ctx: TripContext
+) -> ClosedTrade | None:
     """The round trip this fill closes in `p` (None: it opens, adds, or only reduces). A pure read.
 
     The same sums, in the same order, as `_book_fill`'s booking, so the trade it
@@ -124,12 +126,21 @@ def _closed_trip(p: Position, side: Side, qty: float, price: float, fee: float, 
     exit_qty = p.trip_exit_qty + closing
     net = trip_pnl - trip_fees
     return ClosedTrade(
-        trade_id=p.trip_id, symbol=p.symbol, strategy=p.strategy,
-        side=Side.BUY if p.trip_long else Side.SELL, quantity=p.trip_max_qty,
-        entry_price=p.trip_entry_notional / p.trip_entry_qty, exit_price=exit_notional / exit_qty,
-        ts_entry=p.trip_ts_entry, ts_exit=ts, pnl=net, fees=trip_fees, confidence=p.trip_confidence,
+        trade_id=p.trip_id,
+        symbol=p.symbol,
+        strategy=p.strategy,
+        side=Side.BUY if p.trip_long else Side.SELL,
+        quantity=p.trip_max_qty,
+        entry_price=p.trip_entry_notional / p.trip_entry_qty,
+        exit_price=exit_notional / exit_qty,
+        ts_entry=p.trip_ts_entry,
+        ts_exit=ts,
+        pnl=net,
+        fees=trip_fees,
+        confidence=p.trip_confidence,
         r_multiple=net / p.trip_risk if p.trip_risk > 0 else 0.0,
-        exit_reason=ctx.exit_reason or p.trip_exit_reason)
+        exit_reason=ctx.exit_reason or p.trip_exit_reason,
+    )
 
 
 def _open(p: Position, signed: float, price: float, fee: float, ts: int, ctx: TripContext) -> None:
@@ -173,12 +184,23 @@ class Accounting:
         key = (strategy, symbol)
         p = self.positions.get(key)
         if p is None:
-            p = self.positions[key] = Position(strategy, symbol, mark_price=self.marks.get(symbol, 0.0))
+            p = self.positions[key] = Position(
+                strategy, symbol, mark_price=self.marks.get(symbol, 0.0)
+            )
             self._changed()
         return p
 
-    def apply_fill(self, strategy: str, symbol: str, side: Side, qty: float, price: float, fee: float,
-                   ts: int, ctx: TripContext = TripContext()) -> list[ClosedTrade]:
+    def apply_fill(
+        self,
+        strategy: str,
+        symbol: str,
+        side: Side,
+        qty: float,
+        price: float,
+        fee: float,
+        ts: int,
+        ctx: TripContext = TripContext(),
+    ) -> list[ClosedTrade]:
         """Book one fill; returns the round trips it closed (0, or 1 when flat or flipped)."""
         p = self.position(strategy, symbol)
         self._changed()
@@ -186,8 +208,17 @@ class Accounting:
         self.closed_count += len(closed)
         return closed
 
-    def closed_by(self, strategy: str, symbol: str, side: Side, qty: float, price: float, fee: float,
-                  ts: int, ctx: TripContext = TripContext()) -> list[ClosedTrade]:
+    def closed_by(
+        self,
+        strategy: str,
+        symbol: str,
+        side: Side,
+        qty: float,
+        price: float,
+        fee: float,
+        ts: int,
+        ctx: TripContext = TripContext(),
+    ) -> list[ClosedTrade]:
         """The round trips `apply_fill` with these arguments would close, booking nothing (a pure read)."""
         p = self.positions.get((strategy, symbol))
         closed = None if p is None else _closed_trip(p, side, qty, price, fee, ts, ctx)
@@ -220,8 +251,9 @@ class Accounting:
     @property
     def cash(self) -> float:
         if self._cash is None:
-            self._cash = self.initial_equity + sum(p.realized_pnl - p.fees - p.funding
-                                                   for p in self.positions.values())
+            self._cash = self.initial_equity + sum(
+                p.realized_pnl - p.fees - p.funding for p in self.positions.values()
+            )
         return self._cash
 
     @property
@@ -236,8 +268,10 @@ class Accounting:
 
     def equity_at(self, symbol: str, price: float) -> float:
         """`equity` as `mark(symbol, price)` would make it, marking nothing (the same sum, term by term)."""
-        return self.cash + sum(_unrealized_at(p, price) if p.symbol == symbol else p.unrealized_pnl
-                               for p in self.positions.values())
+        return self.cash + sum(
+            _unrealized_at(p, price) if p.symbol == symbol else p.unrealized_pnl
+            for p in self.positions.values()
+        )
 
     def record_equity(self, ts: int) -> float:
         eq = self.equity
@@ -259,8 +293,16 @@ class Accounting:
         out: dict[str, dict[str, float]] = {}
         for p in self.positions.values():
             key = p.symbol if by == "symbol" else p.strategy
-            row = out.setdefault(key, {"quantity": 0.0, "realized_pnl": 0.0, "unrealized_pnl": 0.0,
-                                       "fees": 0.0, "funding": 0.0})
+            row = out.setdefault(
+                key,
+                {
+                    "quantity": 0.0,
+                    "realized_pnl": 0.0,
+                    "unrealized_pnl": 0.0,
+                    "fees": 0.0,
+                    "funding": 0.0,
+                },
+            )
             if by == "symbol":
                 row["quantity"] += p.quantity
             else:
@@ -273,19 +315,26 @@ class Accounting:
 
     def snapshot(self) -> dict[str, Any]:
         conv = converter
-        return {"initial_equity": self.initial_equity, "marks": dict(self.marks),
-                "positions": [conv.unstructure(p) for p in self.positions.values()],
-                "equity_curve": [list(x) for x in self.equity_curve],
-                "equity_curve_width_ms": self.equity_curve.width_ms, "closed_count": self.closed_count}
+        return {
+            "initial_equity": self.initial_equity,
+            "marks": dict(self.marks),
+            "positions": [conv.unstructure(p) for p in self.positions.values()],
+            "equity_curve": [list(x) for x in self.equity_curve],
+            "equity_curve_width_ms": self.equity_curve.width_ms,
+            "closed_count": self.closed_count,
+        }
 
     def restore(self, data: dict[str, Any]) -> None:
         conv = converter
         self._changed()
         self.initial_equity = float(data["initial_equity"])
         self.marks = {k: float(v) for k, v in data["marks"].items()}
-        self.positions = {(p.strategy, p.symbol): p for p in
-                          (conv.structure(d, Position) for d in data["positions"])}
+        self.positions = {
+            (p.strategy, p.symbol): p
+            for p in (conv.structure(d, Position) for d in data["positions"])
+        }
         self.equity_curve.clear()
-        self.equity_curve.extend(((int(t), float(e)) for t, e in data["equity_curve"]),
-                                 data.get("equity_curve_width_ms"))
+        self.equity_curve.extend(
+            ((int(t), float(e)) for t, e in data["equity_curve"]), data.get("equity_curve_width_ms")
+        )
         self.closed_count = int(data["closed_count"])

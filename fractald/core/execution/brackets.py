@@ -44,7 +44,9 @@ class BracketParams:
     trail_distance: float = attrs.field(default=0.0, validator=in_range(0, 1e12))
     trail_after_tp1: bool = True
     atr_period: int = attrs.field(default=14, validator=int_range(1, 1_000))
-    max_holding_bars: int = attrs.field(default=0, validator=int_range(0, 1_000_000))  # 0 = no time exit
+    max_holding_bars: int = attrs.field(
+        default=0, validator=int_range(0, 1_000_000)
+    )  # 0 = no time exit
     # Also rest a reduce-only stop-market order at the venue, so the position stays
     # protected while the daemon is down. The local stop remains the backstop.
     venue_stops: bool = False
@@ -53,11 +55,15 @@ class BracketParams:
 
     def __attrs_post_init__(self) -> None:
         if not self.target_fractions or any(not 0 < f <= 1 for f in self.target_fractions):
-            raise ValueError("BracketParams.target_fractions must be fractions within (0, 1], "
-                             f"got {self.target_fractions!r}")
+            raise ValueError(
+                "BracketParams.target_fractions must be fractions within (0, 1], "
+                f"got {self.target_fractions!r}"
+            )
         if sum(self.target_fractions) > 1 + 1e-9:
-            raise ValueError(f"BracketParams.target_fractions must sum to at most 1, got "
-                             f"{sum(self.target_fractions)}")
+            raise ValueError(
+                f"BracketParams.target_fractions must sum to at most 1, got "
+                f"{sum(self.target_fractions)}"
+            )
         if self.trail_mode is not TrailMode.NONE and self.trail_distance <= 0:
             raise ValueError("BracketParams.trail_distance must be > 0 when trail_mode is set")
 
@@ -164,8 +170,9 @@ class Bracket:
     def stop_hit(self, price: float) -> bool:
         return (price - self.stop) * self.sign <= 0
 
-    def trailing_stop(self, price: float, params: BracketParams, inst: Instrument,
-                      atr: float | None) -> float | None:
+    def trailing_stop(
+        self, price: float, params: BracketParams, inst: Instrument, atr: float | None
+    ) -> float | None:
         """A tighter stop from the trailing rule, or None. Updates `best_price` (market-derived)."""
         if self.state is not BracketState.OPEN or params.trail_mode is TrailMode.NONE:
             return None
@@ -190,8 +197,9 @@ class Bracket:
     def break_even_stop(self, params: BracketParams, inst: Instrument) -> float | None:
         if not params.break_even_after_tp1 or self.break_even_done or not self.tp1_done():
             return None
-        be = inst.round_price(self.avg_entry + self.sign * params.break_even_offset_ticks * inst.tick_size,
-                              self.sign)
+        be = inst.round_price(
+            self.avg_entry + self.sign * params.break_even_offset_ticks * inst.tick_size, self.sign
+        )
         return be if (be - self.stop) * self.sign > 0 else None
 
     def time_exit_due(self, ts: int, params: BracketParams, timeframe_ms: int) -> bool:

@@ -30,8 +30,14 @@ if TYPE_CHECKING:
 
 Decision = Iterator[Any]
 
-_LIVE_AT_VENUE = frozenset({OrderStatus.ACCEPTED, OrderStatus.TRIGGERED, OrderStatus.PARTIALLY_FILLED,
-                            OrderStatus.PENDING_UPDATE})
+_LIVE_AT_VENUE = frozenset(
+    {
+        OrderStatus.ACCEPTED,
+        OrderStatus.TRIGGERED,
+        OrderStatus.PARTIALLY_FILLED,
+        OrderStatus.PENDING_UPDATE,
+    }
+)
 
 
 def working(s: State, coids: Iterable[str]) -> list[str]:
@@ -58,18 +64,35 @@ def after_order(s: State, b: Bracket, o: Order, ts: int) -> Decision:
         elif b.entry_done and b.state is BracketState.OPEN and not b.target_coids:
             for i, (price, qty) in enumerate(b.target_plan(params.brackets, inst)):
                 yield ev.OrderIntent(
-                    ts, client_order_id(b.signal_id, f"tp{i + 1}"), b.symbol, b.side.opposite(),
-                    OrderType.LIMIT, qty, price=price, reduce_only=True, strategy=b.strategy,
-                    signal_id=b.signal_id, role=f"tp{i + 1}", intended_price=price)
+                    ts,
+                    client_order_id(b.signal_id, f"tp{i + 1}"),
+                    b.symbol,
+                    b.side.opposite(),
+                    OrderType.LIMIT,
+                    qty,
+                    price=price,
+                    reduce_only=True,
+                    strategy=b.strategy,
+                    signal_id=b.signal_id,
+                    role=f"tp{i + 1}",
+                    intended_price=price,
+                )
     elif o.role.startswith("tp"):
         be = b.break_even_stop(params.brackets, inst)
         if be is not None and b.state is BracketState.OPEN:
             yield ev.StopMoved(ts, b.signal_id, b.stop, be, "break_even")
     elif o.role.startswith("stop") and o.filled_qty > QTY_EPS:
         yield from exit_trade(s, b, "stop", ts, o.avg_fill_price)  # the venue stop fired: OCO
-    elif (o.role.startswith("exit") and o.status.terminal and b.open_qty > QTY_EPS
-          and not working(s, b.exit_coids) and len(b.exit_coids) < params.max_exit_attempts):
-        yield from send_exit(s, b, ts)  # an exit ended short of flat: try again, a bounded number of times
+    elif (
+        o.role.startswith("exit")
+        and o.status.terminal
+        and b.open_qty > QTY_EPS
+        and not working(s, b.exit_coids)
+        and len(b.exit_coids) < params.max_exit_attempts
+    ):
+        yield from send_exit(
+            s, b, ts
+        )  # an exit ended short of flat: try again, a bounded number of times
     # (The guards repeat the deciders' own first checks: every report passes here, and a
     # generator not made is cheaper than one that yields nothing.)
     if params.brackets.venue_stops:
@@ -80,7 +103,8 @@ def after_order(s: State, b: Bracket, o: Order, ts: int) -> Decision:
 
 def venue_stop_live(s: State, b: Bracket) -> bool:
     return s.params.brackets.venue_stops and any(
-        s.orders[c].status in _LIVE_AT_VENUE for c in working(s, b.stop_coids))
+        s.orders[c].status in _LIVE_AT_VENUE for c in working(s, b.stop_coids)
+    )
 
 
 def sync_venue_stop(s: State, b: Bracket, ts: int, min_move_ticks: int = 0) -> Decision:
@@ -101,9 +125,20 @@ def sync_venue_stop(s: State, b: Bracket, ts: int, min_move_ticks: int = 0) -> D
     if qty <= QTY_EPS:
         return
     role = f"stop{len(b.stop_coids) + 1}"
-    yield ev.OrderIntent(ts, client_order_id(b.signal_id, role), b.symbol, b.side.opposite(),
-                         OrderType.STOP_MARKET, qty, trigger_price=b.stop, reduce_only=True,
-                         strategy=b.strategy, signal_id=b.signal_id, role=role, intended_price=b.stop)
+    yield ev.OrderIntent(
+        ts,
+        client_order_id(b.signal_id, role),
+        b.symbol,
+        b.side.opposite(),
+        OrderType.STOP_MARKET,
+        qty,
+        trigger_price=b.stop,
+        reduce_only=True,
+        strategy=b.strategy,
+        signal_id=b.signal_id,
+        role=role,
+        intended_price=b.stop,
+    )
 
 
 def maybe_close(s: State, b: Bracket, ts: int) -> Decision:
@@ -111,13 +146,20 @@ def maybe_close(s: State, b: Bracket, ts: int) -> Decision:
     if b.signal_id not in s.brackets or not b.entry_done:
         return
     if b.open_qty > QTY_EPS:
-        stuck = (b.state is BracketState.EXITING and not working(s, b.exit_coids)
-                 and len(b.exit_coids) >= s.params.max_exit_attempts)
+        stuck = (
+            b.state is BracketState.EXITING
+            and not working(s, b.exit_coids)
+            and len(b.exit_coids) >= s.params.max_exit_attempts
+        )
         if not stuck:
             return
         # Out of exit attempts: the venue says there is nothing to reduce. Say so, close it.
-        yield ev.OrderAnomaly(ts, b.exit_coids[-1], "exit_attempts_exhausted",
-                              f"{b.signal_id} still books {b.open_qty}")
+        yield ev.OrderAnomaly(
+            ts,
+            b.exit_coids[-1],
+            "exit_attempts_exhausted",
+            f"{b.signal_id} still books {b.open_qty}",
+        )
     # Flat: nothing of this trade may stay at the venue, exits included (reduce-only
     # would stop them flipping the position, but an order left working is a loose end).
     for coid in working(s, b.target_coids + b.stop_coids + b.exit_coids + [b.entry_coid]):
@@ -142,10 +184,19 @@ def send_exit(s: State, b: Bracket, ts: int) -> Decision:
     if qty <= QTY_EPS:
         return
     role = f"exit{len(b.exit_coids) + 1}"
-    yield ev.OrderIntent(ts, client_order_id(b.signal_id, role), b.symbol, b.side.opposite(),
-                         OrderType.MARKET, qty, reduce_only=True, strategy=b.strategy,
-                         signal_id=b.signal_id, role=role,
-                         intended_price=s.last_price.get(b.symbol, 0.0))
+    yield ev.OrderIntent(
+        ts,
+        client_order_id(b.signal_id, role),
+        b.symbol,
+        b.side.opposite(),
+        OrderType.MARKET,
+        qty,
+        reduce_only=True,
+        strategy=b.strategy,
+        signal_id=b.signal_id,
+        role=role,
+        intended_price=s.last_price.get(b.symbol, 0.0),
+    )
 
 
 def exit_trade(s: State, b: Bracket, reason: str, ts: int, price: float = 0.0) -> Decision:
@@ -170,8 +221,11 @@ def price_stops(s: State, symbol: str, price: float, ts: int) -> Decision:
             continue
         if b.state is not BracketState.OPEN:
             continue
-        new = b.trailing_stop(price, bp, s.instrument(symbol), atr_of(s, symbol, b.timeframe)) \
-            if trailing else None
+        new = (
+            b.trailing_stop(price, bp, s.instrument(symbol), atr_of(s, symbol, b.timeframe))
+            if trailing
+            else None
+        )
         if new is not None:
             yield ev.StopMoved(ts, b.signal_id, b.stop, new, "trailing")
             yield from sync_venue_stop(s, b, ts, bp.venue_stop_min_move_ticks)

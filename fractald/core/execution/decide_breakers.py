@@ -49,8 +49,9 @@ def counters(s: State, ts: int) -> Decision:
     yield from trips(s, s.breakers.check_counters(ts))
 
 
-def daily_reset(s: State, cleared: tuple[Breaker, ...], old: TradingState, ts: int,
-                equity: float) -> Decision:
+def daily_reset(
+    s: State, cleared: tuple[Breaker, ...], old: TradingState, ts: int, equity: float
+) -> Decision:
     """A new UTC day lifts the daily breakers that tripped (`old`: the state before the day rolled)."""
     yield ev.BreakersCleared(ts, cleared, "daily_reset", equity)
     yield from state_change(s, old, ts, "daily reset")

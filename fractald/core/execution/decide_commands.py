@@ -39,8 +39,14 @@ def check_trip(state: TradingState) -> None:
         raise ValueError(f"a trip must set REDUCING or HALTED, not {state.value}")
 
 
-def trip_breaker(s: State, breaker: Breaker, state: TradingState, reason: str,
-                 figures: dict[str, Any] | None, ts: int) -> Decision:
+def trip_breaker(
+    s: State,
+    breaker: Breaker,
+    state: TradingState,
+    reason: str,
+    figures: dict[str, Any] | None,
+    ts: int,
+) -> Decision:
     """Trip `breaker` from outside (reconciliation, an operator); one already tripped stays as it is.
 
     `check_trip(state)` first: a generator would only refuse once it runs.
@@ -75,10 +81,21 @@ def flatten(s: State, symbol: str | None, ts: int) -> Decision:
             yield from exit_trade(s, b, "flatten", ts, s.last_price.get(b.symbol, 0.0))
     covered = {(b.strategy, b.symbol) for b in s.brackets.values()}
     for p in list(s.accounting.positions.values()):
-        if (symbol is None or p.symbol == symbol) and abs(p.quantity) > QTY_EPS and (
-                p.strategy, p.symbol) not in covered:
+        if (
+            (symbol is None or p.symbol == symbol)
+            and abs(p.quantity) > QTY_EPS
+            and (p.strategy, p.symbol) not in covered
+        ):
             side = Side.SELL if p.quantity > 0 else Side.BUY
             yield ev.OrderIntent(
-                ts, client_order_id(f"flatten:{p.strategy}:{p.symbol}:{ts}", "flatten"), p.symbol,
-                side, OrderType.MARKET, abs(p.quantity), reduce_only=True, strategy=p.strategy,
-                role="flatten", intended_price=s.last_price.get(p.symbol, 0.0))
+                ts,
+                client_order_id(f"flatten:{p.strategy}:{p.symbol}:{ts}", "flatten"),
+                p.symbol,
+                side,
+                OrderType.MARKET,
+                abs(p.quantity),
+                reduce_only=True,
+                strategy=p.strategy,
+                role="flatten",
+                intended_price=s.last_price.get(p.symbol, 0.0),
+            )

@@ -30,21 +30,52 @@ def entry_events(s: State, signal: Signal, ts: int) -> list[Any]:
     """[SignalDenied], or [BracketOpened, OrderIntent] for the entry."""
     checked = check_signal(s, signal, ts)
     if isinstance(checked, Denial):
-        return [ev.SignalDenied(ts, signal.signal_id, signal.strategy, signal.symbol,
-                                checked.code, checked.message, dict(checked.figures))]
+        return [
+            ev.SignalDenied(
+                ts,
+                signal.signal_id,
+                signal.strategy,
+                signal.symbol,
+                checked.code,
+                checked.message,
+                dict(checked.figures),
+            )
+        ]
     sized, p = checked, s.params
     limit = p.entry_type is OrderType.LIMIT
     expire = ts + p.entry_ttl_bars * timeframe_ms(signal.timeframe) if limit else None
     return [
-        ev.BracketOpened(ts, signal.signal_id, signal.strategy, signal.symbol, signal.side,
-                         signal.timeframe, sized.quantity, sized.entry, sized.stop,
-                         tuple(signal.targets), signal.confidence, sized.risk_amount),
+        ev.BracketOpened(
+            ts,
+            signal.signal_id,
+            signal.strategy,
+            signal.symbol,
+            signal.side,
+            signal.timeframe,
+            sized.quantity,
+            sized.entry,
+            sized.stop,
+            tuple(signal.targets),
+            signal.confidence,
+            sized.risk_amount,
+        ),
         ev.OrderIntent(
-            ts, client_order_id(signal.signal_id, "entry"), signal.symbol, signal.side,
-            p.entry_type, sized.quantity, price=sized.entry if limit else None,
-            tif=TimeInForce.GTD if limit else TimeInForce.GTC, expire_ts=expire,
-            strategy=signal.strategy, signal_id=signal.signal_id, role="entry",
-            intended_price=s.last_price.get(signal.symbol, sized.entry) if not limit else sized.entry),
+            ts,
+            client_order_id(signal.signal_id, "entry"),
+            signal.symbol,
+            signal.side,
+            p.entry_type,
+            sized.quantity,
+            price=sized.entry if limit else None,
+            tif=TimeInForce.GTD if limit else TimeInForce.GTC,
+            expire_ts=expire,
+            strategy=signal.strategy,
+            signal_id=signal.signal_id,
+            role="entry",
+            intended_price=s.last_price.get(signal.symbol, sized.entry)
+            if not limit
+            else sized.entry,
+        ),
     ]
 
 
@@ -55,8 +86,12 @@ def check_signal(st: State, s: Signal, ts: int) -> Denial | SizedOrder:
         return deny(DenialCode.DUPLICATE_SIGNAL, f"signal {s.signal_id} was already handled")
     age, max_age = ts - s.ts_event, p.max_signal_age_bars * timeframe_ms(s.timeframe)
     if age > max_age:
-        return deny(DenialCode.SIGNAL_STALE, f"signal is {age} ms old, more than {max_age} ms",
-                    value=age, limit=max_age)
+        return deny(
+            DenialCode.SIGNAL_STALE,
+            f"signal is {age} ms old, more than {max_age} ms",
+            value=age,
+            limit=max_age,
+        )
     state = st.breakers.state
     if state is not TradingState.ACTIVE:
         return _state_denial(st, state, ts)
@@ -66,32 +101,53 @@ def check_signal(st: State, s: Signal, ts: int) -> Denial | SizedOrder:
         return _trade_count_denial(st, ts)
     rel = st.reliability.record_of(s.strategy)
     if rel.state is StrategyState.QUARANTINED:
-        return deny(DenialCode.STRATEGY_QUARANTINED, f"strategy {s.strategy} is quarantined",
-                    since_ts=rel.since_ts)
+        return deny(
+            DenialCode.STRATEGY_QUARANTINED,
+            f"strategy {s.strategy} is quarantined",
+            since_ts=rel.since_ts,
+        )
     for b in st.brackets.values():
         if b.symbol == s.symbol and (b.strategy == s.strategy or b.side is not s.side):
-            return deny(DenialCode.POSITION_ALREADY_OPEN,
-                        f"{b.strategy} already holds a {b.side.value} bracket on {s.symbol}",
-                        signal_id=b.signal_id)
-    d = check_feed(st.feed.get(s.symbol), st.exec_quality.score(p.venue, s.symbol),
-                   p.risk.gates, p.require_feed_health)
+            return deny(
+                DenialCode.POSITION_ALREADY_OPEN,
+                f"{b.strategy} already holds a {b.side.value} bracket on {s.symbol}",
+                signal_id=b.signal_id,
+            )
+    d = check_feed(
+        st.feed.get(s.symbol),
+        st.exec_quality.score(p.venue, s.symbol),
+        p.risk.gates,
+        p.require_feed_health,
+    )
     if d:
         return d
     price = st.last_price.get(s.symbol)
     if price is not None and (price - s.stop) * s.side.sign <= 0:
-        return deny(DenialCode.STOP_ALREADY_HIT, f"price {price} is already through the stop {s.stop}",
-                    price=price, stop=s.stop)
+        return deny(
+            DenialCode.STOP_ALREADY_HIT,
+            f"price {price} is already through the stop {s.stop}",
+            price=price,
+            stop=s.stop,
+        )
     equity = st.accounting.equity
     market = p.entry_type is OrderType.MARKET
-    sized = size_signal(s, equity, st.instrument(s.symbol), p.risk.sizing,
-                        st.reliability.scale(s.strategy), entry=price if market else None)
+    sized = size_signal(
+        s,
+        equity,
+        st.instrument(s.symbol),
+        p.risk.sizing,
+        st.reliability.scale(s.strategy),
+        entry=price if market else None,
+    )
     if isinstance(sized, Denial):
         return sized
     d = st.rate.check(ts)
     if d:
         return d
     cand = Candidate(s.symbol, sized.notional, sized.risk_amount)
-    d = check_portfolio(cand, st.open_risks(), equity, p.risk.gates, st.correlation.cluster_of(s.symbol))
+    d = check_portfolio(
+        cand, st.open_risks(), equity, p.risk.gates, st.correlation.cluster_of(s.symbol)
+    )
     return d if d else sized
 
 
@@ -99,14 +155,23 @@ def _state_denial(st: State, state: TradingState, ts: int) -> Denial:
     trips = st.breakers.trips
     if set(trips) == {Breaker.TRADES_PER_DAY} and st.breakers.trades_left(ts) <= 0:
         return _trade_count_denial(st, ts)  # say which limit, not just the state it set
-    code = DenialCode.TRADING_HALTED if state is TradingState.HALTED else DenialCode.TRADING_REDUCING
-    return deny(code, f"trading is {state.value}: no new entries",
-                trips=[t.breaker.value for t in trips.values()])
+    code = (
+        DenialCode.TRADING_HALTED if state is TradingState.HALTED else DenialCode.TRADING_REDUCING
+    )
+    return deny(
+        code,
+        f"trading is {state.value}: no new entries",
+        trips=[t.breaker.value for t in trips.values()],
+    )
 
 
 def _trade_count_denial(st: State, ts: int) -> Denial:
     limit = st.breakers.params.max_trades_per_day
     done = limit - st.breakers.trades_left(ts)
-    return deny(DenialCode.TRADES_PER_DAY,
-                f"{done} trades today reached the limit {limit}: no new entries until the "
-                "next UTC day (or a higher risk.max_trades_per_day)", value=done, limit=limit)
+    return deny(
+        DenialCode.TRADES_PER_DAY,
+        f"{done} trades today reached the limit {limit}: no new entries until the "
+        "next UTC day (or a higher risk.max_trades_per_day)",
+        value=done,
+        limit=limit,
+    )

@@ -42,29 +42,56 @@ def report_event(order: Order | None, r: VenueReport) -> Any | None:
         if o.next_status(o.fill_event(r.quantity)) is None:
             return ev.OrderAnomaly(r.ts, o.client_order_id, "fill_in_" + o.status.value, r.trade_id)
         if o.filled_qty + r.quantity > o.quantity * (1 + 1e-9) + QTY_EPS:
-            raise InvariantViolation(f"overfill on {o.client_order_id}",
-                                     client_order_id=o.client_order_id, trade_id=r.trade_id)
-        return ev.OrderFilled(r.ts, o.client_order_id, r.trade_id, o.symbol, o.side, r.quantity,
-                              r.price, r.fee, r.liquidity, o.strategy, o.signal_id, o.role)
+            raise InvariantViolation(
+                f"overfill on {o.client_order_id}",
+                client_order_id=o.client_order_id,
+                trade_id=r.trade_id,
+            )
+        return ev.OrderFilled(
+            r.ts,
+            o.client_order_id,
+            r.trade_id,
+            o.symbol,
+            o.side,
+            r.quantity,
+            r.price,
+            r.fee,
+            r.liquidity,
+            o.strategy,
+            o.signal_id,
+            o.role,
+        )
     target = o.next_status(r.kind)
     if target is None:
-        return ev.OrderAnomaly(r.ts, o.client_order_id, "invalid_transition",
-                               f"{r.kind.value} in {o.status.value}")
-    return ev.OrderStatusChanged(r.ts, o.client_order_id, r.kind, target, r.reason, r.venue_order_id)
+        return ev.OrderAnomaly(
+            r.ts, o.client_order_id, "invalid_transition", f"{r.kind.value} in {o.status.value}"
+        )
+    return ev.OrderStatusChanged(
+        r.ts, o.client_order_id, r.kind, target, r.reason, r.venue_order_id
+    )
 
 
 def follow_report(s: State, o: Order, event: Any, ts: int) -> Decision:
     """`event` (what a report made of the known order `o`), then what it leads to."""
     if isinstance(event, ev.OrderFilled):
-        closed = s.accounting.closed_by(event.strategy, event.symbol, event.side, event.quantity,
-                                        event.price, event.fee, event.ts, trip_context(s, event))
+        closed = s.accounting.closed_by(
+            event.strategy,
+            event.symbol,
+            event.side,
+            event.quantity,
+            event.price,
+            event.fee,
+            event.ts,
+            trip_context(s, event),
+        )
         yield event
         for trade in closed:
             yield ev.TradeClosed(ts, trade)
             change = s.reliability.evaluate(trade.strategy, ts)
             if change is not None:
-                yield ev.StrategyStateChanged(ts, change.strategy, change.old, change.new,
-                                              change.reason, dict(change.figures))
+                yield ev.StrategyStateChanged(
+                    ts, change.strategy, change.old, change.new, change.reason, dict(change.figures)
+                )
         if closed:
             yield from counters(s, ts)
     else:

@@ -46,8 +46,9 @@ from fractald.core.risk.reliability import StrategyReliability
 __all__ = ["EngineParams", "FillSource", "TradingEngine", "event_sourced"]
 
 
-class TradingEngine(EngineState, EngineApply, EngineOrders, EngineBrackets, EngineMarket,
-                    EngineBreakers):
+class TradingEngine(
+    EngineState, EngineApply, EngineOrders, EngineBrackets, EngineMarket, EngineBreakers
+):
     """The engine's state, set here; what acts on it comes from the mixins (see `_engine_core`)."""
 
     def __init__(self, params: EngineParams | None = None) -> None:
@@ -57,9 +58,12 @@ class TradingEngine(EngineState, EngineApply, EngineOrders, EngineBrackets, Engi
         self.breakers = CircuitBreakers(p.risk.breakers, p.initial_equity)
         self.reliability = StrategyReliability(p.risk.reliability)
         self.exec_quality = ExecutionQuality(p.risk.exec_quality)
-        self.correlation = CorrelationTracker(p.risk.gates.correlation_window,
-                                              p.risk.gates.correlation_threshold)
-        self.rate = OrderRateLimiter(p.risk.gates.max_orders_per_window, p.risk.gates.order_rate_window_ms)
+        self.correlation = CorrelationTracker(
+            p.risk.gates.correlation_window, p.risk.gates.correlation_threshold
+        )
+        self.rate = OrderRateLimiter(
+            p.risk.gates.max_orders_per_window, p.risk.gates.order_rate_window_ms
+        )
         self.broker: PaperBroker | None = PaperBroker(p.paper) if p.venue == "paper" else None
         if self.broker is not None and p.fills_from is FillSource.BARS:
             self.broker.immediate = True  # latency is far below a bar

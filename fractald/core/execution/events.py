@@ -252,17 +252,54 @@ class RiskChanged:
     reason: str = "config"
 
 
-Event = (SignalDenied | BracketOpened | OrderIntent | CancelRequested | OrderStatusChanged
-         | OrderFilled | OrderAnomaly | StopMoved | StopMoveRefused | BracketExit | BracketClosed | BreakerTripped
-         | BreakersCleared | TradingStateChanged | Paused | ErrorRecorded | TradeClosed
-         | StrategyStateChanged | FundingPaid | RiskChanged)
+Event = (
+    SignalDenied
+    | BracketOpened
+    | OrderIntent
+    | CancelRequested
+    | OrderStatusChanged
+    | OrderFilled
+    | OrderAnomaly
+    | StopMoved
+    | StopMoveRefused
+    | BracketExit
+    | BracketClosed
+    | BreakerTripped
+    | BreakersCleared
+    | TradingStateChanged
+    | Paused
+    | ErrorRecorded
+    | TradeClosed
+    | StrategyStateChanged
+    | FundingPaid
+    | RiskChanged
+)
 
-EVENT_TYPES: dict[str, type] = {t.kind: t for t in (  # type: ignore[attr-defined]
-    SignalDenied, BracketOpened, OrderIntent, CancelRequested, OrderStatusChanged, OrderFilled,
-    OrderAnomaly, StopMoved, StopMoveRefused, BracketExit, BracketClosed, BreakerTripped, BreakersCleared,
-    TradingStateChanged, Paused, ErrorRecorded, TradeClosed, StrategyStateChanged, FundingPaid,
-    RiskChanged)}
-
+EVENT_TYPES: dict[str, type] = {
+    t.kind: t
+    for t in (  # type: ignore[attr-defined]
+        SignalDenied,
+        BracketOpened,
+        OrderIntent,
+        CancelRequested,
+        OrderStatusChanged,
+        OrderFilled,
+        OrderAnomaly,
+        StopMoved,
+        StopMoveRefused,
+        BracketExit,
+        BracketClosed,
+        BreakerTripped,
+        BreakersCleared,
+        TradingStateChanged,
+        Paused,
+        ErrorRecorded,
+        TradeClosed,
+        StrategyStateChanged,
+        FundingPaid,
+        RiskChanged,
+    )
+}
 
 
 def to_dict(event: Event) -> dict[str, Any]:
@@ -274,6 +311,8 @@ def from_dict(data: dict[str, Any]) -> Event:
     try:
         cls = EVENT_TYPES[data["kind"]]
     except KeyError:
-        raise ValueError(f"unknown event kind {data.get('kind')!r}; known: {sorted(EVENT_TYPES)}") from None
+        raise ValueError(
+            f"unknown event kind {data.get('kind')!r}; known: {sorted(EVENT_TYPES)}"
+        ) from None
     body = {k: v for k, v in data.items() if k != "kind"}
     return converter.structure(body, cls)  # type: ignore[no-any-return]

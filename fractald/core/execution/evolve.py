@@ -57,8 +57,18 @@ def _nothing(s: State, e: Any) -> None:
 
 def _bracket_opened(s: State, e: ev.BracketOpened) -> None:
     s.brackets[e.signal_id] = Bracket(
-        e.signal_id, e.strategy, e.symbol, e.side, e.timeframe, e.quantity, e.entry, e.stop,
-        list(e.targets), e.confidence, e.ts)
+        e.signal_id,
+        e.strategy,
+        e.symbol,
+        e.side,
+        e.timeframe,
+        e.quantity,
+        e.entry,
+        e.stop,
+        list(e.targets),
+        e.confidence,
+        e.ts,
+    )
     seen = s.seen_signals
     seen[e.signal_id] = None
     while len(seen) > s.params.max_seen_signals:
@@ -69,9 +79,23 @@ def _bracket_opened(s: State, e: ev.BracketOpened) -> None:
 
 
 def _order_intent(s: State, e: ev.OrderIntent) -> None:
-    o = Order(e.client_order_id, e.symbol, e.side, e.order_type, e.quantity, e.price,
-              e.trigger_price, e.tif, e.expire_ts, e.reduce_only, e.strategy, e.signal_id, e.role,
-              ts_created=e.ts, intended_price=e.intended_price)
+    o = Order(
+        e.client_order_id,
+        e.symbol,
+        e.side,
+        e.order_type,
+        e.quantity,
+        e.price,
+        e.trigger_price,
+        e.tif,
+        e.expire_ts,
+        e.reduce_only,
+        e.strategy,
+        e.signal_id,
+        e.role,
+        ts_created=e.ts,
+        intended_price=e.intended_price,
+    )
     o.apply(OE.SUBMIT, e.ts)
     s.orders[o.client_order_id] = o
     s.rate.record(e.ts)
@@ -130,8 +154,9 @@ def _order_filled(s: State, e: ev.OrderFilled) -> None:
         if first and o.ts_marketable:
             s.exec_quality.record_fill_latency(s.params.venue, o.symbol, e.ts - o.ts_marketable)
         if first and o.intended_price > 0:
-            s.exec_quality.record_slippage(s.params.venue, o.symbol, o.side.sign,
-                                           o.intended_price, e.price)
+            s.exec_quality.record_slippage(
+                s.params.venue, o.symbol, o.side.sign, o.intended_price, e.price
+            )
     if s.broker is not None and e.trade_id.startswith("paper-"):
         s.broker.seq = max(s.broker.seq, int(e.trade_id[6:]))
     b = s.brackets.get(e.signal_id)
@@ -153,10 +178,18 @@ def trip_context(s: State, e: ev.OrderFilled) -> TripContext:
     b = s.brackets.get(e.signal_id)
     if b is not None:
         if e.role == "entry":
-            return TripContext(trip_id=b.signal_id, confidence=b.confidence,
-                               risk=abs(e.price - b.initial_stop) * e.quantity)
-        reason = ("target" if e.role.startswith("tp") else "stop" if e.role.startswith("stop")
-                  else (b.exit_reason or e.role))
+            return TripContext(
+                trip_id=b.signal_id,
+                confidence=b.confidence,
+                risk=abs(e.price - b.initial_stop) * e.quantity,
+            )
+        reason = (
+            "target"
+            if e.role.startswith("tp")
+            else "stop"
+            if e.role.startswith("stop")
+            else (b.exit_reason or e.role)
+        )
         return TripContext(exit_reason=reason)
     if e.role == "flatten":
         return TripContext(exit_reason="flatten")

@@ -27,6 +27,7 @@ QTY_EPS = 1e-9
 # nothing about the venue's ack or trigger latency (and its `ts` is when we asked).
 RECOVERED = "recovered_from_venue"
 
+
 class OrderStatus(enum.Enum):
     INITIALIZED = "INITIALIZED"
     DENIED = "DENIED"
@@ -54,8 +55,15 @@ class OrderStatus(enum.Enum):
         return self not in TERMINAL and self not in (OrderStatus.INITIALIZED,)
 
 
-TERMINAL = frozenset({OrderStatus.DENIED, OrderStatus.FILLED, OrderStatus.CANCELED,
-                      OrderStatus.REJECTED, OrderStatus.EXPIRED})
+TERMINAL = frozenset(
+    {
+        OrderStatus.DENIED,
+        OrderStatus.FILLED,
+        OrderStatus.CANCELED,
+        OrderStatus.REJECTED,
+        OrderStatus.EXPIRED,
+    }
+)
 
 
 class OrderType(enum.Enum):
@@ -221,8 +229,10 @@ class Order:
             raise ValueError(f"order quantity must be positive, got {self.quantity!r}")
         if self.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT) and not (self.price or 0) > 0:
             raise ValueError(f"a {self.order_type.value} order needs a positive price")
-        if self.order_type in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT) and not (
-                self.trigger_price or 0) > 0:
+        if (
+            self.order_type in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT)
+            and not (self.trigger_price or 0) > 0
+        ):
             raise ValueError(f"a {self.order_type.value} order needs a positive trigger_price")
         if self.tif is TimeInForce.GTD and self.expire_ts is None:
             raise ValueError("a GTD order needs expire_ts")
@@ -260,16 +270,24 @@ class Order:
             self.ts_submitted = ts
             if self.order_type is OrderType.MARKET:
                 self.ts_marketable = ts
-        if event is E.TRIGGER and self.can(event) and self.order_type is OrderType.STOP_MARKET \
-                and not self.ts_marketable and kw.get("reason") != RECOVERED:
+        if (
+            event is E.TRIGGER
+            and self.can(event)
+            and self.order_type is OrderType.STOP_MARKET
+            and not self.ts_marketable
+            and kw.get("reason") != RECOVERED
+        ):
             self.ts_marketable = ts
         if event is E.UPDATE and self.can(event):
             for k in ("quantity", "price", "trigger_price"):
                 if kw.get(k) is not None:
                     setattr(self, k, kw[k])
             if self.quantity < self.filled_qty - QTY_EPS:
-                raise InvariantViolation(f"order {self.client_order_id} updated below its filled "
-                                         f"quantity", quantity=self.quantity, filled=self.filled_qty)
+                raise InvariantViolation(
+                    f"order {self.client_order_id} updated below its filled quantity",
+                    quantity=self.quantity,
+                    filled=self.filled_qty,
+                )
         if event is E.ACCEPT and kw.get("venue_order_id"):
             self.venue_order_id = kw["venue_order_id"]
         if kw.get("reason"):
@@ -283,13 +301,18 @@ class Order:
         if trade_id in self.trade_ids:
             return Applied.DUPLICATE
         if not (qty > 0 and price > 0):
-            raise InvariantViolation(f"fill {trade_id} on {self.client_order_id} has qty {qty} "
-                                     f"price {price}", trade_id=trade_id)
+            raise InvariantViolation(
+                f"fill {trade_id} on {self.client_order_id} has qty {qty} price {price}",
+                trade_id=trade_id,
+            )
         new_filled = self.filled_qty + qty
         if new_filled > self.quantity * (1 + QTY_EPS) + QTY_EPS:
             raise InvariantViolation(
                 f"overfill on {self.client_order_id}: {new_filled} > {self.quantity}",
-                client_order_id=self.client_order_id, filled=new_filled, quantity=self.quantity)
+                client_order_id=self.client_order_id,
+                filled=new_filled,
+                quantity=self.quantity,
+            )
         complete = new_filled >= self.quantity - QTY_EPS
         event = self.fill_event(qty)
         if not self.can(event):

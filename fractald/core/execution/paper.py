@@ -125,7 +125,9 @@ def path_trade(bar: Bar, points: list[tuple[float, int]], i: int) -> tuple[float
     return max(bar.volume / len(points), 1e-9), Side.BUY if points[i][0] >= prev else Side.SELL
 
 
-def bar_path_trades(bar: Bar, levels: Collection[float] = ()) -> list[tuple[float, float, Side, int]]:
+def bar_path_trades(
+    bar: Bar, levels: Collection[float] = ()
+) -> list[tuple[float, float, Side, int]]:
     """`bar_path` as plain (price, size, aggressor, ts)."""
     points = bar_path_points(bar, levels)
     return [(p, *path_trade(bar, points, i), ts) for i, (p, ts) in enumerate(points)]
@@ -133,20 +135,28 @@ def bar_path_trades(bar: Bar, levels: Collection[float] = ()) -> list[tuple[floa
 
 def bar_path(bar: Bar, levels: Collection[float] = ()) -> list[TradeTick]:
     """A deterministic intrabar path as trades, with `levels` inserted where the path crosses them."""
-    return [TradeTick(bar.symbol, p, size, aggressor, f"{bar.symbol}:{bar.ts_open}:{i}", ts)
-            for i, (p, size, aggressor, ts) in enumerate(bar_path_trades(bar, levels))]
+    return [
+        TradeTick(bar.symbol, p, size, aggressor, f"{bar.symbol}:{bar.ts_open}:{i}", ts)
+        for i, (p, size, aggressor, ts) in enumerate(bar_path_trades(bar, levels))
+    ]
 
 
 def _check_path_bar(bar: Bar) -> None:
     """A path is traded: its prices must be positive and finite, its volume finite (as a TradeTick's)."""
     inf = math.inf
-    if not (0 < bar.open < inf and 0 < bar.high < inf and 0 < bar.low < inf and 0 < bar.close < inf):
-        raise ValueError(f"bar {bar.symbol} {bar.timeframe} at {bar.ts_open}: prices must be positive "
-                         f"and finite to trade its path, got o={bar.open} h={bar.high} l={bar.low} "
-                         f"c={bar.close}")
+    if not (
+        0 < bar.open < inf and 0 < bar.high < inf and 0 < bar.low < inf and 0 < bar.close < inf
+    ):
+        raise ValueError(
+            f"bar {bar.symbol} {bar.timeframe} at {bar.ts_open}: prices must be positive "
+            f"and finite to trade its path, got o={bar.open} h={bar.high} l={bar.low} "
+            f"c={bar.close}"
+        )
     if not bar.volume < inf:
-        raise ValueError(f"bar {bar.symbol} {bar.timeframe} at {bar.ts_open}: volume must be finite "
-                         f"to trade its path, got {bar.volume}")
+        raise ValueError(
+            f"bar {bar.symbol} {bar.timeframe} at {bar.ts_open}: volume must be finite "
+            f"to trade its path, got {bar.volume}"
+        )
 
 
 class PaperBroker:
@@ -176,36 +186,59 @@ class PaperBroker:
             return q.ask if side is Side.BUY else q.bid
         return t[1] if t is not None else None
 
-    def _fill(self, o: PaperOrder, qty: float, price: float, liq: Liquidity, ts: int) -> list[VenueReport]:
+    def _fill(
+        self, o: PaperOrder, qty: float, price: float, liq: Liquidity, ts: int
+    ) -> list[VenueReport]:
         if o.reduce_only:
             pos = self.positions.get(o.symbol, 0.0)
             reducible = max(0.0, -pos * o.side.sign)
             if reducible <= QTY_EPS:
                 del self.orders[o.client_order_id]
-                return [VenueReport(E.CANCEL, o.client_order_id, ts, reason="reduce_only_no_position")]
+                return [
+                    VenueReport(E.CANCEL, o.client_order_id, ts, reason="reduce_only_no_position")
+                ]
             qty = min(qty, reducible)
         qty = min(qty, o.remaining)
         o.filled += qty
         self.positions[o.symbol] = self.positions.get(o.symbol, 0.0) + qty * o.side.sign
         self.seq += 1
-        out = [VenueReport(E.FILL, o.client_order_id, ts, trade_id=f"paper-{self.seq}", quantity=qty,
-                           price=price, fee=self._fee(qty, price, liq), liquidity=liq)]
+        out = [
+            VenueReport(
+                E.FILL,
+                o.client_order_id,
+                ts,
+                trade_id=f"paper-{self.seq}",
+                quantity=qty,
+                price=price,
+                fee=self._fee(qty, price, liq),
+                liquidity=liq,
+            )
+        ]
         if o.remaining <= QTY_EPS:
             del self.orders[o.client_order_id]
         elif o.reduce_only and abs(self.positions[o.symbol]) <= QTY_EPS:
             del self.orders[o.client_order_id]
-            out.append(VenueReport(E.CANCEL, o.client_order_id, ts, reason="reduce_only_no_position"))
+            out.append(
+                VenueReport(E.CANCEL, o.client_order_id, ts, reason="reduce_only_no_position")
+            )
         return out
 
-    def _taker_fill(self, o: PaperOrder, ts: int, limit: float | None = None) -> list[VenueReport] | None:
+    def _taker_fill(
+        self, o: PaperOrder, ts: int, limit: float | None = None
+    ) -> list[VenueReport] | None:
         ref = self._ref_price(o.symbol, o.side)
         if ref is None:
             return None
         if limit is not None and (ref - limit) * o.side.sign > 0:
             return None  # not marketable
         slip = 1 + o.side.sign * self.params.slippage_bps / 1e4
-        price = ref * slip if limit is None else min(ref * slip, limit) if o.side is Side.BUY else max(
-            ref * slip, limit)
+        price = (
+            ref * slip
+            if limit is None
+            else min(ref * slip, limit)
+            if o.side is Side.BUY
+            else max(ref * slip, limit)
+        )
         return self._fill(o, o.remaining, price, Liquidity.TAKER, ts)
 
     # -- commands -----------------------------------------------------------------------
@@ -215,11 +248,25 @@ class PaperBroker:
             return [VenueReport(E.REJECT, coid, ts, reason="duplicate_client_order_id")]
         if order.expire_ts is not None and order.expire_ts <= ts:
             return [VenueReport(E.REJECT, coid, ts, reason="already_expired")]
-        po = PaperOrder(coid, order.symbol, order.side, order.order_type, order.leaves_qty,
-                        order.price, order.trigger_price, order.tif, order.expire_ts,
-                        order.reduce_only, active_ts=ts + self.params.latency_ms)
+        po = PaperOrder(
+            coid,
+            order.symbol,
+            order.side,
+            order.order_type,
+            order.leaves_qty,
+            order.price,
+            order.trigger_price,
+            order.tif,
+            order.expire_ts,
+            order.reduce_only,
+            active_ts=ts + self.params.latency_ms,
+        )
         self.orders[coid] = po
-        out = [VenueReport(E.ACCEPT, coid, ts + self.params.latency_ms, venue_order_id=f"p-{coid[:12]}")]
+        out = [
+            VenueReport(
+                E.ACCEPT, coid, ts + self.params.latency_ms, venue_order_id=f"p-{coid[:12]}"
+            )
+        ]
         if self.immediate or self.params.latency_ms == 0:
             po.active_ts = ts
             out += self._activate(po, ts)
@@ -228,7 +275,9 @@ class PaperBroker:
     def cancel(self, client_order_id: str, ts: int) -> list[VenueReport]:
         o = self.orders.get(client_order_id)
         if o is None:
-            return [VenueReport(E.CANCEL_REJECT, client_order_id, ts, reason="unknown_or_closed_order")]
+            return [
+                VenueReport(E.CANCEL_REJECT, client_order_id, ts, reason="unknown_or_closed_order")
+            ]
         if self.params.latency_ms == 0 or self.immediate:
             del self.orders[client_order_id]
             return [VenueReport(E.CANCEL, client_order_id, ts, reason="canceled")]
@@ -236,13 +285,23 @@ class PaperBroker:
         o.cancel_ts = ts + self.params.latency_ms
         return []
 
-    def modify(self, client_order_id: str, ts: int, quantity: float | None = None,
-               price: float | None = None, trigger_price: float | None = None) -> list[VenueReport]:
+    def modify(
+        self,
+        client_order_id: str,
+        ts: int,
+        quantity: float | None = None,
+        price: float | None = None,
+        trigger_price: float | None = None,
+    ) -> list[VenueReport]:
         o = self.orders.get(client_order_id)
         if o is None:
-            return [VenueReport(E.UPDATE_REJECT, client_order_id, ts, reason="unknown_or_closed_order")]
+            return [
+                VenueReport(E.UPDATE_REJECT, client_order_id, ts, reason="unknown_or_closed_order")
+            ]
         if quantity is not None and quantity <= o.filled + QTY_EPS:
-            return [VenueReport(E.UPDATE_REJECT, client_order_id, ts, reason="quantity_below_filled")]
+            return [
+                VenueReport(E.UPDATE_REJECT, client_order_id, ts, reason="quantity_below_filled")
+            ]
         if quantity is not None:
             o.quantity = quantity
         if price is not None and price != o.price:
@@ -250,8 +309,16 @@ class PaperBroker:
             o.queue_ahead = self._queue_at_placement(o)
         if trigger_price is not None:
             o.trigger_price = trigger_price
-        return [VenueReport(E.UPDATE, client_order_id, ts, quantity=o.quantity,
-                            price=o.price or 0.0, trigger_price=o.trigger_price)]
+        return [
+            VenueReport(
+                E.UPDATE,
+                client_order_id,
+                ts,
+                quantity=o.quantity,
+                price=o.price or 0.0,
+                trigger_price=o.trigger_price,
+            )
+        ]
 
     # -- market data ----------------------------------------------------------------------
     def on_quote(self, q: Quote) -> list[VenueReport]:
@@ -260,8 +327,9 @@ class PaperBroker:
         for o in list(self._symbol_orders(q.symbol)):
             if not o.resting:
                 continue
-            level, size, opposite = (q.bid, q.bid_size, q.ask) if o.side is Side.BUY else (
-                q.ask, q.ask_size, q.bid)
+            level, size, opposite = (
+                (q.bid, q.bid_size, q.ask) if o.side is Side.BUY else (q.ask, q.ask_size, q.bid)
+            )
             assert o.price is not None
             if opposite > 0 and (opposite - o.price) * o.side.sign < 0:
                 # The other side moved through our price: we were traded through.
@@ -273,7 +341,9 @@ class PaperBroker:
     def on_trade(self, t: TradeTick) -> list[VenueReport]:
         return self.trade(t.symbol, t.price, t.size, t.aggressor, t.ts_event)
 
-    def trade(self, symbol: str, price: float, size: float, aggressor: Side, ts: int) -> list[VenueReport]:
+    def trade(
+        self, symbol: str, price: float, size: float, aggressor: Side, ts: int
+    ) -> list[VenueReport]:
         """`on_trade` from a trade's fields (the bar-mode driver has no TradeTick to build)."""
         self.last_trade[symbol] = (ts, price)
         out = self._housekeeping(symbol, ts)
@@ -306,7 +376,8 @@ class PaperBroker:
         """
         for o in self._symbol_orders(symbol):
             if (o.cancel_ts is not None and o.cancel_ts <= until_ts) or (
-                    o.expire_ts is not None and o.expire_ts <= until_ts):
+                o.expire_ts is not None and o.expire_ts <= until_ts
+            ):
                 return False
             if o.resting:
                 assert o.price is not None
@@ -330,8 +401,9 @@ class PaperBroker:
         """Let event time pass with no trade (e.g. a bar's close): due cancels and expiries."""
         return self._housekeeping(symbol, ts)
 
-    def _trade_against_resting(self, o: PaperOrder, price: float, size: float, aggressor: Side,
-                               ts: int) -> list[VenueReport]:
+    def _trade_against_resting(
+        self, o: PaperOrder, price: float, size: float, aggressor: Side, ts: int
+    ) -> list[VenueReport]:
         assert o.price is not None
         through = (o.price - price) * o.side.sign
         if through > 0:
@@ -357,7 +429,11 @@ class PaperBroker:
             elif o.expire_ts is not None and o.expire_ts <= ts:
                 del self.orders[o.client_order_id]
                 out.append(VenueReport(E.EXPIRE, o.client_order_id, o.expire_ts))
-            elif not o.resting and o.active_ts <= ts and not (o.order_type in _STOPS and not o.triggered):
+            elif (
+                not o.resting
+                and o.active_ts <= ts
+                and not (o.order_type in _STOPS and not o.triggered)
+            ):
                 out += self._activate(o, ts)
         return out
 
@@ -399,21 +475,27 @@ class PaperBroker:
 
     def snapshot(self) -> dict[str, Any]:
         conv = converter
-        return {"orders": [conv.unstructure(o) for o in self.orders.values()],
-                "positions": dict(self.positions), "seq": self.seq,
-                "quotes": [conv.unstructure(q) for q in self.quotes.values()],
-                "last_trade": {s: list(v) for s, v in self.last_trade.items()}}
+        return {
+            "orders": [conv.unstructure(o) for o in self.orders.values()],
+            "positions": dict(self.positions),
+            "seq": self.seq,
+            "quotes": [conv.unstructure(q) for q in self.quotes.values()],
+            "last_trade": {s: list(v) for s, v in self.last_trade.items()},
+        }
 
     def restore(self, data: dict[str, Any]) -> None:
         conv = converter
-        self.orders = {o.client_order_id: o for o in
-                       (conv.structure(d, PaperOrder) for d in data["orders"])}
+        self.orders = {
+            o.client_order_id: o for o in (conv.structure(d, PaperOrder) for d in data["orders"])
+        }
         self.positions = {k: float(v) for k, v in data["positions"].items()}
         self.seq = int(data["seq"])
-        self.quotes = {q.symbol: q for q in (conv.structure(d, Quote) for d in data.get("quotes", []))}
-        self.last_trade = {s: (int(v[0]), float(v[1])) for s, v in data.get("last_trade", {}).items()}
+        self.quotes = {
+            q.symbol: q for q in (conv.structure(d, Quote) for d in data.get("quotes", []))
+        }
+        self.last_trade = {
+            s: (int(v[0]), float(v[1])) for s, v in data.get("last_trade", {}).items()
+        }
 
     def forget(self, client_order_id: str) -> None:
         self.orders.pop(client_order_id, None)
-
-

@@ -45,8 +45,6 @@ class Breaker(enum.Enum):
     RECONCILIATION = "reconciliation"
 
 
-
-
 @attrs.frozen(slots=True)
 class Trip:
     breaker: Breaker
@@ -157,8 +155,9 @@ class CircuitBreakers:
         self.errors.append(ts)
 
     # -- checks (pure reads) --------------------------------------------------
-    def _new(self, breaker: Breaker, action: BreakerAction, ts: int, reason: str,
-             **figures: Any) -> list[Trip]:
+    def _new(
+        self, breaker: Breaker, action: BreakerAction, ts: int, reason: str, **figures: Any
+    ) -> list[Trip]:
         if breaker in self.trips:
             return []
         return [Trip(breaker, _state_of(action), reason, ts, figures)]
@@ -169,23 +168,42 @@ class CircuitBreakers:
         if self.peak_equity > 0:
             dd = drawdown_fraction(self.peak_equity, equity)
             if dd >= p.max_drawdown_fraction:
-                out += self._new(Breaker.MAX_DRAWDOWN, p.drawdown_action, ts,
-                                 f"drawdown {dd:.2%} from peak {self.peak_equity:.2f} reached the "
-                                 f"limit {p.max_drawdown_fraction:.2%}", value=dd,
-                                 limit=p.max_drawdown_fraction, peak=self.peak_equity, equity=equity)
+                out += self._new(
+                    Breaker.MAX_DRAWDOWN,
+                    p.drawdown_action,
+                    ts,
+                    f"drawdown {dd:.2%} from peak {self.peak_equity:.2f} reached the "
+                    f"limit {p.max_drawdown_fraction:.2%}",
+                    value=dd,
+                    limit=p.max_drawdown_fraction,
+                    peak=self.peak_equity,
+                    equity=equity,
+                )
         if self.day_start_equity > 0:
             loss = (self.day_start_equity - equity) / self.day_start_equity
             money = self.day_start_equity - equity
             if p.daily_loss_money and money >= p.daily_loss_money:
-                out += self._new(Breaker.DAILY_LOSS, p.daily_loss_action, ts,
-                                 f"daily loss {money:.2f} reached the money limit {p.daily_loss_money:.2f}",
-                                 value=money, limit=p.daily_loss_money,
-                                 day_start=self.day_start_equity, equity=equity)
+                out += self._new(
+                    Breaker.DAILY_LOSS,
+                    p.daily_loss_action,
+                    ts,
+                    f"daily loss {money:.2f} reached the money limit {p.daily_loss_money:.2f}",
+                    value=money,
+                    limit=p.daily_loss_money,
+                    day_start=self.day_start_equity,
+                    equity=equity,
+                )
             elif loss >= p.daily_loss_fraction:
-                out += self._new(Breaker.DAILY_LOSS, p.daily_loss_action, ts,
-                                 f"daily loss {loss:.2%} reached the limit {p.daily_loss_fraction:.2%}",
-                                 value=loss, limit=p.daily_loss_fraction,
-                                 day_start=self.day_start_equity, equity=equity)
+                out += self._new(
+                    Breaker.DAILY_LOSS,
+                    p.daily_loss_action,
+                    ts,
+                    f"daily loss {loss:.2%} reached the limit {p.daily_loss_fraction:.2%}",
+                    value=loss,
+                    limit=p.daily_loss_fraction,
+                    day_start=self.day_start_equity,
+                    equity=equity,
+                )
         return out
 
     def untripped(self, peak: float, low: float) -> bool:
@@ -198,12 +216,14 @@ class CircuitBreakers:
         """
         p, trips = self.params, self.trips
         if (not trips or Breaker.MAX_DRAWDOWN not in trips) and (
-                low < 0 or drawdown_fraction(peak, low) >= p.max_drawdown_fraction - 1e-9):
+            low < 0 or drawdown_fraction(peak, low) >= p.max_drawdown_fraction - 1e-9
+        ):
             return False
         if self.day_start_equity > 0 and (not trips or Breaker.DAILY_LOSS not in trips):
             money = self.day_start_equity - low
             if (p.daily_loss_money and money >= p.daily_loss_money) or (
-                    money / self.day_start_equity >= p.daily_loss_fraction):
+                money / self.day_start_equity >= p.daily_loss_fraction
+            ):
                 return False
         return True
 
@@ -211,27 +231,48 @@ class CircuitBreakers:
         p = self.params
         out: list[Trip] = []
         if self.trades_today >= p.max_trades_per_day:
-            out += self._new(Breaker.TRADES_PER_DAY, p.trades_per_day_action, ts,
-                             f"{self.trades_today} trades today reached the limit {p.max_trades_per_day}",
-                             value=self.trades_today, limit=p.max_trades_per_day)
+            out += self._new(
+                Breaker.TRADES_PER_DAY,
+                p.trades_per_day_action,
+                ts,
+                f"{self.trades_today} trades today reached the limit {p.max_trades_per_day}",
+                value=self.trades_today,
+                limit=p.max_trades_per_day,
+            )
         if self.consecutive_losses >= p.max_consecutive_losses:
-            out += self._new(Breaker.CONSECUTIVE_LOSSES, p.consecutive_losses_action, ts,
-                             f"{self.consecutive_losses} losses in a row reached the limit "
-                             f"{p.max_consecutive_losses}",
-                             value=self.consecutive_losses, limit=p.max_consecutive_losses)
+            out += self._new(
+                Breaker.CONSECUTIVE_LOSSES,
+                p.consecutive_losses_action,
+                ts,
+                f"{self.consecutive_losses} losses in a row reached the limit "
+                f"{p.max_consecutive_losses}",
+                value=self.consecutive_losses,
+                limit=p.max_consecutive_losses,
+            )
         recent = sum(1 for t in self.errors if t > ts - p.error_burst_window_ms)
         if recent >= p.error_burst_count:
-            out += self._new(Breaker.ERROR_BURST, p.error_burst_action, ts,
-                             f"{recent} errors within {p.error_burst_window_ms} ms reached the limit "
-                             f"{p.error_burst_count}", value=recent, limit=p.error_burst_count,
-                             window_ms=p.error_burst_window_ms)
+            out += self._new(
+                Breaker.ERROR_BURST,
+                p.error_burst_action,
+                ts,
+                f"{recent} errors within {p.error_burst_window_ms} ms reached the limit "
+                f"{p.error_burst_count}",
+                value=recent,
+                limit=p.error_burst_count,
+                window_ms=p.error_burst_window_ms,
+            )
         return out
 
     # -- persistence ------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
-        return {"peak_equity": self.peak_equity, "day": self.day,
-                "day_start_equity": self.day_start_equity, "trades_today": self.trades_today,
-                "consecutive_losses": self.consecutive_losses, "errors": list(self.errors)}
+        return {
+            "peak_equity": self.peak_equity,
+            "day": self.day,
+            "day_start_equity": self.day_start_equity,
+            "trades_today": self.trades_today,
+            "consecutive_losses": self.consecutive_losses,
+            "errors": list(self.errors),
+        }
 
     def restore(self, data: dict[str, Any]) -> None:
         self.checked = None

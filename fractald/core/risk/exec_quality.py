@@ -51,8 +51,9 @@ class ExecutionQuality:
             s = self._stats[key] = _Stats(self.params.window)
         return s
 
-    def record_slippage(self, venue: str, symbol: str, side_sign: int, intended: float,
-                        filled: float) -> None:
+    def record_slippage(
+        self, venue: str, symbol: str, side_sign: int, intended: float, filled: float
+    ) -> None:
         """Adverse slippage in basis points; a better price than intended counts as zero."""
         if intended > 0:
             bps = (filled - intended) / intended * 1e4 * side_sign
@@ -76,11 +77,13 @@ class ExecutionQuality:
         if s is None:
             return {}
         out: dict[str, float] = {}
-        for name, values, bad in (("slippage", s.slippage_bps, p.bad_slippage_bps),
-                                  ("ack_latency", s.ack_ms, p.bad_ack_ms),
-                                  ("fill_latency", s.fill_ms, p.bad_fill_ms),
-                                  ("reject_rate", s.rejects, p.bad_reject_rate),
-                                  ("failed_cancel_rate", s.cancels, p.bad_failed_cancel_rate)):
+        for name, values, bad in (
+            ("slippage", s.slippage_bps, p.bad_slippage_bps),
+            ("ack_latency", s.ack_ms, p.bad_ack_ms),
+            ("fill_latency", s.fill_ms, p.bad_fill_ms),
+            ("reject_rate", s.rejects, p.bad_reject_rate),
+            ("failed_cancel_rate", s.cancels, p.bad_failed_cancel_rate),
+        ):
             if len(values) >= max(1, p.min_samples):
                 out[name] = max(0.0, 1.0 - _mean(values) / bad)
         return out
@@ -90,8 +93,10 @@ class ExecutionQuality:
         return min(comps.values()) if comps else 1.0
 
     def snapshot(self) -> dict[str, Any]:
-        return {f"{v}|{s}": {k: list(getattr(st, k)) for k in _Stats.__slots__}
-                for (v, s), st in self._stats.items()}
+        return {
+            f"{v}|{s}": {k: list(getattr(st, k)) for k in _Stats.__slots__}
+            for (v, s), st in self._stats.items()
+        }
 
     def restore(self, data: dict[str, Any]) -> None:
         self._stats = {}

@@ -38,64 +38,106 @@ class Candidate:
     risk: float
 
 
-def check_feed(feed: FeedHealth | None, exec_score: float, params: GateParams,
-               require_feed_health: bool) -> Denial | None:
+def check_feed(
+    feed: FeedHealth | None, exec_score: float, params: GateParams, require_feed_health: bool
+) -> Denial | None:
     """No new entries on stale or poor data, or on a venue that executes badly."""
     if feed is None:
         if require_feed_health:
             return deny(DenialCode.NO_FEED_HEALTH, "no feed health known for this symbol yet")
     elif feed.stale:
-        return deny(DenialCode.FEED_STALE, f"feed for {feed.symbol} is stale "
-                    f"(last message {feed.last_message_age_s:.1f}s ago)",
-                    last_message_age_s=feed.last_message_age_s)
+        return deny(
+            DenialCode.FEED_STALE,
+            f"feed for {feed.symbol} is stale (last message {feed.last_message_age_s:.1f}s ago)",
+            last_message_age_s=feed.last_message_age_s,
+        )
     elif feed.quality < params.min_data_quality:
-        return deny(DenialCode.DATA_QUALITY,
-                    f"data quality {feed.quality:.3f} is below the minimum {params.min_data_quality}",
-                    value=feed.quality, limit=params.min_data_quality)
+        return deny(
+            DenialCode.DATA_QUALITY,
+            f"data quality {feed.quality:.3f} is below the minimum {params.min_data_quality}",
+            value=feed.quality,
+            limit=params.min_data_quality,
+        )
     if exec_score < params.min_execution_quality:
-        return deny(DenialCode.EXECUTION_QUALITY,
-                    f"execution quality {exec_score:.3f} is below the minimum "
-                    f"{params.min_execution_quality}",
-                    value=exec_score, limit=params.min_execution_quality)
+        return deny(
+            DenialCode.EXECUTION_QUALITY,
+            f"execution quality {exec_score:.3f} is below the minimum "
+            f"{params.min_execution_quality}",
+            value=exec_score,
+            limit=params.min_execution_quality,
+        )
     return None
 
 
 def _cap(code: DenialCode, what: str, value: float, limit: float, **extra: float) -> Denial | None:
     if value >= limit:
-        return deny(code, f"{what} would be {value:.6g}, at or above the cap {limit:.6g}",
-                    value=value, limit=limit, **extra)
+        return deny(
+            code,
+            f"{what} would be {value:.6g}, at or above the cap {limit:.6g}",
+            value=value,
+            limit=limit,
+            **extra,
+        )
     return None
 
 
-def check_portfolio(candidate: Candidate, open_risks: Iterable[OpenRisk], equity: float,
-                    params: GateParams, cluster: frozenset[str] | None = None) -> Denial | None:
+def check_portfolio(
+    candidate: Candidate,
+    open_risks: Iterable[OpenRisk],
+    equity: float,
+    params: GateParams,
+    cluster: frozenset[str] | None = None,
+) -> Denial | None:
     """Heat, open positions, gross, per-symbol and per-cluster exposure after the new trade."""
     risks = list(open_risks)
     symbols_open = {r.symbol for r in risks}
     if candidate.symbol not in symbols_open and len(symbols_open) >= params.max_open_positions:
-        return deny(DenialCode.MAX_OPEN_POSITIONS,
-                    f"{len(symbols_open)} positions open, at the cap {params.max_open_positions}",
-                    value=len(symbols_open), limit=params.max_open_positions)
+        return deny(
+            DenialCode.MAX_OPEN_POSITIONS,
+            f"{len(symbols_open)} positions open, at the cap {params.max_open_positions}",
+            value=len(symbols_open),
+            limit=params.max_open_positions,
+        )
     heat = sum(r.risk for r in risks) + candidate.risk
-    d = _cap(DenialCode.PORTFOLIO_HEAT, "portfolio heat", heat, params.max_heat_fraction * equity,
-             equity=equity, fraction=heat / equity)
+    d = _cap(
+        DenialCode.PORTFOLIO_HEAT,
+        "portfolio heat",
+        heat,
+        params.max_heat_fraction * equity,
+        equity=equity,
+        fraction=heat / equity,
+    )
     if d:
         return d
     gross = sum(r.notional for r in risks) + candidate.notional
-    d = _cap(DenialCode.GROSS_EXPOSURE, "gross exposure", gross,
-             params.max_gross_exposure_fraction * equity, equity=equity)
+    d = _cap(
+        DenialCode.GROSS_EXPOSURE,
+        "gross exposure",
+        gross,
+        params.max_gross_exposure_fraction * equity,
+        equity=equity,
+    )
     if d:
         return d
     sym = sum(r.notional for r in risks if r.symbol == candidate.symbol) + candidate.notional
-    d = _cap(DenialCode.SYMBOL_EXPOSURE, f"exposure on {candidate.symbol}", sym,
-             params.max_symbol_exposure_fraction * equity, equity=equity)
+    d = _cap(
+        DenialCode.SYMBOL_EXPOSURE,
+        f"exposure on {candidate.symbol}",
+        sym,
+        params.max_symbol_exposure_fraction * equity,
+        equity=equity,
+    )
     if d:
         return d
     if cluster and len(cluster) > 1:
         clustered = sum(r.notional for r in risks if r.symbol in cluster) + candidate.notional
-        d = _cap(DenialCode.CLUSTER_EXPOSURE,
-                 f"exposure on the correlated cluster {sorted(cluster)}", clustered,
-                 params.max_cluster_exposure_fraction * equity, equity=equity)
+        d = _cap(
+            DenialCode.CLUSTER_EXPOSURE,
+            f"exposure on the correlated cluster {sorted(cluster)}",
+            clustered,
+            params.max_cluster_exposure_fraction * equity,
+            equity=equity,
+        )
         if d:
             return d
     return None
@@ -116,14 +158,21 @@ class OrderRateLimiter:
         # never come back: drop them, and the count is the length.
         while self._ts and self._ts[0] <= ts - self.window_ms:
             self._ts.popleft()
-        return sum(1 for t in self._ts if t <= ts) if self._ts and self._ts[-1] > ts else len(self._ts)
+        return (
+            sum(1 for t in self._ts if t <= ts) if self._ts and self._ts[-1] > ts else len(self._ts)
+        )
 
     def check(self, ts: int, orders: int = 1) -> Denial | None:
         n = self.count(ts)
         if n + orders > self.limit:
-            return deny(DenialCode.ORDER_RATE,
-                        f"{n} orders in the last {self.window_ms} ms; {orders} more would pass "
-                        f"the limit {self.limit}", value=n, limit=self.limit, window_ms=self.window_ms)
+            return deny(
+                DenialCode.ORDER_RATE,
+                f"{n} orders in the last {self.window_ms} ms; {orders} more would pass "
+                f"the limit {self.limit}",
+                value=n,
+                limit=self.limit,
+                window_ms=self.window_ms,
+            )
         return None
 
     def record(self, ts: int) -> None:
@@ -201,7 +250,7 @@ class CorrelationTracker:
             return s
 
         for i, a in enumerate(symbols):
-            for b in symbols[i + 1:]:
+            for b in symbols[i + 1 :]:
                 c = self.correlation(a, b)
                 if c is not None and c >= self.threshold:
                     parent[find(a)] = find(b)
@@ -211,11 +260,15 @@ class CorrelationTracker:
         return {s: frozenset(groups[find(s)]) for s in symbols}
 
     def snapshot(self) -> dict[str, Any]:
-        return {"last_close": dict(self._last_close),
-                "returns": {s: [[t, r] for t, r in v.items()] for s, v in self._returns.items()}}
+        return {
+            "last_close": dict(self._last_close),
+            "returns": {s: [[t, r] for t, r in v.items()] for s, v in self._returns.items()},
+        }
 
     def restore(self, data: dict[str, Any]) -> None:
         self._last_close = {s: float(c) for s, c in data.get("last_close", {}).items()}
-        self._returns = {s: collections.OrderedDict((int(t), float(r)) for t, r in v)
-                         for s, v in data.get("returns", {}).items()}
+        self._returns = {
+            s: collections.OrderedDict((int(t), float(r)) for t, r in v)
+            for s, v in data.get("returns", {}).items()
+        }
         self._clusters = None

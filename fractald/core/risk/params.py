@@ -15,19 +15,25 @@ from typing import Any
 import attrs
 
 
-def in_range(lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False
-             ) -> Callable[[Any, attrs.Attribute[Any], float], None]:
+def in_range(
+    lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False
+) -> Callable[[Any, attrs.Attribute[Any], float], None]:
     """Validator: value is a finite number within lo..hi (open or closed ends)."""
     left, right = ("(" if lo_open else "["), (")" if hi_open else "]")
 
     def check(instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        ok = (
+            isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        )
         if ok:
-            ok = (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)
+            ok = (value > lo if lo_open else value >= lo) and (
+                value < hi if hi_open else value <= hi
+            )
         if not ok:
             raise ValueError(
                 f"{type(instance).__name__}.{attribute.name} must be within "
-                f"{left}{lo}, {hi}{right}, got {value!r}")
+                f"{left}{lo}, {hi}{right}, got {value!r}"
+            )
 
     return check
 
@@ -39,7 +45,8 @@ def int_range(lo: int, hi: int) -> Callable[[Any, attrs.Attribute[Any], int], No
         if not (isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi):
             raise ValueError(
                 f"{type(instance).__name__}.{attribute.name} must be an integer within "
-                f"[{lo}, {hi}], got {value!r}")
+                f"[{lo}, {hi}], got {value!r}"
+            )
 
     return check
 
@@ -71,14 +78,20 @@ class SizingParams:
 
     def __attrs_post_init__(self) -> None:
         if self.confidence_high <= self.confidence_low:
-            raise ValueError(f"SizingParams.confidence_high ({self.confidence_high}) must be "
-                             f"above confidence_low ({self.confidence_low})")
+            raise ValueError(
+                f"SizingParams.confidence_high ({self.confidence_high}) must be "
+                f"above confidence_low ({self.confidence_low})"
+            )
         if self.min_scale > self.max_scale:
-            raise ValueError(f"SizingParams.min_scale ({self.min_scale}) must not exceed "
-                             f"max_scale ({self.max_scale})")
+            raise ValueError(
+                f"SizingParams.min_scale ({self.min_scale}) must not exceed "
+                f"max_scale ({self.max_scale})"
+            )
         if self.min_notional > self.max_notional:
-            raise ValueError(f"SizingParams.min_notional ({self.min_notional}) must not exceed "
-                             f"max_notional ({self.max_notional})")
+            raise ValueError(
+                f"SizingParams.min_notional ({self.min_notional}) must not exceed "
+                f"max_notional ({self.max_notional})"
+            )
 
 
 @attrs.frozen(slots=True)
@@ -86,9 +99,15 @@ class GateParams:
     """Portfolio gates. Every cap is exclusive: a value at or above the cap is denied."""
 
     max_heat_fraction: float = attrs.field(default=0.06, validator=in_range(0, 1, lo_open=True))
-    max_gross_exposure_fraction: float = attrs.field(default=3.0, validator=in_range(0, 100, lo_open=True))
-    max_symbol_exposure_fraction: float = attrs.field(default=1.0, validator=in_range(0, 100, lo_open=True))
-    max_cluster_exposure_fraction: float = attrs.field(default=1.5, validator=in_range(0, 100, lo_open=True))
+    max_gross_exposure_fraction: float = attrs.field(
+        default=3.0, validator=in_range(0, 100, lo_open=True)
+    )
+    max_symbol_exposure_fraction: float = attrs.field(
+        default=1.0, validator=in_range(0, 100, lo_open=True)
+    )
+    max_cluster_exposure_fraction: float = attrs.field(
+        default=1.5, validator=in_range(0, 100, lo_open=True)
+    )
     correlation_threshold: float = attrs.field(default=0.7, validator=in_range(0, 1, lo_open=True))
     correlation_window: int = attrs.field(default=100, validator=int_range(3, 100_000))
     max_open_positions: int = attrs.field(default=5, validator=int_range(1, 10_000))
@@ -115,7 +134,9 @@ class BreakerParams:
 
     max_drawdown_fraction: float = attrs.field(default=0.20, validator=in_range(0, 1, lo_open=True))
     daily_loss_fraction: float = attrs.field(default=0.05, validator=in_range(0, 1, lo_open=True))
-    daily_loss_money: float = attrs.field(default=0.0, validator=in_range(0, 1e12))  # 0 = off (v1: $30)
+    daily_loss_money: float = attrs.field(
+        default=0.0, validator=in_range(0, 1e12)
+    )  # 0 = off (v1: $30)
     max_trades_per_day: int = attrs.field(default=50, validator=int_range(1, 1_000_000))
     max_consecutive_losses: int = attrs.field(default=6, validator=int_range(1, 10_000))
     error_burst_count: int = attrs.field(default=10, validator=int_range(1, 1_000_000))
@@ -128,14 +149,17 @@ class BreakerParams:
     # Trips a new UTC day clears by itself (their counts start afresh); every
     # other trip needs an explicit resume. A backtest may add "consecutive_losses".
     daily_reset_breakers: tuple[str, ...] = attrs.field(
-        default=("daily_loss", "trades_per_day"), converter=tuple)
+        default=("daily_loss", "trades_per_day"), converter=tuple
+    )
 
     @daily_reset_breakers.validator
     def _check_daily(self, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
         bad = [v for v in value if v not in DAILY_RESETTABLE]
         if bad:
-            raise ValueError(f"BreakerParams.daily_reset_breakers: {bad} cannot reset daily; "
-                             f"allowed: {sorted(DAILY_RESETTABLE)}")
+            raise ValueError(
+                f"BreakerParams.daily_reset_breakers: {bad} cannot reset daily; "
+                f"allowed: {sorted(DAILY_RESETTABLE)}"
+            )
 
     @classmethod
     def for_live(cls, **overrides: Any) -> BreakerParams:
@@ -152,7 +176,9 @@ class ExecQualityParams:
     bad_ack_ms: float = attrs.field(default=2_000.0, validator=in_range(0, 1e9, lo_open=True))
     bad_fill_ms: float = attrs.field(default=10_000.0, validator=in_range(0, 1e9, lo_open=True))
     bad_reject_rate: float = attrs.field(default=0.25, validator=in_range(0, 1, lo_open=True))
-    bad_failed_cancel_rate: float = attrs.field(default=0.25, validator=in_range(0, 1, lo_open=True))
+    bad_failed_cancel_rate: float = attrs.field(
+        default=0.25, validator=in_range(0, 1, lo_open=True)
+    )
     # Below this many observations the score is 1.0: no evidence, no penalty.
     min_samples: int = attrs.field(default=5, validator=int_range(0, 100_000))
 
@@ -174,9 +200,13 @@ class ReliabilityParams:
 
     def __attrs_post_init__(self) -> None:
         if self.quarantine_after_losses < self.throttle_after_losses:
-            raise ValueError("ReliabilityParams.quarantine_after_losses must be >= throttle_after_losses")
+            raise ValueError(
+                "ReliabilityParams.quarantine_after_losses must be >= throttle_after_losses"
+            )
         if self.min_trades_for_expectancy > self.expectancy_window:
-            raise ValueError("ReliabilityParams.min_trades_for_expectancy must be <= expectancy_window")
+            raise ValueError(
+                "ReliabilityParams.min_trades_for_expectancy must be <= expectancy_window"
+            )
 
 
 @attrs.frozen(slots=True)

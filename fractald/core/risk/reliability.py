@@ -100,7 +100,7 @@ class StrategyReliability:
         rec.peak_pnl = max(rec.peak_pnl, rec.cum_pnl)
         rec.max_drawdown = max(rec.max_drawdown, rec.peak_pnl - rec.cum_pnl)
         rec.recent_r.append(trade.r_multiple)
-        del rec.recent_r[:-self.params.expectancy_window]
+        del rec.recent_r[: -self.params.expectancy_window]
 
     def evaluate(self, strategy: str, ts: int) -> StrategyChange | None:
         """The state change the latest evidence calls for, if any (pure read)."""
@@ -110,8 +110,13 @@ class StrategyReliability:
             return None  # still serving its time: the evidence is not read (checked at every bar)
         n = len(rec.recent_r)
         exp = rec.expectancy()
-        figures = {"loss_streak": rec.loss_streak, "win_streak": rec.win_streak,
-                   "expectancy_r": exp, "trades_in_window": n, "win_rate": rec.win_rate}
+        figures = {
+            "loss_streak": rec.loss_streak,
+            "win_streak": rec.win_streak,
+            "expectancy_r": exp,
+            "trades_in_window": n,
+            "win_rate": rec.win_rate,
+        }
         enough = n >= p.min_trades_for_expectancy
         new, reason = rec.state, ""
         if rec.state is not StrategyState.QUARANTINED:
@@ -123,8 +128,11 @@ class StrategyReliability:
                 new, reason = StrategyState.THROTTLED, f"{rec.loss_streak} losses in a row"
             elif rec.state is StrategyState.ACTIVE and enough and exp < 0:
                 new, reason = StrategyState.THROTTLED, f"negative expectancy {exp:.3f}R"
-            elif (rec.state is StrategyState.THROTTLED and rec.win_streak >= p.recovery_wins
-                  and (exp >= 0 or not enough)):
+            elif (
+                rec.state is StrategyState.THROTTLED
+                and rec.win_streak >= p.recovery_wins
+                and (exp >= 0 or not enough)
+            ):
                 new, reason = StrategyState.ACTIVE, f"recovered: {rec.win_streak} wins in a row"
         elif ts - rec.since_ts >= p.quarantine_ms:
             new, reason = StrategyState.THROTTLED, "quarantine served; on probation"

@@ -27,9 +27,12 @@ class SessionGate:
 
     def __attrs_post_init__(self) -> None:
         if len(self.opens) != len(self.closes) or not self.opens:
-            raise ValueError(f"session gate {self.name}: needs as many opens as closes, at least one")
-        if any(c <= o for o, c in zip(self.opens, self.closes, strict=True)) or \
-                any(n < c for c, n in zip(self.closes, self.opens[1:], strict=False)):
+            raise ValueError(
+                f"session gate {self.name}: needs as many opens as closes, at least one"
+            )
+        if any(c <= o for o, c in zip(self.opens, self.closes, strict=True)) or any(
+            n < c for c, n in zip(self.closes, self.opens[1:], strict=False)
+        ):
             raise ValueError(f"session gate {self.name}: sessions must be sorted and not overlap")
 
     def session_at(self, ts: int) -> tuple[int, int] | None:
@@ -42,8 +45,10 @@ class SessionGate:
     def entry_refusal(self, ts: int) -> str | None:
         """Why an entry at `ts` is refused (None: allowed)."""
         if ts < self.opens[0] or ts > self.closes[-1]:
-            return (f"{self.name}: {ts} is outside the calendar's known sessions "
-                    f"({self.opens[0]}..{self.closes[-1]})")
+            return (
+                f"{self.name}: {ts} is outside the calendar's known sessions "
+                f"({self.opens[0]}..{self.closes[-1]})"
+            )
         session = self.session_at(ts)
         if session is None:
             return f"{self.name}: market closed"
@@ -59,4 +64,6 @@ class SessionGate:
         if not self.flatten_before_close_minutes:
             return False
         session = self.session_at(ts)
-        return session is not None and session[1] - ts <= self.flatten_before_close_minutes * MINUTE_MS
+        return (
+            session is not None and session[1] - ts <= self.flatten_before_close_minutes * MINUTE_MS
+        )

@@ -65,59 +65,98 @@ def confidence_scale(confidence: float, p: SizingParams) -> float:
     return p.min_scale + (p.max_scale - p.min_scale) * t
 
 
-def size_signal(signal: Signal, equity: float, instrument: Instrument, params: SizingParams,
-                strategy_scale: float = 1.0, entry: float | None = None) -> SizedOrder | Denial:
+def size_signal(
+    signal: Signal,
+    equity: float,
+    instrument: Instrument,
+    params: SizingParams,
+    strategy_scale: float = 1.0,
+    entry: float | None = None,
+) -> SizedOrder | Denial:
     """Size a signal, or say why not. `strategy_scale` comes from the reliability loop.
 
     `entry` overrides the signal's entry: a market entry fills near the current
     price, and the risk to the stop must be measured from there.
     """
     if not (math.isfinite(equity) and equity > 0):
-        return deny(DenialCode.NO_EQUITY, f"equity must be positive to size a trade, got {equity}",
-                    equity=equity)
+        return deny(
+            DenialCode.NO_EQUITY,
+            f"equity must be positive to size a trade, got {equity}",
+            equity=equity,
+        )
     if signal.confidence < params.min_confidence:
-        return deny(DenialCode.CONFIDENCE_TOO_LOW,
-                    f"confidence {signal.confidence} is below the minimum {params.min_confidence}",
-                    value=signal.confidence, limit=params.min_confidence)
+        return deny(
+            DenialCode.CONFIDENCE_TOO_LOW,
+            f"confidence {signal.confidence} is below the minimum {params.min_confidence}",
+            value=signal.confidence,
+            limit=params.min_confidence,
+        )
     # Entry to the nearest tick; the stop rounds away from the entry so the
     # rounded risk per unit is never smaller than the signal's.
     entry = instrument.round_price(signal.entry if entry is None else entry)
     stop = instrument.round_price(signal.stop, -1 if signal.side is Side.BUY else 1)
     risk_per_unit = abs(entry - stop)
     if risk_per_unit <= 0 or (stop - entry) * signal.side.sign >= 0:
-        return deny(DenialCode.BAD_SIGNAL, "stop is not on the losing side of entry after rounding",
-                    entry=entry, stop=stop)
-    if params.max_stop_ticks and risk_per_unit > params.max_stop_ticks * instrument.tick_size * (1 + _EPS):
-        return deny(DenialCode.STOP_TICKS,
-                    f"stop {risk_per_unit / instrument.tick_size:.6g} ticks from entry is over the limit "
-                    f"{params.max_stop_ticks}", value=risk_per_unit / instrument.tick_size,
-                    limit=params.max_stop_ticks)
+        return deny(
+            DenialCode.BAD_SIGNAL,
+            "stop is not on the losing side of entry after rounding",
+            entry=entry,
+            stop=stop,
+        )
+    if params.max_stop_ticks and risk_per_unit > params.max_stop_ticks * instrument.tick_size * (
+        1 + _EPS
+    ):
+        return deny(
+            DenialCode.STOP_TICKS,
+            f"stop {risk_per_unit / instrument.tick_size:.6g} ticks from entry is over the limit "
+            f"{params.max_stop_ticks}",
+            value=risk_per_unit / instrument.tick_size,
+            limit=params.max_stop_ticks,
+        )
     scale = confidence_scale(signal.confidence, params) * strategy_scale
     fraction = params.risk_fraction if signal.risk_fraction is None else signal.risk_fraction
     budget = equity * fraction * scale
     if params.max_risk_money:
-        if instrument.floor_qty(max(instrument.min_qty, instrument.lot_size)) * risk_per_unit \
-                > params.max_risk_money * (1 + _EPS):
+        if instrument.floor_qty(
+            max(instrument.min_qty, instrument.lot_size)
+        ) * risk_per_unit > params.max_risk_money * (1 + _EPS):
             smallest = max(instrument.min_qty, instrument.lot_size)
-            return deny(DenialCode.RISK_MONEY,
-                        f"the smallest size ({smallest}) risks {smallest * risk_per_unit:.6g}, over the "
-                        f"limit {params.max_risk_money} per trade", value=smallest * risk_per_unit,
-                        limit=params.max_risk_money)
+            return deny(
+                DenialCode.RISK_MONEY,
+                f"the smallest size ({smallest}) risks {smallest * risk_per_unit:.6g}, over the "
+                f"limit {params.max_risk_money} per trade",
+                value=smallest * risk_per_unit,
+                limit=params.max_risk_money,
+            )
         budget = min(budget, params.max_risk_money)
     qty = instrument.floor_qty(budget / risk_per_unit)
     if qty * entry > params.max_notional:
         qty = instrument.floor_qty(params.max_notional / entry)
     if qty <= 0 or qty < instrument.min_qty:
-        return deny(DenialCode.SIZE_ROUNDS_TO_ZERO,
-                    f"risk budget {budget:.6g} over {risk_per_unit:.6g} per unit rounds to "
-                    f"{qty} (lot {instrument.lot_size}, min qty {instrument.min_qty})",
-                    budget=budget, risk_per_unit=risk_per_unit, quantity=qty,
-                    lot_size=instrument.lot_size, min_qty=instrument.min_qty)
+        return deny(
+            DenialCode.SIZE_ROUNDS_TO_ZERO,
+            f"risk budget {budget:.6g} over {risk_per_unit:.6g} per unit rounds to "
+            f"{qty} (lot {instrument.lot_size}, min qty {instrument.min_qty})",
+            budget=budget,
+            risk_per_unit=risk_per_unit,
+            quantity=qty,
+            lot_size=instrument.lot_size,
+            min_qty=instrument.min_qty,
+        )
     notional = qty * entry
     if notional < params.min_notional:
         # Raising the size to the minimum would risk more than the budget: deny instead.
-        return deny(DenialCode.BELOW_MIN_NOTIONAL,
-                    f"notional {notional:.6g} is below the minimum {params.min_notional}",
-                    value=notional, limit=params.min_notional)
-    return SizedOrder(quantity=qty, entry=entry, stop=stop, risk_amount=qty * risk_per_unit,
-                      notional=notional, confidence_scale=scale)
+        return deny(
+            DenialCode.BELOW_MIN_NOTIONAL,
+            f"notional {notional:.6g} is below the minimum {params.min_notional}",
+            value=notional,
+            limit=params.min_notional,
+        )
+    return SizedOrder(
+        quantity=qty,
+        entry=entry,
+        stop=stop,
+        risk_amount=qty * risk_per_unit,
+        notional=notional,
+        confidence_scale=scale,
+    )

@@ -28,7 +28,9 @@ class LiveSMCParams:
     swing_length: int = attrs.field(default=5, validator=int_in(1, 500))
     close_break: bool = True
     close_mitigation: bool = False
-    liquidity_range: float | None = attrs.field(default=None, validator=float_in(0.0, 1e12, optional=True))
+    liquidity_range: float | None = attrs.field(
+        default=None, validator=float_in(0.0, 1e12, optional=True)
+    )
     liquidity_atr_multiple: float = attrs.field(default=0.25, validator=float_in(0.0, 100.0))
     atr_length: int = attrs.field(default=14, validator=int_in(1, 1000))
     previous_timeframe: str = attrs.field(default="1d", validator=known_timeframe)
@@ -39,6 +41,7 @@ class LiveSMCParams:
 
 
 # --- events -----------------------------------------------------------------
+
 
 @attrs.frozen(slots=True)
 class SwingPoint:
@@ -162,11 +165,34 @@ class PreviousLevelBroken:
 
 
 SMCEvent = (
-    SwingPoint | FairValueGap | FVGMitigated | StructureBreak | OrderBlock | OrderBlockMitigated
-    | OrderBlockInvalidated | LiquidityPool | LiquiditySwept | PreviousLevelBroken
+    SwingPoint
+    | FairValueGap
+    | FVGMitigated
+    | StructureBreak
+    | OrderBlock
+    | OrderBlockMitigated
+    | OrderBlockInvalidated
+    | LiquidityPool
+    | LiquiditySwept
+    | PreviousLevelBroken
 )
 
 
 # Pickles of LiveSMC (daemon snapshots) name these classes by their public home.
-for _cls in (Direction, StructureKind, LiveSMCParams, SwingPoint, Zone, FairValueGap, FVGMitigated, StructureBreak, OrderBlock, OrderBlockMitigated, OrderBlockInvalidated, LiquidityPool, LiquiditySwept, PreviousLevelBroken):
+for _cls in (
+    Direction,
+    StructureKind,
+    LiveSMCParams,
+    SwingPoint,
+    Zone,
+    FairValueGap,
+    FVGMitigated,
+    StructureBreak,
+    OrderBlock,
+    OrderBlockMitigated,
+    OrderBlockInvalidated,
+    LiquidityPool,
+    LiquiditySwept,
+    PreviousLevelBroken,
+):
     _cls.__module__ = "fractald.core.smc.live"

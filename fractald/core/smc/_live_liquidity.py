@@ -16,8 +16,11 @@ class _LiquidityPools(_LiveState):
         high, low = row.high, row.low
         for side in (1, -1):
             for a in self._anchors[side]:  # every anchor on this side has this direction
-                if a.swept_index is None and ((high >= a.point.level + a.range) if side == 1
-                                              else (low <= a.point.level - a.range)):
+                if a.swept_index is None and (
+                    (high >= a.point.level + a.range)
+                    if side == 1
+                    else (low <= a.point.level - a.range)
+                ):
                     a.mark_swept(row)
                     if a.members >= 2:
                         events.append(self._swept_event(a, row))
@@ -30,8 +33,17 @@ class _LiquidityPools(_LiveState):
     @staticmethod
     def _swept_event(a: _SwingRec, row: _BarRow) -> LiquiditySwept:
         assert a.swept_index is not None
-        return LiquiditySwept(a.point.direction, a.point.index, a.point.ts, a.level_sum / a.members,
-                              a.members, a.swept_index, a.sweep_extreme, row.index, row.known_ts)
+        return LiquiditySwept(
+            a.point.direction,
+            a.point.index,
+            a.point.ts,
+            a.level_sum / a.members,
+            a.members,
+            a.swept_index,
+            a.sweep_extreme,
+            row.index,
+            row.known_ts,
+        )
 
     @staticmethod
     def _sweeps(a: _SwingRec, row: _BarRow) -> bool:
@@ -53,7 +65,9 @@ class _LiquidityPools(_LiveState):
                 a.end_index = j
                 events.append(self._pool_event(a, row.index, row.known_ts))
                 if a.members == 2 and a.swept_index is not None:
-                    events.append(self._swept_event(a, row))  # swept before it was known to be a pool
+                    events.append(
+                        self._swept_event(a, row)
+                    )  # swept before it was known to be a pool
                 return
         anchors.append(rec)
         self._prune_anchors(anchors, j)
@@ -67,5 +81,14 @@ class _LiquidityPools(_LiveState):
 
     @staticmethod
     def _pool_event(a: _SwingRec, known_index: int, known_ts: int) -> LiquidityPool:
-        return LiquidityPool(a.point.direction, a.point.index, a.point.ts, a.level_sum / a.members,
-                             a.members, a.end_index, a.swept_index, known_index, known_ts)
+        return LiquidityPool(
+            a.point.direction,
+            a.point.index,
+            a.point.ts,
+            a.level_sum / a.members,
+            a.members,
+            a.end_index,
+            a.swept_index,
+            known_index,
+            known_ts,
+        )

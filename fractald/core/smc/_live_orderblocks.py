@@ -25,8 +25,9 @@ class _OrderBlocks(_LiveState):
         self._ob_ext[side] = best
 
     @staticmethod
-    def _better_extreme(side: int, best: tuple[float, _BarRow] | None,
-                        r: _BarRow) -> tuple[float, _BarRow]:
+    def _better_extreme(
+        side: int, best: tuple[float, _BarRow] | None, r: _BarRow
+    ) -> tuple[float, _BarRow]:
         # bullish blocks take the lowest low (last on ties), bearish the highest high
         if side == 1:
             return (r.low, r) if best is None or r.low <= best[0] else best
@@ -54,8 +55,18 @@ class _OrderBlocks(_LiveState):
             hi_v, lo_v = (recent, older) if side == 1 else (older, recent)
             mx = max(hi_v, lo_v)
             pct = min(hi_v, lo_v) / mx * 100.0 if mx != 0 else 100.0
-            block = OrderBlock(Direction(side), blk.index, blk.ts, blk.high, blk.low,
-                               row.volume + v1 + v2, pct, swing.point.index, row.index, row.known_ts)
+            block = OrderBlock(
+                Direction(side),
+                blk.index,
+                blk.ts,
+                blk.high,
+                blk.low,
+                row.volume + v1 + v2,
+                pct,
+                swing.point.index,
+                row.index,
+                row.known_ts,
+            )
             obs = self._obs[side]
             obs.append(_OBRec(block))
             if len(obs) > self.params.max_order_blocks:
@@ -73,20 +84,28 @@ class _OrderBlocks(_LiveState):
                 probe, far = (min(row.open, row.close) if cm else row.low), row.high
             else:
                 probe, far = (max(row.open, row.close) if cm else row.high), row.low
-            keep: list[_OBRec] | None = None  # made only once a block goes: most bars change nothing
+            keep: list[_OBRec] | None = (
+                None  # made only once a block goes: most bars change nothing
+            )
             for i, rec in enumerate(obs):
                 b = rec.block
                 if rec.breaker:
                     if (far > b.top) if side == 1 else (far < b.bottom):
-                        events.append(OrderBlockInvalidated(b.direction, b.index, b.ts, b.top, b.bottom,
-                                                            row.index, row.known_ts))
+                        events.append(
+                            OrderBlockInvalidated(
+                                b.direction, b.index, b.ts, b.top, b.bottom, row.index, row.known_ts
+                            )
+                        )
                         if keep is None:
                             keep = obs[:i]
                         continue
                 elif (probe < b.bottom) if side == 1 else (probe > b.top):
                     rec.breaker = True
-                    events.append(OrderBlockMitigated(b.direction, b.index, b.ts, b.top, b.bottom,
-                                                      row.index, row.known_ts))
+                    events.append(
+                        OrderBlockMitigated(
+                            b.direction, b.index, b.ts, b.top, b.bottom, row.index, row.known_ts
+                        )
+                    )
                 if keep is not None:
                     keep.append(rec)
             if keep is not None:

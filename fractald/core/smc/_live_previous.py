@@ -26,9 +26,19 @@ class _PreviousLevels(_LiveState):
             return
         if not self._broken_high and self._period_high > self._prev_high:
             self._broken_high = True
-            events.append(PreviousLevelBroken(Direction.BULLISH, self._prev_high,
-                                              self._prev_period_ts, row.index, row.known_ts))
+            events.append(
+                PreviousLevelBroken(
+                    Direction.BULLISH,
+                    self._prev_high,
+                    self._prev_period_ts,
+                    row.index,
+                    row.known_ts,
+                )
+            )
         if not self._broken_low and self._period_low < self._prev_low:
             self._broken_low = True
-            events.append(PreviousLevelBroken(Direction.BEARISH, self._prev_low,
-                                              self._prev_period_ts, row.index, row.known_ts))
+            events.append(
+                PreviousLevelBroken(
+                    Direction.BEARISH, self._prev_low, self._prev_period_ts, row.index, row.known_ts
+                )
+            )

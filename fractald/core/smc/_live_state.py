@@ -16,6 +16,7 @@ from fractald.core.smc._live_events import (
 
 # --- mutable internal records (never leave LiveSMC) ---------------------------
 
+
 class _SwingRec:
     """A confirmed swing plus what happened to its level since (break for BOS, sweep for pools)."""
 

@@ -37,8 +37,15 @@ class _SwingsAndStructure(_LiquidityPools, _OrderBlocks):
             better = level > run.point.level if side == 1 else level < run.point.level
             if not better:
                 return
-            point = SwingPoint(Direction(side), cand.index, cand.ts, level, row.index, row.known_ts,
-                               supersedes=run.point.index)
+            point = SwingPoint(
+                Direction(side),
+                cand.index,
+                cand.ts,
+                level,
+                row.index,
+                row.known_ts,
+                supersedes=run.point.index,
+            )
         else:
             point = SwingPoint(Direction(side), cand.index, cand.ts, level, row.index, row.known_ts)
             if run is not None:
@@ -60,7 +67,9 @@ class _SwingsAndStructure(_LiquidityPools, _OrderBlocks):
         for r in self._buf:
             if r.index <= rec.point.index:
                 continue
-            if (side == 1 and r.high >= level + rec.range) or (side == -1 and r.low <= level - rec.range):
+            if (side == 1 and r.high >= level + rec.range) or (
+                side == -1 and r.low <= level - rec.range
+            ):
                 rec.mark_swept(r)
                 return
 
@@ -120,11 +129,23 @@ class _SwingsAndStructure(_LiquidityPools, _OrderBlocks):
             if min_later is None or j < min_later:
                 emit.append(p)
             min_later = j if min_later is None else min(min_later, j)
-        self._pending = [p for p in self._pending
-                         if p.rec.broken_index is None and p.rec.point.index > newest]
+        self._pending = [
+            p for p in self._pending if p.rec.broken_index is None and p.rec.point.index > newest
+        ]
         for p in reversed(emit):
             pt = p.rec.point
             assert p.rec.broken_index is not None
-            events.append(StructureBreak(p.kind, pt.direction, pt.index, pt.ts, pt.level,
-                                         p.rec.broken_index, p.rec.broken_ts, row.index, row.known_ts))
+            events.append(
+                StructureBreak(
+                    p.kind,
+                    pt.direction,
+                    pt.index,
+                    pt.ts,
+                    pt.level,
+                    p.rec.broken_index,
+                    p.rec.broken_ts,
+                    row.index,
+                    row.known_ts,
+                )
+            )
             self._trend = int(pt.direction)

@@ -123,8 +123,9 @@ def block_frame(rows: np.ndarray, *names: str) -> pd.DataFrame:
     """
     if _from_blocks is None:
         return pd.DataFrame(rows.T, columns=labels(*names), copy=False)
-    return _from_blocks([(rows, _placement(len(names)))], index=pd.RangeIndex(rows.shape[1]),
-                        columns=labels(*names))
+    return _from_blocks(
+        [(rows, _placement(len(names)))], index=pd.RangeIndex(rows.shape[1]), columns=labels(*names)
+    )
 
 
 def _placement(count: int) -> np.ndarray:

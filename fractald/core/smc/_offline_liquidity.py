@@ -28,8 +28,15 @@ class _Pools:
     `stretch_far[r]` is the furthest price of the whole stretch (NaN when it is empty).
     """
 
-    def __init__(self, high: np.ndarray, low: np.ndarray, highs: np.ndarray, lows: np.ndarray,
-                 level: np.ndarray, range_percent: float) -> None:
+    def __init__(
+        self,
+        high: np.ndarray,
+        low: np.ndarray,
+        highs: np.ndarray,
+        lows: np.ndarray,
+        level: np.ndarray,
+        range_percent: float,
+    ) -> None:
         n, split = len(high), len(highs)
         self.swing = np.concatenate((highs, lows))
         count = len(self.swing)
@@ -64,7 +71,9 @@ class _Pools:
         self.high, self.low = high, low
 
 
-def _head_and_pieces(values: np.ndarray, starts: np.ndarray, reduce: np.ufunc, out: np.ndarray) -> float:
+def _head_and_pieces(
+    values: np.ndarray, starts: np.ndarray, reduce: np.ufunc, out: np.ndarray
+) -> float:
     """Write reduce(values[starts[i] : starts[i + 1]]) (the last piece to the end) into `out`
     and return reduce over all of `values`, in one pass."""
     if len(starts) == 0:
@@ -111,8 +120,13 @@ def _write_pools(out: np.ndarray, pools: _Pools) -> None:
     out[3, rows] = _sweeping_candles(pools, leaders, sweep_stretch[leaders], swept[leaders])
 
 
-def _pool_sums(level: np.ndarray, leaders: np.ndarray, member: np.ndarray, first: np.ndarray,
-               new_pool: np.ndarray) -> np.ndarray:
+def _pool_sums(
+    level: np.ndarray,
+    leaders: np.ndarray,
+    member: np.ndarray,
+    first: np.ndarray,
+    new_pool: np.ndarray,
+) -> np.ndarray:
     """Summed level of each pool, added as the reference adds: leader first, then members in
     time order, left to right (np.add.accumulate is strictly sequential, and the zeros
     padding short pools leave their sums unchanged)."""
@@ -124,7 +138,9 @@ def _pool_sums(level: np.ndarray, leaders: np.ndarray, member: np.ndarray, first
     return np.add.accumulate(table, axis=0)[-1]
 
 
-def _sweeping_candles(pools: _Pools, leaders: np.ndarray, stretch: np.ndarray, swept: np.ndarray) -> np.ndarray:
+def _sweeping_candles(
+    pools: _Pools, leaders: np.ndarray, stretch: np.ndarray, swept: np.ndarray
+) -> np.ndarray:
     """The candle that sweeps each pool (0 if none): the first piece of its sweeping stretch
     whose furthest price reaches the band, then the first candle of that piece that does.
 
@@ -144,8 +160,10 @@ def _sweeping_candles(pools: _Pools, leaders: np.ndarray, stretch: np.ndarray, s
     n = len(pools.high)
     found = np.empty(len(piece), dtype=np.int64)
     bullish = pools.bullish[leaders]
-    for side, values, reaches, edge in ((bullish, pools.high, np.greater_equal, pools.upper),
-                                        (~bullish, pools.low, np.less_equal, pools.lower)):
+    for side, values, reaches, edge in (
+        (bullish, pools.high, np.greater_equal, pools.upper),
+        (~bullish, pools.low, np.less_equal, pools.lower),
+    ):
         start = pools.piece_start[piece[side]]
         candle = np.minimum(start + np.arange(_PIECE)[:, None], n - 1)
         hit = reaches(values[candle], edge[leaders[side]])

@@ -69,7 +69,9 @@ def _block_extremes(values: np.ndarray, highest: bool) -> np.ndarray:  # pragma:
 
 
 @numba.njit(cache=True, nogil=True)
-def _frame_extreme(values: np.ndarray, blocks: np.ndarray, highest: bool) -> float:  # pragma: no cover - compiled
+def _frame_extreme(
+    values: np.ndarray, blocks: np.ndarray, highest: bool
+) -> float:  # pragma: no cover - compiled
     """The frame's largest (smallest) value ignoring NaN, NaN if all are, like pandas."""
     best = blocks.max() if highest else blocks.min()
     if best == (-np.inf if highest else np.inf):  # no value, or only infinities: look
@@ -81,8 +83,9 @@ def _frame_extreme(values: np.ndarray, blocks: np.ndarray, highest: bool) -> flo
 
 
 @numba.njit(cache=True, nogil=True)
-def _first_reaching(values: np.ndarray, extremes: np.ndarray, start: int, edge: float,
-                    highest: bool) -> int:  # pragma: no cover - compiled
+def _first_reaching(
+    values: np.ndarray, extremes: np.ndarray, start: int, edge: float, highest: bool
+) -> int:  # pragma: no cover - compiled
     """First j >= start with values[j] >= edge (highest) or <= edge (not), else 0."""
     n = len(values)
     j = start
@@ -107,8 +110,15 @@ def _first_reaching(values: np.ndarray, extremes: np.ndarray, start: int, edge: 
 
 
 @numba.njit(cache=True, nogil=True)
-def _side(values: np.ndarray, extremes: np.ndarray, swing: np.ndarray, level: np.ndarray,
-          band: float, sign: float, out: np.ndarray) -> None:  # pragma: no cover - compiled
+def _side(
+    values: np.ndarray,
+    extremes: np.ndarray,
+    swing: np.ndarray,
+    level: np.ndarray,
+    band: float,
+    sign: float,
+    out: np.ndarray,
+) -> None:  # pragma: no cover - compiled
     """Pools of one side (sign 1: swing highs against `high`; -1: lows against `low`)."""
     highest = sign > 0
     count = len(swing)
@@ -141,8 +151,15 @@ def _side(values: np.ndarray, extremes: np.ndarray, swing: np.ndarray, level: np
 
 
 @numba.njit(cache=True, nogil=True)
-def write_pools(high: np.ndarray, low: np.ndarray, highs: np.ndarray, lows: np.ndarray,
-                level: np.ndarray, range_percent: float, out: np.ndarray) -> None:  # pragma: no cover - compiled
+def write_pools(
+    high: np.ndarray,
+    low: np.ndarray,
+    highs: np.ndarray,
+    lows: np.ndarray,
+    level: np.ndarray,
+    range_percent: float,
+    out: np.ndarray,
+) -> None:  # pragma: no cover - compiled
     """Write the pools of swing highs (`highs`, their candle positions, in time order) and
     swing lows into `out` (4 x n float32, NaN-filled: Liquidity, Level, End, Swept)."""
     tops, bottoms = _block_extremes(high, True), _block_extremes(low, False)

@@ -188,7 +188,9 @@ def flat_ranges(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return flat, offsets
 
 
-def last_arg_extreme(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, lowest: bool) -> np.ndarray:
+def last_arg_extreme(
+    values: np.ndarray, lo: np.ndarray, hi: np.ndarray, lowest: bool
+) -> np.ndarray:
     """For each non-empty range [lo, hi): the LAST index holding its min (or max) value."""
     if len(lo) == 0:
         return np.empty(0, dtype=np.int64)

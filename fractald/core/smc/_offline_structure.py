@@ -64,12 +64,14 @@ def bos_choch(
         events = np.flatnonzero((bos != 0) | (choch != 0))
         broken[events] = _first_break(events, bos + choch, level, high, low, close, close_break)
         _drop_superseded(events, broken, bos, choch, level)
-    return frame({
-        "BOS": np.where(bos != 0, bos, _NAN),
-        "CHOCH": np.where(choch != 0, choch, _NAN),
-        "Level": np.where(level != 0, level, np.float32(_NAN)),
-        "BrokenIndex": np.where(broken != 0, broken, _NAN),
-    })
+    return frame(
+        {
+            "BOS": np.where(bos != 0, bos, _NAN),
+            "CHOCH": np.where(choch != 0, choch, _NAN),
+            "Level": np.where(level != 0, level, np.float32(_NAN)),
+            "BrokenIndex": np.where(broken != 0, broken, _NAN),
+        }
+    )
 
 
 def _first_break(
@@ -84,8 +86,10 @@ def _first_break(
     """Candle that first closes (or trades) beyond each event's level from event+2 on; 0 if none."""
     out = np.zeros(len(events), dtype=np.int64)
     threshold = level[events].astype(np.float64)
-    for direction, values, op in ((1, close if close_break else high, ">"),
-                                  (-1, close if close_break else low, "<")):
+    for direction, values, op in (
+        (1, close if close_break else high, ">"),
+        (-1, close if close_break else low, "<"),
+    ):
         mine = sign[events] == direction
         if mine.any():
             out[mine] = FirstHit(values, op).first(events[mine] + 2, threshold[mine])
@@ -145,14 +149,16 @@ def ob(
     bear.settle(state)
     alive = state.kind != 0
     mask32 = np.float32(_NAN)
-    return frame({
-        "OB": np.where(alive, state.kind, _NAN),
-        "Top": np.where(alive, state.top, mask32),
-        "Bottom": np.where(alive, state.bottom, mask32),
-        "OBVolume": np.where(alive, state.volume, mask32),
-        "MitigatedIndex": np.where(alive, state.mitigated, _NAN),
-        "Percentage": np.where(alive, state.percentage, mask32),
-    })
+    return frame(
+        {
+            "OB": np.where(alive, state.kind, _NAN),
+            "Top": np.where(alive, state.top, mask32),
+            "Bottom": np.where(alive, state.bottom, mask32),
+            "OBVolume": np.where(alive, state.volume, mask32),
+            "MitigatedIndex": np.where(alive, state.mitigated, _NAN),
+            "Percentage": np.where(alive, state.percentage, mask32),
+        }
+    )
 
 
 class _ObState:
@@ -267,8 +273,9 @@ def retracements(ohlc: pd.DataFrame, swing_highs_lows: pd.DataFrame) -> pd.DataF
         _zero_warm_up(direction, current, deepest)
     else:
         direction, current, deepest = np.zeros(0, dtype=np.int32), np.zeros(0), np.zeros(0)
-    return frame({"Direction": direction, "CurrentRetracement%": current,
-                  "DeepestRetracement%": deepest})
+    return frame(
+        {"Direction": direction, "CurrentRetracement%": current, "DeepestRetracement%": deepest}
+    )
 
 
 def _retrace(
@@ -277,7 +284,9 @@ def _retrace(
     """Direction, current and deepest retracement per candle, before the final shift."""
     n = len(high)
     is_swing = (highlow == 1) | (highlow == -1)
-    direction: np.ndarray = _carry_forward(np.where(is_swing, highlow, 0.0), is_swing).astype(np.int32)
+    direction: np.ndarray = _carry_forward(np.where(is_swing, highlow, 0.0), is_swing).astype(
+        np.int32
+    )
     top = _carry_forward(np.where(highlow == 1, level, 0.0), highlow == 1)
     bottom = _carry_forward(np.where(highlow == -1, level, 0.0), highlow == -1)
     previous = np.empty(n, dtype=np.int32)

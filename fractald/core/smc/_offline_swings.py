@@ -48,12 +48,16 @@ def swing_highs_lows(ohlc: pd.DataFrame, swing_length: int = 50) -> pd.DataFrame
         # the window of candle i starts at i - length + 1
         window = slice(first - length + 1, last - length + 2)
         is_high = high[first : last + 1] == sliding_extreme(high, 2 * length, np.maximum)[window]
-        is_low = ~is_high & (low[first : last + 1] == sliding_extreme(low, 2 * length, np.minimum)[window])
+        is_low = ~is_high & (
+            low[first : last + 1] == sliding_extreme(low, 2 * length, np.minimum)[window]
+        )
         candidates = np.flatnonzero(is_high | is_low)
         if len(candidates):
             kind = np.where(is_high[candidates], 1.0, -1.0)
             candidates += first
-            keep = _extreme_of_each_run(kind, np.where(kind == 1, high[candidates], -low[candidates]))
+            keep = _extreme_of_each_run(
+                kind, np.where(kind == 1, high[candidates], -low[candidates])
+            )
             highlow[candidates[keep]] = kind[keep]
             _close_both_ends(highlow)
     level = np.where(np.isnan(highlow), _NAN, np.where(highlow == 1, high, low))

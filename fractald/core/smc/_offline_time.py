@@ -42,14 +42,23 @@ def previous_high_low(ohlc: pd.DataFrame, time_frame: str = "1D") -> pd.DataFram
     if len(period_high) < 2:
         nan32 = np.full(n, np.nan, dtype=np.float32)
         zero = np.zeros(n, dtype=np.int32)
-        return frame({"PreviousHigh": nan32, "PreviousLow": nan32.copy(),
-                      "BrokenHigh": zero, "BrokenLow": zero.copy()})
+        return frame(
+            {
+                "PreviousHigh": nan32,
+                "PreviousLow": nan32.copy(),
+                "BrokenHigh": zero,
+                "BrokenLow": zero.copy(),
+            }
+        )
     # candles starts[g] .. ends[g]-1 all look back at period refs[g] (none when refs[g] < 0)
     ends = np.empty_like(starts)
     ends[:-1], ends[-1] = starts[1:], n
     lengths = ends - starts
     pick = np.maximum(refs, 0)
-    group_high, group_low = period_high[pick].astype(np.float32), period_low[pick].astype(np.float32)
+    group_high, group_low = (
+        period_high[pick].astype(np.float32),
+        period_low[pick].astype(np.float32),
+    )
     group_high[refs < 0] = group_low[refs < 0] = np.nan
     previous_high, previous_low = np.repeat(group_high, lengths), np.repeat(group_low, lengths)
     # like the reference: float64 prices against the float32 levels (widened by NumPy)
@@ -58,12 +67,14 @@ def previous_high_low(ohlc: pd.DataFrame, time_frame: str = "1D") -> pd.DataFram
     if not fast:  # the reference's running extreme is NaN on a NaN price: not broken there
         broken_high[np.isnan(high)] = 0
         broken_low[np.isnan(low)] = 0
-    return frame({
-        "PreviousHigh": previous_high,
-        "PreviousLow": previous_low,
-        "BrokenHigh": broken_high,
-        "BrokenLow": broken_low,
-    })
+    return frame(
+        {
+            "PreviousHigh": previous_high,
+            "PreviousLow": previous_low,
+            "BrokenHigh": broken_high,
+            "BrokenLow": broken_low,
+        }
+    )
 
 
 def _from_first_hit(hit: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -135,7 +146,9 @@ def _fixed_periods(
     # pandas drops periods whose high, low, first open or last close is NaN; leave those
     # to pandas. max/min propagate NaN, so the period extremes show any NaN high or low;
     # an open (close) can only be NaN for a whole period if its first candle's is.
-    sample = period_high.sum() + period_low.sum() + open_[period_start].sum() + close[period_start].sum()
+    sample = (
+        period_high.sum() + period_low.sum() + open_[period_start].sum() + close[period_start].sum()
+    )
     if np.isnan(sample):
         return None
     # A candle counts the periods starting strictly before it: its own period's start is
@@ -155,9 +168,11 @@ def _resampled_periods(
     """General path: let pandas bin calendar periods (weeks, months, time zones, NaN)."""
     open_, high, low, close = prices
     candles = pd.DataFrame({"open": open_, "high": high, "low": low, "close": close}, index=index)
-    periods = candles.resample(time_frame).agg(
-        {"open": "first", "high": "max", "low": "min", "close": "last"}
-    ).dropna()
+    periods = (
+        candles.resample(time_frame)
+        .agg({"open": "first", "high": "max", "low": "min", "close": "last"})
+        .dropna()
+    )
     refs = np.searchsorted(periods.index.asi8, index.asi8, side="left") - 2
     starts = np.flatnonzero(run_starts(refs))
     return starts, refs[starts], periods["high"].to_numpy(), periods["low"].to_numpy()
@@ -215,11 +230,13 @@ def sessions(
     stretch = run_starts(active)
     run_high = np.maximum(segmented_cummax(high, stretch), 0.0)
     run_low = segmented_cummin(low, stretch)
-    return frame({
-        "Active": active.astype(np.int32),
-        "High": np.where(active, run_high, 0.0).astype(np.float32),
-        "Low": np.where(active, run_low, 0.0).astype(np.float32),
-    })
+    return frame(
+        {
+            "Active": active.astype(np.int32),
+            "High": np.where(active, run_high, 0.0).astype(np.float32),
+            "Low": np.where(active, run_low, 0.0).astype(np.float32),
+        }
+    )
 
 
 def _minute_of_day(text: str) -> int:

@@ -221,15 +221,21 @@ class LiveSMC(_SwingsAndStructure, _FairValueGaps, _PreviousLevels):
             self._symbol, self._timeframe = bar.symbol, bar.timeframe
         elif bar.symbol != self._symbol or bar.timeframe != self._timeframe:
             raise ValueError(
-                f"LiveSMC is for {self._symbol} {self._timeframe}, got a {bar.symbol} {bar.timeframe} bar")
+                f"LiveSMC is for {self._symbol} {self._timeframe}, got a {bar.symbol} {bar.timeframe} bar"
+            )
         if bar.ts_open <= self._last_ts:
-            raise ValueError(f"bars must arrive in time order: ts_open {bar.ts_open} after {self._last_ts}")
+            raise ValueError(
+                f"bars must arrive in time order: ts_open {bar.ts_open} after {self._last_ts}"
+            )
         self._last_ts = bar.ts_open
 
     def _update_atr(self, row: _BarRow) -> None:
         pc = self._prev_close
-        tr = row.high - row.low if pc is None else max(
-            row.high - row.low, abs(row.high - pc), abs(row.low - pc))
+        tr = (
+            row.high - row.low
+            if pc is None
+            else max(row.high - row.low, abs(row.high - pc), abs(row.low - pc))
+        )
         n = self.params.atr_length
         if self._atr is None:
             self._tr_sum += tr

@@ -40,14 +40,30 @@ class KTemplate(Strategy):
         if not in_session(ts_ms - 1, p.session_start_minute, p.session_minutes):
             return False
         into_ms = ts_ms - session_start(ts_ms - 1, p.session_start_minute)
-        return p.skip_first_minutes * MINUTE_MS < into_ms <= (p.session_minutes - p.no_entry_last_minutes) * MINUTE_MS
+        return (
+            p.skip_first_minutes * MINUTE_MS
+            < into_ms
+            <= (p.session_minutes - p.no_entry_last_minutes) * MINUTE_MS
+        )
 
-    def k_setup(self, ctx: BarContext, side: Side, structural_stop: float, reasons: tuple[dict[str, Any], ...],
-                *, invalidation: float | None = None, **factors: Any) -> Setup | None:
+    def k_setup(
+        self,
+        ctx: BarContext,
+        side: Side,
+        structural_stop: float,
+        reasons: tuple[dict[str, Any], ...],
+        *,
+        invalidation: float | None = None,
+        **factors: Any,
+    ) -> Setup | None:
         p = self.params
         if p.stop_ticks:
             structural_stop = ctx.bar.close - side.sign * p.stop_ticks * p.tick_size
-            setup = self.make_setup(ctx, side, structural_stop, reasons, invalidation=invalidation, **factors)
+            setup = self.make_setup(
+                ctx, side, structural_stop, reasons, invalidation=invalidation, **factors
+            )
             # make_setup widens to min_risk_atr; a tick stop is exact by design
             return None if setup is None else attrs.evolve(setup, stop=structural_stop)
-        return self.make_setup(ctx, side, structural_stop, reasons, invalidation=invalidation, **factors)
+        return self.make_setup(
+            ctx, side, structural_stop, reasons, invalidation=invalidation, **factors
+        )

@@ -43,11 +43,18 @@ TIMEFRAME_DEFAULTS: dict[str, dict[str, Any]] = {
 
 
 def _targets_r(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    ok = isinstance(value, tuple) and value and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and 0.2 <= v <= 20 for v in value)
+    ok = (
+        isinstance(value, tuple)
+        and value
+        and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and 0.2 <= v <= 20
+            for v in value
+        )
+    )
     if not ok or list(value) != sorted(set(value)):
-        raise ValueError(f"{attribute.name} must be a non-empty increasing tuple of numbers in 0.2..20, got {value!r}")
-
+        raise ValueError(
+            f"{attribute.name} must be a non-empty increasing tuple of numbers in 0.2..20, got {value!r}"
+        )
 
 
 @attrs.frozen(slots=True)
@@ -55,35 +62,46 @@ class StrategyParams:
     """What every strategy tunes; subclasses add their own. `for_timeframe` fills timeframe defaults."""
 
     swing_length: int = attrs.field(default=6, validator=int_in(1, 200))
-    targets_r: tuple[float, ...] = attrs.field(default=(1.5, 3.0), converter=tuple, validator=_targets_r)
+    targets_r: tuple[float, ...] = attrs.field(
+        default=(1.5, 3.0), converter=tuple, validator=_targets_r
+    )
     stop_buffer_atr: float = attrs.field(default=0.1, validator=float_in(0.0, 5.0))
     min_risk_atr: float = attrs.field(default=0.3, validator=float_in(0.0, 10.0))
     max_risk_atr: float = attrs.field(default=4.0, validator=float_in(0.1, 50.0))
     min_confidence: float = attrs.field(default=40.0, validator=float_in(0.0, 100.0))
-    break_even_at_r: float | None = attrs.field(default=1.0, validator=float_in(0.1, 20.0, optional=True))
+    break_even_at_r: float | None = attrs.field(
+        default=1.0, validator=float_in(0.1, 20.0, optional=True)
+    )
     trail_atr: float | None = attrs.field(default=2.0, validator=float_in(0.1, 20.0, optional=True))
     trail_from_r: float = attrs.field(default=1.5, validator=float_in(0.0, 20.0))
     time_exit_bars: int = attrs.field(default=32, validator=int_in(1, 100_000))
 
     def __attrs_post_init__(self) -> None:
         if self.min_risk_atr >= self.max_risk_atr:
-            raise ValueError(f"min_risk_atr ({self.min_risk_atr}) must be below max_risk_atr ({self.max_risk_atr})")
+            raise ValueError(
+                f"min_risk_atr ({self.min_risk_atr}) must be below max_risk_atr ({self.max_risk_atr})"
+            )
 
     @classmethod
     def for_timeframe(cls, timeframe: str, **overrides: Any) -> Self:
         """Defaults for `timeframe`, then `overrides`; an unknown name is a ValueError listing the known ones."""
         if timeframe not in TIMEFRAME_DEFAULTS:
-            raise ValueError(f"unknown timeframe {timeframe!r}; allowed: {', '.join(TIMEFRAME_DEFAULTS)}")
+            raise ValueError(
+                f"unknown timeframe {timeframe!r}; allowed: {', '.join(TIMEFRAME_DEFAULTS)}"
+            )
         known = {a.name for a in attrs.fields(cls)}
         unknown = sorted(set(overrides) - known)
         if unknown:
-            raise ValueError(f"unknown parameter(s) {', '.join(unknown)} for {cls.__name__}; known: {', '.join(sorted(known))}")
+            raise ValueError(
+                f"unknown parameter(s) {', '.join(unknown)} for {cls.__name__}; known: {', '.join(sorted(known))}"
+            )
         values = {k: v for k, v in TIMEFRAME_DEFAULTS[timeframe].items() if k in known}
         values.update(overrides)
         return cls(**values)
 
 
 # --- what flows between the calls ------------------------------------------------
+
 
 @attrs.frozen(slots=True)
 class Setup:
@@ -170,14 +188,34 @@ Action = MoveStop | ExitNow
 
 # --- the market view a strategy reads ----------------------------------------------
 
+
 class BarContext:
     """One closed bar of the strategy's timeframe, the SMC events it produced, and the state around it."""
 
-    __slots__ = ("atr_slow", "bar", "events", "index", "smc", "symbol", "timeframe", "trends", "volume_mean")
+    __slots__ = (
+        "atr_slow",
+        "bar",
+        "events",
+        "index",
+        "smc",
+        "symbol",
+        "timeframe",
+        "trends",
+        "volume_mean",
+    )
 
-    def __init__(self, symbol: str, timeframe: str, bar: Bar, index: int, events: tuple[SMCEvent, ...],
-                 smc: LiveSMC, trends: Mapping[str, int], atr_slow: float | None,
-                 volume_mean: float | None) -> None:
+    def __init__(
+        self,
+        symbol: str,
+        timeframe: str,
+        bar: Bar,
+        index: int,
+        events: tuple[SMCEvent, ...],
+        smc: LiveSMC,
+        trends: Mapping[str, int],
+        atr_slow: float | None,
+        volume_mean: float | None,
+    ) -> None:
         self.symbol = symbol
         self.timeframe = timeframe
         self.bar = bar
@@ -215,10 +253,23 @@ class MarketState:
         a = self._alpha
         atr = self.smc.atr
         if atr is not None:
-            self.atr_slow = atr if self.atr_slow is None else self.atr_slow + a * (atr - self.atr_slow)
-        self.volume_mean = bar.volume if volume_mean is None else volume_mean + a * (bar.volume - volume_mean)
-        return BarContext(self.symbol, self.timeframe, bar, self.smc.bars_seen - 1, events, self.smc,
-                          trends or {}, self.atr_slow, volume_mean)
+            self.atr_slow = (
+                atr if self.atr_slow is None else self.atr_slow + a * (atr - self.atr_slow)
+            )
+        self.volume_mean = (
+            bar.volume if volume_mean is None else volume_mean + a * (bar.volume - volume_mean)
+        )
+        return BarContext(
+            self.symbol,
+            self.timeframe,
+            bar,
+            self.smc.bars_seen - 1,
+            events,
+            self.smc,
+            trends or {},
+            self.atr_slow,
+            volume_mean,
+        )
 
 
 def describe(event: Any, role: str) -> dict[str, Any]:
@@ -249,15 +300,22 @@ class Strategy(abc.ABC):
     name: ClassVar[str]
     params_type: ClassVar[type[StrategyParams]] = StrategyParams
 
-    def __init__(self, symbol: str, timeframe: str, params: StrategyParams | None = None,
-                 confidence: ConfidenceModel | None = None) -> None:
+    def __init__(
+        self,
+        symbol: str,
+        timeframe: str,
+        params: StrategyParams | None = None,
+        confidence: ConfidenceModel | None = None,
+    ) -> None:
         if timeframe not in TIMEFRAME_MS:
             raise ValueError(f"unknown timeframe {timeframe!r}; allowed: {', '.join(TIMEFRAME_MS)}")
         self.symbol = symbol
         self.timeframe = timeframe
         self.params = params if params is not None else self.params_type.for_timeframe(timeframe)
         if not isinstance(self.params, self.params_type):
-            raise TypeError(f"{self.name} needs {self.params_type.__name__}, got {type(self.params).__name__}")
+            raise TypeError(
+                f"{self.name} needs {self.params_type.__name__}, got {type(self.params).__name__}"
+            )
         self.confidence = confidence if confidence is not None else ConfidenceModel()
         self.trades_learned = 0
         self.ewma_r = 0.0
@@ -275,28 +333,64 @@ class Strategy(abc.ABC):
         p = self.params
         risk = setup.risk
         if setup.atr <= 0:
-            return Skip(SkipCode.NO_ATR, self.name, setup.symbol, setup.ts_event, "ATR not known yet")
+            return Skip(
+                SkipCode.NO_ATR, self.name, setup.symbol, setup.ts_event, "ATR not known yet"
+            )
         if risk > p.max_risk_atr * setup.atr:
-            return Skip(SkipCode.RISK_TOO_WIDE, self.name, setup.symbol, setup.ts_event,
-                        f"stop {risk:.6g} away is over {p.max_risk_atr} ATR ({setup.atr:.6g})")
+            return Skip(
+                SkipCode.RISK_TOO_WIDE,
+                self.name,
+                setup.symbol,
+                setup.ts_event,
+                f"stop {risk:.6g} away is over {p.max_risk_atr} ATR ({setup.atr:.6g})",
+            )
         conf = self.confidence_of(setup)
         if conf.value < p.min_confidence:
-            return Skip(SkipCode.LOW_CONFIDENCE, self.name, setup.symbol, setup.ts_event,
-                        f"confidence {conf.value:.1f} < {p.min_confidence}")
+            return Skip(
+                SkipCode.LOW_CONFIDENCE,
+                self.name,
+                setup.symbol,
+                setup.ts_event,
+                f"confidence {conf.value:.1f} < {p.min_confidence}",
+            )
         targets = tuple(setup.entry + setup.side.sign * r * risk for r in p.targets_r)
-        return Signal(setup.symbol, setup.side, setup.entry, setup.stop, targets, conf.value, self.name,
-                      setup.timeframe, setup.ts_event, setup.reasons + (conf.as_reason(),))
+        return Signal(
+            setup.symbol,
+            setup.side,
+            setup.entry,
+            setup.stop,
+            targets,
+            conf.value,
+            self.name,
+            setup.timeframe,
+            setup.ts_event,
+            setup.reasons + (conf.as_reason(),),
+        )
 
     def confidence_of(self, setup: Setup) -> Confidence:
         return self.confidence.score(setup.factors, self.reliability_multiplier)
 
     def plan_management(self, signal: Signal, setup: Setup) -> ManagementPlan:
         p = self.params
-        return ManagementPlan(signal.signal_id, self.name, self.timeframe, signal.side, signal.entry, signal.stop, signal.targets,
-                              setup.atr, p.break_even_at_r, p.trail_atr, p.trail_from_r,
-                              p.time_exit_bars * TIMEFRAME_MS[self.timeframe], setup.invalidation)
+        return ManagementPlan(
+            signal.signal_id,
+            self.name,
+            self.timeframe,
+            signal.side,
+            signal.entry,
+            signal.stop,
+            signal.targets,
+            setup.atr,
+            p.break_even_at_r,
+            p.trail_atr,
+            p.trail_from_r,
+            p.time_exit_bars * TIMEFRAME_MS[self.timeframe],
+            setup.invalidation,
+        )
 
-    def plan_exit(self, plan: ManagementPlan, state: TradeState, bar: Bar) -> tuple[TradeState, Action | None]:
+    def plan_exit(
+        self, plan: ManagementPlan, state: TradeState, bar: Bar
+    ) -> tuple[TradeState, Action | None]:
         """Called on every base bar and every bar of the plan's timeframe while the trade is open.
 
         Exit when a close of the plan's timeframe is beyond the invalidation level
@@ -350,8 +444,16 @@ class Strategy(abc.ABC):
         return max(0.6, min(1.2, 1.0 + 0.2 * self.ewma_r))
 
     # -- helpers for subclasses
-    def make_setup(self, ctx: BarContext, side: Side, stop: float, reasons: tuple[dict[str, Any], ...],
-                   *, invalidation: float | None = None, **factors: Any) -> Setup | None:
+    def make_setup(
+        self,
+        ctx: BarContext,
+        side: Side,
+        stop: float,
+        reasons: tuple[dict[str, Any], ...],
+        *,
+        invalidation: float | None = None,
+        **factors: Any,
+    ) -> Setup | None:
         """A setup entered at the bar's close, the stop pushed to at least `min_risk_atr` away."""
         atr = ctx.atr
         if atr is None:
@@ -365,7 +467,24 @@ class Strategy(abc.ABC):
             return None
         room = opposing_liquidity(ctx.smc, side, entry)
         room_r = None if room is None else abs(room - entry) / abs(entry - stop)
-        f = Factors(side, dict(ctx.trends), room_r=room_r, atr_ratio=ctx.atr_ratio, ts_event=ctx.bar.ts_event,
-                    **factors)
-        return Setup(self.name, ctx.symbol, self.timeframe, side, entry, stop, atr, ctx.bar.ts_event, f,
-                     reasons, invalidation)
+        f = Factors(
+            side,
+            dict(ctx.trends),
+            room_r=room_r,
+            atr_ratio=ctx.atr_ratio,
+            ts_event=ctx.bar.ts_event,
+            **factors,
+        )
+        return Setup(
+            self.name,
+            ctx.symbol,
+            self.timeframe,
+            side,
+            entry,
+            stop,
+            atr,
+            ctx.bar.ts_event,
+            f,
+            reasons,
+            invalidation,
+        )

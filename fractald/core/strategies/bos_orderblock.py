@@ -49,7 +49,9 @@ class BOSOrderBlock(Strategy):
         active = {(int(b.direction), b.index): b for b in ctx.smc.active_order_blocks}
         setups = self._retests(ctx, active)
         for e in ctx.events:
-            if isinstance(e, StructureBreak) and (e.kind is StructureKind.BOS or self.params.include_choch):
+            if isinstance(e, StructureBreak) and (
+                e.kind is StructureKind.BOS or self.params.include_choch
+            ):
                 block = self._block_for(e, active)
                 if block is not None:
                     self._armed.append(_Armed(block, e, ctx.index + self.params.max_retest_bars))
@@ -57,14 +59,22 @@ class BOSOrderBlock(Strategy):
         return setups
 
     @staticmethod
-    def _block_for(brk: StructureBreak, active: dict[tuple[int, int], OrderBlock]) -> OrderBlock | None:
+    def _block_for(
+        brk: StructureBreak, active: dict[tuple[int, int], OrderBlock]
+    ) -> OrderBlock | None:
         """The unmitigated block made by crossing the broken swing, else the newest one made after it."""
-        same = [b for b in active.values() if b.direction == brk.direction and b.swing_index >= brk.index]
+        same = [
+            b
+            for b in active.values()
+            if b.direction == brk.direction and b.swing_index >= brk.index
+        ]
         exact = [b for b in same if b.swing_index == brk.index]
         pool = exact or same
         return max(pool, key=lambda b: b.known_index) if pool else None
 
-    def _retests(self, ctx: BarContext, active: dict[tuple[int, int], OrderBlock]) -> tuple[Setup, ...]:
+    def _retests(
+        self, ctx: BarContext, active: dict[tuple[int, int], OrderBlock]
+    ) -> tuple[Setup, ...]:
         bar = ctx.bar
         out: list[Setup] = []
         keep: list[_Armed] = []
@@ -80,7 +90,9 @@ class BOSOrderBlock(Strategy):
                 continue
             vol_ratio = (b.volume / 3.0) / ctx.volume_mean if ctx.volume_mean else None
             reasons = (describe(a.brk, "structure_break"), describe(b, "order_block"))
-            s = self.make_setup(ctx, side, far, reasons, invalidation=far, ob_volume_ratio=vol_ratio)
+            s = self.make_setup(
+                ctx, side, far, reasons, invalidation=far, ob_volume_ratio=vol_ratio
+            )
             if s is not None:
                 out.append(s)
         self._armed = keep

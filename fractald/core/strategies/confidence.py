@@ -133,8 +133,12 @@ class Confidence:
     multiplier: float
 
     def as_reason(self) -> dict[str, object]:
-        return {"kind": "confidence", "value": round(self.value, 2), "multiplier": round(self.multiplier, 3),
-                "factors": {k: round(v, 3) for k, v in self.scores.items()}}
+        return {
+            "kind": "confidence",
+            "value": round(self.value, 2),
+            "multiplier": round(self.multiplier, 3),
+            "factors": {k: round(v, 3) for k, v in self.scores.items()},
+        }
 
 
 @attrs.frozen(slots=True)
@@ -143,7 +147,10 @@ class ConfidenceModel:
 
     def scores(self, f: Factors) -> dict[str, float]:
         w = self.weights
-        out = {"htf_alignment": score_htf_alignment(f.side, f.trends), "opposing_liquidity": score_room(f.room_r)}
+        out = {
+            "htf_alignment": score_htf_alignment(f.side, f.trends),
+            "opposing_liquidity": score_room(f.room_r),
+        }
         if f.sweep_depth_atr is not None:
             out["sweep_depth"] = score_sweep_depth(f.sweep_depth_atr, w.sweep_sweet_atr)
         if f.gap_atr is not None:

@@ -47,8 +47,14 @@ class FVGFill(Strategy):
             if (bar.close - far) * side.sign <= 0:
                 continue  # closed through the gap: it failed
             stop = min(far, bar.low) if side is Side.BUY else max(far, bar.high)
-            s = self.make_setup(ctx, side, stop, (describe(e, "fair_value_gap"),), invalidation=far,
-                                gap_atr=(e.top - e.bottom) / atr)
+            s = self.make_setup(
+                ctx,
+                side,
+                stop,
+                (describe(e, "fair_value_gap"),),
+                invalidation=far,
+                gap_atr=(e.top - e.bottom) / atr,
+            )
             if s is not None and (best is None or e.index > best.reasons[0]["index"]):
                 best = s
         return (best,) if best else ()

@@ -73,8 +73,14 @@ class VWAPReversion(KTemplate):
             side, stop, inval = Side.SELL, bar.high, vwap + p.invalidate_k * sigma
         else:
             return ()
-        reason = {"role": "vwap_band", "structure": "SessionVWAP", "vwap": vwap, "sigma": sigma,
-                  "band": lower if side is Side.BUY else upper, "session_start": self._session}
+        reason = {
+            "role": "vwap_band",
+            "structure": "SessionVWAP",
+            "vwap": vwap,
+            "sigma": sigma,
+            "band": lower if side is Side.BUY else upper,
+            "session_start": self._session,
+        }
         setup = self.k_setup(ctx, side, stop, (reason,), invalidation=inval)
         if setup is None or abs(vwap - setup.entry) < p.min_target_r * setup.risk:
             return ()  # not enough room back to VWAP for the risk

@@ -54,8 +54,12 @@ class FailedBreak(KTemplate):
         bar, p = ctx.bar, self.params
         full = len(self._highs) == p.range_bars
         hi, lo = (max(self._highs), min(self._lows)) if full else (0.0, 0.0)
-        ranging = full and ctx.atr is not None and (hi - lo) <= p.max_range_atr * ctx.atr \
+        ranging = (
+            full
+            and ctx.atr is not None
+            and (hi - lo) <= p.max_range_atr * ctx.atr
             and efficiency_ratio(self._closes) <= p.max_efficiency
+        )
         self._highs.append(bar.high)
         self._lows.append(bar.low)
         self._closes.append(bar.close)
@@ -69,7 +73,14 @@ class FailedBreak(KTemplate):
             side, stop = Side.BUY, bar.low
         else:
             return ()
-        reason = {"role": "failed_break", "structure": "Range", "range_high": hi, "range_low": lo,
-                  "efficiency": efficiency_ratio(list(self._closes)[:-1]) if len(self._closes) > 2 else 0.0}
+        reason = {
+            "role": "failed_break",
+            "structure": "Range",
+            "range_high": hi,
+            "range_low": lo,
+            "efficiency": efficiency_ratio(list(self._closes)[:-1])
+            if len(self._closes) > 2
+            else 0.0,
+        }
         setup = self.k_setup(ctx, side, stop, (reason,), invalidation=stop)
         return (setup,) if setup is not None else ()

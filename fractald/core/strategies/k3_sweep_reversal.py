@@ -38,5 +38,8 @@ class SweepReversal(KTemplate, LiquiditySweep):
         if not self.params.stop_ticks:
             return setups
         s = setups[0]
-        return tuple(x for x in (self.k_setup(ctx, s.side, s.stop, s.reasons, invalidation=s.invalidation),)
-                     if x is not None)
+        return tuple(
+            x
+            for x in (self.k_setup(ctx, s.side, s.stop, s.reasons, invalidation=s.invalidation),)
+            if x is not None
+        )

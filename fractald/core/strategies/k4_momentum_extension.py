@@ -41,14 +41,25 @@ class MomentumExtension(KTemplate):
         body = bar.close - bar.open
         side = Side.BUY if body > 0 else Side.SELL
         outer = (bar.high - bar.close) if side is Side.BUY else (bar.close - bar.low)
-        volume_ok = ctx.volume_mean is not None and ctx.volume_mean > 0 \
+        volume_ok = (
+            ctx.volume_mean is not None
+            and ctx.volume_mean > 0
             and bar.volume >= p.min_volume_ratio * ctx.volume_mean
-        if rng < p.min_range_atr * atr or abs(body) < p.min_body_fraction * rng or outer > p.close_in_top * rng \
-                or not volume_ok:
+        )
+        if (
+            rng < p.min_range_atr * atr
+            or abs(body) < p.min_body_fraction * rng
+            or outer > p.close_in_top * rng
+            or not volume_ok
+        ):
             return ()
         if p.require_trend and ctx.smc.trend != side.sign:
             return ()
-        reason = {"role": "displacement", "structure": "MomentumBar", "range_atr": rng / atr,
-                  "volume_ratio": bar.volume / ctx.volume_mean if ctx.volume_mean else None}
+        reason = {
+            "role": "displacement",
+            "structure": "MomentumBar",
+            "range_atr": rng / atr,
+            "volume_ratio": bar.volume / ctx.volume_mean if ctx.volume_mean else None,
+        }
         setup = self.k_setup(ctx, side, (bar.high + bar.low) / 2, (reason,), invalidation=bar.open)
         return (setup,) if setup is not None else ()

@@ -32,7 +32,9 @@ class _Hunt:
 
     __slots__ = ("expires", "extreme", "level", "reason", "side")
 
-    def __init__(self, side: Side, level: float, extreme: float, expires: int, reason: dict[str, Any]) -> None:
+    def __init__(
+        self, side: Side, level: float, extreme: float, expires: int, reason: dict[str, Any]
+    ) -> None:
         self.side = side
         self.level = level
         self.extreme = extreme
@@ -52,15 +54,21 @@ class LiquiditySweep(Strategy):
     def detect(self, ctx: BarContext) -> tuple[Setup, ...]:
         bar, p = ctx.bar, self.params
         for e in ctx.events:
-            if isinstance(e, LiquiditySwept) or (p.use_previous_levels and isinstance(e, PreviousLevelBroken)):
+            if isinstance(e, LiquiditySwept) or (
+                p.use_previous_levels and isinstance(e, PreviousLevelBroken)
+            ):
                 side = Side.SELL if int(e.direction) == 1 else Side.BUY
                 extreme = bar.high if side is Side.SELL else bar.low
                 if isinstance(e, LiquiditySwept):
                     if ctx.index - e.swept_index > p.reclaim_bars:
                         continue  # learnt of too late to call it a fresh hunt
-                    extreme = max(extreme, e.extreme) if side is Side.SELL else min(extreme, e.extreme)
+                    extreme = (
+                        max(extreme, e.extreme) if side is Side.SELL else min(extreme, e.extreme)
+                    )
                 kind = "liquidity_pool" if isinstance(e, LiquiditySwept) else "previous_level"
-                self._hunts.append(_Hunt(side, e.level, extreme, ctx.index + p.reclaim_bars, describe(e, kind)))
+                self._hunts.append(
+                    _Hunt(side, e.level, extreme, ctx.index + p.reclaim_bars, describe(e, kind))
+                )
         if not self._hunts or not bar.complete:
             self._hunts = [h for h in self._hunts if h.expires > ctx.index]
             return ()
@@ -85,5 +93,8 @@ class LiquiditySweep(Strategy):
         depth = abs(h.extreme - h.level) / atr
         if depth > self.params.max_depth_atr:
             return None  # pushed far through: a breakout, not a hunt
-        reasons = (h.reason, {"role": "sweep_extreme", "level": h.extreme, "ts": ctx.bar.ts_open},)
+        reasons = (
+            h.reason,
+            {"role": "sweep_extreme", "level": h.extreme, "ts": ctx.bar.ts_open},
+        )
         return self.make_setup(ctx, h.side, h.extreme, reasons, sweep_depth_atr=depth)

@@ -17,8 +17,17 @@ from fractald.core.strategies.k5_noise_filter import NoiseFilter
 from fractald.core.strategies.liquidity_sweep import LiquiditySweep
 
 STRATEGIES: dict[str, type[Strategy]] = {
-    cls.name: cls for cls in (LiquiditySweep, FVGFill, BOSOrderBlock,
-                              VWAPReversion, FailedBreak, SweepReversal, MomentumExtension, NoiseFilter)
+    cls.name: cls
+    for cls in (
+        LiquiditySweep,
+        FVGFill,
+        BOSOrderBlock,
+        VWAPReversion,
+        FailedBreak,
+        SweepReversal,
+        MomentumExtension,
+        NoiseFilter,
+    )
 }
 
 # The SMC strategies: what "all strategies" means for backtests and benchmarks (the K templates are
@@ -26,13 +35,20 @@ STRATEGIES: dict[str, type[Strategy]] = {
 SMC_STRATEGIES = ("bos_orderblock", "fvg_fill", "liquidity_sweep")
 
 
-def create(name: str, symbol: str, timeframe: str, params: Mapping[str, Any] | None = None,
-           confidence: ConfidenceModel | None = None) -> Strategy:
+def create(
+    name: str,
+    symbol: str,
+    timeframe: str,
+    params: Mapping[str, Any] | None = None,
+    confidence: ConfidenceModel | None = None,
+) -> Strategy:
     """Build a strategy with timeframe defaults overridden by `params` (from config)."""
     try:
         cls = STRATEGIES[name]
     except KeyError:
-        raise ValueError(f"unknown strategy {name!r}; known: {', '.join(sorted(STRATEGIES))}") from None
+        raise ValueError(
+            f"unknown strategy {name!r}; known: {', '.join(sorted(STRATEGIES))}"
+        ) from None
     p = cls.params_type.for_timeframe(timeframe, **dict(params or {}))
     return cls(symbol, timeframe, p, confidence)
 
@@ -52,6 +68,8 @@ def register(cls: type[Strategy]) -> type[Strategy]:
         raise TypeError(f"{cls.__qualname__}.params_type must subclass StrategyParams")
     taken = STRATEGIES.get(name)
     if taken is not None and taken is not cls:
-        raise ValueError(f"strategy name {name!r} is taken by {taken.__module__}.{taken.__qualname__}")
+        raise ValueError(
+            f"strategy name {name!r} is taken by {taken.__module__}.{taken.__qualname__}"
+        )
     STRATEGIES[name] = cls
     return cls
