@@ -39,6 +39,7 @@ def _truth_bar(trades: list[Trade], minute: int) -> Bar:
     return Bar(SYMBOL, "1m", r[0], r[1], r[2], r[3], r[4], r[5])
 
 
+@pytest.mark.slow  # over a second: out of the fast suite (issue 16)
 async def test_a_blackout_before_a_close_is_refetched_and_the_true_bar_sent(
         mock_clock: trio.testing.MockClock) -> None:
     mock_clock.autojump_threshold = 0.001

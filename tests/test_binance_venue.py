@@ -198,6 +198,7 @@ async def test_user_stream_survives_drops_and_key_expiry_and_resyncs_the_gap() -
         assert got.client_order_id == second.client_order_id
 
 
+@pytest.mark.slow  # over a second: out of the fast suite (issue 16)
 async def test_spent_weight_holds_requests_and_a_slow_venue_times_out() -> None:
     async with running() as (fake, venue, _):
         fake.other_weight = 2_300  # of 2,400 a minute: the venue's headers say we are nearly out

@@ -123,6 +123,7 @@ def test_smc_adapter_prefers_fractald_and_falls_back(monkeypatch: pytest.MonkeyP
     assert chart.smc_api() is reference
 
 
+@pytest.mark.slow  # over a second: out of the fast suite (issue 16)
 def test_legend_lists_only_what_is_drawn_and_the_title_names_the_window(
         frames: dict[str, pd.DataFrame]) -> None:
     h1 = frames["1h"]

@@ -103,6 +103,7 @@ async def test_enabled_strategies_and_params_change_on_restart(tmp_path: Path) -
         assert [abs(t - b["entry"]) / risk for t in b["targets"]] == pytest.approx([3.0, 5.0], rel=0.01)  # to the tick
 
 
+@pytest.mark.slow  # over a second: out of the fast suite (issue 16)
 def test_reload_names_the_keys_that_need_a_restart(tmp_path: Path) -> None:
     candles = write_candles_csv(tmp_path / "candles.csv", count=600)
     config = write_config(tmp_path, candles=candles)

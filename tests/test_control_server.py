@@ -608,6 +608,7 @@ def thread_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(payloads=st.lists(_payloads, min_size=1, max_size=4), newline=st.booleans(),
        half_close=st.booleans())
+@pytest.mark.slow  # over a second: out of the fast suite (issue 16)
 def test_random_input_never_stops_ping(thread_server: ThreadServer, payloads: list[bytes],
                                        newline: bool, half_close: bool) -> None:
     data = (b"\n" if newline else b"").join(payloads) + b"\n" * newline

@@ -41,6 +41,7 @@ def test_ib_async_connects_reads_the_account_and_the_contract(fake: FakeTWS) -> 
         ib.disconnect()
 
 
+@pytest.mark.slow  # over a second: out of the fast suite (issue 16)
 def test_a_bracket_rests_its_stop_then_the_stop_fills_and_cancels_the_target(fake: FakeTWS) -> None:
     ib = _connect(fake, 7)
     try:
@@ -73,6 +74,7 @@ def test_a_bracket_rests_its_stop_then_the_stop_fills_and_cancels_the_target(fak
         again.disconnect()
 
 
+@pytest.mark.slow  # over a second: out of the fast suite (issue 16)
 def test_open_orders_survive_a_reconnect_and_errors_reach_the_client(fake: FakeTWS) -> None:
     ib = _connect(fake, 7)
     errors: list[tuple[int, str]] = []

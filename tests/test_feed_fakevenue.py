@@ -116,6 +116,7 @@ async def test_feed_survives_every_misbehaviour_and_emits_each_true_bar_once(
     assert got.beats > 60
 
 
+@pytest.mark.slow  # over a second: out of the fast suite (issue 16)
 async def test_rest_down_for_good_marks_bars_incomplete_instead_of_inventing(
         mock_clock: trio.testing.MockClock) -> None:
     mock_clock.autojump_threshold = 0.001
@@ -174,6 +175,7 @@ async def test_hyperliquid_feed_pings_resubscribes_and_replaces_a_connection_tha
     assert not btc[-1].stale and btc[-1].reconnects == 2
 
 
+@pytest.mark.slow  # over a second: out of the fast suite (issue 16)
 async def test_a_restarted_feed_with_its_state_carries_on_without_a_hole(
         mock_clock: trio.testing.MockClock) -> None:
     mock_clock.autojump_threshold = 0.001
@@ -199,6 +201,7 @@ async def test_a_restarted_feed_with_its_state_carries_on_without_a_hole(
     assert [e["resumed"] for e in log.events("feed_started")] == [False, True]
 
 
+@pytest.mark.slow  # over a second: out of the fast suite (issue 16)
 async def test_binance_book_syncs_from_a_snapshot_and_resyncs_after_a_lost_delta(
         mock_clock: trio.testing.MockClock) -> None:
     mock_clock.autojump_threshold = 0.001
@@ -217,6 +220,7 @@ async def test_binance_book_syncs_from_a_snapshot_and_resyncs_after_a_lost_delta
     assert got.bars_of("1m")[:4] == _truth_bars(truth, 4)
 
 
+@pytest.mark.slow  # over a second: out of the fast suite (issue 16)
 async def test_public_403_and_400_are_the_venue_refusing_not_an_auth_failure(
         mock_clock: trio.testing.MockClock) -> None:
     mock_clock.autojump_threshold = 0.001
@@ -247,6 +251,7 @@ def test_a_4xx_is_auth_only_where_credentials_were_sent() -> None:
         assert isinstance(classify(status(code), public=True), VenueRefused)
 
 
+@pytest.mark.slow  # over a second: out of the fast suite (issue 16)
 async def test_trades_lost_while_connected_are_noticed_by_their_ids_and_the_bar_refetched(
         mock_clock: trio.testing.MockClock) -> None:
     mock_clock.autojump_threshold = 0.001
@@ -261,6 +266,7 @@ async def test_trades_lost_while_connected_are_noticed_by_their_ids_and_the_bar_
     assert rest_windows and rest_windows[0]["filled"]
 
 
+@pytest.mark.slow  # over a second: out of the fast suite (issue 16)
 async def test_hyperliquid_bar_that_missed_trades_is_repaired_from_the_venue_candle(
         mock_clock: trio.testing.MockClock) -> None:
     mock_clock.autojump_threshold = 0.001
@@ -306,6 +312,7 @@ def _five(trades: list[Trade], start: int) -> tuple[float, float, float, float, 
             pytest.approx(sum(t.size for t in inside)))
 
 
+@pytest.mark.slow  # over a second: out of the fast suite (issue 16)
 async def test_a_gap_rest_could_not_give_is_asked_for_again_and_the_quality_recovers(
         mock_clock: trio.testing.MockClock) -> None:
     mock_clock.autojump_threshold = 0.001
@@ -320,6 +327,7 @@ async def test_a_gap_rest_could_not_give_is_asked_for_again_and_the_quality_reco
     assert health.gaps_filled == health.gaps_found and health.quality >= 0.8  # no longer halved
 
 
+@pytest.mark.slow  # over a second: out of the fast suite (issue 16)
 async def test_small_things_greeting_stale_log_and_a_planned_rotation(
         mock_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch) -> None:
     from fractald.venues import binance

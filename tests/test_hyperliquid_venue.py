@@ -78,6 +78,7 @@ async def test_orders_round_trip_through_the_venue(tmp_path: Path) -> None:
         nursery.cancel_scope.cancel()
 
 
+@pytest.mark.slow  # over a second: out of the fast suite (issue 16)
 async def test_exchange_is_sent_once_and_ambiguity_is_resolved_by_client_id(tmp_path: Path) -> None:
     async with trio.open_nursery() as nursery:
         fake = await started(nursery)

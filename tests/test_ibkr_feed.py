@@ -56,6 +56,7 @@ async def _until(what: object, limit_s: float) -> None:
             await trio.sleep(0.05)
 
 
+@pytest.mark.slow  # over a second: out of the fast suite (issue 16)
 async def test_history_then_live_minutes_quotes_and_quality(fake: FakeTWS) -> None:
     import time
 
@@ -97,6 +98,7 @@ async def _collect(got: Collected, receive: trio.MemoryReceiveChannel[object]) -
         got.items.append(item)
 
 
+@pytest.mark.slow  # over a second: out of the fast suite (issue 16)
 async def test_outside_regular_hours_and_a_bad_print_lower_the_quality(fake: FakeTWS) -> None:
     import time
 
@@ -213,6 +215,7 @@ def test_preflight_asks_tws_for_the_front_month_and_its_clock(fake: FakeTWS, tmp
     assert down["venue"].status is Status.FAIL and "ibkr-gateway.md" in down["venue"].remedy
 
 
+@pytest.mark.slow  # over a second: out of the fast suite (issue 16)
 async def test_minutes_the_market_was_shut_are_flat_bars_not_gaps(fake: FakeTWS) -> None:
     import time
     from datetime import UTC, datetime, timedelta
@@ -305,6 +308,7 @@ async def test_the_front_month_rolls_when_the_venue_day_comes_within_roll_days_o
     assert 1002 in fake.subscribed_con.values()
 
 
+@pytest.mark.slow  # over a second: out of the fast suite (issue 16)
 async def test_a_restart_after_the_consumers_cursor_refetches_from_there(fake: FakeTWS) -> None:
     import time
 

@@ -56,6 +56,7 @@ def fake() -> Iterator[FakeTWS]:
         tws.stop()
 
 
+@pytest.mark.slow  # over a second: out of the fast suite (issue 16)
 async def test_recovery_through_ibkr_asks_before_sending(fake: FakeTWS, tmp_path: Path) -> None:
     ledger = await AsyncLedger.open(tmp_path / "fractald.db")
     now = now_ms()
@@ -96,6 +97,7 @@ async def test_recovery_through_ibkr_asks_before_sending(fake: FakeTWS, tmp_path
         await ledger.aclose()
 
 
+@pytest.mark.slow  # over a second: out of the fast suite (issue 16)
 async def test_venue_held_stops_through_ibkr(fake: FakeTWS, tmp_path: Path, nursery: trio.Nursery) -> None:
     ledger = await AsyncLedger.open(tmp_path / "fractald.db")
     venue = IBKRVenue(IBSettings(port=fake.port, client_id=61))

@@ -101,6 +101,7 @@ async def test_after_a_restart_everything_is_found_by_our_client_order_ids(fake:
         await second.close()
 
 
+@pytest.mark.slow  # over a second: out of the fast suite (issue 16)
 async def test_an_unfilled_entry_is_cancelled_at_its_time_to_live(
         venue: IBKRVenue, nursery: trio.Nursery) -> None:
     send, receive = trio.open_memory_channel[VenueReport](100)

@@ -176,6 +176,7 @@ def test_unknown_strategy_is_red(tmp_path: Path, state: dict[str, str]) -> None:
 
 @pytest.mark.parametrize(("synced", "expected"), [(True, Status.OK), (False, Status.FAIL),
                                                    (None, Status.SKIP)])
+@pytest.mark.slow  # over a second: out of the fast suite (issue 16)
 def test_clock_matters_for_a_live_feed(tmp_path: Path, state: dict[str, str],
                                        synced: bool | None, expected: Status) -> None:
     cfg = write_config(tmp_path / "c.toml", "[feed]\nvenue = 'hyperliquid'\nsymbols = ['BTC']\n"
@@ -212,6 +213,7 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.slow  # over a second: out of the fast suite (issue 16)
 def test_venue_probe(tmp_path: Path, state: dict[str, str], http_server: str) -> None:
     reachable = write_config(tmp_path / "up.toml",
                              f"[feed]\nvenue = 'binance'\nsymbols = ['BTCUSDT']\nrest_url = '{http_server}'\n")
@@ -248,6 +250,7 @@ def test_skip_list_from_the_environment(tmp_path: Path, state: dict[str, str]) -
     assert check.status is Status.SKIP and "was: fail" in check.detail
 
 
+@pytest.mark.slow  # over a second: out of the fast suite (issue 16)
 def test_cli_json_and_exit_status(tmp_path: Path, state: dict[str, str]) -> None:
     bad = write_config(tmp_path / "live.toml", "[risk]\nmode = 'live'\n" + LIVE_BROKER)
     env = {**os.environ, **state}

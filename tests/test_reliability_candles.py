@@ -41,6 +41,7 @@ def test_each_kind_of_bad_row_is_named_with_its_row(good: Path, tmp_path: Path) 
         assert text in run.stderr, (text, run.stderr)
 
 
+@pytest.mark.slow  # over a second: out of the fast suite (issue 16)
 def test_repair_prints_what_it_did_and_gives_the_clean_file_s_result(good: Path,
                                                                       tmp_path: Path) -> None:
     """Shuffled blocks and identical copies repaired give exactly the clean file's trades."""

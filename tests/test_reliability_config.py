@@ -64,6 +64,7 @@ def assert_no_secret(text: str, where: str) -> None:
     ('[alerts]\ntelegram_api_url = "api.telegram.org"\n', "config.alerts.telegram_api_url"),
 ], ids=["ws-scheme", "rest-no-scheme", "rest-bad-port", "empty-symbol", "symbol-space",
         "missing-replay", "webhook-scheme", "webhook-no-host", "telegram-url"])
+@pytest.mark.slow  # over a second: out of the fast suite (issue 16)
 def test_values_only_used_at_run_time_are_config_errors_naming_the_key(
         tmp_path: Path, toml: str, key: str) -> None:
     config = tmp_path / "bad.toml"

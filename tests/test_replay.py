@@ -90,6 +90,7 @@ async def _run(settings: FeedSettings, capacity: int = 64) -> tuple[Collected, R
     return got, log
 
 
+@pytest.mark.slow  # over a second: out of the fast suite (issue 16)
 async def test_embedded_default_replays_every_bundled_candle_and_rolls_up() -> None:
     got, log = await _run(FeedSettings(timeframes=("1m", "15m", "1h", "4h", "1d")), capacity=8)
     ones = got.bars_of("1m")

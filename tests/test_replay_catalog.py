@@ -61,6 +61,7 @@ def test_catalog_columns_are_the_bars_stored(catalog: Catalog) -> None:
     assert list(columns) == expected == catalog.load("binance-futures", SYMBOL, JAN_10, JAN_12)
 
 
+@pytest.mark.slow  # over a second: out of the fast suite (issue 16)
 def test_chart_reads_the_catalog(catalog: Catalog, tmp_path: Path) -> None:
     out = tmp_path / "chart.png"
     done = _fractald(["chart", "--catalog", str(catalog.root), "--symbol", SYMBOL, "--from", "2022-01-10",

@@ -83,6 +83,7 @@ def test_a_clean_file_loads_unchanged_without_a_log_line(tmp_path: Path) -> None
     assert log.events == []
 
 
+@pytest.mark.slow  # over a second: out of the fast suite (issue 16)
 def test_check_config_preflight_and_run_name_the_bad_rows(tmp_path: Path) -> None:
     config = write_config(tmp_path, candles=shuffled_csv(tmp_path / "c.csv"))
     check = cli("check-config", str(config))
@@ -97,6 +98,7 @@ def test_check_config_preflight_and_run_name_the_bad_rows(tmp_path: Path) -> Non
     assert "row 21 (line 23)" in run.stdout
 
 
+@pytest.mark.slow  # over a second: out of the fast suite (issue 16)
 def test_the_daemon_replays_a_repaired_file_and_says_so(tmp_path: Path) -> None:
     config = write_config(tmp_path, "", candles=shuffled_csv(tmp_path / "c.csv"))
     text = config.read_text().replace("[feed]\n", "[feed]\nreplay_repair = true\n", 1)

@@ -249,6 +249,7 @@ def random_bars(draw: st.DrawFn) -> list[Bar]:
 @settings(max_examples=150, deadline=None)
 @given(bars=random_bars(), L=st.integers(1, 4), cut=st.floats(0, 1),
        close_break=st.booleans(), close_mitigation=st.booleans())
+@pytest.mark.slow  # over a second: out of the fast suite (issue 16)
 def test_prefix_invariance(bars: list[Bar], L: int, cut: float, close_break: bool, close_mitigation: bool) -> None:
     """Feeding bars[:k] yields exactly the events feeding all bars yields up to bar k."""
     params = LiveSMCParams(swing_length=L, close_break=close_break, close_mitigation=close_mitigation,

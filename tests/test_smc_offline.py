@@ -78,6 +78,7 @@ def test_fvg_matches_peer(head: pd.DataFrame, join: bool) -> None:
     assert (ours["FVG"] == 1).any() and (ours["FVG"] == -1).any()
 
 
+@pytest.mark.slow  # over a second: out of the fast suite (issue 16)
 @pytest.mark.parametrize("close_break", [True, False])
 @pytest.mark.parametrize("length", SWING_LENGTHS)
 def test_bos_choch_matches_peer(head: pd.DataFrame, head_swings, length: int, close_break: bool) -> None:
@@ -106,6 +107,7 @@ def test_liquidity_matches_peer(head: pd.DataFrame, head_swings, length: int, ra
         assert ours["Liquidity"].notna().any()
 
 
+@pytest.mark.slow  # over a second: out of the fast suite (issue 16)
 @pytest.mark.parametrize("length", SWING_LENGTHS)
 def test_retracements_matches_peer(head: pd.DataFrame, head_swings, length: int) -> None:
     swings = head_swings[length]
@@ -149,6 +151,7 @@ def test_previous_high_low_candle_on_period_start_looks_two_back(btc: pd.DataFra
     assert ours["PreviousHigh"].iloc[on_hour + 1] == np.float32(hourly.loc[stamp - pd.Timedelta("1h"), "high"])
 
 
+@pytest.mark.slow  # over a second: out of the fast suite (issue 16)
 @pytest.mark.parametrize("session", SESSIONS)
 def test_sessions_match_peer(head: pd.DataFrame, session: str) -> None:
     ours = smc.sessions(head, session)

@@ -53,6 +53,7 @@ def comparable_positions(positions: list[dict[str, Any]]) -> list[dict[str, Any]
                                "targets", "state", "opened_ts")} for p in positions]
 
 
+@pytest.mark.slow  # over a second: out of the fast suite (issue 16)
 def test_a_0_1_0_state_dir_starts_with_the_same_book_then_a_rollback_is_refused(
         tmp_path: Path) -> None:
     config = state_dir_from_0_1_0(tmp_path)

@@ -37,6 +37,7 @@ def test_webhooks_are_found_even_in_the_invalid_config_that_failed_the_unit(
     assert webhook_urls(path) == []
 
 
+@pytest.mark.slow  # over a second: out of the fast suite (issue 16)
 def test_the_failure_is_posted_with_how_the_unit_ended(tmp_path: Path) -> None:
     hook = HookServer(fail_first=1)  # the first attempt gets a 503: retried
     try:
@@ -67,6 +68,7 @@ def test_the_command_without_systemd_or_webhooks(tmp_path: Path) -> None:
     assert done.returncode == 2 and "not a fractald unit" in done.stderr
 
 
+@pytest.mark.slow  # over a second: out of the fast suite (issue 16)
 def test_an_unreachable_webhook_is_exit_1(tmp_path: Path) -> None:
     (tmp_path / "fractald.toml").write_text('[alerts]\nwebhook_urls = ["http://127.0.0.1:9/x"]\n')
     import fractald.unit_failure as uf
