@@ -41,8 +41,18 @@ if [ -z "$target" ]; then
         -r "$lock"
 else
     mkdir "$tmp/dl"
+    # pip takes --platform tags literally: a manylinux_2_28 host also runs the older
+    # manylinux_2_17 / manylinux2014 wheels most packages publish, so name those too.
+    arch=${target#manylinux_*_*_}
+    platforms="--platform $target"
+    case "$target" in
+        manylinux_2_2[8-9]_*|manylinux_2_3[0-9]_*)
+            platforms="$platforms --platform manylinux_2_17_$arch --platform manylinux2014_$arch" ;;
+    esac
+    # shellcheck disable=SC2086  # $platforms is a list of options
     "$python" -m pip download --quiet --require-hashes --no-deps --dest "$tmp/dl" \
-        --platform "$target" --python-version 3.11 --implementation cp --abi cp311 -r "$lock"
+        $platforms --python-version 3.11 --implementation cp --abi cp311 --abi abi3 --abi none \
+        -r "$lock"
     for f in "$tmp"/dl/*; do
         case "$f" in
             *.whl) cp "$f" "$out.new/wheels/" ;;
