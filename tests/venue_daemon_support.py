@@ -106,7 +106,8 @@ def wait_ready_or_exit(sock: Path, daemon: Any, timeout: float = 90) -> None:
     raise AssertionError(f"not ready within {timeout}s: {daemon.log_lines()[-8:]}")
 
 
-def operate(sock: Path, symbol: str, life: int, levels: tuple[float, float]) -> None:
+def operate(sock: Path, symbol: str, life: int, levels: tuple[float, float],
+            risk: float | None = None) -> None:
     """The operator's action of this life; a kill may cut it short (no answer is fine).
 
     One manual trade per side and symbol is open at a time (the engine denies a second with
@@ -117,8 +118,9 @@ def operate(sock: Path, symbol: str, life: int, levels: tuple[float, float]) -> 
     from daemon_harness import fractalctl
 
     if life % 2 == 0:
+        sizing = ["--risk", str(risk)] if risk is not None else []
         r = fractalctl(sock, "--json", "enter", symbol, "long", "--stop", str(levels[0]),
-                       "--target", str(levels[1]), timeout=10)
+                       "--target", str(levels[1]), *sizing, timeout=10)
     elif life % 5 == 3:
         r = fractalctl(sock, "--json", "flatten", symbol, timeout=10)
     else:
@@ -130,7 +132,8 @@ def operate(sock: Path, symbol: str, life: int, levels: tuple[float, float]) -> 
 
 
 def one_life(config: Path, env: dict[str, str], sock: Path, symbol: str, life: int, rng: Any,
-             set_latency: Callable[[float], None], levels: tuple[float, float]) -> None:
+             set_latency: Callable[[float], None], levels: tuple[float, float],
+             risk: float | None = None) -> None:
     """Start the daemon, let it work a random while (perhaps trading), kill -9 it.
 
     `set_latency` holds the fake's replies back; `levels` are an entry's (stop, target).
@@ -144,7 +147,7 @@ def one_life(config: Path, env: dict[str, str], sock: Path, symbol: str, life: i
             return
         wait_ready_or_exit(sock, daemon)
         set_latency(rng.choice([0.0, 0.0, 0.3]))  # a held reply: the kill may fall inside it
-        operate(sock, symbol, life, levels)
+        operate(sock, symbol, life, levels, risk)
         time.sleep(rng.uniform(0.0, 1.5))
     finally:
         daemon.kill()
