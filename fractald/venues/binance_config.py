@@ -88,17 +88,9 @@ def broker_problems(config: Config) -> list[str]:
             "a venue broker places real orders (testnet or mainnet); set "
             'risk.mode = "live", or kind = "paper" to paper-trade'
         )
-    from fractald.config import _url_problem  # the same URL rules as [feed]
+    from fractald.config import venue_url_problems  # the same URL rules as [feed]
 
-    for key, url, schemes in (
-        ("rest_url", b.rest_url, ("http", "https")),
-        ("ws_url", b.ws_url, ("ws", "wss")),
-    ):
-        bad_url = (
-            _url_problem(f"config.broker.{key}", url, schemes, secret_path=False) if url else None
-        )
-        if bad_url:
-            problems.append(bad_url)
+    problems += venue_url_problems("broker", {"rest_url": b.rest_url, "ws_url": b.ws_url})
     if b.network not in NETWORKS:
         problems.append(
             f"config.broker.network: {b.network!r} must be one of {', '.join(map(repr, NETWORKS))}"
