@@ -460,6 +460,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FRACTION",
         help="share of equity this trade risks (0.01 = 1 %%), instead of [risk] risk_fraction",
     )
+    _flag(p, "--post-only", "enter with a maker-only limit (rejected, never filled, if it crosses)")
+    p.add_argument(
+        "--limit",
+        type=float,
+        metavar="PRICE",
+        help="limit price of a --post-only entry (default: last)",
+    )
     p = _command(sub, "exit", "close one trade (its id from `positions`)")
     p.add_argument("trade_id")
     p = _command(sub, "halt", "kill switch: halt trading and flatten everything")

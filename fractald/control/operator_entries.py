@@ -1,8 +1,11 @@
-"""`fractalctl enter SYMBOL long|short --stop P [--target P ...] [--risk F]` and `fractalctl exit TRADE_ID`.
+"""`fractalctl enter SYMBOL long|short --stop P [--target P ...] [--risk F] [--post-only [--limit P]]`
+and `fractalctl exit TRADE_ID`.
 
 An operator's entry is a signal of strategy `manual` at the last price,
 handed to the engine's `on_signal`: the same sizing, gates and routing as a
-strategy's signal (a denial comes back with its code). `exit` closes one
+strategy's signal (a denial comes back with its code); `--post-only` makes the entry a
+maker-only limit at `--limit` (default the last price), which the venue rejects rather
+than fill as a taker. `exit` closes one
 trade (its id is the trade's signal id, as `fractalctl positions` shows it)
 with the engine's own exit. Both are mutating commands, so the server logs
 them with the peer's uid; both work on paper as on a venue.
@@ -33,6 +36,8 @@ def manual_signal(
     targets: list[float],
     timeframe: str,
     risk: float | None = None,
+    post_only: bool = False,
+    limit: float | None = None,
 ) -> Signal:
     """The operator's entry as a signal; CommandError names what is wrong with it.
 
@@ -50,7 +55,13 @@ def manual_signal(
             f"(0, {MAX_SIGNAL_RISK}] (0.01 risks 1 %)",
             argument="risk",
         )
-    price = float(engine.last_price.get(symbol, 0.0))
+    if limit is not None and not post_only:
+        raise CommandError(
+            "bad_args", "enter: --limit is the price of a --post-only entry", argument="limit"
+        )
+    if limit is not None and not limit > 0:
+        raise CommandError("bad_args", f"enter: --limit {limit} must be a price", argument="limit")
+    price = float(engine.last_price.get(symbol, 0.0)) if limit is None else limit
     if not price > 0:
         raise CommandError("no_price", f"enter: no price seen for {symbol} yet; wait for the feed")
     buy = SIDES[side] is Side.BUY
@@ -87,6 +98,7 @@ def manual_signal(
         ts_event=int(engine.last_ts),
         reasons=({"kind": "operator"},),
         risk_fraction=risk,
+        post_only=post_only,
     )
     # A second entry before any new market event would get the first one's id (and be denied
     # as a duplicate): the operator meant a new trade, so it takes the next free millisecond.
@@ -127,6 +139,8 @@ def register_operator_entries(registry: CommandRegistry, actor: TradingActor) ->
             targets,
             daemon.config.strategies.timeframe,
             None if risk is None else float(risk),
+            bool(args.get("post_only")),
+            None if args.get("limit") is None else float(args["limit"]),
         )
         events = await run_engine_command(
             actor, lambda p: engine.on_signal(signal, int(engine.last_ts))
@@ -180,6 +194,8 @@ def register_operator_entries(registry: CommandRegistry, actor: TradingActor) ->
             Arg("stop", float, required=True),
             Arg("target", list),
             Arg("risk", float),
+            Arg("post_only", bool),
+            Arg("limit", float),
         ],
     )
     registry.register(

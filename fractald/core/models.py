@@ -146,6 +146,8 @@ class Signal:
     # The share of equity this one trade may risk, in place of [risk] risk_fraction (an
     # operator's `fractalctl enter --risk`); None for every strategy's signal.
     risk_fraction: float | None = None
+    # Enter with a maker-only limit at `entry` (a crossing one is rejected, never taken).
+    post_only: bool = False
 
     def __attrs_post_init__(self) -> None:
         if self.risk_fraction is not None and not 0.0 < self.risk_fraction <= MAX_SIGNAL_RISK:

@@ -270,6 +270,7 @@ def new_order(
     """The request that places `intent`. `reference_price` (the last price) checks the minimum
     notional of market orders; `close_position` makes a futures stop close the whole position."""
     cid = check_client_id(intent.client_order_id)
+    post_only = post_only or intent.post_only
     qty = quantity_text(intent.quantity, spec)
     notional_price = intent.price or intent.trigger_price or reference_price
     if not close_position:

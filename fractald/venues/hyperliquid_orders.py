@@ -228,7 +228,9 @@ def order_wire(
     if intent.order_type is OrderType.LIMIT:
         if intent.tif is TimeInForce.FOK:
             raise ValueError("Hyperliquid has no fill-or-kill orders")
-        wire_tif = tif or (Tif.IOC if intent.tif is TimeInForce.IOC else Tif.GTC)
+        wire_tif = tif or (
+            Tif.ALO if intent.post_only else Tif.IOC if intent.tif is TimeInForce.IOC else Tif.GTC
+        )
         price = round_price(asset, _need(intent.price, "a limit price"))
         t = {"limit": {"tif": wire_tif.value}}
     elif intent.order_type is OrderType.MARKET:

@@ -199,6 +199,7 @@ class EngineState(EngineCore):
                 triggered=triggered,
                 resting=o.order_type is OrderType.LIMIT
                 or (triggered and o.order_type is OrderType.STOP_LIMIT),
+                post_only=o.post_only,
             )
         self.broker.orders = book
         positions: dict[str, float] = {}

@@ -42,7 +42,7 @@ def entry_events(s: State, signal: Signal, ts: int) -> list[Any]:
             )
         ]
     sized, p = checked, s.params
-    limit = p.entry_type is OrderType.LIMIT
+    limit = p.entry_type is OrderType.LIMIT or signal.post_only
     expire = ts + p.entry_ttl_bars * timeframe_ms(signal.timeframe) if limit else None
     return [
         ev.BracketOpened(
@@ -64,7 +64,7 @@ def entry_events(s: State, signal: Signal, ts: int) -> list[Any]:
             client_order_id(signal.signal_id, "entry"),
             signal.symbol,
             signal.side,
-            p.entry_type,
+            OrderType.LIMIT if limit else p.entry_type,
             sized.quantity,
             price=sized.entry if limit else None,
             tif=TimeInForce.GTD if limit else TimeInForce.GTC,
@@ -75,6 +75,7 @@ def entry_events(s: State, signal: Signal, ts: int) -> list[Any]:
             intended_price=s.last_price.get(signal.symbol, sized.entry)
             if not limit
             else sized.entry,
+            post_only=signal.post_only,
         ),
     ]
 
@@ -130,7 +131,7 @@ def check_signal(st: State, s: Signal, ts: int) -> Denial | SizedOrder:
             stop=s.stop,
         )
     equity = st.accounting.equity
-    market = p.entry_type is OrderType.MARKET
+    market = p.entry_type is OrderType.MARKET and not s.post_only
     sized = size_signal(
         s,
         equity,

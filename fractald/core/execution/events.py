@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import attrs
 
-from fractald.core.execution.converter import converter
+from fractald.core.execution.converter import converter, omit_when_default
 from fractald.core.execution.orders import (
     Liquidity,
     OrderEvent,
@@ -78,6 +78,9 @@ class OrderIntent:
     signal_id: str = ""
     role: str = ""
     intended_price: float = 0.0
+    # Maker only: a limit that would take liquidity is rejected by the venue instead
+    # (GTX on Binance futures, LIMIT_MAKER on spot, Alo on Hyperliquid, the paper broker alike).
+    post_only: bool = False
 
 
 @attrs.frozen(slots=True)
@@ -274,6 +277,8 @@ Event = (
     | FundingPaid
     | RiskChanged
 )
+
+omit_when_default(OrderIntent, "post_only")
 
 EVENT_TYPES: dict[str, type] = {
     t.kind: t

@@ -95,6 +95,7 @@ def _order_intent(s: State, e: ev.OrderIntent) -> None:
         e.role,
         ts_created=e.ts,
         intended_price=e.intended_price,
+        post_only=e.post_only,
     )
     o.apply(OE.SUBMIT, e.ts)
     s.orders[o.client_order_id] = o

@@ -16,6 +16,7 @@ from typing import Any
 
 import attrs
 
+from fractald.core.execution.converter import omit_when_default
 from fractald.core.models import Side
 from fractald.errors import InvariantViolation
 
@@ -223,6 +224,7 @@ class Order:
     ts_marketable: int = 0
     reason: str = ""
     intended_price: float = 0.0  # the price we expected, for slippage
+    post_only: bool = False  # maker only: the venue rejects it rather than let it take
 
     def __attrs_post_init__(self) -> None:
         if not self.quantity > 0:
@@ -322,3 +324,6 @@ class Order:
         self.fees += fee
         self.trade_ids.append(trade_id)
         return self._move(event, ts)
+
+
+omit_when_default(Order, "post_only")  # snapshots stay as they were for ordinary orders

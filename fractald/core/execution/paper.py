@@ -27,7 +27,7 @@ from typing import Any
 
 import attrs
 
-from fractald.core.execution.converter import converter
+from fractald.core.execution.converter import converter, omit_when_default
 from fractald.core.execution.orders import (
     QTY_EPS,
     Liquidity,
@@ -73,6 +73,7 @@ class PaperOrder:
     resting: bool = False  # placed on the book (fills are maker)
     queue_ahead: float | None = None  # None: unknown
     cancel_ts: int | None = None
+    post_only: bool = False  # maker only: rejected if it would cross when it arrives
 
     @property
     def remaining(self) -> float:
@@ -223,6 +224,10 @@ class PaperBroker:
             )
         return out
 
+    def _would_take(self, o: PaperOrder) -> bool:
+        ref = self._ref_price(o.symbol, o.side)
+        return ref is not None and o.price is not None and (ref - o.price) * o.side.sign <= 0
+
     def _taker_fill(
         self, o: PaperOrder, ts: int, limit: float | None = None
     ) -> list[VenueReport] | None:
@@ -260,6 +265,7 @@ class PaperBroker:
             order.expire_ts,
             order.reduce_only,
             active_ts=ts + self.params.latency_ms,
+            post_only=order.post_only,
         )
         self.orders[coid] = po
         out = [
@@ -455,6 +461,10 @@ class PaperBroker:
         if o.order_type in (OrderType.MARKET, OrderType.STOP_MARKET):
             out = self._taker_fill(o, ts)
             return out if out is not None else []  # no price yet: fills on the next one
+        if o.post_only and self._would_take(o):
+            # As the venues do (Binance -5022 / LIMIT_MAKER -2010, Hyperliquid Alo): never a taker.
+            del self.orders[o.client_order_id]
+            return [VenueReport(E.REJECT, o.client_order_id, ts, reason="post_only_would_take")]
         out = self._taker_fill(o, ts, limit=o.price)
         if out is not None:
             return out
@@ -499,3 +509,6 @@ class PaperBroker:
 
     def forget(self, client_order_id: str) -> None:
         self.orders.pop(client_order_id, None)
+
+
+omit_when_default(PaperOrder, "post_only")  # paper snapshots unchanged for ordinary orders
