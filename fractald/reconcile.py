@@ -112,6 +112,8 @@ class MismatchCode(enum.Enum):
     FILL_QTY = "fill_qty"  # the ledger's fills of an order differ from the venue's filled qty
     MISSING_FILL = "missing_fill"  # the venue reports a fill the ledger does not have
     POSITION = "position"  # positions differ (ledger fills vs venue, or vs our own books)
+    ACCOUNT = "account"  # the venue's equity is short of what the books size trades on
+    MARGIN = "margin"  # no free margin, or margin used beyond the configured leverage's need
 
 
 @attrs.frozen(slots=True)

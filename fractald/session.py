@@ -120,6 +120,27 @@ def _log_fields(payload: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
+# Periodic venue reconciliation: fills asked for from this long before the newest one held, and
+# an order of ours the venue has never heard of is "lost" only once it is this old.
+VENUE_FILLS_LOOKBACK_MS = 60_000
+VENUE_SETTLE_MS = 15_000
+
+
+def _position_differences(books: dict[str, float], venue: Any) -> list[tuple[str, float, float]]:
+    return [
+        (sym, books.get(sym, 0.0), float(venue.get(sym, 0.0)))
+        for sym in sorted(set(books) | set(venue))
+        if abs(books.get(sym, 0.0) - venue.get(sym, 0.0)) > 1e-9
+    ]
+
+
+def _account_limits(config: Config) -> Any:
+    from fractald.routing.reconciliation import AccountLimits
+
+    leverage = getattr(getattr(config, "broker", None), "leverage", None) or {}
+    return AccountLimits(leverage={k: float(v) for k, v in leverage.items()})
+
+
 class EventBus(Protocol):
     """Where committed events go (tail, alerts, metrics): `fractald.actors.events.EventBus`."""
 
@@ -166,6 +187,11 @@ class TradingSession:
         # a difference seen once, which must be seen again before it counts (a fill on its way).
         self.venue_positions: Callable[[], Awaitable[dict[str, float] | None]] | None = None
         self._position_difference: tuple[tuple[str, float, float], ...] = ()
+        # With a venue broker: everything periodic reconciliation compares (orders, fills since,
+        # positions, account), given our working orders and the fills' start; None: not now.
+        self.venue_snapshot: Callable[[dict[str, str], int], Awaitable[Any]] | None = None
+        self._differences: frozenset[tuple[str, str]] = frozenset()
+        self.account_limits = _account_limits(config)
 
     @property
     def catching_up(self) -> bool:
@@ -527,6 +553,8 @@ class TradingSession:
         """
         from fractald.reconcile import Mismatch, MismatchCode
 
+        if self.venue_snapshot is not None:
+            return await self._reconcile_at_venue(why, engine)
         venue = await self.venue_positions() if self.venue_positions is not None else None
         if venue is None:
             return None
@@ -563,6 +591,110 @@ class TradingSession:
             )
             return report
         return await self._mismatched(why, engine, ts, report)
+
+    async def _reconcile_at_venue(self, why: str, engine: Any) -> ReconcileReport | None:
+        """Orders, fills, positions and margin against the venue (`fractald.routing.reconciliation`).
+
+        Definitive differences are repaired at once, as the reports the engine missed (a fill
+        recorded and attributed, an order the venue ended or lost ended here too; a stop
+        cancelled at the venue is then placed again by its bracket). Positions are compared
+        after the repairs. Any other difference seen in two reconciliations in a row (the first
+        may be a report still on its way) is REDUCING, coded, with an alert.
+        """
+        from fractald.core.execution.orders import OrderStatus
+        from fractald.reconcile import Mismatch, MismatchCode, Repair
+        from fractald.routing import reconciliation as rc
+        from fractald.routing.journal import recorded_fills
+
+        working = {
+            o.client_order_id: rc.BookOrder(
+                o.client_order_id, o.symbol, o.quantity, o.filled_qty, o.ts_created
+            )
+            for o in engine.working_orders()
+            if o.status is not OrderStatus.INITIALIZED
+        }
+        seen, last_fill_ts = await self.ledger.run(
+            lambda led: (frozenset(recorded_fills(led)), led.last_fill_ts())
+        )
+        # From the newest fill held (or the oldest working order, or now: a fill before we ever
+        # traded is not ours to explain), less a margin for fills stamped out of order.
+        starts = [t for t in (last_fill_ts, *(o.ts for o in working.values())) if t > 0]
+        since = min(starts, default=int(getattr(engine, "last_ts", 0)))
+        ask = self.venue_snapshot
+        assert ask is not None
+        snapshot = await ask(
+            {c: o.symbol for c, o in working.items()}, since - VENUE_FILLS_LOOKBACK_MS
+        )
+        if snapshot is None:
+            return None
+        plan = rc.plan_repairs(
+            rc.BooksView(working, seen),
+            snapshot,
+            now_ms=snapshot.taken_ms,
+            settle_ms=VENUE_SETTLE_MS,
+        )
+        ts = int(getattr(engine, "last_ts", 0))
+        await self._apply_repairs(why, plan.repairs)
+        books: dict[str, float] = {}
+        for position in engine.accounting.positions.values():
+            books[position.symbol] = books.get(position.symbol, 0.0) + position.quantity
+        mismatches = [
+            *plan.mismatches,
+            *(
+                Mismatch(MismatchCode.POSITION, sym, {"books": round(b, 9), "venue": v})
+                for sym, b, v in _position_differences(books, snapshot.positions)
+            ),
+            *rc.account_mismatches(
+                float(engine.equity),
+                snapshot.account,
+                snapshot.position_details,
+                self.account_limits,
+            ),
+        ]
+        report = ReconcileReport(
+            tuple(Repair(r.client_order_id, r.kind.value, r.reason) for r in plan.repairs),
+            tuple(mismatches),
+            {"venue_open_orders": len(snapshot.open_orders), "venue_fills": len(snapshot.fills)},
+        )
+        self.last_reconcile = {
+            "why": why,
+            "clean": report.clean,
+            "ts": ts,
+            "repairs": len(report.repairs),
+            "mismatches": len(mismatches),
+            "codes": sorted({m.code.value for m in mismatches}),
+        }
+        keys = frozenset((m.code.value, m.subject) for m in mismatches)
+        seen_before, self._differences = self._differences, keys
+        if report.clean:
+            self.log.info("reconcile_clean", why=why, venue=True, repairs=len(report.repairs))
+            return report
+        if not keys & seen_before:  # a first sighting may be a report still on its way to us
+            self.log.warning(
+                "reconcile_differs",
+                why=why,
+                differences=[m.as_dict() for m in mismatches],
+                note="checked again at the next reconciliation",
+            )
+            return report
+        return await self._mismatched(why, engine, ts, report)
+
+    async def _apply_repairs(self, why: str, repairs: tuple[Any, ...]) -> None:
+        """The venue's reports the engine missed, through the engine, each committed with its events."""
+        on_report = getattr(self.pipeline, "on_venue_report", None) or self.engine.on_venue_report
+        for report in repairs:
+            events = list(on_report(report))
+            self.log.warning(
+                "reconcile_repaired",
+                why=why,
+                client_order_id=report.client_order_id,
+                report=report.kind.value,
+                trade_id=report.trade_id,
+                reason=report.reason,
+            )
+            if events:
+                await self.commit(events, ts_event=max(0, int(report.ts)))
+                self._announce(events)
 
     async def _mismatched(
         self, why: str, engine: Any, ts: int, report: ReconcileReport

@@ -142,5 +142,5 @@ def test_a_position_changed_by_hand_at_the_venue_puts_the_daemon_in_reducing(tmp
             assert daemon.stop(signal.SIGTERM, timeout=30) == 0
         finally:
             daemon.kill()
-    differs = [line for line in daemon.log_lines() if line.get("event") == "reconcile_position_differs"]
+    differs = [line for line in daemon.log_lines() if line.get("event") == "reconcile_differs"]
     assert differs, "a first sighting is only a warning (a fill may be on its way)"

@@ -141,6 +141,7 @@ class Router:
         self.sent: list[str] = []  # client order ids this router sent (each once)
         # GTD orders a venue holds as GTC (`holds_gtd` false): coid -> (symbol, expiry), cancelled then.
         self.expiries: dict[str, tuple[str, int]] = {}
+        self.in_flight = 0  # commands being sent now
 
     def _log(self, event: str, **kw: Any) -> None:
         if self.log is not None:
@@ -289,6 +290,13 @@ class Router:
         await self.deliver(report)
 
     async def handle(self, command: Command) -> None:
+        self.in_flight += 1  # reconciliation waits while a request is out (its answer would race)
+        try:
+            await self._handle(command)
+        finally:
+            self.in_flight -= 1
+
+    async def _handle(self, command: Command) -> None:
         if isinstance(command, Submit):
             await self.submit(command.intent)
         elif isinstance(command, Cancel):

@@ -177,6 +177,7 @@ class TradingActor:
         assert router is not None and session is not None
         session.after_commit = self._route
         session.venue_positions = self._venue_positions
+        session.venue_snapshot = self._venue_snapshot
         nursery.start_soon(self._take_reports, ctx)
         router.session_recovered(generation)
         await router.wait_recovered(ctx, generation)
@@ -205,17 +206,8 @@ class TradingActor:
         """The venue's net positions, when nothing is on its way between us (else None: ask later)."""
         from fractald.errors import FractalError
 
-        actor = self.router
-        router = actor.router if actor is not None else None
-        if (
-            actor is None
-            or router is None
-            or actor.recovered_generation != self.generation
-            or router.unresolved
-            or self._held_reports
-            or actor.commands_send.statistics().current_buffer_used
-            or actor.reports_receive.statistics().current_buffer_used
-        ):
+        router = self.router.router if self.router is not None else None
+        if router is None or not self._venue_quiet():
             return None
         try:
             return await router.venue.positions()
@@ -223,6 +215,37 @@ class TradingActor:
             if self.session is not None:
                 self.session.log.warning("reconcile_venue_unavailable", error=exc.code)
             return None
+
+    async def _venue_snapshot(self, working: dict[str, str], fills_since_ms: int) -> Any:
+        """What reconciliation compares (`fractald.routing.snapshot`), when nothing is in flight."""
+        from fractald.clock import wall_ms
+        from fractald.errors import FractalError
+        from fractald.routing.snapshot import take_snapshot
+
+        router = self.router.router if self.router is not None else None
+        if router is None or not self._venue_quiet():
+            return None
+        try:
+            return await take_snapshot(router.venue, working, fills_since_ms, wall_ms())
+        except FractalError as exc:  # the venue is away now: the next reconciliation asks again
+            if self.session is not None:
+                self.session.log.warning("reconcile_venue_unavailable", error=exc.code)
+            return None
+
+    def _venue_quiet(self) -> bool:
+        """Nothing on its way between us and the venue (else its answers race our books)."""
+        actor = self.router
+        router = actor.router if actor is not None else None
+        return not (
+            actor is None
+            or router is None
+            or actor.recovered_generation != self.generation
+            or router.unresolved
+            or router.in_flight > 0
+            or self._held_reports
+            or actor.commands_send.statistics().current_buffer_used
+            or actor.reports_receive.statistics().current_buffer_used
+        )
 
     async def _take_reports(self, ctx: ActorContext) -> None:
         router = self.router

@@ -29,6 +29,7 @@ TAKER_FEE = 0.00045
 MAKER_FEE = 0.00015
 NONCE_WINDOW = 100
 MIN_NOTIONAL = 10.0
+DEFAULT_LEVERAGE = 20  # a coin's leverage until the user sets one (the venue's default is 20x cross)
 NEVER_PLACED = "Order was never placed, already canceled, or filled."
 
 
@@ -352,21 +353,24 @@ class HlExchange:
                                               "statusTimestamp": order.status_ts}}
 
     def clearinghouse(self, user: User) -> dict[str, Any]:
-        positions, ntl, upnl = [], 0.0, 0.0
+        positions, ntl, upnl, margin = [], 0.0, 0.0, 0.0
         for coin, (szi, entry) in user.positions.items():
             mark = float(self.prices[coin])
             pnl = szi * (mark - entry)
             ntl += abs(szi) * mark
             upnl += pnl
+            lev, cross = user.leverage.get(coin, (DEFAULT_LEVERAGE, True))
+            margin += abs(szi) * mark / lev
             positions.append({"type": "oneWay", "position": {
                 "coin": coin, "szi": repr(szi), "entryPx": repr(entry), "positionValue": repr(abs(szi) * mark),
                 "unrealizedPnl": repr(pnl), "returnOnEquity": "0.0", "liquidationPx": None,
-                "leverage": {"type": "cross", "value": 10}, "marginUsed": repr(abs(szi) * mark / 10)}})
+                "leverage": {"type": "cross" if cross else "isolated", "value": lev},
+                "marginUsed": repr(abs(szi) * mark / lev)}})
         value = user.usdc + upnl
         summary = {"accountValue": repr(value), "totalNtlPos": repr(ntl), "totalRawUsd": repr(user.usdc),
-                   "totalMarginUsed": repr(ntl / 10)}
+                   "totalMarginUsed": repr(margin)}
         return {"assetPositions": positions, "marginSummary": summary, "crossMarginSummary": summary,
-                "withdrawable": repr(max(0.0, value - ntl / 10)), "time": self.now_ms()}
+                "withdrawable": repr(max(0.0, value - margin)), "time": self.now_ms()}
 
 
 def _fmt(d: Decimal) -> str:
