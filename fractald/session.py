@@ -18,6 +18,7 @@ import attrs
 import cattrs
 
 from fractald.config import Config
+from fractald.core.continuous import ContractRolled
 from fractald.core.models import Bar, FeedHealth, Quote, TradeTick
 from fractald.errors import StateCorrupt
 from fractald.reconcile import PaperVenue, ReconcileReport, reconcile
@@ -26,6 +27,7 @@ from fractald.session_state import (
     fold_legacy_events,
     restore_into,
     session_state,
+    shift_row,
     warm_up_from,
 )
 from fractald.state_schema import LEGACY_PICKLE_SCHEMA, migrate, refuse_if_newer
@@ -302,15 +304,62 @@ class TradingSession:
         )
         return session
 
-    async def _rebuild_detection(self) -> int:
-        """Run detection over the stored candles the cursor covers, a page at a time."""
+    async def _rebuild_detection(self, symbol: str | None = None) -> int:
+        """Run detection over the stored candles the cursor covers (of `symbol` only, when
+        given), a page at a time."""
         after, fed = 0, 0
         while True:
             page = await self.ledger.run(lambda led, a=after: led.candles_page(a))  # type: ignore[misc]
             if not page:
                 return fed
-            fed += warm_up_from(self.pipeline, (row for _, row in page), self.cursor)
+            rows = (row for _, row in page if symbol is None or row[0] == symbol)
+            fed += warm_up_from(self.pipeline, rows, self.cursor)
             after = page[-1][0]
+
+    async def on_contract_roll(self, roll: ContractRolled) -> None:
+        """A futures feed moved to the next contract month: back-adjust what detection read.
+
+        The candles stored for the symbol before the roll (and those not committed yet)
+        get the price step between the months added, a snapshot is written, and the
+        symbol's detection state is rebuilt over the adjusted candles: swings, FVGs,
+        order blocks, liquidity, VWAP bands and armed setups then sit at the new month's
+        prices, so the step itself breaks no structure and sweeps no pool. A restart after
+        this rebuilds the very same state from the same stored candles. Open trades keep
+        their levels (they are in the traded contract's prices) and are named in the log.
+        """
+        symbol, before, offset = roll.symbol, roll.ts_ms, roll.offset
+        self._candles = [
+            shift_row(row, offset) if row[0] == symbol and row[2] < before else row
+            for row in self._candles
+        ]
+        stored = await self.ledger.run(lambda led: led.shift_candles(symbol, before, offset))
+        if not self._expected:  # catching up, nothing may be committed: the log's snapshot stays
+            await self.commit([], ts_event=before)
+        warmed = 0
+        reset = getattr(self.pipeline, "reset_detection", None)
+        if reset is not None:
+            reset(symbol)
+            warmed = await self._rebuild_detection(symbol)
+        open_trades = self._open_trades(symbol)
+        detail = {
+            "symbol": symbol,
+            "ts_ms": before,
+            "old": roll.old,
+            "new": roll.new,
+            "offset": offset,
+            "measured": roll.measured,
+            "candles_adjusted": stored,
+            "candles_replayed": warmed,
+            "open_trades": open_trades,
+        }
+        self.log.warning("contract_roll_adjusted", **detail)
+        self.bus.publish("contract_rolled", detail)
+
+    def _open_trades(self, symbol: str) -> list[str]:
+        """The signal ids of `symbol`'s trades whose entry has filled."""
+        pipeline = getattr(self.pipeline, "pipelines", {}).get(symbol, self.pipeline)
+        trades = getattr(pipeline, "open_trades", None)
+        return [] if trades is None else sorted(s for s, t in trades().items() if t is not None)
 
     def apply_config(self, config: Config) -> None:
         """A new config on a running session (SIGHUP, `risk set`): [risk] reaches the engine.

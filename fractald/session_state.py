@@ -78,6 +78,22 @@ def candle_row(bar: Bar) -> CandleRow:
     )
 
 
+def shift_row(row: CandleRow, offset: float) -> CandleRow:
+    """A stored candle's prices moved by `offset` (a futures roll's back-adjustment)."""
+    symbol, timeframe, ts_open, o, h, low, c, v, complete = row
+    return (
+        symbol,
+        timeframe,
+        ts_open,
+        o + offset,
+        h + offset,
+        low + offset,
+        c + offset,
+        v,
+        complete,
+    )
+
+
 def warm_up_from(pipeline: Any, rows: Iterable[CandleRow], cursor: dict[str, int]) -> int:
     """Detection over stored candles the cursor covers (a later one was never committed); how many."""
     warm_up = getattr(pipeline, "warm_up", None)

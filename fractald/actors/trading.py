@@ -29,6 +29,7 @@ import trio
 
 from fractald.actors.supervisor import ActorContext
 from fractald.core.bars import BarCorrection
+from fractald.core.continuous import ContractRolled
 from fractald.core.models import Bar, FeedHealth, Quote, TradeTick
 from fractald.session import TradingSession
 
@@ -357,6 +358,8 @@ class TradingActor:
             await session.on_tick(event)
         elif isinstance(event, FeedHealth):
             session.on_feed_health(event)
+        elif isinstance(event, ContractRolled):
+            await session.on_contract_roll(event)
         elif isinstance(event, BarCorrection):
             from fractald.bar_corrections import apply_correction
 

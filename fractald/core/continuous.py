@@ -10,6 +10,7 @@ holding the front month and rolling. Pure: bars in, bars out.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -85,3 +86,36 @@ def back_adjusted(
             for b in piece
         ]
     return out, rolls
+
+
+@attrs.frozen(slots=True)
+class ContractRolled:
+    """A live feed moved `symbol` to the next contract month; bars from `ts_ms` on are the new one's.
+
+    `offset` is the new month's price minus the old one's at the roll. Whoever kept
+    the bars before `ts_ms` (stored candles, detection state built on them) adds it to
+    their prices: the series is then back-adjusted exactly as `back_adjusted` makes it
+    for backtests, and the step between the months is no move of the market.
+    """
+
+    symbol: str
+    ts_ms: int
+    old: str  # the contracts' local symbols, for the log (MESZ6 -> MESH7)
+    new: str
+    offset: float = attrs.field(validator=attrs.validators.instance_of(float))
+    measured: bool = True  # False: estimated from the new month's first bar (no quote of both)
+
+    def __attrs_post_init__(self) -> None:
+        if not math.isfinite(self.offset):
+            raise ValueError(f"a roll's offset must be a finite price step, got {self.offset!r}")
+
+
+def shifted(bar: Bar, offset: float) -> Bar:
+    """`bar` with every price moved by `offset` (volume and times unchanged)."""
+    return attrs.evolve(
+        bar,
+        open=bar.open + offset,
+        high=bar.high + offset,
+        low=bar.low + offset,
+        close=bar.close + offset,
+    )

@@ -173,6 +173,17 @@ class Pipeline:
         self.strategies = tuple(strategies)
         self.session_gate = session_gate
         self.engine = engine
+        self._trend_timeframes = tuple(trend_timeframes)
+        self._wire()
+        self._trades: dict[str, _Managed] = {}
+        self._last_ts: dict[str, int] = {}
+        self.signals = 0
+        self.skips = 0
+        self.bars = 0
+
+    def _wire(self) -> None:
+        """Fresh detection state: the live SMC per (timeframe, parameters), each strategy's run."""
+        trend_timeframes = self._trend_timeframes
         self._states: dict[tuple[str, LiveSMCParams], MarketState] = {}
         self._runs: dict[str, list[tuple[Strategy, MarketState]]] = {}
         for s in self.strategies:
@@ -191,11 +202,6 @@ class Pipeline:
         self._by_tf: dict[str, list[MarketState]] = {}
         for (tf, _), ms in self._states.items():
             self._by_tf.setdefault(tf, []).append(ms)
-        self._trades: dict[str, _Managed] = {}
-        self._last_ts: dict[str, int] = {}
-        self.signals = 0
-        self.skips = 0
-        self.bars = 0
 
     def _state(self, timeframe: str, params: LiveSMCParams) -> MarketState:
         key = (timeframe, params)
@@ -306,6 +312,25 @@ class Pipeline:
     def detection_timeframes(self) -> frozenset[str]:
         """The timeframes whose closed bars detection reads (what `warm_up` needs again)."""
         return frozenset(self._by_tf)
+
+    def reset_detection(self) -> None:
+        """Forget what detection took from the market (live SMC, slow averages, armed setups).
+
+        For a futures roll: the bars it saw are back-adjusted, and `warm_up` then runs
+        again over them, so no level of the old month stays behind for the new month's
+        prices to sweep or break. Each strategy is made anew with its parameters,
+        confidence and learning; a managed trade keeps its plan and state, under the new
+        instance of its strategy.
+        """
+        fresh: dict[int, Strategy] = {}
+        for s in self.strategies:
+            new = type(s)(s.symbol, s.timeframe, s.params, s.confidence)
+            new.restore_learning(s.learning_state())
+            fresh[id(s)] = new
+        self.strategies = tuple(fresh.values())
+        for m in self._trades.values():
+            m.strategy = fresh.get(id(m.strategy), m.strategy)
+        self._wire()
 
     def warm_up(self, bar: Bar) -> None:
         """Detection only, for a bar this pipeline saw before a restart: no trading, no events.
@@ -537,6 +562,10 @@ class Portfolio:
     def detection_timeframes(self, symbol: str) -> frozenset[str]:
         p = self.pipelines.get(symbol)
         return frozenset() if p is None else p.detection_timeframes()
+
+    def reset_detection(self, symbol: str) -> None:
+        """A roll of `symbol`: its detection state starts afresh (see Pipeline.reset_detection)."""
+        self._for(symbol).reset_detection()
 
     def warm_up(self, bar: Bar) -> None:
         p = self.pipelines.get(bar.symbol)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -643,6 +644,22 @@ class Ledger:
                 "UPDATE candles SET open = ?, high = ?, low = ?, close = ?, volume = ?, complete = ? "
                 "WHERE symbol = ? AND timeframe = ? AND ts_open = ?",
                 (o, h, lo, c, v, complete, symbol, timeframe, ts_open),
+            ).rowcount
+
+    def shift_candles(self, symbol: str, before_ms: int, offset: float) -> int:
+        """Back-adjust a futures roll: add `offset` to the prices of `symbol`'s stored candles
+        opening before `before_ms` (every timeframe); the rows changed. Detection rebuilt from
+        them then sees one continuous series (`core/continuous.py`), not the step between months.
+        """
+        _check_text(symbol, "candle symbol")
+        _check_int(before_ms, "before_ms", 0)
+        if not math.isfinite(offset):
+            raise ValueError(f"offset must be a finite price step, got {offset!r}")
+        with db.transaction(self._conn) as conn:
+            return conn.execute(
+                "UPDATE candles SET open = open + ?, high = high + ?, low = low + ?, "
+                "close = close + ? WHERE symbol = ? AND ts_open < ?",
+                (offset, offset, offset, offset, symbol, before_ms),
             ).rowcount
 
     def newest_candles(self) -> dict[str, int]:

@@ -22,10 +22,14 @@ connects in a row before the supervisor is asked to restart the feed.
 
 The front month is chosen again each venue day (and on every connect):
 `ib_roll_days` before expiry the feed rolls to the next month: the old
-month's last whole minute goes out, the new month is subscribed, and its
-bars carry on the same series (`front_month_rolled` and the price step
-between the months, `front_month_roll_gap`, are logged; bars already out are
-not back-adjusted: `core/continuous.py` does that for backtests).
+month's last whole minute goes out, then a `ContractRolled` with the price
+step between the months (the new month's close minus the old one's over that
+minute, from history; else estimated from the new month's first bar), then
+the new month's bars. The trading session back-adjusts what it kept by that
+step (stored candles, detection state rebuilt over them), as
+`core/continuous.py` does for backtests, so the step is no move of the
+market. A roll happens when the venue day turns (UTC midnight): every
+timeframe up to 1d closes there, so no bar the feed still builds spans it.
 Minutes outside the contract's trading hours are not waited for (the market
 is shut, no bars are due) and go out as flat zero-volume bars when history
 has none (`with_shut_minutes`), so a daily break or a weekend is no gap.
@@ -41,6 +45,7 @@ from typing import Any
 import trio
 
 from fractald.core.bars import GapRequest
+from fractald.core.continuous import ContractRolled
 from fractald.core.models import Bar, Quote
 from fractald.core.realtime_bars import FiveSecondRollup
 from fractald.errors import AuthError, ConfigError, FeedDisconnected, NetworkError, TransientError
@@ -98,7 +103,8 @@ class IBKRFeed:
         self.market_down = False  # 1100/2110 seen, no 1101/1102 yet
         self.lost = trio.Event()
         self.day: str | None = None  # the venue date the front months were chosen for
-        self.roll_from: dict[str, float | None] = {}  # rolled symbol -> the old month's last close
+        # A roll whose price step history could not give: (old, new, the old month's last close)
+        self.roll_from: dict[str, tuple[Instrument, Instrument, float]] = {}
 
     # -- the connection ------------------------------------------------------------------
     async def connections(self, push: trio.MemorySendChannel[LinkItem], resumed: bool) -> None:
@@ -142,8 +148,9 @@ class IBKRFeed:
         found = await self.link.resolve(list(self.core.symbols), self.day)
         for symbol, inst in found.items():
             old = self.instruments.get(symbol)
-            if old is not None and old.expiry != inst.expiry:
+            if old is not None and old.expiry != inst.expiry:  # rolled while we were away
                 self._rolled(old, inst)
+                await self._announce_roll(self.core.symbols[symbol], old, inst)
             if symbol not in self.rollups or (old is not None and old.expiry != inst.expiry):
                 self.rollups[symbol] = FiveSecondRollup(symbol, inst.tick_size)
         self.instruments = found
@@ -177,10 +184,63 @@ class IBKRFeed:
                 ):  # the old month's last whole minute; a part of one is the new month's
                     await self._minute(sym, minute)
             self._rolled(old, inst)
+            await self._announce_roll(sym, old, inst)
             self.rollups[symbol] = FiveSecondRollup(symbol, inst.tick_size)
             self.instruments[symbol] = inst  # from here on history is asked of the new month too
-            self.roll_from[symbol] = sym.bars.last_close
             await self.link.subscribe([inst])
+
+    async def _announce_roll(self, sym: _Symbol, old: Instrument, new: Instrument) -> None:
+        """Tell the consumers the price step between the months, before any bar of the new one.
+
+        The step is the new month's close minus the old one's over the last minute that went
+        out (history of the new month, one request). When history has no such minute the
+        step is estimated from the new month's first bar instead (`_minute`)."""
+        last_close, next_ts = sym.bars.last_close, sym.bars.next_ts
+        if last_close is None or next_ts is None:
+            return  # nothing went out yet: nothing to adjust
+        offset = await self._month_step(new, next_ts - 60_000, last_close)
+        if offset is None:
+            self.roll_from[sym.symbol] = (old, new, last_close)
+            return
+        async with self.core.lock:
+            await self._send_roll(sym.symbol, next_ts, old, new, offset, measured=True)
+
+    async def _month_step(self, new: Instrument, minute_ms: int, old_close: float) -> float | None:
+        try:
+            got = await self.link.history(
+                new, minute_ms, minute_ms + 60_000, self.settings.backfill_timeout_s
+            )
+        except (TransientError, trio.TooSlowError) as exc:
+            self.log.warning("front_month_step_unmeasured", symbol=new.symbol, error=str(exc))
+            return None
+        same = [b for b in got if b.ts_open == minute_ms]
+        return round(same[0].close - old_close, 9) if same else None
+
+    async def _send_roll(
+        self,
+        symbol: str,
+        ts_ms: int,
+        old: Instrument,
+        new: Instrument,
+        offset: float,
+        measured: bool,
+    ) -> None:
+        """The roll event into the bar stream (lock held: between two bars, never inside a gap)."""
+        self.log.info(
+            "front_month_roll_gap",
+            symbol=symbol,
+            old=old.local_symbol,
+            new=new.local_symbol,
+            ts_ms=ts_ms,
+            gap=offset,
+            measured=measured,
+        )
+        await self.core.out.send(
+            ContractRolled(symbol, ts_ms, old.local_symbol, new.local_symbol, offset, measured)
+        )
+        bars = self.core.symbols[symbol].bars
+        if bars.last_close is not None:  # a flat bar for a shut minute carries on the new series
+            bars.last_close += offset
 
     def _rolled(self, old: Instrument, new: Instrument) -> None:
         self.log.warning(
@@ -239,19 +299,12 @@ class IBKRFeed:
 
     async def _minute(self, sym: _Symbol, bar: Bar) -> None:
         bars = sym.bars
-        if (
-            sym.symbol in self.roll_from
-        ):  # the new month's first bar: how far the two months lie apart
-            old = self.roll_from.pop(sym.symbol)
-            if old is not None:
-                self.log.info(
-                    "front_month_roll_gap",
-                    symbol=sym.symbol,
-                    old_close=old,
-                    new_open=bar.open,
-                    gap=round(bar.open - old, 6),
-                )
         async with self.core.lock:
+            rolled = self.roll_from.pop(sym.symbol, None)
+            if rolled is not None:  # unmeasured at the roll: the new month's first bar tells
+                old, new, old_close = rolled
+                step = round(bar.open - old_close, 9)
+                await self._send_roll(sym.symbol, bar.ts_open, old, new, step, measured=False)
             bars.start_live(bar.ts_open)
             if not bar.complete:
                 bars.note_outage(

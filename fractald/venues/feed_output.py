@@ -9,6 +9,7 @@ from typing import Any
 import trio
 
 from fractald.core.bars import BarCorrection
+from fractald.core.continuous import ContractRolled
 from fractald.core.models import Bar, FeedHealth, Quote, TradeTick
 from fractald.errors import FractalError
 
@@ -23,7 +24,7 @@ class FeedOutput:
         self.conflated = 0
         self.sent = 0
 
-    async def send(self, item: Bar | TradeTick | BarCorrection) -> None:
+    async def send(self, item: Bar | TradeTick | BarCorrection | ContractRolled) -> None:
         try:
             # No scheduler round trip while there is room; wait (never drop) when full.
             self._send.send_nowait(item)

@@ -1,0 +1,176 @@
+"""A futures roll on a live feed: the session back-adjusts what detection read (issue 19).
+
+The bundled candles stand in for two contract months: up to 2022-01-03 00:00
+UTC the old month, from there the new one trading GAP higher. A session told
+of the roll (`ContractRolled`, what the IBKR feed sends) must then detect
+exactly what a session fed the back-adjusted continuous series from the start
+detects (no swing, FVG, order block or liquidity pool left at the old month's
+prices), unlike one that sees the raw step; and a restart must rebuild the
+same detection state from the adjusted candles it stored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import structlog
+from test_session_recovery import feed
+
+from fractald.actors.events import EventBus
+from fractald.config import Config
+from fractald.core.continuous import ContractRolled, shifted
+from fractald.core.models import Bar
+from fractald.core.pipeline import SetupSkipped, SignalEmitted
+from fractald.session import TradingSession
+from fractald.store.writer import AsyncLedger
+from fractald.venues.replay import bundled_candles
+
+GAP = 1500.0  # the new month trades this much over the old one (about 3 % of BTC in 2022)
+ROLL_AT = 2939  # the first candle of 2022-01-03, UTC: a roll happens when the venue day turns
+CANDLES = 4000
+
+
+def _months() -> tuple[list[Bar], list[Bar], int]:
+    candles = bundled_candles()[:CANDLES]
+    roll_ts = candles[ROLL_AT].ts_open
+    assert roll_ts % 86_400_000 == 0
+    old = candles[:ROLL_AT]
+    new = [shifted(b, GAP) for b in candles[ROLL_AT:]]
+    return old, new, roll_ts
+
+
+def _detection(session: TradingSession) -> dict[str, Any]:
+    """Everything detection holds for the symbol, as comparable data."""
+    [pipeline] = session.pipeline.pipelines.values()
+    out: dict[str, Any] = {}
+    for (tf, params), ms in sorted(pipeline._states.items(), key=lambda kv: (kv[0][0], repr(kv[0][1]))):
+        smc = ms.smc
+        out[f"{tf}/{params.swing_length}"] = (
+            smc.bars_seen, smc.trend, smc.atr, ms.atr_slow, ms.volume_mean,
+            smc.active_fvgs, smc.active_order_blocks, smc.liquidity_pools,
+            smc.last_swing_high, smc.last_swing_low, smc.previous_high, smc.previous_low,
+        )
+    return out
+
+
+def _setups(events: list[Any]) -> list[tuple[Any, ...]]:
+    """What the strategies found (signals and skipped setups), without the engine's answers."""
+    out: list[tuple[Any, ...]] = []
+    for e in events:
+        if isinstance(e, SignalEmitted):
+            s = e.signal
+            out.append(("signal", e.ts, s.strategy, s.side, s.entry, s.stop))
+        elif isinstance(e, SetupSkipped):
+            out.append(("skip", e.ts, e.strategy, e.code))
+    return out
+
+
+class _Recording(EventBus):
+    def __init__(self) -> None:
+        super().__init__()
+        self.published: list[tuple[str, Any]] = []
+
+    def publish(self, kind: str, data: Any = None, /) -> Any:
+        self.published.append((kind, data))
+        return super().publish(kind, data)
+
+
+async def _run(
+    db: Path, config: Config, before: list[Bar], after: list[Bar], roll: ContractRolled | None,
+    bus: EventBus | None = None,
+) -> tuple[TradingSession, AsyncLedger, list[tuple[Any, ...]], dict[str, Any]]:
+    """Feed `before`, the roll (if any), then `after`; the setups found after the roll, and the
+    detection state right after it."""
+    ledger = await AsyncLedger.open(db)
+    session = await TradingSession.recover(config, ledger, structlog.get_logger("test"), bus or EventBus())
+    for bar in before:
+        await session.on_bar(bar)
+    if roll is not None:
+        await session.on_contract_roll(roll)
+    at_roll = _detection(session)
+    found: list[tuple[Any, ...]] = []
+    for bar in after:
+        session_events = await _bar_events(session, bar)
+        found += _setups(session_events)
+    return session, ledger, found, at_roll
+
+
+async def _bar_events(session: TradingSession, bar: Bar) -> list[Any]:
+    made: list[Any] = []
+    announce = session._announce
+
+    def keep(events: list[Any]) -> None:
+        made.extend(events)
+        announce(events)
+
+    session._announce = keep  # type: ignore[method-assign]
+    try:
+        await session.on_bar(bar)
+    finally:
+        session._announce = announce  # type: ignore[method-assign]
+    return made
+
+
+async def test_a_roll_back_adjusts_detection_as_the_continuous_series_would(tmp_path: Path) -> None:
+    config = Config()
+    old, new, roll_ts = _months()
+    before, after = list(feed(old, config)), list(feed(new, config))
+    roll = ContractRolled("BTC-PERP", roll_ts, "MESZ1", "MESH2", GAP)
+    bus = _Recording()
+    rolled, ledger, found, at_roll = await _run(tmp_path / "rolled.db", config, before, after, roll, bus)
+
+    # The same candles, back-adjusted before anything saw them (what a backtest trades).
+    adjusted = list(feed([shifted(b, GAP) for b in old], config))
+    cont, cont_ledger, cont_found, cont_at_roll = await _run(tmp_path / "cont.db", config, adjusted, after, None)
+    assert at_roll == cont_at_roll  # every level detection holds sits at the new month's prices
+    assert found == cont_found and found  # and it finds the very same setups from there on
+    assert _detection(rolled) == _detection(cont)
+
+    # Without the roll the step is a move of the market: detection holds other levels and
+    # finds other setups on the new month's bars.
+    raw, raw_ledger, raw_found, raw_at_roll = await _run(tmp_path / "raw.db", config, before, after, None)
+    assert raw_found != found
+    assert _detection(raw) != _detection(rolled)
+
+    [(kind, detail)] = [p for p in bus.published if p[0] == "contract_rolled"]
+    assert detail["offset"] == GAP and detail["candles_adjusted"] > 0 and detail["candles_replayed"] > 0
+
+    # A restart rebuilds the same detection state from the adjusted candles the ledger holds.
+    await rolled.write_snapshot("shutdown")
+    await ledger.aclose()
+    again = await TradingSession.recover(config, await AsyncLedger.open(tmp_path / "rolled.db"),
+                                         structlog.get_logger("test"), EventBus())
+    assert _detection(again) == _detection(rolled)
+    await again.ledger.aclose()
+    for led in (cont_ledger, raw_ledger):
+        await led.aclose()
+
+
+async def test_candles_not_yet_committed_at_the_roll_are_adjusted_too(tmp_path: Path) -> None:
+    config = Config()
+    old, new, roll_ts = _months()
+    before = list(feed(old, config))
+    ledger = await AsyncLedger.open(tmp_path / "s.db")
+    session = await TradingSession.recover(config, ledger, structlog.get_logger("test"), EventBus())
+    for bar in before:
+        await session.on_bar(bar)
+    pending = [row for row in session._candles if row[0] == "BTC-PERP"]
+    await session.on_contract_roll(ContractRolled("BTC-PERP", roll_ts, "MESZ1", "MESH2", GAP))
+    assert not session._candles  # committed with the roll's snapshot
+    stored = await ledger.run(lambda led: led.candles_page(0, 100_000))
+    by_key = {(r[1], r[2]): r for _, r in stored}
+    originals = {(b.timeframe, b.ts_open): b for b in before}
+    for (tf, ts), row in by_key.items():
+        assert row[3:7] == tuple(getattr(originals[(tf, ts)], f) + GAP for f in ("open", "high", "low", "close"))
+    assert pending and all((r[1], r[2]) in by_key for r in pending)
+    await ledger.aclose()
+
+
+def test_a_roll_refuses_a_step_that_is_no_price() -> None:
+    import math
+
+    import pytest
+
+    with pytest.raises(ValueError, match="finite price step"):
+        ContractRolled("MES", 0, "MESZ6", "MESH7", math.nan)
