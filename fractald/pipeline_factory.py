@@ -69,7 +69,12 @@ def engine_params(config: Config) -> EngineParams:
             taker_fee_bps=b.taker_fee_bps,
         ),
         # A real venue holds each trade's protective stop (reduce-only, resized and moved with it).
-        brackets=BracketParams(venue_stops=b.kind != "paper"),
+        brackets=BracketParams(
+            venue_stops=b.kind != "paper",
+            # Spot: the stop locks the whole balance, so targets are kept here (sold at market).
+            local_targets=b.kind == "binance-spot",
+        ),
+        long_only=b.kind == "binance-spot",  # spot cannot sell short: a short entry is denied
     )
 
 

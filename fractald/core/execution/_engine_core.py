@@ -79,6 +79,8 @@ class EngineParams:
     risk: RiskParams = attrs.field(factory=RiskParams)
     paper: PaperParams = attrs.field(factory=PaperParams)
     brackets: BracketParams = attrs.field(factory=BracketParams)
+    # The venue cannot sell short (spot): a SELL entry is denied, coded `long_only`.
+    long_only: bool = False
 
     def __attrs_post_init__(self) -> None:
         if self.entry_type not in (OrderType.MARKET, OrderType.LIMIT):

@@ -52,6 +52,11 @@ class BracketParams:
     venue_stops: bool = False
     # Replace the venue stop for a trailing move only when it moved this many ticks.
     venue_stop_min_move_ticks: int = attrs.field(default=1, validator=int_range(1, 1_000_000))
+    # Targets kept here, not resting at the venue: when the price reaches one, its share is
+    # sold at market. For spot, where the venue stop already locks the whole balance (a
+    # resting target beside it is refused for insufficient balance): the stop is taken off
+    # first and put back for what is left once the target's exit is done.
+    local_targets: bool = False
 
     def __attrs_post_init__(self) -> None:
         if not self.target_fractions or any(not 0 < f <= 1 for f in self.target_fractions):

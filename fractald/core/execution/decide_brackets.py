@@ -61,7 +61,12 @@ def after_order(s: State, b: Bracket, o: Order, ts: int) -> Decision:
     if o.role == "entry":
         if b.state is BracketState.EXITING and o.filled_qty > 0:
             yield from send_exit(s, b, ts)  # filled while we were getting out: get out of this too
-        elif b.entry_done and b.state is BracketState.OPEN and not b.target_coids:
+        elif (
+            b.entry_done
+            and b.state is BracketState.OPEN
+            and not b.target_coids
+            and not params.brackets.local_targets
+        ):
             for i, (price, qty) in enumerate(b.target_plan(params.brackets, inst)):
                 yield ev.OrderIntent(
                     ts,
@@ -111,6 +116,8 @@ def sync_venue_stop(s: State, b: Bracket, ts: int, min_move_ticks: int = 0) -> D
     """Keep one reduce-only venue stop at the bracket's stop price for the held quantity."""
     if not s.params.brackets.venue_stops or b.state is not BracketState.OPEN:
         return
+    if s.params.brackets.local_targets and working(s, b.target_coids):
+        return  # a target's exit is selling what the stop would lock: the stop follows it
     inst = s.instrument(b.symbol)
     qty = inst.floor_qty(b.open_qty)
     live = working(s, b.stop_coids)
@@ -233,6 +240,38 @@ def price_stops(s: State, symbol: str, price: float, ts: int) -> Decision:
         # is the backstop for when none is (not acked yet, being replaced, canceled under us).
         if b.stop_hit(price) and not venue_stop_live(s, b):
             yield from exit_trade(s, b, "stop", ts, price)
+        elif bp.local_targets and b.state is BracketState.OPEN:
+            yield from local_target(s, b, price, ts)
+
+
+def local_target(s: State, b: Bracket, price: float, ts: int) -> Decision:
+    """The next target kept here, once the price reaches it: its share at market, reduce-only,
+    after taking the venue stop off (on spot the stop locks the whole balance)."""
+    if working(s, b.target_coids) or working(s, b.exit_coids):
+        return
+    plan = b.target_plan(s.params.brackets, s.instrument(b.symbol))
+    i = len(b.target_coids)
+    if i >= len(plan) or (price - plan[i][0]) * b.sign < 0:
+        return
+    qty = b.open_qty if i == len(plan) - 1 else min(plan[i][1], b.open_qty)
+    if qty <= QTY_EPS:
+        return
+    for coid in working(s, b.stop_coids):
+        yield from cancel(s, coid, ts, "target_reached")
+    role = f"tp{i + 1}"
+    yield ev.OrderIntent(
+        ts,
+        client_order_id(b.signal_id, role),
+        b.symbol,
+        b.side.opposite(),
+        OrderType.MARKET,
+        round(qty, 12),
+        reduce_only=True,
+        strategy=b.strategy,
+        signal_id=b.signal_id,
+        role=role,
+        intended_price=plan[i][0],
+    )
 
 
 def atr_of(s: State, symbol: str, timeframe: str) -> float | None:

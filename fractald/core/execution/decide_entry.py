@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from fractald.core.execution import events as ev
 from fractald.core.execution.orders import OrderType, TimeInForce, client_order_id
-from fractald.core.models import Signal, timeframe_ms
+from fractald.core.models import Side, Signal, timeframe_ms
 from fractald.core.risk.breakers import Breaker, TradingState
 from fractald.core.risk.denial import Denial, DenialCode, deny
 from fractald.core.risk.gates import Candidate, check_feed, check_portfolio
@@ -92,6 +92,11 @@ def check_signal(st: State, s: Signal, ts: int) -> Denial | SizedOrder:
             f"signal is {age} ms old, more than {max_age} ms",
             value=age,
             limit=max_age,
+        )
+    if p.long_only and s.side is Side.SELL:
+        return deny(
+            DenialCode.LONG_ONLY,
+            f"{s.symbol}: the venue ({p.venue}) holds only what was bought; it cannot sell short",
         )
     state = st.breakers.state
     if state is not TradingState.ACTIVE:

@@ -38,6 +38,7 @@ class DenialCode(enum.Enum):
     SIGNAL_STALE = "signal_stale"
     POSITION_ALREADY_OPEN = "position_already_open"
     TRADES_PER_DAY = "trades_per_day"  # the day's trade count is at its limit
+    LONG_ONLY = "long_only"  # a short entry on a venue that cannot short (spot)
 
 
 @attrs.frozen(slots=True)
