@@ -75,81 +75,101 @@ def _money(value: Any) -> str:
     return "-" if value is None else f"{float(value):.2f}"
 
 
+Cell = Callable[[Mapping[str, Any]], str]
+
+
+def _field(show: Callable[[Any], str], key: str) -> Cell:
+    """A cell showing the row's `key` with `show`."""
+    return lambda row: show(row.get(key))
+
+
+def _price(key: str) -> Cell:
+    """A cell showing the row's price `key` on the row's tick."""
+    return lambda row: price_cell(row.get(key), row)
+
+
+def _table(
+    columns: Mapping[str, Cell],
+) -> Callable[[Sequence[Mapping[str, Any]]], list[dict[str, str]]]:
+    """A table builder: one line a row, one cell a column (header: how the cell is shown)."""
+
+    def build(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+        return [{head: cell(r) for head, cell in columns.items()} for r in rows]
+
+    return build
+
+
+# After the close time, whose header names the year when every row shares it.
+_TRADE_COLUMNS: dict[str, Cell] = {
+    "symbol": _field(_text, "symbol"),
+    "strategy": _field(_text, "strategy"),
+    "side": _field(_side, "side"),
+    "size": _field(_size, "quantity"),
+    "entry": _price("entry_price"),
+    "P&L": _field(_money, "pnl"),
+    "R": _field(_money, "r_multiple"),
+    "held": _field(duration, "hold_ms"),
+    "why": _field(_text, "exit_reason"),
+}
+
+
 def _trades(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
     """One line a trade; the exit price and ids are in --wide (100 columns hold the rest)."""
     closes = [when(r.get("ts_exit")) for r in rows]
     years = {c[:4] for c in closes if c != "-"}
     one_year = len(years) == 1
     head = f"closed {years.pop()}" if one_year else "closed (UTC)"
+    cells = _table(_TRADE_COLUMNS)(rows)
     return [
-        {
-            head: close[5:] if one_year and close != "-" else close,
-            "symbol": _text(r.get("symbol")),
-            "strategy": _text(r.get("strategy")),
-            "side": _side(r.get("side")),
-            "size": _size(r.get("quantity")),
-            "entry": price_cell(r.get("entry_price"), r),
-            "P&L": _money(r.get("pnl")),
-            "R": _money(r.get("r_multiple")),
-            "held": duration(r.get("hold_ms")),
-            "why": _text(r.get("exit_reason")),
-        }
-        for close, r in zip(closes, rows)
+        {head: close[5:] if one_year and close != "-" else close, **line}
+        for close, line in zip(closes, cells, strict=True)
     ]
 
 
-def _positions(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
-    return [
-        {
-            "symbol": _text(r.get("symbol")),
-            "strategy": _text(r.get("strategy")),
-            "side": _side(r.get("side"), r.get("quantity")),
-            "size": _size(r.get("quantity")),
-            "avg": price_cell(r.get("avg_price"), r),
-            "mark": price_cell(r.get("mark_price"), r),
-            "uP&L": _money(r.get("unrealized_pnl")),
-            "stop": price_cell(r.get("stop"), r),
-            "at risk": _money(r.get("open_risk")),
-            "opened (UTC)": when(r.get("opened_ts")),
-        }
-        for r in rows
-    ]
+_positions = _table(
+    {
+        "symbol": _field(_text, "symbol"),
+        "strategy": _field(_text, "strategy"),
+        "side": lambda r: _side(r.get("side"), r.get("quantity")),
+        "size": _field(_size, "quantity"),
+        "avg": _price("avg_price"),
+        "mark": _price("mark_price"),
+        "uP&L": _field(_money, "unrealized_pnl"),
+        "stop": _price("stop"),
+        "at risk": _field(_money, "open_risk"),
+        "opened (UTC)": _field(when, "opened_ts"),
+    }
+)
 
+# One line an order; ids, the average fill and every other field are in --wide.
+_orders = _table(
+    {
+        "time (UTC)": _field(when, "created_ts"),
+        "symbol": _field(_text, "symbol"),
+        "side": _field(_side, "side"),
+        "type": _field(_text, "type"),
+        "role": _field(_text, "role"),
+        "status": _field(_text, "status"),
+        "size": _field(_size, "quantity"),
+        "filled": _field(_size, "filled_qty"),
+        "price": _price("price"),
+        "trigger": _price("trigger_price"),
+    }
+)
 
-def _orders(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
-    """One line an order; ids, the average fill and every other field are in --wide."""
-    return [
-        {
-            "time (UTC)": when(r.get("created_ts")),
-            "symbol": _text(r.get("symbol")),
-            "side": _side(r.get("side")),
-            "type": _text(r.get("type")),
-            "role": _text(r.get("role")),
-            "status": _text(r.get("status")),
-            "size": _size(r.get("quantity")),
-            "filled": _size(r.get("filled_qty")),
-            "price": price_cell(r.get("price"), r),
-            "trigger": price_cell(r.get("trigger_price"), r),
-        }
-        for r in rows
-    ]
-
-
-def _signals(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
-    return [
-        {
-            "time (UTC)": when(r.get("ts")),
-            "symbol": _text(r.get("symbol")),
-            "strategy": _text(r.get("strategy")),
-            "tf": _text(r.get("timeframe")),
-            "side": _side(r.get("side")),
-            "entry": price_cell(r.get("entry"), r),
-            "stop": price_cell(r.get("stop"), r),
-            "conf": _num(r.get("confidence")),
-            "outcome": _text(r.get("outcome")),
-        }
-        for r in rows
-    ]
+_signals = _table(
+    {
+        "time (UTC)": _field(when, "ts"),
+        "symbol": _field(_text, "symbol"),
+        "strategy": _field(_text, "strategy"),
+        "tf": _field(_text, "timeframe"),
+        "side": _field(_side, "side"),
+        "entry": _price("entry"),
+        "stop": _price("stop"),
+        "conf": _field(_num, "confidence"),
+        "outcome": _field(_text, "outcome"),
+    }
+)
 
 
 def _report(result: Mapping[str, Any]) -> str:
