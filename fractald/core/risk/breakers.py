@@ -180,31 +180,32 @@ class CircuitBreakers:
                     equity=equity,
                 )
         if self.day_start_equity > 0:
-            loss = (self.day_start_equity - equity) / self.day_start_equity
-            money = self.day_start_equity - equity
-            if p.daily_loss_money and money >= p.daily_loss_money:
-                out += self._new(
-                    Breaker.DAILY_LOSS,
-                    p.daily_loss_action,
-                    ts,
-                    f"daily loss {money:.2f} reached the money limit {p.daily_loss_money:.2f}",
-                    value=money,
-                    limit=p.daily_loss_money,
-                    day_start=self.day_start_equity,
-                    equity=equity,
-                )
-            elif loss >= p.daily_loss_fraction:
-                out += self._new(
-                    Breaker.DAILY_LOSS,
-                    p.daily_loss_action,
-                    ts,
-                    f"daily loss {loss:.2%} reached the limit {p.daily_loss_fraction:.2%}",
-                    value=loss,
-                    limit=p.daily_loss_fraction,
-                    day_start=self.day_start_equity,
-                    equity=equity,
-                )
+            out += self._daily_loss_trip(ts, equity)
         return out
+
+    def _daily_loss_trip(self, ts: int, equity: float) -> list[Trip]:
+        """The day's loss against its money limit (when set) first, else its fraction limit."""
+        p = self.params
+        money = self.day_start_equity - equity
+        loss = money / self.day_start_equity
+        if p.daily_loss_money and money >= p.daily_loss_money:
+            value, limit = money, p.daily_loss_money
+            reason = f"daily loss {money:.2f} reached the money limit {limit:.2f}"
+        elif loss >= p.daily_loss_fraction:
+            value, limit = loss, p.daily_loss_fraction
+            reason = f"daily loss {loss:.2%} reached the limit {limit:.2%}"
+        else:
+            return []
+        return self._new(
+            Breaker.DAILY_LOSS,
+            p.daily_loss_action,
+            ts,
+            reason,
+            value=value,
+            limit=limit,
+            day_start=self.day_start_equity,
+            equity=equity,
+        )
 
     def untripped(self, peak: float, low: float) -> bool:
         """Whether `check_equity` finds nothing at any equity of at least `low` while the
