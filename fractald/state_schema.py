@@ -8,8 +8,10 @@ reads it) with these keys:
 * ``code_version``: the fractald release that wrote it (for people, not checks);
 * ``cursor``, ``bars_processed``: how far the market data it covers goes;
 * ``engine``: `TradingEngine.snapshot()`;
-* ``pipelines``: per symbol, `Pipeline.export_state()` (counters, managed
-  trades, strategies' learning).
+* ``pipelines``: per symbol, `Pipeline.export_state()` (counters and the
+  strategies' learning). Since schema 3 the trades' management plans are
+  the engine's (`engine.brackets[*].plan`); schema 2 kept them here
+  (`pipelines[*].trades`), and `MIGRATIONS[2]` moves them.
 
 What is derived from market data alone (live SMC state, slow ATR and volume
 means, strategies' armed setups) is not in it: it is rebuilt at start-up by
@@ -32,7 +34,7 @@ from typing import Any
 from fractald import __version__
 from fractald.errors import StateCorrupt, StateTooNew
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 CODE_VERSION = __version__
 LEGACY_PICKLE_SCHEMA = 1  # release 0.1.0: {"format": 1, "pipeline": <base64 pickle>, "cursor": ...}
 RUNBOOK = "runbooks/daemon-will-not-start.md"
@@ -40,6 +42,47 @@ RUNBOOK = "runbooks/daemon-will-not-start.md"
 # MIGRATIONS[v]: a schema-v state (plain JSON data) -> the same state in schema v + 1.
 # Append a step when the shape changes; never edit a released one.
 MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+# The fields of schema 2's strategy-side plan that schema 3's `ManagementPlan` keeps
+# (the rest, signal_id, strategy, side and targets, were copies of the bracket's).
+_PLAN_FIELDS = (
+    "timeframe",
+    "entry",
+    "stop",
+    "atr",
+    "break_even_at_r",
+    "trail_atr",
+    "trail_from_r",
+    "time_exit_ms",
+    "invalidation",
+)
+
+
+def _trades_into_brackets(state: dict[str, Any]) -> dict[str, Any]:
+    """2 -> 3: each pipeline's managed trade becomes its engine bracket's plan.
+
+    A schema-2 trade is {"strategy", "plan", "state"}; its plan goes onto the
+    bracket of the same signal id, and its state (None until the entry filled)
+    gives the bracket the first fill's price and the best price so far, so
+    break-even and trailing carry on where they were. A trade whose bracket is
+    gone was already over and is dropped.
+    """
+    brackets = {b["signal_id"]: b for b in state.get("engine", {}).get("brackets", [])}
+    for pipeline in state.get("pipelines", {}).values():
+        for trade in pipeline.pop("trades", []):
+            plan = trade["plan"]
+            bracket = brackets.get(plan["signal_id"])
+            if bracket is None:
+                continue
+            bracket["plan"] = {k: plan[k] for k in _PLAN_FIELDS}
+            held = trade.get("state")
+            if held is not None:
+                bracket["first_fill_price"] = held["entry_price"]
+                bracket["plan_best"] = held["best"]
+    return state
+
+
+MIGRATIONS[2] = _trades_into_brackets
 
 
 def schema_of(state: dict[str, Any]) -> int:

@@ -11,15 +11,12 @@ from fractald.core.smc._live_validate import float_in, int_in
 from fractald.core.smc.live import LiveSMC, SMCEvent
 from fractald.core.strategies.base import (
     BarContext,
-    ExitNow,
     ManagementPlan,
-    MoveStop,
     Setup,
     Skip,
     SkipCode,
     Strategy,
     StrategyParams,
-    TradeState,
     describe,
 )
 
@@ -27,10 +24,8 @@ __all__ = [
     "TIMEFRAME_MS",
     "Bar",
     "BarContext",
-    "ExitNow",
     "LiveSMC",
     "ManagementPlan",
-    "MoveStop",
     "SMCEvent",
     "Setup",
     "Side",
@@ -39,7 +34,6 @@ __all__ = [
     "SkipCode",
     "Strategy",
     "StrategyParams",
-    "TradeState",
     "describe",
     "float_in",
     "int_in",

@@ -47,7 +47,7 @@ def book_with_open_trade() -> tuple[Portfolio, TradingEngine]:
         for b in feed.on_base_bar(bar).bars:
             book.on_bar(b)
         trades = book.pipelines[SYMBOL].open_trades()
-        if trades and all(state is not None for state in trades.values()):
+        if trades and all(engine.brackets[sid].filled_qty > 0 for sid in trades):
             return book, engine
     raise AssertionError("no trade opened over the bundled candles")
 
@@ -76,11 +76,13 @@ def test_flatten_ends_management_and_teaches_the_strategy(opened: bytes) -> None
     assert sum(s.trades_learned for s in pipe.strategies) == learned + 1
 
 
-def test_the_engine_alone_leaves_the_pipeline_managing_a_closed_trade(opened: bytes) -> None:
-    """Why the portfolio's commands exist: the engine's flatten alone is not followed."""
+def test_the_engine_alone_ends_management_it_is_the_one_owner(opened: bytes) -> None:
+    """The trade's management plan lives on the engine's bracket: no pipeline copy to go stale."""
     book, engine = restore(opened)
+    (sid,) = book.pipelines[SYMBOL].open_trades()
+    assert engine.brackets[sid].plan is not None
     engine.flatten(SYMBOL)
-    assert engine.brackets == {} and book.pipelines[SYMBOL].open_trades() != {}
+    assert engine.brackets == {} and book.pipelines[SYMBOL].open_trades() == {}
 
 
 def test_kill_halts_and_flattens_through_the_pipelines(opened: bytes) -> None:

@@ -17,6 +17,7 @@ from fractald.actors.events import EventBus
 from fractald.config import Config
 from fractald.core.bars import SymbolBars
 from fractald.core.models import Bar
+from tests.data.make_state_schema2 import trade_events
 from fractald.errors import ExitStatus, StateCorrupt, StateTooNew
 from fractald.pipeline_factory import pipeline_from_config
 from fractald.session import TradingSession
@@ -88,14 +89,16 @@ def test_a_restored_trade_of_a_strategy_no_longer_enabled_stays_managed(bars: li
         live.on_bar(bar)
         if live.pipelines["BTC-PERP"].open_trades():
             break
-    held = next(iter(live.pipelines["BTC-PERP"]._trades.values())).strategy.name
+    engine = live.pipelines["BTC-PERP"].engine
+    (sid,) = live.pipelines["BTC-PERP"].open_trades()
+    held = engine.brackets[sid].strategy
     others = [s for s in Config().strategies.enabled if s != held]
     config = Config()
     config = attrs.evolve(config, strategies=attrs.evolve(config.strategies, enabled=others))
     twin = pipeline_from_config(config)
     notes = restore_into(twin, json.loads(json.dumps(session_state(live, {}, i))))
-    assert any(held in n and "stays managed" in n for n in notes)
-    assert twin.pipelines["BTC-PERP"].open_trades().keys() == live.pipelines["BTC-PERP"].open_trades().keys()
+    assert any(held in n and "dropped" in n for n in notes)  # its learning; the trade stays
+    assert twin.pipelines["BTC-PERP"].open_trades() == live.pipelines["BTC-PERP"].open_trades()
 
 
 # -- migrations and refusal ------------------------------------------------------------------
@@ -111,14 +114,16 @@ def test_forward_migrations_run_in_order(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_a_missing_migration_step_is_corrupt_state_not_a_guess(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(state_schema, "SCHEMA_VERSION", 3)
-    with pytest.raises(StateCorrupt, match="no migration from state schema 2 to 3"):
-        state_schema.migrate({"schema_version": 2}, "test")
+    now = state_schema.SCHEMA_VERSION
+    monkeypatch.setattr(state_schema, "SCHEMA_VERSION", now + 1)
+    with pytest.raises(StateCorrupt, match=f"no migration from state schema {now} to {now + 1}"):
+        state_schema.migrate({"schema_version": now}, "test")
 
 
 def test_a_newer_state_is_refused_with_its_own_exit_status() -> None:
     newer = {"schema_version": state_schema.SCHEMA_VERSION + 1, "code_version": "9.9.9"}
-    with pytest.raises(StateTooNew, match=r"schema 3, written by fractald 9\.9\.9") as caught:
+    newer_re = rf"schema {state_schema.SCHEMA_VERSION + 1}, written by fractald 9\.9\.9"
+    with pytest.raises(StateTooNew, match=newer_re) as caught:
         state_schema.migrate(newer, "snapshot 7")
     assert caught.value.exit_status == ExitStatus.STATE_TOO_NEW == 79
     assert "daemon-will-not-start.md" in str(caught.value)
@@ -137,14 +142,49 @@ def test_code_that_knows_only_an_older_schema_refuses_the_state_and_writes_nothi
         led.append("paused", {"ts": 1, "paused": True}, 1)
         led.write_snapshot(session_state(pipeline, {"BTC-PERP/1m": 1}, 1), led.last_seq())
         text = led.connection.execute("SELECT state FROM snapshots").fetchone()[0]
-    monkeypatch.setattr(state_schema, "SCHEMA_VERSION", state_schema.SCHEMA_VERSION - 1)
+    older = state_schema.SCHEMA_VERSION - 1
+    monkeypatch.setattr(state_schema, "SCHEMA_VERSION", older)
 
     async def start() -> None:
         async with await AsyncLedger.open(db) as ledger:
             await TradingSession.recover(Config(), ledger, structlog.get_logger("t"), EventBus())
 
-    with pytest.raises(StateTooNew, match="reads schema 1 and older"):
+    with pytest.raises(StateTooNew, match=f"reads schema {older} and older"):
         trio.run(start)
     with Ledger.open(db) as led:
         rows = led.connection.execute("SELECT state, sha256, last_seq FROM snapshots").fetchall()
     assert [(r[0], r[1]) for r in rows] == [(text, snapshot_checksum(text, rows[0][2]))]
+
+
+# -- schema 2 -> 3: trade management moved from the pipeline to the engine's brackets -------
+
+def test_a_schema_2_state_with_a_managed_trade_upgrades_with_its_management_intact() -> None:
+    """`data/state-schema2-managed.json` was written by schema-2 code (`make_state_schema2.py`): an
+    open trade whose strategy-side management had moved its stop to break-even. Upgraded, the
+    engine holds the plan and goes on exactly as that code did: the same trailing moves, the
+    same stop-out, the same closed trade."""
+    fixture = json.loads((Path(__file__).parent / "data" / "state-schema2-managed.json").read_text())
+    old, sid, split = fixture["state"], fixture["signal_id"], fixture["split"]
+    assert state_schema.schema_of(old) == 2 and old["pipelines"]["BTC-PERP"]["trades"]
+    state = state_schema.migrate(json.loads(json.dumps(old)), "fixture")
+    assert state["schema_version"] == state_schema.SCHEMA_VERSION
+    assert "trades" not in state["pipelines"]["BTC-PERP"]
+    (bracket,) = [b for b in state["engine"]["brackets"] if b["signal_id"] == sid]
+    was = old["pipelines"]["BTC-PERP"]["trades"][0]
+    assert bracket["plan"]["invalidation"] == was["plan"]["invalidation"]
+    assert (bracket["first_fill_price"], bracket["plan_best"]) == (
+        was["state"]["entry_price"], was["state"]["best"])
+
+    bars = feed(bundled_candles())
+    twin = pipeline_from_config(Config())
+    assert restore_into(twin, state) == []
+    candles = [candle_row(b) for b in bars[:split]
+               if b.timeframe in twin.detection_timeframes(b.symbol)]
+    warm_up_from(twin, candles, state["cursor"])
+    assert list(twin.pipelines["BTC-PERP"].open_trades()) == [sid]
+    after: list[dict[str, Any]] = []
+    for bar in bars[split:]:
+        after += trade_events(twin.on_bar(bar), sid)
+        if any("closed" in x for x in after):
+            break
+    assert after == fixture["after"] and [x.get("reason") for x in after[:3]] == ["trail"] * 3

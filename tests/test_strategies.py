@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import attrs
 import pytest
 
 from fractald.core.models import Bar, ClosedTrade, Side, Signal
@@ -17,14 +16,11 @@ from fractald.core.smc.live import (
 )
 from fractald.core.strategies import (
     STRATEGIES,
-    ExitNow,
     MarketState,
-    MoveStop,
     Setup,
     Skip,
     Strategy,
     StrategyParams,
-    TradeState,
     create,
 )
 from fractald.core.strategies.bos_orderblock import BOSOrderBlockParams
@@ -139,36 +135,6 @@ def plan_for(side: Side, entry: float, stop: float, **kw: object):  # type: igno
     sig = strat.plan_entry(setup)
     assert isinstance(sig, Signal)
     return strat, strat.plan_management(sig, setup)
-
-
-def test_management_moves_to_break_even_then_trails_and_never_loosens() -> None:
-    strat, plan = plan_for(Side.BUY, 100.0, 90.0, break_even_at_r=1.0, trail_atr=1.0, trail_from_r=1.5,
-                           min_confidence=0)
-    m1 = bars_from([(100, 111, 100, 110), (110, 118, 109, 117), (117, 117, 112, 113), (113, 125, 113, 124)],
-                   tf="1m", step=60_000)
-    state = TradeState(100.0, 90.0, 100.0, m1[0].ts_open)
-    actions = []
-    for b in m1:
-        state, act = strat.plan_exit(plan, state, b)
-        actions.append(act)
-    assert actions[0] == MoveStop(plan.signal_id, 100.0, "break_even")
-    assert actions[1] == MoveStop(plan.signal_id, 118 - 10.0, "trail")
-    assert actions[2] is None  # price fell back: the stop stays
-    assert actions[3] == MoveStop(plan.signal_id, 125 - 10.0, "trail") and state.stop == 115.0
-
-
-def test_management_exits_on_time_and_on_invalidation() -> None:
-    strat, plan = plan_for(Side.SELL, 100.0, 110.0, time_exit_bars=2, min_confidence=0)
-    state = TradeState(100.0, 110.0, 100.0, 0)
-    early = Bar("BTC-PERP", "1m", 0, 100, 101, 99, 100, 1)
-    late = Bar("BTC-PERP", "1m", 2 * M15 - 60_000, 100, 101, 99, 100, 1)
-    assert strat.plan_exit(plan, state, early)[1] is None
-    assert strat.plan_exit(plan, state, late)[1] == ExitNow(plan.signal_id, "time")
-    inv = attrs.evolve(plan, invalidation=104.0)
-    wick = Bar("BTC-PERP", "1m", 0, 100, 105, 99, 104.5, 1)  # a base-bar close beyond: not judged
-    assert strat.plan_exit(inv, state, wick)[1] is None
-    m15_close = Bar("BTC-PERP", "15m", 0, 100, 105, 99, 104.5, 1)
-    assert strat.plan_exit(inv, state, m15_close)[1] == ExitNow(plan.signal_id, "invalidated")
 
 
 def test_learning_from_losses_lowers_confidence() -> None:

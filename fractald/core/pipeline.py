@@ -4,18 +4,17 @@ Feed it closed bars of every timeframe in the order they close (a base bar,
 then the higher-timeframe bars that close with it). For each bar:
 
 * base bar: the engine (risk, orders, paper fills, accounting) sees it
-  first, then each open trade's strategy plans its management on it
-  (exit on time, ratchet the stop);
-* a bar of an open trade's strategy timeframe: its close may invalidate
-  the trade (judged before new setups on that bar);
+  first, then runs each open trade's management plan on it (exit on time,
+  ratchet the stop): the plan the strategy gave with the entry;
+* a bar of an open trade's strategy timeframe: the engine judges the
+  trade's invalidation on its close (before new setups on that bar);
 * a strategy or trend timeframe bar: the live SMC detectors update, the
   multi-timeframe trends are read, each strategy on that timeframe detects
   setups, plans entries (confidence, coded skips) and hands signals to the
   engine, which sizes them or denies them with a code.
 
 `on_bar` returns every event in the order it happened: the engine's events
-and the pipeline's own (`SignalEmitted`, `SetupSkipped`,
-`ManagementRequested`). Nothing here reads a clock or does I/O, and the
+and the pipeline's own (`SignalEmitted`, `SetupSkipped`). Nothing here reads a clock or does I/O, and the
 order of work is fixed, so the same bars always give the same events: a
 backtest and a daemon replay of the same candles make the same trades.
 
@@ -23,9 +22,10 @@ The engine's `on_bar` only sees base bars: a higher-timeframe bar repeats
 prices the base bars already traded through, and replaying them would fill
 stops that a later stop move had taken away. If the engine has
 `on_higher_timeframe_bar(bar)` (ATR and time exits per timeframe, no
-fills), higher-timeframe bars go there. Stop moves a strategy plans go to
-`engine.move_stop(signal_id, stop, ts, reason)` when the engine has it;
-otherwise they are recorded as `ManagementRequested` events.
+fills), higher-timeframe bars go there. A strategy does not manage trades:
+its `plan_management` goes with the signal (`engine.on_signal(signal, ts,
+plan)`), and the engine runs it (`engine.manage_trades(bar, every_plan)`),
+so trade management has one owner and lives in the engine's state.
 
 Several symbols share one engine (portfolio risk) through `Portfolio`,
 which routes each bar to its symbol's pipeline.
@@ -37,23 +37,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Protocol
 
 import attrs
-import cattrs
 
 from fractald.core.execution import events as ev
 from fractald.core.models import TIMEFRAME_MS, Bar, FeedHealth, Quote, Signal, TradeTick
 from fractald.core.risk.params import RiskParams
 from fractald.core.risk.session_gate import SessionGate
 from fractald.core.smc.live import LiveSMCParams
-from fractald.core.strategies.base import (
-    TIMEFRAME_DEFAULTS,
-    ExitNow,
-    ManagementPlan,
-    MarketState,
-    MoveStop,
-    Skip,
-    Strategy,
-    TradeState,
-)
+from fractald.core.strategies.base import TIMEFRAME_DEFAULTS, MarketState, Skip, Strategy
 from fractald.core.strategies.confidence import ConfidenceModel
 from fractald.core.strategies.registry import create
 
@@ -62,7 +52,7 @@ class Engine(Protocol):
     """What the pipeline needs from the risk/execution core (fractald.core.execution.engine)."""
 
     def on_bar(self, bar: Bar) -> list[Any]: ...
-    def on_signal(self, signal: Signal, ts: int) -> list[Any]: ...
+    def on_signal(self, signal: Signal, ts: int, plan: Any = ...) -> list[Any]: ...
     def invalidate(self, signal_id: str, ts: int, reason: str = ...) -> list[Any]: ...
 
 
@@ -94,7 +84,7 @@ class NullEngine:
     def on_bar(self, bar: Bar) -> list[Any]:
         return []
 
-    def on_signal(self, signal: Signal, ts: int) -> list[Any]:
+    def on_signal(self, signal: Signal, ts: int, plan: Any = None) -> list[Any]:
         return []
 
     def invalidate(self, signal_id: str, ts: int, reason: str = "") -> list[Any]:
@@ -119,30 +109,6 @@ class SetupSkipped:
     symbol: str
     code: str
     detail: str
-
-
-@attrs.frozen(slots=True)
-class ManagementRequested:
-    """A strategy asked for a stop move the engine cannot take (no `move_stop`); kept for the record."""
-
-    kind: ClassVar[str] = "management_requested"
-    ts: int
-    signal_id: str
-    action: str
-    stop: float
-    reason: str
-
-
-_converter = cattrs.Converter()
-
-
-class _Managed:
-    __slots__ = ("plan", "state", "strategy")
-
-    def __init__(self, strategy: Strategy, plan: ManagementPlan) -> None:
-        self.strategy = strategy
-        self.plan = plan
-        self.state: TradeState | None = None  # set when the entry fills
 
 
 class Pipeline:
@@ -175,7 +141,6 @@ class Pipeline:
         self.engine = engine
         self._trend_timeframes = tuple(trend_timeframes)
         self._wire()
-        self._trades: dict[str, _Managed] = {}
         self._last_ts: dict[str, int] = {}
         self.signals = 0
         self.skips = 0
@@ -213,8 +178,10 @@ class Pipeline:
     def trends(self) -> dict[str, int]:
         return {tf: ms.smc.trend for tf, ms in self._trend.items()}
 
-    def open_trades(self) -> dict[str, TradeState | None]:
-        return {sid: m.state for sid, m in self._trades.items()}
+    def open_trades(self) -> dict[str, Any]:
+        """This symbol's trades the engine manages by a strategy's plan: signal id -> plan."""
+        managed = getattr(self.engine, "managed_trades", None)
+        return {} if managed is None else dict(managed(self.symbol))
 
     def status(self) -> dict[str, Any]:
         return {
@@ -223,7 +190,7 @@ class Pipeline:
             "signals": self.signals,
             "skips": self.skips,
             "trends": self.trends(),
-            "managed_trades": len(self._trades),
+            "managed_trades": len(self.open_trades()),
             "strategies": {
                 s.name: {
                     "timeframe": s.timeframe,
@@ -250,33 +217,24 @@ class Pipeline:
     def export_state(self) -> dict[str, Any]:
         """What trading taught this pipeline, as plain JSON data (no class names).
 
-        Counters, the trades it manages (frozen plan and current state) and
-        each strategy's learning. What market data alone determines (live
-        SMC, slow averages, armed setups) is not here: `warm_up` rebuilds it
-        from the candles.
+        Counters and each strategy's learning. The trades are the engine's
+        (with their management plans). What market data alone determines
+        (live SMC, slow averages, armed setups) is not here: `warm_up`
+        rebuilds it from the candles.
         """
         return {
             "bars": self.bars,
             "signals": self.signals,
             "skips": self.skips,
             "last_ts": dict(self._last_ts),
-            "trades": [
-                {
-                    "strategy": m.strategy.name,
-                    "plan": _converter.unstructure(m.plan),
-                    "state": None if m.state is None else _converter.unstructure(m.state),
-                }
-                for m in self._trades.values()
-            ],
             "learning": {s.name: s.learning_state() for s in self.strategies},
         }
 
     def import_state(self, data: Mapping[str, Any]) -> list[str]:
         """Restore `export_state` into this pipeline (built from the current config).
 
-        A managed trade of a strategy no longer enabled keeps its frozen plan
-        under a management-only instance of that strategy; learning of a
-        strategy no longer enabled is dropped. Returns what was notable, for
+        Learning of a strategy no longer enabled is dropped (a trade of it
+        keeps its plan: the engine holds it). Returns what was notable, for
         the log.
         """
         notes: list[str] = []
@@ -287,21 +245,6 @@ class Pipeline:
         )
         self._last_ts = {str(k): int(v) for k, v in data["last_ts"].items()}
         by_name = {s.name: s for s in self.strategies}
-        self._trades = {}
-        for t in data["trades"]:
-            plan = _converter.structure(t["plan"], ManagementPlan)
-            strategy = by_name.get(t["strategy"])
-            if strategy is None:
-                strategy = create(t["strategy"], self.symbol, plan.timeframe)
-                notes.append(
-                    f"trade {plan.signal_id} of disabled strategy {t['strategy']} "
-                    "stays managed by its plan"
-                )
-            managed = _Managed(strategy, plan)
-            managed.state = (
-                None if t["state"] is None else _converter.structure(t["state"], TradeState)
-            )
-            self._trades[plan.signal_id] = managed
         for name, learned in data["learning"].items():
             if name in by_name:
                 by_name[name].restore_learning(learned)
@@ -319,8 +262,7 @@ class Pipeline:
         For a futures roll: the bars it saw are back-adjusted, and `warm_up` then runs
         again over them, so no level of the old month stays behind for the new month's
         prices to sweep or break. Each strategy is made anew with its parameters,
-        confidence and learning; a managed trade keeps its plan and state, under the new
-        instance of its strategy.
+        confidence and learning; a managed trade keeps its plan (the engine holds it).
         """
         fresh: dict[int, Strategy] = {}
         for s in self.strategies:
@@ -328,8 +270,6 @@ class Pipeline:
             new.restore_learning(s.learning_state())
             fresh[id(s)] = new
         self.strategies = tuple(fresh.values())
-        for m in self._trades.values():
-            m.strategy = fresh.get(id(m.strategy), m.strategy)
         self._wire()
 
     def warm_up(self, bar: Bar) -> None:
@@ -364,20 +304,15 @@ class Pipeline:
         if bar.timeframe == self.base_timeframe:
             self.bars += 1
             self._engine(self.engine.on_bar(bar), out)
-            self._manage(bar, out)
-            if (
-                self._trades
-                and self.session_gate is not None
-                and self.session_gate.must_flatten(bar.ts_event)
-            ):
-                for sid in list(self._trades):
+            self._manage(bar, True, out)
+            if self.session_gate is not None and self.session_gate.must_flatten(bar.ts_event):
+                for sid in self.open_trades():
                     self._engine(self.engine.invalidate(sid, bar.ts_event, "session_close"), out)
         else:
             hook = getattr(self.engine, "on_higher_timeframe_bar", None)
             if hook is not None:
                 self._engine(hook(bar), out)
-        if self._trades and bar.timeframe != self.base_timeframe:
-            self._manage(bar, out)
+            self._manage(bar, False, out)
         states = self._by_tf.get(bar.timeframe)
         if states:
             self._analyse(bar, states, accepting, out)
@@ -447,60 +382,28 @@ class Pipeline:
                 self.signals += 1
                 out.append(SignalEmitted(bar.ts_event, planned, accepting))
                 if accepting:
-                    answer = self.engine.on_signal(planned, bar.ts_event)
-                    if any(isinstance(e, ev.BracketOpened) for e in answer):
-                        # only a trade the engine took is managed: a denied one leaves nothing behind
-                        self._trades[planned.signal_id] = _Managed(
-                            strategy, strategy.plan_management(planned, setup)
-                        )
-                    self._engine(answer, out)
+                    plan = strategy.plan_management(planned, setup)
+                    self._engine(self.engine.on_signal(planned, bar.ts_event, plan), out)
 
-    def _manage(self, bar: Bar, out: list[Any]) -> None:
-        base = bar.timeframe == self.base_timeframe
-        for sid, m in list(self._trades.items()):
-            if m.state is None or not (base or m.plan.timeframe == bar.timeframe):
-                continue
-            m.state, action = m.strategy.plan_exit(m.plan, m.state, bar)
-            if isinstance(action, ExitNow):
-                self._engine(
-                    self.engine.invalidate(sid, bar.ts_event, f"strategy_{action.reason}"), out
-                )
-            elif isinstance(action, MoveStop):
-                move = getattr(self.engine, "move_stop", None)
-                if move is not None:
-                    self._engine(move(sid, action.stop, bar.ts_event, action.reason), out)
-                else:
-                    out.append(
-                        ManagementRequested(
-                            bar.ts_event, sid, "move_stop", action.stop, action.reason
-                        )
-                    )
+    def _manage(self, bar: Bar, every_plan: bool, out: list[Any]) -> None:
+        """The engine runs the open trades' management plans at this bar (when it can)."""
+        manage = getattr(self.engine, "manage_trades", None)
+        if manage is not None:
+            self._engine(manage(bar, every_plan), out)
 
     def follow(self, events: list[Any]) -> None:
         """Follow engine events that came from elsewhere (an operator command, a trip).
 
-        A flatten that closes a bracket must end its management here, and a
-        trade it closes must reach its strategy's learning, exactly as when a
-        bar caused them.
+        A trade they close must reach its strategy's learning, exactly as when
+        a bar caused it.
         """
         self._engine(events, [])
 
     def _engine(self, events: list[Any], out: list[Any]) -> None:
-        """Record the engine's events and follow the trades they open, move and close."""
+        """Record the engine's events; a closed trade teaches its strategy."""
         out.extend(events)
-        trades = self._trades
         for e in events:
             match e:
-                case ev.OrderFilled(role="entry"):
-                    m = trades.get(e.signal_id)
-                    if m is not None and m.state is None:
-                        m.state = TradeState(e.price, m.plan.stop, e.price, e.ts)
-                case ev.StopMoved():
-                    m = trades.get(e.signal_id)
-                    if m is not None and m.state is not None:
-                        m.state = attrs.evolve(m.state, stop=e.new)
-                case ev.BracketClosed():
-                    trades.pop(e.signal_id, None)
                 case ev.TradeClosed():
                     for s in self.strategies:
                         if s.symbol == e.trade.symbol:

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from fractald.core.execution import decide_brackets
 from fractald.core.execution._engine_core import EngineCore
+from fractald.core.execution.management import ManagementPlan
+from fractald.core.models import Bar
 
 if TYPE_CHECKING:
     from fractald.core.execution._engine_apply import Step
@@ -47,3 +49,39 @@ class EngineBrackets(EngineCore):
         step = self._begin(ts)
         self._run(step, decide_brackets.move_stop(self, signal_id, stop, ts, reason))
         return self._finish(step)
+
+    def manage_trades(self, bar: Bar, every_plan: bool) -> list[Any]:
+        """Each filled trade of `bar`'s symbol run by its management plan at this closed bar.
+
+        `every_plan`: a base bar, judged by every plan; else only the plans on
+        `bar`'s timeframe. Each trade is its own step (its exit's fills are
+        handled before the next trade is judged). The best bar extreme since the
+        first fill is marked first (market-derived, like the marks), unless the
+        bar ends the trade.
+        """
+        out: list[Any] = []
+        symbol, tf, ts = bar.symbol, bar.timeframe, bar.ts_event
+        managed = [
+            (b, b.plan) for b in self.brackets.values() if b.plan is not None and b.symbol == symbol
+        ]
+        for b, plan in managed:
+            if b.filled_qty <= 0 or not (every_plan or plan.timeframe == tf):
+                continue
+            if b.signal_id not in self.brackets:
+                continue  # closed by an earlier trade's step
+            if not plan.exit_reason(b.side, b.ts_first_fill, tf, ts, bar.close):
+                b.plan_best = (
+                    max(b.plan_best, bar.high) if b.sign > 0 else min(b.plan_best, bar.low)
+                )
+            step = self._begin(ts)
+            self._run(step, decide_brackets.manage(self, b, bar))
+            out += self._finish(step)
+        return out
+
+    def managed_trades(self, symbol: str) -> dict[str, ManagementPlan]:
+        """The trades of `symbol` opened with a management plan, by signal id (oldest first)."""
+        return {
+            b.signal_id: b.plan
+            for b in self.brackets.values()
+            if b.plan is not None and b.symbol == symbol
+        }

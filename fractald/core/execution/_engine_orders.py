@@ -17,6 +17,7 @@ from fractald.core.execution import decide_breakers
 from fractald.core.execution._engine_core import EngineCore
 from fractald.core.execution.decide_entry import entry_events
 from fractald.core.execution.events import OrderIntent
+from fractald.core.execution.management import ManagementPlan
 from fractald.core.execution.reports import VenueReport
 from fractald.core.models import Signal
 
@@ -24,10 +25,14 @@ from fractald.core.models import Signal
 class EngineOrders(EngineCore):
     """Signals (through the entry decider) and venue reports."""
 
-    def on_signal(self, signal: Signal, ts: int) -> list[Any]:
-        """A strategy's signal: the entry decider's events (denied, or the trade and its entry)."""
+    def on_signal(self, signal: Signal, ts: int, plan: ManagementPlan | None = None) -> list[Any]:
+        """A strategy's signal: the entry decider's events (denied, or the trade and its entry).
+
+        `plan` is how the strategy wants the trade managed; the engine runs it
+        (`decide_brackets.manage`). None: the engine's bracket rules only.
+        """
         step = self._begin(ts)
-        events = entry_events(self, signal, ts)
+        events = entry_events(self, signal, ts, plan)
         self._run(step, events)
         if any(isinstance(e, OrderIntent) for e in events):
             self._run(step, decide_breakers.counters(self, ts))

@@ -19,6 +19,7 @@ import enum
 
 import attrs
 
+from fractald.core.execution.management import ManagementPlan
 from fractald.core.execution.orders import QTY_EPS
 from fractald.core.models import Side
 from fractald.core.risk.params import in_range, int_range
@@ -109,6 +110,12 @@ class Bracket:
     break_even_done: bool = False
     best_price: float = 0.0
     ts_first_fill: int = 0
+    # The strategy's management plan (None: the engine's bracket rules only, as for a manual
+    # trade), and what it judges by: the first fill's price and the best bar extreme since
+    # (market-derived, like `best_price`).
+    plan: ManagementPlan | None = None
+    first_fill_price: float = 0.0
+    plan_best: float = 0.0
 
     def __attrs_post_init__(self) -> None:
         if not self.initial_stop:
@@ -136,6 +143,8 @@ class Bracket:
 
     # -- bookkeeping (called when ledger events are applied) -----------------------
     def on_entry_fill(self, qty: float, price: float, ts: int) -> None:
+        if self.filled_qty == 0:
+            self.first_fill_price = self.plan_best = price
         self.avg_entry = (self.avg_entry * self.filled_qty + price * qty) / (self.filled_qty + qty)
         self.filled_qty += qty
         self.open_qty += qty

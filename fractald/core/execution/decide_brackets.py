@@ -3,8 +3,12 @@
 Targets after the entry fills, break-even after a target, one-cancels-other
 after a venue stop, bounded exit retries, a venue stop kept at the
 bracket's stop; a bracket closes once the entry is done and nothing is
-held. Prices drive the local and trailing stops; strategies tighten stops
-(`move_stop`) or invalidate trades; the trade's timeframe bars end it on time.
+held. Prices drive the local and trailing stops; the trade's timeframe bars
+end it on time. A trade opened with a strategy's management plan
+(`Bracket.plan`, see `management.py`) is also run by that plan at each bar
+(`manage`): invalidation, time exit, break-even and trailing by R. The
+operator (or anything else) may still tighten a stop (`move_stop`) or end a
+trade (`invalidate`).
 
 Every decider here is a generator over the engine's state: it reads the
 state and yields events, and never changes anything. The engine's driver
@@ -23,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from fractald.core.execution import events as ev
 from fractald.core.execution.brackets import Bracket, BracketState, TrailMode
 from fractald.core.execution.orders import QTY_EPS, Order, OrderStatus, OrderType, client_order_id
-from fractald.core.models import timeframe_ms
+from fractald.core.models import Bar, timeframe_ms
 
 if TYPE_CHECKING:
     from fractald.core.execution._engine_core import EngineCore as State
@@ -310,3 +314,27 @@ def move_stop(s: State, signal_id: str, stop: float, ts: int, reason: str) -> De
         yield from exit_trade(s, b, reason, ts, price)
     else:
         yield from sync_venue_stop(s, b, ts)
+
+
+def manage(s: State, b: Bracket, bar: Bar) -> Decision:
+    """Run the trade's management plan at one closed bar (its first fill seen, `plan_best` marked).
+
+    Exit when a close of the plan's timeframe is beyond its invalidation level
+    or when its time is up; else tighten the stop to break-even or the trail,
+    judged against the trade's own stop on the instrument's ticks (a move that
+    rounds to no tightening is not asked for).
+    """
+    plan = b.plan
+    if plan is None or b.filled_qty <= 0:
+        return
+    ts = bar.ts_event
+    why = plan.exit_reason(b.side, b.ts_first_fill, bar.timeframe, ts, bar.close)
+    if why:
+        yield from invalidate(s, b.signal_id, ts, f"strategy_{why}")
+        return
+    tighter = plan.tighter_stop(b.side, b.first_fill_price, b.stop, b.plan_best)
+    if tighter is None:
+        return
+    stop, reason = tighter
+    if (s.instrument(b.symbol).round_price(stop, -b.sign) - b.stop) * b.sign > 0:
+        yield from move_stop(s, b.signal_id, stop, ts, reason)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from fractald.core.execution import events as ev
+from fractald.core.execution.management import ManagementPlan
 from fractald.core.execution.orders import OrderType, TimeInForce, client_order_id
 from fractald.core.models import Side, Signal, timeframe_ms
 from fractald.core.risk.breakers import Breaker, TradingState
@@ -26,8 +27,10 @@ if TYPE_CHECKING:
     from fractald.core.execution._engine_core import EngineCore as State
 
 
-def entry_events(s: State, signal: Signal, ts: int) -> list[Any]:
-    """[SignalDenied], or [BracketOpened, OrderIntent] for the entry."""
+def entry_events(
+    s: State, signal: Signal, ts: int, plan: ManagementPlan | None = None
+) -> list[Any]:
+    """[SignalDenied], or [BracketOpened (carrying `plan`), OrderIntent] for the entry."""
     checked = check_signal(s, signal, ts)
     if isinstance(checked, Denial):
         return [
@@ -58,6 +61,7 @@ def entry_events(s: State, signal: Signal, ts: int) -> list[Any]:
             tuple(signal.targets),
             signal.confidence,
             sized.risk_amount,
+            plan,
         ),
         ev.OrderIntent(
             ts,

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import attrs
 
 from fractald.core.execution.converter import converter, omit_when_default
+from fractald.core.execution.management import ManagementPlan
 from fractald.core.execution.orders import (
     Liquidity,
     OrderEvent,
@@ -41,7 +42,7 @@ class SignalDenied:
 
 @attrs.frozen(slots=True)
 class BracketOpened:
-    """A signal passed every gate: the plan of the trade."""
+    """A signal passed every gate: the plan of the trade, and how it is managed (`plan`)."""
 
     kind: ClassVar[str] = "bracket_opened"
     ts: int
@@ -56,6 +57,7 @@ class BracketOpened:
     targets: tuple[float, ...]
     confidence: float
     risk_amount: float
+    plan: ManagementPlan | None = None  # None: the engine's bracket rules only (a manual trade)
 
 
 @attrs.frozen(slots=True)
@@ -279,6 +281,7 @@ Event = (
 )
 
 omit_when_default(OrderIntent, "post_only")
+omit_when_default(BracketOpened, "plan")  # a trade without a plan (manual) reads as before
 
 EVENT_TYPES: dict[str, type] = {
     t.kind: t

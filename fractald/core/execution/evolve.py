@@ -68,6 +68,7 @@ def _bracket_opened(s: State, e: ev.BracketOpened) -> None:
         list(e.targets),
         e.confidence,
         e.ts,
+        plan=e.plan,
     )
     seen = s.seen_signals
     seen[e.signal_id] = None

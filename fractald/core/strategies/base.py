@@ -3,8 +3,12 @@
     detect(ctx)                      -> setups seen at this closed bar
     plan_entry(setup)                -> a Signal (with confidence) or a coded Skip
     plan_management(signal, setup)   -> ManagementPlan: break-even, trailing, time exit, invalidation
-    plan_exit(plan, state, bar)      -> (new TradeState, MoveStop | ExitNow | None), on every base bar
     learn(trade)                     -> adjust the reliability multiplier from a closed trade
+
+A strategy proposes trades and says how each is to be managed; it does not
+manage them. The plan travels with the entry to the engine (`BracketOpened.plan`),
+which runs it with its own bracket rules in one place
+(`fractald.core.execution.decide_brackets.manage`).
 
 Only `detect` is strategy-specific; the rest has sound defaults driven by
 `StrategyParams`, so a new strategy is one file: a params class, a
@@ -22,6 +26,7 @@ from typing import Any, ClassVar, Self
 
 import attrs
 
+from fractald.core.execution.management import ManagementPlan
 from fractald.core.models import TIMEFRAME_MS, Bar, ClosedTrade, Side, Signal
 from fractald.core.smc._live_validate import float_in, int_in
 from fractald.core.smc.live import LiveSMC, LiveSMCParams, SMCEvent
@@ -139,51 +144,6 @@ class Skip:
     symbol: str
     ts_event: int
     detail: str
-
-
-@attrs.frozen(slots=True)
-class ManagementPlan:
-    """How an open trade is looked after: the strategy's rules, frozen at entry."""
-
-    signal_id: str
-    strategy: str
-    timeframe: str  # the strategy's: invalidation is judged on closes of this timeframe
-    side: Side
-    entry: float
-    stop: float
-    targets: tuple[float, ...]
-    atr: float
-    break_even_at_r: float | None
-    trail_atr: float | None
-    trail_from_r: float
-    time_exit_ms: int
-    invalidation: float | None
-
-
-@attrs.frozen(slots=True)
-class TradeState:
-    """An open trade as management sees it (filled entry, current stop, best price so far)."""
-
-    entry_price: float
-    stop: float
-    best: float
-    ts_entry: int
-
-
-@attrs.frozen(slots=True)
-class MoveStop:
-    signal_id: str
-    stop: float
-    reason: str  # "break_even" or "trail"
-
-
-@attrs.frozen(slots=True)
-class ExitNow:
-    signal_id: str
-    reason: str  # "time" or "invalidated"
-
-
-Action = MoveStop | ExitNow
 
 
 # --- the market view a strategy reads ----------------------------------------------
@@ -371,15 +331,12 @@ class Strategy(abc.ABC):
         return self.confidence.score(setup.factors, self.reliability_multiplier)
 
     def plan_management(self, signal: Signal, setup: Setup) -> ManagementPlan:
+        """How the engine is to look after `signal`'s trade, from this strategy's parameters."""
         p = self.params
         return ManagementPlan(
-            signal.signal_id,
-            self.name,
             self.timeframe,
-            signal.side,
             signal.entry,
             signal.stop,
-            signal.targets,
             setup.atr,
             p.break_even_at_r,
             p.trail_atr,
@@ -387,39 +344,6 @@ class Strategy(abc.ABC):
             p.time_exit_bars * TIMEFRAME_MS[self.timeframe],
             setup.invalidation,
         )
-
-    def plan_exit(
-        self, plan: ManagementPlan, state: TradeState, bar: Bar
-    ) -> tuple[TradeState, Action | None]:
-        """Called on every base bar and every bar of the plan's timeframe while the trade is open.
-
-        Exit when a close of the plan's timeframe is beyond the invalidation level
-        (a wick on a smaller timeframe does not break structure) or when the time
-        is up; else ratchet the stop: break-even, then trailing, never looser.
-        """
-        sign = plan.side.sign
-        judged = bar.timeframe == plan.timeframe
-        if judged and plan.invalidation is not None and (bar.close - plan.invalidation) * sign < 0:
-            return state, ExitNow(plan.signal_id, "invalidated")
-        if bar.ts_event - state.ts_entry >= plan.time_exit_ms:
-            return state, ExitNow(plan.signal_id, "time")
-        best = max(state.best, bar.high) if sign > 0 else min(state.best, bar.low)
-        if best != state.best:
-            state = attrs.evolve(state, best=best)
-        risk = abs(plan.entry - plan.stop)
-        gained = (best - state.entry_price) * sign
-        new_stop = state.stop
-        reason = ""
-        be_due = plan.break_even_at_r is not None and gained >= plan.break_even_at_r * risk
-        if be_due and (state.entry_price - new_stop) * sign > 0:
-            new_stop, reason = state.entry_price, "break_even"
-        if plan.trail_atr is not None and gained >= plan.trail_from_r * risk:
-            trail = best - sign * plan.trail_atr * plan.atr
-            if (trail - new_stop) * sign > 0:
-                new_stop, reason = trail, "trail"
-        if reason:
-            return attrs.evolve(state, stop=new_stop), MoveStop(plan.signal_id, new_stop, reason)
-        return state, None
 
     def learn(self, trade: ClosedTrade) -> None:
         """Keep an exponentially weighted mean R of this strategy's trades (half-life ~7 trades)."""
