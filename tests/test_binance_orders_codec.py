@@ -116,7 +116,10 @@ def test_spot_orders_use_spot_types() -> None:
     assert params(bo.new_order(intent(), BTC, Market.SPOT, post_only=True))["type"] == "LIMIT_MAKER"
     stop = params(bo.new_order(intent(OrderType.STOP_MARKET, side=Side.SELL, price=None,
                                       trigger_price=48_000, reduce_only=True), BTC, Market.SPOT))
-    assert stop["type"] == "STOP_LOSS" and stop["stopPrice"] == "48000" and "reduceOnly" not in stop
+    assert stop["type"] == "STOP_LOSS_LIMIT" and stop["stopPrice"] == "48000" and "reduceOnly" not in stop
+    assert stop["price"] == "47040" and stop["timeInForce"] == "GTC"  # 2 % past the trigger
+    gtd = params(bo.new_order(intent(tif=TimeInForce.GTD, expire_ts=5), BTC, Market.SPOT))
+    assert gtd["type"] == "LIMIT" and gtd["timeInForce"] == "GTC"  # spot has no GTD
 
 
 def test_orders_below_binance_minimums_are_not_sendable() -> None:

@@ -55,11 +55,18 @@ NETWORKS: dict[tuple[Market, str], Network] = {
     (Market.FUTURES, "testnet"): Network(
         "https://testnet.binancefuture.com", "wss://fstream.binancefuture.com"
     ),
-    (Market.SPOT, "mainnet"): Network("https://api.binance.com", "wss://stream.binance.com:9443"),
+    # Spot's user data stream is a subscription on the WebSocket API (its listenKey was
+    # discontinued on 2026-02-20): `ws_url` is the WebSocket API's address there.
+    (Market.SPOT, "mainnet"): Network(
+        "https://api.binance.com", "wss://ws-api.binance.com:443/ws-api/v3"
+    ),
     (Market.SPOT, "testnet"): Network(
-        "https://testnet.binance.vision", "wss://stream.testnet.binance.vision"
+        "https://testnet.binance.vision", "wss://ws-api.testnet.binance.vision/ws-api/v3"
     ),
 }
+# How far past its trigger a spot stop (STOP_LOSS_LIMIT) may still sell (or buy): the limit
+# that keeps a triggered stop from selling at any price into an empty book.
+SPOT_STOP_LIMIT_BAND = 0.02
 
 
 @attrs.frozen(slots=True)
@@ -266,6 +273,7 @@ def new_order(
     post_only: bool = False,
     close_position: bool = False,
     reference_price: float = 0.0,
+    stop_limit_band: float = SPOT_STOP_LIMIT_BAND,
 ) -> Unsigned:
     """The request that places `intent`. `reference_price` (the last price) checks the minimum
     notional of market orders; `close_position` makes a futures stop close the whole position."""
@@ -279,7 +287,7 @@ def new_order(
         if is_conditional(intent):
             return _futures_algo_order(intent, spec, cid, qty, close_position)
         return _futures_order(intent, spec, cid, qty, post_only)
-    return _spot_order(intent, spec, cid, qty, post_only)
+    return _spot_order(intent, spec, cid, qty, post_only, stop_limit_band)
 
 
 def _futures_order(
@@ -365,9 +373,15 @@ def algo_order(
 
 
 def _spot_order(
-    intent: OrderIntent, spec: InstrumentSpec, cid: str, qty: str, post_only: bool
+    intent: OrderIntent,
+    spec: InstrumentSpec,
+    cid: str,
+    qty: str,
+    post_only: bool,
+    stop_limit_band: float = SPOT_STOP_LIMIT_BAND,
 ) -> Unsigned:
-    # Spot has no reduce-only: a SELL of what we hold is the protective leg.
+    # Spot has no reduce-only: a SELL of what we hold is the protective leg. Nor GTD: a GTD
+    # entry rests as GTC and the router cancels it at its expiry, as on futures.
     p: list[tuple[str, str]] = [("symbol", spec.symbol), ("side", intent.side.value.upper())]
     if intent.order_type is OrderType.MARKET:
         p.append(("type", "MARKET"))
@@ -377,25 +391,30 @@ def _spot_order(
         if post_only:
             p += [("type", "LIMIT_MAKER"), ("price", price_text(intent.price, spec))]
         else:
+            tif = "GTC" if intent.tif is TimeInForce.GTD else intent.tif.value
             p += [
                 ("type", "LIMIT"),
-                ("timeInForce", intent.tif.value),
+                ("timeInForce", tif),
                 ("price", price_text(intent.price, spec)),
             ]
     else:
         if intent.trigger_price is None:
             raise OrderNotSendable("no_trigger", f"{cid}: a stop order needs a trigger price")
         kind = "TAKE_PROFIT" if _trigger_kind(intent) == "TAKE_PROFIT" else "STOP_LOSS"
-        if intent.order_type is OrderType.STOP_LIMIT:
-            if intent.price is None:
-                raise OrderNotSendable("no_price", f"{cid}: a STOP_LIMIT order needs a price")
-            p += [
-                ("type", f"{kind}_LIMIT"),
-                ("timeInForce", intent.tif.value),
-                ("price", price_text(intent.price, spec)),
-            ]
-        else:
-            p.append(("type", kind))
+        # A stop-market becomes STOP_LOSS_LIMIT with its limit `stop_limit_band` beyond the
+        # trigger (STOP_LOSS, spot's stop-market, is not offered on every symbol).
+        limit = intent.price
+        if intent.order_type is OrderType.STOP_MARKET:
+            sign = -1.0 if intent.side.value.upper() == "SELL" else 1.0
+            limit = intent.trigger_price * (1.0 + sign * stop_limit_band)
+        if limit is None:
+            raise OrderNotSendable("no_price", f"{cid}: a STOP_LIMIT order needs a price")
+        tif = "GTC" if intent.tif is TimeInForce.GTD else intent.tif.value
+        p += [
+            ("type", f"{kind}_LIMIT"),
+            ("timeInForce", tif),
+            ("price", price_text(limit, spec)),
+        ]
         p.append(("stopPrice", price_text(intent.trigger_price, spec)))
     p += [("quantity", qty), ("newClientOrderId", cid), ("newOrderRespType", "FULL")]
     return Unsigned("POST", PATHS[Market.SPOT].order, tuple(p), weight=1, orders=1)
@@ -562,6 +581,17 @@ def listen_key_keepalive(market: Market, listen_key: str) -> Request:
     # Futures keeps the account's one key alive without naming it; spot needs it named.
     query = "" if market is Market.FUTURES else urlencode({"listenKey": listen_key})
     return Request("PUT", PATHS[market].listen_key, query, api_key=True)
+
+
+def user_stream_subscription(
+    api_key: str, secret: str, timestamp_ms: int, request_id: str
+) -> dict[str, Any]:
+    """Spot's user data stream: `userDataStream.subscribe.signature` on the WebSocket API.
+    Its signature is over the parameters sorted by name (`apiKey=...&timestamp=...`)."""
+    params: dict[str, Any] = {"apiKey": api_key, "timestamp": timestamp_ms}
+    payload = urlencode(sorted(params.items()))
+    params["signature"] = signature(secret, payload)
+    return {"id": request_id, "method": "userDataStream.subscribe.signature", "params": params}
 
 
 def user_stream_url(ws_url: str, listen_key: str) -> str:

@@ -106,6 +106,11 @@ class BinanceRest:
 
     # -- clock and limits ------------------------------------------------------------
 
+    def user_stream_subscription(self, request_id: str) -> dict[str, Any]:
+        """Spot's signed `userDataStream.subscribe.signature` request, stamped now."""
+        now = self.clock.venue_time(self.now_ms())
+        return bo.user_stream_subscription(self._key, self._secret, now, request_id)
+
     async def sync_clock(self) -> bo.ClockOffset:
         sent = self.now_ms()
         body = await self._send(bo.server_time(self.market), idempotent=True)

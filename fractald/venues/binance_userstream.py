@@ -9,7 +9,9 @@ in the gap are gone.
 Futures events: `ORDER_TRADE_UPDATE` (orders of the matching engine),
 `ALGO_UPDATE` (conditional orders in the Algo Service: our stops and
 take-profits), `ACCOUNT_UPDATE` (balances and positions), `listenKeyExpired`.
-Spot: `executionReport`, `outboundAccountPosition`.
+Spot: `executionReport`, `outboundAccountPosition`, delivered on the WebSocket API
+as `{"subscriptionId": N, "event": {...}}` after `userDataStream.subscribe.signature`
+(`parse_ws_api_frame`); `eventStreamTerminated` ends the subscription.
 """
 
 from __future__ import annotations
@@ -65,6 +67,16 @@ class ListenKeyExpired:
 class Unrecognised:
     event: str
     detail: str
+
+
+@attrs.frozen(slots=True)
+class WsApiReply:
+    """The WebSocket API's answer to one request: status 200 and a result, or an error."""
+
+    request_id: str
+    status: int
+    code: int = 0
+    msg: str = ""
 
 
 UserEvent = OrderUpdate | AlgoUpdate | AccountUpdate | ListenKeyExpired | Unrecognised
@@ -212,6 +224,25 @@ def parse_user_event(raw: str | bytes) -> UserEvent:
     except (KeyError, TypeError, ValueError) as exc:
         return Unrecognised(str(event), f"unreadable: {exc!r}")
     return result
+
+
+def parse_ws_api_frame(raw: str | bytes) -> UserEvent | WsApiReply:
+    """One frame of a spot WebSocket API session: a request's reply, or a user data event."""
+    try:
+        msg = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return Unrecognised("not_json", f"{exc}: {raw[:120]!r}")
+    if isinstance(msg, dict) and "status" in msg and "id" in msg:
+        err = msg.get("error") or {}
+        return WsApiReply(
+            str(msg["id"]), int(msg["status"]), int(err.get("code", 0)), str(err.get("msg", ""))
+        )
+    if isinstance(msg, dict) and isinstance(msg.get("event"), dict):
+        event = msg["event"]
+        if event.get("e") == "eventStreamTerminated":  # the subscription is over: subscribe again
+            return ListenKeyExpired(int(event.get("E", 0)), "")
+        return parse_user_event(json.dumps(event))
+    return Unrecognised("ws_api_frame", repr(msg)[:200])
 
 
 # -- listenKey schedule -----------------------------------------------------------

@@ -10,6 +10,12 @@ A triggered conditional order becomes a MARKET order in the matching engine
 with an id of Binance's choosing (`actualOrderId`); its fills are reported
 under *our* id, learned from ALGO_UPDATE (or from the algo order by REST).
 
+Spot holds coins, not positions: the base asset's balance is the position,
+a SELL that is not reduce-only (a short) is refused here as the engine
+refuses it, stops are STOP_LOSS_LIMIT orders, and the user data stream is a
+signed `userDataStream.subscribe.signature` on the WebSocket API (spot's
+listenKey is gone), resynced by REST after every gap as on futures.
+
 `stream_reports` keeps the user data stream: it makes the listenKey, keeps
 it alive every 30 minutes, reconnects with backoff when the stream drops
 and makes a new key when Binance expires it; after any gap it resyncs by
@@ -19,6 +25,7 @@ open), so a report lost in the gap still arrives.
 
 from __future__ import annotations
 
+import json
 import random
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -151,6 +158,13 @@ class BinanceVenue:
     # -- orders ------------------------------------------------------------------------
 
     async def submit(self, intent: OrderIntent) -> VenueReport:
+        if self.market is Market.SPOT and intent.side.value == "SELL" and not intent.reduce_only:
+            return VenueReport(
+                OrderEvent.REJECT,
+                intent.client_order_id,
+                intent.ts,
+                reason="spot_cannot_short: spot sells only what it holds (reduce-only exits)",
+            )
         spec = await self._spec(intent.symbol)
         try:
             unsigned = bo.new_order(
@@ -413,6 +427,9 @@ class BinanceVenue:
         failures, gap = 0, False
         while True:
             try:
+                if self.market is Market.SPOT:
+                    await self._one_spot_session(send, resync_first=gap)
+                    raise FeedDisconnected("binance spot user data subscription ended")
                 if self.listen_key.needs_key:
                     key = br.parse_listen_key(
                         await self.rest.public(bo.listen_key_create(self.market))
@@ -454,6 +471,43 @@ class BinanceVenue:
                     nursery.cancel_scope.cancel()
         if not self.listen_key.needs_key:
             raise FeedDisconnected("binance user stream closed by the venue")
+
+    async def _one_spot_session(
+        self, send: trio.MemorySendChannel[VenueReport], *, resync_first: bool
+    ) -> None:
+        """One WebSocket API session: subscribe by signature, then the events until it ends."""
+        async with connect(
+            self.ws_url,
+            open_timeout=10,
+            ping_interval=60,
+            ping_timeout=60,
+            close_timeout=2.0,
+            proxy=None,
+        ) as ws:
+            request_id = f"uds-{self.stream_connects + 1}"
+            await ws.send(json.dumps(self.rest.user_stream_subscription(request_id)))
+            while True:
+                reply = bu.parse_ws_api_frame(await ws.recv())
+                if isinstance(reply, bu.WsApiReply) and reply.request_id == request_id:
+                    break
+            if reply.status != 200:
+                what = f"binance spot user stream refused: {reply.code} {reply.msg}"
+                if reply.code in (-2014, -2015, -1022):
+                    raise AuthError(what)
+                if reply.code == -1021:
+                    await self.rest.sync_clock()
+                raise TransientError(what)
+            self.stream_connects += 1
+            if resync_first:  # subscribed first, so nothing falls between the resync and the stream
+                await self.resync(send)
+            async for frame in ws:
+                event = bu.parse_ws_api_frame(frame)
+                if isinstance(event, bu.ListenKeyExpired):
+                    return
+                if isinstance(event, bu.WsApiReply):
+                    continue
+                for report in self._reports_of(event):
+                    await send.send(report)
 
     async def _keep_alive(self) -> None:
         while True:

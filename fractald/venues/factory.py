@@ -3,7 +3,7 @@
 One place turns `[broker] kind` into a `fractald.venues.interface.Venue`
 for the router actor: Hyperliquid (agent key from the credential file
 `private_key_credential`, nonces persisted in the state directory),
-Binance USD-M futures (API key and secret from their credential files),
+Binance USD-M futures and spot (API key and secret from their credential files),
 leverage and margin type per symbol set at start on both, IBKR (TWS / IB Gateway on this
 host). Keys are read from `$CREDENTIALS_DIRECTORY` (systemd's
 LoadCredential=) and never logged; a missing or refused one is an
@@ -21,7 +21,7 @@ from fractald.config import Config
 from fractald.venues.interface import Venue
 
 # Broker kinds `fractald run` routes orders to (paper stays inside the engine).
-ROUTED_KINDS = ("hyperliquid", "binance-futures", "ibkr")
+ROUTED_KINDS = ("hyperliquid", "binance-futures", "binance-spot", "ibkr")
 
 
 @asynccontextmanager
@@ -45,7 +45,7 @@ async def open_venue(
             yield hl
         finally:
             await hl.aclose()
-    elif kind == "binance-futures":
+    elif kind in ("binance-futures", "binance-spot"):
         from fractald.venues.binance_config import build_venue
 
         binance = build_venue(config, env, log)

@@ -88,6 +88,8 @@ async def write_http(stream: trio.abc.Stream, status: int, headers: dict[str, st
 class FakeBinanceFutures:
     """Run with `await nursery.start(venue.run)`; then `rest_url` and `ws_url` are live."""
 
+    order_paths = ORDER_PATHS
+
     def __init__(self, symbols: list[Symbol] | None = None, prices: dict[str, float] | None = None,
                  ) -> None:
         self.skew_ms = 0
@@ -202,7 +204,7 @@ class FakeBinanceFutures:
         used = used + 1 if minute == now // 60_000 else 1
         self.weight_window = (now // 60_000, used)
         headers = {"X-MBX-USED-WEIGHT-1M": str(used + self.other_weight)}
-        if path in ORDER_PATHS and method in ("POST", "PUT"):
+        if path in self.order_paths and method in ("POST", "PUT"):
             slot, count = self.order_window
             count = count + 1 if slot == now // 10_000 else 1
             self.order_window = (now // 10_000, count)
@@ -222,7 +224,7 @@ class FakeBinanceFutures:
         except ApiError as err:
             return err.status, headers, err.body(), False
         lose = (self.lose_next_order_replies > 0 and req.method == "POST"
-                and req.path in ORDER_PATHS)
+                and req.path in self.order_paths)
         if lose:
             self.lose_next_order_replies -= 1
         return 200, headers, body, lose
