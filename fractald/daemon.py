@@ -13,7 +13,7 @@ import os
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
@@ -27,12 +27,26 @@ from fractald.config import Config, load_config, reload_changes
 from fractald.errors import ConfigError, ExitStatus, FatalError, FractalError, StartupGateFailed
 from fractald.logs import configure_logging, get_logger, redactor
 from fractald.notify import Notifier
+from fractald.read_model import engine_of
+from fractald.shell_deps import LiveConfig
+
+if TYPE_CHECKING:
+    from fractald.control.commands import ControlDeps
+    from fractald.store.writer import AsyncLedger
 
 # Added to each start-up gate's timeout in EXTEND_TIMEOUT_USEC: the control socket and READY=1.
 START_SLACK_S = 15.0
 
 
 class Daemon:
+    """The composition root: builds every actor with only what it needs, then runs them.
+
+    Nothing below receives the daemon itself: the actors and the command
+    table get the live config, the bus, the ledger's holder, channels and
+    functions (`fractald.shell_deps`), so no actor or control module imports
+    this one (`tests/test_import_graph.py`).
+    """
+
     def __init__(self, config: Config, config_path: str | None, notifier: Notifier) -> None:
         from fractald.actors.alerts import AlertsActor
         from fractald.actors.market_data import MarketDataActor
@@ -42,30 +56,67 @@ class Daemon:
         from fractald.control.report_commands import BarHistory
         from fractald.risk_overrides import RiskOverrides
 
-        self.config = config
-        self.config_path = config_path
+        self.live = LiveConfig(config, config_path)
         self.notifier = notifier
         self.bus = EventBus()
         self.supervisor = Supervisor(on_event=self._supervision_event)
         self.log = get_logger("daemon")
         self.phase = "starting"
         self.started_wall_ms = wall_ms()
-        self.store = StoreActor(self)
-        self.trading = TradingActor(self)
+        self.store = StoreActor(self.live, self.bus, on_open=self._store_opened)
+        self.risk_overrides = RiskOverrides(
+            self.live, self.store, self.bus, apply_live=self.apply_live, log=self.log
+        )
+        self.trading = TradingActor(self.live, self.store, self.bus)
         # Recent 1m candles for `fractalctl chart`, recorded on their way to trading.
         self.bar_history = BarHistory()
-        self.market_data = MarketDataActor(self, self.bar_history.tap(self.trading.market_send))
-        self.metrics = MetricsActor(self)
-        self.alerts = AlertsActor(self)
-        self.risk_overrides = RiskOverrides(self)
+        self.market_data = MarketDataActor(
+            self.live, self.trading, self.bar_history.tap(self.trading.market_send), self.bus
+        )
+        self.alerts = AlertsActor(
+            self.live,
+            self.bus,
+            feed_health=self.market_data.health_dicts,
+            engine=self._engine,
+            ledgers=self.store,
+            log=self.log,
+        )
+        self.metrics = MetricsActor(
+            self.live,
+            self.bus,
+            engine=self._engine,
+            actors=self.supervisor.snapshot,
+            alert_counters=self.alerts.counters,
+            feed_health=self.market_data.health_dicts,
+        )
         self.heartbeat = Heartbeat(self.supervisor, notifier, self.status_line)
         self.router = None
         if config.broker.kind != "paper":  # orders go to the venue through the router actor
             from fractald.actors.router_actor import RouterActor
 
-            self.router = RouterActor(self)
+            self.router = RouterActor(self.live, self.store, self.bus)
             self.trading.router = self.router
         self.control_ready = trio.Event()
+
+    # The configuration in force: one holder every actor reads (reload and `risk set` replace it).
+    @property
+    def config(self) -> Config:
+        return self.live.current
+
+    @config.setter
+    def config(self, config: Config) -> None:
+        self.live.current = config
+
+    @property
+    def config_path(self) -> str | None:
+        return self.live.path
+
+    def _engine(self) -> Any:
+        return engine_of(self.trading)
+
+    async def _store_opened(self, ledger: AsyncLedger, log: Any) -> None:
+        # Persisted `risk set` overrides go over the config file before trading is built.
+        await self.risk_overrides.load(ledger, log)
 
     def _supervision_event(self, kind: str, detail: dict[str, Any]) -> None:
         self.bus.publish(kind, detail)
@@ -100,7 +151,7 @@ class Daemon:
             "actors": self.supervisor.snapshot(),
             "feed": self.market_data.health_dicts(),
             **({"replay": r} if (r := self.market_data.replay_status()) is not None else {}),
-            "account": account_status(self),
+            "account": account_status(self.trading, lambda: self.metrics.last_signal),
             "trading": self.trading.status(),
             **({"router": self.router.status()} if self.router is not None else {}),
         }
@@ -122,12 +173,12 @@ class Daemon:
                 stall_limit_s=d.stall_limit_s,
             )
 
-        control = ControlActor(self)
+        control = ControlActor(self._control_deps())
         extra = []
         if self.config.telegram.enabled:  # chat commands, over the control socket's command table
             from fractald.actors.telegram import TelegramActor
 
-            extra.append(spec("telegram", TelegramActor(self, control.registry).run))
+            extra.append(spec("telegram", TelegramActor(self.live, control.registry).run))
         if self.router is not None:
             extra.append(spec("router", self.router.run))
         return [
@@ -139,6 +190,26 @@ class Daemon:
             spec("metrics", self.metrics.run),
             spec("alerts", self.alerts.run),
         ] + extra
+
+    def _control_deps(self) -> ControlDeps:
+        """What the command table reads and steers (the control socket's and Telegram's)."""
+        from fractald.control.commands import ControlDeps
+        from fractald.control.report_commands import ReportCommands
+
+        return ControlDeps(
+            config=self.live,
+            bus=self.bus,
+            trading=self.trading,
+            reports=ReportCommands(
+                self.live, self.store, self.bar_history, self.metrics.render, self._engine
+            ),
+            risk_overrides=self.risk_overrides,
+            status=self.status,
+            reload=self.reload,
+            backup=self.store.backup,
+            ready=self.control_ready,
+            log=self.log,
+        )
 
     async def run(self) -> int:
         self.log.info(

@@ -21,8 +21,11 @@ from fractald.control.protocol import Arg, CommandError, PeerCred
 from fractald.errors import ConfigError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from fractald.actors.events import EventBus
     from fractald.control.server import CommandRegistry
-    from fractald.daemon import Daemon
+    from fractald.shell_deps import LedgerSource, LiveConfig
     from fractald.store.writer import AsyncLedger
 
 SETTING_PREFIX = "risk."
@@ -59,8 +62,19 @@ def with_risk(config: Config, overrides: dict[str, Any]) -> Config:
 class RiskOverrides:
     """The persisted overrides and their life cycle in the daemon."""
 
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
+    def __init__(
+        self,
+        config: LiveConfig,
+        ledgers: LedgerSource,
+        bus: EventBus,
+        apply_live: Callable[[Config], None],
+        log: Any,
+    ) -> None:
+        self.config = config
+        self.ledgers = ledgers
+        self.bus = bus
+        self.apply_live = apply_live  # the daemon's: takes the new config everywhere it applies
+        self.log = log
         self.active: dict[str, Any] = {}
 
     async def load(self, ledger: AsyncLedger, log: Any) -> None:
@@ -77,13 +91,13 @@ class RiskOverrides:
         good: dict[str, Any] = {}
         for key, value in sorted(stored.items()):
             try:
-                with_risk(self.daemon.config, {**good, key: value})
+                with_risk(self.config.current, {**good, key: value})
             except ConfigError as exc:
                 log.error("risk_override_invalid", key=key, value=value, problems=exc.problems)
                 continue
             good[key] = value
         if good:
-            self.daemon.config = with_risk(self.daemon.config, good)
+            self.config.current = with_risk(self.config.current, good)
             log.info("risk_overrides_applied", overrides=good)
         self.active = good
 
@@ -92,26 +106,26 @@ class RiskOverrides:
         return with_risk(config, self.active) if self.active else config
 
     async def set(self, key: str, text: str, uid: int) -> dict[str, Any]:
-        ledger = self.daemon.store.ledger
+        ledger = self.ledgers.ledger
         if ledger is None:
             raise CommandError("not_ready", "the state database is not open yet; try again")
-        old = getattr(self.daemon.config.risk, key)
+        old = getattr(self.config.current.risk, key)
         if text.strip().lower() == RESET_WORD:
             overrides = {k: v for k, v in self.active.items() if k != key}
             from fractald.config import load_config
 
             try:
-                base = load_config(self.daemon.config_path)
+                base = load_config(self.config.path)
             except ConfigError as exc:
                 raise CommandError(
                     "config_invalid", f"cannot read the configured default: {exc}"
                 ) from None
-            new_config = with_risk(attrs.evolve(self.daemon.config, risk=base.risk), overrides)
+            new_config = with_risk(attrs.evolve(self.config.current, risk=base.risk), overrides)
             await ledger.clear_setting(SETTING_PREFIX + key)
         else:
             try:
                 value = parse_value(key, text)
-                new_config = with_risk(self.daemon.config, {key: value})
+                new_config = with_risk(self.config.current, {key: value})
             except ValueError as exc:
                 raise CommandError("bad_value", str(exc), argument="value") from None
             except ConfigError as exc:
@@ -121,12 +135,12 @@ class RiskOverrides:
             overrides = {**self.active, key: value}
             await ledger.set_setting(SETTING_PREFIX + key, value)
         self.active = overrides
-        self.daemon.apply_live(new_config)  # reaches the engine (TradingSession.apply_config)
-        new = getattr(self.daemon.config.risk, key)
-        self.daemon.log.warning(
+        self.apply_live(new_config)  # reaches the engine (TradingSession.apply_config)
+        new = getattr(self.config.current.risk, key)
+        self.log.warning(
             "risk_override_set", key=key, old=old, new=new, by_uid=uid, persisted=key in overrides
         )
-        self.daemon.bus.publish("risk_set", {"key": key, "old": old, "new": new, "by_uid": uid})
+        self.bus.publish("risk_set", {"key": key, "old": old, "new": new, "by_uid": uid})
         return {
             "key": key,
             "old": old,
@@ -136,8 +150,7 @@ class RiskOverrides:
         }
 
 
-def register_risk_commands(registry: CommandRegistry, daemon: Daemon) -> None:
-    overrides: RiskOverrides = daemon.risk_overrides
+def register_risk_commands(registry: CommandRegistry, overrides: RiskOverrides) -> None:
 
     async def risk_set(args: dict[str, Any], peer: PeerCred) -> dict[str, Any]:
         return await overrides.set(args["key"], args["value"], peer.uid)

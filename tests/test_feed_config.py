@@ -50,8 +50,13 @@ def test_every_feed_setting_reaches_the_feed() -> None:
         "venue": "binance-futures", "symbols": ["BTCUSDT"], "book": True, "max_frame_bytes": 65536,
         "reconnect_backoff_base_s": 0.2, "reconnect_backoff_cap_s": 5.0, "max_failures": 3,
         "health_interval_s": 2.0, "backfill_timeout_s": 40.0}})
-    daemon = SimpleNamespace(config=config, trading=SimpleNamespace(resume_after_ms=dict))
-    settings = MarketDataActor(daemon, None).feed_settings()  # type: ignore[arg-type]
+    from fractald.actors.events import EventBus
+    from fractald.shell_deps import LiveConfig
+
+    trading = SimpleNamespace(resume_after_ms=dict)
+    settings = MarketDataActor(
+        LiveConfig(config), trading, None, EventBus()  # type: ignore[arg-type]
+    ).feed_settings()
     assert (settings.book, settings.max_frame_bytes, settings.backoff_base_s, settings.backoff_cap_s,
             settings.max_failures, settings.health_interval_s, settings.backfill_timeout_s) == (
         True, 65536, 0.2, 5.0, 3, 2.0, 40.0)

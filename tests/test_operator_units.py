@@ -16,6 +16,7 @@ from test_operator_support import HookServer
 
 from fractald import alerts as al
 from fractald.actors.alerts import FEED_CHECK_S, AlertsActor, alert_for
+from fractald.actors.events import EventBus
 from fractald.config import Config, config_from_dict
 from fractald.control.protocol import CommandError
 from fractald.control.report_commands import BarHistory, current_curve, parse_when
@@ -25,6 +26,7 @@ from fractald.errors import ConfigError, StateCorrupt
 from fractald.pipeline_factory import engine_params
 from fractald.risk_overrides import RISK_KEYS, RiskOverrides, parse_value, with_risk
 from fractald.session import apply_risk_config as apply_to_engine
+from fractald.shell_deps import LiveConfig
 from fractald.store.writer import AsyncLedger
 
 T0 = 1_641_000_000_000
@@ -85,11 +87,12 @@ async def test_stored_overrides_go_over_the_config_and_bad_ones_are_skipped(tmp_
         await ledger.set_setting("risk.heat_cap", 0.03)
         await ledger.set_setting("risk.max_open_positions", 0)  # no longer valid
         await ledger.set_setting("unrelated", "x")
-        daemon = SimpleNamespace(config=Config())
-        overrides = RiskOverrides(daemon)  # type: ignore[arg-type]
+        live = LiveConfig(Config())
+        overrides = RiskOverrides(live, SimpleNamespace(ledger=ledger), EventBus(),
+                                  apply_live=lambda new: None, log=structlog.get_logger("test"))
         await overrides.load(ledger, structlog.get_logger("test"))
-        assert daemon.config.risk.heat_cap == 0.03
-        assert daemon.config.risk.max_open_positions == Config().risk.max_open_positions
+        assert live.current.risk.heat_cap == 0.03
+        assert live.current.risk.max_open_positions == Config().risk.max_open_positions
         assert overrides.active == {"heat_cap": 0.03}
     finally:
         await ledger.aclose()
@@ -123,7 +126,7 @@ async def test_a_fatal_stop_delivers_its_alert() -> None:
     receiver = HookServer()
     try:
         config = config_from_dict({"alerts": {"webhook_urls": [receiver.url]}})
-        actor = AlertsActor(SimpleNamespace(config=config))  # type: ignore[arg-type]
+        actor = AlertsActor(LiveConfig(config), EventBus())
         left = await actor.notify_fatal(StateCorrupt("snapshot 7 cannot be read"))
         assert left == 0
         assert [b["kind"] for b in receiver.bodies] == ["fatal_error"]
@@ -134,7 +137,7 @@ async def test_a_fatal_stop_delivers_its_alert() -> None:
 
 
 async def test_no_webhook_configured_means_no_alerts_and_no_error() -> None:
-    actor = AlertsActor(SimpleNamespace(config=Config()))  # type: ignore[arg-type]
+    actor = AlertsActor(LiveConfig(Config()), EventBus())
     assert await actor.notify_fatal(RuntimeError("boom")) == 0
     assert actor.counters().sent == 0
 
@@ -194,9 +197,8 @@ async def test_a_feed_silent_beyond_the_limit_is_alerted_once(mock_clock: trio.t
     health = {"BTC-PERP": {"last_message_age_s": 5.0}}
     config = config_from_dict({"alerts": {"webhook_urls": [receiver.url],
                                           "feed_stale_alert_s": 60}})
-    daemon = SimpleNamespace(config=config, market_data=SimpleNamespace(health_dicts=lambda: health),
-                             log=structlog.get_logger("test"))
-    actor = AlertsActor(daemon)  # type: ignore[arg-type]
+    actor = AlertsActor(LiveConfig(config), EventBus(), feed_health=lambda: health,
+                        log=structlog.get_logger("test"))
     actor.sender = al.AlertSender(al.targets_from_config([receiver.url]))
 
     async def checks(n: int) -> None:
@@ -239,10 +241,8 @@ async def test_the_daily_summary_goes_out_at_midnight_utc(tmp_path: Path,
     event = TradeClosed(T0 + 60_000, trade)
     await ledger.append(event_kind(event), event_payload(event), event.ts)
     config = config_from_dict({"alerts": {"webhook_urls": [receiver.url]}})
-    daemon = SimpleNamespace(
-        config=config, log=structlog.get_logger("test"), store=SimpleNamespace(ledger=ledger),
-        trading=SimpleNamespace(session=SimpleNamespace(pipeline=SimpleNamespace(engine=engine))))
-    actor = AlertsActor(daemon)  # type: ignore[arg-type]
+    actor = AlertsActor(LiveConfig(config), EventBus(), engine=lambda: engine,
+                        ledgers=SimpleNamespace(ledger=ledger), log=structlog.get_logger("test"))
     actor.sender = al.AlertSender(al.targets_from_config([receiver.url]))
     try:
         async with trio.open_nursery() as nursery:

@@ -19,12 +19,16 @@ import trio
 from fractald import alerts as al
 from fractald.clock import wall_ms
 from fractald.control.protocol import CommandError
+from fractald.logs import get_logger
 from fractald.metrics import AlertCounters
-from fractald.read_model import current_curve, engine_of
+from fractald.read_model import current_curve
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from fractald.actors.events import EventBus
     from fractald.actors.supervisor import ActorContext
-    from fractald.daemon import Daemon
+    from fractald.shell_deps import LedgerSource, LiveConfig
 
 FEED_CHECK_S = 5.0
 FATAL_FLUSH_S = 5.0
@@ -76,16 +80,30 @@ def _telegram_token(name: str) -> str:
 
 
 class AlertsActor:
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
+    def __init__(
+        self,
+        config: LiveConfig,
+        bus: EventBus,
+        *,
+        feed_health: Callable[[], dict[str, dict[str, Any]]] = dict,
+        engine: Callable[[], Any] = lambda: None,
+        ledgers: LedgerSource | None = None,
+        log: Any = None,
+    ) -> None:
+        self.config = config
+        self.bus = bus
+        self.feed_health = feed_health  # per symbol, as `status` shows it
+        self.engine = engine  # the trading engine, once recovered (else None)
+        self.ledgers = ledgers  # closed trades for the daily summary
+        self.log = log if log is not None else get_logger("daemon")
         self.sender: al.AlertSender | None = None
-        self.stale = al.FeedStaleWatch(daemon.config.alerts.feed_stale_alert_s)
+        self.stale = al.FeedStaleWatch(config.current.alerts.feed_stale_alert_s)
 
     def counters(self) -> AlertCounters:
         return self.sender.counters() if self.sender is not None else AlertCounters()
 
     def _build_sender(self) -> al.AlertSender | None:
-        cfg = self.daemon.config.alerts
+        cfg = self.config.current.alerts
         targets = al.targets_from_config(
             cfg.webhook_urls,
             cfg.telegram_chat_id,
@@ -97,13 +115,13 @@ class AlertsActor:
     def notify(self, alert: al.Alert) -> None:
         if self.sender is not None:
             self.sender.notify(alert)
-            self.daemon.log.info("alert_queued", kind=alert.kind.value, title=alert.title)
+            self.log.info("alert_queued", kind=alert.kind.value, title=alert.title)
 
     # -- the actor -----------------------------------------------------------------------
     async def run(self, ctx: ActorContext) -> None:
         """Serve alerts; a reload that changes [alerts] rebuilds the targets (queued ones flushed)."""
         while True:
-            with self.daemon.bus.subscribe({"reload"}) as reloads:
+            with self.bus.subscribe({"reload"}) as reloads:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._serve, ctx)
                     await self._alerts_reloaded(ctx, reloads)
@@ -111,7 +129,7 @@ class AlertsActor:
                         await self.sender.flush(FATAL_FLUSH_S)
                     nursery.cancel_scope.cancel()
             self.sender = None
-            self.stale = al.FeedStaleWatch(self.daemon.config.alerts.feed_stale_alert_s)
+            self.stale = al.FeedStaleWatch(self.config.current.alerts.feed_stale_alert_s)
             ctx.log.info("alerts_reconfigured")
 
     async def _alerts_reloaded(
@@ -136,7 +154,7 @@ class AlertsActor:
             nursery.start_soon(self.sender.run)
             nursery.start_soon(self._watch_feeds)
             nursery.start_soon(self._daily_summaries)
-            with self.daemon.bus.subscribe(_BUS_KINDS) as events:
+            with self.bus.subscribe(_BUS_KINDS) as events:
                 while True:
                     event = await ctx.receive(events)
                     alert = alert_for(event.kind, event.data, wall_ms())
@@ -147,7 +165,7 @@ class AlertsActor:
 
         while True:
             await trio.sleep(FEED_CHECK_S)
-            for symbol, health in self.daemon.market_data.health_dicts().items():
+            for symbol, health in self.feed_health().items():
                 alert = self.stale.check(
                     symbol, float(health.get("last_message_age_s", 0.0)), wall_ms()
                 )
@@ -155,17 +173,17 @@ class AlertsActor:
                     self.notify(alert)
 
     async def _daily_summaries(self) -> None:
-        from fractald.control.report_commands import closed_trades
+        from fractald.ledger_queries import closed_trades
         from fractald.reporting.report import build_report, period_bounds
 
         while True:
             now = wall_ms()
             await trio.sleep((al.next_daily_summary_ms(now) - now) / 1000)
-            engine = engine_of(self.daemon.trading)
-            if engine is None:
+            engine = self.engine()
+            if engine is None or self.ledgers is None:
                 continue
             try:
-                trades = await closed_trades(self.daemon)
+                trades = await closed_trades(self.ledgers)
                 report = build_report(
                     trades,
                     current_curve(engine),
@@ -174,7 +192,7 @@ class AlertsActor:
                 )
             except (CommandError, ValueError, RuntimeError, OSError) as exc:
                 # a summary must never take the alerts down (the ledger closing, a bad curve)
-                self.daemon.log.error("daily_summary_failed", error=str(exc))
+                self.log.error("daily_summary_failed", error=str(exc))
                 continue
             self.notify(al.daily_summary(report, wall_ms()))
 

@@ -24,7 +24,9 @@ from fractald.core.models import Bar, FeedHealth, Quote, TradeTick
 from fractald.venues.replay_progress import ReplayProgress
 
 if TYPE_CHECKING:
-    from fractald.daemon import Daemon
+    from fractald.actors.events import EventBus
+    from fractald.actors.trading import TradingActor
+    from fractald.shell_deps import LiveConfig
 
 FORWARD_BUFFER = 256
 NO_DATA_LOG_EVERY_S = 5.0
@@ -32,8 +34,18 @@ FORWARD_BATCH = 64  # market events per hop to trading at most (bounded: the loc
 
 
 class MarketDataActor:
-    def __init__(self, daemon: Daemon, downstream: trio.MemorySendChannel[Any]) -> None:
-        self.daemon = daemon
+    def __init__(
+        self,
+        config: LiveConfig,
+        trading: TradingActor,
+        downstream: trio.MemorySendChannel[Any],
+        bus: EventBus,
+    ) -> None:
+        self.config = config
+        # Read, never driven: where the committed state ends (the resume cursor) and each
+        # recovery (`generation`), after which the feed starts over.
+        self.trading = trading
+        self.bus = bus
         self.downstream = downstream
         self.health: dict[str, FeedHealth] = {}
         self.replay_finished = False
@@ -69,14 +81,14 @@ class MarketDataActor:
 
     def replay_status(self) -> dict[str, Any] | None:
         """How far the replay has got (None: a live feed, or no replay started yet)."""
-        if self.daemon.config.feed.venue != "replay" or not self.replay_progress.active:
+        if self.config.current.feed.venue != "replay" or not self.replay_progress.active:
             return None
         return self.replay_progress.view()
 
     def feed_settings(self) -> Any:
         from fractald.venues.feed import FeedSettings
 
-        f = self.daemon.config.feed
+        f = self.config.current.feed
         return FeedSettings(
             venue=f.venue,
             symbols=tuple(f.symbols),
@@ -97,7 +109,7 @@ class MarketDataActor:
             max_failures=f.max_failures,
             health_interval_s=f.health_interval_s,
             backfill_timeout_s=f.backfill_timeout_s,
-            resume_after_ms=self.daemon.trading.resume_after_ms(),
+            resume_after_ms=self.trading.resume_after_ms(),
             **self._replay_catalog(f),
             ib_host=f.ib_host,
             ib_port=f.ib_port,
@@ -122,7 +134,7 @@ class MarketDataActor:
 
     async def run(self, ctx: ActorContext) -> None:
         """One feed per recovery of the trading state; a re-recovery restarts the feed."""
-        trading = self.daemon.trading
+        trading = self.trading
         while True:
             while (
                 not trading.recovered.is_set()
@@ -167,7 +179,7 @@ class MarketDataActor:
         self.replay_finished = True
         ctx.pass_gate("feeds")
         ctx.log.info("feed_finished", forwarded=self.events_forwarded, generation=generation)
-        self.daemon.bus.publish("replay_finished", {"forwarded": self.events_forwarded})
+        self.bus.publish("replay_finished", {"forwarded": self.events_forwarded})
         await _idle(ctx)
 
     def venue_wait_until(self) -> float:
@@ -176,7 +188,7 @@ class MarketDataActor:
 
     def symbols_expected(self) -> int:
         """How many symbols must have sent market data before the feeds gate passes."""
-        f = self.daemon.config.feed
+        f = self.config.current.feed
         return 1 if f.venue == "replay" else len({s.upper() for s in f.symbols})
 
     def _saw(self, ctx: ActorContext, event: Any) -> None:

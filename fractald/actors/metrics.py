@@ -29,11 +29,14 @@ from fractald.metrics import (
     render_metrics,
     write_textfile,
 )
-from fractald.read_model import current_curve, engine_of, risk_figures
+from fractald.read_model import current_curve, risk_figures
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from fractald.actors.events import EventBus
     from fractald.actors.supervisor import ActorContext
-    from fractald.daemon import Daemon
+    from fractald.shell_deps import LiveConfig
 
 _WATCHED = {"order_filled", "signal"}
 FINAL_WRITE_TIMEOUT_S = 5.0
@@ -58,8 +61,22 @@ def _feeds(health: dict[str, dict[str, Any]]) -> tuple[FeedHealth, ...]:
 
 
 class MetricsActor:
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
+    def __init__(
+        self,
+        config: LiveConfig,
+        bus: EventBus,
+        *,
+        engine: Callable[[], Any] = lambda: None,
+        actors: Callable[[], list[dict[str, Any]]] = list,
+        alert_counters: Callable[[], AlertCounters] = AlertCounters,
+        feed_health: Callable[[], dict[str, dict[str, Any]]] = dict,
+    ) -> None:
+        self.config = config
+        self.bus = bus
+        self.engine = engine  # the trading engine, once recovered (else None)
+        self.actors = actors  # the supervisor's view of every actor
+        self.alert_counters = alert_counters
+        self.feed_health = feed_health  # per symbol, as `status` shows it
         self.probe = LoopLagProbe()
         self.fills = 0
         self.last_signal: dict[str, Any] | None = None
@@ -71,17 +88,17 @@ class MetricsActor:
     def snapshot(self, now_ms: int | None = None, up: bool = True) -> MetricsSnapshot:
         from fractald import __version__
 
-        d = self.daemon
-        engine = engine_of(d.trading)
+        config = self.config.current
+        engine = self.engine()
         actors = tuple(
             ActorStatus(a["name"], a["status"] == "running", int(a["restarts"]))
-            for a in d.supervisor.snapshot()
+            for a in self.actors()
         )
-        alerts = d.alerts.counters() if d.alerts is not None else AlertCounters()
+        alerts = self.alert_counters()
         common: dict[str, Any] = {
             "ts_ms": wall_ms() if now_ms is None else now_ms,
             "fills_total": self.fills,
-            "feeds": _feeds(d.market_data.health_dicts()),
+            "feeds": _feeds(self.feed_health()),
             "actors": actors,
             "loop_lag_s": self.probe.last_s,
             "loop_lag_max_s": self.probe.max_s,
@@ -89,11 +106,11 @@ class MetricsActor:
             "bot": self.bot,
             "version": __version__,
             "up": up,
-            "drawdown_limit": d.config.risk.max_drawdown,
+            "drawdown_limit": config.risk.max_drawdown,
         }
         if engine is None:
             return MetricsSnapshot(
-                equity=d.config.broker.starting_equity,
+                equity=config.broker.starting_equity,
                 drawdown=0.0,
                 open_risk=0.0,
                 heat_cap=0.0,
@@ -134,7 +151,7 @@ class MetricsActor:
                 nursery.start_soon(self._watch_bus)
                 while True:
                     await self.write_once(ctx.log)
-                    await ctx.sleep(self.daemon.config.metrics.interval_s)
+                    await ctx.sleep(self.config.current.metrics.interval_s)
         finally:
             # Shielded: the stop cancelled us, and this last file is the point of stopping well.
             with trio.move_on_after(FINAL_WRITE_TIMEOUT_S) as scope:
@@ -142,7 +159,7 @@ class MetricsActor:
                 await self.write_final(ctx.log)
 
     async def write_once(self, log: Any, up: bool = True) -> None:
-        path = self.daemon.config.metrics.textfile_path
+        path = self.config.current.metrics.textfile_path
         if not path:
             return
         text = self.render(up=up)
@@ -165,7 +182,7 @@ class MetricsActor:
             log.error("metrics_final_write_failed", error=repr(exc))
 
     async def _watch_bus(self) -> None:
-        with self.daemon.bus.subscribe(_WATCHED) as events:
+        with self.bus.subscribe(_WATCHED) as events:
             async for event in events:
                 if event.kind == "order_filled":
                     self.fills += 1

@@ -36,7 +36,8 @@ from fractald.routing.journal import recorded_fills
 from fractald.venues.factory import open_venue
 
 if TYPE_CHECKING:
-    from fractald.daemon import Daemon
+    from fractald.actors.events import EventBus
+    from fractald.shell_deps import LedgerSource, LiveConfig
 
 # Orders and reports are never dropped: a full channel holds the sender back.
 COMMAND_BUFFER = 10_000
@@ -44,8 +45,16 @@ REPORT_BUFFER = 10_000
 
 
 class RouterActor:
-    def __init__(self, daemon: Daemon, settings: RouterSettings | None = None) -> None:
-        self.daemon = daemon
+    def __init__(
+        self,
+        config: LiveConfig,
+        ledgers: LedgerSource,
+        bus: EventBus,
+        settings: RouterSettings | None = None,
+    ) -> None:
+        self.config = config
+        self.ledgers = ledgers
+        self.bus = bus
         self.settings = settings or RouterSettings()
         self.commands_send, self._commands = trio.open_memory_channel[Command](COMMAND_BUFFER)
         self.reports_send, self.reports_receive = trio.open_memory_channel[VenueReport](
@@ -84,8 +93,8 @@ class RouterActor:
     def status(self) -> dict[str, Any]:
         r = self.router
         return {
-            "venue": self.daemon.config.broker.kind,
-            "network": self.daemon.config.broker.network,
+            "venue": self.config.current.broker.kind,
+            "network": self.config.current.broker.network,
             "recovered": self.recovered_generation == self.session_generation != 0,
             "unresolved": 0 if r is None else len(r.unresolved),
             "sent": 0 if r is None else len(r.sent),
@@ -99,9 +108,9 @@ class RouterActor:
             await self._life(ctx, self.session_generation)
 
     async def _life(self, ctx: ActorContext, generation: int) -> None:
-        ledger = self.daemon.store.ledger
+        ledger = self.ledgers.ledger
         assert ledger is not None
-        async with open_venue(self.daemon.config, os.environ, ctx.log) as venue:
+        async with open_venue(self.config.current, os.environ, ctx.log) as venue:
             seen = await ledger.run(lambda led: set(recorded_fills(led)))
             router = self.router = Router(
                 venue,
@@ -135,4 +144,4 @@ class RouterActor:
             await ctx.sleep(3600)
 
     def _alarm(self, code: str, detail: dict[str, Any]) -> None:
-        self.daemon.bus.publish("router_alarm", {"code": code, **detail})
+        self.bus.publish("router_alarm", {"code": code, **detail})

@@ -18,23 +18,31 @@ from fractald.clock import wall_ms
 from fractald.errors import StateUnavailable
 
 if TYPE_CHECKING:
-    from fractald.daemon import Daemon
+    from collections.abc import Awaitable, Callable
+
+    from fractald.actors.events import EventBus
+    from fractald.shell_deps import LiveConfig
     from fractald.store.writer import AsyncLedger
+
+    # Run once the ledger is open, before the store gate passes (the `risk set` overrides).
+    OnOpen = Callable[[AsyncLedger, Any], Awaitable[None]]
 
 DB_NAME = "fractald.db"
 SUPERVISION_EVENTS = {"actor_restart", "actor_fatal", "reload", "daemon_ready"}
 
 
 class StoreActor:
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
+    def __init__(self, config: LiveConfig, bus: EventBus, on_open: OnOpen | None = None) -> None:
+        self.config = config
+        self.bus = bus
+        self.on_open = on_open
         self.ledger: AsyncLedger | None = None
         self.opened = trio.Event()
         self.last_backup: str = ""
 
     @property
     def db_path(self) -> Path:
-        return self.daemon.config.state_path() / DB_NAME
+        return self.config.current.state_path() / DB_NAME
 
     async def open(self, ctx: ActorContext) -> AsyncLedger:
         from fractald.store.writer import AsyncLedger
@@ -52,7 +60,7 @@ class StoreActor:
                 {
                     "pid": os.getpid(),
                     "version": __version__,
-                    "config": self.daemon.config_path or "(embedded default)",
+                    "config": self.config.describe_path(),
                 },
                 wall_ms(),
             )
@@ -62,12 +70,12 @@ class StoreActor:
 
     async def run(self, ctx: ActorContext) -> None:
         ledger = await self.open(ctx)
-        # Persisted `risk set` overrides go over the config file before trading is built.
-        await self.daemon.risk_overrides.load(ledger, ctx.log)
+        if self.on_open is not None:  # before trading is built: it reads the config then
+            await self.on_open(ledger, ctx.log)
         ctx.pass_gate("store")
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._record_supervision, ledger)
-            interval = self.daemon.config.daemon.backup_interval_s
+            interval = self.config.current.daemon.backup_interval_s
             while True:
                 await ctx.sleep(interval)
                 await self.backup(ctx.log)
@@ -76,17 +84,17 @@ class StoreActor:
     async def _record_supervision(self, ledger: AsyncLedger) -> None:
         """Actor restarts and fatal errors go into the daemon's own record."""
 
-        with self.daemon.bus.subscribe(SUPERVISION_EVENTS) as events:
+        with self.bus.subscribe(SUPERVISION_EVENTS) as events:
             async for event in events:
                 await ledger.record_daemon_event(event.kind, event.data, wall_ms())
 
     async def backup(self, log: Any) -> str:
         if self.ledger is None:
             raise StateUnavailable("the state database is not open yet")
-        path = await self.ledger.backup(keep=self.daemon.config.daemon.backups_keep)
+        path = await self.ledger.backup(keep=self.config.current.daemon.backups_keep)
         self.last_backup = str(path)
         log.info("backup_written", path=str(path))
-        self.daemon.bus.publish("backup", {"path": str(path)})
+        self.bus.publish("backup", {"path": str(path)})
         return str(path)
 
     async def close(self, detail: dict[str, Any]) -> None:

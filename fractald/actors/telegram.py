@@ -19,19 +19,19 @@ from fractald.errors import AuthError, ConfigError, NetworkError
 if TYPE_CHECKING:
     from fractald.actors.supervisor import ActorContext
     from fractald.control.server import CommandRegistry
-    from fractald.daemon import Daemon
+    from fractald.shell_deps import LiveConfig
 
 REFUSED_RETRY_S = 300.0
 
 
 class TelegramActor:
-    def __init__(self, daemon: Daemon, registry: CommandRegistry) -> None:
-        self.daemon = daemon
+    def __init__(self, config: LiveConfig, registry: CommandRegistry) -> None:
+        self.config = config
         self.registry = registry
         self.bot: TelegramBot | None = None
 
     def _chats(self) -> list[str]:
-        cfg, alerts = self.daemon.config.telegram, self.daemon.config.alerts
+        cfg, alerts = self.config.current.telegram, self.config.current.alerts
         chats = [str(c) for c in cfg.allowed_chat_ids] or (
             [alerts.telegram_chat_id] if alerts.telegram_chat_id else []
         )
@@ -43,7 +43,7 @@ class TelegramActor:
         return chats
 
     def _token(self) -> str:
-        cfg, alerts = self.daemon.config.telegram, self.daemon.config.alerts
+        cfg, alerts = self.config.current.telegram, self.config.current.alerts
         name = cfg.token_credential or alerts.telegram_token_credential
         token = _telegram_token(name)
         if not token:
@@ -59,7 +59,7 @@ class TelegramActor:
         return command is not None and command.mutating
 
     async def run(self, ctx: ActorContext) -> None:
-        cfg = self.daemon.config.telegram
+        cfg = self.config.current.telegram
         chats, token = self._chats(), self._token()
         async with httpx.AsyncClient(timeout=30.0, trust_env=False) as client:
             self.bot = bot = TelegramBot(

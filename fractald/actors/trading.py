@@ -34,10 +34,11 @@ from fractald.core.models import Bar, FeedHealth, Quote, TradeTick
 from fractald.session import TradingSession
 
 if TYPE_CHECKING:
+    from fractald.actors.events import EventBus
     from fractald.actors.router_actor import RouterActor
     from fractald.config import Config
     from fractald.core.execution.reports import VenueReport
-    from fractald.daemon import Daemon
+    from fractald.shell_deps import LedgerSource, LiveConfig
 
 MARKET_BUFFER = 1024  # bars and trades are never dropped: a full buffer holds the feed back
 
@@ -64,8 +65,10 @@ class FeedEnd:
 
 
 class TradingActor:
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
+    def __init__(self, config: LiveConfig, ledgers: LedgerSource, bus: EventBus) -> None:
+        self.config = config
+        self.ledgers = ledgers  # the store actor: the ledger is open once the store gate passed
+        self.bus = bus
         self.market_send, self.market_receive = trio.open_memory_channel[Any](MARKET_BUFFER)
         self.accepting = True
         self.session: TradingSession | None = None
@@ -74,7 +77,7 @@ class TradingActor:
         # `generation_changed` is set (then replaced) so the feed restarts after the cursor.
         self.generation = 0
         self.generation_changed = trio.Event()
-        self.reconcile_every_s = daemon.config.daemon.reconcile_interval_s
+        self.reconcile_every_s = config.current.daemon.reconcile_interval_s
         self._lock = trio.Lock()  # market events and reconciliation never interleave
         self.stopped = False  # set by the final snapshot
         # With a venue broker: the router actor (the daemon sets it) and the venue reports that
@@ -121,7 +124,7 @@ class TradingActor:
     async def run(self, ctx: ActorContext) -> None:
         """Start-up and restart are one path: recover from the ledger, reconcile, trade."""
         await ctx.wait_gate("store")
-        ledger = self.daemon.store.ledger
+        ledger = self.ledgers.ledger
         assert ledger is not None
         self.session = None
         if self.router is not None:
@@ -130,9 +133,7 @@ class TradingActor:
             self._cancels_swept = False
         if self.recovered.is_set():  # a restart: others wait for this recovery, not the last
             self.recovered = trio.Event()
-        self.session = await TradingSession.recover(
-            self.daemon.config, ledger, ctx.log, self.daemon.bus
-        )
+        self.session = await TradingSession.recover(self.config.current, ledger, ctx.log, self.bus)
         await self.session.reconcile("start")
         self.generation += 1
         generation = self.generation
@@ -317,7 +318,7 @@ class TradingActor:
         ctx.log.info(
             "trading_caught_up", bars_processed=session.bars_processed, cursor=session.cursor
         )
-        self.daemon.bus.publish("trading_caught_up", {"bars_processed": session.bars_processed})
+        self.bus.publish("trading_caught_up", {"bars_processed": session.bars_processed})
 
     def _drain_stale(self) -> int:
         dropped = 0
@@ -338,7 +339,7 @@ class TradingActor:
     async def _snapshot_periodically(self, ctx: ActorContext) -> None:
         """Bars commit their events without a snapshot in between: one every snapshot_interval_s."""
         while True:
-            await ctx.sleep(self.daemon.config.daemon.snapshot_interval_s)
+            await ctx.sleep(self.config.current.daemon.snapshot_interval_s)
             async with self._lock:
                 session = self.session
                 if session is not None and session.bars_since_snapshot and not self.stopped:
@@ -362,8 +363,9 @@ class TradingActor:
             await session.on_contract_roll(event)
         elif isinstance(event, BarCorrection):
             from fractald.bar_corrections import apply_correction
+            from fractald.logs import get_logger
 
-            await apply_correction(event, session.ledger, self.daemon.bus, self.daemon.log)
+            await apply_correction(event, session.ledger, self.bus, get_logger("daemon"))
 
     async def final_snapshot(self) -> None:
         """The last word before stopping: later market events are left for the next start.

@@ -8,9 +8,10 @@ CommandError into a coded reply.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import trio
 
 from fractald import __version__
@@ -21,18 +22,38 @@ from fractald.control.trading_commands import register_trading_commands
 from fractald.logs import redactor
 
 if TYPE_CHECKING:
+    from fractald.actors.events import EventBus
     from fractald.actors.supervisor import ActorContext
-    from fractald.daemon import Daemon
+    from fractald.actors.trading import TradingActor
+    from fractald.control.report_commands import ReportCommands
+    from fractald.risk_overrides import RiskOverrides
+    from fractald.shell_deps import LiveConfig
+
+
+@attrs.frozen
+class ControlDeps:
+    """What the command table reads and steers, handed over by the daemon (its composition root)."""
+
+    config: LiveConfig
+    bus: EventBus
+    trading: TradingActor
+    reports: ReportCommands
+    risk_overrides: RiskOverrides
+    status: Callable[[], dict[str, Any]]  # the whole daemon's status, as `status` shows it
+    reload: Callable[[], Awaitable[dict[str, list[str]]]]  # SIGHUP's reload
+    backup: Callable[[Any], Awaitable[str]]  # an online backup now; returns its path
+    ready: trio.Event  # set once the socket listens (a start-up gate)
+    log: Any
 
 
 class ControlActor:
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
+    def __init__(self, deps: ControlDeps) -> None:
+        self.deps = deps
         self.registry = CommandRegistry()
         self._register()
 
     async def run(self, ctx: ActorContext) -> None:
-        cfg = self.daemon.config
+        cfg = self.deps.config.current
         server = ControlServer(
             cfg.socket_path(),
             cfg.control.allowed_uids,
@@ -47,14 +68,14 @@ class ControlActor:
         )
         async with trio.open_nursery() as nursery:
             await nursery.start(server.serve)
-            self.daemon.control_ready.set()
+            self.deps.ready.set()
             while True:  # the server runs in its own tasks; this loop only proves liveness
                 await ctx.sleep(ctx.beat_interval_s)
 
     # -- registration --------------------------------------------------------------------
     def _register(self) -> None:
         r = self.registry
-        d = self.daemon
+        d = self.deps
         r.register("version", self.version, help="the daemon's version")
         r.register("status", self.status, help="daemon, actors, gates, feeds, trading state")
         r.register("config", self.config, help="the effective configuration (secrets redacted)")
@@ -66,8 +87,9 @@ class ControlActor:
         )
         r.register("reload", self.reload, mutating=True, help="re-read the config (like SIGHUP)")
         r.register("backup", self.backup, mutating=True, help="write an online backup now")
-        register_trading_commands(r, d.trading)  # the trading actor knows nothing of control
-        if d.config.daemon.test_hooks:
+        # the trading actor knows nothing of control
+        register_trading_commands(r, d.trading, d.reports, d.risk_overrides)
+        if d.config.current.daemon.test_hooks:
             r.register(
                 "debug-block-loop",
                 self.block_loop,
@@ -81,19 +103,19 @@ class ControlActor:
         return {"version": __version__}
 
     async def status(self, args: dict[str, Any], peer: PeerCred) -> dict[str, Any]:
-        return self.daemon.status()
+        return self.deps.status()
 
     async def config(self, args: dict[str, Any], peer: PeerCred) -> dict[str, Any]:
-        return redactor.redact(public_dict(self.daemon.config))  # type: ignore[no-any-return]
+        return redactor.redact(public_dict(self.deps.config.current))  # type: ignore[no-any-return]
 
     async def tail(self, args: dict[str, Any], peer: PeerCred) -> AsyncIterator[dict[str, Any]]:
         kinds = set(args.get("kind") or []) or None
-        with self.daemon.bus.subscribe(kinds) as events:
+        with self.deps.bus.subscribe(kinds) as events:
             async for event in events:
                 yield event.as_dict()
 
     async def reload(self, args: dict[str, Any], peer: PeerCred) -> dict[str, Any]:
-        result = await self.daemon.reload()
+        result = await self.deps.reload()
         # An error reply, so `fractalctl reload` (the unit's ExecReload=) exits non-zero and
         # `systemctl reload` fails when the new config was not (fully) taken.
         if result["errors"]:
@@ -115,13 +137,13 @@ class ControlActor:
 
     async def backup(self, args: dict[str, Any], peer: PeerCred) -> dict[str, Any]:
         try:
-            path = await self.daemon.store.backup(self.daemon.log)
+            path = await self.deps.backup(self.deps.log)
         except Exception as exc:
             raise CommandError("backup_failed", f"backup failed: {exc}") from exc
         return {"path": path}
 
     async def block_loop(self, args: dict[str, Any], peer: PeerCred) -> dict[str, Any]:
         seconds = float(args["seconds"])
-        self.daemon.log.warning("debug_block_loop", seconds=seconds, **peer.as_log())
+        self.deps.log.warning("debug_block_loop", seconds=seconds, **peer.as_log())
         time.sleep(seconds)  # noqa: ASYNC251 - deliberately blocking: the point is to starve the loop
         return {"blocked_s": seconds}

@@ -109,13 +109,13 @@ def manual_signal(
 
 
 def register_operator_entries(registry: CommandRegistry, actor: TradingActor) -> None:
-    from fractald.control.trading_commands import require_engine, run_engine_command
+    from fractald.control.engine_access import require_engine, run_engine_command
 
-    daemon = actor.daemon
+    bus = actor.bus
 
     async def enter(args: dict[str, Any], peer: PeerCred) -> dict[str, Any]:
         symbol = args["symbol"]
-        symbols = list(daemon.config.feed.symbols)
+        symbols = list(actor.config.current.feed.symbols)
         if symbol not in symbols:
             raise CommandError(
                 "bad_args",
@@ -137,7 +137,7 @@ def register_operator_entries(registry: CommandRegistry, actor: TradingActor) ->
             args["side"],
             float(args["stop"]),
             targets,
-            daemon.config.strategies.timeframe,
+            actor.config.current.strategies.timeframe,
             None if risk is None else float(risk),
             bool(args.get("post_only")),
             None if args.get("limit") is None else float(args["limit"]),
@@ -145,7 +145,7 @@ def register_operator_entries(registry: CommandRegistry, actor: TradingActor) ->
         events = await run_engine_command(
             actor, lambda p: engine.on_signal(signal, int(engine.last_ts))
         )
-        daemon.bus.publish(
+        bus.publish(
             "operator_enter",
             {
                 "by_uid": peer.uid,
@@ -180,7 +180,7 @@ def register_operator_entries(registry: CommandRegistry, actor: TradingActor) ->
             actor,
             lambda p: engine.invalidate(trade_id, int(engine.last_ts), reason="operator_exit"),
         )
-        daemon.bus.publish("operator_exit", {"by_uid": peer.uid, "trade_id": trade_id})
+        bus.publish("operator_exit", {"by_uid": peer.uid, "trade_id": trade_id})
         return {"trade_id": trade_id, "events": sorted({type(e).__name__ for e in events})}
 
     registry.register(

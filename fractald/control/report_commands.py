@@ -13,10 +13,9 @@ import base64
 import collections
 import datetime as dt
 import io
-import json
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import cattrs
@@ -24,16 +23,20 @@ import trio
 
 from fractald.control.protocol import Arg, CommandError, ErrorCode, PeerCred
 from fractald.core.models import TIMEFRAME_MS, Bar, ClosedTrade, Signal
+from fractald.ledger_queries import (
+    closed_trades,
+    recent_signals,
+    signal_objects,
+)
 from fractald.read_model import current_curve
 
 if TYPE_CHECKING:
+    from fractald.config import Config
     from fractald.control.server import CommandRegistry
     from fractald.core.execution.engine import TradingEngine
-    from fractald.daemon import Daemon
-    from fractald.store.ledger import Ledger
+    from fractald.shell_deps import LedgerSource, LiveConfig
 
 BAR_HISTORY_CAP = 7 * 1440  # a week of 1m candles per symbol: the chart's default window is 4 days
-MAX_TRADES = 100_000  # a report reads at most this many closed trades (newest first)
 MAX_SIGNALS = 1_000
 DEFAULT_SIGNALS = 20
 PERIODS = ("day", "week", "month", "all")
@@ -125,99 +128,6 @@ def event_now_ms(engine: TradingEngine | None) -> int:
     return time.time_ns() // 1_000_000
 
 
-# --------------------------------------------------------------------------- ledger reads
-
-
-def _rows(
-    ledger: Ledger, kinds: Sequence[str], limit: int, since_ts: int | None = None, min_seq: int = 0
-) -> list[tuple[int, str, int, dict[str, Any]]]:
-    """Events of `kinds`, newest first (walks the rowid backwards, so LIMIT stops early)."""
-    marks = ",".join("?" for _ in kinds)
-    sql = f"SELECT seq, kind, ts_event, payload FROM events WHERE kind IN ({marks}) AND seq > ?"
-    params: list[Any] = [*kinds, min_seq]
-    if since_ts is not None:
-        sql += " AND ts_event >= ?"
-        params.append(since_ts)
-    sql += " ORDER BY seq DESC LIMIT ?"
-    params.append(limit)
-    rows = ledger.connection.execute(sql, params).fetchall()
-    return [(seq, kind, ts, json.loads(payload)) for seq, kind, ts, payload in rows]
-
-
-async def read_ledger(daemon: Daemon, fn: Callable[[Ledger], Any]) -> Any:
-    ledger = daemon.store.ledger
-    if ledger is None:
-        raise CommandError("not_ready", "the state database is not open yet; try again")
-    return await ledger.run(fn)
-
-
-def _trade(payload: dict[str, Any]) -> ClosedTrade:
-    return _converter.structure(payload["trade"], ClosedTrade)
-
-
-async def closed_trades(
-    daemon: Daemon,
-    since_ms: int | None = None,
-    strategy: str | None = None,
-    symbol: str | None = None,
-    limit: int = MAX_TRADES,
-) -> list[ClosedTrade]:
-    """Closed trades from the ledger, oldest first, filtered by exit time, strategy and symbol."""
-    rows = await read_ledger(daemon, lambda led: _rows(led, ["trade_closed"], limit, since_ms))
-    trades = [_trade(p) for _, _, _, p in reversed(rows)]
-    return [
-        t
-        for t in trades
-        if (since_ms is None or t.ts_exit >= since_ms)
-        and (strategy is None or t.strategy == strategy)
-        and (symbol is None or t.symbol == symbol)
-    ]
-
-
-def _signal_outcomes(ledger: Ledger, last: int) -> list[dict[str, Any]]:
-    signals = _rows(ledger, ["signal"], last)
-    if not signals:
-        return []
-    oldest = min(seq for seq, _, _, _ in signals) - 1
-    answers = _rows(ledger, ["bracket_opened", "signal_denied"], 10 * last + 100, min_seq=oldest)
-    outcome: dict[str, str] = {}
-    for _, kind, _, p in answers:
-        outcome.setdefault(
-            p.get("signal_id", ""),
-            "taken" if kind == "bracket_opened" else f"denied: {p.get('code', '')}",
-        )
-    out = []
-    for _, _, _, p in reversed(signals):
-        s = p["signal"]
-        sid = f"{s['strategy']}:{s['symbol']}:{s['timeframe']}:{s['side']}:{s['ts_event']}"
-        out.append(
-            {
-                "ts": s["ts_event"],
-                "symbol": s["symbol"],
-                "strategy": s["strategy"],
-                "timeframe": s["timeframe"],
-                "side": s["side"],
-                "entry": s["entry"],
-                "stop": s["stop"],
-                "targets": s["targets"],
-                "confidence": s["confidence"],
-                "outcome": outcome.get(sid, "taken" if p.get("sent", True) else "not sent: paused"),
-                "signal_id": sid,
-            }
-        )
-    return out
-
-
-async def recent_signals(daemon: Daemon, last: int) -> list[dict[str, Any]]:
-    """The last `last` signals from the ledger, oldest first, each with what became of it."""
-    return await read_ledger(daemon, lambda led: _signal_outcomes(led, last))  # type: ignore[no-any-return]
-
-
-async def signal_objects(daemon: Daemon, limit: int) -> list[Signal]:
-    rows = await read_ledger(daemon, lambda led: _rows(led, ["signal"], limit))
-    return [_converter.structure(p["signal"], Signal) for _, _, _, p in reversed(rows)]
-
-
 def trade_row(t: ClosedTrade, tick_size: float | None = None) -> dict[str, Any]:
     row: dict[str, Any] = _converter.unstructure(t)
     row["hold_ms"] = t.ts_exit - t.ts_entry
@@ -226,11 +136,11 @@ def trade_row(t: ClosedTrade, tick_size: float | None = None) -> dict[str, Any]:
     return row
 
 
-def tick_of(daemon: Daemon, engine: TradingEngine | None, symbol: str) -> float:
+def tick_of(config: Config, engine: TradingEngine | None, symbol: str) -> float:
     """The instrument's tick: the engine's (the venue's) when it runs, else the config's."""
     if engine is not None:
         return float(engine.instrument(symbol).tick_size)
-    return float(daemon.config.broker.tick_size)
+    return float(config.broker.tick_size)
 
 
 # --------------------------------------------------------------------------- drawing
@@ -315,8 +225,18 @@ def _chart_swing_lengths(
 class ReportCommands:
     """Handlers for trades, signals, report, chart and metrics."""
 
-    def __init__(self, daemon: Daemon, engine: Callable[[], TradingEngine | None]) -> None:
-        self.daemon = daemon
+    def __init__(
+        self,
+        config: LiveConfig,
+        ledgers: LedgerSource,
+        bar_history: BarHistory,
+        metrics_text: Callable[[], str],
+        engine: Callable[[], TradingEngine | None],
+    ) -> None:
+        self.config = config
+        self.ledgers = ledgers
+        self.bar_history = bar_history
+        self.metrics_text = metrics_text
         self.engine = engine
 
     def register(self, r: CommandRegistry) -> None:
@@ -383,16 +303,16 @@ class ReportCommands:
         since = None
         if args.get("since"):
             since = parse_when(args["since"], event_now_ms(self.engine()), "since")
-        trades = await closed_trades(self.daemon, since, args.get("strategy"), args.get("symbol"))
+        trades = await closed_trades(self.ledgers, since, args.get("strategy"), args.get("symbol"))
         engine = self.engine()
-        return [trade_row(t, tick_of(self.daemon, engine, t.symbol)) for t in trades]
+        return [trade_row(t, tick_of(self.config.current, engine, t.symbol)) for t in trades]
 
     async def signals(self, args: dict[str, Any], peer: PeerCred) -> list[dict[str, Any]]:
         engine = self.engine()
-        rows = await recent_signals(self.daemon, int(args["last"]))
+        rows = await recent_signals(self.ledgers, int(args["last"]))
         for row in rows:
             if isinstance(row.get("symbol"), str):
-                row["tick_size"] = tick_of(self.daemon, engine, row["symbol"])
+                row["tick_size"] = tick_of(self.config.current, engine, row["symbol"])
         return rows
 
     async def report(self, args: dict[str, Any], peer: PeerCred) -> dict[str, Any]:
@@ -412,8 +332,8 @@ class ReportCommands:
             )
         label = period.label if not (args.get("from") or args.get("to")) else "custom"
         period = Period(start, end, label)
-        trades = await closed_trades(self.daemon)
-        starting = self.daemon.config.broker.starting_equity
+        trades = await closed_trades(self.ledgers)
+        starting = self.config.current.broker.starting_equity
         curve: list[tuple[int, float]] = []
         if engine is not None:
             starting = engine.accounting.initial_equity
@@ -453,7 +373,7 @@ class ReportCommands:
 
     async def chart(self, args: dict[str, Any], peer: PeerCred) -> dict[str, Any]:
         symbol = args["symbol"]
-        symbols = list(self.daemon.config.feed.symbols)
+        symbols = list(self.config.current.feed.symbols)
         if symbol not in symbols:
             raise CommandError(
                 ErrorCode.BAD_ARGS,
@@ -462,7 +382,7 @@ class ReportCommands:
                 allowed=symbols,
             )
         timeframes = sorted(set(args["timeframes"]), key=lambda tf: -TIMEFRAME_MS[tf])
-        history: BarHistory = self.daemon.bar_history
+        history = self.bar_history
         bars = history.of(symbol)
         coarsest = TIMEFRAME_MS[timeframes[0]] // TIMEFRAME_MS["1m"]
         if len(bars) < max(coarsest * 3, 30):
@@ -472,7 +392,7 @@ class ReportCommands:
                 f"{max(coarsest * 3, 30)} are needed for {timeframes[0]}",
             )
         lengths, tick = _chart_swing_lengths(
-            self.daemon.config, symbol, args.get("swing_lengths"), self.engine()
+            self.config.current, symbol, args.get("swing_lengths"), self.engine()
         )
         result: dict[str, Any] = {
             "symbol": symbol,
@@ -484,16 +404,16 @@ class ReportCommands:
             "detectors": "live",
         }
         if args["plot"]:
-            trades = await closed_trades(self.daemon, since_ms=bars[0].ts_open, symbol=symbol)
+            trades = await closed_trades(self.ledgers, since_ms=bars[0].ts_open, symbol=symbol)
             # Only the signals the bot acted on: denied ones would draw entries never made.
             taken = {
                 row["signal_id"]
-                for row in await recent_signals(self.daemon, MAX_SIGNALS)
+                for row in await recent_signals(self.ledgers, MAX_SIGNALS)
                 if row["outcome"] == "taken"
             }
             signals = [
                 s
-                for s in await signal_objects(self.daemon, MAX_SIGNALS)
+                for s in await signal_objects(self.ledgers, MAX_SIGNALS)
                 if s.symbol == symbol and s.ts_event >= bars[0].ts_open and s.signal_id in taken
             ]
             result["trades"] = len(trades)
@@ -503,4 +423,4 @@ class ReportCommands:
         return result
 
     async def metrics(self, args: dict[str, Any], peer: PeerCred) -> str:
-        return self.daemon.metrics.render()
+        return self.metrics_text()

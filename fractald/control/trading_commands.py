@@ -12,11 +12,13 @@ survives a restart, and `tail` and the alerts see it.
 
 from __future__ import annotations
 
-import contextlib
 from typing import TYPE_CHECKING, Any
 
+from fractald.control.engine_access import (
+    require_engine,
+    run_engine_command,
+)
 from fractald.control.protocol import Arg, CommandError, PeerCred
-from fractald.control.report_commands import ReportCommands
 from fractald.core.execution.orders import QTY_EPS
 from fractald.core.risk.breakers import Breaker
 from fractald.read_model import engine_of, risk_figures
@@ -25,67 +27,10 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from fractald.actors.trading import TradingActor
+    from fractald.control.report_commands import ReportCommands
     from fractald.control.server import CommandRegistry
     from fractald.core.execution.engine import TradingEngine
-    from fractald.core.pipeline import Portfolio
-    from fractald.daemon import Daemon
-
-
-# --------------------------------------------------------------------------- engine access
-
-
-def require_engine(actor: TradingActor) -> TradingEngine:
-    if actor.session is None:
-        raise CommandError("not_ready", "trading state is still being recovered; try again")
-    if getattr(actor.session, "catching_up", False):
-        raise CommandError(
-            "not_ready",
-            "trading state is catching up with the event log after "
-            "a restart; try again in a moment",
-        )
-    engine = engine_of(actor)
-    if engine is None:
-        raise CommandError(
-            "no_engine",
-            "no trading engine: no strategies are enabled ([strategies] enabled in the config)",
-        )
-    return engine
-
-
-def require_portfolio(actor: TradingActor) -> Portfolio:
-    """The portfolio around the engine (the operator commands go through it)."""
-    require_engine(actor)
-    session = actor.session
-    assert session is not None
-    return session.pipeline  # type: ignore[no-any-return]
-
-
-async def run_engine_command(
-    actor: TradingActor, command: Callable[[Portfolio], list[Any]]
-) -> list[Any]:
-    """Run an operator command on the portfolio; commit and publish its events like a bar's."""
-    # Between two market events, never inside one: the trading actor's lock when it has one.
-    lock = getattr(actor, "_lock", None)
-    async with lock if lock is not None else contextlib.nullcontext():
-        return await _run_locked(actor, command)
-
-
-async def _run_locked(actor: TradingActor, command: Callable[[Portfolio], list[Any]]) -> list[Any]:
-    from fractald.session import event_kind, event_payload
-
-    engine = require_engine(actor)
-    portfolio = require_portfolio(actor)
-    session = actor.session
-    assert session is not None
-    # The portfolio's commands route the engine's events through every pipeline
-    # (a flatten that closes a bracket ends its management, a closed trade reaches
-    # its strategy's learning), as a bar's events are.
-    events = command(portfolio)
-    if events:
-        await session.commit(events, ts_event=engine.last_ts)
-    for event in events:
-        actor.daemon.bus.publish(event_kind(event), event_payload(event))
-    return events
+    from fractald.risk_overrides import RiskOverrides
 
 
 def _kinds(events: list[Any]) -> dict[str, int]:
@@ -227,9 +172,10 @@ def strategies_view(actor: TradingActor, engine: TradingEngine) -> list[dict[str
     return rows
 
 
-def account_status(daemon: Daemon) -> dict[str, Any]:
+def account_status(
+    actor: TradingActor, last_signal: Callable[[], dict[str, Any] | None]
+) -> dict[str, Any]:
     """What `status` adds for the operator: equity, risk, positions, state, last signal."""
-    actor = daemon.trading
     engine = engine_of(actor)
     if engine is None:
         return {"state": "recovering" if actor.session is None else "no engine"}
@@ -247,18 +193,23 @@ def account_status(daemon: Daemon) -> dict[str, Any]:
         {"breaker": t.breaker.value, "state": t.state.value, "reason": t.reason, "ts": t.ts}
         for t in engine.breakers.trips.values()
     ]
-    out["last_signal"] = daemon.metrics.last_signal
+    out["last_signal"] = last_signal()
     return out
 
 
 # --------------------------------------------------------------------------- registration
 
 
-def register_trading_commands(registry: CommandRegistry, actor: TradingActor) -> None:
+def register_trading_commands(
+    registry: CommandRegistry,
+    actor: TradingActor,
+    reports: ReportCommands,
+    risk_overrides: RiskOverrides,
+) -> None:
     """Every trading and reporting command (the control actor's one hook into trading)."""
     from fractald.risk_overrides import register_risk_commands
 
-    daemon = actor.daemon
+    bus = actor.bus
 
     async def positions(args: dict[str, Any], peer: PeerCred) -> list[dict[str, Any]]:
         return positions_view(require_engine(actor))
@@ -275,7 +226,7 @@ def register_trading_commands(registry: CommandRegistry, actor: TradingActor) ->
     async def pause(args: dict[str, Any], peer: PeerCred) -> dict[str, Any]:
         events = await run_engine_command(actor, lambda p: p.pause())
         actor.accepting = False
-        daemon.bus.publish("operator_pause", {"by_uid": peer.uid})
+        bus.publish("operator_pause", {"by_uid": peer.uid})
         return {
             "accepting": False,
             "events": _kinds(events),
@@ -287,7 +238,7 @@ def register_trading_commands(registry: CommandRegistry, actor: TradingActor) ->
         cleared = [b.value for b in engine.breakers.trips]
         events = await run_engine_command(actor, lambda p: p.resume())
         actor.accepting = True
-        daemon.bus.publish("operator_resume", {"by_uid": peer.uid, "cleared": cleared})
+        bus.publish("operator_resume", {"by_uid": peer.uid, "cleared": cleared})
         return {
             "accepting": True,
             "trading_state": engine.state.value,
@@ -297,7 +248,7 @@ def register_trading_commands(registry: CommandRegistry, actor: TradingActor) ->
 
     async def flatten(args: dict[str, Any], peer: PeerCred) -> dict[str, Any]:
         symbol = args.get("symbol")
-        symbols = list(daemon.config.feed.symbols)
+        symbols = list(actor.config.current.feed.symbols)
         if symbol is not None and symbol not in symbols:
             raise CommandError(
                 "bad_args",
@@ -307,7 +258,7 @@ def register_trading_commands(registry: CommandRegistry, actor: TradingActor) ->
                 allowed=symbols,
             )
         events = await run_engine_command(actor, lambda p: p.flatten(symbol))
-        daemon.bus.publish("operator_flatten", {"by_uid": peer.uid, "symbol": symbol or "*"})
+        bus.publish("operator_flatten", {"by_uid": peer.uid, "symbol": symbol or "*"})
         return {
             "symbol": symbol or "all",
             "events": _kinds(events),
@@ -317,7 +268,7 @@ def register_trading_commands(registry: CommandRegistry, actor: TradingActor) ->
     async def halt(args: dict[str, Any], peer: PeerCred) -> dict[str, Any]:
         events = await run_engine_command(actor, lambda p: p.kill())
         actor.accepting = False
-        daemon.bus.publish("kill_switch", {"by_uid": peer.uid})
+        bus.publish("kill_switch", {"by_uid": peer.uid})
         engine = require_engine(actor)
         return {
             "trading_state": engine.state.value,
@@ -373,8 +324,8 @@ def register_trading_commands(registry: CommandRegistry, actor: TradingActor) ->
         confirm=True,
         help="kill switch: halt trading and flatten everything (needs yes)",
     )
-    ReportCommands(daemon, lambda: engine_of(actor)).register(r)
+    reports.register(r)
     from fractald.control.operator_entries import register_operator_entries
 
     register_operator_entries(r, actor)
-    register_risk_commands(r, daemon)
+    register_risk_commands(r, risk_overrides)
