@@ -74,19 +74,31 @@ class TripContext:
     exit_reason: str = ""
 
 
+def _closing_part(
+    p: Position, side: Side, qty: float, price: float, fee: float
+) -> tuple[float, float, float] | None:
+    """What of `p` this fill closes: (quantity, its share of the fee, its P&L); None when the
+    fill opens or adds. Booking and the pure read both use it, so they agree to the bit."""
+    signed = qty * side.sign
+    if abs(p.quantity) <= QTY_EPS or p.quantity * signed > 0:
+        return None
+    closing = min(abs(signed), abs(p.quantity))
+    fee_close = fee * closing / qty
+    pnl = (price - p.avg_price) * closing * (1 if p.quantity > 0 else -1)
+    return closing, fee_close, pnl
+
+
 def _book_fill(
     p: Position, side: Side, qty: float, price: float, fee: float, ts: int, ctx: TripContext
 ) -> list[ClosedTrade]:
     """Book one fill into `p` (changed in place); the round trips it closed."""
     closed = _closed_trip(p, side, qty, price, fee, ts, ctx)
-    signed = qty * side.sign
+    part = _closing_part(p, side, qty, price, fee)
     p.fees += fee
-    if abs(p.quantity) <= QTY_EPS or p.quantity * signed > 0:
-        _open(p, signed, price, fee, ts, ctx)
+    if part is None:
+        _open(p, qty * side.sign, price, fee, ts, ctx)
         return []
-    closing = min(abs(signed), abs(p.quantity))
-    fee_close = fee * closing / qty
-    pnl = (price - p.avg_price) * closing * (1 if p.quantity > 0 else -1)
+    closing, fee_close, pnl = part
     p.realized_pnl += pnl
     p.trip_pnl += pnl
     p.trip_fees += fee_close
@@ -112,14 +124,12 @@ def _closed_trip(
     The same sums, in the same order, as `_book_fill`'s booking, so the trade it
     names is the one booking the fill makes, to the bit.
     """
-    signed = qty * side.sign
-    if abs(p.quantity) <= QTY_EPS or p.quantity * signed > 0:
+    part = _closing_part(p, side, qty, price, fee)
+    if part is None:
         return None
-    closing = min(abs(signed), abs(p.quantity))
+    closing, fee_close, pnl = part
     if abs(p.quantity + closing * side.sign) > QTY_EPS:
         return None
-    fee_close = fee * closing / qty
-    pnl = (price - p.avg_price) * closing * (1 if p.quantity > 0 else -1)
     trip_pnl = p.trip_pnl + pnl
     trip_fees = p.trip_fees + fee_close
     exit_notional = p.trip_exit_notional + closing * price
