@@ -77,19 +77,36 @@ async def settle(args: list[str]) -> bytes:
     return output
 
 
-async def kill_loop(fake: Any, args: list[str], plan_path: Path, rng: random.Random,
-                    entry: Callable[[int, random.Random], dict[str, object]],
-                    jump: Callable[[], None]) -> None:
-    """KILLS lives, each killed; `entry(life, rng)` is the operator's entry of every other life,
-    `jump()` moves the price through the stops and back. Then a last life until settled."""
+def operator_entry(life: int, rng: random.Random, symbols: tuple[str, str]) -> dict[str, object]:
+    """A long of the first symbol (BTC) or a short of the second (ETH), one-way (no netting),
+    with a 2% stop and the price a market order is sized at."""
+    long = rng.random() < 0.5
+    return {"id": f"op-{life}", "symbol": symbols[0] if long else symbols[1],
+            "side": "BUY" if long else "SELL", "qty": 0.01 if long else 0.1,
+            "price": 50_000.0 if long else 3_000.0,
+            "stop": 49_000.0 if long else 3_060.0}
+
+
+def jump_through_stops(fake: Any, symbols: tuple[str, str]) -> None:
+    """The long's price falls and the short's rises through their stops, then both come back."""
+    fake.set_price(symbols[0], 48_000.0)
+    fake.set_price(symbols[1], 3_100.0)
+    fake.set_price(symbols[0], 50_000.0)
+    fake.set_price(symbols[1], 3_000.0)
+
+
+async def kill_loop(fake: Any, args: list[str], plan_path: Path, symbols: tuple[str, str]) -> None:
+    """KILLS lives, each killed, an operator entry before every other one and the price
+    jumping through the stops after JUMP_LIVES; then a last life until settled."""
+    rng = random.Random(20261203)
     plan: list[dict[str, object]] = []
     for life in range(KILLS):
         if life % 2 == 0:
-            plan.append(entry(life, rng))
+            plan.append(operator_entry(life, rng, symbols))
             plan_path.write_text(json.dumps(plan))
         await one_life(args, rng, fake)
         if life in JUMP_LIVES:
-            jump()
+            jump_through_stops(fake, symbols)
     output = await settle(args)
     assert b"settled" in output, output[-3000:].decode()
 

@@ -14,7 +14,6 @@ stop in Binance's Algo Service for every open trade. Then, from both sides:
 
 from __future__ import annotations
 
-import random
 from collections import Counter
 from pathlib import Path
 
@@ -29,15 +28,6 @@ pytestmark = pytest.mark.slow
 KEY, SECRET = "crashTestKey0001", "crashTestSecret0001"
 
 
-def entry(life: int, rng: random.Random) -> dict[str, object]:
-    """An operator entry: BTC long or ETH short, 2% stop, with the price to size it at."""
-    long = rng.random() < 0.5
-    return {"id": f"op-{life}", "symbol": "BTCUSDT" if long else "ETHUSDT",
-            "side": "BUY" if long else "SELL", "qty": 0.01 if long else 0.1,
-            "price": 50_000.0 if long else 3_000.0,
-            "stop": 49_000.0 if long else 3_060.0}
-
-
 async def test_twenty_kills_through_binance_leave_both_sides_equal_and_stopped(tmp_path: Path) -> None:
     state = tmp_path / "state"
     state.mkdir()
@@ -47,15 +37,8 @@ async def test_twenty_kills_through_binance_leave_both_sides_equal_and_stopped(t
                                   {"BTCUSDT": 50_000.0, "ETHUSDT": 3_000.0})
         fake.add_account(KEY, SECRET, wallet=100_000.0)
         await nursery.start(fake.run)
-
-        def jump() -> None:  # through the stops and back
-            fake.set_price("BTCUSDT", 48_000.0)
-            fake.set_price("ETHUSDT", 3_100.0)
-            fake.set_price("BTCUSDT", 50_000.0)
-            fake.set_price("ETHUSDT", 3_000.0)
-
         args = ["binance", fake.rest_url, fake.ws_url, str(state), str(plan_path), KEY, SECRET]
-        await kill_loop(fake, args, plan_path, random.Random(20261203), entry, jump)
+        await kill_loop(fake, args, plan_path, ("BTCUSDT", "ETHUSDT"))
         check_both_sides(fake, state / "fractald.db")
         nursery.cancel_scope.cancel()
 

@@ -13,7 +13,6 @@ both sides are checked:
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import pytest
@@ -29,14 +28,6 @@ USER = Account.from_key("0x" + "01" * 32)
 AGENT_KEY = "0x" + "02" * 32
 
 
-def entry(life: int, rng: random.Random) -> dict[str, object]:
-    """An operator entry: BTC long or ETH short (one-way: no netting), 2% stop."""
-    long = rng.random() < 0.5
-    return {"id": f"op-{life}", "symbol": "BTC" if long else "ETH",
-            "side": "BUY" if long else "SELL", "qty": 0.01 if long else 0.1,
-            "stop": 49_000.0 if long else 3_060.0}
-
-
 async def test_twenty_kills_leave_both_sides_equal_and_every_position_stopped(tmp_path: Path) -> None:
     state = tmp_path / "state"
     state.mkdir()
@@ -45,16 +36,9 @@ async def test_twenty_kills_leave_both_sides_equal_and_every_position_stopped(tm
         fake = FakeHyperliquid([Coin("BTC", 5), Coin("ETH", 4)], {"BTC": 50_000.0, "ETH": 3_000.0})
         fake.exchange.add_user(USER.address, usdc=100_000.0, agents=(Account.from_key(AGENT_KEY).address,))
         await nursery.start(fake.run)
-
-        def jump() -> None:  # through the stops, then back
-            fake.set_price("BTC", 48_000.0)
-            fake.set_price("ETH", 3_100.0)
-            fake.set_price("BTC", 50_000.0)
-            fake.set_price("ETH", 3_000.0)
-
         args = ["hyperliquid", fake.rest_url, fake.ws_url, str(state), str(plan_path), USER.address,
                 AGENT_KEY]
-        await kill_loop(fake, args, plan_path, random.Random(20261203), entry, jump)
+        await kill_loop(fake, args, plan_path, ("BTC", "ETH"))
         check_both_sides(fake, state / "fractald.db")
         nursery.cancel_scope.cancel()
 
