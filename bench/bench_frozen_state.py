@@ -12,7 +12,15 @@ transitions that round makes, so the overhead can be judged before the change:
      `attrs.evolve`, and of a small frozen record (an order's progress only:
      status, fills, fees, trade ids, last time; 7 fields) by its constructor.
 
-Run: .venv/bin/python bench/bench_frozen_state.py [--n 2000]
+  3. with --whole: the month of bundled candles through the backtest loop
+     (the golden default case: the daemon's pipeline, every strategy), its
+     CPU, and how many Order, Bracket and position copies frozen slices would
+     have made over it (every order/bracket/fill transition, and each move of
+     a bracket's market-derived best prices); copies x (1.) 's costs over the
+     run's CPU is what freezing would add to a whole backtest. A daemon
+     replay does more per candle with the same copies, so less in proportion.
+
+Run: .venv/bin/python bench/bench_frozen_state.py [--n 2000] [--whole]
 """
 
 from __future__ import annotations
@@ -82,10 +90,86 @@ def copy_costs(n: int = 100_000) -> tuple[float, float, float]:
     return order, bracket, small
 
 
+def whole_run() -> tuple[float, int, dict[str, int]]:
+    """CPU seconds of the month's backtest loop, its base bars, and the copies frozen slices make."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from test_engine_golden import Runner, run_case
+
+    from fractald.core.execution import evolve
+
+    copies = {"order": 0, "bracket": 0, "position": 0, "constructed": 0}
+    per_event = {  # what one event of each type would copy: (orders, brackets, positions, new)
+        ev.OrderIntent: (0, 1, 0, 1),
+        ev.CancelRequested: (1, 0, 0, 0),
+        ev.OrderStatusChanged: (1, 1, 0, 0),
+        ev.OrderFilled: (1, 1, 1, 0),
+        ev.StopMoved: (0, 1, 0, 0),
+        ev.BracketExit: (0, 1, 0, 0),
+        ev.BracketOpened: (0, 0, 0, 1),
+    }
+    real = dict(evolve.TRANSITIONS)
+
+    def counted(kind: type) -> object:
+        o, b, p, c = per_event[kind]
+        step = real[kind]
+
+        def transition(state: object, event: object) -> None:
+            copies["order"] += o
+            copies["bracket"] += b
+            copies["position"] += p
+            copies["constructed"] += c
+            step(state, event)
+
+        return transition
+
+    bests: dict[str, tuple[float, float]] = {}
+    real_step = Runner.step
+
+    def step(self: object, bar: object) -> list[object]:
+        out = real_step(self, bar)  # type: ignore[arg-type]
+        for sid, b in self.pipeline.engine.brackets.items():  # type: ignore[attr-defined]
+            now = (b.best_price, b.plan_best)
+            if bests.get(sid, now) != now:
+                copies["bracket"] += 1  # a market-derived best moved: one more Bracket copy
+            bests[sid] = now
+        return out
+
+    evolve.TRANSITIONS.update({k: counted(k) for k in per_event})  # type: ignore[misc]
+    Runner.step = step  # type: ignore[method-assign]
+    try:
+        t0 = time.thread_time()
+        run_case("default")
+        cpu = time.thread_time() - t0
+    finally:
+        evolve.TRANSITIONS.update(real)
+        Runner.step = real_step  # type: ignore[method-assign]
+    # The counting itself costs a little: time a second, plain run for the CPU figure.
+    t0 = time.thread_time()
+    run_case("default")
+    cpu = min(cpu, time.thread_time() - t0)
+    from fractald.venues.replay import bundled_candles
+
+    return cpu, len(bundled_candles()), copies
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=2000)
-    n = ap.parse_args().n
+    ap.add_argument("--whole", action="store_true", help="also the month's backtest (see 3.)")
+    args = ap.parse_args()
+    n = args.n
+    if args.whole:
+        order_us, bracket_us, _ = copy_costs()
+        cpu, candles, copies = whole_run()
+        cost_s = (
+            copies["order"] * order_us
+            + copies["bracket"] * bracket_us
+            + copies["position"] * bracket_us  # a position is smaller than a bracket
+        ) / 1e6
+        print(f"month backtest ({candles} candles, the golden default case): {cpu:.2f} s CPU")
+        print(f"copies frozen slices would make over it: {copies}")
+        print(f"one copy: Order {order_us:.2f} us, Bracket {bracket_us:.2f} us -> "
+              f"+{cost_s * 1e3:.1f} ms over the run (+{cost_s / cpu:.2%})")
     round_us, orders, brackets = signal_rounds(n)
     order_us, bracket_us, small_us = copy_costs()
     whole = orders * order_us + brackets * bracket_us
