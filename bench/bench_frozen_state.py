@@ -81,7 +81,7 @@ def signal_rounds(n: int) -> tuple[float, float, float]:
 
 def copy_costs(n: int = 100_000) -> tuple[float, float, float]:
     o = Order("c1", "BTC", Side.BUY, OrderType.MARKET, 1.0, ts_created=1)
-    b = Bracket("s", "k", "BTC", Side.BUY, "1m", 1.0, 100.0, 98.0, [102.0], 90.0, 1)
+    b = Bracket("s", "k", "BTC", Side.BUY, "1m", 1.0, 100.0, 98.0, (102.0,), 90.0, 1)
     p = OrderProgress(OrderStatus.SUBMITTED, OrderStatus.SUBMITTED, 0.0, 0.0, 0.0, (), 0)
     order = timeit.timeit(lambda: attrs.evolve(o, filled_qty=1.0), number=n) / n * 1e6
     bracket = timeit.timeit(lambda: attrs.evolve(b, stop=99.0), number=n) / n * 1e6

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import pytest
 
 from fractald.core.execution import events as ev
@@ -23,9 +24,21 @@ T0 = 1_699_920_000_000 + 3_600_000
 
 def bracket(side: Side = Side.BUY, filled: float = 1.0, entry: float = 100.0, stop: float = 98.0,
             targets: tuple[float, ...] = (102.0, 104.0)) -> Bracket:
-    b = Bracket("sig", "s", "BTC", side, "1m", filled, entry, stop, list(targets), 80.0, 0)
-    b.on_entry_fill(filled, entry, 1)
-    return b
+    b = Bracket("sig", "s", "BTC", side, "1m", filled, entry, stop, targets, 80.0, 0)
+    return b.entry_filled(filled, entry, 1)
+
+
+def with_targets(b: Bracket, qtys: tuple[float, ...], filled: tuple[float, ...]) -> Bracket:
+    coids = tuple(f"t{i + 1}" for i in range(len(qtys)))
+    return attrs.evolve(b, target_coids=coids, target_qtys=qtys, target_filled=filled)
+
+
+def test_a_bracket_is_a_frozen_value() -> None:
+    b = bracket()
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        b.stop = 99.0  # type: ignore[misc]
+    after = b.reduce_filled("t1", 0.4)
+    assert (b.open_qty, after.open_qty) == (1.0, pytest.approx(0.6)) and after.initial_stop == 98.0
 
 
 def test_target_plan_splits_filled_quantity_and_rounds_to_lots() -> None:
@@ -40,15 +53,13 @@ def test_target_plan_splits_filled_quantity_and_rounds_to_lots() -> None:
 
 def test_break_even_after_tp1_with_offset() -> None:
     p = BracketParams(break_even_offset_ticks=2)
-    b = bracket()
-    b.target_coids, b.target_qtys, b.target_filled = ["t1", "t2"], [0.5, 0.5], [0.0, 0.0]
+    b = with_targets(bracket(), (0.5, 0.5), (0.0, 0.0))
     assert b.break_even_stop(p, INST) is None
-    b.on_reduce_fill("t1", 0.5)
+    b = b.reduce_filled("t1", 0.5)
     assert b.tp1_done() and b.open_qty == 0.5
     assert b.break_even_stop(p, INST) == 101.0
     assert b.break_even_stop(BracketParams(break_even_after_tp1=False), INST) is None
-    short = bracket(Side.SELL, stop=102.0, targets=(98.0,))
-    short.target_coids, short.target_qtys, short.target_filled = ["t1"], [0.5], [0.5]
+    short = with_targets(bracket(Side.SELL, stop=102.0, targets=(98.0,)), (0.5,), (0.5,))
     assert short.break_even_stop(p, INST) == 99.0
 
 
@@ -61,7 +72,7 @@ def test_trailing_modes(mode: TrailMode, distance: float, atr: float | None, exp
     p = BracketParams(trail_mode=mode, trail_distance=distance, trail_after_tp1=False)
     b = bracket()
     assert b.trailing_stop(110.0, p, INST, atr) == expected
-    b.stop = expected
+    b = attrs.evolve(b, stop=expected, best_price=b.best_after(110.0))
     assert b.trailing_stop(109.0, p, INST, atr) is None  # never loosens
     short = bracket(Side.SELL, stop=102.0, targets=(95.0,))
     got = short.trailing_stop(90.0, p, INST, atr)
@@ -70,10 +81,9 @@ def test_trailing_modes(mode: TrailMode, distance: float, atr: float | None, exp
 
 def test_trailing_waits_for_tp1_when_configured() -> None:
     p = BracketParams(trail_mode=TrailMode.FIXED, trail_distance=1.0, trail_after_tp1=True)
-    b = bracket()
-    b.target_coids, b.target_qtys, b.target_filled = ["t1"], [0.5], [0.0]
+    b = with_targets(bracket(), (0.5,), (0.0,))
     assert b.trailing_stop(110.0, p, INST, None) is None
-    b.on_reduce_fill("t1", 0.5)
+    b = attrs.evolve(b.reduce_filled("t1", 0.5), best_price=b.best_after(110.0))
     assert b.trailing_stop(110.5, p, INST, None) == 109.5
 
 

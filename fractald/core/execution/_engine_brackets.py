@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from fractald.core.execution import decide_brackets
 from fractald.core.execution._engine_core import EngineCore
+from fractald.core.execution.brackets import TrailMode
+from fractald.core.execution.evolve import mark_best_prices, mark_plan_best
 from fractald.core.execution.management import ManagementPlan
 from fractald.core.models import Bar
 
@@ -28,6 +30,8 @@ class EngineBrackets(EngineCore):
         """Local stops, trailing stops and marks at one price."""
         self._mark(symbol, price)
         if self.brackets:
+            if self.params.brackets.trail_mode is not TrailMode.NONE:
+                mark_best_prices(self, symbol, price)
             self._run(step, decide_brackets.price_stops(self, symbol, price, ts))
         self._drain(step)
         self._check_equity(step, ts)
@@ -70,11 +74,9 @@ class EngineBrackets(EngineCore):
             if b.signal_id not in self.brackets:
                 continue  # closed by an earlier trade's step
             if not plan.exit_reason(b.side, b.ts_first_fill, tf, ts, bar.close):
-                b.plan_best = (
-                    max(b.plan_best, bar.high) if b.sign > 0 else min(b.plan_best, bar.low)
-                )
+                mark_plan_best(self, b.signal_id, bar.high, bar.low)
             step = self._begin(ts)
-            self._run(step, decide_brackets.manage(self, b, bar))
+            self._run(step, decide_brackets.manage(self, self.brackets[b.signal_id], bar))
             out += self._finish(step)
         return out
 

@@ -8,9 +8,9 @@ entry is done, sized to the quantity actually filled. The stop and the
 targets are one-cancels-other: the exit cancels the targets, and the last
 target fill ends the bracket.
 
-The methods here decide; they return what should happen (new stop, exit
-reason, target plan) and never mutate on their own except through the
-`on_*` bookkeeping the engine calls when it applies ledger events.
+A `Bracket` is a frozen value: the methods here decide (new stop, exit
+reason, target plan) or return the next value (`entry_filled`,
+`reduce_filled`), and only `evolve.py` puts a new one in the engine's state.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ class BracketState(enum.Enum):
     CLOSED = "CLOSED"
 
 
-@attrs.define(slots=True)
+@attrs.frozen(slots=True)
 class Bracket:
     signal_id: str
     strategy: str
@@ -91,21 +91,24 @@ class Bracket:
     planned_qty: float
     entry_price: float
     stop: float
-    targets: list[float]
+    targets: tuple[float, ...]
     confidence: float
     ts_open: int
-    initial_stop: float = 0.0
+    initial_stop: float = attrs.field(
+        default=attrs.Factory(lambda self: self.stop, takes_self=True)
+    )
     state: BracketState = BracketState.PENDING
     entry_coid: str = ""
     entry_done: bool = False
     filled_qty: float = 0.0
     avg_entry: float = 0.0
     open_qty: float = 0.0
-    target_coids: list[str] = attrs.field(factory=list)
-    target_qtys: list[float] = attrs.field(factory=list)
-    target_filled: list[float] = attrs.field(factory=list)
-    exit_coids: list[str] = attrs.field(factory=list)
-    stop_coids: list[str] = attrs.field(factory=list)  # venue-side protective stops, newest last
+    target_coids: tuple[str, ...] = ()
+    target_qtys: tuple[float, ...] = ()
+    target_filled: tuple[float, ...] = ()
+    exit_coids: tuple[str, ...] = ()
+    # venue-side protective stops, newest last
+    stop_coids: tuple[str, ...] = ()
     exit_reason: str = ""
     break_even_done: bool = False
     best_price: float = 0.0
@@ -116,10 +119,6 @@ class Bracket:
     plan: ManagementPlan | None = None
     first_fill_price: float = 0.0
     plan_best: float = 0.0
-
-    def __attrs_post_init__(self) -> None:
-        if not self.initial_stop:
-            self.initial_stop = self.stop
 
     @property
     def sign(self) -> int:
@@ -141,24 +140,34 @@ class Bracket:
         pending = 0.0 if self.entry_done else max(0.0, self.planned_qty - self.filled_qty)
         return self.open_qty * (mark or self.entry_price) + pending * self.entry_price
 
-    # -- bookkeeping (called when ledger events are applied) -----------------------
-    def on_entry_fill(self, qty: float, price: float, ts: int) -> None:
-        if self.filled_qty == 0:
-            self.first_fill_price = self.plan_best = price
-        self.avg_entry = (self.avg_entry * self.filled_qty + price * qty) / (self.filled_qty + qty)
-        self.filled_qty += qty
-        self.open_qty += qty
-        if not self.ts_first_fill:
-            self.ts_first_fill = ts
-        if self.state is BracketState.PENDING:
-            self.state = BracketState.OPEN
-            self.best_price = price
+    # -- the next value (evolve.py applies these when ledger events are applied) ----------
+    def entry_filled(self, qty: float, price: float, ts: int) -> Bracket:
+        """This bracket after an entry fill of `qty` at `price`."""
+        first = self.filled_qty == 0
+        opens = self.state is BracketState.PENDING
+        return attrs.evolve(
+            self,
+            avg_entry=(self.avg_entry * self.filled_qty + price * qty) / (self.filled_qty + qty),
+            filled_qty=self.filled_qty + qty,
+            open_qty=self.open_qty + qty,
+            ts_first_fill=self.ts_first_fill or ts,
+            state=BracketState.OPEN if opens else self.state,
+            best_price=price if opens else self.best_price,
+            first_fill_price=price if first else self.first_fill_price,
+            plan_best=price if first else self.plan_best,
+        )
 
-    def on_reduce_fill(self, coid: str, qty: float) -> None:
+    def reduce_filled(self, coid: str, qty: float) -> Bracket:
+        """This bracket after a reducing fill of `qty` by its order `coid`."""
+        filled = self.target_filled
         if coid in self.target_coids:
             i = self.target_coids.index(coid)
-            self.target_filled[i] += qty
-        self.open_qty = max(0.0, self.open_qty - qty)
+            filled = (*filled[:i], filled[i] + qty, *filled[i + 1 :])
+        return attrs.evolve(self, target_filled=filled, open_qty=max(0.0, self.open_qty - qty))
+
+    def best_after(self, price: float) -> float:
+        """The best price held at after `price` (market-derived: what trailing follows)."""
+        return price if (price - self.best_price) * self.sign > 0 else self.best_price
 
     def tp1_done(self) -> bool:
         return bool(self.target_qtys) and self.target_filled[0] >= self.target_qtys[0] - QTY_EPS
@@ -187,22 +196,21 @@ class Bracket:
     def trailing_stop(
         self, price: float, params: BracketParams, inst: Instrument, atr: float | None
     ) -> float | None:
-        """A tighter stop from the trailing rule, or None. Updates `best_price` (market-derived)."""
+        """A tighter stop from the trailing rule, or None (`best_price` marked with `price` first)."""
         if self.state is not BracketState.OPEN or params.trail_mode is TrailMode.NONE:
             return None
-        if (price - self.best_price) * self.sign > 0:
-            self.best_price = price
+        best = self.best_after(price)
         if params.trail_after_tp1 and not self.tp1_done():
             return None
         if params.trail_mode is TrailMode.FIXED:
             dist = params.trail_distance
         elif params.trail_mode is TrailMode.PERCENT:
-            dist = self.best_price * params.trail_distance
+            dist = best * params.trail_distance
         else:
             if not atr:
                 return None
             dist = atr * params.trail_distance
-        raw = self.best_price - dist * self.sign
+        raw = best - dist * self.sign
         new = inst.round_price(raw, -self.sign)
         if (new - self.stop) * self.sign > 0 and (price - new) * self.sign > 0:
             return new

@@ -15,7 +15,8 @@ state and yields events, and never changes anything. The engine's driver
 (`_engine_apply.EngineApply._run`) evolves the state by each event before
 the decider resumes, so a read after a `yield` sees that event applied
 (an exit's close check sees the exit order it just sent), exactly as a
-replay of the same events would. Orders yielded here go to the venue
+replay of the same events would. Brackets are frozen values, so a decider
+reads its bracket again (`now`) after each `yield` that may have changed it. Orders yielded here go to the venue
 (the paper broker in-process, or out through the router) from the driver.
 """
 
@@ -42,6 +43,11 @@ _LIVE_AT_VENUE = frozenset(
         OrderStatus.PENDING_UPDATE,
     }
 )
+
+
+def now(s: State, b: Bracket) -> Bracket:
+    """`b` as the state holds it now (the last value it had, once it is closed and gone)."""
+    return s.brackets.get(b.signal_id, b)
 
 
 def working(s: State, coids: Iterable[str]) -> list[str]:
@@ -104,8 +110,10 @@ def after_order(s: State, b: Bracket, o: Order, ts: int) -> Decision:
         )  # an exit ended short of flat: try again, a bounded number of times
     # (The guards repeat the deciders' own first checks: every report passes here, and a
     # generator not made is cheaper than one that yields nothing.)
+    b = now(s, b)
     if params.brackets.venue_stops:
         yield from sync_venue_stop(s, b, ts)
+        b = now(s, b)
     if b.entry_done:
         yield from maybe_close(s, b, ts)
 
@@ -173,7 +181,7 @@ def maybe_close(s: State, b: Bracket, ts: int) -> Decision:
         )
     # Flat: nothing of this trade may stay at the venue, exits included (reduce-only
     # would stop them flipping the position, but an order left working is a loose end).
-    for coid in working(s, b.target_coids + b.stop_coids + b.exit_coids + [b.entry_coid]):
+    for coid in working(s, (*b.target_coids, *b.stop_coids, *b.exit_coids, b.entry_coid)):
         yield from cancel(s, coid, ts, "bracket_closed")
     if b.exit_reason:
         reason = b.exit_reason
@@ -215,10 +223,10 @@ def exit_trade(s: State, b: Bracket, reason: str, ts: int, price: float = 0.0) -
     if b.state in (BracketState.EXITING, BracketState.CLOSED):
         return
     yield ev.BracketExit(ts, b.signal_id, reason, price)
-    for coid in working(s, [b.entry_coid] + b.target_coids + b.stop_coids):
+    for coid in working(s, (b.entry_coid, *b.target_coids, *b.stop_coids)):
         yield from cancel(s, coid, ts, reason)
-    yield from send_exit(s, b, ts)
-    yield from maybe_close(s, b, ts)
+    yield from send_exit(s, now(s, b), ts)
+    yield from maybe_close(s, now(s, b), ts)
 
 
 def price_stops(s: State, symbol: str, price: float, ts: int) -> Decision:
@@ -239,7 +247,8 @@ def price_stops(s: State, symbol: str, price: float, ts: int) -> Decision:
         )
         if new is not None:
             yield ev.StopMoved(ts, b.signal_id, b.stop, new, "trailing")
-            yield from sync_venue_stop(s, b, ts, bp.venue_stop_min_move_ticks)
+            yield from sync_venue_stop(s, now(s, b), ts, bp.venue_stop_min_move_ticks)
+            b = now(s, b)
         # With a venue stop acknowledged and working, the venue fires it; the local check
         # is the backstop for when none is (not acked yet, being replaced, canceled under us).
         if b.stop_hit(price) and not venue_stop_live(s, b):
@@ -309,6 +318,7 @@ def move_stop(s: State, signal_id: str, stop: float, ts: int, reason: str) -> De
         yield ev.StopMoveRefused(ts, signal_id, new, b.stop, "would_loosen")
         return
     yield ev.StopMoved(ts, signal_id, b.stop, new, reason)
+    b = now(s, b)
     price = s.last_price.get(b.symbol)
     if price is not None and b.stop_hit(price):
         yield from exit_trade(s, b, reason, ts, price)

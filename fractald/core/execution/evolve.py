@@ -15,10 +15,12 @@ not touched here: they follow market data, not events (see
 `_engine_state.MARKET_DERIVED`).
 
 Each transition is a function (state, event) -> None that updates those
-slices in place: the slices are still mutable objects, so `evolve` returns
-the same state it was given. Making them frozen values (each transition
-building the next one) is the step after this one; keeping every change
-here first means that step touches this module only.
+slices. Brackets are frozen values: a transition puts the next one in
+`state.brackets` (so a decider holding an old one must read it again after
+a `yield`); their market-derived best prices move only through
+`mark_best_prices` / `mark_plan_best` here. The other slices (orders, the
+account, breakers...) are still updated in place; `evolve` returns the
+same state it was given.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ def _bracket_opened(s: State, e: ev.BracketOpened) -> None:
         e.quantity,
         e.entry,
         e.stop,
-        list(e.targets),
+        e.targets,
         e.confidence,
         e.ts,
         plan=e.plan,
@@ -104,16 +106,23 @@ def _order_intent(s: State, e: ev.OrderIntent) -> None:
     b = s.brackets.get(e.signal_id)
     if b is None:
         return
-    if e.role == "entry":
-        b.entry_coid = e.client_order_id
-    elif e.role.startswith("tp"):
-        b.target_coids.append(e.client_order_id)
-        b.target_qtys.append(e.quantity)
-        b.target_filled.append(0.0)
-    elif e.role.startswith("exit"):
-        b.exit_coids.append(e.client_order_id)
-    elif e.role.startswith("stop"):
-        b.stop_coids.append(e.client_order_id)
+    coid, role = e.client_order_id, e.role
+    if role == "entry":
+        b = attrs.evolve(b, entry_coid=coid)
+    elif role.startswith("tp"):
+        b = attrs.evolve(
+            b,
+            target_coids=(*b.target_coids, coid),
+            target_qtys=(*b.target_qtys, e.quantity),
+            target_filled=(*b.target_filled, 0.0),
+        )
+    elif role.startswith("exit"):
+        b = attrs.evolve(b, exit_coids=(*b.exit_coids, coid))
+    elif role.startswith("stop"):
+        b = attrs.evolve(b, stop_coids=(*b.stop_coids, coid))
+    else:
+        return
+    s.brackets[e.signal_id] = b
 
 
 def _cancel_requested(s: State, e: ev.CancelRequested) -> None:
@@ -164,10 +173,11 @@ def _order_filled(s: State, e: ev.OrderFilled) -> None:
     b = s.brackets.get(e.signal_id)
     ctx = trip_context(s, e)
     if b is not None:
-        if e.role == "entry":
-            b.on_entry_fill(e.quantity, e.price, e.ts)
-        else:
-            b.on_reduce_fill(e.client_order_id, e.quantity)
+        s.brackets[e.signal_id] = (
+            b.entry_filled(e.quantity, e.price, e.ts)
+            if e.role == "entry"
+            else b.reduce_filled(e.client_order_id, e.quantity)
+        )
     # The round trips this fill closes are booked by the report decider (`TradeClosed`),
     # which knows them before the fill is applied (`Accounting.closed_by`).
     s.accounting.apply_fill(e.strategy, e.symbol, e.side, e.quantity, e.price, e.fee, e.ts, ctx)
@@ -204,7 +214,7 @@ def _after_order(s: State, o: Order, before: OrderStatus) -> None:
         return
     b = s.brackets.get(o.signal_id)
     if b is not None and o.role == "entry":
-        b.entry_done = True
+        s.brackets[o.signal_id] = attrs.evolve(b, entry_done=True)
     s.closed_orders.append(o.client_order_id)
     while len(s.closed_orders) > s.params.max_closed_orders:
         s.orders.pop(s.closed_orders.popleft(), None)
@@ -213,16 +223,15 @@ def _after_order(s: State, o: Order, before: OrderStatus) -> None:
 def _stop_moved(s: State, e: ev.StopMoved) -> None:
     b = s.brackets.get(e.signal_id)
     if b is not None:
-        b.stop = e.new
-        if e.reason == "break_even":
-            b.break_even_done = True
+        s.brackets[e.signal_id] = attrs.evolve(
+            b, stop=e.new, break_even_done=b.break_even_done or e.reason == "break_even"
+        )
 
 
 def _bracket_exit(s: State, e: ev.BracketExit) -> None:
     b = s.brackets.get(e.signal_id)
     if b is not None:
-        b.state = BracketState.EXITING
-        b.exit_reason = e.reason
+        s.brackets[e.signal_id] = attrs.evolve(b, state=BracketState.EXITING, exit_reason=e.reason)
 
 
 def _bracket_closed(s: State, e: ev.BracketClosed) -> None:
@@ -273,6 +282,27 @@ def _risk_changed(s: State, e: ev.RiskChanged) -> None:
     g = risk.gates
     s.correlation.set_params(g.correlation_window, g.correlation_threshold)
     s.rate = OrderRateLimiter(g.max_orders_per_window, g.order_rate_window_ms, s.rate.history())
+
+
+# -- market-derived marks: not events (a price moves them), but brackets change only here ---
+
+
+def mark_best_prices(s: State, symbol: str, price: float) -> None:
+    """The best price of `symbol`'s open brackets after `price` (what trailing stops follow)."""
+    brackets = s.brackets
+    for sid, b in list(brackets.items()):
+        if b.symbol == symbol and b.state is BracketState.OPEN:
+            best = b.best_after(price)
+            if best != b.best_price:
+                brackets[sid] = attrs.evolve(b, best_price=best)
+
+
+def mark_plan_best(s: State, signal_id: str, high: float, low: float) -> None:
+    """The best bar extreme since the first fill, what a management plan trails (one bar's)."""
+    b = s.brackets[signal_id]
+    best = max(b.plan_best, high) if b.sign > 0 else min(b.plan_best, low)
+    if best != b.plan_best:
+        s.brackets[signal_id] = attrs.evolve(b, plan_best=best)
 
 
 TRANSITIONS: dict[type, Callable[[Any, Any], None]] = {
