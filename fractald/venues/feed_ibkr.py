@@ -76,6 +76,8 @@ FIVE_S_MS = 5_000
 # TWS <-> IB servers: these codes stop the data, these bring it back (1101: subscriptions lost).
 LINK_DOWN = frozenset({1100, 2110})
 LINK_UP = frozenset({1101, 1102})
+# IB refused a history request for pacing although our budget allowed it: no request for this long.
+PACING_HOLD_S = 60.0
 QUIET_CODES = frozenset({162, 2104, 2106, 2107, 2108, 2158, 2119})  # no history / farms fine
 
 
@@ -346,6 +348,15 @@ class IBKRFeed:
                 self.market_down, self.streaming = False, not self.lost.is_set()
                 self.core.connection_back()
             self.log.info("ibkr_market_link_back", code=code, resubscribed=code == 1101)
+        elif code == 162 and "pacing violation" in item.message:
+            # Our budget kept to IB's rules, so another client of this TWS spent them: hold off.
+            self.link.pacing.refused(trio.current_time(), PACING_HOLD_S)
+            self.log.warning(
+                "ibkr_history_pacing_violation",
+                message=item.message,
+                req_id=item.req_id,
+                hold_s=PACING_HOLD_S,
+            )
         elif code == 326:
             raise ConfigError(
                 f"config.feed.ib_client_id: {self.settings.ib_client_id} is in use by another "

@@ -16,7 +16,7 @@ one connection per client id (error 326).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,9 +24,10 @@ import attrs
 import trio
 
 from fractald.core.models import Bar
-from fractald.errors import ConfigError, NetworkError
+from fractald.errors import ConfigError, NetworkError, RateLimited
 from fractald.venues.ibkr import front_month
 from fractald.venues.ibkr_bridge import AsyncioThread, ToTrio
+from fractald.venues.ibkr_pacing import HistoryLimits, HistoryPacing
 
 
 @attrs.frozen(slots=True)
@@ -38,6 +39,7 @@ class IBFeedSettings:
     currency: str = "USD"
     roll_days: int = 5
     request_timeout_s: float = 10.0
+    history_limits: HistoryLimits = attrs.field(factory=HistoryLimits)  # IB's pacing rules
 
 
 @attrs.frozen(slots=True)
@@ -131,6 +133,9 @@ class IBFeedLink:
         self.ib: Any = None
         self._push: ToTrio | None = None
         self._subscriptions: dict[str, tuple[Any, Any]] = {}  # symbol -> (real-time bars, ticker)
+        # Kept across reconnects: IB counts the requests, not the connections.
+        self.pacing = HistoryPacing(settings.history_limits)
+        self._pacing_lock = trio.Lock()
 
     @property
     def connected(self) -> bool:
@@ -263,10 +268,15 @@ class IBFeedLink:
     async def history(
         self, inst: Instrument, start_ms: int, end_ms: int, timeout_s: float
     ) -> list[Bar]:
-        """1-minute TRADES bars opening in [start_ms, end_ms), outside regular hours included."""
+        """1-minute TRADES bars opening in [start_ms, end_ms), outside regular hours included.
+
+        Within IB's pacing rules: a request waits its turn when that is under a third of
+        `timeout_s`, else RateLimited says when it may go (the stretch is asked again later)."""
         span_s = max(60, (end_ms - start_ms + 999) // 1000)
         duration = f"{span_s} S" if span_s <= 86_400 else f"{math.ceil(span_s / 86_400)} D"
         end = datetime.fromtimestamp(end_ms / 1000, UTC)
+        request = (inst.con_id, end_ms, duration, "1 min", "TRADES", False)
+        await self._paced(request, (inst.con_id, "TRADES"), timeout_s / 3)
         try:
             got = await self._call(
                 lambda: self.ib.reqHistoricalDataAsync(
@@ -307,6 +317,26 @@ class IBFeedLink:
                     )
                 )
         return bars
+
+    async def _paced(self, request: Hashable, contract: Hashable, max_wait_s: float) -> None:
+        async with self._pacing_lock:  # one request at a time through the budget
+            while True:
+                now = trio.current_time()
+                wait = self.pacing.wait_s(now, request, contract)
+                if wait <= 0:
+                    self.pacing.sent(now, request, contract)
+                    return
+                if wait > max_wait_s:
+                    lim = self.pacing.limits
+                    raise RateLimited(
+                        f"IBKR history: IB's pacing rules ({lim.requests} requests in "
+                        f"{lim.window_s:g} s, none identical within {lim.identical_s:g} s, "
+                        f"{lim.per_contract} a contract in {lim.per_contract_s:g} s) let this "
+                        f"request go in {wait:.1f} s; it is asked again later",
+                        retry_after_s=wait,
+                    )
+                self.pacing.waited += 1
+                await trio.sleep(wait)
 
     async def server_time_ms(self) -> int:
         got = await self._call(lambda: self.ib.reqCurrentTimeAsync())

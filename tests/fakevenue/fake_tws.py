@@ -98,6 +98,31 @@ class FakeFill:
     commission: float
 
 
+@attrs.define
+class PacingRules:
+    """IB's rules as TWS applies them (the defaults are IB's); `enabled=False` turns them off."""
+
+    requests: int = 60  # more than this many in any window_s is a violation
+    window_s: float = 600.0
+    identical_s: float = 15.0  # an identical request within this
+    per_contract: int = 6  # this many or more for one contract, exchange and tick type ...
+    per_contract_s: float = 2.0  # ... within this
+    enabled: bool = True
+
+    def broken(self, now: float, sent: list[tuple[float, tuple[str, ...], tuple[str, ...]]],
+               request: tuple[str, ...], contract: tuple[str, ...]) -> str | None:
+        """Which rule a request at `now` breaks, given those sent before; None: none."""
+        if not self.enabled:
+            return None
+        if any(r == request and now - t < self.identical_s for t, r, _ in sent):
+            return "identical request within 15 seconds"
+        if sum(1 for t, _, c in sent if c == contract and now - t < self.per_contract_s) + 1 >= self.per_contract:
+            return "six or more requests for one contract within two seconds"
+        if sum(1 for t, _, _ in sent if now - t < self.window_s) + 1 > self.requests:
+            return "more than 60 requests within ten minutes"
+        return None
+
+
 def _num(text: str) -> float | None:
     if text in ("", "1.7976931348623157e+308"):
         return None
@@ -172,6 +197,11 @@ class FakeTWS:
         self.quote: tuple[float, float, float, float] | None = None  # bid, bid size, ask, ask size
         self.market_link_up = True  # False: TWS lost IB's servers (1100); nothing streams
         self.history_requests: list[tuple[str, str, str, bool]] = []  # end, duration, bar size, RTH only
+        # IB's historical-data pacing ("Historical Data Limitations"): a request breaking a rule is
+        # answered with error 162 "...Historical data request pacing violation", not with bars.
+        self.pacing = PacingRules()
+        self.history_sent: list[tuple[float, tuple[str, ...], tuple[str, ...]]] = []  # at, request, contract
+        self.pacing_violations = 0
         self.server: socketserver.ThreadingTCPServer | None = None
 
     # -- lifecycle ----------------------------------------------------------------
@@ -571,6 +601,17 @@ class _Session:
         req_id, symbol = int(m[1]), m[3]
         end_text, bar_size, duration, use_rth, what, fmt = m[15], m[16], m[17], m[18] == "1", m[19], m[20]
         self.fake.history_requests.append((end_text, duration, bar_size, use_rth))
+        with self.fake.lock:
+            now, fake = time.monotonic(), self.fake
+            request, contract = (m[2], m[3], *m[15:20]), (m[2] or m[3], m[9], what)
+            broken = fake.pacing.broken(now, fake.history_sent, request, contract)
+            fake.history_sent.append((now, request, contract))
+            if broken is not None:
+                fake.pacing_violations += 1
+        if broken is not None:
+            self.send([4, 2, req_id, 162, "Historical Market Data Service error message:"
+                       "Historical data request pacing violation"])
+            return
         if not self.fake.contracts(symbol):
             self.send([4, 2, req_id, 200, "No security definition has been found for the request"])
             return
