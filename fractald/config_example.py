@@ -36,6 +36,8 @@ COMMENTS = {
     "feed.replay_from": 'UTC date/time, e.g. "2024-01-01" (needed with replay_catalog)',
     "feed.replay_to": '"" = up to the last candle stored',
     "feed.ib_client_id": "venue ibkr: the feed's own TWS client id (not broker.ib_client_id)",
+    "feed.quality_spread_factor": "quality x this per tick of spread beyond one (ibkr)",
+    "feed.quality_outside_rth_factor": "quality x this outside regular hours (ibkr)",
     "broker.api_key_credential": 'a file under $CREDENTIALS_DIRECTORY, e.g. "venue_api_key"',
     "broker.api_secret_credential": 'e.g. "venue_api_secret"',
     "risk.mode": "paper | live",

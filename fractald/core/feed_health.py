@@ -12,14 +12,15 @@ down and none can be hidden by the others:
   reconnects 0.9 per reconnect in the last 10 minutes;
   garbage    1 - share of unparsed messages among the last ones counted;
   spread     0.9 per tick of the latest bid/ask spread beyond one tick (venues that report
-             top of book in ticks: IBKR futures);
+             top of book in ticks: IBKR futures; [feed] quality_spread_factor);
   session    0.9 while the latest bar lies outside the instrument's regular trading hours
-             (thin overnight liquidity; IBKR futures).
+             (thin overnight liquidity; IBKR futures; [feed] quality_outside_rth_factor).
 """
 
 from __future__ import annotations
 
 from collections import deque
+from typing import Any
 
 import attrs
 
@@ -29,8 +30,13 @@ GAP_WINDOW_S = 3600.0
 OUTLIER_WINDOW_S = 300.0
 RECONNECT_WINDOW_S = 600.0
 MAX_EVENTS = 256  # memory cap per kind; older events have aged out of every window anyway
-SPREAD_FACTOR = 0.9  # per tick of spread beyond the first
-OUTSIDE_RTH_FACTOR = 0.9
+SPREAD_FACTOR = 0.9  # per tick of spread beyond the first ([feed] quality_spread_factor)
+OUTSIDE_RTH_FACTOR = 0.9  # [feed] quality_outside_rth_factor
+
+
+def _factor(instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not (isinstance(value, (int, float)) and 0 < value <= 1):
+        raise ValueError(f"{attribute.name} must be a factor in (0, 1], got {value!r}")
 
 
 @attrs.frozen(slots=True)
@@ -38,6 +44,8 @@ class HealthParams:
     stale_after_s: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
     outlier_k: float = attrs.field(default=8.0, validator=attrs.validators.gt(0))
     true_range_bars: int = attrs.field(default=20, validator=attrs.validators.ge(2))
+    spread_factor: float = attrs.field(default=SPREAD_FACTOR, validator=_factor)
+    outside_rth_factor: float = attrs.field(default=OUTSIDE_RTH_FACTOR, validator=_factor)
 
 
 class _Recent:
@@ -183,8 +191,8 @@ class HealthTracker:
             * 0.8 ** self._outliers.within(now_s, OUTLIER_WINDOW_S)
             * 0.9 ** self._reconnects.within(now_s, RECONNECT_WINDOW_S)
             * (1.0 - self._garbage_share)
-            * SPREAD_FACTOR ** max(0.0, (self.spread_ticks or 1.0) - 1.0)
-            * (OUTSIDE_RTH_FACTOR if self.outside_rth else 1.0)
+            * self.params.spread_factor ** max(0.0, (self.spread_ticks or 1.0) - 1.0)
+            * (self.params.outside_rth_factor if self.outside_rth else 1.0)
         )
         return min(1.0, max(0.0, q))
 

@@ -49,7 +49,12 @@ class _Symbol:
         )
         self.health = HealthTracker(
             symbol,
-            HealthParams(stale_after_s=settings.stale_after_s, outlier_k=settings.outlier_k),
+            HealthParams(
+                stale_after_s=settings.stale_after_s,
+                outlier_k=settings.outlier_k,
+                spread_factor=settings.quality_spread_factor,
+                outside_rth_factor=settings.quality_outside_rth_factor,
+            ),
             start_s=now_s,
         )
         self.book_sync: BinanceBookSync | None = None

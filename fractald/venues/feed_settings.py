@@ -55,6 +55,11 @@ def _positive(instance: Any, attribute: attrs.Attribute[Any], value: float) -> N
         raise ValueError(f"{attribute.name} must be a positive number, got {value!r}")
 
 
+def _factor(instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not (isinstance(value, (int, float)) and 0 < value <= 1):
+        raise ValueError(f"{attribute.name} must be a factor in (0, 1], got {value!r}")
+
+
 @attrs.frozen(slots=True)
 class FeedSettings:
     """Everything the feed needs; the config module maps the TOML onto it."""
@@ -104,6 +109,10 @@ class FeedSettings:
     ib_client_id: int = 18
     ib_exchange: str = "CME"
     ib_roll_days: int = attrs.field(default=5, validator=attrs.validators.ge(0))
+    # The quality score's factors per tick of spread beyond one, and outside regular hours
+    # (venues that report them: IBKR); core/feed_health.py.
+    quality_spread_factor: float = attrs.field(default=0.9, validator=_factor)
+    quality_outside_rth_factor: float = attrs.field(default=0.9, validator=_factor)
 
     def __attrs_post_init__(self) -> None:
         if not (math.isfinite(self.replay_speed) and self.replay_speed >= 0):
