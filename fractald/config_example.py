@@ -36,6 +36,7 @@ COMMENTS = {
     "feed.replay_from": 'UTC date/time, e.g. "2024-01-01" (needed with replay_catalog)',
     "feed.replay_to": '"" = up to the last candle stored',
     "feed.ib_client_id": "venue ibkr: the feed's own TWS client id (not broker.ib_client_id)",
+    "feed.ib_calendar": "hours past IB's few days: holidays (exchange_calendars)",
     "feed.quality_spread_factor": "quality x this per tick of spread beyond one (ibkr)",
     "feed.quality_outside_rth_factor": "quality x this outside regular hours (ibkr)",
     "broker.api_key_credential": 'a file under $CREDENTIALS_DIRECTORY, e.g. "venue_api_key"',

@@ -43,6 +43,11 @@ def _windows(name: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
     return opens, closes
 
 
+def calendar_windows(name: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """`name`'s session opens and closes, UTC ms, over its whole known range (cached)."""
+    return _windows(name)
+
+
 def session_gate(
     name: str,
     skip_first_minutes: int = 0,

@@ -339,3 +339,40 @@ async def test_a_restart_after_the_consumers_cursor_refetches_from_there(fake: F
     ones = got.bars_of("1m")
     assert [b.ts_open for b in ones] == list(range(first, (minute + 60) * 1000, 60_000))
     assert ones == [_tape_minute(fake, b.ts_open // 1000) for b in ones] and all(b.complete for b in got.bars)
+
+
+@pytest.mark.slow
+async def test_connectivity_back_with_data_lost_subscribes_everything_again(fake: FakeTWS) -> None:
+    """1101: TWS is back in touch with IB's servers but dropped every market-data subscription;
+    the feed asks for bars and quotes again, and the minutes of the spell come from history."""
+    import time
+
+    minute = minute_start(time.time()) - 600
+    venue = VenueTime.before_minute(minute + 120, 25.0)  # bars up to minute+95 are due at once
+    got, log = Collected(), RecordingLog()
+    send, receive = trio.open_memory_channel[object](64)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_collect, got, receive)
+        nursery.start_soon(run_feed, _settings(fake, history_bars=0), send, got.beat, log, FeedState())
+        await _until(lambda: fake.bar_subscriptions and fake.quote_subscriptions, 15)
+        await stream(fake, venue, PRICE, minute, minute + 65)
+        await _until(lambda: got.bars_of("1m"), 15)
+        fake.lose_market_link()  # 1100: nothing streams, the tape keeps the bars
+        await _until(lambda: log.events("ibkr_market_link_down"), 5)
+        await stream(fake, venue, PRICE, minute + 65, minute + 90)
+        subscribed = len([m for m in fake.received if m[0] == "50"])
+        fake.restore_market_link(data_lost=True)  # 1101: every subscription is gone at TWS
+        assert not fake.bar_subscriptions and not fake.quote_subscriptions
+        await _until(lambda: fake.bar_subscriptions and fake.quote_subscriptions, 10)
+        fake.set_quote(4999.75, 5, 5000.0, 6)  # reaches the feed only through the new subscription
+        await stream(fake, venue, PRICE, minute + 90, minute + 125)
+        await _until(lambda: any(b.ts_open == (minute + 60) * 1000 for b in got.bars_of("1m")), 20)
+        await _until(lambda: any(q.ask_size == 6 for q in got.quotes), 5)
+        nursery.cancel_scope.cancel()
+    [back] = log.events("ibkr_market_link_back")
+    assert (back["code"], back["resubscribed"]) == (1101, True)
+    assert len([m for m in fake.received if m[0] == "50"]) == subscribed + 1  # reqRealTimeBars again
+    ones = got.bars_of("1m")
+    assert [b.ts_open for b in ones] == [minute * 1000, (minute + 60) * 1000]
+    assert ones[1] == _tape_minute(fake, minute + 60) and ones[1].complete  # the spell's bars from history
+    assert got.health[-1].reconnects >= 1

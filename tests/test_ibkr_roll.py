@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import structlog
 from test_session_recovery import feed
 
@@ -112,6 +113,7 @@ async def _bar_events(session: TradingSession, bar: Bar) -> list[Any]:
     return made
 
 
+@pytest.mark.slow  # about 2 s: three sessions over 4,000 candles
 async def test_a_roll_back_adjusts_detection_as_the_continuous_series_would(tmp_path: Path) -> None:
     config = Config()
     old, new, roll_ts = _months()
@@ -169,8 +171,6 @@ async def test_candles_not_yet_committed_at_the_roll_are_adjusted_too(tmp_path: 
 
 def test_a_roll_refuses_a_step_that_is_no_price() -> None:
     import math
-
-    import pytest
 
     with pytest.raises(ValueError, match="finite price step"):
         ContractRolled("MES", 0, "MESZ6", "MESH7", math.nan)

@@ -116,6 +116,7 @@ class MarketDataActor:
             ib_client_id=f.ib_client_id,
             ib_exchange=f.ib_exchange,
             ib_roll_days=f.ib_roll_days,
+            ib_calendar=f.ib_calendar,
             quality_spread_factor=f.quality_spread_factor,
             quality_outside_rth_factor=f.quality_outside_rth_factor,
         )

@@ -57,6 +57,9 @@ class FeedConfig:
     ib_client_id: int = attrs.field(default=18, validator=between(0, 2**31 - 1))
     ib_exchange: str = "CME"
     ib_roll_days: int = attrs.field(default=5, validator=between(0, 60))
+    # Trading hours past the few days IB's contract details cover (holidays, early closes):
+    # an exchange_calendars name (CMES: CME equity futures); "" = unknown there.
+    ib_calendar: str = "CMES"
     # The feed quality score's factor per tick of bid/ask spread beyond one, and while the
     # latest bar lies outside regular trading hours (venues that report them: ibkr).
     quality_spread_factor: float = attrs.field(default=0.9, validator=between(0, 1, lo_open=True))

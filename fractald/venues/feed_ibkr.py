@@ -62,7 +62,6 @@ from fractald.venues.ibkr_feed_link import (
     LinkNotice,
     RealtimeBar,
     TopOfBook,
-    inside,
     today_utc,
 )
 from fractald.venues.ws import Backoff
@@ -88,6 +87,7 @@ def ib_settings(settings: FeedSettings) -> IBFeedSettings:
         client_id=settings.ib_client_id,
         exchange=settings.ib_exchange,
         roll_days=settings.ib_roll_days,
+        calendar=settings.ib_calendar,
     )
 
 
@@ -177,6 +177,8 @@ class IBKRFeed:
         for symbol, inst in found.items():
             old = self.instruments.get(symbol)
             if old is None or old.expiry == inst.expiry:
+                if old is not None:  # the same month with today's hours (IB's reach a few days)
+                    self.instruments[symbol] = inst
                 continue
             await self.link.unsubscribe(symbol)
             sym = self.core.symbols[symbol]
@@ -317,7 +319,7 @@ class IBKRFeed:
 
     def _session(self, sym: _Symbol, ts_ms: int) -> None:
         inst = self.instruments.get(sym.symbol)
-        outside = inst is not None and inside(inst.liquid, ts_ms) is False
+        outside = inst is not None and inst.liquid_at(ts_ms) is False
         if outside != sym.health.outside_rth:
             self.log.info(
                 "outside_regular_hours" if outside else "regular_hours", symbol=sym.symbol, ts=ts_ms
@@ -389,7 +391,7 @@ class IBKRFeed:
     async def _advance(self, cutoff_ms: int) -> None:
         for sym in self.core.symbols.values():
             inst = self.instruments.get(sym.symbol)
-            if inst is not None and inside(inst.trading, cutoff_ms) is False:
+            if inst is not None and inst.trading_at(cutoff_ms) is False:
                 continue  # the market is shut: no bars are due
             async with self.core.lock:
                 await self.core.emit_step(sym, sym.bars.advance(cutoff_ms))
@@ -404,7 +406,7 @@ class IBKRFeed:
             inst, gap.start_ms, gap.end_ms, self.settings.backfill_timeout_s
         )
         shut = with_shut_minutes(
-            fetched, gap, inst.trading, self.core.symbols[gap.symbol].bars.last_close
+            fetched, gap, inst.trading_at, self.core.symbols[gap.symbol].bars.last_close
         )
         if len(shut) > len(fetched):
             self.log.info(
@@ -420,12 +422,13 @@ class IBKRFeed:
 def with_shut_minutes(
     fetched: list[Bar],
     gap: GapRequest,
-    trading: tuple[tuple[int, int], ...],
+    trading_at: Callable[[int], bool | None],
     last_close: float | None,
 ) -> list[Bar]:
     """History's bars, plus a flat zero-volume bar for each minute the contract's trading hours say
-    the market was shut (the daily maintenance break, a weekend): nothing traded, so nothing is
-    missing, and the stretch is whole. A minute whose hours are unknown stays missing."""
+    the market was shut (the daily maintenance break, a weekend, a holiday: `trading_at`, IB's
+    hours or the exchange calendar past them): nothing traded, so nothing is missing, and the
+    stretch is whole. A minute whose hours are unknown stays missing."""
     step = 60_000
     have = {b.ts_open: b for b in fetched}
     out: list[Bar] = []
@@ -435,8 +438,8 @@ def with_shut_minutes(
         if (
             bar is None
             and close is not None
-            and inside(trading, ts) is False
-            and inside(trading, ts + step - 1) is False
+            and trading_at(ts) is False
+            and trading_at(ts + step - 1) is False
         ):
             bar = Bar(gap.symbol, gap.timeframe, ts, close, close, close, close, 0.0)
         if bar is not None:

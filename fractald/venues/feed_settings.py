@@ -109,6 +109,7 @@ class FeedSettings:
     ib_client_id: int = 18
     ib_exchange: str = "CME"
     ib_roll_days: int = attrs.field(default=5, validator=attrs.validators.ge(0))
+    ib_calendar: str = "CMES"  # exchange_calendars name for trading hours past IB's; "" = none
     # The quality score's factors per tick of spread beyond one, and outside regular hours
     # (venues that report them: IBKR); core/feed_health.py.
     quality_spread_factor: float = attrs.field(default=0.9, validator=_factor)

@@ -27,6 +27,7 @@ from fractald.core.models import Bar
 from fractald.errors import ConfigError, NetworkError, RateLimited
 from fractald.venues.ibkr import front_month
 from fractald.venues.ibkr_bridge import AsyncioThread, ToTrio
+from fractald.venues.ibkr_hours import CalendarSessions, calendar_sessions, inside, open_at
 from fractald.venues.ibkr_pacing import HistoryLimits, HistoryPacing
 
 
@@ -40,6 +41,7 @@ class IBFeedSettings:
     roll_days: int = 5
     request_timeout_s: float = 10.0
     history_limits: HistoryLimits = attrs.field(factory=HistoryLimits)  # IB's pacing rules
+    calendar: str = "CMES"  # exchange_calendars name for hours past IB's; "" = none
 
 
 @attrs.frozen(slots=True)
@@ -96,10 +98,20 @@ class Instrument:
     trading: tuple[tuple[int, int], ...]
     liquid: tuple[tuple[int, int], ...]
     contract: Any = attrs.field(eq=False, repr=False)
+    # The exchange's calendar, for when IB's hours (the coming days only) do not reach.
+    calendar: CalendarSessions | None = attrs.field(default=None, eq=False, repr=False)
 
     @property
     def con_id(self) -> int:
         return int(self.contract.conId or 0)
+
+    def trading_at(self, ts_ms: int) -> bool | None:
+        """Whether the contract trades at `ts_ms`: IB's hours, else the calendar's, else None."""
+        return open_at(self.trading, self.calendar, ts_ms)
+
+    def liquid_at(self, ts_ms: int) -> bool | None:
+        """Within regular (liquid) hours: IB's only (a calendar has no overnight session)."""
+        return inside(self.liquid, ts_ms)
 
 
 def _ms(t: datetime) -> int:
@@ -111,17 +123,6 @@ def _sessions(parse: Callable[[], Sequence[Any]]) -> tuple[tuple[int, int], ...]
         return tuple((_ms(s.start), _ms(s.end)) for s in parse())
     except (ValueError, KeyError, TypeError):
         return ()  # hours IB gave in a form we cannot read: treated as unknown, never as closed
-
-
-def inside(sessions: Sequence[tuple[int, int]], ts_ms: int) -> bool | None:
-    """Whether `ts_ms` falls in one of `sessions`; None when they do not cover that day (unknown)."""
-    if not sessions:
-        return None
-    if any(start <= ts_ms < end for start, end in sessions):
-        return True
-    first, last = min(s for s, _ in sessions), max(e for _, e in sessions)
-    day = 86_400_000
-    return False if first - day <= ts_ms < last + day else None
 
 
 class IBFeedLink:
@@ -223,6 +224,7 @@ class IBFeedLink:
                 _sessions(d.tradingSessions),
                 _sessions(d.liquidSessions),
                 d.contract,
+                self._calendar(),
             )
         if unknown:
             problems = [
@@ -231,6 +233,10 @@ class IBFeedLink:
             ]
             raise ConfigError("; ".join(problems), problems=problems)
         return out
+
+    def _calendar(self) -> CalendarSessions | None:
+        name = self.settings.calendar
+        return calendar_sessions(name) if name else None  # cached; check-config named a bad one
 
     def _details_of(self, future: Any) -> Callable[[], Any]:
         return lambda: self.ib.reqContractDetailsAsync(future)

@@ -31,6 +31,16 @@ def feed_config_problems(feed: FeedConfig) -> list[str]:
         problems.append(
             f"config.feed.ib_exchange: {feed.ib_exchange!r} is not an exchange code (like CME)"
         )
+    if feed.ib_calendar:
+        from fractald.session_calendar import CalendarError, calendar_windows
+
+        try:
+            calendar_windows(feed.ib_calendar)
+        except CalendarError as exc:
+            problems.append(
+                f"config.feed.ib_calendar: {exc}; the feed's trading hours past IB's few days "
+                "(CMES for CME equity futures, '' for none)"
+            )
     if "1m" not in feed.timeframes:
         problems.append(
             'config.feed.timeframes: the IBKR feed builds 1m bars from 5 s bars: list "1m"'
