@@ -123,3 +123,95 @@ def test_history_and_top_of_book_as_ib_async_reads_them(fake: FakeTWS) -> None:
         assert (ticker.bid, ticker.bidSize, ticker.ask, ticker.askSize) == (4999.75, 3, 5000.0, 4)
     finally:
         ib.disconnect()
+
+
+@pytest.mark.slow  # over a second: out of the fast suite (issue 16)
+def test_order_ids_are_per_client_id_as_tws_keeps_them(fake: FakeTWS) -> None:
+    one, two = _connect(fake, 7), _connect(fake, 8)
+    errors: list[tuple[int, int]] = []
+    two.errorEvent += lambda req_id, code, *_: errors.append((req_id, code))
+    try:
+        [cd] = one.reqContractDetails(ib_async.Future("MES", exchange="CME"))
+        assert one.client.getReqId() and fake.next_order_id(7) == fake.next_order_id(8) == 1
+        a = one.placeOrder(cd.contract, ib_async.LimitOrder("BUY", 1, 4900.0, orderId=1, orderRef="mine"))
+        b = two.placeOrder(cd.contract, ib_async.LimitOrder("BUY", 2, 4800.0, orderId=1, orderRef="theirs"))
+        one.sleep(0.3)
+        assert a.orderStatus.status == b.orderStatus.status == "Submitted"  # order id 1 twice: two clients
+        assert {(o.client_id, o.order_id, o.order_ref) for o in fake.orders.values()} == {
+            (7, 1, "mine"), (8, 1, "theirs")}
+        assert fake.next_order_id(7) == fake.next_order_id(8) == 2 and fake.next_order_id(9) == 1
+        two.cancelOrder(b.order)
+        two.sleep(0.3)
+        statuses = {o.order_ref: o.status for o in fake.orders.values()}
+        assert statuses == {"mine": "Submitted", "theirs": "Cancelled"}  # client 8's order 1 only
+        two.client.cancelOrder(1, "")  # again: client 8's order 1 is gone; client 7's is not its to cancel
+        two.sleep(0.3)
+        assert (1, 10147) in errors and statuses["mine"] == "Submitted"
+        again = _connect(fake, 9)
+        try:
+            assert again.client.getReqId() >= 1 and fake.next_order_id(9) == 1  # a new client starts at 1
+        finally:
+            again.disconnect()
+    finally:
+        one.disconnect()
+        two.disconnect()
+
+
+@pytest.mark.slow  # over a second: out of the fast suite (issue 16)
+def test_orders_fill_on_the_contract_they_name(fake: FakeTWS) -> None:
+    from fakevenue.fake_tws import FakeContract
+
+    mnq = FakeContract(con_id=5551, symbol="MNQ", expiry="20250321", multiplier="2", local_symbol="MNQH5",
+                       trading_class="MNQ")
+    fake.listed.append(mnq)
+    fake.set_price(21_000.0, con_id=mnq.con_id)
+    ib = _connect(fake, 7)
+    try:
+        [es] = ib.reqContractDetails(ib_async.Future("MES", exchange="CME"))
+        [nq] = ib.reqContractDetails(ib_async.Future("MNQ", exchange="CME"))
+        t_nq = ib.placeOrder(nq.contract, ib_async.MarketOrder("SELL", 3))
+        t_es = ib.placeOrder(es.contract, ib_async.MarketOrder("BUY", 1))
+        stop = ib.placeOrder(nq.contract, ib_async.StopOrder("BUY", 3, 21_050.0))
+        ib.sleep(0.4)
+        assert (t_nq.orderStatus.avgFillPrice, t_es.orderStatus.avgFillPrice) == (21_000.0, 5000.0)
+        assert [f.contract.localSymbol for f in t_nq.fills] == ["MNQH5"]
+        positions = {p.contract.localSymbol: (p.position, p.avgCost) for p in ib.reqPositions()}
+        assert positions == {"MNQH5": (-3.0, 42_000.0), "MESH5": (1.0, 25_000.0)}  # avg cost x multiplier
+        fake.set_price(21_060.0)  # MES's price: the MNQ stop does not see it
+        ib.sleep(0.3)
+        assert stop.orderStatus.status == "Submitted"
+        fake.set_price(21_060.0, con_id=mnq.con_id)
+        ib.sleep(0.3)
+        assert stop.orderStatus.status == "Filled" and fake.positions[mnq.con_id][0] == 0.0
+        unknown = ib_async.Future("ZZZ", "20250321", exchange="CME")
+        bad = ib.placeOrder(unknown, ib_async.MarketOrder("BUY", 1))
+        ib.sleep(0.3)
+        assert bad.orderStatus.status in ("Cancelled", "PendingSubmit") and any(
+            e.errorCode == 200 for e in bad.log)
+    finally:
+        ib.disconnect()
+
+
+@pytest.mark.slow  # over a second: out of the fast suite (issue 16)
+def test_fills_come_in_parts_when_asked(fake: FakeTWS) -> None:
+    fake.fill_parts, fake.hold_remainder = 3, True
+    ib = _connect(fake, 7)
+    try:
+        [cd] = ib.reqContractDetails(ib_async.Future("MES", exchange="CME"))
+        trade = ib.placeOrder(cd.contract, ib_async.LimitOrder("BUY", 6, 5001.0))
+        ib.sleep(0.3)
+        assert (trade.orderStatus.status, trade.orderStatus.filled, trade.orderStatus.remaining) == (
+            "Submitted", 2.0, 4.0)  # a partial fill: the rest works on
+        fake.set_price(5000.5)
+        ib.sleep(0.3)
+        assert trade.orderStatus.filled == 4.0
+        fake.set_price(5000.25)
+        ib.sleep(0.3)
+        assert trade.orderStatus.status == "Filled" and trade.orderStatus.filled == 6.0
+        assert [(f.execution.shares, f.execution.price) for f in trade.fills] == [
+            (2.0, 5000.0), (2.0, 5000.5), (2.0, 5000.25)]
+        assert trade.orderStatus.avgFillPrice == pytest.approx((5000.0 + 5000.5 + 5000.25) / 3)
+        assert [f.commissionReport.commission for f in trade.fills] == [1.24, 1.24, 1.24]
+        assert fake.position == 6.0
+    finally:
+        ib.disconnect()

@@ -75,7 +75,7 @@ async def test_recovery_through_ibkr_asks_before_sending(fake: FakeTWS, tmp_path
     await first.close()
     await trio.to_thread.run_sync(fake.set_price, 4985.0)  # the stop fires at IB while the daemon is down
 
-    venue = IBKRVenue(IBSettings(port=fake.port, client_id=52))
+    venue = IBKRVenue(IBSettings(port=fake.port, client_id=51))  # the configured id again
     await venue.connect()
     try:
         send, receive = trio.open_memory_channel[VenueReport](100)

@@ -86,7 +86,9 @@ async def test_after_a_restart_everything_is_found_by_our_client_order_ids(fake:
     await first.submit_bracket(intent("e2", Side.BUY, OrderType.MARKET),
                                intent("s2", Side.SELL, OrderType.STOP_MARKET, trigger=4980.0, role="stop"))
     await first.close()  # the daemon dies; the bracket's stop stays at IB
-    second = IBKRVenue(IBSettings(port=fake.port, client_id=32))
+    # The restarted daemon connects with its configured client id again: TWS lets a client
+    # cancel only the orders placed under its own id.
+    second = IBKRVenue(IBSettings(port=fake.port, client_id=31))
     await second.connect()
     try:
         assert [o.client_order_id for o in await second.open_orders()] == ["s2"]
@@ -185,3 +187,21 @@ def test_config_and_preflight_for_ibkr(fake: FakeTWS, tmp_path) -> None:  # type
         load_config(bad)
     text = " ".join(err.value.problems)
     assert "config.risk.mode" in text and "ib_symbol" in text and "ib_account" in text
+
+
+async def test_a_fill_in_parts_is_one_report_per_execution(venue: IBKRVenue, fake: FakeTWS,
+                                                           nursery: trio.Nursery) -> None:
+    fake.fill_parts, fake.hold_remainder = 2, True
+    send, receive = trio.open_memory_channel[VenueReport](100)
+    nursery.start_soon(venue.stream_reports, send)
+    await trio.sleep(0.2)
+    ack = await venue.submit(intent("p1", Side.BUY, OrderType.LIMIT, qty=4.0, price=5001.0))
+    assert ack.kind is OrderEvent.ACCEPT
+    first = await _next(receive)
+    assert (first.kind, first.client_order_id, first.quantity, first.price) == (
+        OrderEvent.PARTIAL_FILL, "p1", 2.0, 5000.0)
+    assert [o.client_order_id for o in await venue.open_orders()] == ["p1"]  # the rest still works
+    await trio.to_thread.run_sync(fake.set_price, 4999.5)
+    second = await _next(receive)
+    assert (second.kind, second.quantity, second.price) == (OrderEvent.FILL, 2.0, 4999.5)
+    assert second.trade_id != first.trade_id and await venue.positions() == {"MES": 4.0}

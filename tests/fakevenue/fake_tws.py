@@ -8,9 +8,14 @@ placeOrder / cancelOrder with openOrder, orderStatus, execDetails and
 commissionReport. Messages are length-prefixed, fields NUL-terminated, laid
 out as ib_async's decoder reads them at this server version.
 
-The market is one price the test moves (`set_price`): market orders fill at
-it, marketable limits at their limit, resting stops and limits when the price
-crosses them; a bracket (parent + children with transmit=False until the last)
+Each contract has a price the test moves (`set_price`, the default contract's
+unless a conId is given); orders trade the contract they name (by conId, else
+symbol and month; an unknown one gets error 200): market orders fill at its
+price, marketable limits at their limit, resting stops and limits when the
+price crosses them; positions are kept per contract. Order ids are per client
+id, as TWS keeps them (two clients may both use id 1; a client cancels only
+its own), and nextValidId is per client. `fill_parts` splits a fill into that
+many executions (`hold_remainder`: the rest waits for the next price move); a bracket (parent + children with transmit=False until the last)
 is held until its last leg arrives; an OCA group cancels its siblings when one
 fills. Misbehaviour on command: `drop_all()` closes every connection,
 `send_error(code, msg)` pushes an error to every client, `ack_delay_s` delays
@@ -75,9 +80,15 @@ class FakeOrder:
     transmit: bool
     parent_id: int
     account: str
+    contract: FakeContract = attrs.field(factory=lambda: FakeContract())  # what it trades
     status: str = "PendingSubmit"
     filled: float = 0.0
     avg_price: float = 0.0
+
+    @property
+    def key(self) -> tuple[int, int]:
+        """TWS keeps order ids per client id: two clients may both use order id 1."""
+        return (self.client_id, self.order_id)
 
     @property
     def remaining(self) -> float:
@@ -169,18 +180,21 @@ class FakeTWS:
     def __init__(self, price: float = 5000.0, contract: FakeContract | None = None,
                  commission_per_contract: float = 0.62, listed: list[FakeContract] | None = None) -> None:
         self.contract = contract or FakeContract()
-        # Further contract months IB lists for the symbol (details, bars, quotes and history only;
-        # orders trade `contract`). Each has its own tape.
+        # Further contracts IB lists (other months, other roots): details, bars, quotes, history,
+        # and orders that name them. Each has its own tape and price.
         self.listed = list(listed or [])
         self.tapes: dict[int, list[tuple[int, float, float, float, float, float]]] = {}
         self.subscribed_con: dict[tuple[int, int], int] = {}  # (session, req id) -> conId asked for
-        self.price = price
+        self.prices: dict[int, float] = {self.contract.con_id: price}  # conId -> its price
         self.commission = commission_per_contract
-        self.orders: dict[int, FakeOrder] = {}
+        self.orders: dict[tuple[int, int], FakeOrder] = {}  # (client id, order id) -> order
         self.fills: list[FakeFill] = []
-        self.position = 0.0
-        self.avg_cost = 0.0
-        self.next_order_id = 1
+        self.positions: dict[int, tuple[float, float]] = {}  # conId -> (position, average cost)
+        self.next_ids: dict[int, int] = {}  # client id -> its next valid order id
+        # Fills "when asked": a marketable order fills in this many executions (partial fills), and
+        # with hold_remainder only the first goes at once, the rest with the next price move.
+        self.fill_parts = 1
+        self.hold_remainder = False
         self.next_perm = 900_000_000
         self.next_exec = 1
         self.ack_delay_s = 0.0
@@ -188,7 +202,7 @@ class FakeTWS:
         self.received: list[list[str]] = []  # every message a client sent, for assertions
         self.lock = threading.RLock()
         self.sessions: list[_Session] = []
-        self._held: dict[int, list[FakeOrder]] = {}  # parent id -> legs waiting for transmit
+        self._held: dict[tuple[int, int], list[FakeOrder]] = {}  # (client, parent id) -> legs held
         self.bar_subscriptions: list[tuple[_Session, int]] = []
         self.quote_subscriptions: list[tuple[_Session, int]] = []
         # The tape: every 5 s bar the market made (ts in seconds, o, h, l, c, volume), delivered or
@@ -233,6 +247,25 @@ class FakeTWS:
             self.server.server_close()
 
     # -- misbehaviour and market ---------------------------------------------------------
+    @property
+    def price(self) -> float:
+        """The price of `contract` (the default one)."""
+        return self.prices[self.contract.con_id]
+
+    @property
+    def position(self) -> float:
+        return self.positions.get(self.contract.con_id, (0.0, 0.0))[0]
+
+    @property
+    def avg_cost(self) -> float:
+        return self.positions.get(self.contract.con_id, (0.0, 0.0))[1]
+
+    def next_order_id(self, client_id: int) -> int:
+        return self.next_ids.get(client_id, 1)
+
+    def contract_of(self, con_id: int) -> FakeContract | None:
+        return next((c for c in (self.contract, *self.listed) if c.con_id == con_id), None)
+
     def drop_all(self) -> None:
         with self.lock:
             for s in list(self.sessions):
@@ -243,11 +276,13 @@ class FakeTWS:
             for s in self.sessions:
                 s.send([4, 2, req_id, code, message])
 
-    def set_price(self, price: float) -> None:
+    def set_price(self, price: float, con_id: int | None = None) -> None:
+        """One contract's price (default `contract`); its working orders fill when it crosses them."""
         with self.lock:
-            self.price = price
+            self.prices[con_id or self.contract.con_id] = price
             for order in list(self.orders.values()):
-                if order.working and self._triggered(order):
+                if order.contract.con_id == (con_id or self.contract.con_id) and order.working \
+                        and self._triggered(order):
                     self._fill(order, self._fill_price(order))
 
     def push_bar(self, ts: int, o: float, h: float, lo: float, c: float, volume: float = 10.0,
@@ -264,8 +299,8 @@ class FakeTWS:
                 for session, req_id in self.bar_subscriptions:
                     if self.subscribed_con.get((id(session), req_id), self.contract.con_id) == con:
                         session.send([50, 3, req_id, ts, o, h, lo, c, volume, c, 5])
-        if con == self.contract.con_id:
-            self.set_price(c)
+        if con == self.contract.con_id or any(o.contract.con_id == con for o in self.orders.values()):
+            self.set_price(c, con)
 
     def _tape(self, con_id: int) -> list[tuple[int, float, float, float, float, float]]:
         return self.tape if con_id == self.contract.con_id else self.tapes.setdefault(con_id, [])
@@ -312,36 +347,49 @@ class FakeTWS:
 
     # -- order book -----------------------------------------------------------------
     def _triggered(self, o: FakeOrder) -> bool:
-        buy = o.action == "BUY"
+        buy, price = o.action == "BUY", self.prices.get(o.contract.con_id)
+        if price is None:
+            return False  # no trade in that contract yet: nothing to fill against
         if o.order_type == "MKT":
             return True
         if o.order_type == "LMT":
             assert o.lmt_price is not None
-            return self.price <= o.lmt_price if buy else self.price >= o.lmt_price
+            return price <= o.lmt_price if buy else price >= o.lmt_price
         if o.order_type == "STP":
             assert o.aux_price is not None
-            return self.price >= o.aux_price if buy else self.price <= o.aux_price
+            return price >= o.aux_price if buy else price <= o.aux_price
         return False
 
     def _fill_price(self, o: FakeOrder) -> float:
+        price = self.prices[o.contract.con_id]
         if o.order_type == "LMT" and o.lmt_price is not None:
-            return min(self.price, o.lmt_price) if o.action == "BUY" else max(self.price, o.lmt_price)
-        return self.price
+            return min(price, o.lmt_price) if o.action == "BUY" else max(price, o.lmt_price)
+        return price
 
     def _fill(self, o: FakeOrder, price: float) -> None:
-        qty = o.remaining
+        """Fill what remains: in `fill_parts` executions (the rest held for the next price move
+        with `hold_remainder`); a bracket's children and OCA siblings follow the full fill."""
+        part = max(1.0, float(int(o.quantity / self.fill_parts + 0.999999)))
+        while o.remaining > 0:
+            self._execute(o, price, min(part, o.remaining))
+            if self.hold_remainder and o.remaining > 0:
+                return
+        self._filled(o)
+
+    def _execute(self, o: FakeOrder, price: float, qty: float) -> None:
         o.avg_price = (o.avg_price * o.filled + price * qty) / (o.filled + qty)
         o.filled += qty
-        o.status = "Filled"
+        o.status = "Filled" if o.remaining <= 0 else "Submitted"
         signed = qty if o.action == "BUY" else -qty
-        new = self.position + signed
-        if self.position == 0 or (self.position > 0) == (signed > 0):
-            self.avg_cost = (self.avg_cost * abs(self.position) + price * abs(signed)) / abs(new) if new else 0.0
+        position, avg_cost = self.positions.get(o.contract.con_id, (0.0, 0.0))
+        new = position + signed
+        if position == 0 or (position > 0) == (signed > 0):
+            avg_cost = (avg_cost * abs(position) + price * abs(signed)) / abs(new) if new else 0.0
         elif new == 0:
-            self.avg_cost = 0.0
-        elif (new > 0) != (self.position > 0):
-            self.avg_cost = price
-        self.position = new
+            avg_cost = 0.0
+        elif (new > 0) != (position > 0):
+            avg_cost = price
+        self.positions[o.contract.con_id] = (new, avg_cost)
         fill = FakeFill(f"0000e0d5.{self.next_exec:08x}.01.01", o, qty, price, time.time(),
                         round(self.commission * qty, 2))
         self.next_exec += 1
@@ -350,15 +398,18 @@ class FakeTWS:
             s.send_exec(fill, -1)
             s.send_commission(fill)
             s.send_status(o)
+
+    def _filled(self, o: FakeOrder) -> None:
         for other in self.orders.values():  # an OCA group, and a bracket's children, are one-cancels-other
             same_oca = bool(o.oca_group) and other.oca_group == o.oca_group
-            siblings = bool(o.parent_id) and other.parent_id == o.parent_id
+            siblings = bool(o.parent_id) and other.parent_id == o.parent_id and other.client_id == o.client_id
             if other is not o and (same_oca or siblings) and (other.working or other.status == "PreSubmitted"):
                     other.status = "Cancelled"
                     for s in self.sessions:
                         s.send_status(other)
         for child in self.orders.values():  # a filled parent activates its children
-            if child.parent_id == o.order_id and child.status == "PreSubmitted":
+            if child.client_id == o.client_id and child.parent_id == o.order_id \
+                    and child.status == "PreSubmitted":
                 child.status = "Submitted"
                 for s in self.sessions:
                     s.send_status(child)
@@ -367,13 +418,16 @@ class FakeTWS:
 
     def place(self, session: _Session, order: FakeOrder) -> None:
         with self.lock:
-            known = self.orders.get(order.order_id)
+            known = self.orders.get(order.key)
             if known is not None and not known.working:
                 session.send([4, 2, order.order_id, 103, "Duplicate order id"])
                 return
-            self.orders[order.order_id] = order
-            self.next_order_id = max(self.next_order_id, order.order_id + 1)
-            group = order.parent_id or order.order_id
+            if known is not None:  # a modify: the same order, new terms
+                order = attrs.evolve(order, perm_id=known.perm_id, filled=known.filled,
+                                     avg_price=known.avg_price)
+            self.orders[order.key] = order
+            self.next_ids[order.client_id] = max(self.next_order_id(order.client_id), order.order_id + 1)
+            group = (order.client_id, order.parent_id or order.order_id)
             if not order.transmit:
                 self._held.setdefault(group, []).append(order)
                 return
@@ -382,8 +436,9 @@ class FakeTWS:
             time.sleep(self.ack_delay_s)
         with self.lock:
             for leg in legs:
-                leg.status = "PreSubmitted" if leg.parent_id and self.orders[leg.parent_id].filled < \
-                    self.orders[leg.parent_id].quantity else "Submitted"
+                parent = self.orders.get((leg.client_id, leg.parent_id)) if leg.parent_id else None
+                leg.status = "PreSubmitted" if parent is not None and parent.filled < parent.quantity \
+                    else "Submitted"
                 for s in self.sessions:
                     s.send_open_order(leg)
                     s.send_status(leg)
@@ -393,7 +448,7 @@ class FakeTWS:
 
     def cancel(self, session: _Session, order_id: int) -> None:
         with self.lock:
-            o = self.orders.get(order_id)
+            o = self.orders.get((session.client_id, order_id))
             if o is None or not (o.working or o.status == "PreSubmitted"):
                 session.send([4, 2, order_id, 10147, f"OrderId {order_id} that needs to be cancelled is not found."])
                 return
@@ -477,22 +532,24 @@ class _Session:
 
     def _msg_71(self, m: list[str]) -> None:  # startApi
         self.client_id = int(m[2])
-        self.send([9, 1, self.fake.next_order_id])
+        self.send([9, 1, self.fake.next_order_id(self.client_id)])
         self.send([15, 1, ACCOUNT])
         self.send([4, 2, -1, 2104, "Market data farm connection is OK:usfarm"])
         self.send([4, 2, -1, 2106, "HMDS data farm connection is OK:ushmds"])
 
     def _msg_8(self, m: list[str]) -> None:  # reqIds
-        self.send([9, 1, self.fake.next_order_id])
+        self.send([9, 1, self.fake.next_order_id(self.client_id)])
 
     def _msg_49(self, m: list[str]) -> None:  # reqCurrentTime
         self.send([49, 1, int(time.time())])
 
     def _msg_61(self, m: list[str]) -> None:  # reqPositions
         f = self.fake
-        if f.position:
-            self.send([61, 3, ACCOUNT, *f.contract.fields(), f.position,
-                       f.avg_cost * float(f.contract.multiplier)])
+        with f.lock:
+            held = [(f.contract_of(con), pos, cost) for con, (pos, cost) in f.positions.items() if pos]
+        for c, pos, cost in held:
+            if c is not None:
+                self.send([61, 3, ACCOUNT, *c.fields(), pos, cost * float(c.multiplier)])
         self.send([62, 1])
 
     def _msg_6(self, m: list[str]) -> None:  # reqAccountUpdates
@@ -500,11 +557,15 @@ class _Session:
         for key, value in (("NetLiquidation", "25000.00"), ("AvailableFunds", "23000.00"),
                            ("UnrealizedPnL", "0.00"), ("RealizedPnL", "0.00")):
             self.send([6, 2, key, value, "USD", ACCOUNT])
-        if f.position:
-            mult = float(f.contract.multiplier)
-            self.send([7, 8, *f.contract.fields(with_exchange=False)[:7], "", *f.contract.fields()[-3:],
-                       f.position, f.price, f.position * f.price * mult, f.avg_cost * mult,
-                       (f.price - f.avg_cost) * f.position * mult, 0.0, ACCOUNT])
+        with f.lock:
+            held = [(f.contract_of(con), pos, cost, f.prices.get(con, cost))
+                    for con, (pos, cost) in f.positions.items() if pos]
+        for c, pos, cost, price in held:
+            if c is None:
+                continue
+            mult = float(c.multiplier)
+            self.send([7, 8, *c.fields(with_exchange=False)[:7], "", *c.fields()[-3:],
+                       pos, price, pos * price * mult, cost * mult, (price - cost) * pos * mult, 0.0, ACCOUNT])
         self.send([8, 1, time.strftime("%H:%M")])
         self.send([54, 1, ACCOUNT])
 
@@ -553,11 +614,15 @@ class _Session:
                        "", "", 0, 1, "ES", "IND", "67,67", c.expiry, ""])
         self.send([52, 1, req_id])
 
-    def _msg_3(self, m: list[str]) -> None:  # placeOrder
+    def _msg_3(self, m: list[str]) -> None:  # placeOrder: orderId, contract (conId, symbol, ...), order
+        contract = self._traded(m)
+        if contract is None:
+            self.send([4, 2, int(m[1]), 200, "No security definition has been found for the request"])
+            return
         o = FakeOrder(order_id=int(m[1]), client_id=self.client_id, perm_id=self.fake.next_perm,
                       action=m[16], quantity=float(m[17]), order_type=m[18], lmt_price=_num(m[19]),
                       aux_price=_num(m[20]), tif=m[21], oca_group=m[22], account=m[23] or ACCOUNT,
-                      order_ref=m[26], transmit=m[27] == "1", parent_id=int(m[28] or 0))
+                      order_ref=m[26], transmit=m[27] == "1", parent_id=int(m[28] or 0), contract=contract)
         self.fake.next_perm += 1
         if o.order_type not in ("MKT", "LMT", "STP"):
             self.send([4, 2, o.order_id, 387, f"Unsupported order type {o.order_type}"])
@@ -566,6 +631,17 @@ class _Session:
             self.send([4, 2, o.order_id, 201, "Order rejected - reason:quantity must be positive"])
             return
         self.fake.place(self, o)
+
+    def _traded(self, m: list[str]) -> FakeContract | None:
+        """The contract an order names: by conId, else by symbol (and local symbol or month)."""
+        con_id, symbol, month, local = int(m[2] or 0), m[3], m[5], m[12]
+        with self.fake.lock:
+            if con_id:
+                return self.fake.contract_of(con_id)
+            for c in self.fake.contracts(symbol):
+                if (not local or c.local_symbol == local) and (not month or c.expiry.startswith(month)):
+                    return c
+        return None
 
     def _msg_4(self, m: list[str]) -> None:  # cancelOrder
         self.fake.cancel(self, int(m[2]))
@@ -649,7 +725,7 @@ class _Session:
                    o.avg_price if o.filled else 0.0, o.client_id, "", 0.0])
 
     def send_exec(self, fill: FakeFill, req_id: int) -> None:
-        o, c = fill.order, self.fake.contract
+        o, c = fill.order, fill.order.contract
         when = time.strftime("%Y%m%d %H:%M:%S", time.gmtime(fill.ts)) + " UTC"
         self.send([11, req_id, o.order_id, *c.fields(), fill.exec_id, when, o.account, c.exchange,
                    "BOT" if o.action == "BUY" else "SLD", fill.shares, fill.price, o.perm_id, o.client_id, 0,
@@ -659,7 +735,7 @@ class _Session:
         self.send([59, 1, fill.exec_id, fill.commission, "USD", "", "", ""])
 
     def send_open_order(self, o: FakeOrder) -> None:
-        c = self.fake.contract
+        c = o.contract
         fields: list[Any] = [5, o.order_id, *c.fields(), o.action, o.quantity, o.order_type,
                              o.lmt_price, o.aux_price, o.tif, o.oca_group, o.account, "", 0, o.order_ref,
                              o.client_id, o.perm_id, 0, 0, 0.0, "", "", "", "", "", ""]  # .. faProfile (<177)
