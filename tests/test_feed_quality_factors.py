@@ -41,8 +41,9 @@ def test_the_config_reaches_the_feeds_health_tracker() -> None:
 
     config = config_from_dict({"feed": {"venue": "ibkr", "symbols": ["MES"], "quality_spread_factor": 0.7,
                                         "quality_outside_rth_factor": 0.6}})
-    daemon = types.SimpleNamespace(config=config, trading=types.SimpleNamespace(resume_after_ms=dict))
-    actor = types.SimpleNamespace(daemon=daemon, _replay_catalog=MarketDataActor._replay_catalog)
+    actor = types.SimpleNamespace(config=types.SimpleNamespace(current=config),
+                                  trading=types.SimpleNamespace(resume_after_ms=dict),
+                                  _replay_catalog=MarketDataActor._replay_catalog)
     settings = MarketDataActor.feed_settings(actor)  # type: ignore[arg-type]
     assert (settings.quality_spread_factor, settings.quality_outside_rth_factor) == (0.7, 0.6)
     params = _Symbol("MES", settings, "1m", 0.0).health.params
