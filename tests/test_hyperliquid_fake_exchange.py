@@ -88,7 +88,7 @@ async def test_official_sdk_trades_against_the_fake() -> None:
         assert cancelled["response"]["data"]["statuses"] == ["success"]
         again = await in_thread(ex.cancel, "BTC", oid)
         assert again["response"]["data"]["statuses"] == [
-            {"error": "Order was never placed, already canceled, or filled."}]
+            {"error": "Order was never placed, already canceled, or filled. asset=0"}]
 
         refused = await in_thread(ex.order, "BTC", True, 0.00001, 49_000.0, {"limit": {"tif": "Gtc"}})
         assert refused["response"]["data"]["statuses"][0]["error"].startswith("Order must have minimum value")
@@ -124,6 +124,30 @@ async def test_fake_refuses_unknown_signers_wrong_network_and_reused_nonces() ->
         async with httpx.AsyncClient(trust_env=False) as client:
             bad = await client.post(venue.rest_url + "/exchange", content=b"{not json")
         assert bad.status_code == 422
+        nursery.cancel_scope.cancel()
+
+
+async def test_fake_answers_in_the_venues_words() -> None:
+    """Texts as the venue's error table and live answers quoted in public SDK issues give them."""
+    async with trio.open_nursery() as nursery:
+        venue = await started(nursery)
+        ex = await in_thread(sdk_exchange, venue)
+        too_big = await in_thread(ex.order, "BTC", True, 5.0, 50_000.0, {"limit": {"tif": "Gtc"}})
+        odd_size = await in_thread(ex.order, "ETH", True, 0.00001, 3_000.0, {"limit": {"tif": "Gtc"}})
+        assert [a["response"]["data"]["statuses"][0] for a in (too_big, odd_size)] == [
+            {"error": "Insufficient margin to place order. asset=0"}, {"error": "Order has invalid size."}]
+
+        action = {"type": "noop"}
+        stale = venue.now_ms() - 3 * 86_400_000
+        sig = signing.sign_l1_action(AGENT, action, None, stale, None, False)
+        async with httpx.AsyncClient(trust_env=False) as client:
+            r = await client.post(venue.rest_url + "/exchange", json={
+                "action": action, "nonce": stale, "signature": sig, "vaultAddress": None})
+            unknown = await client.post(venue.rest_url + "/info", json={"type": "noSuchInfo"})
+        assert r.json()["status"] == "err"
+        assert r.json()["response"].startswith(f"Invalid nonce: nonce too low {stale} < ")
+        assert (unknown.status_code, unknown.text.strip('"')) == (
+            422, "Failed to deserialize the JSON body into the target type")
         nursery.cancel_scope.cancel()
 
 

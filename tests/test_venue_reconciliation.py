@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import trio
 from eth_account import Account
 from fakevenue.hyperliquid_exchange import Coin
@@ -167,3 +168,54 @@ def receive_all(receive: trio.MemoryReceiveChannel[VenueReport]) -> list[VenueRe
             out.append(receive.receive_nowait())
         except trio.WouldBlock:
             return out
+
+
+async def test_the_same_planner_through_binance(tmp_path: Path) -> None:
+    """Binance's particulars (stops in the Algo Service, fills by Binance's order id) change nothing."""
+    from fakevenue.binance_exchange import Symbol
+    from fakevenue.binance_exchange_server import FakeBinanceFutures
+
+    from fractald.venues.binance import Market
+    from fractald.venues.binance_rest import BinanceRest
+    from fractald.venues.binance_venue import BinanceVenue
+    from fractald.venues.ws import Backoff
+
+    fake = FakeBinanceFutures([Symbol("BTCUSDT")], {"BTCUSDT": 50_000.0})
+    acct = fake.add_account("reconKey0001", "reconSecret0001")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(fake.run)
+        rest = BinanceRest(Market.FUTURES, fake.rest_url, "reconKey0001", "reconSecret0001",
+                           backoff=Backoff(0.01, 0.05), timeout_s=2.0)
+        venue = BinanceVenue(Market.FUTURES, rest, fake.ws_url, ["BTCUSDT"], backoff=Backoff(0.01, 0.05))
+        await venue.start()
+        ledger = await AsyncLedger.open(tmp_path / "fractald.db")
+        send, receive = trio.open_memory_channel[VenueReport](100)
+        router = Router(venue, ledger, send, clock_ms=fake.now_ms, record_outcomes=False,
+                        settings=RouterSettings(resolve_interval_s=0.05))
+        now = fake.now_ms()
+
+        def order(role: str, order_type: OrderType, side: Side, qty: float, **kw: object) -> OrderIntent:
+            return OrderIntent(ts=now, client_order_id=client_order_id("sig-b", role), symbol="BTCUSDT",
+                               side=side, order_type=order_type, quantity=qty, role=role, **kw)  # type: ignore[arg-type]
+
+        entry = order("entry", OrderType.MARKET, Side.BUY, 0.04, intended_price=50_000.0)
+        stop = order("stop1", OrderType.STOP_MARKET, Side.SELL, 0.04, trigger_price=48_000.0, reduce_only=True)
+        target = order("tp1", OrderType.LIMIT, Side.SELL, 0.02, price=51_000.0, reduce_only=True)
+        for i in (entry, stop, target):
+            await router.handle(Submit(i))
+        seen = {r.trade_id for r in receive_all(receive) if r.kind is OrderEvent.FILL}
+        seen |= {f.trade_id for f in await venue.fills_since(now - 60_000)}  # the entry's, as the stream gave it
+
+        fake.set_price("BTCUSDT", 51_500.0)  # the target fills while nobody looks
+        fake.exchange.cancel_algo(acct, {"clientAlgoId": stop.client_order_id})  # the stop, by hand
+        working = {c: "BTCUSDT" for c in (stop.client_order_id, target.client_order_id)}
+        snap = await take_snapshot(venue, working, now - 60_000, fake.now_ms())
+        books = BooksView({c: BookOrder(c, "BTCUSDT", 0.04 if c == stop.client_order_id else 0.02, 0.0, now)
+                           for c in working}, frozenset(seen))
+        plan = plan_repairs(books, snap, now_ms=snap.taken_ms, settle_ms=15_000)
+        assert plan.mismatches == ()
+        assert sorted((r.kind.value, r.client_order_id) for r in plan.repairs) == sorted(
+            [("FILL", target.client_order_id), ("CANCEL", stop.client_order_id)])
+        assert snap.positions == {"BTCUSDT": pytest.approx(0.02)}
+        await ledger.aclose()
+        nursery.cancel_scope.cancel()

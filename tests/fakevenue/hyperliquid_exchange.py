@@ -30,6 +30,9 @@ MAKER_FEE = 0.00015
 NONCE_WINDOW = 100
 MIN_NOTIONAL = 10.0
 DEFAULT_LEVERAGE = 20  # a coin's leverage until the user sets one (the venue's default is 20x cross)
+# The venue's texts, as its docs' error table and live answers quoted in public SDK issues give
+# them: order errors end in " asset=N" (left out of the docs' table); "Order has invalid size."
+# has no suffix. Texts no public source confirms are marked where they are made.
 NEVER_PLACED = "Order was never placed, already canceled, or filled."
 
 
@@ -139,42 +142,45 @@ class HlExchange:
         self._check_nonce(signer, nonce)
         expires = body.get("expiresAfter")
         if expires is not None and self.now_ms() > int(expires):
-            raise ExchangeError(f"Action expired at {expires}")  # shape not verified against the venue
+            raise ExchangeError(f"Action expired at {expires}")  # text not confirmed by a public source
         user = self.users[owner]
         self.actions.append(action)
         kind = action["type"]
         if kind == "order":
             return _ok("order", [self._place(user, w) for w in action["orders"]])
         if kind == "cancel":
-            return _ok("cancel", [self._cancel(user, self.orders.get(int(c["o"]))) for c in action["cancels"]])
-        if kind == "cancelByCloid":
-            return _ok("cancel", [self._cancel(user, self.by_cloid.get((user.address, str(c["cloid"]).lower())))
+            return _ok("cancel", [self._cancel(user, self.orders.get(int(c["o"])), c["a"])
                                   for c in action["cancels"]])
+        if kind == "cancelByCloid":
+            return _ok("cancel", [self._cancel(user, self.by_cloid.get((user.address, str(c["cloid"]).lower())),
+                                               c["asset"]) for c in action["cancels"]])
         if kind == "batchModify":
             return _ok("batchModify", [self._modify(user, m) for m in action["modifies"]])
         if kind == "updateLeverage":
             return self._update_leverage(user, action)
         if kind in ("scheduleCancel", "noop"):
             return {"status": "ok", "response": {"type": "default"}}
-        raise ExchangeError(f"Unknown action type {kind}")
+        raise ExchangeError(f"Unknown action type {kind}")  # text not confirmed by a public source
 
     def _update_leverage(self, user: User, action: dict[str, Any]) -> dict[str, Any]:
         coin = self.coins[int(action["asset"])]
         leverage = int(action["leverage"])
         if not 1 <= leverage <= coin.max_leverage:
-            raise ExchangeError("Invalid leverage value")  # shape not verified against the venue
+            raise ExchangeError("Invalid leverage value")  # only third-party code quotes this text
         user.leverage[coin.name] = (leverage, bool(action["isCross"]))
         return {"status": "ok", "response": {"type": "default"}}
 
     def _check_nonce(self, signer: str, nonce: int) -> None:
         now = self.now_ms()
-        if not now - 2 * 86_400_000 < nonce < now + 86_400_000:
-            raise ExchangeError(f"Invalid nonce: nonce {nonce} is outside the allowed time window")
+        if nonce <= now - 2 * 86_400_000:
+            raise ExchangeError(f"Invalid nonce: nonce too low {nonce} < {now - 2 * 86_400_000}")
+        if nonce >= now + 86_400_000:
+            raise ExchangeError(f"Invalid nonce: nonce too high {nonce} > {now + 86_400_000}")
         seen = self.nonces.setdefault(signer, [])
         if nonce in seen:
             raise ExchangeError(f"Invalid nonce: duplicate nonce {nonce}")
         if len(seen) >= NONCE_WINDOW and nonce < seen[0]:
-            raise ExchangeError(f"Invalid nonce: nonce {nonce} is lower than the smallest kept ({seen[0]})")
+            raise ExchangeError(f"Invalid nonce: nonce too low {nonce} < {seen[0]}")
         seen.append(nonce)
         seen.sort()
         del seen[:-NONCE_WINDOW]
@@ -182,14 +188,14 @@ class HlExchange:
     def _place(self, user: User, w: dict[str, Any], *, oid: int | None = None) -> dict[str, Any]:
         asset = int(w["a"])
         if not 0 <= asset < len(self.coins):
-            return {"error": f"Invalid asset {asset}"}
+            return {"error": f"Invalid asset {asset}"}  # text not confirmed by a public source
         coin = self.coins[asset]
         px, sz = Decimal(w["p"]), Decimal(w["s"])
         cl = str(w["c"]).lower() if w.get("c") else None
         if cl is not None and (user.address, cl) in self.by_cloid and oid is None:
-            return {"error": "Duplicate cloid."}  # exact text not verified against the venue
+            return {"error": "Duplicate cloid."}  # text not confirmed by a public source
         if -sz.as_tuple().exponent > coin.sz_decimals or sz <= 0:
-            return {"error": f"Order has invalid size. asset={asset}"}
+            return {"error": "Order has invalid size."}
         if not _valid_price(px, coin.sz_decimals):
             return {"error": f"Price must be divisible by tick size. asset={asset}"}
         t = w["t"]
@@ -204,6 +210,8 @@ class HlExchange:
                         is_market=bool(trigger and trigger["isMarket"]), tpsl=trigger["tpsl"] if trigger else "")
         if order.reduce_only and self._would_increase(user, order):
             return {"error": f"Reduce only order would increase position. asset={asset}"}
+        if not order.reduce_only and trigger is None and self._margin_short(user, order):
+            return {"error": f"Insufficient margin to place order. asset={asset}"}
         if trigger is None:
             mark = self.prices[coin.name]
             crosses = px >= mark if order.is_buy else px <= mark
@@ -229,13 +237,20 @@ class HlExchange:
         if order.cloid:
             self.by_cloid[(order.user, order.cloid)] = order
 
+    def _margin_short(self, user: User, order: HlOrder) -> bool:
+        """The order's initial margin at the coin's leverage is more than the account has free."""
+        free = float(self.clearinghouse(user)["withdrawable"])
+        lev = user.leverage.get(order.coin, (DEFAULT_LEVERAGE, True))[0]
+        return float(order.limit_px * order.sz) / lev > free
+
     def _would_increase(self, user: User, order: HlOrder) -> bool:
         szi = user.positions.get(order.coin, (0.0, 0.0))[0]
         return szi == 0 or (szi > 0) == order.is_buy
 
-    def _cancel(self, user: User, order: HlOrder | None) -> Any:
+    def _cancel(self, user: User, order: HlOrder | None, asset: int | None = None) -> Any:
+        """`asset`: the one the request named (None: a cancel by hand, the order's own)."""
         if order is None or order.user != user.address or order.status != "open":
-            return {"error": NEVER_PLACED}
+            return {"error": f"{NEVER_PLACED} asset={asset}"}
         self._set_status(order, "canceled")
         return "success"
 
@@ -342,7 +357,7 @@ class HlExchange:
         if kind == "userFillsByTime":
             end = body.get("endTime") or 2**62
             return [f for f in user.fills if int(body["startTime"]) <= f["time"] <= end][:2000]  # type: ignore
-        raise ExchangeError(f"Failed to deserialize the JSON body: unknown info type {kind}")
+        raise ExchangeError("Failed to deserialize the JSON body into the target type")
 
     def order_status(self, user: User, ref: Any) -> dict[str, Any]:
         order = (self.by_cloid.get((user.address, str(ref).lower())) if isinstance(ref, str)
