@@ -1,9 +1,11 @@
 """What keeping the trading state costs: snapshot writes, and daemon replay CPU against the backtest.
 
 Prints
-* the snapshot: its JSON size, and the time to build it (`session_state`),
-  encode it, and commit it with a batch into a real SQLite ledger
-  (`synchronous=FULL`), after CANDLES bars of trading (median of --writes);
+* the snapshot: its JSON size, and the time to build it (`session_state`,
+  with the equity history's closed points split off to their own table as
+  the session does), encode it, and commit it with a batch into a real
+  SQLite ledger (`synchronous=FULL`), after CANDLES bars of trading (median
+  of --writes; the first write, which stores every closed point once, apart);
 * CPU per 1m candle of `fractald run` replaying candles at full speed
   (process CPU until `trading_caught_up`, minus a run over --base candles,
   so imports and start-up cancel out) and of `fractald backtest` over the
@@ -34,6 +36,7 @@ from fractald.core.bars import SymbolBars
 from fractald.pipeline_factory import pipeline_from_config
 from fractald.session_state import session_state
 from fractald.store import db
+from fractald.store.equity_store import split_equity
 from fractald.store.ledger import Ledger
 from fractald.venues.replay import bundled_candles
 
@@ -47,19 +50,26 @@ def snapshot_figures(candles: int, writes: int) -> dict[str, float]:
             pipeline.on_bar(bar)
             cursor[f"{bar.symbol}/{bar.timeframe}"] = bar.ts_open
     build, encode, commit = [], [], []
+    stored = None
+    first_rows = 0
     with tempfile.TemporaryDirectory() as tmp, Ledger.open(Path(tmp) / "fractald.db") as led:
         for i in range(writes):
             t0 = time.perf_counter()
-            state = session_state(pipeline, cursor, candles)
+            # As the session writes it: the equity history's closed points go to their own
+            # table (all of them at the first write, then only new ones), not into the snapshot.
+            state, rows, stored = split_equity(session_state(pipeline, cursor, candles), stored)
+            first_rows = first_rows or len(rows)
             t1 = time.perf_counter()
             text = db.canonical_json(state, "snapshot")
             t2 = time.perf_counter()
-            led.commit_batch([("bench", {"i": i}, i)], (), state)
+            led.commit_batch([("bench", {"i": i}, i)], (), state, equity=rows)
             t3 = time.perf_counter()
             build.append(t1 - t0)
             encode.append(t2 - t1)
             commit.append(t3 - t2)
-    return {"snapshot_bytes": len(text), "build_ms": _ms(build), "encode_ms": _ms(encode),
+    return {"snapshot_bytes": len(text), "equity_points_first_write": first_rows,
+            "first_write_ms": round(1000 * (build[0] + encode[0] + commit[0]), 3),
+            "build_ms": _ms(build), "encode_ms": _ms(encode),
             "commit_with_snapshot_ms": _ms(commit),
             "total_ms": round(1000 * statistics.median(b + e + c for b, e, c in
                                                        zip(build, encode, commit, strict=True)), 3)}

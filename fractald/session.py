@@ -11,6 +11,7 @@ from the stored candles; the feed resumes after the bar the snapshot covers.
 from __future__ import annotations
 
 import collections
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -32,6 +33,7 @@ from fractald.session_state import (
 )
 from fractald.state_schema import LEGACY_PICKLE_SCHEMA, migrate, refuse_if_newer
 from fractald.store.db import canonical_json
+from fractald.store.equity_store import EquityMark, EquityRow, equity_in_ledger, split_equity
 from fractald.store.ledger import CandleRow, Ledger, Snapshot
 from fractald.store.writer import AsyncLedger
 
@@ -171,6 +173,8 @@ class TradingSession:
         self.feed_health: dict[str, FeedHealth] = {}
         self.last_reconcile: dict[str, Any] = {}
         self._candles: list[CandleRow] = []  # read by detection, not yet committed
+        # The equity history's closed points the ledger holds (snapshots carry only the rest).
+        self._equity_stored: EquityMark | None = None
         self._timeframes_of: dict[str, frozenset[str]] = {}
         # Engine events of a config change (RiskChanged), made outside a bar: the next commit
         # records them first, so the ledger replays the limits in force at each point.
@@ -224,9 +228,13 @@ class TradingSession:
             return await cls._upgrade_legacy(config, ledger, log, bus, pipeline, snapshot)
         try:
             state = migrate(dict(snapshot.state), where)
+            stored = equity_in_ledger(state)
+            if stored is not None:  # the closed equity points, from their own table
+                state = await ledger.run(functools.partial(Ledger.whole_state, state=state))
             notes = restore_into(pipeline, state)
             session = cls(config, ledger, log, bus, pipeline, dict(state["cursor"]))
             session.bars_processed = int(state["bars_processed"])
+            session._equity_stored = stored
         except (KeyError, TypeError, ValueError, cattrs.BaseValidationError) as exc:
             raise StateCorrupt(
                 f"{where} cannot be read ({type(exc).__name__}: {exc}); "
@@ -537,14 +545,21 @@ class TradingSession:
         )
         if self._expected:
             raise RuntimeError("nothing may be committed while catching up with the log")
+        state: dict[str, Any] | None = None
+        equity: list[EquityRow] = []
+        equity_stored = self._equity_stored
+        if snapshot:  # the equity history's closed points go to their own table, once each
+            state, equity, equity_stored = split_equity(self.snapshot_state(), equity_stored)
         await self.ledger.commit_batch(
             items,
             [(e.client_order_id, event_payload(e)) for e in intents],
-            self.snapshot_state() if snapshot else None,
+            state,
             submissions=submissions,
             outcomes=self._outcomes(events),
             candles=self._candles,
+            equity=equity,
         )
+        self._equity_stored = equity_stored
         self._candles = []
         self._uncommitted = []
         if snapshot:

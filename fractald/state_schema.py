@@ -11,7 +11,12 @@ reads it) with these keys:
 * ``pipelines``: per symbol, `Pipeline.export_state()` (counters and the
   strategies' learning). Since schema 3 the trades' management plans are
   the engine's (`engine.brackets[*].plan`); schema 2 kept them here
-  (`pipelines[*].trades`), and `MIGRATIONS[2]` moves them.
+  (`pipelines[*].trades`), and `MIGRATIONS[2]` moves them. Since schema 4
+  the equity history (`engine.accounting.equity_curve`) is kept exactly, as
+  its buckets, and its closed points live in the ledger's `equity_points`
+  table, not in the snapshot (``closed_in_ledger`` says how many it covers;
+  `fractald.store.equity_store`); schema 3 held every point inline, and
+  `MIGRATIONS[3]` turns those into buckets as restoring them always did.
 
 What is derived from market data alone (live SMC state, slow ATR and volume
 means, strategies' armed setups) is not in it: it is rebuilt at start-up by
@@ -34,7 +39,7 @@ from typing import Any
 from fractald import __version__
 from fractald.errors import StateCorrupt, StateTooNew
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 CODE_VERSION = __version__
 LEGACY_PICKLE_SCHEMA = 1  # release 0.1.0: {"format": 1, "pipeline": <base64 pickle>, "cursor": ...}
 RUNBOOK = "runbooks/daemon-will-not-start.md"
@@ -83,6 +88,29 @@ def _trades_into_brackets(state: dict[str, Any]) -> dict[str, Any]:
 
 
 MIGRATIONS[2] = _trades_into_brackets
+
+
+def _equity_as_buckets(state: dict[str, Any]) -> dict[str, Any]:
+    """3 -> 4: the equity curve's points become the history's exact state (buckets and level).
+
+    Schema 3 stored the points and the bucket width; restoring recorded them
+    again at that width, which is what this does, once.
+    """
+    from fractald.core.equity_history import EquityHistory
+
+    accounting = (state.get("engine") or {}).get("accounting")
+    if accounting is None or not isinstance(accounting.get("equity_curve"), list):
+        return state
+    history = EquityHistory()
+    history.extend(
+        ((int(t), float(e)) for t, e in accounting.pop("equity_curve")),
+        accounting.pop("equity_curve_width_ms", None),
+    )
+    accounting["equity_curve"] = history.state()
+    return state
+
+
+MIGRATIONS[3] = _equity_as_buckets
 
 
 def schema_of(state: dict[str, Any]) -> int:

@@ -88,14 +88,16 @@ def setup_dir(tmp: Path, candles: Path) -> Path:
 
 def ledger_rows(db_path: Path) -> dict[str, Any]:
     """Everything the checks need, read straight from the SQLite file."""
+    from fractald.store.equity_store import whole_state
+
     conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
         events = [(kind, json.loads(payload)) for kind, payload in
                   conn.execute("SELECT kind, payload FROM events ORDER BY seq")]
         intents = conn.execute(
             "SELECT client_order_id, submitted_ms, outcome FROM intents ORDER BY id").fetchall()
-        state = json.loads(conn.execute(
-            "SELECT state FROM snapshots ORDER BY id DESC LIMIT 1").fetchone()[0])
+        state = whole_state(conn, json.loads(conn.execute(
+            "SELECT state FROM snapshots ORDER BY id DESC LIMIT 1").fetchone()[0]))
         starts = conn.execute(
             "SELECT count(*) FROM daemon_events WHERE kind = 'start'").fetchone()[0]
     finally:

@@ -158,6 +158,45 @@ class EquityHistory:
     def clear(self) -> None:
         self.__init__(self.cap)  # type: ignore[misc]
 
+    # -- persistence: the state exactly, and the closed points apart (they only grow) ----------
+    @property
+    def level(self) -> int:
+        """How many times the buckets have widened (0: 1m). Closed points at one level only grow."""
+        return self._level
+
+    def closed_count(self) -> int:
+        return len(self._closed)
+
+    def closed_from(self, start: int) -> list[Point]:
+        """The closed points from index `start` on, at the current level."""
+        return self._closed[start:]
+
+    def state(self) -> dict[str, object]:
+        """Everything, as plain data; `restore_state` gives back this very history."""
+        return {
+            "level": self._level,
+            "closed": list(self._closed),  # (ts, equity) pairs: JSON arrays
+            "bucket": list(self._bucket),
+            "bucket_key": self._bucket_key,
+            "pending": self._pending,
+        }
+
+    def restore_state(self, data: dict[str, object]) -> None:
+        """Back to exactly the history `state()` described (a bad shape: ValueError or TypeError)."""
+        level = data["level"]
+        if not isinstance(level, int) or not 0 <= level < len(BUCKET_WIDTHS_MS):
+            raise ValueError(
+                f"equity history level {level!r} is not 0..{len(BUCKET_WIDTHS_MS) - 1}"
+            )
+        pending = data["pending"]
+        self.clear()
+        self._level = level
+        self._width = BUCKET_WIDTHS_MS[level]
+        self._closed = _points(data["closed"], "closed")
+        self._bucket = _points(data["bucket"], "bucket")
+        self._bucket_key = int(data["bucket_key"])  # type: ignore[call-overload]
+        self._pending = None if pending is None else _points([pending], "pending")[0]
+
     def extend(self, points: Iterable[Point], width_ms: int | None = None) -> None:
         """Record `points` in order (a restore); `width_ms` resumes the bucket size they were kept at."""
         if width_ms is not None and width_ms in BUCKET_WIDTHS_MS and not self:
@@ -165,3 +204,13 @@ class EquityHistory:
             self._width = width_ms
         for ts, equity in points:
             self.record(int(ts), float(equity))
+
+
+def _points(raw: object, what: str) -> list[Point]:
+    if not isinstance(raw, (list, tuple)):
+        raise TypeError(f"equity history {what}: expected a list of [ts, equity], got {raw!r:.80}")
+    out = []
+    for item in raw:
+        ts, equity = item
+        out.append((int(ts), float(equity)))
+    return out

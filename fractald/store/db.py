@@ -97,6 +97,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             complete INTEGER NOT NULL CHECK (complete IN (0, 1)))""",
         "CREATE INDEX candles_series ON candles (symbol, timeframe, id)",
     ),
+    # v5 (issue 11): the equity history's closed points, out of the snapshots
+    # (`fractald.store.equity_store`); each snapshot then holds only the open ones.
+    (
+        """CREATE TABLE equity_points (
+            level INTEGER NOT NULL,
+            idx INTEGER NOT NULL,
+            ts INTEGER NOT NULL,
+            equity REAL NOT NULL,
+            PRIMARY KEY (level, idx)) WITHOUT ROWID""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

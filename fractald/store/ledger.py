@@ -8,6 +8,7 @@
   at most once, so a restart never sends an order twice nor forgets one
   (`fractald.store.outbox`);
 * the closed candles detection ran on (`fractald.store.candle_store`);
+* the equity history's closed points (`fractald.store.equity_store`);
 * checksummed snapshots: start-up is the latest good snapshot plus the
   events after it (`recover`);
 * key/value settings that survive restarts (`fractalctl risk set`).
@@ -39,6 +40,7 @@ from fractald.store.candle_store import (
     candle_rows,
     insert_candles,
 )
+from fractald.store.equity_store import EquityRow, EquityStore, equity_rows, insert_equity
 from fractald.store.outbox import (
     MAX_CLIENT_ORDER_ID_LEN,
     IntentOutbox,
@@ -127,7 +129,7 @@ def _insert_snapshot(conn: sqlite3.Connection, state_json: str, last_seq: int, t
     return snap_id
 
 
-class Ledger(IntentOutbox, CandleStore):
+class Ledger(IntentOutbox, CandleStore, EquityStore):
     """The state database. Open with `Ledger.open(path)` (or `backup.verify_and_open`)."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path, lock: db.StateLock | None) -> None:
@@ -256,6 +258,7 @@ class Ledger(IntentOutbox, CandleStore):
         submissions: Iterable[tuple[str, int]] = (),
         outcomes: Iterable[tuple[str, str, int]] = (),
         candles: Iterable[CandleRow] = (),
+        equity: Iterable[EquityRow] = (),
     ) -> list[int]:
         """Events, the intents among them, their lifecycle and the state they lead to: ONE transaction.
 
@@ -265,7 +268,8 @@ class Ledger(IntentOutbox, CandleStore):
         `(client_order_id, outcome, ts)` outcome (first one wins, as
         `mark_outcome`), appends the `candles` detection ran on since the last
         batch, and, when `state` is given, writes a snapshot
-        covering every event up to the last one appended. All or nothing;
+        covering every event up to the last one appended (with the `equity`
+        points it no longer holds itself). All or nothing;
         returns the new seqs.
 
         A submission that was already claimed is an InvariantViolation and
@@ -279,6 +283,7 @@ class Ledger(IntentOutbox, CandleStore):
         ends = outcome_rows(outcomes)
         state_json = None if state is None else dict_json(state, "snapshot state")
         new_candles = candle_rows(candles)
+        new_equity = equity_rows(equity)
         with db.transaction(self._conn) as conn:
             seqs = _insert_events(conn, rows)
             if new_candles:
@@ -286,6 +291,8 @@ class Ledger(IntentOutbox, CandleStore):
             stored = [insert_intent(conn, cid, payload_json) for cid, payload_json in intent_rows]
             claim_all_or_refuse(conn, claims)
             refused = set_outcomes(conn, ends)
+            if new_equity:
+                insert_equity(conn, new_equity)
             if state_json is not None:
                 _insert_snapshot(conn, state_json, self.last_seq(), db.now_ms())
         self._after_batch(intent_rows, stored, refused)

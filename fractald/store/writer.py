@@ -26,6 +26,7 @@ from typing import Any, Self, TypeVar
 import trio
 
 from fractald.store import backup, db
+from fractald.store.equity_store import EquityRow
 from fractald.store.ledger import CandleRow, DaemonEvent, Event, IntentRecord, Ledger, Snapshot
 
 T = TypeVar("T")
@@ -106,6 +107,7 @@ class AsyncLedger:
         submissions: Iterable[tuple[str, int]] = (),
         outcomes: Iterable[tuple[str, str, int]] = (),
         candles: Iterable[CandleRow] = (),
+        equity: Iterable[EquityRow] = (),
     ) -> list[int]:
         return await self._call(
             self._ledger.commit_batch,
@@ -115,6 +117,7 @@ class AsyncLedger:
             submissions=list(submissions),
             outcomes=list(outcomes),
             candles=list(candles),
+            equity=list(equity),
         )
 
     async def last_seq(self) -> int:

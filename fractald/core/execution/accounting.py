@@ -329,8 +329,8 @@ class Accounting:
             "initial_equity": self.initial_equity,
             "marks": dict(self.marks),
             "positions": [conv.unstructure(p) for p in self.positions.values()],
-            "equity_curve": [list(x) for x in self.equity_curve],
-            "equity_curve_width_ms": self.equity_curve.width_ms,
+            # Exact (buckets and all); the daemon keeps its closed points in their own ledger table.
+            "equity_curve": self.equity_curve.state(),
             "closed_count": self.closed_count,
         }
 
@@ -343,8 +343,5 @@ class Accounting:
             (p.strategy, p.symbol): p
             for p in (conv.structure(d, Position) for d in data["positions"])
         }
-        self.equity_curve.clear()
-        self.equity_curve.extend(
-            ((int(t), float(e)) for t, e in data["equity_curve"]), data.get("equity_curve_width_ms")
-        )
+        self.equity_curve.restore_state(data["equity_curve"])
         self.closed_count = int(data["closed_count"])
