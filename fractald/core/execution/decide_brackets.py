@@ -78,20 +78,7 @@ def after_order(s: State, b: Bracket, o: Order, ts: int) -> Decision:
             and not params.brackets.local_targets
         ):
             for i, (price, qty) in enumerate(b.target_plan(params.brackets, inst)):
-                yield ev.OrderIntent(
-                    ts,
-                    client_order_id(b.signal_id, f"tp{i + 1}"),
-                    b.symbol,
-                    b.side.opposite(),
-                    OrderType.LIMIT,
-                    qty,
-                    price=price,
-                    reduce_only=True,
-                    strategy=b.strategy,
-                    signal_id=b.signal_id,
-                    role=f"tp{i + 1}",
-                    intended_price=price,
-                )
+                yield _closing_order(b, ts, f"tp{i + 1}", OrderType.LIMIT, qty, price, price=price)
     elif o.role.startswith("tp"):
         be = b.break_even_stop(params.brackets, inst)
         if be is not None and b.state is BracketState.OPEN:
@@ -124,6 +111,35 @@ def venue_stop_live(s: State, b: Bracket) -> bool:
     )
 
 
+def _closing_order(
+    b: Bracket,
+    ts: int,
+    role: str,
+    order_type: OrderType,
+    qty: float,
+    intended_price: float,
+    *,
+    price: float | None = None,
+    trigger_price: float | None = None,
+) -> ev.OrderIntent:
+    """A reduce-only order against the bracket's position, its id derived from the trade's and `role`."""
+    return ev.OrderIntent(
+        ts,
+        client_order_id(b.signal_id, role),
+        b.symbol,
+        b.side.opposite(),
+        order_type,
+        qty,
+        price=price,
+        trigger_price=trigger_price,
+        reduce_only=True,
+        strategy=b.strategy,
+        signal_id=b.signal_id,
+        role=role,
+        intended_price=intended_price,
+    )
+
+
 def sync_venue_stop(s: State, b: Bracket, ts: int, min_move_ticks: int = 0) -> Decision:
     """Keep one reduce-only venue stop at the bracket's stop price for the held quantity."""
     if not s.params.brackets.venue_stops or b.state is not BracketState.OPEN:
@@ -144,20 +160,7 @@ def sync_venue_stop(s: State, b: Bracket, ts: int, min_move_ticks: int = 0) -> D
     if qty <= QTY_EPS:
         return
     role = f"stop{len(b.stop_coids) + 1}"
-    yield ev.OrderIntent(
-        ts,
-        client_order_id(b.signal_id, role),
-        b.symbol,
-        b.side.opposite(),
-        OrderType.STOP_MARKET,
-        qty,
-        trigger_price=b.stop,
-        reduce_only=True,
-        strategy=b.strategy,
-        signal_id=b.signal_id,
-        role=role,
-        intended_price=b.stop,
-    )
+    yield _closing_order(b, ts, role, OrderType.STOP_MARKET, qty, b.stop, trigger_price=b.stop)
 
 
 def maybe_close(s: State, b: Bracket, ts: int) -> Decision:
@@ -203,19 +206,7 @@ def send_exit(s: State, b: Bracket, ts: int) -> Decision:
     if qty <= QTY_EPS:
         return
     role = f"exit{len(b.exit_coids) + 1}"
-    yield ev.OrderIntent(
-        ts,
-        client_order_id(b.signal_id, role),
-        b.symbol,
-        b.side.opposite(),
-        OrderType.MARKET,
-        qty,
-        reduce_only=True,
-        strategy=b.strategy,
-        signal_id=b.signal_id,
-        role=role,
-        intended_price=s.last_price.get(b.symbol, 0.0),
-    )
+    yield _closing_order(b, ts, role, OrderType.MARKET, qty, s.last_price.get(b.symbol, 0.0))
 
 
 def exit_trade(s: State, b: Bracket, reason: str, ts: int, price: float = 0.0) -> Decision:
@@ -272,19 +263,7 @@ def local_target(s: State, b: Bracket, price: float, ts: int) -> Decision:
     for coid in working(s, b.stop_coids):
         yield from cancel(s, coid, ts, "target_reached")
     role = f"tp{i + 1}"
-    yield ev.OrderIntent(
-        ts,
-        client_order_id(b.signal_id, role),
-        b.symbol,
-        b.side.opposite(),
-        OrderType.MARKET,
-        round(qty, 12),
-        reduce_only=True,
-        strategy=b.strategy,
-        signal_id=b.signal_id,
-        role=role,
-        intended_price=plan[i][0],
-    )
+    yield _closing_order(b, ts, role, OrderType.MARKET, round(qty, 12), plan[i][0])
 
 
 def atr_of(s: State, symbol: str, timeframe: str) -> float | None:
