@@ -61,6 +61,7 @@ def test_the_report_decider_names_anomalies_and_skips_duplicate_fills() -> None:
     assert isinstance(made, ev.OrderFilled) and made.quantity == order.quantity
     assert state_of(eng) == before
     eng.on_venue_report(fill)
+    order = eng.orders[order.client_order_id]  # a frozen value: the one the fill made
     assert report_event(order, fill) is None  # the same trade id again: nothing
     unknown = report_event(None, VenueReport(OrderEvent.ACCEPT, "nope", T0 + 3))
     assert isinstance(unknown, ev.OrderAnomaly) and unknown.what == "unknown_order"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -23,10 +26,40 @@ from fractald.errors import InvariantViolation
 E, S = OrderEvent, OrderStatus
 
 
-def limit(qty: float = 1.0) -> Order:
-    o = Order("c1", "BTC", Side.BUY, OrderType.LIMIT, qty, price=100.0)
+class Held:
+    """An order followed through its events: each `apply` keeps the value it returns (as evolve.py
+    does with the engine's orders), and reads go to the current value."""
+
+    def __init__(self, order: Order) -> None:
+        self.order = order
+
+    def apply(self, event: OrderEvent, ts: int, **kw: Any) -> Applied:
+        result, self.order = self.order.apply(event, ts, **kw)
+        return result
+
+    def apply_fill(self, trade_id: str, qty: float, price: float, fee: float, ts: int) -> Applied:
+        result, self.order = self.order.apply_fill(trade_id, qty, price, fee, ts)
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.order, name)
+
+
+def limit(qty: float = 1.0) -> Any:
+    o = Held(Order("c1", "BTC", Side.BUY, OrderType.LIMIT, qty, price=100.0))
     assert o.apply(E.SUBMIT, 1) is Applied.APPLIED
     return o
+
+
+def test_an_order_is_a_frozen_value_and_an_event_makes_the_next_one() -> None:
+    o = Order("c1", "BTC", Side.BUY, OrderType.LIMIT, 1.0, price=100.0)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        o.status = S.SUBMITTED  # type: ignore[misc]
+    result, sent = o.apply(E.SUBMIT, 1)
+    assert result is Applied.APPLIED and (o.status, sent.status) == (S.INITIALIZED, S.SUBMITTED)
+    result, filled = sent.apply_fill("t1", 1.0, 100.0, 0.0, 2)
+    assert filled.trade_ids == ("t1",) and sent.trade_ids == () and filled.status is S.FILLED
+    assert filled.apply_fill("t1", 1.0, 100.0, 0.0, 3) == (Applied.DUPLICATE, filled)
 
 
 def test_happy_path_partial_then_full() -> None:
@@ -101,8 +134,8 @@ def test_order_validation_and_stop_trigger() -> None:
         Order("c", "BTC", Side.SELL, OrderType.STOP_MARKET, 1.0)
     with pytest.raises(ValueError, match="GTD"):
         Order("c", "BTC", Side.BUY, OrderType.MARKET, 1.0, tif=TimeInForce.GTD)
-    o = Order("c", "BTC", Side.SELL, OrderType.STOP_LIMIT, 1.0, price=95.0, trigger_price=96.0,
-              reduce_only=True)
+    o = Held(Order("c", "BTC", Side.SELL, OrderType.STOP_LIMIT, 1.0, price=95.0, trigger_price=96.0,
+                   reduce_only=True))
     o.apply(E.SUBMIT, 1)
     o.apply(E.ACCEPT, 2)
     o.apply(E.TRIGGER, 3)

@@ -98,4 +98,5 @@ def follow_report(s: State, o: Order, event: Any, ts: int) -> Decision:
         yield event
     b = s.brackets.get(o.signal_id)
     if b is not None:
-        yield from after_order(s, b, o, ts)
+        # Orders are frozen values: `o` as the event left it (the last value, once it is gone).
+        yield from after_order(s, b, s.orders.get(o.client_order_id, o), ts)

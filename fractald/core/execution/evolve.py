@@ -100,7 +100,7 @@ def _order_intent(s: State, e: ev.OrderIntent) -> None:
         intended_price=e.intended_price,
         post_only=e.post_only,
     )
-    o.apply(OE.SUBMIT, e.ts)
+    _, o = o.apply(OE.SUBMIT, e.ts)
     s.orders[o.client_order_id] = o
     s.rate.record(e.ts)
     b = s.brackets.get(e.signal_id)
@@ -128,7 +128,7 @@ def _order_intent(s: State, e: ev.OrderIntent) -> None:
 def _cancel_requested(s: State, e: ev.CancelRequested) -> None:
     o = s.orders.get(e.client_order_id)
     if o is not None:
-        o.apply(OE.CANCEL_REQUEST, e.ts)
+        s.orders[e.client_order_id] = o.apply(OE.CANCEL_REQUEST, e.ts)[1]
 
 
 def _order_status(s: State, e: ev.OrderStatusChanged) -> None:
@@ -136,7 +136,8 @@ def _order_status(s: State, e: ev.OrderStatusChanged) -> None:
     if o is None:
         return
     before = o.status
-    o.apply(e.event, e.ts, reason=e.reason, venue_order_id=e.venue_order_id)
+    _, o = o.apply(e.event, e.ts, reason=e.reason, venue_order_id=e.venue_order_id)
+    s.orders[e.client_order_id] = o
     _after_order(s, o, before)
     q, venue, sym = s.exec_quality, s.params.venue, o.symbol
     if e.event is OE.ACCEPT:
@@ -157,7 +158,8 @@ def _order_filled(s: State, e: ev.OrderFilled) -> None:
     if o is not None:
         first = o.filled_qty == 0
         before = o.status
-        o.apply_fill(e.trade_id, e.quantity, e.price, e.fee, e.ts)
+        _, o = o.apply_fill(e.trade_id, e.quantity, e.price, e.fee, e.ts)
+        s.orders[e.client_order_id] = o
         # Fill latency means something for orders that take liquidity, counted from when
         # they started to (`ts_marketable`): a market order from its submit, a stop-market
         # from its trigger; a resting limit, or a stop whose trigger the venue never

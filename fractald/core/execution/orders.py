@@ -191,9 +191,9 @@ def client_order_id(intent_key: str, role: str) -> str:
     return digest
 
 
-@attrs.define(slots=True)
+@attrs.frozen(slots=True)
 class Order:
-    """One order and everything known about it. Mutable, owned by the engine."""
+    """One order and everything known about it: a frozen value; evolve.py keeps the current one."""
 
     client_order_id: str
     symbol: str
@@ -213,7 +213,7 @@ class Order:
     filled_qty: float = 0.0
     avg_fill_price: float = 0.0
     fees: float = 0.0
-    trade_ids: list[str] = attrs.field(factory=list)
+    trade_ids: tuple[str, ...] = ()
     venue_order_id: str = ""
     ts_created: int = 0
     ts_submitted: int = 0
@@ -254,54 +254,60 @@ class Order:
             return S.PARTIALLY_FILLED if filled > QTY_EPS else self.resume_status
         return target  # type: ignore[return-value]
 
-    def _move(self, event: OrderEvent, ts: int) -> Applied:
+    def _moved(self, event: OrderEvent, ts: int, changes: dict[str, Any]) -> tuple[Applied, Order]:
+        """`changes` plus the status `event` leads to (INVALID: `changes` alone)."""
         target = self.next_status(event)
         if target is None:
-            return Applied.INVALID
+            return Applied.INVALID, attrs.evolve(self, **changes) if changes else self
         if target in (S.ACCEPTED, S.TRIGGERED, S.SUBMITTED):
-            self.resume_status = target
-        self.status = target
-        self.ts_last = max(self.ts_last, ts)
-        return Applied.APPLIED
+            changes["resume_status"] = target
+        changes["status"] = target
+        changes["ts_last"] = max(self.ts_last, ts)
+        return Applied.APPLIED, attrs.evolve(self, **changes)
 
-    def apply(self, event: OrderEvent, ts: int, **kw: Any) -> Applied:
-        """Apply a non-fill event. Fills go through `apply_fill`."""
+    def apply(self, event: OrderEvent, ts: int, **kw: Any) -> tuple[Applied, Order]:
+        """A non-fill event: how it went, and the order after it. Fills go through `apply_fill`."""
         if event in (E.FILL, E.PARTIAL_FILL):
             raise ValueError("use apply_fill for fills")
-        if event is E.SUBMIT and self.can(event):
-            self.ts_submitted = ts
+        can = self.can(event)
+        changes: dict[str, Any] = {}
+        if event is E.SUBMIT and can:
+            changes["ts_submitted"] = ts
             if self.order_type is OrderType.MARKET:
-                self.ts_marketable = ts
+                changes["ts_marketable"] = ts
         if (
             event is E.TRIGGER
-            and self.can(event)
+            and can
             and self.order_type is OrderType.STOP_MARKET
             and not self.ts_marketable
             and kw.get("reason") != RECOVERED
         ):
-            self.ts_marketable = ts
-        if event is E.UPDATE and self.can(event):
+            changes["ts_marketable"] = ts
+        if event is E.UPDATE and can:
             for k in ("quantity", "price", "trigger_price"):
                 if kw.get(k) is not None:
-                    setattr(self, k, kw[k])
-            if self.quantity < self.filled_qty - QTY_EPS:
+                    changes[k] = kw[k]
+            if changes.get("quantity", self.quantity) < self.filled_qty - QTY_EPS:
                 raise InvariantViolation(
                     f"order {self.client_order_id} updated below its filled quantity",
-                    quantity=self.quantity,
+                    quantity=changes["quantity"],
                     filled=self.filled_qty,
                 )
         if event is E.ACCEPT and kw.get("venue_order_id"):
-            self.venue_order_id = kw["venue_order_id"]
+            changes["venue_order_id"] = kw["venue_order_id"]
         if kw.get("reason"):
-            self.reason = kw["reason"]
-        return self._move(event, ts)
+            changes["reason"] = kw["reason"]
+        return self._moved(event, ts, changes)
 
     def fill_event(self, qty: float) -> OrderEvent:
         return E.FILL if self.filled_qty + qty >= self.quantity - QTY_EPS else E.PARTIAL_FILL
 
-    def apply_fill(self, trade_id: str, qty: float, price: float, fee: float, ts: int) -> Applied:
+    def apply_fill(
+        self, trade_id: str, qty: float, price: float, fee: float, ts: int
+    ) -> tuple[Applied, Order]:
+        """A fill: how it went (a repeated trade id is DUPLICATE), and the order after it."""
         if trade_id in self.trade_ids:
-            return Applied.DUPLICATE
+            return Applied.DUPLICATE, self
         if not (qty > 0 and price > 0):
             raise InvariantViolation(
                 f"fill {trade_id} on {self.client_order_id} has qty {qty} price {price}",
@@ -318,12 +324,19 @@ class Order:
         complete = new_filled >= self.quantity - QTY_EPS
         event = self.fill_event(qty)
         if not self.can(event):
-            return Applied.INVALID
-        self.avg_fill_price = (self.avg_fill_price * self.filled_qty + price * qty) / new_filled
-        self.filled_qty = self.quantity if complete else new_filled
-        self.fees += fee
-        self.trade_ids.append(trade_id)
-        return self._move(event, ts)
+            return Applied.INVALID, self
+        changes: dict[str, Any] = {
+            "avg_fill_price": (self.avg_fill_price * self.filled_qty + price * qty) / new_filled,
+            "filled_qty": self.quantity if complete else new_filled,
+            "fees": self.fees + fee,
+            "trade_ids": (*self.trade_ids, trade_id),
+        }
+        target = self.next_status(event, qty)  # RESUME counts this fill
+        if target in (S.ACCEPTED, S.TRIGGERED, S.SUBMITTED):
+            changes["resume_status"] = target
+        changes["status"] = target
+        changes["ts_last"] = max(self.ts_last, ts)
+        return Applied.APPLIED, attrs.evolve(self, **changes)
 
 
 omit_when_default(Order, "post_only")  # snapshots stay as they were for ordinary orders
