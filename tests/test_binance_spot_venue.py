@@ -143,3 +143,15 @@ async def test_fills_while_the_stream_was_down_arrive_by_resync_and_a_bad_key_is
         send, _ = trio.open_memory_channel[VenueReport](10)
         with pytest.raises(AuthError, match="-1022"):
             await wrong.stream_reports(send)
+
+
+async def test_spot_minimums_come_from_exchange_info_and_binance_filter_failures_are_named() -> None:
+    async with running() as (fake, venue, _):
+        tiny = order("entry", OrderType.LIMIT, qty=0.00005, price=49_900.0)  # 2.50 USDT < 5
+        refused = await venue.submit(tiny)
+        assert refused.kind is OrderEvent.REJECT and refused.reason.startswith("below_min_notional")
+        # A market order without a last price to check against: Binance's own filter says no.
+        market = await venue.submit(order("entry2", OrderType.MARKET, qty=0.00005))
+        assert market.kind is OrderEvent.REJECT and "-1013" in market.reason
+        assert "NOTIONAL" in market.reason
+        assert fake.exchange.accounts[KEY].submissions == {}

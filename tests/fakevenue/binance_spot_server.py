@@ -87,8 +87,8 @@ class FakeBinanceSpot(FakeBinanceFutures):
                 async for frame in ws:
                     send.send_nowait(self._ws_request(frame, send, mine))
                 nursery.cancel_scope.cancel()
-        except ConnectionClosed:
-            pass
+        except* ConnectionClosed:
+            pass  # the client went away (or was killed)
         finally:
             for key, sub in mine:
                 if sub in self.subscribers.get(key, []):
