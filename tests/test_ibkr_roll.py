@@ -174,3 +174,53 @@ def test_a_roll_refuses_a_step_that_is_no_price() -> None:
 
     with pytest.raises(ValueError, match="finite price step"):
         ContractRolled("MES", 0, "MESZ6", "MESH7", math.nan)
+
+
+async def test_an_unmeasured_roll_is_estimated_from_the_new_months_first_bar_and_held_bars_move() -> None:
+    """History has no minute of the new month to compare (or cannot be asked): the step is the new
+    month's first open minus the old month's last close, sent before that bar; the old month's
+    minutes of a 5m bar still open move with it, so the 5m bar is one series."""
+    import types
+
+    import trio
+    from fakevenue.harness import RecordingLog
+
+    from fractald.errors import NetworkError
+    from fractald.venues.feed import FeedSettings, FeedState
+    from fractald.venues.feed_core import FeedCore
+    from fractald.venues.feed_ibkr import IBKRFeed
+    from fractald.venues.feed_output import FeedOutput
+    from fractald.venues.ibkr_feed_link import Instrument
+
+    class Link:
+        async def history(self, *args: object) -> list[Bar]:
+            raise NetworkError("IBKR feed: not connected")
+
+    old = Instrument("MES", "MESZ5", "20251219", 0.25, (), (), types.SimpleNamespace(conId=1))
+    new = Instrument("MES", "MESH6", "20260320", 0.25, (), (), types.SimpleNamespace(conId=2))
+    settings = FeedSettings(venue="ibkr", symbols=("MES",), timeframes=("1m", "5m"))
+    send, receive = trio.open_memory_channel[object](100)
+    log = RecordingLog()
+    core = FeedCore(settings, ["MES"], FeedOutput(send), log, state=FeedState())
+    feed = IBKRFeed(settings, core, Link(), log)  # type: ignore[arg-type]
+    feed.instruments = {"MES": old}
+    sym, t0 = core.symbols["MES"], 1_764_000_000_000 // 300_000 * 300_000
+    for k in range(3):  # 10:00-10:02 of the old month
+        await feed._minute(sym, Bar("MES", "1m", t0 + k * 60_000, 100.0, 101.0, 99.0, 100.5, 1.0))
+    await feed._announce_roll(sym, old, new)
+    feed.instruments = {"MES": new}
+    for k in (3, 4):  # 10:03-10:04 of the new month, 20 over
+        await feed._minute(sym, Bar("MES", "1m", t0 + k * 60_000, 120.5, 121.0, 119.5, 120.0, 2.0))
+    out = []
+    while True:
+        try:
+            out.append(receive.receive_nowait())
+        except trio.WouldBlock:
+            break
+    kinds = [type(i).__name__ if not isinstance(i, Bar) else i.timeframe for i in out]
+    assert kinds == ["1m", "1m", "1m", "ContractRolled", "1m", "1m", "5m"]
+    roll = out[3]
+    assert roll == ContractRolled("MES", t0 + 180_000, "MESZ5", "MESH6", 20.0, measured=False)
+    five = out[-1]
+    assert (five.open, five.high, five.low, five.close) == (120.0, 121.0, 119.0, 120.0)  # one series
+    assert log.events("front_month_roll_gap")[0]["measured"] is False

@@ -180,6 +180,16 @@ class Rollups:
             return ()
         return self._turn(bar)
 
+    def back_adjust(self, before_ms: int, offset: float) -> int:
+        """A futures roll: the held base bars opening before `before_ms` move by `offset`, so a
+        higher bar spanning the roll is built of one series; how many moved."""
+        moved = 0
+        for i, held in enumerate(self._buf):
+            if held.ts_open < before_ms:
+                self._buf[i] = _moved(held, offset)
+                moved += 1
+        return moved
+
     def replace(self, bar: Bar) -> bool:
         """A corrected base bar of a period still open: its higher bars will carry it."""
         for i, held in enumerate(self._buf):
@@ -250,6 +260,16 @@ class TimeframeRollup:
     def on_base(self, bar: Bar) -> Bar | None:
         out = self._rollups.on_base(bar)
         return out[0] if out else None
+
+
+def _moved(bar: Bar, offset: float) -> Bar:
+    return attrs.evolve(
+        bar,
+        open=bar.open + offset,
+        high=bar.high + offset,
+        low=bar.low + offset,
+        close=bar.close + offset,
+    )
 
 
 def _floor(ts: int, step: int) -> int:
@@ -470,6 +490,17 @@ class SymbolBars:
             rolled = [r for b in held if b is not None for r in one.on_base(b)]
             if rolled:
                 self.corrections.append(BarCorrection(rolled[-1], None, reason))
+
+    def back_adjust(self, before_ms: int, offset: float) -> int:
+        """A futures roll (`core/continuous.py`): what this symbol still holds from before
+        `before_ms` (base bars of higher bars not out yet, the last close a placeholder
+        repeats, the recent bars corrections compare with) moves by `offset`."""
+        if self.last_close is not None:
+            self.last_close += offset
+        for ts, bar in list(self._recent.items()):
+            if ts < before_ms:
+                self._recent[ts] = _moved(bar, offset)
+        return self.rollups.back_adjust(before_ms, offset)
 
     def take_corrections(self) -> list[BarCorrection]:
         out, self.corrections = self.corrections, []

@@ -242,9 +242,9 @@ class IBKRFeed:
         await self.core.out.send(
             ContractRolled(symbol, ts_ms, old.local_symbol, new.local_symbol, offset, measured)
         )
-        bars = self.core.symbols[symbol].bars
-        if bars.last_close is not None:  # a flat bar for a shut minute carries on the new series
-            bars.last_close += offset
+        # What the feed still holds of the old month (a higher bar spanning the roll, the close a
+        # shut minute repeats) moves with it: every bar from here on is of one series.
+        self.core.symbols[symbol].bars.back_adjust(ts_ms, offset)
 
     def _rolled(self, old: Instrument, new: Instrument) -> None:
         self.log.warning(
