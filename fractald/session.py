@@ -37,6 +37,8 @@ from fractald.store.equity_store import EquityMark, EquityRow, equity_in_ledger,
 from fractald.store.ledger import CandleRow, Ledger, Snapshot
 from fractald.store.writer import AsyncLedger
 
+# The cursor's key (SYMBOL/roll) for the last futures roll applied to a symbol's stored candles.
+ROLL_CURSOR = "roll"
 # Events that do not change the trading state (may follow the newest snapshot).
 NOT_STATE_KINDS = ("intent_repaired",)
 # Trading events an operator reads in `journalctl -u fractald` (the rest: `fractalctl tail`).
@@ -336,6 +338,13 @@ class TradingSession:
         their levels (they are in the traded contract's prices) and are named in the log.
         """
         symbol, before, offset = roll.symbol, roll.ts_ms, roll.offset
+        applied = self.cursor.get(f"{symbol}/{ROLL_CURSOR}")
+        if applied is not None and before <= applied:
+            # Told again (the feed restarted before a bar of the new month was committed):
+            # the stored candles already are the adjusted ones.
+            self.log.info("contract_roll_already_applied", symbol=symbol, ts_ms=before)
+            return
+        self.cursor[f"{symbol}/{ROLL_CURSOR}"] = before  # in the snapshot with the adjustment
         self._candles = [
             shift_row(row, offset) if row[0] == symbol and row[2] < before else row
             for row in self._candles

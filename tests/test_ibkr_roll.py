@@ -224,3 +224,81 @@ async def test_an_unmeasured_roll_is_estimated_from_the_new_months_first_bar_and
     five = out[-1]
     assert (five.open, five.high, five.low, five.close) == (120.0, 121.0, 119.0, 120.0)  # one series
     assert log.events("front_month_roll_gap")[0]["measured"] is False
+
+
+async def test_a_roll_told_again_is_applied_once_even_after_a_restart(tmp_path: Path) -> None:
+    config = Config()
+    old, _new, roll_ts = _months()
+    ledger = await AsyncLedger.open(tmp_path / "s.db")
+    session = await TradingSession.recover(config, ledger, structlog.get_logger("test"), EventBus())
+    for bar in feed(old[:600], config):
+        await session.on_bar(bar)
+    roll = ContractRolled("BTC-PERP", old[600].ts_open, "MESZ1", "MESH2", GAP)
+    await session.on_contract_roll(roll)
+
+    async def stored() -> list[Any]:
+        return [r for _, r in await session.ledger.run(lambda led: led.candles_page(0, 100_000))]
+
+    once = await stored()
+    await session.on_contract_roll(roll)  # the feed restarted before a new-month bar was committed
+    assert await stored() == once
+    await ledger.aclose()
+    again = await TradingSession.recover(config, await AsyncLedger.open(tmp_path / "s.db"),
+                                         structlog.get_logger("test"), EventBus())
+    await again.on_contract_roll(roll)  # and after a restart: the snapshot holds the roll's mark
+    assert [r for _, r in await again.ledger.run(lambda led: led.candles_page(0, 100_000))] == once
+    await again.ledger.aclose()
+
+
+async def test_a_restart_after_a_roll_while_down_sends_the_step_before_any_bar() -> None:
+    """The daemon was down over the roll: the consumer's cursor lies in the old month's days. The
+    feed finds the month then, and sends the step over the cursor's minute before anything else."""
+    import types
+    from datetime import UTC, datetime
+
+    import trio
+    from fakevenue.harness import RecordingLog
+
+    from fractald.venues.feed import FeedSettings, FeedState
+    from fractald.venues.feed_core import FeedCore
+    from fractald.venues.feed_ibkr import IBKRFeed
+    from fractald.venues.feed_output import FeedOutput
+    from fractald.venues.ibkr_feed_link import Instrument
+
+    cursor = 1_764_000_000_000 // 60_000 * 60_000
+    then = datetime.fromtimestamp(cursor / 1000, UTC).strftime("%Y%m%d")
+    old = Instrument("MES", "MESZ5", "20251219", 0.25, (), (), types.SimpleNamespace(conId=1))
+    new = Instrument("MES", "MESH6", "20260320", 0.25, (), (), types.SimpleNamespace(conId=2))
+    closes = {1: 6000.0, 2: 6052.25}
+
+    class Link:
+        subscribed: list[Instrument] = []
+
+        async def connect(self, push: object) -> None: ...
+
+        async def resolve(self, roots: list[str], day: str) -> dict[str, Instrument]:
+            return {"MES": old if day == then else new}
+
+        async def history(self, inst: Instrument, start: int, end: int, timeout: float) -> list[Bar]:
+            c = closes[inst.con_id]
+            return [Bar("MES", "1m", start, c, c, c, c, 1.0)]
+
+        async def subscribe(self, instruments: list[Instrument]) -> None:
+            self.subscribed += instruments
+
+    async def opened(resume: tuple[tuple[str, int], ...]) -> list[object]:
+        settings = FeedSettings(venue="ibkr", symbols=("MES",), resume_after_ms=resume)
+        send, receive = trio.open_memory_channel[object](100)
+        core = FeedCore(settings, ["MES"], FeedOutput(send), RecordingLog(), state=FeedState())
+        feed = IBKRFeed(settings, core, Link(), RecordingLog())  # type: ignore[arg-type]
+        await feed._open(send)  # type: ignore[arg-type]
+        out = []
+        while True:
+            try:
+                out.append(receive.receive_nowait())
+            except trio.WouldBlock:
+                return out
+
+    assert await opened((("MES", cursor),)) == [
+        ContractRolled("MES", cursor + 60_000, "MESZ5", "MESH6", 52.25, measured=True)]
+    assert await opened(()) == []  # a fresh start: nothing stored, nothing to adjust

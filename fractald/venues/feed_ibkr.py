@@ -150,7 +150,9 @@ class IBKRFeed:
         found = await self.link.resolve(list(self.core.symbols), self.day)
         for symbol, inst in found.items():
             old = self.instruments.get(symbol)
-            if old is not None and old.expiry != inst.expiry:  # rolled while we were away
+            if old is None and symbol not in self.rollups:  # this run's first connect
+                await self._rolled_while_down(symbol, inst)
+            elif old is not None and old.expiry != inst.expiry:  # rolled while we were away
                 self._rolled(old, inst)
                 await self._announce_roll(self.core.symbols[symbol], old, inst)
             if symbol not in self.rollups or (old is not None and old.expiry != inst.expiry):
@@ -192,6 +194,44 @@ class IBKRFeed:
             self.rollups[symbol] = FiveSecondRollup(symbol, inst.tick_size)
             self.instruments[symbol] = inst  # from here on history is asked of the new month too
             await self.link.subscribe([inst])
+
+    async def _rolled_while_down(self, symbol: str, new: Instrument) -> None:
+        """A restart after the consumer's cursor: if the front month then was another, the roll
+        happened while we were down. Its step (both months' closes over the cursor's minute,
+        from history) goes out before any bar, for the session to back-adjust what it stored;
+        the session ignores a roll it has applied already."""
+        cursor = dict(self.settings.resume_after_ms).get(symbol)
+        if cursor is None:
+            return
+        then_day = datetime.fromtimestamp(cursor / 1000, UTC).strftime("%Y%m%d")
+        old = (await self.link.resolve([symbol], then_day)).get(symbol)
+        if old is None or old.expiry == new.expiry:
+            return
+        self._rolled(old, new)
+        old_close = await self._close_at(old, cursor)
+        step = None if old_close is None else await self._month_step(new, cursor, old_close)
+        if step is None:
+            self.log.warning(
+                "front_month_roll_unadjusted",
+                symbol=symbol,
+                old=old.local_symbol,
+                new=new.local_symbol,
+                cursor_ms=cursor,
+                why="history has no minute of both months at the cursor",
+            )
+            return
+        async with self.core.lock:
+            await self._send_roll(symbol, cursor + 60_000, old, new, step, measured=True)
+
+    async def _close_at(self, inst: Instrument, minute_ms: int) -> float | None:
+        try:
+            got = await self.link.history(
+                inst, minute_ms, minute_ms + 60_000, self.settings.backfill_timeout_s
+            )
+        except (TransientError, trio.TooSlowError):
+            return None
+        same = [b.close for b in got if b.ts_open == minute_ms]
+        return same[0] if same else None
 
     async def _announce_roll(self, sym: _Symbol, old: Instrument, new: Instrument) -> None:
         """Tell the consumers the price step between the months, before any bar of the new one.
