@@ -98,6 +98,7 @@ def loop(repeat: int) -> None:
     from fractald.backtest import StrategySettings, new_runner
     from fractald.core.bars import Rollups
     from fractald.core.execution.engine import TradingEngine
+    from fractald.core.execution.paper_venue import paper_venue_for
     from fractald.core.pipeline import NullEngine
     from fractald.core.strategies.registry import SMC_STRATEGIES
     from fractald.venues.replay import bundled_candle_columns
@@ -121,9 +122,10 @@ def loop(repeat: int) -> None:
         null.feed(bars)
         best_null = best(best_null, since(t0))
         engine = TradingEngine()
+        venue = paper_venue_for(engine)  # the engine walks each bar through its paper venue
         t0 = clock()
         for b in bars:
-            engine.on_bar(b)
+            engine.on_bar(b, venue)
         best_engine = best(best_engine, since(t0))
         rollups = Rollups(candles.symbol, ["15m", "1h", "4h"], "1m")
         t0 = clock()

@@ -17,6 +17,7 @@ import time
 
 from fractald.core.execution.engine import EngineParams, FillSource, TradingEngine
 from fractald.core.execution.paper import PaperParams
+from fractald.core.execution.paper_venue import paper_venue_for
 from fractald.core.models import Bar, Quote, Side, Signal
 from fractald.core.risk.params import BreakerParams, GateParams, ReliabilityParams, RiskParams
 from fractald.core.risk.sizing import Instrument
@@ -67,27 +68,29 @@ def signal(i: int, ts: int, px: float) -> Signal:
 
 def bench_signal_to_fill(n: int, latency_ms: int) -> list[tuple[int, int]]:
     eng = engine(latency_ms)
+    v = paper_venue_for(eng)
     out: list[tuple[int, int]] = []
     ts = 1_700_000_000_000
     for i in range(n):
         ts += 1_000
         px = 30_000.0 + (i % 50)
-        eng.on_quote(Quote(SYMBOL, px - 0.5, 3.0, px + 0.5, 3.0, ts))
+        eng.on_quote(Quote(SYMBOL, px - 0.5, 3.0, px + 0.5, 3.0, ts), v)
         sig = signal(i, ts, px)
         t0 = clock()
-        events = eng.on_signal(sig, ts)
+        events = eng.on_signal(sig, ts, v)
         if latency_ms:
-            events += eng.on_quote(Quote(SYMBOL, px - 0.5, 3.0, px + 0.5, 3.0, ts + latency_ms))
+            events += eng.on_quote(Quote(SYMBOL, px - 0.5, 3.0, px + 0.5, 3.0, ts + latency_ms), v)
         out.append(since(t0))
         assert any(e.kind == "order_filled" for e in events), events[:2]
-        eng.flatten(SYMBOL, ts + latency_ms + 1)  # untimed: close it for the next round
-        eng.on_quote(Quote(SYMBOL, px - 0.5, 3.0, px + 0.5, 3.0, ts + 2 * latency_ms + 2))
+        eng.flatten(SYMBOL, ts + latency_ms + 1, v)  # untimed: close it for the next round
+        eng.on_quote(Quote(SYMBOL, px - 0.5, 3.0, px + 0.5, 3.0, ts + 2 * latency_ms + 2), v)
     return out
 
 
 def bench_bars(limit: int) -> list[tuple[int, int]]:
     arrays = bundled_btc_1m_arrays()
     eng = engine(50, FillSource.BARS)
+    v = paper_venue_for(eng)
     out: list[tuple[int, int]] = []
     n = min(limit, len(arrays["close"]))
     for i in range(n):
@@ -95,10 +98,10 @@ def bench_bars(limit: int) -> list[tuple[int, int]]:
                   float(arrays["high"][i]), float(arrays["low"][i]), float(arrays["close"][i]),
                   float(arrays["volume"][i]))
         t0 = clock()
-        eng.on_bar(bar)
+        eng.on_bar(bar, v)
         if i % 30 == 5:
             px = bar.close
-            eng.on_signal(signal(i, bar.ts_event, px), bar.ts_event)
+            eng.on_signal(signal(i, bar.ts_event, px), bar.ts_event, v)
         out.append(since(t0))
     print(f"bar replay: {n} bars, {eng.accounting.closed_count} closed trades, "
           f"equity {eng.equity:.2f}")

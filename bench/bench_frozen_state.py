@@ -43,6 +43,7 @@ from fractald.core.execution import events as ev
 from fractald.core.execution.brackets import Bracket
 from fractald.core.execution.engine import FillSource
 from fractald.core.execution.orders import Order, OrderStatus, OrderType
+from fractald.core.execution.paper_venue import paper_venue_for
 from fractald.core.models import Quote, Side
 
 ORDER_EVENTS = (ev.OrderIntent, ev.CancelRequested, ev.OrderStatusChanged, ev.OrderFilled)
@@ -65,14 +66,15 @@ class OrderProgress:
 def signal_rounds(n: int) -> tuple[float, float, float]:
     """Median CPU µs of a signal -> fill round (entry, targets, exit), order and bracket events per round."""
     eng = engine(0, FillSource.TICKS)
+    v = paper_venue_for(eng)
     ts, cpu, orders, brackets = 1_700_000_000_000, [], 0, 0
     for i in range(n):
         ts += 1_000
         px = 30_000.0 + (i % 50)
-        eng.on_quote(Quote("BTC", px - 0.5, 3.0, px + 0.5, 3.0, ts))
+        eng.on_quote(Quote("BTC", px - 0.5, 3.0, px + 0.5, 3.0, ts), v)
         t0 = time.thread_time_ns()
-        events = eng.on_signal(signal(i, ts, px), ts)
-        events += eng.flatten(None, ts)
+        events = eng.on_signal(signal(i, ts, px), ts, v)
+        events += eng.flatten(None, ts, v)
         cpu.append((time.thread_time_ns() - t0) / 1_000)
         orders += sum(isinstance(e, ORDER_EVENTS) for e in events)
         brackets += sum(isinstance(e, BRACKET_EVENTS) for e in events)

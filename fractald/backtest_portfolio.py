@@ -18,6 +18,7 @@ import attrs
 
 from fractald.backtest import BacktestError, Runner, StrategySettings, _num, summarise_span
 from fractald.core.execution.engine import FillSource, TradingEngine
+from fractald.core.execution.paper_venue import paper_venue_for
 from fractald.core.models import TIMEFRAME_MS, Bar, ClosedTrade
 from fractald.core.pipeline import build_pipeline
 from fractald.pipeline_factory import confidence_model, engine_params, session_gate_of
@@ -44,6 +45,7 @@ class PortfolioRunner:
             require_feed_health=False,
         )
         engine = TradingEngine(params)
+        venue = paper_venue_for(engine)  # one account: one paper venue for every symbol
         gate = session_gate_of(st.config)
         self.runners = {
             s: Runner(
@@ -57,6 +59,7 @@ class PortfolioRunner:
                     base_timeframe=base_timeframe,
                     trend_timeframes=trend,
                     session_gate=gate,
+                    venue=venue,
                 ),
                 [st.timeframe, *trend],
             )

@@ -2,10 +2,10 @@
 
 Three parts:
 
-* `VenueReconciler`, the interface a real venue implements (open orders,
-  one order by client order id, fills since a time, positions), and
-  `PaperVenue`, the paper broker's answer (its state lives inside the
-  engine, which is itself restored from the ledger's snapshot);
+* `VenueReconciler`, what every venue answers (open orders, one order by
+  client order id, fills since a time, positions); the paper venue answers
+  from its own book through `fractald.venues.paper.PaperVenueAdapter`, as
+  a real venue does from its exchange;
 * `compare(ledger, venue, books)`: a pure function from three plain views
   to a `ReconcileReport` of definitive repairs and open mismatches;
 * `reconcile(ledger, venue, books_positions)`: reads the ledger, asks the
@@ -56,52 +56,6 @@ class VenueReconciler(Protocol):
     async def positions(self) -> dict[str, float]:
         """Net signed quantity per symbol (long positive)."""
         ...
-
-
-def _venue_order(order: Any) -> VenueOrder:
-    status = order.status.value.lower()
-    return VenueOrder(
-        order.client_order_id,
-        order.symbol,
-        "open" if status in ("submitted", "accepted", "triggered") else status,
-        float(order.quantity),
-        float(order.filled_qty),
-    )
-
-
-class PaperVenue:
-    """The paper broker as a venue: its orders are the engine's, its positions the broker's book.
-
-    The engine and its broker are restored from the ledger's latest
-    snapshot, so this checks that snapshot against the event log: intents
-    the engine forgot, orders it holds that the ledger never recorded,
-    fills that do not add up, positions that differ from the fills.
-    """
-
-    def __init__(self, engine: Any) -> None:
-        self.engine = engine
-
-    async def open_orders(self) -> list[VenueOrder]:
-        return [_venue_order(o) for o in self.engine.working_orders()]
-
-    async def order_status(self, client_order_id: str) -> VenueOrder | None:
-        order = self.engine.orders.get(client_order_id)
-        return None if order is None else _venue_order(order)
-
-    async def fills_since(self, ts: int) -> list[VenueFill]:
-        # The engine keeps trade ids per order, not per-fill quantities.
-        return [
-            VenueFill(o.client_order_id, trade_id, o.ts_last)
-            for o in self.engine.orders.values()
-            if o.ts_last >= ts
-            for trade_id in o.trade_ids
-        ]
-
-    async def positions(self) -> dict[str, float]:
-        broker = self.engine.broker
-        if broker is None:
-            return {}
-        return {symbol: float(qty) for symbol, qty in broker.positions.items()}
 
 
 # ---------------------------------------------------------------- the pure comparison
@@ -336,7 +290,6 @@ __all__ = [
     "LedgerView",
     "Mismatch",
     "MismatchCode",
-    "PaperVenue",
     "ReconcileReport",
     "Repair",
     "VenueFill",

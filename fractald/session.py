@@ -22,7 +22,7 @@ from fractald.config import Config
 from fractald.core.continuous import ContractRolled
 from fractald.core.models import Bar, FeedHealth, Quote, TradeTick
 from fractald.errors import StateCorrupt
-from fractald.reconcile import PaperVenue, ReconcileReport, reconcile
+from fractald.reconcile import ReconcileReport, reconcile
 from fractald.session_state import (
     candle_row,
     fold_legacy_events,
@@ -506,8 +506,8 @@ class TradingSession:
         return getattr(self.pipeline, "engine", None)
 
     def _in_process_broker(self) -> bool:
-        """True when orders are 'sent' inside this process (the paper broker in the engine)."""
-        return getattr(self.engine, "broker", None) is not None
+        """True when orders are 'sent' inside this process (the pipeline's paper venue)."""
+        return getattr(self.pipeline, "venue", None) is not None
 
     def _outcomes(self, events: list[Any]) -> list[tuple[str, str, int]]:
         """Orders these events touched that are now in a terminal state, with that state."""
@@ -588,8 +588,8 @@ class TradingSession:
     async def reconcile(self, why: str) -> ReconcileReport | None:
         """Ledger against broker; repairs what is definitive, else goes REDUCING and says why.
 
-        Only the paper broker can be asked today (its state is the engine's);
-        a real venue's `VenueReconciler` slots in here when its router exists.
+        The paper venue is asked through the `Venue` interface, from its own
+        book; a real venue's positions through `venue_positions`.
         """
         engine = self.engine
         if engine is not None and not self._in_process_broker() and not self._expected:
@@ -603,7 +603,10 @@ class TradingSession:
         for position in engine.accounting.positions.values():
             books[position.symbol] = books.get(position.symbol, 0.0) + position.quantity
         ts = int(getattr(engine, "last_ts", 0))
-        report = await reconcile(self.ledger, PaperVenue(engine), books, ts)
+        from fractald.venues.paper import PaperVenueAdapter
+
+        venue = PaperVenueAdapter(self.pipeline.venue, engine.instruments, engine.equity)
+        report = await reconcile(self.ledger, venue, books, ts)
         self.last_reconcile = {
             "why": why,
             "clean": report.clean,

@@ -28,6 +28,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from fractald.core.execution import events as engine_events
+from fractald.core.execution.paper_venue import paper_trade_number
 from fractald.core.models import Bar
 from fractald.state_schema import stamp
 from fractald.store.ledger import CandleRow, Event
@@ -39,11 +40,17 @@ _PIPELINE_COUNTERS = {"signal": "signals", "setup_skipped": "skips"}
 def session_state(pipeline: Any, cursor: dict[str, int], bars_processed: int) -> dict[str, Any]:
     """The snapshot: versioned, plain JSON, no class names."""
     engine: Any = getattr(pipeline, "engine", None)
+    engine_state = engine.snapshot() if hasattr(engine, "snapshot") else None
+    venue = getattr(pipeline, "venue", None)
+    if engine_state is not None:
+        # The paper venue's book, under the engine's `broker` key where releases that kept
+        # the broker inside the engine stored it: the same place and form, so either reads it.
+        engine_state["broker"] = venue.snapshot() if venue is not None else None
     return stamp(
         {
             "cursor": dict(cursor),
             "bars_processed": bars_processed,
-            "engine": engine.snapshot() if hasattr(engine, "snapshot") else None,
+            "engine": engine_state,
             "pipelines": pipeline.export_state() if hasattr(pipeline, "export_state") else {},
         }
     )
@@ -54,6 +61,13 @@ def restore_into(pipeline: Any, state: dict[str, Any]) -> list[str]:
     engine: Any = getattr(pipeline, "engine", None)
     if state.get("engine") is not None and hasattr(engine, "restore"):
         engine.restore(state["engine"])
+        venue = getattr(pipeline, "venue", None)
+        if venue is not None:
+            book = state["engine"].get("broker")
+            if book is not None:
+                venue.restore(book)
+            else:  # a state made with a real venue, now paper: the book is the engine's orders
+                resync_paper_venue(pipeline)
     if hasattr(pipeline, "import_state"):
         return list(pipeline.import_state(state.get("pipelines", {})))
     return []
@@ -122,6 +136,7 @@ def fold_legacy_events(pipeline: Any, events: Iterable[Event]) -> dict[str, int]
     pipelines = list(getattr(pipeline, "pipelines", {}).values()) or [pipeline]
     counts: dict[str, int] = {}
     peak = engine.equity
+    seq = 0
     for event in events:
         counter = _PIPELINE_COUNTERS.get(event.kind)
         if counter is not None:
@@ -133,6 +148,8 @@ def fold_legacy_events(pipeline: Any, events: Iterable[Event]) -> dict[str, int]
             continue
         typed = engine_events.from_dict({**event.payload, "kind": event.kind})
         engine.apply(typed)
+        if isinstance(typed, engine_events.OrderFilled):  # trade ids stay unique after the fold
+            seq = max(seq, paper_trade_number(typed.trade_id))
         for p in pipelines:
             p.follow([typed])
         counts[event.kind] = counts.get(event.kind, 0) + 1
@@ -140,12 +157,26 @@ def fold_legacy_events(pipeline: Any, events: Iterable[Event]) -> dict[str, int]
     # The breakers' peak followed every bar's mark, which the log does not hold: the best
     # equity the log shows is the nearest we know (a drawdown is judged from there on).
     engine.breakers.peak_equity = max(engine.breakers.peak_equity, peak)
-    # The in-process paper venue's book follows the folded orders now, not at the next
+    # The paper venue's book follows the folded orders now, not at the next
     # bar: the start-up reconciliation asks it before any bar arrives.
-    resync = getattr(engine, "_resync_paper", None)
-    if getattr(engine, "broker", None) is not None and resync is not None:
-        resync()
+    resync_paper_venue(pipeline, seq)
     return counts
+
+
+def resync_paper_venue(pipeline: Any, seq: int = 0) -> None:
+    """The pipeline's paper venue (if any) holds what the engine's orders say is working.
+
+    `seq`: the highest paper trade number the ledger's fills hold, if known.
+    """
+    venue = getattr(pipeline, "venue", None)
+    if venue is None:
+        return
+    engine = pipeline.engine
+    positions: dict[str, float] = {}
+    for pos in engine.accounting.positions.values():
+        positions[pos.symbol] = positions.get(pos.symbol, 0.0) + pos.quantity
+    seq = max([seq, *(paper_trade_number(t) for o in engine.orders.values() for t in o.trade_ids)])
+    venue.resync(engine.working_orders(), positions, seq)
 
 
 def _event_symbol(payload: dict[str, Any]) -> str | None:

@@ -6,6 +6,7 @@ from typing import Any
 
 import attrs
 import pytest
+from paper_engine import PaperEngine
 
 from fractald.core.execution import events as ev
 from fractald.core.execution.brackets import Bracket, BracketParams, BracketState, TrailMode
@@ -106,7 +107,7 @@ def test_time_exit_due() -> None:
 # -- through the engine: limit entries, partial fills, stop before entry -------------
 
 def engine() -> TradingEngine:
-    return TradingEngine(EngineParams(
+    return PaperEngine(EngineParams(
         entry_type=OrderType.LIMIT, entry_ttl_bars=2, instruments=(INST,),
         paper=PaperParams(latency_ms=0, slippage_bps=0, maker_fee_bps=0, taker_fee_bps=0),
         risk=RiskParams(sizing=SizingParams(risk_fraction=0.01, min_notional=0),
@@ -158,7 +159,7 @@ def test_entry_fills_before_a_stop_below_it_and_the_stop_then_fires() -> None:
 
 
 def venue_engine(**kw: Any) -> TradingEngine:
-    return TradingEngine(EngineParams(
+    return PaperEngine(EngineParams(
         entry_type=OrderType.LIMIT, entry_ttl_bars=2, instruments=(INST,), venue="test-venue",
         risk=RiskParams(sizing=SizingParams(risk_fraction=0.01, min_notional=0),
                         gates=GateParams(max_symbol_exposure_fraction=50, max_gross_exposure_fraction=50)),
@@ -192,7 +193,7 @@ def test_partial_entry_then_expiry_sizes_targets_to_the_fill() -> None:
 
 
 def stop_engine(venue: str = "paper") -> TradingEngine:
-    return TradingEngine(EngineParams(
+    return PaperEngine(EngineParams(
         venue=venue, instruments=(INST,), brackets=BracketParams(venue_stops=True),
         paper=PaperParams(latency_ms=0, slippage_bps=0, maker_fee_bps=0, taker_fee_bps=0),
         risk=RiskParams(sizing=SizingParams(risk_fraction=0.01, min_notional=0),
@@ -254,7 +255,7 @@ def test_strategy_stop_moves_only_tighten_and_a_crossed_stop_exits() -> None:
 
 
 def test_higher_timeframe_bars_feed_atr_and_time_exits_without_fills() -> None:
-    eng = TradingEngine(EngineParams(
+    eng = PaperEngine(EngineParams(
         instruments=(INST,), brackets=BracketParams(max_holding_bars=1),
         paper=PaperParams(latency_ms=0, slippage_bps=0, maker_fee_bps=0, taker_fee_bps=0),
         risk=RiskParams(sizing=SizingParams(risk_fraction=0.01, min_notional=0),

@@ -130,16 +130,16 @@ def fill_positions(rows: dict[str, Any]) -> dict[str, float]:
 
 
 def assert_ledger_sound(rows: dict[str, Any]) -> None:
-    engine = rows["pipeline"].engine
-    # positions: the fills in the log, the accounting and the paper broker all agree
+    engine, venue = rows["pipeline"].engine, rows["pipeline"].venue
+    # positions: the fills in the log, the accounting and the paper venue all agree
     derived = fill_positions(rows)
     books: dict[str, float] = collections.defaultdict(float)
     for position in engine.accounting.positions.values():
         books[position.symbol] += position.quantity
-    for symbol in set(derived) | set(books) | set(engine.broker.positions):
+    for symbol in set(derived) | set(books) | set(venue.positions):
         assert derived.get(symbol, 0.0) == pytest.approx(books.get(symbol, 0.0), abs=1e-9)
         assert derived.get(symbol, 0.0) == pytest.approx(
-            engine.broker.positions.get(symbol, 0.0), abs=1e-9)
+            venue.positions.get(symbol, 0.0), abs=1e-9)
     # no client order id sent twice: one intent event and one claimed submission per id
     intent_ids = [p["client_order_id"] for p in of_kind(rows, "order_intent")]
     assert intent_ids and len(intent_ids) == len(set(intent_ids)), collections.Counter(

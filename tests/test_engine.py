@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from paper_engine import PaperEngine
 
 from fractald.core.execution import events as ev
 from fractald.core.execution.brackets import BracketParams, TrailMode
@@ -65,7 +66,7 @@ def of(events: list[Any], cls: type) -> list[Any]:
 
 
 def started(p: EngineParams | None = None) -> TradingEngine:
-    eng = TradingEngine(p or params())
+    eng = PaperEngine(p or params())
     eng.on_bar(flat(0))
     return eng
 
@@ -169,7 +170,7 @@ def test_gate_denials_are_coded() -> None:
                                   gates=GateParams(max_heat_fraction=0.06, max_gross_exposure_fraction=50,
                                                    max_symbol_exposure_fraction=50,
                                                    max_cluster_exposure_fraction=50)))
-    e2 = TradingEngine(heat)
+    e2 = PaperEngine(heat)
     for sym in ("A", "B", "C"):
         e2.on_bar(flat(0, 100.0).__class__(sym, "1m", T0, 100, 100, 100, 100, 1.0))
     assert of(e2.on_signal(signal(1, symbol="A"), T0 + M), ev.BracketOpened)
@@ -215,7 +216,7 @@ def test_kill_switch_halts_and_flattens() -> None:
 def test_ticks_mode_limit_entry_with_queue_and_quotes() -> None:
     p = params(fills_from=FillSource.TICKS, entry_type=OrderType.LIMIT,
                paper=PaperParams(latency_ms=10, slippage_bps=0, maker_fee_bps=0, taker_fee_bps=0))
-    eng = TradingEngine(p)
+    eng = PaperEngine(p)
     eng.on_quote(Quote("BTC", 100.0, 30.0, 100.5, 5.0, T0))
     out = eng.on_signal(signal(1, entry=100.0, stop=98.0), T0 + 1)
     assert of(out, ev.OrderFilled) == []
@@ -272,10 +273,10 @@ def comparable(snap: dict[str, Any]) -> dict[str, Any]:
 def test_snapshot_restore_continues_identically() -> None:
     steps = scenario([1, 2, -1, -3, 2, 2, 1, -2, -1, 3, 1, -1, 2, -2, 1] * 2)
     half = len(steps) // 2
-    a = TradingEngine(params())
+    a = PaperEngine(params())
     drive(a, steps[:half])
     snap = json.loads(json.dumps(a.snapshot()))
-    b = TradingEngine(params())
+    b = PaperEngine(params())
     b.restore(snap)
     out_a = drive(a, steps[half:])
     out_b = drive(b, steps[half:])
@@ -285,11 +286,11 @@ def test_snapshot_restore_continues_identically() -> None:
 
 def test_rebuild_from_snapshot_plus_events_matches() -> None:
     steps = scenario([1, 2, -1, -3, 2, 2, 1, -2, -1, 3, 1, -1, 2, -2, 1] * 2)
-    a = TradingEngine(params())
+    a = PaperEngine(params())
     drive(a, steps[:5])
     snap = json.loads(json.dumps(a.snapshot()))
     later = drive(a, steps[5:])
-    b = TradingEngine(params())
+    b = PaperEngine(params())
     b.restore(snap)
     for e in later:
         b.apply(ev.from_dict(json.loads(json.dumps(ev.to_dict(e)))))
@@ -301,7 +302,7 @@ def test_rebuild_from_snapshot_plus_events_matches() -> None:
        st.sampled_from(list(TrailMode)))
 def test_random_runs_keep_the_books_straight(moves: list[int], every: int, venue_stops: bool,
                                              trail: TrailMode) -> None:
-    eng = TradingEngine(params(brackets=BracketParams(
+    eng = PaperEngine(params(brackets=BracketParams(
         venue_stops=venue_stops, trail_mode=trail, trail_after_tp1=False, atr_period=3,
         trail_distance=0 if trail is TrailMode.NONE else 0.01 if trail is TrailMode.PERCENT else 1.0)))
     out = drive(eng, scenario(moves, every))
@@ -339,7 +340,7 @@ def test_replay_of_bundled_candles_keeps_the_books_straight() -> None:
                                breakers=BreakerParams(max_consecutive_losses=10_000, daily_loss_fraction=0.5),
                                gates=GateParams(max_symbol_exposure_fraction=50,
                                                 max_gross_exposure_fraction=50)))
-    eng = TradingEngine(p)
+    eng = PaperEngine(p)
     out: list[Any] = []
     n = 3_000
     for i in range(n):
@@ -378,11 +379,11 @@ def test_stale_signal_is_denied_and_market_entry_sizes_from_the_price() -> None:
 def test_rebuilt_engine_trades_on_like_the_original() -> None:
     """Snapshot, then ledger events, then live again: the paper book is rebuilt from the orders."""
     steps = scenario([1, 2, -1, -3, 2, 2, 1, -2, -1, 3, 1, -1, 2, -2, 1] * 3)
-    a = TradingEngine(params())
+    a = PaperEngine(params())
     drive(a, steps[:6])
     snap = json.loads(json.dumps(a.snapshot()))
     later = drive(a, steps[6:20])
-    b = TradingEngine(params())
+    b = PaperEngine(params())
     b.restore(snap)
     for e in later:
         b.apply(ev.from_dict(ev.to_dict(e)))
@@ -397,7 +398,7 @@ def test_engine_pickles_and_carries_on_identically() -> None:
     import pickle
 
     steps = scenario([1, 2, -1, -3, 2, 2, 1, -2, -1, 3, 1, -1, 2, -2, 1] * 2)
-    a = TradingEngine(params())
+    a = PaperEngine(params())
     drive(a, steps[:12])
     b = pickle.loads(pickle.dumps(a))
     assert [ev.to_dict(e) for e in drive(b, steps[12:])] == [ev.to_dict(e) for e in drive(a, steps[12:])]
@@ -407,7 +408,7 @@ def test_target_fill_racing_a_stop_exit_never_flips_the_position() -> None:
     """Ticks mode with latency: the target's cancel is in flight when the target fills."""
     p = params(fills_from=FillSource.TICKS, brackets=BracketParams(target_fractions=(1.0,)),
                paper=PaperParams(latency_ms=50, slippage_bps=0, maker_fee_bps=0, taker_fee_bps=0))
-    eng = TradingEngine(p)
+    eng = PaperEngine(p)
     eng.on_quote(Quote("BTC", 99.5, 1.0, 100.0, 1.0, T0))
     eng.on_signal(signal(0, targets=(101.0,)), T0)
     eng.on_quote(Quote("BTC", 99.5, 1.0, 100.0, 1.0, T0 + 60))  # entry fills, the target rests

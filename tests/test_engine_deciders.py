@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from paper_engine import PaperEngine
+
 from fractald.core.execution import decide_brackets, decide_breakers, decide_commands
 from fractald.core.execution import events as ev
 from fractald.core.execution.decide_entry import entry_events
@@ -21,7 +23,7 @@ T0 = 19_700 * 86_400_000 + 3_600_000
 
 
 def engine() -> TradingEngine:
-    eng = TradingEngine(EngineParams(venue="sim", risk=RiskParams(
+    eng = PaperEngine(EngineParams(venue="sim", risk=RiskParams(
         sizing=SizingParams(risk_fraction=0.01, min_notional=0),
         gates=GateParams(max_symbol_exposure_fraction=90, max_gross_exposure_fraction=90,
                          max_cluster_exposure_fraction=90))))
@@ -97,7 +99,7 @@ def test_the_bracket_decider_is_a_generator_that_changes_nothing_until_driven() 
 
 
 def _copy(eng: TradingEngine) -> TradingEngine:
-    twin = TradingEngine(eng.params)
+    twin = PaperEngine(eng.params)
     twin.restore(json.loads(json.dumps(eng.snapshot())))
     return twin
 

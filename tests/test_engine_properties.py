@@ -9,6 +9,7 @@ import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from paper_engine import PaperEngine
 
 from fractald.core.execution import events as ev
 from fractald.core.execution.brackets import BracketParams
@@ -35,7 +36,7 @@ action = st.one_of(signal_a, report_a, report_a, report_a, price_a, price_a,
 
 
 def engine(venue_stops: bool = False) -> TradingEngine:
-    return TradingEngine(EngineParams(
+    return PaperEngine(EngineParams(
         venue="sim", brackets=BracketParams(venue_stops=venue_stops), risk=RiskParams(
             sizing=SizingParams(risk_fraction=0.01, min_notional=0),
             gates=GateParams(max_symbol_exposure_fraction=90, max_gross_exposure_fraction=90,
@@ -166,7 +167,7 @@ def test_rebuild_equals_the_live_state_with_the_paper_broker_filling(
     """The same with the daemon's default venue: the paper broker fills on trades, with latency."""
     def paper() -> TradingEngine:
         p = engine(venue_stops).params
-        return TradingEngine(attrs.evolve(p, venue="paper", fills_from=FillSource.TICKS,
+        return PaperEngine(attrs.evolve(p, venue="paper", fills_from=FillSource.TICKS,
                                           paper=PaperParams(latency_ms=latency_ms)))
     cut = data.draw(st.integers(0, len(actions)))
     live = paper()

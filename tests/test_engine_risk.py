@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 import pytest
+from paper_engine import PaperEngine
 
 from fractald.core.execution import events as ev
 from fractald.core.execution.engine import EngineParams, TradingEngine
@@ -36,7 +37,7 @@ WIDE = dict(max_symbol_exposure_fraction=50.0, max_gross_exposure_fraction=50.0,
 def engine(venue: str = "paper", gates: dict[str, Any] | None = None, **risk: Any) -> TradingEngine:
     r = RiskParams(**{"sizing": SizingParams(risk_fraction=0.01, min_notional=0),
                       "gates": GateParams(**{**WIDE, **(gates or {})}), **risk})
-    return TradingEngine(EngineParams(
+    return PaperEngine(EngineParams(
         venue=venue, risk=r,
         paper=PaperParams(latency_ms=0, slippage_bps=0, maker_fee_bps=0, taker_fee_bps=0)))
 
@@ -193,7 +194,7 @@ def test_venue_anomalies_duplicates_and_overfill() -> None:
 
 
 def test_funding_is_charged_at_interval_boundaries() -> None:
-    eng = TradingEngine(EngineParams(
+    eng = PaperEngine(EngineParams(
         risk=RiskParams(sizing=SizingParams(risk_fraction=0.01, min_notional=0), gates=GateParams(**WIDE)),
         paper=PaperParams(latency_ms=0, slippage_bps=0, maker_fee_bps=0, taker_fee_bps=0,
                           funding_rate=0.0001, funding_interval_ms=8 * 3_600_000)))
@@ -205,7 +206,7 @@ def test_funding_is_charged_at_interval_boundaries() -> None:
     paid = of(out, ev.FundingPaid)
     assert len(paid) == 1 and paid[0].amount == pytest.approx(50 * 100 * 0.0001)
     assert eng.accounting.cash == pytest.approx(10_000 - 0.5)
-    rebuilt = TradingEngine(eng.params)
+    rebuilt = PaperEngine(eng.params)
     rebuilt.restore(snap)
     for e in out:
         rebuilt.apply(e)

@@ -15,6 +15,7 @@ from typing import Any
 
 import attrs
 import pytest
+from paper_engine import PaperEngine
 
 from fractald.core.execution import events as ev
 from fractald.core.execution.brackets import BracketState
@@ -39,7 +40,7 @@ def risk(limit: int, **breakers: Any) -> RiskParams:
 
 
 def engine(limit: int, entry_type: OrderType = OrderType.MARKET) -> TradingEngine:
-    return TradingEngine(EngineParams(
+    return PaperEngine(EngineParams(
         risk=risk(limit), entry_type=entry_type,
         paper=PaperParams(latency_ms=0, slippage_bps=0, maker_fee_bps=0, taker_fee_bps=0)))
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import attrs
 import pytest
+from paper_engine import PaperEngine
 
 from fractald.core.execution.brackets import BracketParams, TrailMode
 from fractald.core.execution.engine import EngineParams, FillSource, TradingEngine
@@ -43,7 +44,7 @@ from fractald.datasets import bundled_btc_1m_arrays
 BARS = 3_000
 
 
-class FullWalkEngine(TradingEngine):
+class FullWalkEngine(PaperEngine):
     """The reference: every path point through the broker, the brackets and the breakers."""
 
     def _quiet(self, symbol: str, broker: PaperBroker) -> bool:
@@ -118,7 +119,7 @@ def test_bar_walk_short_cuts_match_the_full_walk(entry: OrderType, trail: bool, 
                                                   offset_ms: int) -> None:
     steps = candles(offset_ms)
     p = engine_params(entry, trail, venue_stops)
-    fast, full = TradingEngine(p), FullWalkEngine(p)
+    fast, full = PaperEngine(p), FullWalkEngine(p)
     got, want = run(fast, steps), run(full, steps)
     kinds = {e.kind for e in want}
     # the run must reach what the short cuts have to get right
@@ -146,7 +147,7 @@ def test_a_bar_that_cannot_be_traded_is_refused_quiet_or_not(bad: dict[str, floa
     fields = {"open": 100.0, "high": 101.0, "low": 99.0, "close": 100.5, "volume": 5.0} | bad
     bar = Bar("A", "1m", 1_700_000_040_000, **fields)
     with pytest.raises(ValueError, match="to trade its path"):
-        TradingEngine(engine_params(OrderType.MARKET, False, False)).on_bar(bar)
+        PaperEngine(engine_params(OrderType.MARKET, False, False)).on_bar(bar)
     with pytest.raises(ValueError, match="to trade its path"):
         FullWalkEngine(engine_params(OrderType.MARKET, False, False)).on_bar(bar)
 
@@ -171,7 +172,7 @@ def test_a_trip_inside_an_inert_path_hands_the_rest_of_it_to_the_full_walk() -> 
     drop = Bar("A", "1m", t0 + 9 * 60_000, 99.9, 99.95, 97.0, 99.95, 5.0)  # 23:59:30, low at 23:59:50
     assert drop.ts_open < midnight < drop.ts_event
     results = []
-    for engine in (TradingEngine(p), FullWalkEngine(p)):
+    for engine in (PaperEngine(p), FullWalkEngine(p)):
         out: list[Any] = []
         for i, bar in enumerate(flat):
             out += engine.on_bar(bar)
@@ -229,7 +230,7 @@ def test_new_breaker_limits_are_checked_at_the_next_price_even_when_nothing_move
     """The operator tightens the limits (as the daemon's risk overrides do) while flat: the next bar trips."""
     p = small_loss_params()
     results = []
-    for engine in (TradingEngine(p), FullWalkEngine(p)):
+    for engine in (PaperEngine(p), FullWalkEngine(p)):
         out = stopped_out(engine, T_DAY)
         assert engine.breakers.trips == {}
         tighter = attrs.evolve(p.risk.breakers, max_drawdown_fraction=0.005)
@@ -245,7 +246,7 @@ def test_a_resumed_daily_loss_trips_again_at_the_next_price_even_when_nothing_mo
     """Resume clears the trip but not the day's loss: the next bar, at the same equity, trips it again."""
     p = small_loss_params(daily_loss_fraction=0.005)
     results = []
-    for engine in (TradingEngine(p), FullWalkEngine(p)):
+    for engine in (PaperEngine(p), FullWalkEngine(p)):
         out = stopped_out(engine, T_DAY)
         assert list(engine.breakers.trips) == [Breaker.DAILY_LOSS]
         out += engine.resume(QUIET_BAR.ts_open)

@@ -9,6 +9,8 @@ whose trigger the venue never reported is not counted at all.
 
 from __future__ import annotations
 
+from paper_engine import PaperEngine
+
 from fractald.core.execution import events as ev
 from fractald.core.execution.brackets import BracketParams
 from fractald.core.execution.engine import EngineParams, TradingEngine
@@ -23,7 +25,7 @@ HOUR = 3_600_000
 
 
 def engine() -> TradingEngine:
-    eng = TradingEngine(EngineParams(venue="sim", brackets=BracketParams(venue_stops=True), risk=RiskParams(
+    eng = PaperEngine(EngineParams(venue="sim", brackets=BracketParams(venue_stops=True), risk=RiskParams(
         sizing=SizingParams(risk_fraction=0.01, min_notional=0),
         gates=GateParams(max_symbol_exposure_fraction=90, max_gross_exposure_fraction=90,
                          max_cluster_exposure_fraction=90))))
@@ -75,7 +77,7 @@ def test_a_stop_whose_trigger_was_never_reported_is_not_counted() -> None:
 
 def test_the_trigger_time_survives_a_rebuild_from_the_ledger() -> None:
     live = engine()
-    rebuilt = TradingEngine(live.params)
+    rebuilt = PaperEngine(live.params)
     rebuilt.restore(live.snapshot())
     events = []
     ts = T0

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from paper_engine import PaperEngine
 
 from fractald.control.client import build_parser, request_args
 from fractald.control.operator_entries import manual_signal
@@ -17,7 +18,7 @@ SYMBOL = "BTC-PERP"
 
 
 def engine_at(price: float) -> TradingEngine:
-    engine = TradingEngine(EngineParams())
+    engine = PaperEngine(EngineParams())
     for i in range(3):
         engine.on_bar(Bar(symbol=SYMBOL, timeframe="1m", ts_open=i * 60_000, open=price, high=price + 5,
                           low=price - 5, close=price, volume=1.0))

@@ -81,7 +81,7 @@ def test_the_engine_alone_ends_management_it_is_the_one_owner(opened: bytes) -> 
     book, engine = restore(opened)
     (sid,) = book.pipelines[SYMBOL].open_trades()
     assert engine.brackets[sid].plan is not None
-    engine.flatten(SYMBOL)
+    engine.flatten(SYMBOL, venue=book.venue)
     assert engine.brackets == {} and book.pipelines[SYMBOL].open_trades() == {}
 
 

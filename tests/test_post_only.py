@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from paper_engine import PaperEngine
 
 from fractald.control.operator_entries import manual_signal
 from fractald.control.protocol import CommandError
 from fractald.core.execution import events as ev
-from fractald.core.execution.engine import EngineParams, TradingEngine
+from fractald.core.execution.engine import EngineParams
 from fractald.core.execution.orders import (
     Liquidity,
     Order,
@@ -70,8 +71,8 @@ def test_paper_post_only_that_does_not_cross_rests_and_fills_as_maker() -> None:
     assert again.orders["later"].post_only and not again.orders["plain"].post_only
 
 
-def engine() -> TradingEngine:
-    eng = TradingEngine(EngineParams(
+def engine() -> PaperEngine:
+    eng = PaperEngine(EngineParams(
         initial_equity=10_000.0, instruments=(Instrument("BTC", lot_size=0.001, tick_size=0.5),),
         paper=PaperParams(latency_ms=0, slippage_bps=0.0, maker_fee_bps=0.0, taker_fee_bps=0.0),
         risk=RiskParams(sizing=SizingParams(risk_fraction=0.01, min_notional=0),

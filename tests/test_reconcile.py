@@ -19,6 +19,7 @@ from fractald.core.execution import decide_brackets
 from fractald.core.execution import events as ev
 from fractald.core.execution.engine import EngineParams, TradingEngine
 from fractald.core.execution.paper import PaperParams
+from fractald.core.execution.paper_venue import PaperVenue, paper_venue_for
 from fractald.core.models import Bar, Side, Signal
 from fractald.core.risk.breakers import Breaker, TradingState
 from fractald.core.risk.params import GateParams, RiskParams, SizingParams
@@ -28,7 +29,6 @@ from fractald.reconcile import (
     NOT_SENT,
     LedgerView,
     MismatchCode,
-    PaperVenue,
     VenueFill,
     VenueOrder,
     VenueReconciler,
@@ -38,6 +38,8 @@ from fractald.reconcile import (
 from fractald.session import TradingSession
 from fractald.store.ledger import IntentRecord, Ledger
 from fractald.store.writer import AsyncLedger
+from fractald.venues.interface import Venue
+from fractald.venues.paper import PaperVenueAdapter
 
 M = 60_000
 T0 = 1_700_000_000_000 - (1_700_000_000_000 % 86_400_000) + 3_600_000
@@ -186,9 +188,10 @@ class EnginePipeline:
 
     def __init__(self) -> None:
         self.engine = TradingEngine(engine_params())
+        self.venue = paper_venue_for(self.engine)
 
     def on_bar(self, bar: Bar, accepting: bool = True) -> list[Any]:
-        return self.engine.on_bar(bar)
+        return self.engine.on_bar(bar, self.venue)
 
 
 def flat(i: int, px: float = 100.0) -> Bar:
@@ -203,7 +206,8 @@ async def new_session(tmp_path: Path, bus: EventBus) -> TradingSession:
 async def open_bracket(session: TradingSession) -> list[Any]:
     await session.on_bar(flat(0))
     events = session.engine.on_signal(
-        Signal("BTC", Side.BUY, 100.0, 98.0, (102.0, 104.0), 90.0, "s", "1m", T0 + M), T0 + M)
+        Signal("BTC", Side.BUY, 100.0, 98.0, (102.0, 104.0), 90.0, "s", "1m", T0 + M), T0 + M,
+        session.pipeline.venue)
     await session.commit(events, T0 + M)
     return events
 
@@ -234,7 +238,7 @@ async def test_an_order_ended_in_memory_is_repaired_from_the_engine(tmp_path: Pa
     tp2 = next(e for e in events if isinstance(e, ev.OrderIntent) and e.role == "tp2")
     # Cancel without committing: the ledger still shows it pending, the broker has it canceled.
     engine = session.engine
-    step = engine._begin(T0 + 2 * M)
+    step = engine._begin(T0 + 2 * M, session.pipeline.venue)
     engine._run(step, decide_brackets.cancel(engine, tp2.client_order_id, T0 + 2 * M, "test"))
     engine._finish(step)
     assert session.engine.orders[tp2.client_order_id].status.terminal
@@ -277,8 +281,9 @@ async def test_a_mismatch_goes_reducing_says_so_and_persists_the_trip(tmp_path: 
     await session.ledger.aclose()
 
 
-def test_paper_venue_is_a_venue_reconciler() -> None:
-    assert isinstance(PaperVenue(TradingEngine(engine_params())), VenueReconciler)
+def test_paper_venue_is_a_venue_and_a_venue_reconciler() -> None:
+    adapter = PaperVenueAdapter(PaperVenue())
+    assert isinstance(adapter, VenueReconciler) and isinstance(adapter, Venue)
 
 
 async def test_recovery_refuses_a_log_its_snapshot_does_not_cover(tmp_path: Path) -> None:

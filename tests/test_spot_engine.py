@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from paper_engine import PaperEngine
+
 from fractald.config import config_from_dict
 from fractald.core.execution import events as ev
 from fractald.core.execution.brackets import BracketParams
@@ -21,7 +23,7 @@ T0 = 1_700_000_000_000 - (1_700_000_000_000 % 86_400_000) + 3_600_000
 
 
 def spot_engine() -> TradingEngine:
-    eng = TradingEngine(EngineParams(
+    eng = PaperEngine(EngineParams(
         initial_equity=10_000.0, long_only=True,  # on the paper broker, to see the fills
         instruments=(Instrument("BTC", lot_size=0.001, tick_size=0.5),),
         paper=PaperParams(latency_ms=0, slippage_bps=0.0, maker_fee_bps=0.0, taker_fee_bps=0.0),

@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 import pytest
+from paper_engine import PaperEngine
 
 from fractald.core.execution import events as ev
 from fractald.core.execution.engine import TradingEngine
@@ -94,7 +95,7 @@ def test_the_plan_survives_the_event_log_and_the_snapshot_as_plain_json() -> Non
     step(eng, bar(2, 100, 111, 100, 110))
     e = ev.BracketOpened(T0, sid, "s", "BTC", Side.BUY, "1m", 1.0, 100.0, 90.0, (130.0,), 90.0, 10.0, PLAN)
     assert ev.from_dict(json.loads(json.dumps(ev.to_dict(e)))) == e
-    twin = TradingEngine(params())
+    twin = PaperEngine(params())
     twin.restore(json.loads(json.dumps(eng.snapshot())))
     assert twin.managed_trades("BTC") == {sid: PLAN}
     b = bar(3, 110, 118, 109, 117)

@@ -143,7 +143,7 @@ def register_operator_entries(registry: CommandRegistry, actor: TradingActor) ->
             None if args.get("limit") is None else float(args["limit"]),
         )
         events = await run_engine_command(
-            actor, lambda p: engine.on_signal(signal, int(engine.last_ts))
+            actor, lambda p: engine.on_signal(signal, int(engine.last_ts), venue=p.venue)
         )
         bus.publish(
             "operator_enter",
@@ -178,7 +178,9 @@ def register_operator_entries(registry: CommandRegistry, actor: TradingActor) ->
             )
         events = await run_engine_command(
             actor,
-            lambda p: engine.invalidate(trade_id, int(engine.last_ts), reason="operator_exit"),
+            lambda p: engine.invalidate(
+                trade_id, int(engine.last_ts), reason="operator_exit", venue=p.venue
+            ),
         )
         bus.publish("operator_exit", {"by_uid": peer.uid, "trade_id": trade_id})
         return {"trade_id": trade_id, "events": sorted({type(e).__name__ for e in events})}

@@ -29,6 +29,13 @@ so trade management has one owner and lives in the engine's state.
 
 Several symbols share one engine (portfolio risk) through `Portfolio`,
 which routes each bar to its symbol's pipeline.
+
+The paper venue is the pipeline's, not the engine's: with a paper engine
+(`params.venue == "paper"`) `build_pipeline` makes one (`build_portfolio`
+one for all symbols, as they share one account) and the pipeline passes it
+with every input, so the engine's orders go to it and its reports come
+back in the same call. The daemon's session and the backtest loop both
+drive the engine through here, so both drive the same paper venue.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from typing import Any, ClassVar, Protocol
 import attrs
 
 from fractald.core.execution import events as ev
+from fractald.core.execution.paper_venue import PaperVenue, paper_venue_for
 from fractald.core.models import TIMEFRAME_MS, Bar, FeedHealth, Quote, Signal, TradeTick
 from fractald.core.risk.params import RiskParams
 from fractald.core.risk.session_gate import SessionGate
@@ -51,19 +59,27 @@ from fractald.core.strategies.registry import create
 class Engine(Protocol):
     """What the pipeline needs from the risk/execution core (fractald.core.execution.engine)."""
 
-    def on_bar(self, bar: Bar) -> list[Any]: ...
-    def on_signal(self, signal: Signal, ts: int, plan: Any = ...) -> list[Any]: ...
-    def invalidate(self, signal_id: str, ts: int, reason: str = ...) -> list[Any]: ...
+    def on_bar(self, bar: Bar, venue: PaperVenue | None = ...) -> list[Any]: ...
+    def on_signal(
+        self, signal: Signal, ts: int, plan: Any = ..., venue: PaperVenue | None = ...
+    ) -> list[Any]: ...
+    def invalidate(
+        self, signal_id: str, ts: int, reason: str = ..., venue: PaperVenue | None = ...
+    ) -> list[Any]: ...
 
 
 class OperatedEngine(Engine, Protocol):
     """An engine the operator can steer (what `Portfolio`'s commands need)."""
 
-    def pause(self, ts: int | None = ...) -> list[Any]: ...
-    def resume(self, ts: int | None = ...) -> list[Any]: ...
-    def flatten(self, symbol: str | None = ..., ts: int | None = ...) -> list[Any]: ...
-    def halt(self, ts: int | None = ..., reason: str = ...) -> list[Any]: ...
-    def kill(self, ts: int | None = ...) -> list[Any]: ...
+    def pause(self, ts: int | None = ..., venue: PaperVenue | None = ...) -> list[Any]: ...
+    def resume(self, ts: int | None = ..., venue: PaperVenue | None = ...) -> list[Any]: ...
+    def flatten(
+        self, symbol: str | None = ..., ts: int | None = ..., venue: PaperVenue | None = ...
+    ) -> list[Any]: ...
+    def halt(
+        self, ts: int | None = ..., reason: str = ..., *, venue: PaperVenue | None = ...
+    ) -> list[Any]: ...
+    def kill(self, ts: int | None = ..., venue: PaperVenue | None = ...) -> list[Any]: ...
     def trip(
         self,
         breaker: Any,
@@ -71,8 +87,9 @@ class OperatedEngine(Engine, Protocol):
         reason: str,
         figures: dict[str, Any] | None = ...,
         ts: int | None = ...,
+        venue: PaperVenue | None = ...,
     ) -> list[Any]: ...
-    def set_risk(self, params: RiskParams) -> list[Any]: ...
+    def set_risk(self, params: RiskParams, *, venue: PaperVenue | None = ...) -> list[Any]: ...
 
 
 _OPERATOR_CALLS = ("pause", "resume", "flatten", "halt", "kill", "trip", "set_risk")
@@ -81,13 +98,17 @@ _OPERATOR_CALLS = ("pause", "resume", "flatten", "halt", "kill", "trip", "set_ri
 class NullEngine:
     """An engine that never trades: for signal-only runs (research, charts) and to measure the pipeline alone."""
 
-    def on_bar(self, bar: Bar) -> list[Any]:
+    def on_bar(self, bar: Bar, venue: PaperVenue | None = None) -> list[Any]:
         return []
 
-    def on_signal(self, signal: Signal, ts: int, plan: Any = None) -> list[Any]:
+    def on_signal(
+        self, signal: Signal, ts: int, plan: Any = None, venue: PaperVenue | None = None
+    ) -> list[Any]:
         return []
 
-    def invalidate(self, signal_id: str, ts: int, reason: str = "") -> list[Any]:
+    def invalidate(
+        self, signal_id: str, ts: int, reason: str = "", venue: PaperVenue | None = None
+    ) -> list[Any]:
         return []
 
 
@@ -123,6 +144,7 @@ class Pipeline:
         base_timeframe: str = "1m",
         trend_timeframes: Sequence[str] = ("15m", "1h", "4h"),
         session_gate: SessionGate | None = None,
+        venue: PaperVenue | None = None,
     ) -> None:
         for tf in (base_timeframe, *trend_timeframes):
             if tf not in TIMEFRAME_MS:
@@ -139,6 +161,9 @@ class Pipeline:
         self.strategies = tuple(strategies)
         self.session_gate = session_gate
         self.engine = engine
+        self.venue = (
+            venue  # the paper venue the engine's orders go to (None: a real venue's router)
+        )
         self._trend_timeframes = tuple(trend_timeframes)
         self._wire()
         self._last_ts: dict[str, int] = {}
@@ -303,15 +328,17 @@ class Pipeline:
         out: list[Any] = []
         if bar.timeframe == self.base_timeframe:
             self.bars += 1
-            self._engine(self.engine.on_bar(bar), out)
+            self._engine(self.engine.on_bar(bar, self.venue), out)
             self._manage(bar, True, out)
             if self.session_gate is not None and self.session_gate.must_flatten(bar.ts_event):
                 for sid in self.open_trades():
-                    self._engine(self.engine.invalidate(sid, bar.ts_event, "session_close"), out)
+                    self._engine(
+                        self.engine.invalidate(sid, bar.ts_event, "session_close", self.venue), out
+                    )
         else:
             hook = getattr(self.engine, "on_higher_timeframe_bar", None)
             if hook is not None:
-                self._engine(hook(bar), out)
+                self._engine(hook(bar, self.venue), out)
             self._manage(bar, False, out)
         states = self._by_tf.get(bar.timeframe)
         if states:
@@ -324,7 +351,7 @@ class Pipeline:
             self.engine, "on_trade" if isinstance(tick, TradeTick) else "on_quote", None
         )
         if handler is not None:
-            self._engine(handler(tick), out)
+            self._engine(handler(tick, self.venue), out)
         return out
 
     def on_feed_health(self, health: FeedHealth) -> list[Any]:
@@ -383,13 +410,15 @@ class Pipeline:
                 out.append(SignalEmitted(bar.ts_event, planned, accepting))
                 if accepting:
                     plan = strategy.plan_management(planned, setup)
-                    self._engine(self.engine.on_signal(planned, bar.ts_event, plan), out)
+                    self._engine(
+                        self.engine.on_signal(planned, bar.ts_event, plan, self.venue), out
+                    )
 
     def _manage(self, bar: Bar, every_plan: bool, out: list[Any]) -> None:
         """The engine runs the open trades' management plans at this bar (when it can)."""
         manage = getattr(self.engine, "manage_trades", None)
         if manage is not None:
-            self._engine(manage(bar, every_plan), out)
+            self._engine(manage(bar, every_plan, self.venue), out)
 
     def follow(self, events: list[Any]) -> None:
         """Follow engine events that came from elsewhere (an operator command, a trip).
@@ -419,12 +448,17 @@ class Portfolio:
         engines = {id(p.engine) for p in pipelines}
         if len(engines) != 1:
             raise ValueError("every pipeline of a portfolio must share one engine")
+        if len({id(p.venue) for p in pipelines}) != 1:
+            raise ValueError(
+                "every pipeline of a portfolio must share one paper venue (one account)"
+            )
         self.pipelines: dict[str, Pipeline] = {}
         for p in pipelines:
             if p.symbol in self.pipelines:
                 raise ValueError(f"two pipelines for {p.symbol}")
             self.pipelines[p.symbol] = p
         self.engine = pipelines[0].engine
+        self.venue = pipelines[0].venue
 
     def _for(self, symbol: str) -> Pipeline:
         try:
@@ -478,25 +512,25 @@ class Portfolio:
     # --- operator commands: the engine's, with their events followed by every pipeline ---
     def pause(self, ts: int | None = None) -> list[Any]:
         """No new entries; open trades are still managed."""
-        return self._follow(self._operated().pause(ts))
+        return self._follow(self._operated().pause(ts, venue=self.venue))
 
     def resume(self, ts: int | None = None) -> list[Any]:
         """Lift the pause and every breaker trip."""
-        return self._follow(self._operated().resume(ts))
+        return self._follow(self._operated().resume(ts, venue=self.venue))
 
     def flatten(self, symbol: str | None = None, ts: int | None = None) -> list[Any]:
         """Close the positions of `symbol` (None: all) at market."""
         if symbol is not None:
             self._for(symbol)  # an unknown symbol is an error, not a silent no-op
-        return self._follow(self._operated().flatten(symbol, ts))
+        return self._follow(self._operated().flatten(symbol, ts, venue=self.venue))
 
     def halt(self, ts: int | None = None) -> list[Any]:
         """HALTED: nothing new; what is held keeps its protective exits."""
-        return self._follow(self._operated().halt(ts))
+        return self._follow(self._operated().halt(ts, venue=self.venue))
 
     def kill(self, ts: int | None = None) -> list[Any]:
         """Kill switch: halt and flatten everything."""
-        return self._follow(self._operated().kill(ts))
+        return self._follow(self._operated().kill(ts, venue=self.venue))
 
     def trip(
         self,
@@ -507,11 +541,13 @@ class Portfolio:
         ts: int | None = None,
     ) -> list[Any]:
         """Trip a breaker from outside (reconciliation); withdrawn entries end their management."""
-        return self._follow(self._operated().trip(breaker, state, reason, figures, ts))
+        return self._follow(
+            self._operated().trip(breaker, state, reason, figures, ts, venue=self.venue)
+        )
 
     def set_risk(self, params: RiskParams) -> list[Any]:
         """New risk parameters for the shared engine (judged at the next market event); its event."""
-        return self._follow(self._operated().set_risk(params))
+        return self._follow(self._operated().set_risk(params, venue=self.venue))
 
     def _operated(self) -> OperatedEngine:
         missing = [name for name in _OPERATOR_CALLS if not hasattr(self.engine, name)]
@@ -525,7 +561,7 @@ class Portfolio:
     def on_venue_report(self, report: Any) -> list[Any]:
         """A venue's report through the engine; the pipelines follow what it closes and fills."""
         engine: Any = self.engine  # an engine that routes to a venue (TradingEngine has it)
-        return self._follow(engine.on_venue_report(report))
+        return self._follow(engine.on_venue_report(report, self.venue))
 
     def _follow(self, events: list[Any]) -> list[Any]:
         for p in self.pipelines.values():
@@ -543,7 +579,8 @@ def build_portfolio(
     timeframe: str = "15m",
     **kw: Any,
 ) -> Portfolio:
-    """`build_pipeline` for each symbol, all sharing `engine`."""
+    """`build_pipeline` for each symbol, all sharing `engine` (and its paper venue: one account)."""
+    kw.setdefault("venue", paper_venue_for(engine))
     return Portfolio([build_pipeline(s, engine, strategies, timeframe, **kw) for s in symbols])
 
 
@@ -558,8 +595,12 @@ def build_pipeline(
     base_timeframe: str = "1m",
     trend_timeframes: Sequence[str] = ("15m", "1h", "4h"),
     session_gate: SessionGate | None = None,
+    venue: PaperVenue | None = None,
 ) -> Pipeline:
-    """A pipeline from plain settings (what [strategies] in the config holds)."""
+    """A pipeline from plain settings (what [strategies] in the config holds).
+
+    A paper engine gets `venue`, or a paper venue of its own (`paper_venue_for`).
+    """
     params = params or {}
     unknown = sorted(set(params) - set(strategies))
     if unknown:
@@ -572,4 +613,5 @@ def build_pipeline(
         base_timeframe=base_timeframe,
         trend_timeframes=trend_timeframes,
         session_gate=session_gate,
+        venue=venue if venue is not None else paper_venue_for(engine),
     )

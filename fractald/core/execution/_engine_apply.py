@@ -1,16 +1,19 @@
 """The driver: deciders' events go through `evolve.evolve`, the only code that changes state.
 
 Each public input (a bar, a signal, a report, a command) is one `Step`: the
-events it made, in order (what the call returns for the ledger), and the
-paper broker's reports not handled yet (they come back in the order the
-venue sent them, at the points the engine drains them, as a real venue's
-stream would). A step lives for one call; nothing of it stays on the engine.
+events it made, in order (what the call returns for the ledger), the
+in-process venue the caller drove this input with (the paper venue, or
+None), and that venue's reports not handled yet (they come back in the
+order the venue sent them, at the points the engine drains them, as a real
+venue's stream would). A step lives for one call; nothing of it stays on
+the engine: the engine holds no venue, whoever drives it (the session, the
+backtest loop) passes its paper venue with each input.
 
 `_run` is the one place a decision meets the state: it evolves the state
-by each event a decider yields before the decider goes on, and passes
-each order and cancel to the in-process paper broker (with a real venue the
-router sends them from the returned events). `apply` (the rebuild path)
-evolves the state by a stored ledger event without deciding anything new.
+by each event a decider yields before the decider goes on, and hands each
+order intent and cancel to the step's venue (with a real venue the router
+sends them from the returned events). `apply` (the rebuild path) evolves
+the state by a stored ledger event without deciding anything new.
 """
 
 from __future__ import annotations
@@ -23,17 +26,19 @@ from fractald.core.execution import events as ev
 from fractald.core.execution._engine_core import EngineCore
 from fractald.core.execution.decide_report import follow_report, report_event
 from fractald.core.execution.evolve import evolve
+from fractald.core.execution.paper_venue import PaperVenue
 from fractald.core.execution.reports import VenueReport
 
 
 class Step:
-    """One call's work: the events applied so far, and the venue reports still to handle."""
+    """One call's work: the events applied so far, the venue it drives, the reports still to handle."""
 
-    __slots__ = ("events", "reports")
+    __slots__ = ("events", "reports", "venue")
 
-    def __init__(self) -> None:
+    def __init__(self, venue: PaperVenue | None = None) -> None:
         self.events: list[Any] = []
         self.reports: collections.deque[VenueReport] = collections.deque()
+        self.venue = venue
 
 
 _INTENT = ev.OrderIntent
@@ -43,9 +48,9 @@ _CANCEL = ev.CancelRequested
 class EngineApply(EngineCore):
     """The driver: `_begin`, `_run`, `_drain`, `_finish`; `apply` for rebuilds."""
 
-    def _begin(self, ts: int) -> Step:
+    def _begin(self, ts: int, venue: PaperVenue | None = None) -> Step:
         self.last_ts = max(self.last_ts, ts)
-        return Step()
+        return Step(venue)
 
     def _finish(self, step: Step) -> list[Any]:
         self._drain(step)
@@ -53,17 +58,20 @@ class EngineApply(EngineCore):
 
     def _run(self, step: Step, decision: Iterable[Any]) -> None:
         """Evolve by each event of `decision` (read lazily: each is applied before the next is decided)."""
-        broker = self.broker
+        venue = step.venue
         out = step.events
         for event in decision:
             evolve(self, event)
             out.append(event)
-            if broker is not None:
-                kind = type(event)
-                if kind is _INTENT:
-                    step.reports.extend(broker.submit(self.orders[event.client_order_id], event.ts))
-                elif kind is _CANCEL:
-                    step.reports.extend(broker.cancel(event.client_order_id, event.ts))
+            kind = type(event)
+            if kind is _INTENT or kind is _CANCEL:
+                if venue is not None:
+                    step.reports.extend(venue.send(event))
+                elif self.params.venue == "paper":
+                    raise RuntimeError(
+                        f"{type(event).__name__} {event.client_order_id}: a paper engine's "
+                        "input must come with its paper venue (nothing else would send it)"
+                    )
 
     def _drain(self, step: Step) -> None:
         reports = step.reports
@@ -84,11 +92,8 @@ class EngineApply(EngineCore):
     def apply(self, event: Any) -> None:
         """Rebuild path: apply one ledger event without deciding anything new.
 
-        The in-process paper book follows the engine's orders at once (it holds
-        what the ledger's orders say is working), so the next input finds it
-        as a live engine would have left it, but for queue places.
+        The paper venue is not the engine's: whoever rebuilds resyncs it after
+        the fold (`PaperVenue.resync`).
         """
         evolve(self, event)
         self.last_ts = max(self.last_ts, event.ts)
-        if self.broker is not None:
-            self._resync_paper()

@@ -21,6 +21,7 @@ from fractald.core.models import Bar
 
 if TYPE_CHECKING:
     from fractald.core.execution._engine_apply import Step
+    from fractald.core.execution.paper_venue import PaperVenue
 
 
 class EngineBrackets(EngineCore):
@@ -40,21 +41,34 @@ class EngineBrackets(EngineCore):
         self.last_price[symbol] = price
         self.accounting.mark(symbol, price)
 
-    def invalidate(self, signal_id: str, ts: int, reason: str = "invalidated") -> list[Any]:
+    def invalidate(
+        self,
+        signal_id: str,
+        ts: int,
+        reason: str = "invalidated",
+        venue: PaperVenue | None = None,
+    ) -> list[Any]:
         """The structure behind a trade broke: get out of it."""
-        step = self._begin(ts)
+        step = self._begin(ts, venue)
         self._run(step, decide_brackets.invalidate(self, signal_id, ts, reason))
         return self._finish(step)
 
     def move_stop(
-        self, signal_id: str, stop: float, ts: int, reason: str = "strategy"
+        self,
+        signal_id: str,
+        stop: float,
+        ts: int,
+        reason: str = "strategy",
+        venue: PaperVenue | None = None,
     ) -> list[Any]:
         """A strategy tightens a trade's stop. A stop is never loosened; one already crossed exits now."""
-        step = self._begin(ts)
+        step = self._begin(ts, venue)
         self._run(step, decide_brackets.move_stop(self, signal_id, stop, ts, reason))
         return self._finish(step)
 
-    def manage_trades(self, bar: Bar, every_plan: bool) -> list[Any]:
+    def manage_trades(
+        self, bar: Bar, every_plan: bool, venue: PaperVenue | None = None
+    ) -> list[Any]:
         """Each filled trade of `bar`'s symbol run by its management plan at this closed bar.
 
         `every_plan`: a base bar, judged by every plan; else only the plans on
@@ -75,7 +89,7 @@ class EngineBrackets(EngineCore):
                 continue  # closed by an earlier trade's step
             if not plan.exit_reason(b.side, b.ts_first_fill, tf, ts, bar.close):
                 mark_plan_best(self, b.signal_id, bar.high, bar.low)
-            step = self._begin(ts)
+            step = self._begin(ts, venue)
             self._run(step, decide_brackets.manage(self, self.brackets[b.signal_id], bar))
             out += self._finish(step)
         return out

@@ -21,14 +21,17 @@ from fractald.core.risk.params import RiskParams
 
 if TYPE_CHECKING:
     from fractald.core.execution._engine_apply import Step
+    from fractald.core.execution.paper_venue import PaperVenue
 
 
 class EngineBreakers(EngineCore):
     """Breaker checks; the operator's commands."""
 
-    def on_error(self, ts: int, source: str, detail: str) -> list[Any]:
+    def on_error(
+        self, ts: int, source: str, detail: str, venue: PaperVenue | None = None
+    ) -> list[Any]:
         """A transient error somewhere (feed, venue): counted for the error-burst breaker."""
-        step = self._begin(ts)
+        step = self._begin(ts, venue)
         self._run(step, (ev.ErrorRecorded(ts, source, detail),))
         self._run(step, decide_breakers.counters(self, ts))
         return self._finish(step)
@@ -63,7 +66,11 @@ class EngineBreakers(EngineCore):
 
     # ================================================================ commands
     def set_risk(
-        self, params: RiskParams, ts: int | None = None, reason: str = "config"
+        self,
+        params: RiskParams,
+        ts: int | None = None,
+        reason: str = "config",
+        venue: PaperVenue | None = None,
     ) -> list[Any]:
         """Swap the risk parameters (sizing, gates, breakers, reliability, execution quality).
 
@@ -77,7 +84,7 @@ class EngineBreakers(EngineCore):
         events = decide_commands.set_risk(self, params, ts, reason)
         if not events:
             return []  # nothing changes: no event
-        step = self._begin(ts)
+        step = self._begin(ts, venue)
         self._run(step, events)
         return self._finish(step)
 
@@ -88,6 +95,7 @@ class EngineBreakers(EngineCore):
         reason: str,
         figures: dict[str, Any] | None = None,
         ts: int | None = None,
+        venue: PaperVenue | None = None,
     ) -> list[Any]:
         """Trip `breaker` from outside the engine (reconciliation, an operator): events to persist.
 
@@ -97,21 +105,21 @@ class EngineBreakers(EngineCore):
         """
         decide_commands.check_trip(state)
         ts = self.last_ts if ts is None else ts
-        step = self._begin(ts)
+        step = self._begin(ts, venue)
         self._run(step, decide_commands.trip_breaker(self, breaker, state, reason, figures, ts))
         return self._finish(step)
 
-    def pause(self, ts: int | None = None) -> list[Any]:
+    def pause(self, ts: int | None = None, venue: PaperVenue | None = None) -> list[Any]:
         ts = self.last_ts if ts is None else ts
-        step = self._begin(ts)
+        step = self._begin(ts, venue)
         self._run(step, decide_commands.pause(self, ts))
         return self._finish(step)
 
-    def resume(self, ts: int | None = None) -> list[Any]:
+    def resume(self, ts: int | None = None, venue: PaperVenue | None = None) -> list[Any]:
         """Operator resume: clears the pause and the breakers that tripped (the drawdown peak
         restarts only if max_drawdown is one of them)."""
         ts = self.last_ts if ts is None else ts
-        step = self._begin(ts)
+        step = self._begin(ts, venue)
         self._run(step, decide_commands.resume(self, ts))
         return self._finish(step)
 
@@ -120,20 +128,25 @@ class EngineBreakers(EngineCore):
         ts: int | None = None,
         reason: str = "operator halt",
         breaker: Breaker = Breaker.OPERATOR,
+        venue: PaperVenue | None = None,
     ) -> list[Any]:
         ts = self.last_ts if ts is None else ts
-        step = self._begin(ts)
+        step = self._begin(ts, venue)
         self._run(step, decide_commands.halt(self, ts, reason, breaker))
         return self._finish(step)
 
-    def flatten(self, symbol: str | None = None, ts: int | None = None) -> list[Any]:
+    def flatten(
+        self, symbol: str | None = None, ts: int | None = None, venue: PaperVenue | None = None
+    ) -> list[Any]:
         """Close every position (of `symbol`, or all) with reduce-only market orders."""
         ts = self.last_ts if ts is None else ts
-        step = self._begin(ts)
+        step = self._begin(ts, venue)
         self._run(step, decide_commands.flatten(self, symbol, ts))
         return self._finish(step)
 
-    def kill(self, ts: int | None = None) -> list[Any]:
+    def kill(self, ts: int | None = None, venue: PaperVenue | None = None) -> list[Any]:
         """Kill switch: halt and flatten everything."""
         # Its own breaker, so `breakers` shows the kill switch tripped (not an anonymous halt).
-        return self.halt(ts, "kill switch", Breaker.KILL_SWITCH) + self.flatten(None, ts)
+        return self.halt(ts, "kill switch", Breaker.KILL_SWITCH, venue) + self.flatten(
+            None, ts, venue
+        )

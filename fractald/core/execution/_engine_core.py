@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from fractald.core.execution.accounting import Accounting
     from fractald.core.execution.brackets import Bracket
     from fractald.core.execution.orders import Order
-    from fractald.core.execution.paper import PaperBroker
+    from fractald.core.execution.paper_venue import PaperVenue
     from fractald.core.models import FeedHealth
     from fractald.core.risk.breakers import CircuitBreakers, TradingState
     from fractald.core.risk.exec_quality import ExecutionQuality
@@ -115,7 +115,6 @@ class EngineCore:
         exec_quality: ExecutionQuality
         correlation: CorrelationTracker
         rate: OrderRateLimiter
-        broker: PaperBroker | None
         orders: dict[str, Order]
         closed_orders: collections.deque[str]
         brackets: dict[str, Bracket]
@@ -128,7 +127,7 @@ class EngineCore:
         last_funding_ts: int
 
         # ---- EngineApply
-        def _begin(self, ts: int) -> Step: ...
+        def _begin(self, ts: int, venue: PaperVenue | None = None) -> Step: ...
         def _finish(self, step: Step) -> list[Any]: ...
         def _run(self, step: Step, decision: Iterable[Any]) -> None: ...
         def _drain(self, step: Step) -> None: ...
@@ -141,7 +140,6 @@ class EngineCore:
         def instrument(self, symbol: str) -> Instrument: ...
         def open_risks(self) -> list[OpenRisk]: ...
         def working_orders(self) -> list[Order]: ...
-        def _resync_paper(self) -> None: ...
 
         # ---- EngineBrackets
         def _on_price(self, step: Step, symbol: str, price: float, ts: int) -> None: ...

@@ -1,9 +1,13 @@
-"""Market data in: bars (walked through the paper broker), ticks, quotes, feed health.
+"""Market data in: bars (walked through the paper venue), ticks, quotes, feed health.
 
-With candles driving the paper broker, a bar's intrabar path is traded one
-price at a time (`_walk`), or only at the points that can matter when
-nothing on the symbol can act (`_walk_quiet`, `_inert`). Higher-timeframe
-bars feed the ATR and time exits; funding is charged as it falls due.
+The paper venue is the caller's (the session's, the backtest loop's): it
+comes with each input and the engine keeps no reference to it. With
+candles driving it, a bar's intrabar path is traded through the venue one
+price at a time (`_walk`), the venue's reports handled as they come and
+the trades' local stops checked at each price, or only at the points that
+can matter when nothing on the symbol can act (`_walk_quiet`, `_inert`).
+Higher-timeframe bars feed the ATR and time exits; funding is charged as
+it falls due.
 
 Relies on (see `EngineCore`): `_begin`/`_run`/`_drain`/`_finish`
 (EngineApply), `_on_price`/`_mark` (EngineBrackets), `_check_equity`
@@ -19,12 +23,8 @@ from fractald.core.execution import events as ev
 from fractald.core.execution._engine_apply import Step
 from fractald.core.execution._engine_core import EngineCore, FillSource, _Atr
 from fractald.core.execution.brackets import BracketState, TrailMode
-from fractald.core.execution.paper import (
-    PaperBroker,
-    bar_path_ends,
-    bar_path_points,
-    path_trade,
-)
+from fractald.core.execution.paper import bar_path_ends, bar_path_points, path_trade
+from fractald.core.execution.paper_venue import PaperVenue
 from fractald.core.models import Bar, FeedHealth, Quote, Side, TradeTick
 from fractald.core.risk.breakers import MS_PER_DAY
 from fractald.core.risk.reliability import StrategyState
@@ -48,26 +48,26 @@ def _day_starts(points: list[tuple[float, int]]) -> list[tuple[float, int]]:
 class EngineMarket(EngineCore):
     """Bars, ticks, quotes, feed health; the paper fills they drive; ATR and funding."""
 
-    def on_bar(self, bar: Bar) -> list[Any]:
+    def on_bar(self, bar: Bar, venue: PaperVenue | None = None) -> list[Any]:
+        """A base-timeframe bar; with the paper venue `venue` and fills from bars, walked through it."""
         # `_begin` and `_finish` inlined, and the quiet walk called directly: the backtest's hot path.
         ts = bar.ts_event
         self.last_ts = max(self.last_ts, ts)
-        step = Step()
-        broker = self.broker
+        step = Step(venue)
         symbol = bar.symbol
-        if broker is None or self.params.fills_from is not FillSource.BARS:
+        if venue is None or self.params.fills_from is not FillSource.BARS:
             self._on_price(step, symbol, bar.close, ts)
-        elif self._quiet(symbol, broker):
-            self._walk_quiet(step, bar, broker, ts)
+        elif self._quiet(symbol, venue):
+            self._walk_quiet(step, bar, venue, ts)
         else:
-            self._walk(step, bar, broker, ts)
+            self._walk(step, bar, venue, ts)
         if bar.complete:
             self.correlation.add_close(symbol, bar.ts_open, bar.close)
             self._update_atr(bar)
         if self.brackets:
             self._run(step, decide_brackets.time_exits(self, symbol, bar.timeframe, ts, bar.close))
-        if broker is not None:
-            if broker.params.funding_rate == 0:  # `_funding` with nothing due
+        if venue is not None:
+            if venue.params.funding_rate == 0:  # `_funding` with nothing due
                 self.last_funding_ts = ts
             else:
                 self._funding(step, symbol, ts)
@@ -94,8 +94,8 @@ class EngineMarket(EngineCore):
             self._drain(step)
         return step.events
 
-    def _walk(self, step: Step, bar: Bar, broker: PaperBroker, ts_close: int) -> None:
-        """Trade the bar's intrabar path through the paper broker one price at a time, then its close.
+    def _walk(self, step: Step, bar: Bar, venue: PaperVenue, ts_close: int) -> None:
+        """Trade the bar's intrabar path through the paper venue one price at a time, then its close.
 
         While no order or local stop of the symbol is within the path's reach
         (`_inert`) and the walk has caused nothing yet, a point can only note the
@@ -103,35 +103,35 @@ class EngineMarket(EngineCore):
         noted and the breakers checked at the equity its price gives, and the
         marks move at the close (or at the first point that does more).
         """
-        if self._walk_untripped(step, bar, broker, ts_close):
+        if self._walk_untripped(step, bar, venue, ts_close):
             return
         symbol = bar.symbol
-        path = bar_path_points(bar, self._levels(symbol))
+        path = bar_path_points(bar, self._levels(symbol, venue))
         prices = [p for p, _ in path]
-        inert = self._inert(symbol, broker, min(prices), max(prices), path[-1][1])
+        inert = self._inert(symbol, venue, min(prices), max(prices), path[-1][1])
         out, reports = step.events, step.reports
         emitted = len(out)
         for i, (price, ts) in enumerate(path):
             if inert and len(out) == emitted and not reports:
                 # Nothing a breaker trip does here reads this symbol's marks.
-                broker.record_trade(symbol, price, ts)
+                venue.record_trade(symbol, price, ts)
                 self._check_equity(step, ts, self.accounting.equity_at(symbol, price))
                 if len(out) != emitted:
                     self._mark(symbol, price)
                 continue
             inert = False
             size, aggressor = path_trade(bar, path, i)
-            reports.extend(broker.trade(symbol, price, size, aggressor, ts))
+            reports.extend(venue.trade(symbol, price, size, aggressor, ts))
             self._drain(step)
             self._on_price(step, symbol, price, ts)
-        reports.extend(broker.advance(symbol, ts_close))
+        reports.extend(venue.advance(symbol, ts_close))
         # Inert to its end, the path's last point was checked at the close's price.
         settled = inert and len(out) == emitted
         self._close_bar(
             step, symbol, bar.close, ts_close, path[-1][1] // MS_PER_DAY if settled else None
         )
 
-    def _walk_untripped(self, step: Step, bar: Bar, broker: PaperBroker, ts_close: int) -> bool:
+    def _walk_untripped(self, step: Step, bar: Bar, venue: PaperVenue, ts_close: int) -> bool:
         """`_walk` of a bar inert from end to end on which no breaker can trip, without its points.
 
         There each point of the path only notes the trade (the last one stays)
@@ -152,7 +152,7 @@ class EngineMarket(EngineCore):
             return False
         o, h, lo, c = bar.open, bar.high, bar.low, bar.close
         bottom, top = min(o, lo, h, c), max(o, lo, h, c)  # the path's lowest and highest prices
-        if not self._inert(symbol, broker, bottom, top, last[1]):
+        if not self._inert(symbol, venue, bottom, top, last[1]):
             return False
         accounting = self.accounting
         lean = 0.0
@@ -167,8 +167,8 @@ class EngineMarket(EngineCore):
             return False
         breakers.peak_equity = peak
         breakers.checked = (day, accounting.equity_at(symbol, last[0]), breakers.params)
-        broker.record_trade(symbol, *last)
-        step.reports.extend(broker.advance(symbol, ts_close))
+        venue.record_trade(symbol, *last)
+        step.reports.extend(venue.advance(symbol, ts_close))
         self._close_bar(step, symbol, c, ts_close, day)
         return True
 
@@ -187,13 +187,13 @@ class EngineMarket(EngineCore):
         else:
             self._mark(symbol, close)
 
-    def _inert(self, symbol: str, broker: PaperBroker, lo: float, hi: float, until_ts: int) -> bool:
+    def _inert(self, symbol: str, venue: PaperVenue, lo: float, hi: float, until_ts: int) -> bool:
         """No paper order or local stop of `symbol` can act on prices within [lo, hi] until `until_ts`.
 
         A stop hit is monotone in the price, so both ends of the range cover it;
         a trailing stop may move at any price, so an open trade that trails is never inert.
         """
-        if not broker.idle_within(symbol, lo, hi, until_ts):
+        if not venue.idle_within(symbol, lo, hi, until_ts):
             return False
         trailing = self.params.brackets.trail_mode is not TrailMode.NONE
         for b in self.brackets.values():
@@ -203,18 +203,18 @@ class EngineMarket(EngineCore):
                 return False
         return True
 
-    def _quiet(self, symbol: str, broker: PaperBroker) -> bool:
+    def _quiet(self, symbol: str, venue: PaperVenue) -> bool:
         """Nothing on `symbol` can fill or move the equity: no bracket, no paper order, no position."""
         for b in self.brackets.values():
             if b.symbol == symbol:
                 return False
-        return not (broker.has_orders(symbol) or self.accounting.holds(symbol))
+        return not (venue.has_orders(symbol) or self.accounting.holds(symbol))
 
-    def _walk_quiet(self, step: Step, bar: Bar, broker: PaperBroker, ts_close: int) -> None:
+    def _walk_quiet(self, step: Step, bar: Bar, venue: PaperVenue, ts_close: int) -> None:
         """`_walk` for a quiet symbol, stopping only at the path's points that can matter.
 
         With nothing to fill and the equity flat along the path, a point of it
-        changes the symbol's marks and the broker's last trade, which the bar's
+        changes the symbol's marks and the venue's last trade, which the bar's
         close overwrites and which nothing reads before then (there are no orders,
         brackets or held books of the symbol: all a breaker trip or a drained report
         touches is other symbols'), and runs the breaker check. A check at the same
@@ -235,13 +235,13 @@ class EngineMarket(EngineCore):
                 self._drain(step)
                 self._check_equity(step, ts)
         symbol = bar.symbol
-        broker.record_trade(symbol, *last)
+        venue.record_trade(symbol, *last)
         if ts_close // MS_PER_DAY != day or step.reports:  # `_close_bar`, inlined
             self._on_price(step, symbol, bar.close, ts_close)
         else:
             self._mark(symbol, bar.close)
 
-    def on_higher_timeframe_bar(self, bar: Bar) -> list[Any]:
+    def on_higher_timeframe_bar(self, bar: Bar, venue: PaperVenue | None = None) -> list[Any]:
         """A bar of a longer timeframe that the base bars already traded through.
 
         No fills and no price marks (its prices were already seen); it feeds the
@@ -249,7 +249,7 @@ class EngineMarket(EngineCore):
         Correlation stays on the base bars, so every symbol is compared on the same clock.
         """
         ts = bar.ts_event
-        step = self._begin(ts)
+        step = self._begin(ts, venue)
         self._timeframe_close(step, bar, ts)
         return self._finish(step)
 
@@ -261,12 +261,10 @@ class EngineMarket(EngineCore):
                 step, decide_brackets.time_exits(self, bar.symbol, bar.timeframe, ts, bar.close)
             )
 
-    def _levels(self, symbol: str) -> list[float]:
-        assert self.broker is not None
+    def _levels(self, symbol: str, venue: PaperVenue) -> list[float]:
+        """Prices the path must pass through: the trades' stops and the venue's order levels."""
         levels = [b.stop for b in self.brackets.values() if b.symbol == symbol]
-        for o in self.broker.orders.values():
-            if o.symbol == symbol:
-                levels += [x for x in (o.price, o.trigger_price) if x]
+        levels += venue.levels(symbol)
         return levels
 
     def _update_atr(self, bar: Bar) -> None:
@@ -284,9 +282,10 @@ class EngineMarket(EngineCore):
         a.prev_close = bar.close
 
     def _funding(self, step: Step, symbol: str, ts: int) -> None:
-        if self.broker is None:
+        """Funding on paper positions, charged as its instants pass (a real venue books its own)."""
+        if step.venue is None:
             return
-        due = self.broker.funding_due(self.last_funding_ts, ts)
+        due = step.venue.funding_due(self.last_funding_ts, ts)
         self.last_funding_ts = ts
         if not due:
             return
@@ -301,18 +300,18 @@ class EngineMarket(EngineCore):
             if amount:
                 self._run(step, (ev.FundingPaid(ts, symbol, rate, amount, mark),))
 
-    def on_trade(self, tick: TradeTick) -> list[Any]:
-        step = self._begin(tick.ts_event)
-        if self.broker is not None and self.params.fills_from is FillSource.TICKS:
-            step.reports.extend(self.broker.on_trade(tick))
+    def on_trade(self, tick: TradeTick, venue: PaperVenue | None = None) -> list[Any]:
+        step = self._begin(tick.ts_event, venue)
+        if step.venue is not None and self.params.fills_from is FillSource.TICKS:
+            step.reports.extend(step.venue.on_trade(tick))
             self._drain(step)
         self._on_price(step, tick.symbol, tick.price, tick.ts_event)
         return self._finish(step)
 
-    def on_quote(self, q: Quote) -> list[Any]:
-        step = self._begin(q.ts_event)
-        if self.broker is not None and self.params.fills_from is FillSource.TICKS:
-            step.reports.extend(self.broker.on_quote(q))
+    def on_quote(self, q: Quote, venue: PaperVenue | None = None) -> list[Any]:
+        step = self._begin(q.ts_event, venue)
+        if step.venue is not None and self.params.fills_from is FillSource.TICKS:
+            step.reports.extend(step.venue.on_quote(q))
             self._drain(step)
         if q.bid > 0 and q.ask > 0 and not q.crossed:
             # Stops of longs are hit by the bid, of shorts by the ask: check the worse side.

@@ -1,8 +1,9 @@
 """Read-only views of the engine, and the JSON snapshot/restore.
 
-Market-derived caches (last prices, ATR, correlation windows, paper queue
-places) live in snapshots only; `_resync_paper` rebuilds the paper book
-from the engine's orders after ledger events were replayed.
+Market-derived caches (last prices, ATR, correlation windows) live in
+snapshots only. The paper venue's book is not the engine's: its owner
+snapshots it (`PaperVenue.snapshot`) and resyncs it from the engine's
+orders after ledger events were replayed (`PaperVenue.resync`).
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ from typing import Any
 from fractald.core.execution._engine_core import EngineCore, _Atr
 from fractald.core.execution.brackets import Bracket, BracketState
 from fractald.core.execution.converter import converter as _conv
-from fractald.core.execution.orders import Order, OrderStatus, OrderType
-from fractald.core.execution.paper import PaperOrder
+from fractald.core.execution.orders import Order, OrderStatus
 from fractald.core.models import FeedHealth
 from fractald.core.risk.breakers import TradingState, Trip
 from fractald.core.risk.gates import OpenRisk, OrderRateLimiter
@@ -33,7 +33,7 @@ MARKET_DERIVED = (
     "last_price",
     "atr",
     "correlation",
-    "broker",
+    "broker",  # the paper venue's book, which session snapshots store beside the engine's
 )
 _MARKET_DERIVED_ACCOUNTING = ("marks", "equity_curve")
 _MARKET_DERIVED_POSITION = ("mark_price",)
@@ -137,7 +137,6 @@ class EngineState(EngineCore):
             "exec_quality": self.exec_quality.snapshot(),
             "correlation": self.correlation.snapshot(),
             "rate": self.rate.history(),
-            "broker": self.broker.snapshot() if self.broker is not None else None,
         }
 
     def restore(self, data: dict[str, Any]) -> None:
@@ -170,39 +169,3 @@ class EngineState(EngineCore):
         self.exec_quality.restore(data["exec_quality"])
         self.correlation.restore(data["correlation"])
         self.rate = OrderRateLimiter(self.rate.limit, self.rate.window_ms, data["rate"])
-        if self.broker is not None and data.get("broker") is not None:
-            self.broker.restore(data["broker"])
-
-    def _resync_paper(self) -> None:
-        """After replaying ledger events, rebuild the paper book from the engine's orders.
-
-        Queue places are not in the ledger, so a rebuilt resting order has an
-        unknown queue (only a trade-through fills it): conservative.
-        """
-        assert self.broker is not None
-        book: dict[str, PaperOrder] = {}
-        for o in self.working_orders():
-            triggered = o.status is OrderStatus.TRIGGERED
-            book[o.client_order_id] = PaperOrder(
-                o.client_order_id,
-                o.symbol,
-                o.side,
-                o.order_type,
-                o.quantity,
-                o.price,
-                o.trigger_price,
-                o.tif,
-                o.expire_ts,
-                o.reduce_only,
-                active_ts=o.ts_submitted,
-                filled=o.filled_qty,
-                triggered=triggered,
-                resting=o.order_type is OrderType.LIMIT
-                or (triggered and o.order_type is OrderType.STOP_LIMIT),
-                post_only=o.post_only,
-            )
-        self.broker.orders = book
-        positions: dict[str, float] = {}
-        for pos in self.accounting.positions.values():
-            positions[pos.symbol] = positions.get(pos.symbol, 0.0) + pos.quantity
-        self.broker.positions = positions

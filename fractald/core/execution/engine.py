@@ -9,10 +9,13 @@ a snapshot plus the later events (`restore` then `apply` each) lands in
 the same state. Market-derived caches (last prices, trailing best price,
 ATR, correlation windows, paper queue positions) live in snapshots only.
 
-With `venue == "paper"` the engine owns a PaperBroker and feeds its
-reports back in-process; with any other venue, OrderIntent and
-CancelRequested events are what the router actor sends, and the venue's
-reports come back through `on_venue_report`.
+The engine owns no venue. With `venue == "paper"` whoever drives it (the
+session, the backtest loop: `core.pipeline`) holds a `PaperVenue` and
+passes it with each input; the engine hands that input's order intents and
+cancels to it and takes its reports back in the same call, as it takes any
+venue's. With any other venue, OrderIntent and CancelRequested events are
+what the router actor sends, and the venue's reports come back through
+`on_venue_report`.
 
 The class is composed of mixins, one job each (see `_engine_core` for the
 map and for what each relies on from the others); this module is the
@@ -34,7 +37,6 @@ from fractald.core.execution._engine_state import EngineState, event_sourced
 from fractald.core.execution.accounting import Accounting
 from fractald.core.execution.brackets import Bracket
 from fractald.core.execution.orders import Order
-from fractald.core.execution.paper import PaperBroker
 from fractald.core.models import FeedHealth
 from fractald.core.risk.breakers import CircuitBreakers
 from fractald.core.risk.exec_quality import ExecutionQuality
@@ -64,9 +66,6 @@ class TradingEngine(
         self.rate = OrderRateLimiter(
             p.risk.gates.max_orders_per_window, p.risk.gates.order_rate_window_ms
         )
-        self.broker: PaperBroker | None = PaperBroker(p.paper) if p.venue == "paper" else None
-        if self.broker is not None and p.fills_from is FillSource.BARS:
-            self.broker.immediate = True  # latency is far below a bar
         self.orders: dict[str, Order] = {}
         self.closed_orders: collections.deque[str] = collections.deque()
         self.brackets: dict[str, Bracket] = {}

@@ -170,8 +170,6 @@ def _order_filled(s: State, e: ev.OrderFilled) -> None:
             s.exec_quality.record_slippage(
                 s.params.venue, o.symbol, o.side.sign, o.intended_price, e.price
             )
-    if s.broker is not None and e.trade_id.startswith("paper-"):
-        s.broker.seq = max(s.broker.seq, int(e.trade_id[6:]))
     b = s.brackets.get(e.signal_id)
     ctx = trip_context(s, e)
     if b is not None:

@@ -28,6 +28,7 @@ from typing import Any
 import attrs
 
 from fractald.core.execution.converter import converter, omit_when_default
+from fractald.core.execution.events import OrderIntent
 from fractald.core.execution.orders import (
     QTY_EPS,
     Liquidity,
@@ -194,7 +195,7 @@ class PaperBroker:
             pos = self.positions.get(o.symbol, 0.0)
             reducible = max(0.0, -pos * o.side.sign)
             if reducible <= QTY_EPS:
-                del self.orders[o.client_order_id]
+                self._drop(o)
                 return [
                     VenueReport(E.CANCEL, o.client_order_id, ts, reason="reduce_only_no_position")
                 ]
@@ -216,9 +217,9 @@ class PaperBroker:
             )
         ]
         if o.remaining <= QTY_EPS:
-            del self.orders[o.client_order_id]
+            self._drop(o)
         elif o.reduce_only and abs(self.positions[o.symbol]) <= QTY_EPS:
-            del self.orders[o.client_order_id]
+            self._drop(o)
             out.append(
                 VenueReport(E.CANCEL, o.client_order_id, ts, reason="reduce_only_no_position")
             )
@@ -247,7 +248,8 @@ class PaperBroker:
         return self._fill(o, o.remaining, price, Liquidity.TAKER, ts)
 
     # -- commands -----------------------------------------------------------------------
-    def submit(self, order: Order, ts: int) -> list[VenueReport]:
+    def submit(self, order: Order | OrderIntent, ts: int) -> list[VenueReport]:
+        """A new order (an engine `Order`, or the `OrderIntent` that makes one): the venue's answer."""
         coid = order.client_order_id
         if coid in self.orders:
             return [VenueReport(E.REJECT, coid, ts, reason="duplicate_client_order_id")]
@@ -258,7 +260,7 @@ class PaperBroker:
             order.symbol,
             order.side,
             order.order_type,
-            order.leaves_qty,
+            order.leaves_qty if isinstance(order, Order) else order.quantity,
             order.price,
             order.trigger_price,
             order.tif,
@@ -285,7 +287,7 @@ class PaperBroker:
                 VenueReport(E.CANCEL_REJECT, client_order_id, ts, reason="unknown_or_closed_order")
             ]
         if self.params.latency_ms == 0 or self.immediate:
-            del self.orders[client_order_id]
+            self._drop(o)
             return [VenueReport(E.CANCEL, client_order_id, ts, reason="canceled")]
         # Effective after the latency: fills may still happen in between.
         o.cancel_ts = ts + self.params.latency_ms
@@ -422,6 +424,10 @@ class PaperBroker:
                 return self._fill(o, min(left, o.remaining), o.price, Liquidity.MAKER, ts)
         return []
 
+    def _drop(self, o: PaperOrder) -> None:
+        """Take an order off the book (it filled, was cancelled, expired or refused)."""
+        del self.orders[o.client_order_id]
+
     def _symbol_orders(self, symbol: str) -> list[PaperOrder]:
         return [o for o in self.orders.values() if o.symbol == symbol]
 
@@ -430,10 +436,10 @@ class PaperBroker:
         out: list[VenueReport] = []
         for o in self._symbol_orders(symbol):
             if o.cancel_ts is not None and o.cancel_ts <= ts:
-                del self.orders[o.client_order_id]
+                self._drop(o)
                 out.append(VenueReport(E.CANCEL, o.client_order_id, o.cancel_ts, reason="canceled"))
             elif o.expire_ts is not None and o.expire_ts <= ts:
-                del self.orders[o.client_order_id]
+                self._drop(o)
                 out.append(VenueReport(E.EXPIRE, o.client_order_id, o.expire_ts))
             elif (
                 not o.resting
@@ -463,13 +469,13 @@ class PaperBroker:
             return out if out is not None else []  # no price yet: fills on the next one
         if o.post_only and self._would_take(o):
             # As the venues do (Binance -5022 / LIMIT_MAKER -2010, Hyperliquid Alo): never a taker.
-            del self.orders[o.client_order_id]
+            self._drop(o)
             return [VenueReport(E.REJECT, o.client_order_id, ts, reason="post_only_would_take")]
         out = self._taker_fill(o, ts, limit=o.price)
         if out is not None:
             return out
         if o.tif in (TimeInForce.IOC, TimeInForce.FOK):
-            del self.orders[o.client_order_id]
+            self._drop(o)
             return [VenueReport(E.CANCEL, o.client_order_id, ts, reason="ioc_not_marketable")]
         o.resting = True
         o.queue_ahead = self._queue_at_placement(o)
