@@ -207,7 +207,7 @@ async def open_bracket(session: TradingSession) -> list[Any]:
     await session.on_bar(flat(0))
     events = session.engine.on_signal(
         Signal("BTC", Side.BUY, 100.0, 98.0, (102.0, 104.0), 90.0, "s", "1m", T0 + M), T0 + M,
-        session.pipeline.venue)
+        venue=session.pipeline.venue)
     await session.commit(events, T0 + M)
     return events
 

@@ -28,7 +28,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from fractald.core.execution import events as ev
-from fractald.core.execution._engine_core import FillSource
 from fractald.core.execution.orders import Order, OrderEvent, OrderStatus, OrderType
 from fractald.core.execution.paper import PaperBroker, PaperOrder, PaperParams
 from fractald.core.execution.reports import VenueReport
@@ -209,4 +208,5 @@ def paper_venue_for(engine: Any) -> PaperVenue | None:
     params: Any = getattr(engine, "params", None)
     if params is None or getattr(params, "venue", None) != "paper":
         return None
-    return PaperVenue(params.paper, immediate=params.fills_from is FillSource.BARS)
+    # `FillSource.BARS` by its value: the engine's modules import this one, not the reverse.
+    return PaperVenue(params.paper, immediate=params.fills_from.value == "BARS")
