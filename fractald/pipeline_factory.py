@@ -75,6 +75,7 @@ def engine_params(config: Config) -> EngineParams:
             local_targets=b.kind == "binance-spot",
         ),
         long_only=b.kind == "binance-spot",  # spot cannot sell short: a short entry is denied
+        post_only_entries=config.strategies.post_only_entries,
     )
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from attrs import evolve as attrs_evolve
+
 import pytest
 from paper_engine import PaperEngine
 
@@ -160,3 +162,16 @@ def test_operator_post_only_entry_at_a_limit_and_a_limit_alone_is_refused_by_nam
     assert manual_signal(_Engine(), "BTC", "long", 95.0, [110.0], "1m", post_only=True).entry == 100.0
     with pytest.raises(CommandError, match="--limit is the price of a --post-only entry"):
         manual_signal(_Engine(), "BTC", "long", 95.0, [110.0], "1m", limit=99.0)
+
+
+def test_post_only_entries_from_the_config_make_every_strategy_entry_post_only() -> None:
+    from fractald.config import config_from_dict
+    from fractald.pipeline_factory import engine_params
+
+    params = engine_params(config_from_dict({"strategies": {"post_only_entries": True}}))
+    assert params.post_only_entries
+    eng = TradingEngine(attrs_evolve(engine().params, post_only_entries=True))
+    eng.on_bar(Bar("BTC", "1m", T0, 100.0, 100.0, 100.0, 100.0, 10.0))
+    out = eng.on_signal(sig(99.5, post_only=False), T0 + M)
+    entry = [e for e in out if isinstance(e, ev.OrderIntent) and e.role == "entry"][0]
+    assert entry.post_only and entry.order_type is OrderType.LIMIT and entry.price == 99.5

@@ -41,6 +41,9 @@ class StrategiesConfig:
     params: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     # Weights of the confidence factor model (fractald.core.strategies.confidence.ConfidenceWeights).
     confidence: dict[str, float] = attrs.field(factory=dict)
+    # Enter every strategy's trade with a maker-only limit at its entry price (GTX / LIMIT_MAKER
+    # / Alo; the paper broker alike): a limit that would take is rejected, never filled.
+    post_only_entries: bool = False
 
 
 @attrs.frozen

@@ -81,6 +81,8 @@ class EngineParams:
     brackets: BracketParams = attrs.field(factory=BracketParams)
     # The venue cannot sell short (spot): a SELL entry is denied, coded `long_only`.
     long_only: bool = False
+    # Every entry a maker-only limit at the signal's entry (as a signal's own `post_only`).
+    post_only_entries: bool = False
 
     def __attrs_post_init__(self) -> None:
         if self.entry_type not in (OrderType.MARKET, OrderType.LIMIT):

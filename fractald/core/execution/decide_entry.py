@@ -45,7 +45,8 @@ def entry_events(
             )
         ]
     sized, p = checked, s.params
-    limit = p.entry_type is OrderType.LIMIT or signal.post_only
+    post_only = signal.post_only or p.post_only_entries
+    limit = p.entry_type is OrderType.LIMIT or post_only
     expire = ts + p.entry_ttl_bars * timeframe_ms(signal.timeframe) if limit else None
     return [
         ev.BracketOpened(
@@ -79,7 +80,7 @@ def entry_events(
             intended_price=s.last_price.get(signal.symbol, sized.entry)
             if not limit
             else sized.entry,
-            post_only=signal.post_only,
+            post_only=post_only,
         ),
     ]
 
@@ -140,7 +141,7 @@ def check_signal(st: State, s: Signal, ts: int) -> Denial | SizedOrder:
             stop=s.stop,
         )
     equity = st.accounting.equity
-    market = p.entry_type is OrderType.MARKET and not s.post_only
+    market = p.entry_type is OrderType.MARKET and not (s.post_only or p.post_only_entries)
     sized = size_signal(
         s,
         equity,
