@@ -102,6 +102,8 @@ def test_the_venues_money_against_the_books() -> None:
     why = sorted(m.figures["why"] for m in account_mismatches(10_000.0, one_x, held, limits))
     assert why == ["margin_used_above_leverage", "no_free_margin"]
     assert account_mismatches(10_000.0, one_x, [], limits) == []  # nothing held: nothing at stake
+    unsaid = VenueAccount(equity=float("nan"), available=float("nan"), currency="USD")  # IB, early
+    assert account_mismatches(10_000.0, unsaid, held, limits) == []
 
 
 # -- against the fake Hyperliquid, through a real router -------------------------------------------

@@ -279,6 +279,12 @@ def register_trading_commands(
 
     async def reconcile(args: dict[str, Any], peer: PeerCred) -> dict[str, Any]:
         report = await actor.reconcile_now("operator")
+        if report is None and getattr(actor, "router", None) is not None:
+            raise CommandError(
+                "not_ready",
+                "an order or a report is on its way between trading and the venue, or the venue "
+                "did not answer: nothing was compared; try again in a moment",
+            )
         if report is None:
             raise CommandError(
                 "not_supported",

@@ -34,6 +34,7 @@ positions are open, is `margin`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import attrs
@@ -215,8 +216,10 @@ def account_mismatches(
     limits: AccountLimits,
 ) -> list[Mismatch]:
     """The venue's money against the books' expectation (see the module's docstring). Pure."""
-    if account is None:
-        return []
+    if account is None or not all(
+        math.isfinite(x) for x in (account.equity, account.available, account.margin_used)
+    ):
+        return []  # the venue did not say (IB leaves a tag out until it has it): nothing to compare
     out: list[Mismatch] = []
     if books_equity > 0 and account.equity < books_equity * (1.0 - limits.equity_tolerance):
         out.append(
