@@ -51,9 +51,6 @@ KNOWN_CYCLES: dict[str, frozenset[str]] = {
     "backtest <-> backtest_portfolio": frozenset(
         {"fractald.backtest", "fractald.backtest_portfolio"}
     ),
-    "chart <-> live_overlays": frozenset(
-        {"fractald.reporting.chart", "fractald.reporting.live_overlays"}
-    ),
 }
 
 # Modules that must never import the daemon: they receive what they need instead.

@@ -38,6 +38,7 @@ from matplotlib.patches import Patch, Rectangle
 from fractald.core.models import ClosedTrade, Side, Signal, timeframe_ms
 from fractald.core.strategies.base import TIMEFRAME_DEFAULTS
 from fractald.price_format import price_text
+from fractald.reporting.overlays import SmcOverlays
 from fractald.reporting.plots import save_png, to_datenum, utc_date_axis
 
 BULL, BEAR = "#26a69a", "#ef5350"
@@ -60,21 +61,6 @@ def smc_api() -> Any:
     except ImportError:  # until fractald/smc.py lands, or in a trimmed install
         from smartmoneyconcepts import smc  # type: ignore[no-redef]
     return smc
-
-
-@attrs.frozen(slots=True)
-class SmcOverlays:
-    """The detector outputs for one timeframe, row-aligned with its OHLC frame.
-
-    Columns as smartmoneyconcepts 0.0.27 returns them; indices such as
-    BrokenIndex or MitigatedIndex are bar positions in the frame.
-    """
-
-    swings: pd.DataFrame
-    fvg: pd.DataFrame
-    bos_choch: pd.DataFrame
-    ob: pd.DataFrame
-    liquidity: pd.DataFrame
 
 
 def compute_overlays(ohlc: pd.DataFrame, swing_length: int = DEFAULT_SWING_LENGTH) -> SmcOverlays:

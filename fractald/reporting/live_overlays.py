@@ -43,7 +43,7 @@ from fractald.core.smc.live import (
     SwingPoint,
 )
 from fractald.core.strategies.base import TIMEFRAME_DEFAULTS
-from fractald.reporting.chart import SmcOverlays
+from fractald.reporting.overlays import SmcOverlays
 
 NAN = math.nan
 
