@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import enum
 import json
 import os
 import shutil
@@ -31,34 +30,13 @@ import attrs
 
 from fractald.config import Config, load_config
 from fractald.errors import ConfigError, ExitStatus
+from fractald.preflight_checks import Check, Status, fail, ok, skip, venue_url
 
 DB_NAME = "fractald.db"
 # Prefix the unit's LoadCredential=venue:/etc/fractald/credentials puts before each file name.
 CREDENTIAL_PREFIX = "venue_"
 MIN_FREE_BYTES = 1 << 30
 PROBE_TIMEOUT_S = 5.0
-
-
-class Status(enum.Enum):
-    OK = "ok"
-    FAIL = "fail"
-    SKIP = "skipped"
-
-
-@attrs.frozen
-class Check:
-    name: str
-    status: Status
-    detail: str
-    remedy: str = ""
-
-    def as_dict(self) -> dict[str, str]:
-        return {
-            "name": self.name,
-            "status": self.status.value,
-            "detail": self.detail,
-            "remedy": self.remedy,
-        }
 
 
 @attrs.frozen
@@ -90,18 +68,6 @@ LIVE_LIMITS = Limits(
     max_trades_per_day=50,
     max_open_positions=5,
 )
-
-
-def ok(name: str, detail: str) -> Check:
-    return Check(name, Status.OK, detail)
-
-
-def fail(name: str, detail: str, remedy: str) -> Check:
-    return Check(name, Status.FAIL, detail, remedy)
-
-
-def skip(name: str, detail: str) -> Check:
-    return Check(name, Status.SKIP, detail)
 
 
 # --------------------------------------------------------------------------- checks
@@ -428,27 +394,6 @@ def check_metrics(config: Config, env: Mapping[str, str]) -> Check:
     return ok(
         "metrics", f"{path} is writable by {user or 'this user'} and readable by node_exporter"
     )
-
-
-def venue_url(config: Config) -> str:
-    """The REST base URL the daemon will use: the configured one, else the venue's default."""
-    if config.feed.rest_url:
-        return config.feed.rest_url
-    venue = config.feed.venue
-    if venue.startswith("hyperliquid"):
-        from fractald.venues import hyperliquid
-
-        return (
-            hyperliquid.TESTNET_REST_URL
-            if venue.endswith("testnet")
-            else hyperliquid.MAINNET_REST_URL
-        )
-    if venue.startswith("binance"):
-        from fractald.venues import binance
-
-        market = binance.Market.FUTURES if venue.endswith("futures") else binance.Market.SPOT
-        return binance.ENDPOINTS[market].rest_url
-    return ""
 
 
 def host_online() -> bool:

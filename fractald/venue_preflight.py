@@ -12,7 +12,7 @@ from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from fractald.config import Config
+from fractald.config.root import Config
 
 MAX_SKEW_MS = 2_000  # the feed warns (local_clock_skew) past the same figure
 TIME_PATHS = {"binance": "/api/v3/time", "binance-futures": "/fapi/v1/time"}
@@ -38,7 +38,7 @@ def check_symbols(config: Config, online: Callable[[], bool]) -> Any:
     import trio
 
     from fractald.errors import FractalError
-    from fractald.preflight import fail, ok, skip, venue_url
+    from fractald.preflight_checks import fail, ok, skip, venue_url
     from fractald.venues.instruments import unknown_problems
 
     if config.feed.venue == "replay":
@@ -92,7 +92,7 @@ def check_clock_skew(
     are stamped by it, and Binance refuses signed requests outside recvWindow)."""
     import httpx
 
-    from fractald.preflight import fail, ok, skip, venue_url
+    from fractald.preflight_checks import fail, ok, skip, venue_url
 
     if config.feed.venue == "replay":
         return skip("venue_clock", "replay feed: no venue clock")

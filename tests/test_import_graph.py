@@ -33,21 +33,6 @@ KNOWN_CYCLES: dict[str, frozenset[str]] = {
             "fractald.core.execution.evolve",
         }
     ),
-    # Config checks call the venues' config checks, which import Config from the package and
-    # the preflight's check records.
-    "config <-> venue config checks <-> preflight": frozenset(
-        {
-            "fractald.config",
-            "fractald.config.cross_checks",
-            "fractald.config.loading",
-            "fractald.preflight",
-            "fractald.venue_preflight",
-            "fractald.venues.binance_config",
-            "fractald.venues.hyperliquid_preflight",
-            "fractald.venues.ibkr_config",
-            "fractald.venues.ibkr_feed_preflight",
-        }
-    ),
     "backtest <-> backtest_portfolio": frozenset(
         {"fractald.backtest", "fractald.backtest_portfolio"}
     ),

@@ -30,7 +30,7 @@ from fractald.venues import binance_orders as bo
 from fractald.venues.binance import Market
 
 if TYPE_CHECKING:
-    from fractald.config import Config
+    from fractald.config.root import Config
     from fractald.venues.binance_venue import BinanceVenue
 
 KINDS = {"binance-futures": Market.FUTURES, "binance-spot": Market.SPOT}
@@ -88,7 +88,7 @@ def broker_problems(config: Config) -> list[str]:
             "a venue broker places real orders (testnet or mainnet); set "
             'risk.mode = "live", or kind = "paper" to paper-trade'
         )
-    from fractald.config import venue_url_problems  # the same URL rules as [feed]
+    from fractald.config.input_checks import venue_url_problems  # the same URL rules as [feed]
 
     problems += venue_url_problems("broker", {"rest_url": b.rest_url, "ws_url": b.ws_url})
     if b.network not in NETWORKS:

@@ -13,9 +13,9 @@ from collections.abc import Callable, Mapping
 
 import trio
 
-from fractald.config import Config
+from fractald.config.root import Config
 from fractald.errors import AuthError, FractalError
-from fractald.preflight import Check, fail, ok, skip
+from fractald.preflight_checks import Check, fail, ok, skip
 from fractald.venues import hyperliquid_orders as hl
 from fractald.venues.hyperliquid_signing import AgentSigner, NonceClock, read_agent_key
 from fractald.venues.hyperliquid_venue import HyperliquidSettings, HyperliquidVenue, wall_clock_ms

@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from fractald.config import Config
+from fractald.config.root import Config
 from fractald.venues.ibkr import IBSettings
 
 RUNBOOK = "runbooks/ibkr-gateway.md"
@@ -62,7 +62,7 @@ def preflight_check(config: Config, online: Callable[[], bool]) -> Any:
     """Connect, read the account and the front-month contract; a red line names the runbook."""
     import trio
 
-    from fractald.preflight import fail, ok, skip
+    from fractald.preflight_checks import fail, ok, skip
     from fractald.venues.ibkr import IBKRVenue
 
     s = settings_of(config)

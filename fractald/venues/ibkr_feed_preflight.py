@@ -8,7 +8,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from fractald.config import Config, FeedConfig
+    from fractald.config.root import Config
+    from fractald.config.venue_sections import FeedConfig
 
 ROOT = re.compile(r"[A-Z0-9]{1,10}")
 MAX_SKEW_MS = 2_000  # as the other venues' clock check
@@ -88,7 +89,7 @@ def preflight_checks(config: Config, online: Callable[[], bool]) -> list[Any]:
     """venue (TWS answers), symbols (each root has a front month), venue_clock (TWS's time)."""
     import trio
 
-    from fractald.preflight import fail, ok, skip
+    from fractald.preflight_checks import fail, ok, skip
     from fractald.venues.feed_ibkr import ib_settings
     from fractald.venues.feed_settings import FeedSettings
     from fractald.venues.ibkr_feed_link import IBFeedLink, today_utc
