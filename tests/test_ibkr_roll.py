@@ -302,3 +302,19 @@ async def test_a_restart_after_a_roll_while_down_sends_the_step_before_any_bar()
     assert await opened((("MES", cursor),)) == [
         ContractRolled("MES", cursor + 60_000, "MESZ5", "MESH6", 52.25, measured=True)]
     assert await opened(()) == []  # a fresh start: nothing stored, nothing to adjust
+
+
+async def test_the_trading_actor_hands_a_roll_to_its_session() -> None:
+    import types
+
+    from fractald.actors.trading import TradingActor
+
+    got: list[ContractRolled] = []
+
+    class Session:
+        async def on_contract_roll(self, roll: ContractRolled) -> None:
+            got.append(roll)
+
+    roll = ContractRolled("MES", 60_000, "MESZ5", "MESH6", 12.5)
+    await TradingActor.on_market(types.SimpleNamespace(session=Session()), roll)  # type: ignore[arg-type]
+    assert got == [roll]
