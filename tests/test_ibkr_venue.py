@@ -205,3 +205,13 @@ async def test_a_fill_in_parts_is_one_report_per_execution(venue: IBKRVenue, fak
     second = await _next(receive)
     assert (second.kind, second.quantity, second.price) == (OrderEvent.FILL, 2.0, 4999.5)
     assert second.trade_id != first.trade_id and await venue.positions() == {"MES": 4.0}
+
+
+async def test_a_post_only_order_is_refused_before_it_reaches_ib(venue: IBKRVenue, fake: FakeTWS) -> None:
+    import attrs
+
+    maker_only = attrs.evolve(intent("p6", Side.BUY, OrderType.LIMIT, qty=1.0, price=4900.0),
+                              post_only=True)
+    refused = await venue.submit(maker_only)
+    assert refused.kind is OrderEvent.REJECT and refused.reason.startswith("post_only_unsupported")
+    assert not [o for o in fake.orders.values() if o.order_ref == "p6"]

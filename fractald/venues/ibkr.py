@@ -226,6 +226,13 @@ class IBKRVenue:
         }
 
     async def submit(self, intent: OrderIntent) -> VenueReport:
+        if intent.post_only:  # IB has no maker-only order for futures: never send one that may take
+            return VenueReport(
+                OrderEvent.REJECT,
+                intent.client_order_id,
+                intent.ts,
+                reason="post_only_unsupported: IBKR has no post-only order type",
+            )
         order = ib_order(intent)
         trade = await self._call(lambda: _placed(self.ib, self.contract, order))
         if intent.role == "entry":
