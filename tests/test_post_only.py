@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from attrs import evolve as attrs_evolve
-
 import pytest
+from attrs import evolve as attrs_evolve
 from paper_engine import PaperEngine
 
 from fractald.control.operator_entries import manual_signal
@@ -170,7 +169,7 @@ def test_post_only_entries_from_the_config_make_every_strategy_entry_post_only()
 
     params = engine_params(config_from_dict({"strategies": {"post_only_entries": True}}))
     assert params.post_only_entries
-    eng = TradingEngine(attrs_evolve(engine().params, post_only_entries=True))
+    eng = PaperEngine(attrs_evolve(engine().params, post_only_entries=True))
     eng.on_bar(Bar("BTC", "1m", T0, 100.0, 100.0, 100.0, 100.0, 10.0))
     out = eng.on_signal(sig(99.5, post_only=False), T0 + M)
     entry = [e for e in out if isinstance(e, ev.OrderIntent) and e.role == "entry"][0]
