@@ -15,12 +15,12 @@ not touched here: they follow market data, not events (see
 `_engine_state.MARKET_DERIVED`).
 
 Each transition is a function (state, event) -> None that updates those
-slices. Brackets are frozen values: a transition puts the next one in
-`state.brackets` (so a decider holding an old one must read it again after
-a `yield`); their market-derived best prices move only through
-`mark_best_prices` / `mark_plan_best` here. The other slices (orders, the
-account, breakers...) are still updated in place; `evolve` returns the
-same state it was given.
+slices. Orders and brackets are frozen values: a transition puts the next
+one in `state.orders` / `state.brackets` (so a decider holding an old one
+reads it again after a `yield`); a bracket's market-derived best prices
+move only through `mark_best_prices` / `mark_plan_best` here. The other
+slices (the account, breakers...) are still updated in place; `evolve`
+returns the same state it was given.
 """
 
 from __future__ import annotations
