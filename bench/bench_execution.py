@@ -77,7 +77,7 @@ def bench_signal_to_fill(n: int, latency_ms: int) -> list[tuple[int, int]]:
         eng.on_quote(Quote(SYMBOL, px - 0.5, 3.0, px + 0.5, 3.0, ts), v)
         sig = signal(i, ts, px)
         t0 = clock()
-        events = eng.on_signal(sig, ts, v)
+        events = eng.on_signal(sig, ts, venue=v)
         if latency_ms:
             events += eng.on_quote(Quote(SYMBOL, px - 0.5, 3.0, px + 0.5, 3.0, ts + latency_ms), v)
         out.append(since(t0))
@@ -101,7 +101,7 @@ def bench_bars(limit: int) -> list[tuple[int, int]]:
         eng.on_bar(bar, v)
         if i % 30 == 5:
             px = bar.close
-            eng.on_signal(signal(i, bar.ts_event, px), bar.ts_event, v)
+            eng.on_signal(signal(i, bar.ts_event, px), bar.ts_event, venue=v)
         out.append(since(t0))
     print(f"bar replay: {n} bars, {eng.accounting.closed_count} closed trades, "
           f"equity {eng.equity:.2f}")

@@ -73,7 +73,7 @@ def signal_rounds(n: int) -> tuple[float, float, float]:
         px = 30_000.0 + (i % 50)
         eng.on_quote(Quote("BTC", px - 0.5, 3.0, px + 0.5, 3.0, ts), v)
         t0 = time.thread_time_ns()
-        events = eng.on_signal(signal(i, ts, px), ts, v)
+        events = eng.on_signal(signal(i, ts, px), ts, venue=v)
         events += eng.flatten(None, ts, v)
         cpu.append((time.thread_time_ns() - t0) / 1_000)
         orders += sum(isinstance(e, ORDER_EVENTS) for e in events)

@@ -31,7 +31,7 @@ def opened(plan: ManagementPlan | None = PLAN) -> tuple[TradingEngine, str]:
     """An engine holding a long entered at 100 with its stop at 90 and far targets."""
     eng = started()
     sig = signal(1, stop=90.0, targets=(130.0, 140.0))
-    out = eng.on_signal(sig, T0 + M, plan)
+    out = eng.on_signal(sig, T0 + M, plan=plan)
     assert of(out, ev.BracketOpened)[0].plan == plan and of(out, ev.OrderFilled)
     return eng, sig.signal_id
 

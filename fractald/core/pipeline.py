@@ -61,7 +61,7 @@ class Engine(Protocol):
 
     def on_bar(self, bar: Bar, venue: PaperVenue | None = ...) -> list[Any]: ...
     def on_signal(
-        self, signal: Signal, ts: int, plan: Any = ..., venue: PaperVenue | None = ...
+        self, signal: Signal, ts: int, *, plan: Any = ..., venue: PaperVenue | None = ...
     ) -> list[Any]: ...
     def invalidate(
         self, signal_id: str, ts: int, reason: str = ..., venue: PaperVenue | None = ...
@@ -102,7 +102,7 @@ class NullEngine:
         return []
 
     def on_signal(
-        self, signal: Signal, ts: int, plan: Any = None, venue: PaperVenue | None = None
+        self, signal: Signal, ts: int, *, plan: Any = None, venue: PaperVenue | None = None
     ) -> list[Any]:
         return []
 
@@ -411,7 +411,8 @@ class Pipeline:
                 if accepting:
                     plan = strategy.plan_management(planned, setup)
                     self._engine(
-                        self.engine.on_signal(planned, bar.ts_event, plan, self.venue), out
+                        self.engine.on_signal(planned, bar.ts_event, plan=plan, venue=self.venue),
+                        out,
                     )
 
     def _manage(self, bar: Bar, every_plan: bool, out: list[Any]) -> None:

@@ -30,6 +30,7 @@ class EngineOrders(EngineCore):
         self,
         signal: Signal,
         ts: int,
+        *,
         plan: ManagementPlan | None = None,
         venue: PaperVenue | None = None,
     ) -> list[Any]:
