@@ -330,8 +330,9 @@ class TradingSession:
         """A futures feed moved to the next contract month: back-adjust what detection read.
 
         The candles stored for the symbol before the roll (and those not committed yet)
-        get the price step between the months added, a snapshot is written, and the
-        symbol's detection state is rebuilt over the adjusted candles: swings, FVGs,
+        get the price step between the months added, in the transaction of a snapshot that
+        marks the roll applied (a crash leaves both or neither), and the symbol's detection
+        state is rebuilt over the adjusted candles: swings, FVGs,
         order blocks, liquidity, VWAP bands and armed setups then sit at the new month's
         prices, so the step itself breaks no structure and sweeps no pool. A restart after
         this rebuilds the very same state from the same stored candles. Open trades keep
@@ -349,14 +350,19 @@ class TradingSession:
             shift_row(row, offset) if row[0] == symbol and row[2] < before else row
             for row in self._candles
         ]
-        stored = await self.ledger.run(lambda led: led.shift_candles(symbol, before, offset))
-        if not self._expected:  # catching up, nothing may be committed: the log's snapshot stays
-            await self.commit([], ts_event=before)
+        if self._expected:  # catching up, nothing may be committed: the log's snapshot stays
+            stored = await self.ledger.run(lambda led: led.shift_candles(symbol, before, offset))
+        else:  # the stored candles move in the snapshot's own transaction, with the roll's mark
+            stored = await self.ledger.run(lambda led: led.candles_before(symbol, before))
+            stored += sum(1 for row in self._candles if row[0] == symbol and row[2] < before)
+            await self.commit([], ts_event=before, candle_shift=(symbol, before, offset))
         warmed = 0
         reset = getattr(self.pipeline, "reset_detection", None)
         if reset is not None:
             reset(symbol)
             warmed = await self._rebuild_detection(symbol)
+            pending = (row for row in self._candles if row[0] == symbol)  # catching up: not stored
+            warmed += warm_up_from(self.pipeline, pending, self.cursor)
         open_trades = self._open_trades(symbol)
         detail = {
             "symbol": symbol,
@@ -522,7 +528,13 @@ class TradingSession:
                 out.append((cid, order.status.value.lower(), max(0, int(ts))))
         return out
 
-    async def commit(self, events: list[Any], ts_event: int, snapshot: bool = True) -> None:
+    async def commit(
+        self,
+        events: list[Any],
+        ts_event: int,
+        snapshot: bool = True,
+        candle_shift: tuple[str, int, float] | None = None,
+    ) -> None:
         """Events, the intents among them, their lifecycle and the state they lead to: all or nothing.
 
         Only bars may commit without a `snapshot`: after a restart the bars
@@ -567,6 +579,7 @@ class TradingSession:
             outcomes=self._outcomes(events),
             candles=self._candles,
             equity=equity,
+            candle_shift=candle_shift,
         )
         self._equity_stored = equity_stored
         self._candles = []

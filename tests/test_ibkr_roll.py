@@ -318,3 +318,22 @@ async def test_the_trading_actor_hands_a_roll_to_its_session() -> None:
     roll = ContractRolled("MES", 60_000, "MESZ5", "MESH6", 12.5)
     await TradingActor.on_market(types.SimpleNamespace(session=Session()), roll)  # type: ignore[arg-type]
     assert got == [roll]
+
+
+def test_the_candles_move_with_the_batch_or_not_at_all(tmp_path: Path) -> None:
+    from fractald.errors import InvariantViolation
+    from fractald.store.ledger import Ledger
+
+    led = Ledger.open(tmp_path / "l.db")
+    try:
+        row = ("MES", "15m", 900_000, 100.0, 101.0, 99.0, 100.5, 3.0, True)
+        led.commit_batch([], candles=[row])
+        with pytest.raises(InvariantViolation):  # a claim of an order never recorded: all rolled back
+            led.commit_batch([], {}, {"x": 1}, submissions=[("ghost", 1)], candle_shift=("MES", 10**7, 20.0))
+        assert [r for _, r in led.candles_page(0)] == [row]
+        led.commit_batch([], candles=[("MES", "15m", 1_800_000, 120.0, 121.0, 119.0, 120.5, 1.0, True)],
+                         candle_shift=("MES", 1_800_000, 20.0))  # the new candle goes in after the move
+        assert [r[3] for _, r in led.candles_page(0)] == [120.0, 120.0]
+        assert led.candles_before("MES", 1_800_000) == 1
+    finally:
+        led.close()

@@ -50,6 +50,23 @@ def insert_candles(conn: sqlite3.Connection, rows: list[CandleRow]) -> None:
         )
 
 
+CandleShift = tuple[str, int, float]  # a futures roll: symbol, before this open time, price step
+
+
+def shift_candles_in(conn: sqlite3.Connection, shift: CandleShift) -> int:
+    """Inside a transaction: add the step to `symbol`'s stored candles opening before the time."""
+    symbol, before_ms, offset = shift
+    check_text(symbol, "candle symbol")
+    check_int(before_ms, "before_ms", 0)
+    if not math.isfinite(offset):
+        raise ValueError(f"offset must be a finite price step, got {offset!r}")
+    return conn.execute(
+        "UPDATE candles SET open = open + ?, high = high + ?, low = low + ?, "
+        "close = close + ? WHERE symbol = ? AND ts_open < ?",
+        (offset, offset, offset, offset, symbol, before_ms),
+    ).rowcount
+
+
 class CandleStore:
     """Reading and correcting stored candles; part of `Ledger`, which owns `_conn`."""
 
@@ -85,16 +102,15 @@ class CandleStore:
         opening before `before_ms` (every timeframe); the rows changed. Detection rebuilt from
         them then sees one continuous series (`core/continuous.py`), not the step between months.
         """
-        check_text(symbol, "candle symbol")
-        check_int(before_ms, "before_ms", 0)
-        if not math.isfinite(offset):
-            raise ValueError(f"offset must be a finite price step, got {offset!r}")
         with db.transaction(self._conn) as conn:
-            return conn.execute(
-                "UPDATE candles SET open = open + ?, high = high + ?, low = low + ?, "
-                "close = close + ? WHERE symbol = ? AND ts_open < ?",
-                (offset, offset, offset, offset, symbol, before_ms),
-            ).rowcount
+            return shift_candles_in(conn, (symbol, before_ms, offset))
+
+    def candles_before(self, symbol: str, before_ms: int) -> int:
+        """How many candles of `symbol` opening before `before_ms` are stored."""
+        row = self._conn.execute(
+            "SELECT count(*) FROM candles WHERE symbol = ? AND ts_open < ?", (symbol, before_ms)
+        ).fetchone()
+        return int(row[0])
 
     def newest_candles(self) -> dict[str, int]:
         """Per "symbol/timeframe", the open time of the newest stored candle."""

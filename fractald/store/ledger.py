@@ -36,9 +36,11 @@ from fractald.store import db
 from fractald.store.candle_store import (
     CANDLES_KEPT,
     CandleRow,
+    CandleShift,
     CandleStore,
     candle_rows,
     insert_candles,
+    shift_candles_in,
 )
 from fractald.store.equity_store import EquityRow, EquityStore, equity_rows, insert_equity
 from fractald.store.outbox import (
@@ -259,6 +261,7 @@ class Ledger(IntentOutbox, CandleStore, EquityStore):
         outcomes: Iterable[tuple[str, str, int]] = (),
         candles: Iterable[CandleRow] = (),
         equity: Iterable[EquityRow] = (),
+        candle_shift: CandleShift | None = None,
     ) -> list[int]:
         """Events, the intents among them, their lifecycle and the state they lead to: ONE transaction.
 
@@ -269,7 +272,8 @@ class Ledger(IntentOutbox, CandleStore, EquityStore):
         `mark_outcome`), appends the `candles` detection ran on since the last
         batch, and, when `state` is given, writes a snapshot
         covering every event up to the last one appended (with the `equity`
-        points it no longer holds itself). All or nothing;
+        points it no longer holds itself); a futures roll's `candle_shift`
+        moves the stored candles before the new ones go in. All or nothing;
         returns the new seqs.
 
         A submission that was already claimed is an InvariantViolation and
@@ -286,6 +290,8 @@ class Ledger(IntentOutbox, CandleStore, EquityStore):
         new_equity = equity_rows(equity)
         with db.transaction(self._conn) as conn:
             seqs = _insert_events(conn, rows)
+            if candle_shift is not None:
+                shift_candles_in(conn, candle_shift)
             if new_candles:
                 insert_candles(conn, new_candles)
             stored = [insert_intent(conn, cid, payload_json) for cid, payload_json in intent_rows]

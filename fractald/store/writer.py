@@ -108,6 +108,7 @@ class AsyncLedger:
         outcomes: Iterable[tuple[str, str, int]] = (),
         candles: Iterable[CandleRow] = (),
         equity: Iterable[EquityRow] = (),
+        candle_shift: tuple[str, int, float] | None = None,
     ) -> list[int]:
         return await self._call(
             self._ledger.commit_batch,
@@ -118,6 +119,7 @@ class AsyncLedger:
             outcomes=list(outcomes),
             candles=list(candles),
             equity=list(equity),
+            candle_shift=candle_shift,
         )
 
     async def last_seq(self) -> int:
