@@ -142,6 +142,23 @@ async def test_trading_restarts_inside_a_daemon_with_a_venue_and_reconciliation_
         assert len(trades) == 1 and trades[0]["exit_reason"] == "target", trades
         assert "reconciliation" not in {b["breaker"] for b in (await ctl(sock, "breakers"))["breakers"]
                                         if b["tripped"]}
+
+        # 3. What is not definitive: someone places an order of their own on the account. Seen once
+        # it is a warning; seen again, REDUCING with the code, and the alert goes out.
+        fake.exchange._place(user, {"a": 0, "b": True, "p": str(round(close * 0.9)), "s": "0.01",
+                                    "r": False, "t": {"limit": {"tif": "Gtc"}}})
+        with daemon.bus.subscribe({"reconcile_mismatch"}) as alerts:
+            first = await reconciled(daemon)
+            assert [m.code.value for m in first.mismatches] == ["unknown_order"]
+            assert not [b for b in (await ctl(sock, "breakers"))["breakers"] if b["tripped"]]
+            await reconciled(daemon)
+            with trio.fail_after(5):
+                alert = await alerts.receive()
+        assert alert.data["mismatches"][0]["code"] == "unknown_order"
+        [tripped] = [b for b in (await ctl(sock, "breakers"))["breakers"] if b["tripped"]]
+        assert (tripped["breaker"], tripped["state"]) == ("reconciliation", "REDUCING")
+        assert "unknown_order" in tripped["reason"]
+        assert (await ctl(sock, "status"))["trading"]["reconcile"]["codes"] == ["unknown_order"]
         await daemon.shutdown()
         nursery.cancel_scope.cancel()
     assert status in ([0], [])
