@@ -68,8 +68,9 @@ def _trades_into_brackets(state: dict[str, Any]) -> dict[str, Any]:
 
     A schema-2 trade is {"strategy", "plan", "state"}; its plan goes onto the
     bracket of the same signal id, and its state (None until the entry filled)
-    gives the bracket the first fill's price and the best price so far, so
-    break-even and trailing carry on where they were. A trade whose bracket is
+    gives the bracket the best price so far, so break-even and trailing carry
+    on where they were (judged from the bracket's average entry, which the
+    schema-2 state's first-fill price equals unless the entry filled in parts). A trade whose bracket is
     gone was already over and is dropped.
     """
     brackets = {b["signal_id"]: b for b in state.get("engine", {}).get("brackets", [])}
@@ -82,7 +83,6 @@ def _trades_into_brackets(state: dict[str, Any]) -> dict[str, Any]:
             bracket["plan"] = {k: plan[k] for k in _PLAN_FIELDS}
             held = trade.get("state")
             if held is not None:
-                bracket["first_fill_price"] = held["entry_price"]
                 bracket["plan_best"] = held["best"]
     return state
 

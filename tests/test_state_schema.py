@@ -172,7 +172,7 @@ def test_a_schema_2_state_with_a_managed_trade_upgrades_with_its_management_inta
     (bracket,) = [b for b in state["engine"]["brackets"] if b["signal_id"] == sid]
     was = old["pipelines"]["BTC-PERP"]["trades"][0]
     assert bracket["plan"]["invalidation"] == was["plan"]["invalidation"]
-    assert (bracket["first_fill_price"], bracket["plan_best"]) == (
+    assert (bracket["avg_entry"], bracket["plan_best"]) == (
         was["state"]["entry_price"], was["state"]["best"])
 
     bars = feed(bundled_candles())

@@ -114,10 +114,9 @@ class Bracket:
     best_price: float = 0.0
     ts_first_fill: int = 0
     # The strategy's management plan (None: the engine's bracket rules only, as for a manual
-    # trade), and what it judges by: the first fill's price and the best bar extreme since
-    # (market-derived, like `best_price`).
+    # trade), and the best bar extreme since the first fill it trails (market-derived, like
+    # `best_price`). Its R and break-even are judged from `avg_entry`, as the bracket's own.
     plan: ManagementPlan | None = None
-    first_fill_price: float = 0.0
     plan_best: float = 0.0
 
     @property
@@ -153,7 +152,6 @@ class Bracket:
             ts_first_fill=self.ts_first_fill or ts,
             state=BracketState.OPEN if opens else self.state,
             best_price=price if opens else self.best_price,
-            first_fill_price=price if first else self.first_fill_price,
             plan_best=price if first else self.plan_best,
         )
 

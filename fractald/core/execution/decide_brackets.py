@@ -321,7 +321,7 @@ def manage(s: State, b: Bracket, bar: Bar) -> Decision:
     if why:
         yield from invalidate(s, b.signal_id, ts, f"strategy_{why}")
         return
-    tighter = plan.tighter_stop(b.side, b.first_fill_price, b.stop, b.plan_best)
+    tighter = plan.tighter_stop(b.side, b.avg_entry, b.stop, b.plan_best)
     if tighter is None:
         return
     stop, reason = tighter
