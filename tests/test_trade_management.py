@@ -18,6 +18,8 @@ from paper_engine import PaperEngine
 from fractald.core.execution import events as ev
 from fractald.core.execution.engine import TradingEngine
 from fractald.core.execution.management import ManagementPlan
+from fractald.core.execution.orders import OrderEvent
+from fractald.core.execution.reports import VenueReport
 from fractald.core.models import Bar, Side
 from fractald.core.strategies.base import Setup
 from fractald.core.strategies.confidence import Factors
@@ -119,3 +121,19 @@ def test_a_strategy_plans_management_from_its_parameters() -> None:
 def test_a_bad_plan_is_refused_naming_the_field(bad: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=next(iter(bad)) if "stop" not in bad else "differ"):
         attrs.evolve(PLAN, **bad)
+
+
+def test_break_even_is_the_average_entry_of_an_entry_filled_in_parts() -> None:
+    """One notion of the entry for both owners' rules: the bracket's average (was the first fill)."""
+    eng = TradingEngine(params(venue="hyperliquid"))
+    eng.on_bar(bar(0, 100, 100, 100, 100))
+    sig = signal(1, stop=90.0, targets=(130.0, 140.0))
+    out = eng.on_signal(sig, T0 + M, plan=attrs.evolve(PLAN, trail_atr=None))
+    entry = next(e for e in out if isinstance(e, ev.OrderIntent))
+    half = entry.quantity / 2
+    eng.on_venue_report(VenueReport(OrderEvent.ACCEPT, entry.client_order_id, T0 + M + 1))
+    for i, price in enumerate((100.0, 102.0)):
+        eng.on_venue_report(VenueReport(OrderEvent.FILL, entry.client_order_id, T0 + M + 2 + i,
+                                        trade_id=f"f{i}", quantity=half, price=price))
+    assert eng.brackets[sig.signal_id].avg_entry == 101.0
+    assert moves(step(eng, bar(2, 101, 111.5, 101, 111))) == [(101.0, "break_even")]
