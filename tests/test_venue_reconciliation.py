@@ -102,6 +102,9 @@ def test_the_venues_money_against_the_books() -> None:
     why = sorted(m.figures["why"] for m in account_mismatches(10_000.0, one_x, held, limits))
     assert why == ["margin_used_above_leverage", "no_free_margin"]
     assert account_mismatches(10_000.0, one_x, [], limits) == []  # nothing held: nothing at stake
+    doubled = [VenuePosition("BTC", 0.2, 50_000.0, 10_000.0)]  # the price doubled: so did the margin
+    at_mark = VenueAccount(equity=20_000.0, available=16_000.0, margin_used=4_000.0, currency="USDC")
+    assert account_mismatches(20_000.0, at_mark, doubled, limits) == []
     unsaid = VenueAccount(equity=float("nan"), available=float("nan"), currency="USD")  # IB, early
     assert account_mismatches(10_000.0, unsaid, held, limits) == []
 

@@ -262,4 +262,7 @@ def _margin_needed(held: Sequence[VenuePosition], leverage: Mapping[str, float])
     """What the positions need at their configured leverage (None: a leverage is not known)."""
     if not held or any(leverage.get(p.symbol, 0.0) <= 0 for p in held):
         return None
-    return sum(abs(p.quantity) * p.entry_price / leverage[p.symbol] for p in held)
+    # At the mark, as the venue counts it: the entry's notional moved by the unrealized P&L.
+    return sum(
+        abs(p.quantity * p.entry_price + p.unrealized_pnl) / leverage[p.symbol] for p in held
+    )
