@@ -83,7 +83,9 @@ async def test_instruments_come_from_spot_filters_and_the_balance_is_the_positio
         assert fill.fee == pytest.approx(0.01 * 50_000 * 0.001)
         assert await venue.positions() == {"BTCUSDT": pytest.approx(0.01)}
         account = await venue.account()
-        assert account.currency == "USDT" and account.equity == pytest.approx(10_000 - 500.5)
+        # The quote balance plus the coins at their last price: only the fee is gone.
+        assert account.currency == "USDT" and account.equity == pytest.approx(10_000 - 0.5)
+        assert account.available == pytest.approx(10_000 - 500.5)
 
 
 async def test_a_stop_is_a_stop_loss_limit_that_fires_under_our_id_and_empties_the_balance() -> None:

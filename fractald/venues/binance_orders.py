@@ -573,6 +573,11 @@ def exchange_info(market: Market) -> Request:
     return Request("GET", PATHS[market].exchange_info, weight=1 if market is Market.FUTURES else 20)
 
 
+def spot_ticker_price(symbol: str) -> Request:
+    """The last price of one spot symbol (what its coins are worth now)."""
+    return Request("GET", "/api/v3/ticker/price", urlencode({"symbol": symbol}), weight=2)
+
+
 def listen_key_create(market: Market) -> Request:
     return Request("POST", PATHS[market].listen_key, api_key=True)
 

@@ -344,6 +344,11 @@ def parse_server_time(payload: dict[str, Any]) -> int:
     return result
 
 
+def parse_ticker_price(payload: dict[str, Any]) -> float:
+    result: float = _shape("ticker price", payload, lambda d: float(d["price"]))
+    return result
+
+
 def parse_listen_key(payload: dict[str, Any]) -> str:
     result: str = _shape("listenKey", payload, lambda d: str(d["listenKey"]))
     return result

@@ -31,6 +31,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
+import attrs
 import trio
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.trio.client import connect
@@ -407,7 +408,7 @@ class BinanceVenue:
         }
         out = []
         for symbol in self.symbols:
-            base = symbol[:-4] if symbol.endswith("USDT") else symbol[:-3]
+            base = _base_asset(symbol)
             if balances.get(base):
                 out.append(VenuePosition(symbol, balances[base]))
         return out
@@ -419,7 +420,18 @@ class BinanceVenue:
         payload = await self._read(bo.account(self.market))
         if self.market is Market.FUTURES:
             return br.parse_futures_account(payload)
-        return br.parse_spot_account(payload)
+        # Spot's equity is the quote balance plus the coins held at their last price: the books
+        # count a position's value, so the quote balance alone would look short by it.
+        cash = br.parse_spot_account(payload)
+        held = {b["asset"]: float(b["free"]) + float(b["locked"]) for b in payload["balances"]}
+        value = 0.0
+        for symbol in self.symbols:
+            coins = held.get(_base_asset(symbol), 0.0)
+            if coins:
+                price = br.parse_ticker_price(await self.rest.public(bo.spot_ticker_price(symbol)))
+                self.last_price[symbol] = price
+                value += coins * price
+        return attrs.evolve(cash, equity=cash.equity + value)
 
     # -- the user data stream ----------------------------------------------------------------
 
@@ -639,6 +651,11 @@ STREAM_LOSSES = (
     TransientError,
     trio.BrokenResourceError,
 )
+
+
+def _base_asset(symbol: str) -> str:
+    """BTCUSDT -> BTC (spot symbols here are quoted in USDT, or a three-letter quote)."""
+    return symbol[:-4] if symbol.endswith("USDT") else symbol[:-3]
 
 
 def _single(exc: BaseException) -> BaseException:

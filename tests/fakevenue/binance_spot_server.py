@@ -19,7 +19,7 @@ import hmac
 import itertools
 import json
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import trio
 from websockets.exceptions import ConnectionClosed
@@ -145,7 +145,8 @@ class FakeBinanceSpot(FakeBinanceFutures):
         ex = self.exchange
         public = {("GET", "/api/v3/time"): lambda: {"serverTime": self.now_ms()},
                   ("GET", "/api/v3/ping"): dict,
-                  ("GET", "/api/v3/exchangeInfo"): ex.exchange_info}
+                  ("GET", "/api/v3/exchangeInfo"): ex.exchange_info,
+                  ("GET", "/api/v3/ticker/price"): lambda: self._ticker(req)}
         if (req.method, req.path) in public:
             return public[(req.method, req.path)]()
         if req.path == "/api/v3/userDataStream":
@@ -153,6 +154,10 @@ class FakeBinanceSpot(FakeBinanceFutures):
                            "listenKey was discontinued; subscribe on the WebSocket API.")
         acct, params = self._authenticate(req)
         return self._private(req.method, req.path, acct, params)
+
+    def _ticker(self, req: Any) -> dict[str, str]:
+        sym = self.exchange.symbol(dict(parse_qsl(req.query)).get("symbol"))
+        return {"symbol": sym.name, "price": f"{self.exchange.prices[sym.name]:.8f}"}
 
     def _private(self, method: str, path: str, acct: Any, p: dict[str, str]) -> Any:
         ex = self.exchange
