@@ -248,14 +248,45 @@ class Runner:
         return events
 
     def feed(self, bars: Sequence[Bar], accepting: bool = True) -> None:
+        """`step` each bar, in order; quiet bars in runs.
+
+        A base bar inside the pipeline's quiet window (nothing on the symbol
+        can fill or move the equity, the breakers already checked that day)
+        that closes no higher bar makes no event and changes nothing another
+        bar's step reads before the next bar that is not such a one: those are
+        gathered and handed over together (`Pipeline.on_quiet_bars`) just
+        before that next bar, which leaves every state as `step` would.
+        """
         # step's body inlined, with the lookups hoisted: this loop is the backtest's hot path
-        on_bar, on_base, tally = self.pipeline.on_bar, self.rollups.on_base, self._tally
+        pipeline = self.pipeline
+        on_bar, on_base, tally = pipeline.on_bar, self.rollups.on_base, self._tally
+        absorbs, base = self.rollups.absorbs, pipeline.base_timeframe
+        window = getattr(pipeline, "quiet_window", None)
+        quiet = None if window is None else window()
+        run: list[Bar] = []
         for bar in bars:
+            if (
+                quiet is not None
+                and quiet[0] <= bar.ts_open
+                and bar.ts_event < quiet[1]
+                and bar.timeframe == base
+                and _tradeable(bar)
+                and absorbs(bar)
+            ):
+                run.append(bar)
+                continue
+            if run:
+                pipeline.on_quiet_bars(run)
+                run = []
             events = on_bar(bar, accepting)
             for higher in on_base(bar):
                 events += on_bar(higher, accepting)
             if events:
                 tally(events, accepting)
+            if window is not None:
+                quiet = window()
+        if run:
+            pipeline.on_quiet_bars(run)
 
     def _tally(self, events: list[Any], counting: bool) -> None:
         for e in events:
@@ -269,6 +300,20 @@ class Runner:
                 self.skips[e.code] += 1
             elif isinstance(e, SignalDenied):
                 self.denials[e.code.value] += 1
+
+
+def _tradeable(bar: Bar) -> bool:
+    """Prices positive and finite, a finite volume: else the paper venue refuses the bar, which
+    is then stepped alone so that the refusal names it."""
+    return (
+        0 < bar.low <= bar.high < _INF
+        and 0 < bar.open < _INF
+        and 0 < bar.close < _INF
+        and bar.volume < _INF
+    )
+
+
+_INF = float("inf")
 
 
 @attrs.frozen(slots=True)

@@ -180,6 +180,14 @@ class Rollups:
             return ()
         return self._turn(bar)
 
+    def absorbs(self, bar: Bar) -> bool:
+        """`on_base(bar)` when it closes nothing (the bar only joins the open periods); else False,
+        having changed nothing (then `on_base` it)."""
+        if self._lo <= bar.ts_open < self._hi:
+            self._buf.append(bar)
+            return True
+        return False
+
     def back_adjust(self, before_ms: int, offset: float) -> int:
         """A futures roll: the held base bars opening before `before_ms` move by `offset`, so a
         higher bar spanning the roll is built of one series; how many moved."""

@@ -345,6 +345,31 @@ class Pipeline:
             self._analyse(bar, states, accepting, out)
         return out
 
+    def quiet_window(self) -> tuple[int, int] | None:
+        """The span [start, end) in which base bars only feed the engine's quiet step, or None.
+
+        Inside it a base bar makes no event: no detection runs on the base
+        timeframe, no session gate can close a trade, and the engine says the
+        symbol is quiet (`TradingEngine.quiet_window`). The backtest loop
+        hands such bars over in runs (`on_quiet_bars`) instead of one by one.
+        """
+        if self.session_gate is not None or self.base_timeframe in self._by_tf:
+            return None
+        window = getattr(self.engine, "quiet_window", None)
+        return None if window is None else window(self.symbol, self.venue)
+
+    def on_quiet_bars(self, bars: list[Bar]) -> None:
+        """`on_bar` of each of `bars` (base bars, in time order, inside `quiet_window`), at once."""
+        base = self.base_timeframe
+        last = self._last_ts.get(base)
+        if last is not None and bars[0].ts_open <= last:
+            raise ValueError(
+                f"{base} bars must arrive in time order: {bars[0].ts_open} after {last}"
+            )
+        self._last_ts[base] = bars[-1].ts_open
+        self.bars += len(bars)
+        self.engine.on_quiet_bars(bars, self.venue)  # type: ignore[attr-defined]
+
     def on_tick(self, tick: TradeTick | Quote) -> list[Any]:
         out: list[Any] = []
         handler = getattr(

@@ -241,6 +241,64 @@ class EngineMarket(EngineCore):
         else:
             self._mark(symbol, bar.close)
 
+    # ---- runs of quiet bars, taken together (the backtest loop's fast path)
+    def quiet_window(self, symbol: str, venue: PaperVenue | None) -> tuple[int, int] | None:
+        """The event-time span [start, end) in which base bars of `symbol` are quiet, or None.
+
+        Quiet: nothing on the symbol can fill or move the equity (`_quiet`: no
+        paper order, no position; and no trade open anywhere, so no time exit
+        or plan looks at a bar), no funding, no quarantine served before the
+        span ends (a bar before then re-judges it to no change), and the
+        breakers checked at today's equity already (their memo), so that
+        `on_bar` of a bar wholly inside that UTC day only notes its trade and
+        close and records the ATR, correlation and equity: what
+        `on_quiet_bars` does for a run of them at once. Nothing a quiet bar
+        does changes this answer, so it holds until the next input that is
+        not one.
+        """
+        if venue is None or self.params.fills_from is not FillSource.BARS or self.brackets:
+            return None
+        if venue.params.funding_rate != 0 or not self._quiet(symbol, venue):
+            return None
+        breakers = self.breakers
+        memo = breakers.checked
+        if memo is None or memo[1] != self.accounting.equity or memo[2] is not breakers.params:
+            return None
+        end = (memo[0] + 1) * MS_PER_DAY
+        reliability = self.reliability
+        for rec in reliability.records.values():
+            if rec.state is _QUARANTINED:  # re-judged at each bar, but only once its time is served
+                end = min(end, rec.since_ts + reliability.params.quarantine_ms)
+        return memo[0] * MS_PER_DAY, end
+
+    def on_quiet_bars(self, bars: list[Bar], venue: PaperVenue) -> None:
+        """`on_bar` of each of `bars`, base bars of one symbol inside its `quiet_window`, at once.
+
+        They make no event. Each one's close, ATR, correlation return and
+        equity point are recorded as `on_bar` records them; the marks, the
+        venue's last trade and the funding clock are those of the last one
+        (nothing reads them in between).
+        """
+        last = bars[-1]
+        symbol = last.symbol
+        accounting = self.accounting
+        equity = accounting.equity  # flat on this symbol: its prices do not move the equity
+        record, add_close, update_atr = (
+            accounting.equity_curve.record,
+            self.correlation.add_close,
+            self._update_atr,
+        )
+        for bar in bars:
+            if bar.complete:
+                add_close(symbol, bar.ts_open, bar.close)
+                update_atr(bar)
+            record(bar.ts_event, equity)
+        ts = last.ts_event
+        self.last_ts = max(self.last_ts, ts)
+        venue.record_trade(symbol, *bar_path_ends(last)[1])
+        self._mark(symbol, last.close)
+        self.last_funding_ts = ts
+
     def on_higher_timeframe_bar(self, bar: Bar, venue: PaperVenue | None = None) -> list[Any]:
         """A bar of a longer timeframe that the base bars already traded through.
 
