@@ -1,3 +1,3 @@
 """fractald: a supervised trading daemon built around Smart Money Concepts."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -129,6 +129,20 @@ def test_a_0_1_0_state_dir_starts_with_the_same_book_then_a_rollback_is_refused(
     with sqlite3.connect(db) as conn:  # nothing was written over the newer state
         assert conn.execute("SELECT count(*), max(id) FROM snapshots").fetchone() == snapshots_before
 
+    # A newer release that also moved the database schema on: the same refusal, same status.
+    with sqlite3.connect(db) as conn:
+        newer_db = conn.execute("SELECT max(version) FROM schema_version").fetchone()[0] + 1
+        conn.execute("INSERT INTO schema_version (version, applied_ms) VALUES (?, 0)", (newer_db,))
+    rolled_back = DaemonProcess(config)
+    try:
+        status_code = rolled_back.proc.wait(60)
+    finally:
+        rolled_back.kill()
+    assert status_code == ExitStatus.STATE_TOO_NEW
+    fatal = [line for line in rolled_back.log_lines() if line.get("event") == "daemon_fatal"]
+    assert fatal and fatal[-1]["error"]["code"] == "state_too_new", rolled_back.log_lines()[-5:]
+    assert f"schema version {newer_db}, newer than this fractald" in fatal[-1]["error"]["message"]
+
 
 def write_newer_snapshot(db: Path) -> tuple[int, int]:
     """Store the newest state again as schema SCHEMA_VERSION + 1, as a newer release would."""

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from fractald.errors import StateCorrupt, StateUnavailable
+from fractald.errors import StateCorrupt, StateTooNew, StateUnavailable
 
 RUNBOOK = "runbooks/state-database-corrupt.md"
 BUSY_TIMEOUT_MS = 5_000
@@ -288,8 +288,9 @@ def schema_version(conn: sqlite3.Connection) -> int:
 def migrate(conn: sqlite3.Connection, path: Path, target: int = SCHEMA_VERSION) -> int:
     """Apply the missing forward migrations up to `target` in one transaction; return the version.
 
-    A database newer than this code knows is a fatal StateUnavailable: an
-    older fractald must not write to a schema it does not understand.
+    A database newer than this code knows is StateTooNew (exit 79, like a
+    snapshot from a newer release): an older fractald after a rollback must not
+    write to a schema it does not understand.
     """
     if not 0 <= target <= SCHEMA_VERSION:
         raise ValueError(f"target schema version {target} is outside 0..{SCHEMA_VERSION}")
@@ -298,7 +299,7 @@ def migrate(conn: sqlite3.Connection, path: Path, target: int = SCHEMA_VERSION) 
                         version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL)""")
         current = schema_version(conn)
         if current > SCHEMA_VERSION:
-            raise StateUnavailable(
+            raise StateTooNew(
                 f"state database {path} has schema version {current}, newer than this fractald "
                 f"understands ({SCHEMA_VERSION}); run the newer fractald that wrote it, or "
                 "restore an older backup",
