@@ -345,6 +345,11 @@ class BinanceVenue:
         )
 
     async def open_orders(self) -> list[VenueOrder]:
+        if self.market is Market.SPOT:  # all symbols at once weighs 80 on spot, one symbol 6
+            rows = [
+                r for s in self.symbols for r in await self._read(bo.open_orders(self.market, s))
+            ]
+            return [br.parse_order(r) for r in rows]
         rows = await self._read(bo.open_orders(self.market))
         orders = [br.parse_order(r) for r in rows]
         orders = [o for o in orders if o.venue_order_id not in self.actual_to_ours]
