@@ -261,16 +261,20 @@ class Runner:
         pipeline = self.pipeline
         on_bar, on_base, tally = pipeline.on_bar, self.rollups.on_base, self._tally
         absorbs, base = self.rollups.absorbs, pipeline.base_timeframe
+        base_ms = TIMEFRAME_MS[base]
         window = getattr(pipeline, "quiet_window", None)
         quiet = None if window is None else window()
         run: list[Bar] = []
         for bar in bars:
             if (
                 quiet is not None
-                and quiet[0] <= bar.ts_open
-                and bar.ts_event < quiet[1]
                 and bar.timeframe == base
-                and _tradeable(bar)
+                and quiet[0] <= bar.ts_open
+                and bar.ts_open + base_ms < quiet[1]  # its close too
+                and 0 < bar.low <= bar.high < _INF  # else stepped alone, where the venue names it
+                and 0 < bar.open < _INF
+                and 0 < bar.close < _INF
+                and bar.volume < _INF
                 and absorbs(bar)
             ):
                 run.append(bar)
@@ -300,17 +304,6 @@ class Runner:
                 self.skips[e.code] += 1
             elif isinstance(e, SignalDenied):
                 self.denials[e.code.value] += 1
-
-
-def _tradeable(bar: Bar) -> bool:
-    """Prices positive and finite, a finite volume: else the paper venue refuses the bar, which
-    is then stepped alone so that the refusal names it."""
-    return (
-        0 < bar.low <= bar.high < _INF
-        and 0 < bar.open < _INF
-        and 0 < bar.close < _INF
-        and bar.volume < _INF
-    )
 
 
 _INF = float("inf")

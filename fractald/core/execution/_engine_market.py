@@ -25,7 +25,7 @@ from fractald.core.execution._engine_core import EngineCore, FillSource, _Atr
 from fractald.core.execution.brackets import BracketState, TrailMode
 from fractald.core.execution.paper import bar_path_ends, bar_path_points, path_trade
 from fractald.core.execution.paper_venue import PaperVenue
-from fractald.core.models import Bar, FeedHealth, Quote, Side, TradeTick
+from fractald.core.models import TIMEFRAME_MS, Bar, FeedHealth, Quote, Side, TradeTick
 from fractald.core.risk.breakers import MS_PER_DAY
 from fractald.core.risk.reliability import StrategyState
 
@@ -280,20 +280,33 @@ class EngineMarket(EngineCore):
         (nothing reads them in between).
         """
         last = bars[-1]
-        symbol = last.symbol
+        symbol, timeframe = last.symbol, last.timeframe
+        tf_ms = TIMEFRAME_MS[timeframe]
         accounting = self.accounting
         equity = accounting.equity  # flat on this symbol: its prices do not move the equity
-        record, add_close, update_atr = (
-            accounting.equity_curve.record,
-            self.correlation.add_close,
-            self._update_atr,
-        )
+        record, add_close = accounting.equity_curve.record, self.correlation.add_close
+        # `_update_atr` of each complete bar, its one ATR held in locals meanwhile
+        key = f"{symbol}|{timeframe}"
+        atr = self.atr.get(key)
+        n, value, prev = (0, 0.0, 0.0) if atr is None else (atr.n, atr.value, atr.prev_close)
+        seen, period = n, self.params.brackets.atr_period
         for bar in bars:
+            ts_open = bar.ts_open
             if bar.complete:
-                add_close(symbol, bar.ts_open, bar.close)
-                update_atr(bar)
-            record(bar.ts_event, equity)
-        ts = last.ts_event
+                close, high, low = bar.close, bar.high, bar.low
+                add_close(symbol, ts_open, close)
+                n += 1
+                if n == 1:
+                    value = high - low
+                else:
+                    value += (max(high, prev) - min(low, prev) - value) / min(n, period)
+                prev = close
+            record(ts_open + tf_ms, equity)
+        if n != seen:
+            if atr is None:
+                atr = self.atr[key] = _Atr()
+            atr.n, atr.value, atr.prev_close = n, value, prev
+        ts = last.ts_open + tf_ms
         self.last_ts = max(self.last_ts, ts)
         venue.record_trade(symbol, *bar_path_ends(last)[1])
         self._mark(symbol, last.close)
