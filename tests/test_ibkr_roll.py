@@ -276,7 +276,8 @@ async def test_a_restart_after_a_roll_while_down_sends_the_step_before_any_bar()
 
         async def connect(self, push: object) -> None: ...
 
-        async def resolve(self, roots: list[str], day: str) -> dict[str, Instrument]:
+        async def resolve(self, roots: list[str], day: str, include_expired: bool = False) -> dict[str, Instrument]:
+            assert include_expired == (day == then)  # the month then may have expired since
             return {"MES": old if day == then else new}
 
         async def history(self, inst: Instrument, start: int, end: int, timeout: float) -> list[Bar]:

@@ -204,7 +204,7 @@ class IBKRFeed:
         if cursor is None:
             return
         then_day = datetime.fromtimestamp(cursor / 1000, UTC).strftime("%Y%m%d")
-        old = (await self.link.resolve([symbol], then_day)).get(symbol)
+        old = (await self.link.resolve([symbol], then_day, include_expired=True)).get(symbol)
         if old is None or old.expiry == new.expiry:
             return
         self._rolled(old, new)

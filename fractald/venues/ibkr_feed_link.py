@@ -196,17 +196,21 @@ class IBFeedLink:
             raise NetworkError("IBKR feed: not connected")
         return await self.thread.call(make, timeout_s or self.settings.request_timeout_s)
 
-    async def resolve(self, roots: Sequence[str], today: str) -> dict[str, Instrument]:
-        """Each root's front month (`roll_days` before expiry); ConfigError naming unknown roots."""
+    async def resolve(
+        self, roots: Sequence[str], today: str, include_expired: bool = False
+    ) -> dict[str, Instrument]:
+        """Each root's front month (`roll_days` before expiry) on `today`; ConfigError naming
+        unknown roots. `include_expired`: a day in the past may have had a month since expired."""
         import ib_async
 
         s = self.settings
         out: dict[str, Instrument] = {}
         unknown = []
         for root in roots:
-            details = await self._call(
-                self._details_of(ib_async.Future(root, exchange=s.exchange, currency=s.currency))
+            future = ib_async.Future(
+                root, exchange=s.exchange, currency=s.currency, includeExpired=include_expired
             )
+            details = await self._call(self._details_of(future))
             if not details:
                 unknown.append(root)
                 continue
