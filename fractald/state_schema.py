@@ -17,6 +17,9 @@ reads it) with these keys:
   table, not in the snapshot (``closed_in_ledger`` says how many it covers;
   `fractald.store.equity_store`); schema 3 held every point inline, and
   `MIGRATIONS[3]` turns those into buckets as restoring them always did.
+  Since schema 5 a position has no ``mark_price``: every position of a
+  symbol is marked at ``engine.accounting.marks[symbol]`` (schema 4 kept a
+  copy in each position; `MIGRATIONS[4]` drops it).
 
 What is derived from market data alone (live SMC state, slow ATR and volume
 means, strategies' armed setups) is not in it: it is rebuilt at start-up by
@@ -39,7 +42,7 @@ from typing import Any
 from fractald import __version__
 from fractald.errors import StateCorrupt, StateTooNew
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 CODE_VERSION = __version__
 LEGACY_PICKLE_SCHEMA = 1  # release 0.1.0: {"format": 1, "pipeline": <base64 pickle>, "cursor": ...}
 RUNBOOK = "runbooks/daemon-will-not-start.md"
@@ -111,6 +114,26 @@ def _equity_as_buckets(state: dict[str, Any]) -> dict[str, Any]:
 
 
 MIGRATIONS[3] = _equity_as_buckets
+
+
+def _marks_out_of_positions(state: dict[str, Any]) -> dict[str, Any]:
+    """4 -> 5: a position's ``mark_price`` goes; the account's ``marks`` per symbol stay.
+
+    Schema-4 code set both from the same price, so they agree; a mark that only
+    a position held (none should) is kept as its symbol's mark.
+    """
+    accounting = (state.get("engine") or {}).get("accounting")
+    if accounting is None:
+        return state
+    marks = accounting.setdefault("marks", {})
+    for position in accounting.get("positions", []):
+        mark = position.pop("mark_price", 0.0)
+        if mark and position["symbol"] not in marks:
+            marks[position["symbol"]] = mark
+    return state
+
+
+MIGRATIONS[4] = _marks_out_of_positions
 
 
 def schema_of(state: dict[str, Any]) -> int:

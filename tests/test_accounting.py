@@ -20,6 +20,8 @@ def test_average_price_realized_and_unrealized() -> None:
     assert a.unrealized == pytest.approx(30.0)
     assert a.equity == pytest.approx(10_000.0 - 0.2 + 30.0)
     closed = a.apply_fill("s", "BTC", Side.SELL, 0.5, 120.0, 0.05, 3)
+    assert p.quantity == 2.0  # a position is a value: the one read before stays as it was
+    p = a.position("s", "BTC")
     assert closed == [] and p.realized_pnl == pytest.approx(7.5) and p.quantity == 1.5
 
 
@@ -104,7 +106,7 @@ def test_cached_equity_and_equity_at_are_the_fresh_sums(steps: list[tuple], pric
 
     def fresh(a: Accounting) -> float:
         return (a.initial_equity + sum(p.realized_pnl - p.fees - p.funding for p in a.positions.values())
-                + sum(p.unrealized_pnl for p in a.positions.values()))
+                + sum(a.unrealized_of(p) for p in a.positions.values()))
 
     a = Accounting(10_000.0)
     for i, (strategy, symbol, side, qty, px, fee) in enumerate(steps):

@@ -263,8 +263,6 @@ def comparable(snap: dict[str, Any]) -> dict[str, Any]:
     out = {k: snap[k] for k in keep}
     # marks and the equity curve come from prices, not from the ledger
     out["accounting"] = {k: v for k, v in snap["accounting"].items() if k not in ("equity_curve", "marks")}
-    for pos in out["accounting"]["positions"]:
-        pos.pop("mark_price")
     for b in out["brackets"]:
         b.pop("best_price")  # market-derived, not in the ledger
     return json.loads(json.dumps(out, sort_keys=True))

@@ -188,3 +188,46 @@ def test_a_schema_2_state_with_a_managed_trade_upgrades_with_its_management_inta
         if any("closed" in x for x in after):
             break
     assert after == fixture["after"] and [x.get("reason") for x in after[:3]] == ["trail"] * 3
+
+
+# -- schema 4 -> 5: a position's mark moved to the account's marks per symbol ----------------
+
+def test_a_schema_4_state_with_an_open_position_restores_and_goes_on_identically() -> None:
+    """`data/state-schema4-open.json` was written by schema-4 code (`make_state_schema4.py`): a
+    position open and marked away from its entry. Migrated, its mark is the account's; restored,
+    the books (cash, equity at the mark) are the old code's, and the next bars close the same
+    trades with the same P&L and equity, to the bit."""
+    from tests.data.make_state_schema4 import AFTER_BARS, books, closed_trades
+
+    fixture = json.loads((Path(__file__).parent / "data" / "state-schema4-open.json").read_text())
+    old, split = fixture["state"], fixture["split"]
+    assert state_schema.schema_of(old) == 4
+    held = [p for p in old["engine"]["accounting"]["positions"] if p["quantity"]]
+    assert held and all(p["mark_price"] != p["avg_price"] for p in held)
+    state = state_schema.migrate(json.loads(json.dumps(old)), "fixture")
+    acc = state["engine"]["accounting"]
+    assert all("mark_price" not in p for p in acc["positions"])
+    assert acc["marks"] == {p["symbol"]: p["mark_price"] for p in held}
+
+    bars = feed(bundled_candles())
+    twin = pipeline_from_config(Config())
+    assert restore_into(twin, state) == []
+    engine = twin.pipelines["BTC-PERP"].engine
+    unrealized = sum((p["mark_price"] - p["avg_price"]) * p["quantity"] for p in held)
+    assert engine.accounting.unrealized == unrealized != 0
+    candles = [candle_row(b) for b in bars[:split] if b.timeframe in twin.detection_timeframes(b.symbol)]
+    warm_up_from(twin, candles, state["cursor"])
+    after: list[dict[str, Any]] = []
+    for bar in bars[split: split + AFTER_BARS]:
+        after += closed_trades(twin.on_bar(bar), engine)
+    assert after == fixture["after"] and after
+    assert json.loads(json.dumps(books(engine))) == fixture["books"]
+
+
+def test_the_marks_migration_keeps_a_mark_only_a_position_held() -> None:
+    state = {"schema_version": 4, "engine": {"accounting": {"marks": {"ETH": 3.0}, "positions": [
+        {"symbol": "BTC", "mark_price": 5.0}, {"symbol": "ETH", "mark_price": 3.0},
+        {"symbol": "SOL", "mark_price": 0.0}]}}}
+    out = state_schema.MIGRATIONS[4](state)["engine"]["accounting"]
+    assert out["marks"] == {"ETH": 3.0, "BTC": 5.0}
+    assert out["positions"] == [{"symbol": "BTC"}, {"symbol": "ETH"}, {"symbol": "SOL"}]

@@ -36,7 +36,6 @@ MARKET_DERIVED = (
     "broker",  # the paper venue's book, which session snapshots store beside the engine's
 )
 _MARKET_DERIVED_ACCOUNTING = ("marks", "equity_curve")
-_MARKET_DERIVED_POSITION = ("mark_price",)
 _MARKET_DERIVED_BREAKERS = ("peak_equity", "day", "day_start_equity")
 
 
@@ -44,9 +43,6 @@ def event_sourced(snapshot: dict[str, Any]) -> dict[str, Any]:
     """The part of `TradingEngine.snapshot()` that the ledger's events alone determine."""
     out = {k: v for k, v in snapshot.items() if k not in MARKET_DERIVED}
     acc = {k: v for k, v in snapshot["accounting"].items() if k not in _MARKET_DERIVED_ACCOUNTING}
-    acc["positions"] = [
-        {k: v for k, v in p.items() if k not in _MARKET_DERIVED_POSITION} for p in acc["positions"]
-    ]
     out["accounting"] = acc
     out["breakers"] = {
         k: v for k, v in snapshot["breakers"].items() if k not in _MARKET_DERIVED_BREAKERS

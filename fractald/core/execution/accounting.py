@@ -19,8 +19,12 @@ from fractald.core.execution.orders import QTY_EPS
 from fractald.core.models import ClosedTrade, Side
 
 
-@attrs.define(slots=True)
+@attrs.frozen(slots=True)
 class Position:
+    """One (strategy, symbol) book: a value, replaced by `book_fill` / `with_funding` (called
+    only from `evolve`). Its mark is the account's (`Accounting.marks`), not a field: a price
+    moves no position."""
+
     strategy: str
     symbol: str
     quantity: float = 0.0  # signed: + long, - short
@@ -28,7 +32,6 @@ class Position:
     realized_pnl: float = 0.0  # gross of fees
     fees: float = 0.0
     funding: float = 0.0
-    mark_price: float = 0.0
     # the open round trip
     trip_id: str = ""
     trip_ts_entry: int = 0
@@ -45,20 +48,14 @@ class Position:
     trip_long: bool = True
 
     @property
-    def unrealized_pnl(self) -> float:
-        if self.quantity == 0 or self.mark_price <= 0:
-            return 0.0
-        return (self.mark_price - self.avg_price) * self.quantity
-
-    @property
     def side(self) -> Side | None:
         if abs(self.quantity) <= QTY_EPS:
             return None
         return Side.BUY if self.quantity > 0 else Side.SELL
 
 
-def _unrealized_at(p: Position, mark: float) -> float:
-    """`p.unrealized_pnl` with `p` marked at `mark`."""
+def unrealized_pnl(p: Position, mark: float) -> float:
+    """`p`'s unrealized P&L marked at `mark` (0 when flat or with no mark yet)."""
     if p.quantity == 0 or mark <= 0:
         return 0.0
     return (mark - p.avg_price) * p.quantity
@@ -88,32 +85,38 @@ def _closing_part(
     return closing, fee_close, pnl
 
 
-def _book_fill(
+def book_fill(
     p: Position, side: Side, qty: float, price: float, fee: float, ts: int, ctx: TripContext
-) -> list[ClosedTrade]:
-    """Book one fill into `p` (changed in place); the round trips it closed."""
+) -> tuple[Position, list[ClosedTrade]]:
+    """`p` after one fill, and the round trips the fill closed."""
     closed = _closed_trip(p, side, qty, price, fee, ts, ctx)
     part = _closing_part(p, side, qty, price, fee)
-    p.fees += fee
+    f = attrs.asdict(p, recurse=False)  # the next value's fields, worked out in the old order
+    f["fees"] += fee
     if part is None:
-        _open(p, qty * side.sign, price, fee, ts, ctx)
-        return []
+        _open(f, qty * side.sign, price, fee, ts, ctx)
+        return Position(**f), []
     closing, fee_close, pnl = part
-    p.realized_pnl += pnl
-    p.trip_pnl += pnl
-    p.trip_fees += fee_close
-    p.trip_exit_notional += closing * price
-    p.trip_exit_qty += closing
-    p.quantity += closing * side.sign
+    f["realized_pnl"] += pnl
+    f["trip_pnl"] += pnl
+    f["trip_fees"] += fee_close
+    f["trip_exit_notional"] += closing * price
+    f["trip_exit_qty"] += closing
+    f["quantity"] += closing * side.sign
     if ctx.exit_reason:
-        p.trip_exit_reason = ctx.exit_reason
-    if abs(p.quantity) <= QTY_EPS:
-        p.quantity = 0.0
-        p.avg_price = 0.0
+        f["trip_exit_reason"] = ctx.exit_reason
+    if abs(f["quantity"]) <= QTY_EPS:
+        f["quantity"] = 0.0
+        f["avg_price"] = 0.0
     rest = qty - closing
     if rest > QTY_EPS:  # flipped through zero: the rest opens a new trip
-        _open(p, rest * side.sign, price, fee - fee_close, ts, ctx)
-    return [] if closed is None else [closed]
+        _open(f, rest * side.sign, price, fee - fee_close, ts, ctx)
+    return Position(**f), [] if closed is None else [closed]
+
+
+def with_funding(p: Position, cost: float) -> Position:
+    """`p` after paying `cost` of funding (negative: received)."""
+    return attrs.evolve(p, funding=p.funding + cost)
 
 
 def _closed_trip(
@@ -121,7 +124,7 @@ def _closed_trip(
 ) -> ClosedTrade | None:
     """The round trip this fill closes in `p` (None: it opens, adds, or only reduces). A pure read.
 
-    The same sums, in the same order, as `_book_fill`'s booking, so the trade it
+    The same sums, in the same order, as `book_fill`'s booking, so the trade it
     names is the one booking the fill makes, to the bit.
     """
     part = _closing_part(p, side, qty, price, fee)
@@ -153,37 +156,53 @@ def _closed_trip(
     )
 
 
-def _open(p: Position, signed: float, price: float, fee: float, ts: int, ctx: TripContext) -> None:
-    if abs(p.quantity) <= QTY_EPS:
-        p.trip_id = ctx.trip_id or f"{p.strategy}:{p.symbol}:{ts}"
-        p.trip_ts_entry = ts
-        p.trip_max_qty = p.trip_entry_notional = p.trip_entry_qty = 0.0
-        p.trip_exit_notional = p.trip_exit_qty = p.trip_pnl = p.trip_fees = p.trip_risk = 0.0
-        p.trip_confidence = ctx.confidence
-        p.trip_exit_reason = ""
-        p.trip_long = signed > 0
-    new_qty = p.quantity + signed
-    p.avg_price = (p.avg_price * abs(p.quantity) + price * abs(signed)) / abs(new_qty)
-    p.quantity = new_qty
-    p.trip_entry_notional += abs(signed) * price
-    p.trip_entry_qty += abs(signed)
-    p.trip_max_qty = max(p.trip_max_qty, abs(new_qty))
-    p.trip_fees += fee
-    p.trip_risk += ctx.risk
+def _open(
+    f: dict[str, Any], signed: float, price: float, fee: float, ts: int, ctx: TripContext
+) -> None:
+    """Open or add to the position whose next fields are `f` (a scratch dict of `book_fill`)."""
+    if abs(f["quantity"]) <= QTY_EPS:
+        f["trip_id"] = ctx.trip_id or f"{f['strategy']}:{f['symbol']}:{ts}"
+        f["trip_ts_entry"] = ts
+        for name in _TRIP_SUMS:
+            f[name] = 0.0
+        f["trip_confidence"] = ctx.confidence
+        f["trip_exit_reason"] = ""
+        f["trip_long"] = signed > 0
+    quantity = f["quantity"]
+    new_qty = quantity + signed
+    f["avg_price"] = (f["avg_price"] * abs(quantity) + price * abs(signed)) / abs(new_qty)
+    f["quantity"] = new_qty
+    f["trip_entry_notional"] += abs(signed) * price
+    f["trip_entry_qty"] += abs(signed)
+    f["trip_max_qty"] = max(f["trip_max_qty"], abs(new_qty))
+    f["trip_fees"] += fee
+    f["trip_risk"] += ctx.risk
+
+
+_TRIP_SUMS = (
+    "trip_max_qty",
+    "trip_entry_notional",
+    "trip_entry_qty",
+    "trip_exit_notional",
+    "trip_exit_qty",
+    "trip_pnl",
+    "trip_fees",
+    "trip_risk",
+)
 
 
 class Accounting:
     # Equity is read at every price the engine sees. Cash changes only with fills
     # and funding, unrealized P&L also with marks: each is kept from its last read
-    # until one of those (or a restore) happens; positions change only through the
-    # methods here. The class defaults cover an Accounting unpickled from before
-    # the caches existed.
+    # until one of those (or a restore) happens; positions change only through
+    # `apply_fill` / `apply_funding`, which evolve's transitions call.
     _cash: float | None = None
     _unrealized: float | None = None
 
     def __init__(self, initial_equity: float, equity_curve_cap: int = DEFAULT_CAP) -> None:
         self.initial_equity = initial_equity
         self.positions: dict[tuple[str, str], Position] = {}
+        # The last price per symbol: every position of that symbol is marked at it.
         self.marks: dict[str, float] = {}
         # The whole run at a bounded cost (see fractald.core.equity_history).
         self.equity_curve = EquityHistory(equity_curve_cap)
@@ -191,14 +210,17 @@ class Accounting:
         self._changed()
 
     def position(self, strategy: str, symbol: str) -> Position:
-        key = (strategy, symbol)
-        p = self.positions.get(key)
-        if p is None:
-            p = self.positions[key] = Position(
-                strategy, symbol, mark_price=self.marks.get(symbol, 0.0)
-            )
-            self._changed()
-        return p
+        """The (strategy, symbol) book as it is now (an empty one when it never traded)."""
+        p = self.positions.get((strategy, symbol))
+        return Position(strategy, symbol) if p is None else p
+
+    def mark_price(self, symbol: str) -> float:
+        """The price `symbol`'s positions are marked at (0: none seen yet)."""
+        return self.marks.get(symbol, 0.0)
+
+    def unrealized_of(self, p: Position) -> float:
+        """`p`'s unrealized P&L at its symbol's mark."""
+        return unrealized_pnl(p, self.marks.get(p.symbol, 0.0))
 
     def apply_fill(
         self,
@@ -212,9 +234,10 @@ class Accounting:
         ctx: TripContext = TripContext(),
     ) -> list[ClosedTrade]:
         """Book one fill; returns the round trips it closed (0, or 1 when flat or flipped)."""
-        p = self.position(strategy, symbol)
         self._changed()
-        closed = _book_fill(p, side, qty, price, fee, ts, ctx)
+        self.positions[(strategy, symbol)], closed = book_fill(
+            self.position(strategy, symbol), side, qty, price, fee, ts, ctx
+        )
         self.closed_count += len(closed)
         return closed
 
@@ -238,11 +261,12 @@ class Accounting:
         """Charge one funding interval at `mark` (default: the current mark); longs pay a positive rate."""
         total = 0.0
         self._changed()
-        for p in self.positions.values():
-            price = p.mark_price if mark is None else mark
+        price = self.marks.get(symbol, 0.0) if mark is None else mark
+        positions = self.positions
+        for key, p in positions.items():
             if p.symbol == symbol and p.quantity and price > 0:
                 cost = p.quantity * price * rate
-                p.funding += cost
+                positions[key] = with_funding(p, cost)
                 total += cost
         return total
 
@@ -251,11 +275,13 @@ class Accounting:
 
     def mark(self, symbol: str, price: float) -> None:
         self.marks[symbol] = price
+        if self._unrealized is None:
+            return
+        # A flat book's unrealized P&L is 0 at any mark.
         for p in self.positions.values():
-            if p.symbol == symbol:
-                p.mark_price = price
-                if p.quantity != 0:  # a flat book's unrealized P&L is 0 at any mark
-                    self._unrealized = None
+            if p.quantity != 0 and p.symbol == symbol:
+                self._unrealized = None
+                return
 
     # -- views ---------------------------------------------------------------------
     @property
@@ -269,7 +295,10 @@ class Accounting:
     @property
     def unrealized(self) -> float:
         if self._unrealized is None:
-            self._unrealized = sum(p.unrealized_pnl for p in self.positions.values())
+            marks = self.marks
+            self._unrealized = sum(
+                unrealized_pnl(p, marks.get(p.symbol, 0.0)) for p in self.positions.values()
+            )
         return self._unrealized
 
     @property
@@ -278,8 +307,9 @@ class Accounting:
 
     def equity_at(self, symbol: str, price: float) -> float:
         """`equity` as `mark(symbol, price)` would make it, marking nothing (the same sum, term by term)."""
+        marks = self.marks
         return self.cash + sum(
-            _unrealized_at(p, price) if p.symbol == symbol else p.unrealized_pnl
+            unrealized_pnl(p, price if p.symbol == symbol else marks.get(p.symbol, 0.0))
             for p in self.positions.values()
         )
 
@@ -318,7 +348,7 @@ class Accounting:
             else:
                 row.pop("quantity", None)
             row["realized_pnl"] += p.realized_pnl
-            row["unrealized_pnl"] += p.unrealized_pnl
+            row["unrealized_pnl"] += self.unrealized_of(p)
             row["fees"] += p.fees
             row["funding"] += p.funding
         return out

@@ -15,12 +15,14 @@ not touched here: they follow market data, not events (see
 `_engine_state.MARKET_DERIVED`).
 
 Each transition is a function (state, event) -> None that updates those
-slices. Orders and brackets are frozen values: a transition puts the next
-one in `state.orders` / `state.brackets` (so a decider holding an old one
-reads it again after a `yield`); a bracket's market-derived best prices
-move only through `mark_best_prices` / `mark_plan_best` here. The other
-slices (the account, breakers...) are still updated in place; `evolve`
-returns the same state it was given.
+slices. Orders, brackets and positions are frozen values: a transition puts
+the next one in `state.orders` / `state.brackets` / the account's positions
+(through `Accounting.apply_fill` / `apply_funding`, called only here), so a
+decider holding an old one reads it again after a `yield`; a bracket's
+market-derived best prices move only through `mark_best_prices` /
+`mark_plan_best` here. A price moves no position (marks are the account's,
+one per symbol). The other slices (breakers...) are still updated in place;
+`evolve` returns the same state it was given.
 """
 
 from __future__ import annotations
