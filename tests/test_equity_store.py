@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fractald.core.equity_history import EquityHistory
-from fractald.state_schema import migrate
+from fractald.state_schema import SCHEMA_VERSION, migrate
 from fractald.store.equity_store import (
     EquityMark,
     equity_in_ledger,
@@ -157,7 +157,7 @@ def test_schema_3_points_become_the_history_a_restore_made_of_them() -> None:
     replayed = EquityHistory()
     replayed.extend(h.points(), h.width_ms)  # what a schema-3 restore did
     state = migrate(v3, "test")
-    assert state["schema_version"] == 4
+    assert state["schema_version"] == SCHEMA_VERSION
     assert state["engine"]["accounting"]["equity_curve"] == replayed.state()
     assert "equity_curve_width_ms" not in state["engine"]["accounting"]
 
