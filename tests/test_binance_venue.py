@@ -269,3 +269,15 @@ async def test_fills_since_pages_by_id_and_finds_orders_placed_before_the_window
         assert len({f.trade_id for f in fills}) == 4
         trade_pages = [e for e in fake.log if e[1] == "/fapi/v1/userTrades"]
         assert len(trade_pages) == 3  # 2 + 2 + 0
+
+
+async def test_a_post_only_that_would_take_is_refused_with_binance_code_5022() -> None:
+    async with running() as (fake, venue, _):
+        crossing = order("entry", OrderType.LIMIT, price=50_100.0, post_only=True)
+        refused = await venue.submit(crossing)
+        assert refused.kind is OrderEvent.REJECT and "-5022" in refused.reason
+        assert fake.exchange.accounts[KEY].orders == {}  # never recorded, as Binance says
+        resting = order("entry2", OrderType.LIMIT, price=49_900.0, post_only=True)
+        assert (await venue.submit(resting)).kind is OrderEvent.ACCEPT
+        placed = next(iter(fake.exchange.accounts[KEY].orders.values()))
+        assert placed.tif == "GTX" and placed.status == "NEW"

@@ -11,8 +11,9 @@ it would see at Binance:
   and every accepted id is counted in `submissions` so a test can prove
   nothing was sent twice.
 - MARKET fills at the price; LIMIT crosses at once as taker or rests and
-  fills as maker when the price trades through it; GTX that would take
-  expires; IOC/FOK remainders expire.
+  fills as maker when the price trades through it; a new GTX that would take
+  is refused with -5022 (and never recorded, as Binance says); IOC/FOK
+  remainders expire.
 - Conditional orders (STOP_MARKET, TAKE_PROFIT_MARKET) live in the "algo
   service": on the trigger they become a MARKET order in the matching engine
   (`actualOrderId`), reduce-only capped at the position.
@@ -267,6 +268,10 @@ class Exchange:
         order = Order(next(self.ids), cid, sym.name, side, kind, qty, price,
                       p.get("timeInForce", "GTC") if kind == "LIMIT" else "GTC", reduce_only,
                       time=self.now_ms())
+        if order.tif == "GTX" and ((side == "BUY" and price >= mark) or (side == "SELL" and price <= mark)):
+            raise ApiError(400, -5022, "Due to the order could not be executed as maker, the Post "
+                           "Only order will be rejected. The order will not be recorded in the "
+                           "order history")
         acct.orders[order.order_id] = order
         acct.submissions[cid] += 1
         self._order_event(acct, order, "NEW")
