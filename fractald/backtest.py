@@ -252,10 +252,11 @@ class Runner:
 
         A base bar inside the pipeline's quiet window (nothing on the symbol
         can fill or move the equity, the breakers already checked that day)
-        that closes no higher bar makes no event and changes nothing another
-        bar's step reads before the next bar that is not such a one: those are
-        gathered and handed over together (`Pipeline.on_quiet_bars`) just
-        before that next bar, which leaves every state as `step` would.
+        makes no event and changes nothing another bar's step reads before the
+        next bar that is not such a one, or the higher bars it closes: those
+        are gathered and handed over together (`Pipeline.on_quiet_bars`) just
+        before that next bar (or those higher bars), which leaves every state
+        as `step` would.
         """
         # step's body inlined, with the lookups hoisted: this loop is the backtest's hot path
         pipeline = self.pipeline
@@ -275,14 +276,19 @@ class Runner:
                 and 0 < bar.open < _INF
                 and 0 < bar.close < _INF
                 and bar.volume < _INF
-                and absorbs(bar)
             ):
                 run.append(bar)
-                continue
-            if run:
+                if absorbs(bar):
+                    continue
+                # it closes higher bars: the run (this bar its last) goes first, then those
                 pipeline.on_quiet_bars(run)
                 run = []
-            events = on_bar(bar, accepting)
+                events = []
+            else:
+                if run:
+                    pipeline.on_quiet_bars(run)
+                    run = []
+                events = on_bar(bar, accepting)
             for higher in on_base(bar):
                 events += on_bar(higher, accepting)
             if events:
