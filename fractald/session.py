@@ -62,6 +62,7 @@ ORDER_EVENT_KINDS = frozenset({"order_intent", "order_status", "order_filled", "
 # A snapshot at least every this many 1m bars (and on the daemon's timer, after anything not
 # caused by a bar, and at shutdown); bars in between commit only their events and candles.
 SNAPSHOT_EVERY_BARS = 5000
+_INF = float("inf")
 
 _converter = cattrs.Converter()
 
@@ -400,6 +401,85 @@ class TradingSession:
         self._uncommitted += apply_risk_config(self.engine, config)
 
     # -- market events --------------------------------------------------------------------
+    async def on_bars(self, bars: list[Bar], accepting: Callable[[], bool] = lambda: True) -> None:
+        """`on_bar` of each of `bars` (consecutive feed events, in order); quiet bars in runs.
+
+        A base bar inside its symbol's quiet window (`Pipeline.quiet_window`:
+        no order, position or trade, the day's breakers checked) makes no
+        event, so it needs no commit: such bars are gathered and handed to
+        the pipeline together (`on_quiet_bars`, as the backtest loop does)
+        before the next input that is not one, which leaves every state as
+        `on_bar` one by one would. Not while catching up (each bar is checked
+        against the log) and not where the pipeline has no quiet window.
+        `accepting` is asked at each bar that is stepped (an operator may stop
+        entries while a commit is under way).
+        """
+        run: list[Bar] = []
+        window: tuple[str, tuple[int, int] | None] | None = None  # (symbol, its quiet window)
+        for bar in bars:
+            if window is None or window[0] != bar.symbol:
+                if run:
+                    self._flush_quiet(run)
+                    run = []
+                window = (bar.symbol, None if self._expected else self._quiet_window(bar))
+            span = window[1]
+            if span is not None and self._quiet(bar, span):
+                run.append(bar)
+                if self.bars_since_snapshot >= SNAPSHOT_EVERY_BARS:
+                    self._flush_quiet(run)
+                    run = []
+                    await self.commit([], ts_event=bar.ts_event)
+                continue
+            if run:
+                self._flush_quiet(run)
+                run = []
+            await self.on_bar(bar, accepting())
+            window = None  # anything not quiet may have changed the window: asked again
+        if run:
+            self._flush_quiet(run)
+
+    def _quiet_window(self, bar: Bar) -> tuple[int, int] | None:
+        pipeline = getattr(self.pipeline, "pipelines", {}).get(bar.symbol, self.pipeline)
+        window = getattr(pipeline, "quiet_window", None)
+        if window is None or getattr(pipeline, "symbol", None) != bar.symbol:
+            return None
+        span: tuple[int, int] | None = window()
+        return span
+
+    def _quiet(self, bar: Bar, span: tuple[int, int]) -> bool:
+        """`bar` goes into a quiet run (its bookkeeping done here); False: `on_bar` it."""
+        key = f"{bar.symbol}/{bar.timeframe}"
+        if not (
+            span[0] <= bar.ts_open
+            and bar.ts_event < span[1]
+            and bar.timeframe == "1m"
+            and bar.ts_open > self.cursor.get(key, -1)
+            and bar.timeframe not in self._detection_timeframes(bar.symbol)
+            and 0 < bar.low <= bar.high < _INF
+            and 0 < bar.open < _INF
+            and 0 < bar.close < _INF
+            and bar.volume < _INF
+        ):
+            return False
+        pipeline = getattr(self.pipeline, "pipelines", {}).get(bar.symbol, self.pipeline)
+        if bar.timeframe != pipeline.base_timeframe:
+            return False
+        self.cursor[key] = bar.ts_open
+        self.bars_processed += 1
+        self.bars_since_snapshot += 1
+        return True
+
+    def _flush_quiet(self, run: list[Bar]) -> None:
+        """A run of quiet base bars of one symbol through the pipeline at once."""
+        last = run[-1]
+        pipeline = getattr(self.pipeline, "pipelines", {}).get(last.symbol, self.pipeline)
+        pipeline.on_quiet_bars(run)
+        self.last_bar[f"{last.symbol}/{last.timeframe}"] = {
+            "ts_open": last.ts_open,
+            "close": last.close,
+            "complete": last.complete,
+        }
+
     async def on_bar(self, bar: Bar, accepting: bool = True) -> None:
         key = f"{bar.symbol}/{bar.timeframe}"
         if bar.ts_open <= self.cursor.get(key, -1):

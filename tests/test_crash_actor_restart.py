@@ -23,6 +23,7 @@ from fractald.core.models import Bar
 from fractald.daemon import Daemon
 from fractald.errors import NetworkError
 from fractald.notify import Notifier
+from fractald.session import TradingSession
 
 pytestmark = pytest.mark.slow
 
@@ -30,22 +31,28 @@ CANDLES = 4000
 FAIL_AT_BAR = 2345
 
 
-async def run_daemon(tmp: Path, candles: Path, fail_at_bar: int | None) -> dict[str, Any]:
+async def run_daemon(
+    tmp: Path, candles: Path, fail_at_bar: int | None, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, Any]:
     tmp.mkdir()
     config_path = write_config(tmp, replay_speed=0.0, candles=candles)
     daemon = Daemon(load_config(str(config_path)), str(config_path), Notifier())
     seen = {"bars": 0, "injected": 0}
-    original = daemon.trading.on_market
+    original = TradingSession.on_bars
 
-    async def flaky(event: Any) -> None:
-        if isinstance(event, Bar) and event.timeframe == "1m":
-            seen["bars"] += 1
-            if seen["bars"] == fail_at_bar:
-                seen["injected"] += 1
-                raise NetworkError("injected transient failure in the trading actor")
-        await original(event)
+    async def flaky(session: TradingSession, bars: list[Bar], accepting: Any) -> None:
+        # The feed's bars reach the session a batch at a time: those before the failing
+        # one are processed (and, making no event, not committed), then the error.
+        for i, event in enumerate(bars):
+            if event.timeframe == "1m":
+                seen["bars"] += 1
+                if seen["bars"] == fail_at_bar:
+                    seen["injected"] += 1
+                    await original(session, bars[:i], accepting)
+                    raise NetworkError("injected transient failure in the trading actor")
+        await original(session, bars, accepting)
 
-    daemon.trading.on_market = flaky  # type: ignore[method-assign]
+    monkeypatch.setattr(TradingSession, "on_bars", flaky)
     status: list[int] = []
     with daemon.bus.subscribe({"trading_caught_up", "trading_recovered"}) as events:
         async with trio.open_nursery() as nursery:
@@ -63,10 +70,12 @@ async def run_daemon(tmp: Path, candles: Path, fail_at_bar: int | None) -> dict[
             "restarts": {a["name"]: a["restarts"] for a in daemon.supervisor.snapshot()}}
 
 
-async def test_trading_actor_restart_recovers_from_the_ledger(tmp_path: Path) -> None:
+async def test_trading_actor_restart_recovers_from_the_ledger(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     candles = write_candles_csv(tmp_path / "candles.csv", 0, CANDLES)
-    clean = await run_daemon(tmp_path / "clean", candles, None)
-    failed = await run_daemon(tmp_path / "failed", candles, FAIL_AT_BAR)
+    clean = await run_daemon(tmp_path / "clean", candles, None, monkeypatch)
+    failed = await run_daemon(tmp_path / "failed", candles, FAIL_AT_BAR, monkeypatch)
 
     assert clean["generation"] == 1 and clean["restarts"]["trading"] == 0
     assert failed["injected"] == 1

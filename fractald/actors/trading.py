@@ -163,10 +163,8 @@ class TradingActor:
                     continue
                 if not waiting_for_feed:
                     async with self._lock:
-                        for item in event.events if isinstance(event, MarketBatch) else (event,):
-                            if self.stopped:
-                                break
-                            await self.on_market(item)
+                        items = event.events if isinstance(event, MarketBatch) else (event,)
+                        await self._on_market_items(items)
                         if self.router is not None:
                             await self._venue_work()
 
@@ -349,6 +347,27 @@ class TradingActor:
         """Run a reconciliation between two market events (for a control command or a test)."""
         async with self._lock:
             return None if self.session is None else await self.session.reconcile(why)
+
+    async def _on_market_items(self, items: tuple[Any, ...]) -> None:
+        """Feed events in order; consecutive bars go together (quiet ones cost no step each)."""
+        session = self.session
+        assert session is not None
+        bars: list[Bar] = []
+        for item in items:
+            if self.stopped:
+                break
+            if isinstance(item, Bar):
+                bars.append(item)
+                continue
+            if bars:
+                await session.on_bars(bars, self._accepting)
+                bars = []
+            await self.on_market(item)
+        if bars and not self.stopped:
+            await session.on_bars(bars, self._accepting)
+
+    def _accepting(self) -> bool:
+        return self.accepting
 
     async def on_market(self, event: Any) -> None:
         session = self.session
