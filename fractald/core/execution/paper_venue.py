@@ -33,8 +33,10 @@ from fractald.core.execution.paper import PaperBroker, PaperOrder, PaperParams
 from fractald.core.execution.reports import VenueReport
 from fractald.core.models import Quote, Side
 
-# How much history the venue keeps for `closed`/`fills` (a real venue's order and fill history).
-HISTORY = 500
+# How much history the venue keeps for `closed`/`fills` (a real venue's order and fill history):
+# enough for what reconciliation asks (fills since the ledger's last, intents just ended), and
+# small in the snapshot.
+HISTORY = 100
 
 _INTENT = ev.OrderIntent
 _CANCEL = ev.CancelRequested
