@@ -39,6 +39,7 @@ COMMENTS = {
     "feed.ib_calendar": "hours past IB's few days: holidays (exchange_calendars)",
     "feed.quality_spread_factor": "quality x this per tick of spread beyond one (ibkr)",
     "feed.quality_outside_rth_factor": "quality x this outside regular hours (ibkr)",
+    "feed.roll_open_trades": "close (on the old month, reason contract_roll) | keep",
     "broker.api_key_credential": 'a file under $CREDENTIALS_DIRECTORY, e.g. "venue_api_key"',
     "broker.api_secret_credential": 'e.g. "venue_api_secret"',
     "risk.mode": "paper | live",

@@ -336,8 +336,12 @@ class TradingSession:
         state is rebuilt over the adjusted candles: swings, FVGs,
         order blocks, liquidity, VWAP bands and armed setups then sit at the new month's
         prices, so the step itself breaks no structure and sweeps no pool. A restart after
-        this rebuilds the very same state from the same stored candles. Open trades keep
-        their levels (they are in the traded contract's prices) and are named in the log.
+        this rebuilds the very same state from the same stored candles.
+
+        Open trades of the symbol are closed first, on the old month, with the exit
+        reason `contract_roll` ([feed] roll_open_trades = "close", the default): their
+        exits are committed with the roll's mark, so no trade's stop or target ever meets
+        the new month's prices. With "keep" they keep their old-month levels (logged).
         """
         symbol, before, offset = roll.symbol, roll.ts_ms, roll.offset
         applied = self.cursor.get(f"{symbol}/{ROLL_CURSOR}")
@@ -346,6 +350,7 @@ class TradingSession:
             # the stored candles already are the adjusted ones.
             self.log.info("contract_roll_already_applied", symbol=symbol, ts_ms=before)
             return
+        closing = self._close_for_roll(roll)
         self.cursor[f"{symbol}/{ROLL_CURSOR}"] = before  # in the snapshot with the adjustment
         self._candles = [
             shift_row(row, offset) if row[0] == symbol and row[2] < before else row
@@ -356,7 +361,8 @@ class TradingSession:
         else:  # the stored candles move in the snapshot's own transaction, with the roll's mark
             stored = await self.ledger.run(lambda led: led.candles_before(symbol, before))
             stored += sum(1 for row in self._candles if row[0] == symbol and row[2] < before)
-            await self.commit([], ts_event=before, candle_shift=(symbol, before, offset))
+            await self.commit(closing, ts_event=before, candle_shift=(symbol, before, offset))
+            self._announce(closing)
         warmed = 0
         reset = getattr(self.pipeline, "reset_detection", None)
         if reset is not None:
@@ -378,6 +384,52 @@ class TradingSession:
         }
         self.log.warning("contract_roll_adjusted", **detail)
         self.bus.publish("contract_rolled", detail)
+
+    def _close_for_roll(self, roll: ContractRolled) -> list[Any]:
+        """The engine's events closing `roll.symbol`'s trades on the old month (none to keep them).
+
+        Catching up, nothing may be committed and the log holds no such exits: the
+        trades are kept then, and said so (an operator closes them by hand)."""
+        symbol = roll.symbol
+        open_trades = self._open_trades(symbol)
+        close = getattr(self.pipeline, "close_for_roll", None)
+        mode = getattr(self.config.feed, "roll_open_trades", "close")
+        if close is None or mode != "close" or not self._holds(symbol):
+            if open_trades:
+                self.log.warning(
+                    "contract_roll_trades_kept", symbol=symbol, trades=open_trades, mode=mode
+                )
+            return []
+        if self._expected:
+            self.log.warning(
+                "contract_roll_trades_kept",
+                symbol=symbol,
+                trades=open_trades,
+                mode=mode,
+                note="catching up with the log: close them by hand (fractalctl exit)",
+            )
+            return []
+        events = list(close(symbol))
+        self.log.warning(
+            "contract_roll_trades_closed",
+            symbol=symbol,
+            old=roll.old,
+            new=roll.new,
+            trades=open_trades,
+            orders=[e.client_order_id for e in events if event_kind(e) == "order_intent"],
+        )
+        return events
+
+    def _holds(self, symbol: str) -> bool:
+        """True when the engine has a trade or a position of `symbol` (an entry waiting too)."""
+        engine = self.engine
+        if engine is None:
+            return False
+        brackets = getattr(engine, "brackets", {})
+        positions = getattr(getattr(engine, "accounting", None), "positions", {})
+        return any(b.symbol == symbol for b in brackets.values()) or any(
+            p.symbol == symbol and p.quantity != 0 for p in positions.values()
+        )
 
     def _open_trades(self, symbol: str) -> list[str]:
         """The signal ids of `symbol`'s trades whose entry has filled."""

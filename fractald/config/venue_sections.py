@@ -66,6 +66,10 @@ class FeedConfig:
     quality_outside_rth_factor: float = attrs.field(
         default=0.9, validator=between(0, 1, lo_open=True)
     )
+    # A futures roll (venue ibkr) with trades open on the symbol: "close" them on the old
+    # month first (exit reason contract_roll), so no trade's levels ever meet the new month's
+    # prices; "keep" leaves them as they are (their levels stay in the old month's prices).
+    roll_open_trades: str = attrs.field(default="close", validator=one_of("close", "keep"))
 
 
 @attrs.frozen

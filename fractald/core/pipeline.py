@@ -550,6 +550,14 @@ class Portfolio:
             self._for(symbol)  # an unknown symbol is an error, not a silent no-op
         return self._follow(self._operated().flatten(symbol, ts, venue=self.venue))
 
+    def close_for_roll(self, symbol: str, ts: int | None = None) -> list[Any]:
+        """A futures roll of `symbol`: its trades closed on the old month (reason contract_roll)."""
+        self._for(symbol)  # an unknown symbol is an error, not a silent no-op
+        close = getattr(self.engine, "close_for_roll", None)
+        if close is None:  # an engine that never trades holds nothing to close
+            return []
+        return self._follow(close(symbol, ts, venue=self.venue))
+
     def halt(self, ts: int | None = None) -> list[Any]:
         """HALTED: nothing new; what is held keeps its protective exits."""
         return self._follow(self._operated().halt(ts, venue=self.venue))

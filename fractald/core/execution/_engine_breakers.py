@@ -144,6 +144,23 @@ class EngineBreakers(EngineCore):
         self._run(step, decide_commands.flatten(self, symbol, ts))
         return self._finish(step)
 
+    def close_for_roll(
+        self, symbol: str, ts: int | None = None, venue: PaperVenue | None = None
+    ) -> list[Any]:
+        """A futures roll of `symbol`: its trades and positions closed now, on the old month.
+
+        Reduce-only market orders, each trade's exit coded `contract_roll`. The paper
+        venue's latency passes at once with no new price (`advance`), so they fill at the
+        old month's last price: the next price it sees is the new month's, a step no
+        trade may be closed at. A real venue fills them at its own (old month's) price.
+        """
+        ts = self.last_ts if ts is None else ts
+        step = self._begin(ts, venue)
+        self._run(step, decide_commands.flatten(self, symbol, ts, "contract_roll"))
+        if step.venue is not None:
+            step.reports.extend(step.venue.advance(symbol, ts + step.venue.params.latency_ms))
+        return self._finish(step)
+
     def kill(self, ts: int | None = None, venue: PaperVenue | None = None) -> list[Any]:
         """Kill switch: halt and flatten everything."""
         # Its own breaker, so `breakers` shows the kill switch tripped (not an anonymous halt).

@@ -74,11 +74,14 @@ def halt(s: State, ts: int, reason: str, breaker: Breaker) -> Decision:
     yield from trip(s, Trip(breaker, TradingState.HALTED, reason, ts))
 
 
-def flatten(s: State, symbol: str | None, ts: int) -> Decision:
-    """Close every position (of `symbol`, or all) with reduce-only market orders."""
+def flatten(s: State, symbol: str | None, ts: int, reason: str = "flatten") -> Decision:
+    """Close every position (of `symbol`, or all) with reduce-only market orders.
+
+    `reason` names why in each trade's exit (`contract_roll`: a futures roll closes the
+    old month's trades before the new month's prices reach them)."""
     for b in list(s.brackets.values()):
         if symbol is None or b.symbol == symbol:
-            yield from exit_trade(s, b, "flatten", ts, s.last_price.get(b.symbol, 0.0))
+            yield from exit_trade(s, b, reason, ts, s.last_price.get(b.symbol, 0.0))
     covered = {(b.strategy, b.symbol) for b in s.brackets.values()}
     for p in list(s.accounting.positions.values()):
         if (
