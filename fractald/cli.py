@@ -57,7 +57,7 @@ def _cmd_version(args: argparse.Namespace) -> int:
 
 
 def _cmd_backtest(args: argparse.Namespace) -> int:
-    from fractald.backtest import backtest_command
+    from fractald.backtest_cli import backtest_command
 
     return backtest_command(args)
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from fractald.backtest import BacktestError, add_backtest_arguments, format_report, run_backtest
+from fractald.backtest import BacktestError, add_backtest_arguments
+from fractald.backtest_cli import format_report, run_backtest
 from fractald.datasets import bundled_btc_1m
 from fractald.errors import ConfigError
 
@@ -98,13 +99,13 @@ def test_bad_requests_name_the_problem() -> None:
 
 
 def test_command_prints_json_and_exits_2_on_error() -> None:
-    ok = subprocess.run([sys.executable, "-m", "fractald.backtest", "--json", "--from", "2022-01-03",
+    ok = subprocess.run([sys.executable, "-m", "fractald.backtest_cli", "--json", "--from", "2022-01-03",
                          "--to", "2022-01-05", "--strategy", "liquidity_sweep"],
                         capture_output=True, text=True, timeout=120, check=False)
     assert ok.returncode == 0, ok.stderr
     rep = json.loads(ok.stdout)
     assert rep["strategies"] == ["liquidity_sweep"] and rep["summary"]["bars"] == 2 * 1440
-    bad = subprocess.run([sys.executable, "-m", "fractald.backtest", "--strategy", "nope"],
+    bad = subprocess.run([sys.executable, "-m", "fractald.backtest_cli", "--strategy", "nope"],
                          capture_output=True, text=True, timeout=120, check=False)
     assert bad.returncode == 2 and "unknown strategy nope" in bad.stderr
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import attrs
 import pytest
 
-from fractald.backtest import StrategySettings, add_backtest_arguments, new_runner, run_backtest
+from fractald.backtest import StrategySettings, add_backtest_arguments, new_runner
+from fractald.backtest_cli import run_backtest
 from fractald.backtest_portfolio import PortfolioRunner
 from fractald.research.catalog import Catalog
 from fractald.venues.replay import bundled_candles

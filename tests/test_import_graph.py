@@ -33,9 +33,6 @@ KNOWN_CYCLES: dict[str, frozenset[str]] = {
             "fractald.core.execution.evolve",
         }
     ),
-    "backtest <-> backtest_portfolio": frozenset(
-        {"fractald.backtest", "fractald.backtest_portfolio"}
-    ),
 }
 
 # Modules that must never import the daemon: they receive what they need instead.

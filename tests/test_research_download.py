@@ -140,7 +140,8 @@ def test_archive_checksums_rest_fallback_gaps_and_resume(fake: tuple[FakeBinance
 
 @pytest.mark.slow
 def test_backtest_reads_the_catalog(fake: tuple[FakeBinance, str], tmp_path: Path) -> None:
-    from fractald.backtest import add_backtest_arguments, run_backtest
+    from fractald.backtest import add_backtest_arguments
+    from fractald.backtest_cli import run_backtest
 
     _, url = fake
     catalog = Catalog(tmp_path / "catalog")
