@@ -166,6 +166,10 @@ def test_set_risk_reaches_every_part_and_keeps_counts() -> None:
     assert opened(eng.on_signal(sig("a", T0 + M), T0 + M))
     sent = eng.rate.history()
     assert len(sent) == 3  # the entry and two targets
+    for i in range(3):  # fewer than the default burst: no trip
+        eng.on_error(T0 + M + i, "feed", "gap")
+    sent_errors = eng.breakers.errors
+    assert sent_errors == (T0 + M, T0 + M + 1, T0 + M + 2)
     new = RiskParams(
         sizing=SizingParams(risk_fraction=0.002, min_notional=0),
         gates=attrs.evolve(WIDE, correlation_window=10, correlation_threshold=0.5,
@@ -177,7 +181,7 @@ def test_set_risk_reaches_every_part_and_keeps_counts() -> None:
     assert (eng.correlation.window, eng.correlation.threshold) == (10, 0.5)
     assert (eng.rate.limit, eng.rate.window_ms) == (7, 1_000)
     assert eng.rate.history() == sent  # the orders just sent still count
-    assert eng.breakers.errors.maxlen == 2 and eng.breakers.trades_today == 1
+    assert eng.breakers.errors == sent_errors[-2:] and eng.breakers.trades_today == 1
     same = attrs.evolve(new)  # equal but another object: nothing changes
     eng.set_risk(same)
     assert eng.params.risk is new

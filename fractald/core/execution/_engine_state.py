@@ -155,10 +155,10 @@ class EngineState(EngineCore):
         self.last_price = {k: float(v) for k, v in data["last_price"].items()}
         self.atr = {k: _conv.structure(v, _Atr) for k, v in data["atr"].items()}
         self.accounting.restore(data["accounting"])
-        self.breakers.restore(data["breakers"])
-        self.breakers.trips = {
-            t.breaker: t for t in (_conv.structure(d, Trip) for d in data["trips"])
-        }
+        self.breakers.restore(
+            data["breakers"],
+            {t.breaker: t for t in (_conv.structure(d, Trip) for d in data["trips"])},
+        )
         self.reliability.records = {
             s: _conv.structure(r, StrategyRecord) for s, r in data["reliability"].items()
         }

@@ -21,8 +21,11 @@ the next one in `state.orders` / `state.brackets` / the account's positions
 decider holding an old one reads it again after a `yield`; a bracket's
 market-derived best prices move only through `mark_best_prices` /
 `mark_plan_best` here. A price moves no position (marks are the account's,
-one per symbol). The other slices (breakers...) are still updated in place;
-`evolve` returns the same state it was given.
+one per symbol). The breakers' event-sourced part is a frozen value too
+(`BreakerCounts`, replaced by the `CircuitBreakers` methods called here;
+its market-derived peak and day follow prices). The other slices
+(reliability, execution quality...) are still updated in place; `evolve`
+returns the same state it was given.
 """
 
 from __future__ import annotations

@@ -9,12 +9,20 @@ when listed in `daily_reset_breakers`.
 Counters are updated by `record_*` (the engine calls them when it applies
 ledger events), trips are found by `check_*` (pure reads) and made real
 by `trip`, so a rebuild from the ledger replays the same state.
+
+What the ledger's events determine (the limits, the trips, the day's trade
+count, the losses in a row, the recent errors) is one frozen value,
+`BreakerCounts`, that each of those methods replaces (they are called only
+from `evolve`, and `start_day` when a price starts a new UTC day). What
+prices move at every tick (the drawdown peak, the day and its opening
+equity, the check memo) stays plain fields of `CircuitBreakers`: copying a
+value at every price would cost the hot path (see `_engine_market`).
 """
 
 from __future__ import annotations
 
-import collections
 import enum
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -58,20 +66,79 @@ def _state_of(action: BreakerAction) -> TradingState:
     return TradingState(action.value)
 
 
+def _last(errors: tuple[int, ...], n: int) -> tuple[int, ...]:
+    """The latest `n` of `errors` (the error-burst breaker looks at no more)."""
+    return errors[len(errors) - n :] if len(errors) > n else errors
+
+
+@attrs.frozen(slots=True)
+class BreakerCounts:
+    """The breakers' event-sourced state, a value: each change makes the next one.
+
+    `trips` is never changed in place (a change builds a new dict); `errors` holds
+    the times of the latest `params.error_burst_count` errors.
+    """
+
+    params: BreakerParams
+    trips: Mapping[Breaker, Trip] = attrs.field(factory=dict)
+    trades_today: int = 0
+    consecutive_losses: int = 0
+    errors: tuple[int, ...] = ()
+
+    def tripped(self, t: Trip) -> BreakerCounts:
+        return attrs.evolve(self, trips={**self.trips, t.breaker: t})
+
+    def cleared(self, breakers: list[Breaker] | tuple[Breaker, ...]) -> BreakerCounts:
+        """These trips lifted, and their counts started afresh so they do not trip again at once."""
+        trips, losses, errors = dict(self.trips), self.consecutive_losses, self.errors
+        for b in breakers:
+            trips.pop(b, None)
+            if b is Breaker.CONSECUTIVE_LOSSES:
+                losses = 0
+            elif b is Breaker.ERROR_BURST:
+                errors = ()
+        return attrs.evolve(self, trips=trips, consecutive_losses=losses, errors=errors)
+
+    def with_params(self, params: BreakerParams) -> BreakerCounts:
+        return attrs.evolve(
+            self, params=params, errors=_last(self.errors, params.error_burst_count)
+        )
+
+    def with_error(self, ts: int) -> BreakerCounts:
+        return attrs.evolve(self, errors=_last((*self.errors, ts), self.params.error_burst_count))
+
+
 class CircuitBreakers:
     def __init__(self, params: BreakerParams, equity: float = 0.0) -> None:
-        self.params = params
-        self.trips: dict[Breaker, Trip] = {}
+        self.counts = BreakerCounts(params)
         self.peak_equity = equity
         self.day = -1
         self.day_start_equity = equity
-        self.trades_today = 0
-        self.consecutive_losses = 0
-        self.errors: collections.deque[int] = collections.deque(maxlen=params.error_burst_count)
         # (UTC day, equity, limits) of the last equity check, while nothing it reads changed
         # since: a check then would find nothing new (the engine skips it; a price point's
         # hot path). Every change of the trips, the day, the peak or the limits drops it.
         self.checked: tuple[int, float, BreakerParams] | None = None
+
+    # -- the event-sourced counts, read-only here (`counts` is replaced whole) ---------
+    @property
+    def params(self) -> BreakerParams:
+        return self.counts.params
+
+    @property
+    def trips(self) -> Mapping[Breaker, Trip]:
+        return self.counts.trips
+
+    @property
+    def trades_today(self) -> int:
+        return self.counts.trades_today
+
+    @property
+    def consecutive_losses(self) -> int:
+        return self.counts.consecutive_losses
+
+    @property
+    def errors(self) -> tuple[int, ...]:
+        return self.counts.errors
 
     # -- state -------------------------------------------------------------
     @property
@@ -83,13 +150,12 @@ class CircuitBreakers:
         return state
 
     def trip(self, t: Trip) -> None:
-        self.trips[t.breaker] = t
+        self.counts = self.counts.tripped(t)
         self.checked = None
 
     def set_params(self, params: BreakerParams) -> None:
         """New limits; the counts and trips stay (a lowered limit trips at the next check)."""
-        self.params = params
-        self.errors = collections.deque(self.errors, maxlen=params.error_burst_count)
+        self.counts = self.counts.with_params(params)
         self.checked = None
 
     def trades_left(self, ts: int) -> int:
@@ -99,11 +165,9 @@ class CircuitBreakers:
 
     def resume(self, equity: float) -> None:
         """Operator resume: clear every trip and start the drawdown and loss counts afresh."""
-        self.trips.clear()
+        self.counts = attrs.evolve(self.counts, trips={}, consecutive_losses=0, errors=())
         self.peak_equity = equity
         self.checked = None
-        self.consecutive_losses = 0
-        self.errors.clear()
 
     # -- counters (applied from events) -------------------------------------
     def starts_day(self, ts: int) -> bool:
@@ -127,18 +191,15 @@ class CircuitBreakers:
         """The day of `ts` starts at `equity`, no trade counted yet; its trips stay (see `roll_day`)."""
         self.day = ts // MS_PER_DAY
         self.day_start_equity = equity
-        self.trades_today = 0
+        if self.counts.trades_today:
+            self.counts = attrs.evolve(self.counts, trades_today=0)
         self.checked = None
 
     def clear(self, breakers: list[Breaker] | tuple[Breaker, ...]) -> None:
         """Lift these trips, and start their counts afresh so they do not trip again at once."""
         self.checked = None
-        for b in breakers:
-            self.trips.pop(b, None)
-            if b is Breaker.CONSECUTIVE_LOSSES:
-                self.consecutive_losses = 0
-            elif b is Breaker.ERROR_BURST:
-                self.errors.clear()
+        if breakers:
+            self.counts = self.counts.cleared(breakers)
 
     def mark_equity(self, ts: int, equity: float) -> None:
         if self.day < 0:
@@ -146,13 +207,15 @@ class CircuitBreakers:
         self.peak_equity = max(self.peak_equity, equity)
 
     def record_trade_opened(self) -> None:
-        self.trades_today += 1
+        c = self.counts
+        self.counts = attrs.evolve(c, trades_today=c.trades_today + 1)
 
     def record_trade_closed(self, pnl: float) -> None:
-        self.consecutive_losses = self.consecutive_losses + 1 if pnl < 0 else 0
+        c = self.counts
+        self.counts = attrs.evolve(c, consecutive_losses=c.consecutive_losses + 1 if pnl < 0 else 0)
 
     def record_error(self, ts: int) -> None:
-        self.errors.append(ts)
+        self.counts = self.counts.with_error(ts)
 
     # -- checks (pure reads) --------------------------------------------------
     def _new(
@@ -275,11 +338,17 @@ class CircuitBreakers:
             "errors": list(self.errors),
         }
 
-    def restore(self, data: dict[str, Any]) -> None:
+    def restore(self, data: dict[str, Any], trips: Mapping[Breaker, Trip] | None = None) -> None:
+        """Back to `snapshot()`'s `data`, with `trips` (kept beside it in an engine snapshot)."""
         self.checked = None
         self.peak_equity = float(data["peak_equity"])
         self.day = int(data["day"])
         self.day_start_equity = float(data["day_start_equity"])
-        self.trades_today = int(data["trades_today"])
-        self.consecutive_losses = int(data["consecutive_losses"])
-        self.errors = collections.deque(data["errors"], maxlen=self.params.error_burst_count)
+        params = self.counts.params
+        self.counts = BreakerCounts(
+            params,
+            dict(self.counts.trips if trips is None else trips),
+            int(data["trades_today"]),
+            int(data["consecutive_losses"]),
+            _last(tuple(int(t) for t in data["errors"]), params.error_burst_count),
+        )
