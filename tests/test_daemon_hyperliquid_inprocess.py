@@ -168,3 +168,30 @@ async def test_trading_restarts_inside_a_daemon_with_a_venue_and_reconciliation_
     venue_fills = {str(f["tid"]): (f["cloid"][2:], float(f["sz"])) for f in user.fills}
     assert rows == len(fills) and fills == venue_fills
     assert positions.get("BTC", 0.0) == pytest.approx(position(fake))
+
+
+async def test_start_up_reconciles_with_the_venue_before_any_feed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An order nobody here placed, found at start: said at once (a warning, the code in status)."""
+    candles, close = candles_ending_now(tmp_path / "candles.csv")
+    fake = make_fake(close)
+    for key, value in credentials(tmp_path).items():
+        monkeypatch.setenv(key, value)
+    user = fake.exchange.users[USER.address.lower()]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(fake.run)
+        fake.exchange._place(user, {"a": 0, "b": True, "p": str(round(close * 0.9)), "s": "0.01",
+                                    "r": False, "t": {"limit": {"tif": "Gtc"}}})
+        config = hl_config(tmp_path, fake, candles)
+        daemon = Daemon(load_config(str(config)), str(config), Notifier())
+        with daemon.bus.subscribe({"trading_recovered", "trading_caught_up"}) as events:
+            nursery.start_soon(daemon.run)
+            with trio.fail_after(90):
+                while (await events.receive()).kind != "trading_caught_up":
+                    pass
+        status = await ctl(tmp_path / "state" / "control.sock", "status")
+        assert status["trading"]["reconcile"]["why"] == "start"
+        assert status["trading"]["reconcile"]["codes"] == ["unknown_order"]
+        await daemon.shutdown()
+        nursery.cancel_scope.cancel()

@@ -183,6 +183,9 @@ class TradingActor:
         await router.wait_recovered(ctx, generation)
         async with self._lock:
             await self._venue_work()
+            # The router settled our own open orders; this compares the rest (positions, money,
+            # orders nobody here placed) before any feed (nothing, if still catching up).
+            await session.reconcile("start")
 
     async def _route(self, events: list[Any]) -> None:
         """Committed orders and cancels go to the router, in the order the engine made them."""
