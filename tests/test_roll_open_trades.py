@@ -11,18 +11,24 @@ same step ends the trade at a new-month price (what the close prevents).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
 import structlog
+from paper_engine import PaperEngine
+from test_engine import T0, params, signal
 from test_session_recovery import feed
 
 from fractald.actors.events import EventBus
 from fractald.config import Config
 from fractald.core.continuous import ContractRolled, shifted
-from fractald.core.models import Bar
+from fractald.core.execution import events as ev
+from fractald.core.execution.engine import FillSource
+from fractald.core.execution.paper import PaperParams
+from fractald.core.models import Bar, Quote
 from fractald.session import TradingSession
 from fractald.store.writer import AsyncLedger
 from fractald.venues.replay import bundled_candles
@@ -51,7 +57,6 @@ async def _until_a_trade_is_open(session: TradingSession, bars: list[Bar]) -> in
 
 async def _logged(session: TradingSession, trade_id: str) -> list[tuple[str, dict[str, Any]]]:
     """The ledger's events of one trade (kind, payload), in order."""
-
     def read(led: Any) -> list[tuple[str, dict[str, Any]]]:
         return [
             (e.kind, e.payload)
@@ -123,3 +128,90 @@ def test_roll_open_trades_is_validated() -> None:
     with pytest.raises(ConfigError, match="roll_open_trades"):
         config_from_dict({"feed": {"roll_open_trades": "hold"}})
     assert config_from_dict({"feed": {"roll_open_trades": "keep"}}).feed.roll_open_trades == "keep"
+
+
+def _ticks_engine_with_a_long() -> Any:
+    """A paper engine filling on ticks with 50 ms latency, long 50 BTC from 100 (stop 98)."""
+    p = params(fills_from=FillSource.TICKS,
+               paper=PaperParams(latency_ms=50, slippage_bps=0, maker_fee_bps=0, taker_fee_bps=0))
+    eng = PaperEngine(p)
+    eng.on_quote(Quote("BTC", 99.5, 1.0, 100.0, 1.0, T0))
+    eng.on_signal(signal(0), T0)
+    eng.on_quote(Quote("BTC", 99.5, 1.0, 100.0, 1.0, T0 + 60))  # the entry fills
+    assert eng.accounting.net_quantity("BTC") > 0
+    return eng
+
+
+def test_with_latency_the_roll_close_fills_before_the_new_months_first_price() -> None:
+    """Ticks mode: a market exit fills at the venue's next price after its latency, which after
+    a roll is the new month's. The roll's close lets the latency pass first, with no new price."""
+    new_month = Quote("BTC", 79.5, 1.0, 80.0, 1.0, T0 + 200)  # 20 under: far through the stop
+
+    eng = _ticks_engine_with_a_long()
+    out = eng.close_for_roll("BTC", T0 + 100)
+    out += eng.on_quote(new_month)
+    [closed] = [e.trade for e in out if isinstance(e, ev.TradeClosed)]
+    assert (closed.exit_reason, closed.exit_price) == ("contract_roll", 99.5)  # the old bid
+    assert [e.reason for e in out if isinstance(e, ev.BracketExit)] == ["contract_roll"]
+    assert eng.accounting.net_quantity("BTC") == 0.0 and eng.brackets == {}
+
+    # A plain flatten at the same moment is filled at the new month's bid: the step.
+    eng = _ticks_engine_with_a_long()
+    out = eng.flatten("BTC", T0 + 100)
+    out += eng.on_quote(new_month)
+    [closed] = [e.trade for e in out if isinstance(e, ev.TradeClosed)]
+    assert closed.exit_price == 79.5
+
+
+def test_a_roll_with_nothing_open_makes_no_event() -> None:
+    eng = PaperEngine(params())
+    assert eng.close_for_roll("BTC", T0) == []
+
+
+async def test_at_ib_the_roll_close_trades_the_old_month(tmp_path: Path) -> None:
+    """The fake TWS lists both months; the venue trades the front month it resolved (the old
+    one): the roll's close (its stop canceled, a reduce-only market exit) flattens that month's
+    position at its price, and the new month is never traded."""
+    pytest.importorskip("ib_async")
+    import trio
+    from fakevenue.fake_tws import FakeContract, FakeTWS
+
+    from fractald.core.execution.orders import OrderEvent, OrderType
+    from fractald.core.models import Side
+    from fractald.venues.ibkr import IBKRVenue, IBSettings
+
+    today = datetime.now(UTC)
+    old = FakeContract(con_id=1001, expiry=(today + timedelta(days=20)).strftime("%Y%m%d"),
+                       local_symbol="MESZ6")
+    new = FakeContract(con_id=1002, expiry=(today + timedelta(days=110)).strftime("%Y%m%d"),
+                       local_symbol="MESH7")
+    fake = FakeTWS(price=5000.0, contract=old, listed=[new]).start()
+    fake.set_price(5150.0, con_id=new.con_id)
+    venue = IBKRVenue(IBSettings(port=fake.port, client_id=41, roll_days=5))
+    try:
+        await venue.connect()
+
+        def intent(cid: str, side: Side, kind: OrderType, role: str, **kw: Any) -> ev.OrderIntent:
+            return ev.OrderIntent(0, cid, "MES", side, kind, 2.0, role=role, **kw)
+
+        await venue.submit_bracket(
+            intent("e1", Side.BUY, OrderType.MARKET, "entry"),
+            intent("s1", Side.SELL, OrderType.STOP_MARKET, "stop", trigger_price=4990.0),
+        )
+        assert fake.positions[old.con_id][0] == 2.0
+        # What the engine's close_for_roll sends: the stop canceled, the exit at market.
+        assert (await venue.cancel("s1", "MES")).kind is OrderEvent.CANCEL
+        exit_ack = await venue.submit(
+            intent("x1", Side.SELL, OrderType.MARKET, "exit1", reduce_only=True)
+        )
+        assert exit_ack.kind in (OrderEvent.ACCEPT, OrderEvent.FILL)
+        with trio.fail_after(5):
+            while fake.positions.get(old.con_id, (2.0, 0.0))[0] != 0.0:
+                await trio.sleep(0.05)
+        [exit_order] = [o for o in fake.orders.values() if o.order_ref == "x1"]
+        assert exit_order.contract.con_id == old.con_id and exit_order.avg_price == 5000.0
+        assert new.con_id not in fake.positions or fake.positions[new.con_id][0] == 0.0
+        assert await venue.positions() == {}
+    finally:
+        await venue.close()
+        fake.stop()
