@@ -179,6 +179,8 @@ class TradingSession:
         # The equity history's closed points the ledger holds (snapshots carry only the rest).
         self._equity_stored: EquityMark | None = None
         self._timeframes_of: dict[str, frozenset[str]] = {}
+        # While a feed batch's bars are stepped: their events and times, not yet committed.
+        self._held: list[tuple[Any, int]] | None = None
         # Engine events of a config change (RiskChanged), made outside a bar: the next commit
         # records them first, so the ledger replays the limits in force at each point.
         self._uncommitted: list[Any] = []
@@ -466,6 +468,25 @@ class TradingSession:
         `accepting` is asked at each bar that is stepped (an operator may stop
         entries while a commit is under way).
         """
+        # With the paper broker nothing leaves the process, so the events of the batch's bars
+        # are committed in one transaction at its end; a crash before it loses them with the
+        # cursor, and the bars after the snapshot's cursor remake them (as for any bar).
+        if self.after_commit is None and self._in_process_broker() and not self._expected:
+            self._held = []
+        try:
+            await self._on_bars(bars, accepting)
+            if self._held:
+                await self._commit_held(snapshot=False, ts_event=bars[-1].ts_event)
+        finally:
+            self._held = None
+
+    async def _commit_held(self, snapshot: bool, ts_event: int) -> None:
+        held, self._held = self._held or [], []
+        events = [event for event, _ in held]
+        await self.commit(events, ts_event, snapshot=snapshot, stamps=[ts for _, ts in held])
+        self._announce(events)
+
+    async def _on_bars(self, bars: list[Bar], accepting: Callable[[], bool]) -> None:
         run: list[Bar] = []
         window: tuple[str, tuple[int, int] | None] | None = None  # (symbol, its quiet window)
         for bar in bars:
@@ -480,7 +501,10 @@ class TradingSession:
                 if self.bars_since_snapshot >= SNAPSHOT_EVERY_BARS:
                     self._flush_quiet(run)
                     run = []
-                    await self.commit([], ts_event=bar.ts_event)
+                    if self._held is not None:
+                        await self._commit_held(snapshot=True, ts_event=bar.ts_event)
+                    else:
+                        await self.commit([], ts_event=bar.ts_event)
                 continue
             if run:
                 self._flush_quiet(run)
@@ -551,12 +575,15 @@ class TradingSession:
         if self._expected:
             await self._remade(events, bar)
             return
-        if events or self.bars_since_snapshot >= SNAPSHOT_EVERY_BARS:
-            await self.commit(
-                events,
-                ts_event=bar.ts_event,
-                snapshot=self.bars_since_snapshot >= SNAPSHOT_EVERY_BARS,
-            )
+        due = self.bars_since_snapshot >= SNAPSHOT_EVERY_BARS
+        held = self._held
+        if held is not None:  # a batch's bars: committed together at its end (`on_bars`)
+            held.extend((event, bar.ts_event) for event in events)
+            if due:
+                await self._commit_held(snapshot=True, ts_event=bar.ts_event)
+            return
+        if events or due:
+            await self.commit(events, ts_event=bar.ts_event, snapshot=due)
         self._announce(events)
 
     async def _remade(self, events: list[Any], bar: Bar) -> None:
@@ -666,6 +693,7 @@ class TradingSession:
         ts_event: int,
         snapshot: bool = True,
         candle_shift: tuple[str, int, float] | None = None,
+        stamps: list[int] | None = None,
     ) -> None:
         """Events, the intents among them, their lifecycle and the state they lead to: all or nothing.
 
@@ -687,7 +715,13 @@ class TradingSession:
         if self._uncommitted:
             events = [*self._uncommitted, *events]
             snapshot = True  # a risk change is no bar's doing: no re-driven bar remakes it
-        items = [(event_kind(e), event_payload(e), ts_event) for e in events]
+        if stamps is None:  # each event's own time (a batch of bars), else all at ts_event
+            stamps = [ts_event] * len(events)
+        if len(stamps) < len(events):  # risk changes first: at the first bar's time
+            stamps = [stamps[0] if stamps else ts_event] * (len(events) - len(stamps)) + stamps
+        items = [
+            (event_kind(e), event_payload(e), ts) for e, ts in zip(events, stamps, strict=True)
+        ]
         intents = [
             e for e in events if event_kind(e) == "order_intent" and hasattr(e, "client_order_id")
         ]

@@ -59,10 +59,20 @@ def state_of(session: TradingSession) -> str:
 
 async def test_bars_in_batches_end_as_bars_one_by_one(
         tmp_path: Path, bars: list[Bar], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Same state and log; the batch's events in one transaction (the paper broker's case)."""
+    commits = {"n": 0}
+    commit_batch = AsyncLedger.commit_batch
+
+    async def counted_commit(self: AsyncLedger, *args: Any, **kwargs: Any) -> Any:
+        commits["n"] += 1
+        return await commit_batch(self, *args, **kwargs)
+
+    monkeypatch.setattr(AsyncLedger, "commit_batch", counted_commit)
     ledger, one = await start(tmp_path / "one.db")
     for bar in bars:
         await one.on_bar(bar)
     await ledger.aclose()
+    commits_one, commits["n"] = commits["n"], 0
 
     quiet_runs: list[int] = []
     original = TradingEngine.on_quiet_bars
@@ -78,6 +88,7 @@ async def test_bars_in_batches_end_as_bars_one_by_one(
     await ledger.aclose()
 
     assert sum(quiet_runs) > CANDLES // 2 and max(quiet_runs) > 1  # runs were taken
+    assert 0 < commits["n"] < commits_one  # a batch's bars commit together
     assert len(logged(tmp_path / "one.db")) > 20
     assert logged(tmp_path / "batched.db") == logged(tmp_path / "one.db")
     assert state_of(batched) == state_of(one)

@@ -5,8 +5,9 @@ every bar, signal and fill in exactly the order the backtester does, so a
 daemon replay and a backtest of the same candles make the same trades.
 Split across actors, a decision would depend on task scheduling.
 
-Crash-only: every batch of events a bar produces is committed to the
-ledger (with the candles detection read) before the next bar is read; a
+Crash-only: the events the bars of one feed batch produce are committed to
+the ledger together (with the candles detection read) before the next batch
+is read (with a venue broker, each bar's before the next bar); a
 JSON snapshot of the trading state goes with it every SNAPSHOT_EVERY_BARS
 bars, on a timer, after anything not caused by a bar, and at shutdown.
 Start-up restores the latest good snapshot, the feed resumes at its
