@@ -11,6 +11,7 @@ bring it back to ACTIVE.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from typing import Any
 
 import attrs
@@ -35,8 +36,14 @@ class StrategyChange:
     figures: dict[str, Any] = attrs.field(factory=dict, hash=False)
 
 
-@attrs.define(slots=True)
+def _floats(values: Iterable[float]) -> tuple[float, ...]:
+    return tuple(values)
+
+
+@attrs.frozen(slots=True)
 class StrategyRecord:
+    """One strategy's evidence and state, a value: `after_trade` / `after_change` make the next."""
+
     state: StrategyState = StrategyState.ACTIVE
     since_ts: int = 0
     trades: int = 0
@@ -46,7 +53,7 @@ class StrategyRecord:
     cum_pnl: float = 0.0
     peak_pnl: float = 0.0
     max_drawdown: float = 0.0
-    recent_r: list[float] = attrs.field(factory=list)
+    recent_r: tuple[float, ...] = attrs.field(default=(), converter=_floats)
 
     @property
     def win_rate(self) -> float:
@@ -54,6 +61,32 @@ class StrategyRecord:
 
     def expectancy(self) -> float:
         return sum(self.recent_r) / len(self.recent_r) if self.recent_r else 0.0
+
+    def after_trade(self, trade: ClosedTrade, window: int) -> StrategyRecord:
+        """This record with `trade` counted (its R joins the latest `window`)."""
+        win = trade.pnl > 0
+        cum_pnl = self.cum_pnl + trade.pnl
+        peak_pnl = max(self.peak_pnl, cum_pnl)
+        recent = (*self.recent_r, trade.r_multiple)
+        return attrs.evolve(
+            self,
+            trades=self.trades + 1,
+            wins=self.wins + win,
+            loss_streak=0 if win else self.loss_streak + 1,
+            win_streak=self.win_streak + 1 if win else 0,
+            cum_pnl=cum_pnl,
+            peak_pnl=peak_pnl,
+            max_drawdown=max(self.max_drawdown, peak_pnl - cum_pnl),
+            recent_r=recent[-window:],
+        )
+
+    def after_change(self, change: StrategyChange) -> StrategyRecord:
+        """This record in `change`'s new state (probation out of quarantine starts with fresh evidence)."""
+        if self.state is StrategyState.QUARANTINED and change.new is StrategyState.THROTTLED:
+            return attrs.evolve(
+                self, state=change.new, since_ts=change.ts, recent_r=(), loss_streak=0, win_streak=0
+            )
+        return attrs.evolve(self, state=change.new, since_ts=change.ts)
 
 
 class StrategyReliability:
@@ -71,13 +104,6 @@ class StrategyReliability:
         rec = self.records.get(strategy)
         return StrategyRecord() if rec is None else rec
 
-    def _record(self, strategy: str) -> StrategyRecord:
-        """The strategy's record, kept from now on (for the updates below)."""
-        rec = self.records.get(strategy)
-        if rec is None:
-            rec = self.records[strategy] = StrategyRecord()
-        return rec
-
     def quarantined(self) -> list[str]:
         """The strategies now in quarantine (each waits out its time there)."""
         q = StrategyState.QUARANTINED
@@ -90,17 +116,9 @@ class StrategyReliability:
         return self.params.throttle_scale if state is StrategyState.THROTTLED else 1.0
 
     def record(self, trade: ClosedTrade) -> None:
-        rec = self._record(trade.strategy)
-        rec.trades += 1
-        win = trade.pnl > 0
-        rec.wins += win
-        rec.loss_streak = 0 if win else rec.loss_streak + 1
-        rec.win_streak = rec.win_streak + 1 if win else 0
-        rec.cum_pnl += trade.pnl
-        rec.peak_pnl = max(rec.peak_pnl, rec.cum_pnl)
-        rec.max_drawdown = max(rec.max_drawdown, rec.peak_pnl - rec.cum_pnl)
-        rec.recent_r.append(trade.r_multiple)
-        del rec.recent_r[: -self.params.expectancy_window]
+        """Count `trade` (its strategy's record is replaced; evolve calls this)."""
+        rec = self.record_of(trade.strategy)
+        self.records[trade.strategy] = rec.after_trade(trade, self.params.expectancy_window)
 
     def evaluate(self, strategy: str, ts: int) -> StrategyChange | None:
         """The state change the latest evidence calls for, if any (pure read)."""
@@ -141,9 +159,6 @@ class StrategyReliability:
         return StrategyChange(strategy, rec.state, new, reason, ts, figures)
 
     def apply(self, change: StrategyChange) -> None:
-        rec = self._record(change.strategy)
-        if rec.state is StrategyState.QUARANTINED and change.new is StrategyState.THROTTLED:
-            rec.recent_r.clear()  # probation starts with fresh evidence
-            rec.loss_streak = rec.win_streak = 0
-        rec.state = change.new
-        rec.since_ts = change.ts
+        """Put the strategy in `change`'s state (its record is replaced; evolve calls this)."""
+        rec = self.record_of(change.strategy)
+        self.records[change.strategy] = rec.after_change(change)
