@@ -128,6 +128,8 @@ def test_snapshot_plus_events_rebuilds_the_same_books(actions: list[tuple[Any, .
     assert b.state is a.state and b.paused == a.paused
     # trips, counts, recent errors (the limits are the engine's params, not in a snapshot)
     assert attrs.evolve(b.breakers.counts, params=a.breakers.params) == a.breakers.counts
+    assert b.reliability.records == a.reliability.records  # frozen values, compared whole
+    assert b.exec_quality.snapshot() == a.exec_quality.snapshot()
 
 
 def _json(x: Any) -> Any:

@@ -9,24 +9,39 @@ must be enough to stop new entries, and an average would hide it.
 
 from __future__ import annotations
 
-import collections
+from collections.abc import Sequence
 from typing import Any
+
+import attrs
 
 from fractald.core.risk.params import ExecQualityParams
 
 
+@attrs.frozen(slots=True)
 class _Stats:
-    __slots__ = ("ack_ms", "cancels", "fill_ms", "rejects", "slippage_bps")
+    """One (venue, symbol)'s latest samples, a value: `with_sample` makes the next one."""
 
-    def __init__(self, window: int) -> None:
-        self.slippage_bps: collections.deque[float] = collections.deque(maxlen=window)
-        self.ack_ms: collections.deque[float] = collections.deque(maxlen=window)
-        self.fill_ms: collections.deque[float] = collections.deque(maxlen=window)
-        self.rejects: collections.deque[bool] = collections.deque(maxlen=window)
-        self.cancels: collections.deque[bool] = collections.deque(maxlen=window)
+    # In the order snapshots have always listed them.
+    ack_ms: tuple[float, ...] = ()
+    cancels: tuple[bool, ...] = ()
+    fill_ms: tuple[float, ...] = ()
+    rejects: tuple[bool, ...] = ()
+    slippage_bps: tuple[float, ...] = ()
+
+    def with_sample(self, name: str, value: float | bool, window: int) -> _Stats:
+        """These samples with `value` added to `name`'s (its latest `window` kept)."""
+        values = (*getattr(self, name), value)
+        return attrs.evolve(self, **{name: values[-window:]})
+
+    def within(self, window: int) -> _Stats:
+        """The newest samples of each figure that fit in `window`."""
+        return _Stats(*(values[-window:] for values in attrs.astuple(self, recurse=False)))
 
 
-def _mean(values: collections.deque[Any]) -> float:
+_FIELDS = tuple(a.name for a in attrs.fields(_Stats))
+
+
+def _mean(values: Sequence[Any]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
@@ -40,16 +55,13 @@ class ExecutionQuality:
         old, self.params = self.params, params
         if params.window == old.window:
             return
-        for s in self._stats.values():
-            for name in _Stats.__slots__:
-                setattr(s, name, collections.deque(getattr(s, name), maxlen=params.window))
+        self._stats = {k: s.within(params.window) for k, s in self._stats.items()}
 
-    def _s(self, venue: str, symbol: str) -> _Stats:
+    def _add(self, venue: str, symbol: str, name: str, value: float | bool) -> None:
+        """Record one sample (the (venue, symbol) samples are replaced; evolve calls this)."""
         key = (venue, symbol)
-        s = self._stats.get(key)
-        if s is None:
-            s = self._stats[key] = _Stats(self.params.window)
-        return s
+        stats = self._stats.get(key) or _Stats()
+        self._stats[key] = stats.with_sample(name, value, self.params.window)
 
     def record_slippage(
         self, venue: str, symbol: str, side_sign: int, intended: float, filled: float
@@ -57,19 +69,19 @@ class ExecutionQuality:
         """Adverse slippage in basis points; a better price than intended counts as zero."""
         if intended > 0:
             bps = (filled - intended) / intended * 1e4 * side_sign
-            self._s(venue, symbol).slippage_bps.append(max(0.0, bps))
+            self._add(venue, symbol, "slippage_bps", max(0.0, bps))
 
     def record_ack(self, venue: str, symbol: str, latency_ms: float) -> None:
-        self._s(venue, symbol).ack_ms.append(max(0.0, latency_ms))
+        self._add(venue, symbol, "ack_ms", max(0.0, latency_ms))
 
     def record_fill_latency(self, venue: str, symbol: str, latency_ms: float) -> None:
-        self._s(venue, symbol).fill_ms.append(max(0.0, latency_ms))
+        self._add(venue, symbol, "fill_ms", max(0.0, latency_ms))
 
     def record_submit_outcome(self, venue: str, symbol: str, rejected: bool) -> None:
-        self._s(venue, symbol).rejects.append(rejected)
+        self._add(venue, symbol, "rejects", rejected)
 
     def record_cancel_outcome(self, venue: str, symbol: str, failed: bool) -> None:
-        self._s(venue, symbol).cancels.append(failed)
+        self._add(venue, symbol, "cancels", failed)
 
     def components(self, venue: str, symbol: str) -> dict[str, float]:
         s = self._stats.get((venue, symbol))
@@ -94,7 +106,7 @@ class ExecutionQuality:
 
     def snapshot(self) -> dict[str, Any]:
         return {
-            f"{v}|{s}": {k: list(getattr(st, k)) for k in _Stats.__slots__}
+            f"{v}|{s}": {k: list(getattr(st, k)) for k in _FIELDS}
             for (v, s), st in self._stats.items()
         }
 
@@ -102,6 +114,5 @@ class ExecutionQuality:
         self._stats = {}
         for key, fields in data.items():
             venue, symbol = key.split("|", 1)
-            st = self._s(venue, symbol)
-            for k in _Stats.__slots__:
-                getattr(st, k).extend(fields.get(k, []))
+            stats = _Stats(*(tuple(fields.get(k, [])) for k in _FIELDS))
+            self._stats[(venue, symbol)] = stats.within(self.params.window)
