@@ -215,3 +215,43 @@ async def test_at_ib_the_roll_close_trades_the_old_month(tmp_path: Path) -> None
     finally:
         await venue.close()
         fake.stop()
+
+
+async def test_at_ib_an_exit_goes_to_the_month_held_once_the_venue_trades_the_new_one() -> None:
+    """The venue (re)connected after the roll day: it trades the new month, while the position
+    is still on the old one (a roll while the daemon was down). IB has no reduce-only for
+    futures: the exit must go to the old month, or it would open a position on the new one."""
+    pytest.importorskip("ib_async")
+    from fakevenue.fake_tws import FakeContract, FakeTWS
+
+    from fractald.core.execution.orders import OrderType
+    from fractald.core.models import Side
+    from fractald.venues.ibkr import IBKRVenue, IBSettings
+
+    today = datetime.now(UTC)
+    old = FakeContract(con_id=1001, expiry=(today + timedelta(days=3)).strftime("%Y%m%d"),
+                       local_symbol="MESZ6")
+    new = FakeContract(con_id=1002, expiry=(today + timedelta(days=93)).strftime("%Y%m%d"),
+                       local_symbol="MESH7")
+    fake = FakeTWS(price=5000.0, contract=old, listed=[new]).start()
+    fake.set_price(5150.0, con_id=new.con_id)
+    fake.positions[old.con_id] = (2.0, 4990.0)  # long 2 of the old month, held over the roll
+    venue = IBKRVenue(IBSettings(port=fake.port, client_id=42, roll_days=5))
+    try:
+        await venue.connect()
+        assert venue.contract.conId == new.con_id  # the front month now
+        assert await venue.positions() == {}  # the venue's month holds nothing
+        exit_intent = ev.OrderIntent(0, "x2", "MES", Side.SELL, OrderType.MARKET, 2.0,
+                                     reduce_only=True, role="exit1")
+        await venue.submit(exit_intent)
+        [exit_order] = [o for o in fake.orders.values() if o.order_ref == "x2"]
+        assert exit_order.contract.con_id == old.con_id
+        assert fake.positions[old.con_id][0] == 0.0
+        assert fake.positions.get(new.con_id, (0.0, 0.0))[0] == 0.0  # nothing opened there
+        # An entry (not reduce-only) trades the front month.
+        await venue.submit(ev.OrderIntent(0, "e3", "MES", Side.BUY, OrderType.MARKET, 1.0))
+        [entry] = [o for o in fake.orders.values() if o.order_ref == "e3"]
+        assert entry.contract.con_id == new.con_id
+    finally:
+        await venue.close()
+        fake.stop()

@@ -14,6 +14,7 @@ All IB calls run on ib_async's own asyncio loop in a thread
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -234,12 +235,38 @@ class IBKRVenue:
                 reason="post_only_unsupported: IBKR has no post-only order type",
             )
         order = ib_order(intent)
-        trade = await self._call(lambda: _placed(self.ib, self.contract, order))
+        contract = await self._contract_for(intent)
+        trade = await self._call(lambda: _placed(self.ib, contract, order))
         if intent.role == "entry":
             self._deadlines[intent.client_order_id] = (
                 trio.current_time() + self.settings.entry_ttl_s
             )
         return self._report_of(trade)
+
+    async def _contract_for(self, intent: OrderIntent) -> Any:
+        """The contract month an order trades: the front month, except an exit after a roll.
+
+        IB has no reduce-only order for futures, so a reduce-only intent (an exit, a roll's
+        close) goes to the month that holds a position it reduces: after a roll the venue may
+        trade the new month already (it resolves the front month at each connect) while the
+        position is still on the old one, and an exit sent to the new month would open a
+        position there instead of closing the old one.
+        """
+        if not intent.reduce_only:
+            return self.contract
+        sign = 1.0 if intent.side is Side.BUY else -1.0
+        held = [
+            p.contract
+            for p in await self._call(lambda: self.ib.reqPositionsAsync())
+            if p.contract.symbol == self.settings.symbol
+            and p.contract.secType == "FUT"
+            and float(p.position) * sign < 0
+        ]
+        if not held or any(c.conId == self.contract.conId for c in held):
+            return self.contract
+        month = copy.copy(held[0])  # ib_async's own record of the position stays as it is
+        month.exchange = month.exchange or self.contract.exchange  # IB's positions omit it
+        return month
 
     async def submit_bracket(
         self, entry: OrderIntent, stop: OrderIntent, targets: Sequence[OrderIntent] = ()
