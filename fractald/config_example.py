@@ -29,6 +29,8 @@ COMMENTS = {
     "daemon.state_dir": '"" = systemd\'s $STATE_DIRECTORY, else ./state',
     "daemon.runtime_dir": '"" = systemd\'s $RUNTIME_DIRECTORY, else the state directory',
     "daemon.test_hooks": "never true in production",
+    "daemon.reconcile_equity_tolerance": "venue equity this fraction below the books: `account`",
+    "daemon.reconcile_margin_tolerance": "margin used this fraction over the leverage's: `margin`",
     "feed.venue": "replay | hyperliquid | hyperliquid-testnet | binance | binance-futures | ibkr",
     "feed.replay_path": '"" = the bundled month of BTC 1-minute candles',
     "feed.replay_catalog": '"" = none; else a `fractald download` catalog: feed.symbols[0] from replay_from',

@@ -145,7 +145,11 @@ def _account_limits(config: Config) -> Any:
     from fractald.routing.reconciliation import AccountLimits
 
     leverage = getattr(getattr(config, "broker", None), "leverage", None) or {}
-    return AccountLimits(leverage={k: float(v) for k, v in leverage.items()})
+    return AccountLimits(
+        equity_tolerance=config.daemon.reconcile_equity_tolerance,
+        margin_tolerance=config.daemon.reconcile_margin_tolerance,
+        leverage={k: float(v) for k, v in leverage.items()},
+    )
 
 
 class EventBus(Protocol):

@@ -109,6 +109,22 @@ def test_the_venues_money_against_the_books() -> None:
     assert account_mismatches(10_000.0, unsaid, held, limits) == []
 
 
+
+def test_the_account_tolerances_come_from_the_config_and_bad_ones_are_named() -> None:
+    from fractald.config import ConfigError, config_from_dict
+    from fractald.session import _account_limits
+
+    config = config_from_dict({"daemon": {"reconcile_equity_tolerance": 0.2,
+                                          "reconcile_margin_tolerance": 2.0}})
+    limits = _account_limits(config)
+    assert (limits.equity_tolerance, limits.margin_tolerance) == (0.2, 2.0)
+    held = [VenuePosition("BTC", 0.2, 50_000.0)]
+    fine = VenueAccount(equity=10_000.0, available=8_000.0, margin_used=2_000.0, currency="USDC")
+    assert account_mismatches(12_000.0, fine, held, limits) == []  # 17 % below: within 20 %
+    assert account_mismatches(12_000.0, fine, held, _account_limits(config_from_dict({})))
+    with pytest.raises(ConfigError, match="reconcile_equity_tolerance"):
+        config_from_dict({"daemon": {"reconcile_equity_tolerance": -0.1}})
+
 # -- against the fake Hyperliquid, through a real router -------------------------------------------
 
 def intent(role: str, order_type: OrderType, side: Side, qty: float, ts: int, **kw: object) -> OrderIntent:

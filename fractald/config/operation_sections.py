@@ -21,6 +21,9 @@ class DaemonConfig:
     backup_interval_s: float = attrs.field(default=3600.0, validator=between(10, 7 * 86400))
     backups_keep: int = attrs.field(default=5, validator=between(1, 100))
     reconcile_interval_s: float = attrs.field(default=300.0, validator=between(5, 86400))
+    # How far the venue's account may stray from the books before reconciliation codes it.
+    reconcile_equity_tolerance: float = attrs.field(default=0.05, validator=between(0, 1))
+    reconcile_margin_tolerance: float = attrs.field(default=0.5, validator=between(0, 10))
     restart_budget: int = attrs.field(default=5, validator=between(1, 1000))
     restart_window_s: float = attrs.field(default=300.0, validator=between(1, 86400))
     backoff_base_s: float = attrs.field(default=0.5, validator=between(0.01, 60))
