@@ -11,6 +11,8 @@ same step ends the trade at a new-month price (what the close prevents).
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,8 +29,9 @@ from fractald.config import Config
 from fractald.core.continuous import ContractRolled, shifted
 from fractald.core.execution import events as ev
 from fractald.core.execution.engine import FillSource
+from fractald.core.execution.orders import OrderEvent, OrderType
 from fractald.core.execution.paper import PaperParams
-from fractald.core.models import Bar, Quote
+from fractald.core.models import Bar, Quote, Side
 from fractald.session import TradingSession
 from fractald.store.writer import AsyncLedger
 from fractald.venues.replay import bundled_candles
@@ -168,90 +171,73 @@ def test_a_roll_with_nothing_open_makes_no_event() -> None:
     assert eng.close_for_roll("BTC", T0) == []
 
 
-async def test_at_ib_the_roll_close_trades_the_old_month(tmp_path: Path) -> None:
-    """The fake TWS lists both months; the venue trades the front month it resolved (the old
-    one): the roll's close (its stop canceled, a reduce-only market exit) flattens that month's
-    position at its price, and the new month is never traded."""
+@contextlib.asynccontextmanager
+async def _ib_with_two_months(old_expires_in_days: int, client_id: int) -> AsyncIterator[Any]:
+    """The fake TWS listing an old month (at 5000) and the new one (at 5150, 90 days later),
+    and an IBKR venue connected to it (roll 5 days before expiry): (fake, venue, old, new)."""
     pytest.importorskip("ib_async")
-    import trio
     from fakevenue.fake_tws import FakeContract, FakeTWS
 
-    from fractald.core.execution.orders import OrderEvent, OrderType
-    from fractald.core.models import Side
     from fractald.venues.ibkr import IBKRVenue, IBSettings
 
     today = datetime.now(UTC)
-    old = FakeContract(con_id=1001, expiry=(today + timedelta(days=20)).strftime("%Y%m%d"),
-                       local_symbol="MESZ6")
-    new = FakeContract(con_id=1002, expiry=(today + timedelta(days=110)).strftime("%Y%m%d"),
-                       local_symbol="MESH7")
+    old, new = (
+        FakeContract(con_id=con_id, expiry=(today + timedelta(days=days)).strftime("%Y%m%d"),
+                     local_symbol=local)
+        for con_id, days, local in ((1001, old_expires_in_days, "MESZ6"),
+                                    (1002, old_expires_in_days + 90, "MESH7"))
+    )
     fake = FakeTWS(price=5000.0, contract=old, listed=[new]).start()
     fake.set_price(5150.0, con_id=new.con_id)
-    venue = IBKRVenue(IBSettings(port=fake.port, client_id=41, roll_days=5))
+    venue = IBKRVenue(IBSettings(port=fake.port, client_id=client_id, roll_days=5))
     try:
+        yield fake, venue, old, new
+    finally:
+        await venue.close()
+        fake.stop()
+
+
+def _mes(cid: str, side: Side, kind: OrderType, role: str, qty: float = 2.0,
+         **kw: Any) -> ev.OrderIntent:
+    return ev.OrderIntent(0, cid, "MES", side, kind, qty, role=role, **kw)
+
+
+async def test_at_ib_the_roll_close_trades_the_old_month() -> None:
+    """The fake TWS lists both months; the venue trades the front month it resolved (the old
+    one): the roll's close (its stop canceled, a reduce-only market exit) flattens that month's
+    position at its price, and the new month is never traded."""
+    async with _ib_with_two_months(20, client_id=41) as (fake, venue, old, new):
         await venue.connect()
-
-        def intent(cid: str, side: Side, kind: OrderType, role: str, **kw: Any) -> ev.OrderIntent:
-            return ev.OrderIntent(0, cid, "MES", side, kind, 2.0, role=role, **kw)
-
         await venue.submit_bracket(
-            intent("e1", Side.BUY, OrderType.MARKET, "entry"),
-            intent("s1", Side.SELL, OrderType.STOP_MARKET, "stop", trigger_price=4990.0),
+            _mes("e1", Side.BUY, OrderType.MARKET, "entry"),
+            _mes("s1", Side.SELL, OrderType.STOP_MARKET, "stop", trigger_price=4990.0),
         )
         assert fake.positions[old.con_id][0] == 2.0
         # What the engine's close_for_roll sends: the stop canceled, the exit at market.
         assert (await venue.cancel("s1", "MES")).kind is OrderEvent.CANCEL
-        exit_ack = await venue.submit(
-            intent("x1", Side.SELL, OrderType.MARKET, "exit1", reduce_only=True)
-        )
-        assert exit_ack.kind in (OrderEvent.ACCEPT, OrderEvent.FILL)
-        with trio.fail_after(5):
-            while fake.positions.get(old.con_id, (2.0, 0.0))[0] != 0.0:
-                await trio.sleep(0.05)
+        await venue.submit(_mes("x1", Side.SELL, OrderType.MARKET, "exit1", reduce_only=True))
         [exit_order] = [o for o in fake.orders.values() if o.order_ref == "x1"]
         assert exit_order.contract.con_id == old.con_id and exit_order.avg_price == 5000.0
-        assert new.con_id not in fake.positions or fake.positions[new.con_id][0] == 0.0
+        assert fake.positions[old.con_id][0] == 0.0
+        assert fake.positions.get(new.con_id, (0.0, 0.0))[0] == 0.0  # the new month untouched
         assert await venue.positions() == {}
-    finally:
-        await venue.close()
-        fake.stop()
 
 
 async def test_at_ib_an_exit_goes_to_the_month_held_once_the_venue_trades_the_new_one() -> None:
     """The venue (re)connected after the roll day: it trades the new month, while the position
     is still on the old one (a roll while the daemon was down). IB has no reduce-only for
     futures: the exit must go to the old month, or it would open a position on the new one."""
-    pytest.importorskip("ib_async")
-    from fakevenue.fake_tws import FakeContract, FakeTWS
-
-    from fractald.core.execution.orders import OrderType
-    from fractald.core.models import Side
-    from fractald.venues.ibkr import IBKRVenue, IBSettings
-
-    today = datetime.now(UTC)
-    old = FakeContract(con_id=1001, expiry=(today + timedelta(days=3)).strftime("%Y%m%d"),
-                       local_symbol="MESZ6")
-    new = FakeContract(con_id=1002, expiry=(today + timedelta(days=93)).strftime("%Y%m%d"),
-                       local_symbol="MESH7")
-    fake = FakeTWS(price=5000.0, contract=old, listed=[new]).start()
-    fake.set_price(5150.0, con_id=new.con_id)
-    fake.positions[old.con_id] = (2.0, 4990.0)  # long 2 of the old month, held over the roll
-    venue = IBKRVenue(IBSettings(port=fake.port, client_id=42, roll_days=5))
-    try:
+    async with _ib_with_two_months(3, client_id=42) as (fake, venue, old, new):
+        fake.positions[old.con_id] = (2.0, 4990.0)  # long 2 of the old month, held over the roll
         await venue.connect()
         assert venue.contract.conId == new.con_id  # the front month now
         assert await venue.positions() == {}  # the venue's month holds nothing
-        exit_intent = ev.OrderIntent(0, "x2", "MES", Side.SELL, OrderType.MARKET, 2.0,
-                                     reduce_only=True, role="exit1")
-        await venue.submit(exit_intent)
+        await venue.submit(_mes("x2", Side.SELL, OrderType.MARKET, "exit1", reduce_only=True))
         [exit_order] = [o for o in fake.orders.values() if o.order_ref == "x2"]
         assert exit_order.contract.con_id == old.con_id
         assert fake.positions[old.con_id][0] == 0.0
         assert fake.positions.get(new.con_id, (0.0, 0.0))[0] == 0.0  # nothing opened there
         # An entry (not reduce-only) trades the front month.
-        await venue.submit(ev.OrderIntent(0, "e3", "MES", Side.BUY, OrderType.MARKET, 1.0))
+        await venue.submit(_mes("e3", Side.BUY, OrderType.MARKET, "entry", qty=1.0))
         [entry] = [o for o in fake.orders.values() if o.order_ref == "e3"]
         assert entry.contract.con_id == new.con_id
-    finally:
-        await venue.close()
-        fake.stop()
