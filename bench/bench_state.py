@@ -2,8 +2,8 @@
 
 Prints
 * the snapshot: its JSON size, and the time to build it (`session_state`,
-  with the equity history's closed points split off to their own table as
-  the session does), encode it, and commit it with a batch into a real
+  with the equity history's closed points and the ended orders split off to
+  their own tables as the session does), encode it, and commit it with a batch into a real
   SQLite ledger (`synchronous=FULL`), after CANDLES bars of trading (median
   of --writes; the first write, which stores every closed point once, apart);
 * CPU per 1m candle of `fractald run` replaying candles at full speed
@@ -38,6 +38,7 @@ from fractald.session_state import session_state
 from fractald.store import db
 from fractald.store.equity_store import split_equity
 from fractald.store.ledger import Ledger
+from fractald.store.order_store import split_orders
 from fractald.venues.replay import bundled_candles
 
 
@@ -51,23 +52,28 @@ def snapshot_figures(candles: int, writes: int) -> dict[str, float]:
             cursor[f"{bar.symbol}/{bar.timeframe}"] = bar.ts_open
     build, encode, commit = [], [], []
     stored = None
-    first_rows = 0
+    orders_stored: dict[str, object] = {}
+    first_rows = first_orders = 0
     with tempfile.TemporaryDirectory() as tmp, Ledger.open(Path(tmp) / "fractald.db") as led:
         for i in range(writes):
             t0 = time.perf_counter()
             # As the session writes it: the equity history's closed points go to their own
             # table (all of them at the first write, then only new ones), not into the snapshot.
             state, rows, stored = split_equity(session_state(pipeline, cursor, candles), stored)
+            # and the ended orders to theirs (all at the first write, then only new ones)
+            state, orders, orders_stored = split_orders(state, orders_stored)
             first_rows = first_rows or len(rows)
+            first_orders = first_orders or len(orders)
             t1 = time.perf_counter()
             text = db.canonical_json(state, "snapshot")
             t2 = time.perf_counter()
-            led.commit_batch([("bench", {"i": i}, i)], (), state, equity=rows)
+            led.commit_batch([("bench", {"i": i}, i)], (), state, equity=rows, ended_orders=orders)
             t3 = time.perf_counter()
             build.append(t1 - t0)
             encode.append(t2 - t1)
             commit.append(t3 - t2)
     return {"snapshot_bytes": len(text), "equity_points_first_write": first_rows,
+            "ended_orders_first_write": first_orders,
             "first_write_ms": round(1000 * (build[0] + encode[0] + commit[0]), 3),
             "build_ms": _ms(build), "encode_ms": _ms(encode),
             "commit_with_snapshot_ms": _ms(commit),

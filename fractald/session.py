@@ -35,6 +35,8 @@ from fractald.state_schema import LEGACY_PICKLE_SCHEMA, migrate, refuse_if_newer
 from fractald.store.db import canonical_json
 from fractald.store.equity_store import EquityMark, EquityRow, equity_in_ledger, split_equity
 from fractald.store.ledger import CandleRow, Ledger, Snapshot
+from fractald.store.order_store import MARK as ORDERS_MARK
+from fractald.store.order_store import OrderRow, ended_orders, split_orders
 from fractald.store.writer import AsyncLedger
 
 # The cursor's key (SYMBOL/roll) for the last futures roll applied to a symbol's stored candles.
@@ -182,6 +184,7 @@ class TradingSession:
         self._candles: list[CandleRow] = []  # read by detection, not yet committed
         # The equity history's closed points the ledger holds (snapshots carry only the rest).
         self._equity_stored: EquityMark | None = None
+        self._orders_stored: dict[str, Any] = {}  # ended orders the ledger holds, by id
         self._timeframes_of: dict[str, frozenset[str]] = {}
         # While a feed batch's bars are stepped: their events and times, not yet committed.
         self._held: list[tuple[Any, int]] | None = None
@@ -238,12 +241,15 @@ class TradingSession:
         try:
             state = migrate(dict(snapshot.state), where)
             stored = equity_in_ledger(state)
-            if stored is not None:  # the closed equity points, from their own table
+            split = ORDERS_MARK in state.get("engine", {})
+            if stored is not None or split:
+                # the closed equity points and the ended orders, from their own tables
                 state = await ledger.run(functools.partial(Ledger.whole_state, state=state))
             notes = restore_into(pipeline, state)
             session = cls(config, ledger, log, bus, pipeline, dict(state["cursor"]))
             session.bars_processed = int(state["bars_processed"])
             session._equity_stored = stored
+            session._orders_stored = ended_orders(state) if split else {}
         except (KeyError, TypeError, ValueError, cattrs.BaseValidationError) as exc:
             raise StateCorrupt(
                 f"{where} cannot be read ({type(exc).__name__}: {exc}); "
@@ -739,8 +745,11 @@ class TradingSession:
         state: dict[str, Any] | None = None
         equity: list[EquityRow] = []
         equity_stored = self._equity_stored
-        if snapshot:  # the equity history's closed points go to their own table, once each
+        orders: list[OrderRow] = []
+        orders_stored = self._orders_stored
+        if snapshot:  # the equity history's closed points and ended orders: own tables, once each
             state, equity, equity_stored = split_equity(self.snapshot_state(), equity_stored)
+            state, orders, orders_stored = split_orders(state, orders_stored)
         await self.ledger.commit_batch(
             items,
             [(e.client_order_id, event_payload(e)) for e in intents],
@@ -750,8 +759,10 @@ class TradingSession:
             candles=self._candles,
             equity=equity,
             candle_shift=candle_shift,
+            ended_orders=orders,
         )
         self._equity_stored = equity_stored
+        self._orders_stored = orders_stored
         self._candles = []
         self._uncommitted = []
         if snapshot:

@@ -107,6 +107,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             equity REAL NOT NULL,
             PRIMARY KEY (level, idx)) WITHOUT ROWID""",
     ),
+    # v6 (issue 11): the engine's terminal orders, out of the snapshots, each written once
+    # (`fractald.store.order_store`); each snapshot then holds the working orders' bodies.
+    (
+        """CREATE TABLE ended_orders (
+            client_order_id TEXT PRIMARY KEY CHECK (length(client_order_id) > 0),
+            body TEXT NOT NULL) WITHOUT ROWID""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

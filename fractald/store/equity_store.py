@@ -20,6 +20,7 @@ from typing import Any
 
 import attrs
 
+from fractald.store.order_store import join_orders
 from fractald.store.values import check_int
 
 EquityRow = tuple[int, int, int, float]  # level, index, ts_ms, equity
@@ -125,9 +126,11 @@ def read_equity(conn: sqlite3.Connection, mark: EquityMark) -> list[tuple[int, f
 
 
 def whole_state(conn: sqlite3.Connection, state: dict[str, Any]) -> dict[str, Any]:
-    """A stored snapshot with its closed equity points read back in (for any reader of the file)."""
+    """A stored snapshot with its closed equity points (and its ended orders,
+    `fractald.store.order_store`) read back in (for any reader of the file)."""
     mark = equity_in_ledger(state)
-    return state if mark is None else join_equity(state, read_equity(conn, mark))
+    state = state if mark is None else join_equity(state, read_equity(conn, mark))
+    return join_orders(conn, state)
 
 
 class EquityStore:

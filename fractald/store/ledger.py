@@ -43,6 +43,7 @@ from fractald.store.candle_store import (
     shift_candles_in,
 )
 from fractald.store.equity_store import EquityRow, EquityStore, equity_rows, insert_equity
+from fractald.store.order_store import OrderRow, insert_orders, order_rows
 from fractald.store.outbox import (
     MAX_CLIENT_ORDER_ID_LEN,
     IntentOutbox,
@@ -262,6 +263,7 @@ class Ledger(IntentOutbox, CandleStore, EquityStore):
         candles: Iterable[CandleRow] = (),
         equity: Iterable[EquityRow] = (),
         candle_shift: CandleShift | None = None,
+        ended_orders: Iterable[OrderRow] = (),
     ) -> list[int]:
         """Events, the intents among them, their lifecycle and the state they lead to: ONE transaction.
 
@@ -288,6 +290,7 @@ class Ledger(IntentOutbox, CandleStore, EquityStore):
         state_json = None if state is None else dict_json(state, "snapshot state")
         new_candles = candle_rows(candles)
         new_equity = equity_rows(equity)
+        new_orders = order_rows(list(ended_orders))
         with db.transaction(self._conn) as conn:
             seqs = _insert_events(conn, rows)
             if candle_shift is not None:
@@ -299,6 +302,8 @@ class Ledger(IntentOutbox, CandleStore, EquityStore):
             refused = set_outcomes(conn, ends)
             if new_equity:
                 insert_equity(conn, new_equity)
+            if new_orders:
+                insert_orders(conn, new_orders)
             if state_json is not None:
                 _insert_snapshot(conn, state_json, self.last_seq(), db.now_ms())
         self._after_batch(intent_rows, stored, refused)

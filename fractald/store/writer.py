@@ -109,6 +109,7 @@ class AsyncLedger:
         candles: Iterable[CandleRow] = (),
         equity: Iterable[EquityRow] = (),
         candle_shift: tuple[str, int, float] | None = None,
+        ended_orders: Iterable[tuple[str, str]] = (),
     ) -> list[int]:
         return await self._call(
             self._ledger.commit_batch,
@@ -120,6 +121,7 @@ class AsyncLedger:
             candles=list(candles),
             equity=list(equity),
             candle_shift=candle_shift,
+            ended_orders=list(ended_orders),
         )
 
     async def last_seq(self) -> int:
