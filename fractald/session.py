@@ -147,10 +147,12 @@ def _account_limits(config: Config) -> Any:
     from fractald.routing.reconciliation import AccountLimits
 
     leverage = getattr(getattr(config, "broker", None), "leverage", None) or {}
+    spot = getattr(getattr(config, "broker", None), "kind", "") == "binance-spot"
     return AccountLimits(
         equity_tolerance=config.daemon.reconcile_equity_tolerance,
         margin_tolerance=config.daemon.reconcile_margin_tolerance,
         leverage={k: float(v) for k, v in leverage.items()},
+        holds_coins=spot,
     )
 
 

@@ -51,10 +51,12 @@ async def test_the_sdk_trades_against_the_fake_and_sees_binance_error_shapes() -
         assert placed.status == "FILLED" and placed.client_order_id == "sdk-entry-1"
         account = (await call(rest.get_account)).data()
         btc = next(b for b in account.balances if b.asset == "BTC")
-        assert float(btc.free) == pytest.approx(0.01)
+        # Binance's default: the BUY's 0.1 % commission comes out of the coins bought.
+        assert float(btc.free) == pytest.approx(0.00999)
+        assert placed.fills[0].commission_asset == "BTC"
         stop = (await call(rest.new_order, symbol="BTCUSDT", side=NewOrderSideEnum.SELL,
                            type=NewOrderTypeEnum.STOP_LOSS_LIMIT,
-                           time_in_force=NewOrderTimeInForceEnum.GTC, quantity=0.01,
+                           time_in_force=NewOrderTimeInForceEnum.GTC, quantity=0.00999,
                            price=48_000.0, stop_price=49_000.0,
                            new_client_order_id="sdk-stop-1")).data()
         assert stop.status == "NEW"
@@ -64,7 +66,7 @@ async def test_the_sdk_trades_against_the_fake_and_sees_binance_error_shapes() -
         # The coins are locked by the stop: selling them again is refused with -2010.
         with pytest.raises(BadRequestError, match="insufficient balance"):
             await call(rest.new_order, symbol="BTCUSDT", side=NewOrderSideEnum.SELL,
-                       type=NewOrderTypeEnum.MARKET, quantity=0.01, new_client_order_id="sdk-x")
+                       type=NewOrderTypeEnum.MARKET, quantity=0.00999, new_client_order_id="sdk-x")
         with pytest.raises(BadRequestError, match="Duplicate order sent"):
             await call(rest.new_order, symbol="BTCUSDT", side=NewOrderSideEnum.BUY,
                        type=NewOrderTypeEnum.LIMIT, time_in_force=NewOrderTimeInForceEnum.GTC,
@@ -72,7 +74,9 @@ async def test_the_sdk_trades_against_the_fake_and_sees_binance_error_shapes() -
         fake.set_price("BTCUSDT", 48_900.0)
         trades = (await call(rest.my_trades, symbol="BTCUSDT")).data()
         assert len(trades) == 2
-        assert {float(t.qty) for t in trades} == {0.01} and trades[1].price == "48900.00000000"
+        assert [float(t.qty) for t in trades] == [0.01, 0.00999]
+        assert [t.commission_asset for t in trades] == ["BTC", "USDT"]  # a SELL's fee: quote
+        assert trades[1].price == "48900.00000000"
         with pytest.raises(BadRequestError, match="-2011"):  # filled: nothing left to cancel
             await call(rest.delete_order, symbol="BTCUSDT", orig_client_order_id="sdk-stop-1")
         nursery.cancel_scope.cancel()
@@ -128,4 +132,5 @@ async def test_the_sdk_subscribes_to_the_user_data_stream_by_signature_and_reads
     assert kinds[:3] == ["ExecutionReport", "OutboundAccountPosition", "ExecutionReport"]
     fill = got[2].actual_instance
     assert (fill.c, fill.x, fill.X, fill.l, fill.N) == ("sdk-ws-1", "TRADE", "FILLED", "0.01000000",
-                                                        "USDT")
+                                                        "BTC")  # a BUY's fee: in the coins bought
+    assert fill.n == "0.00001000"

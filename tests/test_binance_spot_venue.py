@@ -80,21 +80,28 @@ async def test_instruments_come_from_spot_filters_and_the_balance_is_the_positio
         assert ack.kind is OrderEvent.ACCEPT
         fill = await next_report(receive, (OrderEvent.FILL,))
         assert fill.client_order_id == entry.client_order_id and fill.quantity == pytest.approx(0.01)
-        assert fill.fee == pytest.approx(0.01 * 50_000 * 0.001)
-        assert await venue.positions() == {"BTCUSDT": pytest.approx(0.01)}
+        # Binance's default: a BUY's commission comes out of the coins bought. The report says
+        # so (fee_qty) and values the fee in USDT at the fill price.
+        assert fill.fee_qty == pytest.approx(0.01 * 0.001)
+        assert fill.fee == pytest.approx(0.01 * 0.001 * 50_000)
+        assert await venue.positions() == {"BTCUSDT": pytest.approx(0.01 - fill.fee_qty)}
         account = await venue.account()
         # The quote balance plus the coins at their last price: only the fee is gone.
         assert account.currency == "USDT" and account.equity == pytest.approx(10_000 - 0.5)
-        assert account.available == pytest.approx(10_000 - 500.5)
+        assert account.available == pytest.approx(10_000 - 500)
 
 
 async def test_a_stop_is_a_stop_loss_limit_that_fires_under_our_id_and_empties_the_balance() -> None:
     async with running() as (fake, venue, nursery):
         receive = await streaming(fake, venue, nursery)
         await venue.submit(order("entry", OrderType.MARKET))
-        await next_report(receive, (OrderEvent.FILL,))
+        bought = await next_report(receive, (OrderEvent.FILL,))
+        # The whole traded quantity is not held: Binance kept the fee's coins.
+        too_many = await venue.submit(order("stop0", OrderType.STOP_MARKET, Side.SELL,
+                                            trigger_price=49_000.0, reduce_only=True))
+        assert too_many.kind is OrderEvent.REJECT and "-2010" in too_many.reason
         stop = order("stop1", OrderType.STOP_MARKET, Side.SELL, trigger_price=49_000.0,
-                     reduce_only=True)
+                     reduce_only=True, qty=bought.quantity - bought.fee_qty)
         ack = await venue.submit(stop)
         assert ack.kind is OrderEvent.ACCEPT
         resting = await venue.order_status(stop.client_order_id, "BTCUSDT")
@@ -157,3 +164,55 @@ async def test_spot_minimums_come_from_exchange_info_and_binance_filter_failures
         assert market.kind is OrderEvent.REJECT and "-1013" in market.reason
         assert "NOTIONAL" in market.reason
         assert fake.exchange.accounts[KEY].submissions == {}
+
+
+async def test_fees_in_bnb_are_valued_at_bnb_price_and_take_no_coins() -> None:
+    async with running() as (fake, venue, nursery):
+        fake.exchange.fee_in = "bnb"
+        fake.exchange.prices["BNBUSDT"] = 600.0
+        fake.exchange.accounts[KEY].free["BNB"] = 1.0
+        receive = await streaming(fake, venue, nursery)
+        await venue.submit(order("entry", OrderType.MARKET))
+        fill = await next_report(receive, (OrderEvent.FILL,))
+        bnb = 0.01 * 50_000 * 0.00075 / 600.0
+        assert fill.fee_qty == 0.0 and fill.fee == pytest.approx(bnb * 600.0)
+        assert await venue.positions() == {"BTCUSDT": pytest.approx(0.01)}
+        # Out of BNB, Binance falls back to the coins bought: so does the report.
+        fake.exchange.accounts[KEY].free["BNB"] = 0.0
+        await venue.submit(order("entry2", OrderType.MARKET))
+        fill = await next_report(receive, (OrderEvent.FILL,))
+        assert fill.fee_qty == pytest.approx(0.00001)
+        assert await venue.positions() == {"BTCUSDT": pytest.approx(0.01999)}
+
+
+async def test_fills_read_by_rest_carry_the_coins_kept_as_fee() -> None:
+    async with running() as (fake, venue, nursery):
+        receive = await streaming(fake, venue, nursery)
+        fake.drop_user_streams()
+        fake.exchange.accounts[KEY].free["BNB"] = 0.0
+        buy = order("entry", OrderType.LIMIT, price=49_500.0)
+        assert (await venue.submit(buy)).kind is OrderEvent.ACCEPT
+        fake.set_price("BTCUSDT", 49_400.0)  # fills while nobody listens
+        fill = await next_report(receive, (OrderEvent.FILL,))
+        assert fill.fee_qty == pytest.approx(0.00001) and fill.fee == pytest.approx(0.495)
+        [rest_fill] = await venue.fills_since(0)
+        assert (rest_fill.fee_qty, rest_fill.fee) == (pytest.approx(0.00001), pytest.approx(0.495))
+
+
+async def test_the_dust_a_fee_in_coins_leaves_below_a_lot_step_is_not_the_bots() -> None:
+    async with running() as (fake, venue, nursery):
+        receive = await streaming(fake, venue, nursery)
+        await venue.submit(order("entry", OrderType.MARKET, qty=0.01234))
+        fill = await next_report(receive, (OrderEvent.FILL,))
+        # 0.00001234 BTC commission leaves 0.01232766: 0.01232 to trade, 0.00000766 of dust.
+        assert fake.exchange.accounts[KEY].total("BTC") == pytest.approx(0.01232766)
+        assert fill.fee_qty == pytest.approx(0.00002)
+        assert fill.fee == pytest.approx(0.00002 * 50_000)  # the dust is lost like the fee
+        assert await venue.positions() == {"BTCUSDT": pytest.approx(0.01232)}
+        stop = order("stop1", OrderType.STOP_MARKET, Side.SELL, trigger_price=49_000.0,
+                     reduce_only=True, qty=fill.quantity - fill.fee_qty)
+        assert (await venue.submit(stop)).kind is OrderEvent.ACCEPT
+        fake.set_price("BTCUSDT", 48_900.0)
+        sold = await next_report(receive, (OrderEvent.FILL,))
+        assert sold.quantity == pytest.approx(0.01232) and sold.fee_qty == 0.0
+        assert await venue.positions() == {}  # only dust is left

@@ -92,6 +92,9 @@ class BrokerConfig:
     recv_window_ms: int = attrs.field(default=5000, validator=between(1, 60_000))
     leverage: dict[str, int] = attrs.field(factory=dict)  # per symbol, set at start (futures)
     margin_type: dict[str, str] = attrs.field(factory=dict)  # per symbol: isolated | cross
+    # Binance spot: coins per asset held apart from the bot (there before it started, or the
+    # operator's): not the bot's position, not in its equity. E.g. {BTC = 0.5}.
+    spot_reserved: dict[str, float] = attrs.field(factory=dict)
     # Hyperliquid: the account's address, and its API-wallet (agent) key in a credential file.
     account_address: str = ""
     private_key_credential: str = ""

@@ -66,6 +66,7 @@ class LedgerJournal:
                     "quantity": report.quantity,
                     "price": report.price,
                     "fee": report.fee,
+                    **({"fee_qty": report.fee_qty} if report.fee_qty else {}),
                     "role": intent.get("role", ""),
                     "signal_id": intent.get("signal_id", ""),
                 },

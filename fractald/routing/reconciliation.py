@@ -92,6 +92,9 @@ class AccountLimits:
     # Margin used may exceed what the positions need at the configured leverage by this fraction.
     margin_tolerance: float = attrs.field(default=0.5, validator=attrs.validators.ge(0))
     leverage: Mapping[str, float] = attrs.field(factory=dict)
+    # A spot account holds what it bought, paid in full: no margin to run out of, and a
+    # balance all in coins (no free quote) is normal, so the margin checks do not apply.
+    holds_coins: bool = False
 
 
 @attrs.frozen(slots=True)
@@ -154,6 +157,7 @@ def _fill_report(fill: VenueFill) -> VenueReport:
         quantity=fill.quantity,
         price=fill.price,
         fee=fill.fee,
+        fee_qty=fill.fee_qty,
     )
 
 
@@ -234,6 +238,8 @@ def account_mismatches(
             )
         )
     held = [p for p in positions if abs(p.quantity) > QTY_EPS]
+    if limits.holds_coins:
+        return out
     if held and account.available <= 0.0:
         out.append(
             Mismatch(

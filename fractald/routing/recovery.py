@@ -79,6 +79,7 @@ def reports_from_venue(
                     quantity=f.quantity,
                     price=f.price,
                     fee=f.fee,
+                    fee_qty=f.fee_qty,
                     venue_order_id=order.venue_order_id,
                 )
             )

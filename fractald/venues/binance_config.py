@@ -111,6 +111,34 @@ def broker_problems(config: Config) -> list[str]:
             "at start and by preflight)"
         )
     problems += _symbol_settings_problems(config, market)
+    problems += _reserved_problems(config, market)
+    return problems
+
+
+def _reserved_problems(config: Config, market: Market) -> list[str]:
+    """[broker] spot_reserved: coins of a traded asset (or the quote) kept apart, never negative."""
+    reserved = config.broker.spot_reserved
+    if reserved and market is not Market.SPOT:
+        only_spot = (
+            'config.broker.spot_reserved: only for kind = "binance-spot" '
+            "(futures hold positions, not coins)"
+        )
+        return [only_spot]
+    from fractald.venues.binance_replies import spot_base_asset
+
+    assets = {spot_base_asset(s) for s in config.feed.symbols}
+    assets |= {s[len(spot_base_asset(s)) :] for s in config.feed.symbols}
+    problems = [
+        f"config.broker.spot_reserved.{asset}: not an asset of feed.symbols (one of "
+        f"{sorted(assets)}; assets are upper case, e.g. BTC)"
+        for asset in reserved
+        if asset not in assets
+    ]
+    problems += [
+        f"config.broker.spot_reserved.{asset}: {qty!r} must be a number of coins, at least 0"
+        for asset, qty in reserved.items()
+        if not isinstance(qty, int | float) or not qty >= 0
+    ]
     return problems
 
 
@@ -184,6 +212,7 @@ def build_venue(
         config.feed.symbols,
         leverage=dict(config.broker.leverage),
         margin_type=dict(config.broker.margin_type),
+        reserved=dict(config.broker.spot_reserved),
         log=log,
     )
 

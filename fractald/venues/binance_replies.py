@@ -20,6 +20,7 @@ slow down before the venue says 429.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -291,6 +292,41 @@ def parse_user_trade(d: dict[str, Any], client_ids: Mapping[str, str]) -> VenueF
         symbol=d["symbol"],
         side=d.get("side") or ("BUY" if d.get("isBuyer") else "SELL"),
     )
+
+
+def spot_fee(
+    commission: float, asset: str, symbol: str, fill_price: float, asset_price: float = 0.0
+) -> tuple[float, float]:
+    """A spot commission as (its value in the quote asset, the coins of the base asset it took).
+
+    Binance takes a BUY's commission out of the coins bought unless the account pays fees in
+    BNB, and a SELL's out of the quote received: a base-asset fee is worth `fill_price` each
+    and leaves the position that many coins short of the traded quantity; a third asset (BNB)
+    is worth `asset_price` (its last price in the quote asset) and takes no coins.
+    """
+    base = spot_base_asset(symbol)
+    if not commission or asset in ("", symbol[len(base) :]):
+        return commission, 0.0
+    if asset == base:
+        return commission * fill_price, commission
+    if asset_price <= 0:
+        raise ValueError(f"{symbol}: a fee in {asset} needs {asset}'s price to be counted")
+    return commission * asset_price, 0.0
+
+
+def kept_to_the_lot(quantity: float, fee_qty: float, lot_size: float) -> float:
+    """The coins of a fill the bot no longer holds as its own: the commission taken from them
+    and the dust it leaves below one lot step (Binance sells whole steps only, so the dust can
+    never be sold: it is lost to the bot like the fee). The position then stays on the step."""
+    if fee_qty <= 0 or lot_size <= 0:
+        return fee_qty
+    lots = math.floor((quantity - fee_qty) / lot_size + 1e-9)
+    return max(fee_qty, quantity - lots * lot_size)
+
+
+def spot_base_asset(symbol: str) -> str:
+    """BTCUSDT -> BTC (spot symbols here are quoted in USDT, or a three-letter quote)."""
+    return symbol[:-4] if symbol.endswith("USDT") else symbol[:-3]
 
 
 def parse_position_risk(payload: list[dict[str, Any]]) -> list[VenuePosition]:

@@ -36,6 +36,7 @@ class OrderUpdate:
     client_order_id: str
     report: VenueReport | None
     original_type: str = ""
+    fee_asset: str = ""  # spot: the asset the fee (report.fee, as charged) was taken in
 
 
 @attrs.frozen(slots=True)
@@ -148,7 +149,9 @@ def parse_execution_report(msg: dict[str, Any]) -> OrderUpdate:
     report = _order_report(
         cid, msg["x"], msg["X"], int(msg.get("T") or msg["E"]), o, _f(msg.get("P"))
     )
-    return OrderUpdate(msg["s"], str(msg["i"]), cid, report, msg.get("o", ""))
+    return OrderUpdate(
+        msg["s"], str(msg["i"]), cid, report, msg.get("o", ""), str(msg.get("N") or "")
+    )
 
 
 _ALGO_EVENTS = {

@@ -26,6 +26,7 @@ open), so a report lost in the gap still arrives.
 from __future__ import annotations
 
 import json
+import math
 import random
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -73,6 +74,7 @@ class BinanceVenue:
         *,
         leverage: dict[str, int] | None = None,
         margin_type: dict[str, str] | None = None,
+        reserved: dict[str, float] | None = None,
         keepalive_s: float = bo.LISTEN_KEY_KEEPALIVE_S,
         backoff: Backoff = STREAM_BACKOFF,
         rng: random.Random | None = None,
@@ -85,6 +87,7 @@ class BinanceVenue:
         self.symbols = list(symbols)
         self.leverage = dict(leverage or {})
         self.margin_type = dict(margin_type or {})
+        self.reserved = dict(reserved or {})  # spot: coins per asset that are not the bot's
         self.keepalive_s = keepalive_s
         self.backoff = backoff
         self.rng = rng or random.Random()
@@ -105,6 +108,7 @@ class BinanceVenue:
         self.stream_connects = 0
         self.resyncs = 0
         self.last_price: dict[str, float] = {}
+        self.fee_asset_price: dict[str, float] = {}  # spot: BNB (or another fee asset) in quote
 
     # -- start-up ----------------------------------------------------------------------
 
@@ -369,7 +373,12 @@ class BinanceVenue:
             if not trades:
                 continue
             ids = await self._client_ids(symbol, start, {str(t["orderId"]) for t in trades})
-            fills += [f for f in (br.parse_user_trade(t, ids) for t in trades) if f is not None]
+            for t in trades:
+                fill = br.parse_user_trade(t, ids)
+                if fill is not None and self.market is Market.SPOT:
+                    fill = await self._spot_fee_fill(fill, str(t.get("commissionAsset") or ""))
+                if fill is not None:
+                    fills.append(fill)
         return sorted(fills, key=lambda f: (f.ts, f.trade_id))
 
     async def _trades(self, symbol: str, start: int) -> list[dict[str, Any]]:
@@ -381,6 +390,42 @@ class BinanceVenue:
             )
             trades += page
         return trades
+
+    async def _spot_fee_fill(self, fill: VenueFill, asset: str) -> VenueFill:
+        fee, fee_qty = br.spot_fee(
+            fill.fee,
+            asset,
+            fill.symbol,
+            fill.price,
+            await self._fee_asset_price(fill.symbol, asset),
+        )
+        fee, fee_qty = self._to_the_lot(fill.symbol, fill.quantity, fill.price, fee, fee_qty)
+        return attrs.evolve(fill, fee=fee, fee_qty=fee_qty)
+
+    def _to_the_lot(
+        self, symbol: str, quantity: float, price: float, fee: float, fee_qty: float
+    ) -> tuple[float, float]:
+        """Coins taken as fee, and the dust they leave below a lot step, out of the position;
+        the dust's value is counted with the fee (the bot can never sell it)."""
+        spec = self.specs.get(symbol)
+        if not fee_qty or spec is None:
+            return fee, fee_qty
+        kept = br.kept_to_the_lot(quantity, fee_qty, spec.lot_size)
+        return fee + (kept - fee_qty) * price, kept
+
+    async def _fee_asset_price(self, symbol: str, asset: str) -> float:
+        """The last price of a fee asset that is neither side of `symbol` (BNB), in its quote;
+        asked once per asset (a fee's value need not be exact to the tick)."""
+        base = _base_asset(symbol)
+        if asset in ("", base, symbol[len(base) :]):
+            return 0.0
+        if asset not in self.fee_asset_price:
+            pair = asset + symbol[len(base) :]
+            answer = await self.rest.public(bo.spot_ticker_price(pair))
+            if isinstance(answer, br.Refusal):
+                raise FatalError(f"binance spot: fees in {asset}, but {pair}: {answer.reason}")
+            self.fee_asset_price[asset] = br.parse_ticker_price(answer)
+        return self.fee_asset_price[asset]
 
     async def _client_ids(self, symbol: str, start: int, order_ids: set[str]) -> dict[str, str]:
         """Binance orderId -> our client id for the orders behind some trades: ours by the
@@ -407,15 +452,18 @@ class BinanceVenue:
     async def position_details(self) -> list[VenuePosition]:
         if self.market is Market.FUTURES:
             return br.parse_position_risk(await self._read(bo.position_risk()))
-        balances = {
-            b["asset"]: float(b["free"]) + float(b["locked"])
-            for b in (await self._read(bo.account(self.market)))["balances"]
-        }
+        balances = self._bots_share((await self._read(bo.account(self.market)))["balances"])
         out = []
         for symbol in self.symbols:
             base = _base_asset(symbol)
-            if balances.get(base):
-                out.append(VenuePosition(symbol, balances[base]))
+            spec = self.specs.get(symbol)
+            # Dust below one lot step (what a fee taken in coins leaves) cannot be sold: not
+            # a position (the books count the bot's coins to the step, see `_to_the_lot`).
+            held = balances.get(base, 0.0)
+            if spec is not None and spec.lot_size > 0:
+                held = math.floor(held / spec.lot_size + 1e-9) * spec.lot_size
+            if held > 0:
+                out.append(VenuePosition(symbol, held))
         return out
 
     async def positions(self) -> dict[str, float]:
@@ -428,7 +476,14 @@ class BinanceVenue:
         # Spot's equity is the quote balance plus the coins held at their last price: the books
         # count a position's value, so the quote balance alone would look short by it.
         cash = br.parse_spot_account(payload)
-        held = {b["asset"]: float(b["free"]) + float(b["locked"]) for b in payload["balances"]}
+        quote_reserved = self.reserved.get(cash.currency, 0.0)
+        if quote_reserved:
+            cash = attrs.evolve(
+                cash,
+                equity=cash.equity - quote_reserved,
+                available=max(0.0, cash.available - quote_reserved),
+            )
+        held = self._bots_share(payload["balances"])
         value = 0.0
         for symbol in self.symbols:
             coins = held.get(_base_asset(symbol), 0.0)
@@ -437,6 +492,20 @@ class BinanceVenue:
                 self.last_price[symbol] = price
                 value += coins * price
         return attrs.evolve(cash, equity=cash.equity + value)
+
+    def _bots_share(self, balances: list[dict[str, Any]]) -> dict[str, float]:
+        """Coins per asset less what `reserved` keeps apart; a balance below its reserve is
+        the bot's 0 (and logged: someone took reserved coins), never a short."""
+        out = {}
+        for b in balances:
+            total = float(b["free"]) + float(b["locked"])
+            keep = self.reserved.get(b["asset"], 0.0)
+            if total < keep - 1e-12 and self.log is not None:
+                self.log.warning(
+                    "binance_spot_reserve_short", asset=b["asset"], held=total, reserved=keep
+                )
+            out[b["asset"]] = max(0.0, total - keep)
+        return out
 
     # -- the user data stream ----------------------------------------------------------------
 
@@ -523,6 +592,8 @@ class BinanceVenue:
                     return
                 if isinstance(event, bu.WsApiReply):
                     continue
+                if isinstance(event, bu.OrderUpdate) and event.fee_asset:
+                    await self._fee_asset_price(event.symbol, event.fee_asset)
                 for report in self._reports_of(event):
                     await send.send(report)
 
@@ -563,6 +634,18 @@ class BinanceVenue:
         if isinstance(event, bu.OrderUpdate) and event.report is not None:
             ours = self.actual_to_ours.get(event.venue_order_id)
             report = event.report
+            if self.market is Market.SPOT and report.fee:
+                fee, fee_qty = br.spot_fee(
+                    report.fee,
+                    event.fee_asset,
+                    event.symbol,
+                    report.price,
+                    self.fee_asset_price.get(event.fee_asset, 0.0),
+                )
+                fee, fee_qty = self._to_the_lot(
+                    event.symbol, report.quantity, report.price, fee, fee_qty
+                )
+                report = attrs.evolve(report, fee=fee, fee_qty=fee_qty)
             if ours is not None:  # the matching-engine half of one of our triggered stops
                 if report.kind is OrderEvent.ACCEPT:
                     return []
@@ -628,6 +711,7 @@ class BinanceVenue:
                     quantity=fill.quantity,
                     price=fill.price,
                     fee=fill.fee,
+                    fee_qty=fill.fee_qty,
                 )
             )
         for cid, symbol in list(self.watching.items()):
@@ -658,9 +742,7 @@ STREAM_LOSSES = (
 )
 
 
-def _base_asset(symbol: str) -> str:
-    """BTCUSDT -> BTC (spot symbols here are quoted in USDT, or a three-letter quote)."""
-    return symbol[:-4] if symbol.endswith("USDT") else symbol[:-3]
+_base_asset = br.spot_base_asset
 
 
 def _single(exc: BaseException) -> BaseException:
@@ -683,4 +765,5 @@ def _renamed(report: VenueReport, client_order_id: str) -> VenueReport:
         reason=report.reason,
         venue_order_id=report.venue_order_id,
         trigger_price=report.trigger_price,
+        fee_qty=report.fee_qty,
     )

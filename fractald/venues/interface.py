@@ -64,6 +64,7 @@ class VenueFill:
     fee: float = 0.0
     symbol: str = ""
     side: str = ""
+    fee_qty: float = 0.0  # of `quantity`, what the venue kept as its fee (coins, not quote)
 
 
 @attrs.frozen(slots=True)

@@ -15,9 +15,10 @@ error shapes:
   take."); IOC/FOK remainders expire; STOP_LOSS_LIMIT / TAKE_PROFIT_LIMIT rest untriggered
   (a stop that would trigger at once: -2010 "Stop price would trigger immediately.") and
   become a LIMIT at their price when the last price crosses the stop price.
-- Fees 0.1 % of the quote amount, charged in USDT (as when the account pays fees in a
-  non-traded asset: the base balance is exactly what was bought). Binance's default of
-  taking a BUY's fee in the base asset is not modelled.
+- Fees 0.1 % as Binance charges them (`fee_in`): "base" (Binance's default) takes a BUY's
+  commission out of the coins bought and a SELL's out of the USDT received; "bnb" (BNB fee
+  burn on) takes 0.075 % of the quote amount in BNB at `prices["BNBUSDT"]`, falling back to
+  "base" when the BNB balance is short; "quote" takes every fee in USDT.
 """
 
 from __future__ import annotations
@@ -106,6 +107,7 @@ class SpotExchange:
         self.ids = itertools.count(7000)
         self.trade_ids = itertools.count(900_000)
         self.emit: Callable[[str, dict[str, Any]], None] = lambda key, event: None
+        self.fee_in = "base"  # "base" | "bnb" | "quote": see the module's docstring
 
     def add_account(self, api_key: str, secret: str, wallet: float = 10_000.0) -> SpotAccount:
         self.accounts[api_key] = SpotAccount(api_key, secret, {"USDT": wallet})
@@ -216,7 +218,8 @@ class SpotExchange:
 
     def _lock(self, acct: SpotAccount, order: SpotOrder, price: float) -> None:
         asset = "USDT" if order.side == "BUY" else base_of(order.symbol)
-        amount = order.qty * price * (1 + FEE) if order.side == "BUY" else order.qty
+        fee = FEE if self.fee_in == "quote" else 0.0
+        amount = order.qty * price * (1 + fee) if order.side == "BUY" else order.qty
         if acct.free.get(asset, 0.0) < amount - 1e-9:
             raise ApiError(400, -2010, NO_BALANCE)
         acct.free[asset] = acct.free.get(asset, 0.0) - amount
@@ -280,16 +283,18 @@ class SpotExchange:
             # A limit never trades beyond its price (a taker limit fills at the best price).
             price = min(price, order.price) if order.side == "BUY" else max(price, order.price)
         quote = qty * price
-        fee = quote * FEE
         base = base_of(order.symbol)
+        fee, fee_asset = self._commission(acct, order.side, base, qty, quote)
         if order.side == "BUY":
-            self._unlock(acct, order, quote + fee if order.type != "MARKET" else order.locked)
-            acct.free["USDT"] = acct.free.get("USDT", 0.0) - quote - fee
+            quote_fee = fee if fee_asset == "USDT" else 0.0
+            self._unlock(acct, order, quote + quote_fee if order.type != "MARKET" else order.locked)
+            acct.free["USDT"] = acct.free.get("USDT", 0.0) - quote
             acct.free[base] = acct.free.get(base, 0.0) + qty
         else:
             self._unlock(acct, order, qty)
             acct.free[base] = acct.free.get(base, 0.0) - qty
-            acct.free["USDT"] = acct.free.get("USDT", 0.0) + quote - fee
+            acct.free["USDT"] = acct.free.get("USDT", 0.0) + quote
+        acct.free[fee_asset] = acct.free.get(fee_asset, 0.0) - fee
         order.executed += qty
         order.cum_quote += quote
         order.status = "FILLED" if order.executed >= order.qty - 1e-12 else "PARTIALLY_FILLED"
@@ -299,14 +304,26 @@ class SpotExchange:
         acct.trades.append({"symbol": order.symbol, "id": trade_id, "orderId": order.order_id,
                             "orderListId": -1, "price": f"{price:.8f}", "qty": f"{qty:.8f}",
                             "quoteQty": f"{quote:.8f}", "commission": f"{fee:.8f}",
-                            "commissionAsset": "USDT", "time": self.now_ms(),
+                            "commissionAsset": fee_asset, "time": self.now_ms(),
                             "isBuyer": order.side == "BUY", "isMaker": maker, "isBestMatch": True,
                             "_fill": {"price": f"{price:.8f}", "qty": f"{qty:.8f}",
-                                      "commission": f"{fee:.8f}", "commissionAsset": "USDT",
+                                      "commission": f"{fee:.8f}", "commissionAsset": fee_asset,
                                       "tradeId": trade_id}})
         self._execution(acct, order, "TRADE", last_qty=qty, last_price=price, fee=fee,
+                        fee_asset=fee_asset,
                         trade_id=trade_id, maker=maker)
         self._account_event(acct, order.symbol)
+
+    def _commission(self, acct: SpotAccount, side: str, base: str, qty: float,
+                    quote: float) -> tuple[float, str]:
+        """(commission, its asset) of one trade, as Binance charges it under `fee_in`."""
+        if self.fee_in == "bnb":
+            bnb = quote * FEE * 0.75 / self.prices["BNBUSDT"]
+            if acct.free.get("BNB", 0.0) >= bnb:
+                return bnb, "BNB"
+        if self.fee_in == "quote" or side == "SELL":
+            return quote * FEE, "USDT"
+        return qty * FEE, base
 
     def _finish(self, acct: SpotAccount, order: SpotOrder, status: str, cancel_id: str = "") -> None:
         order.status = status
@@ -322,6 +339,7 @@ class SpotExchange:
 
     def _execution(self, acct: SpotAccount, order: SpotOrder, exec_type: str, *,
                    last_qty: float = 0.0, last_price: float = 0.0, fee: float = 0.0,
+                   fee_asset: str = "",
                    trade_id: int = -1, maker: bool = False, cancel_id: str = "") -> None:
         now = self.now_ms()
         canceled = exec_type == "CANCELED"
@@ -332,7 +350,7 @@ class SpotExchange:
             "P": f"{order.stop:.8f}", "F": "0.00000000", "g": -1,
             "C": order.client_id if canceled else "", "x": exec_type, "X": order.status,
             "r": "NONE", "i": order.order_id, "l": f"{last_qty:.8f}", "z": f"{order.executed:.8f}",
-            "L": f"{last_price:.8f}", "n": f"{fee:.8f}", "N": "USDT" if fee else None, "T": now,
+            "L": f"{last_price:.8f}", "n": f"{fee:.8f}", "N": fee_asset or None, "T": now,
             "t": trade_id, "v": 0, "I": next(self.ids), "w": order.status in OPEN,
             "m": maker, "M": False, "O": order.time, "Z": f"{order.cum_quote:.8f}",
             "Y": f"{last_qty * last_price:.8f}", "Q": "0.00000000", "W": order.time,

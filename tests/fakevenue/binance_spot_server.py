@@ -156,7 +156,10 @@ class FakeBinanceSpot(FakeBinanceFutures):
         return self._private(req.method, req.path, acct, params)
 
     def _ticker(self, req: Any) -> dict[str, str]:
-        sym = self.exchange.symbol(dict(parse_qsl(req.query)).get("symbol"))
+        name = dict(parse_qsl(req.query)).get("symbol")
+        if name in self.exchange.prices:  # a priced pair that is not traded here (BNBUSDT)
+            return {"symbol": name, "price": f"{self.exchange.prices[name]:.8f}"}
+        sym = self.exchange.symbol(name)
         return {"symbol": sym.name, "price": f"{self.exchange.prices[sym.name]:.8f}"}
 
     def _private(self, method: str, path: str, acct: Any, p: dict[str, str]) -> Any:

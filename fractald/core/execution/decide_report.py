@@ -60,6 +60,7 @@ def report_event(order: Order | None, r: VenueReport) -> Any | None:
             o.strategy,
             o.signal_id,
             o.role,
+            r.fee_qty,
         )
     target = o.next_status(r.kind)
     if target is None:
@@ -78,7 +79,7 @@ def follow_report(s: State, o: Order, event: Any, ts: int) -> Decision:
             event.strategy,
             event.symbol,
             event.side,
-            event.quantity,
+            event.received,
             event.price,
             event.fee,
             event.ts,

@@ -119,6 +119,12 @@ class OrderFilled:
     strategy: str
     signal_id: str
     role: str
+    fee_qty: float = 0.0  # of `quantity`, coins the venue kept as its fee (not held)
+
+    @property
+    def received(self) -> float:
+        """What the position moves by: the traded quantity less the coins kept as fee."""
+        return self.quantity - self.fee_qty
 
 
 @attrs.frozen(slots=True)
@@ -281,6 +287,8 @@ Event = (
 )
 
 omit_when_default(OrderIntent, "post_only")
+# A fee paid in quote (every venue but Binance spot) leaves a fill's record as before.
+omit_when_default(OrderFilled, "fee_qty")
 omit_when_default(BracketOpened, "plan")  # a trade without a plan (manual) reads as before
 
 EVENT_TYPES: dict[str, type] = {

@@ -179,13 +179,13 @@ def _order_filled(s: State, e: ev.OrderFilled) -> None:
     ctx = trip_context(s, e)
     if b is not None:
         s.brackets[e.signal_id] = (
-            b.entry_filled(e.quantity, e.price, e.ts)
+            b.entry_filled(e.received, e.price, e.ts)  # the stops protect what is held
             if e.role == "entry"
             else b.reduce_filled(e.client_order_id, e.quantity)
         )
     # The round trips this fill closes are booked by the report decider (`TradeClosed`),
     # which knows them before the fill is applied (`Accounting.closed_by`).
-    s.accounting.apply_fill(e.strategy, e.symbol, e.side, e.quantity, e.price, e.fee, e.ts, ctx)
+    s.accounting.apply_fill(e.strategy, e.symbol, e.side, e.received, e.price, e.fee, e.ts, ctx)
     if o is not None:
         _after_order(s, o, before)
 
@@ -198,7 +198,7 @@ def trip_context(s: State, e: ev.OrderFilled) -> TripContext:
             return TripContext(
                 trip_id=b.signal_id,
                 confidence=b.confidence,
-                risk=abs(e.price - b.initial_stop) * e.quantity,
+                risk=abs(e.price - b.initial_stop) * e.received,
             )
         reason = (
             "target"
