@@ -10,9 +10,9 @@ Counters are updated by `record_*` (the engine calls them when it applies
 ledger events), trips are found by `check_*` (pure reads) and made real
 by `trip`, so a rebuild from the ledger replays the same state.
 
-What the ledger's events determine (the limits, the trips, the day's trade
-count, the losses in a row, the recent errors) is one frozen value,
-`BreakerCounts`, that each of those methods replaces (they are called only
+What the ledger's events determine (the trips, the day's trade count, the
+losses in a row, the recent errors) is one frozen value, `BreakerCounts`,
+that each of those methods replaces (they are called only
 from `evolve`, and `start_day` when a price starts a new UTC day). What
 prices move at every tick (the drawdown peak, the day and its opening
 equity, the check memo) stays plain fields of `CircuitBreakers`: copying a
@@ -76,10 +76,9 @@ class BreakerCounts:
     """The breakers' event-sourced state, a value: each change makes the next one.
 
     `trips` is never changed in place (a change builds a new dict); `errors` holds
-    the times of the latest `params.error_burst_count` errors.
+    the times of the latest errors, as many as the error-burst limit counts.
     """
 
-    params: BreakerParams
     trips: Mapping[Breaker, Trip] = attrs.field(factory=dict)
     trades_today: int = 0
     consecutive_losses: int = 0
@@ -99,18 +98,16 @@ class BreakerCounts:
                 errors = ()
         return attrs.evolve(self, trips=trips, consecutive_losses=losses, errors=errors)
 
-    def with_params(self, params: BreakerParams) -> BreakerCounts:
-        return attrs.evolve(
-            self, params=params, errors=_last(self.errors, params.error_burst_count)
-        )
-
-    def with_error(self, ts: int) -> BreakerCounts:
-        return attrs.evolve(self, errors=_last((*self.errors, ts), self.params.error_burst_count))
+    def with_error(self, ts: int, keep: int) -> BreakerCounts:
+        """These counts with an error at `ts` (the latest `keep` errors kept)."""
+        return attrs.evolve(self, errors=_last((*self.errors, ts), keep))
 
 
 class CircuitBreakers:
     def __init__(self, params: BreakerParams, equity: float = 0.0) -> None:
-        self.counts = BreakerCounts(params)
+        # The limits (replaced whole by `set_params`); a plain field: every price reads it.
+        self.params = params
+        self.counts = BreakerCounts()
         self.peak_equity = equity
         self.day = -1
         self.day_start_equity = equity
@@ -120,10 +117,6 @@ class CircuitBreakers:
         self.checked: tuple[int, float, BreakerParams] | None = None
 
     # -- the event-sourced counts, read-only here (`counts` is replaced whole) ---------
-    @property
-    def params(self) -> BreakerParams:
-        return self.counts.params
-
     @property
     def trips(self) -> Mapping[Breaker, Trip]:
         return self.counts.trips
@@ -144,7 +137,7 @@ class CircuitBreakers:
     @property
     def state(self) -> TradingState:
         state = TradingState.ACTIVE
-        for t in self.trips.values():
+        for t in self.counts.trips.values():
             if _SEVERITY[t.state] > _SEVERITY[state]:
                 state = t.state
         return state
@@ -155,7 +148,9 @@ class CircuitBreakers:
 
     def set_params(self, params: BreakerParams) -> None:
         """New limits; the counts and trips stay (a lowered limit trips at the next check)."""
-        self.counts = self.counts.with_params(params)
+        self.params = params
+        c = self.counts
+        self.counts = attrs.evolve(c, errors=_last(c.errors, params.error_burst_count))
         self.checked = None
 
     def trades_left(self, ts: int) -> int:
@@ -215,7 +210,7 @@ class CircuitBreakers:
         self.counts = attrs.evolve(c, consecutive_losses=c.consecutive_losses + 1 if pnl < 0 else 0)
 
     def record_error(self, ts: int) -> None:
-        self.counts = self.counts.with_error(ts)
+        self.counts = self.counts.with_error(ts, self.params.error_burst_count)
 
     # -- checks (pure reads) --------------------------------------------------
     def _new(
@@ -278,7 +273,7 @@ class CircuitBreakers:
         `low` bounds it exactly; the drawdown from a lower peak can round a few
         ulps above the bound's, hence the margin.
         """
-        p, trips = self.params, self.trips
+        p, trips = self.params, self.counts.trips
         if (not trips or Breaker.MAX_DRAWDOWN not in trips) and (
             low < 0 or drawdown_fraction(peak, low) >= p.max_drawdown_fraction - 1e-9
         ):
@@ -344,11 +339,9 @@ class CircuitBreakers:
         self.peak_equity = float(data["peak_equity"])
         self.day = int(data["day"])
         self.day_start_equity = float(data["day_start_equity"])
-        params = self.counts.params
         self.counts = BreakerCounts(
-            params,
             dict(self.counts.trips if trips is None else trips),
             int(data["trades_today"]),
             int(data["consecutive_losses"]),
-            _last(tuple(int(t) for t in data["errors"]), params.error_burst_count),
+            _last(tuple(int(t) for t in data["errors"]), self.params.error_burst_count),
         )
