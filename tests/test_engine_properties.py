@@ -129,6 +129,7 @@ def test_snapshot_plus_events_rebuilds_the_same_books(actions: list[tuple[Any, .
     assert b.breakers.counts == a.breakers.counts  # trips, counts, recent errors: one value
     assert b.reliability.records == a.reliability.records  # frozen values, compared whole
     assert b.exec_quality.snapshot() == a.exec_quality.snapshot()
+    assert b.rate == a.rate  # the order-rate window: a value, pruned only when an order is recorded
 
 
 def _json(x: Any) -> Any:

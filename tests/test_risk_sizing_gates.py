@@ -144,7 +144,8 @@ def test_order_rate_limit_in_window() -> None:
     lim = OrderRateLimiter(limit=3, window_ms=1_000)
     for t in (0, 100, 200):
         assert lim.check(t) is None
-        lim.record(t)
+        before, lim = lim, lim.recorded(t)
+        assert before.count(t) == lim.count(t) - 1  # a value: the one before is unchanged
     d = lim.check(999)
     assert isinstance(d, Denial) and d.code is DenialCode.ORDER_RATE and d.figures["value"] == 3
     assert lim.check(1_000) is None  # the first one left the window

@@ -23,9 +23,12 @@ market-derived best prices move only through `mark_best_prices` /
 `mark_plan_best` here. A price moves no position (marks are the account's,
 one per symbol). The breakers' event-sourced part is a frozen value too
 (`BreakerCounts`, replaced by the `CircuitBreakers` methods called here;
-its market-derived peak and day follow prices). The other slices
-(reliability, execution quality...) are still updated in place; `evolve`
-returns the same state it was given.
+its market-derived peak and day follow prices), and so are each
+strategy's reliability record, each (venue, symbol)'s execution-quality
+samples and the order-rate window (`s.rate`). Still updated in place: the
+correlation windows (market data), the seen-signal and closed-order rings,
+the pause flag and params (replaced whole); `evolve` returns the same
+state it was given.
 """
 
 from __future__ import annotations
@@ -107,7 +110,7 @@ def _order_intent(s: State, e: ev.OrderIntent) -> None:
     )
     _, o = o.apply(OE.SUBMIT, e.ts)
     s.orders[o.client_order_id] = o
-    s.rate.record(e.ts)
+    s.rate = s.rate.recorded(e.ts)
     b = s.brackets.get(e.signal_id)
     if b is None:
         return

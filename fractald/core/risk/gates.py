@@ -143,24 +143,24 @@ def check_portfolio(
     return None
 
 
+def _stamps(values: Iterable[int]) -> tuple[int, ...]:
+    return tuple(values)
+
+
+@attrs.frozen(slots=True)
 class OrderRateLimiter:
-    """Counts orders submitted in a sliding window of event time."""
+    """Counts orders submitted in a sliding window of event time: a value (`recorded` makes
+    the next one; the engine's evolve does, at each order intent)."""
 
-    __slots__ = ("_ts", "limit", "window_ms")
-
-    def __init__(self, limit: int, window_ms: int, history: Iterable[int] = ()) -> None:
-        self.limit = limit
-        self.window_ms = window_ms
-        self._ts: collections.deque[int] = collections.deque(history, maxlen=limit)
+    limit: int
+    window_ms: int
+    # The latest submit times, at most `limit` (more could never change a check).
+    stamps: tuple[int, ...] = attrs.field(default=(), converter=_stamps)
 
     def count(self, ts: int) -> int:
-        # Event time only moves forward here, so stamps that left the window
-        # never come back: drop them, and the count is the length.
-        while self._ts and self._ts[0] <= ts - self.window_ms:
-            self._ts.popleft()
-        return (
-            sum(1 for t in self._ts if t <= ts) if self._ts and self._ts[-1] > ts else len(self._ts)
-        )
+        """Orders submitted in the window that ends at `ts` (a pure read)."""
+        start = ts - self.window_ms
+        return sum(1 for t in self.stamps if start < t <= ts)
 
     def check(self, ts: int, orders: int = 1) -> Denial | None:
         n = self.count(ts)
@@ -175,11 +175,15 @@ class OrderRateLimiter:
             )
         return None
 
-    def record(self, ts: int) -> None:
-        self._ts.append(ts)
+    def recorded(self, ts: int) -> OrderRateLimiter:
+        """This window with an order submitted at `ts`; times that left the window drop out
+        (event time only moves forward, so they never count again)."""
+        start = ts - self.window_ms
+        kept = tuple(t for t in self.stamps if t > start)
+        return attrs.evolve(self, stamps=(*kept, ts)[-self.limit :])
 
     def history(self) -> list[int]:
-        return list(self._ts)
+        return list(self.stamps)
 
 
 class CorrelationTracker:
