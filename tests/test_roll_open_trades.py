@@ -231,7 +231,7 @@ async def test_at_ib_an_exit_goes_to_the_month_held_once_the_venue_trades_the_ne
         fake.positions[old.con_id] = (2.0, 4990.0)  # long 2 of the old month, held over the roll
         await venue.connect()
         assert venue.contract.conId == new.con_id  # the front month now
-        assert await venue.positions() == {}  # the venue's month holds nothing
+        assert await venue.positions() == {"MES": 2.0}  # the old month's, still ours
         await venue.submit(_mes("x2", Side.SELL, OrderType.MARKET, "exit1", reduce_only=True))
         [exit_order] = [o for o in fake.orders.values() if o.order_ref == "x2"]
         assert exit_order.contract.con_id == old.con_id
@@ -241,3 +241,4 @@ async def test_at_ib_an_exit_goes_to_the_month_held_once_the_venue_trades_the_ne
         await venue.submit(_mes("e3", Side.BUY, OrderType.MARKET, "entry", qty=1.0))
         [entry] = [o for o in fake.orders.values() if o.order_ref == "e3"]
         assert entry.contract.con_id == new.con_id
+        assert await venue.positions() == {"MES": 1.0}  # the root's net over its months

@@ -258,9 +258,7 @@ class IBKRVenue:
         held = [
             p.contract
             for p in await self._call(lambda: self.ib.reqPositionsAsync())
-            if p.contract.symbol == self.settings.symbol
-            and p.contract.secType == "FUT"
-            and float(p.position) * sign < 0
+            if self._same_root(p.contract) and float(p.position) * sign < 0
         ]
         if not held or any(c.conId == self.contract.conId for c in held):
             return self.contract
@@ -369,16 +367,32 @@ class IBKRVenue:
         ]
 
     async def positions(self) -> dict[str, float]:
-        return {p.symbol: p.quantity for p in await self.position_details()}
+        net: dict[str, float] = {}
+        for p in await self.position_details():
+            net[p.symbol] = net.get(p.symbol, 0.0) + p.quantity
+        return net
 
     async def position_details(self) -> list[VenuePosition]:
+        """The root's positions in every contract month: after a roll the old month's position
+        is still ours (held over a roll while down, or its close not filled yet), and the
+        books hold it under the root's name, so reconciliation must see it."""
         positions = await self._call(lambda: self.ib.reqPositionsAsync())
-        mult = float(self.contract.multiplier or 1)
+        own_mult = float(self.contract.multiplier or 1)
         return [
-            VenuePosition(self.settings.symbol, float(p.position), float(p.avgCost) / mult)
+            VenuePosition(
+                self.settings.symbol,
+                float(p.position),
+                float(p.avgCost) / float(p.contract.multiplier or own_mult),
+            )
             for p in positions
-            if p.contract.conId == self.contract.conId and p.position
+            if p.position and self._same_root(p.contract)
         ]
+
+    def _same_root(self, contract: Any) -> bool:
+        """A month of the future this venue trades (the front month or another)."""
+        return contract.conId == self.contract.conId or (
+            contract.symbol == self.settings.symbol and contract.secType == "FUT"
+        )
 
     async def account(self) -> VenueAccount:
         values = {(v.tag, v.currency): v.value for v in self.ib.accountValues()}
