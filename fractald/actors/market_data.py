@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 FORWARD_BUFFER = 256
 NO_DATA_LOG_EVERY_S = 5.0
-FORWARD_BATCH = 64  # market events per hop to trading at most (bounded: the lock is held per batch)
+FORWARD_BATCH = 256  # events per hop to trading at most (the lock is held per batch: ~9 ms at most)
 
 
 class MarketDataActor:
