@@ -232,6 +232,13 @@ async def test_at_ib_an_exit_goes_to_the_month_held_once_the_venue_trades_the_ne
         await venue.connect()
         assert venue.contract.conId == new.con_id  # the front month now
         assert await venue.positions() == {"MES": 2.0}  # the old month's, still ours
+        # Its protective stop goes to the old month, and moving it keeps it there.
+        await venue.submit(_mes("s2", Side.SELL, OrderType.STOP_MARKET, "stop",
+                                trigger_price=4980.0, reduce_only=True))
+        await venue.modify("s2", "MES", trigger_price=4985.0)
+        [stop] = [o for o in fake.orders.values() if o.order_ref == "s2"]
+        assert (stop.contract.con_id, stop.aux_price, stop.working) == (old.con_id, 4985.0, True)
+        assert (await venue.cancel("s2", "MES")).kind is OrderEvent.CANCEL
         await venue.submit(_mes("x2", Side.SELL, OrderType.MARKET, "exit1", reduce_only=True))
         [exit_order] = [o for o in fake.orders.values() if o.order_ref == "x2"]
         assert exit_order.contract.con_id == old.con_id

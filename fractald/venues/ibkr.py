@@ -325,7 +325,9 @@ class IBKRVenue:
             order.lmtPrice = price
         if trigger_price is not None:
             order.auxPrice = trigger_price
-        await self._call(lambda: _modified(self.ib, self.contract, order))
+        # The month the order trades (a stop on the old month after a roll stays there).
+        contract = trade.contract if getattr(trade.contract, "conId", 0) else self.contract
+        await self._call(lambda: _modified(self.ib, contract, order))
         return VenueReport(
             OrderEvent.UPDATE, client_order_id, self._now_ms(), venue_order_id=str(order.permId)
         )
