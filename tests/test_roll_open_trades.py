@@ -249,3 +249,34 @@ async def test_at_ib_an_exit_goes_to_the_month_held_once_the_venue_trades_the_ne
         [entry] = [o for o in fake.orders.values() if o.order_ref == "e3"]
         assert entry.contract.con_id == new.con_id
         assert await venue.positions() == {"MES": 1.0}  # the root's net over its months
+
+
+async def test_at_ib_entries_follow_a_roll_day_that_passes_while_connected() -> None:
+    """Connected 20 days before the old month expires, the venue trades it; 16 days later (within
+    the 5 roll days) a new entry trades the next month without a reconnect, and an exit of the
+    old month's position still goes there."""
+    async with _ib_with_two_months(20, client_id=43) as (fake, venue, old, new):
+        await venue.connect()
+        await venue.submit_bracket(
+            _mes("e4", Side.BUY, OrderType.MARKET, "entry", qty=1.0),
+            _mes("s4", Side.SELL, OrderType.STOP_MARKET, "stop", qty=1.0, trigger_price=4990.0),
+        )
+        assert fake.positions[old.con_id][0] == 1.0
+        later = venue._now_ms() + 16 * 86_400_000
+        venue._now_ms = lambda: later  # type: ignore[method-assign]
+        await venue.submit_bracket(
+            _mes("e5", Side.BUY, OrderType.MARKET, "entry", qty=1.0),
+            _mes("s5", Side.SELL, OrderType.STOP_MARKET, "stop", qty=1.0, trigger_price=5140.0),
+        )
+        [entry, stop] = [next(o for o in fake.orders.values() if o.order_ref == ref)
+                         for ref in ("e5", "s5")]
+        assert entry.contract.con_id == stop.contract.con_id == new.con_id
+        assert fake.positions[new.con_id][0] == 1.0
+        await venue.submit(_mes("e6", Side.BUY, OrderType.MARKET, "entry", qty=1.0))
+        assert next(o for o in fake.orders.values() if o.order_ref == "e6").contract.con_id == new.con_id
+        assert (await venue.cancel("s4", "MES")).kind is OrderEvent.CANCEL
+        await venue.submit(_mes("x4", Side.SELL, OrderType.MARKET, "exit1", qty=1.0,
+                                reduce_only=True))
+        [exit_order] = [o for o in fake.orders.values() if o.order_ref == "x4"]
+        assert exit_order.contract.con_id == new.con_id  # the month this venue trades holds one too
+        assert await venue.positions() == {"MES": 2.0}

@@ -129,6 +129,7 @@ class IBKRVenue:
         self.ib: Any = None
         self.contract: Any = None
         self.details: Any = None
+        self._months: dict[str, Any] = {}  # expiry -> contract details, as listed at connect
         self.errors: list[
             tuple[int, int, str]
         ] = []  # (req id, code, message), for status and tests
@@ -202,15 +203,18 @@ class IBKRVenue:
         )
         if not details:
             raise ConfigError(f"broker.symbol: IBKR knows no {s.symbol} future on {s.exchange}")
-        by_expiry = {d.contract.lastTradeDateOrContractMonth: d for d in details}
-        today = datetime.now(UTC).strftime("%Y%m%d")
+        self._months = {d.contract.lastTradeDateOrContractMonth: d for d in details}
+        self._follow_front_month()
+
+    def _follow_front_month(self) -> None:
+        """Trade today's front month. Called at each connect and before each entry, so a roll
+        day that passes while connected moves new entries to the next month, as the feed does."""
+        today = datetime.fromtimestamp(self._now_ms() / 1000, UTC).strftime("%Y%m%d")
         try:
-            chosen = front_month(list(by_expiry), today, s.roll_days)
-        except ValueError:
-            chosen = max(
-                by_expiry
-            )  # only expiring contracts listed (the fake's, in tests): the last one
-        self.details = by_expiry[chosen]
+            chosen = front_month(list(self._months), today, self.settings.roll_days)
+        except ValueError:  # only expiring contracts listed (the fake's, in tests): the last one
+            chosen = max(self._months)
+        self.details = self._months[chosen]
         self.contract = self.details.contract
 
     # -- Venue ------------------------------------------------------------------------
@@ -253,6 +257,7 @@ class IBKRVenue:
         position there instead of closing the old one.
         """
         if not intent.reduce_only:
+            self._follow_front_month()
             return self.contract
         sign = 1.0 if intent.side is Side.BUY else -1.0
         held = [
@@ -271,6 +276,7 @@ class IBKRVenue:
     ) -> list[VenueReport]:
         """Entry, protective stop and targets as one IB bracket: the children go with the last leg."""
         legs = [ib_order(entry), ib_order(stop), *(ib_order(t) for t in targets)]
+        self._follow_front_month()
 
         async def place() -> list[Any]:
             parent = legs[0]
